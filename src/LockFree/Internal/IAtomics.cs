@@ -1,0 +1,66 @@
+namespace LockFree.Internal;
+
+/// <summary>
+/// The atomics seam: every shared-memory access of the lock-free algorithms goes through one of these
+/// members, so the same algorithm code runs on real hardware and under the controlled scheduler.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Engines are generic over <c>TAtomics : struct, IAtomics</c>. Because the type argument is a value
+/// type, the JIT compiles a separate specialisation per policy and inlines the static members, so the
+/// production policy <see cref="RealAtomics"/> costs exactly the raw instruction it stands for
+/// (<c>benchmarks/Internal/SeamOverheadBenchmarks.cs</c> measures that). The test policy in
+/// <c>tests/Concurrency</c> turns each call into a scheduling point and records it for race detection.
+/// </para>
+/// <para>
+/// Vocabulary (see <c>docs/memory-model.md</c>): <em>acquire</em> loads and <em>release</em> stores map
+/// to <see cref="Volatile"/>; read-modify-write operations map to <see cref="Interlocked"/> and are full
+/// fences in .NET; <em>plain</em> accesses are ordinary loads and stores of shared memory whose safety is
+/// argued at the call site (typically: ordered by an acquire/release pair on an index or sequence).
+/// Accesses to memory that only one thread ever touches do not go through the seam.
+/// </para>
+/// </remarks>
+internal interface IAtomics
+{
+    /// <summary>Acquire load: later accesses of this thread cannot move before it.</summary>
+    static abstract long LoadAcquire(ref long location);
+
+    /// <summary>Release store: earlier accesses of this thread cannot move after it.</summary>
+    static abstract void StoreRelease(ref long location, long value);
+
+    /// <summary>Acquire load of a 32-bit field.</summary>
+    static abstract int LoadAcquire(ref int location);
+
+    /// <summary>Release store of a 32-bit field.</summary>
+    static abstract void StoreRelease(ref int location, int value);
+
+    /// <summary>Compare-and-swap; a full fence. Returns the value seen before the operation.</summary>
+    static abstract long CompareExchange(ref long location, long value, long comparand);
+
+    /// <summary>Compare-and-swap on a 32-bit field; a full fence.</summary>
+    static abstract int CompareExchange(ref int location, int value, int comparand);
+
+    /// <summary>Atomic add; a full fence. Returns the new value.</summary>
+    static abstract long Add(ref long location, long value);
+
+    /// <summary>Atomic exchange; a full fence. Returns the previous value.</summary>
+    static abstract long Exchange(ref long location, long value);
+
+    /// <summary>Plain load of shared memory (a slot), ordered by a neighbouring acquire.</summary>
+    static abstract T LoadPlain<T>(ref T location);
+
+    /// <summary>Plain store to shared memory (a slot), published by a neighbouring release.</summary>
+    static abstract void StorePlain<T>(ref T location, T value);
+
+    /// <summary>Plain copy of a run of slots (to or from shared memory), ordered by a neighbouring acquire or release.</summary>
+    static abstract void CopyPlain<T>(ReadOnlySpan<T> source, Span<T> destination);
+
+    /// <summary>Plain clear of a run of shared slots, so the GC can reclaim what they referenced.</summary>
+    static abstract void ClearPlain<T>(Span<T> destination);
+
+    /// <summary>Full (sequentially consistent) fence.</summary>
+    static abstract void FullFence();
+
+    /// <summary>One iteration of a wait loop (spin, then yield, then sleep).</summary>
+    static abstract void SpinOnce(ref SpinWait spinner);
+}

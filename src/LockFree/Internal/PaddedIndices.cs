@@ -1,0 +1,30 @@
+using System.Runtime.InteropServices;
+
+namespace LockFree.Internal;
+
+/// <summary>
+/// One thread role's hot index and its private cache of the other role's index, alone on a 128-byte
+/// region with 128 bytes of padding before it. Two of these side by side keep their hot fields at least
+/// <see cref="CacheLine.Size"/> bytes apart whatever order the runtime lays them out in, and keep them
+/// away from the object header and the fields before them. Explicit layout needs a non-generic struct.
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = 2 * CacheLine.Size)]
+internal struct PaddedIndexPair
+{
+    /// <summary>The role's own index: written only by that role, read by the other.</summary>
+    [FieldOffset(CacheLine.Size)]
+    public long Index;
+
+    /// <summary>The role's private, possibly stale copy of the other role's index.</summary>
+    [FieldOffset(CacheLine.Size + sizeof(long))]
+    public long Cached;
+}
+
+/// <summary>A single shared 64-bit index alone on its own padded region (see <see cref="PaddedIndexPair"/>).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 2 * CacheLine.Size)]
+internal struct PaddedIndex
+{
+    /// <summary>The index.</summary>
+    [FieldOffset(CacheLine.Size)]
+    public long Value;
+}

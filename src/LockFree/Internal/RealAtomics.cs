@@ -1,0 +1,69 @@
+using System.Runtime.CompilerServices;
+
+namespace LockFree.Internal;
+
+/// <summary>
+/// The production atomics policy: each member is the raw .NET primitive, aggressively inlined, so an
+/// engine instantiated with it compiles to the same code as one written against
+/// <see cref="Volatile"/> and <see cref="Interlocked"/> directly.
+/// </summary>
+internal readonly struct RealAtomics : IAtomics
+{
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long LoadAcquire(ref long location) => Volatile.Read(ref location);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreRelease(ref long location, long value) => Volatile.Write(ref location, value);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LoadAcquire(ref int location) => Volatile.Read(ref location);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreRelease(ref int location, int value) => Volatile.Write(ref location, value);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long CompareExchange(ref long location, long value, long comparand) =>
+        Interlocked.CompareExchange(ref location, value, comparand);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int CompareExchange(ref int location, int value, int comparand) =>
+        Interlocked.CompareExchange(ref location, value, comparand);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long Add(ref long location, long value) => Interlocked.Add(ref location, value);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long Exchange(ref long location, long value) => Interlocked.Exchange(ref location, value);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadPlain<T>(ref T location) => location;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StorePlain<T>(ref T location, T value) => location = value;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void CopyPlain<T>(ReadOnlySpan<T> source, Span<T> destination) => source.CopyTo(destination);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ClearPlain<T>(Span<T> destination) => destination.Clear();
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void FullFence() => Interlocked.MemoryBarrier();
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void SpinOnce(ref SpinWait spinner) => spinner.SpinOnce(sleep1Threshold: -1);
+}

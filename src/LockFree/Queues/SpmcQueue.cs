@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
+using LockFree.Queues;
+
+namespace LockFree;
+
+/// <summary>
+/// A bounded lock-free queue for one producer thread and any number of consumer threads: fan-out.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Per-slot sequence numbers (Vyukov). Consumers claim a position with one compare-and-swap; the producer
+/// uses no read-modify-write instruction. Full and empty answers are exact: a producer that meets a slot a
+/// consumer has claimed but not yet cleared waits the few instructions until it is free.
+/// </para>
+/// <para>
+/// The capacity is rounded up to a power of two and reported by <see cref="Capacity"/>. Dequeued slots are
+/// cleared, so the queue does not keep items alive. No operation allocates.
+/// </para>
+/// </remarks>
+/// <typeparam name="T">The item type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}")]
+public sealed class SpmcQueue<T> : IBoundedQueue<T>
+{
+    // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
+    private SequencedRing<T, RealAtomics, SingleRole, MultiRole> _ring;
+
+    /// <summary>Creates a queue that holds at least <paramref name="capacity"/> items.</summary>
+    /// <param name="capacity">The minimum capacity, in [1, 2^30]; rounded up to a power of two.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is less than 1 or greater than 2^30.</exception>
+    public SpmcQueue(int capacity) => _ring = new(capacity);
+
+    /// <inheritdoc/>
+    public int Capacity => _ring.Capacity;
+
+    /// <inheritdoc/>
+    public int Count => _ring.Count;
+
+    /// <inheritdoc/>
+    public bool IsEmpty => _ring.IsEmpty;
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single producer thread only.</remarks>
+    public bool TryEnqueue(T item) => _ring.TryEnqueue(item);
+
+    /// <inheritdoc/>
+    /// <remarks>Safe from any number of threads at once.</remarks>
+    public bool TryDequeue([MaybeNullWhen(false)] out T item) => _ring.TryDequeue(out item);
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single producer thread only. Takes min(items.Length, free space) items unless a consumer is mid-release at the end of the run.</remarks>
+    public int TryEnqueueMany(ReadOnlySpan<T> items) => _ring.TryEnqueueMany(items);
+
+    /// <inheritdoc/>
+    /// <remarks>Safe from any number of threads at once. May take fewer items than are queued when another consumer interleaves, but at least one when the queue is not empty.</remarks>
+    public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
+}

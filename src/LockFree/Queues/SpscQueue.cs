@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
+using LockFree.Queues;
+
+namespace LockFree;
+
+/// <summary>
+/// A bounded wait-free queue for exactly one producer thread and one consumer thread: the fastest way to
+/// hand items from one thread to another.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Lamport's ring with cached indices: no read-modify-write instruction, no fence, and the producer and
+/// consumer indices on separate cache lines. Each side rereads the other's index only when its cached copy
+/// says full or empty. Batch operations publish their index once per batch.
+/// </para>
+/// <para>
+/// The capacity is rounded up to a power of two and reported by <see cref="Capacity"/>. Dequeued slots are
+/// cleared, so the queue does not keep items alive. No operation allocates.
+/// </para>
+/// </remarks>
+/// <typeparam name="T">The item type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}")]
+public sealed class SpscQueue<T> : IBoundedQueue<T>
+{
+    // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
+    private SpscRing<T, RealAtomics> _ring;
+
+    /// <summary>Creates a queue that holds at least <paramref name="capacity"/> items.</summary>
+    /// <param name="capacity">The minimum capacity, in [1, 2^30]; rounded up to a power of two.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is less than 1 or greater than 2^30.</exception>
+    public SpscQueue(int capacity) => _ring = new(capacity);
+
+    /// <inheritdoc/>
+    public int Capacity => _ring.Capacity;
+
+    /// <inheritdoc/>
+    public int Count => _ring.Count;
+
+    /// <inheritdoc/>
+    public bool IsEmpty => _ring.IsEmpty;
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single producer thread only.</remarks>
+    public bool TryEnqueue(T item) => _ring.TryEnqueue(item);
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single consumer thread only.</remarks>
+    public bool TryDequeue([MaybeNullWhen(false)] out T item) => _ring.TryDequeue(out item);
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single producer thread only. Takes exactly min(items.Length, free space) items.</remarks>
+    public int TryEnqueueMany(ReadOnlySpan<T> items) => _ring.TryEnqueueMany(items);
+
+    /// <inheritdoc/>
+    /// <remarks>Call from the single consumer thread only. Takes exactly min(destination.Length, Count) items.</remarks>
+    public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
+
+    /// <summary>
+    /// Reads the item at the head without removing it. Returns false, with <paramref name="item"/> set to
+    /// default, when the queue is empty. Call from the single consumer thread only.
+    /// </summary>
+    public bool TryPeek([MaybeNullWhen(false)] out T item) => _ring.TryPeek(out item);
+}
