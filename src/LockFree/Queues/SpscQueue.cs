@@ -50,11 +50,11 @@ public sealed class SpscQueue<T> : IBoundedQueue<T>
     public bool TryDequeue([MaybeNullWhen(false)] out T item) => _ring.TryDequeue(out item);
 
     /// <inheritdoc/>
-    /// <remarks>Call from the single producer thread only. Takes exactly min(items.Length, free space) items.</remarks>
+    /// <remarks>Call from the single producer thread only. Takes min(items.Length, free space) items, where the free space is read once at the start: a dequeue racing with the call may free room it does not use.</remarks>
     public int TryEnqueueMany(ReadOnlySpan<T> items) => _ring.TryEnqueueMany(items);
 
     /// <inheritdoc/>
-    /// <remarks>Call from the single consumer thread only. Takes exactly min(destination.Length, Count) items.</remarks>
+    /// <remarks>Call from the single consumer thread only. Takes min(destination.Length, Count) items, where the count is read once at the start: an enqueue racing with the call may add items it does not take.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
 
     /// <summary>
