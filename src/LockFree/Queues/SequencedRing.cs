@@ -43,9 +43,12 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     where TProducers : struct, IRolePolicy
     where TConsumers : struct, IRolePolicy
 {
-    /// <summary>Unused slots before and after the live ones: at least one cache line's worth.</summary>
-    private static readonly int SlotPadding =
-        (CacheLine.Size + Unsafe.SizeOf<SequencedSlot<T>>() - 1) / Unsafe.SizeOf<SequencedSlot<T>>();
+    /// <summary>Unused slots before and after the live ones: at least one cache line's worth (JIT-time constant, as in SpscRing).</summary>
+    private static int SlotPadding
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (CacheLine.Size + Unsafe.SizeOf<SequencedSlot<T>>() - 1) / Unsafe.SizeOf<SequencedSlot<T>>();
+    }
 
     private readonly SequencedSlot<T>[] _slots;
     private readonly long _mask;

@@ -38,8 +38,16 @@ namespace LockFree.Queues;
 internal struct SpscRing<T, TAtomics>
     where TAtomics : struct, IAtomics
 {
-    /// <summary>Unused slots before and after the live ones: at least one cache line's worth.</summary>
-    private static readonly int SlotPadding = (CacheLine.Size + Unsafe.SizeOf<T>() - 1) / Unsafe.SizeOf<T>();
+    /// <summary>
+    /// Unused slots before and after the live ones: at least one cache line's worth. An expression of
+    /// JIT-time constants rather than a static field, so shared generic code over reference types needs no
+    /// runtime lookup to read it.
+    /// </summary>
+    private static int SlotPadding
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (CacheLine.Size + Unsafe.SizeOf<T>() - 1) / Unsafe.SizeOf<T>();
+    }
 
     private readonly T[] _buffer;
     private readonly long _mask;
