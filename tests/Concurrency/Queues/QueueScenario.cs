@@ -1,0 +1,355 @@
+using System.Text;
+using LockFree.Tests.Concurrency.Linearizability;
+using LockFree.Tests.Concurrency.Scheduling;
+
+namespace LockFree.Tests.Concurrency.Queues;
+
+/// <summary>What a thread of a queue scenario calls.</summary>
+public enum QueueOpKind
+{
+    /// <summary>TryEnqueue of the thread's next value.</summary>
+    Enqueue,
+
+    /// <summary>TryEnqueueMany of the thread's next <see cref="QueueOp.Count"/> values.</summary>
+    EnqueueMany,
+
+    /// <summary>TryDequeue.</summary>
+    Dequeue,
+
+    /// <summary>TryDequeueMany into a buffer of <see cref="QueueOp.Count"/>.</summary>
+    DequeueMany,
+
+    /// <summary>TryPeek (single-consumer queues only).</summary>
+    Peek,
+}
+
+/// <summary>One call in a thread's program.</summary>
+public readonly record struct QueueOp(QueueOpKind Kind, int Count = 1)
+{
+    /// <inheritdoc/>
+    public override string ToString() => Kind is QueueOpKind.EnqueueMany or QueueOpKind.DequeueMany ? $"{Kind}({Count})" : Kind.ToString();
+
+    /// <summary>Whether the op is a producer-side call.</summary>
+    public bool IsProducer => Kind is QueueOpKind.Enqueue or QueueOpKind.EnqueueMany;
+}
+
+/// <summary>Input of a recorded queue operation: the kind and the values offered (enqueue) or the buffer size (dequeue many).</summary>
+public sealed record QueueInput(QueueOpKind Kind, int[] Values, int Count)
+{
+    /// <inheritdoc/>
+    public override string ToString() => Kind switch
+    {
+        QueueOpKind.Enqueue => $"Enqueue({Values[0]})",
+        QueueOpKind.EnqueueMany => $"EnqueueMany([{string.Join(',', Values)}])",
+        QueueOpKind.DequeueMany => $"DequeueMany({Count})",
+        _ => Kind.ToString(),
+    };
+}
+
+/// <summary>Output of a recorded queue operation: success / count, and the values returned.</summary>
+public sealed record QueueOutput(bool Ok, int Count, int[] Values)
+{
+    /// <inheritdoc/>
+    public override string ToString() => Values.Length == 0 ? $"{Ok}/{Count}" : $"{Count}:[{string.Join(',', Values)}]";
+}
+
+/// <summary>
+/// A queue scenario: per logical thread a program of queue calls, in the roles the queue kind allows. The init
+/// part builds the queue (optionally pre-filled), the parallel part runs the programs, the post part drains the
+/// queue and checks exactly-once delivery, per-producer FIFO order per consumer, the capacity bound, peek
+/// consistency, and (after the merge with the checker) linearizability of the recorded history.
+/// </summary>
+public sealed class QueueScenario
+{
+    /// <summary>Values are thread * ValueStride + sequence, so each names its producer.</summary>
+    public const int ValueStride = 1000;
+
+    public QueueScenario(QueueKind kind, int capacity, IReadOnlyList<QueueOp[]> threads, int prefill = 0)
+    {
+        Kind = kind;
+        Capacity = capacity;
+        Threads = threads;
+        Prefill = prefill;
+        Validate();
+    }
+
+    public QueueKind Kind { get; }
+
+    public int Capacity { get; }
+
+    public IReadOnlyList<QueueOp[]> Threads { get; }
+
+    /// <summary>Items enqueued by the init part (values of "thread 0").</summary>
+    public int Prefill { get; }
+
+    /// <summary>When true, the post part also runs <see cref="LinearizabilityChecker"/> on the history.</summary>
+    /// <remarks>
+    /// TODO(merge): off on branch sched because the checker body lands from main (it throws NotImplementedException
+    /// here). The lead turns this on (or deletes the switch) when merging.
+    /// </remarks>
+    public static bool CheckLinearizability { get; set; }
+
+    /// <inheritdoc/>
+    public override string ToString()
+    {
+        var sb = new StringBuilder().Append(Kind).Append(" cap ").Append(Capacity);
+        if (Prefill > 0)
+        {
+            sb.Append(" prefill ").Append(Prefill);
+        }
+
+        for (int t = 0; t < Threads.Count; t++)
+        {
+            sb.Append(" | T").Append(t + 1).Append(": ").AppendJoin(' ', Threads[t]);
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>Explores the scenario; throws <see cref="ScheduleFailureException"/> on a failing schedule.</summary>
+    public ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions? options = null)
+    {
+        options ??= new ExploreOptions();
+        options = options with { Name = options.Name == "scenario" ? ToString() : options.Name };
+        var bodies = new Action<RunState>[Threads.Count];
+        for (int t = 0; t < Threads.Count; t++)
+        {
+            int thread = t + 1;
+            bodies[t] = state => state.RunThread(thread);
+        }
+
+        return ControlledTest.Explore(strategy, iterations, () => new RunState(this), bodies, state => state.Check(), options);
+    }
+
+    private void Validate()
+    {
+        int producers = Threads.Count(p => p.Any(o => o.IsProducer)) + (Prefill > 0 ? 0 : 0);
+        int consumers = Threads.Count(p => p.Any(o => !o.IsProducer));
+        if (!Kind.MultiProducer() && producers > 1)
+        {
+            throw new ArgumentException($"{Kind} allows one producer thread, got {producers}.");
+        }
+
+        if (!Kind.MultiConsumer() && consumers > 1)
+        {
+            throw new ArgumentException($"{Kind} allows one consumer thread, got {consumers}.");
+        }
+
+        if (!Kind.CanPeek() && Threads.Any(p => p.Any(o => o.Kind == QueueOpKind.Peek)))
+        {
+            throw new ArgumentException($"{Kind} has no TryPeek (several consumers).");
+        }
+    }
+
+    /// <summary>The state of one iteration.</summary>
+    internal sealed class RunState
+    {
+        private readonly QueueScenario _scenario;
+        private readonly ITestQueue _queue;
+        private readonly List<int>[] _received; // per thread, in order; [0] = the post-part drain
+        private readonly List<int> _enqueued = [];
+        private readonly List<Operation<QueueInput, QueueOutput>> _history = [];
+        private readonly StringBuilder _log = new();
+
+        public RunState(QueueScenario scenario)
+        {
+            _scenario = scenario;
+            _queue = TestQueues.Create(scenario.Kind, scenario.Capacity);
+            _received = new List<int>[scenario.Threads.Count + 1];
+            for (int t = 0; t < _received.Length; t++)
+            {
+                _received[t] = [];
+            }
+
+            for (int i = 0; i < scenario.Prefill; i++)
+            {
+                if (!_queue.TryEnqueue(i))
+                {
+                    throw new InvalidOperationException($"prefill {i} did not fit");
+                }
+
+                _enqueued.Add(i);
+                _history.Add(new Operation<QueueInput, QueueOutput>(0, new QueueInput(QueueOpKind.Enqueue, [i], 1), new QueueOutput(true, 1, []), -2 * (scenario.Prefill - i) - 1, -2 * (scenario.Prefill - i)));
+            }
+        }
+
+        public IReadOnlyList<Operation<QueueInput, QueueOutput>> History => _history;
+
+        public void RunThread(int thread)
+        {
+            int next = thread * ValueStride;
+            int? peeked = null;
+            foreach (QueueOp op in _scenario.Threads[thread - 1])
+            {
+                long call = ControlledScheduler.Now;
+                QueueInput input;
+                QueueOutput output;
+                switch (op.Kind)
+                {
+                    case QueueOpKind.Enqueue:
+                    {
+                        int value = next++;
+                        bool ok = _queue.TryEnqueue(value);
+                        if (ok)
+                        {
+                            _enqueued.Add(value);
+                        }
+
+                        input = new QueueInput(op.Kind, [value], 1);
+                        output = new QueueOutput(ok, ok ? 1 : 0, []);
+                        break;
+                    }
+
+                    case QueueOpKind.EnqueueMany:
+                    {
+                        var values = new int[op.Count];
+                        var items = new object[op.Count];
+                        for (int i = 0; i < op.Count; i++)
+                        {
+                            values[i] = next++;
+                            items[i] = values[i];
+                        }
+
+                        int n = _queue.TryEnqueueMany(items);
+                        Assert(n >= 0 && n <= op.Count, $"T{thread} EnqueueMany({op.Count}) returned {n}");
+                        _enqueued.AddRange(values.Take(n));
+                        input = new QueueInput(op.Kind, values, op.Count);
+                        output = new QueueOutput(n > 0, n, []);
+                        break;
+                    }
+
+                    case QueueOpKind.Dequeue:
+                    {
+                        bool ok = _queue.TryDequeue(out object? item);
+                        int[] got = ok ? [(int)item!] : [];
+                        Receive(thread, got, ref peeked);
+                        input = new QueueInput(op.Kind, [], 1);
+                        output = new QueueOutput(ok, got.Length, got);
+                        break;
+                    }
+
+                    case QueueOpKind.DequeueMany:
+                    {
+                        var buffer = new object[op.Count];
+                        int n = _queue.TryDequeueMany(buffer);
+                        Assert(n >= 0 && n <= op.Count, $"T{thread} DequeueMany({op.Count}) returned {n}");
+                        int[] got = buffer.Take(n).Select(o => (int)o).ToArray();
+                        Receive(thread, got, ref peeked);
+                        input = new QueueInput(op.Kind, [], op.Count);
+                        output = new QueueOutput(n > 0, n, got);
+                        break;
+                    }
+
+                    case QueueOpKind.Peek:
+                    {
+                        bool ok = _queue.TryPeek(out object? item);
+                        int[] got = ok ? [(int)item!] : [];
+                        if (ok)
+                        {
+                            Assert(peeked is null || peeked == got[0], $"T{thread} peeked {got[0]} after peeking {peeked} with no dequeue between");
+                            peeked = got[0];
+                        }
+                        else
+                        {
+                            Assert(peeked is null, $"T{thread} peek found the queue empty after peeking {peeked}");
+                        }
+
+                        input = new QueueInput(op.Kind, [], 1);
+                        output = new QueueOutput(ok, got.Length, got);
+                        break;
+                    }
+
+                    default:
+                        throw new InvalidOperationException(op.Kind.ToString());
+                }
+
+                _history.Add(new Operation<QueueInput, QueueOutput>(thread, input, output, call, ControlledScheduler.Now));
+                _log.Append("T").Append(thread).Append(' ').Append(input).Append(" -> ").Append(output).Append("; ");
+            }
+        }
+
+        public void Check()
+        {
+            // Post part: drain what is left, single-threaded.
+            long t0 = _history.Count == 0 ? 0 : _history.Max(o => o.Return) + 1;
+            int? none = null;
+            while (_queue.TryDequeue(out object? item))
+            {
+                Receive(0, [(int)item], ref none);
+                _history.Add(new Operation<QueueInput, QueueOutput>(0, new QueueInput(QueueOpKind.Dequeue, [], 1), new QueueOutput(true, 1, [(int)item]), t0, t0 + 1));
+                t0 += 2;
+            }
+
+            Assert(_received[0].Count <= _queue.Capacity, $"the drain found {_received[0].Count} items in a queue of capacity {_queue.Capacity}");
+
+            // Exactly once: what came out is what went in, each value once.
+            var outCount = new Dictionary<int, int>();
+            foreach (int v in _received.SelectMany(r => r))
+            {
+                outCount[v] = outCount.GetValueOrDefault(v) + 1;
+            }
+
+            foreach (var (v, n) in outCount)
+            {
+                Assert(n == 1, $"value {v} dequeued {n} times");
+                Assert(_enqueued.Contains(v), $"value {v} dequeued but never successfully enqueued");
+            }
+
+            foreach (int v in _enqueued)
+            {
+                Assert(outCount.ContainsKey(v), $"value {v} enqueued but lost");
+            }
+
+            // FIFO per producer, per consumer stream; and the drain comes after everything consumers took.
+            var lastTaken = new Dictionary<int, int>();
+            for (int t = 1; t < _received.Length; t++)
+            {
+                var last = new Dictionary<int, int>();
+                foreach (int v in _received[t])
+                {
+                    int producer = v / ValueStride;
+                    Assert(!last.TryGetValue(producer, out int prev) || prev < v, $"T{t} received {v} after {prev} (producer {producer} FIFO)");
+                    last[producer] = v;
+                    lastTaken[producer] = Math.Max(lastTaken.GetValueOrDefault(producer, int.MinValue), v);
+                }
+            }
+
+            var lastDrained = new Dictionary<int, int>();
+            foreach (int v in _received[0])
+            {
+                int producer = v / ValueStride;
+                Assert(!lastTaken.TryGetValue(producer, out int taken) || taken < v, $"drain found {v} after a consumer took {taken} (producer {producer} FIFO)");
+                Assert(!lastDrained.TryGetValue(producer, out int prev) || prev < v, $"drain found {v} after {prev} (producer {producer} FIFO)");
+                lastDrained[producer] = v;
+            }
+
+            if (CheckLinearizability)
+            {
+                var result = LinearizabilityChecker.Check(new BoundedQueueSpec(_queue.Capacity), _history);
+                Assert(result.IsLinearizable, "not linearizable: " + result.Explanation);
+            }
+        }
+
+        private void Receive(int thread, int[] got, ref int? peeked)
+        {
+            if (peeked is { } p)
+            {
+                Assert(got.Length > 0 && got[0] == p, $"T{thread} dequeued [{string.Join(',', got)}] after peeking {p}");
+                peeked = null;
+            }
+
+            _received[thread].AddRange(got);
+        }
+
+        private void Assert(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new QueueCheckException($"{message}\n  scenario: {_scenario}\n  operations: {_log}\n  drained: [{string.Join(',', _received[0])}]");
+            }
+        }
+    }
+}
+
+/// <summary>A queue check (exactly-once, FIFO, capacity, peek) failed.</summary>
+public sealed class QueueCheckException(string message) : Exception(message);
