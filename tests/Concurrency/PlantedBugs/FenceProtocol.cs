@@ -33,7 +33,7 @@ internal sealed class FenceProtocol<TAtomics>(bool withFence)
         {
             _inside++; // the critical section (test bookkeeping; only one logical thread runs at a time)
             _maxInside = Math.Max(_maxInside, _inside);
-            TAtomics.FullFence(); // a scheduling point inside the critical section
+            _ = TAtomics.LoadAcquire(ref _flags[me]); // a scheduling point inside the critical section (not a fence: it must not drain)
             _inside--;
         }
 

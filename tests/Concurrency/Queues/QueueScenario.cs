@@ -221,7 +221,7 @@ public sealed class QueueScenario
                     case QueueOpKind.Dequeue:
                     {
                         bool ok = _queue.TryDequeue(out object? item);
-                        int[] got = ok ? [(int)item!] : [];
+                        int[] got = ok ? [Value(thread, item)] : [];
                         Receive(thread, got, ref peeked);
                         input = new QueueInput(op.Kind, [], 1);
                         output = new QueueOutput(ok, got.Length, got);
@@ -233,7 +233,7 @@ public sealed class QueueScenario
                         var buffer = new object[op.Count];
                         int n = _queue.TryDequeueMany(buffer);
                         Assert(n >= 0 && n <= op.Count, $"T{thread} DequeueMany({op.Count}) returned {n}");
-                        int[] got = buffer.Take(n).Select(o => (int)o).ToArray();
+                        int[] got = buffer.Take(n).Select(o => Value(thread, o)).ToArray();
                         Receive(thread, got, ref peeked);
                         input = new QueueInput(op.Kind, [], op.Count);
                         output = new QueueOutput(n > 0, n, got);
@@ -243,7 +243,7 @@ public sealed class QueueScenario
                     case QueueOpKind.Peek:
                     {
                         bool ok = _queue.TryPeek(out object? item);
-                        int[] got = ok ? [(int)item!] : [];
+                        int[] got = ok ? [Value(thread, item)] : [];
                         if (ok)
                         {
                             Assert(peeked is null || peeked == got[0], $"T{thread} peeked {got[0]} after peeking {peeked} with no dequeue between");
@@ -275,8 +275,9 @@ public sealed class QueueScenario
             int? none = null;
             while (_queue.TryDequeue(out object? item))
             {
-                Receive(0, [(int)item], ref none);
-                _history.Add(new Operation<QueueInput, QueueOutput>(0, new QueueInput(QueueOpKind.Dequeue, [], 1), new QueueOutput(true, 1, [(int)item]), t0, t0 + 1));
+                int value = Value(0, item);
+                Receive(0, [value], ref none);
+                _history.Add(new Operation<QueueInput, QueueOutput>(0, new QueueInput(QueueOpKind.Dequeue, [], 1), new QueueOutput(true, 1, [value]), t0, t0 + 1));
                 t0 += 2;
             }
 
@@ -328,6 +329,12 @@ public sealed class QueueScenario
                 var result = LinearizabilityChecker.Check(new BoundedQueueSpec(_queue.Capacity), _history);
                 Assert(result.IsLinearizable, "not linearizable: " + result.Explanation);
             }
+        }
+
+        private int Value(int thread, object? item)
+        {
+            Assert(item is int, $"T{thread} received {(item is null ? "null" : item.GetType().Name)} instead of an item");
+            return (int)item!;
         }
 
         private void Receive(int thread, int[] got, ref int? peeked)

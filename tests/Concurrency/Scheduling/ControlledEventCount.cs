@@ -22,9 +22,10 @@ public sealed class ControlledEventCount
     public void CommitWait(long ticket)
     {
         var s = Scheduler();
-        while (_epoch == ticket)
+        s.SchedulingPoint("EventCount.CommitWait");
+        while (_epoch == ticket) // checked and blocked on in one step: the primitive itself loses nothing
         {
-            s.Block(this, "EventCount.CommitWait");
+            s.Block(this);
         }
     }
 

@@ -196,10 +196,17 @@ internal sealed class ControlledScheduler
         }
     }
 
-    /// <summary>Blocks the running thread on <paramref name="waitObject"/> until <see cref="WakeAll"/>.</summary>
-    internal void Block(object waitObject, string op)
+    /// <summary>
+    /// Blocks the running thread on <paramref name="waitObject"/> until <see cref="WakeAll"/>. Not itself a
+    /// scheduling point before blocking, so a caller can test its condition and block in one atomic step.
+    /// </summary>
+    internal void Block(object waitObject)
     {
-        SchedulingPoint(op);
+        if (_aborting)
+        {
+            throw new ScheduleAbort();
+        }
+
         int me = t_thread;
         _state[me] = ThreadState.Blocked;
         _blockedOn[me] = waitObject;

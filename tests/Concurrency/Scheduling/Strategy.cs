@@ -94,7 +94,8 @@ public abstract class Strategy
     {
         private Prng _rng;
         private ulong _iterationSeed;
-        private int _k = stepEstimate > 0 ? stepEstimate : 64;
+        private int _k = stepEstimate > 0 ? stepEstimate : 16;
+        private long _maxSeen;
         private int _kUsed;
         private readonly bool _learn = stepEstimate <= 0;
         private int[] _priority = [];
@@ -137,9 +138,11 @@ public abstract class Strategy
 
         internal override void EndIteration(long steps)
         {
-            if (_learn && steps > _k)
+            // Learned k: the longest iteration so far (the first iteration uses a small guess).
+            _maxSeen = Math.Max(_maxSeen, steps);
+            if (_learn)
             {
-                _k = (int)Math.Min(steps, 1_000_000);
+                _k = (int)Math.Clamp(_maxSeen, 1, 1_000_000);
             }
         }
 
