@@ -15,7 +15,7 @@ namespace LockFree.Tests.Concurrency.Queues;
 public sealed class QueueScheduleTests(ITestOutputHelper output)
 {
     /// <summary>Schedules per strategy per capacity in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
-    public const int PerStrategy = 1000;
+    public const int PerStrategy = 2500;
 
     [Theory]
     [InlineData(QueueKind.Spsc)]
