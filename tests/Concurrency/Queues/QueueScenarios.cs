@@ -47,7 +47,8 @@ public static class QueueScenarios
 
     /// <summary>
     /// The CI exploration plan for one scenario: (strategy, schedules). Random walk and PCT (depth 2 and 3) with
-    /// fixed seeds, then the bounded-preemption search (2 preemptions) up to its budget.
+    /// fixed seeds, then the bounded-preemption search with 2 and with 3 preemptions, each up to its budget
+    /// (small SPSC scenarios exhaust both bounds: every schedule with at most that many preemptions is run).
     /// </summary>
     public static IEnumerable<(Strategy Strategy, int Schedules)> Plan(long seed, int perStrategy) =>
     [
@@ -55,5 +56,6 @@ public static class QueueScenarios
         (Strategy.Pct(seed + 1, depth: 2), ExplorationBudget.Schedules(perStrategy)),
         (Strategy.Pct(seed + 2, depth: 3), ExplorationBudget.Schedules(perStrategy)),
         (Strategy.BoundedPreemption(2), ExplorationBudget.Schedules(perStrategy)),
+        (Strategy.BoundedPreemption(3), ExplorationBudget.Schedules(perStrategy)),
     ];
 }

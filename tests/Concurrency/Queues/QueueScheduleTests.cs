@@ -9,7 +9,7 @@ namespace LockFree.Tests.Concurrency.Queues;
 /// Each real queue engine, instantiated with <see cref="TestAtomics"/>, explored over its scenarios at capacities
 /// 1, 2 and 4 (and 2 starting full) with random walk, PCT and bounded-preemption search, with race detection on. Post-part checks:
 /// exactly-once, per-producer FIFO, capacity, peek consistency (and linearizability after the merge).
-/// CI budget: at least 10,000 schedules per primitive (<see cref="PerStrategy"/> x 4 strategies x 4 scenarios,
+/// CI budget: at least 10,000 schedules per primitive (<see cref="PerStrategy"/> x 5 strategies x 4 scenarios,
 /// fewer only where the bounded search is exhausted earlier, which is then complete for that bound).
 /// </summary>
 public sealed class QueueScheduleTests(ITestOutputHelper output)

@@ -17,8 +17,10 @@ namespace LockFree.Tests.Concurrency.Scheduling;
 //
 // Thread states: runnable (includes not yet started: the first handoff to a thread starts its body),
 // blocked (on a ControlledEventCount), finished. A thread that calls SpinOnce waits for another thread, so
-// the scheduler switches away from it when any other thread is enabled (a free switch, not a preemption)
-// and tells the strategy (PCT demotes it).
+// the scheduler switches away from it (a free switch, not a preemption) to an enabled thread that is not
+// itself parked in a spin when there is one, else to any other enabled thread, and tells the strategy (PCT
+// demotes it). This is the fairness assumption of CHESS/Coyote for yields: spinner-to-spinner handoffs are
+// not explored, so a livelock among spinners is reported only when no non-spinning thread can run.
 //
 // Failures: an exception in a thread body (assertions included), a data race from the RaceDetector, a
 // deadlock (no runnable thread while some are blocked), a livelock (the step bound is exceeded) or a hang (a
@@ -47,6 +49,7 @@ internal sealed class ControlledScheduler
     private readonly ThreadState[] _state;
     private readonly bool[] _started;
     private readonly object?[] _blockedOn;
+    private readonly bool[] _parkedInSpin; // the thread's latest scheduling point was SpinOnce
     private readonly (long Step, int Thread, string Op)[] _trace = new (long, int, string)[TraceLength];
     private readonly SemaphoreSlim _done = new(0);
     private readonly object _gate = new();
@@ -67,6 +70,7 @@ internal sealed class ControlledScheduler
         _state = new ThreadState[bodies.Length];
         _started = new bool[bodies.Length];
         _blockedOn = new object?[bodies.Length];
+        _parkedInSpin = new bool[bodies.Length];
         _candidates = new int[bodies.Length];
         Races = options.DetectRaces ? new RaceDetector(_threadCount) : null;
         Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount) : null;
@@ -179,12 +183,17 @@ internal sealed class ControlledScheduler
 
         ReadOnlySpan<int> candidates = Enabled();
         int current = me;
+        _parkedInSpin[me] = spinning;
         if (spinning)
         {
+            // A spinner waits for someone else: switch (freely) to a thread that is not itself parked in a spin,
+            // else to any other enabled thread, else keep spinning. Spinner-to-spinner handoffs change nothing.
             _strategy.OnSpin(me);
-            if (candidates.Length > 1)
+            int[] progress = Filter(candidates, t => !_parkedInSpin[t]);
+            int[] others = Filter(candidates, t => t != me);
+            if (progress.Length > 0 || others.Length > 0)
             {
-                candidates = Without(candidates, me);
+                candidates = progress.Length > 0 ? progress : others;
                 current = -1;
             }
         }
@@ -355,19 +364,18 @@ internal sealed class ControlledScheduler
         return _candidates.AsSpan(0, n);
     }
 
-    private static int[] Without(ReadOnlySpan<int> candidates, int thread)
+    private static int[] Filter(ReadOnlySpan<int> candidates, Func<int, bool> keep)
     {
-        var result = new int[candidates.Length - 1];
-        int n = 0;
+        var result = new List<int>(candidates.Length);
         foreach (int t in candidates)
         {
-            if (t != thread)
+            if (keep(t))
             {
-                result[n++] = t;
+                result.Add(t);
             }
         }
 
-        return result;
+        return [.. result];
     }
 
     private string BlockedReport()
