@@ -120,6 +120,38 @@ public sealed class ControlledSchedulerTests
     }
 
     [Fact]
+    public void ThreadStuckOutsideTheSeam_IsReportedAsHang_AndTheRunDoesNotHang()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(
+                Strategy.RandomWalk(1),
+                5,
+                () => new Counter(),
+                [c => { AtomicIncrement(c); Thread.Sleep(1500); AtomicIncrement(c); }, AtomicIncrement, AtomicIncrement],
+                options: new ExploreOptions { HangTimeout = TimeSpan.FromMilliseconds(200) }));
+        Assert.IsType<TimeoutException>(failure.InnerException);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void FailureInOneOfThreeThreads_TearsDownTheOthers_AndTheNextExplorationRuns()
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            Assert.Throws<ScheduleFailureException>(() =>
+                ControlledTest.Explore<Counter>(
+                    Strategy.RandomWalk(round),
+                    50,
+                    () => new Counter(),
+                    [AtomicIncrement, c => { AtomicIncrement(c); AtomicIncrement(c); Assert.Fail("planted"); }, c => { for (int i = 0; i < 10; i++) { AtomicIncrement(c); } }]));
+        }
+
+        var r = ControlledTest.Explore(Strategy.RandomWalk(3), 100, () => new Counter(), [AtomicIncrement, AtomicIncrement, AtomicIncrement], c => Assert.Equal(3, c.Value));
+        Assert.Equal(100, r.Iterations);
+    }
+
+    [Fact]
     public void WaitingForeverIsReportedAsDeadlock()
     {
         var failure = Assert.Throws<ScheduleFailureException>(() =>
