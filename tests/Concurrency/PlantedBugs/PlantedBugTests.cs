@@ -62,6 +62,15 @@ public sealed class PlantedBugTests(ITestOutputHelper output)
             s => Scenario(QueueKind.PlantedOffByOne).Explore(s, Budget));
 
     [Fact]
+    public void SpuriousEmpty_IsFoundByExactnessCheck() =>
+        // No item is lost or reordered: only the "no spurious full/empty" check (or linearizability) can see it.
+        AllStrategiesFind(
+            "spurious empty (exactness check)",
+            typeof(QueueCheckException),
+            null,
+            s => Scenario(QueueKind.PlantedSpuriousEmpty).Explore(s, Budget));
+
+    [Fact]
     public void MissingFullFence_IsFoundWithStoreBuffers() =>
         AllStrategiesFind(
             "missing full fence (Dekker)",
@@ -95,6 +104,11 @@ public sealed class PlantedBugTests(ITestOutputHelper output)
     [Fact]
     public void Controls_WithoutPlantedBugs_Pass()
     {
+        foreach (var strategy in Strategies)
+        {
+            Scenario(QueueKind.TestRing).Explore(strategy(), Budget);
+        }
+
         foreach (var strategy in Strategies)
         {
             ExploreDekker(strategy(), withFence: true);

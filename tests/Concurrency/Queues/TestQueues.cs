@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using LockFree.Internal;
 using LockFree.Queues;
+using LockFree.Tests.Concurrency.PlantedBugs;
 using LockFree.Tests.Concurrency.Scheduling;
 
 namespace LockFree.Tests.Concurrency.Queues;
@@ -20,8 +21,14 @@ public enum QueueKind
     /// <summary>SequencedRing&lt;Multi, Multi&gt;.</summary>
     Mpmc,
 
-    /// <summary>A test-only ring with the planted off-by-one full check (PlantedBugs/OffByOneRing.cs).</summary>
+    /// <summary>The test-only SPSC ring of PlantedBugs/PlantedRing.cs, correct (a control for the planted variants).</summary>
+    TestRing,
+
+    /// <summary>The test-only ring with the planted off-by-one full check.</summary>
     PlantedOffByOne,
+
+    /// <summary>The test-only ring with the planted spurious "empty" answer.</summary>
+    PlantedSpuriousEmpty,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -54,7 +61,9 @@ internal static class TestQueues
         QueueKind.Mpsc => new SequencedBox<MultiRole, SingleRole>(capacity),
         QueueKind.Spmc => new SequencedBox<SingleRole, MultiRole>(capacity),
         QueueKind.Mpmc => new SequencedBox<MultiRole, MultiRole>(capacity),
-        QueueKind.PlantedOffByOne => new LockFree.Tests.Concurrency.PlantedBugs.OffByOneBox(capacity),
+        QueueKind.TestRing => new PlantedRingBox(capacity, RingBug.None),
+        QueueKind.PlantedOffByOne => new PlantedRingBox(capacity, RingBug.OffByOneFull),
+        QueueKind.PlantedSpuriousEmpty => new PlantedRingBox(capacity, RingBug.SpuriousEmpty),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

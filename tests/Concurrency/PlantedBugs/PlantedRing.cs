@@ -5,17 +5,30 @@ using LockFree.Tests.Concurrency.Scheduling;
 
 namespace LockFree.Tests.Concurrency.PlantedBugs;
 
-// Design: planted bug (d), an off-by-one full check. A deliberately small Lamport SPSC ring written for this
-// test (not a copy of src): head/tail unbounded positions, slot = position % capacity, release on the index
-// after the slot write, acquire before the slot read. The planted line tests `tail - head > capacity` where
-// the correct test is `>=`, so a full ring accepts one more item, which overwrites the oldest unread slot.
-// The queue checks (exactly-once / FIFO / capacity) must catch it.
-internal sealed class OffByOneRing<TAtomics>(int capacity, bool planted)
+// Design: a deliberately small Lamport SPSC ring written for the planted-bug tests (not a copy of src):
+// head/tail unbounded positions, slot = position % capacity, release on the index after the slot write,
+// acquire before the slot read; the consumer keeps a cached copy of the tail and refreshes it when it looks
+// empty. Planted bugs:
+//   OffByOneFull (d): the full test is `tail - head > capacity` where it must be `>=`, so a full ring accepts
+//     one more item, which overwrites the oldest unread slot. The exactly-once / FIFO checks must catch it.
+//   SpuriousEmpty: every other time the cached tail says empty, the consumer answers empty without refreshing
+//     it. No item is lost (the next call refreshes), so only the exactness check (no spurious full/empty) or
+//     linearizability can catch it.
+internal enum RingBug
+{
+    None,
+    OffByOneFull,
+    SpuriousEmpty,
+}
+
+internal sealed class PlantedRing<TAtomics>(int capacity, RingBug bug)
     where TAtomics : struct, IAtomics
 {
     private readonly object?[] _slots = new object?[capacity];
     private long _head;
     private long _tail;
+    private long _cachedTail; // consumer-private
+    private bool _skipRefresh; // consumer-private
 
     public int Capacity => capacity;
 
@@ -23,7 +36,7 @@ internal sealed class OffByOneRing<TAtomics>(int capacity, bool planted)
     {
         long tail = _tail; // plain: only the producer writes _tail
         long head = TAtomics.LoadAcquire(ref _head); // acquire: pairs with the consumer's release of _head
-        bool full = planted ? tail - head > capacity : tail - head >= capacity; // PLANTED BUG: `>` should be `>=`
+        bool full = bug == RingBug.OffByOneFull ? tail - head > capacity : tail - head >= capacity; // PLANTED BUG (OffByOneFull): `>` should be `>=`
         if (full)
         {
             return false;
@@ -50,10 +63,21 @@ internal sealed class OffByOneRing<TAtomics>(int capacity, bool planted)
     public bool TryPeek([MaybeNullWhen(false)] out object item)
     {
         long head = _head; // plain: only the consumer writes _head
-        if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: pairs with the producer's release of _tail
+        if (head >= _cachedTail)
         {
-            item = null;
-            return false;
+            _skipRefresh = !_skipRefresh;
+            if (bug == RingBug.SpuriousEmpty && _skipRefresh)
+            {
+                item = null;
+                return false; // PLANTED BUG (SpuriousEmpty): answers from the stale cache
+            }
+
+            _cachedTail = TAtomics.LoadAcquire(ref _tail); // acquire: pairs with the producer's release of _tail
+            if (head >= _cachedTail)
+            {
+                item = null;
+                return false;
+            }
         }
 
         item = TAtomics.LoadPlain(ref _slots[head % capacity])!;
@@ -61,10 +85,10 @@ internal sealed class OffByOneRing<TAtomics>(int capacity, bool planted)
     }
 }
 
-/// <summary><see cref="OffByOneRing{TAtomics}"/> (planted) behind the test queue face; batches are loops of single calls.</summary>
-internal sealed class OffByOneBox(int capacity) : ITestQueue
+/// <summary><see cref="PlantedRing{TAtomics}"/> behind the test queue face; batches are loops of single calls.</summary>
+internal sealed class PlantedRingBox(int capacity, RingBug bug) : ITestQueue
 {
-    private readonly OffByOneRing<TestAtomics> _ring = new(capacity, planted: true);
+    private readonly PlantedRing<TestAtomics> _ring = new(capacity, bug);
 
     public int Capacity => _ring.Capacity;
 
