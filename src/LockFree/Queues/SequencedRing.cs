@@ -30,7 +30,11 @@ namespace LockFree.Queues;
 // not ready but the opposite index shows an operation in flight on it (claimed, not yet published or
 // released), the caller waits for that operation (a window of a few instructions) instead of answering.
 // Batch operations may take fewer items than there is room for (they stop at a slot still in flight) but
-// take at least one whenever a single-item call would have succeeded.
+// take at least one whenever a single-item call would have succeeded. A batch publishes (or releases) its
+// slots back to front: the other side walks positions in order, so it sees none of the batch until the
+// first slot flips, last, and the whole batch appears (or leaves) at once. Front to back, a consumer could
+// take half a batch and then find the queue empty, which no atomic batch allows (the controlled scheduler
+// found exactly that history).
 //
 // Progress: lock-free among the threads of a multi role. A thread that finds a slot in flight waits for
 // the thread that claimed it, as ConcurrentQueue does, so a preempted claimant can delay the other side;
@@ -81,7 +85,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
 
         TAtomics.StorePlain(ref slot.Item, item); // plain: the slot is ours between the claim and the release below
-        PublishSlot(ref slot, position);
+        PublishSlot(ref slot, position, position + 1);
         return true;
     }
 
@@ -97,7 +101,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
 
         item = TakeItem(ref slot);
-        ReleaseSlot(ref slot, position);
+        ReleaseSlot(ref slot, position, position + 1);
         return true;
     }
 
@@ -176,16 +180,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             for (int i = 0; i < count; i++)
             {
-                ref SequencedSlot<T> slot = ref Slot(position + i);
-                TAtomics.StorePlain(ref slot.Item, items[i]); // plain: claimed, not yet published
-                if (i < count - 1)
-                {
-                    // release: publishes this item; pairs with the acquire in the dequeue methods.
-                    TAtomics.StoreRelease(ref slot.Sequence, ((position + i) << 1) | 1);
-                }
+                TAtomics.StorePlain(ref Slot(position + i).Item, items[i]); // plain: claimed, not yet published
             }
 
-            PublishSlot(ref Slot(position + count - 1), position + count - 1);
+            // Publish back to front: consumers take positions in order, so none of the batch is visible until its
+            // first slot is published, last. The batch appears at once, as one linearizable operation.
+            for (int i = count - 1; i > 0; i--)
+            {
+                // release: publishes this item; pairs with the acquire in the dequeue methods.
+                TAtomics.StoreRelease(ref Slot(position + i).Sequence, ((position + i) << 1) | 1);
+            }
+
+            PublishSlot(ref Slot(position), position, position + count);
             return count;
         }
     }
@@ -239,16 +245,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             for (int i = 0; i < count; i++)
             {
-                ref SequencedSlot<T> slot = ref Slot(position + i);
-                destination[i] = TakeItem(ref slot);
-                if (i < count - 1)
-                {
-                    // release: hands the slot to the producer one lap ahead; pairs with the acquire in the enqueue methods.
-                    TAtomics.StoreRelease(ref slot.Sequence, (position + i + _capacity) << 1);
-                }
+                destination[i] = TakeItem(ref Slot(position + i));
             }
 
-            ReleaseSlot(ref Slot(position + count - 1), position + count - 1);
+            // Release back to front: producers fill positions in order, so none of the freed room is usable until
+            // the batch's first slot is released, last. The batch leaves at once, as one linearizable operation.
+            for (int i = count - 1; i > 0; i--)
+            {
+                // release: hands the slot to the producer one lap ahead; pairs with the acquire in the enqueue methods.
+                TAtomics.StoreRelease(ref Slot(position + i).Sequence, (position + i + _capacity) << 1);
+            }
+
+            ReleaseSlot(ref Slot(position), position, position + count);
             return count;
         }
     }
@@ -289,7 +297,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 if (ClaimTail(position))
                 {
                     TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
-                    PublishSlot(ref slot, position);
+                    PublishSlot(ref slot, position, position + 1);
                     return true;
                 }
             }
@@ -323,7 +331,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 if (ClaimHead(position))
                 {
                     item = TakeItem(ref slot);
-                    ReleaseSlot(ref slot, position);
+                    ReleaseSlot(ref slot, position, position + 1);
                     return true;
                 }
             }
@@ -382,25 +390,25 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         TConsumers.IsSingle
         || TAtomics.CompareExchange(ref _head.Value, position + count, position) == position; // full fence: the claim
 
-    /// <summary>Publishes the item of <paramref name="last"/>; a single producer then moves the tail past it.</summary>
+    /// <summary>Publishes the item of <paramref name="position"/>; a single producer then moves the tail to <paramref name="newTail"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PublishSlot(ref SequencedSlot<T> slot, long last)
+    private void PublishSlot(ref SequencedSlot<T> slot, long position, long newTail)
     {
-        TAtomics.StoreRelease(ref slot.Sequence, (last << 1) | 1); // release: publishes the item; pairs with the acquire in the dequeue methods
+        TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item; pairs with the acquire in the dequeue methods
         if (TProducers.IsSingle)
         {
-            TAtomics.StoreRelease(ref _tail.Value, last + 1); // release: after the publish, so consumers never see a tail ahead of its item
+            TAtomics.StoreRelease(ref _tail.Value, newTail); // release: after the publish, so consumers never see a tail ahead of its item
         }
     }
 
-    /// <summary>Hands the slot of <paramref name="last"/> to the producer one lap ahead; a single consumer then moves the head.</summary>
+    /// <summary>Hands the slot of <paramref name="position"/> to the producer one lap ahead; a single consumer then moves the head to <paramref name="newHead"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ReleaseSlot(ref SequencedSlot<T> slot, long last)
+    private void ReleaseSlot(ref SequencedSlot<T> slot, long position, long newHead)
     {
-        TAtomics.StoreRelease(ref slot.Sequence, (last + _capacity) << 1); // release: the item is read and cleared; pairs with the acquire in the enqueue methods
+        TAtomics.StoreRelease(ref slot.Sequence, (position + _capacity) << 1); // release: the item is read and cleared; pairs with the acquire in the enqueue methods
         if (TConsumers.IsSingle)
         {
-            TAtomics.StoreRelease(ref _head.Value, last + 1); // release: after the slot release, so producers never see a head ahead of a free slot
+            TAtomics.StoreRelease(ref _head.Value, newHead); // release: after the slot release, so producers never see a head ahead of a free slot
         }
     }
 

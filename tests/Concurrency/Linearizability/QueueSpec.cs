@@ -3,7 +3,7 @@ using System.Collections.Immutable;
 namespace LockFree.Tests.Concurrency.Linearizability;
 
 /// <summary>The kind of a queue operation in a history.</summary>
-public enum QueueOp
+public enum QueueOpKind
 {
     /// <summary><c>TryEnqueue(Value)</c>.</summary>
     Enqueue,
@@ -22,38 +22,54 @@ public enum QueueOp
 }
 
 /// <summary>A queue call and its arguments.</summary>
-public sealed record QueueInput(QueueOp Op, int Value = 0, ImmutableArray<int> Values = default, int Max = 0)
+public sealed record QueueInput(QueueOpKind Kind, int Value = 0, ImmutableArray<int> Values = default, int Max = 0)
 {
+    /// <inheritdoc/>
+    public override string ToString() => Kind switch
+    {
+        QueueOpKind.Enqueue => $"TryEnqueue({Value})",
+        QueueOpKind.EnqueueMany => $"TryEnqueueMany([{string.Join(",", Values)}])",
+        QueueOpKind.DequeueMany => $"TryDequeueMany({Max})",
+        _ => $"Try{Kind}()",
+    };
+
     /// <summary>A <c>TryEnqueue(value)</c> call.</summary>
-    public static QueueInput Enqueue(int value) => new(QueueOp.Enqueue, Value: value);
+    public static QueueInput Enqueue(int value) => new(QueueOpKind.Enqueue, Value: value);
 
     /// <summary>A <c>TryDequeue</c> call.</summary>
-    public static QueueInput Dequeue() => new(QueueOp.Dequeue);
+    public static QueueInput Dequeue() => new(QueueOpKind.Dequeue);
 
     /// <summary>A <c>TryPeek</c> call.</summary>
-    public static QueueInput Peek() => new(QueueOp.Peek);
+    public static QueueInput Peek() => new(QueueOpKind.Peek);
 
     /// <summary>A <c>TryEnqueueMany(values)</c> call.</summary>
-    public static QueueInput EnqueueMany(params int[] values) => new(QueueOp.EnqueueMany, Values: [.. values]);
+    public static QueueInput EnqueueMany(params int[] values) => new(QueueOpKind.EnqueueMany, Values: [.. values]);
 
     /// <summary>A <c>TryDequeueMany</c> call with a destination of <paramref name="max"/> items.</summary>
-    public static QueueInput DequeueMany(int max) => new(QueueOp.DequeueMany, Max: max);
+    public static QueueInput DequeueMany(int max) => new(QueueOpKind.DequeueMany, Max: max);
 }
 
 /// <summary>
 /// What a queue call returned: <see cref="Ok"/> for the bool-returning calls, <see cref="Value"/> for
-/// dequeue/peek, <see cref="Count"/> for enqueue-many, <see cref="Values"/> for dequeue-many.
+/// dequeue/peek, <see cref="Values"/> for dequeue-many; <see cref="Count"/> is how many items the call
+/// moved (1 for a successful TryEnqueue/TryDequeue, 0 for a peek or a failure).
 /// </summary>
 public sealed record QueueOutput(bool Ok, int Value = 0, int Count = 0, ImmutableArray<int> Values = default)
 {
+    /// <inheritdoc/>
+    public override string ToString() => !Values.IsDefault ? $"[{string.Join(",", Values)}]" : Ok && Count == 0 ? $"{Value}" : Count > 0 && Value != 0 ? $"{Value}" : $"{Ok}/{Count}";
+
     /// <summary>A Try call that returned false.</summary>
     public static readonly QueueOutput Failed = new(false);
 
     /// <summary>A TryEnqueue that returned true.</summary>
-    public static readonly QueueOutput Succeeded = new(true);
+    public static readonly QueueOutput Succeeded = new(true, Count: 1);
 
-    /// <summary>A TryDequeue/TryPeek that returned <paramref name="value"/>.</summary>
-    public static QueueOutput Item(int value) => new(true, Value: value);
+    /// <summary>A TryDequeue that returned <paramref name="value"/>.</summary>
+    public static QueueOutput Item(int value) => new(true, Value: value, Count: 1);
+
+    /// <summary>A TryPeek that returned <paramref name="value"/> (nothing moved).</summary>
+    public static QueueOutput Peeked(int value) => new(true, Value: value);
 
     /// <summary>A TryEnqueueMany that took <paramref name="count"/> items.</summary>
     public static QueueOutput Took(int count) => new(count > 0, Count: count);
@@ -89,9 +105,9 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
     {
         next = state;
         ImmutableArray<int> items = state.Items;
-        switch (input.Op)
+        switch (input.Kind)
         {
-            case QueueOp.Enqueue:
+            case QueueOpKind.Enqueue:
                 if (items.Length < capacity)
                 {
                     next = new ImmutableQueueState(items.Add(input.Value));
@@ -100,7 +116,7 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
 
                 return !output.Ok;
 
-            case QueueOp.Dequeue:
+            case QueueOpKind.Dequeue:
                 if (items.Length == 0)
                 {
                     return !output.Ok;
@@ -109,10 +125,10 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
                 next = new ImmutableQueueState(items.RemoveAt(0));
                 return output.Ok && output.Value == items[0];
 
-            case QueueOp.Peek:
+            case QueueOpKind.Peek:
                 return items.Length == 0 ? !output.Ok : output.Ok && output.Value == items[0];
 
-            case QueueOp.EnqueueMany:
+            case QueueOpKind.EnqueueMany:
             {
                 int most = Math.Min(input.Values.Length, capacity - items.Length);
                 if (!CountAllowed(output.Count, most))
@@ -124,7 +140,7 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
                 return true;
             }
 
-            case QueueOp.DequeueMany:
+            case QueueOpKind.DequeueMany:
             {
                 int most = Math.Min(input.Max, items.Length);
                 ImmutableArray<int> got = output.Values.IsDefault ? [] : output.Values;
@@ -143,13 +159,13 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
     }
 
     /// <inheritdoc/>
-    public string Describe(QueueInput input, QueueOutput output) => input.Op switch
+    public string Describe(QueueInput input, QueueOutput output) => input.Kind switch
     {
-        QueueOp.Enqueue => $"TryEnqueue({input.Value}) -> {output.Ok}",
-        QueueOp.Dequeue => output.Ok ? $"TryDequeue() -> {output.Value}" : "TryDequeue() -> false",
-        QueueOp.Peek => output.Ok ? $"TryPeek() -> {output.Value}" : "TryPeek() -> false",
-        QueueOp.EnqueueMany => $"TryEnqueueMany([{string.Join(",", input.Values)}]) -> {output.Count}",
-        QueueOp.DequeueMany => $"TryDequeueMany({input.Max}) -> [{string.Join(",", output.Values.IsDefault ? [] : output.Values)}]",
+        QueueOpKind.Enqueue => $"TryEnqueue({input.Value}) -> {output.Ok}",
+        QueueOpKind.Dequeue => output.Ok ? $"TryDequeue() -> {output.Value}" : "TryDequeue() -> false",
+        QueueOpKind.Peek => output.Ok ? $"TryPeek() -> {output.Value}" : "TryPeek() -> false",
+        QueueOpKind.EnqueueMany => $"TryEnqueueMany([{string.Join(",", input.Values)}]) -> {output.Count}",
+        QueueOpKind.DequeueMany => $"TryDequeueMany({input.Max}) -> [{string.Join(",", output.Values.IsDefault ? [] : output.Values)}]",
         _ => input.ToString(),
     };
 

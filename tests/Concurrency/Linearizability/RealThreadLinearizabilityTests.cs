@@ -138,7 +138,7 @@ public sealed class RealThreadLinearizabilityTests
                 recorder.Record(thread, QueueInput.Dequeue(), _ => queue.TryDequeue(out int v) ? QueueOutput.Item(v) : QueueOutput.Failed);
                 break;
             default:
-                recorder.Record(thread, QueueInput.Peek(), _ => Peek(queue, out int v) ? QueueOutput.Item(v) : QueueOutput.Failed);
+                recorder.Record(thread, QueueInput.Peek(), _ => Peek(queue, out int v) ? QueueOutput.Peeked(v) : QueueOutput.Failed);
                 break;
         }
     }

@@ -1,0 +1,105 @@
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
+using LockFree.Queues;
+using LockFree.Tests.Concurrency.PlantedBugs;
+using LockFree.Tests.Concurrency.Scheduling;
+
+namespace LockFree.Tests.Concurrency.Queues;
+
+/// <summary>The queue engines under test, and which thread roles each allows.</summary>
+public enum QueueKind
+{
+    /// <summary><see cref="SpscRing{T, TAtomics}"/>: one producer, one consumer.</summary>
+    Spsc,
+
+    /// <summary>SequencedRing&lt;Multi, Single&gt;.</summary>
+    Mpsc,
+
+    /// <summary>SequencedRing&lt;Single, Multi&gt;.</summary>
+    Spmc,
+
+    /// <summary>SequencedRing&lt;Multi, Multi&gt;.</summary>
+    Mpmc,
+
+    /// <summary>The test-only SPSC ring of PlantedBugs/PlantedRing.cs, correct (a control for the planted variants).</summary>
+    TestRing,
+
+    /// <summary>The test-only ring with the planted off-by-one full check.</summary>
+    PlantedOffByOne,
+
+    /// <summary>The test-only ring with the planted spurious "empty" answer.</summary>
+    PlantedSpuriousEmpty,
+}
+
+/// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
+internal interface ITestQueue
+{
+    int Capacity { get; }
+
+    bool TryEnqueue(object item);
+
+    bool TryDequeue([MaybeNullWhen(false)] out object item);
+
+    bool TryPeek([MaybeNullWhen(false)] out object item);
+
+    int TryEnqueueMany(ReadOnlySpan<object> items);
+
+    int TryDequeueMany(Span<object> destination);
+}
+
+internal static class TestQueues
+{
+    public static bool MultiProducer(this QueueKind kind) => kind is QueueKind.Mpsc or QueueKind.Mpmc;
+
+    public static bool MultiConsumer(this QueueKind kind) => kind is QueueKind.Spmc or QueueKind.Mpmc;
+
+    public static bool CanPeek(this QueueKind kind) => !kind.MultiConsumer();
+
+    public static ITestQueue Create(QueueKind kind, int capacity) => kind switch
+    {
+        QueueKind.Spsc => new SpscBox(capacity),
+        QueueKind.Mpsc => new SequencedBox<MultiRole, SingleRole>(capacity),
+        QueueKind.Spmc => new SequencedBox<SingleRole, MultiRole>(capacity),
+        QueueKind.Mpmc => new SequencedBox<MultiRole, MultiRole>(capacity),
+        QueueKind.TestRing => new PlantedRingBox(capacity, RingBug.None),
+        QueueKind.PlantedOffByOne => new PlantedRingBox(capacity, RingBug.OffByOneFull),
+        QueueKind.PlantedSpuriousEmpty => new PlantedRingBox(capacity, RingBug.SpuriousEmpty),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    private sealed class SpscBox(int capacity) : ITestQueue
+    {
+        private SpscRing<object, TestAtomics> _engine = new(capacity);
+
+        public int Capacity => _engine.Capacity;
+
+        public bool TryEnqueue(object item) => _engine.TryEnqueue(item);
+
+        public bool TryDequeue([MaybeNullWhen(false)] out object item) => _engine.TryDequeue(out item);
+
+        public bool TryPeek([MaybeNullWhen(false)] out object item) => _engine.TryPeek(out item);
+
+        public int TryEnqueueMany(ReadOnlySpan<object> items) => _engine.TryEnqueueMany(items);
+
+        public int TryDequeueMany(Span<object> destination) => _engine.TryDequeueMany(destination);
+    }
+
+    private sealed class SequencedBox<TProducers, TConsumers>(int capacity) : ITestQueue
+        where TProducers : struct, IRolePolicy
+        where TConsumers : struct, IRolePolicy
+    {
+        private SequencedRing<object, TestAtomics, TProducers, TConsumers> _engine = new(capacity);
+
+        public int Capacity => _engine.Capacity;
+
+        public bool TryEnqueue(object item) => _engine.TryEnqueue(item);
+
+        public bool TryDequeue([MaybeNullWhen(false)] out object item) => _engine.TryDequeue(out item);
+
+        public bool TryPeek([MaybeNullWhen(false)] out object item) => _engine.TryPeek(out item);
+
+        public int TryEnqueueMany(ReadOnlySpan<object> items) => _engine.TryEnqueueMany(items);
+
+        public int TryDequeueMany(Span<object> destination) => _engine.TryDequeueMany(destination);
+    }
+}

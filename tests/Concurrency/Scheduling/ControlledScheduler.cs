@@ -1,0 +1,460 @@
+using System.Text;
+
+namespace LockFree.Tests.Concurrency.Scheduling;
+
+// Design: a systematic concurrency tester in the style of Coyote (Deligiannis et al., "Uncovering bugs in
+// distributed storage systems during testing (not in production!)", FAST 2016) and loom / CHESS (Musuvathi
+// et al., "Finding and reproducing heisenbugs in concurrent programs", OSDI 2008).
+//
+// Execution model: each logical thread of a scenario is a real OS thread (kept in a WorkerPool across the
+// iterations of one exploration), but only the thread holding the baton runs. Every access through
+// TestAtomics is a scheduling point: the running thread asks the Strategy which enabled thread runs next and,
+// if it is another one, releases that thread's SemaphoreSlim and waits on its own. So an iteration is a
+// sequentially consistent interleaving fully determined by the strategy's choices, which is what makes a seed
+// (or a choice list) replay it exactly. The handoff through a semaphore is a full fence, so the plain fields
+// of the scheduler need no further synchronisation: exactly one thread touches them at a time, except during
+// an abort, which takes _gate.
+//
+// Thread states: runnable (includes not yet started: the first handoff to a thread starts its body),
+// blocked (on a ControlledEventCount), finished. A thread that calls SpinOnce waits for another thread, so
+// the scheduler switches away from it (a free switch, not a preemption) to an enabled thread that is not
+// itself parked in a spin when there is one, else to any other enabled thread, and tells the strategy (PCT
+// demotes it). This is the fairness assumption of CHESS/Coyote for yields: spinner-to-spinner handoffs are
+// not explored, so a livelock among spinners is reported only when no non-spinning thread can run.
+//
+// Failures: an exception in a thread body (assertions included), a data race from the RaceDetector, a
+// deadlock (no runnable thread while some are blocked), a livelock (the step bound is exceeded) or a hang (a
+// thread did not reach its next scheduling point within HangTimeout, e.g. a loop that bypasses the seam).
+// The failing thread records the failure and starts an abort: every other started thread is released and
+// throws the private ScheduleAbort at its scheduling point, so the iteration tears down without leaving threads
+// behind. Every real wait has a timeout; a pool that hangs is abandoned (its threads are background threads and
+// exit at their next scheduling point or idle poll).
+//
+// Happens-before edges for the RaceDetector: the init part (setup) happens-before every thread; every thread
+// happens-before the post part (check). Setup and check run on the controlling thread, outside the scheduler.
+internal sealed class ControlledScheduler
+{
+    [ThreadStatic]
+    private static ControlledScheduler? t_current;
+
+    [ThreadStatic]
+    private static int t_thread;
+
+    private const int TraceLength = 40;
+
+    private readonly WorkerPool _pool;
+    private readonly Action[] _bodies; // index = thread id (1-based); [0] unused
+    private readonly Strategy _strategy;
+    private readonly ExploreOptions _options;
+    private readonly ThreadState[] _state;
+    private readonly bool[] _started;
+    private readonly object?[] _blockedOn;
+    private readonly bool[] _parkedInSpin; // the thread's latest scheduling point was SpinOnce
+    private readonly (long Step, int Thread, string Op)[] _trace = new (long, int, string)[TraceLength];
+    private readonly SemaphoreSlim _done = new(0);
+    private readonly object _gate = new();
+    private readonly int _threadCount;
+    private long _step;
+    private int _live;
+    private volatile bool _aborting;
+    private Exception? _failure;
+    private int[] _candidates;
+
+    internal ControlledScheduler(WorkerPool pool, Action[] bodies, Strategy strategy, ExploreOptions options)
+    {
+        _pool = pool;
+        _bodies = bodies;
+        _threadCount = bodies.Length - 1;
+        _strategy = strategy;
+        _options = options;
+        _state = new ThreadState[bodies.Length];
+        _started = new bool[bodies.Length];
+        _blockedOn = new object?[bodies.Length];
+        _parkedInSpin = new bool[bodies.Length];
+        _candidates = new int[bodies.Length];
+        Races = options.DetectRaces ? new RaceDetector(_threadCount) : null;
+        Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount) : null;
+    }
+
+    private enum ThreadState
+    {
+        Runnable,
+        Blocked,
+        Finished,
+    }
+
+    /// <summary>The scheduler controlling the calling thread, or null outside a controlled run.</summary>
+    internal static ControlledScheduler? Current => t_current;
+
+    /// <summary>The calling logical thread's id (1-based) inside a controlled run.</summary>
+    internal static int CurrentThread => t_thread;
+
+    /// <summary>The global step counter of the current run (0 outside one): a clock for operation histories.</summary>
+    internal static long Now => t_current?._step ?? 0;
+
+    internal RaceDetector? Races { get; }
+
+    internal StoreBuffers? Buffers { get; }
+
+    internal PlantedBug Bugs => _options.Bugs;
+
+    internal long Steps => _step;
+
+    internal Exception? Failure => _failure;
+
+    /// <summary>Runs one iteration to completion or failure. Returns false when it hung (the pool is then unusable).</summary>
+    internal bool Run()
+    {
+        for (int t = 1; t <= _threadCount; t++)
+        {
+            _state[t] = ThreadState.Runnable;
+        }
+
+        _pool.Current = this;
+        int first = _strategy.PickThread(-1, Enabled(), 0);
+        lock (_gate)
+        {
+            _started[first] = true;
+            _live++;
+        }
+
+        _pool.Batons[first].Release();
+        if (_done.Wait(_options.HangTimeout * 2))
+        {
+            _pool.Current = null;
+            return true;
+        }
+
+        Fail(new TimeoutException($"hang: the iteration did not finish within {_options.HangTimeout * 2}; a thread is stuck outside the scheduling points."), 0);
+        _done.Wait(TimeSpan.FromSeconds(2));
+        _pool.Current = null;
+        return false;
+    }
+
+    /// <summary>Body of worker <paramref name="thread"/> once it gets the baton for the first time.</summary>
+    internal void RunThread(int thread)
+    {
+        t_current = this;
+        t_thread = thread;
+        try
+        {
+            if (_aborting)
+            {
+                throw new ScheduleAbort();
+            }
+
+            Races?.ThreadStart(thread);
+            _bodies[thread]();
+        }
+        catch (ScheduleAbort)
+        {
+            // torn down by a failure elsewhere, or by our own failure already recorded
+        }
+        catch (Exception ex)
+        {
+            Fail(ex, thread);
+        }
+        finally
+        {
+            t_current = null;
+            t_thread = 0;
+            Finish(thread);
+        }
+    }
+
+    /// <summary>A scheduling point before an access of kind <paramref name="op"/> by the running thread.</summary>
+    internal void SchedulingPoint(string op, bool spinning = false)
+    {
+        int me = t_thread;
+        if (_aborting)
+        {
+            throw new ScheduleAbort();
+        }
+
+        _step++;
+        _trace[_step % TraceLength] = (_step, me, op);
+        if (_step > _options.MaxSteps)
+        {
+            Fail(new LivelockException($"livelock: more than {_options.MaxSteps} steps (threads spinning: {SpinReport()})."), me);
+            throw new ScheduleAbort();
+        }
+
+        Buffers?.MaybeDrain(_strategy, Enabled());
+
+        ReadOnlySpan<int> candidates = Enabled();
+        int current = me;
+        _parkedInSpin[me] = spinning;
+        if (spinning)
+        {
+            // A spinner waits for someone else: switch (freely) to a thread that is not itself parked in a spin,
+            // else to any other enabled thread, else keep spinning. Spinner-to-spinner handoffs change nothing.
+            _strategy.OnSpin(me);
+            int[] progress = Filter(candidates, t => !_parkedInSpin[t]);
+            int[] others = Filter(candidates, t => t != me);
+            if (progress.Length > 0 || others.Length > 0)
+            {
+                candidates = progress.Length > 0 ? progress : others;
+                current = -1;
+            }
+        }
+
+        int next = _strategy.PickThread(current, candidates, _step);
+        if (next != me)
+        {
+            HandOff(me, next);
+        }
+    }
+
+    /// <summary>
+    /// Blocks the running thread on <paramref name="waitObject"/> until <see cref="WakeAll"/>. Not itself a
+    /// scheduling point before blocking, so a caller can test its condition and block in one atomic step.
+    /// </summary>
+    internal void Block(object waitObject)
+    {
+        if (_aborting)
+        {
+            throw new ScheduleAbort();
+        }
+
+        int me = t_thread;
+        _state[me] = ThreadState.Blocked;
+        _blockedOn[me] = waitObject;
+        ReadOnlySpan<int> candidates = Enabled();
+        if (candidates.IsEmpty)
+        {
+            Fail(new DeadlockException($"deadlock: no runnable thread; blocked: {BlockedReport()}."), me);
+            throw new ScheduleAbort();
+        }
+
+        HandOff(me, _strategy.PickThread(-1, candidates, _step));
+    }
+
+    /// <summary>Makes every thread blocked on <paramref name="waitObject"/> runnable again.</summary>
+    internal void WakeAll(object waitObject)
+    {
+        for (int t = 1; t <= _threadCount; t++)
+        {
+            if (_state[t] == ThreadState.Blocked && ReferenceEquals(_blockedOn[t], waitObject))
+            {
+                _state[t] = ThreadState.Runnable;
+                _blockedOn[t] = null;
+            }
+        }
+    }
+
+    /// <summary>Records <paramref name="failure"/> (the first one wins) and tears the iteration down.</summary>
+    internal void Fail(Exception failure, int thread)
+    {
+        lock (_gate)
+        {
+            _failure ??= failure;
+            if (_aborting)
+            {
+                return;
+            }
+
+            _aborting = true;
+            for (int t = 1; t <= _threadCount; t++)
+            {
+                if (t != thread && _started[t] && _state[t] != ThreadState.Finished)
+                {
+                    _pool.Batons[t].Release();
+                }
+            }
+
+            if (_live == 0)
+            {
+                _done.Release();
+            }
+        }
+    }
+
+    /// <summary>The last scheduling points, oldest first, one per line.</summary>
+    internal string TraceTail()
+    {
+        var sb = new StringBuilder();
+        for (long s = Math.Max(1, _step - TraceLength + 1); s <= _step; s++)
+        {
+            var (step, thread, op) = _trace[s % TraceLength];
+            sb.Append("    step ").Append(step).Append(": T").Append(thread).Append(' ').AppendLine(op);
+        }
+
+        return sb.ToString();
+    }
+
+    private void Finish(int thread)
+    {
+        lock (_gate)
+        {
+            _state[thread] = ThreadState.Finished;
+            _live--;
+            if (_aborting)
+            {
+                if (_live == 0)
+                {
+                    _done.Release();
+                }
+
+                return;
+            }
+        }
+
+        Buffers?.DrainAll(thread);
+        Races?.ThreadEnd(thread);
+        ReadOnlySpan<int> candidates = Enabled();
+        if (candidates.IsEmpty)
+        {
+            for (int t = 1; t <= _threadCount; t++)
+            {
+                if (_state[t] == ThreadState.Blocked)
+                {
+                    Fail(new DeadlockException($"deadlock: no runnable thread; blocked: {BlockedReport()}."), thread);
+                    return;
+                }
+            }
+
+            _done.Release(); // every thread finished
+            return;
+        }
+
+        int next = _strategy.PickThread(-1, candidates, _step);
+        Start(next);
+        _pool.Batons[next].Release();
+    }
+
+    private void HandOff(int me, int next)
+    {
+        Start(next);
+        _pool.Batons[next].Release();
+        if (!_pool.Batons[me].Wait(_options.HangTimeout))
+        {
+            Fail(new TimeoutException($"hang: T{me} waited more than {_options.HangTimeout} for the baton."), me);
+            throw new ScheduleAbort();
+        }
+
+        if (_aborting)
+        {
+            throw new ScheduleAbort();
+        }
+    }
+
+    private void Start(int thread)
+    {
+        if (!_started[thread])
+        {
+            lock (_gate)
+            {
+                _started[thread] = true;
+                _live++;
+            }
+        }
+    }
+
+    private ReadOnlySpan<int> Enabled()
+    {
+        int n = 0;
+        for (int t = 1; t <= _threadCount; t++)
+        {
+            if (_state[t] == ThreadState.Runnable)
+            {
+                _candidates[n++] = t;
+            }
+        }
+
+        return _candidates.AsSpan(0, n);
+    }
+
+    private static int[] Filter(ReadOnlySpan<int> candidates, Func<int, bool> keep)
+    {
+        var result = new List<int>(candidates.Length);
+        foreach (int t in candidates)
+        {
+            if (keep(t))
+            {
+                result.Add(t);
+            }
+        }
+
+        return [.. result];
+    }
+
+    private string BlockedReport()
+    {
+        var parts = new List<string>();
+        for (int t = 1; t <= _threadCount; t++)
+        {
+            if (_state[t] == ThreadState.Blocked)
+            {
+                parts.Add($"T{t} on {_blockedOn[t]}");
+            }
+        }
+
+        return string.Join(", ", parts);
+    }
+
+    private string SpinReport() => _trace
+        .Where(e => e.Op == "SpinOnce")
+        .Select(e => $"T{e.Thread}")
+        .Distinct()
+        .DefaultIfEmpty("none")
+        .Aggregate((a, b) => a + " " + b);
+}
+
+/// <summary>Thrown into a logical thread to unwind it when its iteration is torn down; never escapes the scheduler.</summary>
+internal sealed class ScheduleAbort : Exception
+{
+}
+
+/// <summary>No logical thread can run while some are blocked.</summary>
+public sealed class DeadlockException(string message) : Exception(message);
+
+/// <summary>The step bound was exceeded: the threads keep running without finishing.</summary>
+public sealed class LivelockException(string message) : Exception(message);
+
+/// <summary>
+/// The persistent OS threads of one exploration: worker i waits on <see cref="Batons"/>[i] and runs its body
+/// in the iteration <see cref="Current"/> whenever it is released outside one.
+/// </summary>
+internal sealed class WorkerPool : IDisposable
+{
+    private readonly Thread[] _threads;
+    private volatile bool _disposed;
+
+    public WorkerPool(int threadCount)
+    {
+        Batons = new SemaphoreSlim[threadCount + 1];
+        _threads = new Thread[threadCount + 1];
+        for (int t = 1; t <= threadCount; t++)
+        {
+            Batons[t] = new SemaphoreSlim(0);
+            int id = t;
+            _threads[t] = new Thread(() => Loop(id)) { IsBackground = true, Name = $"controlled-T{id}" };
+            _threads[t].Start();
+        }
+    }
+
+    public SemaphoreSlim[] Batons { get; }
+
+    public volatile ControlledScheduler? Current;
+
+    public void Dispose() => _disposed = true;
+
+    private void Loop(int id)
+    {
+        while (!_disposed)
+        {
+            if (!Batons[id].Wait(100))
+            {
+                continue;
+            }
+
+            ControlledScheduler? run = Current;
+            if (run is null || _disposed)
+            {
+                continue;
+            }
+
+            run.RunThread(id);
+        }
+    }
+}

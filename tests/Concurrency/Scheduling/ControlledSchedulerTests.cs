@@ -1,0 +1,229 @@
+using LockFree.Internal;
+using Xunit;
+
+namespace LockFree.Tests.Concurrency.Scheduling;
+
+/// <summary>The scheduler itself: it finds what it must, replays what it found, and never hangs.</summary>
+public sealed class ControlledSchedulerTests
+{
+    private sealed class Counter
+    {
+        public long Value;
+    }
+
+    private static void Increment(Counter c)
+    {
+        long v = TestAtomics.LoadAcquire(ref c.Value); // a non-atomic increment: the classic lost update
+        TestAtomics.StoreRelease(ref c.Value, v + 1);
+    }
+
+    private static void AtomicIncrement(Counter c) => TestAtomics.Add(ref c.Value, 1);
+
+    [Theory]
+    [InlineData("random")]
+    [InlineData("pct")]
+    [InlineData("dfs")]
+    public void LostUpdate_IsFound_AndReplaysIdentically(string which)
+    {
+        Strategy strategy = which switch
+        {
+            "random" => Strategy.RandomWalk(42),
+            "pct" => Strategy.Pct(42, depth: 2),
+            _ => Strategy.BoundedPreemption(1),
+        };
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(strategy, 1000, () => new Counter(), [Increment, Increment], c => Assert.Equal(2, c.Value)));
+        Assert.Contains("replay: ControlledTest.Replay(", failure.Message);
+        Assert.Contains("trace tail", failure.Message);
+
+        // The printed strategy expression replays the failing schedule as its first iteration, with the same trace.
+        Strategy replay = ParseReplay(failure.ReplayCall);
+        var again = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Replay(replay, () => new Counter(), [Increment, Increment], c => Assert.Equal(2, c.Value)));
+        Assert.Equal(0, again.Iteration);
+        Assert.Equal(Tail(failure.Message), Tail(again.Message));
+    }
+
+    [Fact]
+    public void AtomicIncrement_PassesExhaustiveSearch_AndSeesEveryOrder()
+    {
+        var orders = new HashSet<string>();
+        var log = new System.Text.StringBuilder();
+        Action<Counter> Body(char name) => c => { AtomicIncrement(c); log.Append(name); };
+        var r = ControlledTest.Explore(
+            Strategy.BoundedPreemption(10),
+            10_000,
+            () => { log.Clear(); return new Counter(); },
+            [Body('a'), Body('b'), Body('c')],
+            c => { Assert.Equal(3, c.Value); orders.Add(log.ToString()); });
+        Assert.True(r.Exhausted);
+        Assert.Equal(6, orders.Count); // all 3! orders of three one-step threads
+    }
+
+    [Fact]
+    public void BoundedPreemption_SeesEveryInterleavingOfTwoTwoStepThreads()
+    {
+        // Two threads of two steps each: C(4,2) = 6 interleavings; the search must produce all of them.
+        var orders = new HashSet<string>();
+        var log = new System.Text.StringBuilder();
+        Action<Counter> Body(char name) => c => { AtomicIncrement(c); log.Append(name); AtomicIncrement(c); log.Append(name); };
+        var r = ControlledTest.Explore(
+            Strategy.BoundedPreemption(10),
+            10_000,
+            () => { log.Clear(); return new Counter(); },
+            [Body('a'), Body('b')],
+            _ => orders.Add(log.ToString()));
+        Assert.True(r.Exhausted);
+        Assert.Equal(6, orders.Count);
+
+        // With no preemptions at all, only the two serial orders (and no more) remain.
+        orders.Clear();
+        ControlledTest.Explore(Strategy.BoundedPreemption(0), 10_000, () => { log.Clear(); return new Counter(); }, [Body('a'), Body('b')], _ => orders.Add(log.ToString()));
+        Assert.Equal(["aabb", "bbaa"], orders.Order());
+    }
+
+    [Fact]
+    public void ExceptionInThreadBody_IsReported()
+    {
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore<Counter>(Strategy.RandomWalk(1), 10, () => new Counter(), [c => AtomicIncrement(c), _ => throw new InvalidOperationException("boom")]));
+        Assert.IsType<InvalidOperationException>(failure.InnerException);
+        Assert.Contains("boom", failure.Message);
+    }
+
+    [Fact]
+    public void Spinning_ForeverIsReportedAsLivelock()
+    {
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(
+                Strategy.RandomWalk(1),
+                1,
+                () => new Counter(),
+                [c => { var s = default(SpinWait); while (TestAtomics.LoadAcquire(ref c.Value) == 0) { TestAtomics.SpinOnce(ref s); } }, _ => { }],
+                options: new ExploreOptions { MaxSteps = 500 }));
+        Assert.IsType<LivelockException>(failure.InnerException);
+    }
+
+    [Fact]
+    public void Spinning_YieldsToTheThreadItWaitsFor()
+    {
+        // Under every strategy the spinner must let the setter run, so this finishes well within the step bound.
+        foreach (Strategy s in new[] { Strategy.RandomWalk(3), Strategy.Pct(3, depth: 3), Strategy.BoundedPreemption(0) })
+        {
+            ControlledTest.Explore(
+                s,
+                200,
+                () => new Counter(),
+                [c => { var w = default(SpinWait); while (TestAtomics.LoadAcquire(ref c.Value) == 0) { TestAtomics.SpinOnce(ref w); } }, c => TestAtomics.StoreRelease(ref c.Value, 1)],
+                options: new ExploreOptions { MaxSteps = 200 });
+        }
+    }
+
+    [Fact]
+    public void ThreadStuckOutsideTheSeam_IsReportedAsHang_AndTheRunDoesNotHang()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(
+                Strategy.RandomWalk(1),
+                5,
+                () => new Counter(),
+                [c => { AtomicIncrement(c); Thread.Sleep(1500); AtomicIncrement(c); }, AtomicIncrement, AtomicIncrement],
+                options: new ExploreOptions { HangTimeout = TimeSpan.FromMilliseconds(200) }));
+        Assert.IsType<TimeoutException>(failure.InnerException);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void FailureInOneOfThreeThreads_TearsDownTheOthers_AndTheNextExplorationRuns()
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            Assert.Throws<ScheduleFailureException>(() =>
+                ControlledTest.Explore<Counter>(
+                    Strategy.RandomWalk(round),
+                    50,
+                    () => new Counter(),
+                    [AtomicIncrement, c => { AtomicIncrement(c); AtomicIncrement(c); Assert.Fail("planted"); }, c => { for (int i = 0; i < 10; i++) { AtomicIncrement(c); } }]));
+        }
+
+        var r = ControlledTest.Explore(Strategy.RandomWalk(3), 100, () => new Counter(), [AtomicIncrement, AtomicIncrement, AtomicIncrement], c => Assert.Equal(3, c.Value));
+        Assert.Equal(100, r.Iterations);
+    }
+
+    [Fact]
+    public void WaitingForeverIsReportedAsDeadlock()
+    {
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(Strategy.RandomWalk(1), 1, () => new ControlledEventCount(), [e => e.CommitWait(e.PrepareWait())]));
+        Assert.IsType<DeadlockException>(failure.InnerException);
+    }
+
+    [Fact]
+    public void PlainWritesWithoutOrdering_AreDataRaces()
+    {
+        var failure = Assert.Throws<ScheduleFailureException>(() =>
+            ControlledTest.Explore(Strategy.RandomWalk(1), 10, () => new long[1], [a => TestAtomics.StorePlain(ref a[0], 1L), a => TestAtomics.StorePlain(ref a[0], 2L)]));
+        Assert.IsType<DataRaceException>(failure.InnerException);
+    }
+
+    [Fact]
+    public void PlainAccessesOrderedByReleaseAcquire_AreNotRaces()
+    {
+        // Message passing: the write of data happens-before the read through the release/acquire of the flag.
+        ControlledTest.Explore(
+            Strategy.BoundedPreemption(3),
+            10_000,
+            () => new long[2],
+            [
+                a => { TestAtomics.StorePlain(ref a[0], 42L); TestAtomics.StoreRelease(ref a[1], 1L); },
+                a => { if (TestAtomics.LoadAcquire(ref a[1]) == 1) { Assert.Equal(42L, TestAtomics.LoadPlain(ref a[0])); } },
+            ]);
+    }
+
+    [Fact]
+    public void OutsideAControlledRun_TestAtomicsAreThePlainOperations()
+    {
+        long x = 1;
+        Assert.Equal(1, TestAtomics.CompareExchange(ref x, 5, 1));
+        Assert.Equal(6, TestAtomics.Add(ref x, 1));
+        var s = default(SpinWait);
+        TestAtomics.SpinOnce(ref s);
+        Assert.Equal(6, TestAtomics.LoadPlain(ref x));
+    }
+
+    [Fact]
+    public void SameSeed_GivesSameSchedules_DifferentSeeds_Differ()
+    {
+        static string Run(long seed)
+        {
+            var log = new System.Text.StringBuilder();
+            ControlledTest.Explore(Strategy.RandomWalk(seed), 20, () => new Counter(), [c => { AtomicIncrement(c); log.Append('a'); AtomicIncrement(c); log.Append('a'); }, c => { AtomicIncrement(c); log.Append('b'); AtomicIncrement(c); log.Append('b'); }]);
+            return log.ToString();
+        }
+
+        Assert.Equal(Run(5), Run(5));
+        Assert.NotEqual(Run(5), Run(6));
+    }
+
+    private static string Tail(string message) => message[message.IndexOf("trace tail", StringComparison.Ordinal)..];
+
+    /// <summary>Turns a printed replay expression back into a strategy (the three forms the strategies print).</summary>
+    internal static Strategy ParseReplay(string call)
+    {
+        var args = System.Text.RegularExpressions.Regex.Matches(call, @"(\w+): (""[^""]*""|-?\d+)")
+            .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value.Trim('"'));
+        if (call.StartsWith("Strategy.RandomWalk", StringComparison.Ordinal))
+        {
+            return Strategy.RandomWalk(long.Parse(args["seed"]));
+        }
+
+        if (call.StartsWith("Strategy.Pct", StringComparison.Ordinal))
+        {
+            return Strategy.Pct(long.Parse(args["seed"]), int.Parse(args["depth"]), int.Parse(args["stepEstimate"]));
+        }
+
+        string choices = System.Text.RegularExpressions.Regex.Match(call, @"Replay\(""([^""]*)""").Groups[1].Value;
+        return Strategy.Replay(choices, int.Parse(args["maxPreemptions"]));
+    }
+}

@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace LockFree.Tests.Concurrency.Scheduling;
+
+/// <summary>Planted bugs that <see cref="TestAtomics"/> injects into the code under test, per exploration.</summary>
+[Flags]
+public enum PlantedBug
+{
+    /// <summary>The atomics behave as specified.</summary>
+    None = 0,
+
+    /// <summary>CompareExchange becomes a load, a scheduling point, then a store: a lost update.</summary>
+    SplitCompareExchange = 1,
+
+    /// <summary>StoreRelease stores but releases nothing (a relaxed store), so the race detector sees unpublished slots.</summary>
+    DroppedRelease = 2,
+}
+
+/// <summary>Options of one exploration.</summary>
+public sealed record ExploreOptions
+{
+    /// <summary>Livelock bound: an iteration that takes more scheduling points fails. Default 20,000.</summary>
+    public int MaxSteps { get; init; } = 20_000;
+
+    /// <summary>Happens-before race detection on plain accesses (<see cref="RaceDetector"/>). Default on.</summary>
+    public bool DetectRaces { get; init; } = true;
+
+    /// <summary>TSO store-buffer simulation (<see cref="StoreBuffers"/>); the locations must be pinned. Default off.</summary>
+    public bool StoreBuffers { get; init; }
+
+    /// <summary>Bugs to inject through <see cref="TestAtomics"/>. Default none.</summary>
+    public PlantedBug Bugs { get; init; }
+
+    /// <summary>How long a thread may go without reaching a scheduling point before the run is declared hung. Default 10 s.</summary>
+    public TimeSpan HangTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Scenario name for failure messages.</summary>
+    public string Name { get; init; } = "scenario";
+}
+
+/// <summary>What an exploration did.</summary>
+/// <param name="Strategy">The strategy's name.</param>
+/// <param name="Iterations">Schedules run.</param>
+/// <param name="Exhausted">True when the strategy ran out of schedules (bounded-preemption search finished).</param>
+/// <param name="TotalSteps">Scheduling points over all iterations.</param>
+/// <param name="MaxSteps">The longest iteration, in scheduling points.</param>
+/// <param name="Elapsed">Wall-clock time.</param>
+public sealed record ExplorationResult(string Strategy, int Iterations, bool Exhausted, long TotalSteps, long MaxSteps, TimeSpan Elapsed);
+
+/// <summary>A schedule that failed: the message names the strategy, the iteration, the replay call and the trace tail.</summary>
+public sealed class ScheduleFailureException(string message, Exception inner, int iteration, string replayCall)
+    : Exception(message, inner)
+{
+    /// <summary>The failing iteration (0-based) of the exploration.</summary>
+    public int Iteration { get; } = iteration;
+
+    /// <summary>The strategy expression that replays the failing schedule as its first iteration.</summary>
+    public string ReplayCall { get; } = replayCall;
+}
+
+/// <summary>
+/// Entry point: explores the schedules of a scenario = an init part (<c>setup</c>, runs alone), a parallel part
+/// (one body per logical thread, interleaved at the scheduling points of <see cref="TestAtomics"/>) and a post
+/// part (<c>check</c>, runs alone after every thread finished).
+/// </summary>
+public static class ControlledTest
+{
+    /// <summary>Runs up to <paramref name="iterations"/> schedules chosen by <paramref name="strategy"/>; throws <see cref="ScheduleFailureException"/> on the first failing one.</summary>
+    public static ExplorationResult Explore<TState>(
+        Strategy strategy,
+        int iterations,
+        Func<TState> setup,
+        IReadOnlyList<Action<TState>> threads,
+        Action<TState>? check = null,
+        ExploreOptions? options = null)
+    {
+        options ??= new ExploreOptions();
+        var clock = Stopwatch.StartNew();
+        long totalSteps = 0, maxSteps = 0;
+        var pool = new WorkerPool(threads.Count);
+        try
+        {
+            for (int i = 0; i < iterations; i++)
+            {
+                if (!strategy.BeginIteration(i, threads.Count))
+                {
+                    return new ExplorationResult(strategy.Name, i, true, totalSteps, maxSteps, clock.Elapsed);
+                }
+
+                TState state = setup();
+                var bodies = new Action[threads.Count + 1];
+                bodies[0] = () => { };
+                for (int t = 0; t < threads.Count; t++)
+                {
+                    Action<TState> body = threads[t];
+                    bodies[t + 1] = () => body(state);
+                }
+
+                var scheduler = new ControlledScheduler(pool, bodies, strategy, options);
+                bool finished = scheduler.Run();
+                strategy.EndIteration(scheduler.Steps);
+                totalSteps += scheduler.Steps;
+                maxSteps = Math.Max(maxSteps, scheduler.Steps);
+                Exception? failure = scheduler.Failure;
+                if (failure is null)
+                {
+                    try
+                    {
+                        check?.Invoke(state);
+                    }
+                    catch (Exception ex)
+                    {
+                        failure = ex;
+                    }
+                }
+
+                if (failure is not null)
+                {
+                    throw Report(strategy, i, options, scheduler, failure);
+                }
+
+                if (!finished)
+                {
+                    pool.Dispose();
+                    pool = new WorkerPool(threads.Count);
+                }
+            }
+
+            return new ExplorationResult(strategy.Name, iterations, false, totalSteps, maxSteps, clock.Elapsed);
+        }
+        finally
+        {
+            pool.Dispose();
+        }
+    }
+
+    /// <summary>Replays one schedule: <paramref name="strategy"/> is the expression a failure message printed.</summary>
+    public static ExplorationResult Replay<TState>(
+        Strategy strategy,
+        Func<TState> setup,
+        IReadOnlyList<Action<TState>> threads,
+        Action<TState>? check = null,
+        ExploreOptions? options = null) =>
+        Explore(strategy, 1, setup, threads, check, options);
+
+    private static ScheduleFailureException Report(Strategy strategy, int iteration, ExploreOptions options, ControlledScheduler scheduler, Exception failure)
+    {
+        string replay = strategy.ReplayCall();
+        var sb = new StringBuilder()
+            .Append("Schedule failure in '").Append(options.Name).Append("' under ").Append(strategy.Name)
+            .Append(", iteration ").Append(iteration).Append(" (").Append(scheduler.Steps).AppendLine(" steps):")
+            .Append("  ").Append(failure.GetType().Name).Append(": ").AppendLine(failure.Message)
+            .Append("  replay: ControlledTest.Replay(").Append(replay).Append(", <same setup, threads, check>, options with Name = \"")
+            .Append(options.Name).Append("\", Bugs = ").Append(options.Bugs).AppendLine(")")
+            .AppendLine("  trace tail:")
+            .Append(scheduler.TraceTail());
+        return new ScheduleFailureException(sb.ToString(), failure, iteration, replay);
+    }
+}

@@ -1,0 +1,329 @@
+using System.Runtime.CompilerServices;
+using LockFree.Internal;
+
+namespace LockFree.Tests.Concurrency.Scheduling;
+
+/// <summary>
+/// The test atomics policy: every member is first a scheduling point of the current
+/// <see cref="ControlledScheduler"/>, then the real access (only one logical thread runs at a time, so the real
+/// Volatile/Interlocked operation is the sequentially consistent one), then its happens-before bookkeeping in
+/// the <see cref="RaceDetector"/> and, when enabled, its <see cref="StoreBuffers"/> effect. Outside a controlled
+/// run (init and post parts, plain unit tests) each member is just the access.
+/// </summary>
+internal readonly unsafe struct TestAtomics : IAtomics
+{
+    public static long LoadAcquire(ref long location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Volatile.Read(ref location);
+        }
+
+        s.SchedulingPoint("LoadAcquire");
+        nint address = Address(ref location);
+        long value = s.Buffers is { } b && b.TryForward(ControlledScheduler.CurrentThread, address, out long v) ? v : Volatile.Read(ref location);
+        s.Races?.Acquire(ControlledScheduler.CurrentThread, address);
+        return value;
+    }
+
+    public static int LoadAcquire(ref int location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Volatile.Read(ref location);
+        }
+
+        s.SchedulingPoint("LoadAcquire");
+        nint address = Address(ref location);
+        int value = s.Buffers is { } b && b.TryForward(ControlledScheduler.CurrentThread, address, out long v) ? (int)v : Volatile.Read(ref location);
+        s.Races?.Acquire(ControlledScheduler.CurrentThread, address);
+        return value;
+    }
+
+    public static void StoreRelease(ref long location, long value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Volatile.Write(ref location, value);
+            return;
+        }
+
+        s.SchedulingPoint("StoreRelease");
+        nint address = Address(ref location);
+        Release(s, address);
+        if (s.Buffers is { } b)
+        {
+            b.Store(ControlledScheduler.CurrentThread, address, value, wide: true);
+        }
+        else
+        {
+            Volatile.Write(ref location, value);
+        }
+    }
+
+    public static void StoreRelease(ref int location, int value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Volatile.Write(ref location, value);
+            return;
+        }
+
+        s.SchedulingPoint("StoreRelease");
+        nint address = Address(ref location);
+        Release(s, address);
+        if (s.Buffers is { } b)
+        {
+            b.Store(ControlledScheduler.CurrentThread, address, value, wide: false);
+        }
+        else
+        {
+            Volatile.Write(ref location, value);
+        }
+    }
+
+    public static long CompareExchange(ref long location, long value, long comparand)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Interlocked.CompareExchange(ref location, value, comparand);
+        }
+
+        s.SchedulingPoint("CompareExchange");
+        BeforeReadModifyWrite(s, ref location);
+        if ((s.Bugs & PlantedBug.SplitCompareExchange) != 0)
+        {
+            // Planted bug: the read and the write are separate steps; another thread may run in between.
+            long seen = Volatile.Read(ref location);
+            s.SchedulingPoint("CompareExchange (split: write half)");
+            if (seen == comparand)
+            {
+                Volatile.Write(ref location, value);
+            }
+
+            return seen;
+        }
+
+        return Interlocked.CompareExchange(ref location, value, comparand);
+    }
+
+    public static int CompareExchange(ref int location, int value, int comparand)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Interlocked.CompareExchange(ref location, value, comparand);
+        }
+
+        s.SchedulingPoint("CompareExchange");
+        BeforeReadModifyWrite(s, ref location);
+        if ((s.Bugs & PlantedBug.SplitCompareExchange) != 0)
+        {
+            int seen = Volatile.Read(ref location);
+            s.SchedulingPoint("CompareExchange (split: write half)");
+            if (seen == comparand)
+            {
+                Volatile.Write(ref location, value);
+            }
+
+            return seen;
+        }
+
+        return Interlocked.CompareExchange(ref location, value, comparand);
+    }
+
+    public static long Add(ref long location, long value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Interlocked.Add(ref location, value);
+        }
+
+        s.SchedulingPoint("Add");
+        BeforeReadModifyWrite(s, ref location);
+        return Interlocked.Add(ref location, value);
+    }
+
+    public static long Exchange(ref long location, long value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Interlocked.Exchange(ref location, value);
+        }
+
+        s.SchedulingPoint("Exchange");
+        BeforeReadModifyWrite(s, ref location);
+        return Interlocked.Exchange(ref location, value);
+    }
+
+    public static T LoadPlain<T>(ref T location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return location;
+        }
+
+        s.SchedulingPoint("LoadPlain");
+        nint address = Address(ref location);
+        if (s.Races is { } r && r.PlainRead(ControlledScheduler.CurrentThread, address, "LoadPlain") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        if (s.Buffers is { } b && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
+            && b.TryForward(ControlledScheduler.CurrentThread, address, out long v))
+        {
+            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v;
+        }
+
+        return location;
+    }
+
+    public static void StorePlain<T>(ref T location, T value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            location = value;
+            return;
+        }
+
+        s.SchedulingPoint("StorePlain");
+        nint address = Address(ref location);
+        if (s.Races is { } r && r.PlainWrite(ControlledScheduler.CurrentThread, address, "StorePlain") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        if (s.Buffers is { } b && (typeof(T) == typeof(long) || typeof(T) == typeof(int)))
+        {
+            long wideValue = typeof(T) == typeof(long) ? Unsafe.As<T, long>(ref value) : Unsafe.As<T, int>(ref value);
+            b.Store(ControlledScheduler.CurrentThread, address, wideValue, wide: typeof(T) == typeof(long));
+            return;
+        }
+
+        location = value;
+    }
+
+    public static void CopyPlain<T>(ReadOnlySpan<T> source, Span<T> destination)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            source.CopyTo(destination);
+            return;
+        }
+
+        s.SchedulingPoint("CopyPlain");
+        if (s.Races is { } r)
+        {
+            int t = ControlledScheduler.CurrentThread;
+            for (int i = 0; i < source.Length; i++)
+            {
+                string? race = r.PlainRead(t, Address(ref Unsafe.AsRef(in source[i])), "CopyPlain (source)")
+                    ?? r.PlainWrite(t, Address(ref destination[i]), "CopyPlain (destination)");
+                if (race is not null)
+                {
+                    Raise(s, race);
+                }
+            }
+        }
+
+        source.CopyTo(destination);
+    }
+
+    public static void ClearPlain<T>(Span<T> destination)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            destination.Clear();
+            return;
+        }
+
+        s.SchedulingPoint("ClearPlain");
+        if (s.Races is { } r)
+        {
+            for (int i = 0; i < destination.Length; i++)
+            {
+                if (r.PlainWrite(ControlledScheduler.CurrentThread, Address(ref destination[i]), "ClearPlain") is { } race)
+                {
+                    Raise(s, race);
+                }
+            }
+        }
+
+        destination.Clear();
+    }
+
+    public static void FullFence()
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Interlocked.MemoryBarrier();
+            return;
+        }
+
+        s.SchedulingPoint("FullFence");
+        s.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
+        s.Races?.Fence(ControlledScheduler.CurrentThread);
+    }
+
+    public static void SpinOnce(ref SpinWait spinner)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
+            return;
+        }
+
+        // No real spinning: the scheduler switches to another enabled thread, which is what the spinner waits for.
+        s.SchedulingPoint("SpinOnce", spinning: true);
+    }
+
+    private static void Release(ControlledScheduler s, nint address)
+    {
+        if (s.Races is not { } r)
+        {
+            return;
+        }
+
+        if ((s.Bugs & PlantedBug.DroppedRelease) != 0)
+        {
+            r.RelaxedStore(address);
+        }
+        else
+        {
+            r.Release(ControlledScheduler.CurrentThread, address);
+        }
+    }
+
+    private static void BeforeReadModifyWrite<TValue>(ControlledScheduler s, ref TValue location)
+    {
+        int t = ControlledScheduler.CurrentThread;
+        s.Buffers?.DrainAll(t); // locked instructions drain the store buffer
+        s.Races?.ReadModifyWrite(t, Address(ref location));
+    }
+
+    private static void Raise(ControlledScheduler s, string race)
+    {
+        s.Fail(new DataRaceException(race), ControlledScheduler.CurrentThread);
+        throw new ScheduleAbort();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static nint Address<TValue>(ref TValue location) => (nint)Unsafe.AsPointer(ref location);
+}
+
+/// <summary>Two plain accesses to one location, at least one a write, with no happens-before edge between them.</summary>
+public sealed class DataRaceException(string message) : Exception(message);
