@@ -1,0 +1,208 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace LockFree.Tests.Concurrency.Stress;
+
+/// <summary>How a stress run ended: the accounting report, thread failures, and whether it finished in time.</summary>
+public sealed record QueueStressOutcome(ExactlyOnceReport Report, IReadOnlyList<Exception> ThreadFailures, bool TimedOut, string Progress, TimeSpan Elapsed);
+
+/// <summary>
+/// Runs producers and consumers on real threads against one queue, mixing single and batch operations at
+/// random (seeded), and accounts for every item with <see cref="ExactlyOnceChecker"/>.
+/// </summary>
+/// <remarks>
+/// The machine may have fewer cores than threads, so a thread that finds the queue full or empty backs off
+/// with <see cref="SpinWait"/> (spin, then yield) rather than burning its time slice. Consumers stop once
+/// every producer has finished and a dequeue started after that finds the queue empty (empty answers are
+/// exact), so a queue that loses items still ends and the checker reports the loss.
+/// </remarks>
+public static class QueueStressRun
+{
+    /// <summary>Longest batch a thread passes to TryEnqueueMany / TryDequeueMany.</summary>
+    public const int MaxBatch = 8;
+
+    /// <summary>Runs the scenario with <c>long</c> items.</summary>
+    public static QueueStressOutcome Run(
+        IBoundedQueue<long> queue, int producers, int consumers, long itemsPerProducer, TimeSpan timeout, int seed) =>
+        Run(queue, item => item, item => item, producers, consumers, itemsPerProducer, timeout, seed);
+
+    /// <summary>Runs the scenario with items of type <typeparamref name="T"/> that carry an encoded long.</summary>
+    public static QueueStressOutcome Run<T>(
+        IBoundedQueue<T> queue,
+        Func<long, T> wrap,
+        Func<T, long> unwrap,
+        int producers,
+        int consumers,
+        long itemsPerProducer,
+        TimeSpan timeout,
+        int seed)
+    {
+        var failures = new ConcurrentQueue<Exception>();
+        var produced = new long[producers];
+        var logs = new List<long>[consumers];
+        int producersDone = 0;
+        int stop = 0;
+        var threads = new List<Thread>();
+
+        for (int p = 0; p < producers; p++)
+        {
+            int id = p;
+            threads.Add(new Thread(() => Guard(failures, () => Produce(id))) { IsBackground = true, Name = $"stress producer {id}" });
+        }
+
+        for (int c = 0; c < consumers; c++)
+        {
+            int id = c;
+            logs[id] = new List<long>();
+            threads.Add(new Thread(() => Guard(failures, () => Consume(id))) { IsBackground = true, Name = $"stress consumer {id}" });
+        }
+
+        var clock = Stopwatch.StartNew();
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+
+        bool timedOut = false;
+        foreach (Thread thread in threads)
+        {
+            TimeSpan left = timeout - clock.Elapsed;
+            if (left < TimeSpan.Zero || !thread.Join(left))
+            {
+                timedOut = true;
+                break;
+            }
+        }
+
+        if (timedOut)
+        {
+            Volatile.Write(ref stop, 1);
+            foreach (Thread thread in threads)
+            {
+                thread.Join(TimeSpan.FromSeconds(5)); // they poll the stop flag on every iteration
+            }
+        }
+
+        clock.Stop();
+        string progress =
+            $"produced [{string.Join(", ", produced.Select(n => Volatile.Read(ref n)))}] of {itemsPerProducer} each, " +
+            $"consumed [{string.Join(", ", logs.Select(log => log.Count))}], producers done {Volatile.Read(ref producersDone)}/{producers}";
+        var report = new ExactlyOnceChecker(producers, itemsPerProducer).Check(logs);
+        return new QueueStressOutcome(report, [.. failures], timedOut, progress, clock.Elapsed);
+
+        void Produce(int id)
+        {
+            try
+            {
+                ProduceItems(id);
+            }
+            finally
+            {
+                Interlocked.Increment(ref producersDone); // even after a failure, so the consumers still end
+            }
+        }
+
+        void ProduceItems(int id)
+        {
+            var random = new Random(HashCode.Combine(seed, "producer", id));
+            var batch = new T[MaxBatch];
+            var spinner = default(SpinWait);
+            long next = 0;
+            while (next < itemsPerProducer && Volatile.Read(ref stop) == 0)
+            {
+                int added;
+                if (random.Next(3) == 0)
+                {
+                    int length = (int)Math.Min(random.Next(1, MaxBatch + 1), itemsPerProducer - next);
+                    for (int i = 0; i < length; i++)
+                    {
+                        batch[i] = wrap(ExactlyOnceChecker.Encode(id, next + i));
+                    }
+
+                    added = queue.TryEnqueueMany(batch.AsSpan(0, length));
+                    if (added < 0 || added > length)
+                    {
+                        throw new InvalidOperationException($"TryEnqueueMany of {length} returned {added}.");
+                    }
+                }
+                else
+                {
+                    added = queue.TryEnqueue(wrap(ExactlyOnceChecker.Encode(id, next))) ? 1 : 0;
+                }
+
+                next += added;
+                Volatile.Write(ref produced[id], next);
+                Backoff(ref spinner, added > 0);
+            }
+        }
+
+        void Consume(int id)
+        {
+            var random = new Random(HashCode.Combine(seed, "consumer", id));
+            var batch = new T[MaxBatch];
+            var spinner = default(SpinWait);
+            List<long> log = logs[id];
+            while (Volatile.Read(ref stop) == 0)
+            {
+                // Read before the attempt: if every producer had finished before it started, an empty answer is final.
+                bool allProduced = Volatile.Read(ref producersDone) == producers;
+                int taken;
+                if (random.Next(3) == 0)
+                {
+                    int length = random.Next(1, MaxBatch + 1);
+                    taken = queue.TryDequeueMany(batch.AsSpan(0, length));
+                    if (taken < 0 || taken > length)
+                    {
+                        throw new InvalidOperationException($"TryDequeueMany of {length} returned {taken}.");
+                    }
+
+                    for (int i = 0; i < taken; i++)
+                    {
+                        log.Add(Unwrap(batch[i]));
+                    }
+                }
+                else
+                {
+                    taken = queue.TryDequeue(out T? item) ? 1 : 0;
+                    if (taken == 1)
+                    {
+                        log.Add(Unwrap(item!));
+                    }
+                }
+
+                if (taken == 0 && allProduced)
+                {
+                    return;
+                }
+
+                Backoff(ref spinner, taken > 0);
+            }
+        }
+
+        long Unwrap(T item) => item is null ? -1 : unwrap(item); // -1: the checker reports it as invented
+    }
+
+    private static void Backoff(ref SpinWait spinner, bool progressed)
+    {
+        if (progressed)
+        {
+            spinner.Reset();
+        }
+        else
+        {
+            spinner.SpinOnce(sleep1Threshold: -1); // spin, then yield; never Sleep(1), which would dominate small capacities
+        }
+    }
+
+    private static void Guard(ConcurrentQueue<Exception> failures, Action body)
+    {
+        try
+        {
+            body();
+        }
+        catch (Exception exception)
+        {
+            failures.Enqueue(exception);
+        }
+    }
+}
