@@ -21,6 +21,14 @@ public static class QueueStressRun
     /// <summary>Longest batch a thread passes to TryEnqueueMany / TryDequeueMany.</summary>
     public const int MaxBatch = 8;
 
+    /// <summary>How long threads get to notice the stop flag after a timeout.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>A run in which no item moves for this long is livelocked or deadlocked: fail it without waiting out the timeout.</summary>
+    private static readonly TimeSpan StallLimit = TimeSpan.FromSeconds(10);
+
+    private static readonly TimeSpan WatchInterval = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Runs the scenario with <c>long</c> items.</summary>
     public static QueueStressOutcome Run(
         IBoundedQueue<long> queue, int producers, int consumers, long itemsPerProducer, TimeSpan timeout, int seed) =>
@@ -40,6 +48,7 @@ public static class QueueStressRun
         var failures = new ConcurrentQueue<Exception>();
         var produced = new long[producers];
         var logs = new List<long>[consumers];
+        var consumed = new long[consumers];
         int producersDone = 0;
         int stop = 0;
         var threads = new List<Thread>();
@@ -63,30 +72,59 @@ public static class QueueStressRun
             thread.Start();
         }
 
+        // Watch instead of a plain join: a run that stops moving items fails after StallLimit, not the whole timeout.
         bool timedOut = false;
+        string why = string.Empty;
+        long lastMoved = -1;
+        TimeSpan lastProgress = TimeSpan.Zero;
         foreach (Thread thread in threads)
         {
-            TimeSpan left = timeout - clock.Elapsed;
-            if (left < TimeSpan.Zero || !thread.Join(left))
+            while (!thread.Join(WatchInterval))
             {
-                timedOut = true;
+                long moved = Enumerable.Range(0, producers).Sum(p => Volatile.Read(ref produced[p]))
+                    + Enumerable.Range(0, consumers).Sum(c => Volatile.Read(ref consumed[c]));
+                if (moved != lastMoved)
+                {
+                    (lastMoved, lastProgress) = (moved, clock.Elapsed);
+                }
+
+                if (clock.Elapsed > timeout || clock.Elapsed - lastProgress > StallLimit)
+                {
+                    timedOut = true;
+                    why = clock.Elapsed > timeout ? $"timeout {timeout}" : $"no item moved for {StallLimit}";
+                    break;
+                }
+            }
+
+            if (timedOut)
+            {
                 break;
             }
         }
 
+        string stuck = string.Empty;
         if (timedOut)
         {
+            // The threads poll the stop flag between operations; one still running after the grace period is
+            // stuck inside a queue operation (a livelock in the queue). It is a background thread, so it does
+            // not keep the test process alive.
             Volatile.Write(ref stop, 1);
+            TimeSpan grace = clock.Elapsed + StopGrace;
             foreach (Thread thread in threads)
             {
-                thread.Join(TimeSpan.FromSeconds(5)); // they poll the stop flag on every iteration
+                TimeSpan left = grace - clock.Elapsed;
+                thread.Join(left > TimeSpan.Zero ? left : TimeSpan.Zero);
             }
+
+            stuck = string.Join(", ", threads.Where(thread => thread.IsAlive).Select(thread => thread.Name));
+            stuck = stuck.Length > 0 ? $"; still inside a queue call after stop: {stuck}" : string.Empty;
         }
 
         clock.Stop();
         string progress =
-            $"produced [{string.Join(", ", produced.Select(n => Volatile.Read(ref n)))}] of {itemsPerProducer} each, " +
-            $"consumed [{string.Join(", ", logs.Select(log => log.Count))}], producers done {Volatile.Read(ref producersDone)}/{producers}";
+            $"{(timedOut ? $"stopped ({why}): " : string.Empty)}produced [{string.Join(", ", Enumerable.Range(0, producers).Select(p => Volatile.Read(ref produced[p])))}] of {itemsPerProducer} each, " +
+            $"consumed [{string.Join(", ", logs.Select(log => log.Count))}], producers done {Volatile.Read(ref producersDone)}/{producers}{stuck}";
+        // After a timeout a stuck thread is inside a queue call, not appending to its log, so reading the logs is safe.
         var report = new ExactlyOnceChecker(producers, itemsPerProducer).Check(logs);
         return new QueueStressOutcome(report, [.. failures], timedOut, progress, clock.Elapsed);
 
@@ -168,6 +206,11 @@ public static class QueueStressRun
                     {
                         log.Add(Unwrap(item!));
                     }
+                }
+
+                if (taken > 0)
+                {
+                    Volatile.Write(ref consumed[id], log.Count);
                 }
 
                 if (taken == 0 && allProduced)

@@ -111,7 +111,7 @@ public sealed class QueueStressTests
     private void AssertExact<T>(QueueStressOutcome outcome, IBoundedQueue<T> queue)
     {
         _output.WriteLine($"scale {StressScale.Factor}: {outcome.Report.Received} items in {outcome.Elapsed.TotalMilliseconds:F0} ms; {outcome.Progress}");
-        Assert.False(outcome.TimedOut, $"Timed out after {outcome.Elapsed}: {outcome.Progress}. {outcome.Report}");
+        Assert.False(outcome.TimedOut, $"Run did not finish ({outcome.Elapsed}): {outcome.Progress}. {outcome.Report}");
         Assert.Empty(outcome.ThreadFailures);
         Assert.True(outcome.Report.IsExact, outcome.Report.ToString());
         Assert.True(queue.IsEmpty);
