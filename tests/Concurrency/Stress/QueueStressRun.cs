@@ -1,7 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 
 namespace LockFree.Tests.Concurrency.Stress;
+
+/// <summary>A queue's TryPeek, bound to the queue (single-consumer queues only).</summary>
+public delegate bool PeekFunc<T>([MaybeNullWhen(false)] out T item);
 
 /// <summary>How a stress run ended: the accounting report, thread failures, and whether it finished in time.</summary>
 public sealed record QueueStressOutcome(ExactlyOnceReport Report, IReadOnlyList<Exception> ThreadFailures, bool TimedOut, string Progress, TimeSpan Elapsed);
@@ -31,8 +35,14 @@ public static class QueueStressRun
 
     /// <summary>Runs the scenario with <c>long</c> items.</summary>
     public static QueueStressOutcome Run(
-        IBoundedQueue<long> queue, int producers, int consumers, long itemsPerProducer, TimeSpan timeout, int seed) =>
-        Run(queue, item => item, item => item, producers, consumers, itemsPerProducer, timeout, seed);
+        IBoundedQueue<long> queue,
+        int producers,
+        int consumers,
+        long itemsPerProducer,
+        TimeSpan timeout,
+        int seed,
+        PeekFunc<long>? peek = null) =>
+        Run(queue, item => item, item => item, producers, consumers, itemsPerProducer, timeout, seed, peek);
 
     /// <summary>Runs the scenario with items of type <typeparamref name="T"/> that carry an encoded long.</summary>
     public static QueueStressOutcome Run<T>(
@@ -43,8 +53,14 @@ public static class QueueStressRun
         int consumers,
         long itemsPerProducer,
         TimeSpan timeout,
-        int seed)
+        int seed,
+        PeekFunc<T>? peek = null)
     {
+        if (peek is not null && consumers != 1)
+        {
+            throw new ArgumentException("TryPeek needs a single consumer.", nameof(peek));
+        }
+
         var failures = new ConcurrentQueue<Exception>();
         var produced = new long[producers];
         var logs = new List<long>[consumers];
@@ -180,12 +196,27 @@ public static class QueueStressRun
             var batch = new T[MaxBatch];
             var spinner = default(SpinWait);
             List<long> log = logs[id];
+            int iteration = 0;
             while (Volatile.Read(ref stop) == 0)
             {
+                if ((++iteration & 63) == 0)
+                {
+                    int count = queue.Count; // a snapshot, but always within [0, Capacity]
+                    if (count < 0 || count > queue.Capacity)
+                    {
+                        throw new InvalidOperationException($"Count {count} outside [0, {queue.Capacity}].");
+                    }
+                }
+
                 // Read before the attempt: if every producer had finished before it started, an empty answer is final.
                 bool allProduced = Volatile.Read(ref producersDone) == producers;
                 int taken;
-                if (random.Next(3) == 0)
+                int choice = random.Next(peek is null ? 3 : 4);
+                if (choice == 3)
+                {
+                    taken = PeekThenDequeue(peek!, log);
+                }
+                else if (choice == 0)
                 {
                     int length = random.Next(1, MaxBatch + 1);
                     taken = queue.TryDequeueMany(batch.AsSpan(0, length));
@@ -220,6 +251,28 @@ public static class QueueStressRun
 
                 Backoff(ref spinner, taken > 0);
             }
+        }
+
+        // Single consumer: once TryPeek has seen an item, nothing but this thread can remove it.
+        int PeekThenDequeue(PeekFunc<T> tryPeek, List<long> log)
+        {
+            if (!tryPeek(out T? peeked))
+            {
+                return 0;
+            }
+
+            if (!queue.TryDequeue(out T? item))
+            {
+                throw new InvalidOperationException($"TryPeek saw {peeked} but TryDequeue found the queue empty.");
+            }
+
+            if (!EqualityComparer<T>.Default.Equals(peeked, item))
+            {
+                throw new InvalidOperationException($"TryPeek saw {peeked} but TryDequeue took {item}.");
+            }
+
+            log.Add(Unwrap(item));
+            return 1;
         }
 
         long Unwrap(T item) => item is null ? -1 : unwrap(item); // -1: the checker reports it as invented

@@ -74,6 +74,26 @@ public sealed class QueueStressTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(16)]
+    public void SpscQueue_PeekMixedIn_PeekSeesWhatDequeueTakes(int capacity)
+    {
+        var queue = new SpscQueue<long>(capacity);
+
+        RunAndAssert(queue, producers: 1, consumers: 1, queue.TryPeek);
+    }
+
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(2, 16)]
+    public void MpscQueue_PeekMixedIn_PeekSeesWhatDequeueTakes(int producers, int capacity)
+    {
+        var queue = new MpscQueue<long>(capacity);
+
+        RunAndAssert(queue, producers, consumers: 1, queue.TryPeek);
+    }
+
+    [Theory]
     [InlineData("Spsc", 1, 1)]
     [InlineData("Mpsc", 3, 1)]
     [InlineData("Spmc", 1, 3)]
@@ -97,13 +117,13 @@ public sealed class QueueStressTests
         AssertExact(outcome, queue);
     }
 
-    private void RunAndAssert(IBoundedQueue<long> queue, int producers, int consumers)
+    private void RunAndAssert(IBoundedQueue<long> queue, int producers, int consumers, PeekFunc<long>? peek = null)
     {
         long perProducer = StressScale.Items(ItemsPerTest) / producers;
 
         QueueStressOutcome outcome = QueueStressRun.Run(
             queue, producers, consumers, perProducer, StressScale.Timeout(TimeoutAtScaleOne),
-            Seed(queue.GetType().Name, producers, consumers, queue.Capacity));
+            Seed(queue.GetType().Name, producers, consumers, queue.Capacity), peek);
 
         AssertExact(outcome, queue);
     }
