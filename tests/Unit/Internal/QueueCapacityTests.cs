@@ -17,12 +17,11 @@ public sealed class QueueCapacityTests
         Assert.Equal(expected, QueueCapacity.RoundUp(capacity));
     }
 
+    /// <summary>Capacities every queue rejects: below 1 and above 2^30, including the extremes of int.</summary>
+    public static TheoryData<int> OutOfRangeCapacities => new() { 0, -1, int.MinValue, QueueCapacity.Max + 1, int.MaxValue };
+
     [Theory]
-    [InlineData(0)]
-    [InlineData(-1)]
-    [InlineData(int.MinValue)]
-    [InlineData((1 << 30) + 1)]
-    [InlineData(int.MaxValue)]
+    [MemberData(nameof(OutOfRangeCapacities))]
     public void RoundUp_OutOfRange_ThrowsArgumentOutOfRange(int capacity)
     {
         Assert.Throws<ArgumentOutOfRangeException>("capacity", () => QueueCapacity.RoundUp(capacity));

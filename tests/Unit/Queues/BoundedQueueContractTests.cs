@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using LockFree.Tests.Unit.Internal;
 using Xunit;
 
 namespace LockFree.Tests.Unit.Queues;
@@ -18,11 +19,7 @@ public abstract class BoundedQueueContractTests
     protected abstract IBoundedQueue<T> Create<T>(int capacity);
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(-1)]
-    [InlineData(int.MinValue)]
-    [InlineData((1 << 30) + 1)]
-    [InlineData(int.MaxValue)]
+    [MemberData(nameof(QueueCapacityTests.OutOfRangeCapacities), MemberType = typeof(QueueCapacityTests))]
     public void Constructor_CapacityOutOfRange_ThrowsArgumentOutOfRange(int capacity)
     {
         var exception = Assert.Throws<ArgumentOutOfRangeException>(() => Create<object>(capacity));
