@@ -282,6 +282,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
     }
 
+    /// <summary>Byte offsets of the fields from the start of the engine, for the layout unit test (see SpscRing).</summary>
+    internal (nint Slots, nint Mask, nint Capacity, nint Tail, nint Head) FieldOffsets()
+    {
+        ref byte start = ref Unsafe.As<SequencedRing<T, TAtomics, TProducers, TConsumers>, byte>(ref this);
+        return (
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _slots)),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _mask)),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _capacity)),
+            FieldLayout.Offset(ref start, ref _tail.Value),
+            FieldLayout.Offset(ref start, ref _head.Value));
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TryEnqueueSlow(T item)
     {

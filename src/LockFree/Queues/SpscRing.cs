@@ -211,6 +211,23 @@ internal struct SpscRing<T, TAtomics>
         }
     }
 
+    /// <summary>
+    /// Byte offsets of the fields from the start of the engine, for the layout unit test: the runtime orders
+    /// auto-layout fields itself, so only a measurement shows how far apart the hot fields are.
+    /// </summary>
+    internal (nint Buffer, nint Mask, nint Capacity, nint ProducerIndex, nint ProducerCached, nint ConsumerIndex, nint ConsumerCached) FieldOffsets()
+    {
+        ref byte start = ref Unsafe.As<SpscRing<T, TAtomics>, byte>(ref this);
+        return (
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _buffer)),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _mask)),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _capacity)),
+            FieldLayout.Offset(ref start, ref _producer.Index),
+            FieldLayout.Offset(ref start, ref _producer.Cached),
+            FieldLayout.Offset(ref start, ref _consumer.Index),
+            FieldLayout.Offset(ref start, ref _consumer.Cached));
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool RefreshTail(long head)
     {
