@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+
+namespace LockFree.Benchmarks.Infrastructure;
+
+/// <summary>
+/// Base of the benchmarks that count failed Try* calls (JCTools style): a full queue on enqueue, an empty
+/// one on dequeue, or a failed poll in a ping-pong. Counts are per operation (per item moved or round trip),
+/// over every invocation of the case (pilot and warm-up included), and reach the summary table through
+/// <see cref="FailedTryColumn"/>: printed as a <c>// LockFree.FailedTry</c> line (the column reads it back
+/// from the benchmark process's output) and kept in a static registry (for in-process toolchains).
+/// </summary>
+public abstract class FailedTryBenchmark
+{
+    internal const string OutputPrefix = "// LockFree.FailedTry ";
+
+    private long _failedEnqueues;
+    private long _failedDequeues;
+    private long _operations;
+    private string? _method;
+
+    /// <summary>Adds one invocation's counts. Call from the benchmark thread after the round has finished.</summary>
+    protected void Count(long operations, long failedEnqueues, long failedDequeues, [CallerMemberName] string method = "")
+    {
+        _method = method;
+        _operations += operations;
+        _failedEnqueues += failedEnqueues;
+        _failedDequeues += failedDequeues;
+    }
+
+    /// <summary>Publishes the counts; call from [GlobalCleanup].</summary>
+    protected void ReportFailedTries()
+    {
+        if (_method is null || _operations == 0)
+        {
+            return;
+        }
+
+        double enq = (double)_failedEnqueues / _operations;
+        double deq = (double)_failedDequeues / _operations;
+        FailedTryColumn.Registry[FailedTryColumn.Key(GetType().Name, _method, ParamsOf(this))] = (enq, deq);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{OutputPrefix}{enq:R} {deq:R} ({_failedEnqueues} failed enqueues, {_failedDequeues} failed dequeues, {_operations} ops)"));
+        _method = null;
+        _operations = _failedEnqueues = _failedDequeues = 0;
+    }
+
+    private static IEnumerable<(string Name, object? Value)> ParamsOf(object benchmark)
+    {
+        const BindingFlags flags = BindingFlags.Public | BindingFlags.Instance;
+        foreach (PropertyInfo p in benchmark.GetType().GetProperties(flags))
+        {
+            if (p.IsDefined(typeof(ParamsAttribute)))
+            {
+                yield return (p.Name, p.GetValue(benchmark));
+            }
+        }
+
+        foreach (FieldInfo f in benchmark.GetType().GetFields(flags))
+        {
+            if (f.IsDefined(typeof(ParamsAttribute)))
+            {
+                yield return (f.Name, f.GetValue(benchmark));
+            }
+        }
+    }
+}
+
+/// <summary>Summary columns: failed TryEnqueue / TryDequeue calls per operation.</summary>
+public sealed class FailedTryColumn(bool enqueue) : IColumn
+{
+    /// <summary>Failed enqueues (queue full) per operation.</summary>
+    public static readonly IColumn Enqueue = new FailedTryColumn(true);
+
+    /// <summary>Failed dequeues / polls (queue empty) per operation.</summary>
+    public static readonly IColumn Dequeue = new FailedTryColumn(false);
+
+    internal static readonly ConcurrentDictionary<string, (double Enqueue, double Dequeue)> Registry = new();
+
+    public string Id => enqueue ? "LockFree.FailedEnq" : "LockFree.FailedDeq";
+    public string ColumnName => enqueue ? "FailedEnq/op" : "FailedDeq/op";
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => enqueue ? 0 : 1;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public string Legend => enqueue
+        ? "Failed TryEnqueue calls (queue full) per operation, all invocations of the case"
+        : "Failed TryDequeue calls or polls (queue empty) per operation, all invocations of the case";
+
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public bool IsAvailable(Summary summary) => true;
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, summary.Style);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) =>
+        TryGet(summary, benchmarkCase, out var counts)
+            ? (enqueue ? counts.Enqueue : counts.Dequeue).ToString("0.###", CultureInfo.InvariantCulture)
+            : "-";
+
+    /// <summary>The counts of a case: from the benchmark process's output, else from the in-process registry.</summary>
+    public static bool TryGet(Summary summary, BenchmarkCase benchmarkCase, out (double Enqueue, double Dequeue) counts)
+    {
+        BenchmarkReport? report = summary[benchmarkCase];
+        if (report is not null)
+        {
+            foreach (var result in report.ExecuteResults)
+            {
+                foreach (string line in result.PrefixedLines)
+                {
+                    if (line.StartsWith(FailedTryBenchmark.OutputPrefix, StringComparison.Ordinal))
+                    {
+                        string[] parts = line[FailedTryBenchmark.OutputPrefix.Length..].Split(' ');
+                        counts = (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
+                        return true;
+                    }
+                }
+            }
+        }
+
+        string key = Key(
+            benchmarkCase.Descriptor.Type.Name,
+            benchmarkCase.Descriptor.WorkloadMethod.Name,
+            benchmarkCase.Parameters.Items.Select(p => (p.Name, (object?)p.Value)));
+        return Registry.TryGetValue(key, out counts);
+    }
+
+    internal static string Key(string type, string method, IEnumerable<(string Name, object? Value)> parameters) =>
+        type + "." + method + "(" + string.Join(",", parameters
+            .OrderBy(p => p.Name, StringComparer.Ordinal)
+            .Select(p => p.Name + "=" + Convert.ToString(p.Value, CultureInfo.InvariantCulture))) + ")";
+
+    public override string ToString() => ColumnName;
+}
+
+/// <summary>Config every benchmark class in this assembly uses: adds the failed-try columns.</summary>
+public sealed class LockFreeBenchmarkConfig : ManualConfig
+{
+    public LockFreeBenchmarkConfig()
+    {
+        AddColumn(FailedTryColumn.Enqueue, FailedTryColumn.Dequeue);
+    }
+}
