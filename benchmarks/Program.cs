@@ -1,1 +1,25 @@
-System.Console.WriteLine("placeholder");
+using BenchmarkDotNet.Running;
+using LockFree.Benchmarks.Infrastructure;
+
+namespace LockFree.Benchmarks;
+
+/// <summary>
+/// Entry point.
+///   dotnet run -c Release --project benchmarks -- --quick
+///       the curated short run (<see cref="QuickRun"/>): in-process, a few iterations, a compact ratio table.
+///   dotnet run -c Release --project benchmarks -- [BenchmarkDotNet arguments]
+///       everything else goes to BenchmarkSwitcher: --filter '*', --job short, --inProcess, --list flat, ...
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args.Contains("--quick", StringComparer.Ordinal))
+        {
+            return QuickRun.Run(args.Where(a => a != "--quick").ToArray());
+        }
+
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+    }
+}
