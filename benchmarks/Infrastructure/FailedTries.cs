@@ -45,11 +45,26 @@ public abstract class FailedTryBenchmark
 
         double enq = (double)_failedEnqueues / _operations;
         double deq = (double)_failedDequeues / _operations;
-        FailedTryColumn.Registry[FailedTryColumn.Key(GetType().Name, _method, ParamsOf(this))] = (enq, deq);
+        FailedTryColumn.Registry[FailedTryColumn.Key(BenchmarkType().Name, _method, ParamsOf(this))] = (enq, deq);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{OutputPrefix}{enq:R} {deq:R} ({_failedEnqueues} failed enqueues, {_failedDequeues} failed dequeues, {_operations} ops)"));
         _method = null;
         _operations = _failedEnqueues = _failedDequeues = 0;
+    }
+
+    /// <summary>
+    /// The benchmark class as BDN names it: the in-process emit toolchain runs a generated subclass in a
+    /// dynamic assembly, so walk up to the class declared in this assembly.
+    /// </summary>
+    private Type BenchmarkType()
+    {
+        Type type = GetType();
+        while (type.Assembly != typeof(FailedTryBenchmark).Assembly && type.BaseType is { } baseType)
+        {
+            type = baseType;
+        }
+
+        return type;
     }
 
     private static IEnumerable<(string Name, object? Value)> ParamsOf(object benchmark)
@@ -101,7 +116,7 @@ public sealed class FailedTryColumn(bool enqueue) : IColumn
 
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) =>
         TryGet(summary, benchmarkCase, out var counts)
-            ? (enqueue ? counts.Enqueue : counts.Dequeue).ToString("0.###", CultureInfo.InvariantCulture)
+            ? (enqueue ? counts.Enqueue : counts.Dequeue).ToString("G3", CultureInfo.InvariantCulture)
             : "-";
 
     /// <summary>The counts of a case: from the benchmark process's output, else from the in-process registry.</summary>

@@ -59,7 +59,9 @@ public static class QuickRun
         PrintCompactTable(summaries, ConsoleLogger.Default);
         ConsoleLogger.Default.WriteLineInfo(
             $"// Quick run: {summaries.Sum(s => s.Reports.Length)} benchmarks in {stopwatch.Elapsed.TotalMinutes:F1} min on {Environment.ProcessorCount} cores"
-            + (Environment.ProcessorCount < 4 ? " (2P2C figures OVERSUBSCRIBED: 4 spinning threads)." : "."));
+            + (Environment.ProcessorCount < 4 && summaries.Any(s => s.BenchmarksCases.Any(bc => bc.Descriptor.Type == typeof(MpmcQueueContentionBenchmarks)))
+                ? " (2P2C figures OVERSUBSCRIBED: 4 spinning threads)."
+                : "."));
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 
@@ -93,8 +95,8 @@ public static class QuickRun
                         median is { } med ? med.ToString("0.00", CultureInfo.InvariantCulture) : "FAILED",
                         ratio + (report.BenchmarkCase.Descriptor.Baseline ? "*" : string.Empty),
                         allocated?.ToString(CultureInfo.InvariantCulture) ?? "-",
-                        hasCounts ? counts.Enqueue.ToString("0.###", CultureInfo.InvariantCulture) : "-",
-                        hasCounts ? counts.Dequeue.ToString("0.###", CultureInfo.InvariantCulture) : "-"));
+                        hasCounts ? counts.Enqueue.ToString("G3", CultureInfo.InvariantCulture) : "-",
+                        hasCounts ? counts.Dequeue.ToString("G3", CultureInfo.InvariantCulture) : "-"));
                 }
             }
         }

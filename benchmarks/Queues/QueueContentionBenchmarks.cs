@@ -39,7 +39,7 @@ public abstract class QueueContentionBenchmarks : FailedTryBenchmark
         int threads = Producers + Consumers;
         if (Environment.ProcessorCount < threads)
         {
-            Console.WriteLine($"// NOTE: {GetType().Name} runs {threads} spinning threads on {Environment.ProcessorCount} cores: oversubscribed.");
+            Console.WriteLine($"// NOTE: {GetType().BaseType?.Name ?? GetType().Name} runs {threads} spinning threads on {Environment.ProcessorCount} cores: oversubscribed.");
         }
     }
 
