@@ -14,6 +14,19 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        string countsFile = FailedTryColumn.PrepareFile();
+        try
+        {
+            return Run(args);
+        }
+        finally
+        {
+            File.Delete(countsFile);
+        }
+    }
+
+    private static int Run(string[] args)
+    {
         if (args.Contains("--quick", StringComparer.Ordinal))
         {
             return QuickRun.Run(args.Where(a => a != "--quick").ToArray());

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
@@ -13,9 +12,11 @@ namespace LockFree.Benchmarks.Infrastructure;
 /// <summary>
 /// Base of the benchmarks that count failed Try* calls (JCTools style): a full queue on enqueue, an empty
 /// one on dequeue, or a failed poll in a ping-pong. Counts are per operation (per item moved or round trip),
-/// over every invocation of the case (pilot and warm-up included), and reach the summary table through
-/// <see cref="FailedTryColumn"/>: printed as a <c>// LockFree.FailedTry</c> line (the column reads it back
-/// from the benchmark process's output) and kept in a static registry (for in-process toolchains).
+/// over every invocation of the case (pilot and warm-up included). [GlobalCleanup] prints them (a
+/// <c>// LockFree.FailedTry</c> line in the log) and appends them to the file named by
+/// <see cref="FailedTryColumn.FileVariable"/>, which the host process sets before it starts benchmarks and
+/// <see cref="FailedTryColumn"/> reads back: that works for the out-of-process toolchain (whose process
+/// output after the results is not kept by BDN 0.14) and in-process alike.
 /// </summary>
 public abstract class FailedTryBenchmark
 {
@@ -45,9 +46,15 @@ public abstract class FailedTryBenchmark
 
         double enq = (double)_failedEnqueues / _operations;
         double deq = (double)_failedDequeues / _operations;
-        FailedTryColumn.Registry[FailedTryColumn.Key(BenchmarkType().Name, _method, ParamsOf(this))] = (enq, deq);
+        string key = FailedTryColumn.Key(BenchmarkType().Name, _method, ParamsOf(this));
+        string line = string.Create(CultureInfo.InvariantCulture, $"{key}\t{enq:R}\t{deq:R}");
+        if (Environment.GetEnvironmentVariable(FailedTryColumn.FileVariable) is { Length: > 0 } file)
+        {
+            File.AppendAllLines(file, [line]);
+        }
+
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{OutputPrefix}{enq:R} {deq:R} ({_failedEnqueues} failed enqueues, {_failedDequeues} failed dequeues, {_operations} ops)"));
+            $"{OutputPrefix}{key}: {enq:G3} failed enqueues/op, {deq:G3} failed dequeues/op ({_failedEnqueues}, {_failedDequeues} over {_operations} ops)"));
         _method = null;
         _operations = _failedEnqueues = _failedDequeues = 0;
     }
@@ -97,7 +104,17 @@ public sealed class FailedTryColumn(bool enqueue) : IColumn
     /// <summary>Failed dequeues / polls (queue empty) per operation.</summary>
     public static readonly IColumn Dequeue = new FailedTryColumn(false);
 
-    internal static readonly ConcurrentDictionary<string, (double Enqueue, double Dequeue)> Registry = new();
+    /// <summary>Environment variable naming the file the benchmark processes append their counts to.</summary>
+    public const string FileVariable = "LOCKFREE_BENCH_FAILED_TRY_FILE";
+
+    /// <summary>Names a fresh counts file for this host and the benchmark processes it starts; returns its path.</summary>
+    public static string PrepareFile()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"lockfree-bench-failed-try-{Environment.ProcessId}.tsv");
+        File.Delete(file);
+        Environment.SetEnvironmentVariable(FileVariable, file); // inherited by the benchmark processes
+        return file;
+    }
 
     public string Id => enqueue ? "LockFree.FailedEnq" : "LockFree.FailedDeq";
     public string ColumnName => enqueue ? "FailedEnq/op" : "FailedDeq/op";
@@ -119,31 +136,31 @@ public sealed class FailedTryColumn(bool enqueue) : IColumn
             ? (enqueue ? counts.Enqueue : counts.Dequeue).ToString("G3", CultureInfo.InvariantCulture)
             : "-";
 
-    /// <summary>The counts of a case: from the benchmark process's output, else from the in-process registry.</summary>
+    /// <summary>The counts of a case, from the counts file (the last line for the case wins).</summary>
     public static bool TryGet(Summary summary, BenchmarkCase benchmarkCase, out (double Enqueue, double Dequeue) counts)
     {
-        BenchmarkReport? report = summary[benchmarkCase];
-        if (report is not null)
+        counts = default;
+        if (Environment.GetEnvironmentVariable(FileVariable) is not { Length: > 0 } file || !File.Exists(file))
         {
-            foreach (var result in report.ExecuteResults)
-            {
-                foreach (string line in result.PrefixedLines)
-                {
-                    if (line.StartsWith(FailedTryBenchmark.OutputPrefix, StringComparison.Ordinal))
-                    {
-                        string[] parts = line[FailedTryBenchmark.OutputPrefix.Length..].Split(' ');
-                        counts = (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture));
-                        return true;
-                    }
-                }
-            }
+            return false;
         }
 
         string key = Key(
             benchmarkCase.Descriptor.Type.Name,
             benchmarkCase.Descriptor.WorkloadMethod.Name,
             benchmarkCase.Parameters.Items.Select(p => (p.Name, (object?)p.Value)));
-        return Registry.TryGetValue(key, out counts);
+        bool found = false;
+        foreach (string line in File.ReadLines(file))
+        {
+            string[] parts = line.Split('\t');
+            if (parts.Length == 3 && parts[0] == key)
+            {
+                counts = (double.Parse(parts[1], CultureInfo.InvariantCulture), double.Parse(parts[2], CultureInfo.InvariantCulture));
+                found = true;
+            }
+        }
+
+        return found;
     }
 
     internal static string Key(string type, string method, IEnumerable<(string Name, object? Value)> parameters) =>

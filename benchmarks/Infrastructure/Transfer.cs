@@ -190,6 +190,45 @@ public static class Transfer
         return (sum, failed);
     }
 
+    /// <summary>Polls a yield-free slot every this many failed polls in a latency loop: bounded spinning for oversubscribed machines.</summary>
+    private const int PollsPerYield = 1024;
+
+    /// <summary>
+    /// The wait step of the latency (ping-pong) loops, called with the running count of failed polls: one
+    /// short pause per poll (no exponential backoff, which would quantise the round trip to the backoff
+    /// steps), and a yield every <see cref="PollsPerYield"/> polls so a descheduled peer can run.
+    /// </summary>
+    public static void PollPause(long failedPolls)
+    {
+        if ((failedPolls & (PollsPerYield - 1)) == 0)
+        {
+            Thread.Yield();
+        }
+        else
+        {
+            Thread.SpinWait(1);
+        }
+    }
+
+    /// <summary>Dequeues one item for a latency loop, polling with <see cref="PollPause"/>; adds the failed polls to <paramref name="failed"/>.</summary>
+    public static long PollOne<TQ>(TQ queue, ref long failed, RoundWorkers workers)
+        where TQ : struct, IQueueOps
+    {
+        long item;
+        while (!queue.TryDequeue(out item))
+        {
+            failed++;
+            if (workers.IsAborted)
+            {
+                return 0;
+            }
+
+            PollPause(failed);
+        }
+
+        return item;
+    }
+
     /// <summary>Sum of 1..n, the checksum of a round that moves the values 1..n.</summary>
     public static long SumOneTo(long n) => n * (n + 1) / 2;
 

@@ -9,8 +9,9 @@ namespace LockFree.Benchmarks.Queues;
 /// Round-trip (ping-pong) latency between the benchmark thread and a long-lived echo thread; per-op = one
 /// round trip. The baseline is the floor: two 128-byte-padded fields written with Volatile.Write and polled
 /// with Volatile.Read. Each queue variant sends i through one queue and waits for i back on the other; the
-/// values are checked on both sides. Polls that found nothing are counted (FailedDeq/op: the pinger's,
-/// FailedEnq/op: the echo thread's). DESIGN.md target: SpscQueue ≤ 1.3× the raw round trip.
+/// values are checked on both sides. Every variant waits the same way (<see cref="Transfer.PollPause"/>: a
+/// short pause per poll, a yield every 1024). Polls that found nothing are counted (FailedDeq/op: the
+/// pinger's, FailedEnq/op: the echo thread's). DESIGN.md target: SpscQueue ≤ 1.3× the raw round trip.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(LockFreeBenchmarkConfig))]
@@ -61,20 +62,15 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
         for (long i = 1; i <= RoundTrips; i++)
         {
             Volatile.Write(ref fields.Ping.Value, i);
-            if (Volatile.Read(ref fields.Pong.Value) != i)
+            while (Volatile.Read(ref fields.Pong.Value) != i)
             {
-                var spinner = default(SpinWait);
-                do
+                failed++;
+                if (_echo.IsAborted)
                 {
-                    failed++;
-                    if (_echo.IsAborted)
-                    {
-                        break;
-                    }
-
-                    spinner.SpinOnce(sleep1Threshold: -1);
+                    break;
                 }
-                while (Volatile.Read(ref fields.Pong.Value) != i);
+
+                Transfer.PollPause(failed);
             }
         }
 
@@ -111,9 +107,7 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
                 throw new InvalidOperationException("ping queue full");
             }
 
-            (long value, long misses) = Transfer.Consume(pong, 1, _echo);
-            failed += misses;
-            checksum += value;
+            checksum += Transfer.PollOne(pong, ref failed, _echo);
         }
 
         _echo.WaitRound();
@@ -129,8 +123,7 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
             long failed = 0;
             for (long i = 1; i <= RoundTrips; i++)
             {
-                (long value, long misses) = Transfer.Consume(ping, 1, _echo);
-                failed += misses;
+                long value = Transfer.PollOne(ping, ref failed, _echo);
                 if (value != i && !_echo.IsAborted)
                 {
                     throw new InvalidOperationException($"echo: expected {i}, got {value}");
@@ -150,20 +143,15 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
         long failed = 0;
         for (long i = 1; i <= RoundTrips; i++)
         {
-            if (Volatile.Read(ref fields.Ping.Value) != i)
+            while (Volatile.Read(ref fields.Ping.Value) != i)
             {
-                var spinner = default(SpinWait);
-                do
+                failed++;
+                if (workers.IsAborted)
                 {
-                    failed++;
-                    if (workers.IsAborted)
-                    {
-                        return failed;
-                    }
-
-                    spinner.SpinOnce(sleep1Threshold: -1);
+                    return failed;
                 }
-                while (Volatile.Read(ref fields.Ping.Value) != i);
+
+                Transfer.PollPause(failed);
             }
 
             Volatile.Write(ref fields.Pong.Value, i);
