@@ -9,6 +9,7 @@ namespace LockFree.Benchmarks;
 ///       the curated short run (<see cref="QuickRun"/>): in-process, a few iterations, a compact ratio table.
 ///   dotnet run -c Release --project benchmarks -- [BenchmarkDotNet arguments]
 ///       everything else goes to BenchmarkSwitcher: --filter '*', --job short, --inProcess, --list flat, ...
+///       and the same compact ratio table is printed at the end.
 /// </summary>
 public static class Program
 {
@@ -32,7 +33,12 @@ public static class Program
             return QuickRun.Run(args.Where(a => a != "--quick").ToArray());
         }
 
-        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToArray();
+        if (summaries.Any(s => s.Reports.Length > 0))
+        {
+            QuickRun.PrintCompactTable(summaries, BenchmarkDotNet.Loggers.ConsoleLogger.Default);
+        }
+
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 }

@@ -71,7 +71,7 @@ public static class QuickRun
     public static void PrintCompactTable(IEnumerable<Summary> summaries, ILogger logger)
     {
         logger.WriteLine();
-        logger.WriteLineHeader("// LockFree quick summary (median per operation; ratio = median / baseline median in the same group; < 1 is faster)");
+        logger.WriteLineHeader("// LockFree summary (median per operation; ratio = median / baseline median in the same group; < 1 is faster)");
         logger.WriteLineHeader(string.Format(CultureInfo.InvariantCulture,
             "{0,-58} {1,12} {2,8} {3,10} {4,9} {5,9}", "Benchmark", "Median ns/op", "Ratio", "Alloc B/op", "FailEnq", "FailDeq"));
         foreach (Summary summary in summaries)
