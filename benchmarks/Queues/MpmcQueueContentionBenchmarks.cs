@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using BenchmarkDotNet.Attributes;
+using LockFree.Benchmarks.Infrastructure;
+
+namespace LockFree.Benchmarks.Queues;
+
+/// <summary>
+/// 2 producers, 2 consumers (OVERSUBSCRIBED on a 2-core machine: 4 spinning threads; see
+/// <see cref="QueueContentionBenchmarks"/>): MpmcQueue against ConcurrentQueue (baseline) and a bounded
+/// Channel (multi-writer, multi-reader, TryWrite/TryRead with spinning). Per-op = one item moved.
+/// DESIGN.md target: ≥ 1.5× ConcurrentQueue, ≥ 10× bounded Channel.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(LockFreeBenchmarkConfig))]
+public class MpmcQueueContentionBenchmarks : QueueContentionBenchmarks
+{
+    private MpmcOps _mpmc;
+    private ConcurrentQueueOps _concurrentQueue;
+    private ChannelOps _boundedChannel;
+    private Action<int> _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
+
+    /// <inheritdoc/>
+    protected override int Producers => 2;
+
+    /// <inheritdoc/>
+    protected override int Consumers => 2;
+
+    [GlobalSetup]
+    public void GlobalSetup()
+    {
+        Setup();
+        _mpmc = new(new MpmcQueue<long>(Capacity));
+        _concurrentQueue = new(new ConcurrentQueue<long>());
+        _boundedChannel = new(Channels.Bounded(Capacity, singleWriter: false, singleReader: false));
+        _workMpmc = Work(_mpmc);
+        _workConcurrentQueue = Work(_concurrentQueue);
+        _workBoundedChannel = Work(_boundedChannel);
+    }
+
+    [GlobalCleanup]
+    public void GlobalCleanup() => Cleanup();
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
+    public long ConcurrentQueue() => Run(_concurrentQueue, _workConcurrentQueue);
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long MpmcQueue() => Run(_mpmc, _workMpmc);
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long BoundedChannel() => Run(_boundedChannel, _workBoundedChannel);
+}

@@ -1,0 +1,56 @@
+using System.Collections.Concurrent;
+using BenchmarkDotNet.Attributes;
+using LockFree.Benchmarks.Infrastructure;
+
+namespace LockFree.Benchmarks.Queues;
+
+/// <summary>
+/// 2 producers, 1 consumer (3 spinning threads: OVERSUBSCRIBED on a 2-core machine; see
+/// <see cref="QueueContentionBenchmarks"/>): MpscQueue and MpmcQueue against ConcurrentQueue (baseline) and
+/// a bounded Channel (multi-writer, single reader, TryWrite/TryRead with spinning). Per-op = one item moved.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(LockFreeBenchmarkConfig))]
+public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
+{
+    private MpscOps _mpsc;
+    private MpmcOps _mpmc;
+    private ConcurrentQueueOps _concurrentQueue;
+    private ChannelOps _boundedChannel;
+    private Action<int> _workMpsc = null!, _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
+
+    /// <inheritdoc/>
+    protected override int Producers => 2;
+
+    /// <inheritdoc/>
+    protected override int Consumers => 1;
+
+    [GlobalSetup]
+    public void GlobalSetup()
+    {
+        Setup();
+        _mpsc = new(new MpscQueue<long>(Capacity));
+        _mpmc = new(new MpmcQueue<long>(Capacity));
+        _concurrentQueue = new(new ConcurrentQueue<long>());
+        _boundedChannel = new(Channels.Bounded(Capacity, singleWriter: false, singleReader: true));
+        _workMpsc = Work(_mpsc);
+        _workMpmc = Work(_mpmc);
+        _workConcurrentQueue = Work(_concurrentQueue);
+        _workBoundedChannel = Work(_boundedChannel);
+    }
+
+    [GlobalCleanup]
+    public void GlobalCleanup() => Cleanup();
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
+    public long ConcurrentQueue() => Run(_concurrentQueue, _workConcurrentQueue);
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long MpscQueue() => Run(_mpsc, _workMpsc);
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long MpmcQueue() => Run(_mpmc, _workMpmc);
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long BoundedChannel() => Run(_boundedChannel, _workBoundedChannel);
+}

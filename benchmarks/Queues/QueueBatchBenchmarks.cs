@@ -1,0 +1,93 @@
+using BenchmarkDotNet.Attributes;
+using LockFree.Benchmarks.Infrastructure;
+
+namespace LockFree.Benchmarks.Queues;
+
+/// <summary>
+/// 1P1C batch throughput at capacity 65536: TryEnqueueMany/TryDequeueMany with <see cref="BatchSize"/>
+/// items per call against single-item calls on the same queue; per-op = one item moved, the consumer checks
+/// the sum. A failed call is one that moved nothing. DESIGN.md target: SpscQueue batch ≥ 2× single-item
+/// SpscQueue (the baseline).
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(LockFreeBenchmarkConfig))]
+public class QueueBatchBenchmarks : FailedTryBenchmark
+{
+    /// <summary>Items per invocation.</summary>
+    public const int Items = 1 << 20;
+
+    private const int Capacity = 65536;
+
+    private RoundWorkers _producer = null!;
+    private SpscOps _spsc;
+    private MpmcOps _mpmc;
+    private long[] _producerBatch = null!;
+    private long[] _consumerBatch = null!;
+    private Action<int> _produceSpsc = null!, _produceSpscBatches = null!, _produceMpmc = null!, _produceMpmcBatches = null!;
+    private long _failedEnqueues;
+
+    /// <summary>Items per TryEnqueueMany / TryDequeueMany call (the single-item methods ignore it).</summary>
+    [Params(16, 64)]
+    public int BatchSize { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _producer = new RoundWorkers(1, "producer");
+        _spsc = new(new SpscQueue<long>(Capacity));
+        _mpmc = new(new MpmcQueue<long>(Capacity));
+        _producerBatch = new long[BatchSize];
+        _consumerBatch = new long[BatchSize];
+        _produceSpsc = _ => _failedEnqueues = Transfer.Produce(_spsc, 1, Items, _producer);
+        _produceMpmc = _ => _failedEnqueues = Transfer.Produce(_mpmc, 1, Items, _producer);
+        _produceSpscBatches = _ => _failedEnqueues = Transfer.ProduceBatches(_spsc, 1, Items, _producerBatch, _producer);
+        _produceMpmcBatches = _ => _failedEnqueues = Transfer.ProduceBatches(_mpmc, 1, Items, _producerBatch, _producer);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _producer.Dispose();
+        ReportFailedTries();
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
+    public long SpscSingle()
+    {
+        _producer.StartRound(_produceSpsc);
+        (long sum, long failed) = Transfer.Consume(_spsc, Items, _producer);
+        return Finish(sum, failed);
+    }
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long SpscBatch()
+    {
+        _producer.StartRound(_produceSpscBatches);
+        (long sum, long failed) = Transfer.ConsumeBatches(_spsc, Items, _consumerBatch, _producer);
+        return Finish(sum, failed);
+    }
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long MpmcSingle()
+    {
+        _producer.StartRound(_produceMpmc);
+        (long sum, long failed) = Transfer.Consume(_mpmc, Items, _producer);
+        return Finish(sum, failed);
+    }
+
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long MpmcBatch()
+    {
+        _producer.StartRound(_produceMpmcBatches);
+        (long sum, long failed) = Transfer.ConsumeBatches(_mpmc, Items, _consumerBatch, _producer);
+        return Finish(sum, failed);
+    }
+
+    private long Finish(long sum, long failedDequeues, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
+    {
+        _producer.WaitRound();
+        Transfer.Check(sum, Transfer.SumOneTo(Items), "consumer sum");
+        Count(Items, _failedEnqueues, failedDequeues, method);
+        return sum;
+    }
+}
