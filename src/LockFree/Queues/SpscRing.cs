@@ -232,8 +232,9 @@ internal struct SpscRing<T, TAtomics>
     private bool RefreshTail(long head)
     {
         // acquire: pairs with the release of tail in the enqueue methods; makes the slots before it readable.
-        _consumer.Cached = TAtomics.LoadAcquire(ref _producer.Index);
-        return head < _consumer.Cached;
+        long tail = TAtomics.LoadAcquire(ref _producer.Index);
+        _consumer.Cached = tail;
+        return head < tail;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
