@@ -10,35 +10,45 @@ namespace LockFree.Queues;
 // consumers (MPSC, SPMC, MPMC).
 //
 // Algorithm: D. Vyukov, "Bounded MPMC queue" (1024cores.net, 2010), the scheme behind .NET's
-// ConcurrentQueueSegment and crossbeam's ArrayQueue. A role played by many threads claims a position by
-// compare-and-swap on its shared index; a role played by one thread (TProducers/TConsumers = SingleRole)
-// advances its index with a release store and uses no read-modify-write instruction at all.
+// ConcurrentQueueSegment and crossbeam's ArrayQueue, with the cached-index gating of JCTools'
+// MpscArrayQueue ("producer limit") wherever the other side is a single thread. A role played by many
+// threads claims a position by compare-and-swap on its shared index; a role played by one thread
+// (TProducers/TConsumers = SingleRole) advances its index with a release store and uses no
+// read-modify-write instruction at all.
 //
-// Encoding: _tail and _head are unbounded 64-bit positions; position p lives in slot p & _mask. A slot's
-// Sequence says what it is ready for:
+// Encoding: tail (_producers.Index) and head (_consumers.Index) are unbounded 64-bit positions; position p
+// lives in slot p & _mask. A slot's Sequence says what it is ready for:
 //   Sequence == 2p      the slot is empty and ready for the producer of position p;
 //   Sequence == 2p + 1  the slot holds the item of position p, ready for its consumer.
 // A consumer of p releases the slot to the producer of p + capacity by storing 2(p + capacity). Doubling
 // keeps the two states distinct at capacity 1 (Vyukov's original p / p + 1 encoding needs capacity >= 2).
+// _producers.Cached is a recent head (used only with a single consumer), _consumers.Cached a recent tail
+// (used only with a single producer); shared hints when their own side is multi.
 //
-// Invariants: Sequence only grows. For a multi-role side the index is advanced only by a CAS that follows
-// a sequence check, so head <= tail when both sides are multi. A single-role side publishes its slot before
-// it moves its index (it has nothing to claim), so the other side never waits on it.
+// Gating, chosen by the other side's role, so that polling at a full or empty boundary never makes the
+// other side's compare-and-swap miss (a locked instruction stalls on a stolen line; a plain store does not):
+//   - other side single: its index moves by a release store after it has published (released) its slot,
+//     so it is cheap to read. Gate on it through the cached copy, reread only when the copy says full or
+//     empty: a producer uses position p once head > p - capacity, a consumer once tail > p. Once the gate
+//     opens the slot is ready, so a single-role side is never waited on.
+//   - other side multi: its index is the CAS line. Gate on the slot's Sequence (Vyukov) and read the index
+//     only when the slot is not ready, to tell full/empty from "claimed and not yet finished"; in the
+//     latter case wait for that slot (a window of a few instructions) rather than answer wrongly.
 //
-// Linearization: a multi-role operation linearizes at its successful CAS on the index, a single-role one
-// at its release of the slot's Sequence. An answer of full/empty is exact, never spurious: when a slot is
-// not ready but the opposite index shows an operation in flight on it (claimed, not yet published or
-// released), the caller waits for that operation (a window of a few instructions) instead of answering.
-// Batch operations may take fewer items than there is room for (they stop at a slot still in flight) but
-// take at least one whenever a single-item call would have succeeded. A batch publishes (or releases) its
-// slots back to front: the other side walks positions in order, so it sees none of the batch until the
-// first slot flips, last, and the whole batch appears (or leaves) at once. Front to back, a consumer could
-// take half a batch and then find the queue empty, which no atomic batch allows (the controlled scheduler
-// found exactly that history).
+// Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
+// ahead of the index it copies.
 //
-// Progress: lock-free among the threads of a multi role. A thread that finds a slot in flight waits for
-// the thread that claimed it, as ConcurrentQueue does, so a preempted claimant can delay the other side;
-// a single-role side is never waited on.
+// Linearization: a multi-role operation linearizes at its successful CAS, a single-role one at its index
+// store. An answer of full (empty) linearizes at the read of the other side's real index that showed no
+// room (no item): exact, never spurious. Batches claim (or, single-role, publish) a run of positions with
+// one index update, and publish and release their slots back to front, so the other side never sees half
+// a batch: the slot it would read first flips last. (Front to back, a consumer could take half a batch and
+// another then answer empty; the controlled scheduler found that history in an earlier version.) A batch
+// may take fewer items than there is room for when it meets a slot still in flight, but at least one
+// whenever a single-item call would have succeeded.
+//
+// Progress: lock-free among the threads of a multi role; a thread that meets a claimed, unfinished slot of
+// the other side waits for its claimant, as ConcurrentQueue does. A single-role side is never waited on.
 //
 // Thread roles: TProducers / TConsumers say whether more than one thread may enqueue / dequeue at a time.
 [DebuggerDisplay("Capacity = {Capacity}")]
@@ -57,8 +67,12 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     private readonly SequencedSlot<T>[] _slots;
     private readonly long _mask;
     private readonly int _capacity;
-    private PaddedIndex _tail; // next position to enqueue
-    private PaddedIndex _head; // next position to dequeue
+
+    // Producer side: Index = tail (next position to enqueue); Cached = a recent head (used with a single consumer).
+    private PaddedIndexPair _producers;
+
+    // Consumer side: Index = head (next position to dequeue); Cached = a recent tail (used with a single producer).
+    private PaddedIndexPair _consumers;
 
     public SequencedRing(int capacity)
     {
@@ -77,32 +91,38 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     public bool TryEnqueue(T item)
     {
         long position = LoadTail();
-        ref SequencedSlot<T> slot = ref Slot(position);
-        // acquire: pairs with the consumer's release of the slot; its read and clear happen-before our write.
-        if (TAtomics.LoadAcquire(ref slot.Sequence) != position << 1 || !ClaimTail(position))
+        if (!TConsumers.IsSingle || position - LoadCachedHead() < _capacity)
         {
-            return TryEnqueueSlow(item);
+            ref SequencedSlot<T> slot = ref Slot(position);
+            // acquire: pairs with the consumer's release of the slot; its read and clear happen-before our write.
+            if (TAtomics.LoadAcquire(ref slot.Sequence) == position << 1 && ClaimTail(position, 1))
+            {
+                TAtomics.StorePlain(ref slot.Item, item); // plain: the slot is ours between the claim and the publish
+                PublishSlot(ref slot, position, position + 1);
+                return true;
+            }
         }
 
-        TAtomics.StorePlain(ref slot.Item, item); // plain: the slot is ours between the claim and the release below
-        PublishSlot(ref slot, position, position + 1);
-        return true;
+        return TryEnqueueSlow(item);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryDequeue([MaybeNullWhen(false)] out T item)
     {
         long position = LoadHead();
-        ref SequencedSlot<T> slot = ref Slot(position);
-        // acquire: pairs with the producer's release of the slot; its write of the item happens-before our read.
-        if (TAtomics.LoadAcquire(ref slot.Sequence) != ((position << 1) | 1) || !ClaimHead(position))
+        if (!TProducers.IsSingle || position < LoadCachedTail())
         {
-            return TryDequeueSlow(out item);
+            ref SequencedSlot<T> slot = ref Slot(position);
+            // acquire: pairs with the producer's release of the slot; its write of the item happens-before our read.
+            if (TAtomics.LoadAcquire(ref slot.Sequence) == ((position << 1) | 1) && ClaimHead(position, 1))
+            {
+                item = TakeItem(ref slot);
+                ReleaseSlot(ref slot, position, position + 1);
+                return true;
+            }
         }
 
-        item = TakeItem(ref slot);
-        ReleaseSlot(ref slot, position, position + 1);
-        return true;
+        return TryDequeueSlow(out item);
     }
 
     /// <summary>Reads the next item without removing it. Only valid with a single consumer.</summary>
@@ -113,21 +133,26 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         while (true)
         {
             long position = LoadHead();
+            if (TProducers.IsSingle && AvailableAt(position, 1) <= 0)
+            {
+                item = default;
+                return false; // empty
+            }
+
             ref SequencedSlot<T> slot = ref Slot(position);
-            long sequence = TAtomics.LoadAcquire(ref slot.Sequence); // acquire: as in TryDequeue
-            if (sequence == ((position << 1) | 1))
+            if (TAtomics.LoadAcquire(ref slot.Sequence) == ((position << 1) | 1)) // acquire: as in TryDequeue
             {
                 item = TAtomics.LoadPlain(ref slot.Item); // plain: no producer touches a published slot
                 return true;
             }
 
-            if (!ProducerInFlight(position))
+            if (!TProducers.IsSingle && !ProducerInFlight(position))
             {
                 item = default;
-                return false;
+                return false; // empty
             }
 
-            TAtomics.SpinOnce(ref spinner);
+            TAtomics.SpinOnce(ref spinner); // a producer claimed the position and has not published it yet
         }
     }
 
@@ -143,6 +168,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         {
             long position = LoadTail();
             int limit = Math.Min(items.Length, _capacity);
+            if (TConsumers.IsSingle)
+            {
+                long room = RoomAt(position, limit);
+                if (room <= 0)
+                {
+                    return 0; // full
+                }
+
+                limit = (int)Math.Min(room, limit);
+            }
+
             int count = 0;
             long sequence = 0;
             while (count < limit)
@@ -159,18 +195,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             if (count == 0)
             {
-                if (sequence > position << 1)
+                if (sequence < position << 1)
                 {
-                    continue; // another producer took this position; reread the tail
+                    if (!TConsumers.IsSingle && !ConsumerInFlight(position))
+                    {
+                        return 0; // full
+                    }
+
+                    TAtomics.SpinOnce(ref spinner); // its consumer has claimed the slot and not yet released it
                 }
 
-                if (!ConsumerInFlight(position))
-                {
-                    return 0; // full
-                }
-
-                TAtomics.SpinOnce(ref spinner);
-                continue;
+                continue; // or another producer took the position: reread the tail
             }
 
             if (!ClaimTail(position, count))
@@ -183,11 +218,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 TAtomics.StorePlain(ref Slot(position + i).Item, items[i]); // plain: claimed, not yet published
             }
 
-            // Publish back to front: consumers take positions in order, so none of the batch is visible until its
-            // first slot is published, last. The batch appears at once, as one linearizable operation.
             for (int i = count - 1; i > 0; i--)
             {
-                // release: publishes this item; pairs with the acquire in the dequeue methods.
+                // release: publishes this item (back to front); pairs with the acquire in the dequeue methods.
                 TAtomics.StoreRelease(ref Slot(position + i).Sequence, ((position + i) << 1) | 1);
             }
 
@@ -208,6 +241,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         {
             long position = LoadHead();
             int limit = Math.Min(destination.Length, _capacity);
+            if (TProducers.IsSingle)
+            {
+                long available = AvailableAt(position, limit);
+                if (available <= 0)
+                {
+                    return 0; // empty
+                }
+
+                limit = (int)Math.Min(available, limit);
+            }
+
             int count = 0;
             long sequence = 0;
             while (count < limit)
@@ -224,18 +268,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             if (count == 0)
             {
-                if (sequence > ((position << 1) | 1))
+                if (sequence < ((position << 1) | 1))
                 {
-                    continue; // another consumer took this position; reread the head
+                    if (!TProducers.IsSingle && !ProducerInFlight(position))
+                    {
+                        return 0; // empty
+                    }
+
+                    TAtomics.SpinOnce(ref spinner); // its producer has claimed the slot and not yet published it
                 }
 
-                if (!ProducerInFlight(position))
-                {
-                    return 0; // empty
-                }
-
-                TAtomics.SpinOnce(ref spinner);
-                continue;
+                continue; // or another consumer took the position: reread the head
             }
 
             if (!ClaimHead(position, count))
@@ -248,11 +291,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 destination[i] = TakeItem(ref Slot(position + i));
             }
 
-            // Release back to front: producers fill positions in order, so none of the freed room is usable until
-            // the batch's first slot is released, last. The batch leaves at once, as one linearizable operation.
             for (int i = count - 1; i > 0; i--)
             {
-                // release: hands the slot to the producer one lap ahead; pairs with the acquire in the enqueue methods.
+                // release: hands the slot to the producer one lap ahead (back to front); pairs with the acquire in the enqueue methods.
                 TAtomics.StoreRelease(ref Slot(position + i).Sequence, (position + i + _capacity) << 1);
             }
 
@@ -266,8 +307,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     {
         get
         {
-            long head = TAtomics.LoadAcquire(ref _head.Value); // acquire: snapshot for any thread
-            long tail = TAtomics.LoadAcquire(ref _tail.Value);
+            long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot for any thread
+            long tail = TAtomics.LoadAcquire(ref _producers.Index);
             return (int)Math.Clamp(tail - head, 0, _capacity);
         }
     }
@@ -276,8 +317,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     {
         get
         {
-            long head = TAtomics.LoadAcquire(ref _head.Value); // acquire: snapshot, as Count
-            long tail = TAtomics.LoadAcquire(ref _tail.Value);
+            long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot, as Count
+            long tail = TAtomics.LoadAcquire(ref _producers.Index);
             return tail <= head;
         }
     }
@@ -290,8 +331,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _slots)),
             FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _mask)),
             FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _capacity)),
-            FieldLayout.Offset(ref start, ref _tail.Value),
-            FieldLayout.Offset(ref start, ref _head.Value));
+            FieldLayout.Offset(ref start, ref _producers.Index),
+            FieldLayout.Offset(ref start, ref _consumers.Index));
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -301,12 +342,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         while (true)
         {
             long position = LoadTail();
+            if (TConsumers.IsSingle && RoomAt(position, 1) <= 0)
+            {
+                return false; // full
+            }
+
             ref SequencedSlot<T> slot = ref Slot(position);
             long sequence = TAtomics.LoadAcquire(ref slot.Sequence); // acquire: as in TryEnqueue
             long expected = position << 1;
             if (sequence == expected)
             {
-                if (ClaimTail(position))
+                if (ClaimTail(position, 1))
                 {
                     TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
                     PublishSlot(ref slot, position, position + 1);
@@ -315,10 +361,11 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
             else if (sequence < expected)
             {
-                // The slot still holds position - capacity: full, unless a consumer has claimed it and not yet released it.
-                if (!ConsumerInFlight(position))
+                // The slot still holds position - capacity: with many consumers, full unless one of them has claimed
+                // it (the head is past it) and not yet released it. With one consumer the gate above already decided.
+                if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                 {
-                    return false;
+                    return false; // full
                 }
 
                 TAtomics.SpinOnce(ref spinner);
@@ -335,12 +382,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         while (true)
         {
             long position = LoadHead();
+            if (TProducers.IsSingle && AvailableAt(position, 1) <= 0)
+            {
+                item = default;
+                return false; // empty
+            }
+
             ref SequencedSlot<T> slot = ref Slot(position);
             long sequence = TAtomics.LoadAcquire(ref slot.Sequence); // acquire: as in TryDequeue
             long expected = (position << 1) | 1;
             if (sequence == expected)
             {
-                if (ClaimHead(position))
+                if (ClaimHead(position, 1))
                 {
                     item = TakeItem(ref slot);
                     ReleaseSlot(ref slot, position, position + 1);
@@ -349,11 +402,12 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
             else if (sequence < expected)
             {
-                // Not yet published: empty, unless a producer has claimed the position and not yet published it.
-                if (!ProducerInFlight(position))
+                // Not yet published: with many producers, empty unless one of them has claimed the position (the tail
+                // is past it) and not yet published it. With one producer the gate above already decided.
+                if (!TProducers.IsSingle && !ProducerInFlight(position))
                 {
                     item = default;
-                    return false;
+                    return false; // empty
                 }
 
                 TAtomics.SpinOnce(ref spinner);
@@ -364,43 +418,110 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// Whether the producer of <paramref name="position"/> has claimed it but not yet published it. A single
-    /// producer publishes before it moves the tail, so with one producer an unpublished slot means empty.
+    /// Single consumer: free positions from <paramref name="position"/> on, by the cached head when it shows at
+    /// least <paramref name="wanted"/>, otherwise by the real head (whose read is where a full answer linearizes).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ProducerInFlight(long position) =>
-        !TProducers.IsSingle && TAtomics.LoadAcquire(ref _tail.Value) > position; // acquire: the claim CAS
+    private long RoomAt(long position, int wanted)
+    {
+        long room = _capacity - (position - LoadCachedHead());
+        if (room >= wanted)
+        {
+            return room;
+        }
+
+        long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: pairs with the consumer's release of the head
+        StoreCachedHead(head);
+        return _capacity - (position - head);
+    }
 
     /// <summary>
-    /// Whether the consumer of <c>position - capacity</c> has claimed it but not yet released its slot. A
-    /// single consumer releases before it moves the head, so with one consumer an unreleased slot means full.
+    /// Single producer: items from <paramref name="position"/> on, by the cached tail when it shows at least
+    /// <paramref name="wanted"/>, otherwise by the real tail (whose read is where an empty answer linearizes).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long AvailableAt(long position, int wanted)
+    {
+        long available = LoadCachedTail() - position;
+        if (available >= wanted)
+        {
+            return available;
+        }
+
+        long tail = TAtomics.LoadAcquire(ref _producers.Index); // acquire: pairs with the producer's release of the tail
+        StoreCachedTail(tail);
+        return tail - position;
+    }
+
+    // The cached copies: private to a single producer (consumer), plain; a shared hint among many producers
+    // (consumers), through the seam as acquire/release (plain moves on x64): a stale or reordered hint is safe
+    // because every value ever stored is a real index that only grows, so the hint only ever lags.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadCachedHead() =>
+        TProducers.IsSingle ? _producers.Cached : TAtomics.LoadAcquire(ref _producers.Cached);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StoreCachedHead(long head)
+    {
+        if (TProducers.IsSingle)
+        {
+            _producers.Cached = head; // plain: private to the single producer
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref _producers.Cached, head); // release: a hint for the other producers
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadCachedTail() =>
+        TConsumers.IsSingle ? _consumers.Cached : TAtomics.LoadAcquire(ref _consumers.Cached);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StoreCachedTail(long tail)
+    {
+        if (TConsumers.IsSingle)
+        {
+            _consumers.Cached = tail; // plain: private to the single consumer
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref _consumers.Cached, tail); // release: a hint for the other consumers
+        }
+    }
+
+    /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ProducerInFlight(long position) =>
+        TAtomics.LoadAcquire(ref _producers.Index) > position; // acquire: pairs with the claim CAS
+
+    /// <summary>Many consumers: whether one has claimed <c>position - capacity</c> (the head is past it); the read is where a full answer linearizes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ConsumerInFlight(long position) =>
-        !TConsumers.IsSingle && position - TAtomics.LoadAcquire(ref _head.Value) < _capacity; // acquire: the claim CAS
+        position - TAtomics.LoadAcquire(ref _consumers.Index) < _capacity; // acquire: pairs with the claim CAS
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long LoadTail() =>
         TProducers.IsSingle
-            ? _tail.Value // plain: only the single producer writes the tail
-            : TAtomics.LoadAcquire(ref _tail.Value); // acquire: a start point for the claim; the CAS validates it
+            ? _producers.Index // plain: only the single producer writes the tail
+            : TAtomics.LoadAcquire(ref _producers.Index); // acquire: a start point for the claim; the CAS validates it
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long LoadHead() =>
         TConsumers.IsSingle
-            ? _head.Value // plain: only the single consumer writes the head
-            : TAtomics.LoadAcquire(ref _head.Value); // acquire: a start point for the claim; the CAS validates it
+            ? _consumers.Index // plain: only the single consumer writes the head
+            : TAtomics.LoadAcquire(ref _consumers.Index); // acquire: a start point for the claim; the CAS validates it
 
     /// <summary>Claims positions [position, position + count) for this producer; a single producer needs no claim.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ClaimTail(long position, long count = 1) =>
+    private bool ClaimTail(long position, long count) =>
         TProducers.IsSingle
-        || TAtomics.CompareExchange(ref _tail.Value, position + count, position) == position; // full fence: the claim
+        || TAtomics.CompareExchange(ref _producers.Index, position + count, position) == position; // full fence: the claim
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ClaimHead(long position, long count = 1) =>
+    private bool ClaimHead(long position, long count) =>
         TConsumers.IsSingle
-        || TAtomics.CompareExchange(ref _head.Value, position + count, position) == position; // full fence: the claim
+        || TAtomics.CompareExchange(ref _consumers.Index, position + count, position) == position; // full fence: the claim
 
     /// <summary>Publishes the item of <paramref name="position"/>; a single producer then moves the tail to <paramref name="newTail"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -409,7 +530,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item; pairs with the acquire in the dequeue methods
         if (TProducers.IsSingle)
         {
-            TAtomics.StoreRelease(ref _tail.Value, newTail); // release: after the publish, so consumers never see a tail ahead of its item
+            TAtomics.StoreRelease(ref _producers.Index, newTail); // release: opens the consumers' gate after the publish
         }
     }
 
@@ -420,7 +541,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         TAtomics.StoreRelease(ref slot.Sequence, (position + _capacity) << 1); // release: the item is read and cleared; pairs with the acquire in the enqueue methods
         if (TConsumers.IsSingle)
         {
-            TAtomics.StoreRelease(ref _head.Value, newHead); // release: after the slot release, so producers never see a head ahead of a free slot
+            TAtomics.StoreRelease(ref _consumers.Index, newHead); // release: opens the producers' gate after the release
         }
     }
 
