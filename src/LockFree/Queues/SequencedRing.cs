@@ -179,19 +179,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 limit = (int)Math.Min(room, limit);
             }
 
-            int count = 0;
-            long sequence = 0;
-            while (count < limit)
-            {
-                // acquire: as in TryEnqueue, for every slot of the run.
-                sequence = TAtomics.LoadAcquire(ref Slot(position + count).Sequence);
-                if (sequence != (position + count) << 1)
-                {
-                    break;
-                }
-
-                count++;
-            }
+            int count = ReadyRun(position, limit, state: 0, out long sequence);
 
             if (count == 0)
             {
@@ -252,19 +240,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 limit = (int)Math.Min(available, limit);
             }
 
-            int count = 0;
-            long sequence = 0;
-            while (count < limit)
-            {
-                // acquire: as in TryDequeue, for every slot of the run.
-                sequence = TAtomics.LoadAcquire(ref Slot(position + count).Sequence);
-                if (sequence != (((position + count) << 1) | 1))
-                {
-                    break;
-                }
-
-                count++;
-            }
+            int count = ReadyRun(position, limit, state: 1, out long sequence);
 
             if (count == 0)
             {
@@ -415,6 +391,30 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             // sequence > expected: another consumer took the position; reread the head.
         }
+    }
+
+    /// <summary>
+    /// Counts the slots from <paramref name="position"/> on (at most <paramref name="limit"/>) that are ready:
+    /// empty for their producer (<paramref name="state"/> 0) or published for their consumer (state 1).
+    /// <paramref name="stopSequence"/> is the Sequence of the first slot that was not ready.
+    /// </summary>
+    private readonly int ReadyRun(long position, int limit, long state, out long stopSequence)
+    {
+        int count = 0;
+        stopSequence = 0;
+        while (count < limit)
+        {
+            // acquire: as in the single-item calls, for every slot of the run.
+            stopSequence = TAtomics.LoadAcquire(ref Slot(position + count).Sequence);
+            if (stopSequence != (((position + count) << 1) | state))
+            {
+                break;
+            }
+
+            count++;
+        }
+
+        return count;
     }
 
     /// <summary>
