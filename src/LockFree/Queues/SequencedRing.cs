@@ -289,6 +289,12 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
     }
 
+    /// <summary>Positions ever claimed by producers (acquire snapshot of the tail).</summary>
+    public long EnqueuedPositions => TAtomics.LoadAcquire(ref _producers.Index); // acquire: snapshot for any thread
+
+    /// <summary>Positions ever claimed by consumers (acquire snapshot of the head).</summary>
+    public long DequeuedPositions => TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot for any thread
+
     public bool IsEmpty
     {
         get

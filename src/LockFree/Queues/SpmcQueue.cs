@@ -21,7 +21,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class SpmcQueue<T> : IBoundedQueue<T>
+public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SequencedRing<T, RealAtomics, SingleRole, MultiRole> _ring;
@@ -55,4 +55,10 @@ public sealed class SpmcQueue<T> : IBoundedQueue<T>
     /// <inheritdoc/>
     /// <remarks>Safe from any number of threads at once. May take fewer items than are queued when another consumer interleaves, but at least one when the queue is not empty.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
+
+    /// <inheritdoc/>
+    long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;
+
+    /// <inheritdoc/>
+    long IQueuePositions.DequeuedPositions => _ring.DequeuedPositions;
 }

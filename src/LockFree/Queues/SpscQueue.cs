@@ -22,7 +22,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class SpscQueue<T> : IBoundedQueue<T>
+public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SpscRing<T, RealAtomics> _ring;
@@ -62,4 +62,10 @@ public sealed class SpscQueue<T> : IBoundedQueue<T>
     /// default, when the queue is empty. Call from the single consumer thread only.
     /// </summary>
     public bool TryPeek([MaybeNullWhen(false)] out T item) => _ring.TryPeek(out item);
+
+    /// <inheritdoc/>
+    long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;
+
+    /// <inheritdoc/>
+    long IQueuePositions.DequeuedPositions => _ring.DequeuedPositions;
 }

@@ -201,6 +201,12 @@ internal struct SpscRing<T, TAtomics>
         }
     }
 
+    /// <summary>Items ever enqueued (acquire snapshot of the tail).</summary>
+    public long EnqueuedPositions => TAtomics.LoadAcquire(ref _producer.Index); // acquire: snapshot for any thread
+
+    /// <summary>Items ever dequeued (acquire snapshot of the head).</summary>
+    public long DequeuedPositions => TAtomics.LoadAcquire(ref _consumer.Index); // acquire: snapshot for any thread
+
     public bool IsEmpty
     {
         get

@@ -1,0 +1,371 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using LockFree.Backpressure;
+
+namespace LockFree;
+
+/// <content>Blocking and asynchronous writes and reads.</content>
+public sealed partial class BackpressureBuffer<T>
+{
+    /// <summary>Spins before a synchronous wait parks: a few microseconds, cheaper than a park when the other side is quick.</summary>
+    private const int SpinsBeforePark = 20;
+
+    /// <summary>
+    /// Writes under <see cref="FullMode"/>, waiting asynchronously for room under <see cref="OverflowPolicy.Wait"/>
+    /// (without a timeout). Allocation-free when it completes synchronously and in steady state when it waits.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
+    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default) =>
+        WriteAsync(item, FullMode, Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>
+    /// Writes under <paramref name="policy"/> for this item; under <see cref="OverflowPolicy.Wait"/> waits at most
+    /// <paramref name="timeout"/> and then answers rejected with <see cref="RejectReason.TimedOut"/> (wait, then reject).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite) or <paramref name="policy"/> is undefined.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
+    public ValueTask<WriteResult> WriteAsync(T item, OverflowPolicy policy, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidatePolicy(policy);
+        ValidateTimeout(timeout);
+        ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<WriteResult>(cancellationToken);
+        }
+
+        WriteResult result = WriteOnce(item, policy, countRejection: policy != OverflowPolicy.Wait);
+        if (policy != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected)
+        {
+            return new ValueTask<WriteResult>(result);
+        }
+
+        return WriteAsyncSlow(item, timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes under <see cref="FullMode"/>, blocking the calling thread for room under <see cref="OverflowPolicy.Wait"/>
+    /// for at most <paramref name="timeout"/> (spin briefly, then park; no CPU is used while parked).
+    /// Synchronous timeouts run on the system clock.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
+    public WriteResult Write(T item, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Write(item, FullMode, timeout, cancellationToken);
+
+    /// <summary>As <see cref="Write(T, TimeSpan, CancellationToken)"/>, under <paramref name="policy"/> for this item.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite) or <paramref name="policy"/> is undefined.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
+    public WriteResult Write(T item, OverflowPolicy policy, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidatePolicy(policy);
+        ValidateTimeout(timeout);
+        ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
+        WriteResult result = WriteOnce(item, policy, countRejection: policy != OverflowPolicy.Wait);
+        if (policy != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected)
+        {
+            return result;
+        }
+
+        long start = Stopwatch.GetTimestamp();
+        var spinner = default(SpinWait);
+        for (int i = 0; i < SpinsBeforePark; i++)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
+            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                return result;
+            }
+        }
+
+        while (true)
+        {
+            TimeSpan remaining = Remaining(start, timeout);
+            if (remaining == TimeSpan.Zero)
+            {
+                return TimedOut();
+            }
+
+            Waiter waiter = _writers.RentAndLink(synchronous: true);
+            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                Abandon(_writers, waiter, forwardSignal: true);
+                BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
+                return result;
+            }
+
+            waiter.Arm(remaining, cancellationToken, _time);
+            switch (waiter.WaitSynchronously(remaining))
+            {
+                case WaitStatus.Canceled:
+                    throw new OperationCanceledException(cancellationToken);
+                case WaitStatus.Completed:
+                    ThrowIfDisposed();
+                    return WriteResult.Completed;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits until the buffer may have room (true; another writer may take it first) or is completed (false).
+    /// Under a policy other than <see cref="OverflowPolicy.Wait"/> a write never waits, so this answers true at once.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        if (IsCompleted)
+        {
+            return Volatile.Read(ref _disposed) != 0
+                ? ValueTask.FromException<bool>(new ObjectDisposedException(GetType().Name))
+                : new ValueTask<bool>(false);
+        }
+
+        if (FullMode != OverflowPolicy.Wait || _queue.Count < _queue.Capacity)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        Waiter waiter = _writers.RentAndLink(synchronous: false);
+        if (IsCompleted || _queue.Count < _queue.Capacity)
+        {
+            Abandon(_writers, waiter, forwardSignal: true);
+            return new ValueTask<bool>(!IsCompleted);
+        }
+
+        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        return new ValueTask<bool>(waiter, waiter.Version);
+    }
+
+    /// <summary>
+    /// Waits until an item may be available (true; another reader may take it first), or the buffer is completed
+    /// and empty (false; faults with the completion error when it was completed with one).
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        if (!_queue.IsEmpty)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        if (Volatile.Read(ref _finished) != 0)
+        {
+            return Finished();
+        }
+
+        Waiter waiter = _readers.RentAndLink(synchronous: false);
+        if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
+        {
+            Abandon(_readers, waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
+            return _queue.IsEmpty ? Finished() : new ValueTask<bool>(true);
+        }
+
+        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        return new ValueTask<bool>(waiter, waiter.Version);
+    }
+
+    /// <summary>Reads the oldest item, waiting asynchronously while the buffer is empty.</summary>
+    /// <exception cref="InvalidOperationException">The buffer is completed and empty (the completion error, if any, is the inner exception).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<T> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<T>(cancellationToken);
+        }
+
+        return TryRead(out T? item) ? new ValueTask<T>(item) : ReadAsyncSlow(cancellationToken);
+    }
+
+    /// <summary>Reads one item, blocking the calling thread at most <paramref name="timeout"/> while the buffer is empty.</summary>
+    /// <returns>False when the timeout passed, or the buffer is completed and empty.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public bool TryRead([MaybeNullWhen(false)] out T item, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateTimeout(timeout);
+        cancellationToken.ThrowIfCancellationRequested();
+        long start = Stopwatch.GetTimestamp();
+        var spinner = default(SpinWait);
+        for (int i = 0; i <= SpinsBeforePark; i++)
+        {
+            if (TryRead(out item))
+            {
+                return true;
+            }
+
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                return false;
+            }
+
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
+
+        while (true)
+        {
+            TimeSpan remaining = Remaining(start, timeout);
+            if (remaining == TimeSpan.Zero)
+            {
+                item = default;
+                return false;
+            }
+
+            Waiter waiter = _readers.RentAndLink(synchronous: true);
+            if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
+            {
+                Abandon(_readers, waiter, forwardSignal: false);
+            }
+            else
+            {
+                waiter.Arm(remaining, cancellationToken, _time);
+                if (waiter.WaitSynchronously(remaining) == WaitStatus.Canceled)
+                {
+                    throw new OperationCanceledException(cancellationToken);
+                }
+            }
+
+            if (TryRead(out item))
+            {
+                return true;
+            }
+
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Reads every item until the buffer is completed and empty.</summary>
+    public async IAsyncEnumerable<T> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (await WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (TryRead(out T? item))
+            {
+                yield return item;
+            }
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<WriteResult> WriteAsyncSlow(T item, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        long start = _time.GetTimestamp();
+        while (true)
+        {
+            TimeSpan remaining = timeout == Timeout.InfiniteTimeSpan
+                ? Timeout.InfiniteTimeSpan
+                : timeout - _time.GetElapsedTime(start);
+            if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
+            {
+                return TimedOut();
+            }
+
+            Waiter waiter = _writers.RentAndLink(synchronous: false);
+            WriteResult result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                Abandon(_writers, waiter, forwardSignal: true);
+                BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
+                return result;
+            }
+
+            waiter.Arm(remaining, cancellationToken, _time);
+            WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
+            if (status == WaitStatus.Completed)
+            {
+                ThrowIfDisposed();
+                return WriteResult.Completed;
+            }
+
+            // Signaled or timed out: try again (the loop turns a passed deadline into a rejection).
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T> ReadAsyncSlow(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (!await WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new InvalidOperationException("The buffer is completed and empty.", _completed?.Error);
+            }
+
+            if (TryRead(out T? item))
+            {
+                return item;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes back a linked waiter whose recheck succeeded. If a signal reached it first, a writer passes that
+    /// signal on (a read freed room for one writer; this one no longer needs it).
+    /// </summary>
+    private static void Abandon(WaiterList list, Waiter waiter, bool forwardSignal)
+    {
+        if (waiter.TryFinishQuietly())
+        {
+            list.Unlink(waiter);
+            list.Return(waiter);
+        }
+        else if (forwardSignal && waiter.Status == WaitStatus.Signaled)
+        {
+            list.SignalOne();
+        }
+
+        // Otherwise the waiter was completed or signalled and its completion is queued: it is left to the GC.
+    }
+
+    private ValueTask<bool> Finished()
+    {
+        Exception? error = _completed?.Error;
+        return error is null ? new ValueTask<bool>(false) : ValueTask.FromException<bool>(error);
+    }
+
+    private WriteResult TimedOut()
+    {
+        Interlocked.Increment(ref _rejected);
+        return WriteResult.Rejected(RejectReason.TimedOut, EstimateRetryAfter());
+    }
+
+    private static TimeSpan Remaining(long start, TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        TimeSpan left = timeout - Stopwatch.GetElapsedTime(start);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
+    private static void ValidateTimeout(TimeSpan timeout)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be non-negative or Timeout.InfiniteTimeSpan.");
+        }
+    }
+}

@@ -1,0 +1,463 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Backpressure;
+using LockFree.Internal;
+using LockFree.Queues;
+
+namespace LockFree;
+
+// Design: a bounded buffer with an explicit overflow policy, built on the lock-free queue family.
+//
+// Engine: the queue type follows the thread roles: SingleWriter/SingleReader pick SPSC, MPSC, SPMC or MPMC.
+// DropOldest makes writers remove items too, so it always uses a multi-consumer engine.
+//
+// Fast paths (TryWrite, TryRead) are the queue's own operations plus one plain read of the other side's
+// waiter count; no lock, no allocation. Waiting (the Wait policy, WaitToReadAsync, ReadAsync) parks on a
+// WaiterList; the asymmetric-fence handshake described there rules out lost wake-ups without a fence on
+// the fast path. A write wakes every waiting reader (they recheck; WaitToReadAsync promises nothing more);
+// a read wakes one waiting writer per slot it frees, and a woken writer that does not use the room passes
+// the wake on.
+//
+// Completion: with one writer, completion is a writer operation and follows its writes in program order.
+// With many writers each write enters and leaves a gate (an active-writer count with a completed bit, one
+// atomic add each way), so completion knows when no write can still land; the buffer then finishes
+// (Completion completes) once it is also empty. A write that meets the completed bit takes nothing.
+//
+// Accounting: Enqueued and Dequeued come from the queue's positions (no counter on the hot path); dropped,
+// evicted and rejected writes are counted with an atomic add on their (overflow) paths.
+// Enqueued = Dequeued + Evicted + Remaining holds whenever no operation is in flight.
+//
+// Thread roles: any number of writers and readers unless SingleWriter/SingleReader promise otherwise.
+
+/// <summary>
+/// A bounded buffer with an explicit overflow policy: the building block a pipeline stage uses when items
+/// arrive faster than they leave. Non-blocking, blocking and asynchronous writes and reads; every write
+/// tells what happened to its item (<see cref="WriteResult"/>); nothing is lost without being counted.
+/// </summary>
+/// <typeparam name="T">The item type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
+public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsSource
+{
+    private const long CompletedBit = 1L << 62;
+
+    private readonly IBoundedQueue<T> _queue;
+    private readonly IQueuePositions _positions;
+    private readonly bool _singleWriter;
+    private readonly bool _canEvict;
+    private readonly Action<T, DropReason>? _itemDropped;
+    private readonly TimeProvider _time;
+    private readonly int _highWatermark;
+    private readonly int _lowWatermark;
+    private readonly WaiterList _readers = new();
+    private readonly WaiterList _writers = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private long _writeGate; // many writers: active writers | CompletedBit
+    private CompletionState? _completed;
+    private int _finished;
+    private int _disposed;
+    private int _paused;
+    private long _droppedIncoming;
+    private long _evicted;
+    private long _rejected;
+    private long _rateTimestamp;
+    private long _rateDequeued;
+
+    /// <summary>Creates a buffer with the given options.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> or its <see cref="BackpressureBufferOptions{T}.TimeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The capacity, full mode or watermarks are out of range.</exception>
+    public BackpressureBuffer(BackpressureBufferOptions<T> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        if (!Enum.IsDefined(options.FullMode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "FullMode is not an OverflowPolicy value.");
+        }
+
+        int capacity = QueueCapacity.RoundUp(options.Capacity);
+        if (options.HighWatermark != 0 || options.LowWatermark != 0)
+        {
+            if (options.HighWatermark < 1 || options.HighWatermark > capacity)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), options.HighWatermark, $"HighWatermark must be in [1, {capacity}] (the rounded capacity) when watermarks are used.");
+            }
+
+            if (options.LowWatermark < 0 || options.LowWatermark >= options.HighWatermark)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), options.LowWatermark, "LowWatermark must be in [0, HighWatermark).");
+            }
+        }
+
+        FullMode = options.FullMode;
+        _singleWriter = options.SingleWriter;
+        _canEvict = options.FullMode == OverflowPolicy.DropOldest || !options.SingleReader;
+        _itemDropped = options.ItemDropped;
+        _time = options.TimeProvider;
+        _highWatermark = options.HighWatermark;
+        _lowWatermark = options.LowWatermark;
+        Name = options.Name;
+        _queue = (_singleWriter, _canEvict) switch
+        {
+            (true, false) => new SpscQueue<T>(capacity),
+            (false, false) => new MpscQueue<T>(capacity),
+            (true, true) => new SpmcQueue<T>(capacity),
+            (false, true) => new MpmcQueue<T>(capacity),
+        };
+        _positions = (IQueuePositions)_queue;
+        if (Name is not null)
+        {
+            BackpressureMetrics.Register(this);
+        }
+    }
+
+    /// <summary>Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false: resume), on the thread whose write or read crossed it.</summary>
+    public event EventHandler<bool>? PressureChanged;
+
+    /// <summary>The number of items the buffer holds when full (the requested capacity rounded up to a power of two).</summary>
+    public int Capacity => _queue.Capacity;
+
+    /// <summary>The number of items in the buffer: an approximate snapshot.</summary>
+    public int Count => _queue.Count;
+
+    /// <summary>The policy <see cref="TryWrite(T)"/> and the writes without a policy argument use.</summary>
+    public OverflowPolicy FullMode { get; }
+
+    /// <summary>The name the metrics are tagged with, or null.</summary>
+    public string? Name { get; }
+
+    /// <summary>Whether the depth has reached the high watermark and not yet fallen to the low one (always false without watermarks).</summary>
+    public bool IsPaused => Volatile.Read(ref _paused) != 0;
+
+    /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed) is not null;
+
+    /// <summary>Completes when the buffer has been completed and every item has been read; faults with the completion error, if any.</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
+    /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
+    public WriteResult TryWrite(T item) => TryWrite(item, FullMode);
+
+    /// <summary>Writes without waiting, under <paramref name="policy"/> for this one item.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> is not a defined value.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="policy"/> is <see cref="OverflowPolicy.DropOldest"/> on a single-reader buffer created without it.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
+    public WriteResult TryWrite(T item, OverflowPolicy policy)
+    {
+        ValidatePolicy(policy);
+        ThrowIfDisposed();
+        return WriteOnce(item, policy, countRejection: true);
+    }
+
+    /// <summary>Reads the oldest item without waiting; false when the buffer is empty.</summary>
+    public bool TryRead([MaybeNullWhen(false)] out T item)
+    {
+        if (!_queue.TryDequeue(out item))
+        {
+            return false;
+        }
+
+        AfterRead(1);
+        return true;
+    }
+
+    /// <summary>Reads up to <c>destination.Length</c> items without waiting; returns how many (0 when empty).</summary>
+    public int TryReadMany(Span<T> destination)
+    {
+        int count = _queue.TryDequeueMany(destination);
+        if (count > 0)
+        {
+            AfterRead(count);
+        }
+
+        return count;
+    }
+
+    /// <summary>A snapshot of the buffer's accounting.</summary>
+    public BackpressureStatistics GetStatistics()
+    {
+        long evicted = Interlocked.Read(ref _evicted);
+        long dequeued = _positions.DequeuedPositions - evicted;
+        long enqueued = _positions.EnqueuedPositions;
+        return new BackpressureStatistics(
+            enqueued, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+    }
+
+    /// <summary>Completes the buffer: writes take nothing from now on; readers drain what is left.</summary>
+    /// <returns>False when it was already completed.</returns>
+    public bool TryComplete(Exception? error = null)
+    {
+        if (Interlocked.CompareExchange(ref _completed, new CompletionState(error), null) is not null)
+        {
+            return false;
+        }
+
+        if (_singleWriter)
+        {
+            TryFinishIfDrained();
+        }
+        else if ((Interlocked.Or(ref _writeGate, CompletedBit) & ~CompletedBit) == 0)
+        {
+            TryFinishIfDrained(); // no write in flight: the buffer can finish as soon as it is empty
+        }
+
+        _writers.FinishAll(WaitStatus.Completed);
+        _readers.FinishAll(WaitStatus.Signaled); // they recheck: drain, or see the finish
+        return true;
+    }
+
+    /// <summary>Completes the buffer; throws when it was already completed.</summary>
+    /// <exception cref="InvalidOperationException">The buffer was already completed.</exception>
+    public void Complete(Exception? error = null)
+    {
+        if (!TryComplete(error))
+        {
+            ThrowHelper.ThrowInvalidOperation("The buffer has already been completed.");
+        }
+    }
+
+    /// <summary>
+    /// Completes the buffer with an <see cref="ObjectDisposedException"/>: parked writers and readers wake with
+    /// that exception; items still in the buffer stay readable with <see cref="TryRead(out T)"/>, so nothing is lost.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        var disposed = new ObjectDisposedException(GetType().Name);
+        TryComplete(disposed);
+        _writers.CompletionError = disposed;
+        _readers.CompletionError = disposed;
+        _writers.FinishAll(WaitStatus.Completed);
+        _readers.FinishAll(WaitStatus.Completed);
+        BackpressureMetrics.Unregister(this);
+    }
+
+    /// <inheritdoc/>
+    BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
+
+    /// <summary>One write attempt under <paramref name="policy"/>, inside the completion gate.</summary>
+    private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection)
+    {
+        if (!EnterWrite())
+        {
+            return WriteResult.Completed;
+        }
+
+        try
+        {
+            if (_queue.TryEnqueue(item))
+            {
+                AfterWrite();
+                return WriteResult.Accepted;
+            }
+
+            return WriteFull(item, policy, countRejection);
+        }
+        finally
+        {
+            ExitWrite();
+        }
+    }
+
+    private WriteResult WriteFull(T item, OverflowPolicy policy, bool countRejection)
+    {
+        switch (policy)
+        {
+            case OverflowPolicy.DropIncoming:
+                Interlocked.Increment(ref _droppedIncoming);
+                _itemDropped?.Invoke(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
+                return WriteResult.DroppedIncoming;
+
+            case OverflowPolicy.DropOldest:
+                bool evictedAny = false;
+                while (true)
+                {
+                    if (_queue.TryDequeue(out T? oldest))
+                    {
+                        Interlocked.Increment(ref _evicted);
+                        evictedAny = true;
+                        bool placed = _queue.TryEnqueue(item);
+                        _itemDropped?.Invoke(oldest, DropReason.Oldest); // after the queue operations: no slot is reserved
+                        if (placed)
+                        {
+                            AfterWrite();
+                            return WriteResult.EvictedOldest;
+                        }
+
+                        continue; // another writer took the room: evict again
+                    }
+
+                    if (_queue.TryEnqueue(item))
+                    {
+                        AfterWrite();
+                        return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
+                    }
+                }
+
+            default: // Wait (without waiting) and Reject
+                if (countRejection)
+                {
+                    Interlocked.Increment(ref _rejected);
+                }
+
+                return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+        }
+    }
+
+    private bool EnterWrite()
+    {
+        if (_singleWriter)
+        {
+            return Volatile.Read(ref _completed) is null; // acquire: completion is a writer operation, in program order
+        }
+
+        if ((Interlocked.Increment(ref _writeGate) & CompletedBit) == 0)
+        {
+            return true;
+        }
+
+        ExitWrite();
+        return false;
+    }
+
+    private void ExitWrite()
+    {
+        if (!_singleWriter && Interlocked.Decrement(ref _writeGate) == CompletedBit)
+        {
+            TryFinishIfDrained(); // the last write in flight after completion has landed
+        }
+    }
+
+    private void AfterWrite()
+    {
+        if (_readers.HasWaiters)
+        {
+            _readers.FinishAll(WaitStatus.Signaled);
+        }
+
+        if (_highWatermark != 0)
+        {
+            CheckPressure();
+        }
+    }
+
+    private void AfterRead(int count)
+    {
+        for (int i = 0; i < count && _writers.HasWaiters; i++)
+        {
+            _writers.SignalOne();
+        }
+
+        if (Volatile.Read(ref _completed) is not null)
+        {
+            TryFinishIfDrained();
+        }
+
+        if (_highWatermark != 0)
+        {
+            CheckPressure();
+        }
+    }
+
+    private void TryFinishIfDrained()
+    {
+        CompletionState? state = Volatile.Read(ref _completed);
+        if (state is null
+            || (!_singleWriter && (Volatile.Read(ref _writeGate) & ~CompletedBit) != 0)
+            || !_queue.IsEmpty
+            || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
+        {
+            return;
+        }
+
+        _readers.CompletionError = state.Error;
+        _readers.FinishAll(WaitStatus.Completed);
+        if (state.Error is null)
+        {
+            _completion.TrySetResult();
+        }
+        else
+        {
+            _completion.TrySetException(state.Error);
+        }
+    }
+
+    private void CheckPressure()
+    {
+        int depth = _queue.Count;
+        if (Volatile.Read(ref _paused) == 0)
+        {
+            if (depth >= _highWatermark && Interlocked.CompareExchange(ref _paused, 1, 0) == 0)
+            {
+                PressureChanged?.Invoke(this, true);
+            }
+        }
+        else if (depth <= _lowWatermark && Interlocked.CompareExchange(ref _paused, 0, 1) == 1)
+        {
+            PressureChanged?.Invoke(this, false);
+        }
+    }
+
+    /// <summary>
+    /// Little's law: at the drain rate measured over the last second or so, one slot frees every 1/rate
+    /// seconds. Reads the clock only here, on the rejection path.
+    /// </summary>
+    private TimeSpan EstimateRetryAfter()
+    {
+        long now = _time.GetTimestamp();
+        long dequeued = _positions.DequeuedPositions;
+        long since = Volatile.Read(ref _rateTimestamp); // benign race: concurrent rejections may restart the window twice
+        long drainedFrom = Volatile.Read(ref _rateDequeued);
+        double elapsed = since == 0 ? 0 : _time.GetElapsedTime(since, now).TotalSeconds;
+        if (since == 0 || elapsed >= RateWindowSeconds)
+        {
+            Volatile.Write(ref _rateDequeued, dequeued);
+            Volatile.Write(ref _rateTimestamp, now);
+        }
+
+        long drained = dequeued - drainedFrom;
+        if (since == 0 || elapsed <= 0 || drained <= 0)
+        {
+            return Timeout.InfiniteTimeSpan; // nothing drained lately: the reader may be stalled
+        }
+
+        return TimeSpan.FromSeconds(Math.Min(elapsed / drained, MaxRetryAfterSeconds));
+    }
+
+    private void ValidatePolicy(OverflowPolicy policy)
+    {
+        if (!Enum.IsDefined(policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(policy), policy, "Not an OverflowPolicy value.");
+        }
+
+        if (policy == OverflowPolicy.DropOldest && !_canEvict)
+        {
+            ThrowHelper.ThrowInvalidOperation("DropOldest needs a buffer that writers may read from: create it with FullMode = DropOldest or SingleReader = false.");
+        }
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new ObjectDisposedException(GetType().Name);
+        }
+    }
+
+    /// <summary>The seconds over which the drain rate is measured before the window restarts.</summary>
+    private const double RateWindowSeconds = 1.0;
+
+    /// <summary>The longest retry hint given for a draining buffer (a slower drain is reported as this).</summary>
+    private const double MaxRetryAfterSeconds = 60.0;
+
+    private sealed class CompletionState(Exception? error)
+    {
+        public Exception? Error { get; } = error;
+    }
+}

@@ -1,0 +1,52 @@
+namespace LockFree;
+
+/// <summary>Settings of a <see cref="BackpressureBuffer{T}"/>. Every value is validated by the buffer's constructor.</summary>
+/// <typeparam name="T">The item type.</typeparam>
+public sealed class BackpressureBufferOptions<T>
+{
+    /// <summary>
+    /// The minimum number of items the buffer holds, in [1, 2^30]; rounded up to a power of two (reported by
+    /// <see cref="BackpressureBuffer{T}.Capacity"/>). Required: the default 0 is rejected.
+    /// </summary>
+    public int Capacity { get; init; }
+
+    /// <summary>What a write does when the buffer is full. Default <see cref="OverflowPolicy.Wait"/>.</summary>
+    public OverflowPolicy FullMode { get; init; } = OverflowPolicy.Wait;
+
+    /// <summary>
+    /// True when at most one thread writes (and completes) at a time: the buffer then uses a single-producer
+    /// engine with no read-modify-write instruction on the write path. Default false.
+    /// </summary>
+    public bool SingleWriter { get; init; }
+
+    /// <summary>
+    /// True when at most one thread reads at a time. Default false. Ignored for eviction: under
+    /// <see cref="OverflowPolicy.DropOldest"/> writers also remove items, so the buffer always uses a
+    /// multi-consumer engine.
+    /// </summary>
+    public bool SingleReader { get; init; }
+
+    /// <summary>
+    /// Called with every item discarded by <see cref="OverflowPolicy.DropIncoming"/> or evicted by
+    /// <see cref="OverflowPolicy.DropOldest"/>, on the writing thread, after the buffer is consistent again
+    /// (never while a slot is reserved). An exception it throws propagates to that writer; the write itself
+    /// has already happened and is counted. Default none.
+    /// </summary>
+    public Action<T, DropReason>? ItemDropped { get; init; }
+
+    /// <summary>
+    /// Depth at or above which the buffer reports <see cref="BackpressureBuffer{T}.IsPaused"/> (a signal to
+    /// slow down before the buffer is full). 0 (the default) turns watermarks off. Must not exceed the
+    /// rounded capacity and must be greater than <see cref="LowWatermark"/>.
+    /// </summary>
+    public int HighWatermark { get; init; }
+
+    /// <summary>Depth at or below which a paused buffer resumes. Default 0. Used only with <see cref="HighWatermark"/>.</summary>
+    public int LowWatermark { get; init; }
+
+    /// <summary>The name the buffer's metrics are tagged with (<c>lockfree.queue.name</c>). Default none: no metrics.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>The clock for timeouts and the drain-rate estimate. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}

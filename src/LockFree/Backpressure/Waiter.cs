@@ -1,0 +1,213 @@
+using System.Threading.Tasks.Sources;
+
+namespace LockFree.Backpressure;
+
+/// <summary>How a wait ended.</summary>
+internal enum WaitStatus
+{
+    /// <summary>Still waiting.</summary>
+    Pending,
+
+    /// <summary>Woken: the condition may hold now; the caller retries its operation.</summary>
+    Signaled,
+
+    /// <summary>The buffer was completed or disposed: the caller reads which from the buffer.</summary>
+    Completed,
+
+    /// <summary>The wait's timeout passed first.</summary>
+    TimedOut,
+
+    /// <summary>The wait's token was cancelled first.</summary>
+    Canceled,
+}
+
+// Design: one parked waiter, pooled by its WaiterList, for synchronous and asynchronous waits, with no
+// allocation in steady state.
+//
+// A wait ends exactly once: signal, completion, timeout and cancellation race for one CAS on _status
+// (Pending -> final); the winner finishes the wait and the losers do nothing. Asynchronous waits complete
+// through ManualResetValueTaskSourceCore with synchronous continuations, invoked from a thread-pool work
+// item that is this object (IThreadPoolWorkItem), so a writer that wakes a reader never runs the reader's
+// continuation itself and nothing is allocated. Synchronous waits block on a ManualResetEventSlim created
+// once per waiter object. Cancellation registers on the token (a CancellationTokenSource reuses its
+// registration nodes). An asynchronous wait with a finite timeout creates one ITimer for that wait: the one
+// allocating case, since a timer callback of an earlier wait could otherwise end a later one.
+internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
+{
+    private readonly WaiterList _owner;
+    private const int StateBits = 3;
+    private const int StateMask = (1 << StateBits) - 1;
+
+    private ManualResetValueTaskSourceCore<WaitStatus> _core; // mutable struct: never copy
+
+    // (generation << StateBits) | WaitStatus. The generation grows with every reuse, so a timer callback of an
+    // earlier wait, which CASes from its own generation's Pending, can never end a later wait.
+    private int _status;
+    private CancellationTokenRegistration _registration;
+    private CancellationToken _token;
+    private ManualResetEventSlim? _event;
+    private ITimer? _timer;
+    private bool _synchronous;
+
+    public Waiter(WaiterList owner)
+    {
+        _owner = owner;
+        _core.RunContinuationsAsynchronously = false; // we hop to the pool ourselves, allocation-free
+    }
+
+    /// <summary>Intrusive links of the owner's list; guarded by the owner's lock.</summary>
+    internal Waiter? Previous { get; set; }
+
+    internal Waiter? Next { get; set; }
+
+    internal bool IsLinked { get; set; }
+
+    public WaitStatus Status => (WaitStatus)(Volatile.Read(ref _status) & StateMask);
+
+    public short Version => _core.Version;
+
+    /// <summary>Prepares a pooled waiter for a new wait, synchronous or not.</summary>
+    public void Reset(bool synchronous)
+    {
+        _core.Reset();
+        _synchronous = synchronous;
+        if (synchronous)
+        {
+            _event ??= new ManualResetEventSlim(false, spinCount: 1);
+            _event.Reset();
+        }
+
+        int generation = (_status >> StateBits) + 1;
+        Volatile.Write(ref _status, generation << StateBits); // release: the reset happens-before the waiter is linked (Pending = 0)
+    }
+
+    /// <summary>Arms cancellation and the timeout. Call after linking, outside the owner's lock.</summary>
+    public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time)
+    {
+        _token = token;
+        if (token.CanBeCanceled)
+        {
+            _registration = token.UnsafeRegister(static state => ((Waiter)state!).TryFinish(WaitStatus.Canceled), this);
+        }
+
+        if (!_synchronous && timeout != Timeout.InfiniteTimeSpan)
+        {
+            var stamp = new TimeoutStamp(this, Volatile.Read(ref _status) >> StateBits);
+            _timer = time.CreateTimer(static state => ((TimeoutStamp)state!).Fire(), stamp, timeout, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Ends the wait with <paramref name="status"/> unless it already ended; returns whether this call ended it.</summary>
+    public bool TryFinish(WaitStatus status) => TryFinish(status, Volatile.Read(ref _status) >> StateBits);
+
+    /// <summary>The generation of the current wait (grows with every reuse).</summary>
+    public int Generation => Volatile.Read(ref _status) >> StateBits;
+
+    /// <summary>Ends the wait of <paramref name="generation"/> with <paramref name="status"/>, unless it already ended or the waiter moved on.</summary>
+    public bool TryFinish(WaitStatus status, int generation)
+    {
+        int pending = generation << StateBits;
+        if (Interlocked.CompareExchange(ref _status, pending | (int)status, pending) != pending)
+        {
+            return false;
+        }
+
+        if (status is WaitStatus.Canceled or WaitStatus.TimedOut)
+        {
+            _owner.Unlink(this); // a signal or completion has unlinked it already
+        }
+
+        if (_synchronous)
+        {
+            _event!.Set();
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Ends a wait its own thread no longer needs (its recheck succeeded) without waking anyone; false when a
+    /// signal, completion, timeout or cancellation ended it first.
+    /// </summary>
+    public bool TryFinishQuietly()
+    {
+        int pending = Volatile.Read(ref _status) & ~StateMask;
+        return Interlocked.CompareExchange(ref _status, pending | (int)WaitStatus.Signaled, pending) == pending;
+    }
+
+    /// <summary>Blocks the calling thread until the wait ends or <paramref name="timeout"/> passes, then recycles the waiter.</summary>
+    public WaitStatus WaitSynchronously(TimeSpan timeout)
+    {
+        if (!_event!.Wait(timeout))
+        {
+            TryFinish(WaitStatus.TimedOut);
+            _event.Wait(); // whoever won the race sets the event
+        }
+
+        WaitStatus status = Status;
+        Detach();
+        _owner.Return(this);
+        return status;
+    }
+
+    void IThreadPoolWorkItem.Execute() => _core.SetResult(Status);
+
+    bool IValueTaskSource<bool>.GetResult(short token)
+    {
+        WaitStatus status = Consume(token, out CancellationToken canceled);
+        return status switch
+        {
+            WaitStatus.Signaled => true,
+            WaitStatus.Canceled => throw new OperationCanceledException(canceled),
+            WaitStatus.Completed when _owner.CompletionError is { } error => throw error,
+            _ => false,
+        };
+    }
+
+    WaitStatus IValueTaskSource<WaitStatus>.GetResult(short token)
+    {
+        WaitStatus status = Consume(token, out CancellationToken canceled);
+        return status == WaitStatus.Canceled ? throw new OperationCanceledException(canceled) : status;
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _core.GetStatus(token);
+
+    ValueTaskSourceStatus IValueTaskSource<WaitStatus>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    void IValueTaskSource<WaitStatus>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    private WaitStatus Consume(short token, out CancellationToken canceled)
+    {
+        WaitStatus status = _core.GetResult(token);
+        canceled = _token;
+        Detach();
+        _owner.Return(this);
+        return status;
+    }
+
+    private void Detach()
+    {
+        _registration.Dispose(); // waits for a running cancellation callback, so it cannot touch a recycled waiter
+        _registration = default;
+        _token = default;
+        if (_timer is not null)
+        {
+            _timer.Dispose();
+            _timer = null;
+        }
+    }
+
+    /// <summary>The timer state of one timed asynchronous wait: the waiter and the generation it was armed for.</summary>
+    private sealed class TimeoutStamp(Waiter waiter, int generation)
+    {
+        public void Fire() => waiter.TryFinish(WaitStatus.TimedOut, generation);
+    }
+}

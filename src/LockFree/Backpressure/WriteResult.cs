@@ -1,0 +1,67 @@
+using System.Diagnostics;
+
+namespace LockFree;
+
+/// <summary>The result of a write to a <see cref="BackpressureBuffer{T}"/>: what happened, why, and when to retry.</summary>
+[DebuggerDisplay("{Outcome} {Reason}")]
+public readonly struct WriteResult : IEquatable<WriteResult>
+{
+    private WriteResult(WriteOutcome outcome, RejectReason reason, TimeSpan retryAfter)
+    {
+        Outcome = outcome;
+        Reason = reason;
+        RetryAfter = retryAfter;
+    }
+
+    /// <summary>A write whose item is in the buffer.</summary>
+    public static WriteResult Accepted => new(WriteOutcome.Accepted, RejectReason.None, TimeSpan.Zero);
+
+    /// <summary>A write whose incoming item was dropped by policy.</summary>
+    public static WriteResult DroppedIncoming => new(WriteOutcome.DroppedIncoming, RejectReason.None, TimeSpan.Zero);
+
+    /// <summary>A write that evicted the oldest item to take its place.</summary>
+    public static WriteResult EvictedOldest => new(WriteOutcome.EvictedOldest, RejectReason.None, TimeSpan.Zero);
+
+    /// <summary>A write to a completed buffer.</summary>
+    public static WriteResult Completed => new(WriteOutcome.Completed, RejectReason.None, TimeSpan.Zero);
+
+    /// <summary>What happened.</summary>
+    public WriteOutcome Outcome { get; }
+
+    /// <summary>Why the write was rejected; <see cref="RejectReason.None"/> otherwise.</summary>
+    public RejectReason Reason { get; }
+
+    /// <summary>
+    /// For a rejected write: how long until the buffer is expected to have room, from its measured drain rate
+    /// (Little's law); <see cref="Timeout.InfiniteTimeSpan"/> when nothing has drained lately (the reader may be
+    /// stalled). <see cref="TimeSpan.Zero"/> for every other outcome.
+    /// </summary>
+    public TimeSpan RetryAfter { get; }
+
+    /// <summary>Whether the item is now in the buffer (<see cref="WriteOutcome.Accepted"/> or <see cref="WriteOutcome.EvictedOldest"/>).</summary>
+    public bool IsAccepted => Outcome is WriteOutcome.Accepted or WriteOutcome.EvictedOldest;
+
+    /// <summary>Whether the call succeeded under its policy: accepted, evicted-oldest, or dropped-incoming.</summary>
+    public bool IsSuccess => Outcome is WriteOutcome.Accepted or WriteOutcome.EvictedOldest or WriteOutcome.DroppedIncoming;
+
+    /// <summary>Compares two results.</summary>
+    public static bool operator ==(WriteResult left, WriteResult right) => left.Equals(right);
+
+    /// <summary>Compares two results.</summary>
+    public static bool operator !=(WriteResult left, WriteResult right) => !left.Equals(right);
+
+    /// <summary>A rejected write with its reason and retry hint.</summary>
+    public static WriteResult Rejected(RejectReason reason, TimeSpan retryAfter) => new(WriteOutcome.Rejected, reason, retryAfter);
+
+    /// <inheritdoc/>
+    public bool Equals(WriteResult other) => Outcome == other.Outcome && Reason == other.Reason && RetryAfter == other.RetryAfter;
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => obj is WriteResult other && Equals(other);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Outcome, Reason, RetryAfter);
+
+    /// <inheritdoc/>
+    public override string ToString() => Outcome == WriteOutcome.Rejected ? $"Rejected ({Reason}, retry after {RetryAfter})" : Outcome.ToString();
+}

@@ -1,0 +1,97 @@
+using System.Diagnostics.Metrics;
+
+namespace LockFree;
+
+/// <summary>What the metrics read from a named buffer.</summary>
+internal interface IBufferMetricsSource
+{
+    /// <summary>The name the measurements are tagged with.</summary>
+    string? Name { get; }
+
+    /// <summary>The capacity.</summary>
+    int Capacity { get; }
+
+    /// <summary>A snapshot of the accounting.</summary>
+    BackpressureStatistics Statistics { get; }
+}
+
+// Design: every instrument is observable, read by a MeterListener's collection from a registry of live
+// named buffers, so a buffer's hot paths never touch the metrics: an unlistened instrument costs nothing,
+// and a listened one costs its collection callback only. Buffers are held weakly; a disposed or collected
+// buffer drops out. Wait time is the one recorded instrument (a histogram, on the waiting path only).
+
+/// <summary>
+/// The library's <see cref="System.Diagnostics.Metrics"/> instruments, under one <see cref="Meter"/> named
+/// <c>LockFree</c>. Buffers created with a <see cref="BackpressureBufferOptions{T}.Name"/> report, tagged
+/// <c>lockfree.queue.name</c>: <c>lockfree.queue.depth</c>, <c>lockfree.queue.capacity</c>,
+/// <c>lockfree.queue.enqueued</c>, <c>lockfree.queue.dequeued</c>, <c>lockfree.queue.dropped</c>,
+/// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, and <c>lockfree.queue.wait_time</c>
+/// (seconds a write waited for room).
+/// </summary>
+public static class BackpressureMetrics
+{
+    /// <summary>The meter name: <c>LockFree</c>.</summary>
+    public const string MeterName = "LockFree";
+
+    /// <summary>The tag that carries the buffer's name.</summary>
+    public const string NameTag = "lockfree.queue.name";
+
+    private static readonly Meter Meter = new(MeterName);
+    private static readonly List<WeakReference<IBufferMetricsSource>> Sources = new();
+
+    private static readonly Histogram<double> WaitTime = Meter.CreateHistogram<double>(
+        "lockfree.queue.wait_time", unit: "s", description: "Time a write waited for room under the Wait policy.");
+
+    static BackpressureMetrics()
+    {
+        Meter.CreateObservableGauge("lockfree.queue.depth", () => Observe(s => s.Statistics.Remaining), unit: "{item}", description: "Items in the buffer.");
+        Meter.CreateObservableGauge("lockfree.queue.capacity", () => Observe(s => s.Capacity), unit: "{item}", description: "Items the buffer holds when full.");
+        Meter.CreateObservableCounter("lockfree.queue.enqueued", () => Observe(s => s.Statistics.Enqueued), unit: "{item}", description: "Items that entered the buffer.");
+        Meter.CreateObservableCounter("lockfree.queue.dequeued", () => Observe(s => s.Statistics.Dequeued), unit: "{item}", description: "Items read from the buffer.");
+        Meter.CreateObservableCounter("lockfree.queue.dropped", () => Observe(s => s.Statistics.DroppedIncoming), unit: "{item}", description: "Incoming items discarded (DropIncoming).");
+        Meter.CreateObservableCounter("lockfree.queue.evicted", () => Observe(s => s.Statistics.Evicted), unit: "{item}", description: "Queued items evicted (DropOldest).");
+        Meter.CreateObservableCounter("lockfree.queue.rejected", () => Observe(s => s.Statistics.Rejected), unit: "{item}", description: "Writes rejected (full or timed out).");
+    }
+
+    internal static void Register(IBufferMetricsSource source)
+    {
+        lock (Sources)
+        {
+            Sources.Add(new WeakReference<IBufferMetricsSource>(source));
+        }
+    }
+
+    internal static void Unregister(IBufferMetricsSource source)
+    {
+        lock (Sources)
+        {
+            Sources.RemoveAll(w => !w.TryGetTarget(out IBufferMetricsSource? s) || ReferenceEquals(s, source));
+        }
+    }
+
+    internal static void RecordWait(IBufferMetricsSource source, TimeSpan waited)
+    {
+        if (WaitTime.Enabled && source.Name is { } name)
+        {
+            WaitTime.Record(waited.TotalSeconds, new KeyValuePair<string, object?>(NameTag, name));
+        }
+    }
+
+    private static List<Measurement<long>> Observe(Func<IBufferMetricsSource, long> read)
+    {
+        var measurements = new List<Measurement<long>>();
+        lock (Sources)
+        {
+            Sources.RemoveAll(w => !w.TryGetTarget(out _));
+            foreach (WeakReference<IBufferMetricsSource> weak in Sources)
+            {
+                if (weak.TryGetTarget(out IBufferMetricsSource? source))
+                {
+                    measurements.Add(new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
+                }
+            }
+        }
+
+        return measurements;
+    }
+}
