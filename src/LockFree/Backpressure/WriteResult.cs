@@ -63,5 +63,6 @@ public readonly struct WriteResult : IEquatable<WriteResult>
     public override int GetHashCode() => HashCode.Combine(Outcome, Reason, RetryAfter);
 
     /// <inheritdoc/>
-    public override string ToString() => Outcome == WriteOutcome.Rejected ? $"Rejected ({Reason}, retry after {RetryAfter})" : Outcome.ToString();
+    public override string ToString() => Outcome != WriteOutcome.Rejected ? Outcome.ToString()
+        : RetryAfter == Timeout.InfiniteTimeSpan ? $"Rejected ({Reason}, no drain measured)" : $"Rejected ({Reason}, retry after {RetryAfter})";
 }
