@@ -111,6 +111,14 @@ public sealed partial class BackpressureBuffer<T>
                     ThrowIfDisposed();
                     return WriteResult.Completed;
             }
+
+            // Signaled or timed out: use the wake before anything else, so a signal is never swallowed.
+            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
+                return result;
+            }
         }
     }
 
@@ -298,7 +306,15 @@ public sealed partial class BackpressureBuffer<T>
                 return WriteResult.Completed;
             }
 
-            // Signaled or timed out: try again (the loop turns a passed deadline into a rejection).
+            // Signaled or timed out: try once before paying for another handshake (a signal usually means room).
+            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
+                return result;
+            }
+
+            // Still full: loop (it turns a passed deadline into a rejection).
         }
     }
 
