@@ -132,6 +132,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) is not null;
 
+    /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
+    internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
+
     /// <summary>Completes when the buffer has been completed and every item has been read; faults with the completion error, if any.</summary>
     public Task Completion => _completion.Task;
 
