@@ -135,7 +135,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
     internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
 
-    /// <summary>Completes when the buffer has been completed and every item has been read; faults with the completion error, if any.</summary>
+    /// <summary>
+    /// Completes when the buffer has been completed and every item has been read; faults with the completion error,
+    /// if any (is canceled when that error is an <see cref="OperationCanceledException"/>, as the BCL channels do).
+    /// </summary>
     public Task Completion => _completion.Task;
 
     /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
@@ -383,6 +386,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         if (state.Error is null)
         {
             _completion.TrySetResult();
+        }
+        else if (state.Error is OperationCanceledException canceled)
+        {
+            _completion.TrySetCanceled(canceled.CancellationToken); // as the BCL channels: a cancellation stays one
         }
         else
         {

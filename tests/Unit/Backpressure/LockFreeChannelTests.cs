@@ -254,6 +254,26 @@ public sealed class LockFreeChannelTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
+    public async Task Complete_WithCancellation_CompletionAndReadsAreCanceled(string kind)
+    {
+        Channel<int> channel = Create(kind);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var canceled = new OperationCanceledException(cts.Token);
+
+        channel.Writer.Complete(canceled);
+
+        ValueTask write = channel.Writer.WriteAsync(1);
+        Assert.True(write.IsFaulted); // the BCL faults writes with the cancellation itself, not a ChannelClosedException
+        Assert.Same(canceled, await Assert.ThrowsAsync<OperationCanceledException>(async () => await write));
+        Assert.True(channel.Reader.ReadAsync().IsCanceled);
+        Assert.Same(canceled, await Assert.ThrowsAsync<OperationCanceledException>(async () => await channel.Reader.WaitToReadAsync()));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => channel.Reader.Completion.WaitAsync(Timeout));
+        Assert.True(channel.Reader.Completion.IsCanceled);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
     public async Task Complete_WakesWaitingReadersAndWriters(string kind)
     {
         Channel<int> empty = Create(kind);
@@ -421,7 +441,9 @@ public sealed class LockFreeChannelTests
     [InlineData(0)]
     [InlineData(-1)]
     [InlineData(int.MinValue)]
-    public void CreateBounded_CapacityBelowOne_ThrowsOutOfRange(int capacity)
+    [InlineData((1 << 30) + 1)]
+    [InlineData(int.MaxValue)]
+    public void CreateBounded_CapacityOutOfRange_Throws(int capacity)
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => LockFreeChannel.CreateBounded<int>(new LockFreeChannelOptions { Capacity = capacity }));
     }
