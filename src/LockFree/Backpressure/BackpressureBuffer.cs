@@ -168,6 +168,27 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         return true;
     }
 
+    /// <summary>
+    /// Whether <see cref="TryPeek(out T)"/> works: only on the single-consumer engines (SingleReader without
+    /// DropOldest), where nothing but the one reader removes items, so the head cannot vanish under a peek.
+    /// </summary>
+    internal bool CanPeek => _queue is SpscQueue<T> or MpscQueue<T>;
+
+    /// <summary>Reads the oldest item without removing it (single reader only); false when empty or when <see cref="CanPeek"/> is false.</summary>
+    internal bool TryPeek([MaybeNullWhen(false)] out T item)
+    {
+        switch (_queue)
+        {
+            case SpscQueue<T> spsc:
+                return spsc.TryPeek(out item);
+            case MpscQueue<T> mpsc:
+                return mpsc.TryPeek(out item);
+            default:
+                item = default;
+                return false;
+        }
+    }
+
     /// <summary>Reads up to <c>destination.Length</c> items without waiting; returns how many (0 when empty).</summary>
     public int TryReadMany(Span<T> destination)
     {

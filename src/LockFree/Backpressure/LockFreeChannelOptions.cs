@@ -33,7 +33,8 @@ public sealed class LockFreeChannelOptions
     /// <summary>
     /// True when at most one thread reads at a time: the channel then uses a single-consumer engine (unless
     /// <see cref="FullMode"/> is <see cref="OverflowPolicy.DropOldest"/>, where writers evict too). Default false.
-    /// Breaking the promise corrupts the channel.
+    /// Breaking the promise corrupts the channel. Only such a single-consumer channel can peek
+    /// (<c>ChannelReader.CanPeek</c> is true exactly when this is true and FullMode is not DropOldest).
     /// </summary>
     public bool SingleReader { get; init; }
 

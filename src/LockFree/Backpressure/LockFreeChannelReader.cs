@@ -8,8 +8,8 @@ namespace LockFree.Backpressure;
 // faulted with the completion error) and Completion already match the ChannelReader<T> contract. Only ReadAsync
 // differs: the buffer throws InvalidOperationException when completed and drained, a channel throws
 // ChannelClosedException with the completion error inside, so ReadAsync waits through WaitToReadAsync itself.
-// CanPeek stays false: the multi-consumer engines have no peek, and a peek that is right only for some engines
-// would make CanPeek depend on the options.
+// CanPeek is true on the single-consumer engines only (SingleReader without DropOldest): there the one reader is
+// the only remover, so the head it peeks cannot be taken under it. The multi-consumer engines have no peek.
 
 /// <summary>The reader of a <see cref="LockFreeBoundedChannel{T}"/>.</summary>
 internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : ChannelReader<T>
@@ -22,6 +22,12 @@ internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : C
 
     /// <summary>The number of items in the channel: an approximate snapshot while writers and readers run.</summary>
     public override int Count => buffer.Count;
+
+    /// <summary>True when the channel was created with SingleReader and a FullMode other than DropOldest.</summary>
+    public override bool CanPeek => buffer.CanPeek;
+
+    /// <summary>Reads the oldest item without removing it; false when empty or when <see cref="CanPeek"/> is false.</summary>
+    public override bool TryPeek([MaybeNullWhen(false)] out T item) => buffer.TryPeek(out item);
 
     /// <inheritdoc/>
     public override bool TryRead([MaybeNullWhen(false)] out T item) => buffer.TryRead(out item);

@@ -14,11 +14,16 @@ public sealed class LockFreeChannelTests
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
+    private static int StressScale => int.TryParse(Environment.GetEnvironmentVariable("LOCKFREE_STRESS_SCALE"), out int s) && s > 0 ? s : 1;
+
     /// <summary>Every implementation: the BCL's (multi and single roles) and ours over each engine.</summary>
     public static TheoryData<string> Kinds => new() { "bcl", "bcl-single", "lf-mpmc", "lf-spsc", "lf-mpsc", "lf-spmc" };
 
     /// <summary>Our engines only.</summary>
     public static TheoryData<string> LockFreeKinds => new() { "lf-mpmc", "lf-spsc", "lf-mpsc", "lf-spmc" };
+
+    /// <summary>Implementations that can peek: the BCL's bounded channel always, ours with a single reader.</summary>
+    public static TheoryData<string> PeekKinds => new() { "bcl", "bcl-single", "lf-spsc", "lf-mpsc" };
 
     /// <summary>Implementations that allow many writers and many readers.</summary>
     public static TheoryData<string> ConcurrentKinds => new() { "bcl", "lf-mpmc" };
@@ -154,7 +159,7 @@ public sealed class LockFreeChannelTests
 
         Assert.True(await wait.WaitAsync(Timeout));
         Assert.True(channel.Writer.TryWrite(4));
-        await channel.Writer.WriteAsync(0).AsTask().ContinueWith(static _ => { }, TaskScheduler.Default); // full again: fails, leaves nothing
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await channel.Writer.WriteAsync(0)); // full again
         Assert.Equal([1, 2, 3, 4], Drain(channel));
     }
 
@@ -170,6 +175,57 @@ public sealed class LockFreeChannelTests
         }
 
         Assert.False(channel.Writer.TryWrite(4));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task WriteAsyncAndReadAsync_WhenPossible_CompleteSynchronously(string kind)
+    {
+        Channel<int> channel = Create(kind);
+
+        ValueTask write = channel.Writer.WriteAsync(1);
+        Assert.True(write.IsCompletedSuccessfully);
+        await write;
+        Assert.True(channel.Writer.WaitToWriteAsync().IsCompletedSuccessfully);
+        Assert.True(channel.Reader.WaitToReadAsync().IsCompletedSuccessfully);
+        ValueTask<int> read = channel.Reader.ReadAsync();
+        Assert.True(read.IsCompletedSuccessfully);
+        Assert.Equal(1, await read);
+    }
+
+    [Theory]
+    [MemberData(nameof(PeekKinds))]
+    public void TryPeek_SingleReader_ReturnsTheHeadWithoutRemovingIt(string kind)
+    {
+        Channel<int> channel = Create(kind);
+        Assert.True(channel.Reader.CanPeek);
+        Assert.False(channel.Reader.TryPeek(out _));
+
+        Assert.True(channel.Writer.TryWrite(1));
+        Assert.True(channel.Writer.TryWrite(2));
+
+        Assert.True(channel.Reader.TryPeek(out int head));
+        Assert.Equal(1, head);
+        Assert.True(channel.Reader.TryPeek(out head));
+        Assert.Equal(1, head);
+        Assert.Equal(2, channel.Reader.Count);
+        Assert.Equal([1, 2], Drain(channel));
+        Assert.False(channel.Reader.TryPeek(out _));
+    }
+
+    [Theory]
+    [InlineData("lf-mpmc", OverflowPolicy.Wait)]
+    [InlineData("lf-spmc", OverflowPolicy.Wait)]
+    [InlineData("lf-spsc", OverflowPolicy.DropOldest)]
+    [InlineData("lf-mpsc", OverflowPolicy.DropOldest)]
+    public void TryPeek_MultiConsumerEngine_CannotPeek(string kind, OverflowPolicy mode)
+    {
+        Channel<int> channel = Create(kind, Capacity, mode);
+        Assert.True(channel.Writer.TryWrite(1));
+
+        Assert.False(channel.Reader.CanPeek);
+        Assert.False(channel.Reader.TryPeek(out _));
+        Assert.Equal([1], Drain(channel));
     }
 
     [Theory]
@@ -394,13 +450,13 @@ public sealed class LockFreeChannelTests
     [MemberData(nameof(ConcurrentKinds))]
     public async Task TwoWritersTwoReaders_EveryItemExactlyOnce(string kind)
     {
-        const int PerWriter = 20_000;
+        int perWriter = 20_000 * StressScale; // LOCKFREE_STRESS_SCALE=N for a deeper run
         Channel<int> channel = Create(kind);
         Task[] writers = Enumerable.Range(0, 2).Select(w => Task.Run(async () =>
         {
-            for (int i = 0; i < PerWriter; i++)
+            for (int i = 0; i < perWriter; i++)
             {
-                await channel.Writer.WriteAsync((w * PerWriter) + i);
+                await channel.Writer.WriteAsync((w * perWriter) + i);
             }
         })).ToArray();
         Task<List<int>>[] readers = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
@@ -414,16 +470,16 @@ public sealed class LockFreeChannelTests
             return seen;
         })).ToArray();
 
-        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(30 * StressScale));
         channel.Writer.Complete();
-        List<int>[] seen = await Task.WhenAll(readers).WaitAsync(TimeSpan.FromSeconds(30));
+        List<int>[] seen = await Task.WhenAll(readers).WaitAsync(TimeSpan.FromSeconds(30 * StressScale));
 
         int[] all = seen.SelectMany(s => s).Order().ToArray();
-        Assert.Equal(Enumerable.Range(0, 2 * PerWriter), all);
+        Assert.Equal(Enumerable.Range(0, 2 * perWriter), all);
         foreach (List<int> reader in seen) // each writer's items reach each reader in the order written
         {
-            Assert.True(reader.Where(x => x < PerWriter).SequenceEqual(reader.Where(x => x < PerWriter).Order()));
-            Assert.True(reader.Where(x => x >= PerWriter).SequenceEqual(reader.Where(x => x >= PerWriter).Order()));
+            Assert.True(reader.Where(x => x < perWriter).SequenceEqual(reader.Where(x => x < perWriter).Order()));
+            Assert.True(reader.Where(x => x >= perWriter).SequenceEqual(reader.Where(x => x >= perWriter).Order()));
         }
 
         await channel.Reader.Completion.WaitAsync(Timeout);
