@@ -127,7 +127,15 @@ public sealed partial class BackpressureBuffer<T>
     /// Under a policy other than <see cref="OverflowPolicy.Wait"/> a write never waits, so this answers true at once.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default)
+    public ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default) =>
+        WaitToWriteAsync(waitUnderReject: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="WaitToWriteAsync(CancellationToken)"/>; with <paramref name="waitUnderReject"/> it also waits for
+    /// room under <see cref="OverflowPolicy.Reject"/> (the channel adapter: a rejected write fails, so "a write may
+    /// succeed" needs room).
+    /// </summary>
+    internal ValueTask<bool> WaitToWriteAsync(bool waitUnderReject, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
@@ -141,7 +149,8 @@ public sealed partial class BackpressureBuffer<T>
                 : new ValueTask<bool>(false);
         }
 
-        if (FullMode != OverflowPolicy.Wait || _queue.Count < _queue.Capacity)
+        bool waits = FullMode == OverflowPolicy.Wait || (waitUnderReject && FullMode == OverflowPolicy.Reject);
+        if (!waits || _queue.Count < _queue.Capacity)
         {
             return new ValueTask<bool>(true);
         }

@@ -132,7 +132,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) is not null;
 
-    /// <summary>Completes when the buffer has been completed and every item has been read; faults with the completion error, if any.</summary>
+    /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
+    internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
+
+    /// <summary>
+    /// Completes when the buffer has been completed and every item has been read; faults with the completion error,
+    /// if any (is canceled when that error is an <see cref="OperationCanceledException"/>, as the BCL channels do).
+    /// </summary>
     public Task Completion => _completion.Task;
 
     /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
@@ -160,6 +166,27 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         AfterRead(1);
         return true;
+    }
+
+    /// <summary>
+    /// Whether <see cref="TryPeek(out T)"/> works: only on the single-consumer engines (SingleReader without
+    /// DropOldest), where nothing but the one reader removes items, so the head cannot vanish under a peek.
+    /// </summary>
+    internal bool CanPeek => _queue is SpscQueue<T> or MpscQueue<T>;
+
+    /// <summary>Reads the oldest item without removing it (single reader only); false when empty or when <see cref="CanPeek"/> is false.</summary>
+    internal bool TryPeek([MaybeNullWhen(false)] out T item)
+    {
+        switch (_queue)
+        {
+            case SpscQueue<T> spsc:
+                return spsc.TryPeek(out item);
+            case MpscQueue<T> mpsc:
+                return mpsc.TryPeek(out item);
+            default:
+                item = default;
+                return false;
+        }
     }
 
     /// <summary>Reads up to <c>destination.Length</c> items without waiting; returns how many (0 when empty).</summary>
@@ -380,6 +407,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         if (state.Error is null)
         {
             _completion.TrySetResult();
+        }
+        else if (state.Error is OperationCanceledException canceled)
+        {
+            _completion.TrySetCanceled(canceled.CancellationToken); // as the BCL channels: a cancellation stays one
         }
         else
         {

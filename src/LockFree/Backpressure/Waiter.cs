@@ -174,15 +174,36 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         return status == WaitStatus.Canceled ? throw new OperationCanceledException(canceled) : status;
     }
 
-    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _core.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => StatusOf(_core.GetStatus(token), completedMayFault: true);
 
-    ValueTaskSourceStatus IValueTaskSource<WaitStatus>.GetStatus(short token) => _core.GetStatus(token);
+    ValueTaskSourceStatus IValueTaskSource<WaitStatus>.GetStatus(short token) => StatusOf(_core.GetStatus(token), completedMayFault: false);
 
     void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 
     void IValueTaskSource<WaitStatus>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
+
+    /// <summary>
+    /// The core completes with the WaitStatus as a result (no exception object, no allocation), so the status it
+    /// reports is refined to match what GetResult will do: Canceled when it will throw OperationCanceledException,
+    /// Faulted when it will throw the completion error. Without this, AsTask() of a cancelled wait is faulted
+    /// rather than canceled. Status is stable here: it changes only when the waiter is rented again, after GetResult.
+    /// </summary>
+    private ValueTaskSourceStatus StatusOf(ValueTaskSourceStatus core, bool completedMayFault)
+    {
+        if (core != ValueTaskSourceStatus.Succeeded)
+        {
+            return core;
+        }
+
+        return Status switch
+        {
+            WaitStatus.Canceled => ValueTaskSourceStatus.Canceled,
+            WaitStatus.Completed when completedMayFault && _owner.CompletionError is not null => ValueTaskSourceStatus.Faulted,
+            _ => ValueTaskSourceStatus.Succeeded,
+        };
+    }
 
     private WaitStatus Consume(short token, out CancellationToken canceled)
     {

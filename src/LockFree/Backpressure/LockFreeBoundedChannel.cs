@@ -1,0 +1,33 @@
+using System.Threading.Channels;
+
+namespace LockFree.Backpressure;
+
+// Design: a Channel<T> whose reader and writer are thin adapters over one BackpressureBuffer<T>. The buffer
+// owns every piece of state (queue engine, waiters, completion); the adapters only translate its results
+// into the ChannelReader/ChannelWriter contract (bool for Try*, ChannelClosedException after completion).
+// Progress and thread roles are the buffer's.
+
+/// <summary>The channel <see cref="LockFreeChannel"/> creates: a reader and a writer over one buffer.</summary>
+internal sealed class LockFreeBoundedChannel<T> : Channel<T>
+{
+    public LockFreeBoundedChannel(BackpressureBuffer<T> buffer)
+    {
+        Reader = new LockFreeChannelReader<T>(buffer);
+        Writer = new LockFreeChannelWriter<T>(buffer);
+    }
+}
+
+/// <summary>The exceptions the channel adapters raise, shaped as the BCL channels shape them.</summary>
+internal static class ChannelErrors
+{
+    /// <summary>
+    /// The failure of an operation on a closed channel: a <see cref="ChannelClosedException"/> with the
+    /// completion error as inner exception; a completion by cancellation stays a cancellation.
+    /// </summary>
+    public static Exception Closed(Exception? completionError) => completionError switch
+    {
+        null => new ChannelClosedException(),
+        OperationCanceledException canceled => canceled,
+        _ => new ChannelClosedException(completionError),
+    };
+}

@@ -1,0 +1,79 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+
+namespace LockFree.Backpressure;
+
+// Design: forwards to BackpressureBuffer<T>, whose TryRead, WaitToReadAsync (false when completed and drained,
+// faulted with the completion error) and Completion already match the ChannelReader<T> contract. Only ReadAsync
+// differs: the buffer throws InvalidOperationException when completed and drained, a channel throws
+// ChannelClosedException with the completion error inside, so ReadAsync waits through WaitToReadAsync itself.
+// CanPeek is true on the single-consumer engines only (SingleReader without DropOldest): there the one reader is
+// the only remover, so the head it peeks cannot be taken under it. The multi-consumer engines have no peek.
+
+/// <summary>The reader of a <see cref="LockFreeBoundedChannel{T}"/>.</summary>
+internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : ChannelReader<T>
+{
+    /// <inheritdoc/>
+    public override Task Completion => buffer.Completion;
+
+    /// <inheritdoc/>
+    public override bool CanCount => true;
+
+    /// <summary>The number of items in the channel: an approximate snapshot while writers and readers run.</summary>
+    public override int Count => buffer.Count;
+
+    /// <summary>True when the channel was created with SingleReader and a FullMode other than DropOldest.</summary>
+    public override bool CanPeek => buffer.CanPeek;
+
+    /// <summary>Reads the oldest item without removing it; false when empty or when <see cref="CanPeek"/> is false.</summary>
+    public override bool TryPeek([MaybeNullWhen(false)] out T item) => buffer.TryPeek(out item);
+
+    /// <inheritdoc/>
+    public override bool TryRead([MaybeNullWhen(false)] out T item) => buffer.TryRead(out item);
+
+    /// <inheritdoc/>
+    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
+        buffer.WaitToReadAsync(cancellationToken);
+
+    /// <summary>
+    /// Reads the oldest item, waiting while the channel is empty; throws <see cref="ChannelClosedException"/>
+    /// (inner: the completion error) once the channel is completed and drained.
+    /// </summary>
+    public override ValueTask<T> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<T>(cancellationToken);
+        }
+
+        return buffer.TryRead(out T? item) ? new ValueTask<T>(item) : ReadAsyncSlow(cancellationToken);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T> ReadAsyncSlow(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            bool more;
+            try
+            {
+                more = await buffer.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception error) when (ReferenceEquals(error, buffer.CompletionError))
+            {
+                more = false; // completed with an error and drained: reported as closed below
+            }
+
+            if (!more)
+            {
+                throw ChannelErrors.Closed(buffer.CompletionError);
+            }
+
+            if (buffer.TryRead(out T? item))
+            {
+                return item;
+            }
+        }
+    }
+}
