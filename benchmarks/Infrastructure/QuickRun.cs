@@ -8,6 +8,7 @@ using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Perfolizer.Horology;
+using LockFree.Benchmarks.Backpressure;
 using LockFree.Benchmarks.Internal;
 using LockFree.Benchmarks.Queues;
 
@@ -15,8 +16,8 @@ namespace LockFree.Benchmarks.Infrastructure;
 
 /// <summary>
 /// <c>--quick</c>: a curated subset (1P1C throughput at capacity 65536, round trip, batch, 2P2C MPMC, seam
-/// overhead) with a short in-process job, then one compact table of median ns/op and ratio to each group's
-/// baseline. Meant to finish in a few minutes on a 2-core machine; indicative, not the published figures.
+/// overhead, the back-pressure buffer's try path, async waits and full-buffer policies) with a short
+/// in-process job, then one compact table of median ns/op and ratio to each group's baseline. Meant to finish in a few minutes on a 2-core machine; indicative, not the published figures.
 /// With more arguments (<c>--quick --filter '*Uncontended*'</c>) the quick job runs whatever benchmarks of
 /// the assembly they select instead of the curated subset.
 /// </summary>
@@ -29,6 +30,9 @@ public static class QuickRun
         typeof(QueueBatchBenchmarks),
         typeof(MpmcQueueContentionBenchmarks),
         typeof(SeamOverheadBenchmarks),
+        typeof(BackpressureTryPathBenchmarks),
+        typeof(BackpressureAsyncBenchmarks),
+        typeof(BackpressureFullBufferBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>
@@ -66,8 +70,9 @@ public static class QuickRun
         PrintCompactTable(summaries, ConsoleLogger.Default);
         ConsoleLogger.Default.WriteLineInfo(
             $"// Quick run: {summaries.Sum(s => s.Reports.Length)} benchmarks in {stopwatch.Elapsed.TotalMinutes:F1} min on {Environment.ProcessorCount} cores"
-            + (Environment.ProcessorCount < 4 && summaries.Any(s => s.BenchmarksCases.Any(bc => bc.Descriptor.Type == typeof(MpmcQueueContentionBenchmarks)))
-                ? " (2P2C figures OVERSUBSCRIBED: 4 spinning threads)."
+            + (Environment.ProcessorCount < 4 && summaries.Any(s => s.BenchmarksCases.Any(bc =>
+                bc.Descriptor.Type == typeof(MpmcQueueContentionBenchmarks) || bc.Descriptor.Type == typeof(BackpressureAsyncBenchmarks)))
+                ? " (2P2C figures OVERSUBSCRIBED: 4 spinning threads or async loops)."
                 : "."));
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }

@@ -192,7 +192,9 @@ public sealed partial class BackpressureBuffer<T>
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
         {
             Abandon(_readers, waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
-            return _queue.IsEmpty ? Finished() : new ValueTask<bool>(true);
+            // Not "IsEmpty ? Finished()": another reader (or an evicting writer) may have emptied the buffer since
+            // the recheck; false is only for a finished buffer.
+            return !_queue.IsEmpty || Volatile.Read(ref _finished) == 0 ? new ValueTask<bool>(true) : Finished();
         }
 
         waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
