@@ -4,13 +4,16 @@ namespace LockFree.Backpressure;
 
 // Design: the parked waiters of one condition ("an item is available" or "there is room"), and their pool.
 //
-// The fast paths never touch this lock: a writer that has published an item reads Count plainly and calls
-// in here only when someone waits. Lost wake-ups are excluded by an asymmetric Dekker handshake: a waiter
-// links itself (Count > 0), then issues Interlocked.MemoryBarrierProcessWide(), then rechecks its
-// condition. The process-wide barrier forces every other thread's pending stores out, so either the
-// writer's publish is visible to the recheck, or the writer's later read of Count sees the waiter. The
-// expensive barrier (microseconds) is paid only by a thread about to park, which costs as much anyway; the
-// hot path pays nothing (Lê et al.'s "asymmetric fences"; Linux membarrier).
+// The fast paths never touch this lock: a writer that has published an item reads Count and calls in here
+// only when someone waits. Lost wake-ups are excluded by a Dekker handshake (waiter: link, fence, recheck;
+// signaller: publish, fence, read Count), paid for only once a list has seen a waiter: until the first
+// park, signallers read Count without a fence, and the first parker covers them with
+// Interlocked.MemoryBarrierProcessWide() (asymmetric fences, as Linux membarrier), which forces every other
+// thread's pending stores out before it rechecks. It also sets _everParked, after which signallers fence
+// (a few nanoseconds) and parkers use an ordinary fence instead of the microseconds-long process-wide one.
+// So a buffer whose writers never wait pays nothing on its read path, and one that waits often does not
+// pay a process-wide barrier per park. A signaller that reads _everParked as 0 after the first parker set
+// it must have run its loads before that parker's barrier reached its core, and is covered by the barrier.
 //
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
@@ -29,8 +32,25 @@ internal sealed class WaiterList
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
     public Exception? CompletionError { get; set; }
 
-    /// <summary>Whether any waiter is linked: a plain read for the signalling fast path (see the design note).</summary>
-    public bool HasWaiters => Volatile.Read(ref _count) != 0;
+    /// <summary>Whether any waiter has ever parked on this list: from then on signallers fence (see the design note).</summary>
+    private int _everParked;
+
+    /// <summary>
+    /// Whether any waiter is linked, read by a signaller after its publish. Until the first park it is a plain
+    /// read (the first parker's process-wide barrier covers it); afterwards a full fence precedes it.
+    /// </summary>
+    public bool HasWaiters
+    {
+        get
+        {
+            if (Volatile.Read(ref _everParked) != 0)
+            {
+                Interlocked.MemoryBarrier(); // store-load: our publish before the read of the count
+            }
+
+            return Volatile.Read(ref _count) != 0;
+        }
+    }
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous)
@@ -67,8 +87,17 @@ internal sealed class WaiterList
             _count++;
         }
 
-        // Full fence on every core: pairs with the signallers' plain read of Count after their publish.
-        Interlocked.MemoryBarrierProcessWide();
+        if (Volatile.Read(ref _everParked) == 0)
+        {
+            // First park: switch the signallers to fencing, and cover those that have not seen the switch yet with a
+            // full fence on every core (pairs with their plain read of the count after their publish).
+            Volatile.Write(ref _everParked, 1);
+            Interlocked.MemoryBarrierProcessWide();
+        }
+        else
+        {
+            Interlocked.MemoryBarrier(); // store-load: our link before the recheck; pairs with the signallers' fence
+        }
         return waiter;
     }
 
