@@ -85,12 +85,13 @@ public sealed partial class BackpressureBuffer<T>
             }
         }
 
+        bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)
         {
             TimeSpan remaining = Remaining(start, timeout);
             if (remaining == TimeSpan.Zero)
             {
-                return TimedOut();
+                return TimedOut(forwardSignal: signaled);
             }
 
             Waiter waiter = _writers.RentAndLink(synchronous: true);
@@ -103,7 +104,9 @@ public sealed partial class BackpressureBuffer<T>
             }
 
             waiter.Arm(remaining, cancellationToken, _time);
-            switch (waiter.WaitSynchronously(remaining))
+            WaitStatus status = waiter.WaitSynchronously(remaining);
+            signaled = status == WaitStatus.Signaled;
+            switch (status)
             {
                 case WaitStatus.Canceled:
                     throw new OperationCanceledException(cancellationToken);
@@ -271,6 +274,7 @@ public sealed partial class BackpressureBuffer<T>
     private async ValueTask<WriteResult> WriteAsyncSlow(T item, TimeSpan timeout, CancellationToken cancellationToken)
     {
         long start = _time.GetTimestamp();
+        bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)
         {
             TimeSpan remaining = timeout == Timeout.InfiniteTimeSpan
@@ -278,7 +282,7 @@ public sealed partial class BackpressureBuffer<T>
                 : timeout - _time.GetElapsedTime(start);
             if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
             {
-                return TimedOut();
+                return TimedOut(forwardSignal: signaled);
             }
 
             Waiter waiter = _writers.RentAndLink(synchronous: false);
@@ -292,6 +296,7 @@ public sealed partial class BackpressureBuffer<T>
 
             waiter.Arm(remaining, cancellationToken, _time);
             WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
+            signaled = status == WaitStatus.Signaled;
             if (status == WaitStatus.Completed)
             {
                 ThrowIfDisposed();
@@ -344,8 +349,18 @@ public sealed partial class BackpressureBuffer<T>
         return error is null ? new ValueTask<bool>(false) : ValueTask.FromException<bool>(error);
     }
 
-    private WriteResult TimedOut()
+    /// <summary>
+    /// Answers a write whose deadline passed. A writer woken by a read's signal at or after its deadline does not
+    /// use the room it was woken for, so it passes the signal on (as <see cref="Abandon"/> does); otherwise the
+    /// next parked writer would sleep beside a free slot until some later read.
+    /// </summary>
+    private WriteResult TimedOut(bool forwardSignal = false)
     {
+        if (forwardSignal)
+        {
+            _writers.SignalOne();
+        }
+
         Interlocked.Increment(ref _rejected);
         return WriteResult.Rejected(RejectReason.TimedOut, EstimateRetryAfter());
     }
