@@ -1,0 +1,240 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.Stress;
+
+/// <summary>
+/// Real-thread stress of <see cref="BackpressureBuffer{T}"/> under each overflow policy: async writers and
+/// readers (tasks) and sync ones (dedicated threads), small capacities so the buffer is full or empty most
+/// of the time. Every item is accounted for exactly once: read by a reader, or dropped/evicted (from the
+/// drop callback), or rejected (from the write's result); readers see each writer's items in order. The
+/// statistics must agree. Each run is bounded: on timeout the buffer is disposed, which wakes every parked
+/// writer and reader, and the test fails with the progress so far. Sizes scale with <see cref="StressScale"/>.
+/// </summary>
+[Collection(StressCollection.Name)]
+public sealed class BackpressureStressTests
+{
+    /// <summary>Items per test at scale 1 under Wait (every item parks and wakes often at capacity 1).</summary>
+    private const long WaitItemsPerTest = 20_000;
+
+    /// <summary>Items per test at scale 1 under the non-waiting policies (most writes overflow quickly).</summary>
+    private const long DropItemsPerTest = 60_000;
+
+    private static readonly TimeSpan TimeoutAtScaleOne = TimeSpan.FromSeconds(30);
+
+    private readonly ITestOutputHelper _output;
+
+    public BackpressureStressTests(ITestOutputHelper output) => _output = output;
+
+    public enum Mode
+    {
+        /// <summary>WriteAsync and ReadAllAsync on tasks.</summary>
+        Async,
+
+        /// <summary>Write(timeout) and TryRead(out, timeout) on dedicated threads.</summary>
+        Sync,
+    }
+
+    [Theory]
+    [InlineData(Mode.Async, 1, 1, 1, false, false)]
+    [InlineData(Mode.Async, 3, 2, 1, false, false)]
+    [InlineData(Mode.Async, 2, 2, 2, false, false)]
+    [InlineData(Mode.Async, 4, 4, 16, false, false)]
+    [InlineData(Mode.Async, 1, 1, 16, true, true)]
+    [InlineData(Mode.Async, 1, 3, 2, true, false)]
+    [InlineData(Mode.Async, 3, 1, 2, false, true)]
+    [InlineData(Mode.Sync, 2, 2, 1, false, false)]
+    [InlineData(Mode.Sync, 3, 1, 16, false, true)]
+    [InlineData(Mode.Sync, 1, 1, 2, true, true)]
+    public void Wait_WritersAndReaders_EveryItemDeliveredOnceInWriterOrder(Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader)
+    {
+        StressOutcome outcome = Run(OverflowPolicy.Wait, mode, writers, readers, capacity, singleWriter, singleReader, WaitItemsPerTest);
+
+        Assert.Equal(0, outcome.Dropped.Count + outcome.Rejected.Count);
+        Assert.Equal(outcome.Expected, outcome.Delivered);
+    }
+
+    [Theory]
+    [InlineData(Mode.Async, 2, 2, 1, false)]
+    [InlineData(Mode.Async, 3, 2, 16, false)]
+    [InlineData(Mode.Async, 1, 1, 2, true)]
+    [InlineData(Mode.Sync, 2, 1, 2, false)]
+    public void DropIncoming_WritersAndReaders_DeliveredPlusDroppedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
+    {
+        StressOutcome outcome = Run(OverflowPolicy.DropIncoming, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
+
+        Assert.All(outcome.Dropped, d => Assert.Equal(DropReason.Incoming, d.Reason));
+        Assert.Empty(outcome.Rejected);
+    }
+
+    [Theory]
+    [InlineData(Mode.Async, 2, 2, 1, false)]
+    [InlineData(Mode.Async, 3, 2, 2, false)]
+    [InlineData(Mode.Async, 1, 1, 16, true)]
+    [InlineData(Mode.Sync, 2, 2, 1, true)]
+    [InlineData(Mode.Sync, 3, 1, 16, false)]
+    public void DropOldest_WritersAndReaders_DeliveredPlusEvictedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
+    {
+        StressOutcome outcome = Run(OverflowPolicy.DropOldest, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
+
+        Assert.All(outcome.Dropped, d => Assert.Equal(DropReason.Oldest, d.Reason));
+        Assert.Empty(outcome.Rejected);
+    }
+
+    [Theory]
+    [InlineData(Mode.Async, 2, 2, 2)]
+    [InlineData(Mode.Async, 3, 1, 16)]
+    [InlineData(Mode.Sync, 2, 2, 1)]
+    public void Reject_WritersAndReaders_DeliveredPlusRejectedAccountForEveryItem(Mode mode, int writers, int readers, int capacity)
+    {
+        StressOutcome outcome = Run(OverflowPolicy.Reject, mode, writers, readers, capacity, singleWriter: false, singleReader: false, DropItemsPerTest);
+
+        Assert.Empty(outcome.Dropped);
+        Assert.All(outcome.Rejected, r => Assert.Equal(RejectReason.Full, r.Reason));
+    }
+
+    private sealed record StressOutcome(
+        long Expected, long Delivered, IReadOnlyList<(long Item, DropReason Reason)> Dropped, IReadOnlyList<(long Item, RejectReason Reason)> Rejected);
+
+    private StressOutcome Run(
+        OverflowPolicy policy, Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader, long itemsAtScaleOne)
+    {
+        long perWriter = StressScale.Items(itemsAtScaleOne) / writers;
+        TimeSpan timeout = StressScale.Timeout(TimeoutAtScaleOne);
+        var dropped = new ConcurrentQueue<(long Item, DropReason Reason)>();
+        var buffer = new BackpressureBuffer<long>(new BackpressureBufferOptions<long>
+        {
+            Capacity = capacity,
+            FullMode = policy,
+            SingleWriter = singleWriter,
+            SingleReader = singleReader,
+            ItemDropped = (item, reason) => dropped.Enqueue((item, reason)),
+        });
+        var readerLogs = new List<long>[readers];
+        var rejectedLogs = new List<(long Item, RejectReason Reason)>[writers];
+        var written = new long[writers];
+        for (int i = 0; i < readers; i++)
+        {
+            readerLogs[i] = new List<long>();
+        }
+
+        for (int i = 0; i < writers; i++)
+        {
+            rejectedLogs[i] = new List<(long, RejectReason)>();
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        Task[] writerTasks = Enumerable.Range(0, writers)
+            .Select(w => mode == Mode.Async
+                ? Task.Run(() => WriteAsync(buffer, w, perWriter, rejectedLogs[w], written))
+                : Task.Factory.StartNew(() => WriteSync(buffer, w, perWriter, rejectedLogs[w], written), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task[] readerTasks = Enumerable.Range(0, readers)
+            .Select(r => mode == Mode.Async
+                ? Task.Run(() => ReadAsync(buffer, readerLogs[r]))
+                : Task.Factory.StartNew(() => ReadSync(buffer, readerLogs[r]), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task writersDone = Task.WhenAll(writerTasks).ContinueWith(
+            t =>
+            {
+                buffer.TryComplete(); // after the last write: readers drain and stop
+                return t;
+            },
+            TaskScheduler.Default).Unwrap();
+        bool finished = Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion).Wait(timeout);
+        string progress = $"written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each, " +
+            $"count {buffer.Count}, stats {buffer.GetStatistics()}";
+        if (!finished)
+        {
+            buffer.Dispose(); // wakes every parked writer and reader so nothing outlives the test
+            Assert.Fail($"{policy}/{mode} run did not finish within {timeout}: {progress}");
+        }
+
+        stopwatch.Stop();
+        buffer.Dispose();
+        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
+
+        // Every item once: reader logs in arrival order (per-writer FIFO), dropped and rejected items sorted
+        // (their callbacks and results race across writers, so their order proves nothing).
+        var logs = new List<IReadOnlyList<long>>(readerLogs);
+        List<(long Item, DropReason Reason)> droppedList = [.. dropped];
+        List<(long Item, RejectReason Reason)> rejectedList = [.. rejectedLogs.SelectMany(l => l)];
+        logs.Add(droppedList.Select(d => d.Item).Order().ToList());
+        logs.Add(rejectedList.Select(r => r.Item).Order().ToList());
+        ExactlyOnceReport report = new ExactlyOnceChecker(writers, perWriter).Check(logs);
+        long delivered = readerLogs.Sum(l => l.Count);
+        _output.WriteLine($"scale {StressScale.Factor}, {policy}/{mode}: {report.Expected} items in {stopwatch.ElapsedMilliseconds} ms; " +
+            $"delivered {delivered}, dropped/evicted {droppedList.Count}, rejected {rejectedList.Count}; {buffer.GetStatistics()}");
+        Assert.True(report.IsExact, report.ToString());
+
+        BackpressureStatistics stats = buffer.GetStatistics();
+        long evicted = droppedList.Count(d => d.Reason == DropReason.Oldest);
+        long droppedIncoming = droppedList.Count(d => d.Reason == DropReason.Incoming);
+        Assert.Equal(new BackpressureStatistics(delivered + evicted, delivered, droppedIncoming, evicted, rejectedList.Count, 0), stats);
+        return new StressOutcome(report.Expected, delivered, droppedList, rejectedList);
+    }
+
+    private static async Task WriteAsync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written)
+    {
+        for (long seq = 0; seq < count; seq++)
+        {
+            long item = ExactlyOnceChecker.Encode(writer, seq);
+            WriteResult result = await buffer.WriteAsync(item).ConfigureAwait(false);
+            Record(result, item, rejected);
+            Volatile.Write(ref written[writer], seq + 1);
+            if ((seq & 255) == 0)
+            {
+                await Task.Yield(); // let readers in now and then when the writes complete synchronously
+            }
+        }
+    }
+
+    private static void WriteSync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written)
+    {
+        for (long seq = 0; seq < count; seq++)
+        {
+            long item = ExactlyOnceChecker.Encode(writer, seq);
+            Record(buffer.Write(item, Timeout.InfiniteTimeSpan), item, rejected);
+            Volatile.Write(ref written[writer], seq + 1);
+        }
+    }
+
+    private static void Record(WriteResult result, long item, List<(long, RejectReason)> rejected)
+    {
+        switch (result.Outcome)
+        {
+            case WriteOutcome.Accepted or WriteOutcome.EvictedOldest or WriteOutcome.DroppedIncoming:
+                break; // in the buffer, or handed to the drop callback
+            case WriteOutcome.Rejected:
+                rejected.Add((item, result.Reason));
+                break;
+            default:
+                throw new InvalidOperationException($"unexpected {result} for item {item:X} before completion");
+        }
+    }
+
+    private static async Task ReadAsync(BackpressureBuffer<long> buffer, List<long> log)
+    {
+        await foreach (long item in buffer.ReadAllAsync().ConfigureAwait(false))
+        {
+            log.Add(item);
+        }
+    }
+
+    private static void ReadSync(BackpressureBuffer<long> buffer, List<long> log)
+    {
+        while (true)
+        {
+            if (buffer.TryRead(out long item, TimeSpan.FromSeconds(1)))
+            {
+                log.Add(item);
+            }
+            else if (buffer.Completion.IsCompleted)
+            {
+                return; // completed and drained (or disposed on timeout)
+            }
+        }
+    }
+}
