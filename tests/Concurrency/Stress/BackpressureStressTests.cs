@@ -19,12 +19,21 @@ public sealed class BackpressureStressTests
     /// <summary>Items per test at scale 1 under Wait (every item parks and wakes often at capacity 1).</summary>
     private const long WaitItemsPerTest = 20_000;
 
+    /// <summary>
+    /// Items per test at scale 1 under Wait with threads: nearly every item is a park and an OS wake-up, which on
+    /// two cores shared with other busy work costs about a millisecond (measured: ~1.5k items/s).
+    /// </summary>
+    private const long SyncWaitItemsPerTest = 4_000;
+
     /// <summary>Items per test at scale 1 under the non-waiting policies (most writes overflow quickly).</summary>
     private const long DropItemsPerTest = 60_000;
 
     private static readonly TimeSpan TimeoutAtScaleOne = TimeSpan.FromSeconds(30);
 
     private readonly ITestOutputHelper _output;
+
+    /// <summary>Sync reads that waited a whole second without an item or completion (a stall worth reporting).</summary>
+    private int _readTimeouts;
 
     public BackpressureStressTests(ITestOutputHelper output) => _output = output;
 
@@ -50,7 +59,8 @@ public sealed class BackpressureStressTests
     [InlineData(Mode.Sync, 1, 1, 2, true, true)]
     public void Wait_WritersAndReaders_EveryItemDeliveredOnceInWriterOrder(Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader)
     {
-        StressOutcome outcome = Run(OverflowPolicy.Wait, mode, writers, readers, capacity, singleWriter, singleReader, WaitItemsPerTest);
+        StressOutcome outcome = Run(
+            OverflowPolicy.Wait, mode, writers, readers, capacity, singleWriter, singleReader, mode == Mode.Sync ? SyncWaitItemsPerTest : WaitItemsPerTest);
 
         Assert.Equal(0, outcome.Dropped.Count + outcome.Rejected.Count);
         Assert.Equal(outcome.Expected, outcome.Delivered);
@@ -145,7 +155,7 @@ public sealed class BackpressureStressTests
             TaskScheduler.Default).Unwrap();
         bool finished = Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion).Wait(timeout);
         string progress = $"written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each, " +
-            $"count {buffer.Count}, stats {buffer.GetStatistics()}";
+            $"count {buffer.Count}, stats {buffer.GetStatistics()}, 1 s read timeouts {Volatile.Read(ref _readTimeouts)}";
         if (!finished)
         {
             buffer.Dispose(); // wakes every parked writer and reader so nothing outlives the test
@@ -166,7 +176,7 @@ public sealed class BackpressureStressTests
         ExactlyOnceReport report = new ExactlyOnceChecker(writers, perWriter).Check(logs);
         long delivered = readerLogs.Sum(l => l.Count);
         _output.WriteLine($"scale {StressScale.Factor}, {policy}/{mode}: {report.Expected} items in {stopwatch.ElapsedMilliseconds} ms; " +
-            $"delivered {delivered}, dropped/evicted {droppedList.Count}, rejected {rejectedList.Count}; {buffer.GetStatistics()}");
+            $"delivered {delivered}, dropped/evicted {droppedList.Count}, rejected {rejectedList.Count}, 1 s read timeouts {_readTimeouts}; {buffer.GetStatistics()}");
         Assert.True(report.IsExact, report.ToString());
 
         BackpressureStatistics stats = buffer.GetStatistics();
@@ -223,7 +233,7 @@ public sealed class BackpressureStressTests
         }
     }
 
-    private static void ReadSync(BackpressureBuffer<long> buffer, List<long> log)
+    private void ReadSync(BackpressureBuffer<long> buffer, List<long> log)
     {
         while (true)
         {
@@ -234,6 +244,10 @@ public sealed class BackpressureStressTests
             else if (buffer.Completion.IsCompleted)
             {
                 return; // completed and drained (or disposed on timeout)
+            }
+            else
+            {
+                Interlocked.Increment(ref _readTimeouts);
             }
         }
     }
