@@ -340,6 +340,68 @@ public sealed class BackpressureWaitingTests
     }
 
     [Fact]
+    public async Task WaitToWriteAsync_FullUnderWait_WaitsForRoomThenTrue()
+    {
+        using var buffer = Full(1);
+        ValueTask<bool> pending = buffer.WaitToWriteAsync();
+        await Settle();
+        Assert.False(pending.IsCompleted);
+
+        Assert.True(buffer.TryRead(out _));
+
+        Assert.True(await pending.AsTask().WaitAsync(Generous));
+        Assert.Equal(WriteResult.Accepted, buffer.TryWrite(1));
+    }
+
+    [Fact]
+    public async Task WaitToWriteAsync_RoomOrDroppingPolicy_TrueAtOnceAndFalseAfterCompletion()
+    {
+        using var withRoom = Create(2);
+        Assert.True(await withRoom.WaitToWriteAsync());
+
+        using var dropping = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.DropIncoming });
+        dropping.TryWrite(0);
+        Assert.True(await dropping.WaitToWriteAsync()); // a write never waits under DropIncoming
+
+        using var full = Full(1);
+        ValueTask<bool> parked = full.WaitToWriteAsync();
+        await Settle();
+        full.Complete();
+        Assert.False(await parked.AsTask().WaitAsync(Generous));
+        Assert.False(await full.WaitToWriteAsync());
+    }
+
+    [Fact]
+    public async Task ReadAsync_CompletedAndEmpty_ThrowsInvalidOperation()
+    {
+        using var buffer = Create(2);
+        ValueTask<int> parked = buffer.ReadAsync();
+        await Settle();
+
+        buffer.Complete();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => parked.AsTask().WaitAsync(Generous));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await buffer.ReadAsync());
+    }
+
+    [Fact]
+    public async Task Complete_WhileWritersParked_WakesThemWithCompletedAndKeepsTheirItemsOut()
+    {
+        using var buffer = Full(1);
+        ValueTask<WriteResult> asyncWriter = buffer.WriteAsync(10);
+        Task<WriteResult> syncWriter = Task.Factory.StartNew(() => buffer.Write(11, Timeout.InfiniteTimeSpan), TaskCreationOptions.LongRunning);
+        await Settle();
+
+        buffer.Complete();
+
+        Assert.Equal(WriteResult.Completed, await asyncWriter.AsTask().WaitAsync(Generous));
+        Assert.Equal(WriteResult.Completed, await syncWriter.WaitAsync(Generous));
+        Assert.Equal([0], Drain(buffer));
+        await buffer.Completion.WaitAsync(Generous);
+        Assert.Equal(new BackpressureStatistics(1, 1, 0, 0, 0, 0), buffer.GetStatistics());
+    }
+
+    [Fact]
     public async Task ParkedReader_WokenBySingleWrite_ManyRoundsWithoutLostWakeup()
     {
         using var buffer = Create(1);
