@@ -105,6 +105,192 @@ public sealed class BackpressureStressTests
         Assert.All(outcome.Rejected, r => Assert.Equal(RejectReason.Full, r.Reason));
     }
 
+    [Theory]
+    [InlineData(Mode.Async, 1)]
+    [InlineData(Mode.Async, 2)]
+    [InlineData(Mode.Sync, 2)]
+    public async Task Wait_TimedWritersRetryingBesideUntimedOnes_EveryItemOnceAndNoWriterStranded(Mode mode, int capacity)
+    {
+        // Writers 0 and 1 wait at most a millisecond and retry the same item on TimedOut; writers 2 and 3 wait
+        // without a deadline. Signals that reach a writer at its deadline must be passed on, or an untimed
+        // writer can sleep beside free room once the timed ones are done.
+        const int Writers = 4;
+        long perWriter = StressScale.Items(mode == Mode.Sync ? SyncWaitItemsPerTest : WaitItemsPerTest) / Writers;
+        TimeSpan timeout = StressScale.Timeout(TimeoutAtScaleOne);
+        var buffer = new BackpressureBuffer<long>(new BackpressureBufferOptions<long> { Capacity = capacity });
+        var readerLogs = new[] { new List<long>(), new List<long>() };
+        long timedOut = 0;
+        var written = new long[Writers];
+
+        async Task WriteAsyncRetrying(int w)
+        {
+            TimeSpan limit = w < 2 ? TimeSpan.FromMilliseconds(1) : Timeout.InfiniteTimeSpan;
+            for (long seq = 0; seq < perWriter; seq++)
+            {
+                long item = ExactlyOnceChecker.Encode(w, seq);
+                WriteResult result;
+                while ((result = await buffer.WriteAsync(item, OverflowPolicy.Wait, limit).ConfigureAwait(false)).Outcome == WriteOutcome.Rejected)
+                {
+                    Assert.Equal(RejectReason.TimedOut, result.Reason);
+                    Interlocked.Increment(ref timedOut);
+                }
+
+                Assert.Equal(WriteResult.Accepted, result);
+                Volatile.Write(ref written[w], seq + 1);
+            }
+        }
+
+        void WriteSyncRetrying(int w)
+        {
+            TimeSpan limit = w < 2 ? TimeSpan.FromMilliseconds(1) : Timeout.InfiniteTimeSpan;
+            for (long seq = 0; seq < perWriter; seq++)
+            {
+                long item = ExactlyOnceChecker.Encode(w, seq);
+                WriteResult result;
+                while ((result = buffer.Write(item, limit)).Outcome == WriteOutcome.Rejected)
+                {
+                    Assert.Equal(RejectReason.TimedOut, result.Reason);
+                    Interlocked.Increment(ref timedOut);
+                }
+
+                Assert.Equal(WriteResult.Accepted, result);
+                Volatile.Write(ref written[w], seq + 1);
+            }
+        }
+
+        Task[] writerTasks = Enumerable.Range(0, Writers)
+            .Select(w => mode == Mode.Async
+                ? Task.Run(() => WriteAsyncRetrying(w))
+                : Task.Factory.StartNew(() => WriteSyncRetrying(w), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task[] readerTasks = readerLogs
+            .Select(log => mode == Mode.Async
+                ? Task.Run(() => ReadAsync(buffer, log))
+                : Task.Factory.StartNew(() => ReadSync(buffer, log), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task writersDone = Task.WhenAll(writerTasks).ContinueWith(t => { buffer.TryComplete(); return t; }, TaskScheduler.Default).Unwrap();
+        if (!await FinishesWithin(Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion), timeout))
+        {
+            string progress = $"written {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each, " +
+                $"count {buffer.Count}, stats {buffer.GetStatistics()}";
+            buffer.Dispose();
+            Assert.Fail($"run did not finish within {timeout}: {progress}");
+        }
+
+        buffer.Dispose();
+        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
+        ExactlyOnceReport report = new ExactlyOnceChecker(Writers, perWriter).Check(readerLogs);
+        _output.WriteLine($"scale {StressScale.Factor}, {mode}: {report.Expected} items, {timedOut} timed-out attempts retried");
+        Assert.True(report.IsExact, report.ToString());
+        Assert.Equal(new BackpressureStatistics(report.Expected, report.Expected, 0, 0, Interlocked.Read(ref timedOut), 0), buffer.GetStatistics());
+    }
+
+    [Theory]
+    [InlineData(Mode.Async, 1)]
+    [InlineData(Mode.Async, 16)]
+    [InlineData(Mode.Sync, 2)]
+    public async Task Complete_WhileWritersWrite_EveryAcceptedItemReadOnceAndNoneAfterCompletion(Mode mode, int capacity)
+    {
+        // Writers write until a write answers Completed; completion comes from another thread mid-run. Under
+        // Wait a write is Accepted or Completed, so writer w's accepted items are exactly its sequence numbers
+        // 0..k(w)-1, and the readers must see exactly those, in writer order, before Completion completes.
+        const int Writers = 3;
+        long completeAfter = StressScale.Items(mode == Mode.Sync ? SyncWaitItemsPerTest : WaitItemsPerTest) / 2;
+        TimeSpan timeout = StressScale.Timeout(TimeoutAtScaleOne);
+        var buffer = new BackpressureBuffer<long>(new BackpressureBufferOptions<long> { Capacity = capacity });
+        var readerLogs = new[] { new List<long>(), new List<long>() };
+        var accepted = new long[Writers];
+
+        void Record(int w, long seq, WriteResult result, ref bool done)
+        {
+            if (result.Outcome == WriteOutcome.Completed)
+            {
+                done = true;
+                return;
+            }
+
+            Assert.Equal(WriteResult.Accepted, result);
+            Volatile.Write(ref accepted[w], seq + 1);
+        }
+
+        async Task WriteUntilCompleted(int w)
+        {
+            bool done = false;
+            for (long seq = 0; !done; seq++)
+            {
+                WriteResult result = await buffer.WriteAsync(ExactlyOnceChecker.Encode(w, seq)).ConfigureAwait(false);
+                Record(w, seq, result, ref done);
+            }
+        }
+
+        void WriteUntilCompletedSync(int w)
+        {
+            bool done = false;
+            for (long seq = 0; !done; seq++)
+            {
+                Record(w, seq, buffer.Write(ExactlyOnceChecker.Encode(w, seq), Timeout.InfiniteTimeSpan), ref done);
+            }
+        }
+
+        Task[] writerTasks = Enumerable.Range(0, Writers)
+            .Select(w => mode == Mode.Async
+                ? Task.Run(() => WriteUntilCompleted(w))
+                : Task.Factory.StartNew(() => WriteUntilCompletedSync(w), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task[] readerTasks = readerLogs
+            .Select(log => mode == Mode.Async
+                ? Task.Run(() => ReadAsync(buffer, log))
+                : Task.Factory.StartNew(() => ReadSync(buffer, log), TaskCreationOptions.LongRunning))
+            .ToArray();
+        Task completer = Task.Factory.StartNew(
+            () =>
+            {
+                var deadline = Stopwatch.StartNew();
+                while (buffer.GetStatistics().Dequeued < completeAfter && deadline.Elapsed < timeout)
+                {
+                    Thread.Sleep(1);
+                }
+
+                Assert.True(buffer.TryComplete());
+            },
+            TaskCreationOptions.LongRunning);
+
+        if (!await FinishesWithin(Task.WhenAll(Task.WhenAll(writerTasks), Task.WhenAll(readerTasks), completer, buffer.Completion), timeout))
+        {
+            string progress = $"accepted {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref accepted[w])))}, " +
+                $"count {buffer.Count}, completed {buffer.IsCompleted}, stats {buffer.GetStatistics()}";
+            buffer.Dispose();
+            Assert.Fail($"run did not finish within {timeout}: {progress}");
+        }
+
+        buffer.Dispose();
+        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
+        long total = accepted.Sum();
+        foreach (List<long> log in readerLogs)
+        {
+            for (int w = 0; w < Writers; w++)
+            {
+                long[] mine = log.Where(item => ExactlyOnceChecker.ProducerOf(item) == w).Select(ExactlyOnceChecker.SequenceOf).ToArray();
+                Assert.True(mine.SequenceEqual(mine.Order()), $"writer {w}'s items out of order at a reader");
+            }
+        }
+
+        for (int w = 0; w < Writers; w++)
+        {
+            long[] read = readerLogs.SelectMany(l => l).Where(item => ExactlyOnceChecker.ProducerOf(item) == w)
+                .Select(ExactlyOnceChecker.SequenceOf).Order().ToArray();
+            Assert.True(read.SequenceEqual(Enumerable.Range(0, (int)accepted[w]).Select(i => (long)i)),
+                $"writer {w}: accepted 0..{accepted[w] - 1}, read {read.Length} items (first gap/extra breaks exactly-once)");
+        }
+
+        _output.WriteLine($"scale {StressScale.Factor}, {mode}: {total} items accepted before completion");
+        Assert.Equal(new BackpressureStatistics(total, total, 0, 0, 0, 0), buffer.GetStatistics());
+    }
+
+    /// <summary>Whether <paramref name="task"/> ends (in any state) within <paramref name="timeout"/>.</summary>
+    private static async Task<bool> FinishesWithin(Task task, TimeSpan timeout) =>
+        await Task.WhenAny(task, Task.Delay(timeout)).ConfigureAwait(false) == task;
+
     private sealed record StressOutcome(
         long Expected, long Delivered, IReadOnlyList<(long Item, DropReason Reason)> Dropped, IReadOnlyList<(long Item, RejectReason Reason)> Rejected);
 
