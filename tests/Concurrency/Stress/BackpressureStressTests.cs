@@ -57,9 +57,9 @@ public sealed class BackpressureStressTests
     [InlineData(Mode.Sync, 2, 2, 1, false, false)]
     [InlineData(Mode.Sync, 3, 1, 16, false, true)]
     [InlineData(Mode.Sync, 1, 1, 2, true, true)]
-    public void Wait_WritersAndReaders_EveryItemDeliveredOnceInWriterOrder(Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader)
+    public async Task Wait_WritersAndReaders_EveryItemDeliveredOnceInWriterOrder(Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader)
     {
-        StressOutcome outcome = Run(
+        StressOutcome outcome = await Run(
             OverflowPolicy.Wait, mode, writers, readers, capacity, singleWriter, singleReader, mode == Mode.Sync ? SyncWaitItemsPerTest : WaitItemsPerTest);
 
         Assert.Equal(0, outcome.Dropped.Count + outcome.Rejected.Count);
@@ -71,9 +71,9 @@ public sealed class BackpressureStressTests
     [InlineData(Mode.Async, 3, 2, 16, false)]
     [InlineData(Mode.Async, 1, 1, 2, true)]
     [InlineData(Mode.Sync, 2, 1, 2, false)]
-    public void DropIncoming_WritersAndReaders_DeliveredPlusDroppedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
+    public async Task DropIncoming_WritersAndReaders_DeliveredPlusDroppedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
     {
-        StressOutcome outcome = Run(OverflowPolicy.DropIncoming, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
+        StressOutcome outcome = await Run(OverflowPolicy.DropIncoming, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
 
         Assert.All(outcome.Dropped, d => Assert.Equal(DropReason.Incoming, d.Reason));
         Assert.Empty(outcome.Rejected);
@@ -85,9 +85,9 @@ public sealed class BackpressureStressTests
     [InlineData(Mode.Async, 1, 1, 16, true)]
     [InlineData(Mode.Sync, 2, 2, 1, true)]
     [InlineData(Mode.Sync, 3, 1, 16, false)]
-    public void DropOldest_WritersAndReaders_DeliveredPlusEvictedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
+    public async Task DropOldest_WritersAndReaders_DeliveredPlusEvictedAccountForEveryItem(Mode mode, int writers, int readers, int capacity, bool singleReader)
     {
-        StressOutcome outcome = Run(OverflowPolicy.DropOldest, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
+        StressOutcome outcome = await Run(OverflowPolicy.DropOldest, mode, writers, readers, capacity, singleWriter: writers == 1, singleReader, DropItemsPerTest);
 
         Assert.All(outcome.Dropped, d => Assert.Equal(DropReason.Oldest, d.Reason));
         Assert.Empty(outcome.Rejected);
@@ -97,9 +97,9 @@ public sealed class BackpressureStressTests
     [InlineData(Mode.Async, 2, 2, 2)]
     [InlineData(Mode.Async, 3, 1, 16)]
     [InlineData(Mode.Sync, 2, 2, 1)]
-    public void Reject_WritersAndReaders_DeliveredPlusRejectedAccountForEveryItem(Mode mode, int writers, int readers, int capacity)
+    public async Task Reject_WritersAndReaders_DeliveredPlusRejectedAccountForEveryItem(Mode mode, int writers, int readers, int capacity)
     {
-        StressOutcome outcome = Run(OverflowPolicy.Reject, mode, writers, readers, capacity, singleWriter: false, singleReader: false, DropItemsPerTest);
+        StressOutcome outcome = await Run(OverflowPolicy.Reject, mode, writers, readers, capacity, singleWriter: false, singleReader: false, DropItemsPerTest);
 
         Assert.Empty(outcome.Dropped);
         Assert.All(outcome.Rejected, r => Assert.Equal(RejectReason.Full, r.Reason));
@@ -160,27 +160,16 @@ public sealed class BackpressureStressTests
             }
         }
 
-        Task[] writerTasks = Enumerable.Range(0, Writers)
-            .Select(w => mode == Mode.Async
-                ? Task.Run(() => WriteAsyncRetrying(w))
-                : Task.Factory.StartNew(() => WriteSyncRetrying(w), TaskCreationOptions.LongRunning))
-            .ToArray();
-        Task[] readerTasks = readerLogs
-            .Select(log => mode == Mode.Async
-                ? Task.Run(() => ReadAsync(buffer, log))
-                : Task.Factory.StartNew(() => ReadSync(buffer, log), TaskCreationOptions.LongRunning))
-            .ToArray();
+        Task[] writerTasks = Start(mode, Writers, WriteAsyncRetrying, WriteSyncRetrying);
+        Task[] readerTasks = StartReaders(mode, buffer, readerLogs);
         Task writersDone = Task.WhenAll(writerTasks).ContinueWith(t => { buffer.TryComplete(); return t; }, TaskScheduler.Default).Unwrap();
-        if (!await FinishesWithin(Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion), timeout))
-        {
-            string progress = $"written {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each, " +
-                $"count {buffer.Count}, stats {buffer.GetStatistics()}";
-            buffer.Dispose();
-            Assert.Fail($"run did not finish within {timeout}: {progress}");
-        }
+        await FinishOrFail(
+            buffer,
+            Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion),
+            [.. writerTasks, .. readerTasks],
+            timeout,
+            () => $"written {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each");
 
-        buffer.Dispose();
-        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
         ExactlyOnceReport report = new ExactlyOnceChecker(Writers, perWriter).Check(readerLogs);
         _output.WriteLine($"scale {StressScale.Factor}, {mode}: {report.Expected} items, {timedOut} timed-out attempts retried");
         Assert.True(report.IsExact, report.ToString());
@@ -234,16 +223,8 @@ public sealed class BackpressureStressTests
             }
         }
 
-        Task[] writerTasks = Enumerable.Range(0, Writers)
-            .Select(w => mode == Mode.Async
-                ? Task.Run(() => WriteUntilCompleted(w))
-                : Task.Factory.StartNew(() => WriteUntilCompletedSync(w), TaskCreationOptions.LongRunning))
-            .ToArray();
-        Task[] readerTasks = readerLogs
-            .Select(log => mode == Mode.Async
-                ? Task.Run(() => ReadAsync(buffer, log))
-                : Task.Factory.StartNew(() => ReadSync(buffer, log), TaskCreationOptions.LongRunning))
-            .ToArray();
+        Task[] writerTasks = Start(mode, Writers, WriteUntilCompleted, WriteUntilCompletedSync);
+        Task[] readerTasks = StartReaders(mode, buffer, readerLogs);
         Task completer = Task.Factory.StartNew(
             () =>
             {
@@ -257,16 +238,13 @@ public sealed class BackpressureStressTests
             },
             TaskCreationOptions.LongRunning);
 
-        if (!await FinishesWithin(Task.WhenAll(Task.WhenAll(writerTasks), Task.WhenAll(readerTasks), completer, buffer.Completion), timeout))
-        {
-            string progress = $"accepted {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref accepted[w])))}, " +
-                $"count {buffer.Count}, completed {buffer.IsCompleted}, stats {buffer.GetStatistics()}";
-            buffer.Dispose();
-            Assert.Fail($"run did not finish within {timeout}: {progress}");
-        }
+        await FinishOrFail(
+            buffer,
+            Task.WhenAll(Task.WhenAll(writerTasks), Task.WhenAll(readerTasks), completer, buffer.Completion),
+            [.. writerTasks, .. readerTasks, completer],
+            timeout,
+            () => $"accepted {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref accepted[w])))}, completed {buffer.IsCompleted}");
 
-        buffer.Dispose();
-        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
         long total = accepted.Sum();
         foreach (List<long> log in readerLogs)
         {
@@ -289,14 +267,32 @@ public sealed class BackpressureStressTests
         Assert.Equal(new BackpressureStatistics(total, total, 0, 0, 0, 0), buffer.GetStatistics());
     }
 
-    /// <summary>Whether <paramref name="task"/> ends (in any state) within <paramref name="timeout"/>.</summary>
-    private static async Task<bool> FinishesWithin(Task task, TimeSpan timeout) =>
-        await Task.WhenAny(task, Task.Delay(timeout)).ConfigureAwait(false) == task;
+    /// <summary>One writer per index: tasks running <paramref name="async"/>, or dedicated threads running <paramref name="sync"/>.</summary>
+    private static Task[] Start(Mode mode, int count, Func<int, Task> async, Action<int> sync) =>
+        Enumerable.Range(0, count)
+            .Select(i => mode == Mode.Async ? Task.Run(() => async(i)) : Task.Factory.StartNew(() => sync(i), TaskCreationOptions.LongRunning))
+            .ToArray();
+
+    private Task[] StartReaders(Mode mode, BackpressureBuffer<long> buffer, List<long>[] logs) =>
+        Start(mode, logs.Length, r => ReadAsync(buffer, logs[r]), r => ReadSync(buffer, logs[r]));
+
+    /// <summary>
+    /// Waits for <paramref name="all"/>; past <paramref name="timeout"/> disposes the buffer (which wakes every parked
+    /// writer and reader, so nothing outlives the test) and fails with the progress. Then checks every task succeeded.
+    /// </summary>
+    private async Task FinishOrFail(BackpressureBuffer<long> buffer, Task all, Task[] tasks, TimeSpan timeout, Func<string> progress)
+    {
+        bool finished = await Task.WhenAny(all, Task.Delay(timeout)).ConfigureAwait(false) == all;
+        string state = $"{progress()}; count {buffer.Count}, stats {buffer.GetStatistics()}, 1 s read stalls {Volatile.Read(ref _readTimeouts)}";
+        buffer.Dispose();
+        Assert.True(finished, $"run did not finish within {timeout}: {state}");
+        Assert.All(tasks, t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
+    }
 
     private sealed record StressOutcome(
         long Expected, long Delivered, IReadOnlyList<(long Item, DropReason Reason)> Dropped, IReadOnlyList<(long Item, RejectReason Reason)> Rejected);
 
-    private StressOutcome Run(
+    private async Task<StressOutcome> Run(
         OverflowPolicy policy, Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader, long itemsAtScaleOne)
     {
         long perWriter = StressScale.Items(itemsAtScaleOne) / writers;
@@ -324,16 +320,9 @@ public sealed class BackpressureStressTests
         }
 
         var stopwatch = Stopwatch.StartNew();
-        Task[] writerTasks = Enumerable.Range(0, writers)
-            .Select(w => mode == Mode.Async
-                ? Task.Run(() => WriteAsync(buffer, w, perWriter, rejectedLogs[w], written))
-                : Task.Factory.StartNew(() => WriteSync(buffer, w, perWriter, rejectedLogs[w], written), TaskCreationOptions.LongRunning))
-            .ToArray();
-        Task[] readerTasks = Enumerable.Range(0, readers)
-            .Select(r => mode == Mode.Async
-                ? Task.Run(() => ReadAsync(buffer, readerLogs[r]))
-                : Task.Factory.StartNew(() => ReadSync(buffer, readerLogs[r]), TaskCreationOptions.LongRunning))
-            .ToArray();
+        Task[] writerTasks = Start(
+            mode, writers, w => WriteAsync(buffer, w, perWriter, rejectedLogs[w], written), w => WriteSync(buffer, w, perWriter, rejectedLogs[w], written));
+        Task[] readerTasks = StartReaders(mode, buffer, readerLogs);
         Task writersDone = Task.WhenAll(writerTasks).ContinueWith(
             t =>
             {
@@ -341,18 +330,13 @@ public sealed class BackpressureStressTests
                 return t;
             },
             TaskScheduler.Default).Unwrap();
-        bool finished = Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion).Wait(timeout);
-        string progress = $"written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each, " +
-            $"count {buffer.Count}, stats {buffer.GetStatistics()}, 1 s read timeouts {Volatile.Read(ref _readTimeouts)}";
-        if (!finished)
-        {
-            buffer.Dispose(); // wakes every parked writer and reader so nothing outlives the test
-            Assert.Fail($"{policy}/{mode} run did not finish within {timeout}: {progress}");
-        }
-
+        await FinishOrFail(
+            buffer,
+            Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion),
+            [.. writerTasks, .. readerTasks],
+            timeout,
+            () => $"{policy}/{mode}: written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each");
         stopwatch.Stop();
-        buffer.Dispose();
-        Assert.All(writerTasks.Concat(readerTasks), t => Assert.True(t.IsCompletedSuccessfully, t.Exception?.ToString()));
 
         // Every item once: reader logs in arrival order (per-writer FIFO), dropped and rejected items sorted
         // (their callbacks and results race across writers, so their order proves nothing).
