@@ -85,12 +85,13 @@ public sealed partial class BackpressureBuffer<T>
             }
         }
 
+        bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)
         {
             TimeSpan remaining = Remaining(start, timeout);
             if (remaining == TimeSpan.Zero)
             {
-                return TimedOut();
+                return TimedOut(forwardSignal: signaled);
             }
 
             Waiter waiter = _writers.RentAndLink(synchronous: true);
@@ -103,7 +104,9 @@ public sealed partial class BackpressureBuffer<T>
             }
 
             waiter.Arm(remaining, cancellationToken, _time);
-            switch (waiter.WaitSynchronously(remaining))
+            WaitStatus status = waiter.WaitSynchronously(remaining);
+            signaled = status == WaitStatus.Signaled;
+            switch (status)
             {
                 case WaitStatus.Canceled:
                     throw new OperationCanceledException(cancellationToken);
@@ -112,12 +115,16 @@ public sealed partial class BackpressureBuffer<T>
                     return WriteResult.Completed;
             }
 
-            // Signaled or timed out: use the wake before anything else, so a signal is never swallowed.
-            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
-            if (result.Outcome != WriteOutcome.Rejected)
+            // Signaled before the deadline: use the room before paying for another handshake. Past the deadline
+            // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
+            if (signaled && Remaining(start, timeout) != TimeSpan.Zero)
             {
-                BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
-                return result;
+                result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+                if (result.Outcome != WriteOutcome.Rejected)
+                {
+                    BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
+                    return result;
+                }
             }
         }
     }
@@ -213,7 +220,8 @@ public sealed partial class BackpressureBuffer<T>
     }
 
     /// <summary>Reads the oldest item, waiting asynchronously while the buffer is empty.</summary>
-    /// <exception cref="InvalidOperationException">The buffer is completed and empty (the completion error, if any, is the inner exception).</exception>
+    /// <exception cref="InvalidOperationException">The buffer is completed (without an error) and empty.</exception>
+    /// <exception cref="Exception">The buffer was completed with an error and is empty: that error is thrown.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public ValueTask<T> ReadAsync(CancellationToken cancellationToken = default)
     {
@@ -314,6 +322,8 @@ public sealed partial class BackpressureBuffer<T>
                 return attempt;
             }
         }
+
+        bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)
         {
             TimeSpan remaining = timeout == Timeout.InfiniteTimeSpan
@@ -321,7 +331,7 @@ public sealed partial class BackpressureBuffer<T>
                 : timeout - _time.GetElapsedTime(start);
             if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
             {
-                return TimedOut();
+                return TimedOut(forwardSignal: signaled);
             }
 
             Waiter waiter = _writers.RentAndLink(synchronous: false);
@@ -335,21 +345,26 @@ public sealed partial class BackpressureBuffer<T>
 
             waiter.Arm(remaining, cancellationToken, _time);
             WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
+            signaled = status == WaitStatus.Signaled;
             if (status == WaitStatus.Completed)
             {
                 ThrowIfDisposed();
                 return WriteResult.Completed;
             }
 
-            // Signaled or timed out: try once before paying for another handshake (a signal usually means room).
-            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
-            if (result.Outcome != WriteOutcome.Rejected)
+            // Signaled before the deadline: use the room before paying for another handshake. Past the deadline
+            // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
+            if (signaled && (timeout == Timeout.InfiniteTimeSpan || _time.GetElapsedTime(start) < timeout))
             {
-                BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
-                return result;
+                result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+                if (result.Outcome != WriteOutcome.Rejected)
+                {
+                    BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
+                    return result;
+                }
             }
 
-            // Still full: loop (it turns a passed deadline into a rejection).
+            // Still full, or past the deadline: loop (it turns a passed deadline into a rejection).
         }
     }
 
@@ -395,8 +410,18 @@ public sealed partial class BackpressureBuffer<T>
         return error is null ? new ValueTask<bool>(false) : ValueTask.FromException<bool>(error);
     }
 
-    private WriteResult TimedOut()
+    /// <summary>
+    /// Answers a write whose deadline passed. A writer woken by a read's signal at or after its deadline does not
+    /// use the room it was woken for, so it passes the signal on (as <see cref="Abandon"/> does); otherwise the
+    /// next parked writer would sleep beside a free slot until some later read.
+    /// </summary>
+    private WriteResult TimedOut(bool forwardSignal = false)
     {
+        if (forwardSignal)
+        {
+            _writers.SignalOne();
+        }
+
         Interlocked.Increment(ref _rejected);
         return WriteResult.Rejected(RejectReason.TimedOut, EstimateRetryAfter());
     }

@@ -60,6 +60,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private long _droppedIncoming;
     private long _evicted;
     private long _rejected;
+    private int _rateStarted;
     private long _rateTimestamp;
     private long _rateDequeued;
 
@@ -442,17 +443,19 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         long now = _time.GetTimestamp();
         long dequeued = _positions.DequeuedPositions;
-        long since = Volatile.Read(ref _rateTimestamp); // benign race: concurrent rejections may restart the window twice
+        bool started = Volatile.Read(ref _rateStarted) != 0; // benign races: concurrent rejections may restart the window twice
+        long since = Volatile.Read(ref _rateTimestamp);
         long drainedFrom = Volatile.Read(ref _rateDequeued);
-        double elapsed = since == 0 ? 0 : _time.GetElapsedTime(since, now).TotalSeconds;
-        if (since == 0 || elapsed >= RateWindowSeconds)
+        double elapsed = started ? _time.GetElapsedTime(since, now).TotalSeconds : 0;
+        if (!started || elapsed >= RateWindowSeconds)
         {
             Volatile.Write(ref _rateDequeued, dequeued);
             Volatile.Write(ref _rateTimestamp, now);
+            Volatile.Write(ref _rateStarted, 1);
         }
 
         long drained = dequeued - drainedFrom;
-        if (since == 0 || elapsed <= 0 || drained <= 0)
+        if (!started || elapsed <= 0 || drained <= 0)
         {
             return Timeout.InfiniteTimeSpan; // nothing drained lately: the reader may be stalled
         }

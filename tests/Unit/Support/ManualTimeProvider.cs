@@ -1,0 +1,116 @@
+namespace LockFree.Tests.Unit.Support;
+
+/// <summary>
+/// A clock that moves only when a test says so: timestamps in ticks (frequency <see cref="TimeSpan.TicksPerSecond"/>),
+/// starting at a non-zero value, and timers that fire from <see cref="Advance"/> on the calling thread.
+/// </summary>
+public sealed class ManualTimeProvider : TimeProvider
+{
+    private readonly object _lock = new();
+    private readonly List<ManualTimer> _timers = new();
+    private long _now = TimeSpan.FromDays(1).Ticks; // non-zero: a real monotonic clock never reads 0
+
+    /// <inheritdoc/>
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    /// <summary>Timers created and not yet disposed.</summary>
+    public int ActiveTimers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _timers.Count;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public override long GetTimestamp()
+    {
+        lock (_lock)
+        {
+            return _now;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override DateTimeOffset GetUtcNow() => new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero).AddTicks(GetTimestamp());
+
+    /// <summary>Moves the clock forward; with <paramref name="fireTimers"/>, fires (outside the lock) every timer now due.</summary>
+    public void Advance(TimeSpan by, bool fireTimers = true)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
+        List<ManualTimer> due = new();
+        lock (_lock)
+        {
+            _now += by.Ticks;
+            if (fireTimers)
+            {
+                foreach (ManualTimer timer in _timers)
+                {
+                    if (timer.DueAt <= _now)
+                    {
+                        due.Add(timer);
+                    }
+                }
+
+                foreach (ManualTimer timer in due)
+                {
+                    timer.DueAt = long.MaxValue; // one-shot; the tests never use periods
+                }
+            }
+        }
+
+        foreach (ManualTimer timer in due)
+        {
+            timer.Fire();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new ManualTimer(this, callback, state);
+        timer.Change(dueTime, period);
+        lock (_lock)
+        {
+            _timers.Add(timer);
+        }
+
+        return timer;
+    }
+
+    private void Remove(ManualTimer timer)
+    {
+        lock (_lock)
+        {
+            _timers.Remove(timer);
+        }
+    }
+
+    private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
+    {
+        public long DueAt { get; set; } = long.MaxValue;
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            lock (owner._lock)
+            {
+                DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : owner._now + dueTime.Ticks;
+            }
+
+            return true;
+        }
+
+        public void Fire() => callback(state);
+
+        public void Dispose() => owner.Remove(this);
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
