@@ -28,23 +28,11 @@ internal interface IAtomics
     /// <summary>Release store: earlier accesses of this thread cannot move after it.</summary>
     static abstract void StoreRelease(ref long location, long value);
 
-    /// <summary>Acquire load of a 32-bit field.</summary>
-    static abstract int LoadAcquire(ref int location);
-
-    /// <summary>Release store of a 32-bit field.</summary>
-    static abstract void StoreRelease(ref int location, int value);
-
     /// <summary>Compare-and-swap; a full fence. Returns the value seen before the operation.</summary>
     static abstract long CompareExchange(ref long location, long value, long comparand);
 
-    /// <summary>Compare-and-swap on a 32-bit field; a full fence.</summary>
-    static abstract int CompareExchange(ref int location, int value, int comparand);
-
     /// <summary>Atomic add; a full fence. Returns the new value.</summary>
     static abstract long Add(ref long location, long value);
-
-    /// <summary>Atomic exchange; a full fence. Returns the previous value.</summary>
-    static abstract long Exchange(ref long location, long value);
 
     /// <summary>Plain load of shared memory (a slot), ordered by a neighbouring acquire.</summary>
     static abstract T LoadPlain<T>(ref T location);

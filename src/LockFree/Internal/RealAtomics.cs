@@ -19,29 +19,12 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int LoadAcquire(ref int location) => Volatile.Read(ref location);
-
-    /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreRelease(ref int location, int value) => Volatile.Write(ref location, value);
-
-    /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long CompareExchange(ref long location, long value, long comparand) =>
         Interlocked.CompareExchange(ref location, value, comparand);
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int CompareExchange(ref int location, int value, int comparand) =>
-        Interlocked.CompareExchange(ref location, value, comparand);
-
-    /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long Add(ref long location, long value) => Interlocked.Add(ref location, value);
-
-    /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long Exchange(ref long location, long value) => Interlocked.Exchange(ref location, value);
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -27,21 +27,6 @@ internal readonly unsafe struct TestAtomics : IAtomics
         return value;
     }
 
-    public static int LoadAcquire(ref int location)
-    {
-        var s = ControlledScheduler.Current;
-        if (s is null)
-        {
-            return Volatile.Read(ref location);
-        }
-
-        s.SchedulingPoint("LoadAcquire");
-        nint address = Address(ref location);
-        int value = s.Buffers is { } b && b.TryForward(ControlledScheduler.CurrentThread, address, out long v) ? (int)v : Volatile.Read(ref location);
-        s.Races?.Acquire(ControlledScheduler.CurrentThread, address);
-        return value;
-    }
-
     public static void StoreRelease(ref long location, long value)
     {
         var s = ControlledScheduler.Current;
@@ -57,28 +42,6 @@ internal readonly unsafe struct TestAtomics : IAtomics
         if (s.Buffers is { } b)
         {
             b.Store(ControlledScheduler.CurrentThread, address, value, wide: true);
-        }
-        else
-        {
-            Volatile.Write(ref location, value);
-        }
-    }
-
-    public static void StoreRelease(ref int location, int value)
-    {
-        var s = ControlledScheduler.Current;
-        if (s is null)
-        {
-            Volatile.Write(ref location, value);
-            return;
-        }
-
-        s.SchedulingPoint("StoreRelease");
-        nint address = Address(ref location);
-        Release(s, address);
-        if (s.Buffers is { } b)
-        {
-            b.Store(ControlledScheduler.CurrentThread, address, value, wide: false);
         }
         else
         {
@@ -112,31 +75,6 @@ internal readonly unsafe struct TestAtomics : IAtomics
         return Interlocked.CompareExchange(ref location, value, comparand);
     }
 
-    public static int CompareExchange(ref int location, int value, int comparand)
-    {
-        var s = ControlledScheduler.Current;
-        if (s is null)
-        {
-            return Interlocked.CompareExchange(ref location, value, comparand);
-        }
-
-        s.SchedulingPoint("CompareExchange");
-        BeforeReadModifyWrite(s, ref location);
-        if ((s.Bugs & PlantedBug.SplitCompareExchange) != 0)
-        {
-            int seen = Volatile.Read(ref location);
-            s.SchedulingPoint("CompareExchange (split: write half)");
-            if (seen == comparand)
-            {
-                Volatile.Write(ref location, value);
-            }
-
-            return seen;
-        }
-
-        return Interlocked.CompareExchange(ref location, value, comparand);
-    }
-
     public static long Add(ref long location, long value)
     {
         var s = ControlledScheduler.Current;
@@ -148,19 +86,6 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.SchedulingPoint("Add");
         BeforeReadModifyWrite(s, ref location);
         return Interlocked.Add(ref location, value);
-    }
-
-    public static long Exchange(ref long location, long value)
-    {
-        var s = ControlledScheduler.Current;
-        if (s is null)
-        {
-            return Interlocked.Exchange(ref location, value);
-        }
-
-        s.SchedulingPoint("Exchange");
-        BeforeReadModifyWrite(s, ref location);
-        return Interlocked.Exchange(ref location, value);
     }
 
     public static T LoadPlain<T>(ref T location)
