@@ -31,16 +31,6 @@ public static class LockFreeChannel
     public static Channel<T> CreateBounded<T>(LockFreeChannelOptions options, Action<T, DropReason>? itemDropped)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Capacity < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), options.Capacity, "Capacity must be at least 1.");
-        }
-
-        if (!Enum.IsDefined(options.FullMode))
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "FullMode is not an OverflowPolicy value.");
-        }
-
         var buffer = new BackpressureBuffer<T>(new BackpressureBufferOptions<T>
         {
             Capacity = options.Capacity,
@@ -51,6 +41,6 @@ public static class LockFreeChannel
             Name = options.Name,
             TimeProvider = options.TimeProvider,
         });
-        return new LockFreeBoundedChannel<T>(buffer);
+        return new LockFreeBoundedChannel<T>(buffer); // the buffer validates capacity, full mode and clock
     }
 }
