@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
@@ -41,6 +42,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private const long CompletedBit = 1L << 62;
 
     private readonly IBoundedQueue<T> _queue;
+    private readonly EngineKind _engine;
     private readonly IQueuePositions _positions;
     private readonly bool _singleWriter;
     private readonly bool _canEvict;
@@ -63,6 +65,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _rateStarted;
     private long _rateTimestamp;
     private long _rateDequeued;
+    private readonly bool _cacheRetryAfter;
+    private long _retryAfterTick = long.MinValue;
+    private long _retryAfterTicks;
 
     /// <summary>Creates a buffer with the given options.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its <see cref="BackpressureBufferOptions{T}.TimeProvider"/> is null.</exception>
@@ -98,13 +103,14 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         _highWatermark = options.HighWatermark;
         _lowWatermark = options.LowWatermark;
         Name = options.Name;
-        _queue = (_singleWriter, _canEvict) switch
+        (_queue, _engine) = (_singleWriter, _canEvict) switch
         {
-            (true, false) => new SpscQueue<T>(capacity),
-            (false, false) => new MpscQueue<T>(capacity),
-            (true, true) => new SpmcQueue<T>(capacity),
-            (false, true) => new MpmcQueue<T>(capacity),
+            (true, false) => ((IBoundedQueue<T>)new SpscQueue<T>(capacity), EngineKind.Spsc),
+            (false, false) => (new MpscQueue<T>(capacity), EngineKind.Mpsc),
+            (true, true) => (new SpmcQueue<T>(capacity), EngineKind.Spmc),
+            (false, true) => (new MpmcQueue<T>(capacity), EngineKind.Mpmc),
         };
+        _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
         if (Name is not null)
         {
@@ -144,7 +150,18 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
     /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
-    public WriteResult TryWrite(T item) => TryWrite(item, FullMode);
+    public WriteResult TryWrite(T item)
+    {
+        // Fast path for one writer: completion (and disposal, which completes) is a writer-side operation in
+        // program order, so a null _completed means neither happened; anything else takes the checked path.
+        if (_singleWriter && Volatile.Read(ref _completed) is null && Enqueue(item)) // acquire: pairs with the CAS in TryComplete
+        {
+            AfterWrite();
+            return WriteResult.Accepted;
+        }
+
+        return TryWrite(item, FullMode);
+    }
 
     /// <summary>Writes without waiting, under <paramref name="policy"/> for this one item.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> is not a defined value.</exception>
@@ -160,7 +177,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Reads the oldest item without waiting; false when the buffer is empty.</summary>
     public bool TryRead([MaybeNullWhen(false)] out T item)
     {
-        if (!_queue.TryDequeue(out item))
+        if (!Dequeue(out item))
         {
             return false;
         }
@@ -278,7 +295,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         try
         {
-            if (_queue.TryEnqueue(item))
+            if (Enqueue(item))
             {
                 AfterWrite();
                 return WriteResult.Accepted;
@@ -330,10 +347,49 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             default: // Wait (without waiting) and Reject
                 if (countRejection)
                 {
-                    Interlocked.Increment(ref _rejected);
+                    CountRejection();
                 }
 
                 return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+        }
+    }
+
+    /// <summary>The queue's enqueue without interface dispatch: the engine kind picks the sealed type, so the JIT inlines it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Enqueue(T item) => _engine switch
+    {
+        EngineKind.Spsc => Unsafe.As<SpscQueue<T>>(_queue).TryEnqueue(item),
+        EngineKind.Mpsc => Unsafe.As<MpscQueue<T>>(_queue).TryEnqueue(item),
+        EngineKind.Spmc => Unsafe.As<SpmcQueue<T>>(_queue).TryEnqueue(item),
+        _ => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueue(item),
+    };
+
+    /// <summary>The queue's dequeue without interface dispatch (see <see cref="Enqueue"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Dequeue([MaybeNullWhen(false)] out T item)
+    {
+        switch (_engine)
+        {
+            case EngineKind.Spsc:
+                return Unsafe.As<SpscQueue<T>>(_queue).TryDequeue(out item);
+            case EngineKind.Mpsc:
+                return Unsafe.As<MpscQueue<T>>(_queue).TryDequeue(out item);
+            case EngineKind.Spmc:
+                return Unsafe.As<SpmcQueue<T>>(_queue).TryDequeue(out item);
+            default:
+                return Unsafe.As<MpmcQueue<T>>(_queue).TryDequeue(out item);
+        }
+    }
+
+    private void CountRejection()
+    {
+        if (_singleWriter)
+        {
+            Volatile.Write(ref _rejected, _rejected + 1); // plain read: only the one writer counts rejections; release for readers of the statistics
+        }
+        else
+        {
+            Interlocked.Increment(ref _rejected);
         }
     }
 
@@ -441,6 +497,32 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// </summary>
     private TimeSpan EstimateRetryAfter()
     {
+        // On the system clock a burst of rejections reuses the last estimate for up to one coarse tick
+        // (Environment.TickCount64, ~1-16 ms, a few ns to read) instead of reading the precise clock (~26 ns)
+        // each time. Benign races: the cache is two independent words; a reader may pair a fresh tick with an
+        // older hint, which is as good an estimate. Any other TimeProvider computes every time (tests control time).
+        long tick = 0;
+        if (_cacheRetryAfter)
+        {
+            tick = Environment.TickCount64;
+            if (Volatile.Read(ref _retryAfterTick) == tick) // acquire: pairs with the release below
+            {
+                return new TimeSpan(Volatile.Read(ref _retryAfterTicks));
+            }
+        }
+
+        TimeSpan hint = ComputeRetryAfter();
+        if (_cacheRetryAfter)
+        {
+            Volatile.Write(ref _retryAfterTicks, hint.Ticks);
+            Volatile.Write(ref _retryAfterTick, tick); // release: publishes the hint stored above
+        }
+
+        return hint;
+    }
+
+    private TimeSpan ComputeRetryAfter()
+    {
         long now = _time.GetTimestamp();
         long dequeued = _positions.DequeuedPositions;
         bool started = Volatile.Read(ref _rateStarted) != 0; // benign races: concurrent rejections may restart the window twice
@@ -489,6 +571,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>The longest retry hint given for a draining buffer (a slower drain is reported as this).</summary>
     private const double MaxRetryAfterSeconds = 60.0;
+
+    /// <summary>Which queue engine <see cref="_queue"/> is, so the hot paths call it without interface dispatch.</summary>
+    private enum EngineKind : byte
+    {
+        Spsc,
+        Mpsc,
+        Spmc,
+        Mpmc,
+    }
 
     private sealed class CompletionState(Exception? error)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 
@@ -42,10 +43,12 @@ public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
 
     /// <inheritdoc/>
     /// <remarks>Call from the single producer thread only.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnqueue(T item) => _ring.TryEnqueue(item);
 
     /// <inheritdoc/>
     /// <remarks>Safe from any number of threads at once.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryDequeue([MaybeNullWhen(false)] out T item) => _ring.TryDequeue(out item);
 
     /// <inheritdoc/>

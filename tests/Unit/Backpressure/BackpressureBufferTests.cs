@@ -286,6 +286,30 @@ public sealed class BackpressureBufferTests
         Assert.Equal(TimeSpan.Zero, buffer.TryWrite(1, OverflowPolicy.DropIncoming).RetryAfter);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void RetryAfter_SystemClockBurst_ReusesEstimateAndCountsEveryRejection(bool singleWriter)
+    {
+        using var buffer = Create(4, OverflowPolicy.Reject, singleWriter: singleWriter);
+        Fill(buffer, 0, 4);
+        Assert.Equal(2, buffer.TryReadMany(new int[2]));
+        Fill(buffer, 10, 2);
+        const int rejections = 1000;
+        for (int i = 0; i < rejections; i++)
+        {
+            WriteResult result = buffer.TryWrite(99);
+            Assert.Equal(WriteOutcome.Rejected, result.Outcome);
+            Assert.Equal(RejectReason.Full, result.Reason);
+            Assert.True(result.RetryAfter == Timeout.InfiniteTimeSpan || result.RetryAfter > TimeSpan.Zero, result.ToString());
+        }
+
+        BackpressureStatistics stats = buffer.GetStatistics();
+        Assert.Equal(rejections, stats.Rejected);
+        Assert.Equal(6, stats.Enqueued);
+        Assert.Equal(4, stats.Remaining);
+    }
+
     [Fact]
     public void Watermarks_DepthCrossings_PauseAndResumeOncePerCrossingWithHysteresis()
     {
