@@ -43,6 +43,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     private readonly IBoundedQueue<T> _queue;
     private readonly EngineKind _engine;
+    private readonly StampingQueue<T>? _stamping;
     private readonly IQueuePositions _positions;
     private readonly bool _singleWriter;
     private readonly bool _canEvict;
@@ -103,13 +104,23 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         _highWatermark = options.HighWatermark;
         _lowWatermark = options.LowWatermark;
         Name = options.Name;
-        (_queue, _engine) = (_singleWriter, _canEvict) switch
+        if (options.TrackItemAge)
         {
-            (true, false) => ((IBoundedQueue<T>)new SpscQueue<T>(capacity), EngineKind.Spsc),
-            (false, false) => (new MpscQueue<T>(capacity), EngineKind.Mpsc),
-            (true, true) => (new SpmcQueue<T>(capacity), EngineKind.Spmc),
-            (false, true) => (new MpmcQueue<T>(capacity), EngineKind.Mpmc),
-        };
+            _queue = _stamping = new StampingQueue<T>(CreateEngine<Stamped<T>>(capacity, _singleWriter, _canEvict), _time);
+            _engine = EngineKind.Stamping;
+        }
+        else
+        {
+            _queue = CreateEngine<T>(capacity, _singleWriter, _canEvict);
+            _engine = _queue switch
+            {
+                SpscQueue<T> => EngineKind.Spsc,
+                MpscQueue<T> => EngineKind.Mpsc,
+                SpmcQueue<T> => EngineKind.Spmc,
+                _ => EngineKind.Mpmc,
+            };
+        }
+
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
         if (Name is not null)
@@ -120,6 +131,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false: resume), on the thread whose write or read crossed it.</summary>
     public event EventHandler<bool>? PressureChanged;
+
+    /// <summary>
+    /// How long the oldest item in the buffer has waited: zero when empty; null unless the buffer was created
+    /// with <see cref="BackpressureBufferOptions{T}.TrackItemAge"/>. Any thread; a monitoring snapshot (when the
+    /// head moves too fast to be read consistently, or its writer is still publishing it, the answer is zero).
+    /// </summary>
+    public TimeSpan? OldestItemAge => _stamping?.OldestItemAge();
 
     /// <summary>The number of items the buffer holds when full (the requested capacity rounded up to a power of two).</summary>
     public int Capacity => _queue.Capacity;
@@ -190,7 +208,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// Whether <see cref="TryPeek(out T)"/> works: only on the single-consumer engines (SingleReader without
     /// DropOldest), where nothing but the one reader removes items, so the head cannot vanish under a peek.
     /// </summary>
-    internal bool CanPeek => _queue is SpscQueue<T> or MpscQueue<T>;
+    internal bool CanPeek => _queue is SpscQueue<T> or MpscQueue<T> || _stamping is { CanPeek: true };
 
     /// <summary>Reads the oldest item without removing it (single reader only); false when empty or when <see cref="CanPeek"/> is false.</summary>
     internal bool TryPeek([MaybeNullWhen(false)] out T item)
@@ -201,6 +219,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 return spsc.TryPeek(out item);
             case MpscQueue<T> mpsc:
                 return mpsc.TryPeek(out item);
+            case StampingQueue<T> stamping:
+                return stamping.TryPeek(out item);
             default:
                 item = default;
                 return false;
@@ -361,8 +381,18 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         EngineKind.Spsc => Unsafe.As<SpscQueue<T>>(_queue).TryEnqueue(item),
         EngineKind.Mpsc => Unsafe.As<MpscQueue<T>>(_queue).TryEnqueue(item),
         EngineKind.Spmc => Unsafe.As<SpmcQueue<T>>(_queue).TryEnqueue(item),
-        _ => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueue(item),
+        EngineKind.Mpmc => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueue(item),
+        _ => _queue.TryEnqueue(item), // the stamping adapter (opt-in item age)
     };
+
+    private static IBoundedQueue<TItem> CreateEngine<TItem>(int capacity, bool singleWriter, bool canEvict) =>
+        (singleWriter, canEvict) switch
+        {
+            (true, false) => new SpscQueue<TItem>(capacity),
+            (false, false) => new MpscQueue<TItem>(capacity),
+            (true, true) => new SpmcQueue<TItem>(capacity),
+            (false, true) => new MpmcQueue<TItem>(capacity),
+        };
 
     /// <summary>The queue's dequeue without interface dispatch (see <see cref="Enqueue"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -376,8 +406,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 return Unsafe.As<MpscQueue<T>>(_queue).TryDequeue(out item);
             case EngineKind.Spmc:
                 return Unsafe.As<SpmcQueue<T>>(_queue).TryDequeue(out item);
-            default:
+            case EngineKind.Mpmc:
                 return Unsafe.As<MpmcQueue<T>>(_queue).TryDequeue(out item);
+            default:
+                return _queue.TryDequeue(out item); // the stamping adapter (opt-in item age)
         }
     }
 
@@ -579,6 +611,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         Mpsc,
         Spmc,
         Mpmc,
+        Stamping,
     }
 
     private sealed class CompletionState(Exception? error)

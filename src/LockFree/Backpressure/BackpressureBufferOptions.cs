@@ -47,6 +47,14 @@ public sealed class BackpressureBufferOptions<T>
     /// <summary>The name the buffer's metrics are tagged with (<c>lockfree.queue.name</c>). Default none: no metrics.</summary>
     public string? Name { get; init; }
 
-    /// <summary>The clock for timeouts and the drain-rate estimate. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// Stamp every item with <see cref="TimeProvider"/>'s timestamp as it enters, so that
+    /// <see cref="BackpressureBuffer{T}.OldestItemAge"/> and the <c>lockfree.queue.oldest_item_age</c> gauge can say
+    /// how long the head item has waited. Costs one clock read per write (about 26 ns with the system clock) and
+    /// 8 bytes per slot, and turns batch reads into item-by-item reads, so it is off by default.
+    /// </summary>
+    public bool TrackItemAge { get; init; }
+
+    /// <summary>The clock for timeouts, the drain-rate estimate and item stamps. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -13,6 +13,9 @@ internal interface IBufferMetricsSource
 
     /// <summary>A snapshot of the accounting.</summary>
     BackpressureStatistics Statistics { get; }
+
+    /// <summary>The age of the oldest item, when the buffer stamps items; null otherwise.</summary>
+    TimeSpan? OldestItemAge { get; }
 }
 
 // Design: every instrument is observable, read by a MeterListener's collection from a registry of live
@@ -26,7 +29,9 @@ internal interface IBufferMetricsSource
 /// <c>lockfree.queue.name</c>: <c>lockfree.queue.depth</c>, <c>lockfree.queue.capacity</c>,
 /// <c>lockfree.queue.enqueued</c>, <c>lockfree.queue.dequeued</c>, <c>lockfree.queue.dropped</c>,
 /// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, and <c>lockfree.queue.wait_time</c>
-/// (seconds a write waited for room).
+/// (seconds a write waited for room), and for buffers created with
+/// <see cref="BackpressureBufferOptions{T}.TrackItemAge"/> <c>lockfree.queue.oldest_item_age</c> (seconds the head
+/// item has waited).
 /// </summary>
 public static class BackpressureMetrics
 {
@@ -51,6 +56,7 @@ public static class BackpressureMetrics
         Meter.CreateObservableCounter("lockfree.queue.dropped", () => Observe(s => s.Statistics.DroppedIncoming), unit: "{item}", description: "Incoming items discarded (DropIncoming).");
         Meter.CreateObservableCounter("lockfree.queue.evicted", () => Observe(s => s.Statistics.Evicted), unit: "{item}", description: "Queued items evicted (DropOldest).");
         Meter.CreateObservableCounter("lockfree.queue.rejected", () => Observe(s => s.Statistics.Rejected), unit: "{item}", description: "Writes rejected (full or timed out).");
+        Meter.CreateObservableGauge("lockfree.queue.oldest_item_age", ObserveOldestItemAge, unit: "s", description: "How long the oldest item has waited (buffers created with TrackItemAge only).");
     }
 
     internal static void Register(IBufferMetricsSource source)
@@ -75,6 +81,23 @@ public static class BackpressureMetrics
         {
             WaitTime.Record(waited.TotalSeconds, new KeyValuePair<string, object?>(NameTag, name));
         }
+    }
+
+    private static List<Measurement<double>> ObserveOldestItemAge()
+    {
+        var measurements = new List<Measurement<double>>();
+        lock (Sources)
+        {
+            foreach (WeakReference<IBufferMetricsSource> weak in Sources)
+            {
+                if (weak.TryGetTarget(out IBufferMetricsSource? source) && source.OldestItemAge is { } age)
+                {
+                    measurements.Add(new Measurement<double>(age.TotalSeconds, new KeyValuePair<string, object?>(NameTag, source.Name)));
+                }
+            }
+        }
+
+        return measurements;
     }
 
     private static List<Measurement<long>> Observe(Func<IBufferMetricsSource, long> read)

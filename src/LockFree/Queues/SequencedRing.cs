@@ -512,6 +512,42 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             ? _producers.Index // plain: only the single producer writes the tail
             : TAtomics.LoadAcquire(ref _producers.Index); // acquire: a start point for the claim; the CAS validates it
 
+    /// <summary>
+    /// Any thread, for monitoring only (never part of the queue protocol, never run under the controlled
+    /// scheduler): a copy of the item at the head, validated by rereading the head and its slot's Sequence after
+    /// the copy (a consumer claims by moving the head or, single, releases the slot before moving it). A single
+    /// consumer clears the slot before its release, so an item with references can read as default. False when
+    /// the head slot holds no published item (empty, or its producer is between claim and publish) or the head
+    /// kept moving.
+    /// </summary>
+    public bool TrySnapshotHead([MaybeNullWhen(false)] out T item)
+    {
+        for (int attempt = 0; attempt < SnapshotAttempts; attempt++)
+        {
+            long position = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot
+            ref SequencedSlot<T> slot = ref Slot(position);
+            long published = (position << 1) | 1;
+            if (TAtomics.LoadAcquire(ref slot.Sequence) != published) // acquire: pairs with the producer's publish
+            {
+                break;
+            }
+
+            T value = TAtomics.LoadPlain(ref slot.Item); // plain, racing the consumers: validated below
+            TAtomics.FullFence(); // the copy completes before the rereads (a seqlock reader's fence)
+            if (TAtomics.LoadAcquire(ref _consumers.Index) == position && TAtomics.LoadAcquire(ref slot.Sequence) == published)
+            {
+                item = value;
+                return true;
+            }
+        }
+
+        item = default;
+        return false;
+    }
+
+    /// <summary>Tries a monitoring snapshot makes before it gives up on a head that keeps moving.</summary>
+    private const int SnapshotAttempts = 4;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long LoadHead() =>
         TConsumers.IsSingle

@@ -234,6 +234,40 @@ internal struct SpscRing<T, TAtomics>
             FieldLayout.Offset(ref start, ref _consumer.Cached));
     }
 
+    /// <summary>
+    /// Any thread, for monitoring only (never part of the queue protocol, never run under the controlled
+    /// scheduler): a copy of the item at the head. The producer cannot reuse the head's slot while the head stays
+    /// put, so a reread of the head after the copy validates it; the one thing it cannot rule out is the consumer's
+    /// clear just before it moves the head, so an item with references can read as default. False when empty or
+    /// when the head kept moving.
+    /// </summary>
+    public bool TrySnapshotHead([MaybeNullWhen(false)] out T item)
+    {
+        for (int attempt = 0; attempt < SnapshotAttempts; attempt++)
+        {
+            long head = TAtomics.LoadAcquire(ref _consumer.Index); // acquire: snapshot
+            long tail = TAtomics.LoadAcquire(ref _producer.Index); // acquire: the slot at head is published when head < tail
+            if (head >= tail)
+            {
+                break;
+            }
+
+            T value = TAtomics.LoadPlain(ref Slot(head)); // plain, racing the consumer: validated by the reread below
+            TAtomics.FullFence(); // the copy completes before the reread (a seqlock reader's fence)
+            if (TAtomics.LoadAcquire(ref _consumer.Index) == head)
+            {
+                item = value;
+                return true;
+            }
+        }
+
+        item = default;
+        return false;
+    }
+
+    /// <summary>Tries a monitoring snapshot makes before it gives up on a head that keeps moving.</summary>
+    private const int SnapshotAttempts = 4;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool RefreshTail(long head)
     {

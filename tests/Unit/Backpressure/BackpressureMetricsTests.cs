@@ -111,6 +111,26 @@ public sealed class BackpressureMetricsTests
     }
 
     [Fact]
+    public void OldestItemAgeGauge_ReportsOnlyForTrackingBuffers()
+    {
+        string tracked = UniqueName();
+        string untracked = UniqueName();
+        var time = new LockFree.Tests.Unit.Support.ManualTimeProvider();
+        using var withAge = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 4, Name = tracked, TrackItemAge = true, TimeProvider = time });
+        using var withoutAge = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 4, Name = untracked });
+        withAge.TryWrite(1);
+        withoutAge.TryWrite(1);
+        time.Advance(TimeSpan.FromSeconds(4));
+
+        using var trackedRecorder = new Recorder(tracked);
+        using var untrackedRecorder = new Recorder(untracked);
+        Assert.Equal(4.0, trackedRecorder.Observe()["lockfree.queue.oldest_item_age"], 6);
+        Dictionary<string, double> other = untrackedRecorder.Observe();
+        Assert.True(other.ContainsKey("lockfree.queue.depth"));
+        Assert.False(other.ContainsKey("lockfree.queue.oldest_item_age"));
+    }
+
+    [Fact]
     public void ObservableInstruments_DisposedBuffer_StopsReporting()
     {
         string name = UniqueName();
