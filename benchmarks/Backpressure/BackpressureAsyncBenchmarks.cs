@@ -145,7 +145,8 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
             foreach (string name in new[] { "_writers", "_readers" })
             {
                 object? list = typeof(BackpressureBuffer<long>).GetField(name, flags)?.GetValue(_buffer);
-                object? count = list?.GetType().GetField("_count", flags)?.GetValue(list);
+                object? gate = list?.GetType().GetField("_gate", flags)?.GetValue(list);
+                object? count = gate?.GetType().GetField("_waiters", flags)?.GetValue(gate);
                 object? head = list?.GetType().GetField("_head", flags)?.GetValue(list);
                 parts.Add($"{name}: {count} parked, head {head?.GetType().GetProperty("Status")?.GetValue(head) ?? "none"}");
             }

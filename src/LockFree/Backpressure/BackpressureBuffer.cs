@@ -14,7 +14,7 @@ namespace LockFree;
 //
 // Fast paths (TryWrite, TryRead) are the queue's own operations plus one plain read of the other side's
 // waiter count; no lock, no allocation. Waiting (the Wait policy, WaitToReadAsync, ReadAsync) parks on a
-// WaiterList; the asymmetric-fence handshake described there rules out lost wake-ups without a fence on
+// WaiterList; the asymmetric-fence handshake of ParkingGate rules out lost wake-ups without a fence on
 // the fast path. A write wakes every waiting reader (they recheck; WaitToReadAsync promises nothing more);
 // a read wakes one waiting writer per slot it frees, and a woken writer that does not use the room passes
 // the wake on.

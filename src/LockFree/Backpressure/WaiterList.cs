@@ -1,19 +1,17 @@
 using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
 // Design: the parked waiters of one condition ("an item is available" or "there is room"), and their pool.
 //
-// The fast paths never touch this lock: a writer that has published an item reads Count and calls in here
-// only when someone waits. Lost wake-ups are excluded by a Dekker handshake (waiter: link, fence, recheck;
-// signaller: publish, fence, read Count), paid for only once a list has seen a waiter: until the first
-// park, signallers read Count without a fence, and the first parker covers them with
-// Interlocked.MemoryBarrierProcessWide() (asymmetric fences, as Linux membarrier), which forces every other
-// thread's pending stores out before it rechecks. It also sets _everParked, after which signallers fence
-// (a few nanoseconds) and parkers use an ordinary fence instead of the microseconds-long process-wide one.
-// So a buffer whose writers never wait pays nothing on its read path, and one that waits often does not
-// pay a process-wide barrier per park. A signaller that reads _everParked as 0 after the first parker set
-// it must have run its loads before that parker's barrier reached its core, and is covered by the barrier.
+// The fast paths never touch this lock: a writer that has published an item asks HasWaiters and calls in
+// here only when someone waits. Lost wake-ups are excluded by the Dekker handshake of ParkingGate (waiter:
+// register, fence, recheck; signaller: publish, fence, read the count), paid for only once a list has seen a
+// waiter: until the first park signallers read the count without a fence, and the first parker covers them
+// with a process-wide barrier (asymmetric fences). So a buffer whose writers never wait pays nothing on its
+// read path, and one that waits often does not pay a process-wide barrier per park. The gate is the code the
+// controlled scheduler runs under a store-buffer simulation (tests/Concurrency/Backpressure).
 //
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
@@ -27,30 +25,16 @@ internal sealed class WaiterList
     private Waiter? _tail;
     private Waiter? _pool;
     private int _pooled;
-    private int _count;
+    private ParkingGate<RealAtomics> _gate;
 
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
     public Exception? CompletionError { get; set; }
 
-    /// <summary>Whether any waiter has ever parked on this list: from then on signallers fence (see the design note).</summary>
-    private int _everParked;
-
     /// <summary>
-    /// Whether any waiter is linked, read by a signaller after its publish. Until the first park it is a plain
+    /// Whether any waiter is linked, asked by a signaller after its publish. Until the first park it is a plain
     /// read (the first parker's process-wide barrier covers it); afterwards a full fence precedes it.
     /// </summary>
-    public bool HasWaiters
-    {
-        get
-        {
-            if (Volatile.Read(ref _everParked) != 0)
-            {
-                Interlocked.MemoryBarrier(); // store-load: our publish before the read of the count
-            }
-
-            return Volatile.Read(ref _count) != 0;
-        }
-    }
+    public bool HasWaiters => _gate.HasWaiters();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous)
@@ -84,20 +68,9 @@ internal sealed class WaiterList
 
             _tail = waiter;
             waiter.IsLinked = true;
-            _count++;
         }
 
-        if (Volatile.Read(ref _everParked) == 0)
-        {
-            // First park: switch the signallers to fencing, and cover those that have not seen the switch yet with a
-            // full fence on every core (pairs with their plain read of the count after their publish).
-            Volatile.Write(ref _everParked, 1);
-            Interlocked.MemoryBarrierProcessWide();
-        }
-        else
-        {
-            Interlocked.MemoryBarrier(); // store-load: our link before the recheck; pairs with the signallers' fence
-        }
+        _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
 
@@ -132,7 +105,7 @@ internal sealed class WaiterList
             waiter.Previous = null;
             waiter.Next = null;
             waiter.IsLinked = false;
-            _count--;
+            _gate.Unregister();
         }
     }
 
@@ -170,7 +143,7 @@ internal sealed class WaiterList
     /// </summary>
     public void FinishAll(WaitStatus status)
     {
-        for (int budget = Volatile.Read(ref _count); budget > 0 && TryPop(out Waiter? waiter, out int generation); budget--)
+        for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter? waiter, out int generation); budget--)
         {
             waiter.TryFinish(status, generation);
         }
@@ -201,7 +174,7 @@ internal sealed class WaiterList
             waiter.Next = null;
             waiter.Previous = null;
             waiter.IsLinked = false;
-            _count--;
+            _gate.Unregister();
             generation = waiter.Generation;
             return true;
         }

@@ -49,6 +49,13 @@ internal interface IAtomics
     /// <summary>Full (sequentially consistent) fence.</summary>
     static abstract void FullFence();
 
+    /// <summary>
+    /// A full fence on every thread of the process (<see cref="Interlocked.MemoryBarrierProcessWide"/>, as Linux
+    /// membarrier): every other thread's pending stores become visible before it returns. Microseconds; for the
+    /// rare side of an asymmetric handshake.
+    /// </summary>
+    static abstract void ProcessWideBarrier();
+
     /// <summary>One iteration of a wait loop (spin, then yield, then sleep).</summary>
     static abstract void SpinOnce(ref SpinWait spinner);
 }

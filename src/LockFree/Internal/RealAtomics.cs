@@ -44,6 +44,10 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ProcessWideBarrier() => Interlocked.MemoryBarrierProcessWide();
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void FullFence() => Interlocked.MemoryBarrier();
 
     /// <inheritdoc/>

@@ -73,7 +73,7 @@ internal sealed class ControlledScheduler
         _parkedInSpin = new bool[bodies.Length];
         _candidates = new int[bodies.Length];
         Races = options.DetectRaces ? new RaceDetector(_threadCount) : null;
-        Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount) : null;
+        Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount, options.StoreBufferDrainOdds) : null;
     }
 
     private enum ThreadState

@@ -15,6 +15,12 @@ public enum PlantedBug
 
     /// <summary>StoreRelease stores but releases nothing (a relaxed store), so the race detector sees unpublished slots.</summary>
     DroppedRelease = 2,
+
+    /// <summary>FullFence is only a scheduling point: it no longer drains the store buffer (a missing fence).</summary>
+    DroppedFullFence = 4,
+
+    /// <summary>ProcessWideBarrier is only a scheduling point: other threads' store buffers stay as they are.</summary>
+    DroppedProcessWideBarrier = 8,
 }
 
 /// <summary>Options of one exploration.</summary>
@@ -28,6 +34,13 @@ public sealed record ExploreOptions
 
     /// <summary>TSO store-buffer simulation (<see cref="StoreBuffers"/>); the locations must be pinned. Default off.</summary>
     public bool StoreBuffers { get; init; }
+
+    /// <summary>
+    /// With <see cref="StoreBuffers"/>: at each scheduling point a thread's oldest buffered store drains with
+    /// probability 1/odds. Default 2. Larger odds keep stores buffered longer, for protocols whose window between a
+    /// store and the load that must see it spans many steps.
+    /// </summary>
+    public int StoreBufferDrainOdds { get; init; } = 2;
 
     /// <summary>Bugs to inject through <see cref="TestAtomics"/>. Default none.</summary>
     public PlantedBug Bugs { get; init; }

@@ -17,8 +17,12 @@ internal sealed unsafe class StoreBuffers
 {
     private readonly Queue<(nint Address, long Value, bool Wide)>[] _buffers;
 
-    public StoreBuffers(int threadCount)
+    private readonly int _drainOdds;
+
+    public StoreBuffers(int threadCount, int drainOdds = 2)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(drainOdds, 2);
+        _drainOdds = drainOdds;
         _buffers = new Queue<(nint, long, bool)>[threadCount + 1];
         for (int t = 0; t <= threadCount; t++)
         {
@@ -53,11 +57,20 @@ internal sealed unsafe class StoreBuffers
     }
 
     /// <summary>Lets the strategy drain the oldest store of any thread with pending stores.</summary>
+    /// <summary>Drains every thread's buffer (a process-wide barrier).</summary>
+    public void DrainEveryone()
+    {
+        for (int t = 0; t < _buffers.Length; t++)
+        {
+            DrainAll(t);
+        }
+    }
+
     public void MaybeDrain(Strategy strategy, ReadOnlySpan<int> threads)
     {
         foreach (int t in threads)
         {
-            if (_buffers[t].Count > 0 && strategy.PickChoice(2) == 1)
+            if (_buffers[t].Count > 0 && strategy.PickChoice(_drainOdds) == _drainOdds - 1)
             {
                 DrainOne(t);
             }

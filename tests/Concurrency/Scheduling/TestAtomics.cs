@@ -199,7 +199,32 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("FullFence");
+        if ((s.Bugs & PlantedBug.DroppedFullFence) != 0)
+        {
+            return; // planted: the fence is gone
+        }
+
         s.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
+        s.Races?.Fence(ControlledScheduler.CurrentThread);
+    }
+
+    /// <summary>A scheduling point, then every thread's store buffer drains (what the real barrier forces).</summary>
+    public static void ProcessWideBarrier()
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Interlocked.MemoryBarrierProcessWide();
+            return;
+        }
+
+        s.SchedulingPoint("ProcessWideBarrier");
+        if ((s.Bugs & PlantedBug.DroppedProcessWideBarrier) != 0)
+        {
+            return; // planted: the barrier is gone
+        }
+
+        s.Buffers?.DrainEveryone();
         s.Races?.Fence(ControlledScheduler.CurrentThread);
     }
 
