@@ -81,6 +81,17 @@ public readonly struct BlockingCollectionOps(BlockingCollection<long> collection
     public bool TryDequeue(out long item) => collection.TryTake(out item, WaitMilliseconds);
 }
 
+/// <summary>
+/// Bounded <see cref="BlockingCollection{T}"/> through its non-blocking <c>TryAdd</c>/<c>TryTake</c> (zero timeout);
+/// the harness spins on failure, as for the channels. Used where a blocking wait would stall the end of a
+/// many-consumer round (a consumer blocked in <c>TryTake</c> only learns the producers are done when it times out).
+/// </summary>
+public readonly struct BlockingCollectionTryOps(BlockingCollection<long> collection) : IQueueOps
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public bool TryEnqueue(long item) => collection.TryAdd(item);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public bool TryDequeue(out long item) => collection.TryTake(out item);
+}
+
 /// <summary>A channel through its non-blocking <c>TryWrite</c>/<c>TryRead</c>; the harness spins on failure.</summary>
 public readonly struct ChannelOps(Channel<long> channel) : IQueueOps
 {
@@ -103,6 +114,10 @@ public static class Channels
             FullMode = BoundedChannelFullMode.Wait,
             AllowSynchronousContinuations = false,
         });
+
+    /// <summary>Unbounded, with the given reader/writer multiplicity.</summary>
+    public static Channel<long> Unbounded(bool singleWriter, bool singleReader) =>
+        Channel.CreateUnbounded<long>(new UnboundedChannelOptions { SingleWriter = singleWriter, SingleReader = singleReader });
 
     /// <summary>Unbounded, single reader and single writer (the SPSC-specialised implementation).</summary>
     public static Channel<long> UnboundedSpsc() =>

@@ -6,8 +6,9 @@ namespace LockFree.Benchmarks.Queues;
 
 /// <summary>
 /// 2 producers, 2 consumers (OVERSUBSCRIBED on a 2-core machine: 4 spinning threads; see
-/// <see cref="QueueContentionBenchmarks"/>): MpmcQueue against ConcurrentQueue (baseline) and a bounded
-/// Channel (multi-writer, multi-reader, TryWrite/TryRead with spinning). Per-op = one item moved.
+/// <see cref="QueueContentionBenchmarks"/>): MpmcQueue against ConcurrentQueue (baseline), bounded and unbounded
+/// Channels (multi-writer, multi-reader, TryWrite/TryRead with spinning) and a bounded BlockingCollection
+/// (TryAdd/TryTake with spinning). Per-op = one item moved.
 /// DESIGN.md target: ≥ 1.5× ConcurrentQueue, ≥ 10× bounded Channel.
 /// </summary>
 [MemoryDiagnoser]
@@ -17,6 +18,10 @@ public class MpmcQueueContentionBenchmarks : QueueContentionBenchmarks
     private MpmcOps _mpmc;
     private ConcurrentQueueOps _concurrentQueue;
     private ChannelOps _boundedChannel;
+    private ChannelOps _unboundedChannel;
+    private BlockingCollectionTryOps _blockingCollection;
+    private BlockingCollection<long> _collection = null!;
+    private Action<int> _workUnboundedChannel = null!, _workBlockingCollection = null!;
     private Action<int> _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
 
     /// <inheritdoc/>
@@ -32,13 +37,22 @@ public class MpmcQueueContentionBenchmarks : QueueContentionBenchmarks
         _mpmc = new(new MpmcQueue<long>(Capacity));
         _concurrentQueue = new(new ConcurrentQueue<long>());
         _boundedChannel = new(Channels.Bounded(Capacity, singleWriter: false, singleReader: false));
+        _unboundedChannel = new(Channels.Unbounded(singleWriter: false, singleReader: false));
+        _collection = new BlockingCollection<long>(new ConcurrentQueue<long>(), Capacity);
+        _blockingCollection = new(_collection);
+        _workUnboundedChannel = Work(_unboundedChannel);
+        _workBlockingCollection = Work(_blockingCollection);
         _workMpmc = Work(_mpmc);
         _workConcurrentQueue = Work(_concurrentQueue);
         _workBoundedChannel = Work(_boundedChannel);
     }
 
     [GlobalCleanup]
-    public void GlobalCleanup() => Cleanup();
+    public void GlobalCleanup()
+    {
+        Cleanup();
+        _collection.Dispose();
+    }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
     public long ConcurrentQueue() => Run(_concurrentQueue, _workConcurrentQueue);
@@ -48,4 +62,12 @@ public class MpmcQueueContentionBenchmarks : QueueContentionBenchmarks
 
     [Benchmark(OperationsPerInvoke = Items)]
     public long BoundedChannel() => Run(_boundedChannel, _workBoundedChannel);
+
+    /// <summary>Unbounded Channel, TryWrite/TryRead with spinning.</summary>
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long UnboundedChannel() => Run(_unboundedChannel, _workUnboundedChannel);
+
+    /// <summary>Bounded BlockingCollection, non-blocking TryAdd/TryTake with spinning.</summary>
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long BlockingCollection() => Run(_blockingCollection, _workBlockingCollection);
 }

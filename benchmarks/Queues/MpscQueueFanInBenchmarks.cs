@@ -7,7 +7,8 @@ namespace LockFree.Benchmarks.Queues;
 /// <summary>
 /// 2 producers, 1 consumer (3 spinning threads: OVERSUBSCRIBED on a 2-core machine; see
 /// <see cref="QueueContentionBenchmarks"/>): MpscQueue and MpmcQueue against ConcurrentQueue (baseline) and
-/// a bounded Channel (multi-writer, single reader, TryWrite/TryRead with spinning). Per-op = one item moved.
+/// bounded and unbounded Channels (multi-writer, single reader, TryWrite/TryRead with spinning) and a bounded
+/// BlockingCollection (TryAdd/TryTake with spinning). Per-op = one item moved.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(LockFreeBenchmarkConfig))]
@@ -17,6 +18,10 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
     private MpmcOps _mpmc;
     private ConcurrentQueueOps _concurrentQueue;
     private ChannelOps _boundedChannel;
+    private ChannelOps _unboundedChannel;
+    private BlockingCollectionTryOps _blockingCollection;
+    private BlockingCollection<long> _collection = null!;
+    private Action<int> _workUnboundedChannel = null!, _workBlockingCollection = null!;
     private Action<int> _workMpsc = null!, _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
 
     /// <inheritdoc/>
@@ -33,6 +38,11 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
         _mpmc = new(new MpmcQueue<long>(Capacity));
         _concurrentQueue = new(new ConcurrentQueue<long>());
         _boundedChannel = new(Channels.Bounded(Capacity, singleWriter: false, singleReader: true));
+        _unboundedChannel = new(Channels.Unbounded(singleWriter: false, singleReader: true));
+        _collection = new BlockingCollection<long>(new ConcurrentQueue<long>(), Capacity);
+        _blockingCollection = new(_collection);
+        _workUnboundedChannel = Work(_unboundedChannel);
+        _workBlockingCollection = Work(_blockingCollection);
         _workMpsc = Work(_mpsc);
         _workMpmc = Work(_mpmc);
         _workConcurrentQueue = Work(_concurrentQueue);
@@ -40,7 +50,11 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
     }
 
     [GlobalCleanup]
-    public void GlobalCleanup() => Cleanup();
+    public void GlobalCleanup()
+    {
+        Cleanup();
+        _collection.Dispose();
+    }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
     public long ConcurrentQueue() => Run(_concurrentQueue, _workConcurrentQueue);
@@ -53,4 +67,12 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
 
     [Benchmark(OperationsPerInvoke = Items)]
     public long BoundedChannel() => Run(_boundedChannel, _workBoundedChannel);
+
+    /// <summary>Unbounded Channel, TryWrite/TryRead with spinning.</summary>
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long UnboundedChannel() => Run(_unboundedChannel, _workUnboundedChannel);
+
+    /// <summary>Bounded BlockingCollection, non-blocking TryAdd/TryTake with spinning.</summary>
+    [Benchmark(OperationsPerInvoke = Items)]
+    public long BlockingCollection() => Run(_blockingCollection, _workBlockingCollection);
 }
