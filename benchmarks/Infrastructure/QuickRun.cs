@@ -57,8 +57,10 @@ public static class QuickRun
             // The curated subset measures throughput at the headline capacity only; an explicit
             // --filter runs every parameter value.
             config = config.AddFilter(new SimpleFilter(bc =>
-                bc.Descriptor.Type != typeof(QueueThroughputBenchmarks)
-                || bc.Parameters.Items.Any(p => p.Name == nameof(QueueThroughputBenchmarks.Capacity) && (int)p.Value! == 65536)));
+                (bc.Descriptor.Type != typeof(QueueThroughputBenchmarks)
+                    || bc.Parameters.Items.Any(p => p.Name == nameof(QueueThroughputBenchmarks.Capacity) && (int)p.Value! == 65536))
+                && (bc.Descriptor.Type != typeof(MpmcQueueContentionBenchmarks)
+                    || bc.Parameters.Items.Any(p => p.Name == nameof(MpmcQueueContentionBenchmarks.Pairs) && (int)p.Value! == 2))));
         }
 
         var stopwatch = Stopwatch.StartNew();

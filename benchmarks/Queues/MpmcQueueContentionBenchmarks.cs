@@ -5,8 +5,9 @@ using LockFree.Benchmarks.Infrastructure;
 namespace LockFree.Benchmarks.Queues;
 
 /// <summary>
-/// 2 producers, 2 consumers (OVERSUBSCRIBED on a 2-core machine: 4 spinning threads; see
-/// <see cref="QueueContentionBenchmarks"/>): MpmcQueue against ConcurrentQueue (baseline), bounded and unbounded
+/// <see cref="Pairs"/> producers and as many consumers (2P2C is OVERSUBSCRIBED on a 2-core machine: 4 spinning
+/// threads; see <see cref="QueueContentionBenchmarks"/>; on a many-core machine 4 and 8 pairs give the scaling
+/// figures): MpmcQueue against ConcurrentQueue (baseline), bounded and unbounded
 /// Channels (multi-writer, multi-reader, TryWrite/TryRead with spinning) and a bounded BlockingCollection
 /// (TryAdd/TryTake with spinning). Per-op = one item moved.
 /// DESIGN.md target: ≥ 1.5× ConcurrentQueue, ≥ 10× bounded Channel.
@@ -24,11 +25,21 @@ public class MpmcQueueContentionBenchmarks : QueueContentionBenchmarks
     private Action<int> _workUnboundedChannel = null!, _workBlockingCollection = null!;
     private Action<int> _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
 
-    /// <inheritdoc/>
-    protected override int Producers => 2;
+    /// <summary>
+    /// Producers, and as many consumers: 2 (the headline 2P2C, oversubscribed on 2 cores), 1, and on a machine with
+    /// enough cores 4 and 8 (the scaling figures). The quick run keeps 2 only.
+    /// </summary>
+    [ParamsSource(nameof(PairCounts))]
+    public int Pairs { get; set; } = 2;
+
+    /// <summary>The <see cref="Pairs"/> values this machine runs: 1, 2, and the larger ones whose threads fit the cores.</summary>
+    public static IEnumerable<int> PairCounts => new[] { 1, 2, 4, 8 }.Where(n => n <= 2 || 2 * n <= Environment.ProcessorCount);
 
     /// <inheritdoc/>
-    protected override int Consumers => 2;
+    protected override int Producers => Pairs;
+
+    /// <inheritdoc/>
+    protected override int Consumers => Pairs;
 
     [GlobalSetup]
     public void GlobalSetup()

@@ -24,8 +24,18 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
     private Action<int> _workUnboundedChannel = null!, _workBlockingCollection = null!;
     private Action<int> _workMpsc = null!, _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
 
+    /// <summary>
+    /// Producer threads: 2 (the headline 2P1C), 1, and on a machine with enough cores 4 and 8 (the fan-in scaling
+    /// figures). The quick run keeps 2 only.
+    /// </summary>
+    [ParamsSource(nameof(ProducerCounts))]
+    public int ProducerCount { get; set; } = 2;
+
+    /// <summary>The <see cref="ProducerCount"/> values this machine runs: 1, 2, and the larger ones whose threads fit the cores.</summary>
+    public static IEnumerable<int> ProducerCounts => new[] { 1, 2, 4, 8 }.Where(n => n <= 2 || n + 1 <= Environment.ProcessorCount);
+
     /// <inheritdoc/>
-    protected override int Producers => 2;
+    protected override int Producers => ProducerCount;
 
     /// <inheritdoc/>
     protected override int Consumers => 1;
