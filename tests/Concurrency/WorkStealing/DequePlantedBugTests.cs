@@ -36,9 +36,8 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
     [Fact]
     public void EarlyBufferLoadWithoutReread_IsFound() =>
         // The failing schedules switch threads many times (a thief loads the old buffer, another thief steals,
-        // the owner grows and pushes into the new buffer, the first thief reads its stale slot), beyond what the
-        // bounded search reaches from the start within the budget (bound 3 exhausts without it): the
-        // randomized strategies find it within ~100 schedules.
+        // the owner grows and pushes into the new buffer, the first thief reads its stale slot), more than the
+        // bounded search (bound 2 or 3) reached within the budget when tried; the randomized strategies find it within ~100 schedules.
         AllStrategiesFind(DequeScenarios.GrowthDuringSteals(DequeKind.PlantedEarlyBufferLoadNoReread), Strategies[..3]);
 
     [Theory]
