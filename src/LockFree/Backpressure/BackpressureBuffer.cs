@@ -20,9 +20,10 @@ namespace LockFree;
 // the wake on.
 //
 // Completion: with one writer, completion is a writer operation and follows its writes in program order.
-// With many writers each write enters and leaves a gate (an active-writer count with a completed bit, one
-// atomic add each way), so completion knows when no write can still land; the buffer then finishes
-// (Completion completes) once it is also empty. A write that meets the completed bit takes nothing.
+// With many writers, completion sets the completed flag and then closes the engine's producer side (a mark
+// bit in the ring's tail, set by CAS): no claim can succeed after it, claims made before it still land, so
+// "drained" is simply head == tail, and the writers pay nothing for it (no per-write gate). A write that meets
+// the flag, or fails its enqueue after the close, takes nothing and answers Completed.
 //
 // Accounting: Enqueued and Dequeued come from the queue's positions (no counter on the hot path); dropped,
 // evicted and rejected writes are counted with an atomic add on their (overflow) paths.
@@ -39,8 +40,6 @@ namespace LockFree;
 [DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
 public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsSource
 {
-    private const long CompletedBit = 1L << 62;
-
     private readonly IBoundedQueue<T> _queue;
     private readonly EngineKind _engine;
     private readonly StampingQueue<T>? _stamping;
@@ -55,7 +54,6 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly WaiterList _writers = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private long _writeGate; // many writers: active writers | CompletedBit
     private CompletionState? _completed;
     private int _finished;
     private int _disposed;
@@ -170,9 +168,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
     public WriteResult TryWrite(T item)
     {
-        // Fast path for one writer: completion (and disposal, which completes) is a writer-side operation in
-        // program order, so a null _completed means neither happened; anything else takes the checked path.
-        if (_singleWriter && Volatile.Read(ref _completed) is null && Enqueue(item)) // acquire: pairs with the CAS in TryComplete
+        // Fast path: a null _completed means neither completion nor disposal (which completes) happened before this
+        // write; with many writers a completion racing the enqueue closes the engine, so the enqueue either lands
+        // before the close (and is drained before the buffer finishes) or fails. Anything else takes the checked path.
+        if (Volatile.Read(ref _completed) is null && Enqueue(item)) // acquire: pairs with the CAS in TryComplete
         {
             AfterWrite();
             return WriteResult.Accepted;
@@ -258,14 +257,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return false;
         }
 
-        if (_singleWriter)
+        if (!_singleWriter)
         {
-            TryFinishIfDrained();
+            CloseProducers(); // after the flag: a writer whose claim fails on the closed tail sees the flag
         }
-        else if ((Interlocked.Or(ref _writeGate, CompletedBit) & ~CompletedBit) == 0)
-        {
-            TryFinishIfDrained(); // no write in flight: the buffer can finish as soon as it is empty
-        }
+
+        TryFinishIfDrained(); // claims made before the close keep the buffer non-empty until they are read
 
         _writers.FinishAll(WaitStatus.Completed);
         _readers.FinishAll(WaitStatus.Signaled); // they recheck: drain, or see the finish
@@ -308,24 +305,41 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>One write attempt under <paramref name="policy"/>, inside the completion gate.</summary>
     private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection)
     {
-        if (!EnterWrite())
+        if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
             return WriteResult.Completed;
         }
 
-        try
+        if (Enqueue(item))
         {
-            if (Enqueue(item))
-            {
-                AfterWrite();
-                return WriteResult.Accepted;
-            }
-
-            return WriteFull(item, policy, countRejection);
+            AfterWrite();
+            return WriteResult.Accepted;
         }
-        finally
+
+        return ClosedAfterFailedEnqueue() ? WriteResult.Completed : WriteFull(item, policy, countRejection);
+    }
+
+    /// <summary>
+    /// After an enqueue that found no room: whether that was the close (many writers; the flag is set before the
+    /// close, so a writer that met the closed tail sees it). With one writer completion is in program order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ClosedAfterFailedEnqueue() => !_singleWriter && Volatile.Read(ref _completed) is not null; // acquire
+
+    /// <summary>Closes a many-writer engine's producer side (see the design note).</summary>
+    private void CloseProducers()
+    {
+        switch (_queue)
         {
-            ExitWrite();
+            case MpscQueue<T> mpsc:
+                mpsc.CloseProducers();
+                break;
+            case MpmcQueue<T> mpmc:
+                mpmc.CloseProducers();
+                break;
+            case StampingQueue<T> stamping:
+                stamping.CloseProducers();
+                break;
         }
     }
 
@@ -354,6 +368,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                             return WriteResult.EvictedOldest;
                         }
 
+                        if (ClosedAfterFailedEnqueue())
+                        {
+                            TryFinishIfDrained(); // the eviction may have taken the last item of a completed buffer
+                            return WriteResult.Completed; // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
+                        }
+
                         continue; // another writer took the room: evict again
                     }
 
@@ -361,6 +381,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                     {
                         AfterWrite();
                         return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
+                    }
+
+                    if (ClosedAfterFailedEnqueue())
+                    {
+                        return WriteResult.Completed; // empty and closed: nothing more can be placed
                     }
                 }
 
@@ -425,30 +450,6 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    private bool EnterWrite()
-    {
-        if (_singleWriter)
-        {
-            return Volatile.Read(ref _completed) is null; // acquire: completion is a writer operation, in program order
-        }
-
-        if ((Interlocked.Increment(ref _writeGate) & CompletedBit) == 0)
-        {
-            return true;
-        }
-
-        ExitWrite();
-        return false;
-    }
-
-    private void ExitWrite()
-    {
-        if (!_singleWriter && Interlocked.Decrement(ref _writeGate) == CompletedBit)
-        {
-            TryFinishIfDrained(); // the last write in flight after completion has landed
-        }
-    }
-
     private void AfterWrite()
     {
         if (_readers.HasWaiters)
@@ -484,7 +485,6 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         CompletionState? state = Volatile.Read(ref _completed);
         if (state is null
-            || (!_singleWriter && (Volatile.Read(ref _writeGate) & ~CompletedBit) != 0)
             || !_queue.IsEmpty
             || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
         {

@@ -103,6 +103,20 @@ internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions
         return count;
     }
 
+    /// <summary>Closes a many-producer engine's producer side (see <c>SequencedRing.CloseProducers</c>).</summary>
+    public void CloseProducers()
+    {
+        switch (_inner)
+        {
+            case MpscQueue<Stamped<T>> mpsc:
+                mpsc.CloseProducers();
+                break;
+            case MpmcQueue<Stamped<T>> mpmc:
+                mpmc.CloseProducers();
+                break;
+        }
+    }
+
     /// <summary>
     /// How long the item at the head has been in the queue; zero when empty. Any thread. When the head cannot be
     /// read consistently (it keeps moving, or its producer is between claim and publish) the answer is zero too.

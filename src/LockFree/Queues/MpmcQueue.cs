@@ -60,6 +60,9 @@ public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// <remarks>Safe from any number of threads at once. May take fewer items than are queued when other threads interleave, but at least one when the queue is not empty.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
 
+    /// <summary>Closes the producers' side: every later enqueue answers false; claims made before complete. Returns the final tail.</summary>
+    internal long CloseProducers() => _ring.CloseProducers();
+
     /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
     internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 

@@ -65,6 +65,9 @@ public sealed class MpscQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// </summary>
     public bool TryPeek([MaybeNullWhen(false)] out T item) => _ring.TryPeek(out item);
 
+    /// <summary>Closes the producers' side: every later enqueue answers false; claims made before complete. Returns the final tail.</summary>
+    internal long CloseProducers() => _ring.CloseProducers();
+
     /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
     internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 

@@ -47,6 +47,13 @@ namespace LockFree.Queues;
 // may take fewer items than there is room for when it meets a slot still in flight, but at least one
 // whenever a single-item call would have succeeded.
 //
+// Closing (many producers only): CloseProducers sets ClosedBit in the tail with a CAS (crossbeam's "mark
+// bit"). A producer's claim CAS compares the whole tail, so none can claim after the close; a producer that
+// reads a tail with the bit answers "no room" (the owner of the ring, BackpressureBuffer, tells "closed" from
+// "full" by its own completion flag, set before the close). Positions claimed before the close are still
+// published and consumed, so "drained" is head == the tail without the bit. Every reader of the tail masks the
+// bit. This replaces a per-write active-writer count: closing costs the writers nothing.
+//
 // Progress: lock-free among the threads of a multi role; a thread that meets a claimed, unfinished slot of
 // the other side waits for its claimant, as ConcurrentQueue does. A single-role side is never waited on.
 //
@@ -63,6 +70,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => (CacheLine.Size + Unsafe.SizeOf<SequencedSlot<T>>() - 1) / Unsafe.SizeOf<SequencedSlot<T>>();
     }
+
+    /// <summary>Set in the tail by <see cref="CloseProducers"/> (many producers only); positions stay far below it (2^62 operations).</summary>
+    internal const long ClosedBit = 1L << 62;
 
     private readonly SequencedSlot<T>[] _slots;
     private readonly long _mask;
@@ -167,6 +177,11 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         while (true)
         {
             long position = LoadTail();
+            if (!TProducers.IsSingle && (position & ClosedBit) != 0)
+            {
+                return 0; // closed
+            }
+
             int limit = Math.Min(items.Length, _capacity);
             if (TConsumers.IsSingle)
             {
@@ -284,13 +299,13 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         get
         {
             long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot for any thread
-            long tail = TAtomics.LoadAcquire(ref _producers.Index);
+            long tail = TAtomics.LoadAcquire(ref _producers.Index) & ~ClosedBit;
             return (int)Math.Clamp(tail - head, 0, _capacity);
         }
     }
 
     /// <summary>Positions ever claimed by producers (acquire snapshot of the tail).</summary>
-    public long EnqueuedPositions => TAtomics.LoadAcquire(ref _producers.Index); // acquire: snapshot for any thread
+    public long EnqueuedPositions => TAtomics.LoadAcquire(ref _producers.Index) & ~ClosedBit; // acquire: snapshot for any thread
 
     /// <summary>Positions ever claimed by consumers (acquire snapshot of the head).</summary>
     public long DequeuedPositions => TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot for any thread
@@ -300,7 +315,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         get
         {
             long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: snapshot, as Count
-            long tail = TAtomics.LoadAcquire(ref _producers.Index);
+            long tail = TAtomics.LoadAcquire(ref _producers.Index) & ~ClosedBit;
             return tail <= head;
         }
     }
@@ -324,6 +339,11 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         while (true)
         {
             long position = LoadTail();
+            if (!TProducers.IsSingle && (position & ClosedBit) != 0)
+            {
+                return false; // closed: no claim can succeed any more
+            }
+
             if (TConsumers.IsSingle && RoomAt(position, 1) <= 0)
             {
                 return false; // full
@@ -499,7 +519,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ProducerInFlight(long position) =>
-        TAtomics.LoadAcquire(ref _producers.Index) > position; // acquire: pairs with the claim CAS
+        (TAtomics.LoadAcquire(ref _producers.Index) & ~ClosedBit) > position; // acquire: pairs with the claim CAS
 
     /// <summary>Many consumers: whether one has claimed <c>position - capacity</c> (the head is past it); the read is where a full answer linearizes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -511,6 +531,31 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         TProducers.IsSingle
             ? _producers.Index // plain: only the single producer writes the tail
             : TAtomics.LoadAcquire(ref _producers.Index); // acquire: a start point for the claim; the CAS validates it
+
+    /// <summary>
+    /// Many producers only: closes the producers' side (see the design note). Afterwards every enqueue answers
+    /// no room; claims made before still complete. Returns the final tail (positions ever claimed). Idempotent.
+    /// </summary>
+    public long CloseProducers()
+    {
+        Debug.Assert(!TProducers.IsSingle, "A single producer closes in program order; the ring has nothing to do.");
+        while (true)
+        {
+            long tail = TAtomics.LoadAcquire(ref _producers.Index); // acquire: the current claims
+            if ((tail & ClosedBit) != 0)
+            {
+                return tail & ~ClosedBit;
+            }
+
+            if (TAtomics.CompareExchange(ref _producers.Index, tail | ClosedBit, tail) == tail) // full fence: the close; every later claim CAS fails
+            {
+                return tail;
+            }
+        }
+    }
+
+    /// <summary>Whether <see cref="CloseProducers"/> has run (a snapshot).</summary>
+    public bool IsClosed => (TAtomics.LoadAcquire(ref _producers.Index) & ClosedBit) != 0; // acquire: snapshot
 
     /// <summary>
     /// Any thread, for monitoring only (never part of the queue protocol, never run under the controlled
