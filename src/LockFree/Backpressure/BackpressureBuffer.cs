@@ -307,7 +307,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
-            return WriteResult.Completed;
+            return CompletedOrDisposed();
         }
 
         if (Enqueue(item))
@@ -316,7 +316,18 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return WriteResult.Accepted;
         }
 
-        return ClosedAfterFailedEnqueue() ? WriteResult.Completed : WriteFull(item, policy, countRejection);
+        return ClosedAfterFailedEnqueue() ? CompletedOrDisposed() : WriteFull(item, policy, countRejection);
+    }
+
+    /// <summary>
+    /// A write that met completion: <see cref="ObjectDisposedException"/> when the completion was a disposal (Dispose
+    /// raises its flag before it completes, so a writer that sees the completion sees the flag), else Completed.
+    /// Without this a write racing Dispose between its own disposal check and its enqueue would answer Completed.
+    /// </summary>
+    private WriteResult CompletedOrDisposed()
+    {
+        ThrowIfDisposed();
+        return WriteResult.Completed;
     }
 
     /// <summary>
@@ -371,7 +382,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         if (ClosedAfterFailedEnqueue())
                         {
                             TryFinishIfDrained(); // the eviction may have taken the last item of a completed buffer
-                            return WriteResult.Completed; // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
+                            return CompletedOrDisposed(); // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
                         }
 
                         continue; // another writer took the room: evict again
@@ -385,7 +396,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
                     if (ClosedAfterFailedEnqueue())
                     {
-                        return WriteResult.Completed; // empty and closed: nothing more can be placed
+                        return CompletedOrDisposed(); // empty and closed: nothing more can be placed
                     }
                 }
 
