@@ -14,7 +14,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private bool _wakeRequested; // under _sleepLock
     private bool _stopRequested; // under _sleepLock
 
-    public bool IsDriverRunning => Volatile.Read(ref _driver) is not null;
+    public bool IsDriverRunning => Volatile.Read(ref _driver) is not null && !IsDisposed;
 
     public void StartDriver()
     {

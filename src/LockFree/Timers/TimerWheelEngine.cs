@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -73,6 +72,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Default node-pool bound: 2^22 = 4,194,304 pending timers (192 MiB of nodes when full).</summary>
     internal const int DefaultMaxTimers = 1 << 22;
 
+    /// <summary>Below this many TimeSpan ticks a double holds dueIn exactly and the reciprocal is off by at most one.</summary>
+    private const ulong ExactReciprocalLimit = 1UL << 52;
+
     private const int ChunkSize = 1 << ChunkShift;
     private const int ChunkMask = ChunkSize - 1;
     private const long StatusMask = 0xFFFF_FFFFL;
@@ -81,6 +83,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private readonly TimeProvider _timeProvider;
     private readonly long _tickTicks;       // tick duration in TimeSpan ticks
+    private readonly double _inverseTickTicks; // 1 / _tickTicks, for DueTicks
     private readonly long _tickTimestamp;   // tick duration in provider timestamp units, rounded up
     private readonly long _originTimestamp; // provider timestamp of tick 0
     private readonly TimerNode[]?[] _chunks;
@@ -91,7 +94,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private PaddedIndex _freeHead;   // CAS line of the free list
     private PaddedIndex _inboxHead;  // CAS line of the inbox
-    private PublishedClock _clock;   // written by the driver rarely, read by every Schedule
+    private WheelClock _clock;   // written by the driver rarely, read by every Schedule
     private PaddedIndex _plannedWake; // the tick the sleeping driver will wake at (long.MaxValue: none)
 
     private long _allocated;         // nodes created so far; written under _growLock, read with acquire
@@ -101,6 +104,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private readonly ulong[] _occupied = new ulong[Levels];
     private long _wheelNow;
     private int _linked;
+
+    [ThreadStatic]
+    private static NodeCache? t_cache;
 
     private long _failedCallbacks;
     private long _fired;
@@ -121,6 +127,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _timeProvider = timeProvider ?? TimeProvider.System;
         _owner = owner ?? this;
         _tickTicks = tickDuration.Ticks;
+        _inverseTickTicks = 1.0 / _tickTicks;
         double perTick = (double)_tickTicks * _timeProvider.TimestampFrequency / TimeSpan.TicksPerSecond;
         if (perTick > long.MaxValue / 4)
         {
@@ -179,7 +186,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             : SlowNow(flags);
         long due = now + 1 + dueTicks;
 
-        int index = PopFree();
+        int index = TakeNode();
         ref TimerNode node = ref Node(index);
         TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the inbox push
         TAtomics.StorePlain(ref node.State, state);       // plain: as above
@@ -240,14 +247,46 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long DueTicks(TimeSpan dueIn)
     {
+        // ceil(t / tick) without a 64-bit division on the hot path: a double reciprocal gives floor(t / tick)
+        // within one, exact below 2^52; the remainder corrects it.
         long t = dueIn.Ticks;
-        long ticks = (t + _tickTicks - 1) / _tickTicks;
-        if ((ulong)ticks > MaxDueTicks || t < 0)
+        if ((ulong)t > ExactReciprocalLimit)
+        {
+            return DueTicksSlow(dueIn);
+        }
+
+        long q = (long)(t * _inverseTickTicks);
+        long remainder = t - (q * _tickTicks);
+        if (remainder < 0)
+        {
+            q--;
+            remainder += _tickTicks;
+        }
+        else if (remainder >= _tickTicks)
+        {
+            q++;
+            remainder -= _tickTicks;
+        }
+
+        q += remainder != 0 ? 1 : 0;
+        if (q > MaxDueTicks)
         {
             ThrowDueInOutOfRange(dueIn);
         }
 
-        return ticks;
+        return q;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private long DueTicksSlow(TimeSpan dueIn)
+    {
+        long t = dueIn.Ticks;
+        if (t < 0 || (t / _tickTicks) + (t % _tickTicks != 0 ? 1 : 0) > MaxDueTicks)
+        {
+            ThrowDueInOutOfRange(dueIn);
+        }
+
+        return (t / _tickTicks) + (t % _tickTicks != 0 ? 1 : 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -268,9 +307,30 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return Math.Max(ClockTick(), TAtomics.LoadAcquire(ref _clock.Tick));
     }
 
+    /// <summary>A free node: from this thread's cache, else a batch from the free list (one CAS per batch).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int PopFree()
+    private int TakeNode()
     {
+        NodeCache? cache = t_cache;
+        if (cache is not null && ReferenceEquals(cache.Owner, this) && cache.Count > 0)
+        {
+            return cache.Indices[--cache.Count]; // thread-local: no shared access
+        }
+
+        return RefillAndTake();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RefillAndTake()
+    {
+        NodeCache cache = t_cache ??= new NodeCache(); // once per thread
+        if (!ReferenceEquals(cache.Owner, this))
+        {
+            cache.Owner?.ReturnCached(cache);
+            cache.Owner = this;
+            cache.Count = 0;
+        }
+
         while (true)
         {
             long head = TAtomics.LoadAcquire(ref _freeHead.Value); // acquire: pairs with the CAS that pushed the top node
@@ -286,14 +346,41 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 continue;
             }
 
-            // acquire: a stale read (the node was popped and reused meanwhile) is harmless: the tag makes the CAS fail.
-            long next = TAtomics.LoadAcquire(ref Node(top).Link);
-            long replacement = (((head >>> 32) + 1) << 32) | (next & StatusMask);
-            if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: takes the node; pairs with other pops/pushes
+            // Walk up to a batch of links. A stale walk (nodes popped and reused meanwhile) reads valid indices
+            // through atomic loads and is harmless: the tag makes the CAS fail and we start over.
+            int taken = 1;
+            long next = TAtomics.LoadAcquire(ref Node(top).Link); // acquire: pairs with the release in PushFreeChain
+            while (next != 0 && taken < NodeCache.Size)
             {
+                cache.Indices[taken - 1] = (int)next - 1;
+                taken++;
+                next = TAtomics.LoadAcquire(ref Node((int)next - 1).Link); // acquire: as above
+            }
+
+            long replacement = (((head >>> 32) + 1) << 32) | (next & StatusMask);
+            if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: takes the batch; pairs with other pops/pushes
+            {
+                cache.Count = taken - 1;
                 return top;
             }
         }
+    }
+
+    /// <summary>Gives the nodes a thread cached for this wheel back to the free list (the thread moved to another wheel).</summary>
+    private void ReturnCached(NodeCache cache)
+    {
+        if (cache.Count == 0 || IsDisposed)
+        {
+            return;
+        }
+
+        for (int i = 0; i < cache.Count - 1; i++)
+        {
+            TAtomics.StoreRelease(ref Node(cache.Indices[i]).Link, cache.Indices[i + 1] + 1); // release: published by PushFreeChain
+        }
+
+        PushFreeChain(cache.Indices[0], cache.Indices[cache.Count - 1]);
+        cache.Count = 0;
     }
 
     /// <summary>Pushes the chain first..last (already linked through Link) onto the free list.</summary>
@@ -305,7 +392,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             long head = TAtomics.LoadAcquire(ref _freeHead.Value); // acquire: pairs with the other CASes on the head
             TAtomics.StoreRelease(ref tail.Link, head & StatusMask); // release: ordered before the publishing CAS
             long replacement = (((head >>> 32) + 1) << 32) | (uint)(first + 1);
-            if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: publishes the freed nodes to PopFree
+            if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: publishes the freed nodes to RefillAndTake
             {
                 return;
             }
@@ -388,16 +475,19 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private static void ThrowDueInOutOfRange(TimeSpan dueIn) =>
         throw new ArgumentOutOfRangeException(nameof(dueIn), dueIn, "dueIn must be non-negative and at most MaxDueIn.");
 
-    /// <summary>The tick and flags every Schedule reads, on their own cache line.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 2 * CacheLine.Size)]
-    private struct PublishedClock
+    /// <summary>
+    /// Free nodes one thread holds for the wheel it last scheduled on, so Schedule takes a node without an atomic
+    /// operation (a thread keeps at most <see cref="Size"/> - 1 nodes out of the pool; they go back when it
+    /// schedules on another wheel).
+    /// </summary>
+    private sealed class NodeCache
     {
-        /// <summary>The wheel's current tick. Release-stored by the driver; acquire-loaded by Schedule.</summary>
-        [FieldOffset(CacheLine.Size)]
-        public long Tick;
+        public const int Size = 16;
 
-        /// <summary>StaleFlag | DisposedFlag; changed by CAS.</summary>
-        [FieldOffset(CacheLine.Size + sizeof(long))]
-        public long Flags;
+        public readonly int[] Indices = new int[Size];
+
+        public TimerWheelEngine<TAtomics>? Owner;
+
+        public int Count;
     }
 }
