@@ -96,6 +96,9 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// <summary>Timers still pending when the wheel was disposed (they never run); 0 before.</summary>
     public long DroppedCount => _engine.DroppedCount;
 
+    /// <summary>Advances made by the built-in driver thread so far (it sleeps until the next expiry, so this grows with expiries and cascades, not with time).</summary>
+    public long DriverPasses => _engine.DriverPasses;
+
     /// <summary>True while the built-in driver thread runs.</summary>
     public bool IsDriverRunning => _engine.IsDriverRunning;
 

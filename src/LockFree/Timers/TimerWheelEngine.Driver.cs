@@ -13,6 +13,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private ITimer? _driverTimer;
     private bool _wakeRequested; // under _sleepLock
     private bool _stopRequested; // under _sleepLock
+    private long _driverPasses;  // advances made by the driver thread (diagnostics and tests)
+
+    /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
+    internal long DriverPasses => Interlocked.Read(ref _driverPasses);
 
     public bool IsDriverRunning => Volatile.Read(ref _driver) is not null && !IsDisposed;
 
@@ -150,6 +154,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             while (!StopRequested())
             {
                 AdvanceTo(ClockTick(), fromDriver: true);
+                Interlocked.Increment(ref _driverPasses);
                 if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0) // acquire: pairs with the producers' push CAS
                 {
                     continue;

@@ -398,6 +398,33 @@ public sealed class HierarchicalTimerWheelTests
     }
 
     [Fact]
+    public void Driver_FarTimer_SleepsInsteadOfTicking()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _clock);
+        wheel.StartDriver();
+        using var fired = new ManualResetEventSlim();
+        wheel.Schedule(TimeSpan.FromSeconds(10), _ => fired.Set(), null); // due at tick 10,001; cascades at 8192
+        WaitUntil(() => wheel.PendingCount == 1);
+        Thread.Sleep(50); // let the driver go to sleep
+        long passes = wheel.DriverPasses;
+        for (int i = 0; i < 100; i++)
+        {
+            _clock.Advance(TimeSpan.FromMilliseconds(50)); // 5 s in 50 ms steps: no expiry, no cascade
+        }
+
+        Thread.Sleep(50);
+        Assert.Equal(passes, wheel.DriverPasses);
+        for (int i = 0; i < 600 && !fired.IsSet; i++)
+        {
+            _clock.Advance(TimeSpan.FromMilliseconds(10));
+            fired.Wait(TimeSpan.FromMilliseconds(5));
+        }
+
+        Assert.True(fired.Wait(TimeSpan.FromSeconds(30)));
+        Assert.InRange(wheel.DriverPasses - passes, 1, 20); // the cascade, the expiry, maybe a few spurious wake-ups
+    }
+
+    [Fact]
     public void Driver_WithSystemClock_FiresSoon()
     {
         using var wheel = new HierarchicalTimerWheel(Tick);
