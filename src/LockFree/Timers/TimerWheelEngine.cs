@@ -194,7 +194,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
         PushInbox(index);
-        if (flags != 0)
+
+        // Dekker half with the driver going to sleep: our push CAS (a full fence) then this load; its Stale CAS
+        // then its inbox load. Either it sees this timer before sleeping, or we see Stale and wake it if needed.
+        if (TAtomics.LoadAcquire(ref _clock.Flags) != 0) // acquire: pairs with the driver's flag CAS
         {
             WakeDriverIfEarlier(due);
         }
