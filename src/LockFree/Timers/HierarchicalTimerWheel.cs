@@ -116,6 +116,19 @@ public sealed class HierarchicalTimerWheel : IDisposable
     public TimerHandle Schedule(TimeSpan dueIn, Action<object?> callback, object? state) => _engine.Schedule(dueIn, callback, state);
 
     /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run once at an absolute time of
+    /// <see cref="TimeProvider"/> (a <see cref="System.TimeProvider.GetTimestamp"/> value): at the first advance
+    /// whose clock has reached the start of the first tick at or after it, so never early and at most one tick
+    /// (plus the driving latency) late. A time already past fires at the next advance. For primitives that keep
+    /// absolute deadlines (a delay queue). Same threading and allocation as <see cref="Schedule"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="dueTimestamp"/> is further than <see cref="MaxDueIn"/> ahead.</exception>
+    /// <exception cref="InvalidOperationException">The wheel already holds <see cref="MaxTimers"/> timers.</exception>
+    /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
+    public TimerHandle ScheduleAt(long dueTimestamp, Action<object?> callback, object? state) => _engine.ScheduleAt(dueTimestamp, callback, state);
+
+    /// <summary>
     /// Cancels a pending timer. True when this call stopped it: its callback will not run. False when it already
     /// fired or is firing, was cancelled before, the handle is stale or default, or the wheel was disposed. A
     /// stale handle never cancels a newer timer. Safe from any thread; lock-free; allocates nothing.

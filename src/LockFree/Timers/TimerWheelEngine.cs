@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
@@ -152,7 +153,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     public TimeProvider TimeProvider => _timeProvider;
 
     /// <summary>The tick the wheel has advanced to (published by the driver).</summary>
-    public long CurrentTick => TAtomics.LoadAcquire(ref _clock.Tick); // acquire: pairs with the release in Publish
+    public long CurrentTick => TAtomics.LoadAcquire(ref _clock.Tick); // acquire: pairs with the release in AdvanceTo
 
     /// <summary>Linked timers as of the last driver pass: a snapshot.</summary>
     public int PendingCount => Volatile.Read(ref _linked);
@@ -182,10 +183,38 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         long dueTicks = DueTicks(dueIn);
         long flags = TAtomics.LoadAcquire(ref _clock.Flags); // acquire: pairs with the flag CAS of the driver / Dispose
         long now = flags == 0
-            ? TAtomics.LoadAcquire(ref _clock.Tick) // acquire: pairs with the release in Publish
+            ? TAtomics.LoadAcquire(ref _clock.Tick) // acquire: pairs with the release in AdvanceTo
             : SlowNow(flags);
-        long due = now + 1 + dueTicks;
+        return ScheduleCore(now + 1 + dueTicks, callback, state);
+    }
 
+    /// <summary>Schedules at an absolute provider timestamp: due at the first tick that starts at or after it (never early, at most one tick late).</summary>
+    public TimerHandle ScheduleAt(long dueTimestamp, Action<object?> callback, object? state)
+    {
+        if (callback is null)
+        {
+            ThrowCallbackNull();
+        }
+
+        long flags = TAtomics.LoadAcquire(ref _clock.Flags); // acquire: pairs with the flag CAS of Dispose
+        if ((flags & DisposedFlag) != 0)
+        {
+            throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
+        }
+
+        long sinceOrigin = dueTimestamp - _originTimestamp;
+        long due = sinceOrigin <= 0 ? 0 : (sinceOrigin / _tickTimestamp) + (sinceOrigin % _tickTimestamp != 0 ? 1 : 0);
+        if (due - TAtomics.LoadAcquire(ref _clock.Tick) > MaxDueTicks) // acquire: pairs with the release in AdvanceTo
+        {
+            throw new ArgumentOutOfRangeException(nameof(dueTimestamp), dueTimestamp, "The due time is further away than MaxDueIn.");
+        }
+
+        return ScheduleCore(due, callback, state); // a due tick already passed fires at the next advance
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TimerHandle ScheduleCore(long due, Action<object?> callback, object? state)
+    {
         int index = TakeNode();
         ref TimerNode node = ref Node(index);
         TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the inbox push
@@ -473,8 +502,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return first;
     }
 
+    [DoesNotReturn]
     private static void ThrowCallbackNull() => throw new ArgumentNullException("callback");
 
+    [DoesNotReturn]
     private static void ThrowDueInOutOfRange(TimeSpan dueIn) =>
         throw new ArgumentOutOfRangeException(nameof(dueIn), dueIn, "dueIn must be non-negative and at most MaxDueIn.");
 

@@ -76,6 +76,42 @@ public sealed class HierarchicalTimerWheelTests
     }
 
     [Fact]
+    public void ScheduleAt_AbsoluteTimestamp_FiresAtFirstTickAtOrAfterIt()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _clock);
+        long origin = _clock.GetTimestamp();
+        AdvanceTicks(wheel, 10);
+        long firedAt = -1;
+        long target = origin + (25 * Tick.Ticks) + 3; // 3 TimeSpan ticks into tick 25: due at tick 26
+        wheel.ScheduleAt(target, _ => firedAt = _clock.GetTimestamp(), null);
+        AdvanceTicks(wheel, 15); // tick 25: not yet
+        Assert.Equal(-1, firedAt);
+        AdvanceTicks(wheel, 1);
+        Assert.Equal(origin + (26 * Tick.Ticks), firedAt);
+
+        bool pastFired = false;
+        wheel.ScheduleAt(origin, _ => pastFired = true, null); // already past: the next advance
+        wheel.Advance();
+        Assert.True(pastFired);
+
+        Assert.Throws<ArgumentNullException>(() => wheel.ScheduleAt(target, null!, null));
+        Assert.Throws<ArgumentOutOfRangeException>(() => wheel.ScheduleAt(long.MaxValue, _ => { }, null));
+    }
+
+    [Fact]
+    public void TimerNode_Size_Is48Bytes() =>
+        Assert.Equal(48, System.Runtime.CompilerServices.Unsafe.SizeOf<LockFree.Timers.TimerNode>()); // the per-timer figure in docs/timers.md
+
+    [Fact]
+    public void WheelClock_Fields_StartOneCacheLineInOfTwo()
+    {
+        Assert.Equal(2 * LockFree.Internal.CacheLine.Size, System.Runtime.CompilerServices.Unsafe.SizeOf<LockFree.Timers.WheelClock>());
+        var clock = default(LockFree.Timers.WheelClock);
+        ref byte start = ref System.Runtime.CompilerServices.Unsafe.As<LockFree.Timers.WheelClock, byte>(ref clock);
+        Assert.Equal(LockFree.Internal.CacheLine.Size, LockFree.Internal.FieldLayout.Offset(ref start, ref clock.Tick));
+    }
+
+    [Fact]
     public void Advance_ReturnsFiredCount_AndFiresEachOnce()
     {
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
