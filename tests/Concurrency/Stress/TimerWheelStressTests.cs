@@ -155,4 +155,24 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
 
         output.WriteLine($"driver thread: {total} timers, {cancelled.Sum()} cancelled, all accounted for after {clock.Elapsed.TotalMilliseconds:F0} ms of draining");
     }
+
+    [Fact]
+    public void DriverThread_LoneTimersScheduledAsTheDriverGoesToSleep_AllFire()
+    {
+        // A lost wake-up (a timer pushed while the driver decides to sleep past it) would leave a lone timer
+        // unfired until the next plan, which with nothing else pending is never: each wait below would time out.
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1));
+        wheel.StartDriver();
+        using var fired = new AutoResetEvent(false);
+        var rng = new Random(5);
+        int rounds = (int)StressScale.Items(150);
+        for (int i = 0; i < rounds; i++)
+        {
+            Thread.SpinWait(rng.Next(0, 20_000)); // land at varying points of the driver's pass
+            wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 3)), static s => ((AutoResetEvent)s!).Set(), fired);
+            Assert.True(fired.WaitOne(TimeSpan.FromSeconds(20)), $"round {i}: a lone timer did not fire (lost wake-up?)");
+        }
+
+        output.WriteLine($"{rounds} lone timers fired; driver passes {wheel.DriverPasses}");
+    }
 }

@@ -78,7 +78,8 @@ public sealed class TimerWheelScheduleTests(ITestOutputHelper output)
 
     /// <summary>
     /// Init: timers 0 and 1 scheduled and linked by an advance to tick 0 (due at tick 2), timer 2 scheduled and
-    /// left on the inbox (due at tick 1). Parallel: the driver advances to 1, then 3 after both cancellers finish;
+    /// left on the inbox (due at tick 1). Parallel: the driver advances to 1 and 2 (the expiries race the cancels:
+    /// a sweep may meet a node a Cancel has just claimed), then to 4 after both cancellers finish;
     /// canceller 0 cancels timers 0 and 2 and schedules + cancels timer 3; canceller 1 cancels timers 0 and 1 and
     /// schedules timer 4 (due at once) and tries to cancel it.
     /// </summary>
@@ -104,14 +105,15 @@ public sealed class TimerWheelScheduleTests(ITestOutputHelper output)
 
         public void Driver()
         {
-            _wheel.AdvanceTo(1);
+            _wheel.AdvanceTo(1); // timer 2 expires: its claim races canceller 0
+            _wheel.AdvanceTo(2); // timers 0 and 1 expire: their claims race the cancels of linked timers
             var spinner = default(SpinWait);
             while (TestAtomics.LoadAcquire(ref _finished) != 2)
             {
                 TestAtomics.SpinOnce(ref spinner);
             }
 
-            _wheel.AdvanceTo(3);
+            _wheel.AdvanceTo(4); // whatever the cancellers scheduled and did not cancel
         }
 
         public void Canceller(int id)
