@@ -84,22 +84,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _driverTimer?.Dispose();
         lock (_gate)
         {
-            long dropped = _linked;
-            long head = TAtomics.LoadAcquire(ref _inboxHead.Value);
-            while (head != 0)
-            {
-                ref TimerNode node = ref Node((int)head - 1);
-                head = TAtomics.LoadAcquire(ref node.Link);
-                if ((TAtomics.LoadAcquire(ref node.StateWord) & StatusMask) == TimerNodeStatus.Queued)
-                {
-                    dropped++;
-                }
-            }
-
-            Interlocked.Exchange(ref _dropped, dropped);
-            _linked = 0;
-            _slotHeads.AsSpan().Fill(-1);
-            Array.Clear(_occupied);
+            // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
+            // Cancel answers false without a flag check on its path; its references are cleared.
+            long dropped = 0;
             foreach (TimerNode[]? chunk in _chunks)
             {
                 if (chunk is null)
@@ -109,13 +96,35 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
                 for (int i = 0; i < chunk.Length; i++)
                 {
-                    if ((chunk[i].StateWord & StatusMask) != TimerNodeStatus.Firing)
+                    ref TimerNode node = ref chunk[i];
+                    while (true)
                     {
-                        chunk[i].Callback = null; // let the dropped callbacks and states be collected
-                        chunk[i].State = null;
+                        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
+                        long status = word & StatusMask;
+                        if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
+                        {
+                            break;
+                        }
+
+                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel
+                        {
+                            dropped++;
+                            break;
+                        }
+                    }
+
+                    if ((TAtomics.LoadAcquire(ref node.StateWord) & StatusMask) != TimerNodeStatus.Firing)
+                    {
+                        TAtomics.StorePlain(ref node.Callback, null); // let the dropped callbacks and states be collected
+                        TAtomics.StorePlain(ref node.State, null);
                     }
                 }
             }
+
+            Interlocked.Exchange(ref _dropped, dropped);
+            _linked = 0;
+            _slotHeads.AsSpan().Fill(-1);
+            Array.Clear(_occupied);
         }
     }
 

@@ -222,7 +222,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         TAtomics.StorePlain(ref node.DueTick, due);       // plain: as above
         long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
-        PushInbox(index);
+        PushInbox(index, ref node);
 
         // Dekker half with the driver going to sleep: our push CAS (a full fence) then this load; its Stale CAS
         // then its inbox load. Either it sees this timer before sleeping, or we see Stale and wake it if needed.
@@ -247,9 +247,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (true)
         {
             long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with the release / CAS of the status
-            if ((word >> 32) != generation || (TAtomics.LoadAcquire(ref _clock.Flags) & DisposedFlag) != 0)
+            if ((word >> 32) != generation)
             {
-                return false; // stale handle (fired or cancelled, node reused), or the wheel is gone
+                return false; // stale handle: fired or cancelled, node reused (Dispose marks pending nodes Cancelled)
             }
 
             long status = word & StatusMask;
@@ -265,7 +265,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             {
                 if (TAtomics.CompareExchange(ref node.StateWord, (generation << 32) | TimerNodeStatus.CancelQueued, word) == word) // CAS: races the driver's Linked -> Firing
                 {
-                    PushInbox(index); // the node left the inbox when it was linked, so its Link is free
+                    PushInbox(index, ref node); // the node left the inbox when it was linked, so its Link is free
                     return true;
                 }
             }
@@ -432,9 +432,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PushInbox(int index)
+    private void PushInbox(int index, ref TimerNode node)
     {
-        ref TimerNode node = ref Node(index);
         while (true)
         {
             long head = TAtomics.LoadAcquire(ref _inboxHead.Value); // acquire: pairs with the other pushes and the driver's take
