@@ -27,6 +27,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 RunWheel(targetTick, ref fireHead);
             }
 
+            CheckWheel();
             TAtomics.StoreRelease(ref _clock.Tick, _wheelNow); // release: pairs with the acquire in Schedule
             if (fromDriver)
             {
@@ -320,5 +321,36 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// DEBUG builds: every occupancy bit matches a non-empty slot, every linked node sits where the placement rule
+    /// (level of the highest differing digit of due and now) puts it, back links agree, and _linked counts them.
+    /// </summary>
+    [Conditional("DEBUG")]
+    private void CheckWheel()
+    {
+        int count = 0;
+        for (int level = 0; level < Levels; level++)
+        {
+            for (int slot = 0; slot < SlotsPerLevel; slot++)
+            {
+                int head = _slotHeads[(level * SlotsPerLevel) + slot];
+                Debug.Assert((head >= 0) == ((_occupied[level] & (1UL << slot)) != 0), $"bitmap disagrees with slot {level}/{slot}");
+                int prev = -1;
+                for (int index = head; index >= 0; index = Node(index).Next)
+                {
+                    ref TimerNode node = ref Node(index);
+                    Debug.Assert(node.Prev == prev, "broken back link");
+                    Debug.Assert(node.DueTick > _wheelNow, "a linked timer is overdue");
+                    int expectedLevel = (63 - BitOperations.LeadingZeroCount((ulong)(node.DueTick ^ _wheelNow))) / LevelBits;
+                    Debug.Assert(expectedLevel == level && ((int)(node.DueTick >> (LevelBits * level)) & (SlotsPerLevel - 1)) == slot, "a timer is not where its due tick puts it");
+                    prev = index;
+                    count++;
+                }
+            }
+        }
+
+        Debug.Assert(count == _linked, $"_linked is {_linked}, the slots hold {count}");
     }
 }
