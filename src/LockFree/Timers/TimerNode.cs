@@ -1,8 +1,8 @@
 namespace LockFree.Timers;
 
 /// <summary>
-/// One pooled timer: 48 bytes, stored in chunks of <see cref="TimerNodeStatus"/>-tagged structs (no object per
-/// timer). Field ownership is stated per field; the engine's design comment gives the protocol.
+/// One pooled timer: 48 bytes, stored by value in the engine's chunks of 1024 (no object per timer). Field
+/// ownership is stated per field; the design comment of <see cref="TimerWheelEngine{TAtomics}"/> gives the protocol.
 /// </summary>
 internal struct TimerNode
 {
