@@ -35,6 +35,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
 
             _driverTimer = _timeProvider.CreateTimer(static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            // Until the driver's first pass publishes a fresh tick, the published one may be old (construction,
+            // or the last manual Advance): Schedule reads the clock meanwhile. The first pass clears the flag.
+            SetStale(true);
             var thread = new Thread(DriverLoop) { IsBackground = true, Name = "LockFree timer wheel" };
             Volatile.Write(ref _driver, thread);
             thread.Start();
