@@ -11,13 +11,15 @@ using Perfolizer.Horology;
 using LockFree.Benchmarks.Backpressure;
 using LockFree.Benchmarks.Internal;
 using LockFree.Benchmarks.Queues;
+using LockFree.Benchmarks.Timers;
 using LockFree.Benchmarks.WorkStealing;
 
 namespace LockFree.Benchmarks.Infrastructure;
 
 /// <summary>
 /// <c>--quick</c>: a curated subset (1P1C throughput at capacity 65536, round trip, batch, 2P2C MPMC, seam
-/// overhead, the back-pressure buffer's try path, async waits and full-buffer policies, the work-stealing deque's owner push+pop) with a short
+/// overhead, the back-pressure buffer's try path, async waits and full-buffer policies, the work-stealing deque's owner push+pop,
+/// timer-wheel schedule+cancel at 1K and 1M pending) with a short
 /// in-process job, then one compact table of median ns/op and ratio to each group's baseline. Meant to finish in a few minutes on a 2-core machine; indicative, not the published figures.
 /// With more arguments (<c>--quick --filter '*Uncontended*'</c>) the quick job runs whatever benchmarks of
 /// the assembly they select instead of the curated subset.
@@ -35,6 +37,7 @@ public static class QuickRun
         typeof(BackpressureAsyncBenchmarks),
         typeof(BackpressureFullBufferBenchmarks),
         typeof(WorkStealingDequePushPopBenchmarks),
+        typeof(TimerWheelScheduleCancelBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>
@@ -58,11 +61,15 @@ public static class QuickRun
         {
             // The curated subset measures throughput at the headline capacity only; an explicit
             // --filter runs every parameter value.
+            // The timer wheel runs its Immediate workload at 1K and 1M pending only.
             config = config.AddFilter(new SimpleFilter(bc =>
                 (bc.Descriptor.Type != typeof(QueueThroughputBenchmarks)
                     || bc.Parameters.Items.Any(p => p.Name == nameof(QueueThroughputBenchmarks.Capacity) && (int)p.Value! == 65536))
                 && (bc.Descriptor.Type != typeof(MpmcQueueContentionBenchmarks)
-                    || bc.Parameters.Items.Any(p => p.Name == nameof(MpmcQueueContentionBenchmarks.Pairs) && (int)p.Value! == 2))));
+                    || bc.Parameters.Items.Any(p => p.Name == nameof(MpmcQueueContentionBenchmarks.Pairs) && (int)p.Value! == 2))
+                && (bc.Descriptor.Type != typeof(TimerWheelScheduleCancelBenchmarks)
+                    || (bc.Descriptor.Categories.Contains("Immediate")
+                        && bc.Parameters.Items.Any(p => p.Name == nameof(TimerWheelScheduleCancelBenchmarks.Pending) && (int)p.Value! != 100_000)))));
         }
 
         var stopwatch = Stopwatch.StartNew();

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using LockFree.Internal;
+using LockFree.Timers;
+
+namespace LockFree;
+
+/// <summary>
+/// A hierarchical timer wheel (Varghese and Lauck): one-shot timers with O(1) schedule and cancel from any
+/// thread, no allocation per timer, and a next-expiry search that tests one occupancy bitmap per level instead
+/// of scanning slots. Driven manually (<see cref="Advance"/>) or by a built-in thread (<see cref="StartDriver"/>)
+/// that sleeps until the next expiry.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Time is counted in ticks of <see cref="TickDuration"/> from the <see cref="System.TimeProvider"/>. A timer
+/// scheduled with <c>dueIn</c> is due at tick <c>CurrentTick + 1 + ceil(dueIn / TickDuration)</c>, computed
+/// against the tick the driver last published, not a fresh clock reading (reading the clock costs more than
+/// the whole schedule). It fires in the first advance whose clock tick reaches that due tick, so it never fires
+/// before <c>dueIn</c> has passed since <see cref="CurrentTick"/> began, and at most two ticks after
+/// <c>dueIn</c> plus however late the wheel is driven. Manually driven, <c>dueIn</c> counts from the last
+/// <see cref="Advance"/>; with the driver thread, the published tick is current while the driver is awake or
+/// napping one tick, and when it sleeps longer (or runs callbacks) <see cref="Schedule"/> reads the clock
+/// itself. See <c>docs/timers.md</c> for the exact bounds.
+/// </para>
+/// <para>
+/// Memory: 48 bytes per timer in pooled chunks of 1024, plus about 35 KiB per wheel at the default bound. The pool grows by chunks up
+/// to the maximum given at construction (default 4,194,304 timers), then <see cref="Schedule"/> throws
+/// <see cref="InvalidOperationException"/>. Fired and cancelled timers return to the pool when the wheel is
+/// next advanced. Schedule followed by Cancel allocates nothing once the pool has grown to the working set.
+/// </para>
+/// <para>
+/// Callbacks run on the advancing thread after the wheel's internal lock is released, in no particular order
+/// among timers due on the same tick. A callback that throws is counted (<see cref="FailedCallbackCount"/>),
+/// reported through <see cref="CallbackFailed"/>, and does not stop the wheel. Disposing stops the driver
+/// thread and drops every pending timer (counted in <see cref="DroppedCount"/>); a Schedule racing with Dispose
+/// either throws <see cref="ObjectDisposedException"/> or is dropped without running.
+/// </para>
+/// </remarks>
+[DebuggerDisplay("Tick = {TickDuration}")]
+public sealed class HierarchicalTimerWheel : IDisposable
+{
+    private readonly TimerWheelEngine<RealAtomics> _engine;
+
+    /// <summary>Creates a wheel with the given tick, time source and the default maximum of 4,194,304 timers.</summary>
+    /// <param name="tickDuration">The wheel's resolution; positive.</param>
+    /// <param name="timeProvider">The clock; default <see cref="TimeProvider.System"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tickDuration"/> is zero, negative, or too long for the clock.</exception>
+    public HierarchicalTimerWheel(TimeSpan tickDuration, TimeProvider? timeProvider = null)
+        : this(tickDuration, timeProvider, TimerWheelEngine<RealAtomics>.DefaultMaxTimers)
+    {
+    }
+
+    /// <summary>Creates a wheel with the given tick, time source and bound on timers held at once.</summary>
+    /// <param name="tickDuration">The wheel's resolution; positive.</param>
+    /// <param name="timeProvider">The clock; null for <see cref="TimeProvider.System"/>.</param>
+    /// <param name="maxTimers">Most timers held at once (pending, or done and not yet reclaimed), in [1, 2^30].</param>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
+    public HierarchicalTimerWheel(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers) =>
+        _engine = new TimerWheelEngine<RealAtomics>(tickDuration, timeProvider, maxTimers, this);
+
+    /// <summary>Raised on the firing thread after a callback threw; exceptions thrown by the handler itself are swallowed.</summary>
+    public event EventHandler<Exception>? CallbackFailed
+    {
+        add => _engine.CallbackFailed += value;
+        remove => _engine.CallbackFailed -= value;
+    }
+
+    /// <summary>The wheel's resolution.</summary>
+    public TimeSpan TickDuration => _engine.TickDuration;
+
+    /// <summary>The longest accepted <c>dueIn</c>: 2^40 ticks (or <see cref="TimeSpan.MaxValue"/>).</summary>
+    public TimeSpan MaxDueIn => _engine.MaxDueIn;
+
+    /// <summary>Most timers held at once.</summary>
+    public int MaxTimers => _engine.MaxTimers;
+
+    /// <summary>The clock the wheel reads.</summary>
+    public TimeProvider TimeProvider => _engine.TimeProvider;
+
+    /// <summary>The tick the wheel has advanced to, counted from construction.</summary>
+    public long CurrentTick => _engine.CurrentTick;
+
+    /// <summary>
+    /// Timers in the wheel as of the last advance: a snapshot. A timer scheduled since is counted from the next
+    /// advance; one cancelled since, until it.
+    /// </summary>
+    public int PendingCount => _engine.PendingCount;
+
+    /// <summary>Callbacks run so far (including those that threw).</summary>
+    public long FiredCount => _engine.FiredCount;
+
+    /// <summary>Callbacks that threw.</summary>
+    public long FailedCallbackCount => _engine.FailedCallbackCount;
+
+    /// <summary>Timers still pending when the wheel was disposed (they never run); 0 before.</summary>
+    public long DroppedCount => _engine.DroppedCount;
+
+    /// <summary>Advances made by the built-in driver thread so far (it sleeps until the next expiry, so this grows with expiries and cascades, not with time).</summary>
+    public long DriverPasses => _engine.DriverPasses;
+
+    /// <summary>True while the built-in driver thread runs.</summary>
+    public bool IsDriverRunning => _engine.IsDriverRunning;
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run once, <paramref name="dueIn"/> from
+    /// the wheel's current tick (rounded up to whole ticks, plus one tick; see the remarks on the type). Safe from
+    /// any thread; lock-free; allocates nothing (pass a static lambda and the state to avoid a closure).
+    /// </summary>
+    /// <returns>A handle for <see cref="Cancel"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="dueIn"/> is negative or longer than <see cref="MaxDueIn"/>.</exception>
+    /// <exception cref="InvalidOperationException">The wheel already holds <see cref="MaxTimers"/> timers.</exception>
+    /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TimerHandle Schedule(TimeSpan dueIn, Action<object?> callback, object? state) => _engine.Schedule(dueIn, callback, state);
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run once at an absolute time of
+    /// <see cref="TimeProvider"/> (a <see cref="System.TimeProvider.GetTimestamp"/> value): at the first advance
+    /// whose clock has reached the start of the first tick at or after it, so never early and at most one tick
+    /// (plus the driving latency) late. A time already past fires at the next advance. For primitives that keep
+    /// absolute deadlines (a delay queue). Same threading and allocation as <see cref="Schedule"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="dueTimestamp"/> is further than <see cref="MaxDueIn"/> ahead.</exception>
+    /// <exception cref="InvalidOperationException">The wheel already holds <see cref="MaxTimers"/> timers.</exception>
+    /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
+    public TimerHandle ScheduleAt(long dueTimestamp, Action<object?> callback, object? state) => _engine.ScheduleAt(dueTimestamp, callback, state);
+
+    /// <summary>
+    /// Cancels a pending timer. True when this call stopped it: its callback will not run. False when it already
+    /// fired or is firing, was cancelled before, the handle is stale or default, or the wheel was disposed. A
+    /// stale handle never cancels a newer timer. Safe from any thread; lock-free; allocates nothing.
+    /// </summary>
+    public bool Cancel(TimerHandle handle) => _engine.Cancel(handle);
+
+    /// <summary>
+    /// Manual driving: takes in the timers scheduled and cancelled since the last call, moves the wheel to the
+    /// provider's current time and runs the due callbacks on this thread. Returns how many ran.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The driver thread runs.</exception>
+    /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
+    public int Advance() => _engine.Advance();
+
+    /// <summary>
+    /// Starts the built-in driver: a background thread that advances the wheel, runs the callbacks, and sleeps
+    /// (through a timer of the <see cref="TimeProvider"/>) until the next expiry or cascade, woken early when an
+    /// earlier timer is scheduled. Stopped by <see cref="Dispose"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The driver already runs.</exception>
+    /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
+    public void StartDriver() => _engine.StartDriver();
+
+    /// <summary>Stops the driver thread (waits for it unless called from a callback on it) and drops every pending timer.</summary>
+    public void Dispose() => _engine.Dispose();
+}

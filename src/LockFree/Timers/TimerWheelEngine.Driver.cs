@@ -1,0 +1,221 @@
+using LockFree.Internal;
+
+namespace LockFree.Timers;
+
+// The built-in driver thread and Dispose.
+internal sealed partial class TimerWheelEngine<TAtomics>
+{
+    /// <summary>Longest single sleep of the driver thread; it re-plans after it (keeps the delay arithmetic small).</summary>
+    private static readonly TimeSpan MaxSleep = TimeSpan.FromHours(1);
+
+    private readonly object _sleepLock = new();
+    private Thread? _driver;
+    private ITimer? _driverTimer;
+    private bool _wakeRequested; // under _sleepLock
+    private bool _stopRequested; // under _sleepLock
+    private long _driverPasses;  // advances made by the driver thread (diagnostics and tests)
+
+    /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
+    internal long DriverPasses => Interlocked.Read(ref _driverPasses);
+
+    public bool IsDriverRunning => Volatile.Read(ref _driver) is not null && !IsDisposed;
+
+    public void StartDriver()
+    {
+        lock (_sleepLock)
+        {
+            if (IsDisposed)
+            {
+                throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
+            }
+
+            if (_driver is not null)
+            {
+                ThrowHelper.ThrowInvalidOperation("The driver thread is already running.");
+            }
+
+            _driverTimer = _timeProvider.CreateTimer(static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            // Until the driver's first pass publishes a fresh tick, the published one may be old (construction,
+            // or the last manual Advance): Schedule reads the clock meanwhile. The first pass clears the flag.
+            SetStale(true);
+            var thread = new Thread(DriverLoop) { IsBackground = true, Name = "LockFree timer wheel" };
+            Volatile.Write(ref _driver, thread);
+            thread.Start();
+        }
+    }
+
+    /// <summary>Manual driving: advances to the provider's current time. Not while the driver thread runs.</summary>
+    public int Advance()
+    {
+        if (IsDriverRunning)
+        {
+            ThrowHelper.ThrowInvalidOperation("Advance cannot be called while the driver thread runs.");
+        }
+
+        return AdvanceTo(ClockTick());
+    }
+
+    public void Dispose()
+    {
+        while (true)
+        {
+            long flags = TAtomics.LoadAcquire(ref _clock.Flags); // acquire: pairs with the other flag CASes
+            if ((flags & DisposedFlag) != 0)
+            {
+                return;
+            }
+
+            if (TAtomics.CompareExchange(ref _clock.Flags, flags | DisposedFlag, flags) == flags) // CAS: Schedule, Cancel and Advance see it from here on
+            {
+                break;
+            }
+        }
+
+        Thread? driver;
+        lock (_sleepLock)
+        {
+            _stopRequested = true;
+            driver = _driver;
+            Monitor.PulseAll(_sleepLock);
+        }
+
+        if (driver is not null && driver != Thread.CurrentThread)
+        {
+            driver.Join();
+        }
+
+        _driverTimer?.Dispose();
+        lock (_gate)
+        {
+            // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
+            // Cancel answers false without a flag check on its path; its references are cleared.
+            long dropped = 0;
+            foreach (TimerNode[]? chunk in _chunks)
+            {
+                if (chunk is null)
+                {
+                    continue;
+                }
+
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    ref TimerNode node = ref chunk[i];
+                    while (true)
+                    {
+                        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
+                        long status = word & StatusMask;
+                        if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
+                        {
+                            break;
+                        }
+
+                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel
+                        {
+                            dropped++;
+                            break;
+                        }
+                    }
+
+                    if ((TAtomics.LoadAcquire(ref node.StateWord) & StatusMask) != TimerNodeStatus.Firing)
+                    {
+                        TAtomics.StorePlain(ref node.Callback, null); // let the dropped callbacks and states be collected
+                        TAtomics.StorePlain(ref node.State, null);
+                    }
+                }
+            }
+
+            Interlocked.Exchange(ref _dropped, dropped);
+            _linked = 0;
+            _slotHeads.AsSpan().Fill(-1);
+            Array.Clear(_occupied);
+        }
+    }
+
+    private void Wake()
+    {
+        lock (_sleepLock)
+        {
+            _wakeRequested = true;
+            Monitor.Pulse(_sleepLock);
+        }
+    }
+
+    /// <summary>Schedule's slow path while the driver sleeps long: lower the planned wake-up and wake it if this timer is earlier.</summary>
+    private void WakeDriverIfEarlier(long due)
+    {
+        while (true)
+        {
+            long planned = TAtomics.LoadAcquire(ref _plannedWake.Value); // acquire: pairs with the driver's release before it raised Stale
+            if (due >= planned)
+            {
+                return;
+            }
+
+            if (TAtomics.CompareExchange(ref _plannedWake.Value, due, planned) == planned) // CAS: only the thread that lowers it signals
+            {
+                Wake();
+                return;
+            }
+        }
+    }
+
+    private void DriverLoop()
+    {
+        try
+        {
+            while (!StopRequested())
+            {
+                AdvanceTo(ClockTick(), fromDriver: true);
+                Interlocked.Increment(ref _driverPasses);
+                if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0) // acquire: pairs with the producers' push CAS
+                {
+                    continue;
+                }
+
+                long now = CurrentTick;
+                long next = NextEventTick();
+                TAtomics.StoreRelease(ref _plannedWake.Value, next); // release: read by Schedule after it sees Stale
+                if (next - now > 1)
+                {
+                    SetStale(true); // sleeping past the next tick: Schedule must read the clock itself
+                }
+
+                TAtomics.FullFence(); // Dekker with Schedule: our flag store before our inbox load; its push CAS before its flag load
+                if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0 || ClockTick() >= next)
+                {
+                    continue;
+                }
+
+                if (next != long.MaxValue)
+                {
+                    double remaining = ((double)next * _tickTimestamp) - (_timeProvider.GetTimestamp() - _originTimestamp);
+                    double milliseconds = Math.Ceiling(remaining * 1000.0 / _timeProvider.TimestampFrequency);
+                    TimeSpan delay = milliseconds >= MaxSleep.TotalMilliseconds ? MaxSleep : TimeSpan.FromMilliseconds(Math.Max(1, milliseconds));
+                    _driverTimer!.Change(delay, Timeout.InfiniteTimeSpan);
+                }
+
+                lock (_sleepLock)
+                {
+                    while (!_wakeRequested && !_stopRequested)
+                    {
+                        Monitor.Wait(_sleepLock);
+                    }
+
+                    _wakeRequested = false;
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed between the stop check and AdvanceTo: the driver's work is over.
+        }
+    }
+
+    private bool StopRequested()
+    {
+        lock (_sleepLock)
+        {
+            return _stopRequested;
+        }
+    }
+}

@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using LockFree.Internal;
+using LockFree.Timers;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.Stress;
+
+/// <summary>
+/// Real threads: producers schedule timers with short due times and cancel a random part of them (at once, or
+/// later from another thread's handle list) while a driver advances the wheel. Every timer must end fired exactly
+/// once or cancelled by exactly one successful Cancel, never both, never neither. Scaled by LOCKFREE_STRESS_SCALE.
+/// </summary>
+public sealed class TimerWheelStressTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ManualDriver_ConcurrentScheduleCancel_EachTimerFiresXorCancels(int producers)
+    {
+        int perProducer = (int)StressScale.Items(40_000);
+        int total = producers * perProducer;
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, 1 << 22);
+        var fired = new int[total];
+        var cancelled = new int[total];
+        var handles = new TimerHandle[total];
+        var published = new int[total];
+        Action<object?> callback = s => Interlocked.Increment(ref fired[(int)s!]);
+        int running = producers;
+        long tick = 0;
+        var clock = Stopwatch.StartNew();
+
+        var threads = new List<Thread>();
+        using var go = new ManualResetEventSlim();
+        for (int p = 0; p < producers; p++)
+        {
+            int id = p;
+            threads.Add(new Thread(() =>
+            {
+                Assert.True(go.Wait(Deadline));
+                var rng = new Random(id * 7919);
+                for (int n = 0; n < perProducer; n++)
+                {
+                    int k = (id * perProducer) + n;
+                    TimerHandle h = wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 40)), callback, k);
+                    handles[k] = h;
+                    Volatile.Write(ref published[k], 1);
+                    int roll = rng.Next(4);
+                    if (roll == 0 && wheel.Cancel(h))
+                    {
+                        Interlocked.Increment(ref cancelled[k]); // at once: usually still on the inbox
+                    }
+                    else if (roll == 1 && n > 64)
+                    {
+                        // Someone else's recent timer (maybe linked, maybe firing): races another producer's cancel too.
+                        int other = (((id + 1) % producers) * perProducer) + n - rng.Next(1, 64);
+                        if (Volatile.Read(ref published[other]) == 1 && wheel.Cancel(handles[other]))
+                        {
+                            Interlocked.Increment(ref cancelled[other]);
+                        }
+                    }
+                }
+
+                Interlocked.Decrement(ref running);
+            }));
+        }
+
+        var driver = new Thread(() =>
+        {
+            go.Set();
+            while (Volatile.Read(ref running) > 0 && clock.Elapsed < Deadline)
+            {
+                wheel.AdvanceTo(++tick);
+            }
+        });
+        threads.ForEach(t => t.Start());
+        driver.Start(); // releases the producers once it runs, so the wheel is driven while they work
+        foreach (Thread t in threads)
+        {
+            Assert.True(t.Join(Deadline), "a producer did not finish");
+        }
+
+        Assert.True(driver.Join(Deadline), "the driver did not finish");
+        wheel.AdvanceTo(tick + 100); // everything still pending is due by now
+        Assert.Equal(0, wheel.PendingCount);
+        long firedTotal = 0, cancelledTotal = 0;
+        for (int k = 0; k < total; k++)
+        {
+            Assert.True(fired[k] + cancelled[k] == 1, $"timer {k}: fired {fired[k]}, cancelled {cancelled[k]}");
+            firedTotal += fired[k];
+            cancelledTotal += cancelled[k];
+        }
+
+        Assert.Equal(firedTotal, wheel.FiredCount);
+        output.WriteLine($"{producers} producers: {total} timers, {firedTotal} fired, {cancelledTotal} cancelled, {tick} ticks, {clock.Elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [Fact]
+    public void DriverThread_SystemClock_ConcurrentScheduleCancel_EachTimerFiresXorCancels()
+    {
+        const int producers = 2;
+        int perProducer = (int)StressScale.Items(5_000);
+        int total = producers * perProducer;
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1));
+        wheel.StartDriver();
+        var fired = new int[total];
+        var cancelled = new int[total];
+        int done = 0;
+        Action<object?> callback = s =>
+        {
+            Interlocked.Increment(ref fired[(int)s!]);
+            Interlocked.Increment(ref done);
+        };
+        var threads = Enumerable.Range(0, producers).Select(id => new Thread(() =>
+        {
+            var rng = new Random(id + 11);
+            for (int n = 0; n < perProducer; n++)
+            {
+                int k = (id * perProducer) + n;
+                TimerHandle h = wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 20)), callback, k);
+                if (rng.Next(3) == 0)
+                {
+                    if (rng.Next(2) == 0)
+                    {
+                        Thread.SpinWait(rng.Next(1, 2000)); // sometimes after the driver took it in
+                    }
+
+                    if (wheel.Cancel(h))
+                    {
+                        Interlocked.Increment(ref cancelled[k]);
+                        Interlocked.Increment(ref done);
+                    }
+                }
+
+                if ((n & 1023) == 0)
+                {
+                    Thread.Sleep(1); // let the driver sleep and be woken by a schedule
+                }
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => Assert.True(t.Join(Deadline), "a producer did not finish"));
+        var clock = Stopwatch.StartNew();
+        while (Volatile.Read(ref done) < total && clock.Elapsed < Deadline)
+        {
+            Thread.Sleep(5);
+        }
+
+        for (int k = 0; k < total; k++)
+        {
+            Assert.True(fired[k] + cancelled[k] == 1, $"timer {k}: fired {fired[k]}, cancelled {cancelled[k]} (done {done} of {total})");
+        }
+
+        output.WriteLine($"driver thread: {total} timers, {cancelled.Sum()} cancelled, all accounted for after {clock.Elapsed.TotalMilliseconds:F0} ms of draining");
+    }
+
+    [Fact]
+    public void DriverThread_LoneTimersScheduledAsTheDriverGoesToSleep_AllFire()
+    {
+        // A lost wake-up (a timer pushed while the driver decides to sleep past it) would leave a lone timer
+        // unfired until the next plan, which with nothing else pending is never: each wait below would time out.
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1));
+        wheel.StartDriver();
+        using var fired = new AutoResetEvent(false);
+        var rng = new Random(5);
+        int rounds = (int)StressScale.Items(150);
+        for (int i = 0; i < rounds; i++)
+        {
+            Thread.SpinWait(rng.Next(0, 20_000)); // land at varying points of the driver's pass
+            wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 3)), static s => ((AutoResetEvent)s!).Set(), fired);
+            Assert.True(fired.WaitOne(TimeSpan.FromSeconds(20)), $"round {i}: a lone timer did not fire (lost wake-up?)");
+        }
+
+        output.WriteLine($"{rounds} lone timers fired; driver passes {wheel.DriverPasses}");
+    }
+}
