@@ -4,16 +4,20 @@ namespace LockFree;
 // concurrency filter. Per closed window:
 //   short    = the window's average latency
 //   long     = exponential average of short over LongWindow windows (plain average during Warmup); when
-//              long > 2·short (latency recovered after an overload) long decays by 5% per window so the
-//              baseline does not stay inflated
+//              short < long it moves half-way down to short at once: an overload raises the baseline slowly,
+//              and once latency recovers an inflated baseline must not keep the limit high (Gradient2 instead
+//              decays long by 5% per window when long > 2·short; our simulation showed the limit overshoot to
+//              3.5× capacity after an overload with that rule)
 //   gradient = clamp(Tolerance · long / short, MinGradient, 1)     (MinGradient after a window with drops)
 //   target   = limit · gradient + QueueSize
 //   limit    = (1 − Smoothing) · limit + Smoothing · target, clamped to [MinLimit, MaxLimit]
 // and the limit is held when the window was not busy (MaxInFlight < limit / 2). At equilibrium
 // limit·gradient + QueueSize = limit, i.e. the limit settles where the latency is about Tolerance × baseline
 // (the queue it tolerates) plus the fixed headroom. The limit is kept as a double between windows so
-// fractional smoothing steps accumulate. Known weakness (shared with Gradient2): under sustained queueing the
-// long average drifts up with a time constant of LongWindow windows; the docs state how far within a run.
+// fractional smoothing steps accumulate. Known weakness (shared with Gradient2): under sustained queueing
+// short ≈ Tolerance·long, so the long average creeps up (≈ α·(Tolerance − 1) per window) and the limit with it;
+// the docs state how far it goes in the simulation. Envoy avoids it by periodically dropping the limit to
+// measure the no-load latency afresh; not done here.
 
 /// <summary>
 /// A concurrency limit that follows the ratio of a long-window (baseline) latency to the current latency: it
@@ -29,6 +33,9 @@ public sealed class GradientLimit : AdaptiveLimit
     private readonly int _warmup;
     private readonly double _queueSize;
     private readonly double _minGradient;
+
+    /// <summary>How fast the baseline follows the latency down (per window): a baseline inflated by an overload must not keep the limit high once latency recovers.</summary>
+    private const double RecoveryRate = 0.5;
 
     private double _estimate;
     private double _longTicks;
@@ -91,9 +98,9 @@ public sealed class GradientLimit : AdaptiveLimit
             _longTicks = _windows <= _warmup
                 ? _longTicks + ((shortTicks - _longTicks) / _windows)
                 : _longTicks + (_alpha * (shortTicks - _longTicks));
-            if (_longTicks > 2 * shortTicks)
+            if (shortTicks < _longTicks)
             {
-                _longTicks *= 0.95; // latency recovered: let the baseline come down faster than the average would
+                _longTicks += RecoveryRate * (shortTicks - _longTicks); // latency fell below the baseline: follow it down fast
             }
 
             gradient = Math.Clamp(_tolerance * _longTicks / shortTicks, _minGradient, 1.0);
