@@ -206,6 +206,19 @@ internal struct AdaptiveLimiterEngine<TAtomics>
         ThrowHelper.ThrowInvalidOperation("A lease was completed more times than leases were acquired (a lease completed twice, or a default lease).");
     }
 
+    /// <summary>Byte offsets of the hot fields from the engine's start, for the layout unit test.</summary>
+    internal (nint InFlight, nint Limit, nint Accumulator, nint WindowStart, nint Algorithm, nint WindowTicks) FieldOffsets()
+    {
+        ref byte start = ref Unsafe.As<AdaptiveLimiterEngine<TAtomics>, byte>(ref this);
+        return (
+            FieldLayout.Offset(ref start, ref _admission.InFlight),
+            FieldLayout.Offset(ref start, ref _admission.Limit),
+            FieldLayout.Offset(ref start, ref _samples.Accumulator),
+            FieldLayout.Offset(ref start, ref _samples.WindowStart),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _algorithm)),
+            FieldLayout.Offset(ref start, ref Unsafe.AsRef(in _windowTicks)));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private readonly long Now() => _systemTime ? Stopwatch.GetTimestamp() : _time.GetTimestamp();
 }
