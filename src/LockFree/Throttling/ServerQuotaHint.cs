@@ -98,6 +98,7 @@ public sealed class ServerQuotaHint
         }
 
         long remaining = RealAtomics.LoadAcquire(ref _remaining); // acquire: the quota to charge
+        bool paced = false;
         while (true)
         {
             if (remaining <= 0)
@@ -105,9 +106,14 @@ public sealed class ServerQuotaHint
                 return Refuse();
             }
 
-            if (remaining <= _paceBelow && !TryTakePacedSlot(now, remaining))
+            if (remaining <= _paceBelow && !paced)
             {
-                return Refuse();
+                if (!TryTakePacedSlot(now, remaining))
+                {
+                    return Refuse();
+                }
+
+                paced = true; // the slot is ours; a failed charge below retries the charge only
             }
 
             long prior = RealAtomics.CompareExchange(ref _remaining, remaining - 1, remaining); // full fence: charge one request

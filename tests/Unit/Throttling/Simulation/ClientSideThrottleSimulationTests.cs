@@ -13,15 +13,7 @@ public sealed class ClientSideThrottleSimulationTests(ITestOutputHelper output)
     public void TryAdmit_BackendRejecting80Percent_ConvergesToFormulaAndCutsBackendLoad()
     {
         var clock = new VirtualClock();
-        var random = new SimRandom(11);
-        var throttle = new ClientSideThrottle(new ClientSideThrottleOptions
-        {
-            K = 2,
-            Window = TimeSpan.FromSeconds(10),
-            Buckets = 10,
-            TimeProvider = clock,
-            RandomSource = random.NextDouble,
-        });
+        ClientSideThrottle throttle = CreateThrottle(clock, seed: 11);
         var backend = new CapacityBackend(ratePerSecond: 200);
 
         Run(clock, throttle, backend, seconds: 30, offeredPerSecond: 1000, out _, out _);
@@ -43,14 +35,7 @@ public sealed class ClientSideThrottleSimulationTests(ITestOutputHelper output)
     public void TryAdmit_BackendRecovers_RejectionFallsToZeroWithinOneWindow()
     {
         var clock = new VirtualClock();
-        var random = new SimRandom(3);
-        var throttle = new ClientSideThrottle(new ClientSideThrottleOptions
-        {
-            Window = TimeSpan.FromSeconds(10),
-            Buckets = 10,
-            TimeProvider = clock,
-            RandomSource = random.NextDouble,
-        });
+        ClientSideThrottle throttle = CreateThrottle(clock, seed: 3);
         var backend = new CapacityBackend(ratePerSecond: 200);
         Run(clock, throttle, backend, seconds: 20, offeredPerSecond: 1000, out _, out _);
         Assert.True(throttle.RejectionProbability > 0.5);
@@ -61,6 +46,16 @@ public sealed class ClientSideThrottleSimulationTests(ITestOutputHelper output)
         Assert.Equal(0, throttle.RejectionProbability);
         Assert.Equal(attempted, sent);
     }
+
+    /// <summary>K = 2 (the default), a 10 s window in 10 buckets, a seeded random source.</summary>
+    private static ClientSideThrottle CreateThrottle(VirtualClock clock, ulong seed) =>
+        new(new ClientSideThrottleOptions
+        {
+            Window = TimeSpan.FromSeconds(10),
+            Buckets = 10,
+            TimeProvider = clock,
+            RandomSource = new SimRandom(seed).NextDouble,
+        });
 
     private static void Run(VirtualClock clock, ClientSideThrottle throttle, CapacityBackend backend, int seconds, int offeredPerSecond, out long sent, out long attempted)
     {
