@@ -17,7 +17,7 @@ namespace LockFree;
 // fractional smoothing steps accumulate. Known weakness (shared with Gradient2): under sustained queueing
 // short ≈ Tolerance·long, so the long average creeps up (≈ α·(Tolerance − 1) per window) and the limit with it;
 // the docs state how far it goes in the simulation. Envoy avoids it by periodically dropping the limit to
-// measure the no-load latency afresh; not done here.
+// measure the no-load latency afresh; BaselineProbeInterval (off by default) does the same here.
 
 /// <summary>
 /// A concurrency limit that follows the ratio of a long-window (baseline) latency to the current latency: it
@@ -37,9 +37,16 @@ public sealed class GradientLimit : AdaptiveLimit
     /// <summary>How fast the baseline follows the latency down (per window): a baseline inflated by an overload must not keep the limit high once latency recovers.</summary>
     private const double RecoveryRate = 0.5;
 
+    /// <summary>Windows a probe waits for in-flight to drain before it gives up and resumes.</summary>
+    private const int MaxProbeWindows = 20;
+
+    private readonly TimeSpan _probeInterval;
+
     private double _estimate;
     private double _longTicks;
     private int _windows;
+    private TimeSpan _lastProbe;
+    private int _probeWindows = -1; // -1: not probing; else windows spent in the current probe
 
     /// <summary>Creates the algorithm.</summary>
     /// <param name="options">Options; null for the defaults.</param>
@@ -76,8 +83,17 @@ public sealed class GradientLimit : AdaptiveLimit
         _warmup = options.Warmup;
         _queueSize = options.QueueSize;
         _minGradient = options.MinGradient;
+        if (options.BaselineProbeInterval is { } probe && probe <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException("options.BaselineProbeInterval", probe, "BaselineProbeInterval must be positive when set.");
+        }
+
         _estimate = options.InitialLimit;
+        _probeInterval = options.BaselineProbeInterval ?? TimeSpan.Zero;
     }
+
+    /// <summary>True while a baseline probe holds the limit at <see cref="AdaptiveLimit.MinLimit"/>.</summary>
+    public bool IsProbing => _probeWindows >= 0;
 
     /// <summary>The current long-window (baseline) latency; zero before the first sample.</summary>
     public TimeSpan BaselineLatency => TimeSpan.FromTicks((long)_longTicks);
@@ -85,6 +101,11 @@ public sealed class GradientLimit : AdaptiveLimit
     /// <inheritdoc/>
     public override int Update(in AdaptiveWindow window)
     {
+        if (_probeInterval > TimeSpan.Zero && Probe(window) is int probing)
+        {
+            return probing;
+        }
+
         if (window.SampleCount == 0 && window.DroppedCount == 0)
         {
             return (int)Math.Round(_estimate);
@@ -122,5 +143,42 @@ public sealed class GradientLimit : AdaptiveLimit
         double target = (_estimate * gradient) + _queueSize;
         _estimate = Bound(((1 - _smoothing) * _estimate) + (_smoothing * target));
         return (int)Math.Round(_estimate);
+    }
+
+    // Baseline probe: start one when the interval is up (the limit drops to MinLimit); while in-flight is above
+    // MinLimit the window still holds requests admitted under the old limit, so wait; the first window that ran
+    // entirely at MinLimit gives the no-load latency, which replaces the long average; the estimate resumes.
+    private int? Probe(in AdaptiveWindow window)
+    {
+        if (_probeWindows < 0)
+        {
+            if (window.Elapsed - _lastProbe < _probeInterval)
+            {
+                return null;
+            }
+
+            _lastProbe = window.Elapsed;
+            _probeWindows = 0;
+            return MinLimit;
+        }
+
+        _probeWindows++;
+        if (window.MaxInFlight <= MinLimit && window.SampleCount > 0 && window.DroppedCount == 0)
+        {
+            _longTicks = Math.Max(1, window.AverageLatency.Ticks);
+            _windows = Math.Max(_windows, _warmup);
+            _probeWindows = -1;
+            _lastProbe = window.Elapsed;
+            return (int)Math.Round(_estimate);
+        }
+
+        if (_probeWindows >= MaxProbeWindows)
+        {
+            _probeWindows = -1; // could not drain (or only drops): resume, try again next interval
+            _lastProbe = window.Elapsed;
+            return (int)Math.Round(_estimate);
+        }
+
+        return MinLimit;
     }
 }

@@ -21,6 +21,14 @@ public sealed class GradientLimitOptions : AdaptiveLimitOptions
     /// <summary>Headroom added to the limit each window (the queue allowed to form), at least 0. Default 4.</summary>
     public double QueueSize { get; init; } = 4;
 
+    /// <summary>
+    /// When set (positive), every this often the limit drops to <see cref="AdaptiveLimitOptions.MinLimit"/> until
+    /// in-flight has drained to it, and the next window's latency becomes the baseline (Envoy-style re-measurement of
+    /// the no-load latency), which stops the baseline drift under sustained queueing. Costs a few windows of reduced
+    /// throughput per interval; set MinLimit well below the callee's capacity. Default null (off).
+    /// </summary>
+    public TimeSpan? BaselineProbeInterval { get; init; }
+
     /// <summary>The smallest gradient (the largest single-window cut before smoothing), in (0, 1]; also applied after a window with drops. Default 0.5.</summary>
     public double MinGradient { get; init; } = 0.5;
 }

@@ -99,6 +99,20 @@ public sealed class AdaptiveLimitAlgorithmTests
     }
 
     [Fact]
+    public void Gradient_BaselineProbe_DropsToMinWaitsForDrainThenResetsBaseline()
+    {
+        var gradient = new GradientLimit(new GradientLimitOptions { MinLimit = 2, BaselineProbeInterval = TimeSpan.FromSeconds(10) });
+        Assert.Equal(21, gradient.Update(Window(20, elapsedSeconds: 1)));
+        Assert.False(gradient.IsProbing);
+        Assert.Equal(2, gradient.Update(Window(21, latency: TimeSpan.FromMilliseconds(60), elapsedSeconds: 10))); // probe starts
+        Assert.True(gradient.IsProbing);
+        Assert.Equal(2, gradient.Update(Window(2, latency: TimeSpan.FromMilliseconds(60), maxInFlight: 21, elapsedSeconds: 10.1))); // still draining
+        Assert.Equal(21, gradient.Update(Window(2, latency: TimeSpan.FromMilliseconds(10), maxInFlight: 2, elapsedSeconds: 10.2))); // measured
+        Assert.False(gradient.IsProbing);
+        Assert.Equal(TimeSpan.FromMilliseconds(10), gradient.BaselineLatency);
+    }
+
+    [Fact]
     public void Pid_InsideHysteresisBand_Holds()
     {
         var pid = new PidLimit(new PidLimitOptions { TargetLatency = Ms20, Hysteresis = 0.1 });
@@ -185,6 +199,7 @@ public sealed class AdaptiveLimitAlgorithmTests
         () => new GradientLimit(new GradientLimitOptions { QueueSize = -1 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 0 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 1.5 }),
+        () => new GradientLimit(new GradientLimitOptions { BaselineProbeInterval = TimeSpan.Zero }),
         () => new PidLimit(new PidLimitOptions()),
         () => new PidLimit(new PidLimitOptions { TargetLatency = Ms20, ProportionalGain = -1 }),
         () => new PidLimit(new PidLimitOptions { TargetLatency = Ms20, IntegralGain = double.NaN }),

@@ -82,6 +82,23 @@ public sealed class AdaptiveLimitSimulationTests(ITestOutputHelper output)
         AssertBand(sim.LimitsBetween(42, 55), 1.25 * C, 2.5 * C, "recovered phase");
     }
 
+    [Fact]
+    public void GradientLimit_WithBaselineProbe_DoesNotDrift()
+    {
+        // The same latency-only scenario with a baseline probe every 5 s: the limit outside probes stays near
+        // Tolerance·C + QueueSize instead of creeping up with the baseline.
+        var gradient = new GradientLimit(new GradientLimitOptions { BaselineProbeInterval = TimeSpan.FromSeconds(5) });
+        LimiterSimulation sim = RunScenario(gradient, seed: 42, queueLimit: 100_000, reducedQueueLimit: 100_000);
+        Report("gradient (no drops, probe every 5 s)", sim);
+        int[] converged = sim.LimitsBetween(5, 20).Where(l => l > 1).ToArray();
+        int probing = sim.LimitsBetween(5, 20).Count(l => l == 1);
+        AssertBand(converged, 1.25 * C, 2.0 * C, "converged phase outside probes");
+        Assert.InRange(probing, 1, 15); // three probes in 15 s, a few 100 ms samples each
+        int[] reduced = sim.LimitsBetween(25, 35).Where(l => l > 1).ToArray();
+        AssertBand(reduced, 1, 2.5 * C / 4, "reduced-capacity phase outside probes");
+        AssertBand(sim.LimitsBetween(42, 55).Where(l => l > 1).ToArray(), 1.25 * C, 2.0 * C, "recovered phase outside probes");
+    }
+
     [Theory]
     [MemberData(nameof(Algorithms))]
     public void Simulation_SameSeed_IsDeterministic(string algorithm)
