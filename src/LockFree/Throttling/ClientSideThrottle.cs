@@ -10,12 +10,10 @@ namespace LockFree;
 // While the backend accepts everything p is 0. When it accepts only a fraction, the client sends about K times
 // what it accepts and drops the rest before it costs the backend anything; as the backend recovers, accepts rise
 // and p falls back to 0 by itself. Locally rejected requests still count as requests (that is what lets p grow).
-// Window: a ring of Buckets words, each packed as [epoch: 20 bits | requests: 22 bits | accepts: 22 bits] where
-// epoch = timestamp / bucket length (mod 2^20). A record CASes the current bucket's word; a word whose epoch is
-// stale is reset in the same CAS, so counting is exact and lock-free. A count saturates at 2^22 − 1 per bucket
-// (then p is computed from saturated counts: still the right order). A reader sums the words whose epoch lies in
-// the last Buckets epochs. Epochs wrap after 2^20 buckets; a bucket untouched for exactly a multiple of that
-// would be read as current for one window: harmless for a probability.
+// Window: SlidingCountWindow, a ring of Buckets packed words [epoch | requests | accepts] updated by CAS, exact
+// and lock-free (its design comment has the details); epoch = timestamp / bucket length. Epochs wrap after 2^20
+// buckets; a bucket untouched for exactly a multiple of that would be read as current for one window: harmless
+// for a probability.
 
 /// <summary>
 /// Client-side adaptive throttling (Google SRE): rejects requests locally with probability
@@ -30,12 +28,7 @@ namespace LockFree;
 [DebuggerDisplay("RejectionProbability = {RejectionProbability}")]
 public sealed class ClientSideThrottle
 {
-    private const int EpochShift = 44;
-    private const int RequestShift = 22;
-    private const long CountMax = (1L << 22) - 1;
-    private const long EpochMask = (1L << 20) - 1;
-
-    private readonly long[] _buckets;
+    private readonly SlidingCountWindow<RealAtomics> _window;
     private readonly double _k;
     private readonly long _bucketTicks;
     private readonly Func<double> _random;
@@ -67,7 +60,7 @@ public sealed class ClientSideThrottle
             throw new ArgumentOutOfRangeException("options.Window", options.Window, "Window / Buckets must be at least one tick of the time provider.");
         }
 
-        _buckets = new long[options.Buckets];
+        _window = new SlidingCountWindow<RealAtomics>(options.Buckets);
         _k = options.K;
         _random = options.RandomSource ?? Random.Shared.NextDouble;
     }
@@ -76,17 +69,17 @@ public sealed class ClientSideThrottle
     public double K => _k;
 
     /// <summary>Requests counted in the current window (admitted or rejected locally).</summary>
-    public long Requests => Sum(CurrentEpoch()).Requests;
+    public long Requests => _window.Sum(CurrentEpoch()).Requests;
 
     /// <summary>Backend accepts counted in the current window.</summary>
-    public long Accepts => Sum(CurrentEpoch()).Accepts;
+    public long Accepts => _window.Sum(CurrentEpoch()).Accepts;
 
     /// <summary>The current local rejection probability, max(0, (requests − K·accepts) / (requests + 1)).</summary>
     public double RejectionProbability
     {
         get
         {
-            (long requests, long accepts) = Sum(CurrentEpoch());
+            (long requests, long accepts) = _window.Sum(CurrentEpoch());
             return Probability(requests, accepts);
         }
     }
@@ -102,9 +95,9 @@ public sealed class ClientSideThrottle
     public bool TryAdmit()
     {
         long epoch = CurrentEpoch();
-        (long requests, long accepts) = Sum(epoch);
+        (long requests, long accepts) = _window.Sum(epoch);
         double p = Probability(requests, accepts);
-        Record(epoch, 1L << RequestShift);
+        _window.Record(epoch, SlidingCountWindow<RealAtomics>.Request);
         if (p > 0 && _random() < p)
         {
             RealAtomics.Add(ref _locallyRejected, 1); // statistics only
@@ -115,7 +108,7 @@ public sealed class ClientSideThrottle
     }
 
     /// <summary>Records that the backend accepted (served) an admitted request.</summary>
-    public void RecordAccepted() => Record(CurrentEpoch(), 1);
+    public void RecordAccepted() => _window.Record(CurrentEpoch(), SlidingCountWindow<RealAtomics>.Accept);
 
     /// <summary>Records that the backend rejected an admitted request as overloaded (statistics only: a request without an accept already raises the probability).</summary>
     public void RecordRejected() => RealAtomics.Add(ref _backendRejected, 1); // statistics only
@@ -124,55 +117,4 @@ public sealed class ClientSideThrottle
     internal double Probability(long requests, long accepts) => Math.Max(0, (requests - (_k * accepts)) / (requests + 1));
 
     private long CurrentEpoch() => _time.GetTimestamp() / _bucketTicks;
-
-    private void Record(long epoch, long increment)
-    {
-        long tag = epoch & EpochMask;
-        ref long word = ref _buckets[(int)(epoch % _buckets.Length)];
-        long seen = RealAtomics.LoadAcquire(ref word); // acquire: the bucket to add to
-        while (true)
-        {
-            long next;
-            if (((seen >>> EpochShift) & EpochMask) != tag)
-            {
-                next = (tag << EpochShift) + increment; // stale bucket: reset it and count in the same CAS
-            }
-            else
-            {
-                bool full = increment == 1 ? (seen & CountMax) == CountMax : ((seen >> RequestShift) & CountMax) == CountMax;
-                if (full)
-                {
-                    return; // saturated: the ratio is what matters
-                }
-
-                next = seen + increment;
-            }
-
-            long prior = RealAtomics.CompareExchange(ref word, next, seen); // full fence: the count; fails only if another record moved the bucket
-            if (prior == seen)
-            {
-                return;
-            }
-
-            seen = prior;
-        }
-    }
-
-    private (long Requests, long Accepts) Sum(long epoch)
-    {
-        long requests = 0, accepts = 0;
-        long n = _buckets.Length;
-        for (int i = 0; i < _buckets.Length; i++)
-        {
-            long word = RealAtomics.LoadAcquire(ref _buckets[i]); // acquire: a snapshot of one bucket
-            long age = (epoch - ((word >>> EpochShift) & EpochMask)) & EpochMask;
-            if (word != 0 && age < n)
-            {
-                requests += (word >> RequestShift) & CountMax;
-                accepts += word & CountMax;
-            }
-        }
-
-        return (requests, accepts);
-    }
 }
