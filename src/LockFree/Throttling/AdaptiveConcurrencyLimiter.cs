@@ -39,12 +39,16 @@ public sealed class AdaptiveConcurrencyLimiter : IAdaptiveLimiterMetricsSource
         ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.MinWindow, TimeSpan.Zero, "options.MinWindow");
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MinSamples, 1, "options.MinSamples");
+        if (options.SampleEvery < 1 || options.SampleEvery > 1024 || (options.SampleEvery & (options.SampleEvery - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException("options.SampleEvery", options.SampleEvery, "SampleEvery must be a power of two in [1, 1024].");
+        }
         if (!options.Algorithm.TryClaim())
         {
             ThrowHelper.ThrowInvalidOperation("The algorithm already belongs to another AdaptiveConcurrencyLimiter; create one per limiter.");
         }
 
-        _engine = new AdaptiveLimiterEngine<RealAtomics>(options.Algorithm, options.TimeProvider, options.MinWindow, options.MinSamples);
+        _engine = new AdaptiveLimiterEngine<RealAtomics>(options.Algorithm, options.TimeProvider, options.MinWindow, options.MinSamples, options.SampleEvery);
         Name = options.Name;
         if (Name is not null)
         {

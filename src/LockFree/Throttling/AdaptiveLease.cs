@@ -22,7 +22,7 @@ public readonly struct AdaptiveLease
         Started = started;
     }
 
-    /// <summary>The request's start, a timestamp of the limiter's <see cref="TimeProvider"/>.</summary>
+    /// <summary>The request's start, a timestamp of the limiter's <see cref="TimeProvider"/>; <see cref="long.MinValue"/> when its latency is not measured (see <see cref="AdaptiveConcurrencyLimiterOptions.SampleEvery"/>).</summary>
     public long Started { get; }
 
     /// <summary>True for a lease from a successful acquire; false for <c>default</c>.</summary>

@@ -19,6 +19,9 @@ namespace LockFree;
 //   on an acquirer's path and never on two threads at once (the claim's CAS and releasing store order its state).
 // - A lowered limit does not evict: in-flight may exceed a freshly lowered limit until completions drain it;
 //   no acquire succeeds meanwhile. Invariant: every successful acquire saw in-flight < limit at its CAS.
+// - Sampling: with SampleEvery = 2^k, only requests whose admission number (the Acquired counter's new value,
+//   which TryAcquire increments anyway) is a multiple of 2^k read the clock; the others carry NotSampled and their
+//   completion reads no clock: it releases the slot and counts a drop. Windows close on measured completions.
 // Thread roles: any thread may acquire and complete; the updater is whichever completion wins the claim.
 // Progress: TryAcquire and Complete are lock-free; the window close is wait-free for the losers.
 
@@ -35,6 +38,9 @@ internal struct AdaptiveLimiterEngine<TAtomics>
     /// <summary>Largest latency recorded, in microseconds (≈ 36 minutes).</summary>
     internal const long MaxLatencyUnits = (1L << 31) - 1;
 
+    /// <summary>The start timestamp of a request whose latency is not measured (see SampleEvery).</summary>
+    internal const long NotSampled = long.MinValue;
+
     private readonly AdaptiveLimit _algorithm;
     private readonly TimeProvider _time;
     private readonly bool _systemTime;
@@ -43,12 +49,14 @@ internal struct AdaptiveLimiterEngine<TAtomics>
     private readonly long _windowTicks;
     private readonly long _minSamples;
     private readonly long _createdAt;
+    private readonly long _sampleMask;
 
     private AdmissionCounters _admission;
     private SampleCounters _samples;
 
-    public AdaptiveLimiterEngine(AdaptiveLimit algorithm, TimeProvider time, TimeSpan minWindow, int minSamples)
+    public AdaptiveLimiterEngine(AdaptiveLimit algorithm, TimeProvider time, TimeSpan minWindow, int minSamples, int sampleEvery = 1)
     {
+        _sampleMask = sampleEvery - 1;
         _algorithm = algorithm;
         _time = time;
         _systemTime = ReferenceEquals(time, TimeProvider.System);
@@ -84,8 +92,8 @@ internal struct AdaptiveLimiterEngine<TAtomics>
             long seen = TAtomics.CompareExchange(ref _admission.InFlight, current + 1, current); // full fence: the admission; fails only if another acquire/complete moved the count
             if (seen == current)
             {
-                TAtomics.Add(ref _admission.Acquired, 1); // statistics only
-                start = Now();
+                long admitted = TAtomics.Add(ref _admission.Acquired, 1); // statistics, and the sampling decision
+                start = (admitted & _sampleMask) == 0 ? Now() : NotSampled;
                 return true;
             }
 
@@ -110,6 +118,16 @@ internal struct AdaptiveLimiterEngine<TAtomics>
         if (outcome == AdaptiveOutcome.Ignore)
         {
             return;
+        }
+
+        if (start == NotSampled)
+        {
+            if (outcome == AdaptiveOutcome.Dropped)
+            {
+                TAtomics.Add(ref _samples.Dropped, 1); // full fence: an overload signal counts even unmeasured
+            }
+
+            return; // no clock read; windows close on measured completions
         }
 
         long now = Now();

@@ -113,6 +113,51 @@ public sealed class AdaptiveConcurrencyLimiterTests
     }
 
     [Fact]
+    public void SampleEvery_MeasuresOneInNAndCountsEveryDrop()
+    {
+        var time = new ManualTimeProvider();
+        var recorder = new RecordingLimit(next: 7);
+        var limiter = new AdaptiveConcurrencyLimiter(new AdaptiveConcurrencyLimiterOptions
+        {
+            Algorithm = recorder,
+            TimeProvider = time,
+            MinSamples = 1,
+            SampleEvery = 4,
+        });
+        var leases = new List<AdaptiveLease>();
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(limiter.TryAcquire(out AdaptiveLease lease));
+            leases.Add(lease);
+        }
+
+        Assert.Equal(2, leases.Count(l => l.Started != long.MinValue)); // admissions 4 and 8
+        time.Advance(TimeSpan.FromSeconds(1));
+        foreach (AdaptiveLease lease in leases.Where(l => l.Started == long.MinValue))
+        {
+            lease.Complete(AdaptiveOutcome.Dropped);
+        }
+
+        Assert.Empty(recorder.Windows); // unmeasured completions never close a window
+        foreach (AdaptiveLease lease in leases.Where(l => l.Started != long.MinValue))
+        {
+            lease.Complete(AdaptiveOutcome.Success);
+        }
+
+        AdaptiveWindow window = Assert.Single(recorder.Windows);
+        Assert.Equal(1, window.SampleCount); // the first measured completion closed it
+        Assert.Equal(6, window.DroppedCount);
+        Assert.Equal(0, limiter.InFlight);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(2048)]
+    public void Constructor_SampleEveryNotPowerOfTwoInRange_Throws(int sampleEvery) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveConcurrencyLimiter(new AdaptiveConcurrencyLimiterOptions { Algorithm = new AimdLimit(), SampleEvery = sampleEvery }));
+
+    [Fact]
     public void Window_TooFewSamples_StaysOpen()
     {
         var time = new ManualTimeProvider();

@@ -31,9 +31,9 @@ public sealed class AdaptiveLimitPropertyTests
 
     public readonly record struct LimiterOp(LimiterOpKind Kind, int Argument);
 
-    public readonly record struct LimiterScenario(string Algorithm, LimiterOp[] Ops)
+    public readonly record struct LimiterScenario(string Algorithm, int SampleEvery, LimiterOp[] Ops)
     {
-        public override string ToString() => $"{Algorithm}: {string.Join(", ", Ops)}";
+        public override string ToString() => $"{Algorithm}, sample every {SampleEvery}: {string.Join(", ", Ops)}";
     }
 
     [Fact]
@@ -69,7 +69,7 @@ public sealed class AdaptiveLimitPropertyTests
     public void Limiter_ModelCheck_FindsPlantedOverAdmission()
     {
         // Proof of power: the same model check must reject a limiter that admits one request past its limit.
-        var scenario = new LimiterScenario("aimd", Enumerable.Repeat(new LimiterOp(LimiterOpKind.Acquire, 0), 30).ToArray());
+        var scenario = new LimiterScenario("aimd", 1, Enumerable.Repeat(new LimiterOp(LimiterOpKind.Acquire, 0), 30).ToArray());
         Assert.Null(FirstMismatch(scenario));
         Assert.NotNull(FirstMismatch(scenario, plantOverAdmission: true));
     }
@@ -90,6 +90,7 @@ public sealed class AdaptiveLimitPropertyTests
             TimeProvider = time,
             MinWindow = TimeSpan.FromMilliseconds(10),
             MinSamples = 1,
+            SampleEvery = scenario.SampleEvery,
         });
         var held = new List<AdaptiveLease>();
         long acquired = 0, rejected = 0;
@@ -183,9 +184,10 @@ public sealed class AdaptiveLimitPropertyTests
             Gen.Choose(0, 40).Select(n => new LimiterOp(LimiterOpKind.Advance, n)));
         Gen<LimiterScenario> scenario =
             from algorithm in Gen.Elements("aimd", "gradient", "pid")
+            from sampleEvery in Gen.Elements(1, 1, 2, 4)
             from length in Gen.Choose(0, 300)
             from ops in Gen.ArrayOf(op, length)
-            select new LimiterScenario(algorithm, ops);
+            select new LimiterScenario(algorithm, sampleEvery, ops);
         return Arb.From(scenario);
     }
 }
