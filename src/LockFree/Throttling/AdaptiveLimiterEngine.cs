@@ -120,6 +120,11 @@ internal struct AdaptiveLimiterEngine<TAtomics>
             return;
         }
 
+        if (before > TAtomics.LoadAcquire(ref _samples.MaxInFlight)) // acquire: a high-water mark; rarely raised
+        {
+            RaiseMaxInFlight(before);
+        }
+
         if (start == NotSampled)
         {
             if (outcome == AdaptiveOutcome.Dropped)
@@ -139,11 +144,6 @@ internal struct AdaptiveLimiterEngine<TAtomics>
         else
         {
             TAtomics.Add(ref _samples.Dropped, 1); // full fence: as above, for drops
-        }
-
-        if (before > TAtomics.LoadAcquire(ref _samples.MaxInFlight)) // acquire: a high-water mark; rarely raised
-        {
-            RaiseMaxInFlight(before);
         }
 
         if (now - TAtomics.LoadAcquire(ref _samples.WindowStart) >= _windowTicks) // acquire: pairs with the updater's release of the new window
