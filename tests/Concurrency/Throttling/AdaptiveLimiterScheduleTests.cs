@@ -39,8 +39,10 @@ public sealed class AdaptiveLimiterScheduleTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void Explore_MovingLimit_SingleUpdaterAndAccountingHold()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Explore_MovingLimit_SingleUpdaterAndAccountingHold(int sampleEvery)
     {
         foreach (var make in Strategies(33))
         {
@@ -48,7 +50,7 @@ public sealed class AdaptiveLimiterScheduleTests(ITestOutputHelper output)
             ExplorationResult r = ControlledTest.Explore(
                 strategy,
                 ExplorationBudget.Schedules(PerStrategy),
-                () => new MovingState(),
+                () => new MovingState(sampleEvery),
                 Enumerable.Repeat<Action<MovingState>>(RunMoving, Threads).ToArray(),
                 s =>
                 {
@@ -58,7 +60,7 @@ public sealed class AdaptiveLimiterScheduleTests(ITestOutputHelper output)
                     Assert.InRange(s.Admission.Limit, 1, 3);
                 },
                 new ExploreOptions { Name = "adaptive limiter, moving limit" });
-            output.WriteLine($"moving limit: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps");
+            output.WriteLine($"moving limit, sample every {sampleEvery}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps");
         }
     }
 
@@ -171,9 +173,9 @@ public sealed class AdaptiveLimiterScheduleTests(ITestOutputHelper output)
         public int Inside { get; set; }
     }
 
-    private sealed class MovingState
+    private sealed class MovingState(int sampleEvery)
     {
-        public EngineAdmission Admission { get; } = new(new ReentrancyProbeLimit(), new RacingTime());
+        public EngineAdmission Admission { get; } = new(new ReentrancyProbeLimit(), new RacingTime(), sampleEvery);
 
         public int Inside { get; set; }
 

@@ -20,9 +20,9 @@ internal interface IAdmission
 }
 
 /// <summary>The real <see cref="AdaptiveLimiterEngine{TAtomics}"/> under <see cref="TestAtomics"/>.</summary>
-internal sealed class EngineAdmission(AdaptiveLimit algorithm, TimeProvider time) : IAdmission
+internal sealed class EngineAdmission(AdaptiveLimit algorithm, TimeProvider time, int sampleEvery = 1) : IAdmission
 {
-    private AdaptiveLimiterEngine<TestAtomics> _engine = new(algorithm, time, TimeSpan.FromMilliseconds(100), minSamples: 1);
+    private AdaptiveLimiterEngine<TestAtomics> _engine = new(algorithm, time, TimeSpan.FromMilliseconds(100), minSamples: 1, sampleEvery);
 
     public long InFlight => _engine.InFlight;
 
