@@ -12,19 +12,12 @@ namespace LockFree.Tests.Concurrency.Throttling;
 /// </summary>
 public sealed class AdaptiveLimiterScheduleTests(ITestOutputHelper output)
 {
-    /// <summary>Schedules per strategy in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
-    private const int PerStrategy = 500;
+    private const int PerStrategy = ThrottlingStrategies.PerStrategy;
 
     private const int Threads = 3;
     private const int Rounds = 2;
 
-    private static Func<Strategy>[] Strategies(int seed) =>
-    [
-        () => Strategy.RandomWalk(seed),
-        () => Strategy.Pct(seed, depth: 2),
-        () => Strategy.Pct(seed, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static Func<Strategy>[] Strategies(int seed) => ThrottlingStrategies.All(seed);
 
     [Theory]
     [InlineData(1, 2)]

@@ -12,16 +12,10 @@ namespace LockFree.Tests.Concurrency.Throttling;
 /// </summary>
 public sealed class SlidingCountWindowScheduleTests(ITestOutputHelper output)
 {
-    private const int PerStrategy = 500;
+    private const int PerStrategy = ThrottlingStrategies.PerStrategy;
     private const long Epoch = 1000;
 
-    private static Func<Strategy>[] Strategies(int seed) =>
-    [
-        () => Strategy.RandomWalk(seed),
-        () => Strategy.Pct(seed, depth: 2),
-        () => Strategy.Pct(seed, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static Func<Strategy>[] Strategies(int seed) => ThrottlingStrategies.All(seed);
 
     [Fact]
     public void Explore_SameEpoch_CountsExactly()
