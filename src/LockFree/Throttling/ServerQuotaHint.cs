@@ -72,8 +72,16 @@ public sealed class ServerQuotaHint
         ArgumentOutOfRangeException.ThrowIfLessThan(resetAfter, TimeSpan.Zero);
         long now = _time.GetTimestamp();
         long resetAt = now + (long)(resetAfter.TotalSeconds * _time.TimestampFrequency);
+        long previousReset = RealAtomics.LoadAcquire(ref _resetAt); // acquire: the period the last hint described
+        long previousRemaining = RealAtomics.LoadAcquire(ref _remaining); // acquire: as above
         RealAtomics.StoreRelease(ref _remaining, remaining); // release: the new quota
-        RealAtomics.StoreRelease(ref _nextPaced, now); // release: pacing restarts from the new hint
+        if (now >= previousReset || remaining > previousRemaining)
+        {
+            // A new period (the old one has reset, or the quota grew): pacing starts afresh. Within a period the paced
+            // schedule is kept, so a hint on every response does not let the next request go at once.
+            RealAtomics.StoreRelease(ref _nextPaced, now); // release: pacing restarts
+        }
+
         RealAtomics.StoreRelease(ref _resetAt, resetAt); // release: last, so a reader that sees the new reset sees the quota it belongs to
     }
 
