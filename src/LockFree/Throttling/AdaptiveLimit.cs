@@ -11,7 +11,9 @@ namespace LockFree;
 /// single updater, chosen by a compare-and-swap when a window closes), never under a lock that acquirers take,
 /// and publishes the result with a release store; so an implementation needs no synchronisation of its own.
 /// </para>
-/// <para>The limiter keeps the result within [<see cref="MinLimit"/>, <see cref="MaxLimit"/>] whatever an implementation returns.</para>
+/// <para>The limiter keeps the result within [<see cref="MinLimit"/>, <see cref="MaxLimit"/>] whatever an implementation returns.
+/// An exception from <see cref="Update"/> propagates out of the <see cref="AdaptiveLease.Complete"/> call that closed the
+/// window (after its slot was released); that window's samples are consumed and the limit stays as it was.</para>
 /// </remarks>
 public abstract class AdaptiveLimit
 {

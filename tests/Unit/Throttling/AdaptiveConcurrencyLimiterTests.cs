@@ -263,6 +263,26 @@ public sealed class AdaptiveConcurrencyLimiterTests
         GC.KeepAlive(limiter);
     }
 
+    [Fact]
+    public void Window_AlgorithmThrows_ExceptionSurfacesSlotReleasedLimiterUsable()
+    {
+        var time = new ManualTimeProvider();
+        var limiter = Create(new ThrowingLimit(), time);
+        Assert.True(limiter.TryAcquire(out AdaptiveLease lease));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Throws<InvalidTimeZoneException>(() => lease.Complete());
+        Assert.Equal(0, limiter.InFlight);
+        Assert.Equal(20, limiter.Limit);
+        Assert.True(limiter.TryAcquire(out AdaptiveLease next));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Throws<InvalidTimeZoneException>(() => next.Complete()); // the updater claim was released: the next window runs it again
+    }
+
+    private sealed class ThrowingLimit() : AdaptiveLimit(new AimdLimitOptions())
+    {
+        public override int Update(in AdaptiveWindow window) => throw new InvalidTimeZoneException("planted");
+    }
+
     /// <summary>Records every window and answers a fixed limit.</summary>
     internal sealed class RecordingLimit(int next) : AdaptiveLimit(new AimdLimitOptions())
     {
