@@ -271,6 +271,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal AcquireStatus TryAcquireCore(int tokens, out long waitUnits) => _core.TryAcquire(tokens, out waitUnits);
 
+    /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
+    internal long IntervalUnits => _core.Interval;
+
+    /// <summary>Provider ticks are shifted left by this many bits to make the engine's time units.</summary>
+    internal int UnitShift => _core.Shift;
+
     /// <summary>Converts the engine's wait units to time.</summary>
     internal TimeSpan ToTimeSpan(long units) => _core.ToTimeSpan(units);
 
