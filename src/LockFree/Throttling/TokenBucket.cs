@@ -271,6 +271,51 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal AcquireStatus TryAcquireCore(int tokens, out long waitUnits) => _core.TryAcquire(tokens, out waitUnits);
 
+    /// <summary>How long the bucket has been full with nobody waiting; null when it is in use.</summary>
+    internal TimeSpan? IdleDuration
+    {
+        get
+        {
+            long units = _waiters.Count > 0 ? -1 : _core.IdleUnits();
+            return units < 0 ? null : _core.ToTimeSpan(units);
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="tokens"/> from every bucket of <paramref name="levels"/>, or from none: the levels are
+    /// tried in order, and when one refuses, those before it get their tokens back. List the most specific level
+    /// first (operation, then key, then global), so the common refusal touches no shared level at all.
+    /// </summary>
+    /// <param name="levels">The buckets a request must pass, most specific first.</param>
+    /// <param name="tokens">The cost, at least 1 and at most every level's capacity.</param>
+    /// <param name="retryAfter">On refusal, the refusing level's hint.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above a level's capacity (checked before anything is taken).</exception>
+    /// <exception cref="ArgumentNullException">A level is null.</exception>
+    public static bool TryAcquireAll(ReadOnlySpan<TokenBucket> levels, int tokens, out TimeSpan retryAfter)
+    {
+        foreach (TokenBucket level in levels)
+        {
+            ArgumentNullException.ThrowIfNull(level, nameof(levels));
+            ValidateTokens(tokens, level.Capacity);
+        }
+
+        for (int i = 0; i < levels.Length; i++)
+        {
+            if (!levels[i].TryAcquire(tokens, out retryAfter))
+            {
+                for (int j = i - 1; j >= 0; j--)
+                {
+                    levels[j].Refund(tokens);
+                }
+
+                return false;
+            }
+        }
+
+        retryAfter = TimeSpan.Zero;
+        return true;
+    }
+
     /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
     internal long IntervalUnits => _core.Interval;
 
@@ -282,6 +327,13 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Retires the bucket if it is full and nobody waits (keyed-table eviction).</summary>
     internal bool TryRetireIfFull() => _waiters.Count == 0 && _core.TryRetireIfFull();
+
+    /// <summary>Validates a capacity and rate as the constructor would, naming them as the constructor does.</summary>
+    internal static void ValidateOptions(long capacity, double tokensPerSecond)
+    {
+        TokenBucketCore<RealAtomics>.ValidateCapacity(capacity);
+        TokenBucketCore<RealAtomics>.ValidateRate(tokensPerSecond);
+    }
 
     internal static void ValidateTokens(int tokens, long capacity)
     {

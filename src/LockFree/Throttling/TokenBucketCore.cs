@@ -368,6 +368,17 @@ internal struct TokenBucketCore<TAtomics>
         return Math.Max(available, 0);
     }
 
+    /// <summary>How long the bucket has been full (units), or -1 when it is not full or has an open batch or waiters.</summary>
+    public long IdleUnits()
+    {
+        long word = Own();
+        long now = Now();
+        long tat = TAtomics.LoadPlain(ref _tat); // plain: owner-only (we own the word)
+        bool idle = (word & WaitingFlag) == 0 && TAtomics.LoadPlain(ref _issued) == (word & CountMask) && tat <= now;
+        Reopen(word);
+        return idle ? now - tat : -1;
+    }
+
     /// <summary>Tokens charged so far (a snapshot; the open batch's spent tokens are counted when it settles).</summary>
     public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
 
