@@ -24,7 +24,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     private readonly int _queueLimit;
     private readonly CancellationTokenSource _disposed = new();
     private long _queuedPermits;
-    private long _failedLeases;
+    private readonly Internal.StripedCounter _failedLeases = new();
     private long _extraPermits;
 
     /// <summary>Creates the limiter and its bucket from <paramref name="options"/>.</summary>
@@ -80,7 +80,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         {
             CurrentAvailablePermits = _bucket.AvailableTokens,
             CurrentQueuedCount = Volatile.Read(ref _queuedPermits),
-            TotalFailedLeases = Volatile.Read(ref _failedLeases),
+            TotalFailedLeases = _failedLeases.Sum(),
             TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _extraPermits), 0),
         };
     }
@@ -198,14 +198,14 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return BucketLease.Success;
         }
 
-        Interlocked.Increment(ref _failedLeases);
+        _failedLeases.Increment();
         return BucketLease.FailedNoHint;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private RateLimitLease Fail(TimeSpan retryAfter)
     {
-        Interlocked.Increment(ref _failedLeases);
+        _failedLeases.Increment();
         return BucketLease.Failed(retryAfter);
     }
 

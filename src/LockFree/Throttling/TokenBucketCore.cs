@@ -59,11 +59,30 @@ internal struct TokenBucketCore<TAtomics>
     /// <summary>Spins a contender makes on a Closed word before it gives up with a refusal (about a microsecond on a busy core).</summary>
     private const int MaxOwnerSpins = 64;
 
+    /// <summary>Bits of the refusal memo that hold the token count it refuses from.</summary>
+    private const int MemoTokenBits = 20;
+
+    private const long MemoTokenMask = (1L << MemoTokenBits) - 1;
+
+    /// <summary>
+    /// How much earlier than computed a refusal memo stops answering (ms): covers Environment.TickCount64's
+    /// coarseness (a jiffy on Linux, 15.6 ms on Windows) and the rounding, so the memo never refuses a request
+    /// the exact bucket would admit.
+    /// </summary>
+    private const long CoarseMarginMs = 32;
+
+    /// <summary>The longest a memo lasts (ms): bounds any drift between the coarse and the precise clock.</summary>
+    private const long MaxMemoMs = 1000;
+
     private PaddedIndex _fast;
     private long _tat;          // plain: owner-only (see design)
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
+    private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
+    private readonly StripedCounter _memoRefused;
+    private readonly bool _coarse;
+    private readonly long _originTick;
 
     private readonly TimeProvider _time;
     private readonly long _origin;
@@ -97,6 +116,9 @@ internal struct TokenBucketCore<TAtomics>
         _burst = capacity * _interval;
         _unitsPerSecond = frequency * (double)(1L << _shift);
         _origin = time.GetTimestamp();
+        _coarse = ReferenceEquals(time, TimeProvider.System);
+        _originTick = Environment.TickCount64 - 1; // so an expiry is never 0 (= no memo)
+        _memoRefused = new StripedCounter();
     }
 
     public readonly long Capacity => _capacity;
@@ -232,6 +254,11 @@ internal struct TokenBucketCore<TAtomics>
                 continue;
             }
 
+            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out waitUnits))
+            {
+                return AcquireStatus.Refused;
+            }
+
             if (TAtomics.CompareExchange(ref _fast.Value, word | ClosedFlag, word) != word) // full fence: ownership; pairs with the release store that reopens
             {
                 continue;
@@ -244,6 +271,7 @@ internal struct TokenBucketCore<TAtomics>
     /// <summary>Runs as the owner (the word is Closed): settles the batch, then admits, issues a batch, or refuses.</summary>
     private AcquireStatus OwnerAcquire(long word, long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
+        long tick = _coarse ? Environment.TickCount64 - _originTick : 0; // before the precise clock: the memo errs early
         long now = Now();
         long tat = Settle(word, now);
         long flags = word & WaitingFlag;
@@ -253,6 +281,11 @@ internal struct TokenBucketCore<TAtomics>
         {
             waitUnits = Math.Max(debt + need - _burst, 0);
             TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
+            if (_coarse)
+            {
+                RememberShortage(tick, debt);
+            }
+
             Publish(tat, issued: 0, flags);
             return AcquireStatus.Refused;
         }
@@ -276,6 +309,49 @@ internal struct TokenBucketCore<TAtomics>
         }
 
         return AcquireStatus.Acquired;
+    }
+
+    /// <summary>
+    /// The refusal memo (system clock only): after a refusal, until shortly before the bucket will hold one more
+    /// token than it does now, any request of at least that many tokens is refused on the coarse clock
+    /// (Environment.TickCount64, about 4 ns) instead of the precise one. Admissions only lower the bucket, so they
+    /// leave a memo true; a refund clears it. Waits shorter than the margin are not memoised.
+    /// </summary>
+    private void RememberShortage(long tick, long debt)
+    {
+        long shortOf = ((_burst - debt) / _interval) + 1; // one more than the bucket holds now
+        if (shortOf > MemoTokenMask)
+        {
+            return;
+        }
+
+        long units = debt + (shortOf * _interval) - _burst; // > 0: until the bucket holds shortOf
+        double ms = Math.Floor(units / _unitsPerSecond * 1000);
+        if (ms <= CoarseMarginMs)
+        {
+            return;
+        }
+
+        long expiry = tick + (long)Math.Min(ms, MaxMemoMs);
+        TAtomics.StoreRelease(ref _memo, (expiry << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
+    }
+
+    private bool TryMemoRefusal(long tokens, out long waitUnits)
+    {
+        long memo = TAtomics.LoadAcquire(ref _memo); // acquire: pairs with RememberShortage
+        if (memo != 0 && tokens >= (memo & MemoTokenMask))
+        {
+            long left = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
+            if (left > CoarseMarginMs)
+            {
+                waitUnits = (long)((left - CoarseMarginMs) * (_unitsPerSecond / 1000)); // a hint that errs early
+                _memoRefused.Increment();
+                return true;
+            }
+        }
+
+        waitUnits = 0;
+        return false;
     }
 
     /// <summary>Charges the spent part of the open batch at <paramref name="now"/>; returns the new TAT (at least now).</summary>
@@ -340,6 +416,7 @@ internal struct TokenBucketCore<TAtomics>
         long word = Own();
         TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
         TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
+        TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
         Reopen(word);
     }
 
@@ -383,7 +460,7 @@ internal struct TokenBucketCore<TAtomics>
     public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
 
     /// <summary>Refusals so far (a snapshot).</summary>
-    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused));
+    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + _memoRefused.Sum();
 
     /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
     public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;
