@@ -45,6 +45,12 @@ internal enum AcquireStatus
 // batch's last token settles it on the spot (one clock read per batch), which keeps that gap small; Batch = 1
 // makes the bucket exact (and read the clock on every call).
 //
+// Refusals on the system clock: a refusal by the owner leaves a memo "fewer than k tokens until coarse time E"
+// (E = a little before the precise clock says k tokens will be there); later requests of at least k tokens before
+// E are refused on Environment.TickCount64 without the precise clock or the word's ownership. Admissions only
+// lower the bucket and keep the memo true; refunds clear it. Only for TimeProvider.System, whose clock the coarse
+// tick follows; an injected provider stays the only source of time.
+//
 // Progress: the success path is lock-free (a failed CAS means another thread's succeeded). Refill is a try-lock
 // whose waiters are bounded: they return. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
 // the fast path stops and refusals happen on the slow path, where FIFO order is kept (no barging).
