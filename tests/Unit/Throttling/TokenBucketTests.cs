@@ -153,6 +153,21 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void TryAcquire_SystemClockRefusals_MemoisedButNeverPastTheRefill()
+    {
+        var bucket = new TokenBucket(1, 1); // system clock: refusals after the first use the coarse-clock memo
+        Assert.True(bucket.TryAcquire());
+        Assert.False(bucket.TryAcquire(1, out TimeSpan first));
+        Assert.False(bucket.TryAcquire(1, out TimeSpan second));
+        Assert.InRange(first, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1));
+        Assert.InRange(second, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.Equal(2, bucket.RefusedCount);
+
+        Thread.Sleep(TimeSpan.FromMilliseconds(1100)); // a token is certainly back: the memo must not hide it
+        Assert.True(bucket.TryAcquire());
+    }
+
+    [Fact]
     public void TryAcquire_ExactBatch_ReportsAvailableAfterEachCall()
     {
         var time = new ManualTimeProvider();
