@@ -86,7 +86,7 @@ internal struct TokenBucketCore<TAtomics>
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
-    private readonly StripedCounter _memoRefused;
+    private StripedCounter? _memoRefused; // created on the first memoised refusal (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -124,7 +124,6 @@ internal struct TokenBucketCore<TAtomics>
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so an expiry is never 0 (= no memo)
-        _memoRefused = new StripedCounter();
     }
 
     public readonly long Capacity => _capacity;
@@ -351,13 +350,20 @@ internal struct TokenBucketCore<TAtomics>
             if (left > CoarseMarginMs)
             {
                 waitUnits = (long)((left - CoarseMarginMs) * (_unitsPerSecond / 1000)); // a hint that errs early
-                _memoRefused.Increment();
+                (_memoRefused ?? CreateMemoCounter()).Increment();
                 return true;
             }
         }
 
         waitUnits = 0;
         return false;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private StripedCounter CreateMemoCounter()
+    {
+        Interlocked.CompareExchange(ref _memoRefused, new StripedCounter(), null); // publishes one counter; a loser's is dropped
+        return _memoRefused!;
     }
 
     /// <summary>Charges the spent part of the open batch at <paramref name="now"/>; returns the new TAT (at least now).</summary>
@@ -466,7 +472,7 @@ internal struct TokenBucketCore<TAtomics>
     public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
 
     /// <summary>Refusals so far (a snapshot).</summary>
-    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + _memoRefused.Sum();
+    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
 
     /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
     public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;
