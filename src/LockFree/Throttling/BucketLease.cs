@@ -37,7 +37,7 @@ internal sealed class BucketLease : RateLimitLease
     /// <summary>The cached failed lease whose RetryAfter is <paramref name="retryAfter"/> rounded up.</summary>
     public static BucketLease Failed(TimeSpan retryAfter)
     {
-        long ms = (long)Math.Ceiling(Math.Max(retryAfter.TotalMilliseconds, 0));
+        long ms = retryAfter.Ticks <= 0 ? 0 : (retryAfter.Ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond;
         if (ms < ExactMilliseconds)
         {
             return FailedByMillisecond[ms] ?? Create(ref FailedByMillisecond[ms], ms); // benign race: a duplicate is harmless

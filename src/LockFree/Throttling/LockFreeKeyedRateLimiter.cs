@@ -16,7 +16,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
 {
     private readonly KeyedTokenBucket<TKey> _buckets;
     private readonly Func<TResource, TKey> _keySelector;
-    private long _failedLeases;
+    private readonly Internal.StripedCounter _failedLeases = new();
     private int _disposed;
 
     /// <summary>Creates the limiter over <paramref name="buckets"/>, mapping each resource to its key with <paramref name="keySelector"/>.</summary>
@@ -40,7 +40,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
         return new RateLimiterStatistics
         {
             CurrentAvailablePermits = _buckets.TryGetBucket(key, out TokenBucket? bucket) ? bucket.AvailableTokens : _buckets.Capacity,
-            TotalFailedLeases = Volatile.Read(ref _failedLeases),
+            TotalFailedLeases = _failedLeases.Sum(),
             TotalSuccessfulLeases = bucket?.AdmittedTokens ?? 0,
         };
     }
@@ -60,7 +60,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
             return BucketLease.Success;
         }
 
-        Interlocked.Increment(ref _failedLeases);
+        _failedLeases.Increment();
         return BucketLease.Failed(retryAfter);
     }
 

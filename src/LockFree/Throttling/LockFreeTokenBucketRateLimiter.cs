@@ -8,8 +8,9 @@ namespace LockFree;
 // rate-limiting middleware and Polly's rate-limiter strategy. Leases are shared immutable instances (see
 // BucketLease): a successful AttemptAcquire is the bucket's one CAS plus returning a static lease (0 B), and a
 // refusal returns a cached lease whose RetryAfter is the bucket's hint rounded up (0 B in steady state).
-// Statistics come from counters the bucket keeps anyway, plus one counter of failed leases on the refusal path
-// and one of the extra permits of multi-permit leases, so the single-permit success path counts nothing itself.
+// Statistics come from counters the bucket keeps anyway (tokens admitted, refusals), corrected by counters kept
+// on the rare paths only (waits, probes, extra permits of multi-permit leases): neither the single-permit success
+// path nor the refusal path counts anything itself.
 
 /// <summary>
 /// A <see cref="ReplenishingRateLimiter"/> over a lock-free <see cref="TokenBucket"/>: the drop-in for
@@ -24,7 +25,8 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     private readonly int _queueLimit;
     private readonly CancellationTokenSource _disposed = new();
     private long _queuedPermits;
-    private readonly Internal.StripedCounter _failedLeases = new();
+    private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
+    private long _waits;         // refusals that became waits (and later successful leases)
     private long _extraPermits;
 
     /// <summary>Creates the limiter and its bucket from <paramref name="options"/>.</summary>
@@ -69,9 +71,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     public override bool TryReplenish() => false;
 
     /// <summary>
-    /// A snapshot: available tokens (reads the clock), queued permits, failed leases, and successful leases
-    /// (tokens the bucket admitted minus the extra permits of multi-permit leases; the open fast-path batch is
-    /// counted when it settles).
+    /// A snapshot: available tokens (reads the clock), queued permits, failed leases (the bucket's refusals, less
+    /// those that became waits), and successful leases (tokens the bucket admitted minus the extra permits of
+    /// multi-permit leases; the open fast-path batch is counted when it settles). A bucket shared with other code
+    /// counts that code's acquires too.
     /// </summary>
     public override RateLimiterStatistics? GetStatistics()
     {
@@ -80,7 +83,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         {
             CurrentAvailablePermits = _bucket.AvailableTokens,
             CurrentQueuedCount = Volatile.Read(ref _queuedPermits),
-            TotalFailedLeases = _failedLeases.Sum(),
+            TotalFailedLeases = Math.Max(_bucket.RefusedCount - Volatile.Read(ref _waits) + Volatile.Read(ref _otherFailures), 0),
             TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _extraPermits), 0),
         };
     }
@@ -102,7 +105,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
                 return BucketLease.Success;
             }
 
-            return Fail(retryAfter);
+            return BucketLease.Failed(retryAfter);
         }
 
         return AttemptMany(permitCount);
@@ -132,9 +135,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
-            return new ValueTask<RateLimitLease>(Fail(retryAfter));
+            return new ValueTask<RateLimitLease>(BucketLease.Failed(retryAfter));
         }
 
+        Interlocked.Increment(ref _waits);
         return WaitAsync(permitCount, cancellationToken);
     }
 
@@ -163,13 +167,14 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             : null;
         try
         {
-            await _bucket.AcquireAsync(permitCount, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            await _bucket.AcquireAfterRefusalAsync(permitCount, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
             CountExtra(permitCount);
             return BucketLease.Success;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return Fail(TimeSpan.Zero); // the limiter was disposed while we waited
+            Interlocked.Increment(ref _otherFailures);
+            return BucketLease.Failed(TimeSpan.Zero); // the limiter was disposed while we waited
         }
         finally
         {
@@ -188,7 +193,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return BucketLease.Success;
         }
 
-        return Fail(retryAfter);
+        return BucketLease.Failed(retryAfter);
     }
 
     private RateLimitLease Probe()
@@ -198,15 +203,8 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return BucketLease.Success;
         }
 
-        _failedLeases.Increment();
+        Interlocked.Increment(ref _otherFailures);
         return BucketLease.FailedNoHint;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private RateLimitLease Fail(TimeSpan retryAfter)
-    {
-        _failedLeases.Increment();
-        return BucketLease.Failed(retryAfter);
     }
 
     private void CountExtra(int permitCount)

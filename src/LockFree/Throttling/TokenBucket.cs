@@ -209,6 +209,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         return Enqueue(tokens, timeout, cancellationToken);
     }
 
+    /// <summary>Joins the wait queue without first trying (the caller's own attempt was just refused).</summary>
+    internal ValueTask<bool> AcquireAfterRefusalAsync(int tokens, CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<bool>(cancellationToken)
+            : Enqueue(tokens, Timeout.InfiniteTimeSpan, cancellationToken);
+
     private ValueTask<bool> Enqueue(int tokens, TimeSpan timeout, CancellationToken cancellationToken)
     {
         Waiter waiter;

@@ -86,7 +86,7 @@ internal struct TokenBucketCore<TAtomics>
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
-    private StripedCounter? _memoRefused; // created on the first memoised refusal (keyed tables hold many buckets)
+    private StripedCounter? _memoRefused; // refusals made without ownership (memo, contention); created on first use (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -229,6 +229,7 @@ internal struct TokenBucketCore<TAtomics>
                 if (++spins > MaxOwnerSpins)
                 {
                     waitUnits = 0; // the owner is refilling right now: try again at once
+                    (_memoRefused ?? CreateMemoCounter()).Increment(); // counted with the refusals made without ownership
                     return AcquireStatus.Refused;
                 }
 
