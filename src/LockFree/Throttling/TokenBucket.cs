@@ -47,9 +47,6 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// <summary>The largest default fast-path batch (amortises the clock read to a few hundredths of a nanosecond).</summary>
     public const int MaxDefaultBatch = 1024;
 
-    /// <summary>Pump rounds that retry at once when a refill owner is mid-refill, before falling back to the timer.</summary>
-    private const int OwnerRetries = 16;
-
     private TokenBucketCore<RealAtomics> _core; // mutable struct: never copy
     private readonly double _tokensPerSecond;
     private readonly WaiterList _waiters = new();
@@ -141,7 +138,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// As <see cref="TryAcquire(int)"/>; on refusal, <paramref name="retryAfter"/> is when the bucket alone will
-    /// hold the tokens (a hint: queued waiters are served first; zero when a concurrent refill was in progress).
+    /// hold the tokens (a hint: queued waiters are served first).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -239,7 +236,6 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     {
         lock (_pumpLock)
         {
-            int ownerRetries = 0;
             while (_waiters.TryPeek(out Waiter? head, out int generation))
             {
                 long tokens = head.Tag;
@@ -251,11 +247,6 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                     }
 
                     continue;
-                }
-
-                if (wait == 0 && ++ownerRetries <= OwnerRetries)
-                {
-                    continue; // a concurrent refill held the word: try again at once
                 }
 
                 _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

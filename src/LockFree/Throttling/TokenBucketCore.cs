@@ -31,8 +31,9 @@ internal enum AcquireStatus
 // Refill (the slow path) is an ownership hand-off on the same word: a thread CASes Closed in, becomes the owner,
 // reads the clock once, settles the batch and publishes a new word with a release store. _tat, _issued and the
 // statistics are plain fields touched only by the owner, ordered by the CAS that closes (acquire) and the store
-// that reopens (release). A thread that finds the word Closed spins a bounded number of times, then gives up with
-// a refusal and retryAfter = 0: it never waits on a preempted owner indefinitely and never over-admits.
+// that reopens (release). The owner's section is a few dozen instructions (no allocation, no user code); a thread
+// that finds the word Closed waits it out (spin, then yield) rather than refuse: a refusal while tokens exist
+// would be a wrong answer.
 //
 // Charging at settlement, not at issue. The batch's tokens are charged when the batch is settled, at the
 // settler's clock reading, which is later than every spend from it: _tat = max(_tat, now) + spent * Interval.
@@ -51,8 +52,9 @@ internal enum AcquireStatus
 // lower the bucket and keep the memo true; refunds clear it. Only for TimeProvider.System, whose clock the coarse
 // tick follows; an injected provider stays the only source of time.
 //
-// Progress: the success path is lock-free (a failed CAS means another thread's succeeded). Refill is a try-lock
-// whose waiters are bounded: they return. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
+// Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
+// succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
+// (they yield) until it runs again; it never over-admits and never refuses spuriously. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
 // the fast path stops and refusals happen on the slow path, where FIFO order is kept (no barging).
 internal struct TokenBucketCore<TAtomics>
     where TAtomics : struct, IAtomics
@@ -61,9 +63,6 @@ internal struct TokenBucketCore<TAtomics>
     public const long RetiredFlag = 1L << 60;
     public const long WaitingFlag = 1L << 61;
     public const long ClosedFlag = 1L << 62;
-
-    /// <summary>Spins a contender makes on a Closed word before it gives up with a refusal (about a microsecond on a busy core).</summary>
-    private const int MaxOwnerSpins = 64;
 
     /// <summary>Bits of the refusal memo that hold the token count it refuses from.</summary>
     private const int MemoTokenBits = 20;
@@ -86,7 +85,7 @@ internal struct TokenBucketCore<TAtomics>
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
-    private StripedCounter? _memoRefused; // refusals made without ownership (memo, contention); created on first use (keyed tables hold many buckets)
+    private StripedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -220,20 +219,12 @@ internal struct TokenBucketCore<TAtomics>
     private AcquireStatus AcquireSlow(long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
         SpinWait spinner = default;
-        int spins = 0;
         while (true)
         {
             long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store
             if ((word & ClosedFlag) != 0)
             {
-                if (++spins > MaxOwnerSpins)
-                {
-                    waitUnits = 0; // the owner is refilling right now: try again at once
-                    (_memoRefused ?? CreateMemoCounter()).Increment(); // counted with the refusals made without ownership
-                    return AcquireStatus.Refused;
-                }
-
-                TAtomics.SpinOnce(ref spinner);
+                TAtomics.SpinOnce(ref spinner); // a refill is a few dozen instructions: wait it out (spin, then yield)
                 continue;
             }
 

@@ -11,7 +11,8 @@ namespace LockFree.Tests.Concurrency.Throttling;
 /// <summary>
 /// The token bucket engine instantiated with <see cref="TestAtomics"/>, explored with concurrent acquirers (and a
 /// thread that moves the manual clock) under random walk, PCT and bounded-preemption search, race detection on.
-/// Post-part check: the accuracy bound over the whole run, admitted &lt;= capacity + rate x time advanced.
+/// Post-part checks: the accuracy bound over the whole run, admitted &lt;= capacity + rate x time advanced; with the
+/// clock still, no token lost (admitted + available = capacity) and none refused while the bucket held it.
 /// The planted split CAS (a lost update on the batch word) must be found as over-admission.
 /// </summary>
 public sealed class TokenBucketScheduleTests(ITestOutputHelper output)
@@ -147,6 +148,13 @@ public sealed class TokenBucketScheduleTests(ITestOutputHelper output)
                     if (admitted + available != scenario.Capacity)
                     {
                         throw new BoundViolationException($"admitted {admitted} + available {available} != capacity {scenario.Capacity}: tokens lost");
+                    }
+
+                    // And with the clock still, charging is exact: no request was refused while the bucket held its tokens.
+                    long requested = scenario.Acquirers * (long)scenario.Costs.Sum();
+                    if (admitted != Math.Min(requested, scenario.Capacity))
+                    {
+                        throw new BoundViolationException($"admitted {admitted} of {requested} requested from a full bucket of {scenario.Capacity}: a refusal while tokens remained");
                     }
                 }
             },
