@@ -102,6 +102,64 @@ public sealed class TokenBucketStressTests(ITestOutputHelper output)
         Assert.InRange(total, 1, bound);
     }
 
+    [Fact]
+    public async Task AcquireAsync_ConcurrentWaitersWithCancellations_EveryTokenAccountedFor()
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(10, 1000, time);
+        Assert.True(bucket.TryAcquire(10));
+        int waiters = (int)StressScale.Items(400);
+        long granted = 0;
+        int cancelled = 0;
+        var random = new Random(42);
+        var tasks = new List<Task>();
+        var sources = new List<CancellationTokenSource>();
+        for (int i = 0; i < waiters; i++)
+        {
+            int tokens = 1 + random.Next(3);
+            var cts = new CancellationTokenSource();
+            sources.Add(cts);
+            tasks.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    Assert.True(await bucket.AcquireAsync(tokens, cts.Token));
+                    Interlocked.Add(ref granted, tokens);
+                }
+                catch (OperationCanceledException)
+                {
+                    Interlocked.Increment(ref cancelled);
+                }
+            }));
+        }
+
+        // Drive the clock and cancel a third of the waiters at random moments, from another thread.
+        Task canceller = Task.Run(() =>
+        {
+            var r = new Random(7);
+            foreach (CancellationTokenSource cts in sources.Where(_ => r.Next(3) == 0))
+            {
+                cts.Cancel();
+                Thread.SpinWait(r.Next(2000));
+            }
+        });
+        var deadline = DateTime.UtcNow + StressScale.Timeout(TimeSpan.FromSeconds(60));
+        while (tasks.Any(t => !t.IsCompleted))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"waiters stuck: {tasks.Count(t => !t.IsCompleted)} of {waiters}, {bucket.QueuedWaiters} queued");
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            await Task.Yield();
+        }
+
+        await canceller.WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+        output.WriteLine($"{waiters} waiters: {granted} tokens granted, {cancelled} cancelled");
+        Assert.Equal(0, bucket.QueuedWaiters);
+        Assert.Equal(10 + granted, bucket.AdmittedTokens); // grants are charged exactly; refunds of lost races cancel out
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(bucket.TryAcquire(10)); // no waiting barrier left behind, no token lost to a cancelled waiter
+    }
+
     /// <summary>Tokens spent from the open batch are charged when it settles: settle it by reading the available count.</summary>
     private static long OpenBatchSpent(TokenBucket bucket, long total)
     {
