@@ -13,6 +13,7 @@ using LockFree.Benchmarks.Internal;
 using LockFree.Benchmarks.Queues;
 using LockFree.Benchmarks.Timers;
 using LockFree.Benchmarks.WorkStealing;
+using LockFree.Benchmarks.Throttling;
 
 namespace LockFree.Benchmarks.Infrastructure;
 
@@ -38,6 +39,7 @@ public static class QuickRun
         typeof(BackpressureFullBufferBenchmarks),
         typeof(WorkStealingDequePushPopBenchmarks),
         typeof(TimerWheelScheduleCancelBenchmarks),
+        typeof(TokenBucketAcquireBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>

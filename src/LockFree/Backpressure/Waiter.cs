@@ -62,6 +62,9 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
     internal bool IsLinked { get; set; }
 
+    /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
+    internal long Tag { get; set; }
+
     public WaitStatus Status => (WaitStatus)(Volatile.Read(ref _status) & StateMask);
 
     public short Version => _core.Version;

@@ -37,7 +37,7 @@ internal sealed class WaiterList
     public bool HasWaiters => _gate.HasWaiters();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
-    public Waiter RentAndLink(bool synchronous)
+    public Waiter RentAndLink(bool synchronous, long tag = 0)
     {
         Waiter waiter;
         lock (_lock)
@@ -53,6 +53,7 @@ internal sealed class WaiterList
         }
 
         waiter.Reset(synchronous);
+        waiter.Tag = tag;
         lock (_lock)
         {
             waiter.Previous = _tail;
@@ -76,6 +77,58 @@ internal sealed class WaiterList
 
     /// <summary>Removes a waiter that is still linked (cancelled, timed out, or abandoned after a successful recheck).</summary>
     public void Unlink(Waiter waiter)
+    {
+        UnlinkCore(waiter);
+        Unlinked?.Invoke();
+    }
+
+    /// <summary>Called (outside the lock) after <see cref="Unlink"/>, i.e. after a waiter left by cancellation, timeout or abandonment.</summary>
+    public Action? Unlinked { get; set; }
+
+    /// <summary>Waiters linked now (a snapshot).</summary>
+    public int Count => (int)_gate.Waiters;
+
+    /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
+    public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
+    {
+        lock (_lock)
+        {
+            waiter = _head;
+            generation = waiter?.Generation ?? 0;
+            return waiter is not null;
+        }
+    }
+
+    /// <summary>Unlinks <paramref name="waiter"/> if it is still the oldest linked waiter, in wait <paramref name="generation"/>.</summary>
+    public bool TryPopIfHead(Waiter waiter, int generation)
+    {
+        lock (_lock)
+        {
+            if (!ReferenceEquals(_head, waiter) || waiter.Generation != generation)
+            {
+                return false;
+            }
+
+            PopHeadLocked();
+            return true;
+        }
+    }
+
+    /// <summary>Ends the oldest waiter that is still waiting with <paramref name="status"/>; false when none waits.</summary>
+    public bool FinishOldest(WaitStatus status)
+    {
+        while (TryPop(out Waiter? waiter, out int generation))
+        {
+            if (waiter.TryFinish(status, generation))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void UnlinkCore(Waiter waiter)
     {
         lock (_lock)
         {
@@ -161,22 +214,29 @@ internal sealed class WaiterList
                 return false;
             }
 
-            _head = waiter.Next;
-            if (_head is null)
-            {
-                _tail = null;
-            }
-            else
-            {
-                _head.Previous = null;
-            }
-
-            waiter.Next = null;
-            waiter.Previous = null;
-            waiter.IsLinked = false;
-            _gate.Unregister();
+            PopHeadLocked();
             generation = waiter.Generation;
             return true;
         }
+    }
+
+    /// <summary>Unlinks the head (there is one); the caller holds the lock.</summary>
+    private void PopHeadLocked()
+    {
+        Waiter waiter = _head!;
+        _head = waiter.Next;
+        if (_head is null)
+        {
+            _tail = null;
+        }
+        else
+        {
+            _head.Previous = null;
+        }
+
+        waiter.Next = null;
+        waiter.Previous = null;
+        waiter.IsLinked = false;
+        _gate.Unregister();
     }
 }

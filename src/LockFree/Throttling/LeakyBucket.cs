@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using LockFree.Backpressure;
+
+namespace LockFree;
+
+// Design: a shaper, not a meter. Requests that arrive while the output is idle leave at once (one interval
+// apart at most); the others wait in a bounded FIFO queue of pooled waiters (WaiterList: allocation-free in steady
+// state) and leave one per interval, released by one reusable ITimer of the injected TimeProvider (the library's
+// own pacing: there is no timer wheel to borrow ticks from yet). The release grid is kept while the timer is on
+// time (no drift) and restarted from now when the timer fired more than an interval late (no catch-up burst), so
+// departures are never closer than one interval. When the queue is full the overflow policy decides: Reject and
+// DropIncoming refuse the newcomer (counted apart), DropOldest evicts the longest waiter (its wait answers false)
+// and queues the newcomer. Wait is not offered: the queue is the wait, and waiting for room in it would make it
+// unbounded. The state is guarded by one lock held for a few field updates; waiters complete on the thread pool,
+// never under the lock.
+
+/// <summary>
+/// A leaky bucket that shapes traffic: requests enter a bounded queue of <see cref="Capacity"/> and leave at a
+/// constant <see cref="RequestsPerSecond"/>, paced by a timer of the injected <see cref="TimeProvider"/>.
+/// Put a <see cref="TokenBucket"/> in front for bursty admission with smooth output.
+/// </summary>
+[DebuggerDisplay("LeakyBucket: Capacity = {Capacity}, RequestsPerSecond = {RequestsPerSecond}")]
+public sealed class LeakyBucket : IDisposable
+{
+    private readonly object _lock = new();
+    private readonly WaiterList _queue = new();
+    private readonly TimeProvider _time;
+    private readonly long _interval;
+    private readonly double _requestsPerSecond;
+    private long _nextRelease;
+    private ITimer? _timer;
+    private bool _disposed;
+    private long _released;
+    private long _rejected;
+    private long _dropped;
+    private long _evicted;
+
+    /// <summary>Creates an empty leaky bucket.</summary>
+    /// <param name="capacity">Requests that may wait at once; at least 1.</param>
+    /// <param name="requestsPerSecond">The output rate; positive and finite, fractions allowed.</param>
+    /// <param name="overflowPolicy">What happens to a request that finds the queue full: <see cref="OverflowPolicy.Reject"/>, <see cref="OverflowPolicy.DropIncoming"/> or <see cref="OverflowPolicy.DropOldest"/>.</param>
+    /// <param name="timeProvider">The clock and its timers; <see cref="TimeProvider.System"/> when null.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A capacity below 1, a bad rate, or <see cref="OverflowPolicy.Wait"/> or an undefined policy.</exception>
+    public LeakyBucket(int capacity, double requestsPerSecond, OverflowPolicy overflowPolicy = OverflowPolicy.Reject, TimeProvider? timeProvider = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        if (!double.IsFinite(requestsPerSecond) || requestsPerSecond <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(requestsPerSecond), requestsPerSecond, "The rate must be a positive, finite number of requests per second.");
+        }
+
+        if (overflowPolicy is not (OverflowPolicy.Reject or OverflowPolicy.DropIncoming or OverflowPolicy.DropOldest))
+        {
+            throw new ArgumentOutOfRangeException(nameof(overflowPolicy), overflowPolicy, "A leaky bucket's queue is its wait: use Reject, DropIncoming or DropOldest.");
+        }
+
+        _time = timeProvider ?? TimeProvider.System;
+        double interval = Math.Ceiling(_time.TimestampFrequency / requestsPerSecond);
+        if (interval > long.MaxValue / 4)
+        {
+            throw new ArgumentOutOfRangeException(nameof(requestsPerSecond), requestsPerSecond, "The rate is too low for the clock.");
+        }
+
+        _interval = Math.Max((long)interval, 1);
+        _requestsPerSecond = requestsPerSecond;
+        Capacity = capacity;
+        OverflowPolicy = overflowPolicy;
+        _nextRelease = _time.GetTimestamp();
+    }
+
+    /// <summary>Requests that may wait at once.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The output rate.</summary>
+    public double RequestsPerSecond => _requestsPerSecond;
+
+    /// <summary>What happens when the queue is full.</summary>
+    public OverflowPolicy OverflowPolicy { get; }
+
+    /// <summary>Requests waiting now (a snapshot).</summary>
+    public int QueuedCount => _queue.Count;
+
+    /// <summary>Requests let through so far.</summary>
+    public long Released => Volatile.Read(ref _released);
+
+    /// <summary>Requests refused on a full queue under <see cref="OverflowPolicy.Reject"/>.</summary>
+    public long Rejected => Volatile.Read(ref _rejected);
+
+    /// <summary>Requests refused on a full queue under <see cref="OverflowPolicy.DropIncoming"/>.</summary>
+    public long DroppedIncoming => Volatile.Read(ref _dropped);
+
+    /// <summary>Waiting requests evicted under <see cref="OverflowPolicy.DropOldest"/>.</summary>
+    public long Evicted => Volatile.Read(ref _evicted);
+
+    /// <summary>Passes at once if the output is idle and nobody waits; never queues.</summary>
+    /// <exception cref="ObjectDisposedException">The bucket was disposed.</exception>
+    public bool TryEnter()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return TryPassLocked(_time.GetTimestamp());
+        }
+    }
+
+    /// <summary>
+    /// Enters the bucket and completes when this request's turn to leave comes (true), or when it is refused on a
+    /// full queue or evicted by a newer one (false), per <see cref="OverflowPolicy"/>.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; the request left the queue.</exception>
+    /// <exception cref="ObjectDisposedException">The bucket was disposed (a queued request answers false instead).</exception>
+    public ValueTask<bool> EnterAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        Waiter waiter;
+        short version;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            long now = _time.GetTimestamp();
+            if (TryPassLocked(now))
+            {
+                return new ValueTask<bool>(true);
+            }
+
+            if (_queue.Count >= Capacity)
+            {
+                switch (OverflowPolicy)
+                {
+                    case OverflowPolicy.Reject:
+                        _rejected++;
+                        return new ValueTask<bool>(false);
+                    case OverflowPolicy.DropIncoming:
+                        _dropped++;
+                        return new ValueTask<bool>(false);
+                    default:
+                        if (_queue.FinishOldest(WaitStatus.TimedOut))
+                        {
+                            _evicted++;
+                        }
+
+                        break;
+                }
+            }
+
+            waiter = _queue.RentAndLink(synchronous: false);
+            version = waiter.Version;
+            ArmLocked(now);
+        }
+
+        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>Ends every queued wait with false and stops the pacing timer.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _timer?.Dispose();
+            _queue.FinishAll(WaitStatus.Completed);
+        }
+    }
+
+    private bool TryPassLocked(long now)
+    {
+        if (_queue.Count != 0 || now < _nextRelease)
+        {
+            return false;
+        }
+
+        _nextRelease = now + _interval;
+        _released++;
+        return true;
+    }
+
+    private void ArmLocked(long now)
+    {
+        _timer ??= _time.CreateTimer(static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        long due = Math.Max(_nextRelease - now, 0);
+        _timer.Change(TimeSpan.FromTicks((long)Math.Ceiling(due * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency))), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The pacing timer: lets the oldest waiter go if its slot has come, then re-arms for the next slot.</summary>
+    private void Release()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            long now = _time.GetTimestamp();
+            if (now >= _nextRelease && _queue.FinishOldest(WaitStatus.Signaled))
+            {
+                _released++;
+                long next = _nextRelease + _interval;
+                _nextRelease = next > now ? next : now + _interval; // keep the grid unless a whole slot was missed
+            }
+
+            if (_queue.Count > 0)
+            {
+                ArmLocked(now);
+            }
+        }
+    }
+}

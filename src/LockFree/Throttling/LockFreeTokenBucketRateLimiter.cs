@@ -1,0 +1,229 @@
+using System.Runtime.CompilerServices;
+using System.Threading.RateLimiting;
+using LockFree.Throttling;
+
+namespace LockFree;
+
+// Design: a System.Threading.RateLimiting adapter over one TokenBucket, so the bucket plugs into ASP.NET Core's
+// rate-limiting middleware and Polly's rate-limiter strategy. Leases are shared immutable instances (see
+// BucketLease): a successful AttemptAcquire is the bucket's one CAS plus returning a static lease (0 B), and a
+// refusal returns a cached lease whose RetryAfter is the bucket's hint rounded up (0 B in steady state).
+// Statistics come from counters the bucket keeps anyway (tokens admitted, refusals), corrected by counters kept
+// on the rare paths only (waits, probes, extra permits of multi-permit leases): neither the single-permit success
+// path nor the refusal path counts anything itself.
+
+/// <summary>
+/// A <see cref="ReplenishingRateLimiter"/> over a lock-free <see cref="TokenBucket"/>: the drop-in for
+/// <see cref="TokenBucketRateLimiter"/> where throughput matters. Replenishment is continuous and lazy (no timer):
+/// <see cref="IsAutoReplenishing"/> is true and <see cref="ReplenishmentPeriod"/> is one token's interval.
+/// Failed leases carry <see cref="MetadataName.RetryAfter"/>. Waiting (<c>AcquireAsync</c>) is FIFO up to
+/// <see cref="LockFreeTokenBucketRateLimiterOptions.QueueLimit"/> permits; while anyone waits, attempts fail.
+/// </summary>
+public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
+{
+    private readonly TokenBucket _bucket;
+    private readonly int _queueLimit;
+    private readonly CancellationTokenSource _disposed = new();
+    private long _queuedPermits;
+    private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
+    private long _waits;         // refusals that became waits (and later successful leases)
+    private long _extraPermits;
+
+    /// <summary>Creates the limiter and its bucket from <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see each option).</exception>
+    public LockFreeTokenBucketRateLimiter(LockFreeTokenBucketRateLimiterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.QueueLimit, nameof(options.QueueLimit));
+        TokenBucket.ValidateOptions(options.TokenLimit, options.TokensPerSecond);
+        int batch = options.FastPathBatch ?? TokenBucket.DefaultBatch(options.TokenLimit);
+        _bucket = new TokenBucket(options.TokenLimit, options.TokensPerSecond, batch, options.TimeProvider) { Name = options.Name };
+        _queueLimit = options.QueueLimit;
+    }
+
+    /// <summary>Wraps an existing bucket (which other code may share).</summary>
+    /// <param name="bucket">The bucket.</param>
+    /// <param name="queueLimit">Permits that may wait at once (0 = never wait).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="bucket"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="queueLimit"/> is negative.</exception>
+    public LockFreeTokenBucketRateLimiter(TokenBucket bucket, int queueLimit = 0)
+    {
+        ArgumentNullException.ThrowIfNull(bucket);
+        ArgumentOutOfRangeException.ThrowIfNegative(queueLimit);
+        _bucket = bucket;
+        _queueLimit = queueLimit;
+    }
+
+    /// <summary>The bucket behind the limiter.</summary>
+    public TokenBucket Bucket => _bucket;
+
+    /// <inheritdoc/>
+    public override bool IsAutoReplenishing => true;
+
+    /// <summary>One token's interval at the effective rate (replenishment is continuous).</summary>
+    public override TimeSpan ReplenishmentPeriod => TimeSpan.FromSeconds(1 / _bucket.EffectiveTokensPerSecond);
+
+    /// <inheritdoc/>
+    public override TimeSpan? IdleDuration => _bucket.IdleDuration;
+
+    /// <summary>Nothing to do: the bucket refills lazily from the clock. Always false.</summary>
+    public override bool TryReplenish() => false;
+
+    /// <summary>
+    /// A snapshot: available tokens (reads the clock), queued permits, failed leases (the bucket's refusals, less
+    /// those that became waits), and successful leases (tokens the bucket admitted minus the extra permits of
+    /// multi-permit leases; the open fast-path batch is counted when it settles). A bucket shared with other code
+    /// counts that code's acquires too.
+    /// </summary>
+    public override RateLimiterStatistics? GetStatistics()
+    {
+        ThrowIfDisposed();
+        return new RateLimiterStatistics
+        {
+            CurrentAvailablePermits = _bucket.AvailableTokens,
+            CurrentQueuedCount = Volatile.Read(ref _queuedPermits),
+            TotalFailedLeases = Math.Max(_bucket.RefusedCount - Volatile.Read(ref _waits) + Volatile.Read(ref _otherFailures), 0),
+            TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _extraPermits), 0),
+        };
+    }
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        ThrowIfDisposed();
+        if (permitCount <= 1 && permitCount >= 0)
+        {
+            if (permitCount == 0)
+            {
+                return Probe();
+            }
+
+            if (_bucket.TryAcquire(1, out TimeSpan retryAfter))
+            {
+                return BucketLease.Success;
+            }
+
+            return BucketLease.Failed(retryAfter);
+        }
+
+        return AttemptMany(permitCount);
+    }
+
+    /// <inheritdoc/>
+    protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (permitCount == 0)
+        {
+            return new ValueTask<RateLimitLease>(Probe());
+        }
+
+        TokenBucket.ValidateTokens(permitCount, _bucket.Capacity);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<RateLimitLease>(cancellationToken);
+        }
+
+        if (_bucket.TryAcquire(permitCount, out TimeSpan retryAfter))
+        {
+            CountExtra(permitCount);
+            return new ValueTask<RateLimitLease>(BucketLease.Success);
+        }
+
+        if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
+        {
+            Interlocked.Add(ref _queuedPermits, -permitCount);
+            return new ValueTask<RateLimitLease>(BucketLease.Failed(retryAfter));
+        }
+
+        Interlocked.Increment(ref _waits);
+        return WaitAsync(permitCount, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed.IsCancellationRequested)
+        {
+            _disposed.Cancel(); // queued waits end with a failed lease
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <inheritdoc/>
+    protected override ValueTask DisposeAsyncCore()
+    {
+        Dispose(true);
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask<RateLimitLease> WaitAsync(int permitCount, CancellationToken cancellationToken)
+    {
+        CancellationTokenSource? linked = cancellationToken.CanBeCanceled
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token)
+            : null;
+        try
+        {
+            await _bucket.AcquireAfterRefusalAsync(permitCount, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            CountExtra(permitCount);
+            return BucketLease.Success;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _otherFailures);
+            return BucketLease.Failed(TimeSpan.Zero); // the limiter was disposed while we waited
+        }
+        finally
+        {
+            Interlocked.Add(ref _queuedPermits, -permitCount);
+            linked?.Dispose();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RateLimitLease AttemptMany(int permitCount)
+    {
+        TokenBucket.ValidateTokens(permitCount, _bucket.Capacity);
+        if (_bucket.TryAcquire(permitCount, out TimeSpan retryAfter))
+        {
+            CountExtra(permitCount);
+            return BucketLease.Success;
+        }
+
+        return BucketLease.Failed(retryAfter);
+    }
+
+    private RateLimitLease Probe()
+    {
+        if (_bucket.AvailableTokens > 0)
+        {
+            return BucketLease.Success;
+        }
+
+        Interlocked.Increment(ref _otherFailures);
+        return BucketLease.FailedNoHint;
+    }
+
+    private void CountExtra(int permitCount)
+    {
+        if (permitCount > 1)
+        {
+            Interlocked.Add(ref _extraPermits, permitCount - 1);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ThrowIfDisposed()
+    {
+        if (_disposed.IsCancellationRequested)
+        {
+            ThrowDisposed();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowDisposed() => throw new ObjectDisposedException(nameof(LockFreeTokenBucketRateLimiter));
+}

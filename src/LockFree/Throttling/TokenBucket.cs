@@ -1,0 +1,349 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using LockFree.Backpressure;
+using LockFree.Internal;
+using LockFree.Throttling;
+
+namespace LockFree;
+
+// Design: the public face of TokenBucketCore<RealAtomics> (the lock-free GCRA engine, see its design note) plus
+// FIFO asynchronous waiting.
+//
+// Waiting: a waiter links itself into a WaiterList (pooled IValueTaskSource waiters, allocation-free in steady
+// state) and sets the engine's Waiting flag, so every later TryAcquire takes the slow path and is refused while
+// anyone waits: nobody barges past a waiter. A pump, serialised by _pumpLock, grants the oldest waiter its
+// tokens (taken exactly, charged at that instant), unlinks it and completes it; when the head cannot be served
+// it re-arms one reusable ITimer for the instant the bucket will hold the head's tokens. A waiter cancelled or
+// timed out meanwhile is unlinked by its own callback (which re-runs the pump); a grant that loses the race with
+// a cancellation is refunded, so cancellation leaves no trace and loses no tokens. When the list empties the
+// pump clears the Waiting flag. The pump never runs user code: completions hop to the thread pool.
+
+/// <summary>
+/// A lock-free token bucket: holds up to <see cref="Capacity"/> tokens, refilled continuously at
+/// <see cref="TokensPerSecond"/> (fractional rates allowed), lazily from the <see cref="TimeProvider"/>'s
+/// timestamps. A successful <see cref="TryAcquire(int)"/> is one compare-and-swap and reads no clock; a refusal
+/// allocates nothing and throws nothing.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Accuracy: over any window of length <c>elapsed</c>, the tokens admitted never exceed
+/// <c>Capacity + TokensPerSecond * elapsed</c>, with any number of concurrent callers. The rate is rounded down
+/// to the clock's resolution (<see cref="EffectiveTokensPerSecond"/>, within 1/4096 for ordinary rates).
+/// </para>
+/// <para>
+/// Exactness: tokens are pre-credited to a lock-free batch of up to <see cref="FastPathBatch"/> tokens and charged
+/// when the batch settles, so the bucket may refuse while an exact bucket would still hold up to
+/// <c>FastPathBatch - 1</c> tokens (it never admits more than an exact one). <c>FastPathBatch = 1</c> is exact and
+/// reads the clock on every call. The default is <c>Capacity / 16</c>, between 1 and 1024.
+/// </para>
+/// <para>
+/// Fairness: <see cref="AcquireAsync(int, CancellationToken)"/> waits in arrival order. While anyone waits,
+/// <see cref="TryAcquire(int)"/> refuses (it does not barge past the queue).
+/// </para>
+/// </remarks>
+[DebuggerDisplay("TokenBucket: Capacity = {Capacity}, TokensPerSecond = {TokensPerSecond}")]
+public sealed class TokenBucket : ITokenBucketMetricsSource
+{
+    /// <summary>The largest default fast-path batch (amortises the clock read to a few hundredths of a nanosecond).</summary>
+    public const int MaxDefaultBatch = 1024;
+
+    private TokenBucketCore<RealAtomics> _core; // mutable struct: never copy
+    private readonly double _tokensPerSecond;
+    private readonly WaiterList _waiters = new();
+    private readonly object _pumpLock = new();
+    private readonly string? _name;
+    private ITimer? _timer;
+
+    /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
+    /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
+    /// <param name="tokensPerSecond">Refill rate; positive and finite, fractions allowed.</param>
+    /// <param name="timeProvider">The only source of time; <see cref="TimeProvider.System"/> when null.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A non-positive or non-finite rate, or a capacity out of range.</exception>
+    public TokenBucket(long capacity, double tokensPerSecond, TimeProvider? timeProvider = null)
+        : this(capacity, tokensPerSecond, DefaultBatch(capacity), timeProvider)
+    {
+    }
+
+    /// <summary>As <see cref="TokenBucket(long, double, TimeProvider?)"/>, with an explicit fast-path batch (1 = exact, clock read per call).</summary>
+    /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
+    /// <param name="tokensPerSecond">Refill rate; positive and finite, fractions allowed.</param>
+    /// <param name="fastPathBatch">Tokens pre-credited per refill; 1 to <paramref name="capacity"/>.</param>
+    /// <param name="timeProvider">The only source of time; <see cref="TimeProvider.System"/> when null.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A non-positive or non-finite rate, a capacity out of range, or a batch outside 1..capacity.</exception>
+    public TokenBucket(long capacity, double tokensPerSecond, int fastPathBatch, TimeProvider? timeProvider = null)
+    {
+        _core = new TokenBucketCore<RealAtomics>(capacity, tokensPerSecond, fastPathBatch, timeProvider ?? TimeProvider.System);
+        _tokensPerSecond = tokensPerSecond;
+        _waiters.Unlinked = Pump;
+    }
+
+    /// <summary>The default fast-path batch for <paramref name="capacity"/>: <c>Capacity / 16</c>, between 1 and <see cref="MaxDefaultBatch"/>.</summary>
+    public static int DefaultBatch(long capacity) => (int)Math.Clamp(capacity / 16, 1, MaxDefaultBatch);
+
+    /// <summary>Tokens the bucket holds when full.</summary>
+    public long Capacity => _core.Capacity;
+
+    /// <summary>The configured refill rate.</summary>
+    public double TokensPerSecond => _tokensPerSecond;
+
+    /// <summary>The rate actually enforced: the configured one rounded down to the clock's resolution.</summary>
+    public double EffectiveTokensPerSecond => _core.EffectiveTokensPerSecond;
+
+    /// <summary>Tokens pre-credited per refill of the lock-free fast path (1 = exact).</summary>
+    public int FastPathBatch => (int)_core.Batch;
+
+    /// <summary>The clock.</summary>
+    public TimeProvider TimeProvider => _core.Time;
+
+    /// <summary>An optional name; a named bucket reports through the <c>LockFree</c> meter (see <see cref="TokenBucketMetrics"/>).</summary>
+    public string? Name
+    {
+        get => _name;
+        init
+        {
+            _name = value;
+            if (value is not null)
+            {
+                TokenBucketMetrics.Register(this);
+            }
+        }
+    }
+
+    /// <summary>Tokens available now (a snapshot that reads the clock; 0 while waiters are served first).</summary>
+    public long AvailableTokens => _waiters.Count > 0 ? 0 : _core.Available();
+
+    /// <summary>Asynchronous waiters queued now (a snapshot).</summary>
+    public int QueuedWaiters => _waiters.Count;
+
+    /// <summary>Tokens admitted so far (a snapshot; tokens of the open fast-path batch are counted when it settles).</summary>
+    public long AdmittedTokens => _core.SettledTokens;
+
+    /// <summary>Refused acquires so far (a snapshot).</summary>
+    public long RefusedCount => _core.RefusedCount;
+
+    long ITokenBucketMetricsSource.Limit => Capacity;
+
+    /// <summary>Takes <paramref name="tokens"/> if the bucket holds them and nobody waits; otherwise takes nothing.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryAcquire(int tokens = 1)
+    {
+        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        {
+            ThrowTokensOutOfRange(tokens);
+        }
+
+        return _core.TryAcquire(tokens, out _) == AcquireStatus.Acquired;
+    }
+
+    /// <summary>
+    /// As <see cref="TryAcquire(int)"/>; on refusal, <paramref name="retryAfter"/> is when the bucket alone will
+    /// hold the tokens (a hint: queued waiters are served first).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryAcquire(int tokens, out TimeSpan retryAfter)
+    {
+        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        {
+            ThrowTokensOutOfRange(tokens);
+        }
+
+        if (_core.TryAcquire(tokens, out long wait) == AcquireStatus.Acquired)
+        {
+            retryAfter = TimeSpan.Zero;
+            return true;
+        }
+
+        retryAfter = _core.ToTimeSpan(wait);
+        return false;
+    }
+
+    /// <summary>
+    /// Waits, in arrival order, until <paramref name="tokens"/> are taken. Completes synchronously when they are
+    /// available and nobody waits; allocation-free in steady state otherwise.
+    /// </summary>
+    /// <returns>True (the tokens were taken).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; no tokens were taken.</exception>
+    public ValueTask<bool> AcquireAsync(int tokens = 1, CancellationToken cancellationToken = default) =>
+        AcquireAsync(tokens, Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="AcquireAsync(int, CancellationToken)"/>, giving up after <paramref name="timeout"/>
+    /// (a finite timeout allocates one timer for the wait).
+    /// </summary>
+    /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; no tokens were taken.</exception>
+    public ValueTask<bool> AcquireAsync(int tokens, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        {
+            ThrowTokensOutOfRange(tokens);
+        }
+
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be non-negative or infinite.");
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
+        if (_core.TryAcquire(tokens, out _) == AcquireStatus.Acquired)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        if (timeout == TimeSpan.Zero)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        return Enqueue(tokens, timeout, cancellationToken);
+    }
+
+    /// <summary>Joins the wait queue without first trying (the caller's own attempt was just refused).</summary>
+    internal ValueTask<bool> AcquireAfterRefusalAsync(int tokens, CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<bool>(cancellationToken)
+            : Enqueue(tokens, Timeout.InfiniteTimeSpan, cancellationToken);
+
+    private ValueTask<bool> Enqueue(int tokens, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Waiter waiter;
+        short version;
+        lock (_pumpLock)
+        {
+            waiter = _waiters.RentAndLink(synchronous: false, tag: tokens);
+            version = waiter.Version;
+            if (!_core.HasWaitingFlag)
+            {
+                _core.SetWaiting(true); // from now on TryAcquire refuses: no barging past the queue
+            }
+        }
+
+        waiter.Arm(timeout, cancellationToken, _core.Time);
+        Pump();
+        return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>Serves the queue in order as far as the bucket allows, then re-arms the timer or clears the Waiting flag.</summary>
+    private void Pump()
+    {
+        lock (_pumpLock)
+        {
+            while (_waiters.TryPeek(out Waiter? head, out int generation))
+            {
+                long tokens = head.Tag;
+                if (_core.TryAcquireForWaiter(tokens, out long wait) == AcquireStatus.Acquired)
+                {
+                    if (!_waiters.TryPopIfHead(head, generation) || !head.TryFinish(WaitStatus.Signaled, generation))
+                    {
+                        _core.Refund(tokens); // cancelled or timed out meanwhile: the grant never happened
+                    }
+
+                    continue;
+                }
+
+                _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _timer.Change(wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait), Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            if (_core.HasWaitingFlag)
+            {
+                _core.SetWaiting(false);
+            }
+        }
+    }
+
+    /// <summary>Charges <paramref name="tokens"/> back (a refund to the bucket); used when a later level of a hierarchy refused.</summary>
+    internal void Refund(int tokens) => _core.Refund(tokens);
+
+    /// <summary>The engine's acquire with its three-way answer (keyed tables react to Retired).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal AcquireStatus TryAcquireCore(int tokens, out long waitUnits) => _core.TryAcquire(tokens, out waitUnits);
+
+    /// <summary>How long the bucket has been full with nobody waiting; null when it is in use.</summary>
+    internal TimeSpan? IdleDuration
+    {
+        get
+        {
+            long units = _waiters.Count > 0 ? -1 : _core.IdleUnits();
+            return units < 0 ? null : _core.ToTimeSpan(units);
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="tokens"/> from every bucket of <paramref name="levels"/>, or from none: the levels are
+    /// tried in order, and when one refuses, those before it get their tokens back. List the most specific level
+    /// first (operation, then key, then global), so the common refusal touches no shared level at all.
+    /// </summary>
+    /// <param name="levels">The buckets a request must pass, most specific first.</param>
+    /// <param name="tokens">The cost, at least 1 and at most every level's capacity.</param>
+    /// <param name="retryAfter">On refusal, the refusing level's hint.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above a level's capacity (checked before anything is taken).</exception>
+    /// <exception cref="ArgumentNullException">A level is null.</exception>
+    public static bool TryAcquireAll(ReadOnlySpan<TokenBucket> levels, int tokens, out TimeSpan retryAfter)
+    {
+        foreach (TokenBucket level in levels)
+        {
+            ArgumentNullException.ThrowIfNull(level, nameof(levels));
+            ValidateTokens(tokens, level.Capacity);
+        }
+
+        for (int i = 0; i < levels.Length; i++)
+        {
+            if (!levels[i].TryAcquire(tokens, out retryAfter))
+            {
+                for (int j = i - 1; j >= 0; j--)
+                {
+                    levels[j].Refund(tokens);
+                }
+
+                return false;
+            }
+        }
+
+        retryAfter = TimeSpan.Zero;
+        return true;
+    }
+
+    /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
+    internal long IntervalUnits => _core.Interval;
+
+    /// <summary>Provider ticks are shifted left by this many bits to make the engine's time units.</summary>
+    internal int UnitShift => _core.Shift;
+
+    /// <summary>Converts the engine's wait units to time.</summary>
+    internal TimeSpan ToTimeSpan(long units) => _core.ToTimeSpan(units);
+
+    /// <summary>Retires the bucket if it is full and nobody waits (keyed-table eviction).</summary>
+    internal bool TryRetireIfFull() => _waiters.Count == 0 && _core.TryRetireIfFull();
+
+    /// <summary>Validates a capacity and rate as the constructor would, naming them as the constructor does.</summary>
+    internal static void ValidateOptions(long capacity, double tokensPerSecond)
+    {
+        TokenBucketCore<RealAtomics>.ValidateCapacity(capacity);
+        TokenBucketCore<RealAtomics>.ValidateRate(tokensPerSecond);
+    }
+
+    internal static void ValidateTokens(int tokens, long capacity)
+    {
+        if ((ulong)(tokens - 1L) >= (ulong)capacity)
+        {
+            ThrowTokensOutOfRange(tokens, capacity);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowTokensOutOfRange(int tokens) => ThrowTokensOutOfRange(tokens, _core.Capacity);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowTokensOutOfRange(int tokens, long capacity) =>
+        throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"Tokens must be between 1 and the capacity ({capacity}).");
+}

@@ -1,0 +1,481 @@
+using System.Runtime.CompilerServices;
+using LockFree.Internal;
+
+namespace LockFree.Throttling;
+
+/// <summary>What the engine's acquire answered.</summary>
+internal enum AcquireStatus
+{
+    /// <summary>The tokens were taken.</summary>
+    Acquired,
+
+    /// <summary>Not enough tokens (or waiters are queued ahead): nothing was taken.</summary>
+    Refused,
+
+    /// <summary>The bucket was retired by a keyed table's eviction: look the key up again.</summary>
+    Retired,
+}
+
+// Design: a GCRA token bucket (the "virtual scheduling" form of the generic cell rate algorithm, ITU-T I.371)
+// whose success path is one compare-and-swap on a counter of pre-credited tokens and reads no clock.
+//
+// Time. _tat is the theoretical arrival time: the instant at which the bucket would be full again. The bucket
+// holds Capacity - max(_tat - now, 0) / Interval tokens at `now`. Times are in units of (provider tick >> Shift),
+// measured from the bucket's creation, so _tat starts at 0 = full. Interval (units per token) is rounded up,
+// so the effective rate is never above the configured one.
+//
+// The fast word _fast.Value packs [Closed:1 @62][Waiting:1 @61][Retired:1 @60][count:40 @0]. count is a batch of
+// tokens the last refill took out of the bucket but has not charged to _tat yet: any thread takes from it with
+// one CAS (count - n), without reading the clock. Any flag set makes that CAS's range check fail.
+//
+// Refill (the slow path) is an ownership hand-off on the same word: a thread CASes Closed in, becomes the owner,
+// reads the clock once, settles the batch and publishes a new word with a release store. _tat, _issued and the
+// statistics are plain fields touched only by the owner, ordered by the CAS that closes (acquire) and the store
+// that reopens (release). The owner's section is a few dozen instructions (no allocation, no user code); a thread
+// that finds the word Closed waits it out (spin, then yield) rather than refuse: a refusal while tokens exist
+// would be a wrong answer.
+//
+// Charging at settlement, not at issue. The batch's tokens are charged when the batch is settled, at the
+// settler's clock reading, which is later than every spend from it: _tat = max(_tat, now) + spent * Interval.
+// max() is monotone in its time argument, so this _tat is never below the _tat of an exact GCRA bucket that
+// charged each token at the instant it was taken. And a batch is issued only when the settled bucket holds all
+// of it, so an exact bucket would have admitted every token of it at any later instant. Hence every admission
+// is one an exact GCRA bucket also makes: over any window, admitted <= Capacity + rate * elapsed (no slack).
+// The price is the other direction: tokens spent early from a batch that is settled late are charged late, so
+// the bucket may refuse while an exact one would still hold up to Batch - 1 tokens. The thread that takes a
+// batch's last token settles it on the spot (one clock read per batch), which keeps that gap small; Batch = 1
+// makes the bucket exact (and read the clock on every call).
+//
+// Refusals on the system clock: a refusal by the owner leaves a memo "fewer than k tokens until coarse time E"
+// (E = a little before the precise clock says k tokens will be there); later requests of at least k tokens before
+// E are refused on Environment.TickCount64 without the precise clock or the word's ownership. Admissions only
+// lower the bucket and keep the memo true; refunds clear it. Only for TimeProvider.System, whose clock the coarse
+// tick follows; an injected provider stays the only source of time.
+//
+// Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
+// succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
+// (they yield) until it runs again; it never over-admits and never refuses spuriously. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
+// the fast path stops and refusals happen on the slow path, where FIFO order is kept (no barging).
+internal struct TokenBucketCore<TAtomics>
+    where TAtomics : struct, IAtomics
+{
+    public const long CountMask = (1L << 40) - 1;
+    public const long RetiredFlag = 1L << 60;
+    public const long WaitingFlag = 1L << 61;
+    public const long ClosedFlag = 1L << 62;
+
+    /// <summary>Bits of the refusal memo that hold the token count it refuses from.</summary>
+    private const int MemoTokenBits = 20;
+
+    private const long MemoTokenMask = (1L << MemoTokenBits) - 1;
+
+    /// <summary>
+    /// How much earlier than computed a refusal memo stops answering (ms): covers Environment.TickCount64's
+    /// coarseness (a jiffy on Linux, 15.6 ms on Windows) and the rounding, so the memo never refuses a request
+    /// the exact bucket would admit.
+    /// </summary>
+    private const long CoarseMarginMs = 32;
+
+    /// <summary>The longest a memo lasts (ms): bounds any drift between the coarse and the precise clock.</summary>
+    private const long MaxMemoMs = 1000;
+
+    private PaddedIndex _fast;
+    private long _tat;          // plain: owner-only (see design)
+    private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
+    private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
+    private long _refused;      // plain: owner-only; refusals (statistics)
+    private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
+    private StripedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
+    private readonly bool _coarse;
+    private readonly long _originTick;
+
+    private readonly TimeProvider _time;
+    private readonly long _origin;
+    private readonly int _shift;
+    private readonly long _interval;
+    private readonly long _burst;
+    private readonly long _capacity;
+    private readonly long _batch;
+    private readonly double _unitsPerSecond;
+
+    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
+    {
+        ValidateRate(tokensPerSecond);
+        ValidateCapacity(capacity);
+        if (batch < 1 || batch > capacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, "The fast-path batch must be between 1 and the capacity.");
+        }
+
+        _time = time;
+        _capacity = capacity;
+        _batch = batch;
+        long frequency = time.TimestampFrequency;
+        (_shift, _interval) = ChooseUnits(frequency, tokensPerSecond);
+        if (_interval > (long.MaxValue >> 2) / capacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity,
+                $"Capacity x token interval overflows: {capacity} tokens at {tokensPerSecond} tokens/s is a burst longer than the clock can represent.");
+        }
+
+        _burst = capacity * _interval;
+        _unitsPerSecond = frequency * (double)(1L << _shift);
+        _origin = time.GetTimestamp();
+        _coarse = ReferenceEquals(time, TimeProvider.System);
+        _originTick = Environment.TickCount64 - 1; // so an expiry is never 0 (= no memo)
+    }
+
+    public readonly long Capacity => _capacity;
+
+    public readonly long Batch => _batch;
+
+    /// <summary>Units of time per token (provider ticks shifted left by <see cref="Shift"/>).</summary>
+    public readonly long Interval => _interval;
+
+    public readonly int Shift => _shift;
+
+    public readonly double UnitsPerSecond => _unitsPerSecond;
+
+    public readonly TimeProvider Time => _time;
+
+    /// <summary>The effective rate after rounding the interval up to whole clock units.</summary>
+    public readonly double EffectiveTokensPerSecond => _unitsPerSecond / _interval;
+
+    internal static void ValidateRate(double tokensPerSecond)
+    {
+        if (!double.IsFinite(tokensPerSecond) || tokensPerSecond <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokensPerSecond), tokensPerSecond, "The rate must be a positive, finite number of tokens per second.");
+        }
+    }
+
+    internal static void ValidateCapacity(long capacity)
+    {
+        if (capacity < 1 || capacity > CountMask)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"Capacity must be between 1 and {CountMask}.");
+        }
+    }
+
+    /// <summary>
+    /// Picks the time unit: the provider tick shifted left so a token's interval has at least 2^12 units (precision
+    /// better than 1/4096), as long as a century of time still fits in 62 bits.
+    /// </summary>
+    private static (int Shift, long Interval) ChooseUnits(long frequency, double tokensPerSecond)
+    {
+        const double Century = 100 * 365.25 * 86400;
+        int shift = 0;
+        while (shift < 20
+            && frequency / tokensPerSecond * (1L << shift) < 4096
+            && frequency * (double)(1L << (shift + 1)) * Century < long.MaxValue / 4)
+        {
+            shift++;
+        }
+
+        double exact = frequency * (double)(1L << shift) / tokensPerSecond;
+        if (exact > long.MaxValue / 4)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokensPerSecond), tokensPerSecond, "The rate is too low for the clock: one token's interval overflows.");
+        }
+
+        long interval = (long)Math.Ceiling(exact);
+        return (shift, Math.Max(interval, 1));
+    }
+
+    /// <summary>Now, in the bucket's units (from its creation).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly long Now() => (_time.GetTimestamp() - _origin) << _shift;
+
+    /// <summary>Converts a wait in units to a <see cref="TimeSpan"/>, rounded up to the next TimeSpan tick.</summary>
+    public readonly TimeSpan ToTimeSpan(long units) =>
+        units <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(units * (TimeSpan.TicksPerSecond / _unitsPerSecond)), TimeSpan.MaxValue.Ticks));
+
+    /// <summary>The success path: one CAS on the batch, no clock. <paramref name="waitUnits"/> is set on refusal only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public AcquireStatus TryAcquire(long tokens, out long waitUnits)
+    {
+        long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
+        long rest = word - tokens;
+        if ((ulong)rest <= CountMask // enough pre-credited tokens and no flag set
+            && TAtomics.CompareExchange(ref _fast.Value, rest, word) == word) // full fence: takes the tokens; pairs with other takers and the owner's close
+        {
+            waitUnits = 0;
+            if (rest == 0)
+            {
+                SettleDrained();
+            }
+
+            return AcquireStatus.Acquired;
+        }
+
+        return AcquireSlow(tokens, honorWaiting: true, _batch, out waitUnits);
+    }
+
+    /// <summary>Takes exactly <paramref name="tokens"/>, charged now, ignoring queued waiters (the waiter pump's grant).</summary>
+    public AcquireStatus TryAcquireForWaiter(long tokens, out long waitUnits) =>
+        AcquireSlow(tokens, honorWaiting: false, batch: 1, out waitUnits);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AcquireStatus AcquireSlow(long tokens, bool honorWaiting, long batch, out long waitUnits)
+    {
+        SpinWait spinner = default;
+        while (true)
+        {
+            long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store
+            if ((word & ClosedFlag) != 0)
+            {
+                TAtomics.SpinOnce(ref spinner); // a refill is a few dozen instructions: wait it out (spin, then yield)
+                continue;
+            }
+
+            if ((word & RetiredFlag) != 0)
+            {
+                waitUnits = 0;
+                return AcquireStatus.Retired;
+            }
+
+            if (batch > 1 && (word & WaitingFlag) == 0 && (word & CountMask) >= tokens)
+            {
+                // Contention on the fast path: the batch still has enough.
+                if (TAtomics.CompareExchange(ref _fast.Value, word - tokens, word) == word) // full fence: as the fast path
+                {
+                    waitUnits = 0;
+                    if (word == tokens)
+                    {
+                        SettleDrained();
+                    }
+
+                    return AcquireStatus.Acquired;
+                }
+
+                continue;
+            }
+
+            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out waitUnits))
+            {
+                return AcquireStatus.Refused;
+            }
+
+            if (TAtomics.CompareExchange(ref _fast.Value, word | ClosedFlag, word) != word) // full fence: ownership; pairs with the release store that reopens
+            {
+                continue;
+            }
+
+            return OwnerAcquire(word, tokens, honorWaiting, batch, out waitUnits);
+        }
+    }
+
+    /// <summary>Runs as the owner (the word is Closed): settles the batch, then admits, issues a batch, or refuses.</summary>
+    private AcquireStatus OwnerAcquire(long word, long tokens, bool honorWaiting, long batch, out long waitUnits)
+    {
+        long tick = _coarse ? Environment.TickCount64 - _originTick : 0; // before the precise clock: the memo errs early
+        long now = Now();
+        long tat = Settle(word, now);
+        long flags = word & WaitingFlag;
+        long debt = tat - now; // >= 0: Settle clamps _tat to now
+        long need = tokens * _interval;
+        if ((honorWaiting && flags != 0) || debt + need > _burst)
+        {
+            waitUnits = Math.Max(debt + need - _burst, 0);
+            TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
+            if (_coarse)
+            {
+                RememberShortage(tick, debt);
+            }
+
+            Publish(tat, issued: 0, flags);
+            return AcquireStatus.Refused;
+        }
+
+        waitUnits = 0;
+        long take = tokens;
+        if (batch > tokens)
+        {
+            take = Math.Min((_burst - debt) / _interval, batch); // >= tokens: the check above
+        }
+
+        if (take == tokens)
+        {
+            // No batch: charge the tokens now, exactly.
+            TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) + tokens); // plain: owner-only
+            Publish(tat + need, issued: 0, flags);
+        }
+        else
+        {
+            Publish(tat, issued: take, flags | (take - tokens));
+        }
+
+        return AcquireStatus.Acquired;
+    }
+
+    /// <summary>
+    /// The refusal memo (system clock only): after a refusal, until shortly before the bucket will hold one more
+    /// token than it does now, any request of at least that many tokens is refused on the coarse clock
+    /// (Environment.TickCount64, about 4 ns) instead of the precise one. Admissions only lower the bucket, so they
+    /// leave a memo true; a refund clears it. Waits shorter than the margin are not memoised.
+    /// </summary>
+    private void RememberShortage(long tick, long debt)
+    {
+        long shortOf = ((_burst - debt) / _interval) + 1; // one more than the bucket holds now
+        if (shortOf > MemoTokenMask)
+        {
+            return;
+        }
+
+        long units = debt + (shortOf * _interval) - _burst; // > 0: until the bucket holds shortOf
+        double ms = Math.Floor(units / _unitsPerSecond * 1000);
+        if (ms <= CoarseMarginMs)
+        {
+            return;
+        }
+
+        long expiry = tick + (long)Math.Min(ms, MaxMemoMs);
+        TAtomics.StoreRelease(ref _memo, (expiry << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
+    }
+
+    private bool TryMemoRefusal(long tokens, out long waitUnits)
+    {
+        long memo = TAtomics.LoadAcquire(ref _memo); // acquire: pairs with RememberShortage
+        if (memo != 0 && tokens >= (memo & MemoTokenMask))
+        {
+            long left = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
+            if (left > CoarseMarginMs)
+            {
+                waitUnits = (long)((left - CoarseMarginMs) * (_unitsPerSecond / 1000)); // a hint that errs early
+                (_memoRefused ?? CreateMemoCounter()).Increment();
+                return true;
+            }
+        }
+
+        waitUnits = 0;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private StripedCounter CreateMemoCounter()
+    {
+        Interlocked.CompareExchange(ref _memoRefused, new StripedCounter(), null); // publishes one counter; a loser's is dropped
+        return _memoRefused!;
+    }
+
+    /// <summary>Charges the spent part of the open batch at <paramref name="now"/>; returns the new TAT (at least now).</summary>
+    private long Settle(long word, long now)
+    {
+        long issued = TAtomics.LoadPlain(ref _issued); // plain: owner-only; ordered by the CAS that closed the word
+        long spent = issued - (word & CountMask);
+        long tat = Math.Max(TAtomics.LoadPlain(ref _tat), now) + (spent * _interval); // plain: owner-only
+        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) + spent); // plain: owner-only
+        return tat;
+    }
+
+    /// <summary>Stores the owner's state and reopens the word with <paramref name="word"/> (flags and count).</summary>
+    private void Publish(long tat, long issued, long word)
+    {
+        TAtomics.StorePlain(ref _tat, tat);       // plain: owner-only; published by the release below
+        TAtomics.StorePlain(ref _issued, issued); // plain: owner-only; published by the release below
+        TAtomics.StoreRelease(ref _fast.Value, word); // release: reopens; pairs with the acquire load of the next owner and takers
+    }
+
+    /// <summary>The thread that took a batch's last token settles it now, so its tokens are charged close to when they were spent.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void SettleDrained()
+    {
+        if (TAtomics.CompareExchange(ref _fast.Value, ClosedFlag, 0) != 0) // full fence: ownership of an empty, flag-free batch
+        {
+            return; // someone took ownership or set a flag: their settlement charges the batch
+        }
+
+        long tat = Settle(0, Now());
+        Publish(tat, issued: 0, 0);
+    }
+
+    /// <summary>Closes the word (spinning while another owner holds it) and returns the word seen; the caller must <see cref="Reopen"/>.</summary>
+    private long Own()
+    {
+        SpinWait spinner = default;
+        while (true)
+        {
+            long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store
+            if ((word & ClosedFlag) == 0 && TAtomics.CompareExchange(ref _fast.Value, word | ClosedFlag, word) == word) // full fence: ownership
+            {
+                return word;
+            }
+
+            TAtomics.SpinOnce(ref spinner);
+        }
+    }
+
+    private void Reopen(long word) => TAtomics.StoreRelease(ref _fast.Value, word & ~ClosedFlag); // release: pairs with the next owner's acquire
+
+    /// <summary>Sets or clears the Waiting flag (the async path's barrier against barging).</summary>
+    public void SetWaiting(bool waiting)
+    {
+        long word = Own();
+        Reopen(waiting ? word | WaitingFlag : word & ~WaitingFlag);
+    }
+
+    /// <summary>Gives back tokens taken by <see cref="TryAcquireForWaiter"/> whose waiter was cancelled meanwhile.</summary>
+    public void Refund(long tokens)
+    {
+        long word = Own();
+        TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
+        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
+        TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
+        Reopen(word);
+    }
+
+    /// <summary>
+    /// Retires the bucket if it is full (indistinguishable from a fresh one, so dropping it loses no accounting):
+    /// every later acquire answers <see cref="AcquireStatus.Retired"/>. False when it holds any debt, an open batch or waiters.
+    /// </summary>
+    public bool TryRetireIfFull()
+    {
+        long word = Own();
+        long now = Now();
+        long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
+        bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
+        Publish(tat, issued: 0, (word & (WaitingFlag | RetiredFlag)) | (full ? RetiredFlag : 0));
+        return full;
+    }
+
+    /// <summary>Tokens available now: a snapshot (the batch plus what the bucket holds beyond it). Reads the clock.</summary>
+    public long Available()
+    {
+        long word = Own();
+        long now = Now();
+        long tat = Settle(word, now);
+        long available = (_burst - (tat - now)) / _interval;
+        Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
+        return Math.Max(available, 0);
+    }
+
+    /// <summary>How long the bucket has been full (units), or -1 when it is not full or has an open batch or waiters.</summary>
+    public long IdleUnits()
+    {
+        long word = Own();
+        long now = Now();
+        long tat = TAtomics.LoadPlain(ref _tat); // plain: owner-only (we own the word)
+        bool idle = (word & WaitingFlag) == 0 && TAtomics.LoadPlain(ref _issued) == (word & CountMask) && tat <= now;
+        Reopen(word);
+        return idle ? now - tat : -1;
+    }
+
+    /// <summary>Tokens charged so far (a snapshot; the open batch's spent tokens are counted when it settles).</summary>
+    public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
+
+    /// <summary>Refusals so far (a snapshot).</summary>
+    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
+
+    /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
+    public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;
+
+    /// <summary>The units a request of <paramref name="tokens"/> would wait now for the bucket alone (ignores waiters); a hint.</summary>
+    public long WaitHint(long tokens)
+    {
+        long word = Own();
+        long now = Now();
+        long tat = Settle(word, now);
+        Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
+        return Math.Max(tat - now + (tokens * _interval) - _burst, 0);
+    }
+}
