@@ -498,8 +498,25 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         _completion.TrySetResult();
     }
 
+    /// <summary>
+    /// The retry hint of a rejection: the time until the root is due. Exact when the consumer lock is free (it drains
+    /// the inbox first); when a consumer holds it, the root it last published (never waits on a consumer, so a storm
+    /// of rejected writes does not slow the readers down).
+    /// </summary>
     private TimeSpan EstimateRetryAfter()
     {
+        if (Monitor.TryEnter(_consumerLock))
+        {
+            try
+            {
+                DrainInbox();
+            }
+            finally
+            {
+                Monitor.Exit(_consumerLock);
+            }
+        }
+
         long rootDue = Volatile.Read(ref _rootDue);
         return rootDue == long.MaxValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
     }
