@@ -11,6 +11,7 @@ using Perfolizer.Horology;
 using LockFree.Benchmarks.Backpressure;
 using LockFree.Benchmarks.Internal;
 using LockFree.Benchmarks.Queues;
+using LockFree.Benchmarks.Timers;
 
 namespace LockFree.Benchmarks.Infrastructure;
 
@@ -33,6 +34,7 @@ public static class QuickRun
         typeof(BackpressureTryPathBenchmarks),
         typeof(BackpressureAsyncBenchmarks),
         typeof(BackpressureFullBufferBenchmarks),
+        typeof(DelayQueuePendingBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>
