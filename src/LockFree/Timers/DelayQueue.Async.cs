@@ -122,12 +122,38 @@ public sealed partial class DelayQueue<T>
     }
 
     /// <summary>
-    /// After a parked reader took an item: other items may be due too (one wake-up, several due items), so wake the
-    /// next reader; it takes one or re-arms the wake-up for the new root.
+    /// After a parked reader took an item, for the readers still parked (one wake-up, several items): when the new
+    /// root is due, wake one (it takes it and passes on in turn); when it is not, arm the wake-up for it, so no reader
+    /// is woken just to find nothing due. An item arriving during the arming wakes one to re-evaluate.
     /// </summary>
     private void PassOn()
     {
-        if ((!_inbox.IsEmpty || Volatile.Read(ref _rootDue) != long.MaxValue) && _readers.HasWaiters)
+        if (!_readers.HasWaiters) // fences first: a reader linking later rechecks by itself
+        {
+            return;
+        }
+
+        bool signal = false;
+        lock (_consumerLock)
+        {
+            DrainInbox();
+            if (_heap.Count > 0)
+            {
+                long now = _time.GetTimestamp();
+                long due = _heap.PeekDue;
+                if (due <= now)
+                {
+                    signal = true;
+                }
+                else if (Volatile.Read(ref _armedFor) != due)
+                {
+                    ArmWakeup(due, due - now);
+                    signal = !_inbox.IsEmpty; // the handshake's recheck: a producer may have judged against the old time
+                }
+            }
+        }
+
+        if (signal)
         {
             _readers.SignalOne();
         }

@@ -30,8 +30,9 @@ namespace LockFree;
 //   reader: write _armedFor; fence; recheck the inbox          producer: publish; fence; read _armedFor
 // A producer signals one reader when readers wait and its due time is earlier than _armedFor (so an item due
 // after the armed time costs no wake-up: the armed timer's reader will drain it). The timer callback resets
-// _armedFor and signals one reader; a reader that takes an item while more are pending passes a signal on, so
-// several items due at once wake several readers.
+// _armedFor and signals one reader. A parked reader that took an item passes on to the readers still parked: it
+// wakes one when the next root is due too (several items due at once wake several readers, one after another), and
+// otherwise arms the wake-up for the next root, so nobody is woken just to find nothing due.
 //
 // Completion: Complete() stops new items; readers drain what is left, delayed items included, and Completion
 // completes once the count reaches zero. A producer reserves before it reads the completed flag and

@@ -235,6 +235,28 @@ public sealed class DelayQueueTests
     }
 
     [Fact]
+    public async Task DequeueAsync_TwoReadersItemsDueApart_EachCompletesAtItsDueTime()
+    {
+        var time = new ManualTimeProvider();
+        using DelayQueue<int> queue = Create(time);
+        queue.TryEnqueue(1, Ms(10));
+        queue.TryEnqueue(2, Ms(20));
+        Task<int> a = queue.DequeueAsync().AsTask();
+        Task<int> b = queue.DequeueAsync().AsTask();
+        await Settle();
+
+        time.Advance(Ms(10));
+        int first = await Task.WhenAny(a, b).Unwrap().WaitAsync(Generous);
+        await Settle(); // the reader that took it arms the wake-up for the next item
+        Assert.Equal(1, first);
+        Assert.False(a.IsCompleted && b.IsCompleted);
+
+        time.Advance(Ms(10));
+        int[] items = await Task.WhenAll(a, b).WaitAsync(Generous);
+        Assert.Equal([1, 2], items.Order());
+    }
+
+    [Fact]
     public async Task DequeueAsync_Cancelled_LeavesNoTrace()
     {
         var time = new ManualTimeProvider();
