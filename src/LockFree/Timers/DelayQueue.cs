@@ -74,6 +74,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty); written under the lock, read lock-free
     private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
     private long _sequence;                // arrival order; under the lock
+    private long _knownNow;                // the latest clock reading known to have happened (ours or an enqueue's); under the lock
     private long _dequeued;                // under the lock
     private long _evicted;                 // under the lock
     private long _droppedIncoming;
@@ -316,8 +317,9 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private void Publish(T item, TimeSpan delay)
     {
-        long due = _time.GetTimestamp() + ToTimestamps(delay);
-        var entry = new DelayEntry<T> { Due = due, Item = item };
+        long now = _time.GetTimestamp();
+        long due = now + ToTimestamps(delay);
+        var entry = new DelayEntry<T> { Due = due, Sequence = now, Item = item }; // in the inbox, Sequence carries the enqueue's clock reading
         if (!_inbox.TryEnqueue(entry))
         {
             PublishSlow(entry);
@@ -392,6 +394,11 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         bool moved = false;
         while (_inbox.TryDequeue(out DelayEntry<T> entry))
         {
+            if (entry.Sequence > _knownNow)
+            {
+                _knownNow = entry.Sequence; // a clock reading that happened before this drain: the time is at least this
+            }
+
             _heap.Push(entry.Due, _sequence++, entry.Item);
             moved = true;
         }
@@ -422,8 +429,16 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                     return false;
                 }
 
-                long now = _time.GetTimestamp();
+                // The clock is monotonic, so a root due at or before a reading already seen (ours, or an enqueue's,
+                // carried through the inbox) is due now without reading the clock again.
                 long due = _heap.PeekDue;
+                long now = _knownNow;
+                if (due > now)
+                {
+                    now = _time.GetTimestamp();
+                    _knownNow = now;
+                }
+
                 if (due <= now)
                 {
                     item = _heap.Pop();
@@ -474,7 +489,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private void AfterTake()
     {
         Release(1);
-        if (_writers.HasWaiters)
+        if (FullMode == OverflowPolicy.Wait && _writers.HasWaiters) // only the Wait policy parks writers
         {
             _writers.SignalOne();
         }
