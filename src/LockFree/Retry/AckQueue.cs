@@ -138,10 +138,7 @@ public sealed class AckQueue<T> : IDisposable
     /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
     public WriteResult TryEnqueue(T message, TimeSpan delay = default)
     {
-        if (delay < TimeSpan.Zero || delay > Wakeups.MaxDelay)
-        {
-            throw new ArgumentOutOfRangeException(nameof(delay), delay, $"The delay must be in [0, {Wakeups.MaxDelay}].");
-        }
+        Wakeups.ValidateDelay(delay, nameof(delay));
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (!TryReserve())
@@ -211,10 +208,7 @@ public sealed class AckQueue<T> : IDisposable
     public bool Nack(in Delivery<T> delivery, TimeSpan? delay = null, Exception? exception = null)
     {
         TimeSpan wait = delay ?? TimeSpan.Zero;
-        if (wait < TimeSpan.Zero || wait > Wakeups.MaxDelay)
-        {
-            throw new ArgumentOutOfRangeException(nameof(delay), delay, $"The delay must be in [0, {Wakeups.MaxDelay}].");
-        }
+        Wakeups.ValidateDelay(wait, nameof(delay));
 
         if (!TryEnd(delivery, out Envelope envelope))
         {
@@ -282,22 +276,7 @@ public sealed class AckQueue<T> : IDisposable
         return Register(envelope);
     }
 
-    private bool TryReserve()
-    {
-        long count = Volatile.Read(ref _count);
-        while (count < Capacity)
-        {
-            long seen = Interlocked.CompareExchange(ref _count, count + 1, count);
-            if (seen == count)
-            {
-                return true;
-            }
-
-            count = seen;
-        }
-
-        return false;
-    }
+    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
 
     private void Release() => Interlocked.Decrement(ref _count);
 

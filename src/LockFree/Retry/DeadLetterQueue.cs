@@ -226,8 +226,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     public ReplayResult Replay(DelayQueue<T> target, TimeSpan delay, Func<DeadLetter<T>, bool>? predicate = null, Func<DeadLetter<T>, T>? transform = null)
     {
         ArgumentNullException.ThrowIfNull(target);
-        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(delay, DelayQueue<T>.MaxDelay);
+        Timers.Wakeups.ValidateDelay(delay, nameof(delay));
         return Replay(letter => target.TryEnqueue(transform is null ? letter.Message : transform(letter), delay).IsAccepted, predicate);
     }
 

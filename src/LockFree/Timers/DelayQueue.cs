@@ -297,23 +297,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
     }
 
-    /// <summary>Takes one unit of the count unless the queue is full. Lock-free: a CAS loop bounded by contention.</summary>
-    private bool TryReserve()
-    {
-        long count = Volatile.Read(ref _count);
-        while (count < Capacity)
-        {
-            long seen = Interlocked.CompareExchange(ref _count, count + 1, count); // full fence: pairs with the completed-flag exchange
-            if (seen == count)
-            {
-                return true;
-            }
-
-            count = seen;
-        }
-
-        return false;
-    }
+    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed-flag exchange.</summary>
+    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
 
     private void Publish(T item, TimeSpan delay)
     {
@@ -537,17 +522,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         return rootDue == long.MaxValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
     }
 
-    private static void ValidateDelay(TimeSpan delay)
-    {
-        if (delay < TimeSpan.Zero || delay > Wakeups.MaxDelay)
-        {
-            ThrowDelayOutOfRange(delay);
-        }
-    }
-
-    [DoesNotReturn]
-    private static void ThrowDelayOutOfRange(TimeSpan delay) =>
-        throw new ArgumentOutOfRangeException(nameof(delay), delay, $"The delay must be in [0, {Wakeups.MaxDelay}].");
+    private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

@@ -18,6 +18,18 @@ internal static class Wakeups
     /// <summary>The longest delay a wake-up or a delay accepts: the longest due time a <see cref="Timer"/> takes (about 49.7 days).</summary>
     public static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> unless <paramref name="delay"/> is in [0, <see cref="MaxDelay"/>].</summary>
+    public static void ValidateDelay(TimeSpan delay, string paramName)
+    {
+        if (delay < TimeSpan.Zero || delay > MaxDelay)
+        {
+            Throw(delay, paramName);
+        }
+
+        static void Throw(TimeSpan delay, string paramName) =>
+            throw new ArgumentOutOfRangeException(paramName, delay, $"The delay must be in [0, {MaxDelay}].");
+    }
+
     /// <summary>A wake-up that calls <paramref name="callback"/> with <paramref name="state"/> on a timer thread.</summary>
     public static IWakeup Create(TimeProvider time, TimerCallback callback, object state) => new TimerWakeup(time, callback, state);
 
