@@ -322,7 +322,7 @@ public sealed class AckQueue<T> : IDisposable
 
             _newest = slot;
             _inFlight++;
-            arm = _oldest == slot && _armedFor > s.Deadline;
+            arm = _oldest == slot && _armedFor > s.Deadline && Volatile.Read(ref _disposed) == 0; // a disposed timer is never re-armed
             if (arm)
             {
                 _armedFor = s.Deadline;

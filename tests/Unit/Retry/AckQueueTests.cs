@@ -211,6 +211,17 @@ public sealed class AckQueueTests
     }
 
     [Fact]
+    public void Dispose_QueuedMessages_StayReceivableAndAckable()
+    {
+        var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 2 });
+        queue.TryEnqueue("a");
+        queue.Dispose();
+
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+        Assert.True(queue.Ack(delivery));
+    }
+
+    [Fact]
     public void Constructor_And_Calls_BadArguments_Throw()
     {
         var time = new ManualTimeProvider();

@@ -352,6 +352,49 @@ public sealed class DelayQueueTests
     }
 
     [Fact]
+    public void Metrics_NamedQueue_ReportsDepthAndAccountingUnderTheLockFreeMeter()
+    {
+        string name = $"delay-{Guid.NewGuid():N}";
+        var values = new Dictionary<string, double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BackpressureMetrics.MeterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == BackpressureMetrics.NameTag && (string?)tag.Value == name)
+                {
+                    lock (values)
+                    {
+                        values[instrument.Name] = value;
+                    }
+                }
+            }
+        });
+        listener.Start();
+        var time = new ManualTimeProvider();
+        using var queue = new DelayQueue<int>(2, new DelayQueueOptions<int> { TimeProvider = time, Name = name, FullMode = OverflowPolicy.Reject });
+        queue.TryEnqueue(1, TimeSpan.Zero);
+        queue.TryEnqueue(2, Ms(10));
+        queue.TryEnqueue(3, Ms(10)); // rejected
+        queue.TryDequeue(out _);
+
+        listener.RecordObservableInstruments();
+
+        Assert.Equal(1, values["lockfree.queue.depth"]);
+        Assert.Equal(2, values["lockfree.queue.capacity"]);
+        Assert.Equal(2, values["lockfree.queue.enqueued"]);
+        Assert.Equal(1, values["lockfree.queue.dequeued"]);
+        Assert.Equal(1, values["lockfree.queue.rejected"]);
+    }
+
+    [Fact]
     public void Constructor_BadArguments_Throw()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new DelayQueue<int>(0));
