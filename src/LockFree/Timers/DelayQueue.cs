@@ -22,6 +22,11 @@ namespace LockFree;
 // that finds nothing can skip the lock: _rootDue (the root's due time, published under the lock) and the
 // inbox's emptiness answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root.
 //
+// Clock: an enqueue reads it once (due = now + delay) and carries that reading through the inbox (in the entry's
+// Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
+// reading known to have happened (_knownNow) and reads the clock only when the root is due after it: timestamps
+// are monotonic, so a root due at or before a past reading is due now. An item due at once costs one reading.
+//
 // Waiting readers (DequeueAsync) park on a WaiterList (pooled IValueTaskSource waiters: no allocation in steady
 // state). One re-armable wake-up (a TimeProvider timer, behind the Wakeups seam) is armed for the root's due time
 // whenever a reader parks on a heap whose root is not yet due; _armedFor holds that time (long.MaxValue: none).
