@@ -205,10 +205,12 @@ public sealed class AckQueue<T> : IDisposable
     /// goes to the dead letters when it has reached <see cref="AckQueueOptions{T}.MaxDeliveries"/>. False for a stale delivery.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed (the delivery is left as it was).</exception>
     public bool Nack(in Delivery<T> delivery, TimeSpan? delay = null, Exception? exception = null)
     {
         TimeSpan wait = delay ?? TimeSpan.Zero;
         Wakeups.ValidateDelay(wait, nameof(delay));
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
 
         if (!TryEnd(delivery, out Envelope envelope))
         {
