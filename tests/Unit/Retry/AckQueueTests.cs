@@ -192,6 +192,24 @@ public sealed class AckQueueTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_Cancelled_LeavesNoTrace()
+    {
+        var time = new ManualTimeProvider();
+        using AckQueue<string> queue = Create(time);
+        using var cts = new CancellationTokenSource();
+        ValueTask<Delivery<string>> pending = queue.ReceiveAsync(cts.Token);
+        await Task.Delay(50);
+
+        cts.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.AsTask().WaitAsync(Generous));
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+        Assert.Equal(("a", 1), (delivery.Message, delivery.DeliveryCount));
+        Assert.Equal(1, queue.InFlightCount);
+    }
+
+    [Fact]
     public void TryEnqueue_Full_RejectsOrDropsAndCountsInFlight()
     {
         var time = new ManualTimeProvider();
