@@ -19,8 +19,9 @@ namespace LockFree;
 // under _consumerLock, which makes whoever holds it the inbox's single consumer. A dequeue drains the inbox into
 // the heap (arrival order = inbox order, so ties are FIFO), then pops the root if it is due. The lock is held for
 // the drain and one heap operation; no user code, no wait, no allocation runs under it. A polling TryDequeue
-// that finds nothing can skip the lock: _rootDue (the root's due time, published under the lock) and the
-// inbox's emptiness answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root.
+// that finds nothing can skip the lock: the inbox's emptiness, then _rootDue (the root's due time, published under
+// the lock; MinValue while a drain moves items in, so a drain in progress never makes it answer "nothing due"),
+// answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root.
 //
 // Clock: an enqueue reads it once (due = now + delay) and carries that reading through the inbox (in the entry's
 // Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
@@ -76,7 +77,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private IWakeup? _wakeup; // created on the first park, under the lock
 
     private long _count;                   // reserved + queued items, in [0, Capacity]; CAS by producers, decremented by consumers
-    private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty); written under the lock, read lock-free
+    private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty; MinValue: a drain is moving items in); written under the lock, read lock-free
     private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
     private long _sequence;                // arrival order; under the lock
     private long _knownNow;                // the latest clock reading known to have happened (ours or an enqueue's); under the lock
@@ -381,7 +382,15 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>Moves everything in the inbox into the heap, in inbox order. Under the consumer lock.</summary>
     private void DrainInbox()
     {
-        bool moved = false;
+        if (_inbox.IsEmpty)
+        {
+            return;
+        }
+
+        // "Root unknown" before the first item leaves the inbox: a lock-free TryDequeue that sees the inbox emptied
+        // by this drain also sees this (release, then the inbox's release of its head), so it takes the lock
+        // instead of answering "nothing due" from a root that does not yet include the drained items.
+        Volatile.Write(ref _rootDue, long.MinValue);
         while (_inbox.TryDequeue(out DelayEntry<T> entry))
         {
             if (entry.Sequence > _knownNow)
@@ -390,13 +399,9 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             }
 
             _heap.Push(entry.Due, _sequence++, entry.Item);
-            moved = true;
         }
 
-        if (moved)
-        {
-            PublishRoot();
-        }
+        PublishRoot();
     }
 
     /// <summary>Publishes the root's due time for the lock-free check. Under the consumer lock.</summary>
@@ -523,8 +528,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             }
         }
 
-        long rootDue = Volatile.Read(ref _rootDue);
-        return rootDue == long.MaxValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
+        long rootDue = Volatile.Read(ref _rootDue); // MinValue: a consumer is draining; room is coming, retry at once
+        return rootDue is long.MaxValue or long.MinValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
     }
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
