@@ -40,6 +40,7 @@ public static class QuickRun
         typeof(WorkStealingDequePushPopBenchmarks),
         typeof(TimerWheelScheduleCancelBenchmarks),
         typeof(TokenBucketAcquireBenchmarks),
+        typeof(DelayQueuePendingBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>

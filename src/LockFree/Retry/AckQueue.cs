@@ -1,0 +1,456 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using LockFree.Internal;
+using LockFree.Timers;
+
+namespace LockFree;
+
+// Design: processing with acknowledgement (at-least-once), on a DelayQueue plus an in-flight table.
+//
+// Ready and delayed messages live in a DelayQueue<Envelope> (lock-free producers; a nack with a delay, or a retry,
+// is an enqueue with that delay). A receive takes a due envelope and registers it in the in-flight table: a slot
+// holding the envelope, a version and a visibility deadline. The Delivery carries (slot, version); ack, nack and
+// dead-letter end the delivery only if the slot is still in flight at that version, so exactly one of {ack, nack,
+// dead-letter, visibility timeout} ends each delivery, and an ack that arrives after a redelivery is refused.
+//
+// The in-flight table is guarded by one short lock (index arithmetic and a few field writes, no user code, no
+// allocation). Deadlines are receive time + one fixed timeout, read under the lock, so they are non-decreasing in
+// receive order: the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
+// insert, O(1) removal on ack, and expiry from the head. One wake-up (the Wakeups seam) is armed for the head's
+// deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
+// raised on the next receive), or to the dead letters past MaxDeliveries.
+//
+// At-least-once: a message leaves the queue only through an ack or the dead letters. Until then it is in exactly one
+// of: the DelayQueue (ready or delayed), or one in-flight slot whose deadline is in the FIFO; the wake-up covers the
+// FIFO's head, and each expiry re-arms it for the next head, so every unacknowledged delivery comes back.
+//
+// Bound: _count (ready + delayed + in flight) <= Capacity, reserved with a CAS before the DelayQueue enqueue, so
+// neither the DelayQueue (capacity Capacity) nor the table (Capacity slots) can be full when used.
+
+/// <summary>
+/// A bounded queue with acknowledgement: a consumer receives a message, then acks it (done) or nacks it (retry, now
+/// or after a delay); a message not acked within the visibility timeout becomes visible again with its delivery
+/// count raised (at-least-once). Messages past <see cref="AckQueueOptions{T}.MaxDeliveries"/>, or dead-lettered by
+/// the consumer, move to a <see cref="DeadLetterQueue{T}"/> with their metadata.
+/// </summary>
+/// <typeparam name="T">The message type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}, VisibilityTimeout = {VisibilityTimeout}")]
+public sealed class AckQueue<T> : IDisposable
+{
+    private const int None = -1;
+
+    private readonly DelayQueue<Envelope> _ready;
+    private readonly Slot[] _slots;
+    private readonly object _lock = new();
+    private readonly TimeProvider _time;
+    private readonly long _timeoutTimestamps;
+    private readonly DeadLetterQueue<T>? _deadLetters;
+    private readonly int _maxDeliveries;
+    private readonly string _name;
+    private readonly IWakeup _wakeup;
+
+    private long _count;
+    private int _free;        // head of the free-slot list (linked through Next); under the lock
+    private int _oldest = None; // head of the in-flight FIFO (earliest deadline); under the lock
+    private int _newest = None; // tail of the in-flight FIFO; under the lock
+    private int _inFlight;    // under the lock
+    private long _armedFor = long.MaxValue; // under the lock
+    private long _enqueued;
+    private long _acked;
+    private long _nacked;
+    private long _expired;
+    private long _deadLettered;
+    private long _dropped;
+    private long _rejected;
+    private int _disposed;
+
+    /// <summary>Creates an acknowledgement queue with the given options.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> or its time provider or name is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of its documented range.</exception>
+    /// <exception cref="ArgumentException"><see cref="AckQueueOptions{T}.MaxDeliveries"/> is set without <see cref="AckQueueOptions{T}.DeadLetters"/>.</exception>
+    public AckQueue(AckQueueOptions<T> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        ArgumentNullException.ThrowIfNull(options.Name, "options.Name");
+        if (options.Capacity < 1 || options.Capacity > QueueCapacity.Max)
+        {
+            ThrowHelper.ThrowCapacityOutOfRange(options.Capacity);
+        }
+
+        if (options.VisibilityTimeout <= TimeSpan.Zero || options.VisibilityTimeout > Wakeups.MaxDelay)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.VisibilityTimeout, $"VisibilityTimeout must be in (0, {Wakeups.MaxDelay}].");
+        }
+
+        if (options.FullMode is not (OverflowPolicy.Reject or OverflowPolicy.DropIncoming))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "FullMode must be Reject or DropIncoming.");
+        }
+
+        if (options.MaxDeliveries < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxDeliveries, "MaxDeliveries must be 0 (no limit) or positive.");
+        }
+
+        if (options.MaxDeliveries > 0 && options.DeadLetters is null)
+        {
+            throw new ArgumentException("MaxDeliveries needs DeadLetters: where else would the message go?", nameof(options));
+        }
+
+        Capacity = options.Capacity;
+        VisibilityTimeout = options.VisibilityTimeout;
+        FullMode = options.FullMode;
+        _time = options.TimeProvider;
+        _deadLetters = options.DeadLetters;
+        _maxDeliveries = options.MaxDeliveries;
+        _name = options.Name;
+        _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time });
+        _timeoutTimestamps = _ready.ToTimestamps(VisibilityTimeout);
+        _slots = new Slot[Capacity];
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            _slots[i].Next = i + 1 < _slots.Length ? i + 1 : None;
+        }
+
+        _free = 0;
+        _wakeup = Wakeups.Create(_time, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this);
+    }
+
+    /// <summary>The most messages held, ready, delayed and in flight together.</summary>
+    public int Capacity { get; }
+
+    /// <summary>How long a received message stays invisible before it is redelivered.</summary>
+    public TimeSpan VisibilityTimeout { get; }
+
+    /// <summary>What an enqueue does when the queue is full.</summary>
+    public OverflowPolicy FullMode { get; }
+
+    /// <summary>Messages held (ready, delayed and in flight): a snapshot.</summary>
+    public int Count => (int)Volatile.Read(ref _count);
+
+    /// <summary>Messages received and not yet acked, nacked, dead-lettered or timed out: a snapshot.</summary>
+    public int InFlightCount => Volatile.Read(ref _inFlight);
+
+    /// <summary>Enqueues a message, visible after <paramref name="delay"/> (default at once).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
+    public WriteResult TryEnqueue(T message, TimeSpan delay = default)
+    {
+        Wakeups.ValidateDelay(delay, nameof(delay));
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (!TryReserve())
+        {
+            if (FullMode == OverflowPolicy.DropIncoming)
+            {
+                Interlocked.Increment(ref _dropped);
+                return WriteResult.DroppedIncoming;
+            }
+
+            Interlocked.Increment(ref _rejected);
+            return WriteResult.Rejected(RejectReason.Full, _ready.GetTimeUntilNextDue() ?? TimeSpan.Zero);
+        }
+
+        Requeue(new Envelope(message, 0, 0), delay);
+        Interlocked.Increment(ref _enqueued);
+        return WriteResult.Accepted;
+    }
+
+    /// <summary>Receives a visible message without waiting; false when none is visible.</summary>
+    public bool TryReceive(out Delivery<T> delivery)
+    {
+        if (!_ready.TryDequeue(out Envelope envelope))
+        {
+            delivery = default;
+            return false;
+        }
+
+        delivery = Register(envelope);
+        return true;
+    }
+
+    /// <summary>
+    /// Receives the next visible message, waiting asynchronously (no thread blocked, no allocation in steady state).
+    /// A cancelled wait leaves no trace; a message taken before the cancellation is delivered.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The queue was disposed.</exception>
+    public ValueTask<Delivery<T>> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Delivery<T>>(cancellationToken);
+        }
+
+        return TryReceive(out Delivery<T> delivery) ? new ValueTask<Delivery<T>>(delivery) : ReceiveAsyncSlow(cancellationToken);
+    }
+
+    /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out).</summary>
+    public bool Ack(in Delivery<T> delivery)
+    {
+        if (!TryEnd(delivery, out _))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _acked);
+        Release();
+        return true;
+    }
+
+    /// <summary>
+    /// Gives a delivery back: the message becomes visible again after <paramref name="delay"/> (default at once), or
+    /// goes to the dead letters when it has reached <see cref="AckQueueOptions{T}.MaxDeliveries"/>. False for a stale delivery.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed (the delivery is left as it was).</exception>
+    public bool Nack(in Delivery<T> delivery, TimeSpan? delay = null, Exception? exception = null)
+    {
+        TimeSpan wait = delay ?? TimeSpan.Zero;
+        Wakeups.ValidateDelay(wait, nameof(delay));
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
+
+        if (!TryEnd(delivery, out Envelope envelope))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _nacked);
+        if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+        {
+            MoveToDeadLetters(envelope, "MaxDeliveries", exception);
+        }
+        else
+        {
+            Requeue(envelope, wait);
+        }
+
+        return true;
+    }
+
+    /// <summary>Moves a delivery's message to the dead letters with its metadata (source, reason, exception, delivery count, first and last delivery times). False for a stale delivery.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="reason"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The queue has no <see cref="AckQueueOptions{T}.DeadLetters"/>.</exception>
+    public bool DeadLetter(in Delivery<T> delivery, string reason, Exception? exception = null)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        if (_deadLetters is null)
+        {
+            ThrowHelper.ThrowInvalidOperation("This queue has no DeadLetters configured.");
+        }
+
+        if (!TryEnd(delivery, out Envelope envelope))
+        {
+            return false;
+        }
+
+        MoveToDeadLetters(envelope, reason, exception);
+        return true;
+    }
+
+    /// <summary>A snapshot of the accounting.</summary>
+    public AckQueueStatistics GetStatistics() => new(
+        Interlocked.Read(ref _enqueued), Interlocked.Read(ref _acked), Interlocked.Read(ref _nacked), Interlocked.Read(ref _expired),
+        Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _dropped), Interlocked.Read(ref _rejected), Count, InFlightCount);
+
+    /// <summary>Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            _wakeup.Dispose();
+        }
+
+        _ready.Dispose();
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Delivery<T>> ReceiveAsyncSlow(CancellationToken cancellationToken)
+    {
+        Envelope envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
+        return Register(envelope);
+    }
+
+    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
+
+    private void Release() => Interlocked.Decrement(ref _count);
+
+    private void Requeue(Envelope envelope, TimeSpan delay)
+    {
+        WriteResult result = _ready.TryEnqueue(envelope, delay);
+        Debug.Assert(result.IsAccepted || result.Outcome == WriteOutcome.Completed, "the count bounds the ready queue");
+    }
+
+    private Delivery<T> Register(Envelope envelope)
+    {
+        envelope = envelope with { Deliveries = envelope.Deliveries + 1 };
+        int slot;
+        long stamp;
+        bool arm;
+        lock (_lock)
+        {
+            long now = _time.GetTimestamp();
+            if (envelope.Deliveries == 1)
+            {
+                envelope = envelope with { FirstDelivery = now };
+            }
+
+            slot = _free;
+            Debug.Assert(slot != None, "the count bounds the in-flight table");
+            ref Slot s = ref _slots[slot];
+            _free = s.Next;
+            s.Envelope = envelope;
+            stamp = ++s.Version;
+            s.InFlight = true;
+            s.Deadline = now + _timeoutTimestamps;
+            s.LastDelivery = now;
+            s.Previous = _newest;
+            s.Next = None;
+            if (_newest == None)
+            {
+                _oldest = slot;
+            }
+            else
+            {
+                _slots[_newest].Next = slot;
+            }
+
+            _newest = slot;
+            _inFlight++;
+            arm = _oldest == slot && _armedFor > s.Deadline && Volatile.Read(ref _disposed) == 0; // a disposed timer is never re-armed
+            if (arm)
+            {
+                _armedFor = s.Deadline;
+                _wakeup.Arm(VisibilityTimeout);
+            }
+        }
+
+        return new Delivery<T>(envelope.Message, envelope.Deliveries, slot, stamp);
+    }
+
+    /// <summary>Ends a delivery still in flight at its stamp: unlinks and frees its slot. False when stale.</summary>
+    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
+    {
+        lock (_lock)
+        {
+            int slot = delivery.Slot;
+            if ((uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
+            {
+                envelope = default;
+                return false;
+            }
+
+            envelope = _slots[slot].Envelope;
+            envelope = envelope with { LastDelivery = _slots[slot].LastDelivery };
+            Unlink(slot);
+            return true;
+        }
+    }
+
+    /// <summary>Removes a slot from the in-flight FIFO and frees it. Under the lock.</summary>
+    private void Unlink(int slot)
+    {
+        ref Slot s = ref _slots[slot];
+        if (s.Previous == None)
+        {
+            _oldest = s.Next;
+        }
+        else
+        {
+            _slots[s.Previous].Next = s.Next;
+        }
+
+        if (s.Next == None)
+        {
+            _newest = s.Previous;
+        }
+        else
+        {
+            _slots[s.Next].Previous = s.Previous;
+        }
+
+        s.Envelope = default;
+        s.InFlight = false;
+        s.Version++; // the delivery's stamp is stale from now on
+        s.Previous = None;
+        s.Next = _free;
+        _free = slot;
+        _inFlight--;
+    }
+
+    private void OnVisibilityTimeout()
+    {
+        List<Envelope>? expired = null;
+        lock (_lock)
+        {
+            _armedFor = long.MaxValue;
+            long now = _time.GetTimestamp();
+            while (_oldest != None && _slots[_oldest].Deadline <= now)
+            {
+                int slot = _oldest;
+                (expired ??= new()).Add(_slots[slot].Envelope with { LastDelivery = _slots[slot].LastDelivery });
+                Unlink(slot);
+            }
+
+            if (_oldest != None && Volatile.Read(ref _disposed) == 0)
+            {
+                long deadline = _slots[_oldest].Deadline;
+                _armedFor = deadline;
+                _wakeup.Arm(TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+            }
+        }
+
+        if (expired is null)
+        {
+            return;
+        }
+
+        foreach (Envelope envelope in expired)
+        {
+            Interlocked.Increment(ref _expired);
+            if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+            {
+                MoveToDeadLetters(envelope, "VisibilityTimeout after MaxDeliveries", null);
+            }
+            else
+            {
+                Requeue(envelope, TimeSpan.Zero);
+            }
+        }
+    }
+
+    private void MoveToDeadLetters(Envelope envelope, string reason, Exception? exception)
+    {
+        DateTimeOffset utcNow = _time.GetUtcNow();
+        DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
+        DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
+        _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
+        Interlocked.Increment(ref _deadLettered);
+        Release();
+    }
+
+    /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>
+    private readonly record struct Envelope(T Message, int Deliveries, long FirstDelivery)
+    {
+        public long LastDelivery { get; init; }
+    }
+
+    /// <summary>One in-flight slot; every field guarded by the lock.</summary>
+    private struct Slot
+    {
+        public Envelope Envelope;
+        public long Version;
+        public long Deadline;
+        public long LastDelivery;
+        public int Previous;
+        public int Next;
+        public bool InFlight;
+    }
+}

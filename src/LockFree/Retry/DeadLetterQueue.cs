@@ -1,0 +1,359 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
+
+namespace LockFree;
+
+// Design: a bounded ring of dead letters in arrival order under one short lock.
+//
+// Why a lock here, in a lock-free library: dead-lettering is the failure path, already thinned by the retries and
+// their budget, and the operator side (inspect, filter, replay, purge) needs consistent snapshots and removal from
+// the middle, which a lock-free ring cannot give cheaply. The lock is held only for array copies and index
+// arithmetic: user code (predicates, transforms, replay targets, the drop callback) always runs outside it.
+//
+// Replay: snapshot under the lock; choose outside it; remove the chosen ones (by reference, those still present)
+// under the lock; hand them to the target outside it, in arrival order, stopping at the first refusal; put the
+// refused rest back at the front under the lock. Removing before handing over means two concurrent replays never
+// deliver the same dead letter twice.
+//
+// Accounting: Added = Replayed + Removed + Evicted + Count when quiescent (dropped-incoming and rejected beside it).
+
+/// <summary>
+/// Where messages go after their last attempt, with their failure metadata (<see cref="DeadLetter{T}"/>): bounded,
+/// with an overflow policy; inspect, filter, remove, and replay back into any queue; metrics under the
+/// <c>LockFree</c> meter (count, oldest age, and counters whose rate is the dead-letter rate).
+/// </summary>
+/// <typeparam name="T">The message type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
+public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
+{
+    private readonly object _lock = new();
+    private readonly Entry[] _ring;
+    private readonly Action<DeadLetter<T>, DropReason>? _itemDropped;
+    private readonly TimeProvider _time;
+    private int _head; // index of the oldest; under the lock
+    private int _count; // under the lock (read lock-free as a snapshot)
+    private long _added;
+    private long _replayed;
+    private long _removed;
+    private long _droppedIncoming;
+    private long _evicted;
+    private long _rejected;
+    private int _disposed;
+
+    /// <summary>Creates a dead-letter queue with the given options.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> or its time provider is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The capacity is out of range, or the full mode is undefined or <see cref="OverflowPolicy.Wait"/>.</exception>
+    public DeadLetterQueue(DeadLetterQueueOptions<T> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        if (options.Capacity < 1 || options.Capacity > QueueCapacity.Max)
+        {
+            ThrowHelper.ThrowCapacityOutOfRange(options.Capacity);
+        }
+
+        if (!Enum.IsDefined(options.FullMode) || options.FullMode == OverflowPolicy.Wait)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "FullMode must be Reject, DropIncoming or DropOldest: dead-lettering never waits.");
+        }
+
+        _ring = new Entry[options.Capacity];
+        FullMode = options.FullMode;
+        Name = options.Name;
+        _itemDropped = options.ItemDropped;
+        _time = options.TimeProvider;
+        if (Name is not null)
+        {
+            DeadLetterMetrics.Register(this);
+        }
+    }
+
+    /// <summary>The most dead letters held.</summary>
+    public int Capacity => _ring.Length;
+
+    /// <summary>The dead letters held: a snapshot.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>What an add does when the queue is full.</summary>
+    public OverflowPolicy FullMode { get; }
+
+    /// <summary>The name the metrics are tagged with, or null.</summary>
+    public string? Name { get; }
+
+    /// <summary>Adds a dead letter under <see cref="FullMode"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="deadLetter"/> is null.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
+    public WriteResult TryAdd(DeadLetter<T> deadLetter)
+    {
+        ArgumentNullException.ThrowIfNull(deadLetter);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        long now = _time.GetTimestamp();
+        DeadLetter<T>? evicted = null;
+        lock (_lock)
+        {
+            if (_count == _ring.Length)
+            {
+                switch (FullMode)
+                {
+                    case OverflowPolicy.Reject:
+                        _rejected++;
+                        return WriteResult.Rejected(RejectReason.Full, Timeout.InfiniteTimeSpan);
+                    case OverflowPolicy.DropIncoming:
+                        _droppedIncoming++;
+                        evicted = deadLetter;
+                        break;
+                    default:
+                        evicted = _ring[_head].Letter;
+                        _ring[_head] = default;
+                        _head = Next(_head);
+                        Volatile.Write(ref _count, _count - 1);
+                        _evicted++;
+                        break;
+                }
+            }
+
+            if (!ReferenceEquals(evicted, deadLetter))
+            {
+                _ring[Index(_count)] = new Entry(deadLetter, now);
+                Volatile.Write(ref _count, _count + 1);
+                _added++;
+            }
+        }
+
+        if (evicted is null)
+        {
+            return WriteResult.Accepted;
+        }
+
+        bool incoming = ReferenceEquals(evicted, deadLetter);
+        _itemDropped?.Invoke(evicted, incoming ? DropReason.Incoming : DropReason.Oldest);
+        return incoming ? WriteResult.DroppedIncoming : WriteResult.EvictedOldest;
+    }
+
+    /// <summary>Adds a dead letter built from its parts, timed on the queue's clock when <paramref name="firstAttempt"/>/<paramref name="lastAttempt"/> are not given.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="sourceName"/> or <paramref name="reason"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="attemptCount"/> is negative.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
+    public WriteResult TryAdd(T message, string sourceName, string reason, Exception? exception, int attemptCount, DateTimeOffset? firstAttempt = null, DateTimeOffset? lastAttempt = null)
+    {
+        ArgumentNullException.ThrowIfNull(sourceName);
+        ArgumentNullException.ThrowIfNull(reason);
+        ArgumentOutOfRangeException.ThrowIfNegative(attemptCount);
+        DateTimeOffset now = _time.GetUtcNow();
+        return TryAdd(new DeadLetter<T>(message, sourceName, reason, exception, attemptCount, firstAttempt ?? now, lastAttempt ?? now));
+    }
+
+    /// <summary>Removes the oldest dead letter; false when empty.</summary>
+    public bool TryTake([MaybeNullWhen(false)] out DeadLetter<T> deadLetter)
+    {
+        lock (_lock)
+        {
+            if (_count == 0)
+            {
+                deadLetter = null;
+                return false;
+            }
+
+            deadLetter = _ring[_head].Letter;
+            _ring[_head] = default;
+            _head = Next(_head);
+            Volatile.Write(ref _count, _count - 1);
+            _removed++;
+            return true;
+        }
+    }
+
+    /// <summary>A snapshot of the held dead letters, oldest first, optionally filtered (the filter runs outside the lock).</summary>
+    public IReadOnlyList<DeadLetter<T>> Snapshot(Func<DeadLetter<T>, bool>? filter = null)
+    {
+        DeadLetter<T>[] all = CopyLetters();
+        return filter is null ? all : Array.FindAll(all, letter => filter(letter));
+    }
+
+    /// <summary>Removes the dead letters <paramref name="predicate"/> selects (it runs outside the lock); returns how many were removed.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="predicate"/> is null.</exception>
+    public int RemoveWhere(Func<DeadLetter<T>, bool> predicate)
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        List<DeadLetter<T>> chosen = Choose(predicate);
+        int removed = RemoveChosen(chosen).Count;
+        lock (_lock)
+        {
+            _removed += removed;
+        }
+
+        return removed;
+    }
+
+    /// <summary>
+    /// Replays dead letters, oldest first, into <paramref name="sink"/>, which returns whether it took each one; a
+    /// taken one leaves this queue. <paramref name="predicate"/> selects which (default all). Stops at the first
+    /// refusal and keeps that one and the rest, at the front, in order. User code runs outside the lock.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="sink"/> is null.</exception>
+    public ReplayResult Replay(Func<DeadLetter<T>, bool> sink, Func<DeadLetter<T>, bool>? predicate = null)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        List<Entry> taken = RemoveChosen(Choose(predicate));
+        int replayed = 0;
+        try
+        {
+            while (replayed < taken.Count && sink(taken[replayed].Letter))
+            {
+                replayed++;
+            }
+        }
+        finally
+        {
+            PutBack(taken, replayed);
+        }
+
+        return new ReplayResult(replayed, taken.Count - replayed);
+    }
+
+    /// <summary>Replays into a bounded queue, optionally transforming each dead letter into the message to send (default: its <see cref="DeadLetter{T}.Message"/>).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
+    public ReplayResult Replay(IBoundedQueue<T> target, Func<DeadLetter<T>, bool>? predicate = null, Func<DeadLetter<T>, T>? transform = null)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        return Replay(letter => target.TryEnqueue(transform is null ? letter.Message : transform(letter)), predicate);
+    }
+
+    /// <summary>Replays into a delay queue, each message becoming visible after <paramref name="delay"/>; accepted or evicted-oldest writes count as taken.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
+    public ReplayResult Replay(DelayQueue<T> target, TimeSpan delay, Func<DeadLetter<T>, bool>? predicate = null, Func<DeadLetter<T>, T>? transform = null)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Timers.Wakeups.ValidateDelay(delay, nameof(delay));
+        return Replay(letter => target.TryEnqueue(transform is null ? letter.Message : transform(letter), delay).IsAccepted, predicate);
+    }
+
+    /// <summary>A snapshot of the accounting and the oldest dead letter's age.</summary>
+    public DeadLetterStatistics GetStatistics()
+    {
+        lock (_lock)
+        {
+            TimeSpan age = _count == 0 ? TimeSpan.Zero : _time.GetElapsedTime(_ring[_head].AddedAt);
+            return new DeadLetterStatistics(_added, _replayed, _removed, _droppedIncoming, _evicted, _rejected, _count, age);
+        }
+    }
+
+    /// <summary>Stops the metrics; adds are refused from now on. Held dead letters stay readable.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && Name is not null)
+        {
+            DeadLetterMetrics.Unregister(this);
+        }
+    }
+
+    private int Next(int index) => index + 1 == _ring.Length ? 0 : index + 1;
+
+    /// <summary>The ring index of the <paramref name="offset"/>-th oldest held entry. Under the lock.</summary>
+    private int Index(int offset)
+    {
+        int index = _head + offset;
+        return index >= _ring.Length ? index - _ring.Length : index;
+    }
+
+    private DeadLetter<T>[] CopyLetters()
+    {
+        lock (_lock)
+        {
+            var letters = new DeadLetter<T>[_count];
+            for (int i = 0; i < letters.Length; i++)
+            {
+                letters[i] = _ring[Index(i)].Letter;
+            }
+
+            return letters;
+        }
+    }
+
+    private List<DeadLetter<T>> Choose(Func<DeadLetter<T>, bool>? predicate)
+    {
+        DeadLetter<T>[] all = CopyLetters();
+        var chosen = new List<DeadLetter<T>>(all.Length);
+        foreach (DeadLetter<T> letter in all)
+        {
+            if (predicate is null || predicate(letter))
+            {
+                chosen.Add(letter);
+            }
+        }
+
+        return chosen;
+    }
+
+    /// <summary>Removes the chosen dead letters still held (by reference) and returns their entries, oldest first (kept for a put-back).</summary>
+    private List<Entry> RemoveChosen(List<DeadLetter<T>> chosen)
+    {
+        var taken = new List<Entry>(chosen.Count);
+        if (chosen.Count == 0)
+        {
+            return taken;
+        }
+
+        var wanted = new HashSet<DeadLetter<T>>(chosen, ReferenceEqualityComparer.Instance);
+        lock (_lock)
+        {
+            int kept = 0;
+            for (int i = 0; i < _count; i++)
+            {
+                Entry entry = _ring[Index(i)];
+                if (wanted.Contains(entry.Letter))
+                {
+                    taken.Add(entry);
+                }
+                else
+                {
+                    _ring[Index(kept++)] = entry;
+                }
+            }
+
+            for (int i = kept; i < _count; i++)
+            {
+                _ring[Index(i)] = default;
+            }
+
+            Volatile.Write(ref _count, kept);
+        }
+
+        return taken;
+    }
+
+    /// <summary>Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as room allows.</summary>
+    private void PutBack(List<Entry> taken, int replayed)
+    {
+        List<DeadLetter<T>>? overflow = null;
+        lock (_lock)
+        {
+            _replayed += replayed;
+            for (int i = taken.Count - 1; i >= replayed; i--)
+            {
+                if (_count == _ring.Length)
+                {
+                    (overflow ??= new()).Add(taken[i].Letter);
+                    _evicted++;
+                    continue;
+                }
+
+                _head = _head == 0 ? _ring.Length - 1 : _head - 1;
+                _ring[_head] = taken[i];
+                Volatile.Write(ref _count, _count + 1);
+            }
+        }
+
+        if (overflow is not null && _itemDropped is not null)
+        {
+            foreach (DeadLetter<T> letter in overflow)
+            {
+                _itemDropped(letter, DropReason.Oldest);
+            }
+        }
+    }
+
+    private readonly record struct Entry(DeadLetter<T> Letter, long AddedAt);
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+
+namespace LockFree;
+
+// Design: two lock-free buckets, after Finagle's RetryBudget (deposits per call, withdrawals per retry, plus a
+// floor of retries per second).
+//
+// Ratio bucket: _credit in milli-retries. RecordCall adds RetryRatio*1000 while it is below MaxBurst*1000 (one
+// atomic add; the cap is approximate by at most one deposit per concurrent caller). TryAcquire spends 1000 with a
+// CAS loop that never takes it below zero.
+//
+// Reserve: a generic cell rate algorithm (GCRA) over one long, _reserveTat (theoretical arrival time, in
+// timestamps): a retry is allowed when max(tat, now) + interval - now <= one second, and moves tat by one
+// interval (1 / MinRetriesPerSecond). One CAS, no separate refill timestamp, so there is no torn update. It starts
+// with a full second's burst. The clock is read only when the ratio bucket is empty (the overload path).
+//
+// Bound (the property the tests check): over any interval of length T with C calls, the granted retries are at
+// most RetryRatio*C + MaxBurst + MinRetriesPerSecond*(T + 1 s).
+
+/// <summary>
+/// Limits retries to a fraction of calls, so retries cannot amplify an overload: when most calls fail, each caller
+/// retries at most <see cref="RetryBudgetOptions.RetryRatio"/> times per call on average, plus a small reserve per
+/// second. Thread-safe and lock-free; share one budget across the policies that call the same dependency.
+/// </summary>
+[DebuggerDisplay("Ratio = {_ratio}, MinPerSecond = {_minPerSecond}")]
+public sealed class RetryBudget
+{
+    private const long Unit = 1000; // milli-retries per retry
+
+    private readonly double _ratio;
+    private readonly int _minPerSecond;
+    private readonly long _deposit;
+    private readonly long _maxCredit;
+    private readonly long _interval;  // timestamps between reserve retries
+    private readonly long _tolerance; // timestamps of burst the reserve allows (one second, less one interval)
+    private readonly TimeProvider _time;
+
+    private long _credit;
+    private long _reserveTat = long.MinValue;
+    private long _calls;
+    private long _granted;
+    private long _refused;
+
+    /// <summary>Creates a budget with the given options (null for the defaults).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of its documented range.</exception>
+    /// <exception cref="ArgumentNullException">The options' <see cref="RetryBudgetOptions.TimeProvider"/> is null.</exception>
+    public RetryBudget(RetryBudgetOptions? options = null)
+    {
+        options ??= new RetryBudgetOptions();
+        ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        if (!(options.RetryRatio >= 0 && options.RetryRatio <= 100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.RetryRatio, "RetryRatio must be in [0, 100].");
+        }
+
+        if (options.MinRetriesPerSecond is < 0 or > 1_000_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MinRetriesPerSecond, "MinRetriesPerSecond must be in [0, 1000000].");
+        }
+
+        if (options.MaxBurst is < 0 or > 1_000_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxBurst, "MaxBurst must be in [0, 1000000].");
+        }
+
+        _ratio = options.RetryRatio;
+        _minPerSecond = options.MinRetriesPerSecond;
+        _deposit = (long)Math.Round(options.RetryRatio * Unit);
+        _maxCredit = options.MaxBurst * Unit;
+        _time = options.TimeProvider;
+        if (_minPerSecond > 0)
+        {
+            long second = _time.TimestampFrequency;
+            _interval = Math.Max(1, second / _minPerSecond);
+            _tolerance = second - _interval;
+        }
+    }
+
+    /// <summary>Calls recorded.</summary>
+    public long Calls => Interlocked.Read(ref _calls);
+
+    /// <summary>Retries granted.</summary>
+    public long RetriesGranted => Interlocked.Read(ref _granted);
+
+    /// <summary>Retries refused because the budget was spent.</summary>
+    public long RetriesRefused => Interlocked.Read(ref _refused);
+
+    /// <summary>Records one call (a first attempt): deposits <see cref="RetryBudgetOptions.RetryRatio"/> of a retry.</summary>
+    public void RecordCall()
+    {
+        Interlocked.Increment(ref _calls);
+        if (_deposit != 0 && Volatile.Read(ref _credit) < _maxCredit)
+        {
+            Interlocked.Add(ref _credit, _deposit);
+        }
+    }
+
+    /// <summary>Spends one retry if the budget allows it; false when it is spent (do not retry).</summary>
+    public bool TryAcquireRetry()
+    {
+        long credit = Volatile.Read(ref _credit);
+        while (credit >= Unit)
+        {
+            long seen = Interlocked.CompareExchange(ref _credit, credit - Unit, credit);
+            if (seen == credit)
+            {
+                Interlocked.Increment(ref _granted);
+                return true;
+            }
+
+            credit = seen;
+        }
+
+        if (TryAcquireReserve())
+        {
+            Interlocked.Increment(ref _granted);
+            return true;
+        }
+
+        Interlocked.Increment(ref _refused);
+        return false;
+    }
+
+    private bool TryAcquireReserve()
+    {
+        if (_minPerSecond == 0)
+        {
+            return false;
+        }
+
+        long now = _time.GetTimestamp();
+        long tat = Volatile.Read(ref _reserveTat);
+        while (true)
+        {
+            long next = Math.Max(tat, now) + _interval;
+            if (next - now > _tolerance + _interval)
+            {
+                return false;
+            }
+
+            long seen = Interlocked.CompareExchange(ref _reserveTat, next, tat);
+            if (seen == tat)
+            {
+                return true;
+            }
+
+            tat = seen;
+        }
+    }
+}

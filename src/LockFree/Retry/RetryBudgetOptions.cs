@@ -1,0 +1,26 @@
+namespace LockFree;
+
+/// <summary>Settings of a <see cref="RetryBudget"/>. Every value is validated by the budget's constructor.</summary>
+public sealed class RetryBudgetOptions
+{
+    /// <summary>
+    /// Retries allowed per call: each call deposits this much retry credit and each retry spends one. Default 0.1
+    /// (retries add at most 10% load on top of the calls). In [0, 100].
+    /// </summary>
+    public double RetryRatio { get; init; } = 0.1;
+
+    /// <summary>
+    /// Retries always allowed per second, whatever the call volume, so a quiet caller can still retry. Default 10.
+    /// In [0, 1_000_000]. Also the size of that reserve's burst (one second's worth, available at once).
+    /// </summary>
+    public int MinRetriesPerSecond { get; init; } = 10;
+
+    /// <summary>
+    /// The most unspent credit the call deposits accumulate, in retries, so a long healthy period cannot fund an
+    /// unbounded storm later. Default 100. In [0, 1_000_000].
+    /// </summary>
+    public int MaxBurst { get; init; } = 100;
+
+    /// <summary>The clock for the per-second reserve. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}

@@ -1,0 +1,178 @@
+using System.Runtime.CompilerServices;
+using LockFree.Backpressure;
+
+namespace LockFree;
+
+/// <content>Asynchronous enqueue (the Wait policy) and dequeue.</content>
+public sealed partial class DelayQueue<T>
+{
+    /// <summary>
+    /// Dequeues the next due item, waiting asynchronously until one is due. No thread is blocked while it waits, and
+    /// in steady state nothing is allocated (pooled waiters and state machines). A cancelled wait leaves no trace.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The queue is completed and every item has been taken.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; no item was taken.</exception>
+    /// <exception cref="ObjectDisposedException">The queue was disposed while no item was due.</exception>
+    public ValueTask<T> DequeueAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<T>(cancellationToken);
+        }
+
+        return TryDequeue(out T? item) ? new ValueTask<T>(item) : DequeueAsyncSlow(cancellationToken);
+    }
+
+    /// <summary>
+    /// Enqueues under <see cref="FullMode"/>; under <see cref="OverflowPolicy.Wait"/> waits asynchronously for room
+    /// (the delay counts from when the item enters the queue). Allocation-free when it completes synchronously and in
+    /// steady state when it waits.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="MaxDelay"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not enqueued.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
+    public ValueTask<WriteResult> EnqueueAsync(T item, TimeSpan delay, CancellationToken cancellationToken = default)
+    {
+        ValidateDelay(delay);
+        ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<WriteResult>(cancellationToken);
+        }
+
+        WriteResult result = WriteOnce(item, delay, FullMode, countRejection: FullMode != OverflowPolicy.Wait);
+        return FullMode != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected
+            ? new ValueTask<WriteResult>(result)
+            : EnqueueAsyncSlow(item, delay, cancellationToken);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T> DequeueAsyncSlow(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Waiter waiter = _readers.RentAndLink(synchronous: false); // link, then fence (the handshake's first half)
+            if (TryTake(out T? item, armIfNotDue: true))
+            {
+                Abandon(_readers, waiter);
+                AfterTake();
+                PassOn();
+                return item;
+            }
+
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                Abandon(_readers, waiter);
+                throw new InvalidOperationException("The delay queue is completed and empty.");
+            }
+
+            if (Volatile.Read(ref _disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
+            {
+                Abandon(_readers, waiter);
+                ThrowIfDisposed();
+            }
+
+            waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+            await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false); // throws when cancelled
+
+            // Signalled (an item may be due) or completed: take one, or link again and re-arm the wake-up.
+            if (TryTake(out item, armIfNotDue: false))
+            {
+                AfterTake();
+                PassOn();
+                return item;
+            }
+
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                throw new InvalidOperationException("The delay queue is completed and empty.");
+            }
+
+            ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<WriteResult> EnqueueAsyncSlow(T item, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Waiter waiter = _writers.RentAndLink(synchronous: false);
+            WriteResult result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                Abandon(_writers, waiter);
+                return result;
+            }
+
+            waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+            WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
+            if (status == WaitStatus.Completed)
+            {
+                ThrowIfDisposed();
+                return WriteResult.Completed;
+            }
+
+            result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false);
+            if (result.Outcome != WriteOutcome.Rejected)
+            {
+                return result;
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a parked reader took an item, for the readers still parked (one wake-up, several items): when the new
+    /// root is due, wake one (it takes it and passes on in turn); when it is not, arm the wake-up for it, so no reader
+    /// is woken just to find nothing due. An item arriving during the arming wakes one to re-evaluate.
+    /// </summary>
+    private void PassOn()
+    {
+        if (!_readers.HasWaiters) // fences first: a reader linking later rechecks by itself
+        {
+            return;
+        }
+
+        bool signal = false;
+        lock (_consumerLock)
+        {
+            DrainInbox();
+            if (_heap.Count > 0)
+            {
+                long now = _time.GetTimestamp();
+                long due = _heap.PeekDue;
+                if (due <= now)
+                {
+                    signal = true;
+                }
+                else if (Volatile.Read(ref _armedFor) != due)
+                {
+                    ArmWakeup(due, due - now);
+                    signal = !_inbox.IsEmpty; // the handshake's recheck: a producer may have judged against the old time
+                }
+            }
+        }
+
+        if (signal)
+        {
+            _readers.SignalOne();
+        }
+    }
+
+    /// <summary>
+    /// Takes back a linked waiter whose recheck succeeded. A signal that reached it first is passed on: signals wake
+    /// one waiter each, so a swallowed one could leave a due item beside a parked reader.
+    /// </summary>
+    private static void Abandon(WaiterList list, Waiter waiter)
+    {
+        if (waiter.TryFinishQuietly())
+        {
+            list.Unlink(waiter);
+            list.Return(waiter);
+        }
+        else if (waiter.Status == WaitStatus.Signaled)
+        {
+            list.SignalOne();
+        }
+    }
+}

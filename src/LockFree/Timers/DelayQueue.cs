@@ -1,0 +1,538 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Backpressure;
+using LockFree.Internal;
+using LockFree.Queues;
+using LockFree.Timers;
+
+namespace LockFree;
+
+// Design: a bounded delay queue with lock-free producers and a short consumer-side lock.
+//
+// Producers: reserve one unit of _count with a CAS bounded by the capacity (exact bound, never exceeded), then
+// publish (due, item) into an MPSC inbox (MpscQueue, Vyukov sequenced ring). The inbox is never full after a
+// reservation: every inbox item holds a reservation, an item leaves the inbox (its slot released) before its
+// reservation is returned, and the inbox is FIFO with capacity >= Capacity, so the slot a producer claims was
+// released by the item Capacity positions earlier. No producer takes a lock on the accepting path.
+//
+// Consumers: the heap (DelayHeap, 4-ary min-heap by due time, then arrival order) lives on the consumer side
+// under _consumerLock, which makes whoever holds it the inbox's single consumer. A dequeue drains the inbox into
+// the heap (arrival order = inbox order, so ties are FIFO), then pops the root if it is due. The lock is held for
+// the drain and one heap operation; no user code, no wait, no allocation runs under it. A polling TryDequeue
+// that finds nothing can skip the lock: the inbox's emptiness, then _rootDue (the root's due time, published under
+// the lock; MinValue while a drain moves items in, so a drain in progress never makes it answer "nothing due"),
+// answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root.
+//
+// Clock: an enqueue reads it once (due = now + delay) and carries that reading through the inbox (in the entry's
+// Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
+// reading known to have happened (_knownNow) and reads the clock only when the root is due after it: timestamps
+// are monotonic, so a root due at or before a past reading is due now. An item due at once costs one reading.
+//
+// Waiting readers (DequeueAsync) park on a WaiterList (pooled IValueTaskSource waiters: no allocation in steady
+// state). One re-armable wake-up (a TimeProvider timer, behind the Wakeups seam) is armed for the root's due time
+// whenever a reader parks on a heap whose root is not yet due; _armedFor holds that time (long.MaxValue: none).
+// Lost wake-ups are excluded by two Dekker handshakes, each "write, full fence, read the other side":
+//   reader: link the waiter; fence; drain the inbox            producer: publish; fence; read the waiter count
+//   reader: write _armedFor; fence; recheck the inbox          producer: publish; fence; read _armedFor
+// A producer signals one reader when readers wait and its due time is earlier than _armedFor (so an item due
+// after the armed time costs no wake-up: the armed timer's reader will drain it). The timer callback resets
+// _armedFor and signals one reader. A parked reader that took an item passes on to the readers still parked: it
+// wakes one when the next root is due too (several items due at once wake several readers, one after another), and
+// otherwise arms the wake-up for the next root, so nobody is woken just to find nothing due.
+//
+// Completion: Complete() stops new items; readers drain what is left, delayed items included, and Completion
+// completes once the count reaches zero. A producer reserves before it reads the completed flag and
+// Complete() sets the flag before it reads the count (both interlocked), so an item is either refused or counted.
+//
+// Accounting: Enqueued = inbox positions; Dequeued and Evicted are counted under the lock; dropped and rejected
+// on their overflow paths. Enqueued = Dequeued + Evicted + Remaining when no operation is in flight.
+//
+// Progress: producers are lock-free (a CAS loop on the count, then the inbox's CAS); consumers are blocking
+// (a lock, held briefly). Thread roles: any number of producers and consumers.
+
+/// <summary>
+/// A bounded queue whose items become visible only once their delay has passed: retry scheduling, debouncing,
+/// scheduled work. Items come out by due time, and in enqueue order among equal due times.
+/// </summary>
+/// <remarks>
+/// Enqueues are lock-free and tell what happened to the item (<see cref="WriteResult"/>) under the queue's
+/// <see cref="OverflowPolicy"/>. <see cref="TryDequeue"/> returns only due items; <see cref="DequeueAsync"/> waits
+/// (without blocking a thread, and without allocating in steady state) until an item is due. Time comes from the
+/// <see cref="DelayQueueOptions{T}.TimeProvider"/>. See <c>docs/retry-and-dead-letters.md</c>.
+/// </remarks>
+/// <typeparam name="T">The item type.</typeparam>
+[DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
+public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
+{
+    private readonly MpscQueue<DelayEntry<T>> _inbox;
+    private readonly IQueuePositions _inboxPositions;
+    private readonly DelayHeap<T> _heap;
+    private readonly object _consumerLock = new();
+    private readonly WaiterList _readers = new();
+    private readonly WaiterList _writers = new();
+    private readonly TimeProvider _time;
+    private readonly double _timestampsPerTick;
+    private readonly Action<T, DropReason>? _itemDropped;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IWakeup? _wakeup; // created on the first park, under the lock
+
+    private long _count;                   // reserved + queued items, in [0, Capacity]; CAS by producers, decremented by consumers
+    private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty; MinValue: a drain is moving items in); written under the lock, read lock-free
+    private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
+    private long _sequence;                // arrival order; under the lock
+    private long _knownNow;                // the latest clock reading known to have happened (ours or an enqueue's); under the lock
+    private long _dequeued;                // under the lock
+    private long _evicted;                 // under the lock
+    private long _droppedIncoming;
+    private long _rejected;
+    private int _completed;
+    private int _finished;
+    private int _disposed;
+
+    /// <summary>Creates a delay queue that holds at most <paramref name="capacity"/> items.</summary>
+    /// <param name="capacity">The most items the queue holds (pending and due), in [1, 2^30]. Exact: not rounded.</param>
+    /// <param name="options">Overflow policy, drop callback, metrics name and clock; null for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> or the full mode is out of range.</exception>
+    /// <exception cref="ArgumentNullException">The options' <see cref="DelayQueueOptions{T}.TimeProvider"/> is null.</exception>
+    public DelayQueue(int capacity, DelayQueueOptions<T>? options = null)
+    {
+        options ??= new DelayQueueOptions<T>();
+        ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        if (capacity < 1 || capacity > QueueCapacity.Max)
+        {
+            ThrowHelper.ThrowCapacityOutOfRange(capacity);
+        }
+
+        if (!Enum.IsDefined(options.FullMode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.FullMode, "FullMode is not an OverflowPolicy value.");
+        }
+
+        Capacity = capacity;
+        FullMode = options.FullMode;
+        Name = options.Name;
+        _itemDropped = options.ItemDropped;
+        _time = options.TimeProvider;
+        _timestampsPerTick = _time.TimestampFrequency / (double)TimeSpan.TicksPerSecond;
+        _inbox = new MpscQueue<DelayEntry<T>>(capacity);
+        _inboxPositions = _inbox;
+        _heap = new DelayHeap<T>(capacity);
+        if (Name is not null)
+        {
+            BackpressureMetrics.Register(this);
+        }
+    }
+
+    /// <summary>The longest delay an enqueue accepts (about 49.7 days, the longest a timer can be armed for).</summary>
+    public static TimeSpan MaxDelay => Wakeups.MaxDelay;
+
+    /// <summary>The most items the queue holds, pending and due together.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The items in the queue, pending and due: an approximate snapshot (it includes enqueues in flight).</summary>
+    public int Count => (int)Volatile.Read(ref _count);
+
+    /// <summary>The policy an enqueue follows when the queue is full.</summary>
+    public OverflowPolicy FullMode { get; }
+
+    /// <summary>The name the metrics are tagged with, or null.</summary>
+    public string? Name { get; }
+
+    /// <summary>Whether <see cref="Complete"/> has been called (enqueues take nothing; readers drain what is left).</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed) != 0;
+
+    /// <summary>Completes once the queue has been completed and every item, delayed ones included, has been dequeued or evicted.</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>
+    /// Enqueues <paramref name="item"/> to become visible <paramref name="delay"/> from now, without waiting: under
+    /// <see cref="OverflowPolicy.Wait"/> and <see cref="OverflowPolicy.Reject"/> a full queue answers
+    /// <see cref="WriteOutcome.Rejected"/> with <see cref="WriteResult.RetryAfter"/> = the time until the earliest
+    /// pending item is due (room appears no sooner while readers keep up), <see cref="TimeSpan.Zero"/> when one is due.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="MaxDelay"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
+    public WriteResult TryEnqueue(T item, TimeSpan delay)
+    {
+        ValidateDelay(delay);
+        ThrowIfDisposed();
+        return WriteOnce(item, delay, FullMode, countRejection: true);
+    }
+
+    /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
+    public bool TryDequeue([MaybeNullWhen(false)] out T item)
+    {
+        // Lock-free "nothing due": an empty inbox and a root not yet due (or no root). Reads the clock only when
+        // there is a root.
+        if (_inbox.IsEmpty)
+        {
+            long rootDue = Volatile.Read(ref _rootDue); // acquire: pairs with the release in PublishRoot
+            if (rootDue == long.MaxValue || rootDue > _time.GetTimestamp())
+            {
+                item = default;
+                return false;
+            }
+        }
+
+        if (!TryTake(out item, armIfNotDue: false))
+        {
+            return false;
+        }
+
+        AfterTake();
+        return true;
+    }
+
+    /// <summary>A snapshot of the queue's accounting (see <see cref="BackpressureStatistics"/>).</summary>
+    public BackpressureStatistics GetStatistics()
+    {
+        long evicted;
+        long dequeued;
+        lock (_consumerLock)
+        {
+            evicted = _evicted;
+            dequeued = _dequeued;
+        }
+
+        return new BackpressureStatistics(
+            _inboxPositions.EnqueuedPositions, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+    }
+
+    /// <summary>The time until the earliest pending item is due: <see cref="TimeSpan.Zero"/> when one is due, null when the queue is empty.</summary>
+    public TimeSpan? GetTimeUntilNextDue()
+    {
+        long rootDue;
+        lock (_consumerLock)
+        {
+            DrainInbox();
+            rootDue = _heap.Count == 0 ? long.MaxValue : _heap.PeekDue;
+        }
+
+        return rootDue == long.MaxValue ? null : ToTimeSpan(rootDue - _time.GetTimestamp());
+    }
+
+    /// <summary>Completes the queue: enqueues answer <see cref="WriteOutcome.Completed"/>; readers drain what is left, delayed items included.</summary>
+    /// <returns>False when it was already completed.</returns>
+    public bool TryComplete()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return false;
+        }
+
+        _writers.FinishAll(WaitStatus.Completed);
+        TryFinish();
+        return true;
+    }
+
+    /// <summary>Completes the queue; throws when it was already completed.</summary>
+    /// <exception cref="InvalidOperationException">The queue was already completed.</exception>
+    public void Complete()
+    {
+        if (!TryComplete())
+        {
+            ThrowHelper.ThrowInvalidOperation("The delay queue has already been completed.");
+        }
+    }
+
+    /// <summary>Completes the queue, stops its wake-up and its metrics. Items still queued stay readable with <see cref="TryDequeue"/>.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        TryComplete();
+        lock (_consumerLock)
+        {
+            _wakeup?.Dispose();
+            _wakeup = null;
+        }
+
+        _readers.FinishAll(WaitStatus.Completed);
+        if (Name is not null)
+        {
+            BackpressureMetrics.Unregister(this);
+        }
+    }
+
+    /// <inheritdoc/>
+    BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
+
+    /// <summary>Converts a time span to timestamp units of the queue's clock.</summary>
+    internal long ToTimestamps(TimeSpan span) => (long)(span.Ticks * _timestampsPerTick);
+
+    private TimeSpan ToTimeSpan(long timestamps) =>
+        timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps / _timestampsPerTick));
+
+    private WriteResult WriteOnce(T item, TimeSpan delay, OverflowPolicy policy, bool countRejection)
+    {
+        if (TryReserve())
+        {
+            if (Volatile.Read(ref _completed) != 0) // after the reservation's CAS: pairs with the exchange in TryComplete
+            {
+                Release(1);
+                return WriteResult.Completed;
+            }
+
+            Publish(item, delay);
+            return WriteResult.Accepted;
+        }
+
+        if (Volatile.Read(ref _completed) != 0)
+        {
+            return WriteResult.Completed;
+        }
+
+        switch (policy)
+        {
+            case OverflowPolicy.DropIncoming:
+                Interlocked.Increment(ref _droppedIncoming);
+                _itemDropped?.Invoke(item, DropReason.Incoming);
+                return WriteResult.DroppedIncoming;
+            case OverflowPolicy.DropOldest:
+                return EvictAndPublish(item, delay);
+            default:
+                if (countRejection)
+                {
+                    Interlocked.Increment(ref _rejected);
+                }
+
+                return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+        }
+    }
+
+    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed-flag exchange.</summary>
+    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
+
+    private void Publish(T item, TimeSpan delay)
+    {
+        long now = _time.GetTimestamp();
+        long due = now + ToTimestamps(delay);
+        var entry = new DelayEntry<T> { Due = due, Sequence = now, Item = item }; // in the inbox, Sequence carries the enqueue's clock reading
+        if (!_inbox.TryEnqueue(entry))
+        {
+            PublishSlow(entry);
+        }
+
+        // Handshake with parked readers (see the design note): HasWaiters fences after our publish.
+        if (_readers.HasWaiters && due < Volatile.Read(ref _armedFor))
+        {
+            _readers.SignalOne();
+        }
+    }
+
+    /// <summary>Never expected (see the design note); kept so a broken argument shows as a spin, not a lost item.</summary>
+    private void PublishSlow(DelayEntry<T> entry)
+    {
+        Debug.Fail("the inbox is never full after a reservation");
+        var spinner = default(SpinWait);
+        while (!_inbox.TryEnqueue(entry))
+        {
+            spinner.SpinOnce();
+        }
+    }
+
+    private WriteResult EvictAndPublish(T item, TimeSpan delay)
+    {
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            bool evicted = false;
+            T? victim = default;
+            lock (_consumerLock)
+            {
+                DrainInbox();
+                if (_heap.Count > 0)
+                {
+                    victim = _heap.Pop();
+                    _evicted++;
+                    PublishRoot();
+                    evicted = true;
+                }
+            }
+
+            if (evicted)
+            {
+                // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
+                Publish(item, delay);
+                _itemDropped?.Invoke(victim!, DropReason.Oldest);
+                return WriteResult.EvictedOldest;
+            }
+
+            // Every unit is held by an enqueue still in flight (reserved, not yet in the inbox): it lands within a
+            // few instructions. Or room appeared meanwhile.
+            if (TryReserve())
+            {
+                if (Volatile.Read(ref _completed) != 0)
+                {
+                    Release(1);
+                    return WriteResult.Completed;
+                }
+
+                Publish(item, delay);
+                return WriteResult.Accepted;
+            }
+
+            spinner.SpinOnce();
+        }
+    }
+
+    /// <summary>Moves everything in the inbox into the heap, in inbox order. Under the consumer lock.</summary>
+    private void DrainInbox()
+    {
+        if (_inbox.IsEmpty)
+        {
+            return;
+        }
+
+        // "Root unknown" before the first item leaves the inbox: a lock-free TryDequeue that sees the inbox emptied
+        // by this drain also sees this (release, then the inbox's release of its head), so it takes the lock
+        // instead of answering "nothing due" from a root that does not yet include the drained items.
+        Volatile.Write(ref _rootDue, long.MinValue);
+        while (_inbox.TryDequeue(out DelayEntry<T> entry))
+        {
+            if (entry.Sequence > _knownNow)
+            {
+                _knownNow = entry.Sequence; // a clock reading that happened before this drain: the time is at least this
+            }
+
+            _heap.Push(entry.Due, _sequence++, entry.Item);
+        }
+
+        PublishRoot();
+    }
+
+    /// <summary>Publishes the root's due time for the lock-free check. Under the consumer lock.</summary>
+    private void PublishRoot() => Volatile.Write(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue); // release: pairs with TryDequeue's acquire
+
+    /// <summary>
+    /// Takes the root if due. With <paramref name="armIfNotDue"/> (a reader about to park), arms the wake-up for
+    /// the root's due time when it is not due.
+    /// </summary>
+    private bool TryTake([MaybeNullWhen(false)] out T item, bool armIfNotDue)
+    {
+        lock (_consumerLock)
+        {
+            while (true)
+            {
+                DrainInbox();
+                if (_heap.Count == 0)
+                {
+                    item = default;
+                    return false;
+                }
+
+                // The clock is monotonic, so a root due at or before a reading already seen (ours, or an enqueue's,
+                // carried through the inbox) is due now without reading the clock again.
+                long due = _heap.PeekDue;
+                long now = _knownNow;
+                if (due > now)
+                {
+                    now = _time.GetTimestamp();
+                    _knownNow = now;
+                }
+
+                if (due <= now)
+                {
+                    item = _heap.Pop();
+                    _dequeued++;
+                    PublishRoot();
+                    return true;
+                }
+
+                if (!armIfNotDue || Volatile.Read(ref _armedFor) == due)
+                {
+                    item = default;
+                    return false;
+                }
+
+                ArmWakeup(due, due - now);
+
+                // Handshake with producers: an item published before our write of _armedFor that they judged
+                // against an older, later armed time must be seen here.
+                if (_inbox.IsEmpty)
+                {
+                    item = default;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// <summary>Arms the wake-up; under the consumer lock. The interlocked write is the handshake's full fence.</summary>
+    private void ArmWakeup(long due, long dueInTimestamps)
+    {
+        Interlocked.Exchange(ref _armedFor, due); // full fence: our write before the inbox recheck; pairs with Publish
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        _wakeup ??= Wakeups.Create(_time, static state => ((DelayQueue<T>)state!).OnWakeup(), this);
+        _wakeup.Arm(ToTimeSpan(dueInTimestamps));
+    }
+
+    private void OnWakeup()
+    {
+        Volatile.Write(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
+        _readers.SignalOne();
+    }
+
+    /// <summary>After a successful take: returns the unit of count, wakes a writer waiting for room, finishes a drained completed queue.</summary>
+    private void AfterTake()
+    {
+        Release(1);
+        if (FullMode == OverflowPolicy.Wait && _writers.HasWaiters) // only the Wait policy parks writers
+        {
+            _writers.SignalOne();
+        }
+    }
+
+    private void Release(long units)
+    {
+        if (Interlocked.Add(ref _count, -units) == 0 && Volatile.Read(ref _completed) != 0)
+        {
+            TryFinish();
+        }
+    }
+
+    private void TryFinish()
+    {
+        if (Volatile.Read(ref _completed) == 0 || Volatile.Read(ref _count) != 0 || Interlocked.Exchange(ref _finished, 1) != 0)
+        {
+            return;
+        }
+
+        _readers.FinishAll(WaitStatus.Completed);
+        _completion.TrySetResult();
+    }
+
+    /// <summary>
+    /// The retry hint of a rejection: the time until the root is due. Exact when the consumer lock is free (it drains
+    /// the inbox first); when a consumer holds it, the root it last published (never waits on a consumer, so a storm
+    /// of rejected writes does not slow the readers down).
+    /// </summary>
+    private TimeSpan EstimateRetryAfter()
+    {
+        if (Monitor.TryEnter(_consumerLock))
+        {
+            try
+            {
+                DrainInbox();
+            }
+            finally
+            {
+                Monitor.Exit(_consumerLock);
+            }
+        }
+
+        long rootDue = Volatile.Read(ref _rootDue); // MinValue: a consumer is draining; room is coming, retry at once
+        return rootDue is long.MaxValue or long.MinValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
+    }
+
+    private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

@@ -1,0 +1,104 @@
+using FsCheck;
+using FsCheck.Fluent;
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Retry;
+
+/// <summary>Properties of the backoff formulas and of the retry budget's bound, over generated parameters.</summary>
+public sealed class RetryPropertyTests
+{
+    private const int MaxTests = 300;
+
+    [Fact]
+    public void GetBackoff_AnyParameters_StaysWithinTheFormulaBoundsAndTheCap()
+    {
+        Gen<(int BaseMs, int CapMs, int Retry, RetryJitter Jitter, int Seed, int PreviousMs)> gen =
+            from baseMs in Gen.Choose(0, 2_000)
+            from extra in Gen.Choose(0, 60_000)
+            from retry in Gen.Choose(1, 80)
+            from jitter in Gen.Elements(RetryJitter.None, RetryJitter.Full, RetryJitter.Decorrelated)
+            from seed in Gen.Choose(0, int.MaxValue)
+            from previous in Gen.Choose(0, 70_000)
+            select (baseMs, baseMs + extra, retry, jitter, seed, previous);
+
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests), Prop.ForAll(Arb.From(gen), p =>
+        {
+            var policy = new RetryPolicy(new RetryPolicyOptions
+            {
+                BaseDelay = TimeSpan.FromMilliseconds(p.BaseMs),
+                MaxDelay = TimeSpan.FromMilliseconds(p.CapMs),
+                Jitter = p.Jitter,
+                Random = new Random(p.Seed),
+            });
+            double delay = policy.GetBackoff(p.Retry, TimeSpan.FromMilliseconds(p.PreviousMs)).TotalMilliseconds;
+            double exponential = Math.Min(p.CapMs, p.BaseMs * Math.Pow(2, p.Retry - 1));
+            double tolerance = 0.0001; // whole ticks
+            bool inBounds = p.Jitter switch
+            {
+                RetryJitter.None => Math.Abs(delay - exponential) <= tolerance,
+                RetryJitter.Full => delay >= 0 && delay <= exponential + tolerance,
+                _ => delay >= Math.Min(p.BaseMs, p.CapMs) - tolerance && delay <= Math.Min(p.CapMs, 3.0 * Math.Max(p.BaseMs, p.PreviousMs)) + tolerance,
+            };
+            return (inBounds && delay <= p.CapMs + tolerance).Label($"delay {delay} ms, exponential {exponential} ms");
+        }));
+    }
+
+    [Fact]
+    public void RetryBudget_AnyCallAndRetrySequence_GrantsNoMoreThanItsBound()
+    {
+        // Ops: 0 = a call, 1 = a retry request, 2 = advance the clock 1-500 ms. Bound: ratio * calls + burst + min * (T + 1 s).
+        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen =
+            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.5, 1.0)
+            from min in Gen.Choose(0, 20)
+            from burst in Gen.Choose(0, 50)
+            from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
+            select (ratio, min, burst, ops);
+
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests / 3), Prop.ForAll(Arb.From(gen), p =>
+        {
+            var time = new ManualTimeProvider();
+            var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = p.Ratio, MinRetriesPerSecond = p.MinPerSecond, MaxBurst = p.Burst, TimeProvider = time });
+            long calls = 0, granted = 0;
+            double elapsedSeconds = 0;
+            var history = new List<(long Calls, long Granted, double Seconds)> { (0, 0, 0) };
+            foreach ((int kind, int ms) in p.Ops)
+            {
+                switch (kind)
+                {
+                    case 0:
+                        budget.RecordCall();
+                        calls++;
+                        break;
+                    case 1:
+                        granted += budget.TryAcquireRetry() ? 1 : 0;
+                        break;
+                    default:
+                        time.Advance(TimeSpan.FromMilliseconds(ms));
+                        elapsedSeconds += ms / 1000.0;
+                        break;
+                }
+
+                history.Add((calls, granted, elapsedSeconds));
+            }
+
+            // Every window, not only from the start: unspent credit is capped, so a quiet stretch cannot fund a later storm.
+            for (int i = 0; i < history.Count; i++)
+            {
+                for (int j = i + 1; j < history.Count; j++)
+                {
+                    long windowCalls = history[j].Calls - history[i].Calls;
+                    long windowGranted = history[j].Granted - history[i].Granted;
+                    double seconds = history[j].Seconds - history[i].Seconds;
+                    double bound = (p.Ratio * windowCalls) + p.Burst + (p.MinPerSecond * (seconds + 1)) + 1; // +1: the cap may overshoot by one deposit
+                    if (windowGranted > bound)
+                    {
+                        return false.Label($"ops {i}..{j}: granted {windowGranted} > bound {bound:F1} ({windowCalls} calls, {seconds:F2} s)");
+                    }
+                }
+            }
+
+            return (granted == budget.RetriesGranted).Label("RetriesGranted agrees");
+        }));
+    }
+}
