@@ -260,6 +260,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <inheritdoc/>
     BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
 
+    /// <inheritdoc/>
+    /// <remarks>Not tracked: a delay queue's items wait on purpose until they are due (no age gauge).</remarks>
+    TimeSpan? IBufferMetricsSource.OldestItemAge => null;
+
     /// <summary>Converts a time span to timestamp units of the queue's clock.</summary>
     internal long ToTimestamps(TimeSpan span) => (long)(span.Ticks * _timestampsPerTick);
 
