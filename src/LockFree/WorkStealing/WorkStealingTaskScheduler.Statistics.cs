@@ -1,0 +1,40 @@
+namespace LockFree;
+
+public sealed partial class WorkStealingTaskScheduler
+{
+    /// <summary>A snapshot of the counters (see <see cref="WorkStealingTaskSchedulerStatistics"/>); also reported as metrics when <see cref="Name"/> is set.</summary>
+    public WorkStealingTaskSchedulerStatistics Statistics
+    {
+        get
+        {
+            Counters sum;
+            lock (_scaleLock)
+            {
+                sum = _retired;
+                foreach (Worker? worker in _workers)
+                {
+                    if (worker is not null)
+                    {
+                        sum.Add(worker);
+                    }
+                }
+            }
+
+            long spilled;
+            lock (_spill)
+            {
+                spilled = _spilledTotal;
+            }
+
+            return new WorkStealingTaskSchedulerStatistics(
+                Queued: sum.Queued + Interlocked.Read(ref _sharedQueued),
+                Executed: sum.Executed + Interlocked.Read(ref _sharedExecuted),
+                Stolen: sum.Stolen,
+                StealAttempts: sum.StealAttempts,
+                Spilled: spilled,
+                ParkedWorkers: ParkedWorkers,
+                WorkerCount: TargetWorkerCount,
+                InjectionQueueDepth: _injection.Count + Volatile.Read(ref _spillCount));
+        }
+    }
+}
