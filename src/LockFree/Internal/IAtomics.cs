@@ -46,6 +46,22 @@ internal interface IAtomics
     /// <summary>Plain clear of a run of shared slots, so the GC can reclaim what they referenced.</summary>
     static abstract void ClearPlain<T>(Span<T> destination);
 
+    /// <summary>Acquire load of a reference (e.g. a buffer that growth replaces): later accesses of this thread cannot move before it.</summary>
+    static abstract T LoadAcquireReference<T>(ref T location)
+        where T : class?;
+
+    /// <summary>Release store of a reference: everything written before it (e.g. a new buffer's contents) is visible to an acquire load that sees it.</summary>
+    static abstract void StoreReleaseReference<T>(ref T location, T value)
+        where T : class?;
+
+    /// <summary>
+    /// Speculative plain load of a slot that another thread may overwrite at the same time: the caller uses
+    /// the value only after a later read-modify-write proves nobody else took it, and discards it otherwise
+    /// (the thief's slot read in a Chase-Lev steal). A torn or stale value is harmless for that reason, so
+    /// the race detector does not report it.
+    /// </summary>
+    static abstract T LoadSpeculative<T>(ref T location);
+
     /// <summary>Full (sequentially consistent) fence.</summary>
     static abstract void FullFence();
 

@@ -44,6 +44,20 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadAcquireReference<T>(ref T location)
+        where T : class? => Volatile.Read(ref location);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreReleaseReference<T>(ref T location, T value)
+        where T : class? => Volatile.Write(ref location, value);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadSpeculative<T>(ref T location) => location;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void FullFence() => Interlocked.MemoryBarrier();
 
     /// <inheritdoc/>

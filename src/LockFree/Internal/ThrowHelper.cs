@@ -12,4 +12,12 @@ internal static class ThrowHelper
 
     [DoesNotReturn]
     public static void ThrowInvalidOperation(string message) => throw new InvalidOperationException(message);
+
+    [DoesNotReturn]
+    public static void ThrowInitialCapacityOutOfRange(int initialCapacity, int max) =>
+        throw new ArgumentOutOfRangeException(nameof(initialCapacity), initialCapacity,
+            $"The initial capacity must be between 1 and {max}.");
+
+    [DoesNotReturn]
+    public static void ThrowArgument(string paramName, string message) => throw new ArgumentException(message, paramName);
 }

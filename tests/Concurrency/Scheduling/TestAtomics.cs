@@ -189,6 +189,50 @@ internal readonly unsafe struct TestAtomics : IAtomics
         destination.Clear();
     }
 
+    public static T LoadAcquireReference<T>(ref T location)
+        where T : class?
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Volatile.Read(ref location);
+        }
+
+        s.SchedulingPoint("LoadAcquireReference");
+        T value = Volatile.Read(ref location);
+        s.Races?.Acquire(ControlledScheduler.CurrentThread, Address(ref location));
+        return value;
+    }
+
+    public static void StoreReleaseReference<T>(ref T location, T value)
+        where T : class?
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Volatile.Write(ref location, value);
+            return;
+        }
+
+        s.SchedulingPoint("StoreReleaseReference");
+        Release(s, Address(ref location));
+        Volatile.Write(ref location, value);
+    }
+
+    public static T LoadSpeculative<T>(ref T location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return location;
+        }
+
+        // A scheduling point (so a racing write can land before or after it) but no race check: the caller
+        // discards the value unless a later read-modify-write validates it.
+        s.SchedulingPoint("LoadSpeculative");
+        return location;
+    }
+
     public static void FullFence()
     {
         var s = ControlledScheduler.Current;
