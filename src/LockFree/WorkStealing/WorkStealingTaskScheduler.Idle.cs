@@ -20,7 +20,8 @@ namespace LockFree;
 // single total order of the two fences, either P's load follows W's add, so P sees W parked; if P also sees no
 // searcher it wakes one, and if it sees a searcher S, S is unparked and will either find T, or park itself and
 // re-check (the same argument, with S in W's place), or find other work as the last searcher and wake one more
-// worker (EndSearching), which then scans. Or W's re-check follows P's fence, so W sees T and un-parks itself.
+// worker (EndSearching), which then scans; a searcher that retires does the same. Or W's re-check follows
+// P's fence, so W sees T and un-parks itself.
 // Either way T is found by some unparked worker. A worker that is running a task (neither searching nor parked)
 // scans again before it can park. So as long as a task is queued, not every worker stays parked.
 // The protocol is modelled in tests/Concurrency/WorkStealing/ParkingProtocol.cs and explored under the
@@ -87,7 +88,7 @@ public sealed partial class WorkStealingTaskScheduler
         Interlocked.Add(ref _idleState, OneSearching);
     }
 
-    /// <summary>A searcher found work. If it was the last searcher, it hands the search on (Go's wakep).</summary>
+    /// <summary>A searcher found work (or retires). If it was the last searcher, it hands the search on (Go's wakep).</summary>
     private void EndSearching(Worker worker)
     {
         worker.Searching = false;
@@ -98,7 +99,7 @@ public sealed partial class WorkStealingTaskScheduler
         }
     }
 
-    /// <summary>A worker that exits (retirement or shutdown) stops counting as a searcher.</summary>
+    /// <summary>A worker that exits at shutdown stops counting as a searcher (every worker is leaving; nothing to hand on).</summary>
     private void LeaveSearching(Worker worker)
     {
         if (worker.Searching)

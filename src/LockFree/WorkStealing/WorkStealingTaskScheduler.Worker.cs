@@ -279,7 +279,16 @@ public sealed partial class WorkStealingTaskScheduler
             _retired.Add(worker);
             worker.Exited = true;
             Volatile.Write(ref _workers[worker.Index], null);
-            LeaveSearching(worker);
+
+            // A retiring searcher may be the one a producer counted on (it saw a searcher and woke nobody): like a
+            // searcher that found work, it hands the search on if it was the last one. (Found by
+            // SetWorkerCount_ShrinkWhileWorkersHoldQueuedTasks_HandsThemOff: without this the tasks sat in the
+            // injection queue with the only remaining worker parked.)
+            if (worker.Searching)
+            {
+                EndSearching(worker);
+            }
+
             if (handedOff > 0)
             {
                 NotifyWork();

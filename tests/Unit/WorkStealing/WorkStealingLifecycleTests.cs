@@ -152,7 +152,7 @@ public sealed class WorkStealingLifecycleTests
             CancellationToken.None, TaskCreationOptions.None, scheduler)).ToArray();
         scheduler.SetWorkerCount(1);
         gate.Set();
-        Assert.True(Task.WaitAll(parents, Generous));
+        Assert.True(Task.WaitAll(parents, TimeSpan.FromSeconds(5)), $"{scheduler.Statistics} live {scheduler.LiveWorkers} parked {scheduler.ParkedWorkers} searching {scheduler.SearchingWorkers} ran {ran} " + string.Join(",", parents.Select(p => p.Status)));
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref ran) == 300, Generous), $"ran {ran} of 300");
         Assert.True(SpinWait.SpinUntil(() => scheduler.LiveWorkers == 1, Generous));
     }
