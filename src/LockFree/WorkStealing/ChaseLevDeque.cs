@@ -353,6 +353,18 @@ internal struct ChaseLevDeque<T, TAtomics>
         _cleared = t;
     }
 
+    /// <summary>Byte offsets of the fields inside the engine, for the layout unit test.</summary>
+    internal (nint Bottom, nint CachedTop, nint Top, nint Buffer, nint Cleared) FieldOffsets()
+    {
+        ref byte start = ref Unsafe.As<ChaseLevDeque<T, TAtomics>, byte>(ref this);
+        return (
+            FieldLayout.Offset(ref start, ref _owner.Index),
+            FieldLayout.Offset(ref start, ref _owner.Cached),
+            FieldLayout.Offset(ref start, ref _top.Value),
+            FieldLayout.Offset(ref start, ref _buffer),
+            FieldLayout.Offset(ref start, ref _cleared));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ref T Slot(T[] buffer, long position) =>
         ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(buffer), (nint)(position & (buffer.Length - 1)));
