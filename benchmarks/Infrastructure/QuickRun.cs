@@ -35,6 +35,7 @@ public static class QuickRun
         typeof(BackpressureAsyncBenchmarks),
         typeof(BackpressureFullBufferBenchmarks),
         typeof(WorkStealingDequePushPopBenchmarks),
+        typeof(WorkStealingSchedulerForkJoinBenchmarks),
     ];
 
     /// <summary>Runs the subset; returns a process exit code (non-zero when a benchmark failed).</summary>

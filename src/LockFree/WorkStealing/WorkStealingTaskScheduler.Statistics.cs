@@ -8,9 +8,11 @@ public sealed partial class WorkStealingTaskScheduler
         get
         {
             Counters sum;
+            long handedOff;
             lock (_scaleLock)
             {
                 sum = _retired;
+                handedOff = _handedOff;
                 foreach (Worker? worker in _workers)
                 {
                     if (worker is not null)
@@ -27,7 +29,9 @@ public sealed partial class WorkStealingTaskScheduler
             }
 
             return new WorkStealingTaskSchedulerStatistics(
-                Queued: sum.Queued + Interlocked.Read(ref _sharedQueued),
+                // Outside threads' tasks = ring enqueues + spills, less the hand-offs of retiring workers (queued before).
+                Queued: sum.Queued + Interlocked.Read(ref _sharedQueued)
+                    + (((Queues.IQueuePositions)_injection).EnqueuedPositions - _injectionBase) + spilled - handedOff,
                 Executed: sum.Executed + Interlocked.Read(ref _sharedExecuted),
                 Stolen: sum.Stolen,
                 StealAttempts: sum.StealAttempts,

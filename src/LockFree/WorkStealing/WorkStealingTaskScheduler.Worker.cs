@@ -80,10 +80,14 @@ public sealed partial class WorkStealingTaskScheduler
     private Task? FindWork(Worker worker)
     {
         Task? task;
-        if (++worker.Tick % _injectionCheckInterval == 0 && TryTakeInjected(worker, out task))
+        if (--worker.UntilInjectionCheck <= 0)
         {
-            worker.LifoRuns = 0;
-            return task;
+            worker.UntilInjectionCheck = _injectionCheckInterval;
+            if (TryTakeInjected(worker, out task))
+            {
+                worker.LifoRuns = 0;
+                return task;
+            }
         }
 
         if (Volatile.Read(ref worker.Slot) is not null)
@@ -276,6 +280,7 @@ public sealed partial class WorkStealingTaskScheduler
                 }
             }
 
+            _handedOff += handedOff;
             _retired.Add(worker);
             worker.Exited = true;
             Volatile.Write(ref _workers[worker.Index], null);
@@ -337,7 +342,7 @@ public sealed partial class WorkStealingTaskScheduler
         // Owner-only state.
         public bool Searching;
         public int LifoRuns;
-        public int Tick;
+        public int UntilInjectionCheck;
         private uint _random = (uint)(index * 0x9E3779B9) | 1;
 
         // Owner-written counters, read racily (whole 64-bit reads) by Statistics.

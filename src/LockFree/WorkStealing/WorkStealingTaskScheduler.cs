@@ -87,7 +87,9 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     private int _disposeStarted;
     private int _targetWorkerCount; // written under _scaleLock
     private bool _scalingClosed;    // under _scaleLock
-    private long _sharedQueued;     // interlocked: tasks queued from outside threads and LongRunning tasks
+    private long _sharedQueued;     // interlocked: LongRunning tasks queued
+    private long _handedOff;        // under _scaleLock: tasks retiring workers moved to the injection queue (not new)
+    private readonly long _injectionBase; // the ring's enqueue position at construction
     private long _sharedExecuted;   // interlocked: tasks run on LongRunning threads
     private long _spilledTotal;     // under _spill's lock
     private Counters _retired;      // under _scaleLock: counters of workers that retired
@@ -114,6 +116,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         _injectionCheckInterval = options.InjectionCheckInterval;
         _spinRounds = options.SpinRounds;
         _injection = new MpmcQueue<Task>(options.InjectionQueueCapacity);
+        _injectionBase = ((Queues.IQueuePositions)_injection).EnqueuedPositions;
         _workers = new Worker?[_maximumWorkerCount];
         lock (_scaleLock)
         {
@@ -217,12 +220,9 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             return false; // inline only on our own workers
         }
 
-        if (taskWasPreviouslyQueued)
+        if (taskWasPreviouslyQueued && Interlocked.CompareExchange(ref worker.Slot, null, task) != task)
         {
-            // Take it out of our LIFO slot if it is there (the common fork-join case). Elsewhere (a deque, the
-            // injection queue) it stays queued: running it here claims it, and the stale entry is skipped later
-            // because TryExecuteTask returns false for a task that already ran.
-            Interlocked.CompareExchange(ref worker.Slot, null, task);
+            RemoveFromOwnDequeBottom(worker, task);
         }
 
         if (!TryExecuteTask(task))
@@ -232,6 +232,31 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
         worker.Executed++;
         return true;
+    }
+
+    /// <summary>
+    /// Before inlining a queued task: pops it if it is at the bottom of our own deque (the common fork-join case:
+    /// a parent waits for its most recent unfinished fork), dropping finished entries above it on the way. Anywhere
+    /// else (deeper in a deque, another worker's deque, the injection queue) it stays queued: running it here claims
+    /// it, and the stale entry is skipped later because TryExecuteTask returns false for a task that already ran.
+    /// </summary>
+    private static void RemoveFromOwnDequeBottom(Worker worker, Task task)
+    {
+        while (worker.Deque.TryPop(out Task? bottom))
+        {
+            if (bottom == task)
+            {
+                return;
+            }
+
+            if (!bottom.IsCompleted)
+            {
+                worker.Deque.Push(bottom); // someone else's work: put it back where it was
+                return;
+            }
+
+            // A finished task (it ran inline earlier): its entry is stale, drop it.
+        }
     }
 
     /// <inheritdoc/>
@@ -336,8 +361,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
         try
         {
-            Interlocked.Increment(ref _sharedQueued);
-            EnqueueInjection(task);
+            EnqueueInjection(task); // counted by the ring's enqueue position or the spill count: no extra interlocked
         }
         finally
         {

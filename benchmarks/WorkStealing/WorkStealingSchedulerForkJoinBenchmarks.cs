@@ -1,0 +1,57 @@
+using BenchmarkDotNet.Attributes;
+using LockFree.Benchmarks.Infrastructure;
+
+namespace LockFree.Benchmarks.WorkStealing;
+
+/// <summary>
+/// Recursive fork-join: Fibonacci where each call above the cutoff forks fib(n-1) as a task, computes fib(n-2)
+/// itself and waits for the fork (Task.Result, which inlines the child when the scheduler lets it); below the
+/// cutoff it recurses sequentially. fib(27) with cutoff 12 makes about 1,900 tasks per invocation. The baseline
+/// is the same code on <see cref="TaskScheduler.Default"/> (the thread pool); the result is checked. The
+/// WorkStealingTaskScheduler runs <see cref="Environment.ProcessorCount"/> workers. DESIGN.md target: ≥ 1.5×.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(LockFreeBenchmarkConfig))]
+public class WorkStealingSchedulerForkJoinBenchmarks
+{
+    private const int N = 27;
+    private const int Cutoff = 12;
+    private const int Expected = 196418; // fib(27)
+
+    private WorkStealingTaskScheduler _scheduler = null!;
+
+    [GlobalSetup]
+    public void Setup() => _scheduler = new WorkStealingTaskScheduler(Environment.ProcessorCount);
+
+    [GlobalCleanup]
+    public void Cleanup() => _scheduler.Dispose();
+
+    /// <summary>The thread pool.</summary>
+    [Benchmark(Baseline = true)]
+    public int Default() => Run(TaskScheduler.Default);
+
+    /// <summary>The work-stealing scheduler.</summary>
+    [Benchmark]
+    public int WorkStealing() => Run(_scheduler);
+
+    private static int Run(TaskScheduler scheduler)
+    {
+        int result = Task.Factory.StartNew(() => Fib(N, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler).Result;
+        Transfer.Check(result, Expected, "fib");
+        return result;
+    }
+
+    private static int Fib(int n, TaskScheduler scheduler)
+    {
+        if (n <= Cutoff)
+        {
+            return Sequential(n);
+        }
+
+        Task<int> left = Task.Factory.StartNew(() => Fib(n - 1, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        int right = Fib(n - 2, scheduler);
+        return left.Result + right;
+    }
+
+    private static int Sequential(int n) => n < 2 ? n : Sequential(n - 1) + Sequential(n - 2);
+}
