@@ -300,7 +300,7 @@ public sealed partial class WorkStealingTaskScheduler
             }
         }
 
-        t_worker = null;
+        t_worker = null; // its event is not disposed: a waker that popped it may still be about to Set it
         return true;
     }
 

@@ -154,11 +154,19 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     /// <summary>The most workers this scheduler runs at once: <see cref="MaximumWorkerCount"/>.</summary>
     public override int MaximumConcurrencyLevel => _maximumWorkerCount;
 
-    /// <summary>Disposes: see the remarks on <see cref="WorkStealingTaskScheduler"/> (drain, then join; idempotent).</summary>
+    /// <summary>
+    /// Disposes: see the remarks on <see cref="WorkStealingTaskScheduler"/> (drain, then join; idempotent). A call made
+    /// while another is draining waits for it to finish (unless made from one of this scheduler's own threads).
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposeStarted, 1) != 0)
         {
+            if (!IsOwnThread)
+            {
+                _disposed.Wait(); // another call is draining: return when it has finished, as the first call does
+            }
+
             return;
         }
 
@@ -488,6 +496,11 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         if (Name is not null)
         {
             WorkStealingMetrics.Unregister(this);
+        }
+
+        foreach (Worker? worker in _workers)
+        {
+            worker?.Event.Dispose(); // every worker has exited and nobody is left to wake one
         }
 
         _disposed.Set();
