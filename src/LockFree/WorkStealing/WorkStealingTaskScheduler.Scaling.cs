@@ -6,9 +6,11 @@ namespace LockFree;
 // _scaleLock hands its LIFO slot and deque off to the injection queue, folds its counters into the totals, leaves
 // its index and exits: no queued task is stranded. All of it under _scaleLock, off the task paths.
 //
-// Built-in rule (options.AutoScale): a timer samples every ScaleSampleInterval. Injection depth (ring + spill)
-// above ScaleUpQueueDepth at two consecutive samples adds one worker; at least one worker parked at every sample
-// for ScaleDownIdleTime retires one. One step per sample, within [MinimumWorkerCount, MaximumWorkerCount].
+// Built-in rule (options.AutoScale): a timer samples every ScaleSampleInterval. Backlog at two consecutive samples
+// adds one worker: injection depth (ring + spill) above ScaleUpQueueDepth, or work queued anywhere while no worker
+// is idle (none searching, none parked: all run or block in tasks; this is what compensates workers blocked in
+// Task.Wait). At least one worker parked at every sample for ScaleDownIdleTime retires one. One step per sample,
+// within [MinimumWorkerCount, MaximumWorkerCount].
 public sealed partial class WorkStealingTaskScheduler
 {
     private ITimer? _scaleTimer;
@@ -83,6 +85,16 @@ public sealed partial class WorkStealingTaskScheduler
         Volatile.Write(ref _targetWorkerCount, target);
     }
 
+    /// <summary>
+    /// Work waits (in the injection queue, a deque or a LIFO slot) and no worker is idle: every worker is running a
+    /// task, or blocked in one (a fork-join parent waiting in Task.Wait on a fork another worker runs). A snapshot.
+    /// </summary>
+    private bool IsBacklogWithNoIdleWorker()
+    {
+        long state = Volatile.Read(ref _idleState);
+        return Searching(state) == 0 && Parked(state) == 0 && HasVisibleWork();
+    }
+
     private void StartAutoScale(WorkStealingTaskSchedulerOptions options)
     {
         _scaleClock = options.TimeProvider;
@@ -118,7 +130,7 @@ public sealed partial class WorkStealingTaskScheduler
 
             long depth = _injection.Count + Volatile.Read(ref _spillCount);
             int target = _targetWorkerCount;
-            if (depth > _scaleUpDepth)
+            if (depth > _scaleUpDepth || IsBacklogWithNoIdleWorker())
             {
                 if (++_samplesAboveDepth >= 2 && target < _maximumWorkerCount)
                 {

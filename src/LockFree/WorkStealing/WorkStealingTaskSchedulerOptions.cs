@@ -68,11 +68,14 @@ public sealed class WorkStealingTaskSchedulerOptions
     public int SpinRounds { get; set; } = DefaultSpinRounds;
 
     /// <summary>
-    /// Enables the built-in scale rule: every <see cref="ScaleSampleInterval"/> the scheduler samples the injection
-    /// queue depth; when it stayed above <see cref="ScaleUpQueueDepth"/> for two consecutive samples, one worker is
-    /// added (up to <see cref="MaximumWorkerCount"/>); when at least one worker stayed parked for
-    /// <see cref="ScaleDownIdleTime"/>, one worker is retired (down to <see cref="MinimumWorkerCount"/>).
-    /// Default false (the worker count changes only through <see cref="WorkStealingTaskScheduler.SetWorkerCount"/>).
+    /// Enables the built-in scale rule: every <see cref="ScaleSampleInterval"/> the scheduler samples its backlog;
+    /// when, at two consecutive samples, the injection queue depth was above <see cref="ScaleUpQueueDepth"/> or work
+    /// was queued anywhere while no worker was idle (all running or blocked in tasks, e.g. fork-join parents waiting
+    /// on forks that other workers run), one worker is added (up to <see cref="MaximumWorkerCount"/>); when at least
+    /// one worker stayed parked for <see cref="ScaleDownIdleTime"/>, one worker is retired (down to
+    /// <see cref="MinimumWorkerCount"/>). The rule cannot tell a blocked worker from a busy one, so with CPU-bound
+    /// work that keeps spawning it grows to the maximum. Default false (the worker count changes only through
+    /// <see cref="WorkStealingTaskScheduler.SetWorkerCount"/>).
     /// </summary>
     public bool AutoScale { get; set; }
 

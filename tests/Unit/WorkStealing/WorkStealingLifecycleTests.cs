@@ -196,6 +196,37 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
+    public void AutoScale_WorkerBlockedWithWorkQueued_AddsAWorkerThatUnblocksIt()
+    {
+        // The only worker blocks in a task whose child (in its LIFO slot) is what would release it: a blocked
+        // fork-join parent. Only a new worker can run the child. The depth threshold is out of reach, so the
+        // "work queued and no worker idle" part of the rule is the one under test.
+        var clock = new ManualTimeProvider();
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions
+        {
+            WorkerCount = 1, MinimumWorkerCount = 1, MaximumWorkerCount = 2, AutoScale = true, TimeProvider = clock,
+            ScaleUpQueueDepth = 1 << 30, SpinRounds = 0,
+        });
+        using var release = new ManualResetEventSlim();
+        int queued = 0;
+        var parent = Task.Factory.StartNew(
+            () =>
+            {
+                Task.Factory.StartNew(release.Set, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                Volatile.Write(ref queued, 1);
+                return release.Wait(Generous);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref queued) == 1, Generous));
+        clock.Advance(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(1, scheduler.TargetWorkerCount);
+        clock.Advance(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(2, scheduler.TargetWorkerCount);
+        Assert.True(parent.Wait(Generous));
+        Assert.True(parent.Result);
+    }
+
+    [Fact]
     public void AutoScale_Dispose_StopsTheTimer()
     {
         var clock = new ManualTimeProvider();
