@@ -44,101 +44,51 @@ public class WorkStealingDequePushPopBenchmarks
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs), BenchmarkCategory("Pair")]
-    public int ConcurrentStack_Pair()
-    {
-        int n = 0;
-        for (int i = 0; i < Pairs; i++)
-        {
-            object item = _items[i & (Burst - 1)];
-            _stack.Push(item);
-            n += _stack.TryPop(out object? got) && ReferenceEquals(got, item) ? 1 : Fail(i);
-        }
-
-        return n;
-    }
+    public int ConcurrentStack_Pair() => RunPairs(new StackOps(_stack));
 
     [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Pair")]
-    public int ConcurrentBag_Pair()
-    {
-        int n = 0;
-        for (int i = 0; i < Pairs; i++)
-        {
-            object item = _items[i & (Burst - 1)];
-            _bag.Add(item);
-            n += _bag.TryTake(out object? got) && ReferenceEquals(got, item) ? 1 : Fail(i);
-        }
-
-        return n;
-    }
+    public int ConcurrentBag_Pair() => RunPairs(new BagOps(_bag));
 
     [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Pair")]
-    public int WorkStealingDeque_Pair()
-    {
-        int n = 0;
-        for (int i = 0; i < Pairs; i++)
-        {
-            object item = _items[i & (Burst - 1)];
-            _deque.Push(item);
-            n += _deque.TryPop(out object? got) && ReferenceEquals(got, item) ? 1 : Fail(i);
-        }
-
-        return n;
-    }
+    public int WorkStealingDeque_Pair() => RunPairs(new DequeOwnerOps(_deque));
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs), BenchmarkCategory("Burst")]
-    public int ConcurrentStack_Burst()
+    public int ConcurrentStack_Burst() => RunBursts(new StackOps(_stack));
+
+    [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Burst")]
+    public int ConcurrentBag_Burst() => RunBursts(new BagOps(_bag));
+
+    [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Burst")]
+    public int WorkStealingDeque_Burst() => RunBursts(new DequeOwnerOps(_deque));
+
+    private int RunPairs<TOps>(TOps ops)
+        where TOps : struct, IOwnerOps
     {
         int n = 0;
-        for (int round = 0; round < Pairs / Burst; round++)
+        for (int i = 0; i < Pairs; i++)
         {
-            for (int i = 0; i < Burst; i++)
-            {
-                _stack.Push(_items[i]);
-            }
-
-            for (int i = Burst - 1; i >= 0; i--)
-            {
-                n += _stack.TryPop(out object? got) && ReferenceEquals(got, _items[i]) ? 1 : Fail(i);
-            }
+            object item = _items[i & (Burst - 1)];
+            ops.Push(item);
+            n += ops.TryPop(out object? got) && ReferenceEquals(got, item) ? 1 : Fail(i);
         }
 
         return n;
     }
 
-    [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Burst")]
-    public int ConcurrentBag_Burst()
+    private int RunBursts<TOps>(TOps ops)
+        where TOps : struct, IOwnerOps
     {
         int n = 0;
         for (int round = 0; round < Pairs / Burst; round++)
         {
             for (int i = 0; i < Burst; i++)
             {
-                _bag.Add(_items[i]);
+                ops.Push(_items[i]);
             }
 
             for (int i = Burst - 1; i >= 0; i--)
             {
-                n += _bag.TryTake(out object? got) && ReferenceEquals(got, _items[i]) ? 1 : Fail(i);
-            }
-        }
-
-        return n;
-    }
-
-    [Benchmark(OperationsPerInvoke = Pairs), BenchmarkCategory("Burst")]
-    public int WorkStealingDeque_Burst()
-    {
-        int n = 0;
-        for (int round = 0; round < Pairs / Burst; round++)
-        {
-            for (int i = 0; i < Burst; i++)
-            {
-                _deque.Push(_items[i]);
-            }
-
-            for (int i = Burst - 1; i >= 0; i--)
-            {
-                n += _deque.TryPop(out object? got) && ReferenceEquals(got, _items[i]) ? 1 : Fail(i);
+                n += ops.TryPop(out object? got) && ReferenceEquals(got, _items[i]) ? 1 : Fail(i);
             }
         }
 

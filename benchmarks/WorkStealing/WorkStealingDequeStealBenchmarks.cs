@@ -41,28 +41,20 @@ public class WorkStealingDequeStealBenchmarks : FailedTryBenchmark
         _thiefDeque = new WorkStealingDeque<object>(64);
         _stack = new ConcurrentStack<object>();
         _bag = new ConcurrentBag<object>();
-        _pushDeque = _ =>
-        {
-            foreach (object box in _boxes)
-            {
-                _deque.Push(box);
-            }
-        };
-        _pushStack = _ =>
-        {
-            foreach (object box in _boxes)
-            {
-                _stack.Push(box);
-            }
-        };
-        _pushBag = _ =>
-        {
-            foreach (object box in _boxes)
-            {
-                _bag.Add(box);
-            }
-        };
+        _pushDeque = PushAll(new DequeOwnerOps(_deque));
+        _pushStack = PushAll(new StackOps(_stack));
+        _pushBag = PushAll(new BagOps(_bag));
     }
+
+    private Action<int> PushAll<TOps>(TOps owner)
+        where TOps : struct, IOwnerOps =>
+        _ =>
+        {
+            foreach (object box in _boxes)
+            {
+                owner.Push(box);
+            }
+        };
 
     [GlobalCleanup]
     public void Cleanup()
@@ -72,71 +64,13 @@ public class WorkStealingDequeStealBenchmarks : FailedTryBenchmark
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Items)]
-    public long ConcurrentStack_TryPop()
-    {
-        _owner.StartRound(_pushStack);
-        long sum = 0, failed = 0;
-        for (int taken = 0; taken < Items;)
-        {
-            if (_stack.TryPop(out object? item))
-            {
-                sum += (long)item;
-                taken++;
-            }
-            else
-            {
-                failed++;
-                Backoff(failed);
-            }
-        }
-
-        return Finish(sum, failed);
-    }
+    public long ConcurrentStack_TryPop() => TakeAll(new StackOps(_stack), _pushStack);
 
     [Benchmark(OperationsPerInvoke = Items)]
-    public long ConcurrentBag_TryTake()
-    {
-        _owner.StartRound(_pushBag);
-        long sum = 0, failed = 0;
-        for (int taken = 0; taken < Items;)
-        {
-            if (_bag.TryTake(out object? item))
-            {
-                sum += (long)item;
-                taken++;
-            }
-            else
-            {
-                failed++;
-                Backoff(failed);
-            }
-        }
-
-        return Finish(sum, failed);
-    }
+    public long ConcurrentBag_TryTake() => TakeAll(new BagOps(_bag), _pushBag);
 
     [Benchmark(OperationsPerInvoke = Items)]
-    public long WorkStealingDeque_TrySteal()
-    {
-        _owner.StartRound(_pushDeque);
-        Stealer<object> stealer = _deque.Stealer;
-        long sum = 0, failed = 0;
-        for (int taken = 0; taken < Items;)
-        {
-            if (stealer.TrySteal(out object? item) == StealResult.Success)
-            {
-                sum += (long)item;
-                taken++;
-            }
-            else
-            {
-                failed++;
-                Backoff(failed);
-            }
-        }
-
-        return Finish(sum, failed);
-    }
+    public long WorkStealingDeque_TrySteal() => TakeAll(new DequeOwnerOps(_deque), _pushDeque);
 
     [Benchmark(OperationsPerInvoke = Items)]
     public long WorkStealingDeque_StealBatchAndPop()
@@ -164,6 +98,28 @@ public class WorkStealingDequeStealBenchmarks : FailedTryBenchmark
         }
 
         return Finish(sum, failed);
+    }
+
+    private long TakeAll<TOps>(TOps thief, Action<int> push, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
+        where TOps : struct, IThiefOps
+    {
+        _owner.StartRound(push);
+        long sum = 0, failed = 0;
+        for (int taken = 0; taken < Items;)
+        {
+            if (thief.TryTake(out object? item))
+            {
+                sum += (long)item;
+                taken++;
+            }
+            else
+            {
+                failed++;
+                Backoff(failed);
+            }
+        }
+
+        return Finish(sum, failed, method);
     }
 
     private static void Backoff(long failed)

@@ -153,6 +153,7 @@ internal struct ChaseLevDeque<T, TAtomics>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool PopLastOrEmpty(T[] buffer, long b, long t, [MaybeNullWhen(false)] out T item)
     {
+        AssertInvariants(buffer, t, b + 1);
         if (b - t < 0)
         {
             // Empty: restore bottom (= top, the empty deque).
@@ -281,6 +282,7 @@ internal struct ChaseLevDeque<T, TAtomics>
         long t = TAtomics.LoadAcquire(ref _top.Value); // acquire: pairs with the thieves' CAS; their slot reads are done before we overwrite
         _owner.Cached = t;
         T[] buffer = _buffer; // plain: only the owner writes _buffer
+        AssertInvariants(buffer, t, b);
         ClearTaken(buffer, t, b);
         if (b + count - t > buffer.Length)
         {
@@ -351,6 +353,15 @@ internal struct ChaseLevDeque<T, TAtomics>
         }
 
         _cleared = t;
+    }
+
+    /// <summary>DEBUG builds: top is at most one past the (possibly decremented) bottom and the live range fits the buffer.</summary>
+    [Conditional("DEBUG")]
+    private readonly void AssertInvariants(T[] buffer, long t, long b)
+    {
+        Debug.Assert(t - b <= 1, $"top {t} is more than one past bottom {b}");
+        Debug.Assert(b - t <= buffer.Length, $"{b - t} live items in a buffer of {buffer.Length}");
+        Debug.Assert(t - _cleared >= 0, $"clearing watermark {_cleared} is past top {t}");
     }
 
     /// <summary>Byte offsets of the fields inside the engine, for the layout unit test.</summary>

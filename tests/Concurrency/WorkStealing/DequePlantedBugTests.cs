@@ -40,6 +40,21 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
         // bounded search (bound 2 or 3) reached within the budget when tried; the randomized strategies find it within ~100 schedules.
         AllStrategiesFind(DequeScenarios.GrowthDuringSteals(DequeKind.PlantedEarlyBufferLoadNoReread), Strategies[..3]);
 
+    [Fact]
+    public void SplitCompareExchange_OnTheRealEngine_IsFound()
+    {
+        // The seam's own planted bug, injected into the real engine: a CAS whose read and write are separate
+        // steps lets two takers claim the same position.
+        foreach (Func<Strategy> make in Strategies)
+        {
+            Strategy strategy = make();
+            var ex = Assert.Throws<ScheduleFailureException>(() =>
+                DequeScenarios.LastElement(DequeKind.Real).Explore(strategy, Budget, new ExploreOptions { Bugs = PlantedBug.SplitCompareExchange }));
+            Assert.True(ex.InnerException is DequeCheckException, $"{strategy.Name}: unexpected {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
+            output.WriteLine($"{strategy.Name}: found at schedule {ex.Iteration}: {ex.InnerException!.Message}");
+        }
+    }
+
     [Theory]
     [InlineData(DequeKind.PlantedNone)]
     [InlineData(DequeKind.PlantedEarlyBufferLoadWithReread)]
