@@ -459,25 +459,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         }
 
         // 2. LongRunning tasks may still queue work (accepted: they are our threads); wait for them all.
-        while (true)
-        {
-            Thread? thread;
-            lock (_longRunningThreads)
-            {
-                thread = _longRunningThreads.Count > 0 ? _longRunningThreads[0] : null;
-            }
-
-            if (thread is null)
-            {
-                break;
-            }
-
-            thread.Join();
-            lock (_longRunningThreads)
-            {
-                _longRunningThreads.Remove(thread); // normally removed by the thread itself
-            }
-        }
+        JoinLongRunning();
 
         // 3. No more scaling; tell the workers to exit once a full scan finds nothing, and wake the parked ones.
         Thread[] workerThreads;
@@ -493,6 +475,34 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             thread.Join();
         }
 
+        // 5. Stragglers: draining work may have started LongRunning tasks after step 2, and those may have queued
+        // work after the workers left. This thread joins them and runs what they queued (it counts as one of ours
+        // meanwhile, so that work may queue more), until nothing is left.
+        WorkStealingTaskScheduler? previousOwner = t_longRunningOwner;
+        t_longRunningOwner = this;
+        try
+        {
+            bool ranAny;
+            do
+            {
+                JoinLongRunning();
+                ranAny = false;
+                while (TryTakeStraggler(out Task? straggler))
+                {
+                    ranAny = true;
+                    if (TryExecuteTask(straggler))
+                    {
+                        Interlocked.Increment(ref _sharedExecuted);
+                    }
+                }
+            }
+            while (ranAny);
+        }
+        finally
+        {
+            t_longRunningOwner = previousOwner;
+        }
+
         if (Name is not null)
         {
             WorkStealingMetrics.Unregister(this);
@@ -504,6 +514,44 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         }
 
         _disposed.Set();
+    }
+
+    private void JoinLongRunning()
+    {
+        while (true)
+        {
+            Thread? thread;
+            lock (_longRunningThreads)
+            {
+                thread = _longRunningThreads.Count > 0 ? _longRunningThreads[0] : null;
+            }
+
+            if (thread is null)
+            {
+                return;
+            }
+
+            thread.Join();
+            lock (_longRunningThreads)
+            {
+                _longRunningThreads.Remove(thread); // normally removed by the thread itself
+            }
+        }
+    }
+
+    private bool TryTakeStraggler([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Task? task)
+    {
+        if (_injection.TryDequeue(out task))
+        {
+            return true;
+        }
+
+        lock (_spill)
+        {
+            bool found = _spill.TryDequeue(out task);
+            Volatile.Write(ref _spillCount, _spill.Count);
+            return found;
+        }
     }
 
     /// <summary>Waits until a shutdown started by <see cref="Dispose"/> has finished (used when Dispose ran on one of our own threads).</summary>

@@ -56,6 +56,34 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
+    public void Dispose_LongRunningStartedWhileDraining_RunsWithWhatItQueues()
+    {
+        // A task queued before Dispose starts a LongRunning task while the workers drain, and that one queues a
+        // plain task after the workers may have left: Dispose still runs both before it returns.
+        using var gate = new ManualResetEventSlim();
+        var scheduler = new WorkStealingTaskScheduler(1);
+        int last = 0;
+        Task.Factory.StartNew(
+            () =>
+            {
+                gate.Wait(Generous);
+                Task.Factory.StartNew(
+                    () =>
+                    {
+                        Thread.Sleep(30);
+                        Task.Factory.StartNew(() => Volatile.Write(ref last, 1), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                    },
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        var releaser = new Thread(() => { Thread.Sleep(30); gate.Set(); });
+        releaser.Start();
+        scheduler.Dispose();
+        releaser.Join();
+        Assert.Equal(1, Volatile.Read(ref last));
+    }
+
+    [Fact]
     public void QueueTask_AfterDispose_Throws()
     {
         var scheduler = new WorkStealingTaskScheduler(1);
