@@ -31,8 +31,9 @@ namespace LockFree;
 //
 // Dispose (drain): stop accepting tasks from outside threads (QueueTask from them throws
 // ObjectDisposedException, which Task.Start surfaces as TaskSchedulerException), wait for in-flight outside
-// enqueues, join LongRunning threads, then tell the workers to exit once a full scan finds nothing. Tasks
-// queued before Dispose, and tasks that they queue from the workers while draining, all run. Idempotent.
+// enqueues, join LongRunning threads, then tell the workers to exit once a full scan finds nothing, join them,
+// and run any stragglers (work queued by LongRunning tasks that draining work started) on the disposing thread.
+// Tasks queued before Dispose, and tasks that they queue while draining, all run. Idempotent.
 //
 // Progress: queuing is lock-free except the spill path (a lock, only when the injection ring is full); idle
 // workers block (by design); the parking and scaling paths take locks off the hot path.
