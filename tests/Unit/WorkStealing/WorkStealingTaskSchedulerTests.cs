@@ -367,6 +367,31 @@ public sealed class WorkStealingTaskSchedulerTests
     }
 
     [Fact]
+    public void ParallelFor_WithSchedulerInOptions_RunsEveryIterationOnWorkersOrCaller()
+    {
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        long sum = 0;
+        var result = Parallel.For(0, 10_000, new ParallelOptions { TaskScheduler = scheduler }, i => Interlocked.Add(ref sum, i));
+        Assert.True(result.IsCompleted);
+        Assert.Equal(49_995_000, sum);
+    }
+
+    [Fact]
+    public void PreferFairness_FromAWorker_GoesToTheDequeAndRuns()
+    {
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        var task = Task.Factory.StartNew(
+            () =>
+            {
+                var fair = Task.Factory.StartNew(() => 5, CancellationToken.None, TaskCreationOptions.PreferFairness, TaskScheduler.Current);
+                return fair.Result;
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(task.Wait(Generous));
+        Assert.Equal(5, task.Result);
+    }
+
+    [Fact]
     public void Statistics_CountQueuedAndExecuted()
     {
         using var scheduler = new WorkStealingTaskScheduler(2);
