@@ -284,6 +284,25 @@ public sealed class WorkStealingTaskSchedulerTests
     }
 
     [Fact]
+    public void LifoSlot_OfABlockedWorker_IsStolenByAnother()
+    {
+        // The parent queues its releaser into its own LIFO slot, then blocks on an event (not a Task wait, so no
+        // inlining). Only another worker taking the slot can release it; a non-stealable slot would hang here.
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
+        using var released = new ManualResetEventSlim();
+        var parent = Task.Factory.StartNew(
+            () =>
+            {
+                Task.Factory.StartNew(released.Set, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                return released.Wait(Generous);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(parent.Wait(Generous));
+        Assert.True(parent.Result);
+        Assert.True(scheduler.Statistics.Stolen >= 1);
+    }
+
+    [Fact]
     public void GetScheduledTasks_ListsATaskInTheLifoSlot()
     {
         using var scheduler = new WorkStealingTaskScheduler(1);
