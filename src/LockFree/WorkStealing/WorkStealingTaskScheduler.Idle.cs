@@ -55,6 +55,13 @@ public sealed partial class WorkStealingTaskScheduler
     private void NotifyWork()
     {
         Interlocked.MemoryBarrier(); // full fence: the task's publication before the state load; pairs with Park's add
+        NotifyWorkAfterFence();
+    }
+
+    /// <summary><see cref="NotifyWork"/> for a caller whose last step after publishing was already a full fence (an interlocked operation).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NotifyWorkAfterFence()
+    {
         long state = Volatile.Read(ref _idleState);
         if (Searching(state) == 0 && Parked(state) != 0)
         {

@@ -56,7 +56,8 @@ namespace LockFree;
 /// <see cref="Dispose"/> drains: it stops accepting tasks from other threads (they get
 /// <see cref="ObjectDisposedException"/>), runs everything already queued (and what that work queues from the
 /// workers), joins the LongRunning threads and the workers, and is idempotent. Called from a task on this
-/// scheduler it only starts that shutdown and returns.
+/// scheduler it only starts that shutdown and returns. Dispose every instance: its worker threads (background
+/// threads) keep it alive, parked, until then.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("Workers = {TargetWorkerCount}, Name = {Name}")]
@@ -201,11 +202,11 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             worker.Queued++; // plain: only the owner writes its counters
             if (_lifoSlotRunLimit > 0 && (creation & TaskCreationOptions.PreferFairness) == 0)
             {
-                // Exchange is a full fence: the slot's publication is ordered before NotifyWork's state read.
+                // Exchange is a full fence: the slot's publication is ordered before the state read.
                 Task? displaced = Interlocked.Exchange(ref worker.Slot, task);
                 if (displaced is null)
                 {
-                    NotifyWork();
+                    NotifyWorkAfterFence();
                     return;
                 }
 
@@ -376,11 +377,18 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         {
             if (!inside)
             {
-                Interlocked.Decrement(ref _gate);
+                Interlocked.Decrement(ref _gate); // also the full fence between the publication and NotifyWork's load
             }
         }
 
-        NotifyWork();
+        if (inside)
+        {
+            NotifyWork();
+        }
+        else
+        {
+            NotifyWorkAfterFence();
+        }
     }
 
     private void EnqueueInjection(Task task)
