@@ -10,7 +10,8 @@ namespace LockFree;
 // (a parked worker moves to searching as it is popped).
 //
 // Producer (NotifyWork), after publishing a task with a release or interlocked store:
-//   full fence; s = load(_idleState); if searching(s) == 0 && parked(s) > 0: wake one (under the lock, re-checked).
+//   full fence (NotifyWorkAfterFence: an interlocked op after the publication already was one);
+//   s = load(_idleState); if searching(s) == 0 && parked(s) > 0: wake one (under the lock, re-checked).
 // Parking worker (Park), after a full scan found nothing:
 //   lock { if shutting down or retiring: return; push self to _sleepers; add(parked +1, searching -1) }  (full fence)
 //   re-check every queue; if anything is visible and nobody woke us: un-park self (back to searching).
