@@ -12,6 +12,7 @@ public sealed partial class WorkStealingTaskScheduler
         // Under _scaleLock.
         _allWorkerThreads.RemoveAll(t => !t.IsAlive);
         var worker = new Worker(this, index);
+        Interlocked.Increment(ref _liveWorkers);
         var thread = new Thread(RunWorker) { IsBackground = true, Name = $"{Name ?? "WorkStealing"} worker {index}" };
         worker.Thread = thread;
         Volatile.Write(ref _workers[index], worker); // release: thieves see a constructed worker
@@ -52,11 +53,32 @@ public sealed partial class WorkStealingTaskScheduler
 
             if (IsShuttingDown)
             {
-                // A full scan found nothing after Dispose closed the gate: nothing can reach this worker any more
-                // (outside threads are refused, LongRunning threads have finished, other workers queue to their own
-                // deques), so it may leave.
-                LeaveSearching(worker);
-                return;
+                // A full scan found nothing after Dispose closed the gate. Outside threads are refused and LongRunning
+                // threads have finished, so only a worker that is still running a task can queue more (to its own
+                // deque). Leave only when every live worker is idle here too (none is parked during shutdown, so
+                // idle = searching); otherwise stay to help: the running task may block on work it queues next.
+                if (!worker.Searching)
+                {
+                    BeginSearching(worker);
+                }
+
+                if (SearchingWorkers >= Volatile.Read(ref _liveWorkers))
+                {
+                    LeaveSearching(worker); // searching first, then live: a reader in between sees "not all idle"
+                    Interlocked.Decrement(ref _liveWorkers);
+                    return;
+                }
+
+                if (idleRounds++ < _spinRounds)
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                }
+                else
+                {
+                    Thread.Sleep(1); // a long task is still running: wait for it without burning a core
+                }
+
+                continue;
             }
 
             if (!worker.Searching)
@@ -294,6 +316,7 @@ public sealed partial class WorkStealingTaskScheduler
                 EndSearching(worker);
             }
 
+            Interlocked.Decrement(ref _liveWorkers);
             if (handedOff > 0)
             {
                 NotifyWork();

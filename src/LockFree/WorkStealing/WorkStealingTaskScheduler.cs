@@ -31,7 +31,8 @@ namespace LockFree;
 //
 // Dispose (drain): stop accepting tasks from outside threads (QueueTask from them throws
 // ObjectDisposedException, which Task.Start surfaces as TaskSchedulerException), wait for in-flight outside
-// enqueues, join LongRunning threads, then tell the workers to exit once a full scan finds nothing, join them,
+// enqueues, join LongRunning threads, then tell the workers to exit once a full scan finds nothing and no worker
+// is running a task, join them,
 // and run any stragglers (work queued by LongRunning tasks that draining work started) on the disposing thread.
 // Tasks queued before Dispose, and tasks that they queue while draining, all run. Idempotent.
 //
@@ -88,6 +89,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     private long _gate;             // sign bit: closing; low bits: outside enqueues in flight
     private int _disposeStarted;
     private int _targetWorkerCount; // written under _scaleLock
+    private int _liveWorkers;       // interlocked: worker threads started and not yet exited (shutdown's exit rule)
     private bool _scalingClosed;    // under _scaleLock
     private long _sharedQueued;     // interlocked: LongRunning tasks queued
     private long _handedOff;        // under _scaleLock: tasks retiring workers moved to the injection queue (not new)

@@ -56,6 +56,30 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
+    public void Dispose_DrainingTaskBlocksOnWorkItQueues_AnotherWorkerStaysToRunIt()
+    {
+        // While Dispose drains, a task queues its releaser into its own LIFO slot and blocks on an event (no
+        // inlining). The idle worker must not leave while a task is still running: it stays and steals the releaser.
+        using var gate = new ManualResetEventSlim();
+        using var released = new ManualResetEventSlim();
+        var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
+        var parent = Task.Factory.StartNew(
+            () =>
+            {
+                gate.Wait(Generous);
+                Task.Factory.StartNew(released.Set, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                return released.Wait(Generous);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        var releaser = new Thread(() => { Thread.Sleep(50); gate.Set(); });
+        releaser.Start();
+        scheduler.Dispose();
+        releaser.Join();
+        Assert.True(parent.IsCompletedSuccessfully);
+        Assert.True(parent.Result);
+    }
+
+    [Fact]
     public void Dispose_LongRunningStartedWhileDraining_RunsWithWhatItQueues()
     {
         // A task queued before Dispose starts a LongRunning task while the workers drain, and that one queues a
