@@ -11,16 +11,21 @@ public enum ParkingBug
 
     /// <summary>A parking worker does not re-check the queues after announcing itself parked.</summary>
     NoRecheckAfterPark,
+
+    /// <summary>A retiring searcher leaves without handing the search on (the bug the stress test found in development).</summary>
+    NoHandOffOnRetire,
 }
 
 // Design: a model of WorkStealingTaskScheduler's searching/parked protocol (WorkStealingTaskScheduler.Idle.cs), small
 // enough for schedule exploration: an item counter stands for the queues, a CAS spin lock for _sleepersLock, and a
 // ControlledEventCount per worker for its ManualResetEventSlim. Step for step it mirrors NotifyWork, WakeOne,
 // BeginSearching/EndSearching, Park (announce parked under the lock with one add, re-check, un-park self or wait on
-// Notified) and BeginShutdown; the last consumer plays Dispose and shuts down, so a correct run always terminates.
+// Notified), retirement of a searcher (TryRetire) and BeginShutdown; the last consumer plays Dispose and shuts down,
+// so a correct run always terminates.
 // The planted NoRecheckAfterPark variant loses a wake-up: a producer that read the state before the worker's park
 // saw a searcher and woke nobody, and the worker sleeps with an item queued; nothing shuts down and the controlled
-// scheduler reports a deadlock. The correct model also runs with the TSO store-buffer simulation (the producer's
+// scheduler reports a deadlock. NoHandOffOnRetire: a producer saw the retiring worker searching and woke nobody,
+// and the retiree left without waking the parked one. The correct model also runs with the TSO store-buffer simulation (the producer's
 // publication is a release store, so only its full fence orders it before the state load). A planted "no producer
 // fence" variant needs the buffered store to survive about eleven scheduling points, each draining it with
 // probability 1/2, so it is not found within the CI budget; the fence is argued in the scheduler's design comment.
@@ -42,15 +47,23 @@ internal sealed class ParkingProtocol<TAtomics>
     private readonly int _items;
     private readonly int _workers;
     private readonly ParkingBug _bug;
+    private readonly bool _retireLast;
     private readonly long[] _w;
     private readonly ControlledEventCount[] _events;
 
-    public ParkingProtocol(int workers, int items, ParkingBug bug)
+    // retireLast: the last worker starts as a searcher (as a worker woken to retire is counted) and retires at once.
+    public ParkingProtocol(int workers, int items, ParkingBug bug, bool retireLast = false)
     {
         _items = items;
         _workers = workers;
         _bug = bug;
+        _retireLast = retireLast;
         _w = GC.AllocateArray<long>(PerWorker + (2 * workers), pinned: true);
+        if (retireLast)
+        {
+            _w[StateWord] = OneSearching;
+        }
+
         _events = new ControlledEventCount[workers];
         for (int i = 0; i < workers; i++)
         {
@@ -94,9 +107,22 @@ internal sealed class ParkingProtocol<TAtomics>
 
     public void Worker(int me)
     {
-        bool searching = false;
+        bool retiring = _retireLast && me == _workers - 1;
+        bool searching = retiring;
         while (true)
         {
+            if (retiring)
+            {
+                // TryRetire: a retiring searcher hands the search on if it was the last one (EndSearching).
+                long s = TAtomics.Add(ref _state, -OneSearching);
+                if (_bug != ParkingBug.NoHandOffOnRetire && Searching(s) == 0 && Parked(s) != 0)
+                {
+                    WakeOne();
+                }
+
+                return;
+            }
+
             if (TryTake())
             {
                 if (searching)

@@ -6,7 +6,8 @@ namespace LockFree.Tests.Concurrency.WorkStealing;
 
 /// <summary>
 /// The scheduler's park/unpark protocol as a model (<see cref="ParkingProtocol{TAtomics}"/>) under the controlled
-/// scheduler: the real protocol never loses a wake-up and always shuts down; each planted variant is found.
+/// scheduler: the real protocol never loses a wake-up and always shuts down, also with a retiring searcher; each
+/// planted variant (no re-check after parking, no hand-on when a searcher retires) is found.
 /// </summary>
 public sealed class ParkingProtocolTests(ITestOutputHelper output)
 {
@@ -35,6 +36,22 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Protocol_WithARetiringSearcher_NoLostWakeup()
+    {
+        foreach (var make in Strategies)
+        {
+            Explore(make(), 2, 1, ParkingBug.None, storeBuffers: false, retireLast: true);
+        }
+    }
+
+    [Fact]
+    public void PlantedNoHandOffOnRetire_IsFoundAsDeadlock() =>
+        // Random walk is left out: the losing schedule needs one worker to run about a dozen steps (search, park,
+        // re-check, wait) while the other two threads stand still, which a uniform walk almost never does; the
+        // priority-based and the exhaustive strategies find it.
+        AllStrategiesFind(ParkingBug.NoHandOffOnRetire, storeBuffers: false, workers: 2, retireLast: true, skipRandomWalk: true);
+
+    [Fact]
     public void Protocol_WithStoreBuffers_NoLostWakeup()
     {
         foreach (var make in Strategies)
@@ -47,7 +64,7 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
     public void PlantedNoRecheckAfterPark_IsFoundAsDeadlock() =>
         AllStrategiesFind(ParkingBug.NoRecheckAfterPark, storeBuffers: false);
 
-    private static ExplorationResult Explore(Strategy strategy, int workers, int items, ParkingBug bug, bool storeBuffers)
+    private static ExplorationResult Explore(Strategy strategy, int workers, int items, ParkingBug bug, bool storeBuffers, bool retireLast = false)
     {
         var threads = new List<Action<ParkingProtocol<TestAtomics>>> { p => p.Producer() };
         for (int i = 0; i < workers; i++)
@@ -59,7 +76,7 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
         return ControlledTest.Explore(
             strategy,
             Budget,
-            () => new ParkingProtocol<TestAtomics>(workers, items, bug),
+            () => new ParkingProtocol<TestAtomics>(workers, items, bug, retireLast),
             threads,
             p =>
             {
@@ -68,16 +85,16 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
                     throw new InvalidOperationException($"taken {p.Taken} of {items}, idle state {p.State:X}");
                 }
             },
-            new ExploreOptions { StoreBuffers = storeBuffers, Name = $"parking {workers}w {items} items {bug}" });
+            new ExploreOptions { StoreBuffers = storeBuffers, Name = $"parking {workers}w {items} items {bug}{(retireLast ? " retire" : string.Empty)}" });
     }
 
-    private void AllStrategiesFind(ParkingBug bug, bool storeBuffers)
+    private void AllStrategiesFind(ParkingBug bug, bool storeBuffers, int workers = 1, bool retireLast = false, bool skipRandomWalk = false)
     {
         var found = new List<string>();
-        foreach (var make in Strategies)
+        foreach (var make in skipRandomWalk ? Strategies[1..] : Strategies)
         {
             Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, 1, 1, bug, storeBuffers));
+            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, workers, 1, bug, storeBuffers, retireLast));
             Assert.IsType<DeadlockException>(failure.InnerException);
             found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
             if (found.Count == 1)
