@@ -167,7 +167,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>The re-check after parking: anything queued anywhere (a snapshot).</summary>
     private bool HasVisibleWork()
     {
-        if (!_injection.IsEmpty || Volatile.Read(ref _spillCount) != 0)
+        if (!_injection.IsEmpty || !_spill.IsEmpty)
         {
             return true;
         }

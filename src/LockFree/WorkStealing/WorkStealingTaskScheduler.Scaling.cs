@@ -128,7 +128,7 @@ public sealed partial class WorkStealingTaskScheduler
                 return;
             }
 
-            long depth = _injection.Count + Volatile.Read(ref _spillCount);
+            long depth = _injection.Count + _spill.Count;
             int target = _targetWorkerCount;
             if (depth > _scaleUpDepth || IsBacklogWithNoIdleWorker())
             {

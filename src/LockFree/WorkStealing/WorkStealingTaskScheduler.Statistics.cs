@@ -22,11 +22,7 @@ public sealed partial class WorkStealingTaskScheduler
                 }
             }
 
-            long spilled;
-            lock (_spill)
-            {
-                spilled = _spilledTotal;
-            }
+            long spilled = Interlocked.Read(ref _spilledTotal);
 
             return new WorkStealingTaskSchedulerStatistics(
                 // Outside threads' tasks = ring enqueues + spills, less the hand-offs of retiring workers (queued before).
@@ -38,7 +34,7 @@ public sealed partial class WorkStealingTaskScheduler
                 Spilled: spilled,
                 ParkedWorkers: ParkedWorkers,
                 WorkerCount: TargetWorkerCount,
-                InjectionQueueDepth: _injection.Count + Volatile.Read(ref _spillCount));
+                InjectionQueueDepth: _injection.Count + _spill.Count);
         }
     }
 }

@@ -165,29 +165,28 @@ public sealed partial class WorkStealingTaskScheduler
         return TrySteal(worker);
     }
 
-    /// <summary>Takes a batch from the injection queue (or the spill list): returns one, pushes the rest to the deque.</summary>
+    /// <summary>Takes a batch from the injection queue (or the spill queue): returns one, pushes the rest to the deque.</summary>
     private bool TryTakeInjected(Worker worker, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Task? task)
     {
         Task?[] buffer = worker.Buffer;
         int taken = 0;
-        if (!_injection.IsEmpty)
+
+        // Ring and spill list in turn while both hold work, so neither starves the other.
+        bool spillFirst = !_spill.IsEmpty && (worker.SpillTurn = !worker.SpillTurn);
+        if (spillFirst)
+        {
+            taken = TakeSpilled(buffer);
+        }
+
+        if (taken == 0 && !_injection.IsEmpty)
         {
             int share = (_injection.Count / Math.Max(1, TargetWorkerCount)) + 1;
             taken = _injection.TryDequeueMany(buffer.AsSpan(0, Math.Min(InjectionBatch, share))!);
         }
 
-        if (taken == 0 && Volatile.Read(ref _spillCount) != 0)
+        if (taken == 0 && !spillFirst && !_spill.IsEmpty)
         {
-            lock (_spill)
-            {
-                int share = Math.Min(InjectionBatch, (_spill.Count / Math.Max(1, TargetWorkerCount)) + 1);
-                while (taken < share && _spill.TryDequeue(out Task? spilled))
-                {
-                    buffer[taken++] = spilled;
-                }
-
-                Volatile.Write(ref _spillCount, _spill.Count);
-            }
+            taken = TakeSpilled(buffer);
         }
 
         if (taken == 0)
@@ -211,6 +210,18 @@ public sealed partial class WorkStealingTaskScheduler
         }
 
         return true;
+    }
+
+    private int TakeSpilled(Task?[] buffer)
+    {
+        int taken = 0;
+        int share = Math.Min(InjectionBatch, (_spill.Count / Math.Max(1, TargetWorkerCount)) + 1);
+        while (taken < share && _spill.TryDequeue(out Task? spilled))
+        {
+            buffer[taken++] = spilled;
+        }
+
+        return taken;
     }
 
     /// <summary>Random-victim batch stealing over every other worker's deque, then their LIFO slots.</summary>
@@ -366,6 +377,7 @@ public sealed partial class WorkStealingTaskScheduler
         public bool Searching;
         public int LifoRuns;
         public int UntilInjectionCheck;
+        public bool SpillTurn;
         private uint _random = (uint)(index * 0x9E3779B9) | 1;
 
         // Owner-written counters, read racily (whole 64-bit reads) by Statistics.

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using LockFree.Internal;
 
@@ -75,7 +76,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
     private readonly Worker?[] _workers;
     private readonly MpmcQueue<Task> _injection;
-    private readonly Queue<Task> _spill = new();
+    private readonly ConcurrentQueue<Task> _spill = new(); // unbounded lock-free overflow of the injection ring
     private readonly object _scaleLock = new();
     private readonly List<Thread> _longRunningThreads = new();
     private readonly List<Thread> _allWorkerThreads = new();
@@ -85,7 +86,6 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     private readonly int _minimumWorkerCount;
     private readonly int _maximumWorkerCount;
 
-    private int _spillCount;         // written under _spill's lock, read racily as an emptiness hint
     private long _gate;             // sign bit: closing; low bits: outside enqueues in flight
     private int _disposeStarted;
     private int _targetWorkerCount; // written under _scaleLock
@@ -95,7 +95,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     private long _handedOff;        // under _scaleLock: tasks retiring workers moved to the injection queue (not new)
     private readonly long _injectionBase; // the ring's enqueue position at construction
     private long _sharedExecuted;   // interlocked: tasks run on LongRunning threads
-    private long _spilledTotal;     // under _spill's lock
+    private long _spilledTotal;     // interlocked: tasks that went to the spill queue
     private Counters _retired;      // under _scaleLock: counters of workers that retired
     private readonly ManualResetEventSlim _disposed = new(false);
 
@@ -274,8 +274,8 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     /// <inheritdoc/>
     protected override bool TryDequeue(Task task)
     {
-        // Removable: a LIFO slot (one CAS) or the spill list. A task in a lock-free deque or the injection ring
-        // cannot be removed from the middle; it stays and is skipped when reached if it was cancelled meanwhile.
+        // Removable: a LIFO slot (one CAS). A task in a deque, the injection ring or the spill queue cannot be
+        // removed from the middle; it stays and is skipped when reached if it was cancelled meanwhile.
         foreach (Worker? worker in _workers)
         {
             if (worker is not null && Interlocked.CompareExchange(ref worker.Slot, null, task) == task)
@@ -284,34 +284,11 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             }
         }
 
-        if (Volatile.Read(ref _spillCount) == 0)
-        {
-            return false;
-        }
-
-        lock (_spill)
-        {
-            int count = _spill.Count;
-            bool found = false;
-            for (int i = 0; i < count; i++)
-            {
-                Task queued = _spill.Dequeue();
-                if (!found && queued == task)
-                {
-                    found = true;
-                    continue;
-                }
-
-                _spill.Enqueue(queued);
-            }
-
-            Volatile.Write(ref _spillCount, _spill.Count);
-            return found;
-        }
+        return false;
     }
 
     /// <summary>
-    /// A best-effort snapshot for debuggers: the tasks in the workers' LIFO slots and in the spill list. Tasks in
+    /// A best-effort snapshot for debuggers: the tasks in the workers' LIFO slots and in the spill queue. Tasks in
     /// the lock-free deques and the injection ring are not enumerable without stopping the workers and are not
     /// listed.
     /// </summary>
@@ -327,11 +304,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             }
         }
 
-        lock (_spill)
-        {
-            tasks.AddRange(_spill);
-        }
-
+        tasks.AddRange(_spill); // a moment-in-time snapshot
         return tasks;
     }
 
@@ -395,18 +368,16 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
     private void EnqueueInjection(Task task)
     {
-        // Once something spilled, later tasks spill too until the list drains, so the ring does not overtake it.
-        if (Volatile.Read(ref _spillCount) == 0 && _injection.TryEnqueue(task))
+        // The ring whenever it has room; the spill queue only when it is full. (Sending everything to the spill queue
+        // while it is not empty would keep order closer to FIFO, but then a long burst mostly bypasses the ring.
+        // Workers alternate between the two instead.)
+        if (_injection.TryEnqueue(task))
         {
             return;
         }
 
-        lock (_spill)
-        {
-            _spill.Enqueue(task);
-            _spilledTotal++;
-            Volatile.Write(ref _spillCount, _spill.Count);
-        }
+        _spill.Enqueue(task);
+        Interlocked.Increment(ref _spilledTotal);
     }
 
     private void StartLongRunning(Task task)
@@ -552,17 +523,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
     private bool TryTakeStraggler([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Task? task)
     {
-        if (_injection.TryDequeue(out task))
-        {
-            return true;
-        }
-
-        lock (_spill)
-        {
-            bool found = _spill.TryDequeue(out task);
-            Volatile.Write(ref _spillCount, _spill.Count);
-            return found;
-        }
+        return _injection.TryDequeue(out task) || _spill.TryDequeue(out task);
     }
 
     /// <summary>Waits until a shutdown started by <see cref="Dispose"/> has finished (used when Dispose ran on one of our own threads).</summary>
