@@ -28,10 +28,10 @@ public static class WorkStealingMetrics
         Meter.CreateObservableCounter("lockfree.scheduler.executed", () => Observe(s => s.Executed), unit: "{task}", description: "Tasks the scheduler ran.");
         Meter.CreateObservableCounter("lockfree.scheduler.stolen", () => Observe(s => s.Stolen), unit: "{steal}", description: "Successful steals.");
         Meter.CreateObservableCounter("lockfree.scheduler.steal_attempts", () => Observe(s => s.StealAttempts), unit: "{steal}", description: "Steal attempts.");
-        Meter.CreateObservableCounter("lockfree.scheduler.spilled", () => Observe(s => s.Spilled), unit: "{task}", description: "Tasks that went to the overflow list because the injection queue was full.");
+        Meter.CreateObservableCounter("lockfree.scheduler.spilled", () => Observe(s => s.Spilled), unit: "{task}", description: "Tasks that went to the overflow queue because the injection queue was full.");
         Meter.CreateObservableGauge("lockfree.scheduler.parked_workers", () => Observe(s => s.ParkedWorkers), unit: "{worker}", description: "Workers parked.");
         Meter.CreateObservableGauge("lockfree.scheduler.workers", () => Observe(s => s.WorkerCount), unit: "{worker}", description: "Target worker count.");
-        Meter.CreateObservableGauge("lockfree.scheduler.injection_depth", () => Observe(s => s.InjectionQueueDepth), unit: "{task}", description: "Tasks waiting in the injection queue and overflow list.");
+        Meter.CreateObservableGauge("lockfree.scheduler.injection_depth", () => Observe(s => s.InjectionQueueDepth), unit: "{task}", description: "Tasks waiting in the injection queue and overflow queue.");
     }
 
     internal static void Register(WorkStealingTaskScheduler scheduler)

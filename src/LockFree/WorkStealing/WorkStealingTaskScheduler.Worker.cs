@@ -4,7 +4,7 @@ namespace LockFree;
 
 public sealed partial class WorkStealingTaskScheduler
 {
-    /// <summary>Most tasks one grab from the injection queue or spill list takes (one runs, the rest go to the deque).</summary>
+    /// <summary>Most tasks one grab from the injection queue or spill queue takes (one runs, the rest go to the deque).</summary>
     private const int InjectionBatch = 32;
 
     private void StartWorker(int index)
@@ -171,7 +171,7 @@ public sealed partial class WorkStealingTaskScheduler
         Task?[] buffer = worker.Buffer;
         int taken = 0;
 
-        // Ring and spill list in turn while both hold work, so neither starves the other.
+        // Ring and spill queue in turn while both hold work, so neither starves the other.
         bool spillFirst = !_spill.IsEmpty && (worker.SpillTurn = !worker.SpillTurn);
         if (spillFirst)
         {

@@ -10,13 +10,13 @@ namespace LockFree;
 // Structure. Worker i owns a deque (owner: Push/TryPop at the bottom; thieves: the shared Stealer at the top)
 // and a one-task LIFO slot. Tasks queued from a worker go to its LIFO slot (the previous occupant moves to the
 // deque), or straight to the deque with PreferFairness; tasks queued from any other thread go to the
-// injection queue, a bounded MpmcQueue<Task>, and when that is full to a lock-protected spill list (queuing
-// never fails; spills are counted). LongRunning tasks get a dedicated thread.
+// injection queue, a bounded MpmcQueue<Task>, and when that is full to an unbounded spill queue (a
+// ConcurrentQueue<Task>: queuing never fails; spills are counted). LongRunning tasks get a dedicated thread.
 //
 // Worker loop (WorkStealingTaskScheduler.Worker.cs): every InjectionCheckInterval-th task the injection queue
 // first (fairness); then the LIFO slot (at most LifoSlotRunLimit consecutive runs, after which the slot's task
 // goes to the deque and the worker takes the oldest task: injection queue, then its own deque's FIFO end);
-// then its own deque (LIFO); then the injection queue and spill list (a batch: one to run, the rest to its
+// then its own deque (LIFO); then the injection queue and spill queue (a batch: one to run, the rest to its
 // deque, where others can steal them); then stealing: TryStealBatchAndPop from every other worker starting at
 // a random one (per-worker xorshift), then their LIFO slots. Nothing found: bounded spin rounds, then park.
 //
@@ -37,8 +37,8 @@ namespace LockFree;
 // and run any stragglers (work queued by LongRunning tasks that draining work started) on the disposing thread.
 // Tasks queued before Dispose, and tasks that they queue while draining, all run. Idempotent.
 //
-// Progress: queuing is lock-free except the spill path (a lock, only when the injection ring is full); idle
-// workers block (by design); the parking and scaling paths take locks off the hot path.
+// Progress: queuing is lock-free (the spill queue too); idle workers block (by design); the parking and scaling
+// paths take locks off the hot path.
 
 /// <summary>
 /// A <see cref="TaskScheduler"/> that runs tasks on its own worker threads, each with a lock-free

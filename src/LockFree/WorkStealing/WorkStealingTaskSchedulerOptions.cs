@@ -41,8 +41,8 @@ public sealed class WorkStealingTaskSchedulerOptions
     /// <summary>
     /// Capacity of the bounded lock-free injection queue that takes tasks queued from threads that are not
     /// workers of this scheduler. Default <see cref="DefaultInjectionQueueCapacity"/>; in [2, 2^30]. When it is
-    /// full, tasks go to a lock-protected overflow list (counted as <c>spilled</c> in the metrics), so queuing
-    /// never fails.
+    /// full, tasks go to an unbounded lock-free overflow queue (counted as <c>spilled</c> in the metrics), so
+    /// queuing never fails. Raise it when bursts from outside threads keep spilling.
     /// </summary>
     public int InjectionQueueCapacity { get; set; } = DefaultInjectionQueueCapacity;
 

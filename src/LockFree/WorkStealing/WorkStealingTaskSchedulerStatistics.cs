@@ -10,10 +10,10 @@ namespace LockFree;
 /// <param name="Executed">Tasks run (by workers, inline on workers, and on LongRunning threads).</param>
 /// <param name="Stolen">Successful steals (a batch counts once).</param>
 /// <param name="StealAttempts">Steal attempts (deques and LIFO slots).</param>
-/// <param name="Spilled">Tasks that found the injection queue full and went to the overflow list.</param>
+/// <param name="Spilled">Tasks that found the injection queue full and went to the overflow (spill) queue.</param>
 /// <param name="ParkedWorkers">Workers parked now.</param>
 /// <param name="WorkerCount">The target worker count now.</param>
-/// <param name="InjectionQueueDepth">Tasks in the injection queue and overflow list now.</param>
+/// <param name="InjectionQueueDepth">Tasks in the injection queue and overflow queue now.</param>
 public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Queued,
     long Executed,
