@@ -49,59 +49,26 @@ public sealed class RealThreadLinearizabilityTests
     {
         int threads = producers + consumers;
         var recorder = new HistoryRecorder<QueueInput, QueueOutput>(threads);
-        using var barrier = new Barrier(threads);
-        var failures = new List<Exception>();
-        var workers = new Thread[threads];
-        for (int t = 0; t < threads; t++)
+        RealThreadRounds.Run(threads, Rounds, seed, thread =>
         {
-            int thread = t;
-            workers[t] = new Thread(() =>
+            int next = (thread + 1) * 1_000_000;
+            return random =>
             {
-                try
+                int ops = random.Next(1, 4);
+                for (int i = 0; i < ops; i++)
                 {
-                    var random = new Random((seed * 97) + thread);
-                    int next = (thread + 1) * 1_000_000;
-                    for (int round = 0; round < Rounds; round++)
+                    if (thread < producers)
                     {
-                        int ops = random.Next(1, 4);
-                        for (int i = 0; i < ops; i++)
-                        {
-                            if (thread < producers)
-                            {
-                                Produce(queue, recorder, thread, random, ref next);
-                            }
-                            else
-                            {
-                                Consume(queue, recorder, thread, random, peek);
-                            }
-                        }
-
-                        if (!barrier.SignalAndWait(TimeSpan.FromSeconds(30)))
-                        {
-                            throw new TimeoutException("barrier");
-                        }
+                        Produce(queue, recorder, thread, random, ref next);
+                    }
+                    else
+                    {
+                        Consume(queue, recorder, thread, random, peek);
                     }
                 }
-                catch (Exception ex)
-                {
-                    lock (failures)
-                    {
-                        failures.Add(ex);
-                    }
+            };
+        });
 
-                    barrier.RemoveParticipant();
-                }
-            })
-            { IsBackground = true };
-            workers[t].Start();
-        }
-
-        foreach (Thread worker in workers)
-        {
-            Assert.True(worker.Join(TimeSpan.FromSeconds(60)), "a worker did not finish");
-        }
-
-        Assert.Empty(failures);
         LinearizabilityResult result = LinearizabilityChecker.CheckInSegments(new QueueSpec(queue.Capacity, exactBatches), recorder.History());
         Assert.True(result.IsLinearizable, result.Explanation);
     }

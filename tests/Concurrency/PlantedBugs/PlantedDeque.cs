@@ -16,6 +16,11 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 //     can read position t from a buffer that never held it (a stale taken item: delivered twice).
 //   EarlyBufferLoad: the same early load, but with the reread after the slot read (the CVE-2021-32810 fix):
 //     the reread repairs it; a negative control that must pass.
+//   MissingPopFence: TryPop has no full fence between its store of bottom and its load of top, so on a TSO
+//     machine the store can still sit in the store buffer when top is read (store-load reordering), and the
+//     owner and a thief both take the last item. Invisible to sequentially consistent exploration: only the
+//     store-buffer simulation (ExploreOptions.StoreBuffers) can find it, which is why bottom and top live in a
+//     pinned array here and the owner reads its own bottom through the seam (store forwarding).
 internal enum DequeBug
 {
     None,
@@ -24,20 +29,28 @@ internal enum DequeBug
     SingleCasBatch,
     EarlyBufferLoadNoReread,
     EarlyBufferLoad,
+    MissingPopFence,
 }
 
 internal sealed class PlantedDeque<TAtomics>(int capacity, DequeBug bug) : ITestDeque
     where TAtomics : struct, IAtomics
 {
+    private const int Bottom = 0;
+    private const int Top = 16; // 128 bytes away
+
+    // bottom and top in a pinned array, so the store-buffer simulation may write them later through a raw pointer.
+    private readonly long[] _indices = GC.AllocateArray<long>(Top + 1, pinned: true);
     private object?[] _buffer = new object?[capacity];
-    private long _bottom;
-    private long _top;
+
+    private ref long _bottom => ref _indices[Bottom];
+
+    private ref long _top => ref _indices[Top];
 
     public int Capacity => TAtomics.LoadAcquireReference(ref _buffer).Length;
 
     public void Push(object item)
     {
-        long b = _bottom; // plain: only the owner writes bottom
+        long b = TAtomics.LoadPlain(ref _bottom); // plain: only the owner writes bottom (through the seam for store forwarding)
         long t = TAtomics.LoadAcquire(ref _top); // acquire: pairs with the takers' CAS
         object?[] buffer = _buffer; // plain: only the owner writes it
         if (b - t >= buffer.Length)
@@ -58,10 +71,14 @@ internal sealed class PlantedDeque<TAtomics>(int capacity, DequeBug bug) : ITest
 
     public bool TryPop(out object? item)
     {
-        long b = _bottom - 1; // plain: only the owner writes bottom
+        long b = TAtomics.LoadPlain(ref _bottom) - 1; // plain: only the owner writes bottom (through the seam for store forwarding)
         object?[] buffer = _buffer; // plain: only the owner writes it
         TAtomics.StoreRelease(ref _bottom, b);
-        TAtomics.FullFence();
+        if (bug != DequeBug.MissingPopFence)
+        {
+            TAtomics.FullFence(); // PLANTED BUG (MissingPopFence): skipped
+        }
+
         long t = TAtomics.LoadAcquire(ref _top);
         if (b - t < 0)
         {

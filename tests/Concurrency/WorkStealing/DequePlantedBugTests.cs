@@ -41,6 +41,31 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
         AllStrategiesFind(DequeScenarios.GrowthDuringSteals(DequeKind.PlantedEarlyBufferLoadNoReread), Strategies[..3]);
 
     [Fact]
+    public void MissingPopFence_IsFoundWithStoreBuffers() =>
+        // Two items: the owner's buffered "bottom = 1" lets a thief that already took item 0 also take item 1,
+        // which the owner pops without a CAS because it read top = 0. The simulation drains each pending store
+        // with probability 1/2 at every scheduling point, and this failure needs the store to stay buffered for
+        // about eight of them, so it takes thousands of schedules (seed 11: found at 3,559 by random walk and
+        // 7,373 by PCT; explorations are deterministic per seed).
+        AllStrategiesFind(DequeScenarios.PopAgainstTwoSteals(DequeKind.PlantedMissingPopFence), [() => Strategy.RandomWalk(11), () => Strategy.Pct(11, depth: 3)], new ExploreOptions { StoreBuffers = true }, budget: 10_000);
+
+    [Fact]
+    public void MissingPopFence_IsInvisibleWithoutStoreBuffers() =>
+        // Why the store-buffer simulation exists: sequentially consistent exploration cannot see a missing fence.
+        DequeScenarios.PopAgainstTwoSteals(DequeKind.PlantedMissingPopFence).Explore(Strategy.RandomWalk(5), Budget);
+
+    [Fact]
+    public void BugFreeDeque_PassesWithStoreBuffers()
+    {
+        foreach (Func<Strategy> make in Strategies)
+        {
+            DequeScenarios.LastElement(DequeKind.PlantedNone).Explore(make(), Budget / 4, new ExploreOptions { StoreBuffers = true });
+            DequeScenarios.SlotReuse(DequeKind.PlantedNone).Explore(make(), Budget / 4, new ExploreOptions { StoreBuffers = true });
+            DequeScenarios.PopAgainstTwoSteals(DequeKind.PlantedNone).Explore(make(), Budget, new ExploreOptions { StoreBuffers = true });
+        }
+    }
+
+    [Fact]
     public void SplitCompareExchange_OnTheRealEngine_IsFound()
     {
         // The seam's own planted bug, injected into the real engine: a CAS whose read and write are separate
@@ -69,12 +94,12 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
         }
     }
 
-    private void AllStrategiesFind(DequeScenario scenario, Func<Strategy>[]? strategies = null)
+    private void AllStrategiesFind(DequeScenario scenario, Func<Strategy>[]? strategies = null, ExploreOptions? options = null, int budget = Budget)
     {
         foreach (Func<Strategy> make in strategies ?? Strategies)
         {
             Strategy strategy = make();
-            var ex = Assert.Throws<ScheduleFailureException>(() => scenario.Explore(strategy, Budget));
+            var ex = Assert.Throws<ScheduleFailureException>(() => scenario.Explore(strategy, budget, options));
             Assert.True(ex.InnerException is DequeCheckException, $"{strategy.Name}: unexpected {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
             output.WriteLine($"{strategy.Name}: found at schedule {ex.Iteration}: {ex.InnerException!.Message}");
         }

@@ -38,63 +38,33 @@ public sealed class DequeRealThreadLinearizabilityTests
     private static List<Operation<DequeInput, DequeOutput>> Run(int seed, bool spuriousEmpty)
     {
         var deque = new WorkStealingDeque<int>(1);
-        int threads = Thieves + 1;
-        var logs = new List<Operation<DequeInput, DequeOutput>>[threads];
-        using var barrier = new Barrier(threads);
-        var failures = new List<Exception>();
-        var workers = new Thread[threads];
-        for (int t = 0; t < threads; t++)
+        var logs = new List<Operation<DequeInput, DequeOutput>>[Thieves + 1];
+        for (int t = 0; t < logs.Length; t++)
         {
-            int thread = t;
             logs[t] = [];
-            workers[t] = new Thread(() =>
-            {
-                try
-                {
-                    var random = new Random((seed * 131) + thread);
-                    var own = new WorkStealingDeque<int>(1);
-                    int next = 1;
-                    for (int round = 0; round < Rounds; round++)
-                    {
-                        int ops = random.Next(1, 5);
-                        for (int i = 0; i < ops; i++)
-                        {
-                            if (thread == 0)
-                            {
-                                Owner(deque, logs[0], random, ref next);
-                            }
-                            else
-                            {
-                                Thief(deque, own, logs[thread], thread, random, spuriousEmpty);
-                            }
-                        }
-
-                        if (!barrier.SignalAndWait(TimeSpan.FromSeconds(30)))
-                        {
-                            throw new TimeoutException("barrier");
-                        }
-                    }
-                }
-                catch (Exception ex)
-                {
-                    lock (failures)
-                    {
-                        failures.Add(ex);
-                    }
-
-                    barrier.RemoveParticipant();
-                }
-            })
-            { IsBackground = true };
-            workers[t].Start();
         }
 
-        foreach (Thread worker in workers)
+        RealThreadRounds.Run(Thieves + 1, Rounds, seed, thread =>
         {
-            Assert.True(worker.Join(TimeSpan.FromSeconds(60)), "a worker did not finish");
-        }
+            var own = new WorkStealingDeque<int>(1);
+            int next = 1;
+            return random =>
+            {
+                int ops = random.Next(1, 5);
+                for (int i = 0; i < ops; i++)
+                {
+                    if (thread == 0)
+                    {
+                        Owner(deque, logs[0], random, ref next);
+                    }
+                    else
+                    {
+                        Thief(deque, own, logs[thread], thread, random, spuriousEmpty);
+                    }
+                }
+            };
+        });
 
-        Assert.Empty(failures);
         return logs.SelectMany(l => l).ToList();
     }
 

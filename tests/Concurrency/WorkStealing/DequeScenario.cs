@@ -163,7 +163,7 @@ public sealed class DequeScenario(DequeKind kind, int capacity, IReadOnlyList<De
                         Check(!own.TryPop(out _), $"T{thread} {step} left more in its deque than it reported");
                         fromOwn.Reverse(); // popped newest first; the batch took them oldest first
                         items.AddRange(fromOwn);
-                        long ret = ControlledScheduler.Now;
+                        long ret = ReturnTime();
                         if (r != StealResult.Success)
                         {
                             Record(thread, new DequeInput(DequeOpKind.Steal), new DequeOutput(r), call);
@@ -216,7 +216,20 @@ public sealed class DequeScenario(DequeKind kind, int capacity, IReadOnlyList<De
         }
 
         private void Record(int thread, DequeInput input, DequeOutput output, long call) =>
-            _history.Add(new(thread, input, output, call, ControlledScheduler.Now));
+            _history.Add(new(thread, input, output, call, ReturnTime()));
+
+        /// <summary>
+        /// The return timestamp. With the store-buffer simulation on, the thread's pending stores drain first: a
+        /// store still buffered when the call returns becomes visible to other threads only later, so the
+        /// operation's effect would appear after its recorded return and the checker would reject a correct
+        /// deque (HistoryRecorder fences before its return timestamp on real threads for the same reason). No
+        /// scheduling point and no race-detector edge, so nothing else changes.
+        /// </summary>
+        private static long ReturnTime()
+        {
+            ControlledScheduler.Current?.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
+            return ControlledScheduler.Now;
+        }
 
         private static void Check(bool condition, string message)
         {

@@ -30,6 +30,10 @@ public static class DequeScenarios
     public static DequeScenario SlotReuse(DequeKind kind) =>
         new(kind, 2, [[Pop, Push, Push, Pop, Push], [Steal, Steal]], prefill: 2);
 
+    /// <summary>The owner pops the second of two items while a thief takes both in turn: the store-load window of TryPop's fence.</summary>
+    public static DequeScenario PopAgainstTwoSteals(DequeKind kind) =>
+        new(kind, 2, [[Pop], [Steal, Steal]], prefill: 2);
+
     public static IEnumerable<DequeScenario> All(DequeKind kind) =>
     [
         LastElement(kind),

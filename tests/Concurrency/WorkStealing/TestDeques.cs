@@ -42,6 +42,9 @@ public enum DequeKind
 
     /// <summary><c>DequeBug.EarlyBufferLoad</c> (negative control: the reread repairs it).</summary>
     PlantedEarlyBufferLoadWithReread,
+
+    /// <summary><c>DequeBug.MissingPopFence</c> (found only with the store-buffer simulation).</summary>
+    PlantedMissingPopFence,
 }
 
 internal static class TestDeques
@@ -55,6 +58,7 @@ internal static class TestDeques
         DequeKind.PlantedSingleCasBatch => new PlantedDeque<TestAtomics>(capacity, DequeBug.SingleCasBatch),
         DequeKind.PlantedEarlyBufferLoadNoReread => new PlantedDeque<TestAtomics>(capacity, DequeBug.EarlyBufferLoadNoReread),
         DequeKind.PlantedEarlyBufferLoadWithReread => new PlantedDeque<TestAtomics>(capacity, DequeBug.EarlyBufferLoad),
+        DequeKind.PlantedMissingPopFence => new PlantedDeque<TestAtomics>(capacity, DequeBug.MissingPopFence),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
