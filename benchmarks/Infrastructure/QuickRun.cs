@@ -20,7 +20,8 @@ namespace LockFree.Benchmarks.Infrastructure;
 /// <summary>
 /// <c>--quick</c>: a curated subset (1P1C throughput at capacity 65536, round trip, batch, 2P2C MPMC, seam
 /// overhead, the back-pressure buffer's try path, async waits and full-buffer policies, the work-stealing deque's owner push+pop,
-/// timer-wheel schedule+cancel at 1K and 1M pending) with a short
+/// the work-stealing scheduler's fork-join, timer-wheel schedule+cancel at 1K and 1M pending, token-bucket acquires and the
+/// delay queue) with a short
 /// in-process job, then one compact table of median ns/op and ratio to each group's baseline. Meant to finish in a few minutes on a 2-core machine; indicative, not the published figures.
 /// With more arguments (<c>--quick --filter '*Uncontended*'</c>) the quick job runs whatever benchmarks of
 /// the assembly they select instead of the curated subset.
@@ -38,6 +39,7 @@ public static class QuickRun
         typeof(BackpressureAsyncBenchmarks),
         typeof(BackpressureFullBufferBenchmarks),
         typeof(WorkStealingDequePushPopBenchmarks),
+        typeof(WorkStealingSchedulerForkJoinBenchmarks),
         typeof(TimerWheelScheduleCancelBenchmarks),
         typeof(TokenBucketAcquireBenchmarks),
         typeof(DelayQueuePendingBenchmarks),

@@ -1,0 +1,401 @@
+using System.Runtime.CompilerServices;
+
+namespace LockFree;
+
+public sealed partial class WorkStealingTaskScheduler
+{
+    /// <summary>Most tasks one grab from the injection queue or spill queue takes (one runs, the rest go to the deque).</summary>
+    private const int InjectionBatch = 32;
+
+    private void StartWorker(int index)
+    {
+        // Under _scaleLock.
+        _allWorkerThreads.RemoveAll(t => !t.IsAlive);
+        var worker = new Worker(this, index);
+        Interlocked.Increment(ref _liveWorkers);
+        var thread = new Thread(RunWorker) { IsBackground = true, Name = $"{Name ?? "WorkStealing"} worker {index}" };
+        worker.Thread = thread;
+        Volatile.Write(ref _workers[index], worker); // release: thieves see a constructed worker
+        _allWorkerThreads.Add(thread);
+        thread.UnsafeStart(worker);
+    }
+
+    private void RunWorker(object? state)
+    {
+        var worker = (Worker)state!;
+        t_worker = worker;
+        int idleRounds = 0;
+        var spinner = new SpinWait();
+        while (true)
+        {
+            if (Volatile.Read(ref worker.RetireRequested) && TryRetire(worker))
+            {
+                return;
+            }
+
+            Task? task = FindWork(worker);
+            if (task is not null)
+            {
+                if (worker.Searching)
+                {
+                    EndSearching(worker);
+                }
+
+                idleRounds = 0;
+                spinner.Reset();
+                if (TryExecuteTask(task))
+                {
+                    worker.Executed++; // plain: only the owner writes its counters
+                }
+
+                continue;
+            }
+
+            if (IsShuttingDown)
+            {
+                // A full scan found nothing after Dispose closed the gate. Outside threads are refused and LongRunning
+                // threads have finished, so only a worker that is still running a task can queue more (to its own
+                // deque). Leave only when every live worker is idle here too (none is parked during shutdown, so
+                // idle = searching); otherwise stay to help: the running task may block on work it queues next.
+                if (!worker.Searching)
+                {
+                    BeginSearching(worker);
+                }
+
+                if (SearchingWorkers >= Volatile.Read(ref _liveWorkers))
+                {
+                    LeaveSearching(worker); // searching first, then live: a reader in between sees "not all idle"
+                    Interlocked.Decrement(ref _liveWorkers);
+                    return;
+                }
+
+                if (idleRounds++ < _spinRounds)
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                }
+                else
+                {
+                    Thread.Sleep(1); // a long task is still running: wait for it without burning a core
+                }
+
+                continue;
+            }
+
+            if (!worker.Searching)
+            {
+                BeginSearching(worker);
+            }
+
+            if (idleRounds++ < _spinRounds)
+            {
+                spinner.SpinOnce(sleep1Threshold: -1);
+                continue;
+            }
+
+            idleRounds = 0;
+            spinner.Reset();
+            Park(worker);
+        }
+    }
+
+    /// <summary>One scan in the documented order; null when every queue looked empty.</summary>
+    private Task? FindWork(Worker worker)
+    {
+        Task? task;
+        if (--worker.UntilInjectionCheck <= 0)
+        {
+            worker.UntilInjectionCheck = _injectionCheckInterval;
+            if (TryTakeInjected(worker, out task))
+            {
+                worker.LifoRuns = 0;
+                return task;
+            }
+        }
+
+        if (Volatile.Read(ref worker.Slot) is not null)
+        {
+            if (worker.LifoRuns < _lifoSlotRunLimit)
+            {
+                task = Interlocked.Exchange(ref worker.Slot, null); // a thief or TryDequeue may have taken it
+                if (task is not null)
+                {
+                    worker.LifoRuns++;
+                    return task;
+                }
+            }
+            else
+            {
+                // Starvation cap: the slot's task joins the deque and the oldest queued work runs first.
+                worker.LifoRuns = 0;
+                task = Interlocked.Exchange(ref worker.Slot, null);
+                if (task is not null)
+                {
+                    worker.Deque.Push(task);
+                }
+
+                if (TryTakeInjected(worker, out task))
+                {
+                    return task;
+                }
+
+                StealResult own;
+                do
+                {
+                    own = worker.Deque.Stealer.TrySteal(out task);
+                }
+                while (own == StealResult.Retry);
+                if (own == StealResult.Success)
+                {
+                    return task;
+                }
+            }
+        }
+
+        worker.LifoRuns = 0;
+        if (worker.Deque.TryPop(out task))
+        {
+            return task;
+        }
+
+        if (TryTakeInjected(worker, out task))
+        {
+            return task;
+        }
+
+        return TrySteal(worker);
+    }
+
+    /// <summary>Takes a batch from the injection queue (or the spill queue): returns one, pushes the rest to the deque.</summary>
+    private bool TryTakeInjected(Worker worker, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Task? task)
+    {
+        Task?[] buffer = worker.Buffer;
+        int taken = 0;
+
+        // Ring and spill queue in turn while both hold work, so neither starves the other.
+        bool spillFirst = !_spill.IsEmpty && (worker.SpillTurn = !worker.SpillTurn);
+        if (spillFirst)
+        {
+            taken = TakeSpilled(buffer);
+        }
+
+        if (taken == 0 && !_injection.IsEmpty)
+        {
+            int share = (_injection.Count / Math.Max(1, TargetWorkerCount)) + 1;
+            taken = _injection.TryDequeueMany(buffer.AsSpan(0, Math.Min(InjectionBatch, share))!);
+        }
+
+        if (taken == 0 && !spillFirst && !_spill.IsEmpty)
+        {
+            taken = TakeSpilled(buffer);
+        }
+
+        if (taken == 0)
+        {
+            task = null;
+            return false;
+        }
+
+        task = buffer[0]!;
+        buffer[0] = null;
+        if (taken > 1)
+        {
+            // Pushed newest-first so the owner pops them in queue order; others may steal them meanwhile.
+            for (int i = taken - 1; i >= 1; i--)
+            {
+                worker.Deque.Push(buffer[i]!);
+                buffer[i] = null;
+            }
+
+            NotifyWork();
+        }
+
+        return true;
+    }
+
+    private int TakeSpilled(Task?[] buffer)
+    {
+        int taken = 0;
+        int share = Math.Min(InjectionBatch, (_spill.Count / Math.Max(1, TargetWorkerCount)) + 1);
+        while (taken < share && _spill.TryDequeue(out Task? spilled))
+        {
+            buffer[taken++] = spilled;
+        }
+
+        return taken;
+    }
+
+    /// <summary>Random-victim batch stealing over every other worker's deque, then their LIFO slots.</summary>
+    private Task? TrySteal(Worker thief)
+    {
+        Worker?[] workers = _workers;
+        int n = workers.Length;
+        if (n <= 1)
+        {
+            return null;
+        }
+
+        bool retry;
+        int attempts = 0;
+        do
+        {
+            retry = false;
+            int start = (int)(thief.NextRandom() % (uint)n);
+            for (int i = 0; i < n; i++)
+            {
+                Worker? victim = Volatile.Read(ref workers[(start + i) % n]); // acquire: pairs with StartWorker's release
+                if (victim is null || victim == thief)
+                {
+                    continue;
+                }
+
+                thief.StealAttempts++;
+                StealResult result = victim.Deque.Stealer.TryStealBatchAndPop(thief.Deque, out Task? task);
+                if (result == StealResult.Success)
+                {
+                    thief.Stolen++;
+                    if (!thief.Deque.IsEmpty)
+                    {
+                        NotifyWork(); // the batch we took is stealable work for others
+                    }
+
+                    return task;
+                }
+
+                retry |= result == StealResult.Retry;
+            }
+
+            // Second pass: LIFO slots (so a task parked in the slot of a worker that blocks is never stranded).
+            for (int i = 0; i < n; i++)
+            {
+                Worker? victim = Volatile.Read(ref workers[(start + i) % n]);
+                if (victim is null || victim == thief || Volatile.Read(ref victim.Slot) is null)
+                {
+                    continue;
+                }
+
+                thief.StealAttempts++;
+                Task? task = Interlocked.Exchange(ref victim.Slot, null);
+                if (task is not null)
+                {
+                    thief.Stolen++;
+                    return task;
+                }
+            }
+        }
+        while (retry && ++attempts < 4);
+
+        return null;
+    }
+
+    /// <summary>Retires a worker whose retirement is still requested: hands off its slot and deque, then leaves.</summary>
+    private bool TryRetire(Worker worker)
+    {
+        lock (_scaleLock)
+        {
+            if (!worker.RetireRequested)
+            {
+                return false; // SetWorkerCount grew again before we got here
+            }
+
+            int handedOff = 0;
+            if (Interlocked.Exchange(ref worker.Slot, null) is { } slot)
+            {
+                EnqueueInjection(slot);
+                handedOff++;
+            }
+
+            while (worker.Deque.TryPop(out Task? task))
+            {
+                if (!task.IsCompleted)
+                {
+                    EnqueueInjection(task);
+                    handedOff++;
+                }
+            }
+
+            _handedOff += handedOff;
+            _retired.Add(worker);
+            worker.Exited = true;
+            Volatile.Write(ref _workers[worker.Index], null);
+
+            // A retiring searcher may be the one a producer counted on (it saw a searcher and woke nobody): like a
+            // searcher that found work, it hands the search on if it was the last one. (Found by
+            // SetWorkerCount_ShrinkWhileWorkersHoldQueuedTasks_HandsThemOff: without this the tasks sat in the
+            // injection queue with the only remaining worker parked.)
+            if (worker.Searching)
+            {
+                EndSearching(worker);
+            }
+
+            Interlocked.Decrement(ref _liveWorkers);
+            if (handedOff > 0)
+            {
+                NotifyWork();
+            }
+        }
+
+        t_worker = null; // its event is not disposed: a waker that popped it may still be about to Set it
+        return true;
+    }
+
+    /// <summary>Counters of one worker or a sum of them.</summary>
+    private struct Counters
+    {
+        public long Queued;
+        public long Executed;
+        public long Stolen;
+        public long StealAttempts;
+
+        public void Add(Worker w)
+        {
+            Queued += Volatile.Read(ref w.Queued);
+            Executed += Volatile.Read(ref w.Executed);
+            Stolen += Volatile.Read(ref w.Stolen);
+            StealAttempts += Volatile.Read(ref w.StealAttempts);
+        }
+    }
+
+    /// <summary>One worker: its deque, LIFO slot, parking event and counters.</summary>
+    private sealed class Worker(WorkStealingTaskScheduler owner, int index)
+    {
+        public readonly WorkStealingTaskScheduler Owner = owner;
+        public readonly int Index = index;
+        public readonly WorkStealingDeque<Task> Deque = new(64);
+        public readonly Task?[] Buffer = new Task?[InjectionBatch];
+        public readonly ManualResetEventSlim Event = new(false, spinCount: 1);
+        public Thread? Thread;
+
+        // Shared: the LIFO slot, accessed only with Interlocked (owner, thieves, TryDequeue, inlining).
+        public Task? Slot;
+
+        // Written under the sleepers lock (Notified also read by the parked owner) or by _scaleLock holders.
+        public bool Notified;
+        public bool RetireRequested;
+        public bool Exited;
+
+        // Owner-only state.
+        public bool Searching;
+        public int LifoRuns;
+        public int UntilInjectionCheck;
+        public bool SpillTurn;
+        private uint _random = (uint)(index * 0x9E3779B9) | 1;
+
+        // Owner-written counters, read racily (whole 64-bit reads) by Statistics.
+        public long Queued;
+        public long Executed;
+        public long Stolen;
+        public long StealAttempts;
+
+        /// <summary>xorshift32 (Marsaglia): a cheap per-worker victim picker.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint NextRandom()
+        {
+            uint x = _random;
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            _random = x;
+            return x;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+namespace LockFree;
+
+/// <summary>
+/// A snapshot of a <see cref="WorkStealingTaskScheduler"/>'s counters. Read without stopping the workers, so
+/// the fields are each accurate but not taken at one instant. Every queued task is eventually executed,
+/// dequeued by <see cref="TaskScheduler"/> (cancellation) or skipped because it already ran inline, so
+/// <see cref="Executed"/> is at most <see cref="Queued"/> plus the tasks run inline without being queued.
+/// </summary>
+/// <param name="Queued">Tasks queued (from workers, outside threads and LongRunning).</param>
+/// <param name="Executed">Tasks run (by workers, inline on workers, and on LongRunning threads).</param>
+/// <param name="Stolen">Successful steals (a batch counts once).</param>
+/// <param name="StealAttempts">Steal attempts (deques and LIFO slots).</param>
+/// <param name="Spilled">Tasks that found the injection queue full and went to the overflow (spill) queue.</param>
+/// <param name="ParkedWorkers">Workers parked now.</param>
+/// <param name="WorkerCount">The target worker count now.</param>
+/// <param name="InjectionQueueDepth">Tasks in the injection queue and overflow queue now.</param>
+public readonly record struct WorkStealingTaskSchedulerStatistics(
+    long Queued,
+    long Executed,
+    long Stolen,
+    long StealAttempts,
+    long Spilled,
+    int ParkedWorkers,
+    int WorkerCount,
+    long InjectionQueueDepth);

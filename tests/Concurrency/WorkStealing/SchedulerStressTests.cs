@@ -1,0 +1,180 @@
+// These tests drive a TaskScheduler from plain threads and block on its tasks on purpose, always with a bounded timeout.
+#pragma warning disable xUnit1031
+using LockFree.Tests.Concurrency.Stress;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.WorkStealing;
+
+/// <summary>
+/// Real-thread stress of <see cref="WorkStealingTaskScheduler"/>: every task runs exactly once and nothing hangs, across
+/// idle gaps (workers park and must be woken), run-time rescaling and a racing Dispose. Sizes scale with
+/// <see cref="StressScale"/>; every wait is bounded.
+/// </summary>
+public sealed class SchedulerStressTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bounded = StressScale.Timeout(TimeSpan.FromSeconds(60));
+
+    [Fact]
+    public void Bursts_SeparatedByIdleGaps_EveryTaskRunsExactlyOnce_NoLostWakeup()
+    {
+        int bursts = (int)StressScale.Items(300);
+        const int PerBurst = 24;
+        var runs = new int[bursts * PerBurst * 2];
+        var random = new Random(1234);
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 3, SpinRounds = 2 });
+        int parkedSeen = 0;
+        for (int b = 0; b < bursts; b++)
+        {
+            using var done = new CountdownEvent(PerBurst * 2);
+            int baseId = b * PerBurst * 2;
+            bool fromInside = random.Next(2) == 0;
+            if (fromInside)
+            {
+                // A root task queues the burst from a worker: LIFO slot, deque pushes, steals.
+                Task.Factory.StartNew(
+                    () =>
+                    {
+                        for (int i = 0; i < PerBurst * 2; i++)
+                        {
+                            int id = baseId + i;
+                            Task.Factory.StartNew(() => Run(runs, id, done), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                        }
+                    },
+                    CancellationToken.None, TaskCreationOptions.None, scheduler);
+            }
+            else
+            {
+                for (int i = 0; i < PerBurst * 2; i++)
+                {
+                    int id = baseId + i;
+                    Task.Factory.StartNew(() => Run(runs, id, done), CancellationToken.None, TaskCreationOptions.None, scheduler);
+                }
+            }
+
+            Assert.True(done.Wait(Bounded), $"burst {b} ({(fromInside ? "inside" : "outside")}): {done.CurrentCount} tasks never ran; {scheduler.Statistics}");
+
+            // Idle gap: long enough for the workers to finish spinning and park, so the next burst must wake them.
+            Thread.Sleep(random.Next(0, 3));
+            parkedSeen += scheduler.Statistics.ParkedWorkers > 0 ? 1 : 0;
+        }
+
+        Assert.All(runs, r => Assert.Equal(1, r));
+        output.WriteLine($"{bursts} bursts; workers seen parked after {parkedSeen} gaps; {scheduler.Statistics}");
+    }
+
+    [Fact]
+    public void ScaleUpAndDown_UnderLoad_EveryTaskAccountedFor()
+    {
+        int perProducer = (int)StressScale.Items(20_000);
+        const int Producers = 2;
+        var runs = new int[Producers * perProducer * 2];
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions
+        {
+            WorkerCount = 2, MinimumWorkerCount = 1, MaximumWorkerCount = 4, SpinRounds = 1, InjectionQueueCapacity = 256,
+        });
+        using var done = new CountdownEvent(runs.Length);
+        using var stop = new ManualResetEventSlim();
+        int resizes = 0;
+        var scaler = new Thread(() =>
+        {
+            var random = new Random(99);
+            while (!stop.IsSet)
+            {
+                scheduler.SetWorkerCount(random.Next(1, 5));
+                resizes++;
+                Thread.Sleep(random.Next(0, 2));
+            }
+        });
+        scaler.Start();
+        var producers = Enumerable.Range(0, Producers).Select(p => new Thread(() =>
+        {
+            for (int i = 0; i < perProducer; i++)
+            {
+                int id = (p * perProducer + i) * 2;
+                Task.Factory.StartNew(
+                    () =>
+                    {
+                        // Each task also queues a child from its worker, so retiring workers hold deque items to hand off.
+                        Task.Factory.StartNew(() => Run(runs, id + 1, done), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                        Run(runs, id, done);
+                    },
+                    CancellationToken.None, TaskCreationOptions.None, scheduler);
+            }
+        })).ToArray();
+        foreach (Thread t in producers)
+        {
+            t.Start();
+        }
+
+        foreach (Thread t in producers)
+        {
+            Assert.True(t.Join(Bounded));
+        }
+
+        bool all = done.Wait(Bounded);
+        stop.Set();
+        Assert.True(scaler.Join(Bounded));
+        Assert.True(all, $"{done.CurrentCount} of {runs.Length} tasks never ran; {scheduler.Statistics}, live {scheduler.LiveWorkers}");
+        Assert.All(runs, r => Assert.Equal(1, r));
+        var stats = scheduler.Statistics;
+        Assert.True(stats.Executed >= runs.Length, stats.ToString());
+        output.WriteLine($"{runs.Length} tasks, {resizes} resizes; {stats}");
+    }
+
+    [Fact]
+    public void Dispose_RacingProducers_AcceptedTasksAllRun_RejectedOnesThrow()
+    {
+        int rounds = (int)StressScale.Items(20);
+        for (int round = 0; round < rounds; round++)
+        {
+            var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 1, InjectionQueueCapacity = 64 });
+            var accepted = new System.Collections.Concurrent.ConcurrentBag<Task>();
+            int rejected = 0;
+            int ran = 0;
+            using var go = new ManualResetEventSlim();
+            var producers = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+            {
+                go.Wait();
+                for (int i = 0; i < 5_000; i++)
+                {
+                    try
+                    {
+                        accepted.Add(Task.Factory.StartNew(() => Interlocked.Increment(ref ran), CancellationToken.None, TaskCreationOptions.None, scheduler));
+                    }
+                    catch (TaskSchedulerException e) when (e.InnerException is ObjectDisposedException)
+                    {
+                        Interlocked.Increment(ref rejected); // once refused, always refused: stop here
+                        break;
+                    }
+                }
+            })).ToArray();
+            foreach (Thread t in producers)
+            {
+                t.Start();
+            }
+
+            go.Set();
+            Thread.Sleep(round % 3);
+            scheduler.Dispose();
+            int ranAtDispose = Volatile.Read(ref ran);
+            foreach (Thread t in producers)
+            {
+                Assert.True(t.Join(Bounded));
+            }
+
+            // Every task accepted before Dispose closed the gate ran before Dispose returned; later ones were refused.
+            Assert.Equal(accepted.Count, ranAtDispose);
+            Assert.Equal(accepted.Count, Volatile.Read(ref ran));
+            Assert.All(accepted, t => Assert.True(t.IsCompletedSuccessfully));
+            Assert.True(accepted.Count == 10_000 || rejected > 0, $"accepted {accepted.Count}, rejected {rejected}");
+            Assert.Throws<TaskSchedulerException>(() => { _ = Task.Factory.StartNew(() => { }, CancellationToken.None, TaskCreationOptions.None, scheduler); });
+        }
+    }
+
+    private static void Run(int[] runs, int id, CountdownEvent done)
+    {
+        Interlocked.Increment(ref runs[id]);
+        done.Signal();
+    }
+}
