@@ -3,6 +3,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using Xunit;
 using Xunit.Abstractions;
+using LockFree.Tests.Unit.Support;
 
 namespace LockFree.Tests.Unit.Queues;
 
@@ -122,16 +123,9 @@ public sealed class QueueModelPropertyTests
     /// <summary>Shorter scenarios first (drop halves, then single operations), then smaller capacities.</summary>
     private static IEnumerable<Scenario> Shrink(Scenario scenario)
     {
-        Op[] ops = scenario.Ops;
-        if (ops.Length > 1)
+        foreach (Op[] ops in Shrinking.Shorter(scenario.Ops))
         {
-            yield return scenario with { Ops = ops[..(ops.Length / 2)] };
-            yield return scenario with { Ops = ops[(ops.Length / 2)..] };
-        }
-
-        for (int i = 0; i < ops.Length; i++)
-        {
-            yield return scenario with { Ops = [.. ops[..i], .. ops[(i + 1)..]] };
+            yield return scenario with { Ops = ops };
         }
 
         if (scenario.Capacity > 1)

@@ -69,19 +69,7 @@ public sealed class TimerWheelModelPropertyTests(ITestOutputHelper output)
         return Arb.From(ops, Shrink);
     }
 
-    private static IEnumerable<Op[]> Shrink(Op[] ops)
-    {
-        if (ops.Length > 1)
-        {
-            yield return ops[..(ops.Length / 2)];
-            yield return ops[(ops.Length / 2)..];
-        }
-
-        for (int i = 0; i < ops.Length; i++)
-        {
-            yield return [.. ops[..i], .. ops[(i + 1)..]];
-        }
-    }
+    private static IEnumerable<Op[]> Shrink(Op[] ops) => Shrinking.Shorter(ops);
 
     private static string? FirstMismatch(Op[] ops, bool plantEarly)
     {

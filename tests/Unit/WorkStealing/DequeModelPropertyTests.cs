@@ -4,6 +4,7 @@ using LockFree.Internal;
 using LockFree.WorkStealing;
 using Xunit;
 using Xunit.Abstractions;
+using LockFree.Tests.Unit.Support;
 
 namespace LockFree.Tests.Unit.WorkStealing;
 
@@ -82,16 +83,9 @@ public sealed class DequeModelPropertyTests(ITestOutputHelper output)
 
     private static IEnumerable<Scenario> Shrink(Scenario scenario)
     {
-        Op[] ops = scenario.Ops;
-        if (ops.Length > 1)
+        foreach (Op[] ops in Shrinking.Shorter(scenario.Ops))
         {
-            yield return scenario with { Ops = ops[..(ops.Length / 2)] };
-            yield return scenario with { Ops = ops[(ops.Length / 2)..] };
-        }
-
-        for (int i = 0; i < ops.Length; i++)
-        {
-            yield return scenario with { Ops = [.. ops[..i], .. ops[(i + 1)..]] };
+            yield return scenario with { Ops = ops };
         }
 
         if (scenario.Start != 0)
