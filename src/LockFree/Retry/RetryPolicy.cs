@@ -7,7 +7,7 @@ namespace LockFree;
 // Design: a retry policy is a pure decision (Evaluate: retry after how long, or stop and why) plus one async
 // driver (ExecuteAsync) built on it. A pipeline that schedules its retries on a DelayQueue calls Evaluate and
 // enqueues the message with the delay it returns: no async state machine, no thread waiting. ExecuteAsync waits
-// through the Wakeups seam (a TimeProvider timer today, the timer wheel later), never by blocking a thread.
+// through the Wakeups seam (a TimeProvider timer, or the timer wheel given in the options), never by blocking a thread.
 //
 // Decision order for a failure after attempt n: cancellation of the caller's token -> never retried; n >=
 // MaxAttempts -> MaxAttempts; ShouldRetry says no -> NotRetryable; a retry-after hint above MaxDelay ->
@@ -31,6 +31,7 @@ public sealed class RetryPolicy
     private readonly Func<Exception, TimeSpan?> _retryAfter;
     private readonly Random _random;
     private readonly TimeProvider _time;
+    private readonly HierarchicalTimerWheel? _wheel;
 
     /// <summary>Creates a policy with the given options (null for the defaults).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its documented range.</exception>
@@ -68,6 +69,7 @@ public sealed class RetryPolicy
         _retryAfter = options.RetryAfter ?? DefaultRetryAfter;
         _random = options.Random ?? Random.Shared;
         _time = options.TimeProvider;
+        _wheel = options.TimerWheel;
     }
 
     /// <summary>Attempts in all, the first included.</summary>
@@ -199,7 +201,9 @@ public sealed class RetryPolicy
                 delay = decision.Delay;
             }
 
-            await Wakeups.DelayAsync(delay, _time, cancellationToken).ConfigureAwait(false);
+            await (_wheel is null
+                ? Wakeups.DelayAsync(delay, _time, cancellationToken)
+                : Wakeups.DelayAsync(delay, _wheel, cancellationToken)).ConfigureAwait(false);
         }
     }
 }

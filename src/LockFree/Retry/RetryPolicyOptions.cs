@@ -41,4 +41,13 @@ public sealed class RetryPolicyOptions
 
     /// <summary>The clock <see cref="RetryPolicy.ExecuteAsync{TResult}(Func{CancellationToken, ValueTask{TResult}}, CancellationToken)"/> waits on. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// When set, <see cref="RetryPolicy.ExecuteAsync{TResult}(Func{CancellationToken, ValueTask{TResult}}, CancellationToken)"/>
+    /// waits out each backoff on this wheel (one pooled timer node; the wheel's driver must run, or its owner must
+    /// call <see cref="HierarchicalTimerWheel.Advance"/>) instead of a <see cref="TimeProvider"/> timer: cheaper when
+    /// many calls retry at once, and precise to the wheel's tick (never early, at most about two ticks late). A wait
+    /// costs one task allocation; the success path none. Default null (wait on <see cref="TimeProvider"/>).
+    /// </summary>
+    public HierarchicalTimerWheel? TimerWheel { get; init; }
 }

@@ -37,6 +37,62 @@ internal static class Wakeups
     public static Task DelayAsync(TimeSpan delay, TimeProvider time, CancellationToken cancellationToken) =>
         delay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(delay, time, cancellationToken);
 
+    /// <summary>
+    /// Completes after <paramref name="delay"/> on <paramref name="wheel"/> (a timer on the wheel; its callback runs on
+    /// the wheel's driving thread and only completes the task, whose continuations run asynchronously) without
+    /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer.
+    /// </summary>
+    public static Task DelayAsync(TimeSpan delay, HierarchicalTimerWheel wheel, CancellationToken cancellationToken)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        var wait = new WheelDelay(wheel);
+        wait.Start(delay, cancellationToken);
+        return wait.Task;
+    }
+
+    /// <summary>One wait on the wheel: the timer fires xor the token cancels it (the wheel's Cancel decides, exactly).</summary>
+    private sealed class WheelDelay(HierarchicalTimerWheel wheel) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        private TimerHandle _handle;
+        private CancellationTokenRegistration _registration;
+
+        public void Start(TimeSpan delay, CancellationToken cancellationToken)
+        {
+            _handle = wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
+            if (cancellationToken.CanBeCanceled)
+            {
+                _registration = cancellationToken.UnsafeRegister(static (state, token) => ((WheelDelay)state!).Cancel(token), this);
+                if (Task.IsCompleted)
+                {
+                    _registration.Dispose(); // fired before the registration: nothing left to cancel
+                }
+            }
+        }
+
+        private void Fire()
+        {
+            TrySetResult();
+            _registration.Dispose();
+        }
+
+        private void Cancel(CancellationToken token)
+        {
+            if (wheel.Cancel(_handle)) // false: it fired (or is firing), and the result stands
+            {
+                TrySetCanceled(token);
+            }
+        }
+    }
+
     private sealed class TimerWakeup(TimeProvider time, TimerCallback callback, object state) : IWakeup
     {
         private readonly ITimer _timer = time.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

@@ -224,6 +224,45 @@ public sealed class RetryPolicyTests
     }
 
     [Fact]
+    public async Task ExecuteAsync_OnTimerWheel_WaitsForTheWheelNeverEarly()
+    {
+        var time = new ManualTimeProvider();
+        using var wheel = new HierarchicalTimerWheel(Ms(1), time);
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls)).AsTask();
+
+        time.Advance(Ms(99));
+        wheel.Advance();
+        await Task.Delay(50);
+        Assert.Equal(1, calls);
+        Assert.False(run.IsCompleted);
+
+        time.Advance(Ms(5)); // the wheel may fire up to two ticks after the due time, never before
+        wheel.Advance();
+        Assert.Equal(2, await run.WaitAsync(Generous));
+        Assert.Equal(1, wheel.FiredCount);
+    }
+
+    [Fact]
+    public async Task ExecuteAsync_OnTimerWheel_CancelledWhileWaiting_CancelsTheWheelTimer()
+    {
+        var time = new ManualTimeProvider();
+        using var wheel = new HierarchicalTimerWheel(Ms(1), time);
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 5, BaseDelay = Ms(100), TimeProvider = time, TimerWheel = wheel });
+        using var cts = new CancellationTokenSource();
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync<int>(_ => { calls++; throw new TimeoutException(); }, cts.Token).AsTask();
+
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Generous));
+        time.Advance(Ms(1000));
+        wheel.Advance();
+        Assert.Equal(0, wheel.FiredCount); // the timer was cancelled, not fired
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
     public async Task ExecuteAsync_CancelledWhileWaiting_ThrowsAndStopsRetrying()
     {
         var time = new ManualTimeProvider();
