@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
 
 namespace LockFree;
 
@@ -34,8 +35,8 @@ public static class AdaptiveLimitMetrics
     /// <summary>The tag that carries the limiter's name.</summary>
     public const string NameTag = "lockfree.adaptive.name";
 
-    private static readonly Meter Meter = new(MeterName);
-    private static readonly List<WeakReference<IAdaptiveLimiterMetricsSource>> Sources = new();
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<IAdaptiveLimiterMetricsSource> Sources = new();
 
     static AdaptiveLimitMetrics()
     {
@@ -45,29 +46,8 @@ public static class AdaptiveLimitMetrics
         Meter.CreateObservableCounter("lockfree.adaptive.rejected", () => Observe(s => s.Rejected), unit: "{request}", description: "Requests refused at the limit.");
     }
 
-    internal static void Register(IAdaptiveLimiterMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            Sources.Add(new WeakReference<IAdaptiveLimiterMetricsSource>(source));
-        }
-    }
+    internal static void Register(IAdaptiveLimiterMetricsSource source) => Sources.Register(source);
 
-    private static List<Measurement<long>> Observe(Func<IAdaptiveLimiterMetricsSource, long> read)
-    {
-        var measurements = new List<Measurement<long>>();
-        lock (Sources)
-        {
-            foreach (WeakReference<IAdaptiveLimiterMetricsSource> weak in Sources)
-            {
-                if (weak.TryGetTarget(out IAdaptiveLimiterMetricsSource? source))
-                {
-                    measurements.Add(new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
-                }
-            }
-        }
-
-        return measurements;
-    }
+    private static List<Measurement<long>> Observe(Func<IAdaptiveLimiterMetricsSource, long> read) =>
+        Sources.Collect<long>(source => new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
 }

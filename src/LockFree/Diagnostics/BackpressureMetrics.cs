@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
 
 namespace LockFree;
 
@@ -41,8 +42,8 @@ public static class BackpressureMetrics
     /// <summary>The tag that carries the buffer's name.</summary>
     public const string NameTag = "lockfree.queue.name";
 
-    private static readonly Meter Meter = new(MeterName);
-    private static readonly List<WeakReference<IBufferMetricsSource>> Sources = new();
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<IBufferMetricsSource> Sources = new();
 
     private static readonly Histogram<double> WaitTime = Meter.CreateHistogram<double>(
         "lockfree.queue.wait_time", unit: "s", description: "Time a write waited for room under the Wait policy.");
@@ -59,21 +60,9 @@ public static class BackpressureMetrics
         Meter.CreateObservableGauge("lockfree.queue.oldest_item_age", ObserveOldestItemAge, unit: "s", description: "How long the oldest item has waited (buffers created with TrackItemAge only).");
     }
 
-    internal static void Register(IBufferMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.Add(new WeakReference<IBufferMetricsSource>(source));
-        }
-    }
+    internal static void Register(IBufferMetricsSource source) => Sources.Register(source);
 
-    internal static void Unregister(IBufferMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out IBufferMetricsSource? s) || ReferenceEquals(s, source));
-        }
-    }
+    internal static void Unregister(IBufferMetricsSource source) => Sources.Unregister(source);
 
     internal static void RecordWait(IBufferMetricsSource source, TimeSpan waited)
     {
@@ -83,38 +72,11 @@ public static class BackpressureMetrics
         }
     }
 
-    private static List<Measurement<double>> ObserveOldestItemAge()
-    {
-        var measurements = new List<Measurement<double>>();
-        lock (Sources)
-        {
-            foreach (WeakReference<IBufferMetricsSource> weak in Sources)
-            {
-                if (weak.TryGetTarget(out IBufferMetricsSource? source) && source.OldestItemAge is { } age)
-                {
-                    measurements.Add(new Measurement<double>(age.TotalSeconds, new KeyValuePair<string, object?>(NameTag, source.Name)));
-                }
-            }
-        }
+    private static List<Measurement<double>> ObserveOldestItemAge() =>
+        Sources.Collect<double>(source => source.OldestItemAge is { } age
+            ? new Measurement<double>(age.TotalSeconds, new KeyValuePair<string, object?>(NameTag, source.Name))
+            : null);
 
-        return measurements;
-    }
-
-    private static List<Measurement<long>> Observe(Func<IBufferMetricsSource, long> read)
-    {
-        var measurements = new List<Measurement<long>>();
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            foreach (WeakReference<IBufferMetricsSource> weak in Sources)
-            {
-                if (weak.TryGetTarget(out IBufferMetricsSource? source))
-                {
-                    measurements.Add(new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
-                }
-            }
-        }
-
-        return measurements;
-    }
+    private static List<Measurement<long>> Observe(Func<IBufferMetricsSource, long> read) =>
+        Sources.Collect<long>(source => new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
 
 namespace LockFree;
 
@@ -13,13 +14,12 @@ internal interface IDeadLetterMetricsSource
 }
 
 // Design: as BackpressureMetrics (observable instruments read from a weak registry of live named queues, so the
-// queues' paths never touch the metrics), on a second Meter instance with the same name "LockFree": listeners
-// select meters by name, so both instances' instruments reach them; no shared file changes. The dead-letter rate
-// is the rate of lockfree.deadletter.added, computed by the metrics backend from the counter.
+// queues' paths never touch the metrics), on the library's one meter. The dead-letter rate is the rate of
+// lockfree.deadletter.added, computed by the metrics backend from the counter.
 internal static class DeadLetterMetrics
 {
-    private static readonly Meter Meter = new(BackpressureMetrics.MeterName);
-    private static readonly List<WeakReference<IDeadLetterMetricsSource>> Sources = new();
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<IDeadLetterMetricsSource> Sources = new();
 
     static DeadLetterMetrics()
     {
@@ -30,43 +30,13 @@ internal static class DeadLetterMetrics
         Meter.CreateObservableCounter("lockfree.deadletter.lost", () => Observe(s => s.Evicted + s.DroppedIncoming + s.Rejected), unit: "{message}", description: "Dead letters evicted, dropped or rejected for lack of room.");
     }
 
-    internal static void Register(IDeadLetterMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.Add(new WeakReference<IDeadLetterMetricsSource>(source));
-        }
-    }
+    internal static void Register(IDeadLetterMetricsSource source) => Sources.Register(source);
 
-    internal static void Unregister(IDeadLetterMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out IDeadLetterMetricsSource? s) || ReferenceEquals(s, source));
-        }
-    }
+    internal static void Unregister(IDeadLetterMetricsSource source) => Sources.Unregister(source);
 
     private static List<Measurement<long>> Observe(Func<DeadLetterStatistics, long> read) =>
-        Collect(s => new Measurement<long>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
+        Sources.Collect<long>(s => new Measurement<long>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
 
     private static List<Measurement<double>> ObserveDouble(Func<DeadLetterStatistics, double> read) =>
-        Collect(s => new Measurement<double>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
-
-    private static List<TMeasurement> Collect<TMeasurement>(Func<IDeadLetterMetricsSource, TMeasurement> measure)
-    {
-        var measurements = new List<TMeasurement>();
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            foreach (WeakReference<IDeadLetterMetricsSource> weak in Sources)
-            {
-                if (weak.TryGetTarget(out IDeadLetterMetricsSource? source))
-                {
-                    measurements.Add(measure(source));
-                }
-            }
-        }
-
-        return measurements;
-    }
+        Sources.Collect<double>(s => new Measurement<double>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
 }

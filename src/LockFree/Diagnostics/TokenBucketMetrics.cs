@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
 
 namespace LockFree;
 
@@ -35,8 +36,8 @@ public static class TokenBucketMetrics
     /// <summary>The tag that carries the limiter's name.</summary>
     public const string NameTag = "lockfree.limiter.name";
 
-    private static readonly Meter Meter = new(MeterName);
-    private static readonly List<WeakReference<ITokenBucketMetricsSource>> Sources = new();
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<ITokenBucketMetricsSource> Sources = new();
 
     static TokenBucketMetrics()
     {
@@ -45,30 +46,8 @@ public static class TokenBucketMetrics
         Meter.CreateObservableGauge("lockfree.limiter.limit", () => Observe(s => s.Limit), unit: "{token}", description: "The current limit (bucket capacity).");
     }
 
-    internal static void Register(ITokenBucketMetricsSource source)
-    {
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            Sources.Add(new WeakReference<ITokenBucketMetricsSource>(source));
-        }
-    }
+    internal static void Register(ITokenBucketMetricsSource source) => Sources.Register(source);
 
-    private static List<Measurement<long>> Observe(Func<ITokenBucketMetricsSource, long> read)
-    {
-        var measurements = new List<Measurement<long>>();
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            foreach (WeakReference<ITokenBucketMetricsSource> weak in Sources)
-            {
-                if (weak.TryGetTarget(out ITokenBucketMetricsSource? source))
-                {
-                    measurements.Add(new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
-                }
-            }
-        }
-
-        return measurements;
-    }
+    private static List<Measurement<long>> Observe(Func<ITokenBucketMetricsSource, long> read) =>
+        Sources.Collect<long>(source => new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
 }

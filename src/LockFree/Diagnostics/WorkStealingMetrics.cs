@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
 
 namespace LockFree;
 
@@ -19,8 +20,8 @@ public static class WorkStealingMetrics
     /// <summary>The tag that carries the scheduler's name.</summary>
     public const string NameTag = "lockfree.scheduler.name";
 
-    private static readonly Meter Meter = new(BackpressureMetrics.MeterName);
-    private static readonly List<WeakReference<WorkStealingTaskScheduler>> Sources = new();
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<WorkStealingTaskScheduler> Sources = new();
 
     static WorkStealingMetrics()
     {
@@ -34,37 +35,10 @@ public static class WorkStealingMetrics
         Meter.CreateObservableGauge("lockfree.scheduler.injection_depth", () => Observe(s => s.InjectionQueueDepth), unit: "{task}", description: "Tasks waiting in the injection queue and overflow queue.");
     }
 
-    internal static void Register(WorkStealingTaskScheduler scheduler)
-    {
-        lock (Sources)
-        {
-            Sources.Add(new WeakReference<WorkStealingTaskScheduler>(scheduler));
-        }
-    }
+    internal static void Register(WorkStealingTaskScheduler scheduler) => Sources.Register(scheduler);
 
-    internal static void Unregister(WorkStealingTaskScheduler scheduler)
-    {
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out WorkStealingTaskScheduler? s) || ReferenceEquals(s, scheduler));
-        }
-    }
+    internal static void Unregister(WorkStealingTaskScheduler scheduler) => Sources.Unregister(scheduler);
 
-    private static List<Measurement<long>> Observe(Func<WorkStealingTaskSchedulerStatistics, long> read)
-    {
-        var measurements = new List<Measurement<long>>();
-        lock (Sources)
-        {
-            Sources.RemoveAll(w => !w.TryGetTarget(out _));
-            foreach (WeakReference<WorkStealingTaskScheduler> weak in Sources)
-            {
-                if (weak.TryGetTarget(out WorkStealingTaskScheduler? scheduler))
-                {
-                    measurements.Add(new Measurement<long>(read(scheduler.Statistics), new KeyValuePair<string, object?>(NameTag, scheduler.Name)));
-                }
-            }
-        }
-
-        return measurements;
-    }
+    private static List<Measurement<long>> Observe(Func<WorkStealingTaskSchedulerStatistics, long> read) =>
+        Sources.Collect<long>(scheduler => new Measurement<long>(read(scheduler.Statistics), new KeyValuePair<string, object?>(NameTag, scheduler.Name)));
 }

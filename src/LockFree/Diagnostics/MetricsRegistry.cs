@@ -1,0 +1,59 @@
+using System.Diagnostics.Metrics;
+
+namespace LockFree.Diagnostics;
+
+/// <summary>The one <see cref="Meter"/> every LockFree instrument belongs to.</summary>
+internal static class LockFreeMeter
+{
+    /// <summary>The meter named <c>LockFree</c> (<see cref="BackpressureMetrics.MeterName"/>).</summary>
+    public static readonly Meter Meter = new(BackpressureMetrics.MeterName);
+}
+
+// Design: the registry behind every observable instrument of the library. Primitives that have a name register
+// themselves; a MeterListener's collection walks the live ones under a lock and reads each (a snapshot of its
+// counters), so the primitives' hot paths never touch the metrics: an unlistened instrument costs nothing. Sources
+// are held weakly: one that is disposed (it unregisters) or collected drops out.
+
+/// <summary>A weak registry of live metrics sources of one kind, and the collection of one instrument's measurements over them.</summary>
+/// <typeparam name="TSource">The kind of source (a buffer, a scheduler, a limiter, ...).</typeparam>
+internal sealed class MetricsRegistry<TSource>
+    where TSource : class
+{
+    private readonly List<WeakReference<TSource>> _sources = new();
+
+    public void Register(TSource source)
+    {
+        lock (_sources)
+        {
+            _sources.Add(new WeakReference<TSource>(source));
+        }
+    }
+
+    public void Unregister(TSource source)
+    {
+        lock (_sources)
+        {
+            _sources.RemoveAll(w => !w.TryGetTarget(out TSource? s) || ReferenceEquals(s, source));
+        }
+    }
+
+    /// <summary>One measurement per live source for which <paramref name="measure"/> gives one (null: this source reports nothing).</summary>
+    public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure)
+        where T : struct
+    {
+        var measurements = new List<Measurement<T>>();
+        lock (_sources)
+        {
+            _sources.RemoveAll(w => !w.TryGetTarget(out _));
+            foreach (WeakReference<TSource> weak in _sources)
+            {
+                if (weak.TryGetTarget(out TSource? source) && measure(source) is { } measurement)
+                {
+                    measurements.Add(measurement);
+                }
+            }
+        }
+
+        return measurements;
+    }
+}
