@@ -24,13 +24,7 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
     /// </summary>
     private const int DrainOdds = 8;
 
-    private static readonly Func<Strategy>[] Strategies =
-    [
-        () => Strategy.RandomWalk(11),
-        () => Strategy.Pct(11, depth: 2),
-        () => Strategy.Pct(11, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(11);
 
     /// <summary>The protocol as BackpressureBuffer uses it, around one item. The cells are pinned for the store-buffer simulation.</summary>
     private sealed class Handshake

@@ -15,13 +15,7 @@ public sealed class PlantedBugTests(ITestOutputHelper output)
     /// <summary>The most schedules a planted bug may need, per strategy (the real queues get 1000 per strategy per scenario).</summary>
     private const int Budget = 1000;
 
-    private static readonly Func<Strategy>[] Strategies =
-    [
-        () => Strategy.RandomWalk(7),
-        () => Strategy.Pct(7, depth: 2),
-        () => Strategy.Pct(7, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(7);
 
     [Fact]
     public void SplitCompareExchange_OnMpmc_IsFound() =>

@@ -18,13 +18,7 @@ public sealed class CloseProducersTests(ITestOutputHelper output)
 {
     private const int Budget = 1000;
 
-    private static readonly Func<Strategy>[] Strategies =
-    [
-        () => Strategy.RandomWalk(5),
-        () => Strategy.Pct(5, depth: 2),
-        () => Strategy.Pct(5, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(5);
 
     private sealed class Run<TConsumers>
         where TConsumers : struct, IRolePolicy

@@ -8,11 +8,5 @@ internal static class ThrottlingStrategies
     /// <summary>Schedules per strategy per scenario in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
     public const int PerStrategy = 500;
 
-    public static Func<Strategy>[] All(int seed) =>
-    [
-        () => Strategy.RandomWalk(seed),
-        () => Strategy.Pct(seed, depth: 2),
-        () => Strategy.Pct(seed, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    public static Func<Strategy>[] All(int seed) => CiStrategies.Standard(seed);
 }

@@ -13,13 +13,7 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
 {
     private const int Budget = 1000;
 
-    private static readonly Func<Strategy>[] Strategies =
-    [
-        () => Strategy.RandomWalk(11),
-        () => Strategy.Pct(11, depth: 2),
-        () => Strategy.Pct(11, depth: 3),
-        () => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(11);
 
     [Theory]
     [InlineData(1, 1)]
