@@ -166,19 +166,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
     /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
-    public WriteResult TryWrite(T item)
-    {
-        // Fast path: a null _completed means neither completion nor disposal (which completes) happened before this
-        // write; with many writers a completion racing the enqueue closes the engine, so the enqueue either lands
-        // before the close (and is drained before the buffer finishes) or fails. Anything else takes the checked path.
-        if (Volatile.Read(ref _completed) is null && Enqueue(item)) // acquire: pairs with the CAS in TryComplete
-        {
-            AfterWrite();
-            return WriteResult.Accepted;
-        }
-
-        return TryWrite(item, FullMode);
-    }
+    public WriteResult TryWrite(T item) =>
+        WriteOnce(item, FullMode, countRejection: true); // FullMode is valid by construction; disposal completes, and WriteOnce throws for it
 
     /// <summary>Writes without waiting, under <paramref name="policy"/> for this one item.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> is not a defined value.</exception>
@@ -302,7 +291,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <inheritdoc/>
     BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
 
-    /// <summary>One write attempt under <paramref name="policy"/>, inside the completion gate.</summary>
+    /// <summary>
+    /// One write attempt under <paramref name="policy"/>. A null _completed means neither completion nor disposal
+    /// (which completes) happened before this write; with many writers a completion racing the enqueue closes the
+    /// engine, so the enqueue either lands before the close (and is drained before the buffer finishes) or fails.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection)
     {
         if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
@@ -337,22 +331,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ClosedAfterFailedEnqueue() => !_singleWriter && Volatile.Read(ref _completed) is not null; // acquire
 
-    /// <summary>Closes a many-writer engine's producer side (see the design note).</summary>
-    private void CloseProducers()
-    {
-        switch (_queue)
-        {
-            case MpscQueue<T> mpsc:
-                mpsc.CloseProducers();
-                break;
-            case MpmcQueue<T> mpmc:
-                mpmc.CloseProducers();
-                break;
-            case StampingQueue<T> stamping:
-                stamping.CloseProducers();
-                break;
-        }
-    }
+    /// <summary>Closes a many-writer engine's producer side (see the design note); single-writer engines have none.</summary>
+    private void CloseProducers() => (_queue as IClosableProducers)?.CloseProducers();
 
     private WriteResult WriteFull(T item, OverflowPolicy policy, bool countRejection)
     {

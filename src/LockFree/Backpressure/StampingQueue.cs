@@ -19,7 +19,7 @@ internal readonly struct Stamped<T>(T item, long timestamp)
 // bytes per slot; batch calls move items one at a time. That is why it is opt-in.
 
 /// <summary>An <see cref="IBoundedQueue{T}"/> over an engine of <see cref="Stamped{T}"/> that stamps each item on enqueue.</summary>
-internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions
+internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions, IClosableProducers
 {
     private readonly IBoundedQueue<Stamped<T>> _inner;
     private readonly IQueuePositions _positions;
@@ -103,19 +103,8 @@ internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions
         return count;
     }
 
-    /// <summary>Closes a many-producer engine's producer side (see <c>SequencedRing.CloseProducers</c>).</summary>
-    public void CloseProducers()
-    {
-        switch (_inner)
-        {
-            case MpscQueue<Stamped<T>> mpsc:
-                mpsc.CloseProducers();
-                break;
-            case MpmcQueue<Stamped<T>> mpmc:
-                mpmc.CloseProducers();
-                break;
-        }
-    }
+    /// <summary>Closes a many-producer engine's producer side (see <c>SequencedRing.CloseProducers</c>); returns the final tail.</summary>
+    public long CloseProducers() => _inner is IClosableProducers closable ? closable.CloseProducers() : _positions.EnqueuedPositions;
 
     /// <summary>
     /// How long the item at the head has been in the queue; zero when empty. Any thread. When the head cannot be
@@ -134,26 +123,6 @@ internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions
     }
 
     /// <summary>The head's stamp, or 0 when there is none to read (a cleared slot also reads as 0).</summary>
-    private long TrySnapshotStamp()
-    {
-        bool found;
-        Stamped<T> head;
-        switch (_inner)
-        {
-            case SpscQueue<Stamped<T>> spsc:
-                found = spsc.TrySnapshotHead(out head);
-                break;
-            case MpscQueue<Stamped<T>> mpsc:
-                found = mpsc.TrySnapshotHead(out head);
-                break;
-            case SpmcQueue<Stamped<T>> spmc:
-                found = spmc.TrySnapshotHead(out head);
-                break;
-            default:
-                found = ((MpmcQueue<Stamped<T>>)_inner).TrySnapshotHead(out head);
-                break;
-        }
-
-        return found ? head.Timestamp : 0;
-    }
+    private long TrySnapshotStamp() =>
+        ((IHeadSnapshot<Stamped<T>>)_inner).TrySnapshotHead(out Stamped<T> head) ? head.Timestamp : 0;
 }

@@ -23,7 +23,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
+public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IClosableProducers
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SequencedRing<T, RealAtomics, MultiRole, MultiRole> _ring;
@@ -60,11 +60,11 @@ public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// <remarks>Safe from any number of threads at once. May take fewer items than are queued when other threads interleave, but at least one when the queue is not empty.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
 
-    /// <summary>Closes the producers' side: every later enqueue answers false; claims made before complete. Returns the final tail.</summary>
-    internal long CloseProducers() => _ring.CloseProducers();
+    /// <inheritdoc/>
+    long IClosableProducers.CloseProducers() => _ring.CloseProducers();
 
-    /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
-    internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
+    /// <inheritdoc/>
+    bool IHeadSnapshot<T>.TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 
     /// <inheritdoc/>
     long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;

@@ -22,7 +22,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class MpscQueue<T> : IBoundedQueue<T>, IQueuePositions
+public sealed class MpscQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IClosableProducers
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SequencedRing<T, RealAtomics, MultiRole, SingleRole> _ring;
@@ -65,11 +65,11 @@ public sealed class MpscQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// </summary>
     public bool TryPeek([MaybeNullWhen(false)] out T item) => _ring.TryPeek(out item);
 
-    /// <summary>Closes the producers' side: every later enqueue answers false; claims made before complete. Returns the final tail.</summary>
-    internal long CloseProducers() => _ring.CloseProducers();
+    /// <inheritdoc/>
+    long IClosableProducers.CloseProducers() => _ring.CloseProducers();
 
-    /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
-    internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
+    /// <inheritdoc/>
+    bool IHeadSnapshot<T>.TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 
     /// <inheritdoc/>
     long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;

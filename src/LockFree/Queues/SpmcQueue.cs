@@ -22,7 +22,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
+public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SequencedRing<T, RealAtomics, SingleRole, MultiRole> _ring;
@@ -59,8 +59,8 @@ public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// <remarks>Safe from any number of threads at once. May take fewer items than are queued when another consumer interleaves, but at least one when the queue is not empty.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
 
-    /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
-    internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
+    /// <inheritdoc/>
+    bool IHeadSnapshot<T>.TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 
     /// <inheritdoc/>
     long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;

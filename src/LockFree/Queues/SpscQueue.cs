@@ -23,7 +23,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions
+public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SpscRing<T, RealAtomics> _ring;
@@ -66,8 +66,8 @@ public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions
     /// </summary>
     public bool TryPeek([MaybeNullWhen(false)] out T item) => _ring.TryPeek(out item);
 
-    /// <summary>Any thread, monitoring only: a validated copy of the head item (see the engine); false when none could be read.</summary>
-    internal bool TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
+    /// <inheritdoc/>
+    bool IHeadSnapshot<T>.TrySnapshotHead([MaybeNullWhen(false)] out T item) => _ring.TrySnapshotHead(out item);
 
     /// <inheritdoc/>
     long IQueuePositions.EnqueuedPositions => _ring.EnqueuedPositions;
