@@ -47,17 +47,34 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// <param name="timeProvider">The clock; default <see cref="TimeProvider.System"/>.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tickDuration"/> is zero, negative, or too long for the clock.</exception>
     public HierarchicalTimerWheel(TimeSpan tickDuration, TimeProvider? timeProvider = null)
-        : this(tickDuration, timeProvider, TimerWheelEngine<RealAtomics>.DefaultMaxTimers)
+        : this(tickDuration, timeProvider, DefaultMaxTimers)
     {
     }
 
-    /// <summary>Creates a wheel with the given tick, time source and bound on timers held at once.</summary>
+    /// <summary>Creates a wheel with the given tick, time source, bound on timers held at once and metrics name.</summary>
     /// <param name="tickDuration">The wheel's resolution; positive.</param>
     /// <param name="timeProvider">The clock; null for <see cref="TimeProvider.System"/>.</param>
-    /// <param name="maxTimers">Most timers held at once (pending, or done and not yet reclaimed), in [1, 2^30].</param>
+    /// <param name="maxTimers">Most timers held at once (pending, or done and not yet reclaimed), in [1, 2^30]; <see cref="DefaultMaxTimers"/> by default.</param>
+    /// <param name="name">
+    /// The name the wheel's metrics are tagged with (<see cref="TimerWheelMetrics.NameTag"/>); null (the default):
+    /// no metrics. Instruments are observable, so Schedule and Cancel pay nothing for them.
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
-    public HierarchicalTimerWheel(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers) =>
+    public HierarchicalTimerWheel(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, string? name = null)
+    {
         _engine = new TimerWheelEngine<RealAtomics>(tickDuration, timeProvider, maxTimers, this);
+        Name = name;
+        if (name is not null)
+        {
+            TimerWheelMetrics.Register(this);
+        }
+    }
+
+    /// <summary>The default bound on timers held at once: 4,194,304.</summary>
+    public const int DefaultMaxTimers = TimerWheelEngine<RealAtomics>.DefaultMaxTimers;
+
+    /// <summary>The name the metrics are tagged with, or null (no metrics).</summary>
+    public string? Name { get; }
 
     /// <summary>Raised on the firing thread after a callback threw; exceptions thrown by the handler itself are swallowed.</summary>
     public event EventHandler<Exception>? CallbackFailed
@@ -95,6 +112,23 @@ public sealed class HierarchicalTimerWheel : IDisposable
 
     /// <summary>Timers still pending when the wheel was disposed (they never run); 0 before.</summary>
     public long DroppedCount => _engine.DroppedCount;
+
+    /// <summary>
+    /// Cancelled timers the wheel has reclaimed. Counted by the advancing thread when it takes the cancellation in
+    /// (so <see cref="Cancel"/> pays nothing): a cancellation counts from the next advance. Timers dropped by
+    /// <see cref="Dispose"/> are counted in <see cref="DroppedCount"/> instead.
+    /// </summary>
+    public long CancelledCount => _engine.CancelledCount;
+
+    /// <summary>
+    /// How late the most recently fired timer ran: the clock when its firing batch began minus the start of its due
+    /// tick (zero before any fired). Includes the wheel's own rounding (up to one tick) and how late it was driven;
+    /// a timer scheduled at a time already past counts from that time. One clock reading per fired batch.
+    /// </summary>
+    public TimeSpan LastLateness => _engine.LastLateness;
+
+    /// <summary>The mean of that lateness over every fired timer (zero before any fired).</summary>
+    public TimeSpan AverageLateness => _engine.AverageLateness;
 
     /// <summary>Advances made by the built-in driver thread so far (it sleeps until the next expiry, so this grows with expiries and cascades, not with time).</summary>
     public long DriverPasses => _engine.DriverPasses;
@@ -152,6 +186,9 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
     public void StartDriver() => _engine.StartDriver();
 
-    /// <summary>Stops the driver thread (waits for it unless called from a callback on it) and drops every pending timer.</summary>
+    /// <summary>
+    /// Stops the driver thread (waits for it unless called from a callback on it) and drops every pending timer. A
+    /// named wheel keeps reporting its final counts (<see cref="DroppedCount"/> among them) until it is collected.
+    /// </summary>
     public void Dispose() => _engine.Dispose();
 }

@@ -79,6 +79,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (head != 0 && TAtomics.CompareExchange(ref _inboxHead.Value, 0, head) != head); // CAS: takes the whole stack
 
         int freeFirst = -1, freeLast = -1;
+        long cancelled = 0; // every node the drain frees was cancelled (fired nodes are freed by Fire)
         while (head != 0)
         {
             int index = (int)head - 1;
@@ -124,6 +125,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
             if (free)
             {
+                cancelled++;
                 Release(ref node, generation);
                 if (freeFirst < 0)
                 {
@@ -141,6 +143,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         if (freeFirst >= 0)
         {
             PushFreeChain(freeFirst, freeLast);
+            Interlocked.Add(ref _cancelled, cancelled); // metrics: counted here, so Cancel's path pays nothing
         }
     }
 
@@ -274,11 +277,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Runs the batch: each node is freed before its callback runs, so a callback can reuse it at once.</summary>
     private int Fire(int index)
     {
+        // Lateness (metrics): one clock reading per batch, against each timer's due tick's start.
+        long batchTimestamp = _timeProvider.GetTimestamp() - _originTimestamp;
+        long lateness = 0;
+        long latenessTotal = 0;
         int count = 0;
         while (index >= 0)
         {
             ref TimerNode node = ref Node(index);
             int next = node.Next;
+            lateness = Math.Max(0, batchTimestamp - (TAtomics.LoadPlain(ref node.DueTick) * _tickTimestamp)); // plain: driver-owned (Firing)
+            latenessTotal += lateness;
             Action<object?>? callback = TAtomics.LoadPlain(ref node.Callback); // plain: driver-owned (Firing)
             object? state = TAtomics.LoadPlain(ref node.State);
             long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: own earlier write
@@ -306,6 +315,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             index = next;
         }
 
+        Interlocked.Add(ref _latenessTotal, latenessTotal);
+        Interlocked.Exchange(ref _lastLateness, lateness);
         Interlocked.Add(ref _fired, count);
         return count;
     }

@@ -112,6 +112,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _failedCallbacks;
     private long _fired;
     private long _dropped;
+    private long _cancelled;          // cancellations the driver has reclaimed (counted at the drain, off the Cancel path)
+    private long _latenessTotal;      // sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps
+    private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
 
     public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null)
     {
@@ -163,6 +166,22 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     public long FiredCount => Interlocked.Read(ref _fired);
 
     public long DroppedCount => Interlocked.Read(ref _dropped);
+
+    /// <summary>Cancelled timers the driver has reclaimed (a cancellation counts from the next advance).</summary>
+    public long CancelledCount => Interlocked.Read(ref _cancelled);
+
+    /// <summary>How late the most recently fired timer ran (zero before any fired).</summary>
+    public TimeSpan LastLateness => TimestampsToTimeSpan(Interlocked.Read(ref _lastLateness));
+
+    /// <summary>How late fired timers ran on average (zero before any fired).</summary>
+    public TimeSpan AverageLateness
+    {
+        get
+        {
+            long fired = Interlocked.Read(ref _fired);
+            return fired == 0 ? TimeSpan.Zero : TimestampsToTimeSpan(Interlocked.Read(ref _latenessTotal) / fired);
+        }
+    }
 
     public bool IsDisposed => (TAtomics.LoadAcquire(ref _clock.Flags) & DisposedFlag) != 0;
 
@@ -323,6 +342,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ref TimerNode Node(int index) => ref _chunks[index >> ChunkShift]![index & ChunkMask];
+
+    private TimeSpan TimestampsToTimeSpan(long timestamps) =>
+        TimeSpan.FromTicks((long)(timestamps * ((double)TimeSpan.TicksPerSecond / _timeProvider.TimestampFrequency)));
 
     /// <summary>The provider's clock in ticks since construction.</summary>
     internal long ClockTick() => (_timeProvider.GetTimestamp() - _originTimestamp) / _tickTimestamp;

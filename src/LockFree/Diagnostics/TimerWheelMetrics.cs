@@ -1,0 +1,48 @@
+using System.Diagnostics.Metrics;
+using LockFree.Diagnostics;
+
+namespace LockFree;
+
+// Design: as BackpressureMetrics: observable instruments only, read by a MeterListener's collection from a weak
+// registry of live named wheels, so Schedule, Cancel and the driver never touch the metrics. Every value is a
+// counter the wheel keeps anyway or one the driver keeps off the Schedule/Cancel path: cancellations are counted
+// when the driver reclaims them (at the next advance), lateness once per fired batch (one clock reading).
+
+/// <summary>
+/// The timer-wheel instruments, under the library's one meter name <c>LockFree</c>. Wheels created with a name
+/// report, tagged <c>lockfree.timer.name</c>: <c>lockfree.timer.pending</c> (gauge: timers in the wheel as of the
+/// last advance), <c>lockfree.timer.fired</c>, <c>lockfree.timer.cancelled</c> (reclaimed by the driver),
+/// <c>lockfree.timer.failed</c> (callbacks that threw), <c>lockfree.timer.dropped</c> (pending at Dispose)
+/// (counters), and <c>lockfree.timer.lateness.last</c> / <c>lockfree.timer.lateness.average</c> (gauges, ms: how
+/// late after its due tick's start a timer's firing batch began).
+/// </summary>
+public static class TimerWheelMetrics
+{
+    /// <summary>The meter name: <c>LockFree</c> (the same meter name as <see cref="BackpressureMetrics"/>).</summary>
+    public const string MeterName = BackpressureMetrics.MeterName;
+
+    /// <summary>The tag that carries the wheel's name.</summary>
+    public const string NameTag = "lockfree.timer.name";
+
+    private static readonly Meter Meter = LockFreeMeter.Meter;
+    private static readonly MetricsRegistry<HierarchicalTimerWheel> Sources = new();
+
+    static TimerWheelMetrics()
+    {
+        Meter.CreateObservableGauge("lockfree.timer.pending", () => Observe(w => w.PendingCount), unit: "{timer}", description: "Timers in the wheel as of the last advance.");
+        Meter.CreateObservableCounter("lockfree.timer.fired", () => Observe(w => w.FiredCount), unit: "{timer}", description: "Callbacks run (including those that threw).");
+        Meter.CreateObservableCounter("lockfree.timer.cancelled", () => Observe(w => w.CancelledCount), unit: "{timer}", description: "Cancelled timers reclaimed by the driver.");
+        Meter.CreateObservableCounter("lockfree.timer.failed", () => Observe(w => w.FailedCallbackCount), unit: "{timer}", description: "Callbacks that threw.");
+        Meter.CreateObservableCounter("lockfree.timer.dropped", () => Observe(w => w.DroppedCount), unit: "{timer}", description: "Timers pending when the wheel was disposed.");
+        Meter.CreateObservableGauge("lockfree.timer.lateness.last", () => ObserveDouble(w => w.LastLateness.TotalMilliseconds), unit: "ms", description: "How late the most recently fired timer ran.");
+        Meter.CreateObservableGauge("lockfree.timer.lateness.average", () => ObserveDouble(w => w.AverageLateness.TotalMilliseconds), unit: "ms", description: "How late fired timers ran on average.");
+    }
+
+    internal static void Register(HierarchicalTimerWheel wheel) => Sources.Register(wheel);
+
+    private static List<Measurement<long>> Observe(Func<HierarchicalTimerWheel, long> read) =>
+        Sources.Collect<long>(wheel => new Measurement<long>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)));
+
+    private static List<Measurement<double>> ObserveDouble(Func<HierarchicalTimerWheel, double> read) =>
+        Sources.Collect<double>(wheel => new Measurement<double>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)));
+}
