@@ -68,12 +68,16 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Creates an acknowledgement queue with the given options.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its time provider or name is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its documented range.</exception>
-    /// <exception cref="ArgumentException"><see cref="AckQueueOptions{T}.MaxDeliveries"/> is set without <see cref="AckQueueOptions{T}.DeadLetters"/>.</exception>
+    /// <exception cref="ArgumentException">
+    /// <see cref="AckQueueOptions{T}.MaxDeliveries"/> is set without <see cref="AckQueueOptions{T}.DeadLetters"/>, or
+    /// <see cref="AckQueueOptions{T}.TimerWheel"/> reads another clock than <see cref="AckQueueOptions{T}.TimeProvider"/>.
+    /// </exception>
     public AckQueue(AckQueueOptions<T> options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
         ArgumentNullException.ThrowIfNull(options.Name, "options.Name");
+        Wakeups.ValidateWheel(options.TimerWheel, options.TimeProvider, nameof(options));
         if (options.Capacity < 1 || options.Capacity > QueueCapacity.Max)
         {
             ThrowHelper.ThrowCapacityOutOfRange(options.Capacity);
@@ -106,7 +110,7 @@ public sealed class AckQueue<T> : IDisposable
         _deadLetters = options.DeadLetters;
         _maxDeliveries = options.MaxDeliveries;
         _name = options.Name;
-        _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time });
+        _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time, TimerWheel = options.TimerWheel });
         _timeoutTimestamps = _ready.ToTimestamps(VisibilityTimeout);
         _slots = new Slot[Capacity];
         for (int i = 0; i < _slots.Length; i++)
@@ -115,7 +119,7 @@ public sealed class AckQueue<T> : IDisposable
         }
 
         _free = 0;
-        _wakeup = Wakeups.Create(_time, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this);
+        _wakeup = Wakeups.Create(_time, options.TimerWheel, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this);
     }
 
     /// <summary>The most messages held, ready, delayed and in flight together.</summary>
@@ -328,7 +332,7 @@ public sealed class AckQueue<T> : IDisposable
             if (arm)
             {
                 _armedFor = s.Deadline;
-                _wakeup.Arm(VisibilityTimeout);
+                _wakeup.Arm(s.Deadline, VisibilityTimeout);
             }
         }
 
@@ -403,7 +407,7 @@ public sealed class AckQueue<T> : IDisposable
             {
                 long deadline = _slots[_oldest].Deadline;
                 _armedFor = deadline;
-                _wakeup.Arm(TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                _wakeup.Arm(deadline, TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
             }
         }
 

@@ -34,4 +34,15 @@ public sealed class AckQueueOptions<T>
 
     /// <summary>The clock for delays and visibility timeouts. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// When set, the visibility timeouts and the inner delay queue's wake-ups are timers on this wheel (its driver
+    /// must run, or its owner must call <see cref="HierarchicalTimerWheel.Advance"/>) instead of
+    /// <see cref="TimeProvider"/> timers: one wheel thread serves many queues. Expiry then runs on the wheel's
+    /// driving thread and is at most one wheel tick late. The wheel must read the same clock
+    /// (<see cref="HierarchicalTimerWheel.TimeProvider"/> is <see cref="TimeProvider"/>, else the constructor throws
+    /// <see cref="ArgumentException"/>), and should outlive the queue; a wheel that refuses a timer (disposed or
+    /// full) is replaced by a <see cref="TimeProvider"/> timer for that wake-up. Default null.
+    /// </summary>
+    public HierarchicalTimerWheel? TimerWheel { get; init; }
 }

@@ -29,7 +29,8 @@ namespace LockFree;
 // are monotonic, so a root due at or before a past reading is due now. An item due at once costs one reading.
 //
 // Waiting readers (DequeueAsync) park on a WaiterList (pooled IValueTaskSource waiters: no allocation in steady
-// state). One re-armable wake-up (a TimeProvider timer, behind the Wakeups seam) is armed for the root's due time
+// state). One re-armable wake-up (a TimeProvider timer, or a timer on the user's HierarchicalTimerWheel, behind the
+// Wakeups seam) is armed for the root's due time
 // whenever a reader parks on a heap whose root is not yet due; _armedFor holds that time (long.MaxValue: none).
 // Lost wake-ups are excluded by two Dekker handshakes, each "write, full fence, read the other side":
 //   reader: link the waiter; fence; drain the inbox            producer: publish; fence; read the waiter count
@@ -71,6 +72,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private readonly WaiterList _readers = new();
     private readonly WaiterList _writers = new();
     private readonly TimeProvider _time;
+    private readonly HierarchicalTimerWheel? _wheel; // drives the wake-up when given; else a TimeProvider timer
     private readonly double _timestampsPerTick;
     private readonly Action<T, DropReason>? _itemDropped;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -94,10 +96,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <param name="options">Overflow policy, drop callback, metrics name and clock; null for the defaults.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> or the full mode is out of range.</exception>
     /// <exception cref="ArgumentNullException">The options' <see cref="DelayQueueOptions{T}.TimeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentException">The options' <see cref="DelayQueueOptions{T}.TimerWheel"/> reads another clock than its <see cref="DelayQueueOptions{T}.TimeProvider"/>.</exception>
     public DelayQueue(int capacity, DelayQueueOptions<T>? options = null)
     {
         options ??= new DelayQueueOptions<T>();
         ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        Wakeups.ValidateWheel(options.TimerWheel, options.TimeProvider, nameof(options));
         if (capacity < 1 || capacity > QueueCapacity.Max)
         {
             ThrowHelper.ThrowCapacityOutOfRange(capacity);
@@ -113,6 +117,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         Name = options.Name;
         _itemDropped = options.ItemDropped;
         _time = options.TimeProvider;
+        _wheel = options.TimerWheel;
         _timestampsPerTick = _time.TimestampFrequency / (double)TimeSpan.TicksPerSecond;
         _inbox = new MpscQueue<DelayEntry<T>>(capacity);
         _inboxPositions = _inbox;
@@ -474,8 +479,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return;
         }
 
-        _wakeup ??= Wakeups.Create(_time, static state => ((DelayQueue<T>)state!).OnWakeup(), this);
-        _wakeup.Arm(ToTimeSpan(dueInTimestamps));
+        _wakeup ??= Wakeups.Create(_time, _wheel, static state => ((DelayQueue<T>)state!).OnWakeup(), this);
+        _wakeup.Arm(due, ToTimeSpan(dueInTimestamps));
     }
 
     private void OnWakeup()

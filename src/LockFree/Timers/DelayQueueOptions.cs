@@ -26,4 +26,15 @@ public sealed class DelayQueueOptions<T>
 
     /// <summary>The clock for due times and wake-ups. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// When set, the wake-up of readers waiting in <see cref="DelayQueue{T}.DequeueAsync"/> for a pending item is a
+    /// timer on this wheel (its driver must run, or its owner must call <see cref="HierarchicalTimerWheel.Advance"/>)
+    /// instead of a <see cref="TimeProvider"/> timer: one wheel thread serves many queues, and a waiting reader is
+    /// woken at most one wheel tick after its item is due. The wheel must read the same clock
+    /// (<see cref="HierarchicalTimerWheel.TimeProvider"/> is <see cref="TimeProvider"/>, else the constructor throws
+    /// <see cref="ArgumentException"/>), and should outlive the queue; a wheel that refuses a timer (disposed or
+    /// full) is replaced by a <see cref="TimeProvider"/> timer for that wake-up. Default null.
+    /// </summary>
+    public HierarchicalTimerWheel? TimerWheel { get; init; }
 }

@@ -1,15 +1,30 @@
 namespace LockFree.Timers;
 
 // Design: the one seam through which the delay queue, the acknowledgement queue and the retry policy wait for
-// time to pass. Nothing here blocks a thread: a wake-up is a TimeProvider timer whose callback runs on the
-// timer's thread, and a delay is Task.Delay on the same TimeProvider. The hierarchical timer wheel can replace
-// both later by changing this file only (a wheel-backed IWakeup, and a wheel-backed DelayAsync).
+// time to pass. Nothing here blocks a thread. A wake-up is either a TimeProvider timer whose callback runs on the
+// timer's thread (the default), or a timer on a HierarchicalTimerWheel the user supplies (its callback runs on the
+// wheel's driving thread), so that one wheel thread serves the wake-ups of many queues. A delay is Task.Delay on
+// the TimeProvider, or a wheel timer.
+//
+// Wheel wake-ups are armed at the owner's absolute due timestamp (ScheduleAt: never early, at most one wheel tick
+// late), which needs the wheel and the owner to read the same clock (the owners check it at construction). A
+// re-arm cancels the previous wheel timer and schedules a new one; a timer already firing still calls back: a
+// spurious wake-up, which every owner tolerates (it re-checks its due time and re-arms), exactly as a TimeProvider
+// timer that fires while Change is called. When the wheel refuses (disposed, full, or the time beyond its
+// MaxDueIn), the wake-up falls back to a TimeProvider timer, so a wake-up is never lost.
+//
+// Threading: Arm and Dispose of one wake-up are serialised by its owner (both owners call them under their lock);
+// the callback may run concurrently with them.
 
 /// <summary>A re-armable one-shot wake-up: calls its callback once when the armed time passes.</summary>
 internal interface IWakeup : IDisposable
 {
-    /// <summary>Arms (or re-arms) the wake-up to fire once, <paramref name="dueIn"/> from now; an earlier arming is replaced.</summary>
-    void Arm(TimeSpan dueIn);
+    /// <summary>
+    /// Arms (or re-arms) the wake-up to fire once at <paramref name="dueTimestamp"/> (a timestamp of the owner's
+    /// clock), which is <paramref name="dueIn"/> from now; an earlier arming is replaced (it may still fire once,
+    /// spuriously, if it was already firing).
+    /// </summary>
+    void Arm(long dueTimestamp, TimeSpan dueIn);
 }
 
 /// <summary>Creates wake-ups and delays on a <see cref="TimeProvider"/>.</summary>
@@ -30,8 +45,21 @@ internal static class Wakeups
             throw new ArgumentOutOfRangeException(paramName, delay, $"The delay must be in [0, {MaxDelay}].");
     }
 
-    /// <summary>A wake-up that calls <paramref name="callback"/> with <paramref name="state"/> on a timer thread.</summary>
-    public static IWakeup Create(TimeProvider time, TimerCallback callback, object state) => new TimerWakeup(time, callback, state);
+    /// <summary>
+    /// A wake-up on <paramref name="wheel"/> when given (the callback runs on the wheel's driving thread), else on a
+    /// <paramref name="time"/> timer. The wheel must read <paramref name="time"/> (see <see cref="ValidateWheel"/>).
+    /// </summary>
+    public static IWakeup Create(TimeProvider time, HierarchicalTimerWheel? wheel, TimerCallback callback, object state) =>
+        wheel is null ? new TimerWakeup(time, callback, state) : new WheelWakeup(wheel, time, callback, state);
+
+    /// <summary>Throws <see cref="ArgumentException"/> when <paramref name="wheel"/> reads another clock than <paramref name="time"/>.</summary>
+    public static void ValidateWheel(HierarchicalTimerWheel? wheel, TimeProvider time, string paramName)
+    {
+        if (wheel is not null && !ReferenceEquals(wheel.TimeProvider, time))
+        {
+            throw new ArgumentException("The timer wheel must read the same TimeProvider as the queue (due times are timestamps of that clock).", paramName);
+        }
+    }
 
     /// <summary>Completes after <paramref name="delay"/> on <paramref name="time"/>'s clock without blocking a thread; cancelled by <paramref name="cancellationToken"/>.</summary>
     public static Task DelayAsync(TimeSpan delay, TimeProvider time, CancellationToken cancellationToken) =>
@@ -97,8 +125,50 @@ internal static class Wakeups
     {
         private readonly ITimer _timer = time.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
 
-        public void Arm(TimeSpan dueIn) => _timer.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
+        public void Arm(long dueTimestamp, TimeSpan dueIn) => _timer.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
 
         public void Dispose() => _timer.Dispose();
+    }
+
+    /// <summary>A wake-up on a timer wheel: one pooled wheel node per arming, nothing allocated in steady state.</summary>
+    private sealed class WheelWakeup(HierarchicalTimerWheel wheel, TimeProvider time, TimerCallback callback, object state) : IWakeup
+    {
+        private TimerHandle _handle; // the armed wheel timer (default: none); serialised by the owner
+        private ITimer? _fallback;   // created the first time the wheel refuses
+        private bool _disposed;
+
+        public void Arm(long dueTimestamp, TimeSpan dueIn)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
+            try
+            {
+                _handle = wheel.ScheduleAt(dueTimestamp, static s => ((WheelWakeup)s!).Fire(), this);
+                _fallback?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                return;
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
+            {
+                // The wheel was disposed, holds its maximum of timers, or the time is beyond its MaxDueIn.
+                _handle = default;
+            }
+
+            _fallback ??= time.CreateTimer(static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _fallback.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
+        }
+
+        public void Dispose()
+        {
+            _disposed = true;
+            wheel.Cancel(_handle);
+            _handle = default;
+            _fallback?.Dispose();
+        }
+
+        private void Fire() => callback(state);
     }
 }

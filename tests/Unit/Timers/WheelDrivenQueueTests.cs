@@ -1,0 +1,169 @@
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Timers;
+
+/// <summary>
+/// <see cref="DelayQueue{T}"/> and <see cref="AckQueue{T}"/> driven by a <see cref="HierarchicalTimerWheel"/> the user
+/// supplies (<see cref="DelayQueueOptions{T}.TimerWheel"/>, <see cref="AckQueueOptions{T}.TimerWheel"/>) on a manual
+/// clock: wake-ups come from the wheel's advance, never from a provider timer; one wheel serves several queues; a
+/// wheel that refuses falls back to a provider timer; a wheel on another clock is refused. The default path (no wheel)
+/// is covered by <see cref="DelayQueueTests"/> and the AckQueue tests.
+/// </summary>
+public sealed class WheelDrivenQueueTests
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(1);
+    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(10);
+
+    private readonly ManualTimeProvider _time = new();
+
+    private static TimeSpan Ms(int ms) => TimeSpan.FromMilliseconds(ms);
+
+    private DelayQueue<int> Queue(HierarchicalTimerWheel? wheel) =>
+        new(16, new DelayQueueOptions<int> { TimeProvider = _time, TimerWheel = wheel });
+
+    private AckQueue<string> AckQueue(HierarchicalTimerWheel? wheel) =>
+        new(new AckQueueOptions<string> { Capacity = 8, VisibilityTimeout = Visibility, TimeProvider = _time, TimerWheel = wheel });
+
+    /// <summary>Advances the wheel (clock unchanged) until it holds <paramref name="timers"/> timers: the parked readers have armed.</summary>
+    private static async Task UntilArmed(HierarchicalTimerWheel wheel, int timers)
+    {
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (true)
+        {
+            wheel.Advance();
+            if (wheel.PendingCount >= timers)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the readers did not arm {timers} wheel timers");
+            await Task.Delay(5);
+        }
+    }
+
+    [Fact]
+    public async Task DelayQueue_WithWheel_ReaderIsWokenByTheWheelNotAProviderTimer()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using DelayQueue<int> queue = Queue(wheel);
+        queue.TryEnqueue(7, Ms(10));
+        ValueTask<int> pending = queue.DequeueAsync();
+        await UntilArmed(wheel, 1);
+        Assert.Equal(0, _time.ActiveTimers); // the wake-up is a wheel timer
+
+        _time.Advance(Ms(9));
+        wheel.Advance();
+        Assert.False(pending.IsCompleted); // never early
+
+        _time.Advance(Ms(1));
+        Assert.False(pending.IsCompleted); // the clock alone wakes nobody: the wheel drives
+        Assert.Equal(1, wheel.Advance());
+
+        Assert.Equal(7, await pending.AsTask().WaitAsync(Generous));
+        Assert.Equal(0, _time.ActiveTimers);
+    }
+
+    [Fact]
+    public async Task DelayQueue_OneWheel_ServesManyQueuesInOneAdvance()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time);
+        DelayQueue<int>[] queues = [Queue(wheel), Queue(wheel), Queue(wheel)];
+        var readers = new List<Task<int>>();
+        for (int i = 0; i < queues.Length; i++)
+        {
+            queues[i].TryEnqueue(i, Ms(5 + i));
+            readers.Add(queues[i].DequeueAsync().AsTask());
+        }
+
+        await UntilArmed(wheel, queues.Length);
+        _time.Advance(Ms(10));
+
+        Assert.Equal(queues.Length, wheel.Advance());
+        int[] items = await Task.WhenAll(readers).WaitAsync(Generous);
+        Assert.Equal(new[] { 0, 1, 2 }, items);
+        foreach (DelayQueue<int> queue in queues)
+        {
+            queue.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task DelayQueue_WheelDisposed_FallsBackToAProviderTimer()
+    {
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        wheel.Dispose();
+        using DelayQueue<int> queue = Queue(wheel);
+        queue.TryEnqueue(3, Ms(10));
+        ValueTask<int> pending = queue.DequeueAsync();
+        await Task.Delay(50); // let it park (nothing below depends on it)
+
+        _time.Advance(Ms(10)); // fires the fallback timer if the reader armed one; else the reader finds the item due
+
+        Assert.Equal(3, await pending.AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
+    public void Constructors_WheelOnAnotherClock_Throw()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, new ManualTimeProvider());
+        Assert.Throws<ArgumentException>(() => Queue(wheel));
+        Assert.Throws<ArgumentException>(() => AckQueue(wheel));
+    }
+
+    [Fact]
+    public void AckQueue_WithWheel_VisibilityTimeoutRedeliversOnTheWheelsAdvance()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using AckQueue<string> queue = AckQueue(wheel);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> first));
+        Assert.Equal(0, _time.ActiveTimers); // the visibility timeout is a wheel timer
+
+        _time.Advance(Visibility - Ms(1));
+        wheel.Advance();
+        Assert.False(queue.TryReceive(out _)); // still invisible: never early
+
+        _time.Advance(Ms(1));
+        Assert.False(queue.TryReceive(out _)); // the clock alone redelivers nothing: the wheel drives the expiry
+        Assert.Equal(1, wheel.Advance());
+
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.False(queue.Ack(first)); // the expired delivery's ack is stale
+        Assert.True(queue.Ack(again));
+    }
+
+    [Fact]
+    public async Task AckQueue_WithWheel_WaitingReceiverGetsTheRedelivery()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using AckQueue<string> queue = AckQueue(wheel);
+        queue.TryEnqueue("a");
+        queue.TryReceive(out _);
+        ValueTask<Delivery<string>> pending = queue.ReceiveAsync();
+        await Task.Delay(50); // let it park (nothing below depends on it)
+
+        _time.Advance(Visibility);
+        wheel.Advance(); // expiry: back into the inner delay queue, due at once, which wakes the receiver
+
+        Delivery<string> again = await pending.AsTask().WaitAsync(Generous);
+        Assert.Equal(2, again.DeliveryCount);
+        Assert.Equal(0, _time.ActiveTimers);
+    }
+
+    [Fact]
+    public void AckQueue_WithoutWheel_VisibilityTimeoutRunsOnAProviderTimer()
+    {
+        using AckQueue<string> queue = AckQueue(null);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+        Assert.True(_time.ActiveTimers >= 1);
+
+        _time.Advance(Visibility); // the provider timer fires: no wheel involved
+
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(2, again.DeliveryCount);
+    }
+}
