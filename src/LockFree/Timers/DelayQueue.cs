@@ -50,6 +50,22 @@ namespace LockFree;
 //
 // Progress: producers are lock-free (a CAS loop on the count, then the inbox's CAS); consumers are blocking
 // (a lock, held briefly). Thread roles: any number of producers and consumers.
+//
+// Why the consumer lock stays (and exactly where it is taken). Taken by: a TryDequeue that cannot answer
+// "nothing due" lock-free (the inbox holds items, or the published root is due); DequeueAsync's park/recheck
+// (TryTake with arming) and its pass-on after a take; a DropOldest producer that finds the queue full (to pop the
+// root); GetTimeUntilNextDue; Dispose. EstimateRetryAfter only tries it (Monitor.TryEnter: a rejected producer
+// never waits on it); GetStatistics does not take it (the two counters it guards are read as snapshots). It is
+// held for one inbox drain plus one heap operation: O(k + log n) for k drained items, with no user code, no
+// waiting and no allocation under it. It remains because what it protects is sequential by nature: (1) the heap,
+// whose pop moves O(log n) slots of one array, and (2) the inbox's single-consumer role (MPSC ring). A lock-free
+// replacement would be a concurrent priority queue: a lock-free skip list (Sundell-Tsigas, Linden-Jonsson)
+// allocates a node per item and needs marked-pointer deletion (0 B/op lost, and an uncontended take would cost
+// several CASes and cache misses instead of one uncontended Monitor enter/exit, about 20 ns here); relaxed
+// designs (MultiQueue, SprayList) give up the exact order the contract promises (due time, then FIFO). A CAS
+// spin lock in place of the Monitor would still be a lock (same progress class) and spins when a holder is
+// preempted mid-drain. So consumers stay blocking, the side that scales is the producers', and the common polling
+// miss ("nothing due") is lock-free.
 
 /// <summary>
 /// A bounded queue whose items become visible only once their delay has passed: retry scheduling, debouncing,
@@ -83,8 +99,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
     private long _sequence;                // arrival order; under the lock
     private long _knownNow;                // the latest clock reading known to have happened (ours or an enqueue's); under the lock
-    private long _dequeued;                // under the lock
-    private long _evicted;                 // under the lock
+    private long _dequeued;                // written under the lock (atomic store), read lock-free by GetStatistics
+    private long _evicted;                 // written under the lock (atomic store), read lock-free by GetStatistics
     private long _droppedIncoming;
     private long _rejected;
     private int _completed;
@@ -191,14 +207,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>A snapshot of the queue's accounting (see <see cref="BackpressureStatistics"/>).</summary>
     public BackpressureStatistics GetStatistics()
     {
-        long evicted;
-        long dequeued;
-        lock (_consumerLock)
-        {
-            evicted = _evicted;
-            dequeued = _dequeued;
-        }
-
+        // Snapshots without the consumer lock (a metrics collection never delays a consumer): both are written under
+        // the lock with atomic stores, read here with atomic loads.
+        long evicted = Volatile.Read(ref _evicted);
+        long dequeued = Volatile.Read(ref _dequeued);
         return new BackpressureStatistics(
             _inboxPositions.EnqueuedPositions, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
     }
@@ -356,7 +368,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                 if (_heap.Count > 0)
                 {
                     victim = _heap.Pop();
-                    _evicted++;
+                    Volatile.Write(ref _evicted, _evicted + 1); // under the lock; atomic store for GetStatistics
                     PublishRoot();
                     evicted = true;
                 }
@@ -446,7 +458,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                 if (due <= now)
                 {
                     item = _heap.Pop();
-                    _dequeued++;
+                    Volatile.Write(ref _dequeued, _dequeued + 1); // under the lock; atomic store for GetStatistics
                     PublishRoot();
                     return true;
                 }
