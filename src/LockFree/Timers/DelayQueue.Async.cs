@@ -134,13 +134,14 @@ public sealed partial class DelayQueue<T>
         }
 
         bool signal = false;
-        lock (_consumerLock)
+        _core.Enter();
+        try
         {
-            DrainInbox();
-            if (_heap.Count > 0)
+            _core.DrainInbox();
+            if (_core.HeapCount > 0)
             {
                 long now = _time.GetTimestamp();
-                long due = _heap.PeekDue;
+                long due = _core.PeekDue;
                 if (due <= now)
                 {
                     signal = true;
@@ -148,9 +149,13 @@ public sealed partial class DelayQueue<T>
                 else if (Volatile.Read(ref _armedFor) != due)
                 {
                     ArmWakeup(due, due - now);
-                    signal = !_inbox.IsEmpty; // the handshake's recheck: a producer may have judged against the old time
+                    signal = !_core.InboxIsEmpty; // the handshake's recheck: a producer may have judged against the old time
                 }
             }
+        }
+        finally
+        {
+            _core.Exit();
         }
 
         if (signal)

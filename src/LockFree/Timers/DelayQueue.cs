@@ -9,6 +9,12 @@ namespace LockFree;
 
 // Design: a bounded delay queue with lock-free producers and a short consumer-side lock.
 //
+// Code layout: the producer side and the locked consumer side (count, inbox, heap, root, the lock) live in
+// DelayQueueCore<T, TAtomics, TLock>, instantiated here with RealAtomics and a Monitor, and run as is under the
+// controlled scheduler by the linearizability tests (with the test atomics and a spin lock through the seam).
+// This type adds what is outside the seam: waiter lists, the wake-up, completion, the overflow policies. Field
+// names below (_count, _rootDue, _knownNow, the consumer lock) are the core's.
+//
 // Producers: reserve one unit of _count with a CAS bounded by the capacity (exact bound, never exceeded), then
 // publish (due, item) into an MPSC inbox (MpscQueue, Vyukov sequenced ring). The inbox is never full after a
 // reservation: every inbox item holds a reservation, an item leaves the inbox (its slot released) before its
@@ -81,10 +87,8 @@ namespace LockFree;
 [DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
 public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 {
-    private readonly MpscQueue<DelayEntry<T>> _inbox;
-    private readonly IQueuePositions _inboxPositions;
-    private readonly DelayHeap<T> _heap;
-    private readonly object _consumerLock = new();
+    private readonly DelayQueueCore<T, RealAtomics, MonitorConsumerLock> _core; // inbox, heap, count, root: the explorable part
+    private readonly WakeupArm _arm;
     private readonly WaiterList _readers = new();
     private readonly WaiterList _writers = new();
     private readonly TimeProvider _time;
@@ -94,13 +98,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IWakeup? _wakeup; // created on the first park, under the lock
 
-    private long _count;                   // reserved + queued items, in [0, Capacity]; CAS by producers, decremented by consumers
-    private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty; MinValue: a drain is moving items in); written under the lock, read lock-free
     private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
-    private long _sequence;                // arrival order; under the lock
-    private long _knownNow;                // the latest clock reading known to have happened (ours or an enqueue's); under the lock
-    private long _dequeued;                // written under the lock (atomic store), read lock-free by GetStatistics
-    private long _evicted;                 // written under the lock (atomic store), read lock-free by GetStatistics
     private long _droppedIncoming;
     private long _rejected;
     private int _completed;
@@ -135,9 +133,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         _time = options.TimeProvider;
         _wheel = options.TimerWheel;
         _timestampsPerTick = _time.TimestampFrequency / (double)TimeSpan.TicksPerSecond;
-        _inbox = new MpscQueue<DelayEntry<T>>(capacity);
-        _inboxPositions = _inbox;
-        _heap = new DelayHeap<T>(capacity);
+        _core = new DelayQueueCore<T, RealAtomics, MonitorConsumerLock>(capacity, _time);
+        _arm = new WakeupArm(this);
         if (Name is not null)
         {
             BackpressureMetrics.Register(this);
@@ -151,7 +148,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     public int Capacity { get; }
 
     /// <summary>The items in the queue, pending and due: an approximate snapshot (it includes enqueues in flight).</summary>
-    public int Count => (int)Volatile.Read(ref _count);
+    public int Count => (int)_core.Count;
 
     /// <summary>The policy an enqueue follows when the queue is full.</summary>
     public OverflowPolicy FullMode { get; }
@@ -185,17 +182,13 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     {
         // Lock-free "nothing due": an empty inbox and a root not yet due (or no root). Reads the clock only when
         // there is a root.
-        if (_inbox.IsEmpty)
+        if (_core.NothingDueLockFree())
         {
-            long rootDue = Volatile.Read(ref _rootDue); // acquire: pairs with the release in PublishRoot
-            if (rootDue == long.MaxValue || rootDue > _time.GetTimestamp())
-            {
-                item = default;
-                return false;
-            }
+            item = default;
+            return false;
         }
 
-        if (!TryTake(out item, armIfNotDue: false))
+        if (!_core.TryTake(out item, arm: null))
         {
             return false;
         }
@@ -208,21 +201,26 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     public BackpressureStatistics GetStatistics()
     {
         // Snapshots without the consumer lock (a metrics collection never delays a consumer): both are written under
-        // the lock with atomic stores, read here with atomic loads.
-        long evicted = Volatile.Read(ref _evicted);
-        long dequeued = Volatile.Read(ref _dequeued);
+        // the lock with release stores, read here with acquire loads.
+        long evicted = _core.Evicted;
+        long dequeued = _core.Dequeued;
         return new BackpressureStatistics(
-            _inboxPositions.EnqueuedPositions, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+            _core.EnqueuedPositions, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
     }
 
     /// <summary>The time until the earliest pending item is due: <see cref="TimeSpan.Zero"/> when one is due, null when the queue is empty.</summary>
     public TimeSpan? GetTimeUntilNextDue()
     {
         long rootDue;
-        lock (_consumerLock)
+        _core.Enter();
+        try
         {
-            DrainInbox();
-            rootDue = _heap.Count == 0 ? long.MaxValue : _heap.PeekDue;
+            _core.DrainInbox();
+            rootDue = _core.HeapCount == 0 ? long.MaxValue : _core.PeekDue;
+        }
+        finally
+        {
+            _core.Exit();
         }
 
         return rootDue == long.MaxValue ? null : ToTimeSpan(rootDue - _time.GetTimestamp());
@@ -261,10 +259,15 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
 
         TryComplete();
-        lock (_consumerLock)
+        _core.Enter();
+        try
         {
             _wakeup?.Dispose();
             _wakeup = null;
+        }
+        finally
+        {
+            _core.Exit();
         }
 
         _readers.FinishAll(WaitStatus.Completed);
@@ -325,17 +328,13 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     }
 
     /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed-flag exchange.</summary>
-    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
+    private bool TryReserve() => _core.TryReserve();
 
     private void Publish(T item, TimeSpan delay)
     {
         long now = _time.GetTimestamp();
         long due = now + ToTimestamps(delay);
-        var entry = new DelayEntry<T> { Due = due, Sequence = now, Item = item }; // in the inbox, Sequence carries the enqueue's clock reading
-        if (!_inbox.TryEnqueue(entry))
-        {
-            PublishSlow(entry);
-        }
+        _core.Publish(item, now, due);
 
         // Handshake with parked readers (see the design note): HasWaiters fences after our publish.
         if (_readers.HasWaiters && due < Volatile.Read(ref _armedFor))
@@ -344,37 +343,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
     }
 
-    /// <summary>Never expected (see the design note); kept so a broken argument shows as a spin, not a lost item.</summary>
-    private void PublishSlow(DelayEntry<T> entry)
-    {
-        Debug.Fail("the inbox is never full after a reservation");
-        var spinner = default(SpinWait);
-        while (!_inbox.TryEnqueue(entry))
-        {
-            spinner.SpinOnce();
-        }
-    }
-
     private WriteResult EvictAndPublish(T item, TimeSpan delay)
     {
         var spinner = default(SpinWait);
         while (true)
         {
-            bool evicted = false;
-            T? victim = default;
-            lock (_consumerLock)
-            {
-                DrainInbox();
-                if (_heap.Count > 0)
-                {
-                    victim = _heap.Pop();
-                    Volatile.Write(ref _evicted, _evicted + 1); // under the lock; atomic store for GetStatistics
-                    PublishRoot();
-                    evicted = true;
-                }
-            }
-
-            if (evicted)
+            if (_core.TryEvictRoot(out T? victim))
             {
                 // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
                 Publish(item, delay);
@@ -400,87 +374,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
     }
 
-    /// <summary>Moves everything in the inbox into the heap, in inbox order. Under the consumer lock.</summary>
-    private void DrainInbox()
-    {
-        if (_inbox.IsEmpty)
-        {
-            return;
-        }
-
-        // "Root unknown" before the first item leaves the inbox: a lock-free TryDequeue that sees the inbox emptied
-        // by this drain also sees this (release, then the inbox's release of its head), so it takes the lock
-        // instead of answering "nothing due" from a root that does not yet include the drained items.
-        Volatile.Write(ref _rootDue, long.MinValue);
-        while (_inbox.TryDequeue(out DelayEntry<T> entry))
-        {
-            if (entry.Sequence > _knownNow)
-            {
-                _knownNow = entry.Sequence; // a clock reading that happened before this drain: the time is at least this
-            }
-
-            _heap.Push(entry.Due, _sequence++, entry.Item);
-        }
-
-        PublishRoot();
-    }
-
-    /// <summary>Publishes the root's due time for the lock-free check. Under the consumer lock.</summary>
-    private void PublishRoot() => Volatile.Write(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue); // release: pairs with TryDequeue's acquire
-
-    /// <summary>
-    /// Takes the root if due. With <paramref name="armIfNotDue"/> (a reader about to park), arms the wake-up for
-    /// the root's due time when it is not due.
-    /// </summary>
-    private bool TryTake([MaybeNullWhen(false)] out T item, bool armIfNotDue)
-    {
-        lock (_consumerLock)
-        {
-            while (true)
-            {
-                DrainInbox();
-                if (_heap.Count == 0)
-                {
-                    item = default;
-                    return false;
-                }
-
-                // The clock is monotonic, so a root due at or before a reading already seen (ours, or an enqueue's,
-                // carried through the inbox) is due now without reading the clock again.
-                long due = _heap.PeekDue;
-                long now = _knownNow;
-                if (due > now)
-                {
-                    now = _time.GetTimestamp();
-                    _knownNow = now;
-                }
-
-                if (due <= now)
-                {
-                    item = _heap.Pop();
-                    Volatile.Write(ref _dequeued, _dequeued + 1); // under the lock; atomic store for GetStatistics
-                    PublishRoot();
-                    return true;
-                }
-
-                if (!armIfNotDue || Volatile.Read(ref _armedFor) == due)
-                {
-                    item = default;
-                    return false;
-                }
-
-                ArmWakeup(due, due - now);
-
-                // Handshake with producers: an item published before our write of _armedFor that they judged
-                // against an older, later armed time must be seen here.
-                if (_inbox.IsEmpty)
-                {
-                    item = default;
-                    return false;
-                }
-            }
-        }
-    }
+    /// <summary>Takes the root if due; with <paramref name="armIfNotDue"/> (a reader about to park), arms the wake-up for the root's due time when it is not due.</summary>
+    private bool TryTake([MaybeNullWhen(false)] out T item, bool armIfNotDue) => _core.TryTake(out item, armIfNotDue ? _arm : null);
 
     /// <summary>Arms the wake-up; under the consumer lock. The interlocked write is the handshake's full fence.</summary>
     private void ArmWakeup(long due, long dueInTimestamps)
@@ -513,7 +408,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private void Release(long units)
     {
-        if (Interlocked.Add(ref _count, -units) == 0 && Volatile.Read(ref _completed) != 0)
+        if (_core.Release(units) && Volatile.Read(ref _completed) != 0)
         {
             TryFinish();
         }
@@ -521,7 +416,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private void TryFinish()
     {
-        if (Volatile.Read(ref _completed) == 0 || Volatile.Read(ref _count) != 0 || Interlocked.Exchange(ref _finished, 1) != 0)
+        if (Volatile.Read(ref _completed) == 0 || _core.Count != 0 || Interlocked.Exchange(ref _finished, 1) != 0)
         {
             return;
         }
@@ -537,23 +432,31 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// </summary>
     private TimeSpan EstimateRetryAfter()
     {
-        if (Monitor.TryEnter(_consumerLock))
+        if (_core.TryEnter())
         {
             try
             {
-                DrainInbox();
+                _core.DrainInbox();
             }
             finally
             {
-                Monitor.Exit(_consumerLock);
+                _core.Exit();
             }
         }
 
-        long rootDue = Volatile.Read(ref _rootDue); // MinValue: a consumer is draining; room is coming, retry at once
+        long rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
         return rootDue is long.MaxValue or long.MinValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
     }
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>The core's view of the wake-up (called under the consumer lock).</summary>
+    private sealed class WakeupArm(DelayQueue<T> queue) : IDelayWakeupArm
+    {
+        public bool IsArmedFor(long due) => Volatile.Read(ref queue._armedFor) == due;
+
+        public void Arm(long due, long dueIn) => queue.ArmWakeup(due, dueIn);
+    }
 }

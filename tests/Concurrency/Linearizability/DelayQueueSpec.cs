@@ -15,8 +15,12 @@ public enum DelayOpKind
     Advance,
 }
 
-/// <summary>A delay-queue call: the value and the delay (in clock units) of an enqueue, or the step of an advance.</summary>
-public sealed record DelayInput(DelayOpKind Kind, int Value = 0, long Delay = 0)
+/// <summary>
+/// A delay-queue call: the value and the delay (in clock units) of an enqueue, or the step of an advance.
+/// <see cref="Parking"/> marks a dequeue made by a reader about to park (it may arm the wake-up); the spec treats
+/// it as any dequeue.
+/// </summary>
+public sealed record DelayInput(DelayOpKind Kind, int Value = 0, long Delay = 0, bool Parking = false)
 {
     /// <summary>A <c>TryEnqueue(value, delay)</c> call.</summary>
     public static DelayInput Enqueue(int value, long delay) => new(DelayOpKind.Enqueue, value, delay);
@@ -32,7 +36,7 @@ public sealed record DelayInput(DelayOpKind Kind, int Value = 0, long Delay = 0)
     {
         DelayOpKind.Enqueue => $"TryEnqueue({Value}, +{Delay})",
         DelayOpKind.Advance => $"Advance(+{Delay})",
-        _ => "TryDequeue()",
+        _ => Parking ? "TryTake(park)" : "TryDequeue()",
     };
 }
 
@@ -117,7 +121,7 @@ public sealed class DelayQueueSpec(int capacity, bool lenientRejects) : ISequent
     public string Describe(DelayInput input, QueueOutput output) => input.Kind switch
     {
         DelayOpKind.Enqueue => $"{input} -> {output.Ok}",
-        DelayOpKind.Dequeue => output.Ok ? $"TryDequeue() -> {output.Value}" : "TryDequeue() -> false",
+        DelayOpKind.Dequeue => output.Ok ? $"{input} -> {output.Value}" : $"{input} -> false",
         _ => input.ToString(),
     };
 }

@@ -10,16 +10,18 @@ namespace LockFree.Tests.Concurrency.Timers;
 public sealed class DelayQueueCheckException(string message) : Exception(message);
 
 /// <summary>
-/// Linearizability of the delay queue against <see cref="DelayQueueSpec"/>: (1) its TryEnqueue / TryDequeue
-/// algorithm (<see cref="DelayQueueModel"/>: the real inbox engine and heap over the test atomics) explored under
-/// the controlled scheduler with <see cref="CiStrategies.Standard"/>, items due now and later on a fixed manual
-/// clock, and the planted missing "root unknown" marker found by every strategy; (2) the real
-/// <see cref="DelayQueue{T}"/> on real threads, with the manual clock moved at the quiescent points between rounds.
+/// Linearizability of the delay queue against <see cref="DelayQueueSpec"/>: (1) the library's
+/// <c>DelayQueueCore</c> (what <see cref="DelayQueue{T}"/> runs for TryEnqueue /
+/// TryDequeue and a parking reader's take) over the test atomics, explored under the controlled scheduler with
+/// <see cref="CiStrategies.Standard"/>, items due now and later on a fixed manual clock, and a planted copy without
+/// the drain's "root unknown" marker (<see cref="PlantedBugs.PlantedDelayQueue"/>) found by every strategy; (2) the
+/// real <see cref="DelayQueue{T}"/> on real threads, with the manual clock moved at the quiescent points between
+/// rounds, and a planted spurious "nothing due" found there.
 /// </summary>
 public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
 {
-    private const int Budget = 300;
-    private const int PlantedBudget = 1000;
+    private const int Budget = 1000;
+    private const int PlantedBudget = 4000;
 
     /// <summary>The scenarios: prefilled items, then each thread's operations (delay 0: due now; otherwise never due in the run).</summary>
     private static readonly DelayScenario[] Scenarios =
@@ -30,11 +32,11 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
 
         // Two consumers race a drain of several due items (the fast path's "nothing due" must stay exact).
         new("drain race", Capacity: 8, Lenient: false, Prefill: [(1, 0), (2, 0), (3, 5)],
-            Threads: [[D(), D()], [D(), E(10, 0)], [E(11, 5), E(12, 0), D()]]),
+            Threads: [[D(), P()], [D(), E(10, 0)], [E(11, 5), E(12, 0), D()]]),
 
         // Due-now and later items enqueued concurrently; equal due times come out in enqueue order.
         new("ties and later items", Capacity: 8, Lenient: false, Prefill: [],
-            Threads: [[E(1, 0), E(2, 0), E(3, 7)], [E(4, 0), D()], [D(), D()]]),
+            Threads: [[E(1, 0), E(2, 0), E(3, 7)], [E(4, 0), P()], [D(), D()]]),
 
         // A full queue (capacity 2): accepts never exceed it; rejections are lenient (see DelayQueueSpec).
         new("full", Capacity: 2, Lenient: true, Prefill: [(1, 0)],
@@ -42,7 +44,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
     ];
 
     [Fact]
-    public void Model_ControlledSchedules_AreLinearizable()
+    public void Core_ControlledSchedules_AreLinearizable()
     {
         foreach (DelayScenario scenario in Scenarios)
         {
@@ -54,7 +56,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Model_PlantedMissingDrainMarker_IsFoundByEveryStrategy()
+    public void Planted_MissingDrainMarker_IsFoundByEveryStrategy()
     {
         foreach (Func<Strategy> make in CiStrategies.Standard(61))
         {
@@ -100,6 +102,8 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
     private static DelayInput E(int value, long delay) => DelayInput.Enqueue(value, delay);
 
     private static DelayInput D() => DelayInput.Dequeue();
+
+    private static DelayInput P() => DelayInput.Dequeue() with { Parking = true };
 
     private static LinearizabilityResult Check(DelayQueueSpec spec, params (DelayInput Input, QueueOutput Output)[] sequential) =>
         LinearizabilityChecker.Check(spec, sequential.Select((op, i) => new Operation<DelayInput, QueueOutput>(0, op.Input, op.Output, 2 * i, (2 * i) + 1)).ToList());
@@ -199,13 +203,13 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
     private sealed class DelayRun
     {
         private readonly DelayScenario _scenario;
-        private readonly DelayQueueModel _queue;
+        private readonly IDelayQueueUnderTest _queue;
         private readonly List<Operation<DelayInput, QueueOutput>> _history = [];
 
         public DelayRun(DelayScenario scenario, bool planted)
         {
             _scenario = scenario;
-            _queue = new DelayQueueModel(scenario.Capacity, planted);
+            _queue = planted ? new PlantedBugs.PlantedDelayQueue(scenario.Capacity) : new CoreUnderTest(scenario.Capacity, new ManualTimeProvider());
             for (int i = 0; i < scenario.Prefill.Length; i++)
             {
                 (int value, long delay) = scenario.Prefill[i];
@@ -225,7 +229,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
                 long call = ControlledScheduler.Now;
                 QueueOutput output = input.Kind == DelayOpKind.Enqueue
                     ? (_queue.TryEnqueue(input.Value, input.Delay) ? QueueOutput.Succeeded : QueueOutput.Failed)
-                    : (_queue.TryDequeue(out int value) ? QueueOutput.Item(value) : QueueOutput.Failed);
+                    : (_queue.TryDequeue(input.Parking, out int value) ? QueueOutput.Item(value) : QueueOutput.Failed);
                 _history.Add(new Operation<DelayInput, QueueOutput>(thread, input, output, call, ControlledScheduler.Now));
             }
         }
@@ -236,7 +240,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
             long t = _history.Max(o => o.Return) + 1;
             while (true)
             {
-                bool ok = _queue.TryDequeue(out int value);
+                bool ok = _queue.TryDequeue(parking: false, out int value);
                 _history.Add(new Operation<DelayInput, QueueOutput>(0, D(), ok ? QueueOutput.Item(value) : QueueOutput.Failed, t, t + 1));
                 t += 2;
                 if (!ok)

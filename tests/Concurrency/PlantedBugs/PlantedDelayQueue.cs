@@ -3,29 +3,22 @@ using LockFree.Queues;
 using LockFree.Tests.Concurrency.Scheduling;
 using LockFree.Timers;
 
-namespace LockFree.Tests.Concurrency.Timers;
+using LockFree.Tests.Concurrency.Timers;
 
-// Design: DelayQueue<T>'s TryEnqueue / TryDequeue (see its design comment) re-expressed over the test atomics so
-// the controlled scheduler can interleave them: the bounded count reserved by CAS (BoundedCount's loop), the real
-// MPSC inbox engine (SequencedRing<Multi, Single> over TestAtomics), the real DelayHeap under the consumer lock
-// (a CAS spin lock through the seam here, a Monitor in the queue: the same mutual exclusion, and a scheduling
-// point where the Monitor would block), the drain's "root unknown" marker and the lock-free "nothing due" fast
-// path (inbox empty, then the published root). The clock is fixed (a due time is now + delay, items with delay 0
-// are due, the rest never are during the run), as DelayQueueSpec requires of histories with enqueues in flight.
-// The async paths (waiters, wake-ups) are not part of it: their handshakes have their own models
-// (DelayWakeupProtocol) and the real-thread tests.
-//
-// Planted: the drain does not publish "root unknown" before it moves items out of the inbox, so a concurrent
-// TryDequeue that sees the inbox emptied by the drain answers "nothing due" from the stale root (the bug the
-// marker exists to prevent).
-internal sealed class DelayQueueModel
+namespace LockFree.Tests.Concurrency.PlantedBugs;
+
+// Design: a copy of DelayQueueCore's TryEnqueue / TryDequeue paths (src/LockFree/Timers/DelayQueueCore.cs, as
+// DelayQueue<T> calls them) over the test atomics, with one bug planted: the drain does not publish "root unknown"
+// before it moves items out of the inbox, so a concurrent TryDequeue that sees the inbox emptied by the drain
+// answers "nothing due" from the stale root (the bug the marker exists to prevent). The library has no test hooks,
+// so the planted variant is a copy, as PlantedRing is of the rings. The clock is fixed (due = now + delay).
+internal sealed class PlantedDelayQueue : IDelayQueueUnderTest
 {
     private const long Now = 1_000;
     private const long Free = 0;
     private const long Held = 1;
 
     private readonly int _capacity;
-    private readonly bool _plantedNoMarker;
     private readonly DelayHeap<int> _heap;
     private SequencedRing<DelayEntry<int>, TestAtomics, MultiRole, SingleRole> _inbox;
     private long _count;
@@ -33,10 +26,9 @@ internal sealed class DelayQueueModel
     private long _rootDue = long.MaxValue;
     private long _sequence; // under the lock
 
-    public DelayQueueModel(int capacity, bool plantedNoMarker)
+    public PlantedDelayQueue(int capacity)
     {
         _capacity = capacity;
-        _plantedNoMarker = plantedNoMarker;
         _heap = new DelayHeap<int>(capacity);
         _inbox = new(capacity);
     }
@@ -68,7 +60,7 @@ internal sealed class DelayQueueModel
         return true;
     }
 
-    public bool TryDequeue(out int value)
+    public bool TryDequeue(bool parking, out int value) // parking: not modelled (the polling path is where the bug is)
     {
         if (_inbox.IsEmpty)
         {
@@ -112,11 +104,7 @@ internal sealed class DelayQueueModel
             return;
         }
 
-        if (!_plantedNoMarker)
-        {
-            TestAtomics.StoreRelease(ref _rootDue, long.MinValue); // "root unknown" before the first item leaves the inbox
-        }
-
+        // PLANTED: no "root unknown" (StoreRelease(ref _rootDue, long.MinValue)) before the first item leaves the inbox.
         while (_inbox.TryDequeue(out DelayEntry<int> entry))
         {
             _heap.Push(entry.Due, _sequence++, entry.Item);
