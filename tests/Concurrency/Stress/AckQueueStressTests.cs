@@ -17,12 +17,17 @@ public sealed class AckQueueStressTests(ITestOutputHelper output)
     private static readonly TimeSpan TimeoutAtScaleOne = TimeSpan.FromSeconds(60);
 
     [Theory]
-    [InlineData(2, 16)]
-    [InlineData(4, 64)]
-    public async Task ConsumersDropAndAckLate_EveryMessageAckedExactlyOnce(int consumers, int capacity)
+    [InlineData(2, 16, false)]
+    [InlineData(4, 64, false)]
+    [InlineData(2, 16, true)]
+    public async Task ConsumersDropAndAckLate_EveryMessageAckedExactlyOnce(int consumers, int capacity, bool wheelDriven)
     {
         int messages = (int)StressScale.Items(MessagesAtScaleOne);
-        using var queue = new AckQueue<int>(new AckQueueOptions<int> { Capacity = capacity, VisibilityTimeout = TimeSpan.FromMilliseconds(10) });
+
+        // wheelDriven: the visibility timeouts and the inner queue's wake-ups are timers on a wheel's driver thread.
+        using HierarchicalTimerWheel? wheel = wheelDriven ? new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), TimeProvider.System) : null;
+        wheel?.StartDriver();
+        using var queue = new AckQueue<int>(new AckQueueOptions<int> { Capacity = capacity, VisibilityTimeout = TimeSpan.FromMilliseconds(10), TimerWheel = wheel });
         var acked = new int[messages];
         var deliveries = new int[messages];
         long staleAcks = 0, dropped = 0, totalAcked = 0;
@@ -91,7 +96,8 @@ public sealed class AckQueueStressTests(ITestOutputHelper output)
         }
 
         await all;
-        output.WriteLine($"{messages} messages, {deliveries.Sum()} deliveries, {Interlocked.Read(ref dropped)} dropped, {Interlocked.Read(ref staleAcks)} stale acks");
+        output.WriteLine($"{messages} messages, {deliveries.Sum()} deliveries, {Interlocked.Read(ref dropped)} dropped, {Interlocked.Read(ref staleAcks)} stale acks, wheel fired {wheel?.FiredCount}");
+        Assert.True(wheel is null || Interlocked.Read(ref dropped) == 0 || wheel.FiredCount > 0, "dropped deliveries came back without the wheel firing");
         Assert.All(acked, n => Assert.Equal(1, n));
         Assert.All(deliveries, n => Assert.True(n >= 1));
         AckQueueStatistics stats = queue.GetStatistics();

@@ -62,6 +62,24 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
         Assert.Equal(stats.Enqueued, stats.Dequeued + stats.Evicted + stats.Remaining);
     }
 
+    [Theory]
+    [InlineData(2, 2, 16)]
+    [InlineData(3, 1, 8)]
+    public async Task Wait_WheelDrivenWakeups_EveryItemOnceInProducerOrderNeverEarly(int producers, int asyncReaders, int capacity)
+    {
+        // Parked readers only, so every wait ends through a wake-up, and those are timers on a wheel whose driver
+        // thread serves the queue (re-armed from the readers' paths while the driver fires the previous ones).
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), TimeProvider.System);
+        wheel.StartDriver();
+        Outcome outcome = await Run(OverflowPolicy.Wait, producers, asyncReaders, pollers: 0, capacity, StressScale.Items(ItemsPerTest / 4), p => 1 + (p % 2), (q, item, delay) => q.EnqueueAsync(item, delay), wheel: wheel);
+
+        ExactlyOnceReport report = new ExactlyOnceChecker(producers, outcome.PerProducer).Check(outcome.ReaderLogs);
+        output.WriteLine($"scale {StressScale.Factor}: {report.Expected} items, {outcome.Early} early, {outcome.Elapsed.TotalMilliseconds:F0} ms, wheel fired {wheel.FiredCount}, cancelled {wheel.CancelledCount}");
+        Assert.True(report.IsExact, report.ToString());
+        Assert.Equal(0, outcome.Early);
+        Assert.True(wheel.FiredCount > 0, "the wheel drove no wake-up");
+    }
+
     [Fact]
     public async Task PlantedBug_ItemsVisibleEarly_IsCaughtByTheDueCheck()
     {
@@ -77,13 +95,14 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
     private sealed record Outcome(long PerProducer, List<long>[] ReaderLogs, List<long> Evicted, long Early, BackpressureStatistics Statistics, TimeSpan Elapsed);
 
     private static async Task<Outcome> Run(
-        OverflowPolicy policy, int producers, int asyncReaders, int pollers, int capacity, long totalItems, Func<int, int> delayMs, Enqueue enqueue, int pace = 0)
+        OverflowPolicy policy, int producers, int asyncReaders, int pollers, int capacity, long totalItems, Func<int, int> delayMs, Enqueue enqueue, int pace = 0, HierarchicalTimerWheel? wheel = null)
     {
         long perProducer = totalItems / producers;
         var evicted = new List<long>();
         using var queue = new DelayQueue<long>(capacity, new DelayQueueOptions<long>
         {
             FullMode = policy,
+            TimerWheel = wheel,
             ItemDropped = (item, _) =>
             {
                 lock (evicted)
