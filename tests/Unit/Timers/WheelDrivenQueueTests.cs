@@ -105,6 +105,46 @@ public sealed class WheelDrivenQueueTests
     }
 
     [Fact]
+    public async Task DelayQueue_WithWheel_RearmForAnEarlierItemCancelsTheEarlierWheelTimer()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using DelayQueue<int> queue = Queue(wheel);
+        queue.TryEnqueue(1, Ms(100));
+        ValueTask<int> pending = queue.DequeueAsync();
+        await UntilArmed(wheel, 1); // armed for the item due in 100 ms
+
+        queue.TryEnqueue(2, Ms(10)); // signals the reader, which re-arms for 10 ms: the 100 ms timer is cancelled
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (wheel.CancelledCount == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the replaced wake-up was not cancelled");
+            await Task.Delay(5);
+            wheel.Advance();
+        }
+
+        _time.Advance(Ms(10));
+        Assert.Equal(1, wheel.Advance());
+        Assert.Equal(2, await pending.AsTask().WaitAsync(Generous));
+        Assert.Equal(1, wheel.CancelledCount);
+        Assert.Equal(0, wheel.PendingCount); // no stale wake-up left behind in the wheel
+    }
+
+    [Fact]
+    public async Task DelayQueue_WheelFull_FallsBackToAProviderTimer()
+    {
+        using var wheel = new HierarchicalTimerWheel(Tick, _time, maxTimers: 1);
+        wheel.Schedule(TimeSpan.FromHours(1), _ => { }, null); // the wheel's only timer
+        using DelayQueue<int> queue = Queue(wheel);
+        queue.TryEnqueue(4, Ms(10));
+        ValueTask<int> pending = queue.DequeueAsync(); // parks on this thread: the wheel refuses, a provider timer is armed
+        Assert.Equal(1, _time.ActiveTimers);
+
+        _time.Advance(Ms(10)); // the provider timer fires without any wheel advance
+
+        Assert.Equal(4, await pending.AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
     public void Constructors_WheelOnAnotherClock_Throw()
     {
         using var wheel = new HierarchicalTimerWheel(Tick, new ManualTimeProvider());
