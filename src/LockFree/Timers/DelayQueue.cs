@@ -16,7 +16,7 @@ namespace LockFree;
 // names below (_count, _rootDue, _knownNow, the consumer lock) are the core's.
 //
 // Producers: reserve one unit of _count with a CAS bounded by the capacity (exact bound, never exceeded), then
-// publish (due, item) into an MPSC inbox (MpscQueue, Vyukov sequenced ring). The inbox is never full after a
+// publish (due, item) into an MPSC inbox (the SequencedRing engine of MpscQueue, a Vyukov ring). The inbox is never full after a
 // reservation: every inbox item holds a reservation, an item leaves the inbox (its slot released) before its
 // reservation is returned, and the inbox is FIFO with capacity >= Capacity, so the slot a producer claims was
 // released by the item Capacity positions earlier. No producer takes a lock on the accepting path.
