@@ -115,15 +115,7 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
 
     private void AllStrategiesFind(string bug, bool everParked, PlantedBug bugs)
     {
-        var found = new List<string>();
-        foreach (Func<Strategy> make in Strategies)
-        {
-            Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, everParked, bugs));
-            Assert.IsType<DeadlockException>(failure.InnerException);
-            found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
-        }
-
-        output.WriteLine($"{bug}: found by " + string.Join("; ", found));
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore(strategy, everParked, bugs));
+        output.WriteLine($"{bug}: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 }

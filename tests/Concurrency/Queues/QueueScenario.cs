@@ -58,28 +58,12 @@ public sealed class QueueScenario
             sb.Append(" prefill ").Append(Prefill);
         }
 
-        for (int t = 0; t < Threads.Count; t++)
-        {
-            sb.Append(" | T").Append(t + 1).Append(": ").AppendJoin(' ', Threads[t]);
-        }
-
-        return sb.ToString();
+        return sb.AppendThreads(Threads).ToString();
     }
 
     /// <summary>Explores the scenario; throws <see cref="ScheduleFailureException"/> on a failing schedule.</summary>
-    public ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions? options = null)
-    {
-        options ??= new ExploreOptions();
-        options = options with { Name = options.Name == "scenario" ? ToString() : options.Name };
-        var bodies = new Action<RunState>[Threads.Count];
-        for (int t = 0; t < Threads.Count; t++)
-        {
-            int thread = t + 1;
-            bodies[t] = state => state.RunThread(thread);
-        }
-
-        return ControlledTest.Explore(strategy, iterations, () => new RunState(this), bodies, state => state.Check(), options);
-    }
+    public ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions? options = null) =>
+        ScenarioRunner.Explore(ToString(), Threads.Count, () => new RunState(this), static (state, t) => state.RunThread(t), static state => state.Check(), strategy, iterations, options);
 
     private void Validate()
     {

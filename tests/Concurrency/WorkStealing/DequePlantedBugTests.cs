@@ -90,12 +90,9 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
 
     private void AllStrategiesFind(DequeScenario scenario, Func<Strategy>[]? strategies = null, ExploreOptions? options = null, int budget = Budget)
     {
-        foreach (Func<Strategy> make in strategies ?? Strategies)
+        foreach ((string strategy, ScheduleFailureException failure) in ScenarioRunner.AssertEachFinds<DequeCheckException>(strategies ?? Strategies, strategy => scenario.Explore(strategy, budget, options)))
         {
-            Strategy strategy = make();
-            var ex = Assert.Throws<ScheduleFailureException>(() => scenario.Explore(strategy, budget, options));
-            Assert.True(ex.InnerException is DequeCheckException, $"{strategy.Name}: unexpected {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
-            output.WriteLine($"{strategy.Name}: found at schedule {ex.Iteration}: {ex.InnerException!.Message}");
+            output.WriteLine($"{strategy}: found at schedule {failure.Iteration}: {failure.InnerException!.Message}");
         }
     }
 }

@@ -84,19 +84,9 @@ public sealed class ParkingProtocolTests(ITestOutputHelper output)
 
     private void AllStrategiesFind(ParkingBug bug, bool storeBuffers, int workers = 1, bool retireLast = false, bool skipRandomWalk = false)
     {
-        var found = new List<string>();
-        foreach (var make in skipRandomWalk ? Strategies[1..] : Strategies)
-        {
-            Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, workers, 1, bug, storeBuffers, retireLast));
-            Assert.IsType<DeadlockException>(failure.InnerException);
-            found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
-            if (found.Count == 1)
-            {
-                output.WriteLine(failure.Message);
-            }
-        }
-
-        output.WriteLine($"{bug}: found by " + string.Join("; ", found));
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(
+            skipRandomWalk ? Strategies[1..] : Strategies, strategy => Explore(strategy, workers, 1, bug, storeBuffers, retireLast));
+        output.WriteLine(found[0].Failure.Message);
+        output.WriteLine($"{bug}: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 }
