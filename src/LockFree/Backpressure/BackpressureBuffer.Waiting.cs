@@ -195,16 +195,19 @@ public sealed partial class BackpressureBuffer<T>
             return Finished();
         }
 
-        // Spin (never yield) for a moment before parking, as the asynchronous write does.
-        var spinner = default(SpinWait);
-        while (!spinner.NextSpinWillYield)
+        // Spin (never yield) before parking, for the adaptive budget of the readers' side, as the asynchronous
+        // write does.
+        AdaptiveSpin.SpinRound spin = _readSpin.Start(_writers);
+        while (spin.Pause())
         {
-            spinner.SpinOnce(sleep1Threshold: -1);
             if (!_queue.IsEmpty)
             {
+                _readSpin.Finish(spin, found: true);
                 return new ValueTask<bool>(true);
             }
         }
+
+        _readSpin.Finish(spin, found: false);
 
         Waiter waiter = _readers.RentAndLink(synchronous: false);
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
@@ -310,18 +313,20 @@ public sealed partial class BackpressureBuffer<T>
     {
         long start = _time.GetTimestamp();
 
-        // Spin (never yield) for a moment first: a reader that is running frees room within a few hundred
-        // nanoseconds, and parking costs a process-wide barrier plus a thread-pool hop.
-        var spinner = default(SpinWait);
-        while (!spinner.NextSpinWillYield)
+        // Spin (never yield) first, for the adaptive budget of the writers' side (see AdaptiveSpin): a reader
+        // that is running frees room within tens of nanoseconds, and a park costs a thread-pool hop.
+        AdaptiveSpin.SpinRound spin = _writeSpin.Start(_readers);
+        while (spin.Pause())
         {
-            spinner.SpinOnce(sleep1Threshold: -1);
             WriteResult attempt = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
             if (attempt.Outcome != WriteOutcome.Rejected)
             {
+                _writeSpin.Finish(spin, found: true);
                 return attempt;
             }
         }
+
+        _writeSpin.Finish(spin, found: false);
 
         bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)

@@ -67,6 +67,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
+    private AdaptiveSpin _writeSpin; // mutable structs: never copy
+    private AdaptiveSpin _readSpin;
 
     /// <summary>Creates a buffer with the given options.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its <see cref="BackpressureBufferOptions{T}.TimeProvider"/> is null.</exception>
