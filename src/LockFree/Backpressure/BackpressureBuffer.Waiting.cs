@@ -94,7 +94,7 @@ public sealed partial class BackpressureBuffer<T>
                 return TimedOut(forwardSignal: signaled);
             }
 
-            Waiter waiter = _writers.RentAndLink(synchronous: true);
+            Waiter waiter = ParkWriter(synchronous: true);
             result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
@@ -162,7 +162,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter waiter = _writers.RentAndLink(synchronous: false);
+        Waiter waiter = ParkWriter(synchronous: false);
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
             Abandon(_writers, waiter, forwardSignal: true);
@@ -209,7 +209,7 @@ public sealed partial class BackpressureBuffer<T>
 
         _readSpin.Finish(spin, found: false);
 
-        Waiter waiter = _readers.RentAndLink(synchronous: false);
+        Waiter waiter = ParkReader(synchronous: false);
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
         {
             Abandon(_readers, waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
@@ -270,7 +270,7 @@ public sealed partial class BackpressureBuffer<T>
                 return false;
             }
 
-            Waiter waiter = _readers.RentAndLink(synchronous: true);
+            Waiter waiter = ParkReader(synchronous: true);
             if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
             {
                 Abandon(_readers, waiter, forwardSignal: false);
@@ -339,7 +339,7 @@ public sealed partial class BackpressureBuffer<T>
                 return TimedOut(forwardSignal: signaled);
             }
 
-            Waiter waiter = _writers.RentAndLink(synchronous: false);
+            Waiter waiter = ParkWriter(synchronous: false);
             WriteResult result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
