@@ -371,7 +371,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
-                Interlocked.Increment(ref _droppedIncoming);
+                CountWriterEvent(ref _droppedIncoming);
                 _itemDropped?.Invoke(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
                 return WriteResult.DroppedIncoming;
 
@@ -379,11 +379,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 bool evictedAny = false;
                 while (true)
                 {
-                    if (_queue.TryDequeue(out T? oldest))
+                    if (Dequeue(out T? oldest))
                     {
-                        Interlocked.Increment(ref _evicted);
+                        CountWriterEvent(ref _evicted);
                         evictedAny = true;
-                        bool placed = _queue.TryEnqueue(item);
+                        bool placed = Enqueue(item);
                         _itemDropped?.Invoke(oldest, DropReason.Oldest); // after the queue operations: no slot is reserved
                         if (placed)
                         {
@@ -400,7 +400,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         continue; // another writer took the room: evict again
                     }
 
-                    if (_queue.TryEnqueue(item))
+                    if (Enqueue(item))
                     {
                         AfterWriteIfAny();
                         return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
@@ -461,15 +461,22 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    private void CountRejection()
+    private void CountRejection() => CountWriterEvent(ref _rejected);
+
+    /// <summary>
+    /// Counts an event only writers cause (a rejection, a dropped incoming item, an eviction): with one writer a plain
+    /// increment published by a release store (no other thread writes the counter); with many an atomic add.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountWriterEvent(ref long counter)
     {
         if (_singleWriter)
         {
-            Volatile.Write(ref _rejected, _rejected + 1); // plain read: only the one writer counts rejections; release for readers of the statistics
+            Volatile.Write(ref counter, counter + 1); // plain read: only the one writer counts; release for readers of the statistics
         }
         else
         {
-            Interlocked.Increment(ref _rejected);
+            Interlocked.Increment(ref counter);
         }
     }
 
