@@ -11,7 +11,10 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// asks whether anyone waits; a waiter checks, takes an event-count ticket, registers, rechecks, and sleeps. A
 /// lost wake-up shows as a deadlock (the waiter sleeps, nobody is left to wake it). Both regimes of the gate are
 /// explored: the first park ever (the parker's process-wide barrier covers a signaller that does not fence) and
-/// later parks (signallers fence). Proof of power: dropping either fence through the seam is found.
+/// later parks (signallers fence). Proof of power: dropping either fence through the seam is found. Not explored:
+/// two registrants racing the first park (the reason for the gate's three-state flag, argued in its design note):
+/// with a second waiter the strategies found neither that bug (a registrant trusting an unfinished barrier) nor
+/// a dropped barrier within 20,000 schedules, so such a test would show nothing.
 /// </summary>
 public sealed class ParkingGateTests(ITestOutputHelper output)
 {
@@ -46,7 +49,10 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
             }
         }
 
-        public bool Received { get; private set; }
+        private int _received;
+
+        /// <summary>How many waiters saw the item.</summary>
+        public int Received => Volatile.Read(ref _received);
 
         public void Signaller()
         {
@@ -80,7 +86,7 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
                 _gate[0].Unregister();
             }
 
-            Received = true;
+            Interlocked.Increment(ref _received);
         }
     }
 
@@ -91,35 +97,44 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
     {
         foreach (Func<Strategy> make in Strategies)
         {
-            ExplorationResult result = Explore(make(), everParked, PlantedBug.None);
+            ExplorationResult result = Explore(make(), everParked, waiters: 1, PlantedBug.None);
             output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}");
         }
     }
 
     [Fact]
     public void Handshake_SignallerWithoutFence_IsFoundAsDeadlock() =>
-        AllStrategiesFind("signaller without its fence (later parks)", everParked: true, PlantedBug.DroppedFullFence);
+        AllStrategiesFind("signaller without its fence (later parks)", everParked: true, waiters: 1, PlantedBug.DroppedFullFence);
 
     [Fact]
     public void Handshake_FirstParkWithoutProcessWideBarrier_IsFoundAsDeadlock() =>
-        AllStrategiesFind("first park without the process-wide barrier", everParked: false, PlantedBug.DroppedProcessWideBarrier);
+        AllStrategiesFind("first park without the process-wide barrier", everParked: false, waiters: 1, PlantedBug.DroppedProcessWideBarrier);
 
-    private static ExplorationResult Explore(Strategy strategy, bool everParked, PlantedBug bugs) =>
-        ControlledTest.Explore(
+    private static ExplorationResult Explore(Strategy strategy, bool everParked, int waiters, PlantedBug bugs)
+    {
+        var threads = new List<Action<Handshake>>();
+        for (int i = 0; i < waiters; i++)
+        {
+            threads.Add(h => h.Waiter());
+        }
+
+        threads.Add(h => h.Signaller());
+        return ControlledTest.Explore(
             strategy,
             Budget,
             () => new Handshake(everParked),
-            [h => h.Waiter(), h => h.Signaller()],
-            h => Assert.True(h.Received),
-            new ExploreOptions { StoreBuffers = true, StoreBufferDrainOdds = DrainOdds, Bugs = bugs, Name = $"parking gate (ever parked: {everParked}, bugs: {bugs})" });
+            threads,
+            h => Assert.Equal(waiters, h.Received),
+            new ExploreOptions { StoreBuffers = true, StoreBufferDrainOdds = DrainOdds, Bugs = bugs, Name = $"parking gate (ever parked: {everParked}, waiters: {waiters}, bugs: {bugs})" });
+    }
 
-    private void AllStrategiesFind(string bug, bool everParked, PlantedBug bugs)
+    private void AllStrategiesFind(string bug, bool everParked, int waiters, PlantedBug bugs)
     {
         var found = new List<string>();
         foreach (Func<Strategy> make in Strategies)
         {
             Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, everParked, bugs));
+            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, everParked, waiters, bugs));
             Assert.IsType<DeadlockException>(failure.InnerException);
             found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
         }
