@@ -17,8 +17,24 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
     /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
-    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default) =>
-        WriteAsync(item, FullMode, Timeout.InfiniteTimeSpan, cancellationToken);
+    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default)
+    {
+        // The general overload without its argument checks: FullMode is valid by construction, the timeout is
+        // infinite, and disposal completes the buffer, which WriteOnce answers with ObjectDisposedException.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<WriteResult>(cancellationToken);
+        }
+
+        OverflowPolicy policy = FullMode;
+        WriteResult result = WriteOnce(item, policy, countRejection: policy != OverflowPolicy.Wait);
+        if (policy != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected)
+        {
+            return new ValueTask<WriteResult>(result);
+        }
+
+        return WriteAsyncSlow(item, Timeout.InfiniteTimeSpan, cancellationToken);
+    }
 
     /// <summary>
     /// Writes under <paramref name="policy"/> for this item; under <see cref="OverflowPolicy.Wait"/> waits at most
