@@ -20,7 +20,10 @@ namespace LockFree;
 // wake-ups without a fence on the fast path. A parker sets the Parked bit (a full fence) before its gate
 // registration, so before the process-wide barrier of the gate's first park: a signaller that read the bit as
 // clear did so before that barrier reached its core, so its publish (earlier in program order) is visible to the
-// parker's recheck; one that reads it set asks the gate, which fences from then on. Completion does the same with
+// parker's recheck; one that reads it set asks the gate, which fences from then on. Except on a side whose every
+// operation claims its index with a CAS (many writers, many readers): that locked claim is the signaller's fence,
+// and the other side's parking recheck reads that index (a full or empty answer of the sequenced ring is decided
+// by the real head or tail, never by a slot alone), so the gate's count is read without another fence. Completion does the same with
 // its own process-wide barrier (see TryComplete). A write wakes every waiting reader (they recheck;
 // WaitToReadAsync promises nothing more); a read wakes one waiting writer per slot it frees, and a woken writer
 // that does not use the room passes the wake on.
@@ -52,6 +55,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly IQueuePositions _positions;
     private readonly bool _singleWriter;
     private readonly bool _canEvict;
+    private readonly bool _writesClaimByCas; // many writers: every enqueue claims the tail with a CAS
+    private readonly bool _readsClaimByCas; // many readers (or DropOldest): every dequeue claims the head with a CAS
     private readonly Action<T, DropReason>? _itemDropped;
     private readonly TimeProvider _time;
     private readonly int _highWatermark;
@@ -110,6 +115,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         FullMode = options.FullMode;
         _singleWriter = options.SingleWriter;
         _canEvict = options.FullMode == OverflowPolicy.DropOldest || !options.SingleReader;
+        _writesClaimByCas = !_singleWriter; // the MPSC and MPMC engines (also under the stamping adapter)
+        _readsClaimByCas = _canEvict; // the SPMC and MPMC engines
         _itemDropped = options.ItemDropped;
         _time = options.TimeProvider;
         _highWatermark = options.HighWatermark;
@@ -493,7 +500,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private void AfterWrite()
     {
         int work = Volatile.Read(ref _afterWrite); // acquire: re-read; a bit the caller saw stays set
-        if ((work & (int)AfterWork.Parked) != 0 && _readers.HasWaiters)
+        if ((work & (int)AfterWork.Parked) != 0
+            && (_writesClaimByCas ? _readers.HasWaitersAfterLockedPublish : _readers.HasWaiters))
         {
             _readers.FinishAll(WaitStatus.Signaled);
         }
@@ -511,7 +519,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         int work = Volatile.Read(ref _afterRead); // acquire: re-read; a bit the caller saw stays set
         if ((work & (int)AfterWork.Parked) != 0)
         {
-            for (int i = 0; i < count && _writers.HasWaiters; i++)
+            for (int i = 0; i < count && (_readsClaimByCas ? _writers.HasWaitersAfterLockedPublish : _writers.HasWaiters); i++)
             {
                 _writers.SignalOne();
             }

@@ -63,6 +63,16 @@ internal struct ParkingGate<TAtomics>
     /// <summary>Waiter side: a registration ends (woken, cancelled, timed out, or abandoned after a successful recheck).</summary>
     public void Unregister() => TAtomics.Add(ref _waiters, -1); // full fence: the count only ever matters to the next signaller
 
+    /// <summary>
+    /// Signaller side, when its publish was a read-modify-write (a claim CAS: a full fence on every platform .NET
+    /// runs on) on the very index the waiter's recheck reads: whether any waiter is registered. No fence and no
+    /// flag check: the locked publish is already ordered before this load, and it is globally visible before any
+    /// later load, so either the waiter's recheck sees it or this load sees the waiter's registration (both sides
+    /// of the Dekker handshake have their store-load order).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool HasWaitersAfterLockedPublish() => TAtomics.LoadAcquire(ref _waiters) != 0; // acquire: the registration count
+
     /// <summary>Signaller side, after its publish: whether any waiter is registered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool HasWaiters()

@@ -50,6 +50,12 @@ internal sealed class WaiterList
     /// </summary>
     public bool HasWaiters => _gate.HasWaiters();
 
+    /// <summary>
+    /// As <see cref="HasWaiters"/>, for a signaller whose publish was a compare-and-swap on the index a waiter's
+    /// recheck reads (a claim on a many-producer or many-consumer ring): that CAS is the signaller's fence.
+    /// </summary>
+    public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
+
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous, long tag = 0)
     {

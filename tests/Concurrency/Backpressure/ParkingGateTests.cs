@@ -40,8 +40,11 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
         /// <summary>Non-draining steps the signaller takes after its signal: more than the waiter needs to register and recheck.</summary>
         private const int TrailingSteps = 4;
 
-        public Handshake(bool everParked)
+        private readonly Publish _publish;
+
+        public Handshake(bool everParked, Publish publish = Publish.Release)
         {
+            _publish = publish;
             if (everParked)
             {
                 _gate[0].Register(); // outside any exploration: the real atomics run
@@ -56,8 +59,24 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
 
         public void Signaller()
         {
-            TestAtomics.StoreRelease(ref _item[0], 1); // the publish (a queue's tail store): buffered under TSO
-            if (_gate[0].HasWaiters())
+            bool waiters;
+            if (_publish == Publish.Release)
+            {
+                TestAtomics.StoreRelease(ref _item[0], 1); // the publish (a single-role ring's index store): buffered under TSO
+                waiters = _gate[0].HasWaiters();
+            }
+            else if (_publish == Publish.Locked)
+            {
+                TestAtomics.CompareExchange(ref _item[0], 1, 0); // the publish is a claim CAS (a many-role ring): a full fence
+                waiters = _gate[0].HasWaitersAfterLockedPublish();
+            }
+            else
+            {
+                TestAtomics.StoreRelease(ref _item[0], 1); // planted: a buffered publish...
+                waiters = _gate[0].HasWaitersAfterLockedPublish(); // ...asked without the fence it needs
+            }
+
+            if (waiters)
             {
                 _event.NotifyAll();
             }
@@ -102,6 +121,35 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>How the signaller publishes and which gate query it uses.</summary>
+    public enum Publish
+    {
+        /// <summary>A release store, then <see cref="ParkingGate{TAtomics}.HasWaiters"/> (the single-role engines).</summary>
+        Release,
+
+        /// <summary>A compare-and-swap, then <see cref="ParkingGate{TAtomics}.HasWaitersAfterLockedPublish"/> (the many-role engines' claims).</summary>
+        Locked,
+
+        /// <summary>Planted misuse: a release store, then the fence-free query.</summary>
+        ReleaseAskedAsLocked,
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Handshake_LockedPublish_NoLostWakeUpWithoutSignallerFence(bool everParked)
+    {
+        foreach (Func<Strategy> make in Strategies)
+        {
+            ExplorationResult result = Explore(make(), everParked, waiters: 1, PlantedBug.None, Publish.Locked);
+            output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}");
+        }
+    }
+
+    [Fact]
+    public void Handshake_BufferedPublishAskedWithoutFence_IsFoundAsDeadlock() =>
+        AllStrategiesFind("a buffered publish asked without the signaller's fence", everParked: true, waiters: 1, PlantedBug.None, Publish.ReleaseAskedAsLocked);
+
     [Fact]
     public void Handshake_SignallerWithoutFence_IsFoundAsDeadlock() =>
         AllStrategiesFind("signaller without its fence (later parks)", everParked: true, waiters: 1, PlantedBug.DroppedFullFence);
@@ -110,7 +158,7 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
     public void Handshake_FirstParkWithoutProcessWideBarrier_IsFoundAsDeadlock() =>
         AllStrategiesFind("first park without the process-wide barrier", everParked: false, waiters: 1, PlantedBug.DroppedProcessWideBarrier);
 
-    private static ExplorationResult Explore(Strategy strategy, bool everParked, int waiters, PlantedBug bugs)
+    private static ExplorationResult Explore(Strategy strategy, bool everParked, int waiters, PlantedBug bugs, Publish publish = Publish.Release)
     {
         var threads = new List<Action<Handshake>>();
         for (int i = 0; i < waiters; i++)
@@ -122,19 +170,19 @@ public sealed class ParkingGateTests(ITestOutputHelper output)
         return ControlledTest.Explore(
             strategy,
             Budget,
-            () => new Handshake(everParked),
+            () => new Handshake(everParked, publish),
             threads,
             h => Assert.Equal(waiters, h.Received),
-            new ExploreOptions { StoreBuffers = true, StoreBufferDrainOdds = DrainOdds, Bugs = bugs, Name = $"parking gate (ever parked: {everParked}, waiters: {waiters}, bugs: {bugs})" });
+            new ExploreOptions { StoreBuffers = true, StoreBufferDrainOdds = DrainOdds, Bugs = bugs, Name = $"parking gate (ever parked: {everParked}, waiters: {waiters}, publish: {publish}, bugs: {bugs})" });
     }
 
-    private void AllStrategiesFind(string bug, bool everParked, int waiters, PlantedBug bugs)
+    private void AllStrategiesFind(string bug, bool everParked, int waiters, PlantedBug bugs, Publish publish = Publish.Release)
     {
         var found = new List<string>();
         foreach (Func<Strategy> make in Strategies)
         {
             Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, everParked, waiters, bugs));
+            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(strategy, everParked, waiters, bugs, publish));
             Assert.IsType<DeadlockException>(failure.InnerException);
             found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
         }
