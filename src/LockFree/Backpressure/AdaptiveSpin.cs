@@ -12,15 +12,17 @@ namespace LockFree.Backpressure;
 // Why short and adaptive: a spin helps only while the counterpart runs on another core. When it does not (it is
 // parked itself and its wake-up is queued, the machine is loaded, more loops than cores), spinning only delays
 // the moment this thread returns to the pool, which is often the thread that would run the counterpart: measured
-// on the 2-vCPU VM, spins of 20-100 us made the asynchronous benchmark several times slower. So the budget
-// doubles after a spin that found its condition and halves after one that ran out, between MinTicks and
-// MaxTicks (a few microseconds: about what SpinWait spends before it would yield); a minimum spin keeps probing,
-// so a budget that fell can grow back. Single-core machines never spin. A spin never yields, so it never runs
-// anyone else's code on this thread.
+// on the 2-vCPU VM, spins of 20-100 us made the asynchronous benchmark several times slower. So:
+// - no spin at all on one core, or while the other side has a parked waiter or a wake-up still queued on the pool
+//   (WaiterList.Count, WaiterList.WakesInFlight): it cannot make progress until some pool thread runs it;
+// - otherwise the budget doubles after a spin that found its condition and halves after one that ran out, between
+//   MinTicks and MaxTicks (a few microseconds, about what SpinWait spends before it would yield); the minimum
+//   keeps probing, so a budget that fell can grow back.
+// A spin never yields, so it never runs anyone else's code on this thread.
 //
-// Races: the budget is a plain long read and written by any waiter of its side without synchronisation; every
-// stored value lies in [MinTicks, MaxTicks], so a lost or torn-free (64-bit aligned) update only makes one spin a
-// little longer or shorter.
+// Races: the budget is a plain long read and written by any waiter of its side without synchronisation. Every
+// stored value lies in [MinTicks, MaxTicks] and an aligned 64-bit store does not tear on the 64-bit platforms,
+// so a lost update only makes one spin a little longer or shorter.
 internal struct AdaptiveSpin
 {
     /// <summary>Whether spinning can help at all: another core may run the counterpart meanwhile.</summary>

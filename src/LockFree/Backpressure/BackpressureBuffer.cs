@@ -23,10 +23,10 @@ namespace LockFree;
 // parker's recheck; one that reads it set asks the gate, which fences from then on. Except on a side whose every
 // operation claims its index with a CAS (many writers, many readers): that locked claim is the signaller's fence,
 // and the other side's parking recheck reads that index (a full or empty answer of the sequenced ring is decided
-// by the real head or tail, never by a slot alone), so the gate's count is read without another fence. Completion does the same with
-// its own process-wide barrier (see TryComplete). A write wakes every waiting reader (they recheck;
-// WaitToReadAsync promises nothing more); a read wakes one waiting writer per slot it frees, and a woken writer
-// that does not use the room passes the wake on.
+// by the real head or tail, never by a slot alone), so the gate's count is read without another fence.
+// Completion does the same with its own process-wide barrier (see TryComplete). A write wakes every waiting
+// reader (they recheck; WaitToReadAsync promises nothing more); a read wakes one waiting writer per slot it frees,
+// and a woken writer that does not use the room passes the wake on.
 //
 // Completion: with one writer, completion is a writer operation and follows its writes in program order.
 // With many writers, completion sets the completed flag and then closes the engine's producer side (a mark
