@@ -17,8 +17,24 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
     /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
-    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default) =>
-        WriteAsync(item, FullMode, Timeout.InfiniteTimeSpan, cancellationToken);
+    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default)
+    {
+        // The general overload without its argument checks: FullMode is valid by construction, the timeout is
+        // infinite, and disposal completes the buffer, which WriteOnce answers with ObjectDisposedException.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<WriteResult>(cancellationToken);
+        }
+
+        OverflowPolicy policy = FullMode;
+        WriteResult result = WriteOnce(item, policy, countRejection: policy != OverflowPolicy.Wait);
+        if (policy != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected)
+        {
+            return new ValueTask<WriteResult>(result);
+        }
+
+        return WriteAsyncSlow(item, Timeout.InfiniteTimeSpan, cancellationToken);
+    }
 
     /// <summary>
     /// Writes under <paramref name="policy"/> for this item; under <see cref="OverflowPolicy.Wait"/> waits at most
@@ -94,7 +110,7 @@ public sealed partial class BackpressureBuffer<T>
                 return TimedOut(forwardSignal: signaled);
             }
 
-            Waiter waiter = _writers.RentAndLink(synchronous: true);
+            Waiter waiter = ParkWriter(synchronous: true);
             result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
@@ -162,7 +178,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter waiter = _writers.RentAndLink(synchronous: false);
+        Waiter waiter = ParkWriter(synchronous: false);
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
             Abandon(_writers, waiter, forwardSignal: true);
@@ -195,18 +211,21 @@ public sealed partial class BackpressureBuffer<T>
             return Finished();
         }
 
-        // Spin (never yield) for a moment before parking, as the asynchronous write does.
-        var spinner = default(SpinWait);
-        while (!spinner.NextSpinWillYield)
+        // Spin (never yield) before parking, for the adaptive budget of the readers' side, as the asynchronous
+        // write does.
+        AdaptiveSpin.SpinRound spin = _readSpin.Start(_writers);
+        while (spin.Pause())
         {
-            spinner.SpinOnce(sleep1Threshold: -1);
             if (!_queue.IsEmpty)
             {
+                _readSpin.Finish(spin, found: true);
                 return new ValueTask<bool>(true);
             }
         }
 
-        Waiter waiter = _readers.RentAndLink(synchronous: false);
+        _readSpin.Finish(spin, found: false);
+
+        Waiter waiter = ParkReader(synchronous: false);
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
         {
             Abandon(_readers, waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
@@ -267,7 +286,7 @@ public sealed partial class BackpressureBuffer<T>
                 return false;
             }
 
-            Waiter waiter = _readers.RentAndLink(synchronous: true);
+            Waiter waiter = ParkReader(synchronous: true);
             if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
             {
                 Abandon(_readers, waiter, forwardSignal: false);
@@ -310,18 +329,20 @@ public sealed partial class BackpressureBuffer<T>
     {
         long start = _time.GetTimestamp();
 
-        // Spin (never yield) for a moment first: a reader that is running frees room within a few hundred
-        // nanoseconds, and parking costs a process-wide barrier plus a thread-pool hop.
-        var spinner = default(SpinWait);
-        while (!spinner.NextSpinWillYield)
+        // Spin (never yield) first, for the adaptive budget of the writers' side (see AdaptiveSpin): a reader
+        // that is running frees room within tens of nanoseconds, and a park costs a thread-pool hop.
+        AdaptiveSpin.SpinRound spin = _writeSpin.Start(_readers);
+        while (spin.Pause())
         {
-            spinner.SpinOnce(sleep1Threshold: -1);
             WriteResult attempt = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
             if (attempt.Outcome != WriteOutcome.Rejected)
             {
+                _writeSpin.Finish(spin, found: true);
                 return attempt;
             }
         }
+
+        _writeSpin.Finish(spin, found: false);
 
         bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
         while (true)
@@ -334,7 +355,7 @@ public sealed partial class BackpressureBuffer<T>
                 return TimedOut(forwardSignal: signaled);
             }
 
-            Waiter waiter = _writers.RentAndLink(synchronous: false);
+            Waiter waiter = ParkWriter(synchronous: false);
             WriteResult result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {

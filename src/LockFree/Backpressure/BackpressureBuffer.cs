@@ -12,12 +12,21 @@ namespace LockFree;
 // Engine: the queue type follows the thread roles: SingleWriter/SingleReader pick SPSC, MPSC, SPMC or MPMC.
 // DropOldest makes writers remove items too, so it always uses a multi-consumer engine.
 //
-// Fast paths (TryWrite, TryRead) are the queue's own operations plus one plain read of the other side's
-// waiter count; no lock, no allocation. Waiting (the Wait policy, WaitToReadAsync, ReadAsync) parks on a
-// WaiterList; the asymmetric-fence handshake of ParkingGate rules out lost wake-ups without a fence on
-// the fast path. A write wakes every waiting reader (they recheck; WaitToReadAsync promises nothing more);
-// a read wakes one waiting writer per slot it frees, and a woken writer that does not use the room passes
-// the wake on.
+// Fast paths (TryWrite, TryRead) are the queue's own operations plus one load of a per-side word of sticky bits
+// (_afterWrite, _afterRead: AfterWork) that says whether anything else is due: watermarks configured, the other
+// side has ever parked, the buffer is completed. While it is zero (a buffer that never waited, no watermarks) a
+// write or read does nothing else: no lock, no fence, no allocation, no counter. Waiting (the Wait policy,
+// WaitToReadAsync, ReadAsync) parks on a WaiterList; the asymmetric-fence handshake of ParkingGate rules out lost
+// wake-ups without a fence on the fast path. A parker sets the Parked bit (a full fence) before its gate
+// registration, so before the process-wide barrier of the gate's first park: a signaller that read the bit as
+// clear did so before that barrier reached its core, so its publish (earlier in program order) is visible to the
+// parker's recheck; one that reads it set asks the gate, which fences from then on. Except on a side whose every
+// operation claims its index with a CAS (many writers, many readers): that locked claim is the signaller's fence,
+// and the other side's parking recheck reads that index (a full or empty answer of the sequenced ring is decided
+// by the real head or tail, never by a slot alone), so the gate's count is read without another fence.
+// Completion does the same with its own process-wide barrier (see TryComplete). A write wakes every waiting
+// reader (they recheck; WaitToReadAsync promises nothing more); a read wakes one waiting writer per slot it frees,
+// and a woken writer that does not use the room passes the wake on.
 //
 // Completion: with one writer, completion is a writer operation and follows its writes in program order.
 // With many writers, completion sets the completed flag and then closes the engine's producer side (a mark
@@ -46,6 +55,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly IQueuePositions _positions;
     private readonly bool _singleWriter;
     private readonly bool _canEvict;
+    private readonly bool _writesClaimByCas; // many writers: every enqueue claims the tail with a CAS
+    private readonly bool _readsClaimByCas; // many readers (or DropOldest): every dequeue claims the head with a CAS
     private readonly Action<T, DropReason>? _itemDropped;
     private readonly TimeProvider _time;
     private readonly int _highWatermark;
@@ -55,6 +66,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private CompletionState? _completed;
+
+    // What the fast paths must do after their queue operation, read with one acquire load (see "Fast paths" above):
+    // bits of AfterWork. Sticky: a bit is only ever set.
+    private int _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate)
+    private int _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
     private int _finished;
     private int _disposed;
     private int _paused;
@@ -67,6 +83,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
+    private AdaptiveSpin _writeSpin; // mutable structs: never copy
+    private AdaptiveSpin _readSpin;
 
     /// <summary>Creates a buffer with the given options.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its <see cref="BackpressureBufferOptions{T}.TimeProvider"/> is null.</exception>
@@ -97,6 +115,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         FullMode = options.FullMode;
         _singleWriter = options.SingleWriter;
         _canEvict = options.FullMode == OverflowPolicy.DropOldest || !options.SingleReader;
+        _writesClaimByCas = !_singleWriter; // the MPSC and MPMC engines (also under the stamping adapter)
+        _readsClaimByCas = _canEvict; // the SPMC and MPMC engines
         _itemDropped = options.ItemDropped;
         _time = options.TimeProvider;
         _highWatermark = options.HighWatermark;
@@ -117,6 +137,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 SpmcQueue<T> => EngineKind.Spmc,
                 _ => EngineKind.Mpmc,
             };
+        }
+
+        if (_highWatermark != 0)
+        {
+            _afterWrite = _afterRead = (int)AfterWork.Watermarks;
         }
 
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
@@ -188,7 +213,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return false;
         }
 
-        AfterRead(1);
+        if (Volatile.Read(ref _afterRead) != 0) // acquire: kept after the dequeue (a plain mov on x64); see "Fast paths"
+        {
+            AfterRead(1);
+        }
+
         return true;
     }
 
@@ -219,7 +248,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public int TryReadMany(Span<T> destination)
     {
         int count = _queue.TryDequeueMany(destination);
-        if (count > 0)
+        if (count > 0 && Volatile.Read(ref _afterRead) != 0) // acquire: after the dequeue; see "Fast paths"
         {
             AfterRead(count);
         }
@@ -251,6 +280,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             CloseProducers(); // after the flag: a writer whose claim fails on the closed tail sees the flag
         }
 
+        // A reader that takes the last item stores its head and then reads _afterRead without a fence; we set the bit
+        // and then read the head. The process-wide barrier (once per buffer, on a rare path) stands in for the
+        // reader's fence: a reader that still read the bit as clear had its head store flushed by it, so the check
+        // below sees the buffer empty; one that reads it set finishes the buffer itself.
+        Interlocked.Or(ref _afterRead, (int)AfterWork.Completed);
+        Interlocked.MemoryBarrierProcessWide();
         TryFinishIfDrained(); // claims made before the close keep the buffer non-empty until they are read
 
         _writers.FinishAll(WaitStatus.Completed);
@@ -306,7 +341,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         if (Enqueue(item))
         {
-            AfterWrite();
+            if (Volatile.Read(ref _afterWrite) != 0) // acquire: after the publish; see "Fast paths"
+            {
+                AfterWrite();
+            }
+
             return WriteResult.Accepted;
         }
 
@@ -339,7 +378,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
-                Interlocked.Increment(ref _droppedIncoming);
+                CountWriterEvent(ref _droppedIncoming);
                 _itemDropped?.Invoke(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
                 return WriteResult.DroppedIncoming;
 
@@ -347,15 +386,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 bool evictedAny = false;
                 while (true)
                 {
-                    if (_queue.TryDequeue(out T? oldest))
+                    if (Dequeue(out T? oldest))
                     {
-                        Interlocked.Increment(ref _evicted);
+                        CountWriterEvent(ref _evicted);
                         evictedAny = true;
-                        bool placed = _queue.TryEnqueue(item);
+                        bool placed = Enqueue(item);
                         _itemDropped?.Invoke(oldest, DropReason.Oldest); // after the queue operations: no slot is reserved
                         if (placed)
                         {
-                            AfterWrite();
+                            AfterWriteIfAny();
                             return WriteResult.EvictedOldest;
                         }
 
@@ -368,9 +407,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         continue; // another writer took the room: evict again
                     }
 
-                    if (_queue.TryEnqueue(item))
+                    if (Enqueue(item))
                     {
-                        AfterWrite();
+                        AfterWriteIfAny();
                         return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
                     }
 
@@ -429,46 +468,98 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    private void CountRejection()
+    private void CountRejection() => CountWriterEvent(ref _rejected);
+
+    /// <summary>
+    /// Counts an event only writers cause (a rejection, a dropped incoming item, an eviction): with one writer a plain
+    /// increment published by a release store (no other thread writes the counter); with many an atomic add.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountWriterEvent(ref long counter)
     {
         if (_singleWriter)
         {
-            Volatile.Write(ref _rejected, _rejected + 1); // plain read: only the one writer counts rejections; release for readers of the statistics
+            Volatile.Write(ref counter, counter + 1); // plain read: only the one writer counts; release for readers of the statistics
         }
         else
         {
-            Interlocked.Increment(ref _rejected);
+            Interlocked.Increment(ref counter);
         }
     }
 
+    private void AfterWriteIfAny()
+    {
+        if (Volatile.Read(ref _afterWrite) != 0) // acquire: after the publish
+        {
+            AfterWrite();
+        }
+    }
+
+    /// <summary>After an item was published: wake parked readers, check the watermarks (the bits say which applies).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void AfterWrite()
     {
-        if (_readers.HasWaiters)
+        int work = Volatile.Read(ref _afterWrite); // acquire: re-read; a bit the caller saw stays set
+        if ((work & (int)AfterWork.Parked) != 0
+            && (_writesClaimByCas ? _readers.HasWaitersAfterLockedPublish : _readers.HasWaiters))
         {
             _readers.FinishAll(WaitStatus.Signaled);
         }
 
-        if (_highWatermark != 0)
+        if ((work & (int)AfterWork.Watermarks) != 0)
         {
             CheckPressure();
         }
     }
 
+    /// <summary>After <paramref name="count"/> items were taken: wake parked writers, finish a completed buffer, check the watermarks.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void AfterRead(int count)
     {
-        for (int i = 0; i < count && _writers.HasWaiters; i++)
+        int work = Volatile.Read(ref _afterRead); // acquire: re-read; a bit the caller saw stays set
+        if ((work & (int)AfterWork.Parked) != 0)
         {
-            _writers.SignalOne();
+            for (int i = 0; i < count && (_readsClaimByCas ? _writers.HasWaitersAfterLockedPublish : _writers.HasWaiters); i++)
+            {
+                _writers.SignalOne();
+            }
         }
 
-        if (Volatile.Read(ref _completed) is not null)
+        if ((work & (int)AfterWork.Completed) != 0)
         {
             TryFinishIfDrained();
         }
 
-        if (_highWatermark != 0)
+        if ((work & (int)AfterWork.Watermarks) != 0)
         {
             CheckPressure();
+        }
+    }
+
+    /// <summary>
+    /// Links a waiting writer. Before its first park the readers' fast path is told to ask the writers' gate: the
+    /// bit is set (a full fence) before the gate's registration, so before the gate's process-wide barrier of the
+    /// first park ever, and the gate's argument covers it (see ParkingGate): a reader that read the bit as clear ran
+    /// that load before the barrier reached it, so its dequeue (which frees the room) is visible to our recheck.
+    /// </summary>
+    private Waiter ParkWriter(bool synchronous)
+    {
+        MarkParked(ref _afterRead);
+        return _writers.RentAndLink(synchronous);
+    }
+
+    /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
+    private Waiter ParkReader(bool synchronous)
+    {
+        MarkParked(ref _afterWrite);
+        return _readers.RentAndLink(synchronous);
+    }
+
+    private static void MarkParked(ref int work)
+    {
+        if ((Volatile.Read(ref work) & (int)AfterWork.Parked) == 0)
+        {
+            Interlocked.Or(ref work, (int)AfterWork.Parked); // full fence, before the gate's registration
         }
     }
 
@@ -594,6 +685,20 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>The longest retry hint given for a draining buffer (a slower drain is reported as this).</summary>
     private const double MaxRetryAfterSeconds = 60.0;
+
+    /// <summary>Bits of <see cref="_afterWrite"/> and <see cref="_afterRead"/>: work after a queue operation.</summary>
+    [Flags]
+    private enum AfterWork
+    {
+        /// <summary>Watermarks are configured: check the depth.</summary>
+        Watermarks = 1,
+
+        /// <summary>The other side has parked at least once: ask its gate whether anyone waits.</summary>
+        Parked = 2,
+
+        /// <summary>The buffer is completed: a read may have drained it (readers only).</summary>
+        Completed = 4,
+    }
 
     /// <summary>Which queue engine <see cref="_queue"/> is, so the hot paths call it without interface dispatch.</summary>
     private enum EngineKind : byte

@@ -17,10 +17,25 @@ namespace LockFree.Backpressure;
 // full fence. A signaller that still reads EverParked as 0 after the first waiter raised it ran its loads
 // before that waiter's barrier reached its core, so the barrier covers it.
 //
-// Encoding: _waiters counts registered waiters; _everParked is 0 until the first registration, then 1 forever.
+// The first park is a window, not a point: between the first parker raising the flag and the end of its barrier,
+// a second registrant that saw the flag raised and skipped the barrier could recheck before that barrier flushed a
+// signaller that read the flag clear (and so neither fenced nor signalled), and sleep beside an item the first
+// parker's barrier was about to expose (two items published, the first parker takes one). So the flag has three
+// states and a registrant that does not see BarrierDone runs a barrier itself; only registrants racing the first
+// park ever pay it. A signaller that read Never read it before any registrant's barrier completed (each raises the
+// flag before its barrier), so that barrier flushed its publish; BarrierDone is stored only after a barrier, so a
+// registrant that sees it rechecks after the publish became visible.
+//
+// Encoding: _waiters counts registered waiters; _everParked is Never (0) until the first registration, Raised (1)
+// while a registrant runs its barrier, then BarrierDone (2) (a late racing registrant may store Raised and then
+// BarrierDone again: signallers treat both as "fence").
 internal struct ParkingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
+    private const long Never = 0;
+    private const long Raised = 1;
+    private const long BarrierDone = 2;
+
     private long _waiters;
     private long _everParked;
 
@@ -28,7 +43,7 @@ internal struct ParkingGate<TAtomics>
     public long Waiters => TAtomics.LoadAcquire(ref _waiters); // acquire: snapshot
 
     /// <summary>Whether a waiter has ever registered (signallers fence from then on).</summary>
-    public readonly bool EverParked => Volatile.Read(ref Unsafe.AsRef(in _everParked)) != 0; // acquire: diagnostics only
+    public readonly bool EverParked => Volatile.Read(ref Unsafe.AsRef(in _everParked)) != Never; // acquire: diagnostics only
 
     /// <summary>
     /// Waiter side: registers, with store-load order against the caller's recheck that follows. The first
@@ -37,21 +52,32 @@ internal struct ParkingGate<TAtomics>
     public void Register()
     {
         TAtomics.Add(ref _waiters, 1); // full fence: our registration before the recheck; pairs with the signaller's fence
-        if (TAtomics.LoadAcquire(ref _everParked) == 0) // acquire: whether signallers fence yet
+        if (TAtomics.LoadAcquire(ref _everParked) != BarrierDone) // acquire: whether a finished barrier covers the signallers that do not fence
         {
-            TAtomics.StoreRelease(ref _everParked, 1); // release: from now on signallers fence
+            TAtomics.StoreRelease(ref _everParked, Raised); // release: from now on signallers fence (a racing registrant may store it again: harmless)
             TAtomics.ProcessWideBarrier(); // every other thread's pending stores (a publish) are visible before our recheck
+            TAtomics.StoreRelease(ref _everParked, BarrierDone); // release: later registrants may rely on the barrier above
         }
     }
 
     /// <summary>Waiter side: a registration ends (woken, cancelled, timed out, or abandoned after a successful recheck).</summary>
     public void Unregister() => TAtomics.Add(ref _waiters, -1); // full fence: the count only ever matters to the next signaller
 
+    /// <summary>
+    /// Signaller side, when its publish was a read-modify-write (a claim CAS: a full fence on every platform .NET
+    /// runs on) on the very index the waiter's recheck reads: whether any waiter is registered. No fence and no
+    /// flag check: the locked publish is already ordered before this load, and it is globally visible before any
+    /// later load, so either the waiter's recheck sees it or this load sees the waiter's registration (both sides
+    /// of the Dekker handshake have their store-load order).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool HasWaitersAfterLockedPublish() => TAtomics.LoadAcquire(ref _waiters) != 0; // acquire: the registration count
+
     /// <summary>Signaller side, after its publish: whether any waiter is registered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool HasWaiters()
     {
-        if (TAtomics.LoadAcquire(ref _everParked) != 0) // acquire: set by the first waiter
+        if (TAtomics.LoadAcquire(ref _everParked) != Never) // acquire: raised by the first waiter
         {
             TAtomics.FullFence(); // store-load: our publish before the read of the count; pairs with the waiter's add
         }

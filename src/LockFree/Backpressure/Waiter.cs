@@ -126,6 +126,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         }
         else
         {
+            _owner.WakeQueued(); // counted until Execute runs: see WaiterList.WakesInFlight
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
 
@@ -157,7 +158,11 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         return status;
     }
 
-    void IThreadPoolWorkItem.Execute() => _core.SetResult(Status);
+    void IThreadPoolWorkItem.Execute()
+    {
+        _owner.WakeStarted();
+        _core.SetResult(Status);
+    }
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {

@@ -26,6 +26,20 @@ internal sealed class WaiterList
     private Waiter? _pool;
     private int _pooled;
     private ParkingGate<RealAtomics> _gate;
+    private int _wakesInFlight;
+
+    /// <summary>
+    /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
+    /// continuation has not started yet: a snapshot. While it is non-zero a woken waiter of this side is still
+    /// queued on the thread pool, so the other side gains nothing by spinning for it (see AdaptiveSpin).
+    /// </summary>
+    public int WakesInFlight => Volatile.Read(ref _wakesInFlight); // acquire: snapshot, a heuristic only
+
+    /// <summary>An asynchronous waiter was ended and is about to queue its continuation.</summary>
+    internal void WakeQueued() => Interlocked.Increment(ref _wakesInFlight);
+
+    /// <summary>A queued continuation of an asynchronous waiter starts.</summary>
+    internal void WakeStarted() => Interlocked.Decrement(ref _wakesInFlight);
 
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
     public Exception? CompletionError { get; set; }
@@ -35,6 +49,12 @@ internal sealed class WaiterList
     /// read (the first parker's process-wide barrier covers it); afterwards a full fence precedes it.
     /// </summary>
     public bool HasWaiters => _gate.HasWaiters();
+
+    /// <summary>
+    /// As <see cref="HasWaiters"/>, for a signaller whose publish was a compare-and-swap on the index a waiter's
+    /// recheck reads (a claim on a many-producer or many-consumer ring): that CAS is the signaller's fence.
+    /// </summary>
+    public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous, long tag = 0)

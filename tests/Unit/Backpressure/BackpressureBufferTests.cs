@@ -405,6 +405,33 @@ public sealed class BackpressureBufferTests
         Assert.False(buffer.TryRead(out _));
     }
 
+    /// <summary>
+    /// A reader taking the last item races the completion: one of them must finish the buffer (the reader reads the
+    /// completion bit without a fence; the completion's process-wide barrier covers it). Many short rounds.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Complete_RacingTheLastRead_CompletionAlwaysCompletes(bool single)
+    {
+        for (int round = 0; round < 300; round++)
+        {
+            using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 4, SingleWriter = single, SingleReader = single });
+            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(round));
+            using var start = new Barrier(2);
+            Task reader = Task.Run(() =>
+            {
+                start.SignalAndWait(Generous);
+                Assert.True(buffer.TryRead(out int item));
+                Assert.Equal(round, item);
+            });
+            start.SignalAndWait(Generous);
+            buffer.Complete();
+            await reader.WaitAsync(Generous);
+            await buffer.Completion.WaitAsync(Generous);
+        }
+    }
+
     [Fact]
     public async Task Complete_WithError_CompletionFaultsWithThatErrorAfterDrain()
     {
