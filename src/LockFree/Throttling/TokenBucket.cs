@@ -133,7 +133,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        return _core.TryAcquire(tokens, out _) == AcquireStatus.Acquired;
+        return _core.TryTake(tokens) || _core.AcquireSlow(tokens, out TimeSpan _) == AcquireStatus.Acquired;
     }
 
     /// <summary>
@@ -149,14 +149,13 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        if (_core.TryAcquire(tokens, out long wait) == AcquireStatus.Acquired)
+        if (_core.TryTake(tokens))
         {
-            retryAfter = TimeSpan.Zero;
+            retryAfter = default; // not TimeSpan.Zero: a static read the JIT guards with a class-init check
             return true;
         }
 
-        retryAfter = _core.ToTimeSpan(wait);
-        return false;
+        return _core.AcquireSlow(tokens, out retryAfter) == AcquireStatus.Acquired;
     }
 
     /// <summary>

@@ -84,8 +84,8 @@ internal struct TokenBucketCore<TAtomics>
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
-    private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
-    private StripedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
+    private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
+    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -97,6 +97,7 @@ internal struct TokenBucketCore<TAtomics>
     private readonly long _capacity;
     private readonly long _batch;
     private readonly double _unitsPerSecond;
+    private readonly double _unitsPerMs;
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
     {
@@ -120,9 +121,10 @@ internal struct TokenBucketCore<TAtomics>
 
         _burst = capacity * _interval;
         _unitsPerSecond = frequency * (double)(1L << _shift);
+        _unitsPerMs = _unitsPerSecond / 1000;
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
-        _originTick = Environment.TickCount64 - 1; // so an expiry is never 0 (= no memo)
+        _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
     }
 
     public readonly long Capacity => _capacity;
@@ -190,33 +192,88 @@ internal struct TokenBucketCore<TAtomics>
     public readonly TimeSpan ToTimeSpan(long units) =>
         units <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(units * (TimeSpan.TicksPerSecond / _unitsPerSecond)), TimeSpan.MaxValue.Ticks));
 
-    /// <summary>The success path: one CAS on the batch, no clock. <paramref name="waitUnits"/> is set on refusal only.</summary>
+    /// <summary>
+    /// The success path: one CAS on the batch, no clock, no out-parameter (so a caller's inlined copy keeps nothing
+    /// on the stack). False means "not taken here": the caller goes to a slow path, which decides.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public AcquireStatus TryAcquire(long tokens, out long waitUnits)
+    public bool TryTake(long tokens)
     {
         long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
         long rest = word - tokens;
         if ((ulong)rest <= CountMask // enough pre-credited tokens and no flag set
             && TAtomics.CompareExchange(ref _fast.Value, rest, word) == word) // full fence: takes the tokens; pairs with other takers and the owner's close
         {
-            waitUnits = 0;
             if (rest == 0)
             {
                 SettleDrained();
             }
 
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>The success path, then the slow path. <paramref name="waitUnits"/> is set on refusal only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public AcquireStatus TryAcquire(long tokens, out long waitUnits)
+    {
+        if (TryTake(tokens))
+        {
+            waitUnits = 0;
             return AcquireStatus.Acquired;
         }
 
-        return AcquireSlow(tokens, honorWaiting: true, _batch, out waitUnits);
+        return AcquireSlow(tokens, out waitUnits);
+    }
+
+    /// <summary>
+    /// After <see cref="TryTake"/> failed: a refusal on the memo (coarse clock, no ownership), else the full slow path.
+    /// <paramref name="waitUnits"/> is set on refusal only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public AcquireStatus AcquireSlow(long tokens, out long waitUnits)
+    {
+        if (_coarse && TryMemoRefusal(tokens, out long leftMs))
+        {
+            waitUnits = (long)(leftMs * _unitsPerMs); // a hint that errs early
+            return AcquireStatus.Refused;
+        }
+
+        return AcquireLoop(tokens, honorWaiting: true, _batch, out waitUnits);
+    }
+
+    /// <summary>
+    /// As <see cref="AcquireSlow(long, out long)"/>, answering the wait as a <see cref="TimeSpan"/>: a memo refusal
+    /// converts whole milliseconds with one integer multiply instead of the units' floating-point conversion.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public AcquireStatus AcquireSlow(long tokens, out TimeSpan retryAfter)
+    {
+        if (_coarse && TryMemoRefusal(tokens, out long leftMs))
+        {
+            retryAfter = new TimeSpan(leftMs * TimeSpan.TicksPerMillisecond); // a hint that errs early
+            return AcquireStatus.Refused;
+        }
+
+        return AcquireLoopTimed(tokens, out retryAfter);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AcquireStatus AcquireLoopTimed(long tokens, out TimeSpan retryAfter)
+    {
+        AcquireStatus status = AcquireLoop(tokens, honorWaiting: true, _batch, out long waitUnits);
+        retryAfter = status == AcquireStatus.Refused ? ToTimeSpan(waitUnits) : default;
+        return status;
     }
 
     /// <summary>Takes exactly <paramref name="tokens"/>, charged now, ignoring queued waiters (the waiter pump's grant).</summary>
     public AcquireStatus TryAcquireForWaiter(long tokens, out long waitUnits) =>
-        AcquireSlow(tokens, honorWaiting: false, batch: 1, out waitUnits);
+        AcquireLoop(tokens, honorWaiting: false, batch: 1, out waitUnits);
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private AcquireStatus AcquireSlow(long tokens, bool honorWaiting, long batch, out long waitUnits)
+    [MethodImpl(MethodImplOptions.NoInlining)] // keeps the memo refusal's frame small
+    private AcquireStatus AcquireLoop(long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
         SpinWait spinner = default;
         while (true)
@@ -251,8 +308,9 @@ internal struct TokenBucketCore<TAtomics>
                 continue;
             }
 
-            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out waitUnits))
+            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out long leftMs))
             {
+                waitUnits = (long)(leftMs * _unitsPerMs); // a memo written while we waited (a hint that errs early)
                 return AcquireStatus.Refused;
             }
 
@@ -329,32 +387,36 @@ internal struct TokenBucketCore<TAtomics>
             return;
         }
 
-        long expiry = tick + (long)Math.Min(ms, MaxMemoMs);
-        TAtomics.StoreRelease(ref _memo, (expiry << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
+        long goodUntil = tick + (long)Math.Min(ms, MaxMemoMs) - CoarseMarginMs; // > tick: ms > the margin
+        TAtomics.StoreRelease(ref _memo, (goodUntil << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
     }
 
-    private bool TryMemoRefusal(long tokens, out long waitUnits)
+    /// <summary>
+    /// A refusal on the memo, counted: true when a memo covers <paramref name="tokens"/> and the coarse clock is
+    /// still before its good-until time; <paramref name="leftMs"/> is then the time to it (a hint that errs early).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryMemoRefusal(long tokens, out long leftMs)
     {
         long memo = TAtomics.LoadAcquire(ref _memo); // acquire: pairs with RememberShortage
         if (memo != 0 && tokens >= (memo & MemoTokenMask))
         {
-            long left = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
-            if (left > CoarseMarginMs)
+            leftMs = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
+            if (leftMs > 0)
             {
-                waitUnits = (long)((left - CoarseMarginMs) * (_unitsPerSecond / 1000)); // a hint that errs early
-                (_memoRefused ?? CreateMemoCounter()).Increment();
+                (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
                 return true;
             }
         }
 
-        waitUnits = 0;
+        leftMs = 0;
         return false;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private StripedCounter CreateMemoCounter()
+    private ThreadOwnedCounter CreateMemoCounter()
     {
-        Interlocked.CompareExchange(ref _memoRefused, new StripedCounter(), null); // publishes one counter; a loser's is dropped
+        Interlocked.CompareExchange(ref _memoRefused, new ThreadOwnedCounter(), null); // publishes one counter; a loser's is dropped (it counted nothing)
         return _memoRefused!;
     }
 
@@ -434,6 +496,10 @@ internal struct TokenBucketCore<TAtomics>
         long now = Now();
         long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
         bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
+        if (full)
+        {
+            TAtomics.StoreRelease(ref _memo, 0); // release: before the Retired flag; a full bucket has no shortage to remember (belt and braces: a memo never outlives one)
+        }
         Publish(tat, issued: 0, (word & (WaitingFlag | RetiredFlag)) | (full ? RetiredFlag : 0));
         return full;
     }
