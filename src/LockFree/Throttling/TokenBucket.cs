@@ -128,12 +128,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens = 1)
     {
-        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        if (tokens < 1) // folds away for a constant cost; the capacity check waits for the slow path (see below)
         {
             ThrowTokensOutOfRange(tokens);
         }
 
-        return _core.TryTake(tokens) || _core.AcquireSlow(tokens, out TimeSpan _) == AcquireStatus.Acquired;
+        return _core.TryTake(tokens) || TryAcquireSlow(tokens, out _);
     }
 
     /// <summary>
@@ -144,7 +144,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens, out TimeSpan retryAfter)
     {
-        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        if (tokens < 1) // folds away for a constant cost; the capacity check waits for the slow path (see below)
         {
             ThrowTokensOutOfRange(tokens);
         }
@@ -153,6 +153,21 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             retryAfter = default; // not TimeSpan.Zero: a static read the JIT guards with a class-init check
             return true;
+        }
+
+        return TryAcquireSlow(tokens, out retryAfter);
+    }
+
+    /// <summary>
+    /// After the fast path failed. A request above the capacity can never pass the fast path (the batch holds at
+    /// most the capacity, and any flag makes the range check fail), so checking it here, not on every call, loses nothing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryAcquireSlow(int tokens, out TimeSpan retryAfter)
+    {
+        if (tokens > _core.Capacity)
+        {
+            ThrowTokensOutOfRange(tokens);
         }
 
         return _core.AcquireSlow(tokens, out retryAfter) == AcquireStatus.Acquired;
