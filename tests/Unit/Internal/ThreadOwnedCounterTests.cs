@@ -95,12 +95,14 @@ public sealed class ThreadOwnedCounterTests
         // read-then-write (what a processor-striped counter without atomics would do when two threads meet on a
         // stripe) lose updates, and an exact total catches it. Lost updates are a race, so try a few times.
         const int Threads = 4;
-        const int PerThread = 2_000_000;
+        const int PerThread = 5_000_000;
         for (int attempt = 0; attempt < 10; attempt++)
         {
             var cell = new long[1];
+            using var gate = new Barrier(Threads); // all at once: a thread started late would just run alone
             var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
             {
+                _ = gate.SignalAndWait(Generous); // bounded; a late start only makes a loss less likely
                 for (int i = 0; i < PerThread; i++)
                 {
                     Volatile.Write(ref cell[0], Volatile.Read(ref cell[0]) + 1);
