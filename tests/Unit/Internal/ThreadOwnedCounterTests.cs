@@ -100,7 +100,7 @@ public sealed class ThreadOwnedCounterTests
         {
             var cell = new long[1];
             using var gate = new Barrier(Threads); // all at once: a thread started late would just run alone
-            var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+            var threads = Enumerable.Range(0, Threads).Select(n => new Thread(() =>
             {
                 _ = gate.SignalAndWait(Generous); // bounded; a late start only makes a loss less likely
                 for (int i = 0; i < PerThread; i++)
