@@ -199,6 +199,8 @@ public sealed class AdaptiveLimitAlgorithmTests
         () => new GradientLimit(new GradientLimitOptions { QueueSize = -1 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 0 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 1.5 }),
+        () => new GradientLimit(new GradientLimitOptions { OverloadLatencyCap = -0.1 }),
+        () => new GradientLimit(new GradientLimitOptions { OverloadLatencyCap = double.NaN }),
         () => new GradientLimit(new GradientLimitOptions { BaselineProbeInterval = TimeSpan.Zero }),
         () => new PidLimit(new PidLimitOptions()),
         () => new PidLimit(new PidLimitOptions { TargetLatency = Ms20, ProportionalGain = -1 }),

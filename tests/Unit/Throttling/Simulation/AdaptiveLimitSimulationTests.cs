@@ -149,21 +149,21 @@ public sealed class AdaptiveLimitSimulationTests(ITestOutputHelper output)
         public override int Update(in AdaptiveWindow window) => window.Limit + 1;
     }
 
-    private static void AssertBand(int[] limits, double low, double high, string what)
+    internal static void AssertBand(int[] limits, double low, double high, string what)
     {
         Assert.NotEmpty(limits);
         Assert.True(limits.Min() >= low && limits.Max() <= high, $"{what}: limit in [{limits.Min()}, {limits.Max()}], band [{low}, {high}]");
     }
 
-    /// <summary>No single 100 ms step larger than <paramref name="maxStep"/> of the limit, and few direction reversals.</summary>
-    private static void AssertNoOscillation(int[] limits, double maxStep, int maxReversalsPer10s)
+    /// <summary>No single 100 ms step larger than <paramref name="maxStep"/> of the limit, and few direction reversals (among steps larger than <paramref name="deadband"/>).</summary>
+    internal static void AssertNoOscillation(int[] limits, double maxStep, int maxReversalsPer10s, int deadband = 0)
     {
         int reversals = 0, lastSign = 0;
         for (int i = 1; i < limits.Length; i++)
         {
             int delta = limits[i] - limits[i - 1];
             Assert.True(Math.Abs(delta) <= maxStep * limits[i - 1], $"step {limits[i - 1]} -> {limits[i]} at sample {i}");
-            int sign = Math.Sign(delta);
+            int sign = Math.Abs(delta) <= deadband ? 0 : Math.Sign(delta); // moves within the deadband are dither, not reversals
             if (sign != 0)
             {
                 if (lastSign != 0 && sign != lastSign)
