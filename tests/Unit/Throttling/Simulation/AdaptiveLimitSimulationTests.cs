@@ -71,15 +71,16 @@ public sealed class AdaptiveLimitSimulationTests(ITestOutputHelper output)
     public void GradientLimit_WithoutDropSignal_FollowsLatencyAlone()
     {
         // No drops at all (the service queues without bound): only the latency gradient moves the limit. The band is
-        // wider: the limit settles where latency ≈ Tolerance × baseline (≈ 1.5·C + QueueSize) and then creeps up with
-        // the baseline (the known Gradient2 drift; docs/adaptive-limits.md).
+        // higher: the limit settles where latency ≈ Tolerance × baseline (≈ 1.5·C + QueueSize ≈ 64). The baseline does
+        // not creep up under the queueing (GradientBaselineSimulationTests holds it over a minute of overload).
         LimiterSimulation sim = RunScenario(Create("gradient"), seed: 42, queueLimit: 100_000, reducedQueueLimit: 100_000);
         Report("gradient (no drops)", sim);
-        AssertBand(sim.LimitsBetween(5, 20), 1.25 * C, 2.5 * C, "converged phase");
+        AssertBand(sim.LimitsBetween(5, 20), 1.25 * C, 1.8 * C, "converged phase");
         int before = sim.LimitsBetween(19, 20).Max();
         int after = sim.LimitsBetween(22.5, 35).Max();
         Assert.True(after <= before / 2, $"backed off from {before} to only {after} within 2.5 s of the capacity drop");
-        AssertBand(sim.LimitsBetween(42, 55), 1.25 * C, 2.5 * C, "recovered phase");
+        AssertBand(sim.LimitsBetween(22.5, 35), 1, 2.2 * C / 4, "reduced-capacity phase");
+        AssertBand(sim.LimitsBetween(42, 55), 1.25 * C, 1.8 * C, "recovered phase");
     }
 
     [Fact]
