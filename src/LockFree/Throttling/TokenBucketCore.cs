@@ -85,6 +85,7 @@ internal struct TokenBucketCore<TAtomics>
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
+    private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
     private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
@@ -98,6 +99,7 @@ internal struct TokenBucketCore<TAtomics>
     private readonly long _batch;
     private readonly double _unitsPerSecond;
     private readonly double _unitsPerMs;
+    private readonly int _fineShift;
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
     {
@@ -122,6 +124,7 @@ internal struct TokenBucketCore<TAtomics>
         _burst = capacity * _interval;
         _unitsPerSecond = frequency * (double)(1L << _shift);
         _unitsPerMs = _unitsPerSecond / 1000;
+        _fineShift = ChooseFineShift(_unitsPerSecond);
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
@@ -182,6 +185,22 @@ internal struct TokenBucketCore<TAtomics>
 
         long interval = (long)Math.Ceiling(exact);
         return (shift, Math.Max(interval, 1));
+    }
+
+    /// <summary>
+    /// The right shift that fits a century of units in the fine memo's 44 bits (its good-until time is rounded down
+    /// to 2^shift units, about 180 µs whatever the clock: rounding down only makes the memo answer less often).
+    /// </summary>
+    private static int ChooseFineShift(double unitsPerSecond)
+    {
+        const double Century = 100 * 365.25 * 86400;
+        int shift = 0;
+        while (Century * unitsPerSecond / Math.Pow(2, shift) >= (double)(1L << (64 - MemoTokenBits)))
+        {
+            shift++;
+        }
+
+        return shift;
     }
 
     /// <summary>Now, in the bucket's units (from its creation).</summary>
@@ -275,6 +294,11 @@ internal struct TokenBucketCore<TAtomics>
     [MethodImpl(MethodImplOptions.NoInlining)] // keeps the memo refusal's frame small
     private AcquireStatus AcquireLoop(long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
+        if (honorWaiting && TryFineRefusal(tokens, out waitUnits))
+        {
+            return AcquireStatus.Refused; // a refusal the precise clock confirms, without taking the word
+        }
+
         SpinWait spinner = default;
         while (true)
         {
@@ -336,16 +360,14 @@ internal struct TokenBucketCore<TAtomics>
         {
             waitUnits = Math.Max(debt + need - _burst, 0);
             TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
-            if (_coarse)
-            {
-                RememberShortage(tick, debt);
-            }
+            RememberShortage(tick, now, debt);
 
             Publish(tat, issued: 0, flags);
             return AcquireStatus.Refused;
         }
 
         waitUnits = 0;
+        ForgetShortage(); // an admission: a memo's hint (the instant it names) would now be early
         long take = tokens;
         if (batch > tokens)
         {
@@ -367,12 +389,14 @@ internal struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>
-    /// The refusal memo (system clock only): after a refusal, until shortly before the bucket will hold one more
-    /// token than it does now, any request of at least that many tokens is refused on the coarse clock
-    /// (Environment.TickCount64, about 4 ns) instead of the precise one. Admissions only lower the bucket, so they
-    /// leave a memo true; a refund clears it. Waits shorter than the margin are not memoised.
+    /// The refusal memos, written by the owner after a refusal: until the bucket will hold one more token than it
+    /// does now, any request of at least that many tokens is refused without ownership. The fine memo holds that
+    /// instant in the bucket's own units (rounded down) and is checked against the precise clock, for any provider;
+    /// the coarse memo (system clock only) holds it in milliseconds of Environment.TickCount64 (about 4 ns to read),
+    /// less a margin for that clock's coarseness, and is skipped for waits shorter than the margin. Admissions only
+    /// lower the bucket, so they leave both true; a refund or a retire clears both.
     /// </summary>
-    private void RememberShortage(long tick, long debt)
+    private void RememberShortage(long tick, long now, long debt)
     {
         long shortOf = ((_burst - debt) / _interval) + 1; // one more than the bucket holds now
         if (shortOf > MemoTokenMask)
@@ -381,6 +405,17 @@ internal struct TokenBucketCore<TAtomics>
         }
 
         long units = debt + (shortOf * _interval) - _burst; // > 0: until the bucket holds shortOf
+        long fineUntil = (now + units) >> _fineShift; // rounded down: errs early
+        if (fineUntil < 1L << (64 - MemoTokenBits - 1))
+        {
+            TAtomics.StoreRelease(ref _fineMemo, (fineUntil << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
+        }
+
+        if (!_coarse)
+        {
+            return;
+        }
+
         double ms = Math.Floor(units / _unitsPerSecond * 1000);
         if (ms <= CoarseMarginMs)
         {
@@ -392,6 +427,50 @@ internal struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>
+    /// Clears both memos (owner only): an admission keeps a memo's refusal true but makes the instant it names, and
+    /// so its retry hint, early. While a memo lives no batch is open (a refusal publishes none, and any admission,
+    /// the one that opens a batch included, clears the memos), so its hint stays exact.
+    /// </summary>
+    private void ForgetShortage()
+    {
+        if (TAtomics.LoadPlain(ref _memo) != 0) // plain: only the owner writes the memos
+        {
+            TAtomics.StoreRelease(ref _memo, 0); // release: readers that still see the memo are ordered before this admission
+        }
+
+        if (TAtomics.LoadPlain(ref _fineMemo) != 0) // plain: as above
+        {
+            TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
+        }
+    }
+
+    /// <summary>
+    /// A refusal on the fine memo, counted: true when it covers <paramref name="tokens"/> and the precise clock is
+    /// still before its good-until time; <paramref name="waitUnits"/> is then the time to it (a hint that errs early).
+    /// Costs one precise clock read and no ownership (no CAS, no store to the shared word).
+    /// </summary>
+    private bool TryFineRefusal(long tokens, out long waitUnits)
+    {
+        long memo = TAtomics.LoadAcquire(ref _fineMemo); // acquire: pairs with RememberShortage
+        if (memo != 0 && tokens >= (memo & MemoTokenMask))
+        {
+            long rounded = (long)((ulong)memo >> MemoTokenBits);
+            long now = Now(); // after the memo load: a clock reading no earlier than the memo's
+            if (now < rounded << _fineShift)
+            {
+                // The hint never errs early: the memo's instant was rounded down by less than 2^shift units, and a
+                // request above the memo's count waits one interval more per token.
+                waitUnits = ((rounded + 1) << _fineShift) - now + ((tokens - (memo & MemoTokenMask)) * _interval);
+                (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
+                return true;
+            }
+        }
+
+        waitUnits = 0;
+        return false;
+    }
+
+    /// <summary>
     /// A refusal on the memo, counted: true when a memo covers <paramref name="tokens"/> and the coarse clock is
     /// still before its good-until time; <paramref name="leftMs"/> is then the time to it (a hint that errs early).
     /// </summary>
@@ -399,12 +478,19 @@ internal struct TokenBucketCore<TAtomics>
     private bool TryMemoRefusal(long tokens, out long leftMs)
     {
         long memo = TAtomics.LoadAcquire(ref _memo); // acquire: pairs with RememberShortage
-        if (memo != 0 && tokens >= (memo & MemoTokenMask))
+        long shortOf = memo & MemoTokenMask;
+        if (memo != 0 && tokens >= shortOf)
         {
             leftMs = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
             if (leftMs > 0)
             {
                 (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
+                leftMs += CoarseMarginMs; // back to the computed instant (within the coarse clock's lag); for a memo capped at MaxMemoMs, its end
+                if (tokens > shortOf)
+                {
+                    leftMs += (long)Math.Ceiling((tokens - shortOf) * _interval / _unitsPerMs); // one interval more per token above the memo's count
+                }
+
                 return true;
             }
         }
@@ -483,6 +569,7 @@ internal struct TokenBucketCore<TAtomics>
         TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
         TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
         TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
+        TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
         Reopen(word);
     }
 
@@ -499,6 +586,7 @@ internal struct TokenBucketCore<TAtomics>
         if (full)
         {
             TAtomics.StoreRelease(ref _memo, 0); // release: before the Retired flag; a full bucket has no shortage to remember (belt and braces: a memo never outlives one)
+            TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
         }
         Publish(tat, issued: 0, (word & (WaitingFlag | RetiredFlag)) | (full ? RetiredFlag : 0));
         return full;

@@ -139,6 +139,8 @@ public sealed class TokenBucketTests
     {
         var bucket = new TokenBucket(1000, 1e-3, new ManualTimeProvider());
         bucket.TryAcquire(1, out _); // JIT and first refill
+        bucket.TryAcquire(1000, out _); // refused by the owner (writes the refusal memo) ...
+        bucket.TryAcquire(1000, out _); // ... then on the memo: its per-thread count slot is allocated once per bucket and thread
         long before = GC.GetAllocatedBytesForCurrentThread();
         int admitted = 0;
         for (int i = 0; i < 10_000; i++)
