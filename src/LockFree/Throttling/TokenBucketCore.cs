@@ -46,11 +46,15 @@ internal enum AcquireStatus
 // batch's last token settles it on the spot (one clock read per batch), which keeps that gap small; Batch = 1
 // makes the bucket exact (and read the clock on every call).
 //
-// Refusals on the system clock: a refusal by the owner leaves a memo "fewer than k tokens until coarse time E"
-// (E = a little before the precise clock says k tokens will be there); later requests of at least k tokens before
-// E are refused on Environment.TickCount64 without the precise clock or the word's ownership. Admissions only
-// lower the bucket and keep the memo true; refunds clear it. Only for TimeProvider.System, whose clock the coarse
-// tick follows; an injected provider stays the only source of time.
+// Refusal memos: a refusal by the owner leaves "fewer than k tokens until E" (E = when the bucket will hold k, one
+// more than it holds now), in two forms. The fine memo holds E in the bucket's units, rounded down, and answers on
+// the precise clock of any provider, without the word's ownership (no CAS, no shared store). The coarse memo (only
+// for TimeProvider.System, whose clock the coarse tick follows) holds E less a margin in Environment.TickCount64
+// milliseconds and answers on that clock alone (about 4 ns), inlined right after the failed fast path. Admissions
+// only lower the bucket and keep a memo's refusals true, but make the instant it names (the retry hint) early, so
+// every admission clears both memos (the owner is there anyway); refunds and retiring clear them too. While a memo
+// lives no batch is open: a refusal publishes none and the admission that opens one clears the memos. Memo
+// refusals are counted on a ThreadOwnedCounter (per-thread slots, no locked instruction, exact).
 //
 // Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
 // succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
