@@ -327,6 +327,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         return true;
     }
 
+    /// <summary>Refusals made by the refill owner rather than on a refusal memo (tests check the memos renew).</summary>
+    internal long OwnerRefusedCount => _core.OwnerRefusedCount;
+
     /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
     internal long IntervalUnits => _core.Interval;
 

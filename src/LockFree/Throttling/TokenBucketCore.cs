@@ -104,6 +104,7 @@ internal struct TokenBucketCore<TAtomics>
     private readonly double _unitsPerSecond;
     private readonly double _unitsPerMs;
     private readonly int _fineShift;
+    private readonly long _coarseMinUnits; // waits longer than this get a coarse memo (system clock only)
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
     {
@@ -129,6 +130,7 @@ internal struct TokenBucketCore<TAtomics>
         _unitsPerSecond = frequency * (double)(1L << _shift);
         _unitsPerMs = _unitsPerSecond / 1000;
         _fineShift = ChooseFineShift(_unitsPerSecond);
+        _coarseMinUnits = (long)Math.Min((CoarseMarginMs + 1) * _unitsPerMs, long.MaxValue / 2);
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
@@ -451,7 +453,9 @@ internal struct TokenBucketCore<TAtomics>
     /// <summary>
     /// A refusal on the fine memo, counted: true when it covers <paramref name="tokens"/> and the precise clock is
     /// still before its good-until time; <paramref name="waitUnits"/> is then the time to it (a hint that errs early).
-    /// Costs one precise clock read and no ownership (no CAS, no store to the shared word).
+    /// Costs one precise clock read and no ownership (no CAS, no store to the shared word). On the system clock a
+    /// wait long enough for a coarse memo is left to the owner: the coarse memo did not answer, so it has expired,
+    /// and only the owner renews it (else every refusal would stay on the precise clock once the first coarse memo ran out).
     /// </summary>
     private bool TryFineRefusal(long tokens, out long waitUnits)
     {
@@ -460,7 +464,8 @@ internal struct TokenBucketCore<TAtomics>
         {
             long rounded = (long)((ulong)memo >> MemoTokenBits);
             long now = Now(); // after the memo load: a clock reading no earlier than the memo's
-            if (now < rounded << _fineShift)
+            if (now < rounded << _fineShift
+                && (!_coarse || (rounded << _fineShift) - now <= _coarseMinUnits)) // a coarse memo would answer this: it has expired, so let the owner renew it
             {
                 // The hint never errs early: the memo's instant was rounded down by less than 2^shift units, and a
                 // request above the memo's count waits one interval more per token.
@@ -620,6 +625,9 @@ internal struct TokenBucketCore<TAtomics>
 
     /// <summary>Tokens charged so far (a snapshot; the open batch's spent tokens are counted when it settles).</summary>
     public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
+
+    /// <summary>Refusals made by the owner (not on a memo) so far: a snapshot, for tests.</summary>
+    public readonly long OwnerRefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused));
 
     /// <summary>Refusals so far (a snapshot).</summary>
     public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);

@@ -170,6 +170,27 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void TryAcquire_SystemClockLongWait_CoarseMemoRenewsAfterItExpires()
+    {
+        // The next token is days away; a coarse memo lasts at most a second. When it runs out, the owner must renew
+        // it (one precise refusal per second) rather than leave every later refusal on the precise-clock fine memo.
+        var bucket = new TokenBucket(1, 1e-6);
+        Assert.True(bucket.TryAcquire());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long refusals = 0;
+        while (clock.Elapsed < TimeSpan.FromMilliseconds(2300))
+        {
+            Assert.False(bucket.TryAcquire(1, out TimeSpan retryAfter));
+            Assert.True(retryAfter > TimeSpan.Zero);
+            refusals++;
+            Thread.Sleep(1);
+        }
+
+        Assert.Equal(refusals, bucket.RefusedCount);
+        Assert.InRange(bucket.OwnerRefusedCount, 3, 1 + (refusals / 2)); // the first, then about one renewal per second
+    }
+
+    [Fact]
     public void TryAcquire_ExactBatch_ReportsAvailableAfterEachCall()
     {
         var time = new ManualTimeProvider();
