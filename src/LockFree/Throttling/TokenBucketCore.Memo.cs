@@ -124,12 +124,7 @@ internal partial struct TokenBucketCore<TAtomics>
             if (leftMs > 0)
             {
                 (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
-                leftMs += CoarseMarginMs; // back to the computed instant (within the coarse clock's lag); for a memo capped at MaxMemoMs, its end
-                if (tokens > shortOf)
-                {
-                    leftMs += (long)Math.Ceiling((tokens - shortOf) * _interval / _unitsPerMs); // one interval more per token above the memo's count
-                }
-
+                leftMs += tokens > shortOf ? CoarseMarginMs + ExtraMs(tokens - shortOf) : CoarseMarginMs; // back to the computed instant (within the coarse clock's lag); for a memo capped at MaxMemoMs, its end
                 return true;
             }
         }
@@ -137,6 +132,10 @@ internal partial struct TokenBucketCore<TAtomics>
         leftMs = 0;
         return false;
     }
+
+    /// <summary>Milliseconds for <paramref name="tokens"/> more tokens to refill, rounded up (out of line: the common refusal asks for the memo's own count).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private readonly long ExtraMs(long tokens) => (long)Math.Ceiling(tokens * _interval / _unitsPerMs);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ThreadOwnedCounter CreateMemoCounter()
