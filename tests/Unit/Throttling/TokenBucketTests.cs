@@ -191,6 +191,22 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void TryAcquire_SystemClockMemoRefusalOfMoreTokens_HintCountsEveryMissingToken()
+    {
+        // The first refusal (1 token, 100 ms away) leaves a coarse memo for 1 token; a request for 5 answered on that
+        // memo must wait for all 5 (about 500 ms), not for the memo's 1.
+        var bucket = new TokenBucket(10, 10, fastPathBatch: 1);
+        Assert.True(bucket.TryAcquire(10));
+        Assert.False(bucket.TryAcquire(1, out TimeSpan one));
+        var between = System.Diagnostics.Stopwatch.StartNew();
+        Assert.False(bucket.TryAcquire(5, out TimeSpan five));
+        double late = between.Elapsed.TotalMilliseconds; // a preemption here shortens the true wait by as much
+        Assert.InRange(one.TotalMilliseconds, 50, 101);
+        Assert.InRange(five.TotalMilliseconds, one.TotalMilliseconds + 400 - late - 2, 560);
+        Assert.Equal(2, bucket.RefusedCount);
+    }
+
+    [Fact]
     public void TryAcquire_ExactBatch_ReportsAvailableAfterEachCall()
     {
         var time = new ManualTimeProvider();
