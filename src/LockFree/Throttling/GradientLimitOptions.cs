@@ -29,6 +29,18 @@ public sealed class GradientLimitOptions : AdaptiveLimitOptions
     /// </summary>
     public TimeSpan? BaselineProbeInterval { get; init; }
 
+    /// <summary>
+    /// While the limit is being cut (latency above <see cref="Tolerance"/> × baseline), how fast a rise of the
+    /// latency that is not our own queueing may raise the baseline, as a fraction of the baseline, at least 0. Such a
+    /// window feeds the long average at most (1 + OverloadLatencyCap) × baseline, so the baseline climbs at most
+    /// α·OverloadLatencyCap per window (α = 2 / (LongWindow + 1)). Latency that follows our own concurrency (queueing
+    /// we cause, told apart by how latency responded to the limit's recent moves) never raises the baseline while
+    /// overloaded, so a sustained overload cannot inflate it and the limit keeps backing off.
+    /// <see cref="double.PositiveInfinity"/> turns both rules off: every window feeds the long average in full
+    /// (Gradient2's behaviour, whose baseline creeps up under sustained queueing). Default 0.5.
+    /// </summary>
+    public double OverloadLatencyCap { get; init; } = 0.5;
+
     /// <summary>The smallest gradient (the largest single-window cut before smoothing), in (0, 1]; also applied after a window with drops. Default 0.5.</summary>
     public double MinGradient { get; init; } = 0.5;
 }

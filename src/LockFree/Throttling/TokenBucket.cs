@@ -128,12 +128,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens = 1)
     {
-        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        if (tokens < 1) // folds away for a constant cost; the capacity check waits for the slow path (see below)
         {
             ThrowTokensOutOfRange(tokens);
         }
 
-        return _core.TryAcquire(tokens, out _) == AcquireStatus.Acquired;
+        return _core.TryTake(tokens) || TryAcquireSlow(tokens, out _);
     }
 
     /// <summary>
@@ -144,19 +144,33 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens, out TimeSpan retryAfter)
     {
-        if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
+        if (tokens < 1) // folds away for a constant cost; the capacity check waits for the slow path (see below)
         {
             ThrowTokensOutOfRange(tokens);
         }
 
-        if (_core.TryAcquire(tokens, out long wait) == AcquireStatus.Acquired)
+        if (_core.TryTake(tokens))
         {
-            retryAfter = TimeSpan.Zero;
+            retryAfter = default; // not TimeSpan.Zero: a static read the JIT guards with a class-init check
             return true;
         }
 
-        retryAfter = _core.ToTimeSpan(wait);
-        return false;
+        return TryAcquireSlow(tokens, out retryAfter);
+    }
+
+    /// <summary>
+    /// After the fast path failed. A request above the capacity can never pass the fast path (the batch holds at
+    /// most the capacity, and any flag makes the range check fail), so checking it here, not on every call, loses nothing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryAcquireSlow(int tokens, out TimeSpan retryAfter)
+    {
+        if (tokens > _core.Capacity)
+        {
+            ThrowTokensOutOfRange(tokens);
+        }
+
+        return _core.AcquireSlow(tokens, out retryAfter) == AcquireStatus.Acquired;
     }
 
     /// <summary>
@@ -312,6 +326,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         retryAfter = TimeSpan.Zero;
         return true;
     }
+
+    /// <summary>Refusals made by the refill owner rather than on a refusal memo (tests check the memos renew).</summary>
+    internal long OwnerRefusedCount => _core.OwnerRefusedCount;
 
     /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
     internal long IntervalUnits => _core.Interval;

@@ -46,17 +46,21 @@ internal enum AcquireStatus
 // batch's last token settles it on the spot (one clock read per batch), which keeps that gap small; Batch = 1
 // makes the bucket exact (and read the clock on every call).
 //
-// Refusals on the system clock: a refusal by the owner leaves a memo "fewer than k tokens until coarse time E"
-// (E = a little before the precise clock says k tokens will be there); later requests of at least k tokens before
-// E are refused on Environment.TickCount64 without the precise clock or the word's ownership. Admissions only
-// lower the bucket and keep the memo true; refunds clear it. Only for TimeProvider.System, whose clock the coarse
-// tick follows; an injected provider stays the only source of time.
+// Refusal memos: a refusal by the owner leaves "fewer than k tokens until E" (E = when the bucket will hold k, one
+// more than it holds now), in two forms. The fine memo holds E in the bucket's units, rounded down, and answers on
+// the precise clock of any provider, without the word's ownership (no CAS, no shared store). The coarse memo (only
+// for TimeProvider.System, whose clock the coarse tick follows) holds E less a margin in Environment.TickCount64
+// milliseconds and answers on that clock alone (about 4 ns), inlined right after the failed fast path. Admissions
+// only lower the bucket and keep a memo's refusals true, but make the instant it names (the retry hint) early, so
+// every admission clears both memos (the owner is there anyway); refunds and retiring clear them too. While a memo
+// lives no batch is open: a refusal publishes none and the admission that opens one clears the memos. Memo
+// refusals are counted on a ThreadOwnedCounter (per-thread slots, no locked instruction, exact).
 //
 // Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
 // succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
 // (they yield) until it runs again; it never over-admits and never refuses spuriously. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
 // the fast path stops and refusals happen on the slow path, where FIFO order is kept (no barging).
-internal struct TokenBucketCore<TAtomics>
+internal partial struct TokenBucketCore<TAtomics>
     where TAtomics : struct, IAtomics
 {
     public const long CountMask = (1L << 40) - 1;
@@ -84,8 +88,9 @@ internal struct TokenBucketCore<TAtomics>
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
-    private long _memo;         // [expiry ms since _originTick:44][short of tokens:20]; 0 = none
-    private StripedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
+    private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
+    private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
+    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -97,6 +102,9 @@ internal struct TokenBucketCore<TAtomics>
     private readonly long _capacity;
     private readonly long _batch;
     private readonly double _unitsPerSecond;
+    private readonly double _unitsPerMs;
+    private readonly int _fineShift;
+    private readonly long _coarseMinUnits; // waits longer than this get a coarse memo (system clock only)
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
     {
@@ -120,9 +128,12 @@ internal struct TokenBucketCore<TAtomics>
 
         _burst = capacity * _interval;
         _unitsPerSecond = frequency * (double)(1L << _shift);
+        _unitsPerMs = _unitsPerSecond / 1000;
+        _fineShift = ChooseFineShift(_unitsPerSecond);
+        _coarseMinUnits = (long)Math.Min((CoarseMarginMs + 1) * _unitsPerMs, long.MaxValue / 2);
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
-        _originTick = Environment.TickCount64 - 1; // so an expiry is never 0 (= no memo)
+        _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
     }
 
     public readonly long Capacity => _capacity;
@@ -190,34 +201,94 @@ internal struct TokenBucketCore<TAtomics>
     public readonly TimeSpan ToTimeSpan(long units) =>
         units <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(units * (TimeSpan.TicksPerSecond / _unitsPerSecond)), TimeSpan.MaxValue.Ticks));
 
-    /// <summary>The success path: one CAS on the batch, no clock. <paramref name="waitUnits"/> is set on refusal only.</summary>
+    /// <summary>
+    /// The success path: one CAS on the batch, no clock, no out-parameter (so a caller's inlined copy keeps nothing
+    /// on the stack). False means "not taken here": the caller goes to a slow path, which decides.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public AcquireStatus TryAcquire(long tokens, out long waitUnits)
+    public bool TryTake(long tokens)
     {
         long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
         long rest = word - tokens;
         if ((ulong)rest <= CountMask // enough pre-credited tokens and no flag set
             && TAtomics.CompareExchange(ref _fast.Value, rest, word) == word) // full fence: takes the tokens; pairs with other takers and the owner's close
         {
-            waitUnits = 0;
             if (rest == 0)
             {
                 SettleDrained();
             }
 
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>The success path, then the slow path. <paramref name="waitUnits"/> is set on refusal only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public AcquireStatus TryAcquire(long tokens, out long waitUnits)
+    {
+        if (TryTake(tokens))
+        {
+            waitUnits = 0;
             return AcquireStatus.Acquired;
         }
 
-        return AcquireSlow(tokens, honorWaiting: true, _batch, out waitUnits);
+        return AcquireSlow(tokens, out waitUnits);
+    }
+
+    /// <summary>
+    /// After <see cref="TryTake"/> failed: a refusal on the memo (coarse clock, no ownership), else the full slow path.
+    /// <paramref name="waitUnits"/> is set on refusal only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public AcquireStatus AcquireSlow(long tokens, out long waitUnits)
+    {
+        if (_coarse && TryMemoRefusal(tokens, out long leftMs))
+        {
+            waitUnits = (long)(leftMs * _unitsPerMs); // a hint that errs early
+            return AcquireStatus.Refused;
+        }
+
+        return AcquireLoop(tokens, honorWaiting: true, _batch, out waitUnits);
+    }
+
+    /// <summary>
+    /// As <see cref="AcquireSlow(long, out long)"/>, answering the wait as a <see cref="TimeSpan"/>: a memo refusal
+    /// converts whole milliseconds with one integer multiply instead of the units' floating-point conversion.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public AcquireStatus AcquireSlow(long tokens, out TimeSpan retryAfter)
+    {
+        if (_coarse && TryMemoRefusal(tokens, out long leftMs))
+        {
+            retryAfter = new TimeSpan(leftMs * TimeSpan.TicksPerMillisecond); // a hint that errs early
+            return AcquireStatus.Refused;
+        }
+
+        return AcquireLoopTimed(tokens, out retryAfter);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AcquireStatus AcquireLoopTimed(long tokens, out TimeSpan retryAfter)
+    {
+        AcquireStatus status = AcquireLoop(tokens, honorWaiting: true, _batch, out long waitUnits);
+        retryAfter = status == AcquireStatus.Refused ? ToTimeSpan(waitUnits) : default;
+        return status;
     }
 
     /// <summary>Takes exactly <paramref name="tokens"/>, charged now, ignoring queued waiters (the waiter pump's grant).</summary>
     public AcquireStatus TryAcquireForWaiter(long tokens, out long waitUnits) =>
-        AcquireSlow(tokens, honorWaiting: false, batch: 1, out waitUnits);
+        AcquireLoop(tokens, honorWaiting: false, batch: 1, out waitUnits);
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private AcquireStatus AcquireSlow(long tokens, bool honorWaiting, long batch, out long waitUnits)
+    [MethodImpl(MethodImplOptions.NoInlining)] // keeps the memo refusal's frame small
+    private AcquireStatus AcquireLoop(long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
+        if (honorWaiting && TryFineRefusal(tokens, out waitUnits))
+        {
+            return AcquireStatus.Refused; // a refusal the precise clock confirms, without taking the word
+        }
+
         SpinWait spinner = default;
         while (true)
         {
@@ -251,8 +322,9 @@ internal struct TokenBucketCore<TAtomics>
                 continue;
             }
 
-            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out waitUnits))
+            if (_coarse && honorWaiting && TryMemoRefusal(tokens, out long leftMs))
             {
+                waitUnits = (long)(leftMs * _unitsPerMs); // a memo written while we waited (a hint that errs early)
                 return AcquireStatus.Refused;
             }
 
@@ -278,16 +350,14 @@ internal struct TokenBucketCore<TAtomics>
         {
             waitUnits = Math.Max(debt + need - _burst, 0);
             TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
-            if (_coarse)
-            {
-                RememberShortage(tick, debt);
-            }
+            RememberShortage(tick, now, debt);
 
             Publish(tat, issued: 0, flags);
             return AcquireStatus.Refused;
         }
 
         waitUnits = 0;
+        ForgetShortage(); // an admission: a memo's hint (the instant it names) would now be early
         long take = tokens;
         if (batch > tokens)
         {
@@ -306,56 +376,6 @@ internal struct TokenBucketCore<TAtomics>
         }
 
         return AcquireStatus.Acquired;
-    }
-
-    /// <summary>
-    /// The refusal memo (system clock only): after a refusal, until shortly before the bucket will hold one more
-    /// token than it does now, any request of at least that many tokens is refused on the coarse clock
-    /// (Environment.TickCount64, about 4 ns) instead of the precise one. Admissions only lower the bucket, so they
-    /// leave a memo true; a refund clears it. Waits shorter than the margin are not memoised.
-    /// </summary>
-    private void RememberShortage(long tick, long debt)
-    {
-        long shortOf = ((_burst - debt) / _interval) + 1; // one more than the bucket holds now
-        if (shortOf > MemoTokenMask)
-        {
-            return;
-        }
-
-        long units = debt + (shortOf * _interval) - _burst; // > 0: until the bucket holds shortOf
-        double ms = Math.Floor(units / _unitsPerSecond * 1000);
-        if (ms <= CoarseMarginMs)
-        {
-            return;
-        }
-
-        long expiry = tick + (long)Math.Min(ms, MaxMemoMs);
-        TAtomics.StoreRelease(ref _memo, (expiry << MemoTokenBits) | shortOf); // release: a hint only; the owner's state is published by the word
-    }
-
-    private bool TryMemoRefusal(long tokens, out long waitUnits)
-    {
-        long memo = TAtomics.LoadAcquire(ref _memo); // acquire: pairs with RememberShortage
-        if (memo != 0 && tokens >= (memo & MemoTokenMask))
-        {
-            long left = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
-            if (left > CoarseMarginMs)
-            {
-                waitUnits = (long)((left - CoarseMarginMs) * (_unitsPerSecond / 1000)); // a hint that errs early
-                (_memoRefused ?? CreateMemoCounter()).Increment();
-                return true;
-            }
-        }
-
-        waitUnits = 0;
-        return false;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private StripedCounter CreateMemoCounter()
-    {
-        Interlocked.CompareExchange(ref _memoRefused, new StripedCounter(), null); // publishes one counter; a loser's is dropped
-        return _memoRefused!;
     }
 
     /// <summary>Charges the spent part of the open batch at <paramref name="now"/>; returns the new TAT (at least now).</summary>
@@ -421,6 +441,7 @@ internal struct TokenBucketCore<TAtomics>
         TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
         TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
         TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
+        TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
         Reopen(word);
     }
 
@@ -434,6 +455,11 @@ internal struct TokenBucketCore<TAtomics>
         long now = Now();
         long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
         bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
+        if (full)
+        {
+            TAtomics.StoreRelease(ref _memo, 0); // release: before the Retired flag; a full bucket has no shortage to remember (belt and braces: a memo never outlives one)
+            TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
+        }
         Publish(tat, issued: 0, (word & (WaitingFlag | RetiredFlag)) | (full ? RetiredFlag : 0));
         return full;
     }
@@ -462,6 +488,9 @@ internal struct TokenBucketCore<TAtomics>
 
     /// <summary>Tokens charged so far (a snapshot; the open batch's spent tokens are counted when it settles).</summary>
     public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
+
+    /// <summary>Refusals made by the owner (not on a memo) so far: a snapshot, for tests.</summary>
+    public readonly long OwnerRefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused));
 
     /// <summary>Refusals so far (a snapshot).</summary>
     public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);

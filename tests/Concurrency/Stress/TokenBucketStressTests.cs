@@ -167,4 +167,43 @@ public sealed class TokenBucketStressTests(ITestOutputHelper output)
         _ = bucket.AvailableTokens; // settles the open batch
         return bucket.AdmittedTokens - before;
     }
+
+    [Fact]
+    public void TryAcquire_SystemClockRefusalsFromManyThreads_CountedExactly()
+    {
+        // Capacity 1 at one token per 1000 s: after the first token every answer is a refusal, nearly all of them on
+        // the coarse-clock memo, whose count lives in per-thread slots. Not one may be lost, and the threads come and
+        // go (so thread ids, and with them slots, are reused).
+        var bucket = new TokenBucket(1, 1e-3);
+        Assert.True(bucket.TryAcquire());
+        int perThread = (int)StressScale.Items(100_000);
+        const int Rounds = 4;
+        const int Threads = 4;
+        long admitted = 0;
+        for (int round = 0; round < Rounds; round++)
+        {
+            var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+            {
+                long mine = 0;
+                for (int i = 0; i < perThread; i++)
+                {
+                    mine += (i & 1) == 0 ? (bucket.TryAcquire() ? 1 : 0) : (bucket.TryAcquire(1, out TimeSpan _) ? 1 : 0);
+                }
+
+                Interlocked.Add(ref admitted, mine);
+            })).ToArray();
+            foreach (Thread thread in threads)
+            {
+                thread.Start();
+            }
+
+            foreach (Thread thread in threads)
+            {
+                Assert.True(thread.Join(StressScale.Timeout(TimeSpan.FromSeconds(60))), "an acquirer hung");
+            }
+
+            Assert.Equal(0, admitted);
+            Assert.Equal((long)(round + 1) * Threads * perThread, bucket.RefusedCount);
+        }
+    }
 }

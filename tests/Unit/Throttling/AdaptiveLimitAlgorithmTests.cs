@@ -78,6 +78,64 @@ public sealed class AdaptiveLimitAlgorithmTests
     }
 
     [Fact]
+    public void Gradient_OverloadThatFollowsConcurrency_NeverRaisesTheBaseline()
+    {
+        // A saturated callee (10 servers, 20 ms each): latency = 20 ms · in-flight / 10, i.e. our own queueing.
+        // 500 windows of sustained overload must leave the baseline where the warm-up put it.
+        var gradient = new GradientLimit(new GradientLimitOptions { InitialLimit = 40 });
+        TimeSpan baseline = DriveSaturated(gradient, servers: 10, windows: 500, out int limit);
+        Assert.InRange(baseline.TotalMilliseconds, 19.9, 20.1);
+        Assert.InRange(limit, 10, 22); // backed off to about Tolerance · 10 + QueueSize = 19
+    }
+
+    [Fact]
+    public void Gradient_UngatedBaseline_CreepsUnderTheSameOverload()
+    {
+        // The planted Gradient2 rule (OverloadLatencyCap = +∞): the same overload pulls the baseline, and the limit, up.
+        var gradient = new GradientLimit(new GradientLimitOptions { InitialLimit = 40, OverloadLatencyCap = double.PositiveInfinity });
+        TimeSpan baseline = DriveSaturated(gradient, servers: 10, windows: 500, out int limit);
+        Assert.True(baseline.TotalMilliseconds > 30, $"baseline {baseline.TotalMilliseconds} ms");
+        Assert.True(limit > 22, $"limit {limit}");
+    }
+
+    [Fact]
+    public void Gradient_LatencyThatIgnoresConcurrency_RaisesTheBaselineAtTheCappedRate()
+    {
+        // The callee's own latency doubles (40 ms whatever the concurrency, far from saturation): once the limit has
+        // moved and latency did not follow, overloaded windows may raise the baseline by at most OverloadLatencyCap.
+        var gradient = new GradientLimit(new GradientLimitOptions { InitialLimit = 40, Warmup = 1 });
+        int limit = gradient.Update(Window(40, latency: Ms20, maxInFlight: 40));
+        double previous = gradient.BaselineLatency.TotalMilliseconds;
+        double alpha = 2.0 / (600 + 1);
+        for (int i = 0; i < 300; i++)
+        {
+            limit = gradient.Update(Window(limit, latency: TimeSpan.FromMilliseconds(40), maxInFlight: limit));
+            double now = gradient.BaselineLatency.TotalMilliseconds; // 0.1 µs resolution: hence the 1e-3 ms slack below
+            Assert.True(now <= (previous * (1 + (alpha * 0.5))) + 1e-3, $"baseline rose faster than the cap: {previous} -> {now} at window {i}");
+            previous = now;
+        }
+
+        Assert.True(previous > 21, $"the baseline never followed a latency that ignores concurrency: {previous} ms");
+    }
+
+    private static TimeSpan DriveSaturated(GradientLimit gradient, int servers, int windows, out int limit)
+    {
+        limit = 40;
+        for (int i = 0; i < 10; i++)
+        {
+            limit = gradient.Update(Window(limit, latency: Ms20, maxInFlight: Math.Min(limit, servers))); // warm-up below saturation
+        }
+
+        for (int i = 0; i < windows; i++)
+        {
+            double ms = 20.0 * Math.Max(1, (double)limit / servers);
+            limit = gradient.Update(Window(limit, latency: TimeSpan.FromMilliseconds(ms), maxInFlight: limit));
+        }
+
+        return gradient.BaselineLatency;
+    }
+
+    [Fact]
     public void Gradient_AppLimited_Holds()
     {
         var gradient = new GradientLimit();
@@ -199,6 +257,8 @@ public sealed class AdaptiveLimitAlgorithmTests
         () => new GradientLimit(new GradientLimitOptions { QueueSize = -1 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 0 }),
         () => new GradientLimit(new GradientLimitOptions { MinGradient = 1.5 }),
+        () => new GradientLimit(new GradientLimitOptions { OverloadLatencyCap = -0.1 }),
+        () => new GradientLimit(new GradientLimitOptions { OverloadLatencyCap = double.NaN }),
         () => new GradientLimit(new GradientLimitOptions { BaselineProbeInterval = TimeSpan.Zero }),
         () => new PidLimit(new PidLimitOptions()),
         () => new PidLimit(new PidLimitOptions { TargetLatency = Ms20, ProportionalGain = -1 }),

@@ -139,6 +139,8 @@ public sealed class TokenBucketTests
     {
         var bucket = new TokenBucket(1000, 1e-3, new ManualTimeProvider());
         bucket.TryAcquire(1, out _); // JIT and first refill
+        bucket.TryAcquire(1000, out _); // refused by the owner (writes the refusal memo) ...
+        bucket.TryAcquire(1000, out _); // ... then on the memo: its per-thread count slot is allocated once per bucket and thread
         long before = GC.GetAllocatedBytesForCurrentThread();
         int admitted = 0;
         for (int i = 0; i < 10_000; i++)
@@ -165,6 +167,43 @@ public sealed class TokenBucketTests
 
         Thread.Sleep(TimeSpan.FromMilliseconds(1100)); // a token is certainly back: the memo must not hide it
         Assert.True(bucket.TryAcquire());
+    }
+
+    [Fact]
+    public void TryAcquire_SystemClockLongWait_CoarseMemoRenewsAfterItExpires()
+    {
+        // The next token is days away; a coarse memo lasts at most a second. When it runs out, the owner must renew
+        // it (one precise refusal per second) rather than leave every later refusal on the precise-clock fine memo.
+        var bucket = new TokenBucket(1, 1e-6);
+        Assert.True(bucket.TryAcquire());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long refusals = 0;
+        while (clock.Elapsed < TimeSpan.FromMilliseconds(2300))
+        {
+            Assert.False(bucket.TryAcquire(1, out TimeSpan retryAfter));
+            Assert.True(retryAfter > TimeSpan.Zero);
+            refusals++;
+            Thread.Sleep(1);
+        }
+
+        Assert.Equal(refusals, bucket.RefusedCount);
+        Assert.InRange(bucket.OwnerRefusedCount, 3, 1 + (refusals / 2)); // the first, then about one renewal per second
+    }
+
+    [Fact]
+    public void TryAcquire_SystemClockMemoRefusalOfMoreTokens_HintCountsEveryMissingToken()
+    {
+        // The first refusal (1 token, 100 ms away) leaves a coarse memo for 1 token; a request for 5 answered on that
+        // memo must wait for all 5 (about 500 ms), not for the memo's 1.
+        var bucket = new TokenBucket(10, 10, fastPathBatch: 1);
+        Assert.True(bucket.TryAcquire(10));
+        Assert.False(bucket.TryAcquire(1, out TimeSpan one));
+        var between = System.Diagnostics.Stopwatch.StartNew();
+        Assert.False(bucket.TryAcquire(5, out TimeSpan five));
+        double late = between.Elapsed.TotalMilliseconds; // a preemption here shortens the true wait by as much
+        Assert.InRange(one.TotalMilliseconds, 50, 101);
+        Assert.InRange(five.TotalMilliseconds, one.TotalMilliseconds + 400 - late - 2, 560);
+        Assert.Equal(2, bucket.RefusedCount);
     }
 
     [Fact]

@@ -71,15 +71,16 @@ public sealed class AdaptiveLimitSimulationTests(ITestOutputHelper output)
     public void GradientLimit_WithoutDropSignal_FollowsLatencyAlone()
     {
         // No drops at all (the service queues without bound): only the latency gradient moves the limit. The band is
-        // wider: the limit settles where latency ≈ Tolerance × baseline (≈ 1.5·C + QueueSize) and then creeps up with
-        // the baseline (the known Gradient2 drift; docs/adaptive-limits.md).
+        // higher: the limit settles where latency ≈ Tolerance × baseline (≈ 1.5·C + QueueSize ≈ 64). The baseline does
+        // not creep up under the queueing (GradientBaselineSimulationTests holds it over a minute of overload).
         LimiterSimulation sim = RunScenario(Create("gradient"), seed: 42, queueLimit: 100_000, reducedQueueLimit: 100_000);
         Report("gradient (no drops)", sim);
-        AssertBand(sim.LimitsBetween(5, 20), 1.25 * C, 2.5 * C, "converged phase");
+        AssertBand(sim.LimitsBetween(5, 20), 1.25 * C, 1.8 * C, "converged phase");
         int before = sim.LimitsBetween(19, 20).Max();
         int after = sim.LimitsBetween(22.5, 35).Max();
         Assert.True(after <= before / 2, $"backed off from {before} to only {after} within 2.5 s of the capacity drop");
-        AssertBand(sim.LimitsBetween(42, 55), 1.25 * C, 2.5 * C, "recovered phase");
+        AssertBand(sim.LimitsBetween(22.5, 35), 1, 2.2 * C / 4, "reduced-capacity phase");
+        AssertBand(sim.LimitsBetween(42, 55), 1.25 * C, 1.8 * C, "recovered phase");
     }
 
     [Fact]
@@ -149,21 +150,21 @@ public sealed class AdaptiveLimitSimulationTests(ITestOutputHelper output)
         public override int Update(in AdaptiveWindow window) => window.Limit + 1;
     }
 
-    private static void AssertBand(int[] limits, double low, double high, string what)
+    internal static void AssertBand(int[] limits, double low, double high, string what)
     {
         Assert.NotEmpty(limits);
         Assert.True(limits.Min() >= low && limits.Max() <= high, $"{what}: limit in [{limits.Min()}, {limits.Max()}], band [{low}, {high}]");
     }
 
-    /// <summary>No single 100 ms step larger than <paramref name="maxStep"/> of the limit, and few direction reversals.</summary>
-    private static void AssertNoOscillation(int[] limits, double maxStep, int maxReversalsPer10s)
+    /// <summary>No single 100 ms step larger than <paramref name="maxStep"/> of the limit, and few direction reversals (among steps larger than <paramref name="deadband"/>).</summary>
+    internal static void AssertNoOscillation(int[] limits, double maxStep, int maxReversalsPer10s, int deadband = 0)
     {
         int reversals = 0, lastSign = 0;
         for (int i = 1; i < limits.Length; i++)
         {
             int delta = limits[i] - limits[i - 1];
             Assert.True(Math.Abs(delta) <= maxStep * limits[i - 1], $"step {limits[i - 1]} -> {limits[i]} at sample {i}");
-            int sign = Math.Sign(delta);
+            int sign = Math.Abs(delta) <= deadband ? 0 : Math.Sign(delta); // moves within the deadband are dither, not reversals
             if (sign != 0)
             {
                 if (lastSign != 0 && sign != lastSign)

@@ -15,7 +15,7 @@ public sealed class SimulatedService
     public int QueueLimit { get; set; } = 10;
 
     /// <summary>Latency of one request when the service is not saturated.</summary>
-    public TimeSpan BaseLatency { get; init; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan BaseLatency { get; set; } = TimeSpan.FromMilliseconds(20);
 
     /// <summary>Time a drop takes to come back.</summary>
     public TimeSpan RejectLatency { get; init; } = TimeSpan.FromMilliseconds(1);
