@@ -42,8 +42,8 @@ internal struct ParkingGate<TAtomics>
     /// <summary>Registered waiters (a snapshot).</summary>
     public long Waiters => TAtomics.LoadAcquire(ref _waiters); // acquire: snapshot
 
-    /// <summary>Whether a waiter has ever registered (signallers fence from then on).</summary>
-    public readonly bool EverParked => Volatile.Read(ref Unsafe.AsRef(in _everParked)) != Never; // acquire: diagnostics only
+    /// <summary>Whether a waiter has ever registered (signallers fence from then on): diagnostics, and a test's cue.</summary>
+    public bool EverParked => TAtomics.LoadAcquire(ref _everParked) != Never; // acquire: diagnostics only
 
     /// <summary>
     /// Waiter side: registers, with store-load order against the caller's recheck that follows. The first
