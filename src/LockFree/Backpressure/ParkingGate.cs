@@ -22,7 +22,7 @@ namespace LockFree.Backpressure;
 // signaller that read the flag clear (and so neither fenced nor signalled), and sleep beside an item the first
 // parker's barrier was about to expose (two items published, the first parker takes one). So the flag has three
 // states and a registrant that does not see BarrierDone runs a barrier itself; only registrants racing the first
-// park ever pay it. A signaller that read Never read it before any registrant's barrier completed (each raises the
+// park ever pay it (tests/Concurrency/Backpressure/FirstParkWindowTests.cs finds the two-state variant's lost wake-up). A signaller that read Never read it before any registrant's barrier completed (each raises the
 // flag before its barrier), so that barrier flushed its publish; BarrierDone is stored only after a barrier, so a
 // registrant that sees it rechecks after the publish became visible.
 //
