@@ -19,7 +19,10 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// leaves: a deadlock. The cues (both waiters start once the signaller has asked; the second looks a few times for
 /// the raised flag before it registers) are test-only coordination outside the simulated memory: they shape the threads so that this window
 /// is the schedule space, without constraining the gate's own steps (what happens between the flag store, its
-/// drain, the barrier and the second registration is left to the strategies).
+/// drain, the barrier and the second registration is left to the strategies). The twin differs from the real gate
+/// only when a registrant reads Raised, so every schedule it fails on is the window; with the same seed the real
+/// gate's random walk runs that very schedule (iteration seeds do not depend on earlier iterations) up to the
+/// registrant's flag load, where it takes the barrier branch instead, and passes.
 /// </summary>
 public sealed class FirstParkWindowTests(ITestOutputHelper output)
 {

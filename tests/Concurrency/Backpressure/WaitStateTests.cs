@@ -17,7 +17,8 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// exactly one ender won the first wait, the owner saw that ender's status, and nothing stale ended the second wait
 /// (the timer, whose disposal does not wait for a running callback, may fire at any point). Proof of power: a
 /// compare-and-swap split into a load and a store (a plain store deciding the race) is found as two winners; a timer
-/// that is not stamped with its generation is found ending the later wait.
+/// that is not stamped with its generation, and a reuse that does not wait for a running cancellation callback (which
+/// reads the current generation), are found ending the later wait.
 /// </summary>
 public sealed class WaitStateTests(ITestOutputHelper output)
 {
@@ -34,7 +35,7 @@ public sealed class WaitStateTests(ITestOutputHelper output)
     private static readonly WaitStatus[] EnderStatus = [WaitStatus.Signaled, WaitStatus.Completed, WaitStatus.TimedOut, WaitStatus.Canceled];
 
     /// <summary>One waiter's state and what each party saw.</summary>
-    internal sealed class Race(bool unstampedTimer)
+    internal sealed class Race(bool unstampedTimer, bool detachSkipsCancellation = false)
     {
         private readonly WaitState<TestAtomics>[] _state = new WaitState<TestAtomics>[1];
         private readonly bool[] _won = new bool[EnderStatus.Length];
@@ -61,7 +62,7 @@ public sealed class WaitStateTests(ITestOutputHelper output)
             }
 
             OwnerSaw = _state[0].Status;
-            while (Volatile.Read(ref _cancelDone) == 0) // Detach: disposing the registration waits for a running cancellation callback
+            while (!detachSkipsCancellation && Volatile.Read(ref _cancelDone) == 0) // Detach: disposing the registration waits for a running cancellation callback
             {
                 ControlledScheduler.Current!.Block(_wake);
             }
@@ -124,7 +125,15 @@ public sealed class WaitStateTests(ITestOutputHelper output)
         output.WriteLine("timer without its generation: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, int budget, PlantedBug bugs, bool unstampedTimer)
+    [Fact]
+    public void WaitState_ReuseWithoutAwaitingCancellationCallback_IsFoundEndingTheLaterWait()
+    {
+        var found = ScenarioRunner.AssertEachFinds<Xunit.Sdk.TrueException>(Strategies, s => Explore(s, SearchBudget, PlantedBug.None, unstampedTimer: false, detachSkipsCancellation: true));
+        Assert.All(found, f => Assert.Contains("stale ender", f.Failure.InnerException!.Message));
+        output.WriteLine("reuse before the cancellation callback finished: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
+    }
+
+    private static ExplorationResult Explore(Strategy strategy, int budget, PlantedBug bugs, bool unstampedTimer, bool detachSkipsCancellation = false)
     {
         var threads = new List<Action<Race>> { r => r.Owner() };
         for (int i = 0; i < EnderStatus.Length; i++)
@@ -138,12 +147,12 @@ public sealed class WaitStateTests(ITestOutputHelper output)
             budget,
             () =>
             {
-                var race = new Race(unstampedTimer);
+                var race = new Race(unstampedTimer, detachSkipsCancellation);
                 race.Begin();
                 return race;
             },
             threads,
             r => r.Check(),
-            new ExploreOptions { Bugs = bugs, Name = $"wait state (bugs: {bugs}, unstamped timer: {unstampedTimer})" });
+            new ExploreOptions { Bugs = bugs, Name = $"wait state (bugs: {bugs}, unstamped timer: {unstampedTimer}, detach skips cancellation: {detachSkipsCancellation})" });
     }
 }
