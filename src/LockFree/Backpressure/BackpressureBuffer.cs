@@ -69,8 +69,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     // What the fast paths must do after their queue operation, read with one acquire load (see "Fast paths" above):
     // bits of AfterWork. Sticky: a bit is only ever set.
-    private int _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate)
-    private int _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
+    private StickyBits<RealAtomics> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate); mutable struct: never copy
+    private StickyBits<RealAtomics> _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
     private int _finished;
     private int _disposed;
     private int _paused;
@@ -141,7 +141,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         if (_highWatermark != 0)
         {
-            _afterWrite = _afterRead = (int)AfterWork.Watermarks;
+            _afterWrite.Set((long)AfterWork.Watermarks);
+            _afterRead.Set((long)AfterWork.Watermarks);
         }
 
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
@@ -213,7 +214,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return false;
         }
 
-        if (Volatile.Read(ref _afterRead) != 0) // acquire: kept after the dequeue (a plain mov on x64); see "Fast paths"
+        if (_afterRead.Read() != 0) // acquire: kept after the dequeue (a plain mov on x64); see "Fast paths"
         {
             AfterRead(1);
         }
@@ -248,7 +249,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public int TryReadMany(Span<T> destination)
     {
         int count = _queue.TryDequeueMany(destination);
-        if (count > 0 && Volatile.Read(ref _afterRead) != 0) // acquire: after the dequeue; see "Fast paths"
+        if (count > 0 && _afterRead.Read() != 0) // acquire: after the dequeue; see "Fast paths"
         {
             AfterRead(count);
         }
@@ -283,9 +284,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         // A reader that takes the last item stores its head and then reads _afterRead without a fence; we set the bit
         // and then read the head. The process-wide barrier (once per buffer, on a rare path) stands in for the
         // reader's fence: a reader that still read the bit as clear had its head store flushed by it, so the check
-        // below sees the buffer empty; one that reads it set finishes the buffer itself.
-        Interlocked.Or(ref _afterRead, (int)AfterWork.Completed);
-        Interlocked.MemoryBarrierProcessWide();
+        // below sees the buffer empty; one that reads it set finishes the buffer itself (StickyBits; explored in
+        // tests/Concurrency/Backpressure/CompletionHandshakeTests.cs).
+        _afterRead.SetAndFlush((long)AfterWork.Completed);
         TryFinishIfDrained(); // claims made before the close keep the buffer non-empty until they are read
 
         _writers.FinishAll(WaitStatus.Completed);
@@ -341,7 +342,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         if (Enqueue(item))
         {
-            if (Volatile.Read(ref _afterWrite) != 0) // acquire: after the publish; see "Fast paths"
+            if (_afterWrite.Read() != 0) // acquire: after the publish; see "Fast paths"
             {
                 AfterWrite();
             }
@@ -489,7 +490,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     private void AfterWriteIfAny()
     {
-        if (Volatile.Read(ref _afterWrite) != 0) // acquire: after the publish
+        if (_afterWrite.Read() != 0) // acquire: after the publish
         {
             AfterWrite();
         }
@@ -499,14 +500,14 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void AfterWrite()
     {
-        int work = Volatile.Read(ref _afterWrite); // acquire: re-read; a bit the caller saw stays set
-        if ((work & (int)AfterWork.Parked) != 0
+        long work = _afterWrite.Read(); // acquire: re-read; a bit the caller saw stays set
+        if ((work & (long)AfterWork.Parked) != 0
             && (_writesClaimByCas ? _readers.HasWaitersAfterLockedPublish : _readers.HasWaiters))
         {
             _readers.FinishAll(WaitStatus.Signaled);
         }
 
-        if ((work & (int)AfterWork.Watermarks) != 0)
+        if ((work & (long)AfterWork.Watermarks) != 0)
         {
             CheckPressure();
         }
@@ -516,8 +517,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void AfterRead(int count)
     {
-        int work = Volatile.Read(ref _afterRead); // acquire: re-read; a bit the caller saw stays set
-        if ((work & (int)AfterWork.Parked) != 0)
+        long work = _afterRead.Read(); // acquire: re-read; a bit the caller saw stays set
+        if ((work & (long)AfterWork.Parked) != 0)
         {
             for (int i = 0; i < count && (_readsClaimByCas ? _writers.HasWaitersAfterLockedPublish : _writers.HasWaiters); i++)
             {
@@ -525,12 +526,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             }
         }
 
-        if ((work & (int)AfterWork.Completed) != 0)
+        if ((work & (long)AfterWork.Completed) != 0)
         {
             TryFinishIfDrained();
         }
 
-        if ((work & (int)AfterWork.Watermarks) != 0)
+        if ((work & (long)AfterWork.Watermarks) != 0)
         {
             CheckPressure();
         }
@@ -544,23 +545,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// </summary>
     private Waiter ParkWriter(bool synchronous)
     {
-        MarkParked(ref _afterRead);
+        _afterRead.SetIfClear((long)AfterWork.Parked); // full fence, before the gate's registration
         return _writers.RentAndLink(synchronous);
     }
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
     private Waiter ParkReader(bool synchronous)
     {
-        MarkParked(ref _afterWrite);
+        _afterWrite.SetIfClear((long)AfterWork.Parked); // full fence, before the gate's registration
         return _readers.RentAndLink(synchronous);
-    }
-
-    private static void MarkParked(ref int work)
-    {
-        if ((Volatile.Read(ref work) & (int)AfterWork.Parked) == 0)
-        {
-            Interlocked.Or(ref work, (int)AfterWork.Parked); // full fence, before the gate's registration
-        }
     }
 
     private void TryFinishIfDrained()

@@ -22,7 +22,7 @@ namespace LockFree.Backpressure;
 // signaller that read the flag clear (and so neither fenced nor signalled), and sleep beside an item the first
 // parker's barrier was about to expose (two items published, the first parker takes one). So the flag has three
 // states and a registrant that does not see BarrierDone runs a barrier itself; only registrants racing the first
-// park ever pay it. A signaller that read Never read it before any registrant's barrier completed (each raises the
+// park ever pay it (tests/Concurrency/Backpressure/FirstParkWindowTests.cs finds the two-state variant's lost wake-up). A signaller that read Never read it before any registrant's barrier completed (each raises the
 // flag before its barrier), so that barrier flushed its publish; BarrierDone is stored only after a barrier, so a
 // registrant that sees it rechecks after the publish became visible.
 //
@@ -42,8 +42,8 @@ internal struct ParkingGate<TAtomics>
     /// <summary>Registered waiters (a snapshot).</summary>
     public long Waiters => TAtomics.LoadAcquire(ref _waiters); // acquire: snapshot
 
-    /// <summary>Whether a waiter has ever registered (signallers fence from then on).</summary>
-    public readonly bool EverParked => Volatile.Read(ref Unsafe.AsRef(in _everParked)) != Never; // acquire: diagnostics only
+    /// <summary>Whether a waiter has ever registered (signallers fence from then on): diagnostics, and a test's cue.</summary>
+    public bool EverParked => TAtomics.LoadAcquire(ref _everParked) != Never; // acquire: diagnostics only
 
     /// <summary>
     /// Waiter side: registers, with store-load order against the caller's recheck that follows. The first

@@ -1,4 +1,5 @@
 using System.Threading.Tasks.Sources;
+using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
@@ -24,8 +25,8 @@ internal enum WaitStatus
 // Design: one parked waiter, pooled by its WaiterList, for synchronous and asynchronous waits, with no
 // allocation in steady state.
 //
-// A wait ends exactly once: signal, completion, timeout and cancellation race for one CAS on _status
-// (Pending -> final); the winner finishes the wait and the losers do nothing. Asynchronous waits complete
+// A wait ends exactly once: signal, completion, timeout and cancellation race for one CAS on _state
+// (WaitState: Pending -> final, per generation); the winner finishes the wait and the losers do nothing. Asynchronous waits complete
 // through ManualResetValueTaskSourceCore with synchronous continuations, invoked from a thread-pool work
 // item that is this object (IThreadPoolWorkItem), so a writer that wakes a reader never runs the reader's
 // continuation itself and nothing is allocated. Synchronous waits block on a ManualResetEventSlim created
@@ -35,14 +36,12 @@ internal enum WaitStatus
 internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
 {
     private readonly WaiterList _owner;
-    private const int StateBits = 3;
-    private const int StateMask = (1 << StateBits) - 1;
 
     private ManualResetValueTaskSourceCore<WaitStatus> _core; // mutable struct: never copy
 
-    // (generation << StateBits) | WaitStatus. The generation grows with every reuse, so a timer callback of an
-    // earlier wait, which CASes from its own generation's Pending, can never end a later wait.
-    private int _status;
+    // The generation grows with every reuse, so a timer callback of an earlier wait, which CASes from its own
+    // generation's Pending, can never end a later wait (WaitState, explored under the controlled scheduler).
+    private WaitState<RealAtomics> _state; // mutable struct: never copy
     private CancellationTokenRegistration _registration;
     private CancellationToken _token;
     private ManualResetEventSlim? _event;
@@ -65,7 +64,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
     internal long Tag { get; set; }
 
-    public WaitStatus Status => (WaitStatus)(Volatile.Read(ref _status) & StateMask);
+    public WaitStatus Status => _state.Status;
 
     public short Version => _core.Version;
 
@@ -80,8 +79,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
             _event.Reset();
         }
 
-        int generation = (_status >> StateBits) + 1;
-        Volatile.Write(ref _status, generation << StateBits); // release: the reset happens-before the waiter is linked (Pending = 0)
+        _state.Begin(); // release: the reset happens-before the waiter is linked
     }
 
     /// <summary>Arms cancellation and the timeout. Call after linking, outside the owner's lock.</summary>
@@ -95,22 +93,21 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
         if (!_synchronous && timeout != Timeout.InfiniteTimeSpan)
         {
-            var stamp = new TimeoutStamp(this, Volatile.Read(ref _status) >> StateBits);
+            var stamp = new TimeoutStamp(this, _state.Generation);
             _timer = time.CreateTimer(static state => ((TimeoutStamp)state!).Fire(), stamp, timeout, Timeout.InfiniteTimeSpan);
         }
     }
 
     /// <summary>Ends the wait with <paramref name="status"/> unless it already ended; returns whether this call ended it.</summary>
-    public bool TryFinish(WaitStatus status) => TryFinish(status, Volatile.Read(ref _status) >> StateBits);
+    public bool TryFinish(WaitStatus status) => TryFinish(status, _state.Generation);
 
     /// <summary>The generation of the current wait (grows with every reuse).</summary>
-    public int Generation => Volatile.Read(ref _status) >> StateBits;
+    public int Generation => _state.Generation;
 
     /// <summary>Ends the wait of <paramref name="generation"/> with <paramref name="status"/>, unless it already ended or the waiter moved on.</summary>
     public bool TryFinish(WaitStatus status, int generation)
     {
-        int pending = generation << StateBits;
-        if (Interlocked.CompareExchange(ref _status, pending | (int)status, pending) != pending)
+        if (!_state.TryFinish(status, generation))
         {
             return false;
         }
@@ -137,11 +134,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// Ends a wait its own thread no longer needs (its recheck succeeded) without waking anyone; false when a
     /// signal, completion, timeout or cancellation ended it first.
     /// </summary>
-    public bool TryFinishQuietly()
-    {
-        int pending = Volatile.Read(ref _status) & ~StateMask;
-        return Interlocked.CompareExchange(ref _status, pending | (int)WaitStatus.Signaled, pending) == pending;
-    }
+    public bool TryFinishQuietly() => _state.TryFinish(WaitStatus.Signaled);
 
     /// <summary>Blocks the calling thread until the wait ends or <paramref name="timeout"/> passes, then recycles the waiter.</summary>
     public WaitStatus WaitSynchronously(TimeSpan timeout)

@@ -11,10 +11,9 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// asks whether anyone waits; a waiter checks, takes an event-count ticket, registers, rechecks, and sleeps. A
 /// lost wake-up shows as a deadlock (the waiter sleeps, nobody is left to wake it). Both regimes of the gate are
 /// explored: the first park ever (the parker's process-wide barrier covers a signaller that does not fence) and
-/// later parks (signallers fence). Proof of power: dropping either fence through the seam is found. Not explored:
-/// two registrants racing the first park (the reason for the gate's three-state flag, argued in its design note):
-/// with a second waiter the strategies found neither that bug (a registrant trusting an unfinished barrier) nor
-/// a dropped barrier within 20,000 schedules, so such a test would show nothing.
+/// later parks (signallers fence). Proof of power: dropping either fence through the seam is found. Two registrants
+/// racing the first park (the reason for the gate's three-state flag) need a shaped scenario: see
+/// <see cref="FirstParkWindowTests"/>.
 /// </summary>
 public sealed class ParkingGateTests(ITestOutputHelper output)
 {
