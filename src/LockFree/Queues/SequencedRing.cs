@@ -35,6 +35,23 @@ namespace LockFree.Queues;
 //     only when the slot is not ready, to tell full/empty from "claimed and not yet finished"; in the
 //     latter case wait for that slot (a window of a few instructions) rather than answer wrongly.
 //
+// Boundary polls (one side single, the other many: MPSC's consumer, SPMC's producer). The single side's exact empty
+// (full) answer needs one read of the other side's index, and that index is the line the other side compare-and-swaps.
+// A locked instruction on a line another core has just read waits until the line comes back exclusive, after draining
+// the store buffer (whose pending slot stores also wait on lines the poller read), so a single side polling at the
+// boundary stalled every claim of the other side and kept the queue at the boundary: a consumer with no CAS outruns its
+// producers, and then sat at empty in lock-step at 130-200 ns an item on the 2-vCPU VM, where MPMC (whose consumer
+// CASes too, and so rarely catches up) moved one in 13-20 ns. A variant that answered empty without that read (wrong,
+// measured only) moved one in about 30 ns, like SPSC in lock-step: the read of the CAS line was the cost. So the single
+// side, its slot not ready, first re-reads the slot up to BoundaryPolls times, each after the shortest SpinWait step
+// (tens of nanoseconds, never a yield). The slot is written by the other side with plain stores only, which a reader
+// does not stall. An item that lands meanwhile is taken through the same acquire of Sequence, without the index; else
+// the index is read as before, and the answer is the same one at the same linearization point (the polls only delay
+// it). They run only at a position that has not already answered empty (full) (LastBoundary, the single side's Cached
+// field, unused in these role mixes), so an idle queue pays them once, not on every poll. Rejected after measuring:
+// marking a claim intent in the slot by CAS before the index CAS, so that the slot alone could answer exactly; it puts
+// the locked instruction on the very line the single side polls, and was about twice as slow at the boundary.
+//
 // Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
 // ahead of the index it copies.
 //
@@ -55,7 +72,8 @@ namespace LockFree.Queues;
 // bit. This replaces a per-write active-writer count: closing costs the writers nothing.
 //
 // Progress: lock-free among the threads of a multi role; a thread that meets a claimed, unfinished slot of
-// the other side waits for its claimant, as ConcurrentQueue does. A single-role side is never waited on.
+// the other side waits for its claimant, as ConcurrentQueue does. A single-role side is never waited on. Boundary polls
+// add at most BoundaryPolls short pauses to a call.
 //
 // Thread roles: TProducers / TConsumers say whether more than one thread may enqueue / dequeue at a time.
 [DebuggerDisplay("Capacity = {Capacity}")]
@@ -83,7 +101,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// about 8 x 25-40 ns here, a few cross-core line transfers, so a producer (consumer) that is busy publishing
     /// (releasing) is usually seen in the slot instead. See "Boundary polls" in the design note.
     /// </summary>
-    private const int BoundaryPolls = 8;
+    internal const int BoundaryPolls = 8;
 
     // Producer side: Index = tail (next position to enqueue); Cached = a recent head (used with a single consumer).
     private PaddedIndexPair _producers;
