@@ -147,7 +147,17 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryDequeue([MaybeNullWhen(false)] out T item)
+    public bool TryDequeue([MaybeNullWhen(false)] out T item) => TryDequeue(out item, polls: 0);
+
+    /// <summary>
+    /// <see cref="TryDequeue(out T)"/> without boundary polls, for a consumer that drains under a lock until empty
+    /// and so meets the empty boundary at a new position on every drain (the delay queue's inbox).
+    /// </summary>
+    public bool TryDequeueWithoutPolls([MaybeNullWhen(false)] out T item) => TryDequeue(out item, polls: BoundaryPolls);
+
+    /// <summary>The dequeue; <paramref name="polls"/> is the number of boundary polls already spent (<see cref="BoundaryPolls"/>: none left).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryDequeue([MaybeNullWhen(false)] out T item, int polls)
     {
         long position = LoadHead();
         if (!TProducers.IsSingle || position < LoadCachedTail())
@@ -162,7 +172,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
         }
 
-        return TryDequeueSlow(out item);
+        return TryDequeueSlow(out item, polls);
     }
 
     /// <summary>Reads the next item without removing it. Only valid with a single consumer.</summary>
@@ -436,10 +446,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TryDequeueSlow([MaybeNullWhen(false)] out T item)
+    private bool TryDequeueSlow([MaybeNullWhen(false)] out T item, int polls)
     {
         var spinner = default(SpinWait);
-        int polls = 0;
         while (true)
         {
             long position = LoadHead();

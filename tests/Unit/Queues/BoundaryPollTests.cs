@@ -49,6 +49,17 @@ public class BoundaryPollTests
     }
 
     [Fact]
+    public void MpscTryDequeueWithoutPolls_Empty_AnswersAtOnceAndRecordsThePosition()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(4);
+        Assert.True(ring.TryEnqueue(5));
+
+        Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueWithoutPolls(out long item) && item == 5));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueWithoutPolls(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _))); // the same position
+    }
+
+    [Fact]
     public void MpmcBoundaries_NeverPoll()
     {
         var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(1);
