@@ -103,6 +103,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// </summary>
     internal const int BoundaryPolls = 8;
 
+    /// <summary>A poll count past any budget: the call makes no boundary polls and leaves the budget alone.</summary>
+    private const int NoPolls = BoundaryPolls + 1;
+
     // Producer side: Index = tail (next position to enqueue); Cached = a recent head (used with a single consumer).
     private PaddedIndexPair _producers;
 
@@ -122,6 +125,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         if (TProducers.IsSingle ^ TConsumers.IsSingle)
         {
             LastBoundary = -1; // plain: before publication of the object; no position answered empty (full) yet
+            PollBudget = BoundaryPolls; // plain: before publication of the object
         }
     }
 
@@ -153,9 +157,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// <see cref="TryDequeue(out T)"/> without boundary polls, for a consumer that drains under a lock until empty
     /// and so meets the empty boundary at a new position on every drain (the delay queue's inbox).
     /// </summary>
-    public bool TryDequeueWithoutPolls([MaybeNullWhen(false)] out T item) => TryDequeue(out item, polls: BoundaryPolls);
+    public bool TryDequeueWithoutPolls([MaybeNullWhen(false)] out T item) => TryDequeue(out item, polls: NoPolls);
 
-    /// <summary>The dequeue; <paramref name="polls"/> is the number of boundary polls already spent (<see cref="BoundaryPolls"/>: none left).</summary>
+    /// <summary>The dequeue; <paramref name="polls"/> is the number of boundary polls already spent (<see cref="NoPolls"/>: make none).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryDequeue([MaybeNullWhen(false)] out T item, int polls)
     {
@@ -194,6 +198,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             if (TAtomics.LoadAcquire(ref slot.Sequence) == ((position << 1) | 1)) // acquire: as in TryDequeue
             {
                 item = TAtomics.LoadPlain(ref slot.Item); // plain: no producer touches a published slot
+                PollsPaidOff(polls);
                 return true;
             }
 
@@ -204,7 +209,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             if (!TProducers.IsSingle && !ProducerInFlight(position))
             {
-                NoteBoundary(position);
+                NoteBoundary(position, polls);
                 item = default;
                 return false; // empty
             }
@@ -255,7 +260,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
                     if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                     {
-                        NoteBoundary(position);
+                        NoteBoundary(position, polls);
                         return 0; // full
                     }
 
@@ -282,6 +287,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             PublishSlot(ref Slot(position), position, position + count);
+            PollsPaidOff(polls);
             return count;
         }
     }
@@ -323,7 +329,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
                     if (!TProducers.IsSingle && !ProducerInFlight(position))
                     {
-                        NoteBoundary(position);
+                        NoteBoundary(position, polls);
                         return 0; // empty
                     }
 
@@ -350,6 +356,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             ReleaseSlot(ref Slot(position), position, position + count);
+            PollsPaidOff(polls);
             return count;
         }
     }
@@ -420,6 +427,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
                     PublishSlot(ref slot, position, position + 1);
+                    PollsPaidOff(polls);
                     return true;
                 }
             }
@@ -434,7 +442,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
                 if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                 {
-                    NoteBoundary(position);
+                    NoteBoundary(position, polls);
                     return false; // full
                 }
 
@@ -467,6 +475,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     item = TakeItem(ref slot);
                     ReleaseSlot(ref slot, position, position + 1);
+                    PollsPaidOff(polls);
                     return true;
                 }
             }
@@ -481,7 +490,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
                 if (!TProducers.IsSingle && !ProducerInFlight(position))
                 {
-                    NoteBoundary(position);
+                    NoteBoundary(position, polls);
                     item = default;
                     return false; // empty
                 }
@@ -593,13 +602,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// <summary>
     /// One thread facing many on the other side (MPSC's consumer, SPMC's producer), its slot not ready: whether to
     /// re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to answer
-    /// empty (full). At most <see cref="BoundaryPolls"/> times per call, and not at a position that already answered
-    /// so (an idle queue pays the polls once). See "Boundary polls" in the design note.
+    /// empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
+    /// to 1 after polls that did not) per call, and not at a position that already answered so. See "Boundary
+    /// polls" in the design note.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool PollSlotAgain(long position, ref int polls)
     {
-        if (!(TProducers.IsSingle ^ TConsumers.IsSingle) || polls >= BoundaryPolls || position == LastBoundary)
+        if (!(TProducers.IsSingle ^ TConsumers.IsSingle) || polls >= PollBudget || position == LastBoundary)
         {
             return false;
         }
@@ -610,13 +620,30 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         return true;
     }
 
-    /// <summary>Records that the single side answered empty (full) at <paramref name="position"/> after reading the other side's index.</summary>
+    /// <summary>The single side met an item (room) after <paramref name="polls"/> boundary polls: the full budget again.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NoteBoundary(long position)
+    private void PollsPaidOff(int polls)
+    {
+        if ((TProducers.IsSingle ^ TConsumers.IsSingle) && polls > 0 && polls <= BoundaryPolls)
+        {
+            PollBudget = BoundaryPolls;
+        }
+    }
+
+    /// <summary>
+    /// The single side answered empty (full) at <paramref name="position"/> after reading the other side's index,
+    /// having spent <paramref name="polls"/> boundary polls in vain: records the position, halves the budget.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NoteBoundary(long position, int polls)
     {
         if (TProducers.IsSingle ^ TConsumers.IsSingle)
         {
-            LastBoundary = position; // plain: private to the single side
+            LastBoundary = position;
+            if (polls > 0 && polls <= BoundaryPolls)
+            {
+                PollBudget = Math.Max(1, PollBudget / 2);
+            }
         }
     }
 
@@ -639,6 +666,26 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             else
             {
                 _producers.Cached = value; // plain: private to the single producer
+            }
+        }
+    }
+
+    /// <summary>The single side's current boundary-poll budget, in its region's Spare word.</summary>
+    private int PollBudget
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        readonly get => (int)(TConsumers.IsSingle ? _consumers.Spare : _producers.Spare); // plain: private to the single side
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        set
+        {
+            if (TConsumers.IsSingle)
+            {
+                _consumers.Spare = value; // plain: private to the single consumer
+            }
+            else
+            {
+                _producers.Spare = value; // plain: private to the single producer
             }
         }
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 using Xunit;
@@ -26,9 +27,45 @@ public class BoundaryPollTests
         Assert.True(ring.TryEnqueue(7));
         Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out long item) && item == 7));
 
-        // A new position: the polls run again, and the answer is still exact.
-        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueMany(new long[2]) > 0));
+        // A new position: the polls run again, on half the budget (the first round did not pay off), and the answer is
+        // still exact.
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueMany(new long[2]) > 0));
         Assert.Equal(0, ring.Count);
+    }
+
+    [Fact]
+    public void MpscBudget_HalvesToOneWhenPollsFailAndRefillsWhenAnItemLandsDuringThem()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(8);
+        var spins = new List<int>();
+        for (int round = 0; round < 6; round++)
+        {
+            Assert.True(ring.TryEnqueue(round));
+            Assert.True(ring.TryDequeue(out _));
+            var (result, count) = Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _));
+            Assert.False(result);
+            spins.Add(count);
+        }
+
+        Assert.Equal([Polls, Polls / 2, Polls / 4, Polls / 8, 1, 1], spins);
+
+        // A producer publishes during the (single) poll: the item is taken, and the budget is full again.
+        // (The ring is a struct: from here on only the boxed copy is used.)
+        var box = new StrongBox<SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>>(ring);
+        Assert.True(box.Value.TryEnqueue(6));
+        SpinCountingAtomics.OnSpin = () => Assert.True(box.Value.TryEnqueue(42));
+        try
+        {
+            Assert.True(box.Value.TryDequeue(out _));
+            Assert.True(box.Value.TryDequeue(out long landed));
+            Assert.Equal(42, landed);
+        }
+        finally
+        {
+            SpinCountingAtomics.OnSpin = null;
+        }
+
+        Assert.Equal((false, Polls), Counted(ref box.Value, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
     }
 
     [Fact]
@@ -44,7 +81,7 @@ public class BoundaryPollTests
         Assert.True(ring.TryDequeue(out long first));
         Assert.Equal(1, first);
         Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueue(3)));
-        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueueMany([4]) > 0));
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueueMany([4]) > 0));
         Assert.Equal(2, ring.Count);
     }
 
@@ -127,9 +164,16 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static void ProcessWideBarrier() => RealAtomics.ProcessWideBarrier();
 
+    /// <summary>Run at every SpinOnce (on this thread), e.g. a producer's enqueue landing during a consumer's polls.</summary>
+    [ThreadStatic]
+    public static Action? OnSpin;
+
     public static void SpinOnce(ref SpinWait spinner)
     {
         Spins++;
+        Action? action = OnSpin;
+        OnSpin = null; // once
+        action?.Invoke();
         RealAtomics.SpinOnce(ref spinner);
     }
 }
