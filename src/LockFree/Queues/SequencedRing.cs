@@ -48,7 +48,10 @@ namespace LockFree.Queues;
 // does not stall. An item that lands meanwhile is taken through the same acquire of Sequence, without the index; else
 // the index is read as before, and the answer is the same one at the same linearization point (the polls only delay
 // it). They run only at a position that has not already answered empty (full) (LastBoundary, the single side's Cached
-// field, unused in these role mixes), so an idle queue pays them once, not on every poll. Rejected after measuring:
+// field, unused in these role mixes), so an idle queue pays them once, not on every poll, and on an adaptive budget
+// (PollBudget, the single side's Spare word): BoundaryPolls after polls that saw the item land, halved down to 1 after
+// polls that ended in an empty (full) answer, so a loop that drains to empty and leaves pays one short poll per drain.
+// The delay queue's inbox drain, which runs under a lock, uses TryDequeueWithoutPolls. Rejected after measuring:
 // marking a claim intent in the slot by CAS before the index CAS, so that the slot alone could answer exactly; it puts
 // the locked instruction on the very line the single side polls, and was about twice as slow at the boundary.
 //
