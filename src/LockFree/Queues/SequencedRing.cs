@@ -101,8 +101,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
     /// <summary>
     /// Slot re-reads before a single side reads the other side's compare-and-swap index for an empty (full) answer:
-    /// about 8 x 25-40 ns here, a few cross-core line transfers, so a producer (consumer) that is busy publishing
-    /// (releasing) is usually seen in the slot instead. See "Boundary polls" in the design note.
+    /// at most 8 x about 45 ns on the 2-vCPU VM (a few cross-core line transfers), so a producer (consumer) that is busy
+    /// publishing (releasing) is usually seen in the slot instead. See "Boundary polls" in the design note.
     /// </summary>
     internal const int BoundaryPolls = 8;
 
