@@ -18,6 +18,10 @@ internal struct PaddedIndexPair
     /// <summary>The role's private, possibly stale copy of the other role's index.</summary>
     [FieldOffset(CacheLine.Size + sizeof(long))]
     public long Cached;
+
+    /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget).</summary>
+    [FieldOffset(CacheLine.Size + (2 * sizeof(long)))]
+    public long Spare;
 }
 
 /// <summary>A single shared 64-bit index alone on its own padded region (see <see cref="PaddedIndexPair"/>).</summary>

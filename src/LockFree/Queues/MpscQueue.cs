@@ -13,7 +13,9 @@ namespace LockFree;
 /// <para>
 /// Per-slot sequence numbers (Vyukov). Producers claim a position with one compare-and-swap; the consumer
 /// uses no read-modify-write instruction. Full and empty answers are exact: a consumer that meets a slot a
-/// producer has claimed but not yet written waits the few instructions until it is written.
+/// producer has claimed but not yet written waits the few instructions until it is written. Before it answers
+/// empty at a new position, the consumer re-reads its slot a few times (a fraction of a microsecond), so that a
+/// consumer polling a queue its producers are filling does not stall their compare-and-swap (see docs/queues.md).
 /// </para>
 /// <para>
 /// The capacity is rounded up to a power of two and reported by <see cref="Capacity"/>. Dequeued slots are

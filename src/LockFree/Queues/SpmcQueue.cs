@@ -13,7 +13,9 @@ namespace LockFree;
 /// <para>
 /// Per-slot sequence numbers (Vyukov). Consumers claim a position with one compare-and-swap; the producer
 /// uses no read-modify-write instruction. Full and empty answers are exact: a producer that meets a slot a
-/// consumer has claimed but not yet cleared waits the few instructions until it is free.
+/// consumer has claimed but not yet cleared waits the few instructions until it is free. Before it answers
+/// full at a new position, the producer re-reads its slot a few times (a fraction of a microsecond), so that a
+/// producer polling a queue its consumers are draining does not stall their compare-and-swap (see docs/queues.md).
 /// </para>
 /// <para>
 /// The capacity is rounded up to a power of two and reported by <see cref="Capacity"/>. Dequeued slots are

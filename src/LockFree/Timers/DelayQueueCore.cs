@@ -240,7 +240,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         // this drain also sees this (release, then the inbox's release of its head), so it takes the lock instead of
         // answering "nothing due" from a root that does not yet include the drained items.
         TAtomics.StoreRelease(ref _rootDue, long.MinValue); // release: pairs with NothingDueLockFree's acquire
-        while (_inbox.TryDequeue(out DelayEntry<T> entry))
+        while (_inbox.TryDequeueWithoutPolls(out DelayEntry<T> entry)) // no boundary polls: every drain ends at a new empty position, under the lock
         {
             if (entry.Sequence > _knownNow)
             {

@@ -105,7 +105,7 @@ internal sealed class PlantedDelayQueue : IDelayQueueUnderTest
         }
 
         // PLANTED: no "root unknown" (StoreRelease(ref _rootDue, long.MinValue)) before the first item leaves the inbox.
-        while (_inbox.TryDequeue(out DelayEntry<int> entry))
+        while (_inbox.TryDequeueWithoutPolls(out DelayEntry<int> entry)) // as DelayQueueCore.DrainInbox
         {
             _heap.Push(entry.Due, _sequence++, entry.Item);
         }

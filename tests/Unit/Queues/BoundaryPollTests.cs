@@ -1,0 +1,179 @@
+using System.Runtime.CompilerServices;
+using LockFree.Internal;
+using LockFree.Queues;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Queues;
+
+/// <summary>
+/// The boundary polls of <see cref="SequencedRing{T, TAtomics, TProducers, TConsumers}"/> (see its design note): a single
+/// side facing many re-reads its slot a bounded number of times before it answers empty (full), once per position.
+/// Counted through an atomics policy that records SpinOnce calls (single-threaded, so every SpinOnce is a poll).
+/// </summary>
+public class BoundaryPollTests
+{
+    private const int Polls = SequencedRing<long, RealAtomics, MultiRole, SingleRole>.BoundaryPolls;
+
+    [Fact]
+    public void MpscTryDequeue_EmptyAtNewPosition_PollsThenAnswersEmptyOncePerPosition()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(4);
+
+        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryPeek(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueMany(new long[2]) > 0));
+
+        Assert.True(ring.TryEnqueue(7));
+        Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out long item) && item == 7));
+
+        // A new position: the polls run again, on half the budget (the first round did not pay off), and the answer is
+        // still exact.
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueMany(new long[2]) > 0));
+        Assert.Equal(0, ring.Count);
+    }
+
+    [Fact]
+    public void MpscBudget_HalvesToOneWhenPollsFailAndRefillsWhenAnItemLandsDuringThem()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(8);
+        var spins = new List<int>();
+        for (int round = 0; round < 6; round++)
+        {
+            Assert.True(ring.TryEnqueue(round));
+            Assert.True(ring.TryDequeue(out _));
+            var (result, count) = Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _));
+            Assert.False(result);
+            spins.Add(count);
+        }
+
+        Assert.Equal([Polls, Polls / 2, Polls / 4, Polls / 8, 1, 1], spins);
+
+        // A producer publishes during the (single) poll: the item is taken, and the budget is full again.
+        // (The ring is a struct: from here on only the boxed copy is used.)
+        var box = new StrongBox<SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>>(ring);
+        Assert.True(box.Value.TryEnqueue(6));
+        SpinCountingAtomics.OnSpin = () => Assert.True(box.Value.TryEnqueue(42));
+        try
+        {
+            Assert.True(box.Value.TryDequeue(out _));
+            Assert.True(box.Value.TryDequeue(out long landed));
+            Assert.Equal(42, landed);
+        }
+        finally
+        {
+            SpinCountingAtomics.OnSpin = null;
+        }
+
+        Assert.Equal((false, Polls), Counted(ref box.Value, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
+    }
+
+    [Fact]
+    public void SpmcTryEnqueue_FullAtNewPosition_PollsThenAnswersFullOncePerPosition()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>(2);
+        Assert.Equal(2, ring.TryEnqueueMany([1, 2]));
+
+        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueue(3)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueue(3)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueueMany([3, 4]) > 0));
+
+        Assert.True(ring.TryDequeue(out long first));
+        Assert.Equal(1, first);
+        Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueue(3)));
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueueMany([4]) > 0));
+        Assert.Equal(2, ring.Count);
+    }
+
+    [Fact]
+    public void MpscTryDequeueWithoutPolls_Empty_AnswersAtOnceAndRecordsThePosition()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(4);
+        Assert.True(ring.TryEnqueue(5));
+
+        Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueWithoutPolls(out long item) && item == 5));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeueWithoutPolls(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _))); // the same position
+    }
+
+    [Fact]
+    public void MpmcBoundaries_NeverPoll()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(1);
+
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out _)));
+        Assert.True(ring.TryEnqueue(1));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueue(2)));
+    }
+
+    [Fact]
+    public void MpscClosedAndDrained_AnswersEmptyAfterPollsOnce()
+    {
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(2);
+        Assert.True(ring.TryEnqueue(1));
+        Assert.Equal(1, ring.CloseProducers());
+        Assert.True(ring.TryDequeue(out long item));
+        Assert.Equal(1, item);
+
+        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole> r) => r.TryDequeue(out _)));
+        Assert.False(ring.TryEnqueue(2));
+    }
+
+    private delegate bool RingCall<TRing>(ref TRing ring);
+
+    private static (bool Result, int Spins) Counted<TRing>(ref TRing ring, RingCall<TRing> call)
+    {
+        SpinCountingAtomics.Spins = 0;
+        bool result = call(ref ring);
+        return (result, SpinCountingAtomics.Spins);
+    }
+}
+
+/// <summary>The real atomics, counting SpinOnce calls on the calling thread.</summary>
+internal readonly struct SpinCountingAtomics : IAtomics
+{
+    [ThreadStatic]
+    public static int Spins;
+
+    public static long LoadAcquire(ref long location) => RealAtomics.LoadAcquire(ref location);
+
+    public static void StoreRelease(ref long location, long value) => RealAtomics.StoreRelease(ref location, value);
+
+    public static long CompareExchange(ref long location, long value, long comparand) => RealAtomics.CompareExchange(ref location, value, comparand);
+
+    public static long Add(ref long location, long value) => RealAtomics.Add(ref location, value);
+
+    public static T LoadPlain<T>(ref T location) => RealAtomics.LoadPlain(ref location);
+
+    public static void StorePlain<T>(ref T location, T value) => RealAtomics.StorePlain(ref location, value);
+
+    public static void CopyPlain<T>(ReadOnlySpan<T> source, Span<T> destination) => RealAtomics.CopyPlain(source, destination);
+
+    public static void ClearPlain<T>(Span<T> destination) => RealAtomics.ClearPlain(destination);
+
+    public static T LoadAcquireReference<T>(ref T location)
+        where T : class? => RealAtomics.LoadAcquireReference(ref location);
+
+    public static void StoreReleaseReference<T>(ref T location, T value)
+        where T : class? => RealAtomics.StoreReleaseReference(ref location, value);
+
+    public static T LoadSpeculative<T>(ref T location) => RealAtomics.LoadSpeculative(ref location);
+
+    public static void FullFence() => RealAtomics.FullFence();
+
+    public static void ProcessWideBarrier() => RealAtomics.ProcessWideBarrier();
+
+    /// <summary>Run at every SpinOnce (on this thread), e.g. a producer's enqueue landing during a consumer's polls.</summary>
+    [ThreadStatic]
+    public static Action? OnSpin;
+
+    public static void SpinOnce(ref SpinWait spinner)
+    {
+        Spins++;
+        Action? action = OnSpin;
+        OnSpin = null; // once
+        action?.Invoke();
+        RealAtomics.SpinOnce(ref spinner);
+    }
+}
