@@ -51,7 +51,8 @@ namespace LockFree.Queues;
 // field, unused in these role mixes), so an idle queue pays them once, not on every poll, and on an adaptive budget
 // (PollBudget, the single side's Spare word): BoundaryPolls after polls that saw the item land, halved down to 1 after
 // polls that ended in an empty (full) answer, so a loop that drains to empty and leaves pays one short poll per drain.
-// The delay queue's inbox drain, which runs under a lock, uses TryDequeueWithoutPolls. Rejected after measuring:
+// The delay queue's inbox drain, which runs under a lock, uses TryDequeueWithoutPolls; the back-pressure buffer, whose
+// own overflow policy or spin-then-park follows a full answer, uses TryEnqueueWithoutPolls. Rejected after measuring:
 // marking a claim intent in the slot by CAS before the index CAS, so that the slot alone could answer exactly; it puts
 // the locked instruction on the very line the single side polls, and was about twice as slow at the boundary.
 //
@@ -135,7 +136,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     public readonly int Capacity => _capacity;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryEnqueue(T item)
+    public bool TryEnqueue(T item) => TryEnqueue(item, polls: 0);
+
+    /// <summary>
+    /// <see cref="TryEnqueue(T)"/> without boundary polls, for a producer whose own overflow handling follows a
+    /// full answer at once (the back-pressure buffer: reject, drop, evict, or its own spin-then-park).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryEnqueueWithoutPolls(T item) => TryEnqueue(item, polls: NoPolls);
+
+    /// <summary>The enqueue; <paramref name="polls"/> is the number of boundary polls already spent (<see cref="NoPolls"/>: make none).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryEnqueue(T item, int polls)
     {
         long position = LoadTail();
         if (!TConsumers.IsSingle || position - LoadCachedHead() < _capacity)
@@ -150,7 +162,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
         }
 
-        return TryEnqueueSlow(item);
+        return TryEnqueueSlow(item, polls);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -404,10 +416,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TryEnqueueSlow(T item)
+    private bool TryEnqueueSlow(T item, int polls)
     {
         var spinner = default(SpinWait);
-        int polls = 0;
         while (true)
         {
             long position = LoadTail();

@@ -122,6 +122,25 @@ public class BoundaryPollTests
 
     private delegate bool RingCall<TRing>(ref TRing ring);
 
+    [Fact]
+    public void SpmcTryEnqueueWithoutPolls_FullAtNewPositions_NeverPollsAndStaysExact()
+    {
+        // The back-pressure buffer's DropOldest engine: full, evict one, write, full again at the next position.
+        var ring = new SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>(2);
+        Assert.True(ring.TryEnqueue(1));
+        Assert.True(ring.TryEnqueue(2));
+        for (long next = 3; next < 10; next++)
+        {
+            Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole> r) => r.TryEnqueueWithoutPolls(99)));
+            Assert.True(ring.TryDequeue(out long oldest));
+            Assert.Equal(next - 2, oldest);
+            long value = next;
+            Assert.True(ring.TryEnqueueWithoutPolls(value));
+        }
+
+        Assert.Equal(2, ring.Count);
+    }
+
     private static (bool Result, int Spins) Counted<TRing>(ref TRing ring, RingCall<TRing> call)
     {
         SpinCountingAtomics.Spins = 0;
