@@ -13,10 +13,11 @@ internal static class RealThreadRounds
     /// Runs the rounds. <paramref name="perThread"/> is called once on each worker thread with its index and
     /// returns that thread's round body (so per-thread state lives in the closure); each round calls the body
     /// with the thread's own <see cref="Random"/>, seeded from <paramref name="seed"/> and the index.
+    /// <paramref name="betweenRounds"/>, if given, runs alone after every round, while all workers wait at the barrier.
     /// </summary>
-    public static void Run(int threads, int rounds, int seed, Func<int, Action<Random>> perThread)
+    public static void Run(int threads, int rounds, int seed, Func<int, Action<Random>> perThread, Action? betweenRounds = null)
     {
-        using var barrier = new Barrier(threads);
+        using var barrier = new Barrier(threads, betweenRounds is null ? null : _ => betweenRounds());
         var failures = new List<Exception>();
         var workers = new Thread[threads];
         for (int t = 0; t < threads; t++)

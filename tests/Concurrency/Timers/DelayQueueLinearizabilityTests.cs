@@ -129,70 +129,42 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
         var time = new ManualTimeProvider();
         using var queue = new DelayQueue<int>(capacity, new DelayQueueOptions<int> { FullMode = OverflowPolicy.Reject, TimeProvider = time });
         var recorder = new HistoryRecorder<DelayInput, QueueOutput>(Threads + 1);
-        var failures = new List<Exception>();
-        using var barrier = new Barrier(Threads, _ =>
-        {
-            if (drainEachRound)
+        RealThreadRounds.Run(
+            Threads,
+            rounds,
+            seed,
+            thread =>
             {
-                while (recorder.Record(Threads, D(), _ => queue.TryDequeue(out int v) ? QueueOutput.Item(v) : QueueOutput.Failed).Ok)
+                int next = (thread + 1) * 1_000_000;
+                int dequeues = 0;
+                return random =>
                 {
-                }
-            }
-
-            // Then the clock moves: items enqueued with a delay come due, so the next round starts with due items.
-            recorder.Record(Threads, DelayInput.Advance(1), _ =>
+                    for (int i = random.Next(1, 4); i > 0; i--)
+                    {
+                        DelayInput input = thread < 2 ? E(next++, random.Next(3)) : D();
+                        recorder.Record(thread, input, op => op.Kind == DelayOpKind.Enqueue
+                            ? (queue.TryEnqueue(op.Value, TimeSpan.FromMilliseconds(op.Delay)).Outcome == WriteOutcome.Accepted ? QueueOutput.Succeeded : QueueOutput.Failed)
+                            : (spuriousEvery > 0 && ++dequeues % spuriousEvery == 0) || !queue.TryDequeue(out int v) ? QueueOutput.Failed : QueueOutput.Item(v));
+                    }
+                };
+            },
+            betweenRounds: () =>
             {
-                time.Advance(TimeSpan.FromMilliseconds(1));
-                return QueueOutput.Succeeded;
+                if (drainEachRound)
+                {
+                    while (recorder.Record(Threads, D(), _ => queue.TryDequeue(out int v) ? QueueOutput.Item(v) : QueueOutput.Failed).Ok)
+                    {
+                    }
+                }
+
+                // Then the clock moves: items enqueued with a delay come due, so the next round starts with due items.
+                recorder.Record(Threads, DelayInput.Advance(1), _ =>
+                {
+                    time.Advance(TimeSpan.FromMilliseconds(1));
+                    return QueueOutput.Succeeded;
+                });
             });
-        });
-        var workers = new Thread[Threads];
-        for (int t = 0; t < Threads; t++)
-        {
-            int thread = t;
-            workers[t] = new Thread(() =>
-            {
-                try
-                {
-                    var random = new Random((seed * 97) + thread);
-                    int next = (thread + 1) * 1_000_000;
-                    int dequeues = 0;
-                    for (int r = 0; r < rounds; r++)
-                    {
-                        for (int i = random.Next(1, 4); i > 0; i--)
-                        {
-                            DelayInput input = thread < 2 ? E(next++, random.Next(3)) : D();
-                            recorder.Record(thread, input, op => op.Kind == DelayOpKind.Enqueue
-                                ? (queue.TryEnqueue(op.Value, TimeSpan.FromMilliseconds(op.Delay)).Outcome == WriteOutcome.Accepted ? QueueOutput.Succeeded : QueueOutput.Failed)
-                                : (spuriousEvery > 0 && ++dequeues % spuriousEvery == 0) || !queue.TryDequeue(out int v) ? QueueOutput.Failed : QueueOutput.Item(v));
-                        }
 
-                        if (!barrier.SignalAndWait(TimeSpan.FromSeconds(30)))
-                        {
-                            throw new TimeoutException("barrier");
-                        }
-                    }
-                }
-                catch (Exception ex)
-                {
-                    lock (failures)
-                    {
-                        failures.Add(ex);
-                    }
-
-                    barrier.RemoveParticipant();
-                }
-            })
-            { IsBackground = true };
-            workers[t].Start();
-        }
-
-        foreach (Thread worker in workers)
-        {
-            Assert.True(worker.Join(TimeSpan.FromSeconds(60)), "a worker did not finish");
-        }
-
-        Assert.Empty(failures);
         LinearizabilityResult result = LinearizabilityChecker.CheckInSegments(spec, recorder.History());
         Assert.True(result.IsLinearizable, result.Explanation);
     }
