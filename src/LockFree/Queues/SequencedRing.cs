@@ -661,6 +661,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
     }
 
+    /// <summary>The single side's own padded region (the consumers' with one consumer, else the producers').</summary>
+    [UnscopedRef]
+    private ref PaddedIndexPair SingleSide
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => ref TConsumers.IsSingle ? ref _consumers : ref _producers;
+    }
+
     /// <summary>
     /// The single side's last boundary position, kept in its own otherwise unused Cached field (a single consumer
     /// facing many producers keeps no cached tail, a single producer facing many consumers no cached head).
@@ -668,40 +676,20 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     private long LastBoundary
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        readonly get => TConsumers.IsSingle ? _consumers.Cached : _producers.Cached; // plain: private to the single side
+        get => SingleSide.Cached; // plain: private to the single side
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set
-        {
-            if (TConsumers.IsSingle)
-            {
-                _consumers.Cached = value; // plain: private to the single consumer
-            }
-            else
-            {
-                _producers.Cached = value; // plain: private to the single producer
-            }
-        }
+        set => SingleSide.Cached = value; // plain: private to the single side
     }
 
     /// <summary>The single side's current boundary-poll budget, in its region's Spare word.</summary>
     private int PollBudget
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        readonly get => (int)(TConsumers.IsSingle ? _consumers.Spare : _producers.Spare); // plain: private to the single side
+        get => (int)SingleSide.Spare; // plain: private to the single side
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set
-        {
-            if (TConsumers.IsSingle)
-            {
-                _consumers.Spare = value; // plain: private to the single consumer
-            }
-            else
-            {
-                _producers.Spare = value; // plain: private to the single producer
-            }
-        }
+        set => SingleSide.Spare = value; // plain: private to the single side
     }
 
     /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>
