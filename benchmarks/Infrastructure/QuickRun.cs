@@ -76,14 +76,14 @@ public static class QuickRun
                     || (bc.Descriptor.Categories.Contains("Immediate")
                         && bc.Parameters.Items.Any(p => p.Name == nameof(TimerWheelScheduleCancelBenchmarks.Pending) && (int)p.Value! != 100_000)))
                 // The delay queue at 1K and 1M pending (the flatness check), the token bucket against the BCL
-                // peer only, the scheduler with one worker per core only: the full classes run with --filter.
+                // peer only, the scheduler with one worker per core only (Result and Join): the full classes run with --filter.
                 && (bc.Descriptor.Type != typeof(DelayQueuePendingBenchmarks)
                     || bc.Parameters.Items.Any(p => p.Name == nameof(DelayQueuePendingBenchmarks.Pending) && (int)p.Value! != 100_000))
                 && (bc.Descriptor.Type != typeof(TokenBucketAcquireBenchmarks)
                     || bc.Descriptor.WorkloadMethod.Name.EndsWith("Bcl", StringComparison.Ordinal)
                     || bc.Descriptor.WorkloadMethod.Name.EndsWith("Ours", StringComparison.Ordinal))
                 && (bc.Descriptor.Type != typeof(WorkStealingSchedulerForkJoinBenchmarks)
-                    || bc.Descriptor.WorkloadMethod.Name is "Default" or "WorkStealing")));
+                    || bc.Descriptor.WorkloadMethod.Name is "Default" or "WorkStealing" or "WorkStealingJoin")));
         }
 
         var stopwatch = Stopwatch.StartNew();

@@ -34,7 +34,8 @@ public sealed partial class WorkStealingTaskScheduler
                 Spilled: spilled,
                 ParkedWorkers: ParkedWorkers,
                 WorkerCount: TargetWorkerCount,
-                InjectionQueueDepth: _injection.Count + _spill.Count);
+                InjectionQueueDepth: _injection.Count + _spill.Count,
+                Helped: sum.Helped);
         }
     }
 }

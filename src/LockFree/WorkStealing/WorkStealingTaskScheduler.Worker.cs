@@ -345,6 +345,7 @@ public sealed partial class WorkStealingTaskScheduler
         public long Executed;
         public long Stolen;
         public long StealAttempts;
+        public long Helped;
 
         public void Add(Worker w)
         {
@@ -352,6 +353,7 @@ public sealed partial class WorkStealingTaskScheduler
             Executed += Volatile.Read(ref w.Executed);
             Stolen += Volatile.Read(ref w.Stolen);
             StealAttempts += Volatile.Read(ref w.StealAttempts);
+            Helped += Volatile.Read(ref w.Helped);
         }
     }
 
@@ -376,6 +378,7 @@ public sealed partial class WorkStealingTaskScheduler
         // Owner-only state.
         public bool Searching;
         public int LifoRuns;
+        public int JoinDepth;
         public int UntilInjectionCheck;
         public bool SpillTurn;
         private uint _random = (uint)(index * 0x9E3779B9) | 1;
@@ -385,6 +388,7 @@ public sealed partial class WorkStealingTaskScheduler
         public long Executed;
         public long Stolen;
         public long StealAttempts;
+        public long Helped;
 
         /// <summary>xorshift32 (Marsaglia): a cheap per-worker victim picker.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

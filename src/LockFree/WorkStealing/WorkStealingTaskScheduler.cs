@@ -248,27 +248,30 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
     /// <summary>
     /// Before inlining a queued task: pops it if it is at the bottom of our own deque (the common fork-join case:
-    /// a parent waits for its most recent unfinished fork), dropping finished entries above it on the way. Anywhere
-    /// else (deeper in a deque, another worker's deque, the injection queue) it stays queued: running it here claims
-    /// it, and the stale entry is skipped later because TryExecuteTask returns false for a task that already ran.
+    /// a parent waits for its most recent unfinished fork), dropping finished entries above it on the way, and
+    /// says whether it found it. Anywhere else (deeper in a deque, another worker's deque, the injection queue) it
+    /// stays queued: running it here claims it, and the stale entry is skipped later because TryExecuteTask returns
+    /// false for a task that already ran.
     /// </summary>
-    private static void RemoveFromOwnDequeBottom(Worker worker, Task task)
+    private static bool RemoveFromOwnDequeBottom(Worker worker, Task task)
     {
         while (worker.Deque.TryPop(out Task? bottom))
         {
             if (bottom == task)
             {
-                return;
+                return true;
             }
 
             if (!bottom.IsCompleted)
             {
                 worker.Deque.Push(bottom); // someone else's work: put it back where it was
-                return;
+                return false;
             }
 
             // A finished task (it ran inline earlier): its entry is stale, drop it.
         }
+
+        return false;
     }
 
     /// <inheritdoc/>

@@ -14,6 +14,7 @@ namespace LockFree;
 /// <param name="ParkedWorkers">Workers parked now.</param>
 /// <param name="WorkerCount">The target worker count now.</param>
 /// <param name="InjectionQueueDepth">Tasks in the injection queue and overflow queue now.</param>
+/// <param name="Helped">Tasks a worker ran while it waited in <see cref="WorkStealingTaskScheduler.Join(Task)"/> (included in <see cref="Executed"/>).</param>
 public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Queued,
     long Executed,
@@ -22,4 +23,5 @@ public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Spilled,
     int ParkedWorkers,
     int WorkerCount,
-    long InjectionQueueDepth);
+    long InjectionQueueDepth,
+    long Helped = 0);

@@ -63,6 +63,44 @@ public sealed class SchedulerStressTests(ITestOutputHelper output)
         output.WriteLine($"{bursts} bursts; workers seen parked after {parkedSeen} gaps; {scheduler.Statistics}");
     }
 
+    /// <summary>
+    /// Helping joins (<see cref="WorkStealingTaskScheduler.Join(Task)"/>): full binary fork-join trees where every
+    /// node forks its left subtree as a task, runs its right subtree itself and joins the left one. Workers that
+    /// join run other nodes meanwhile (their own queued ones and stolen ones); every node must run exactly once.
+    /// </summary>
+    [Fact]
+    public void Join_ForkJoinTrees_EveryNodeRunsExactlyOnce()
+    {
+        int rounds = (int)StressScale.Items(30);
+        const int Depth = 11; // 4095 nodes per tree
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 3, SpinRounds = 2 });
+        for (int r = 0; r < rounds; r++)
+        {
+            var runs = new int[(1 << (Depth + 1)) - 1];
+            var root = Task.Factory.StartNew(() => Node(scheduler, runs, 0, Depth, r), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            Assert.True(root.Wait(Bounded), $"round {r}: the tree never finished; {scheduler.Statistics}");
+            Assert.Equal(runs.Length, root.Result);
+            Assert.All(runs, n => Assert.Equal(1, n));
+        }
+
+        Assert.True(scheduler.Statistics.Helped > 0, $"no worker ever helped while joining: {scheduler.Statistics}");
+        output.WriteLine($"{rounds} trees; {scheduler.Statistics}");
+    }
+
+    private static int Node(WorkStealingTaskScheduler scheduler, int[] runs, int id, int depth, int seed)
+    {
+        Interlocked.Increment(ref runs[id]);
+        if (depth == 0)
+        {
+            Thread.SpinWait(((id * 31) + seed) % 64); // uneven leaves, so joins find their forks in every state
+            return 1;
+        }
+
+        var left = Task.Factory.StartNew(() => Node(scheduler, runs, (2 * id) + 1, depth - 1, seed), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        int right = Node(scheduler, runs, (2 * id) + 2, depth - 1, seed);
+        return scheduler.Join(left) + right + 1;
+    }
+
     [Fact]
     public void ScaleUpAndDown_UnderLoad_EveryTaskAccountedFor()
     {

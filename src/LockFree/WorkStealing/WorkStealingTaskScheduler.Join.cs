@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+
+namespace LockFree;
+
+// Design: a helping join for fork-join code (Java's ForkJoinTask.join, Wagner & Calder's leapfrogging in spirit).
+//
+// Why: Task.Wait / Task.Result on a task that another worker has already started gives a custom TaskScheduler no
+// hook at all (TaskScheduler.TryRunInline refuses a task whose delegate was invoked), so the waiting worker's
+// thread blocks and its core idles until the child finishes. The thread pool is told about such waits
+// internally (Task.SpinThenBlockingWait calls ThreadPool.NotifyThreadBlocked and moves the waiting thread's local
+// work to a global queue) and injects threads; nothing public lets another scheduler do the same. Measured on
+// two cores (docs/work-stealing.md): in fib(27) fork-join the second worker steals about once per run, the
+// parent then blocks on that stolen half, and the run is hardly parallel at all.
+//
+// What Join does on one of this scheduler's workers: (1) if the task is still in this worker's LIFO slot or at
+// the bottom of its deque, it takes it back and runs it inline (as Wait would); (2) otherwise, until the task
+// completes, it runs other queued work on this thread: its own slot and deque (LIFO), then a steal from the
+// other workers (random victim, batch), which in fork-join finds the subtasks the worker running our task has
+// forked; (3) with nothing to run it spins a little, then blocks on the task in 1 ms slices, looking for work
+// between slices. Off this scheduler's workers, Join is a plain wait.
+//
+// Correctness: every task still runs exactly once (TryExecuteTask claims a task atomically in the runtime; a
+// stale queue entry of a task that already ran is skipped as elsewhere in the worker loop). No new shared
+// state: Join uses the deque, slot and steal operations of the worker loop, on the worker's own thread.
+// Limits: a task run while helping runs on the joiner's stack; nesting is capped (MaxJoinDepth and the runtime's
+// stack probe), beyond which Join just blocks. Helping suits fork-join, where a task waits only for tasks it
+// forked (directly or not): a task picked up while helping that waited for the joiner's own task (or one of
+// its ancestors) would wait for a frame below it on the same stack and never finish. Such code must use Wait.
+public sealed partial class WorkStealingTaskScheduler
+{
+    /// <summary>How deeply Join calls may nest on one worker while helping before a Join just blocks.</summary>
+    private const int MaxJoinDepth = 64;
+
+    /// <summary>
+    /// Waits for <paramref name="task"/> to complete and rethrows its exception as
+    /// <c>task.GetAwaiter().GetResult()</c> does (the first exception, not wrapped; a cancelled task throws
+    /// <see cref="TaskCanceledException"/>). On one of this scheduler's workers the wait helps: the worker runs the
+    /// task itself if it is still queued there, and otherwise runs other queued tasks of this scheduler until the
+    /// task completes, so a fork-join parent whose fork was stolen keeps its core busy instead of blocking.
+    /// </summary>
+    /// <param name="task">The task to wait for; any scheduler's.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="task"/> is null.</exception>
+    /// <remarks>
+    /// Meant for fork-join code, where a task waits only for tasks it forked (directly or transitively). A task
+    /// that may wait for a task that is not its descendant (a continuation chain, a producer/consumer handshake)
+    /// should use <see cref="Task.Wait()"/>: a task run while helping runs on the joining thread's stack, and if it
+    /// waited for the joiner's own task it would never finish. Off this scheduler's workers (any other thread),
+    /// Join is a plain blocking wait.
+    /// </remarks>
+    public void Join(Task task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        HelpUntilCompleted(task);
+        task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="task"/>, helping as <see cref="Join(Task)"/> does, and returns its result (or
+    /// rethrows its exception as <c>task.GetAwaiter().GetResult()</c> does).
+    /// </summary>
+    /// <typeparam name="TResult">The task's result type.</typeparam>
+    /// <param name="task">The task to wait for; any scheduler's.</param>
+    /// <returns>The task's result.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="task"/> is null.</exception>
+    public TResult Join<TResult>(Task<TResult> task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        HelpUntilCompleted(task);
+        return task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Returns once <paramref name="task"/> completed, or at once when this thread cannot help (then the caller blocks).</summary>
+    private void HelpUntilCompleted(Task task)
+    {
+        if (task.IsCompleted)
+        {
+            return;
+        }
+
+        Worker? worker = t_worker;
+        if (worker is null || worker.Owner != this || worker.JoinDepth >= MaxJoinDepth)
+        {
+            return;
+        }
+
+        // (1) Still queued here: take it back and run it (TryExecuteTask is false if someone else ran it meanwhile).
+        if (TakeBackOwnQueued(worker, task))
+        {
+            if (TryExecuteTask(task))
+            {
+                worker.Executed++;
+            }
+
+            if (task.IsCompleted)
+            {
+                return;
+            }
+        }
+
+        worker.JoinDepth++;
+        try
+        {
+            HelpLoop(worker, task);
+        }
+        finally
+        {
+            worker.JoinDepth--;
+        }
+    }
+
+    private void HelpLoop(Worker worker, Task task)
+    {
+        int idleRounds = 0;
+        var spinner = new SpinWait();
+        while (!task.IsCompleted)
+        {
+            // (2) Run other work. The stack probe keeps a deep nest of helping joins from overflowing the stack.
+            Task? next = RuntimeHelpers.TryEnsureSufficientExecutionStack() ? FindJoinWork(worker) : null;
+            if (next is not null)
+            {
+                idleRounds = 0;
+                spinner.Reset();
+                if (TryExecuteTask(next))
+                {
+                    worker.Executed++;
+                    worker.Helped++;
+                }
+
+                continue;
+            }
+
+            // (3) Nothing to run: spin a little, then block on the task in short slices and look again.
+            if (idleRounds++ < _spinRounds)
+            {
+                spinner.SpinOnce(sleep1Threshold: -1);
+                continue;
+            }
+
+            WaitSlice(task);
+        }
+    }
+
+    /// <summary>Blocks for at most about a millisecond, or until the task completes; never throws.</summary>
+    private static void WaitSlice(Task task)
+    {
+        try
+        {
+            task.Wait(1);
+        }
+        catch (AggregateException)
+        {
+            // The task faulted or was cancelled meanwhile: it is complete; the caller's GetResult rethrows.
+        }
+    }
+
+    /// <summary>Work a joining worker may run: its own slot and deque (LIFO), then a steal from the others.</summary>
+    private Task? FindJoinWork(Worker worker)
+    {
+        if (Volatile.Read(ref worker.Slot) is not null && Interlocked.Exchange(ref worker.Slot, null) is { } slot)
+        {
+            return slot;
+        }
+
+        if (worker.Deque.TryPop(out Task? own))
+        {
+            return own;
+        }
+
+        return TrySteal(worker);
+    }
+
+    /// <summary>True when the task was in this worker's LIFO slot or at the bottom of its deque and was taken out.</summary>
+    private static bool TakeBackOwnQueued(Worker worker, Task task)
+    {
+        if (Interlocked.CompareExchange(ref worker.Slot, null, task) == task)
+        {
+            return true;
+        }
+
+        return RemoveFromOwnDequeBottom(worker, task);
+    }
+}
