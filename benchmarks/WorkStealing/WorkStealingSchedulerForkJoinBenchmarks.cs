@@ -71,43 +71,26 @@ public class WorkStealingSchedulerForkJoinBenchmarks
 
     /// <summary>One worker per core; the parent joins its fork with the scheduler's helping Join instead of Task.Result.</summary>
     [Benchmark]
-    public int WorkStealingJoin()
+    public int WorkStealingJoin() => Run(_scheduler, joiner: _scheduler);
+
+    /// <summary>Runs fib(<see cref="N"/>) on <paramref name="scheduler"/>; forks are joined with <paramref name="joiner"/>'s Join when given, else with Task.Result.</summary>
+    private static int Run(TaskScheduler scheduler, WorkStealingTaskScheduler? joiner = null)
     {
-        WorkStealingTaskScheduler scheduler = _scheduler;
-        int result = Task.Factory.StartNew(() => FibJoin(N, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler).Result;
+        int result = Task.Factory.StartNew(() => Fib(N, scheduler, joiner), CancellationToken.None, TaskCreationOptions.None, scheduler).Result;
         Transfer.Check(result, Expected, "fib");
         return result;
     }
 
-    private static int FibJoin(int n, WorkStealingTaskScheduler scheduler)
+    private static int Fib(int n, TaskScheduler scheduler, WorkStealingTaskScheduler? joiner)
     {
         if (n <= Cutoff)
         {
             return Sequential(n);
         }
 
-        Task<int> left = Task.Factory.StartNew(() => FibJoin(n - 1, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler);
-        int right = FibJoin(n - 2, scheduler);
-        return scheduler.Join(left) + right;
-    }
-
-    private static int Run(TaskScheduler scheduler)
-    {
-        int result = Task.Factory.StartNew(() => Fib(N, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler).Result;
-        Transfer.Check(result, Expected, "fib");
-        return result;
-    }
-
-    private static int Fib(int n, TaskScheduler scheduler)
-    {
-        if (n <= Cutoff)
-        {
-            return Sequential(n);
-        }
-
-        Task<int> left = Task.Factory.StartNew(() => Fib(n - 1, scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler);
-        int right = Fib(n - 2, scheduler);
-        return left.Result + right;
+        Task<int> left = Task.Factory.StartNew(() => Fib(n - 1, scheduler, joiner), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        int right = Fib(n - 2, scheduler, joiner);
+        return (joiner is null ? left.Result : joiner.Join(left)) + right;
     }
 
     private static int Sequential(int n) => n < 2 ? n : Sequential(n - 1) + Sequential(n - 2);
