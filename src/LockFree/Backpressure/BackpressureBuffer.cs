@@ -86,8 +86,6 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
-    private int _writeQuiet; // the one writer's run of gate checks that found no reader waiting (plain: that writer only)
-    private int _readQuiet; // the one reader's run of gate checks that found no writer waiting (plain: that reader only)
     private AdaptiveSpin _writeSpin; // mutable structs: never copy
     private AdaptiveSpin _readSpin;
 
@@ -525,12 +523,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         {
             if (_writesClaimByCas ? _readers.HasWaitersAfterLockedPublish : _readers.HasWaiters)
             {
-                _writeQuiet = 0;
+                _readers.ResetQuietChecks();
                 _readers.FinishAll(WaitStatus.Signaled);
             }
-            else if (!_writesClaimByCas && ++_writeQuiet >= QuietChecksBeforeDisarm)
+            else if (!_writesClaimByCas && _readers.CountQuietCheck() >= QuietChecksBeforeDisarm)
             {
-                _writeQuiet = 0; // the one writer: plain
+                _readers.ResetQuietChecks(); // the one writer: plain
                 _readers.TryDisarm(ref _afterWrite, (long)AfterWork.Parked); // back to the fence-free fast path (see "Disarming")
             }
         }
@@ -557,11 +555,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
             if (signaled != 0)
             {
-                _readQuiet = 0;
+                _writers.ResetQuietChecks();
             }
-            else if (!_readsClaimByCas && ++_readQuiet >= QuietChecksBeforeDisarm)
+            else if (!_readsClaimByCas && _writers.CountQuietCheck() >= QuietChecksBeforeDisarm)
             {
-                _readQuiet = 0; // the one reader: plain
+                _writers.ResetQuietChecks(); // the one reader: plain
                 _writers.TryDisarm(ref _afterRead, (long)AfterWork.Parked); // back to the fence-free fast path (see "Disarming")
             }
         }

@@ -27,6 +27,7 @@ internal sealed class WaiterList
     private int _pooled;
     private ParkingGate<RealAtomics> _gate;
     private int _wakesInFlight;
+    private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
 
     /// <summary>
     /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
@@ -81,6 +82,21 @@ internal sealed class WaiterList
     /// <paramref name="bits"/> unless a registrant races it (see ParkingGate, "Disarming"); whether it did.
     /// </summary>
     public bool TryDisarm(ref StickyBits<RealAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
+
+    /// <summary>
+    /// The one signaller of this list (a single reader or writer) found nobody waiting: counts it, returns the run.
+    /// Kept here, not in the buffer, so that the count's store dirties a line the other side's fast path never reads.
+    /// </summary>
+    public int CountQuietCheck() => ++_quietChecks; // plain: the one signaller only
+
+    /// <summary>The one signaller found a waiter, or disarmed: the quiet run starts again.</summary>
+    public void ResetQuietChecks()
+    {
+        if (_quietChecks != 0)
+        {
+            _quietChecks = 0; // plain: the one signaller only; written only when it changes
+        }
+    }
 
     private Waiter RentAndLinkCore(bool synchronous, long tag)
     {
