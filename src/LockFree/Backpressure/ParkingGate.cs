@@ -47,7 +47,8 @@ namespace LockFree.Backpressure;
 // registrant that finds the bit set by another still runs its own barrier unless one completed after the disarm.
 // Between its clear and its re-arm the one signaller runs no operation, so no publish falls in that window. The
 // price is a process-wide barrier for the first park after a disarm: one per quiet spell, next to a park's own cost
-// (a thread-pool hop or a kernel wait). Explored with planted twins in tests/Concurrency/Backpressure/DisarmTests.cs.
+// (a thread-pool hop or a kernel wait). Explored with planted twins in tests/Concurrency/Backpressure/DisarmTests.cs
+// (bit before count, no recount, no barrier) and ReArmWindowTests.cs (no Never: the first-park window after a disarm).
 internal struct ParkingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {

@@ -55,3 +55,35 @@ internal struct BlindDisarmGate<TAtomics>
         return true;
     }
 }
+
+/// <summary>
+/// Planted: the disarm leaves the gate's flag as it was (BarrierDone from the earlier park) instead of storing Never
+/// before its clear. The first parker after the disarm finds the bit clear, sets it and runs its barrier; a second
+/// registrant that finds the bit already set trusts the stale BarrierDone, skips its own barrier and rechecks before
+/// the first one's barrier flushed a signaller that read the bit clear (the first-park window, once per disarm).
+/// </summary>
+internal struct StaleFlagDisarmGate<TAtomics>
+    where TAtomics : struct, IAtomics
+{
+    private ParkingGate<TAtomics> _gate;
+
+    public long Waiters => _gate.Waiters;
+
+    public void RegisterArming(ref StickyBits<TAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
+
+    public void Unregister() => _gate.Unregister();
+
+    public bool HasWaiters() => _gate.HasWaiters();
+
+    public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit)
+    {
+        bits.Clear(armedBit); // planted: no store of Never before the clear
+        if (_gate.Waiters == 0)
+        {
+            return true;
+        }
+
+        bits.Set(armedBit);
+        return false;
+    }
+}
