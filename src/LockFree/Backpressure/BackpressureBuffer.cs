@@ -12,15 +12,18 @@ namespace LockFree;
 // Engine: the queue type follows the thread roles: SingleWriter/SingleReader pick SPSC, MPSC, SPMC or MPMC.
 // DropOldest makes writers remove items too, so it always uses a multi-consumer engine.
 //
-// Fast paths (TryWrite, TryRead) are the queue's own operations plus one load of a per-side word of sticky bits
+// Fast paths (TryWrite, TryRead) are the queue's own operations plus one load of a per-side word of bits
 // (_afterWrite, _afterRead: AfterWork) that says whether anything else is due: watermarks configured, the other
-// side has ever parked, the buffer is completed. While it is zero (a buffer that never waited, no watermarks) a
+// side has parked, the buffer is completed. While it is zero (a buffer that never waited, no watermarks) a
 // write or read does nothing else: no lock, no fence, no allocation, no counter. Waiting (the Wait policy,
 // WaitToReadAsync, ReadAsync) parks on a WaiterList; the asymmetric-fence handshake of ParkingGate rules out lost
-// wake-ups without a fence on the fast path. A parker sets the Parked bit (a full fence) before its gate
-// registration, so before the process-wide barrier of the gate's first park: a signaller that read the bit as
+// wake-ups without a fence on the fast path. A parker counts itself in the gate and then makes sure the Parked bit
+// is set, running a process-wide barrier when it sets it (ParkingGate, "Arming"): a signaller that read the bit as
 // clear did so before that barrier reached its core, so its publish (earlier in program order) is visible to the
-// parker's recheck; one that reads it set asks the gate, which fences from then on. Except on a side whose every
+// parker's recheck; one that reads it set asks the gate, which fences from then on. A side played by one thread
+// (one writer, or one reader) clears the bit again after QuietChecksBeforeDisarm operations in a row found no
+// waiter (ParkingGate, "Disarming"), so a buffer that parked once does not fence for the rest of its life; the
+// other bits are sticky. Except on a side whose every
 // operation claims its index with a CAS (many writers, many readers): that locked claim is the signaller's fence,
 // and the other side's parking recheck reads that index (a full or empty answer of the sequenced ring is decided
 // by the real head or tail, never by a slot alone), so the gate's count is read without another fence.
@@ -335,6 +338,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection)
     {
+        // Kept as one inlined method. Measured (2026-11-22, A/B in one process): split into an inlined fast part and a
+        // non-inlined "not placed" part that alone loads the policy, the fast path gained nothing measurable and the
+        // full-buffer path lost 2-8 ns per write (a forced call, and WriteFull inlined into it returned through a stack
+        // copy of the result that stalled store forwarding); this shape lets the JIT inline the hot policy case.
         if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
             return CompletedOrDisposed();
@@ -454,11 +461,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool Dequeue([MaybeNullWhen(false)] out T item)
     {
+        // One out variable for all the cases: per-case locals were measured worse (an address-exposed inlinee local
+        // is zeroed at every inline site, so four stores per read instead of one store of the item).
         switch (_engine)
         {
             case EngineKind.Spsc:
                 return Unsafe.As<SpscQueue<T>>(_queue).TryDequeue(out item);
             case EngineKind.Mpsc:
+                // With boundary polls, unlike the SPMC engine's writes: measured (2026-11-22, one writer and one
+                // reader, async and spinning) TryDequeueWithoutPolls here moved items 2-5x slower, since every empty
+                // answer and spin recheck then reads the writers' CAS line at once (see SequencedRing, "Boundary polls").
                 return Unsafe.As<MpscQueue<T>>(_queue).TryDequeue(out item);
             case EngineKind.Spmc:
                 return Unsafe.As<SpmcQueue<T>>(_queue).TryDequeue(out item);
@@ -485,116 +497,6 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         else
         {
             Interlocked.Increment(ref counter);
-        }
-    }
-
-    private void AfterWriteIfAny()
-    {
-        if (_afterWrite.Read() != 0) // acquire: after the publish
-        {
-            AfterWrite();
-        }
-    }
-
-    /// <summary>After an item was published: wake parked readers, check the watermarks (the bits say which applies).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void AfterWrite()
-    {
-        long work = _afterWrite.Read(); // acquire: re-read; a bit the caller saw stays set
-        if ((work & (long)AfterWork.Parked) != 0
-            && (_writesClaimByCas ? _readers.HasWaitersAfterLockedPublish : _readers.HasWaiters))
-        {
-            _readers.FinishAll(WaitStatus.Signaled);
-        }
-
-        if ((work & (long)AfterWork.Watermarks) != 0)
-        {
-            CheckPressure();
-        }
-    }
-
-    /// <summary>After <paramref name="count"/> items were taken: wake parked writers, finish a completed buffer, check the watermarks.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void AfterRead(int count)
-    {
-        long work = _afterRead.Read(); // acquire: re-read; a bit the caller saw stays set
-        if ((work & (long)AfterWork.Parked) != 0)
-        {
-            for (int i = 0; i < count && (_readsClaimByCas ? _writers.HasWaitersAfterLockedPublish : _writers.HasWaiters); i++)
-            {
-                _writers.SignalOne();
-            }
-        }
-
-        if ((work & (long)AfterWork.Completed) != 0)
-        {
-            TryFinishIfDrained();
-        }
-
-        if ((work & (long)AfterWork.Watermarks) != 0)
-        {
-            CheckPressure();
-        }
-    }
-
-    /// <summary>
-    /// Links a waiting writer. Before its first park the readers' fast path is told to ask the writers' gate: the
-    /// bit is set (a full fence) before the gate's registration, so before the gate's process-wide barrier of the
-    /// first park ever, and the gate's argument covers it (see ParkingGate): a reader that read the bit as clear ran
-    /// that load before the barrier reached it, so its dequeue (which frees the room) is visible to our recheck.
-    /// </summary>
-    private Waiter ParkWriter(bool synchronous)
-    {
-        _afterRead.SetIfClear((long)AfterWork.Parked); // full fence, before the gate's registration
-        return _writers.RentAndLink(synchronous);
-    }
-
-    /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
-    private Waiter ParkReader(bool synchronous)
-    {
-        _afterWrite.SetIfClear((long)AfterWork.Parked); // full fence, before the gate's registration
-        return _readers.RentAndLink(synchronous);
-    }
-
-    private void TryFinishIfDrained()
-    {
-        CompletionState? state = Volatile.Read(ref _completed);
-        if (state is null
-            || !_queue.IsEmpty
-            || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
-        {
-            return;
-        }
-
-        _readers.CompletionError = state.Error;
-        _readers.FinishAll(WaitStatus.Completed);
-        if (state.Error is null)
-        {
-            _completion.TrySetResult();
-        }
-        else if (state.Error is OperationCanceledException canceled)
-        {
-            _completion.TrySetCanceled(canceled.CancellationToken); // as the BCL channels: a cancellation stays one
-        }
-        else
-        {
-            _completion.TrySetException(state.Error);
-        }
-    }
-
-    private void CheckPressure()
-    {
-        int depth = _queue.Count;
-        if (Volatile.Read(ref _paused) == 0)
-        {
-            if (depth >= _highWatermark && Interlocked.CompareExchange(ref _paused, 1, 0) == 0)
-            {
-                PressureChanged?.Invoke(this, true);
-            }
-        }
-        else if (depth <= _lowWatermark && Interlocked.CompareExchange(ref _paused, 0, 1) == 1)
-        {
-            PressureChanged?.Invoke(this, false);
         }
     }
 

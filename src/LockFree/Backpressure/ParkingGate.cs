@@ -29,6 +29,26 @@ namespace LockFree.Backpressure;
 // Encoding: _waiters counts registered waiters; _everParked is Never (0) until the first registration, Raised (1)
 // while a registrant runs its barrier, then BarrierDone (2) (a late racing registrant may store Raised and then
 // BarrierDone again: signallers treat both as "fence").
+//
+// Arming (RegisterArming): the back-pressure buffer's signallers do not even call HasWaiters unless an armed bit (the
+// Parked bit of a StickyBits word their fast path reads anyway, with no fence) is set. A registrant counts itself
+// (full fence) and then reads the bit: set, it is armed; clear, it sets the bit (full fence) and runs the barrier
+// itself, whatever the flag says, since signallers that read the bit clear asked nothing and fenced nothing (the
+// first-park argument again: a signaller that read it clear did so before this barrier reached its core). Reading
+// the bit after the count, not before, is what makes the bit clearable.
+//
+// Disarming (TryDisarm, only where ONE thread signals: a single reader's or single writer's side): without it a side
+// that ever saw a waiter pays the fence of HasWaiters (and a call) on every operation for the buffer's lifetime.
+// After a run of operations that found no waiter, the signaller stores Never, clears the bit (full fence) and reads
+// the count: Dekker against the registrant's count-then-bit. Either its read sees the registration, and it sets the
+// bit and the flag again (re-arms) before its next operation, so the registrant is covered as before; or the
+// registrant's read of the bit sees it clear, so it sets it and runs a barrier (Arming). Never is stored before the
+// clear, so a registrant that sees the cleared bit (or one set after it) also sees Never or a later flag: a racing
+// registrant that finds the bit set by another still runs its own barrier unless one completed after the disarm.
+// Between its clear and its re-arm the one signaller runs no operation, so no publish falls in that window. The
+// price is a process-wide barrier for the first park after a disarm: one per quiet spell, next to a park's own cost
+// (a thread-pool hop or a kernel wait). Explored with planted twins in tests/Concurrency/Backpressure/DisarmTests.cs
+// (bit before count, no recount, no barrier) and ReArmWindowTests.cs (no Never: the first-park window after a disarm).
 internal struct ParkingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
@@ -58,6 +78,47 @@ internal struct ParkingGate<TAtomics>
             TAtomics.ProcessWideBarrier(); // every other thread's pending stores (a publish) are visible before our recheck
             TAtomics.StoreRelease(ref _everParked, BarrierDone); // release: later registrants may rely on the barrier above
         }
+    }
+
+    /// <summary>
+    /// Waiter side, for signallers that ask only while <paramref name="armedBit"/> is set in <paramref name="bits"/>
+    /// (see "Arming"): registers, then makes sure the bit is set, with the barrier that covers signallers that read it
+    /// clear; store-load order against the caller's recheck that follows.
+    /// </summary>
+    public void RegisterArming(ref StickyBits<TAtomics> bits, long armedBit)
+    {
+        TAtomics.Add(ref _waiters, 1); // full fence: the registration before the read of the bit; pairs with TryDisarm's clear-then-read
+        bool armed = (bits.Read() & armedBit) != 0; // acquire: after the fence above
+        if (!armed)
+        {
+            bits.Set(armedBit); // full fence: signallers ask the gate from now on
+        }
+
+        if (!armed || TAtomics.LoadAcquire(ref _everParked) != BarrierDone) // acquire: whether a finished barrier covers the signallers that read the bit clear
+        {
+            TAtomics.StoreRelease(ref _everParked, Raised); // release: signallers that reach the gate fence
+            TAtomics.ProcessWideBarrier(); // every other thread's pending stores (a publish) are visible before our recheck
+            TAtomics.StoreRelease(ref _everParked, BarrierDone); // release: later registrants may rely on the barrier above
+        }
+    }
+
+    /// <summary>
+    /// Signaller side, the ONE signaller of this gate only, after it found no waiter: clears
+    /// <paramref name="armedBit"/> so its fast path stops asking (see "Disarming"). False, with the bit set again, when a
+    /// registrant raced it; the caller then asks as before.
+    /// </summary>
+    public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit)
+    {
+        TAtomics.StoreRelease(ref _everParked, Never); // release: before the clear; a registrant that sees the bit cleared runs its barrier
+        bits.Clear(armedBit); // full fence: the clear before the read of the count; pairs with RegisterArming's add
+        if (TAtomics.LoadAcquire(ref _waiters) == 0) // acquire: the registration count
+        {
+            return true;
+        }
+
+        bits.Set(armedBit); // full fence: re-armed before our next operation
+        TAtomics.StoreRelease(ref _everParked, Raised); // release: HasWaiters fences again (a registrant reading it runs a barrier: harmless)
+        return false;
     }
 
     /// <summary>Waiter side: a registration ends (woken, cancelled, timed out, or abandoned after a successful recheck).</summary>

@@ -8,7 +8,8 @@ namespace LockFree.Backpressure;
 // scheduler can run this exact code (tests/Concurrency/Backpressure/CompletionHandshakeTests.cs) under the TSO
 // store-buffer simulation.
 //
-// Bits are only ever set (sticky). The fast path reads the word with one acquire load (a plain mov on x64) after its
+// Bits are only ever set (sticky), with one exception: the Parked bit of a side with a single signaller, which that
+// signaller may clear through ParkingGate.TryDisarm once no waiter remains (see ParkingGate, "Disarming"). The fast path reads the word with one acquire load (a plain mov on x64) after its
 // queue operation and no fence: a reader that takes the last item stores its head, then reads the word. Completion
 // sets its bit and then reads the head (is the buffer drained?): a Dekker handshake whose reader side has no fence.
 // So completion pays for both sides (asymmetric fences, as ParkingGate's first park): after setting the bit it runs a
@@ -32,6 +33,22 @@ internal struct StickyBits<TAtomics>
         while (true)
         {
             long previous = TAtomics.CompareExchange(ref _bits, seen | bits, seen); // full fence: the set before the caller's next load
+            if (previous == seen)
+            {
+                return;
+            }
+
+            seen = previous;
+        }
+    }
+
+    /// <summary>Clears <paramref name="bits"/>; a full fence. Only for <c>ParkingGate.TryDisarm</c> (see "Disarming" there).</summary>
+    public void Clear(long bits)
+    {
+        long seen = TAtomics.LoadAcquire(ref _bits); // acquire: the CAS below validates it
+        while (true)
+        {
+            long previous = TAtomics.CompareExchange(ref _bits, seen & ~bits, seen); // full fence: the clear before the caller's next load
             if (previous == seen)
             {
                 return;

@@ -27,6 +27,7 @@ internal sealed class WaiterList
     private int _pooled;
     private ParkingGate<RealAtomics> _gate;
     private int _wakesInFlight;
+    private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
 
     /// <summary>
     /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
@@ -58,6 +59,46 @@ internal sealed class WaiterList
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous, long tag = 0)
+    {
+        Waiter waiter = RentAndLinkCore(synchronous, tag);
+        _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
+        return waiter;
+    }
+
+    /// <summary>
+    /// As <see cref="RentAndLink(bool, long)"/>, for signallers that ask <see cref="HasWaiters"/> only while
+    /// <paramref name="armedBit"/> is set in <paramref name="bits"/>: the registration makes sure it is set (see
+    /// ParkingGate, "Arming").
+    /// </summary>
+    public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit)
+    {
+        Waiter waiter = RentAndLinkCore(synchronous, tag: 0);
+        _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
+        return waiter;
+    }
+
+    /// <summary>
+    /// The one signaller of this list, after it found no waiter: clears <paramref name="armedBit"/> in
+    /// <paramref name="bits"/> unless a registrant races it (see ParkingGate, "Disarming"); whether it did.
+    /// </summary>
+    public bool TryDisarm(ref StickyBits<RealAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
+
+    /// <summary>
+    /// The one signaller of this list (a single reader or writer) found nobody waiting: counts it, returns the run.
+    /// Kept here, not in the buffer, so that the count's store dirties a line the other side's fast path never reads.
+    /// </summary>
+    public int CountQuietCheck() => ++_quietChecks; // plain: the one signaller only
+
+    /// <summary>The one signaller found a waiter, or disarmed: the quiet run starts again.</summary>
+    public void ResetQuietChecks()
+    {
+        if (_quietChecks != 0)
+        {
+            _quietChecks = 0; // plain: the one signaller only; written only when it changes
+        }
+    }
+
+    private Waiter RentAndLinkCore(bool synchronous, long tag)
     {
         Waiter waiter;
         lock (_lock)
@@ -91,7 +132,6 @@ internal sealed class WaiterList
             waiter.IsLinked = true;
         }
 
-        _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
 

@@ -49,6 +49,7 @@ public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnaps
     public bool TryEnqueue(T item) => _ring.TryEnqueue(item);
 
     /// <summary><see cref="TryEnqueue"/> without the boundary polls a full answer otherwise makes first (the back-pressure buffer's overflow paths).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryEnqueueWithoutPolls(T item) => _ring.TryEnqueueWithoutPolls(item);
 
     /// <inheritdoc/>
