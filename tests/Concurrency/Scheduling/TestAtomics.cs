@@ -285,6 +285,20 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.SchedulingPoint("SpinOnce", spinning: true);
     }
 
+    public static void Pause(int iterations)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Thread.SpinWait(iterations);
+            return;
+        }
+
+        // One scheduling point however long the pause: what matters is that other threads may run meanwhile. Spinning,
+        // as SpinOnce: a pause is always followed by a re-read of what the other side writes.
+        s.SchedulingPoint("Pause", spinning: true);
+    }
+
     private static void Release(ControlledScheduler s, nint address)
     {
         if (s.Races is not { } r)

@@ -195,4 +195,19 @@ internal readonly struct SpinCountingAtomics : IAtomics
         action?.Invoke();
         RealAtomics.SpinOnce(ref spinner);
     }
+
+    /// <summary>The iterations of each <see cref="Pause"/> on this thread, in order (null: not recorded).</summary>
+    [ThreadStatic]
+    public static List<int>? Pauses;
+
+    /// <summary>A pause counts as one spin (a poll), like SpinOnce, and is recorded.</summary>
+    public static void Pause(int iterations)
+    {
+        Spins++;
+        Pauses?.Add(iterations);
+        Action? action = OnSpin;
+        OnSpin = null; // once
+        action?.Invoke();
+        RealAtomics.Pause(Math.Min(iterations, 1)); // the length is recorded, not spent: keeps the tests fast
+    }
 }
