@@ -63,8 +63,8 @@ namespace LockFree.Queues;
 // writing (and the hardware prefetcher's reads ahead of them) pull those lines away, and the other side's next CAS
 // waits for its pending slot stores to get them back. MPMC escapes only because its CAS-paying consumer stays far
 // behind. So the first poll at a catch-up pauses for CatchUpPause iterations (Pause: spinning, no shared access, never
-// a yield) before it re-reads the slot: 1 (about one short SpinOnce step) normally, doubled up to CatchUpPauseMax when
-// the single side moved at least 2 x CatchUpPause positions since its previous catch-up (the other side streams faster
+// a yield) before it re-reads the slot: 1 (about one short SpinOnce step) normally, doubled up to CatchUpPauseMax
+// (and capacity / 8) when the single side moved at least 2 x CatchUpPause positions since its previous catch-up (the other side streams faster
 // than about a line transfer per item: lock-step would cost it more than the pause costs the single side), halved
 // otherwise (a request/response or slow stream keeps it near 1), and reset to 1 when the polls end in an empty (full)
 // answer. Streaming, the other side then runs thousands of slots ahead and the single side drains them far behind it,
@@ -667,9 +667,9 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
     /// <summary>
     /// The single side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
-    /// doubles (up to <see cref="CatchUpPauseMax"/>) when the side moved at least two positions per pause iteration
-    /// since its last catch-up, so the other side is streaming faster than a line transfer per item and the two would
-    /// otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it to 1.
+    /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
+    /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and
+    /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it to 1.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NextCatchUpPause(long position)
@@ -677,7 +677,10 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         long run = position - CatchUpAt; // positions taken (filled) since the last catch-up
         CatchUpAt = position;
         int pause = CatchUpPause;
-        pause = run >= 2L * pause ? Math.Min(2 * pause, CatchUpPauseMax) : Math.Max(1, pause / 2);
+        // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of the
+        // ring meanwhile, so a small ring does not turn the pause into a full (empty) wait for the other side.
+        int longest = Math.Max(1, Math.Min(CatchUpPauseMax, _capacity >> 3));
+        pause = run >= 2L * pause ? Math.Min(2 * pause, longest) : Math.Max(1, pause / 2);
         CatchUpPause = pause;
         return pause;
     }
