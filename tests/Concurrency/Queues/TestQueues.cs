@@ -29,6 +29,12 @@ public enum QueueKind
 
     /// <summary>The test-only ring with the planted spurious "empty" answer.</summary>
     PlantedSpuriousEmpty,
+
+    /// <summary>The test-only MPSC ring with a catch-up pause of PlantedBugs/PlantedCatchUpRing.cs, correct (a control).</summary>
+    CatchUpRing,
+
+    /// <summary>The test-only MPSC ring whose consumer answers empty after its catch-up pause without reading the tail.</summary>
+    PlantedTrustCatchUpPause,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -49,7 +55,8 @@ internal interface ITestQueue
 
 internal static class TestQueues
 {
-    public static bool MultiProducer(this QueueKind kind) => kind is QueueKind.Mpsc or QueueKind.Mpmc;
+    public static bool MultiProducer(this QueueKind kind) =>
+        kind is QueueKind.Mpsc or QueueKind.Mpmc or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause;
 
     public static bool MultiConsumer(this QueueKind kind) => kind is QueueKind.Spmc or QueueKind.Mpmc;
 
@@ -64,6 +71,8 @@ internal static class TestQueues
         QueueKind.TestRing => new PlantedRingBox(capacity, RingBug.None),
         QueueKind.PlantedOffByOne => new PlantedRingBox(capacity, RingBug.OffByOneFull),
         QueueKind.PlantedSpuriousEmpty => new PlantedRingBox(capacity, RingBug.SpuriousEmpty),
+        QueueKind.CatchUpRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None),
+        QueueKind.PlantedTrustCatchUpPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustCatchUpPause),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
