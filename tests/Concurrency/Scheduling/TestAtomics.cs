@@ -294,9 +294,10 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return;
         }
 
-        // One scheduling point however long the pause: what matters is that other threads may run meanwhile. Spinning,
-        // as SpinOnce: a pause is always followed by a re-read of what the other side writes.
-        s.SchedulingPoint("Pause", spinning: true);
+        // One scheduling point however long the pause: other threads may run meanwhile, or not. Not a spinning point
+        // (unlike SpinOnce, which waits for another thread and so hands it the baton): a pause promises nothing about
+        // the other side's progress, so the explorer must also try the schedules where nobody else ran during it.
+        s.SchedulingPoint("Pause");
     }
 
     private static void Release(ControlledScheduler s, nint address)
