@@ -25,6 +25,8 @@ public sealed class CatchUpPauseScheduleTests(ITestOutputHelper output)
     [InlineData(QueueKind.Mpsc, 4)]
     [InlineData(QueueKind.Spmc, 1)]
     [InlineData(QueueKind.Spmc, 2)]
+    [InlineData(QueueKind.MpscPrimed, 2)]
+    [InlineData(QueueKind.SpmcPrimed, 2)]
     public void CatchUpScenario_RealEngine_PassesAllChecks(QueueKind kind, int capacity)
     {
         var scenario = new QueueScenario(kind, capacity, CatchUpPrograms(kind));
@@ -78,13 +80,13 @@ public sealed class CatchUpPauseScheduleTests(ITestOutputHelper output)
     /// </summary>
     private static IReadOnlyList<QueueOp[]> CatchUpPrograms(QueueKind kind) => kind switch
     {
-        QueueKind.Mpsc or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause =>
+        QueueKind.Mpsc or QueueKind.MpscPrimed or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause =>
         [
             [new(Enqueue), new(Enqueue)],
             [new(Enqueue), new(Enqueue)],
             [new(Dequeue), new(Dequeue), new(Peek), new(Dequeue), new(Dequeue), new(Dequeue)],
         ],
-        QueueKind.Spmc =>
+        QueueKind.Spmc or QueueKind.SpmcPrimed =>
         [
             [new(Enqueue), new(Enqueue), new(Enqueue), new(EnqueueMany, 2)],
             [new(Dequeue), new(Dequeue)],
