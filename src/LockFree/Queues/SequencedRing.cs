@@ -64,10 +64,10 @@ namespace LockFree.Queues;
 // waits for its pending slot stores to get them back. MPMC escapes only because its CAS-paying consumer stays far
 // behind. So the first poll at a catch-up pauses for CatchUpPause iterations (Pause: spinning, no shared access, never
 // a yield) before it re-reads the slot: 1 (about one short SpinOnce step) normally, doubled up to CatchUpPauseMax
-// (and capacity / 8) when the single side moved at least 2 x CatchUpPause positions since its previous catch-up (the other side streams faster
-// than about a line transfer per item: lock-step would cost it more than the pause costs the single side), halved
-// otherwise (a request/response or slow stream keeps it near 1), and reset to 1 when the polls end in an empty (full)
-// answer. Streaming, the other side then runs thousands of slots ahead and the single side drains them far behind it,
+// (and capacity / 8) when the single side moved at least 2 x CatchUpPause positions since its previous catch-up (the
+// other side streams faster than about a line transfer per item: lock-step would cost it more than the pause costs the
+// single side), halved otherwise (a request/response or slow stream keeps it near 1), and reset to 1 when the polls end
+// in an empty (full) answer. Streaming, the other side then runs thousands of slots ahead and the single side drains them far behind it,
 // as MPMC's consumer does. The price: while the other side keeps streaming, an item may wait up to the current pause
 // (at most about 40 us here) before the single side takes it. Exactness is untouched: the pause reads nothing, and the
 // answer is made afterwards exactly as before (the slot, then, not ready, the other side's index).
