@@ -67,10 +67,11 @@ namespace LockFree.Queues;
 // (and capacity / 8) when the single side moved at least 2 x CatchUpPause positions since its previous catch-up (the
 // other side streams faster than about a line transfer per item: lock-step would cost it more than the pause costs the
 // single side), halved otherwise (a request/response or slow stream keeps it near 1), and reset to 1 when the polls end
-// in an empty (full) answer. Streaming, the other side then runs thousands of slots ahead and the single side drains them far behind it,
-// as MPMC's consumer does. The price: while the other side keeps streaming, an item may wait up to the current pause
-// (at most about 40 us here) before the single side takes it. Exactness is untouched: the pause reads nothing, and the
-// answer is made afterwards exactly as before (the slot, then, not ready, the other side's index).
+// in an empty (full) answer. Streaming, the other side then runs thousands of slots ahead and the single side drains
+// them far behind it, as MPMC's consumer does. The price: while the other side keeps streaming, an item may wait up to
+// the current pause (at most about 40 us here) before the single side takes it. Exactness is untouched: the pause
+// reads nothing, and the answer is made afterwards exactly as before (the slot, then, not ready, the other side's
+// index). Tests: BoundaryPollTests (the adaptation), CatchUpPauseScheduleTests (controlled scheduler, planted twin).
 //
 // Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
 // ahead of the index it copies.
@@ -654,7 +655,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
         if (polls++ == 0)
         {
-            TAtomics.Pause(NextCatchUpPause(position)); // the first poll of a call: the catch-up pause (see the design note)
+            TAtomics.Pause(NextCatchUpPause(position)); // the first poll of a call: the catch-up pause (design note)
         }
         else
         {
@@ -669,7 +670,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// The single side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
     /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
     /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and
-    /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it to 1.
+    /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it
+    /// to 1.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NextCatchUpPause(long position)
@@ -677,8 +679,8 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         long run = position - CatchUpAt; // positions taken (filled) since the last catch-up
         CatchUpAt = position;
         int pause = CatchUpPause;
-        // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of the
-        // ring meanwhile, so a small ring does not turn the pause into a full (empty) wait for the other side.
+        // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of
+        // the ring meanwhile, so a small ring does not turn the pause into a full (empty) wait for the other side.
         int longest = Math.Max(1, Math.Min(CatchUpPauseMax, _capacity >> 3));
         pause = run >= 2L * pause ? Math.Min(2 * pause, longest) : Math.Max(1, pause / 2);
         CatchUpPause = pause;
@@ -754,7 +756,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         set => SingleSide.Spare2 = value; // plain: private to the single side
     }
 
-    /// <summary>The single side's current catch-up pause, in <see cref="IAtomics.Pause"/> iterations, in its region's Spare3 word.</summary>
+    /// <summary>The single side's catch-up pause, in <see cref="IAtomics.Pause"/> iterations (its region's Spare3 word).</summary>
     private int CatchUpPause
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
