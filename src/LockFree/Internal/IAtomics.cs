@@ -74,4 +74,11 @@ internal interface IAtomics
 
     /// <summary>One iteration of a wait loop (spin, then yield, then sleep).</summary>
     static abstract void SpinOnce(ref SpinWait spinner);
+
+    /// <summary>
+    /// Spins for <paramref name="iterations"/> normalized pause steps (<see cref="Thread.SpinWait"/>, about 40 ns each
+    /// on the 2-vCPU VM), touching no shared memory and never yielding: a deliberate delay before a re-read, not a wait
+    /// for a condition.
+    /// </summary>
+    static abstract void Pause(int iterations);
 }

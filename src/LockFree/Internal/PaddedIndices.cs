@@ -22,6 +22,14 @@ internal struct PaddedIndexPair
     /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget).</summary>
     [FieldOffset(CacheLine.Size + (2 * sizeof(long)))]
     public long Spare;
+
+    /// <summary>A fourth word private to the role (SequencedRing: the single side's last catch-up position).</summary>
+    [FieldOffset(CacheLine.Size + (3 * sizeof(long)))]
+    public long Spare2;
+
+    /// <summary>A fifth word private to the role (SequencedRing: the single side's current catch-up pause).</summary>
+    [FieldOffset(CacheLine.Size + (4 * sizeof(long)))]
+    public long Spare3;
 }
 
 /// <summary>A single shared 64-bit index alone on its own padded region (see <see cref="PaddedIndexPair"/>).</summary>

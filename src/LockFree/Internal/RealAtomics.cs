@@ -67,4 +67,8 @@ internal readonly struct RealAtomics : IAtomics
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SpinOnce(ref SpinWait spinner) => spinner.SpinOnce(sleep1Threshold: -1);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Pause(int iterations) => Thread.SpinWait(iterations);
 }

@@ -20,7 +20,7 @@ public static class QueueScenarios
             [Op(Enqueue), Op(Enqueue), Op(EnqueueMany, 2), Op(Enqueue)],
             [Op(Dequeue), Op(Peek), Op(Dequeue), Op(DequeueMany, 2), Op(Dequeue)],
         ],
-        QueueKind.Mpsc =>
+        QueueKind.Mpsc or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause =>
         [
             [Op(Enqueue), Op(EnqueueMany, 2)],
             [Op(Enqueue), Op(Enqueue)],

@@ -29,6 +29,22 @@ public enum QueueKind
 
     /// <summary>The test-only ring with the planted spurious "empty" answer.</summary>
     PlantedSpuriousEmpty,
+
+    /// <summary>
+    /// SequencedRing&lt;Multi, Single&gt; primed single-threaded before the run with three empty answers at new positions:
+    /// its boundary-poll budget is 1, so its catch-up pause is the only poll before it reads the producers' index (at the
+    /// full budget the short polls, spinning points that hand the baton to the producers, hide a wrong answer made after them).
+    /// </summary>
+    MpscPrimed,
+
+    /// <summary>SequencedRing&lt;Single, Multi&gt; primed likewise with three full answers at new positions.</summary>
+    SpmcPrimed,
+
+    /// <summary>The test-only MPSC ring with a catch-up pause of PlantedBugs/PlantedCatchUpRing.cs, correct (a control).</summary>
+    CatchUpRing,
+
+    /// <summary>The test-only MPSC ring whose consumer answers empty after its catch-up pause without reading the tail.</summary>
+    PlantedTrustCatchUpPause,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -49,9 +65,10 @@ internal interface ITestQueue
 
 internal static class TestQueues
 {
-    public static bool MultiProducer(this QueueKind kind) => kind is QueueKind.Mpsc or QueueKind.Mpmc;
+    public static bool MultiProducer(this QueueKind kind) =>
+        kind is QueueKind.Mpsc or QueueKind.Mpmc or QueueKind.MpscPrimed or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause;
 
-    public static bool MultiConsumer(this QueueKind kind) => kind is QueueKind.Spmc or QueueKind.Mpmc;
+    public static bool MultiConsumer(this QueueKind kind) => kind is QueueKind.Spmc or QueueKind.Mpmc or QueueKind.SpmcPrimed;
 
     public static bool CanPeek(this QueueKind kind) => !kind.MultiConsumer();
 
@@ -64,6 +81,10 @@ internal static class TestQueues
         QueueKind.TestRing => new PlantedRingBox(capacity, RingBug.None),
         QueueKind.PlantedOffByOne => new PlantedRingBox(capacity, RingBug.OffByOneFull),
         QueueKind.PlantedSpuriousEmpty => new PlantedRingBox(capacity, RingBug.SpuriousEmpty),
+        QueueKind.MpscPrimed => SequencedBox<MultiRole, SingleRole>.Primed(capacity),
+        QueueKind.SpmcPrimed => SequencedBox<SingleRole, MultiRole>.Primed(capacity),
+        QueueKind.CatchUpRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None),
+        QueueKind.PlantedTrustCatchUpPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustCatchUpPause),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -89,6 +110,37 @@ internal static class TestQueues
         where TConsumers : struct, IRolePolicy
     {
         private SequencedRing<object, TestAtomics, TProducers, TConsumers> _engine = new(capacity);
+
+        /// <summary>
+        /// A ring whose single side has answered empty (full) at three new positions, so its boundary-poll budget is
+        /// down to 1; left empty. Runs before the controlled run (the seam is then the plain access).
+        /// </summary>
+        public static SequencedBox<TProducers, TConsumers> Primed(int capacity)
+        {
+            var box = new SequencedBox<TProducers, TConsumers>(capacity);
+            for (int round = 0; round < 3; round++)
+            {
+                if (TConsumers.IsSingle)
+                {
+                    Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
+                    Xunit.Assert.False(box.TryDequeue(out _)); // empty at a new position: the budget halves
+                }
+                else
+                {
+                    while (box.TryEnqueue(-1))
+                    {
+                    }
+
+                    Xunit.Assert.True(box.TryDequeue(out _) && box.TryEnqueue(-1));
+                    Xunit.Assert.False(box.TryEnqueue(-1)); // full at a new position: the budget halves
+                    while (box.TryDequeue(out _))
+                    {
+                    }
+                }
+            }
+
+            return box;
+        }
 
         public int Capacity => _engine.Capacity;
 

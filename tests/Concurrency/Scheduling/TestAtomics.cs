@@ -285,6 +285,21 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.SchedulingPoint("SpinOnce", spinning: true);
     }
 
+    public static void Pause(int iterations)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            Thread.SpinWait(iterations);
+            return;
+        }
+
+        // One scheduling point however long the pause: other threads may run meanwhile, or not. Not a spinning point
+        // (unlike SpinOnce, which waits for another thread and so hands it the baton): a pause promises nothing about
+        // the other side's progress, so the explorer must also try the schedules where nobody else ran during it.
+        s.SchedulingPoint("Pause");
+    }
+
     private static void Release(ControlledScheduler s, nint address)
     {
         if (s.Races is not { } r)

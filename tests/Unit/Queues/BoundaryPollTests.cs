@@ -123,6 +123,104 @@ public class BoundaryPollTests
     private delegate bool RingCall<TRing>(ref TRing ring);
 
     [Fact]
+    public void MpscCatchUpPause_DoublesWhileTheProducerStreams_HalvesOnShortRuns_ResetsAfterAnEmptyAnswer()
+    {
+        const int Max = SequencedRing<long, RealAtomics, MultiRole, SingleRole>.CatchUpPauseMax;
+        var box = new StrongBox<SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>>(new(8 * Max * 2));
+        SpinCountingAtomics.Pauses = [];
+        try
+        {
+            long next = 0;
+
+            // One catch-up: the consumer finds its slot empty, pauses, and a producer's item lands during the pause.
+            // Before it, `run` items pass through (enqueued and dequeued) since the previous catch-up.
+            int CatchUp(int run)
+            {
+                for (int i = 0; i < run; i++)
+                {
+                    Assert.True(box.Value.TryEnqueue(next++));
+                    Assert.True(box.Value.TryDequeue(out _));
+                }
+
+                long landing = next++;
+                SpinCountingAtomics.OnSpin = () => Assert.True(box.Value.TryEnqueue(landing));
+                SpinCountingAtomics.Pauses!.Clear();
+                Assert.True(box.Value.TryDequeue(out long got));
+                Assert.Equal(landing, got);
+                return Assert.Single(SpinCountingAtomics.Pauses);
+            }
+
+            // Streaming: at least two positions per pause iteration since the last catch-up doubles it, up to the cap.
+            var pauses = new List<int>();
+            int pause = 1;
+            for (int round = 0; round < 13; round++)
+            {
+                pause = CatchUp(2 * pause);
+                pauses.Add(pause);
+            }
+
+            Assert.Equal([2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, Max, Max, Max], pauses);
+
+            // Request/response: one item per catch-up halves it.
+            Assert.Equal(Max / 2, CatchUp(0));
+            Assert.Equal(Max / 4, CatchUp(0));
+
+            // The producer stops: the polls end in an empty answer (pausing once, at the current length), which resets
+            // the pause; the next catch-up, at a new position, starts again from 1.
+            SpinCountingAtomics.Pauses.Clear();
+            Assert.False(box.Value.TryDequeue(out _));
+            Assert.Equal([Max / 8], SpinCountingAtomics.Pauses);
+            Assert.Equal(1, CatchUp(1));
+            Assert.Equal(2, CatchUp(2));
+        }
+        finally
+        {
+            SpinCountingAtomics.Pauses = null;
+            SpinCountingAtomics.OnSpin = null;
+        }
+    }
+
+    [Fact]
+    public void SpmcCatchUpPause_IsCappedAtAnEighthOfTheCapacity()
+    {
+        // The producer side: full, a consumer frees a slot during the pause. Capacity 64: at most 8 iterations.
+        var box = new StrongBox<SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>>(new(64));
+        SpinCountingAtomics.Pauses = [];
+        try
+        {
+            long next = 0;
+            while (box.Value.TryEnqueueWithoutPolls(next))
+            {
+                next++;
+            }
+
+            var pauses = new List<int>();
+            for (int round = 0; round < 6; round++)
+            {
+                // Room for a run of 16 positions, then full again at a new position.
+                for (int i = 0; i < 16; i++)
+                {
+                    Assert.True(box.Value.TryDequeue(out _));
+                    Assert.True(box.Value.TryEnqueue(next++));
+                }
+
+                SpinCountingAtomics.OnSpin = () => Assert.True(box.Value.TryDequeue(out _));
+                SpinCountingAtomics.Pauses.Clear();
+                Assert.True(box.Value.TryEnqueue(next++));
+                pauses.Add(Assert.Single(SpinCountingAtomics.Pauses));
+            }
+
+            Assert.Equal([2, 4, 8, 8, 8, 8], pauses);
+            Assert.Equal(64, box.Value.Count);
+        }
+        finally
+        {
+            SpinCountingAtomics.Pauses = null;
+            SpinCountingAtomics.OnSpin = null;
+        }
+    }
+
+    [Fact]
     public void SpmcTryEnqueueWithoutPolls_FullAtNewPositions_NeverPollsAndStaysExact()
     {
         // The back-pressure buffer's DropOldest engine: full, evict one, write, full again at the next position.
@@ -194,5 +292,20 @@ internal readonly struct SpinCountingAtomics : IAtomics
         OnSpin = null; // once
         action?.Invoke();
         RealAtomics.SpinOnce(ref spinner);
+    }
+
+    /// <summary>The iterations of each <see cref="Pause"/> on this thread, in order (null: not recorded).</summary>
+    [ThreadStatic]
+    public static List<int>? Pauses;
+
+    /// <summary>A pause counts as one spin (a poll), like SpinOnce, and is recorded.</summary>
+    public static void Pause(int iterations)
+    {
+        Spins++;
+        Pauses?.Add(iterations);
+        Action? action = OnSpin;
+        OnSpin = null; // once
+        action?.Invoke();
+        RealAtomics.Pause(Math.Min(iterations, 1)); // the length is recorded, not spent: keeps the tests fast
     }
 }

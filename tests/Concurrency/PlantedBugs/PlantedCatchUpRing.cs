@@ -1,0 +1,145 @@
+using System.Diagnostics.CodeAnalysis;
+using LockFree.Internal;
+using LockFree.Tests.Concurrency.Queues;
+using LockFree.Tests.Concurrency.Scheduling;
+
+namespace LockFree.Tests.Concurrency.PlantedBugs;
+
+// Design: a deliberately small MPSC ring with per-slot sequence numbers, written for the planted-bug tests (not a copy
+// of src): producers claim a position by CAS on the tail, write the item, then publish the slot's sequence (2p + 1)
+// with a release store; the single consumer takes a published slot, clears it, releases it to the producer one lap
+// ahead (2(p + capacity)) and then moves the head. A producer answers full when tail - head >= capacity (the consumer
+// releases the slot before it moves the head, so room seen in the head means a released slot). The consumer, meeting
+// an unpublished slot, makes one catch-up pause (IAtomics.Pause, as SequencedRing's first boundary poll) and re-reads
+// the slot; still unpublished, it reads the tail: empty when no producer has claimed the position, otherwise it waits
+// for that producer's publish.
+// Planted bug:
+//   TrustCatchUpPause: after the pause, a slot still unpublished is taken as "empty" without reading the tail (the
+//     tempting shortcut: "the producer had a whole pause to publish"). Wrong when a producer has claimed the position
+//     and not yet published while a later producer has already published and returned: that item was in the queue for
+//     the whole call, so only linearizability (or the exactness check) can see it; nothing is lost.
+internal enum CatchUpBug
+{
+    None,
+    TrustCatchUpPause,
+}
+
+internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug)
+    where TAtomics : struct, IAtomics
+{
+    private readonly object?[] _items = new object?[capacity];
+    private readonly long[] _sequences = Enumerable.Range(0, capacity).Select(i => 2L * i).ToArray();
+    private long _tail;
+    private long _head;
+
+    public int Capacity => capacity;
+
+    public bool TryEnqueue(object item)
+    {
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            long tail = TAtomics.LoadAcquire(ref _tail); // acquire: a start point for the claim
+            if (tail - TAtomics.LoadAcquire(ref _head) >= capacity) // acquire: pairs with the consumer's release of the head
+            {
+                return false; // full
+            }
+
+            long sequence = TAtomics.LoadAcquire(ref _sequences[tail % capacity]); // acquire: pairs with the consumer's release of the slot
+            if (sequence != 2 * tail)
+            {
+                TAtomics.SpinOnce(ref spinner); // another producer took the position (or its consumer is mid-release)
+                continue;
+            }
+
+            if (TAtomics.CompareExchange(ref _tail, tail + 1, tail) != tail) // full fence: the claim
+            {
+                continue;
+            }
+
+            TAtomics.StorePlain(ref _items[tail % capacity], item); // plain: claimed, published below
+            TAtomics.StoreRelease(ref _sequences[tail % capacity], (2 * tail) + 1); // release: publishes the item
+            return true;
+        }
+    }
+
+    public bool TryDequeue([MaybeNullWhen(false)] out object item)
+    {
+        if (!TryPeek(out item))
+        {
+            return false;
+        }
+
+        long head = _head; // plain: only the consumer writes the head
+        TAtomics.StorePlain(ref _items[head % capacity], null); // plain: ours until the release below
+        TAtomics.StoreRelease(ref _sequences[head % capacity], 2 * (head + capacity)); // release: frees the slot
+        TAtomics.StoreRelease(ref _head, head + 1); // release: opens the producers' gate after the slot release
+        return true;
+    }
+
+    public bool TryPeek([MaybeNullWhen(false)] out object item)
+    {
+        long head = _head; // plain: only the consumer writes the head
+        var spinner = default(SpinWait);
+        bool paused = false;
+        while (true)
+        {
+            if (TAtomics.LoadAcquire(ref _sequences[head % capacity]) == (2 * head) + 1) // acquire: pairs with the publish
+            {
+                item = TAtomics.LoadPlain(ref _items[head % capacity])!;
+                return true;
+            }
+
+            if (!paused)
+            {
+                paused = true;
+                TAtomics.Pause(1); // the catch-up pause, then re-read the slot
+                continue;
+            }
+
+            if (bug == CatchUpBug.TrustCatchUpPause)
+            {
+                item = null;
+                return false; // PLANTED BUG (TrustCatchUpPause): "empty" without reading the tail
+            }
+
+            if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: the read where an empty answer linearizes
+            {
+                item = null;
+                return false; // empty
+            }
+
+            TAtomics.SpinOnce(ref spinner); // claimed, not yet published: wait for its producer
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="PlantedCatchUpRing{TAtomics}"/> behind the test queue face. Its batches move at most one item (see
+/// <see cref="PlantedRingBox"/>).
+/// </summary>
+internal sealed class PlantedCatchUpRingBox(int capacity, CatchUpBug bug) : ITestQueue
+{
+    private readonly PlantedCatchUpRing<TestAtomics> _ring = new(capacity, bug);
+
+    public int Capacity => _ring.Capacity;
+
+    public bool TryEnqueue(object item) => _ring.TryEnqueue(item);
+
+    public bool TryDequeue([MaybeNullWhen(false)] out object item) => _ring.TryDequeue(out item);
+
+    public bool TryPeek([MaybeNullWhen(false)] out object item) => _ring.TryPeek(out item);
+
+    public int TryEnqueueMany(ReadOnlySpan<object> items) => !items.IsEmpty && _ring.TryEnqueue(items[0]) ? 1 : 0;
+
+    public int TryDequeueMany(Span<object> destination)
+    {
+        if (destination.IsEmpty || !_ring.TryDequeue(out object? item))
+        {
+            return 0;
+        }
+
+        destination[0] = item;
+        return 1;
+    }
+}
