@@ -71,8 +71,15 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// <param name="timeProvider">The only source of time; <see cref="TimeProvider.System"/> when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A non-positive or non-finite rate, a capacity out of range, or a batch outside 1..capacity.</exception>
     public TokenBucket(long capacity, double tokensPerSecond, int fastPathBatch, TimeProvider? timeProvider = null)
+        : this(capacity, tokensPerSecond, fastPathBatch, timeProvider, threadCache: -1)
     {
-        _core = new TokenBucketCore<RealAtomics>(capacity, tokensPerSecond, fastPathBatch, timeProvider ?? TimeProvider.System);
+    }
+
+    /// <summary>As the public constructors; <paramref name="threadCache"/> tokens per thread cache (0: none; -1: the default for the batch).</summary>
+    internal TokenBucket(long capacity, double tokensPerSecond, int fastPathBatch, TimeProvider? timeProvider, long threadCache)
+    {
+        _core = new TokenBucketCore<RealAtomics>(capacity, tokensPerSecond, fastPathBatch, timeProvider ?? TimeProvider.System,
+            threadCache < 0 ? TokenBucketCore<RealAtomics>.DefaultThreadCache(fastPathBatch) : threadCache);
         _tokensPerSecond = tokensPerSecond;
         _waiters.Unlinked = Pump;
     }
@@ -329,6 +336,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Refusals made by the refill owner rather than on a refusal memo (tests check the memos renew).</summary>
     internal long OwnerRefusedCount => _core.OwnerRefusedCount;
+
+    /// <summary>Tokens a thread takes into its own cache at once (0: no thread caches; see the engine's design note).</summary>
+    internal long ThreadCache => _core.ThreadCache;
+
+    /// <summary>Threads holding a cache slot on this bucket (tests).</summary>
+    internal int CachedThreads => _core.CachedThreads;
 
     /// <summary>Units of time per token (the engine's rounded interval; tests build exact models from it).</summary>
     internal long IntervalUnits => _core.Interval;

@@ -56,6 +56,23 @@ internal enum AcquireStatus
 // lives no batch is open: a refusal publishes none and the admission that opens one clears the memos. Memo
 // refusals are counted on a ThreadOwnedCounter (per-thread slots, no locked instruction, exact).
 //
+// Thread caches (buckets with a batch of 128 or more, see DefaultThreadCache): a thread whose cache is empty takes
+// ThreadCache tokens from the batch with the same one CAS and keeps the rest in a slot of its own (ThreadTokenCache),
+// labelled with the batch epoch _epoch; later acquires take from the slot with plain accesses after one load of
+// _epoch (no locked instruction, no shared store). Every settlement first bumps _epoch with a full fence, then reads
+// the clock. Why that is exact for the bound: an admission from a cache takes effect at its load of _epoch, which saw
+// the old epoch, so it precedes the bump and hence the clock read of the settlement that charges the cache's tokens
+// (they left the word when the cache took them, so that settlement counts them as spent). So every cached token is
+// charged no earlier than it is admitted, as in the batch argument above; once the epoch moves on, a cache's
+// leftover is dead (charged but never admitted). The label is the epoch read before the CAS that filled the cache,
+// kept only if a second read after the CAS still sees it: the epoch moves only while the word is Closed, so an
+// unchanged epoch across the successful CAS is the epoch of the batch it took from. Otherwise the request's own
+// tokens are admitted (at the CAS) and the rest is dead. The price, in exactness: each settlement kills the other
+// threads' leftovers, so a refusal may come while an exact bucket still holds Batch - 1 + (threads - 1) x
+// (ThreadCache - 1) tokens; the thread that drains a batch takes its last tokens one at a time (a cache is filled only
+// while more than ThreadCache tokens remain), so one thread alone wastes nothing. SetWaiting(true) bumps too, so no
+// cached admission barges past a waiter. Keyed tables (many buckets) and exact buckets (batch 1) do not cache.
+//
 // Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
 // succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
 // (they yield) until it runs again; it never over-admits and never refuses spuriously. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
@@ -84,6 +101,7 @@ internal partial struct TokenBucketCore<TAtomics>
     private const long MaxMemoMs = 1000;
 
     private PaddedIndex _fast;
+    private long _epoch = 1;    // the batch epoch of thread caches: written by the owner (a locked add), read by cached admissions
     private long _tat;          // plain: owner-only (see design)
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
@@ -105,8 +123,16 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly double _unitsPerMs;
     private readonly int _fineShift;
     private readonly long _coarseMinUnits; // waits longer than this get a coarse memo (system clock only)
+    private readonly ThreadTokenCache? _cache; // null: no thread caches
+    private readonly long _threadCache;        // tokens a thread takes into its cache at once (0: none)
+    private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
+        : this(capacity, tokensPerSecond, batch, time, DefaultThreadCache(batch))
+    {
+    }
+
+    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time, long threadCache, bool plantedSkipEpochBump = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
@@ -134,7 +160,24 @@ internal partial struct TokenBucketCore<TAtomics>
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
+        if (threadCache < 0 || (threadCache > 0 && (threadCache < 2 || threadCache * 2 > batch)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(threadCache), threadCache, "A thread cache must be 0 (none) or between 2 and half the batch.");
+        }
+
+        _threadCache = threadCache;
+        _cache = threadCache > 0 ? new ThreadTokenCache() : null;
+        _plantedSkipEpochBump = plantedSkipEpochBump;
     }
+
+    /// <summary>Tokens a thread caches at once for a batch of <paramref name="batch"/>: <c>batch / 32</c> up to 32, none below a batch of 128.</summary>
+    public static long DefaultThreadCache(long batch) => batch >= 128 ? Math.Min(batch / 32, 32) : 0;
+
+    /// <summary>Tokens a thread takes into its cache at once (0: no caches).</summary>
+    public readonly long ThreadCache => _threadCache;
+
+    /// <summary>Threads that have a cache slot on this bucket (tests).</summary>
+    public readonly int CachedThreads => _cache?.SlotCount ?? 0;
 
     public readonly long Capacity => _capacity;
 
@@ -207,6 +250,49 @@ internal partial struct TokenBucketCore<TAtomics>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryTake(long tokens)
+    {
+        ThreadTokenCache? cache = _cache;
+        if (cache is not null)
+        {
+            long epoch = TAtomics.LoadAcquire(ref _epoch); // acquire: a cached admission takes effect here; pairs with the owner's bump (full fence before its clock read)
+            return cache.TryTake(tokens, epoch) || TakeAndCache(cache, tokens, epoch);
+        }
+
+        return TryTakeWord(tokens);
+    }
+
+    /// <summary>
+    /// The calling thread's cache could not serve: take <see cref="ThreadCache"/> tokens from the batch with one CAS and
+    /// keep the rest, or (a request as large as a cache, a batch nearly drained, a thread id beyond the table) take the
+    /// request alone.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TakeAndCache(ThreadTokenCache cache, long tokens, long epoch)
+    {
+        long take = _threadCache;
+        if (tokens < take && cache.OwnSlot() is { } slot)
+        {
+            long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
+            if ((ulong)(word - take) <= CountMask && word > take // no flag set, and more than a cache left: the last tokens go one at a time, so the drain settles promptly
+                && TAtomics.CompareExchange(ref _fast.Value, word - take, word) == word) // full fence: takes the cache's tokens; pairs with other takers and the owner's close
+            {
+                long leftover = slot.Cell.Epoch == epoch ? slot.Cell.Left : 0; // plain: our own slot
+                if (TAtomics.LoadAcquire(ref _epoch) == epoch) // acquire: unchanged across the CAS, so the batch we took from is this epoch's (see design)
+                {
+                    slot.Cell.Epoch = epoch;                   // plain: our own slot
+                    slot.Cell.Left = leftover + take - tokens; // plain: our own slot
+                }
+
+                return true; // the request's tokens, taken at the CAS; if the epoch moved, the rest is dead (charged, never admitted)
+            }
+        }
+
+        return TryTakeWord(tokens);
+    }
+
+    /// <summary>The success path without caches: one CAS on the batch word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTakeWord(long tokens)
     {
         long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
         long rest = word - tokens;
@@ -340,6 +426,7 @@ internal partial struct TokenBucketCore<TAtomics>
     /// <summary>Runs as the owner (the word is Closed): settles the batch, then admits, issues a batch, or refuses.</summary>
     private AcquireStatus OwnerAcquire(long word, long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
+        EndCacheEpoch();
         long tick = _coarse ? Environment.TickCount64 - _originTick : 0; // before the precise clock: the memo errs early
         long now = Now();
         long tat = Settle(word, now);
@@ -405,6 +492,7 @@ internal partial struct TokenBucketCore<TAtomics>
             return; // someone took ownership or set a flag: their settlement charges the batch
         }
 
+        EndCacheEpoch();
         long tat = Settle(0, Now());
         Publish(tat, issued: 0, 0);
     }
@@ -425,12 +513,30 @@ internal partial struct TokenBucketCore<TAtomics>
         }
     }
 
+    /// <summary>
+    /// Owner only, before a settlement's clock read (or before setting Waiting): moves the cache epoch on, so every
+    /// thread cache filled so far is dead. The locked add is a full fence: a cached admission that loaded the old
+    /// epoch precedes it, and so precedes the clock read that charges its token.
+    /// </summary>
+    private void EndCacheEpoch()
+    {
+        if (_cache is not null && !_plantedSkipEpochBump)
+        {
+            TAtomics.Add(ref _epoch, 1); // full fence: pairs with the cached admissions' acquire load of _epoch
+        }
+    }
+
     private void Reopen(long word) => TAtomics.StoreRelease(ref _fast.Value, word & ~ClosedFlag); // release: pairs with the next owner's acquire
 
     /// <summary>Sets or clears the Waiting flag (the async path's barrier against barging).</summary>
     public void SetWaiting(bool waiting)
     {
         long word = Own();
+        if (waiting)
+        {
+            EndCacheEpoch(); // no cached admission barges past a waiter
+        }
+
         Reopen(waiting ? word | WaitingFlag : word & ~WaitingFlag);
     }
 
@@ -452,6 +558,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public bool TryRetireIfFull()
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
         bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
@@ -468,6 +575,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public long Available()
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now);
         long available = (_burst - (tat - now)) / _interval;
@@ -502,6 +610,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public long WaitHint(long tokens)
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now);
         Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
