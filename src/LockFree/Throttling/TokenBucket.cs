@@ -75,11 +75,15 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     {
     }
 
-    /// <summary>As the public constructors; <paramref name="threadCache"/> tokens per thread cache (0: none; -1: the default for the batch).</summary>
-    internal TokenBucket(long capacity, double tokensPerSecond, int fastPathBatch, TimeProvider? timeProvider, long threadCache)
+    /// <summary>
+    /// As the public constructors; <paramref name="threadCache"/> tokens per thread cache (0: none; -1: the default for
+    /// the batch); <paramref name="leanRefusalCount"/> counts memo refusals with a locked add on the bucket instead of
+    /// per-thread slots (keyed tables: many buckets).
+    /// </summary>
+    internal TokenBucket(long capacity, double tokensPerSecond, int fastPathBatch, TimeProvider? timeProvider, long threadCache, bool leanRefusalCount = false)
     {
         _core = new TokenBucketCore<RealAtomics>(capacity, tokensPerSecond, fastPathBatch, timeProvider ?? TimeProvider.System,
-            threadCache < 0 ? TokenBucketCore<RealAtomics>.DefaultThreadCache(fastPathBatch) : threadCache);
+            threadCache < 0 ? TokenBucketCore<RealAtomics>.DefaultThreadCache(fastPathBatch) : threadCache, leanRefusalCount);
         _tokensPerSecond = tokensPerSecond;
         _waiters.Unlinked = Pump;
     }
@@ -339,6 +343,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Tokens a thread takes into its own cache at once (0: no thread caches; see the engine's design note).</summary>
     internal long ThreadCache => _core.ThreadCache;
+
+    /// <summary>Whether refusals made on a memo were counted on per-thread slots (tests: keyed buckets never are).</summary>
+    internal bool HasPerThreadRefusalSlots => _core.HasPerThreadRefusalSlots;
 
     /// <summary>Threads holding a cache slot on this bucket (tests).</summary>
     internal int CachedThreads => _core.CachedThreads;

@@ -108,7 +108,8 @@ internal partial struct TokenBucketCore<TAtomics>
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
     private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
-    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
+    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use
+    private long _memoRefusedLean;            // refusals made on the memo, for lean-counting buckets (keyed tables): locked adds
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -126,13 +127,14 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly ThreadTokenCache? _cache; // null: no thread caches
     private readonly long _threadCache;        // tokens a thread takes into its cache at once (0: none)
     private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
+    private readonly bool _leanRefusalCount;     // memo refusals counted with a locked add instead of per-thread slots
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
         : this(capacity, tokensPerSecond, batch, time, DefaultThreadCache(batch))
     {
     }
 
-    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time, long threadCache, bool plantedSkipEpochBump = false)
+    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
@@ -168,6 +170,7 @@ internal partial struct TokenBucketCore<TAtomics>
         _threadCache = threadCache;
         _cache = threadCache > 0 ? new ThreadTokenCache() : null;
         _plantedSkipEpochBump = plantedSkipEpochBump;
+        _leanRefusalCount = leanRefusalCount;
     }
 
     /// <summary>
@@ -605,7 +608,11 @@ internal partial struct TokenBucketCore<TAtomics>
     public readonly long OwnerRefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused));
 
     /// <summary>Refusals so far (a snapshot).</summary>
-    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
+    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + Volatile.Read(ref Unsafe.AsRef(in _memoRefusedLean))
+        + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
+
+    /// <summary>Whether memo refusals are counted on per-thread slots and some were (tests: keyed buckets never are).</summary>
+    public readonly bool HasPerThreadRefusalSlots => Volatile.Read(ref Unsafe.AsRef(in _memoRefused)) is not null;
 
     /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
     public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;

@@ -125,6 +125,40 @@ public sealed class TokenBucketThreadCacheTests
         Assert.True(total >= 20_000 - (50 * 4 * 15), $"admitted only {total}: far more leftovers died than settlements explain");
     }
 
+    [Fact]
+    public void KeyedTable_RefusalsFromManyThreads_CountedExactlyWithoutPerThreadSlots()
+    {
+        var time = new ManualTimeProvider();
+        var table = new KeyedTokenBucket<string>(1, 0.001, maxKeys: 4, time);
+        var plain = new TokenBucket(1, 0.001, time); // control: per-thread slots
+        Assert.True(table.TryAcquire("a"));
+        Assert.True(plain.TryAcquire());
+        var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
+        {
+            for (int i = 0; i < 1000; i++)
+            {
+                Assert.False(table.TryAcquire("a"));
+                Assert.False(plain.TryAcquire());
+            }
+        })).ToArray();
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (Thread thread in threads)
+        {
+            Assert.True(thread.Join(TimeSpan.FromSeconds(60)), "a thread hung");
+        }
+
+        Assert.True(table.TryGetBucket("a", out TokenBucket? bucket));
+        Assert.Equal(4000, bucket.RefusedCount);
+        Assert.Equal(4000, plain.RefusedCount);
+        Assert.True(bucket.OwnerRefusedCount < 4000, "no refusal was made on a memo: the lean count went untested");
+        Assert.False(bucket.HasPerThreadRefusalSlots);
+        Assert.True(plain.HasPerThreadRefusalSlots);
+    }
+
     private static void RunOn(Action action)
     {
         Exception? failure = null;
