@@ -262,7 +262,9 @@ internal partial struct TokenBucketCore<TAtomics>
         if (cache is not null)
         {
             long epoch = TAtomics.LoadAcquire(ref _epoch); // acquire: a cached admission takes effect here; pairs with the owner's bump (full fence before its clock read)
-            return cache.TryTake(tokens, epoch) || TakeAndCache(cache, tokens, epoch);
+            return cache.TryTake(tokens, epoch)
+                || ((ulong)(TAtomics.LoadAcquire(ref _fast.Value) - tokens) <= CountMask // acquire: as below; no flag-free batch holding the request: a refusal skips the refill's call
+                    && TakeAndCache(cache, tokens, epoch));
         }
 
         return TryTakeWord(tokens);

@@ -90,7 +90,7 @@ public sealed class TokenBucketThreadCacheTests
         long admitted = 2 + admittedByMain;
         Assert.True(admitted + available <= 256, $"admitted {admitted} + available {available} > capacity");
         Assert.InRange(admitted, 256 - 7 - 7, 256); // at most two leftovers (the other threads' caches) died
-        Assert.Equal(3, bucket.CachedThreads);
+        Assert.InRange(bucket.CachedThreads, 2, 3); // the second helper thread may reuse the first one's managed id, and so its slot
     }
 
     [Fact]
