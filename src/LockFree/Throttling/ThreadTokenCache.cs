@@ -24,6 +24,7 @@ internal sealed class ThreadTokenCache
 
     private Slot?[] _slots = new Slot?[MinTable];
     private readonly object _growLock = new();
+    private long _dead;
 
     /// <summary>
     /// Takes <paramref name="tokens"/> from the calling thread's cache if it belongs to <paramref name="epoch"/> and
@@ -34,17 +35,38 @@ internal sealed class ThreadTokenCache
     {
         int id = t_id - 1;
         Slot?[] slots = Volatile.Read(ref _slots); // acquire: pairs with the release store of a grown table
-        if ((uint)id < (uint)slots.Length && slots[id] is { } slot && slot.Cell.Epoch == epoch)
+        if ((uint)id < (uint)slots.Length && slots[id] is { } slot)
         {
-            long left = slot.Cell.Left - tokens;
-            if (left >= 0)
+            if (slot.Cell.Epoch == epoch)
             {
-                slot.Cell.Left = left; // plain: only this thread touches its slot
-                return true;
+                long left = slot.Cell.Left - tokens;
+                if (left >= 0)
+                {
+                    slot.Cell.Left = left; // plain: only this thread touches its slot
+                    return true;
+                }
+            }
+            else if (slot.Cell.Left != 0)
+            {
+                ReportDead(slot);
             }
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Tokens left in caches whose epoch had ended, as their threads reported them (statistics: they were charged by
+    /// the settlement that ended the epoch and never admitted, so the bucket's admitted count leaves them out).
+    /// </summary>
+    public long DeadTokens => Volatile.Read(ref _dead);
+
+    /// <summary>Counts a dead cache's leftover once (its thread's first acquire after the epoch ended).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ReportDead(Slot slot)
+    {
+        Interlocked.Add(ref _dead, slot.Cell.Left); // statistics only: a locked add, once per dead cache
+        slot.Cell.Left = 0; // plain: only this thread touches its slot
     }
 
     /// <summary>The calling thread's slot, created on first use; null for a thread id beyond the table (it does not cache).</summary>

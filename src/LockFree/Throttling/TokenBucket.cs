@@ -133,7 +133,10 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// <summary>Asynchronous waiters queued now (a snapshot).</summary>
     public int QueuedWaiters => _waiters.Count;
 
-    /// <summary>Tokens admitted so far (a snapshot; tokens of the open fast-path batch are counted when it settles).</summary>
+    /// <summary>
+    /// Tokens admitted so far (a snapshot; tokens of the open fast-path batch are counted when it settles, and tokens
+    /// left in a thread cache when a settlement ended it count until that thread's next acquire reports them).
+    /// </summary>
     public long AdmittedTokens => _core.SettledTokens;
 
     /// <summary>Refused acquires so far (a snapshot).</summary>

@@ -126,6 +126,19 @@ public sealed class TokenBucketThreadCacheTests
     }
 
     [Fact]
+    public void AdmittedTokens_DeadLeftoverReportedByItsThread_IsLeftOut()
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(256, 1, 128, time, threadCache: 8);
+        Assert.True(bucket.TryAcquire()); // opens the batch (owner): no cache yet
+        Assert.True(bucket.TryAcquire()); // fills this thread's cache: 8 taken from the batch, 7 left in the cache
+        Assert.Equal(256 - 9, bucket.AvailableTokens); // settles: the cache's 8 are charged, and the cache is dead
+        Assert.Equal(9, bucket.AdmittedTokens);        // the leftover counts until its thread comes back
+        Assert.True(bucket.TryAcquire());              // comes back: reports the dead 7, fills a new cache
+        Assert.Equal(2, bucket.AdmittedTokens);        // exact as of the last settlement (the new cache is not settled yet)
+    }
+
+    [Fact]
     public void KeyedTable_RefusalsFromManyThreads_CountedExactlyWithoutPerThreadSlots()
     {
         var time = new ManualTimeProvider();
