@@ -32,7 +32,6 @@ internal partial struct TokenBucketCore<TAtomics>
         long take = _threadCache;
         if (tokens < take && cache.OwnSlot() is { } slot)
         {
-
             long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
             if ((ulong)(word - take) <= CountMask && word > take // no flag set, and more than a cache left: the last tokens go one at a time, so the drain settles promptly
                 && TAtomics.CompareExchange(ref _fast.Value, word - take, word) == word) // full fence: takes the cache's tokens; pairs with other takers and the owner's close
