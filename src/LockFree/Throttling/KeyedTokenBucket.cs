@@ -145,7 +145,7 @@ public sealed class KeyedTokenBucket<TKey>
             }
         }
 
-        var created = new TokenBucket(_capacity, _tokensPerSecond, _batch, _time);
+        var created = new TokenBucket(_capacity, _tokensPerSecond, _batch, _time, threadCache: 0, leanRefusalCount: true); // no per-thread state: a table holds many buckets
         bucket = _buckets.GetOrAdd(key, created);
         if (!ReferenceEquals(bucket, created))
         {

@@ -100,7 +100,7 @@ internal partial struct TokenBucketCore<TAtomics>
                 // The hint never errs early: the memo's instant was rounded down by less than 2^shift units, and a
                 // request above the memo's count waits one interval more per token.
                 waitUnits = ((rounded + 1) << _fineShift) - now + ((tokens - (memo & MemoTokenMask)) * _interval);
-                (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
+                CountMemoRefusal();
                 return true;
             }
         }
@@ -123,7 +123,7 @@ internal partial struct TokenBucketCore<TAtomics>
             leftMs = (memo >> MemoTokenBits) - (Environment.TickCount64 - _originTick);
             if (leftMs > 0)
             {
-                (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
+                CountMemoRefusal();
                 leftMs += tokens > shortOf ? CoarseMarginMs + ExtraMs(tokens - shortOf) : CoarseMarginMs; // back to the computed instant (within the coarse clock's lag); for a memo capped at MaxMemoMs, its end
                 return true;
             }
@@ -136,6 +136,23 @@ internal partial struct TokenBucketCore<TAtomics>
     /// <summary>Milliseconds for <paramref name="tokens"/> more tokens to refill, rounded up (out of line: the common refusal asks for the memo's own count).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private readonly long ExtraMs(long tokens) => (long)Math.Ceiling(tokens * _interval / _unitsPerMs);
+
+    /// <summary>
+    /// Counts a refusal made on a memo, exactly: on a per-thread slot of a ThreadOwnedCounter (no locked instruction),
+    /// or, for the buckets of a keyed table (many buckets, each refused by any thread: a slot per bucket and thread
+    /// would hold kilobytes per key), with one locked add on a field of the bucket.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountMemoRefusal()
+    {
+        if (_leanRefusalCount)
+        {
+            TAtomics.Add(ref _memoRefusedLean, 1); // full fence (only the count matters): exact, 8 bytes per bucket
+            return;
+        }
+
+        (_memoRefused ?? CreateMemoCounter()).Increment(); // exact, no locked instruction: see ThreadOwnedCounter
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ThreadOwnedCounter CreateMemoCounter()

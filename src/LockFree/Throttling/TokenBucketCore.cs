@@ -56,6 +56,23 @@ internal enum AcquireStatus
 // lives no batch is open: a refusal publishes none and the admission that opens one clears the memos. Memo
 // refusals are counted on a ThreadOwnedCounter (per-thread slots, no locked instruction, exact).
 //
+// Thread caches (buckets with a batch of 128 or more, see DefaultThreadCache): a thread whose cache is empty takes
+// ThreadCache tokens from the batch with the same one CAS and keeps the rest in a slot of its own (ThreadTokenCache),
+// labelled with the batch epoch _epoch; later acquires take from the slot with plain accesses after one load of
+// _epoch (no locked instruction, no shared store). Every settlement first bumps _epoch with a full fence, then reads
+// the clock. Why that is exact for the bound: an admission from a cache takes effect at its load of _epoch, which saw
+// the old epoch, so it precedes the bump and hence the clock read of the settlement that charges the cache's tokens
+// (they left the word when the cache took them, so that settlement counts them as spent). So every cached token is
+// charged no earlier than it is admitted, as in the batch argument above; once the epoch moves on, a cache's
+// leftover is dead (charged but never admitted). The label is the epoch read before the CAS that filled the cache,
+// kept only if a second read after the CAS still sees it: the epoch moves only while the word is Closed, so an
+// unchanged epoch across the successful CAS is the epoch of the batch it took from. Otherwise the request's own
+// tokens are admitted (at the CAS) and the rest is dead. The price, in exactness: each settlement kills the other
+// threads' leftovers, so a refusal may come while an exact bucket still holds Batch - 1 + (threads - 1) x
+// (ThreadCache - 1) tokens; the thread that drains a batch takes its last tokens one at a time (a cache is filled only
+// while more than ThreadCache tokens remain), so one thread alone wastes nothing. SetWaiting(true) bumps too, so no
+// cached admission barges past a waiter. Keyed tables (many buckets) and exact buckets (batch 1) do not cache.
+//
 // Progress: while a batch has tokens the success path is lock-free (a failed CAS means another thread's
 // succeeded). A refill is a short critical section on the word: a thread preempted inside it delays the others
 // (they yield) until it runs again; it never over-admits and never refuses spuriously. Waiting (async, FIFO) lives in TokenBucket; it sets Waiting so that
@@ -84,13 +101,15 @@ internal partial struct TokenBucketCore<TAtomics>
     private const long MaxMemoMs = 1000;
 
     private PaddedIndex _fast;
+    private long _epoch = 1;    // the batch epoch of thread caches: written by the owner (a locked add), read by cached admissions
     private long _tat;          // plain: owner-only (see design)
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
     private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
-    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use (keyed tables hold many buckets)
+    private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use
+    private long _memoRefusedLean;            // refusals made on the memo, for lean-counting buckets (keyed tables): locked adds
     private readonly bool _coarse;
     private readonly long _originTick;
 
@@ -105,8 +124,17 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly double _unitsPerMs;
     private readonly int _fineShift;
     private readonly long _coarseMinUnits; // waits longer than this get a coarse memo (system clock only)
+    private readonly ThreadTokenCache? _cache; // null: no thread caches
+    private readonly long _threadCache;        // tokens a thread takes into its cache at once (0: none)
+    private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
+    private readonly bool _leanRefusalCount;     // memo refusals counted with a locked add instead of per-thread slots
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
+        : this(capacity, tokensPerSecond, batch, time, DefaultThreadCache(batch))
+    {
+    }
+
+    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
@@ -134,6 +162,15 @@ internal partial struct TokenBucketCore<TAtomics>
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
+        if (threadCache < 0 || (threadCache > 0 && (threadCache < 2 || threadCache * 2 > batch)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(threadCache), threadCache, "A thread cache must be 0 (none) or between 2 and half the batch.");
+        }
+
+        _threadCache = threadCache;
+        _cache = threadCache > 0 ? new ThreadTokenCache() : null;
+        _plantedSkipEpochBump = plantedSkipEpochBump;
+        _leanRefusalCount = leanRefusalCount;
     }
 
     public readonly long Capacity => _capacity;
@@ -207,6 +244,22 @@ internal partial struct TokenBucketCore<TAtomics>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryTake(long tokens)
+    {
+        ThreadTokenCache? cache = _cache;
+        if (cache is not null)
+        {
+            long epoch = TAtomics.LoadAcquire(ref _epoch); // acquire: a cached admission takes effect here; pairs with the owner's bump (full fence before its clock read)
+            return cache.TryTake(tokens, epoch)
+                || ((ulong)(TAtomics.LoadAcquire(ref _fast.Value) - tokens) <= CountMask // acquire: as below; no flag-free batch holding the request: a refusal skips the refill's call
+                    && TakeAndCache(cache, tokens, epoch));
+        }
+
+        return TryTakeWord(tokens);
+    }
+
+    /// <summary>The success path without caches: one CAS on the batch word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTakeWord(long tokens)
     {
         long word = TAtomics.LoadAcquire(ref _fast.Value); // acquire: pairs with the owner's release store of a new batch
         long rest = word - tokens;
@@ -340,6 +393,7 @@ internal partial struct TokenBucketCore<TAtomics>
     /// <summary>Runs as the owner (the word is Closed): settles the batch, then admits, issues a batch, or refuses.</summary>
     private AcquireStatus OwnerAcquire(long word, long tokens, bool honorWaiting, long batch, out long waitUnits)
     {
+        EndCacheEpoch();
         long tick = _coarse ? Environment.TickCount64 - _originTick : 0; // before the precise clock: the memo errs early
         long now = Now();
         long tat = Settle(word, now);
@@ -405,6 +459,7 @@ internal partial struct TokenBucketCore<TAtomics>
             return; // someone took ownership or set a flag: their settlement charges the batch
         }
 
+        EndCacheEpoch();
         long tat = Settle(0, Now());
         Publish(tat, issued: 0, 0);
     }
@@ -431,6 +486,11 @@ internal partial struct TokenBucketCore<TAtomics>
     public void SetWaiting(bool waiting)
     {
         long word = Own();
+        if (waiting)
+        {
+            EndCacheEpoch(); // no cached admission barges past a waiter
+        }
+
         Reopen(waiting ? word | WaitingFlag : word & ~WaitingFlag);
     }
 
@@ -452,6 +512,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public bool TryRetireIfFull()
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
         bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
@@ -468,6 +529,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public long Available()
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now);
         long available = (_burst - (tat - now)) / _interval;
@@ -487,13 +549,17 @@ internal partial struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>Tokens charged so far (a snapshot; the open batch's spent tokens are counted when it settles).</summary>
-    public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled));
+    public readonly long SettledTokens => Volatile.Read(ref Unsafe.AsRef(in _settled)) - (_cache?.DeadTokens ?? 0);
 
     /// <summary>Refusals made by the owner (not on a memo) so far: a snapshot, for tests.</summary>
     public readonly long OwnerRefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused));
 
     /// <summary>Refusals so far (a snapshot).</summary>
-    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
+    public readonly long RefusedCount => Volatile.Read(ref Unsafe.AsRef(in _refused)) + Volatile.Read(ref Unsafe.AsRef(in _memoRefusedLean))
+        + (Volatile.Read(ref Unsafe.AsRef(in _memoRefused))?.Sum() ?? 0);
+
+    /// <summary>Whether memo refusals are counted on per-thread slots and some were (tests: keyed buckets never are).</summary>
+    public readonly bool HasPerThreadRefusalSlots => Volatile.Read(ref Unsafe.AsRef(in _memoRefused)) is not null;
 
     /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
     public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;
@@ -502,6 +568,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public long WaitHint(long tokens)
     {
         long word = Own();
+        EndCacheEpoch();
         long now = Now();
         long tat = Settle(word, now);
         Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));

@@ -161,23 +161,6 @@ public sealed class RateLimiterAdapterTests
     }
 
     [Fact]
-    public async Task Polly_PipelineWithRateLimiterStrategy_RejectsWithRetryAfter()
-    {
-        var time = new ManualTimeProvider();
-        using var limiter = Create(time, limit: 2, rate: 1);
-        ResiliencePipeline pipeline = PollyRateLimiterStrategy.AddTo(new ResiliencePipelineBuilder(), limiter).Build();
-        int runs = 0;
-
-        await pipeline.ExecuteAsync(_ => { runs++; return ValueTask.CompletedTask; });
-        await pipeline.ExecuteAsync(_ => { runs++; return ValueTask.CompletedTask; });
-        var rejected = await Assert.ThrowsAsync<RateLimitedException>(
-            async () => await pipeline.ExecuteAsync(_ => { runs++; return ValueTask.CompletedTask; }));
-
-        Assert.Equal(2, runs);
-        Assert.Equal(TimeSpan.FromSeconds(1), rejected.RetryAfter);
-    }
-
-    [Fact]
     public void KeyedLimiter_PartitionsByKey_WithRetryAfter()
     {
         var time = new ManualTimeProvider();
