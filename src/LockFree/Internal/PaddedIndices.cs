@@ -19,7 +19,7 @@ internal struct PaddedIndexPair
     [FieldOffset(CacheLine.Size + sizeof(long))]
     public long Cached;
 
-    /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget).</summary>
+    /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget; SpscRing: the consumer's streak of takes beyond its bound).</summary>
     [FieldOffset(CacheLine.Size + (2 * sizeof(long)))]
     public long Spare;
 }

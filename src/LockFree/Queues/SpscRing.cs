@@ -242,11 +242,13 @@ internal struct SpscRing<T, TAtomics>
             count++;
         }
 
-        if (count > 0)
+        if (count == 0)
         {
-            TAtomics.StoreRelease(ref _consumer.Index, head + count); // release: frees the whole batch at once
+            _consumer.Spare = 0; // plain: consumer-private; an empty answer ends the streak, as in Arrived
+            return 0;
         }
 
+        TAtomics.StoreRelease(ref _consumer.Index, head + count); // release: frees the whole batch at once
         return count;
     }
 
