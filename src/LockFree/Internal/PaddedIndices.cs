@@ -22,6 +22,10 @@ internal struct PaddedIndexPair
     /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget; SpscRing: the consumer's streak of takes beyond its bound).</summary>
     [FieldOffset(CacheLine.Size + (2 * sizeof(long)))]
     public long Spare;
+
+    /// <summary>A fourth word private to the role (SpscRing: the consumer's pause backoff).</summary>
+    [FieldOffset(CacheLine.Size + (3 * sizeof(long)))]
+    public long Spare2;
 }
 
 /// <summary>A single shared 64-bit index alone on its own padded region (see <see cref="PaddedIndexPair"/>).</summary>

@@ -38,13 +38,14 @@ namespace LockFree.Queues;
 // Streaming (why the consumer sometimes pauses): when the consumer keeps up with a producer that streams items
 // as fast as it can, it trails the producer by a few slots, and every slot line it reads is one the producer
 // is still writing: each item then costs a cross-core line transfer on both sides (10-20 ns an item on the
-// 2-vCPU development VM instead of about 2; docs/queues.md, "Why the SPSC consumer pauses"). So after
-// BoundReadStreak takes in a row beyond its known-published bound with no empty answer in between, the
-// consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are published ahead
-// of it, pauses for about a microsecond (StreamPause, no memory access) so the producer can pull ahead and the
-// two stop sharing lines. The pause never changes an answer (the item is already known to be there) and a
-// consumer that saw the queue empty since its last BoundReadStreak takes never pauses, so a ping-pong or a
-// trickle of items pays nothing.
+// 2-vCPU development VM instead of about 2; docs/queues.md, "Why the SPSC consumer reads the slot, and sometimes
+// pauses"). So after BoundReadStreak takes in a row beyond its known-published bound with no empty answer in
+// between, the consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
+// published ahead of it, pauses for about a microsecond (StreamPause, no memory access) so the producer can pull
+// ahead and the two stop sharing lines. It then reads tail again: a producer that did not move a stream distance
+// during the pause was not streaming, and the next PauseBackoff close bound reads skip the pause. The pause never
+// changes an answer (the item is already known to be there), and a consumer that saw the queue empty since its
+// last BoundReadStreak takes never pauses, so a ping-pong or a trickle of items pays nothing.
 //
 // Progress: wait-free for both sides (every call finishes in a bounded number of its own steps; the pause is
 // bounded). Thread roles: at most one producer thread and one consumer thread at a time (any thread may read
@@ -78,6 +79,13 @@ internal struct SpscRing<T, TAtomics>
     internal const int StreamPause = 25;
 
     /// <summary>
+    /// Close bound reads skipped after a pause during which the producer did not move a stream distance: a consumer
+    /// draining bursts an idle producer left behind (or its own, on one thread) then pays one pause per
+    /// PauseBackoff x BoundReadStreak takes at most (about 1 µs per 1000 items), not one per bound read.
+    /// </summary>
+    internal const int PauseBackoff = 64;
+
+    /// <summary>
     /// Unused slots before and after the live ones: at least one cache line's worth. An expression of
     /// JIT-time constants rather than a static field, so shared generic code over reference types needs no
     /// runtime lookup to read it.
@@ -101,7 +109,8 @@ internal struct SpscRing<T, TAtomics>
     private PaddedIndexPair _producer;
 
     // Consumer role: Index = head (next position to read); Cached = a tail the consumer saw (positions below it
-    // are published); Spare = takes in a row beyond that bound since the last empty answer or bound read.
+    // are published); Spare = takes in a row beyond that bound since the last empty answer or bound read;
+    // Spare2 = close bound reads left to skip before the next pause (after one that did not help).
     private PaddedIndexPair _consumer;
 
     public SpscRing(int capacity)
@@ -350,17 +359,39 @@ internal struct SpscRing<T, TAtomics>
 
         if (++_consumer.Spare >= _boundReadStreak) // plain: consumer-private
         {
-            _consumer.Spare = 0;
-            // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published.
-            long tail = TAtomics.LoadAcquire(ref _producer.Index);
-            _consumer.Cached = tail; // plain: consumer-private
-            if (tail - head < _streamDistance)
-            {
-                Thread.SpinWait(StreamPause); // no shared access: a bounded pause that lets the producer pull ahead
-            }
+            RaiseBound(head);
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Reads tail into the known-published bound; when the consumer trails the producer by less than
+    /// <see cref="_streamDistance"/>, pauses, unless a recent pause proved useless (see <see cref="PauseBackoff"/>).
+    /// </summary>
+    private void RaiseBound(long head)
+    {
+        _consumer.Spare = 0; // plain: consumer-private
+        // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published.
+        long tail = TAtomics.LoadAcquire(ref _producer.Index);
+        _consumer.Cached = tail; // plain: consumer-private
+        if (tail - head >= _streamDistance)
+        {
+            return;
+        }
+
+        if (_consumer.Spare2 > 0) // plain: consumer-private; close raises left to skip after a useless pause
+        {
+            _consumer.Spare2--;
+            return;
+        }
+
+        Thread.SpinWait(StreamPause); // no shared access: a bounded pause that lets the producer pull ahead
+        // acquire: as above. A producer that did not move a stream distance meanwhile is not streaming (it is idle, slow,
+        // or this very thread between bursts): the pause bought nothing, so skip the next PauseBackoff chances.
+        long after = TAtomics.LoadAcquire(ref _producer.Index);
+        _consumer.Cached = after;
+        _consumer.Spare2 = after - tail >= _streamDistance ? 0 : PauseBackoff;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
