@@ -30,9 +30,9 @@ namespace LockFree.Queues;
 // consumer's known-published bound). The consumer takes position head either below _consumer.Cached (ordered
 // by the acquire of tail that raised it) or after an acquire load of the slot's Sequence that reads head + 1;
 // a Sequence that does not is an exact empty answer. The consumer reads and clears the item, then
-// release-stores head; the producer acquire-loads head before it reuses a slot. A batch enqueue writes its
-// items, releases their sequences back to front (so a consumer that sees the first sees the rest: the batch
-// is one atomic step) and stores tail once; a batch dequeue takes the run of published positions from head
+// release-stores head; the producer acquire-loads head before it reuses a slot. A batch enqueue writes and
+// releases its slots, the batch's first slot last (a consumer reaches the batch through it, so one that sees it
+// sees the rest: the batch is one atomic step), and stores tail once; a batch dequeue takes the run of published positions from head
 // and stores head once. No read-modify-write instruction and no full fence.
 //
 // Streaming (why the consumer sometimes pauses): when the consumer keeps up with a producer that streams items
@@ -43,7 +43,8 @@ namespace LockFree.Queues;
 // between, the consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
 // published ahead of it, pauses for about a microsecond (StreamPause, no memory access) so the producer can pull
 // ahead and the two stop sharing lines. It then reads tail again: a producer that did not move a stream distance
-// during the pause was not streaming, and the next PauseBackoff close bound reads skip the pause. The pause never
+// during the pause was not streaming, and the next close bound reads skip the pause (PauseBackoff of them, doubling
+// with each useless pause in a row). The pause never
 // changes an answer (the item is already known to be there), and a consumer that saw the queue empty since its
 // last BoundReadStreak takes never pauses, so a ping-pong or a trickle of items pays nothing.
 //
@@ -79,11 +80,14 @@ internal struct SpscRing<T, TAtomics>
     internal const int StreamPause = 25;
 
     /// <summary>
-    /// Close bound reads skipped after a pause during which the producer did not move a stream distance: a consumer
-    /// draining bursts an idle producer left behind (or its own, on one thread) then pays one pause per
-    /// PauseBackoff x BoundReadStreak takes at most (about 1 µs per 1000 items), not one per bound read.
+    /// Close bound reads skipped after a pause during which the producer did not move a stream distance, doubled for
+    /// each such pause in a row (up to <see cref="MaxBackoffLevel"/> doublings): a consumer draining bursts that an
+    /// idle producer left behind (or its own, on one thread) pays a few pauses and then about one per million takes.
     /// </summary>
-    internal const int PauseBackoff = 64;
+    internal const int PauseBackoff = 32;
+
+    /// <summary>The most doublings of <see cref="PauseBackoff"/>: 32 x 2^15 skipped bound reads are 16 million takes.</summary>
+    internal const int MaxBackoffLevel = 15;
 
     /// <summary>
     /// Unused slots before and after the live ones: at least one cache line's worth. An expression of
@@ -110,7 +114,7 @@ internal struct SpscRing<T, TAtomics>
 
     // Consumer role: Index = head (next position to read); Cached = a tail the consumer saw (positions below it
     // are published); Spare = takes in a row beyond that bound since the last empty answer or bound read;
-    // Spare2 = close bound reads left to skip before the next pause (after one that did not help).
+    // Spare2 = (backoff level << 32) | close bound reads left to skip before the next pause (after ones that did not help).
     private PaddedIndexPair _consumer;
 
     public SpscRing(int capacity)
@@ -212,17 +216,18 @@ internal struct SpscRing<T, TAtomics>
         }
 
         int count = (int)Math.Min(free, items.Length);
-        for (int i = 0; i < count; i++)
+        // The batch's first slot last: a consumer reaches the batch through that slot, so once it sees the first sequence
+        // it sees every later one, and the batch appears at once.
+        for (int i = 1; i < count; i++)
         {
-            TAtomics.StorePlain(ref Slot(tail + i).Item, items[i]); // plain: the slots are the producer's until their sequences move
+            ref SpscSlot<T> slot = ref Slot(tail + i);
+            TAtomics.StorePlain(ref slot.Item, items[i]); // plain: the slot is the producer's until its sequence moves
+            TAtomics.StoreRelease(ref slot.Sequence, tail + i + 1); // release: publishes the item; pairs with the acquire of Sequence
         }
 
-        // Back to front: a consumer that sees the first sequence sees every later one (the batch appears at once).
-        for (int i = count - 1; i >= 0; i--)
-        {
-            TAtomics.StoreRelease(ref Slot(tail + i).Sequence, tail + i + 1); // release: publishes the items written above; pairs with the acquire of Sequence
-        }
-
+        ref SpscSlot<T> first = ref Slot(tail);
+        TAtomics.StorePlain(ref first.Item, items[0]); // plain: as above
+        TAtomics.StoreRelease(ref first.Sequence, tail + 1); // release: publishes the whole batch (every store above); pairs with the acquire of Sequence
         TAtomics.StoreRelease(ref _producer.Index, tail + count); // release: counts the whole batch at once
         return count;
     }
@@ -231,7 +236,26 @@ internal struct SpscRing<T, TAtomics>
     {
         long head = _consumer.Index; // plain: only the consumer writes head
         long bound = _consumer.Cached; // positions below it are published (an acquire of tail said so)
+        if (bound - head < destination.Length)
+        {
+            // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published. One read
+            // per batch; the sequences below decide beyond it (an item whose tail store is still to come).
+            bound = TAtomics.LoadAcquire(ref _producer.Index);
+            _consumer.Cached = bound; // plain: consumer-private
+        }
+
         int count = 0;
+        int known = (int)Math.Clamp(bound - head, 0, destination.Length);
+        for (; count < known; count++)
+        {
+            ref SpscSlot<T> slot = ref Slot(head + count);
+            destination[count] = TAtomics.LoadPlain(ref slot.Item); // plain: below the bound, ordered after the acquire of tail
+            if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
+            {
+                TAtomics.StorePlain(ref slot.Item, default!); // plain: ours until head moves past it
+            }
+        }
+
         while (count < destination.Length)
         {
             long position = head + count;
@@ -380,18 +404,22 @@ internal struct SpscRing<T, TAtomics>
             return;
         }
 
-        if (_consumer.Spare2 > 0) // plain: consumer-private; close raises left to skip after a useless pause
+        // plain: consumer-private. Spare2 = (backoff level << 32) | close raises left to skip before the next pause.
+        long backoff = _consumer.Spare2;
+        if ((backoff & uint.MaxValue) != 0)
         {
-            _consumer.Spare2--;
+            _consumer.Spare2 = backoff - 1;
             return;
         }
 
         Thread.SpinWait(StreamPause); // no shared access: a bounded pause that lets the producer pull ahead
         // acquire: as above. A producer that did not move a stream distance meanwhile is not streaming (it is idle, slow,
-        // or this very thread between bursts): the pause bought nothing, so skip the next PauseBackoff chances.
+        // or this very thread between bursts): the pause bought nothing, so skip the next PauseBackoff << level chances,
+        // the level growing with each useless pause in a row and starting over after a useful one.
         long after = TAtomics.LoadAcquire(ref _producer.Index);
         _consumer.Cached = after;
-        _consumer.Spare2 = after - tail >= _streamDistance ? 0 : PauseBackoff;
+        long level = Math.Min((backoff >> 32) + 1, MaxBackoffLevel);
+        _consumer.Spare2 = after - tail >= _streamDistance ? 0 : (level << 32) | ((long)PauseBackoff << (int)level);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
