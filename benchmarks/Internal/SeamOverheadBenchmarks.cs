@@ -365,7 +365,7 @@ internal struct DirectSpscRing
         long after = Volatile.Read(ref _producer.Index);
         _consumer.Cached = after;
         long level = Math.Min((backoff >> 32) + 1, 15);
-        _consumer.Spare2 = after - tail >= _streamDistance ? 0 : (level << 32) | (32L << (int)level);
+        _consumer.Spare2 = after - tail >= _boundReadStreak ? 0 : (level << 32) | (32L << (int)level);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -42,7 +42,7 @@ namespace LockFree.Queues;
 // pauses"). So after BoundReadStreak takes in a row beyond its known-published bound with no empty answer in
 // between, the consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
 // published ahead of it, pauses for about a microsecond (StreamPause, no memory access) so the producer can pull
-// ahead and the two stop sharing lines. It then reads tail again: a producer that did not move a stream distance
+// ahead and the two stop sharing lines. It then reads tail again: a producer that did not move BoundReadStreak items
 // during the pause was not streaming, and the next close bound reads skip the pause (PauseBackoff of them, doubling
 // with each useless pause in a row). The pause never
 // changes an answer (the item is already known to be there), and a consumer that saw the queue empty since its
@@ -80,7 +80,7 @@ internal struct SpscRing<T, TAtomics>
     internal const int StreamPause = 25;
 
     /// <summary>
-    /// Close bound reads skipped after a pause during which the producer did not move a stream distance, doubled for
+    /// Close bound reads skipped after a pause during which the producer did not move BoundReadStreak items, doubled for
     /// each such pause in a row (up to <see cref="MaxBackoffLevel"/> doublings): a consumer draining bursts that an
     /// idle producer left behind (or its own, on one thread) pays a few pauses and then about one per million takes.
     /// </summary>
@@ -413,13 +413,13 @@ internal struct SpscRing<T, TAtomics>
         }
 
         Thread.SpinWait(StreamPause); // no shared access: a bounded pause that lets the producer pull ahead
-        // acquire: as above. A producer that did not move a stream distance meanwhile is not streaming (it is idle, slow,
-        // or this very thread between bursts): the pause bought nothing, so skip the next PauseBackoff << level chances,
+        // acquire: as above. A producer that did not move even a streak's worth meanwhile is not streaming (it is idle, or
+        // this very thread between bursts; one slowed by lock-step still moves dozens): the pause bought nothing, so skip the next PauseBackoff << level chances,
         // the level growing with each useless pause in a row and starting over after a useful one.
         long after = TAtomics.LoadAcquire(ref _producer.Index);
         _consumer.Cached = after;
         long level = Math.Min((backoff >> 32) + 1, MaxBackoffLevel);
-        _consumer.Spare2 = after - tail >= _streamDistance ? 0 : (level << 32) | ((long)PauseBackoff << (int)level);
+        _consumer.Spare2 = after - tail >= _boundReadStreak ? 0 : (level << 32) | ((long)PauseBackoff << (int)level);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
