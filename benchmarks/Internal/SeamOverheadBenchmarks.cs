@@ -361,7 +361,7 @@ internal struct DirectSpscRing
             return;
         }
 
-        Thread.SpinWait(25);
+        Thread.SpinWait(100);
         long after = Volatile.Read(ref _producer.Index);
         _consumer.Cached = after;
         long level = Math.Min((backoff >> 32) + 1, 15);

@@ -18,7 +18,7 @@ namespace LockFree;
 /// consumer touches only the slot line. Batch operations publish their index once per batch.
 /// </para>
 /// <para>
-/// A consumer that keeps pace with a producer streaming at full speed pauses for about a microsecond now and
+/// A consumer that keeps pace with a producer streaming at full speed pauses for a few microseconds now and
 /// then (only after many takes in a row with no empty answer, and only while it trails the producer by a
 /// few cache lines), so the two stop sharing cache lines; a consumer that finds the queue empty in between,
 /// as in request/response traffic, never pauses.
