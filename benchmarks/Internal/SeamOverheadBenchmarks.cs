@@ -13,8 +13,8 @@ namespace LockFree.Benchmarks.Internal;
 /// algorithm written here against <see cref="Volatile"/> directly, in the same layout (a mutable engine
 /// struct stored inline in a sealed class), as baseline: the only difference left is the seam. Single-threaded,
 /// so the figures are instruction cost, not coherence traffic. Expected ratio ≈ 1.00 in every category:
-///   Pair:  enqueue one, dequeue one (the consumer's cached tail is always stale: the refresh path);
-///   Burst: enqueue <see cref="Burst"/>, then dequeue them (the cached-index fast paths);
+///   Pair:  enqueue one, dequeue one (the consumer is always at its bound: the slot-sequence path);
+///   Burst: enqueue <see cref="Burst"/>, then dequeue them (the bound and sequence paths);
 ///   Batch: one TryEnqueueMany + one TryDequeueMany of <see cref="Burst"/> items.
 /// Per-op = one item through the queue. Results are checked.
 /// </summary>
@@ -190,25 +190,30 @@ internal sealed class DirectSpscQueue(int capacity)
 
 /// <summary>
 /// Benchmark-only SPSC ring for <see cref="SeamOverheadBenchmarks"/>: the algorithm of the library's
-/// SpscRing (Lamport ring with cached indices, 128-byte-separated index pairs, padded slot array, positions as
-/// unbounded longs, NoInlining refresh on the consumer's empty path, one index publish per batch), written
-/// against <see cref="Volatile"/> directly with no seam. Specialised to long (no slot clearing needed).
+/// SpscRing (Lamport ring, producer's cached head, a sequence per slot that a consumer beyond its known-published
+/// bound gates on, a bound read from tail every 16 takes in a row with the streaming pause and its backoff,
+/// batches published with their first slot last, 128-byte-separated index pairs, padded slot array, positions as unbounded
+/// longs), written against <see cref="Volatile"/> directly with no seam. Specialised to long (no slot clearing).
 /// </summary>
 internal struct DirectSpscRing
 {
-    private const int SlotPadding = CacheLine.Size / sizeof(long);
+    private static int SlotPadding => CacheLine.Size / Unsafe.SizeOf<Slot>();
 
-    private readonly long[] _buffer;
+    private readonly Slot[] _slots;
     private readonly long _mask;
     private readonly int _capacity;
+    private readonly int _boundReadStreak;
+    private readonly long _streamDistance;
     private PaddedIndexPair _producer; // Index = tail, Cached = last head seen
-    private PaddedIndexPair _consumer; // Index = head, Cached = last tail seen
+    private PaddedIndexPair _consumer; // Index = head, Cached = known-published bound, Spare = streak, Spare2 = pause backoff
 
     public DirectSpscRing(int capacity)
     {
-        _capacity = capacity; // a power of two, by construction in the benchmark
+        _capacity = capacity;
         _mask = capacity - 1;
-        _buffer = new long[capacity + (2 * SlotPadding)];
+        _slots = new Slot[capacity + (2 * SlotPadding)];
+        _boundReadStreak = 16;
+        _streamDistance = capacity >= 128 ? 64 : 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -224,7 +229,9 @@ internal struct DirectSpscRing
             }
         }
 
-        Slot(tail) = item;
+        ref Slot slot = ref At(tail);
+        slot.Item = item;
+        Volatile.Write(ref slot.Sequence, tail + 1);
         Volatile.Write(ref _producer.Index, tail + 1);
         return true;
     }
@@ -233,19 +240,25 @@ internal struct DirectSpscRing
     public bool TryDequeue(out long item)
     {
         long head = _consumer.Index;
-        if (head >= _consumer.Cached && !RefreshTail(head))
+        ref Slot slot = ref At(head);
+        if (head >= _consumer.Cached && !Arrived(head, ref slot))
         {
             item = 0;
             return false;
         }
 
-        item = Slot(head);
+        item = slot.Item;
         Volatile.Write(ref _consumer.Index, head + 1);
         return true;
     }
 
     public int TryEnqueueMany(ReadOnlySpan<long> items)
     {
+        if (items.IsEmpty)
+        {
+            return 0;
+        }
+
         long tail = _producer.Index;
         long free = _capacity - (tail - _producer.Cached);
         if (free < items.Length)
@@ -259,10 +272,17 @@ internal struct DirectSpscRing
         }
 
         int count = (int)Math.Min(free, items.Length);
-        int start = (int)(tail & _mask);
-        int first = Math.Min(count, _capacity - start);
-        items[..first].CopyTo(_buffer.AsSpan(SlotPadding + start, first));
-        items[first..count].CopyTo(_buffer.AsSpan(SlotPadding, count - first));
+        for (int i = 1; i < count; i++)
+        {
+            ref Slot slot = ref At(tail + i);
+            slot.Item = items[i];
+            Volatile.Write(ref slot.Sequence, tail + i + 1);
+        }
+
+        ref Slot first = ref At(tail);
+        first.Item = items[0];
+        Volatile.Write(ref first.Sequence, tail + 1);
+
         Volatile.Write(ref _producer.Index, tail + count);
         return count;
     }
@@ -270,34 +290,91 @@ internal struct DirectSpscRing
     public int TryDequeueMany(Span<long> destination)
     {
         long head = _consumer.Index;
-        long available = _consumer.Cached - head;
-        if (available < destination.Length)
+        long bound = _consumer.Cached;
+        if (bound - head < destination.Length)
         {
-            _consumer.Cached = Volatile.Read(ref _producer.Index);
-            available = _consumer.Cached - head;
-            if (available == 0)
-            {
-                return 0;
-            }
+            bound = Volatile.Read(ref _producer.Index);
+            _consumer.Cached = bound;
         }
 
-        int count = (int)Math.Min(available, destination.Length);
-        int start = (int)(head & _mask);
-        int first = Math.Min(count, _capacity - start);
-        _buffer.AsSpan(SlotPadding + start, first).CopyTo(destination);
-        _buffer.AsSpan(SlotPadding, count - first).CopyTo(destination[first..]);
+        int count = 0;
+        int known = (int)Math.Clamp(bound - head, 0, destination.Length);
+        for (; count < known; count++)
+        {
+            destination[count] = At(head + count).Item;
+        }
+
+        while (count < destination.Length)
+        {
+            long position = head + count;
+            ref Slot slot = ref At(position);
+            if (position >= bound && Volatile.Read(ref slot.Sequence) != position + 1)
+            {
+                break;
+            }
+
+            destination[count] = slot.Item;
+            count++;
+        }
+
+        if (count == 0)
+        {
+            _consumer.Spare = 0;
+            return 0;
+        }
+
         Volatile.Write(ref _consumer.Index, head + count);
         return count;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool RefreshTail(long head)
+    private bool Arrived(long head, ref Slot slot)
     {
-        _consumer.Cached = Volatile.Read(ref _producer.Index);
-        return head < _consumer.Cached;
+        if (Volatile.Read(ref slot.Sequence) != head + 1)
+        {
+            _consumer.Spare = 0;
+            return false;
+        }
+
+        if (++_consumer.Spare >= _boundReadStreak)
+        {
+            RaiseBound(head);
+        }
+
+        return true;
+    }
+
+    private void RaiseBound(long head)
+    {
+        _consumer.Spare = 0;
+        long tail = Volatile.Read(ref _producer.Index);
+        _consumer.Cached = tail;
+        if (tail - head >= _streamDistance)
+        {
+            return;
+        }
+
+        long backoff = _consumer.Spare2;
+        if ((backoff & uint.MaxValue) != 0)
+        {
+            _consumer.Spare2 = backoff - 1;
+            return;
+        }
+
+        Thread.SpinWait(100);
+        long after = Volatile.Read(ref _producer.Index);
+        _consumer.Cached = after;
+        long level = Math.Min((backoff >> 32) + 1, 15);
+        _consumer.Spare2 = after - tail >= _boundReadStreak ? 0 : (level << 32) | (32L << (int)level);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly ref long Slot(long position) =>
-        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buffer), (nint)(position & _mask) + SlotPadding);
+    private readonly ref Slot At(long position) =>
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), (nint)(position & _mask) + SlotPadding);
+
+    private struct Slot
+    {
+        public long Item;
+        public long Sequence;
+    }
 }

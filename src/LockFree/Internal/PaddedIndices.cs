@@ -19,11 +19,11 @@ internal struct PaddedIndexPair
     [FieldOffset(CacheLine.Size + sizeof(long))]
     public long Cached;
 
-    /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget).</summary>
+    /// <summary>A third word private to the role (SequencedRing: the single side's boundary-poll budget; SpscRing: the consumer's streak of takes beyond its bound).</summary>
     [FieldOffset(CacheLine.Size + (2 * sizeof(long)))]
     public long Spare;
 
-    /// <summary>A fourth word private to the role (SequencedRing: the single side's last catch-up position).</summary>
+    /// <summary>A fourth word private to the role (SequencedRing: the single side's last catch-up position; SpscRing: the consumer's pause backoff).</summary>
     [FieldOffset(CacheLine.Size + (3 * sizeof(long)))]
     public long Spare2;
 

@@ -12,9 +12,16 @@ namespace LockFree;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Lamport's ring with cached indices: no read-modify-write instruction, no fence, and the producer and
-/// consumer indices on separate cache lines. Each side rereads the other's index only when its cached copy
-/// says full or empty. Batch operations publish their index once per batch.
+/// Lamport's ring: no read-modify-write instruction, no fence, and the producer and consumer indices on
+/// separate cache lines. The producer rereads the consumer's index only when its cached copy says full; the
+/// consumer learns that an item has arrived from a sequence word in the item's own slot, so a polling
+/// consumer touches only the slot line. Batch operations publish their index once per batch.
+/// </para>
+/// <para>
+/// A consumer that keeps pace with a producer streaming at full speed pauses for a few microseconds now and
+/// then (only after many takes in a row with no empty answer, and only while it trails the producer by a
+/// few cache lines), so the two stop sharing cache lines; a consumer that finds the queue empty in between,
+/// as in request/response traffic, never pauses.
 /// </para>
 /// <para>
 /// The capacity is rounded up to a power of two and reported by <see cref="Capacity"/>. Dequeued slots are
@@ -57,7 +64,7 @@ public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnaps
     public int TryEnqueueMany(ReadOnlySpan<T> items) => _ring.TryEnqueueMany(items);
 
     /// <inheritdoc/>
-    /// <remarks>Call from the single consumer thread only. Takes min(destination.Length, Count) items, where the count is read once at the start: an enqueue racing with the call may add items it does not take.</remarks>
+    /// <remarks>Call from the single consumer thread only. Takes the run of published items at the head, up to destination.Length: from one thread, min(destination.Length, Count); an enqueue racing with the call may or may not add to the run.</remarks>
     public int TryDequeueMany(Span<T> destination) => _ring.TryDequeueMany(destination);
 
     /// <summary>

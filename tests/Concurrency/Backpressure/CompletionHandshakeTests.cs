@@ -69,7 +69,7 @@ public sealed class CompletionHandshakeTests(ITestOutputHelper output)
             if (kind == Engine.Spsc)
             {
                 var engine = new SpscRing<long, TestAtomics>(2);
-                _slots = GCHandle.Alloc(Slots(engine, "_buffer"), GCHandleType.Pinned);
+                _slots = GCHandle.Alloc(Slots(engine, "_slots"), GCHandleType.Pinned);
                 _engine = (nint)NativeMemory.AllocZeroed((nuint)Unsafe.SizeOf<SpscRing<long, TestAtomics>>());
                 Spsc = engine;
             }

@@ -21,6 +21,7 @@ public sealed class GeneratedScenarioTests(Xunit.Abstractions.ITestOutputHelper 
 
     [Theory]
     [InlineData(QueueKind.Spsc)]
+    [InlineData(QueueKind.SpscEagerBound)]
     [InlineData(QueueKind.Mpsc)]
     [InlineData(QueueKind.Spmc)]
     [InlineData(QueueKind.Mpmc)]
@@ -76,7 +77,7 @@ public sealed class GeneratedScenarioTests(Xunit.Abstractions.ITestOutputHelper 
         // Roles: thread programs by kind (the single producer / consumer is one thread; MPMC threads mix both).
         Gen<QueueOp[][]> threads = kind switch
         {
-            QueueKind.Spsc => from p in Program(producerOp) from c in Program(consumerOp) select new[] { p, c },
+            QueueKind.Spsc or QueueKind.SpscEagerBound => from p in Program(producerOp) from c in Program(consumerOp) select new[] { p, c },
             QueueKind.Mpsc => from n in Gen.Choose(1, 2) from ps in Gen.ArrayOf(Program(producerOp), n) from c in Program(consumerOp) select ps.Append(c).ToArray(),
             QueueKind.Spmc => from n in Gen.Choose(1, 2) from p in Program(producerOp) from cs in Gen.ArrayOf(Program(consumerOp), n) select cs.Prepend(p).ToArray(),
             _ => from n in Gen.Choose(2, 3) from ts in Gen.ArrayOf(Program(anyOp), n) select ts,

@@ -15,7 +15,8 @@ public static class QueueScenarios
     /// <summary>The thread programs for <paramref name="kind"/>.</summary>
     public static IReadOnlyList<QueueOp[]> Programs(QueueKind kind) => kind switch
     {
-        QueueKind.Spsc or QueueKind.TestRing or QueueKind.PlantedOffByOne or QueueKind.PlantedSpuriousEmpty =>
+        QueueKind.Spsc or QueueKind.SpscEagerBound or QueueKind.TestRing or QueueKind.PlantedOffByOne or QueueKind.PlantedSpuriousEmpty
+            or QueueKind.SlotRing or QueueKind.PlantedFrontToBackBatch or QueueKind.PlantedBoundPastTail =>
         [
             [Op(Enqueue), Op(Enqueue), Op(EnqueueMany, 2), Op(Enqueue)],
             [Op(Dequeue), Op(Peek), Op(Dequeue), Op(DequeueMany, 2), Op(Dequeue)],

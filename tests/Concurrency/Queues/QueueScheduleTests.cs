@@ -19,6 +19,7 @@ public sealed class QueueScheduleTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(QueueKind.Spsc)]
+    [InlineData(QueueKind.SpscEagerBound)]
     [InlineData(QueueKind.Mpsc)]
     [InlineData(QueueKind.Spmc)]
     [InlineData(QueueKind.Mpmc)]

@@ -45,6 +45,21 @@ public enum QueueKind
 
     /// <summary>The test-only MPSC ring whose consumer answers empty after its catch-up pause without reading the tail.</summary>
     PlantedTrustCatchUpPause,
+
+    /// <summary>
+    /// <see cref="SpscRing{T, TAtomics}"/> tuned to read the producer's index on every take beyond its known-published
+    /// bound and to pause whenever it trails the producer (the streaming mechanism, exercised on every call).
+    /// </summary>
+    SpscEagerBound,
+
+    /// <summary>The test-only slot-sequence ring of PlantedBugs/PlantedSlotRing.cs, correct (a control).</summary>
+    SlotRing,
+
+    /// <summary>The test-only slot-sequence ring whose batch publishes front to back.</summary>
+    PlantedFrontToBackBatch,
+
+    /// <summary>The test-only slot-sequence ring whose consumer trusts a bound one past the tail.</summary>
+    PlantedBoundPastTail,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -74,7 +89,11 @@ internal static class TestQueues
 
     public static ITestQueue Create(QueueKind kind, int capacity) => kind switch
     {
-        QueueKind.Spsc => new SpscBox(capacity),
+        QueueKind.Spsc => new SpscBox(new SpscRing<object, TestAtomics>(capacity)),
+        QueueKind.SpscEagerBound => new SpscBox(new SpscRing<object, TestAtomics>(capacity, boundReadStreak: 1, streamDistance: 1)),
+        QueueKind.SlotRing => new PlantedSlotRingBox(capacity, SlotRingBug.None),
+        QueueKind.PlantedFrontToBackBatch => new PlantedSlotRingBox(capacity, SlotRingBug.FrontToBackBatch),
+        QueueKind.PlantedBoundPastTail => new PlantedSlotRingBox(capacity, SlotRingBug.BoundPastTail),
         QueueKind.Mpsc => new SequencedBox<MultiRole, SingleRole>(capacity),
         QueueKind.Spmc => new SequencedBox<SingleRole, MultiRole>(capacity),
         QueueKind.Mpmc => new SequencedBox<MultiRole, MultiRole>(capacity),
@@ -88,9 +107,9 @@ internal static class TestQueues
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    private sealed class SpscBox(int capacity) : ITestQueue
+    private sealed class SpscBox(SpscRing<object, TestAtomics> engine) : ITestQueue
     {
-        private SpscRing<object, TestAtomics> _engine = new(capacity);
+        private SpscRing<object, TestAtomics> _engine = engine;
 
         public int Capacity => _engine.Capacity;
 

@@ -37,6 +37,21 @@ public sealed class QueueStressTests
         RunAndAssert(new SpscQueue<long>(capacity), producers: 1, consumers: 1);
     }
 
+    /// <summary>
+    /// The SPSC engine tuned to take its streaming path (a read of the producer's index, and a pause whenever it trails
+    /// the producer) every <paramref name="streak"/> takes, which the default tuning reaches only when streaming flat out.
+    /// </summary>
+    [Theory]
+    [InlineData(16, 1, 1)]
+    [InlineData(16, 2, 8)]
+    [InlineData(1024, 4, 64)]
+    public void SpscEngine_EagerStreamingPath_EveryItemOnceInOrder(int capacity, int streak, int distance)
+    {
+        var queue = new EagerSpscQueue(capacity, streak, distance);
+
+        RunAndAssert(queue, producers: 1, consumers: 1, queue.TryPeek);
+    }
+
     [Theory]
     [InlineData(2, 1)]
     [InlineData(2, 16)]
@@ -145,4 +160,26 @@ public sealed class QueueStressTests
 
     /// <summary>A reference-type item, so slots hold object references that are written, read and cleared.</summary>
     private sealed record Payload(long Value);
+
+    /// <summary><see cref="LockFree.Queues.SpscRing{T, TAtomics}"/> with its streaming tuning given, behind the queue interface.</summary>
+    private sealed class EagerSpscQueue(int capacity, int streak, int distance) : IBoundedQueue<long>
+    {
+        private LockFree.Queues.SpscRing<long, LockFree.Internal.RealAtomics> _ring = new(capacity, streak, distance);
+
+        public int Capacity => _ring.Capacity;
+
+        public int Count => _ring.Count;
+
+        public bool IsEmpty => _ring.IsEmpty;
+
+        public bool TryEnqueue(long item) => _ring.TryEnqueue(item);
+
+        public bool TryDequeue(out long item) => _ring.TryDequeue(out item);
+
+        public bool TryPeek(out long item) => _ring.TryPeek(out item);
+
+        public int TryEnqueueMany(ReadOnlySpan<long> items) => _ring.TryEnqueueMany(items);
+
+        public int TryDequeueMany(Span<long> destination) => _ring.TryDequeueMany(destination);
+    }
 }

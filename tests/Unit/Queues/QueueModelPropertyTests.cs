@@ -46,7 +46,7 @@ public sealed class QueueModelPropertyTests
         public override string ToString() => $"capacity {Capacity}: [{string.Join(", ", Ops)}]";
     }
 
-    public static TheoryData<string> QueueNames => new() { "Spsc", "Mpsc", "Spmc", "Mpmc" };
+    public static TheoryData<string> QueueNames => new() { "Spsc", "SpscEagerBound", "Mpsc", "Spmc", "Mpmc" };
 
     [Theory]
     [MemberData(nameof(QueueNames))]
@@ -82,6 +82,7 @@ public sealed class QueueModelPropertyTests
     private static (Func<int, IBoundedQueue<int>> Create, PeekFunc? Peek) Factory(string name) => name switch
     {
         "Spsc" => (c => new SpscQueue<int>(c), (IBoundedQueue<int> q, out int item) => ((SpscQueue<int>)q).TryPeek(out item)),
+        "SpscEagerBound" => (c => new EagerSpsc(c), (IBoundedQueue<int> q, out int item) => ((EagerSpsc)q).TryPeek(out item)),
         "Mpsc" => (c => new MpscQueue<int>(c), (IBoundedQueue<int> q, out int item) => ((MpscQueue<int>)q).TryPeek(out item)),
         "Spmc" => (c => new SpmcQueue<int>(c), null),
         "Mpmc" => (c => new MpmcQueue<int>(c), null),
@@ -283,5 +284,30 @@ public sealed class QueueModelPropertyTests
             inner.TryEnqueueMany(items[..Math.Min(items.Length, Math.Max(0, inner.Capacity - 1 - inner.Count))]);
 
         public int TryDequeueMany(Span<int> destination) => inner.TryDequeueMany(destination);
+    }
+
+    /// <summary>
+    /// The SPSC engine tuned to read the producer's index on every take beyond its known-published bound and to
+    /// pause whenever it trails the producer: the streaming path, which the default tuning reaches only under load.
+    /// </summary>
+    private sealed class EagerSpsc(int capacity) : IBoundedQueue<int>
+    {
+        private LockFree.Queues.SpscRing<int, LockFree.Internal.RealAtomics> _ring = new(capacity, boundReadStreak: 1, streamDistance: 1);
+
+        public int Capacity => _ring.Capacity;
+
+        public int Count => _ring.Count;
+
+        public bool IsEmpty => _ring.IsEmpty;
+
+        public bool TryEnqueue(int item) => _ring.TryEnqueue(item);
+
+        public bool TryDequeue(out int item) => _ring.TryDequeue(out item);
+
+        public bool TryPeek(out int item) => _ring.TryPeek(out item);
+
+        public int TryEnqueueMany(ReadOnlySpan<int> items) => _ring.TryEnqueueMany(items);
+
+        public int TryDequeueMany(Span<int> destination) => _ring.TryDequeueMany(destination);
     }
 }
