@@ -80,8 +80,7 @@ public static class QuickRun
                 && (bc.Descriptor.Type != typeof(DelayQueuePendingBenchmarks)
                     || bc.Parameters.Items.Any(p => p.Name == nameof(DelayQueuePendingBenchmarks.Pending) && (int)p.Value! != 100_000))
                 && (bc.Descriptor.Type != typeof(TokenBucketAcquireBenchmarks)
-                    || bc.Descriptor.WorkloadMethod.Name.EndsWith("Bcl", StringComparison.Ordinal)
-                    || bc.Descriptor.WorkloadMethod.Name.EndsWith("Ours", StringComparison.Ordinal))
+                    || bc.Descriptor.WorkloadMethod.Name is "SuccessBcl" or "SuccessOurs" or "RejectionBcl" or "RejectionOurs")
                 && (bc.Descriptor.Type != typeof(WorkStealingSchedulerForkJoinBenchmarks)
                     || bc.Descriptor.WorkloadMethod.Name is "Default" or "WorkStealing" or "WorkStealingJoin")));
         }
