@@ -68,20 +68,7 @@ internal sealed class ThreadOwnedCounter
             return;
         }
 
-        Slot slot;
-        lock (_growLock)
-        {
-            Slot?[] slots = _slots;
-            if (id >= slots.Length)
-            {
-                Slot?[] grown = new Slot?[Math.Min((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)id + 1), MaxIndexedId)];
-                Array.Copy(slots, grown, slots.Length);
-                slots = grown;
-            }
-
-            slot = slots[id] ??= new Slot();
-            Volatile.Write(ref _slots, slots); // release: publishes the table and the new slot to readers and writers
-        }
+        Slot slot = ThreadSlotTable.GetOrAdd(ref _slots, _growLock, id, MaxIndexedId);
 
         Volatile.Write(ref slot.Cell.Value, slot.Cell.Value + 1); // single writer, as the fast path
     }

@@ -96,20 +96,7 @@ internal sealed class ThreadTokenCache
             return null;
         }
 
-        lock (_growLock)
-        {
-            Slot?[] slots = _slots;
-            if (id >= slots.Length)
-            {
-                Slot?[] grown = new Slot?[Math.Min((int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)id + 1), MaxIndexedId)];
-                Array.Copy(slots, grown, slots.Length);
-                slots = grown;
-            }
-
-            Slot slot = slots[id] ??= new Slot();
-            Volatile.Write(ref _slots, slots); // release: publishes the table and the new slot
-            return slot;
-        }
+        return ThreadSlotTable.GetOrAdd(ref _slots, _growLock, id, MaxIndexedId);
     }
 
     /// <summary>Bytes held now (tests and docs): the table plus one padded slot per thread that cached here.</summary>
