@@ -154,6 +154,11 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
+        if (_core.TryMemoRefusalFirst(tokens, out _))
+        {
+            return false;
+        }
+
         return _core.TryTake(tokens) || TryAcquireSlow(tokens, out _);
     }
 
@@ -168,6 +173,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         if (tokens < 1) // folds away for a constant cost; the capacity check waits for the slow path (see below)
         {
             ThrowTokensOutOfRange(tokens);
+        }
+
+        if (_core.TryMemoRefusalFirst(tokens, out long leftMs))
+        {
+            retryAfter = new TimeSpan(leftMs * TimeSpan.TicksPerMillisecond); // as the slow path's memo refusal
+            return false;
         }
 
         if (_core.TryTake(tokens))

@@ -110,6 +110,26 @@ internal partial struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>
+    /// The memo refusal checked before the success path (system clock only). Same answers as checking it after the
+    /// success path failed: a memo is written by the owner after it ended the cache epoch (so no thread cache holds live
+    /// tokens while a memo lives) and cleared before the owner publishes a new batch (so no batch is open either);
+    /// a live memo therefore means the success path would fail. It saves a refusal the thread-cache and batch-word reads.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryMemoRefusalFirst(long tokens, out long leftMs)
+    {
+        // acquire: pairs with RememberShortage; 0 on every success stream. A request above the capacity goes on to the
+        // slow path, which throws (uncounted).
+        if (_coarse && TAtomics.LoadAcquire(ref _memo) != 0 && tokens <= Capacity)
+        {
+            return TryMemoRefusal(tokens, out leftMs);
+        }
+
+        leftMs = 0;
+        return false;
+    }
+
+    /// <summary>
     /// A refusal on the memo, counted: true when a memo covers <paramref name="tokens"/> and the coarse clock is
     /// still before its good-until time; <paramref name="leftMs"/> is then the time to it (a hint that errs early).
     /// </summary>

@@ -207,6 +207,23 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void TryAcquire_LiveMemo_RequestAboveCapacityStillThrowsAndIsNotCounted()
+    {
+        // The memo refusal is checked before the success path; the memo knows no capacity, so a request above it
+        // must still reach the slow path's check, throw, leave no count, and leave the bucket usable.
+        var bucket = new TokenBucket(4, 1e-6);
+        Assert.True(bucket.TryAcquire(4));
+        Assert.False(bucket.TryAcquire(1, out _)); // the owner refuses and leaves a memo
+        Assert.False(bucket.TryAcquire(1, out TimeSpan onMemo)); // answered on the memo
+        Assert.True(onMemo > TimeSpan.Zero);
+        Assert.Throws<ArgumentOutOfRangeException>(() => bucket.TryAcquire(5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => bucket.TryAcquire(5, out _));
+        Assert.Equal(2, bucket.RefusedCount);
+        Assert.False(bucket.TryAcquire(4));
+        Assert.Equal(3, bucket.RefusedCount);
+    }
+
+    [Fact]
     public void TryAcquire_ExactBatch_ReportsAvailableAfterEachCall()
     {
         var time = new ManualTimeProvider();
