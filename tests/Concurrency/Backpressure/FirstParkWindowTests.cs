@@ -119,24 +119,15 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
         /// <summary>The first parker: starts once the signaller has asked the gate (and read the flag clear).</summary>
         public void FirstWaiter()
         {
-            AwaitAsked();
+            WindowSteps.AwaitCue(ref _asked);
             Wait(cue: false);
         }
 
         /// <summary>The racing registrant: also starts once the signaller has asked, then looks for the raised flag a few times before registering.</summary>
         public void SecondWaiter()
         {
-            AwaitAsked();
+            WindowSteps.AwaitCue(ref _asked);
             Wait(cue: true);
-        }
-
-        private void AwaitAsked()
-        {
-            var spinner = default(SpinWait);
-            while (Volatile.Read(ref _asked) == 0)
-            {
-                TestAtomics.SpinOnce(ref spinner);
-            }
         }
 
         /// <summary>Ticket, register, recheck, sleep (the order WaiterList's callers use), until an item is taken.</summary>
@@ -154,7 +145,7 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
                 }
 
                 _gate[0].Register();
-                if (TryTake()) // the recheck after registering
+                if (WindowSteps.TryTake(ref _items[0])) // the recheck after registering
                 {
                     _gate[0].Unregister();
                     break;
@@ -166,23 +157,6 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
 
             Interlocked.Increment(ref _taken);
             ControlledScheduler.Current!.WakeAll(_done);
-        }
-
-        private bool TryTake()
-        {
-            long n = TestAtomics.LoadAcquire(ref _items[0]);
-            while (n > 0)
-            {
-                long seen = TestAtomics.CompareExchange(ref _items[0], n - 1, n);
-                if (seen == n)
-                {
-                    return true;
-                }
-
-                n = seen;
-            }
-
-            return false;
         }
     }
 

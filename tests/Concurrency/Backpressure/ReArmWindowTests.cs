@@ -123,24 +123,15 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
         /// <summary>The first parker after the disarm: starts once the signaller has asked.</summary>
         public void FirstWaiter()
         {
-            AwaitAsked();
+            WindowSteps.AwaitCue(ref _asked);
             Wait(cue: false);
         }
 
         /// <summary>The racing registrant: also starts once the signaller has asked, then looks for the re-set bit a few times before registering.</summary>
         public void SecondWaiter()
         {
-            AwaitAsked();
+            WindowSteps.AwaitCue(ref _asked);
             Wait(cue: true);
-        }
-
-        private void AwaitAsked()
-        {
-            var spinner = default(SpinWait);
-            while (Volatile.Read(ref _asked) == 0)
-            {
-                TestAtomics.SpinOnce(ref spinner);
-            }
         }
 
         /// <summary>Ticket, register (arming), recheck, sleep, until an item is taken.</summary>
@@ -158,7 +149,7 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
                 }
 
                 _gate[0].RegisterArming(ref _bits[0], ArmedBit);
-                if (TryTake()) // the recheck after registering
+                if (WindowSteps.TryTake(ref _items[0])) // the recheck after registering
                 {
                     _gate[0].Unregister();
                     break;
@@ -170,23 +161,6 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
 
             Interlocked.Increment(ref _taken);
             ControlledScheduler.Current!.WakeAll(_done);
-        }
-
-        private bool TryTake()
-        {
-            long n = TestAtomics.LoadAcquire(ref _items[0]);
-            while (n > 0)
-            {
-                long seen = TestAtomics.CompareExchange(ref _items[0], n - 1, n);
-                if (seen == n)
-                {
-                    return true;
-                }
-
-                n = seen;
-            }
-
-            return false;
         }
     }
 
