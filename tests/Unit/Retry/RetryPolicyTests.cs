@@ -266,7 +266,9 @@ public sealed class RetryPolicyTests
     public async Task ExecuteAsync_CancelledWhileWaiting_ThrowsAndStopsRetrying()
     {
         var time = new ManualTimeProvider();
-        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 5, BaseDelay = Ms(100), TimeProvider = time });
+        // No jitter: a full-jitter draw near zero is a timer the manual clock fires at once, and the second attempt
+        // would then run before the cancel (seen once in CI-sized runs). The wait must be the whole 100 ms here.
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 5, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time });
         using var cts = new CancellationTokenSource();
         int calls = 0;
         Task<int> run = policy.ExecuteAsync<int>(_ => { calls++; throw new TimeoutException(); }, cts.Token).AsTask();
