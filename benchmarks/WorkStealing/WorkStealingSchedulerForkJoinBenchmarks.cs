@@ -53,6 +53,19 @@ public class WorkStealingSchedulerForkJoinBenchmarks
     [Benchmark(Baseline = true)]
     public int Default() => Run(TaskScheduler.Default);
 
+    /// <summary>
+    /// The same recursion on the calling thread, no tasks: the work itself. No scheduler can beat this divided by the
+    /// core count, so <c>Sequential / Default / cores</c> bounds what any scheduler can gain over the thread pool:
+    /// the 1.5× target is reachable only where the pool's own speed-up over this is below cores / 1.5.
+    /// </summary>
+    [Benchmark]
+    public int Sequential()
+    {
+        int result = Sequential(N);
+        Transfer.Check(result, Expected, "fib");
+        return result;
+    }
+
     /// <summary>The work-stealing scheduler, one worker per core.</summary>
     [Benchmark]
     public int WorkStealing() => Run(_scheduler);
