@@ -83,68 +83,68 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (head != 0)
         {
             int index = (int)head - 1;
-            ref TimerNode node = ref Node(index);
-            head = TAtomics.LoadAcquire(ref node.Link); // acquire: written before the push that published the node
-            long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
-            long generation = word >> 32;
-            long status = word & StatusMask;
-            bool free;
-            if (status == TimerNodeStatus.Queued)
-            {
-                long due = TAtomics.LoadPlain(ref node.DueTick); // plain: published by the push CAS we took the stack with
-                long claim = (generation << 32) | (long)(due <= _wheelNow ? TimerNodeStatus.Firing : TimerNodeStatus.Linked);
-                if (TAtomics.CompareExchange(ref node.StateWord, claim, word) == word) // CAS: races Cancel's Queued -> Cancelled
-                {
-                    if (due <= _wheelNow)
-                    {
-                        node.Next = fireHead;
-                        fireHead = index;
-                    }
-                    else
-                    {
-                        Link(index, due);
-                    }
-
-                    free = false;
-                }
-                else
-                {
-                    free = true; // Cancel won: the status is Cancelled now
-                }
-            }
-            else if (status == TimerNodeStatus.CancelQueued)
-            {
-                Unlink(index);
-                free = true;
-            }
-            else
-            {
-                Debug.Assert(status == TimerNodeStatus.Cancelled, $"unexpected status {status} on the inbox");
-                free = true;
-            }
-
-            if (free)
+            head = TAtomics.LoadAcquire(ref Node(index).Link); // acquire: written before the push that published the node
+            if (TakeIn(index, ref fireHead))
             {
                 cancelled++;
-                Release(ref node, generation);
-                if (freeFirst < 0)
-                {
-                    freeFirst = index;
-                }
-                else
-                {
-                    TAtomics.StoreRelease(ref Node(freeLast).Link, index + 1); // release: chain link, published by PushFreeChain
-                }
-
-                freeLast = index;
+                ChainFree(index, ref freeFirst, ref freeLast);
             }
         }
 
+        DrainLanes(ref fireHead, ref freeFirst, ref freeLast, ref cancelled);
         if (freeFirst >= 0)
         {
             PushFreeChain(freeFirst, freeLast);
+        }
+
+        if (cancelled != 0)
+        {
             Interlocked.Add(ref _cancelled, cancelled); // metrics: counted here, so Cancel's path pays nothing
         }
+    }
+
+    /// <summary>
+    /// Takes in one node from the inbox or a lane: links it, puts it on the fire batch, or (cancelled) unlinks and
+    /// releases it. Returns true when the node was released (the caller frees it).
+    /// </summary>
+    private bool TakeIn(int index, ref int fireHead)
+    {
+        ref TimerNode node = ref Node(index);
+        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
+        long generation = word >> 32;
+        long status = word & StatusMask;
+        if (status == TimerNodeStatus.Queued)
+        {
+            long due = TAtomics.LoadPlain(ref node.DueTick); // plain: published by the push we took the node from
+            long claim = (generation << 32) | (long)(due <= _wheelNow ? TimerNodeStatus.Firing : TimerNodeStatus.Linked);
+            if (TAtomics.CompareExchange(ref node.StateWord, claim, word) == word) // CAS: races Cancel's Queued -> Cancelled
+            {
+                if (due <= _wheelNow)
+                {
+                    node.Next = fireHead;
+                    fireHead = index;
+                }
+                else
+                {
+                    Link(index, due);
+                }
+
+                return false;
+            }
+
+            // Cancel won: the status is Cancelled now.
+        }
+        else if (status == TimerNodeStatus.CancelQueued)
+        {
+            Unlink(index);
+        }
+        else
+        {
+            Debug.Assert(status == TimerNodeStatus.Cancelled, $"unexpected status {status} on the inbox");
+        }
+
+        Release(ref node, generation);
+        return true;
     }
 
     private void RunWheel(long targetTick, ref int fireHead)

@@ -106,9 +106,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _wheelNow;
     private int _linked;
 
-    [ThreadStatic]
-    private static NodeCache? t_cache;
-
     private long _failedCallbacks;
     private long _fired;
     private long _dropped;
@@ -140,6 +137,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         _tickTimestamp = Math.Max(1, (long)Math.Ceiling(perTick));
         _maxTimers = maxTimers;
+        _returnCapacity = Math.Min(Lane.RingSize, maxTimers / 64); // at most 1/64 of the pool waits in one thread's lane
+        _refillBatch = Math.Clamp(maxTimers / 64, 1, Lane.CacheSize);
         _chunks = new TimerNode[]?[(maxTimers + ChunkSize - 1) >> ChunkShift];
         _slotHeads.AsSpan().Fill(-1);
         _plannedWake.Value = long.MaxValue;
@@ -234,17 +233,26 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TimerHandle ScheduleCore(long due, Action<object?> callback, object? state)
     {
-        int index = TakeNode();
+        Lane? lane = CurrentLane();
+        int index = lane is not null && lane.CacheCount > 0 ? lane.Cache[--lane.CacheCount] : TakeNodeSlow(lane); // thread-local cache: no shared access
         ref TimerNode node = ref Node(index);
-        TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the inbox push
-        TAtomics.StorePlain(ref node.State, state);       // plain: as above
+        TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the lane / inbox push
+        if (state is not null || TAtomics.LoadPlain(ref node.State) is not null) // plain: own node (a freed node's State is null already)
+        {
+            TAtomics.StorePlain(ref node.State, state); // plain: as above
+        }
+
         TAtomics.StorePlain(ref node.DueTick, due);       // plain: as above
         long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
-        PushInbox(index, ref node);
+        if (lane is null || !TryPush(lane, index))
+        {
+            PushInbox(index, ref node);
+        }
 
-        // Dekker half with the driver going to sleep: our push CAS (a full fence) then this load; its Stale CAS
-        // then its inbox load. Either it sees this timer before sleeping, or we see Stale and wake it if needed.
+        // Dekker half with the driver going to sleep: our push (the lane's release store, or the inbox CAS) then
+        // this load; the driver's Stale CAS, then its ProcessWideBarrier, then its scan. Either its scan sees this
+        // timer, or this load comes after the barrier and sees Stale, and we wake the driver if needed.
         if (TAtomics.LoadAcquire(ref _clock.Flags) != 0) // acquire: pairs with the driver's flag CAS
         {
             WakeDriverIfEarlier(due);
@@ -284,7 +292,15 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             {
                 if (TAtomics.CompareExchange(ref node.StateWord, (generation << 32) | TimerNodeStatus.CancelQueued, word) == word) // CAS: races the driver's Linked -> Firing
                 {
-                    PushInbox(index, ref node); // the node left the inbox when it was linked, so its Link is free
+                    // The node left the lane / inbox when it was linked, so it may go on one again. Our lane only if
+                    // this thread last scheduled on this wheel: a thread that only cancels gets no lane (the driver
+                    // returns the freed node through it, where only scheduling would take it back).
+                    Lane? lane = t_lane;
+                    if (lane is null || !ReferenceEquals(lane.Engine, this) || !TryPush(lane, index))
+                    {
+                        PushInbox(index, ref node);
+                    }
+
                     return true;
                 }
             }
@@ -361,30 +377,16 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return Math.Max(ClockTick(), TAtomics.LoadAcquire(ref _clock.Tick));
     }
 
-    /// <summary>A free node: from this thread's cache, else a batch from the free list (one CAS per batch).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int TakeNode()
-    {
-        NodeCache? cache = t_cache;
-        if (cache is not null && ReferenceEquals(cache.Owner, this) && cache.Count > 0)
-        {
-            return cache.Indices[--cache.Count]; // thread-local: no shared access
-        }
-
-        return RefillAndTake();
-    }
-
+    /// <summary>A free node when the lane's cache is empty: returned nodes, else a batch from the free list (one CAS per batch).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int RefillAndTake()
+    private int TakeNodeSlow(Lane? lane)
     {
-        NodeCache cache = t_cache ??= new NodeCache(); // once per thread
-        if (!ReferenceEquals(cache.Owner, this))
+        if (lane is not null && TakeReturned(lane) > 0)
         {
-            cache.Owner?.ReturnCached(cache);
-            cache.Owner = this;
-            cache.Count = 0;
+            return lane.Cache[--lane.CacheCount];
         }
 
+        int batch = lane is null ? 1 : _refillBatch;
         while (true)
         {
             long head = TAtomics.LoadAcquire(ref _freeHead.Value); // acquire: pairs with the CAS that pushed the top node
@@ -404,9 +406,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             // through atomic loads and is harmless: the tag makes the CAS fail and we start over.
             int taken = 1;
             long next = TAtomics.LoadAcquire(ref Node(top).Link); // acquire: pairs with the release in PushFreeChain
-            while (next != 0 && taken < NodeCache.Size)
+            while (next != 0 && taken < batch)
             {
-                cache.Indices[taken - 1] = (int)next - 1;
+                lane!.Cache[taken - 1] = (int)next - 1;
                 taken++;
                 next = TAtomics.LoadAcquire(ref Node((int)next - 1).Link); // acquire: as above
             }
@@ -414,27 +416,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             long replacement = (((head >>> 32) + 1) << 32) | (next & StatusMask);
             if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: takes the batch; pairs with other pops/pushes
             {
-                cache.Count = taken - 1;
+                if (lane is not null)
+                {
+                    lane.CacheCount = taken - 1;
+                }
+
                 return top;
             }
         }
-    }
-
-    /// <summary>Gives the nodes a thread cached for this wheel back to the free list (the thread moved to another wheel).</summary>
-    private void ReturnCached(NodeCache cache)
-    {
-        if (cache.Count == 0 || IsDisposed)
-        {
-            return;
-        }
-
-        for (int i = 0; i < cache.Count - 1; i++)
-        {
-            TAtomics.StoreRelease(ref Node(cache.Indices[i]).Link, cache.Indices[i + 1] + 1); // release: published by PushFreeChain
-        }
-
-        PushFreeChain(cache.Indices[0], cache.Indices[cache.Count - 1]);
-        cache.Count = 0;
     }
 
     /// <summary>Pushes the chain first..last (already linked through Link) onto the free list.</summary>
@@ -529,20 +518,4 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [DoesNotReturn]
     private static void ThrowDueInOutOfRange(TimeSpan dueIn) =>
         throw new ArgumentOutOfRangeException(nameof(dueIn), dueIn, "dueIn must be non-negative and at most MaxDueIn.");
-
-    /// <summary>
-    /// Free nodes one thread holds for the wheel it last scheduled on, so Schedule takes a node without an atomic
-    /// operation (a thread keeps at most <see cref="Size"/> - 1 nodes out of the pool; they go back when it
-    /// schedules on another wheel).
-    /// </summary>
-    private sealed class NodeCache
-    {
-        public const int Size = 16;
-
-        public readonly int[] Indices = new int[Size];
-
-        public TimerWheelEngine<TAtomics>? Owner;
-
-        public int Count;
-    }
 }

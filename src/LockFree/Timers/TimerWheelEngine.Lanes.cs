@@ -1,0 +1,323 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using LockFree.Internal;
+
+namespace LockFree.Timers;
+
+// Lanes: a thread that schedules on a wheel more than once gets a lane there, a pair of single-producer
+// single-consumer rings shared with the driver only:
+//   Entries  (thread -> driver): node indices to look at (newly scheduled; cancelled while linked). The thread
+//            stores the slot plainly and release-stores PublishedTail; the driver acquire-loads PublishedTail,
+//            reads the slots and release-stores Head. No locked instruction on either side.
+//   Returned (driver -> thread): nodes the driver freed while draining this lane (a cancel-while-queued or a
+//            cancel-while-linked whose notice came through this lane). The driver stores the slots and
+//            release-stores ReturnTail; the thread takes them in batches into its Cache and release-stores
+//            ReturnHead. So the schedule/cancel/drain cycle of one thread reuses its nodes without the free list.
+// A full Entries ring (the driver is behind) or a thread's first schedule on a wheel falls back to the shared
+// inbox (one CAS). A full Returned ring sends freed nodes to the free list (one CAS per drain).
+//
+// Lost wake-ups with a sleeping driver: the lane push is a plain store, not a fence, so the Dekker pair "producer
+// store, producer load of Flags / driver CAS of Stale, driver load of the lanes" needs the driver's side to be
+// an asymmetric fence: after raising Stale and before its final scan the driver calls ProcessWideBarrier (once
+// per long sleep). Every thread's program is then cut in two at the barrier: a push before the cut is visible to
+// the scan; a Flags load after the cut comes after the Stale CAS and sees Stale, and the scheduler wakes the driver.
+//
+// Lanes live in the wheel's registry (_lanes, copy-on-write under _laneLock) and in the thread's own list
+// (t_lanes). The driver retires the lane of a thread that has ended: it drains it one last time and gives its
+// cached and returned nodes back to the free list, so threads that come and go strand no nodes.
+internal sealed partial class TimerWheelEngine<TAtomics>
+{
+    /// <summary>Drains between two liveness checks of the lanes' threads.</summary>
+    private const int RetireCheckInterval = 64;
+
+    private static long s_nextEngineId;
+
+    [ThreadStatic]
+    private static Lane? t_lane; // the lane this thread used last (of any wheel of this instantiation)
+
+    [ThreadStatic]
+    private static Lane? t_lanes; // every lane of this thread, linked through NextOfThread
+
+    [ThreadStatic]
+    private static long t_firstUse; // id of the wheel this thread scheduled on once, without a lane
+
+    private readonly long _engineId = Interlocked.Increment(ref s_nextEngineId);
+    private readonly object _laneLock = new();
+    private readonly int _returnCapacity; // effective Returned capacity (small pools strand fewer nodes)
+    private readonly int _refillBatch;    // nodes taken from the free list per CAS
+    private Lane[] _lanes = [];           // registry: copy-on-write under _laneLock, acquire-loaded by the driver
+    private int _drains;                  // driver-only: counts drains, paces the liveness checks
+
+    /// <summary>Lanes registered now (tests).</summary>
+    internal int LaneCount => TAtomics.LoadAcquireReference(ref _lanes).Length; // acquire: pairs with the release in AddLane / RetireLane
+
+    /// <summary>This thread's lane on this wheel, or null (first use: the caller uses the shared inbox).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Lane? CurrentLane()
+    {
+        Lane? lane = t_lane;
+        return lane is not null && ReferenceEquals(lane.Engine, this) ? lane : FindLane();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Lane? FindLane()
+    {
+        // Walk this thread's lanes, dropping those of disposed wheels (they would keep the wheel reachable).
+        Lane? previous = null;
+        for (Lane? lane = t_lanes; lane is not null; lane = lane.NextOfThread)
+        {
+            if (ReferenceEquals(lane.Engine, this))
+            {
+                t_lane = lane;
+                return lane;
+            }
+
+            if (lane.Engine.IsDisposed)
+            {
+                if (previous is null)
+                {
+                    t_lanes = lane.NextOfThread;
+                }
+                else
+                {
+                    previous.NextOfThread = lane.NextOfThread;
+                }
+
+                if (ReferenceEquals(t_lane, lane))
+                {
+                    t_lane = null;
+                }
+
+                continue;
+            }
+
+            previous = lane;
+        }
+
+        if (t_firstUse != _engineId)
+        {
+            t_firstUse = _engineId; // once: a thread that schedules a single timer here costs no lane
+            return null;
+        }
+
+        return AddLane();
+    }
+
+    private Lane? AddLane()
+    {
+        var lane = new Lane(this, Thread.CurrentThread);
+        lock (_laneLock)
+        {
+            if (IsDisposed)
+            {
+                return null; // the caller's schedule fails on its own path
+            }
+
+            Lane[] old = _lanes;
+            var lanes = new Lane[old.Length + 1];
+            old.CopyTo(lanes, 0);
+            lanes[^1] = lane;
+            TAtomics.StoreReleaseReference(ref _lanes, lanes); // release: the lane's construction before the driver sees it
+        }
+
+        lane.NextOfThread = t_lanes;
+        t_lanes = lane;
+        t_lane = lane;
+        return lane;
+    }
+
+    /// <summary>Publishes a node index on the lane. False when the ring is full (the caller uses the inbox).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryPush(Lane lane, int index)
+    {
+        long tail = lane.Tail;
+        if (tail - lane.HeadSeen >= Lane.RingSize && tail - (lane.HeadSeen = TAtomics.LoadAcquire(ref lane.Head.Value)) >= Lane.RingSize) // acquire: pairs with the driver's release of Head (the slot is free)
+        {
+            return false;
+        }
+
+        TAtomics.StorePlain(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lane.Entries), (int)tail & Lane.Mask), index); // plain: published by the release below
+        lane.Tail = tail + 1;
+        TAtomics.StoreRelease(ref lane.PublishedTail.Value, tail + 1); // release: the slot and the node's fields to the driver's acquire of PublishedTail
+        return true;
+    }
+
+    /// <summary>Refills the lane's cache from its Returned ring. Returns how many nodes it took.</summary>
+    private static int TakeReturned(Lane lane)
+    {
+        long head = lane.ReturnHead;
+        long available = TAtomics.LoadAcquire(ref lane.ReturnTail.Value) - head; // acquire: pairs with the driver's release of ReturnTail
+        int take = (int)Math.Min(available, Lane.CacheSize);
+        for (int i = 0; i < take; i++)
+        {
+            lane.Cache[i] = TAtomics.LoadPlain(ref lane.Returned[(int)(head + i) & Lane.Mask]); // plain: published by ReturnTail
+        }
+
+        if (take > 0)
+        {
+            lane.CacheCount = take;
+            lane.ReturnHead = head + take;
+            TAtomics.StoreRelease(ref lane.PublishedReturnHead.Value, head + take); // release: our reads of the slots before the driver reuses them
+        }
+
+        return take;
+    }
+
+    /// <summary>True when the inbox or a lane holds something the driver has not taken in.</summary>
+    private bool HasInput()
+    {
+        if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0) // acquire: pairs with the producers' push CAS
+        {
+            return true;
+        }
+
+        foreach (Lane lane in TAtomics.LoadAcquireReference(ref _lanes)) // acquire: pairs with AddLane
+        {
+            if (TAtomics.LoadAcquire(ref lane.PublishedTail.Value) != lane.DriverHead) // acquire: pairs with TryPush's release
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Driver (under the gate): takes in every lane's entries; freed nodes go back through Returned where there is room.</summary>
+    private void DrainLanes(ref int fireHead, ref int freeFirst, ref int freeLast, ref long cancelled)
+    {
+        Lane[] lanes = TAtomics.LoadAcquireReference(ref _lanes); // acquire: pairs with AddLane
+        bool checkLiveness = ++_drains % RetireCheckInterval == 0;
+        for (int l = 0; l < lanes.Length; l++)
+        {
+            Lane lane = lanes[l];
+            bool ended = checkLiveness && !lane.Thread.IsAlive; // before the tail load: an ended thread pushes nothing more
+            long head = lane.DriverHead;
+            long tail = TAtomics.LoadAcquire(ref lane.PublishedTail.Value); // acquire: pairs with TryPush's release
+            if (head != tail)
+            {
+                long returnTail = lane.DriverReturnTail;
+                long returnLimit = lane.ReturnHeadSeen + _returnCapacity;
+                for (; head != tail; head++)
+                {
+                    int index = TAtomics.LoadPlain(ref lane.Entries[(int)head & Lane.Mask]); // plain: published by PublishedTail
+                    if (!TakeIn(index, ref fireHead))
+                    {
+                        continue;
+                    }
+
+                    cancelled++;
+                    if (returnTail == returnLimit && !ended)
+                    {
+                        lane.ReturnHeadSeen = TAtomics.LoadAcquire(ref lane.PublishedReturnHead.Value); // acquire: pairs with TakeReturned's release (the slot is free)
+                        returnLimit = lane.ReturnHeadSeen + _returnCapacity;
+                    }
+
+                    if (returnTail != returnLimit && !ended)
+                    {
+                        TAtomics.StorePlain(ref lane.Returned[(int)returnTail & Lane.Mask], index); // plain: published by ReturnTail below
+                        returnTail++;
+                    }
+                    else
+                    {
+                        ChainFree(index, ref freeFirst, ref freeLast);
+                    }
+                }
+
+                lane.DriverHead = tail;
+                TAtomics.StoreRelease(ref lane.Head.Value, tail); // release: our slot reads before the producer reuses the slots
+                if (returnTail != lane.DriverReturnTail)
+                {
+                    lane.DriverReturnTail = returnTail;
+                    TAtomics.StoreRelease(ref lane.ReturnTail.Value, returnTail); // release: the freed nodes and slots to TakeReturned
+                }
+            }
+
+            if (ended)
+            {
+                RetireLane(lane, ref freeFirst, ref freeLast);
+            }
+        }
+    }
+
+    /// <summary>Driver: the lane's thread has ended; its cached and returned nodes go back to the free list.</summary>
+    private void RetireLane(Lane lane, ref int freeFirst, ref int freeLast)
+    {
+        // The thread is gone, so its private fields are final (thread exit synchronises with IsAlive's answer).
+        for (int i = 0; i < lane.CacheCount; i++)
+        {
+            ChainFree(lane.Cache[i], ref freeFirst, ref freeLast);
+        }
+
+        for (long r = lane.ReturnHead; r != lane.DriverReturnTail; r++)
+        {
+            ChainFree(lane.Returned[(int)r & Lane.Mask], ref freeFirst, ref freeLast);
+        }
+
+        lane.CacheCount = 0;
+        lane.ReturnHead = lane.DriverReturnTail;
+        lock (_laneLock)
+        {
+            Lane[] old = _lanes;
+            var lanes = new Lane[old.Length - 1];
+            int j = 0;
+            foreach (Lane other in old)
+            {
+                if (!ReferenceEquals(other, lane))
+                {
+                    lanes[j++] = other;
+                }
+            }
+
+            TAtomics.StoreReleaseReference(ref _lanes, lanes); // release: pairs with the driver's acquire
+        }
+    }
+
+    /// <summary>Appends a freed node to the chain the drain pushes on the free list at its end.</summary>
+    private void ChainFree(int index, ref int freeFirst, ref int freeLast)
+    {
+        if (freeFirst < 0)
+        {
+            freeFirst = index;
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref Node(freeLast).Link, index + 1); // release: chain link, published by PushFreeChain
+        }
+
+        freeLast = index;
+    }
+
+    /// <summary>
+    /// One thread's lane on one wheel. Fields are grouped by writer: the owner thread's private fields, the
+    /// driver's private fields, and the four published indices, each on its own padded line.
+    /// </summary>
+    internal sealed class Lane(TimerWheelEngine<TAtomics> engine, Thread thread)
+    {
+        public const int RingSize = 256;
+        public const int Mask = RingSize - 1;
+        public const int CacheSize = 32;
+
+        public readonly TimerWheelEngine<TAtomics> Engine = engine;
+        public readonly Thread Thread = thread;
+        public readonly int[] Entries = new int[RingSize];
+        public readonly int[] Returned = new int[RingSize];
+        public readonly int[] Cache = new int[CacheSize];
+
+        // Owner-private (the driver reads them only after the owner ended).
+        public int CacheCount;
+        public long Tail;        // entries pushed
+        public long HeadSeen;    // the driver's Head as last loaded
+        public long ReturnHead;  // returned nodes taken
+        public Lane? NextOfThread;
+
+        // Driver-private (under the gate).
+        public long DriverHead;
+        public long DriverReturnTail;
+        public long ReturnHeadSeen;
+
+        public PaddedIndex PublishedTail;       // owner release-stores, driver acquire-loads
+        public PaddedIndex Head;                // driver release-stores, owner acquire-loads when the ring looks full
+        public PaddedIndex ReturnTail;          // driver release-stores, owner acquire-loads when its cache is empty
+        public PaddedIndex PublishedReturnHead; // owner release-stores, driver acquire-loads when Returned looks full
+    }
+}
