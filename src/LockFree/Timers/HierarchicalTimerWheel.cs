@@ -167,6 +167,7 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// fired or is firing, was cancelled before, the handle is stale or default, or the wheel was disposed. A
     /// stale handle never cancels a newer timer. Safe from any thread; lock-free; allocates nothing.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Cancel(TimerHandle handle) => _engine.Cancel(handle);
 
     /// <summary>

@@ -33,9 +33,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private static long s_nextEngineId;
 
     [ThreadStatic]
-    private static Lane? t_lane; // the lane this thread used last (of any wheel of this instantiation)
-
-    [ThreadStatic]
     private static Lane? t_lanes; // every lane of this thread, linked through NextOfThread
 
     [ThreadStatic]
@@ -43,6 +40,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private readonly long _engineId = Interlocked.Increment(ref s_nextEngineId);
     private readonly object _laneLock = new();
+    private readonly int _laneRingSize;   // entries per lane ring (a power of two)
     private readonly int _returnCapacity; // effective Returned capacity (small pools strand fewer nodes)
     private readonly int _refillBatch;    // nodes taken from the free list per CAS
     private Lane[] _lanes = [];           // registry: copy-on-write under _laneLock, acquire-loaded by the driver
@@ -55,8 +53,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Lane? CurrentLane()
     {
-        Lane? lane = t_lane;
-        return lane is not null && ReferenceEquals(lane.Engine, this) ? lane : FindLane();
+        // A thread static of a generic class is reached through a helper call; a non-generic one is inlined.
+        WheelLane? lane = WheelLane.Current;
+        return lane is not null && ReferenceEquals(lane.Owner, this) ? Unsafe.As<Lane>(lane) : FindLane(); // the owner check proves the type
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -68,7 +67,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         {
             if (ReferenceEquals(lane.Engine, this))
             {
-                t_lane = lane;
+                WheelLane.Current = lane;
                 return lane;
             }
 
@@ -83,9 +82,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     previous.NextOfThread = lane.NextOfThread;
                 }
 
-                if (ReferenceEquals(t_lane, lane))
+                if (ReferenceEquals(WheelLane.Current, lane))
                 {
-                    t_lane = null;
+                    WheelLane.Current = null;
                 }
 
                 continue;
@@ -105,10 +104,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private Lane? AddLane()
     {
-        var lane = new Lane(this, Thread.CurrentThread);
+        var lane = new Lane(this, Thread.CurrentThread, _laneRingSize);
+        // No seam call while holding _laneLock: under the controlled scheduler a scheduling point inside a lock
+        // would hand the baton to a thread that may block on the same lock.
         lock (_laneLock)
         {
-            if (IsDisposed)
+            if ((Volatile.Read(ref _clock.Flags) & DisposedFlag) != 0)
             {
                 return null; // the caller's schedule fails on its own path
             }
@@ -117,12 +118,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             var lanes = new Lane[old.Length + 1];
             old.CopyTo(lanes, 0);
             lanes[^1] = lane;
-            TAtomics.StoreReleaseReference(ref _lanes, lanes); // release: the lane's construction before the driver sees it
+            Volatile.Write(ref _lanes, lanes); // release: the lane's construction before the driver's acquire load of _lanes
         }
 
         lane.NextOfThread = t_lanes;
         t_lanes = lane;
-        t_lane = lane;
+        WheelLane.Current = lane;
         return lane;
     }
 
@@ -131,12 +132,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private static bool TryPush(Lane lane, int index)
     {
         long tail = lane.Tail;
-        if (tail - lane.HeadSeen >= Lane.RingSize && tail - (lane.HeadSeen = TAtomics.LoadAcquire(ref lane.Head.Value)) >= Lane.RingSize) // acquire: pairs with the driver's release of Head (the slot is free)
+        if (tail - lane.HeadSeen >= lane.RingSize && tail - (lane.HeadSeen = TAtomics.LoadAcquire(ref lane.Head.Value)) >= lane.RingSize) // acquire: pairs with the driver's release of Head (the slot is free)
         {
             return false;
         }
 
-        TAtomics.StorePlain(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lane.Entries), (int)tail & Lane.Mask), index); // plain: published by the release below
+        TAtomics.StorePlain(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(lane.Entries), (int)tail & lane.Mask), index); // plain: published by the release below
         lane.Tail = tail + 1;
         TAtomics.StoreRelease(ref lane.PublishedTail.Value, tail + 1); // release: the slot and the node's fields to the driver's acquire of PublishedTail
         return true;
@@ -150,7 +151,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         int take = (int)Math.Min(available, Lane.CacheSize);
         for (int i = 0; i < take; i++)
         {
-            lane.Cache[i] = TAtomics.LoadPlain(ref lane.Returned[(int)(head + i) & Lane.Mask]); // plain: published by ReturnTail
+            lane.Cache[i] = TAtomics.LoadPlain(ref lane.Returned[(int)(head + i) & lane.Mask]); // plain: published by ReturnTail
         }
 
         if (take > 0)
@@ -199,7 +200,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 long returnLimit = lane.ReturnHeadSeen + _returnCapacity;
                 for (; head != tail; head++)
                 {
-                    int index = TAtomics.LoadPlain(ref lane.Entries[(int)head & Lane.Mask]); // plain: published by PublishedTail
+                    int index = TAtomics.LoadPlain(ref lane.Entries[(int)head & lane.Mask]); // plain: published by PublishedTail
                     if (!TakeIn(index, ref fireHead))
                     {
                         continue;
@@ -214,7 +215,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
                     if (returnTail != returnLimit && !ended)
                     {
-                        TAtomics.StorePlain(ref lane.Returned[(int)returnTail & Lane.Mask], index); // plain: published by ReturnTail below
+                        TAtomics.StorePlain(ref lane.Returned[(int)returnTail & lane.Mask], index); // plain: published by ReturnTail below
                         returnTail++;
                     }
                     else
@@ -250,7 +251,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         for (long r = lane.ReturnHead; r != lane.DriverReturnTail; r++)
         {
-            ChainFree(lane.Returned[(int)r & Lane.Mask], ref freeFirst, ref freeLast);
+            ChainFree(lane.Returned[(int)r & lane.Mask], ref freeFirst, ref freeLast);
         }
 
         lane.CacheCount = 0;
@@ -268,7 +269,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 }
             }
 
-            TAtomics.StoreReleaseReference(ref _lanes, lanes); // release: pairs with the driver's acquire
+            Volatile.Write(ref _lanes, lanes); // release: pairs with the acquire loads of _lanes (no seam call under the lock)
         }
     }
 
@@ -288,19 +289,72 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     }
 
     /// <summary>
+    /// Tests, quiescent wheel only: every free node is in exactly one place (the free list, a lane's cache or
+    /// Returned ring) and every node in those places is free. Returns the first problem found, or null.
+    /// </summary>
+    internal string? AuditPool()
+    {
+        lock (_gate)
+        {
+            var seen = new HashSet<int>();
+            string? problem = null;
+            void Add(int index, string where)
+            {
+                if (!seen.Add(index))
+                {
+                    problem ??= $"node {index} is free twice (again in {where})";
+                }
+                else if ((Volatile.Read(ref Node(index).StateWord) & StatusMask) != TimerNodeStatus.Free)
+                {
+                    problem ??= $"node {index} in {where} is not free (status {Volatile.Read(ref Node(index).StateWord) & StatusMask})";
+                }
+            }
+
+            int steps = 0;
+            for (long link = Volatile.Read(ref _freeHead.Value) & StatusMask; link != 0 && steps++ <= _maxTimers; link = Volatile.Read(ref Node((int)link - 1).Link))
+            {
+                Add((int)link - 1, "the free list");
+            }
+
+            foreach (Lane lane in Volatile.Read(ref _lanes))
+            {
+                for (int i = 0; i < lane.CacheCount; i++)
+                {
+                    Add(lane.Cache[i], "a lane cache");
+                }
+
+                for (long r = lane.ReturnHead; r != lane.DriverReturnTail; r++)
+                {
+                    Add(lane.Returned[(int)r & lane.Mask], "a Returned ring");
+                }
+            }
+
+            long free = 0;
+            for (int index = 0; index < Volatile.Read(ref _allocated); index++)
+            {
+                free += (Volatile.Read(ref Node(index).StateWord) & StatusMask) == TimerNodeStatus.Free ? 1 : 0;
+            }
+
+            return problem ?? (free != seen.Count ? $"{free} nodes are free but {seen.Count} are reachable for reuse (a node was lost)" : null);
+        }
+    }
+
+    /// <summary>
     /// One thread's lane on one wheel. Fields are grouped by writer: the owner thread's private fields, the
     /// driver's private fields, and the four published indices, each on its own padded line.
     /// </summary>
-    internal sealed class Lane(TimerWheelEngine<TAtomics> engine, Thread thread)
+    internal sealed class Lane(TimerWheelEngine<TAtomics> engine, Thread thread, int ringSize) : WheelLane(engine)
     {
-        public const int RingSize = 256;
-        public const int Mask = RingSize - 1;
+        /// <summary>Default entries per ring (a power of two).</summary>
+        public const int DefaultRingSize = 1024;
         public const int CacheSize = 32;
 
         public readonly TimerWheelEngine<TAtomics> Engine = engine;
         public readonly Thread Thread = thread;
-        public readonly int[] Entries = new int[RingSize];
-        public readonly int[] Returned = new int[RingSize];
+        public readonly int RingSize = ringSize;
+        public readonly int Mask = ringSize - 1;
+        public readonly int[] Entries = new int[ringSize];
+        public readonly int[] Returned = new int[ringSize];
         public readonly int[] Cache = new int[CacheSize];
 
         // Owner-private (the driver reads them only after the owner ended).
@@ -320,4 +374,15 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         public PaddedIndex ReturnTail;          // driver release-stores, owner acquire-loads when its cache is empty
         public PaddedIndex PublishedReturnHead; // owner release-stores, driver acquire-loads when Returned looks full
     }
+}
+
+/// <summary>The non-generic base of the wheel's lanes: its thread static is reached without a helper call.</summary>
+internal abstract class WheelLane(object owner)
+{
+    /// <summary>The lane this thread used last, of any wheel.</summary>
+    [ThreadStatic]
+    public static WheelLane? Current;
+
+    /// <summary>The engine the lane belongs to.</summary>
+    public readonly object Owner = owner;
 }

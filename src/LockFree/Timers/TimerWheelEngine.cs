@@ -1,5 +1,8 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -73,9 +76,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Default node-pool bound: 2^22 = 4,194,304 pending timers (192 MiB of nodes when full).</summary>
     internal const int DefaultMaxTimers = 1 << 22;
 
-    /// <summary>Below this many TimeSpan ticks a double holds dueIn exactly and the reciprocal is off by at most one.</summary>
-    private const ulong ExactReciprocalLimit = 1UL << 52;
-
     private const int ChunkSize = 1 << ChunkShift;
     private const int ChunkMask = ChunkSize - 1;
     private const long StatusMask = 0xFFFF_FFFFL;
@@ -84,7 +84,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private readonly TimeProvider _timeProvider;
     private readonly long _tickTicks;       // tick duration in TimeSpan ticks
-    private readonly double _inverseTickTicks; // 1 / _tickTicks, for DueTicks
+    private readonly ulong _reciprocal;     // floor((2^64 - 1) / _tickTicks), for DueTicks
     private readonly long _tickTimestamp;   // tick duration in provider timestamp units, rounded up
     private readonly long _originTimestamp; // provider timestamp of tick 0
     private readonly TimerNode[]?[] _chunks;
@@ -113,8 +113,13 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _latenessTotal;      // sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps
     private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
 
-    public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null)
+    public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null, int laneRingSize = Lane.DefaultRingSize)
     {
+        if (laneRingSize < 1 || !BitOperations.IsPow2(laneRingSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(laneRingSize), laneRingSize, "The lane ring size must be a positive power of two.");
+        }
+
         if (tickDuration <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(tickDuration), tickDuration, "The tick duration must be positive.");
@@ -128,7 +133,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _timeProvider = timeProvider ?? TimeProvider.System;
         _owner = owner ?? this;
         _tickTicks = tickDuration.Ticks;
-        _inverseTickTicks = 1.0 / _tickTicks;
+        _reciprocal = ulong.MaxValue / (ulong)_tickTicks;
         double perTick = (double)_tickTicks * _timeProvider.TimestampFrequency / TimeSpan.TicksPerSecond;
         if (perTick > long.MaxValue / 4)
         {
@@ -137,7 +142,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         _tickTimestamp = Math.Max(1, (long)Math.Ceiling(perTick));
         _maxTimers = maxTimers;
-        _returnCapacity = Math.Min(Lane.RingSize, maxTimers / 64); // at most 1/64 of the pool waits in one thread's lane
+        _laneRingSize = laneRingSize;
+        _returnCapacity = Math.Min(laneRingSize, maxTimers / 64); // at most 1/64 of the pool waits in one thread's lane
         _refillBatch = Math.Clamp(maxTimers / 64, 1, Lane.CacheSize);
         _chunks = new TimerNode[]?[(maxTimers + ChunkSize - 1) >> ChunkShift];
         _slotHeads.AsSpan().Fill(-1);
@@ -261,6 +267,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return new TimerHandle(index, (uint)generation);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Cancel(TimerHandle handle)
     {
         int index = handle.Index;
@@ -295,8 +302,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     // The node left the lane / inbox when it was linked, so it may go on one again. Our lane only if
                     // this thread last scheduled on this wheel: a thread that only cancels gets no lane (the driver
                     // returns the freed node through it, where only scheduling would take it back).
-                    Lane? lane = t_lane;
-                    if (lane is null || !ReferenceEquals(lane.Engine, this) || !TryPush(lane, index))
+                    WheelLane? current = WheelLane.Current;
+                    if (current is null || !ReferenceEquals(current.Owner, this) || !TryPush(Unsafe.As<Lane>(current), index))
                     {
                         PushInbox(index, ref node);
                     }
@@ -314,22 +321,18 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long DueTicks(TimeSpan dueIn)
     {
-        // ceil(t / tick) without a 64-bit division on the hot path: a double reciprocal gives floor(t / tick)
-        // within one, exact below 2^52; the remainder corrects it.
+        // ceil(t / tick) without a 64-bit division on the hot path: the high half of t * floor((2^64 - 1) / tick)
+        // is floor(t / tick) or one less (the reciprocal is at most 2^64 / tick and more than 2^64 / tick - 1, so
+        // the product is off by less than t / 2^64 < 1); the remainder corrects it.
         long t = dueIn.Ticks;
-        if ((ulong)t > ExactReciprocalLimit)
+        if (t < 0)
         {
             return DueTicksSlow(dueIn);
         }
 
-        long q = (long)(t * _inverseTickTicks);
+        long q = (long)Math.BigMul((ulong)t, _reciprocal, out _);
         long remainder = t - (q * _tickTicks);
-        if (remainder < 0)
-        {
-            q--;
-            remainder += _tickTicks;
-        }
-        else if (remainder >= _tickTicks)
+        if (remainder >= _tickTicks)
         {
             q++;
             remainder -= _tickTicks;
@@ -357,7 +360,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ref TimerNode Node(int index) => ref _chunks[index >> ChunkShift]![index & ChunkMask];
+    internal ref TimerNode Node(int index)
+    {
+        // Unchecked: every caller holds an index the pool handed out (below _allocated), so its chunk exists and
+        // the offset is in range (Cancel checks a handle's index itself before it gets here).
+        Debug.Assert((uint)index < (uint)_allocated, "node index out of the pool");
+        TimerNode[] chunk = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_chunks), index >> ChunkShift)!;
+        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(chunk), index & ChunkMask);
+    }
 
     private TimeSpan TimestampsToTimeSpan(long timestamps) =>
         TimeSpan.FromTicks((long)(timestamps * ((double)TimeSpan.TicksPerSecond / _timeProvider.TimestampFrequency)));
