@@ -98,6 +98,107 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ManualDriver_SchedulingThreadsComeAndGo_EachTimerFiresXorCancelsAndNoNodeIsStranded()
+    {
+        // Waves of short-lived threads, each with its own lane (it schedules many timers), cancel some of their own
+        // timers at once and some of the previous wave's later, then end. The driver retires the lanes of ended
+        // threads and takes their cached and returned nodes back, so after the last wave the whole pool is
+        // reachable again: a fresh thread can schedule MaxTimers timers.
+        const int MaxTimers = 1 << 14;
+        int waves = (int)Math.Max(3, StressScale.Items(8));
+        const int PerWave = 3;
+        int perThread = (int)StressScale.Items(3_000);
+        int total = waves * PerWave * perThread;
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, MaxTimers, laneRingSize: 64);
+        var fired = new int[total];
+        var cancelled = new int[total];
+        var handles = new TimerHandle[total];
+        var published = new int[total];
+        Action<object?> callback = s => Interlocked.Increment(ref fired[(int)s!]);
+        long tick = 0;
+        bool done = false;
+        var clock = Stopwatch.StartNew();
+        var driver = new Thread(() =>
+        {
+            while (!Volatile.Read(ref done) && clock.Elapsed < Deadline)
+            {
+                wheel.AdvanceTo(++tick);
+            }
+        });
+        driver.Start();
+        int maxLanes = 0;
+        for (int w = 0; w < waves; w++)
+        {
+            int wave = w;
+            var threads = Enumerable.Range(0, PerWave).Select(id => new Thread(() =>
+            {
+                var rng = new Random((wave * 131) + id);
+                int first = ((wave * PerWave) + id) * perThread;
+                for (int n = 0; n < perThread; n++)
+                {
+                    int k = first + n;
+                    TimerHandle h = wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 20)), callback, k);
+                    handles[k] = h;
+                    Volatile.Write(ref published[k], 1);
+                    int roll = rng.Next(3);
+                    if (roll == 0 && wheel.Cancel(h))
+                    {
+                        Interlocked.Increment(ref cancelled[k]);
+                    }
+                    else if (roll == 1 && wave > 0)
+                    {
+                        int other = k - (PerWave * perThread) + rng.Next(0, 8); // the previous wave's: mostly fired by now
+                        if (Volatile.Read(ref published[other]) == 1 && wheel.Cancel(handles[other]))
+                        {
+                            Interlocked.Increment(ref cancelled[other]);
+                        }
+                    }
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            foreach (Thread t in threads)
+            {
+                Assert.True(t.Join(Deadline), "a scheduling thread did not finish");
+            }
+
+            maxLanes = Math.Max(maxLanes, wheel.LaneCount);
+        }
+
+        // Enough drains for the liveness checks to see every thread ended.
+        Assert.True(SpinWait.SpinUntil(() => wheel.LaneCount == 0, Deadline), $"{wheel.LaneCount} lanes of ended threads were not retired");
+        Volatile.Write(ref done, true);
+        Assert.True(driver.Join(Deadline), "the driver did not finish");
+        wheel.AdvanceTo(tick + 100);
+        Assert.Equal(0, wheel.PendingCount);
+        for (int k = 0; k < total; k++)
+        {
+            Assert.True(fired[k] + cancelled[k] == 1, $"timer {k}: fired {fired[k]}, cancelled {cancelled[k]}");
+        }
+
+        Assert.Null(wheel.AuditPool());
+        Exception? failure = null;
+        var fresh = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < MaxTimers; i++)
+                {
+                    wheel.Schedule(TimeSpan.FromSeconds(10), static _ => { }, null);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        fresh.Start();
+        Assert.True(fresh.Join(Deadline));
+        Assert.Null(failure); // every node came back: none stranded in an ended thread's lane
+        output.WriteLine($"{waves} waves x {PerWave} threads: {total} timers, up to {maxLanes} lanes at once, {tick} ticks, {clock.Elapsed.TotalMilliseconds:F0} ms");
+        wheel.Dispose();
+    }
+
+    [Fact]
     public void DriverThread_SystemClock_ConcurrentScheduleCancel_EachTimerFiresXorCancels()
     {
         const int producers = 2;
