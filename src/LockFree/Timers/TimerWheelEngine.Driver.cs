@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -156,6 +157,20 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 Wake();
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// A lane is full: the driver thread sleeps long (nothing due soon) while this thread schedules and cancels
+    /// faster than it drains. Wake it, so cancelled nodes go back to the pool instead of piling up until the next
+    /// expiry. Rare: once per full ring, not per timer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LaneFull()
+    {
+        if ((TAtomics.LoadAcquire(ref _clock.Flags) & StaleFlag) != 0 && Volatile.Read(ref _driver) is not null) // acquire: pairs with the driver's flag CAS
+        {
+            Wake();
         }
     }
 

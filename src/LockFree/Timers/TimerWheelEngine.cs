@@ -254,6 +254,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         if (lane is null || !TryPush(lane, index))
         {
             PushInbox(index, ref node);
+            if (lane is not null)
+            {
+                LaneFull();
+            }
         }
 
         // Dekker half with the driver going to sleep: our push (the lane's release store, or the inbox CAS) then

@@ -199,6 +199,45 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DriverThread_LongSleepWhileOneThreadSchedulesAndCancels_PoolStaysBounded()
+    {
+        // Nothing is due for a minute, so the driver thread sleeps; a thread schedules and cancels at full speed.
+        // Its lane fills, and a full lane wakes the driver, which drains it and returns the nodes: the pool
+        // stays near one lane's worth instead of growing with every cancelled timer until the next expiry.
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, 1 << 22);
+        wheel.StartDriver();
+        wheel.Schedule(TimeSpan.FromMinutes(1), static _ => { }, null); // the driver plans to sleep until then (or its cascade)
+        Thread.Sleep(20); // let it take that timer in and go to sleep: new 5-minute timers are later, so none wakes it
+        int pairs = (int)StressScale.Items(300_000);
+        Exception? failure = null;
+        var worker = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < pairs; i++)
+                {
+                    TimerHandle h = wheel.Schedule(TimeSpan.FromMinutes(5), static _ => throw new InvalidOperationException("a cancelled timer fired"), null);
+                    if (!wheel.Cancel(h))
+                    {
+                        throw new InvalidOperationException("a cancel failed");
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        worker.Start();
+        Assert.True(worker.Join(Deadline), "the worker did not finish");
+        Assert.Null(failure);
+        long allocated = wheel.AllocatedNodes;
+        output.WriteLine($"{pairs} schedule+cancel pairs with the driver asleep: {allocated} nodes allocated, {wheel.DriverPasses} driver passes");
+        wheel.Dispose();
+        Assert.True(allocated <= 1 << 17, $"{allocated} nodes allocated for {pairs} cancelled timers: the driver was not woken to reclaim them");
+    }
+
+    [Fact]
     public void DriverThread_SystemClock_ConcurrentScheduleCancel_EachTimerFiresXorCancels()
     {
         const int producers = 2;
