@@ -30,6 +30,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Drains between two liveness checks of the lanes' threads.</summary>
     private const int RetireCheckInterval = 64;
 
+    /// <summary>Lanes one thread keeps (on as many wheels); beyond that its oldest is abandoned.</summary>
+    private const int MaxLanesPerThread = 8;
+
     private static long s_nextEngineId;
 
     [ThreadStatic]
@@ -124,6 +127,26 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         lane.NextOfThread = t_lanes;
         t_lanes = lane;
         WheelLane.Current = lane;
+
+        // A thread keeps at most MaxLanesPerThread lanes: a thread that creates wheel after wheel (and never
+        // disposes them) must not keep them all reachable. The oldest is abandoned: this thread never touches it
+        // again, and the driver retires it as if the thread had ended (its nodes go back to the free list).
+        int count = 1;
+        for (Lane? l = lane; l.NextOfThread is { } next; l = next)
+        {
+            if (++count > MaxLanesPerThread)
+            {
+                l.NextOfThread = null;
+                if (ReferenceEquals(WheelLane.Current, next))
+                {
+                    WheelLane.Current = null;
+                }
+
+                TAtomics.StoreRelease(ref next.Abandoned, 1); // release: our last writes of its private fields, before the driver reads them
+                break;
+            }
+        }
+
         return lane;
     }
 
@@ -191,7 +214,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         for (int l = 0; l < lanes.Length; l++)
         {
             Lane lane = lanes[l];
-            bool ended = checkLiveness && !lane.Thread.IsAlive; // before the tail load: an ended thread pushes nothing more
+            // Before the tail load: an ended thread (or one that abandoned the lane) pushes nothing more.
+            bool ended = checkLiveness && (TAtomics.LoadAcquire(ref lane.Abandoned) != 0 || !lane.Thread.IsAlive); // acquire: pairs with the release in AddLane
             long head = lane.DriverHead;
             long tail = TAtomics.LoadAcquire(ref lane.PublishedTail.Value); // acquire: pairs with TryPush's release
             if (head != tail)
@@ -357,7 +381,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         public readonly int[] Returned = new int[ringSize];
         public readonly int[] Cache = new int[CacheSize];
 
-        // Owner-private (the driver reads them only after the owner ended).
+        // 1 once the owner gave the lane up (it keeps at most MaxLanesPerThread): retired like an ended thread's.
+        public long Abandoned;
+
+        // Owner-private (the driver reads them only after the owner ended or abandoned the lane).
         public int CacheCount;
         public long Tail;        // entries pushed
         public long HeadSeen;    // the driver's Head as last loaded
