@@ -220,41 +220,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             long tail = TAtomics.LoadAcquire(ref lane.PublishedTail.Value); // acquire: pairs with TryPush's release
             if (head != tail)
             {
-                long returnTail = lane.DriverReturnTail;
-                long returnLimit = lane.ReturnHeadSeen + _returnCapacity;
-                for (; head != tail; head++)
-                {
-                    int index = TAtomics.LoadPlain(ref lane.Entries[(int)head & lane.Mask]); // plain: published by PublishedTail
-                    if (!TakeIn(index, ref fireHead))
-                    {
-                        continue;
-                    }
-
-                    cancelled++;
-                    if (returnTail == returnLimit && !ended)
-                    {
-                        lane.ReturnHeadSeen = TAtomics.LoadAcquire(ref lane.PublishedReturnHead.Value); // acquire: pairs with TakeReturned's release (the slot is free)
-                        returnLimit = lane.ReturnHeadSeen + _returnCapacity;
-                    }
-
-                    if (returnTail != returnLimit && !ended)
-                    {
-                        TAtomics.StorePlain(ref lane.Returned[(int)returnTail & lane.Mask], index); // plain: published by ReturnTail below
-                        returnTail++;
-                    }
-                    else
-                    {
-                        ChainFree(index, ref freeFirst, ref freeLast);
-                    }
-                }
-
-                lane.DriverHead = tail;
-                TAtomics.StoreRelease(ref lane.Head.Value, tail); // release: our slot reads before the producer reuses the slots
-                if (returnTail != lane.DriverReturnTail)
-                {
-                    lane.DriverReturnTail = returnTail;
-                    TAtomics.StoreRelease(ref lane.ReturnTail.Value, returnTail); // release: the freed nodes and slots to TakeReturned
-                }
+                cancelled += DrainLane(lane, head, tail, ended, ref fireHead, ref freeFirst, ref freeLast);
             }
 
             if (ended)
@@ -262,6 +228,64 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 RetireLane(lane, ref freeFirst, ref freeLast);
             }
         }
+    }
+
+    /// <summary>Driver: takes in the lane's entries [head, tail). Returns how many nodes it freed (all cancelled).</summary>
+    private int DrainLane(Lane lane, long head, long tail, bool ended, ref int fireHead, ref int freeFirst, ref int freeLast)
+    {
+        // Loop state in locals (the ref parameters are touched only off the common path), slots without bounds checks.
+        ref int entries = ref MemoryMarshal.GetArrayDataReference(lane.Entries);
+        ref int returned = ref MemoryMarshal.GetArrayDataReference(lane.Returned);
+        int mask = lane.Mask;
+        long returnTail = lane.DriverReturnTail;
+        long returnLimit = ended ? returnTail : lane.ReturnHeadSeen + _returnCapacity; // an ended thread takes nothing back
+        int fires = fireHead;
+        int freed = 0;
+        for (; head != tail; head++)
+        {
+            int index = TAtomics.LoadPlain(ref Unsafe.Add(ref entries, (int)head & mask)); // plain: published by PublishedTail
+            ref TimerNode node = ref Node(index);
+            int outcome = TakeIn(index, ref node);
+            if (outcome == TakenIn.Linked)
+            {
+                continue;
+            }
+
+            if (outcome == TakenIn.Due)
+            {
+                node.Next = fires;
+                fires = index;
+                continue;
+            }
+
+            freed++;
+            if (returnTail == returnLimit && !ended)
+            {
+                lane.ReturnHeadSeen = TAtomics.LoadAcquire(ref lane.PublishedReturnHead.Value); // acquire: pairs with TakeReturned's release (the slot is free)
+                returnLimit = lane.ReturnHeadSeen + _returnCapacity;
+            }
+
+            if (returnTail != returnLimit)
+            {
+                TAtomics.StorePlain(ref Unsafe.Add(ref returned, (int)returnTail & mask), index); // plain: published by ReturnTail below
+                returnTail++;
+            }
+            else
+            {
+                ChainFree(index, ref freeFirst, ref freeLast);
+            }
+        }
+
+        fireHead = fires;
+        lane.DriverHead = tail;
+        TAtomics.StoreRelease(ref lane.Head.Value, tail); // release: our slot reads before the producer reuses the slots
+        if (returnTail != lane.DriverReturnTail)
+        {
+            lane.DriverReturnTail = returnTail;
+            TAtomics.StoreRelease(ref lane.ReturnTail.Value, returnTail); // release: the freed nodes and slots to TakeReturned
+        }
+
+        return freed;
     }
 
     /// <summary>Driver: the lane's thread has ended; its cached and returned nodes go back to the free list.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -84,7 +85,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         {
             int index = (int)head - 1;
             head = TAtomics.LoadAcquire(ref Node(index).Link); // acquire: written before the push that published the node
-            if (TakeIn(index, ref fireHead))
+            ref TimerNode node = ref Node(index);
+            int outcome = TakeIn(index, ref node);
+            if (outcome == TakenIn.Due)
+            {
+                node.Next = fireHead;
+                fireHead = index;
+            }
+            else if (outcome == TakenIn.Freed)
             {
                 cancelled++;
                 ChainFree(index, ref freeFirst, ref freeLast);
@@ -104,12 +112,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     }
 
     /// <summary>
-    /// Takes in one node from the inbox or a lane: links it, puts it on the fire batch, or (cancelled) unlinks and
-    /// releases it. Returns true when the node was released (the caller frees it).
+    /// Takes in one node from the inbox or a lane: links it, claims it for firing (the caller puts it on the fire
+    /// batch), or (cancelled) unlinks and releases it (the caller frees it). Returns a <see cref="TakenIn"/> value.
     /// </summary>
-    private bool TakeIn(int index, ref int fireHead)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TakeIn(int index, ref TimerNode node)
     {
-        ref TimerNode node = ref Node(index);
         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
         long generation = word >> 32;
         long status = word & StatusMask;
@@ -121,15 +129,11 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             {
                 if (due <= _wheelNow)
                 {
-                    node.Next = fireHead;
-                    fireHead = index;
-                }
-                else
-                {
-                    Link(index, due);
+                    return TakenIn.Due;
                 }
 
-                return false;
+                Link(index, due);
+                return TakenIn.Linked;
             }
 
             // Cancel won: the status is Cancelled now.
@@ -144,7 +148,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
 
         Release(ref node, generation);
-        return true;
+        return TakenIn.Freed;
     }
 
     private void RunWheel(long targetTick, ref int fireHead)
@@ -364,4 +368,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         Debug.Assert(count == _linked, $"_linked is {_linked}, the slots hold {count}");
     }
+}
+
+/// <summary>What <c>TakeIn</c> did with a node.</summary>
+internal static class TakenIn
+{
+    /// <summary>Linked into a slot.</summary>
+    public const int Linked = 0;
+
+    /// <summary>Already due: claimed for firing; the caller puts it on the fire batch.</summary>
+    public const int Due = 1;
+
+    /// <summary>Cancelled: unlinked if it was linked, released; the caller frees it.</summary>
+    public const int Freed = 2;
 }
