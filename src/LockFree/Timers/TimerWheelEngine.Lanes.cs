@@ -321,9 +321,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
     }
 
-    /// <summary>Appends a freed node to the chain the drain pushes on the free list at its end.</summary>
+    /// <summary>Appends a freed node to the chain the drain pushes on the free list at its end; clears its callback.</summary>
     private void ChainFree(int index, ref int freeFirst, ref int freeLast)
     {
+        TAtomics.StorePlain(ref Node(index).Callback, null); // plain: driver-owned; published by PushFreeChain (the free list holds no callbacks)
         if (freeFirst < 0)
         {
             freeFirst = index;
@@ -338,7 +339,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     /// <summary>
     /// Tests, quiescent wheel only: every free node is in exactly one place (the free list, a lane's cache or
-    /// Returned ring) and every node in those places is free. Returns the first problem found, or null.
+    /// Returned ring), every node in those places is free with a null State, and free-list nodes hold no callback.
+    /// Returns the first problem found, or null.
     /// </summary>
     internal string? AuditPool()
     {
@@ -355,6 +357,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 else if ((Volatile.Read(ref Node(index).StateWord) & StatusMask) != TimerNodeStatus.Free)
                 {
                     problem ??= $"node {index} in {where} is not free (status {Volatile.Read(ref Node(index).StateWord) & StatusMask})";
+                }
+                else if (Node(index).State is not null || (where == "the free list" && Node(index).Callback is not null))
+                {
+                    problem ??= $"node {index} in {where} still references its state or (free list) callback";
                 }
             }
 

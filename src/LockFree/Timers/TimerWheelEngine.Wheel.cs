@@ -147,7 +147,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             Debug.Assert(status == TimerNodeStatus.Cancelled, $"unexpected status {status} on the inbox");
         }
 
-        Release(ref node, generation);
+        Release(ref node, generation, clearCallback: false); // the caller's ChainFree clears it if the node goes to the free list
         return TakenIn.Freed;
     }
 
@@ -269,11 +269,20 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _linked--;
     }
 
-    /// <summary>Clears the node's references and bumps its generation (0 is skipped: it marks default handles).</summary>
-    private static void Release(ref TimerNode node, long generation)
+    /// <summary>
+    /// Clears the node's state reference (and its callback when <paramref name="clearCallback"/>) and bumps its
+    /// generation (0 is skipped: it marks default handles). A node freed into a lane's Returned ring keeps its
+    /// callback: the thread that scheduled it likely schedules the same delegate again, and Schedule then skips the
+    /// store and its GC write barrier. Every path to the shared free list clears it (<see cref="ChainFree"/>, Fire).
+    /// </summary>
+    private static void Release(ref TimerNode node, long generation, bool clearCallback)
     {
-        TAtomics.StorePlain(ref node.Callback, null); // plain: driver-owned; published to the next owner by the free-list CAS
-        TAtomics.StorePlain(ref node.State, null);
+        if (clearCallback)
+        {
+            TAtomics.StorePlain(ref node.Callback, null); // plain: driver-owned; published to the next owner by the free-list CAS
+        }
+
+        TAtomics.StorePlain(ref node.State, null); // plain: as above, or by the Returned ring's release
         long next = (generation + 1) & StatusMask;
         TAtomics.StoreRelease(ref node.StateWord, (next == 0 ? 1 : next) << 32); // release: Free, new generation; stale handles stop matching
     }
@@ -296,7 +305,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             object? state = TAtomics.LoadPlain(ref node.State);
             long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: own earlier write
             node.Next = -1;
-            Release(ref node, generation);
+            Release(ref node, generation, clearCallback: true);
             PushFreeChain(index, index);
             count++;
             try

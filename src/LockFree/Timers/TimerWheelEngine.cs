@@ -242,8 +242,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         Lane? lane = CurrentLane();
         int index = lane is not null && lane.CacheCount > 0 ? lane.Cache[--lane.CacheCount] : TakeNodeSlow(lane); // thread-local cache: no shared access
         ref TimerNode node = ref Node(index);
-        TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the lane / inbox push
-        if (state is not null || TAtomics.LoadPlain(ref node.State) is not null) // plain: own node (a freed node's State is null already)
+        // Stores skipped when they would not change the field: a node back from this thread's Returned ring often
+        // holds the same callback already, and a freed node's State is null. Each skip saves a GC write barrier.
+        if (!ReferenceEquals(TAtomics.LoadPlain(ref node.Callback), callback)) // plain: this thread owns the popped node
+        {
+            TAtomics.StorePlain(ref node.Callback, callback); // plain: published by the lane / inbox push
+        }
+
+        if (state is not null)
         {
             TAtomics.StorePlain(ref node.State, state); // plain: as above
         }

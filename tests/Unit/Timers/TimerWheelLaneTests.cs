@@ -125,4 +125,38 @@ public sealed class TimerWheelLaneTests
         others.ForEach(o => o.Dispose());
         first.Dispose();
     }
+
+    [Fact]
+    public void Schedule_NodeBackFromLaneWithOldCallback_RunsTheNewCallbackAndState()
+    {
+        // A node freed into the lane keeps its last callback (a skipped store on the next Schedule when it matches);
+        // a different callback and state must still replace it.
+        var wheel = new TimerWheelEngine<RealAtomics>(Tick, _clock, 4096, laneRingSize: 8);
+        var log = new List<string>();
+        Action<object?> first = s => log.Add("first " + s);
+        Action<object?> second = s => log.Add("second " + s);
+        for (int round = 0; round < 20; round++)
+        {
+            var handles = new List<TimerHandle>();
+            for (int i = 0; i < 6; i++)
+            {
+                handles.Add(wheel.Schedule(Tick, first, round));
+            }
+
+            handles.ForEach(h => Assert.True(wheel.Cancel(h)));
+            wheel.Advance(); // the six nodes come back through the lane, still holding `first`
+        }
+
+        for (int i = 0; i < 6; i++)
+        {
+            wheel.Schedule(Tick, i % 2 == 0 ? second : first, i % 3 == 0 ? null : i);
+        }
+
+        _clock.Advance(TimeSpan.FromMilliseconds(5));
+        Assert.Equal(6, wheel.Advance());
+        log.Sort(StringComparer.Ordinal);
+        Assert.Equal(["first ", "first 1", "first 5", "second ", "second 2", "second 4"], log);
+        Assert.Null(wheel.AuditPool());
+        wheel.Dispose();
+    }
 }
