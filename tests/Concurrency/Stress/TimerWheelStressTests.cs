@@ -104,7 +104,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
         // timers at once and some of the previous wave's later, then end. The driver retires the lanes of ended
         // threads and takes their cached and returned nodes back, so after the last wave the whole pool is
         // reachable again: a fresh thread can schedule MaxTimers timers.
-        const int MaxTimers = 1 << 14;
+        const int MaxTimers = 1 << 17; // more than one wave's timers: a starved driver may leave a whole wave pending
         int waves = (int)Math.Max(3, StressScale.Items(8));
         const int PerWave = 3;
         int perThread = (int)StressScale.Items(3_000);
@@ -124,13 +124,27 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
             {
                 wheel.AdvanceTo(++tick);
             }
-        });
+        })
+        { IsBackground = true };
         driver.Start();
         int maxLanes = 0;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
         for (int w = 0; w < waves; w++)
         {
             int wave = w;
             var threads = Enumerable.Range(0, PerWave).Select(id => new Thread(() =>
+            {
+                try
+                {
+                    ScheduleWave(wave, id);
+                }
+                catch (Exception e)
+                {
+                    failures.Enqueue(e);
+                }
+            })).ToList();
+
+            void ScheduleWave(int wave, int id)
             {
                 var rng = new Random((wave * 131) + id);
                 int first = ((wave * PerWave) + id) * perThread;
@@ -154,7 +168,8 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
                         }
                     }
                 }
-            })).ToList();
+            }
+
             threads.ForEach(t => t.Start());
             foreach (Thread t in threads)
             {
@@ -162,6 +177,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
             }
 
             maxLanes = Math.Max(maxLanes, wheel.LaneCount);
+            Assert.True(failures.IsEmpty, $"a scheduling thread failed: {(failures.TryPeek(out Exception? f) ? f : null)}");
         }
 
         // Enough drains for the liveness checks to see every thread ended.
@@ -221,6 +237,11 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
                     {
                         throw new InvalidOperationException("a cancel failed");
                     }
+
+                    if ((i & 8191) == 8191)
+                    {
+                        Thread.Sleep(1); // on a loaded 2-core machine the woken driver needs a chance to run
+                    }
                 }
             }
             catch (Exception e)
@@ -234,7 +255,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
         long allocated = wheel.AllocatedNodes;
         output.WriteLine($"{pairs} schedule+cancel pairs with the driver asleep: {allocated} nodes allocated, {wheel.DriverPasses} driver passes");
         wheel.Dispose();
-        Assert.True(allocated <= 1 << 17, $"{allocated} nodes allocated for {pairs} cancelled timers: the driver was not woken to reclaim them");
+        Assert.True(allocated <= pairs / 4, $"{allocated} nodes allocated for {pairs} cancelled timers: the driver was not woken to reclaim them");
     }
 
     [Fact]
