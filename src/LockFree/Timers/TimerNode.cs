@@ -22,10 +22,14 @@ internal struct TimerNode
     /// <summary>Absolute due tick. Written by the scheduler before the inbox push; read by the driver after it.</summary>
     public long DueTick;
 
-    /// <summary>The callback. Same publication as <see cref="DueTick"/>; cleared by the driver before the node is freed.</summary>
+    /// <summary>
+    /// The callback. Same publication as <see cref="DueTick"/>. Cleared by the driver when the node goes to the
+    /// free list; kept when it goes back to the scheduling thread's lane (its next Schedule there usually passes the
+    /// same delegate and skips the store). So a free node in a lane may keep its last delegate reachable.
+    /// </summary>
     public Action<object?>? Callback;
 
-    /// <summary>The callback's argument. As <see cref="Callback"/>.</summary>
+    /// <summary>The callback's argument. Published as <see cref="DueTick"/>; cleared whenever the node is freed, so a free node's State is null.</summary>
     public object? State;
 
     /// <summary>Next node in its wheel slot or in a fire batch (index, -1 = end). Driver only (under the gate).</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -159,6 +160,20 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
     }
 
+    /// <summary>
+    /// A lane is full: the driver thread sleeps long (nothing due soon) while this thread schedules and cancels
+    /// faster than it drains. Wake it, so cancelled nodes go back to the pool instead of piling up until the next
+    /// expiry. Rare: once per full ring, not per timer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LaneFull()
+    {
+        if ((TAtomics.LoadAcquire(ref _clock.Flags) & StaleFlag) != 0 && Volatile.Read(ref _driver) is not null) // acquire: pairs with the driver's flag CAS
+        {
+            Wake();
+        }
+    }
+
     private void DriverLoop()
     {
         try
@@ -167,7 +182,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             {
                 AdvanceTo(ClockTick(), fromDriver: true);
                 Interlocked.Increment(ref _driverPasses);
-                if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0) // acquire: pairs with the producers' push CAS
+                if (HasInput())
                 {
                     continue;
                 }
@@ -180,8 +195,16 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     SetStale(true); // sleeping past the next tick: Schedule must read the clock itself
                 }
 
-                TAtomics.FullFence(); // Dekker with Schedule: our flag store before our inbox load; its push CAS before its flag load
-                if (TAtomics.LoadAcquire(ref _inboxHead.Value) != 0 || ClockTick() >= next)
+                if ((TAtomics.LoadAcquire(ref _clock.Flags) & StaleFlag) != 0) // acquire: own CAS
+                {
+                    // Dekker with Schedule, asymmetric: our Stale CAS, this barrier, then our scan; Schedule's push (a
+                    // plain release store on its lane, no fence) then its Flags load. The barrier cuts every thread's
+                    // program: a push before the cut is visible to the scan below; a Flags load after it sees Stale.
+                    // Without Stale a sleep lasts at most one tick and Schedule never wakes us: no barrier needed.
+                    TAtomics.ProcessWideBarrier();
+                }
+
+                if (HasInput() || ClockTick() >= next)
                 {
                     continue;
                 }

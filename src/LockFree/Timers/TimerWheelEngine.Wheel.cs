@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -83,68 +84,71 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (head != 0)
         {
             int index = (int)head - 1;
+            head = TAtomics.LoadAcquire(ref Node(index).Link); // acquire: written before the push that published the node
             ref TimerNode node = ref Node(index);
-            head = TAtomics.LoadAcquire(ref node.Link); // acquire: written before the push that published the node
-            long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
-            long generation = word >> 32;
-            long status = word & StatusMask;
-            bool free;
-            if (status == TimerNodeStatus.Queued)
+            int outcome = TakeIn(index, ref node);
+            if (outcome == TakenIn.Due)
             {
-                long due = TAtomics.LoadPlain(ref node.DueTick); // plain: published by the push CAS we took the stack with
-                long claim = (generation << 32) | (long)(due <= _wheelNow ? TimerNodeStatus.Firing : TimerNodeStatus.Linked);
-                if (TAtomics.CompareExchange(ref node.StateWord, claim, word) == word) // CAS: races Cancel's Queued -> Cancelled
-                {
-                    if (due <= _wheelNow)
-                    {
-                        node.Next = fireHead;
-                        fireHead = index;
-                    }
-                    else
-                    {
-                        Link(index, due);
-                    }
-
-                    free = false;
-                }
-                else
-                {
-                    free = true; // Cancel won: the status is Cancelled now
-                }
+                node.Next = fireHead;
+                fireHead = index;
             }
-            else if (status == TimerNodeStatus.CancelQueued)
-            {
-                Unlink(index);
-                free = true;
-            }
-            else
-            {
-                Debug.Assert(status == TimerNodeStatus.Cancelled, $"unexpected status {status} on the inbox");
-                free = true;
-            }
-
-            if (free)
+            else if (outcome == TakenIn.Freed)
             {
                 cancelled++;
-                Release(ref node, generation);
-                if (freeFirst < 0)
-                {
-                    freeFirst = index;
-                }
-                else
-                {
-                    TAtomics.StoreRelease(ref Node(freeLast).Link, index + 1); // release: chain link, published by PushFreeChain
-                }
-
-                freeLast = index;
+                ChainFree(index, ref freeFirst, ref freeLast);
             }
         }
 
+        DrainLanes(ref fireHead, ref freeFirst, ref freeLast, ref cancelled);
         if (freeFirst >= 0)
         {
             PushFreeChain(freeFirst, freeLast);
+        }
+
+        if (cancelled != 0)
+        {
             Interlocked.Add(ref _cancelled, cancelled); // metrics: counted here, so Cancel's path pays nothing
         }
+    }
+
+    /// <summary>
+    /// Takes in one node from the inbox or a lane: links it, claims it for firing (the caller puts it on the fire
+    /// batch), or (cancelled) unlinks and releases it (the caller frees it). Returns a <see cref="TakenIn"/> value.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TakeIn(int index, ref TimerNode node)
+    {
+        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
+        long generation = word >> 32;
+        long status = word & StatusMask;
+        if (status == TimerNodeStatus.Queued)
+        {
+            long due = TAtomics.LoadPlain(ref node.DueTick); // plain: published by the push we took the node from
+            long claim = (generation << 32) | (long)(due <= _wheelNow ? TimerNodeStatus.Firing : TimerNodeStatus.Linked);
+            if (TAtomics.CompareExchange(ref node.StateWord, claim, word) == word) // CAS: races Cancel's Queued -> Cancelled
+            {
+                if (due <= _wheelNow)
+                {
+                    return TakenIn.Due;
+                }
+
+                Link(index, due);
+                return TakenIn.Linked;
+            }
+
+            // Cancel won: the status is Cancelled now.
+        }
+        else if (status == TimerNodeStatus.CancelQueued)
+        {
+            Unlink(index);
+        }
+        else
+        {
+            Debug.Assert(status == TimerNodeStatus.Cancelled, $"unexpected status {status} on the inbox");
+        }
+
+        Release(ref node, generation, clearCallback: false); // the caller's ChainFree clears it if the node goes to the free list
+        return TakenIn.Freed;
     }
 
     private void RunWheel(long targetTick, ref int fireHead)
@@ -265,11 +269,20 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _linked--;
     }
 
-    /// <summary>Clears the node's references and bumps its generation (0 is skipped: it marks default handles).</summary>
-    private static void Release(ref TimerNode node, long generation)
+    /// <summary>
+    /// Clears the node's state reference (and its callback when <paramref name="clearCallback"/>) and bumps its
+    /// generation (0 is skipped: it marks default handles). A node freed into a lane's Returned ring keeps its
+    /// callback: the thread that scheduled it likely schedules the same delegate again, and Schedule then skips the
+    /// store and its GC write barrier. Every path to the shared free list clears it (<see cref="ChainFree"/>, Fire).
+    /// </summary>
+    private static void Release(ref TimerNode node, long generation, bool clearCallback)
     {
-        TAtomics.StorePlain(ref node.Callback, null); // plain: driver-owned; published to the next owner by the free-list CAS
-        TAtomics.StorePlain(ref node.State, null);
+        if (clearCallback)
+        {
+            TAtomics.StorePlain(ref node.Callback, null); // plain: driver-owned; published to the next owner by the free-list CAS
+        }
+
+        TAtomics.StorePlain(ref node.State, null); // plain: as above, or by the Returned ring's release
         long next = (generation + 1) & StatusMask;
         TAtomics.StoreRelease(ref node.StateWord, (next == 0 ? 1 : next) << 32); // release: Free, new generation; stale handles stop matching
     }
@@ -292,7 +305,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             object? state = TAtomics.LoadPlain(ref node.State);
             long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: own earlier write
             node.Next = -1;
-            Release(ref node, generation);
+            Release(ref node, generation, clearCallback: true);
             PushFreeChain(index, index);
             count++;
             try
@@ -364,4 +377,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         Debug.Assert(count == _linked, $"_linked is {_linked}, the slots hold {count}");
     }
+}
+
+/// <summary>What <c>TakeIn</c> did with a node.</summary>
+internal static class TakenIn
+{
+    /// <summary>Linked into a slot.</summary>
+    public const int Linked = 0;
+
+    /// <summary>Already due: claimed for firing; the caller puts it on the fire batch.</summary>
+    public const int Due = 1;
+
+    /// <summary>Cancelled: unlinked if it was linked, released; the caller frees it.</summary>
+    public const int Freed = 2;
 }

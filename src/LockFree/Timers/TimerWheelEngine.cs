@@ -1,5 +1,8 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LockFree.Internal;
 
 namespace LockFree.Timers;
@@ -18,9 +21,18 @@ namespace LockFree.Timers;
 // push or pop, defeats ABA. An empty free list grows the store by one chunk under _growLock (slow path), up to
 // the configured maximum, then Schedule throws InvalidOperationException.
 //
-// Inbox: a second Treiber stack (_inboxHead = index + 1) of nodes the driver must look at: newly scheduled
-// (Queued) and cancelled-while-linked (CancelQueued). Producers push with one CAS; the driver takes the whole
-// stack with one CAS, so pops never race and the inbox needs no tag.
+// Lanes (TimerWheelEngine.Lanes.cs): a thread that schedules on a wheel more than once gets a lane there, two
+// single-producer single-consumer rings shared with the driver only. Schedule publishes the node index on its
+// lane with a plain slot store and a release store of the tail (no locked instruction); a Cancel of a linked
+// timer sends its notice the same way when the cancelling thread has a lane here. The driver returns the nodes
+// it frees while draining a lane through the lane's second ring, into that thread's node cache, so a thread's
+// schedule/cancel cycle reuses its own nodes without the free list. A lane's thread ends (or abandons the lane):
+// the driver retires it and gives its nodes back to the free list.
+//
+// Inbox: the fallback (a thread's first schedule on the wheel, a full lane, a cancelling thread without a lane):
+// a Treiber stack (_inboxHead = index + 1) of nodes the driver must look at: newly scheduled (Queued) and
+// cancelled-while-linked (CancelQueued). Producers push with one CAS; the driver takes the whole stack with one
+// CAS, so pops never race and the inbox needs no tag. A node is on at most one lane or the inbox at a time.
 //
 // State word per node: generation << 32 | status (TimerNodeStatus). Transitions:
 //   Free -(scheduler, owns the node)-> Queued -(driver CAS)-> Linked -(driver CAS)-> Firing -(driver)-> Free(gen+1)
@@ -49,9 +61,20 @@ namespace LockFree.Timers;
 // timer exactly at its due tick (lateness from the wheel itself: none); a timer cascades at most once per
 // level. Finding the next event costs at most one bitmap test per level, never a slot scan.
 //
+// Sleeping driver (TimerWheelEngine.Driver.cs): before sleeping past the next tick the driver raises Stale (a
+// CAS), calls ProcessWideBarrier, then scans the inbox and the lanes once more. Schedule publishes (lane release
+// store or inbox CAS), then loads Flags, with no fence of its own: the barrier cuts every thread's program in
+// two, so either the publication precedes the cut (the scan sees it) or the Flags load follows it (it sees
+// Stale, and Schedule wakes the driver when its timer is earlier than the planned wake-up). One barrier per long
+// sleep, a few microseconds; nothing on the Schedule path.
+//
+// Cost per schedule+cancel pair on a lane: one locked instruction (Cancel's state-word CAS, the consensus with
+// the driver that makes Cancel's answer exact); Schedule, the drain and the node's return are plain or
+// release/acquire accesses (docs/timers.md has the measured breakdown).
+//
 // Progress: Schedule and Cancel are lock-free (a CAS retry loop each on the free list, the inbox, the state
-// word) except when the pool grows (a lock, once per 1024 nodes). The driver is blocking with respect to
-// other drivers only.
+// word) except when the pool grows (a lock, once per 1024 nodes) and when a thread first gets a lane (a lock,
+// once per thread and wheel). The driver is blocking with respect to other drivers only.
 internal sealed partial class TimerWheelEngine<TAtomics>
     where TAtomics : struct, IAtomics
 {
@@ -73,9 +96,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Default node-pool bound: 2^22 = 4,194,304 pending timers (192 MiB of nodes when full).</summary>
     internal const int DefaultMaxTimers = 1 << 22;
 
-    /// <summary>Below this many TimeSpan ticks a double holds dueIn exactly and the reciprocal is off by at most one.</summary>
-    private const ulong ExactReciprocalLimit = 1UL << 52;
-
     private const int ChunkSize = 1 << ChunkShift;
     private const int ChunkMask = ChunkSize - 1;
     private const long StatusMask = 0xFFFF_FFFFL;
@@ -84,7 +104,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private readonly TimeProvider _timeProvider;
     private readonly long _tickTicks;       // tick duration in TimeSpan ticks
-    private readonly double _inverseTickTicks; // 1 / _tickTicks, for DueTicks
+    private readonly ulong _reciprocal;     // floor((2^64 - 1) / _tickTicks), for DueTicks
     private readonly long _tickTimestamp;   // tick duration in provider timestamp units, rounded up
     private readonly long _originTimestamp; // provider timestamp of tick 0
     private readonly TimerNode[]?[] _chunks;
@@ -106,9 +126,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _wheelNow;
     private int _linked;
 
-    [ThreadStatic]
-    private static NodeCache? t_cache;
-
     private long _failedCallbacks;
     private long _fired;
     private long _dropped;
@@ -116,8 +133,13 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _latenessTotal;      // sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps
     private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
 
-    public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null)
+    public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null, int laneRingSize = Lane.DefaultRingSize)
     {
+        if (laneRingSize < 1 || !BitOperations.IsPow2(laneRingSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(laneRingSize), laneRingSize, "The lane ring size must be a positive power of two.");
+        }
+
         if (tickDuration <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(tickDuration), tickDuration, "The tick duration must be positive.");
@@ -131,7 +153,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         _timeProvider = timeProvider ?? TimeProvider.System;
         _owner = owner ?? this;
         _tickTicks = tickDuration.Ticks;
-        _inverseTickTicks = 1.0 / _tickTicks;
+        _reciprocal = ulong.MaxValue / (ulong)_tickTicks;
         double perTick = (double)_tickTicks * _timeProvider.TimestampFrequency / TimeSpan.TicksPerSecond;
         if (perTick > long.MaxValue / 4)
         {
@@ -140,6 +162,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         _tickTimestamp = Math.Max(1, (long)Math.Ceiling(perTick));
         _maxTimers = maxTimers;
+        _laneRingSize = laneRingSize;
+        _returnCapacity = Math.Min(laneRingSize, maxTimers / 64); // at most 1/64 of the pool waits in one thread's lane
+        _refillBatch = Math.Clamp(maxTimers / 64, 1, Lane.CacheSize);
         _chunks = new TimerNode[]?[(maxTimers + ChunkSize - 1) >> ChunkShift];
         _slotHeads.AsSpan().Fill(-1);
         _plannedWake.Value = long.MaxValue;
@@ -234,17 +259,36 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private TimerHandle ScheduleCore(long due, Action<object?> callback, object? state)
     {
-        int index = TakeNode();
+        Lane? lane = CurrentLane();
+        int index = lane is not null && lane.CacheCount > 0 ? lane.Cache[--lane.CacheCount] : TakeNodeSlow(lane); // thread-local cache: no shared access
         ref TimerNode node = ref Node(index);
-        TAtomics.StorePlain(ref node.Callback, callback); // plain: this thread owns the popped node; published by the inbox push
-        TAtomics.StorePlain(ref node.State, state);       // plain: as above
+        // Stores skipped when they would not change the field: a node back from this thread's Returned ring often
+        // holds the same callback already, and a freed node's State is null. Each skip saves a GC write barrier.
+        if (!ReferenceEquals(TAtomics.LoadPlain(ref node.Callback), callback)) // plain: this thread owns the popped node
+        {
+            TAtomics.StorePlain(ref node.Callback, callback); // plain: published by the lane / inbox push
+        }
+
+        if (state is not null)
+        {
+            TAtomics.StorePlain(ref node.State, state); // plain: as above
+        }
+
         TAtomics.StorePlain(ref node.DueTick, due);       // plain: as above
         long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
-        PushInbox(index, ref node);
+        if (lane is null || !TryPush(lane, index))
+        {
+            PushInbox(index, ref node);
+            if (lane is not null)
+            {
+                LaneFull();
+            }
+        }
 
-        // Dekker half with the driver going to sleep: our push CAS (a full fence) then this load; its Stale CAS
-        // then its inbox load. Either it sees this timer before sleeping, or we see Stale and wake it if needed.
+        // Dekker half with the driver going to sleep: our push (the lane's release store, or the inbox CAS) then
+        // this load; the driver's Stale CAS, then its ProcessWideBarrier, then its scan. Either its scan sees this
+        // timer, or this load comes after the barrier and sees Stale, and we wake the driver if needed.
         if (TAtomics.LoadAcquire(ref _clock.Flags) != 0) // acquire: pairs with the driver's flag CAS
         {
             WakeDriverIfEarlier(due);
@@ -253,6 +297,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return new TimerHandle(index, (uint)generation);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Cancel(TimerHandle handle)
     {
         int index = handle.Index;
@@ -284,7 +329,15 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             {
                 if (TAtomics.CompareExchange(ref node.StateWord, (generation << 32) | TimerNodeStatus.CancelQueued, word) == word) // CAS: races the driver's Linked -> Firing
                 {
-                    PushInbox(index, ref node); // the node left the inbox when it was linked, so its Link is free
+                    // The node left the lane / inbox when it was linked, so it may go on one again. Our lane only if
+                    // this thread last scheduled on this wheel: a thread that only cancels gets no lane (the driver
+                    // returns the freed node through it, where only scheduling would take it back).
+                    WheelLane? current = WheelLane.Current;
+                    if (current is null || !ReferenceEquals(current.Owner, this) || !TryPush(Unsafe.As<Lane>(current), index))
+                    {
+                        PushInbox(index, ref node);
+                    }
+
                     return true;
                 }
             }
@@ -298,22 +351,18 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long DueTicks(TimeSpan dueIn)
     {
-        // ceil(t / tick) without a 64-bit division on the hot path: a double reciprocal gives floor(t / tick)
-        // within one, exact below 2^52; the remainder corrects it.
+        // ceil(t / tick) without a 64-bit division on the hot path: the high half of t * floor((2^64 - 1) / tick)
+        // is floor(t / tick) or one less (the reciprocal is at most 2^64 / tick and more than 2^64 / tick - 1, so
+        // the product is off by less than t / 2^64 < 1); the remainder corrects it.
         long t = dueIn.Ticks;
-        if ((ulong)t > ExactReciprocalLimit)
+        if (t < 0)
         {
             return DueTicksSlow(dueIn);
         }
 
-        long q = (long)(t * _inverseTickTicks);
+        long q = (long)Math.BigMul((ulong)t, _reciprocal, out _);
         long remainder = t - (q * _tickTicks);
-        if (remainder < 0)
-        {
-            q--;
-            remainder += _tickTicks;
-        }
-        else if (remainder >= _tickTicks)
+        if (remainder >= _tickTicks)
         {
             q++;
             remainder -= _tickTicks;
@@ -341,7 +390,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ref TimerNode Node(int index) => ref _chunks[index >> ChunkShift]![index & ChunkMask];
+    internal ref TimerNode Node(int index)
+    {
+        // Unchecked: every caller holds an index the pool handed out (below _allocated), so its chunk exists and
+        // the offset is in range (Cancel checks a handle's index itself before it gets here).
+        Debug.Assert((uint)index < (uint)_allocated, "node index out of the pool");
+        TimerNode[] chunk = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_chunks), index >> ChunkShift)!;
+        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(chunk), index & ChunkMask);
+    }
 
     private TimeSpan TimestampsToTimeSpan(long timestamps) =>
         TimeSpan.FromTicks((long)(timestamps * ((double)TimeSpan.TicksPerSecond / _timeProvider.TimestampFrequency)));
@@ -361,30 +417,16 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         return Math.Max(ClockTick(), TAtomics.LoadAcquire(ref _clock.Tick));
     }
 
-    /// <summary>A free node: from this thread's cache, else a batch from the free list (one CAS per batch).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int TakeNode()
-    {
-        NodeCache? cache = t_cache;
-        if (cache is not null && ReferenceEquals(cache.Owner, this) && cache.Count > 0)
-        {
-            return cache.Indices[--cache.Count]; // thread-local: no shared access
-        }
-
-        return RefillAndTake();
-    }
-
+    /// <summary>A free node when the lane's cache is empty: returned nodes, else a batch from the free list (one CAS per batch).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int RefillAndTake()
+    private int TakeNodeSlow(Lane? lane)
     {
-        NodeCache cache = t_cache ??= new NodeCache(); // once per thread
-        if (!ReferenceEquals(cache.Owner, this))
+        if (lane is not null && TakeReturned(lane) > 0)
         {
-            cache.Owner?.ReturnCached(cache);
-            cache.Owner = this;
-            cache.Count = 0;
+            return lane.Cache[--lane.CacheCount];
         }
 
+        int batch = lane is null ? 1 : _refillBatch;
         while (true)
         {
             long head = TAtomics.LoadAcquire(ref _freeHead.Value); // acquire: pairs with the CAS that pushed the top node
@@ -404,9 +446,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             // through atomic loads and is harmless: the tag makes the CAS fail and we start over.
             int taken = 1;
             long next = TAtomics.LoadAcquire(ref Node(top).Link); // acquire: pairs with the release in PushFreeChain
-            while (next != 0 && taken < NodeCache.Size)
+            while (next != 0 && taken < batch)
             {
-                cache.Indices[taken - 1] = (int)next - 1;
+                lane!.Cache[taken - 1] = (int)next - 1;
                 taken++;
                 next = TAtomics.LoadAcquire(ref Node((int)next - 1).Link); // acquire: as above
             }
@@ -414,27 +456,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             long replacement = (((head >>> 32) + 1) << 32) | (next & StatusMask);
             if (TAtomics.CompareExchange(ref _freeHead.Value, replacement, head) == head) // CAS: takes the batch; pairs with other pops/pushes
             {
-                cache.Count = taken - 1;
+                if (lane is not null)
+                {
+                    lane.CacheCount = taken - 1;
+                }
+
                 return top;
             }
         }
-    }
-
-    /// <summary>Gives the nodes a thread cached for this wheel back to the free list (the thread moved to another wheel).</summary>
-    private void ReturnCached(NodeCache cache)
-    {
-        if (cache.Count == 0 || IsDisposed)
-        {
-            return;
-        }
-
-        for (int i = 0; i < cache.Count - 1; i++)
-        {
-            TAtomics.StoreRelease(ref Node(cache.Indices[i]).Link, cache.Indices[i + 1] + 1); // release: published by PushFreeChain
-        }
-
-        PushFreeChain(cache.Indices[0], cache.Indices[cache.Count - 1]);
-        cache.Count = 0;
     }
 
     /// <summary>Pushes the chain first..last (already linked through Link) onto the free list.</summary>
@@ -529,20 +558,4 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [DoesNotReturn]
     private static void ThrowDueInOutOfRange(TimeSpan dueIn) =>
         throw new ArgumentOutOfRangeException(nameof(dueIn), dueIn, "dueIn must be non-negative and at most MaxDueIn.");
-
-    /// <summary>
-    /// Free nodes one thread holds for the wheel it last scheduled on, so Schedule takes a node without an atomic
-    /// operation (a thread keeps at most <see cref="Size"/> - 1 nodes out of the pool; they go back when it
-    /// schedules on another wheel).
-    /// </summary>
-    private sealed class NodeCache
-    {
-        public const int Size = 16;
-
-        public readonly int[] Indices = new int[Size];
-
-        public TimerWheelEngine<TAtomics>? Owner;
-
-        public int Count;
-    }
 }

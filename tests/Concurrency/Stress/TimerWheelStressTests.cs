@@ -98,6 +98,167 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ManualDriver_SchedulingThreadsComeAndGo_EachTimerFiresXorCancelsAndNoNodeIsStranded()
+    {
+        // Waves of short-lived threads, each with its own lane (it schedules many timers), cancel some of their own
+        // timers at once and some of the previous wave's later, then end. The driver retires the lanes of ended
+        // threads and takes their cached and returned nodes back, so after the last wave the whole pool is
+        // reachable again: a fresh thread can schedule MaxTimers timers.
+        const int MaxTimers = 1 << 17; // more than one wave's timers: a starved driver may leave a whole wave pending
+        int waves = (int)Math.Max(3, StressScale.Items(8));
+        const int PerWave = 3;
+        int perThread = (int)StressScale.Items(3_000);
+        int total = waves * PerWave * perThread;
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, MaxTimers, laneRingSize: 64);
+        var fired = new int[total];
+        var cancelled = new int[total];
+        var handles = new TimerHandle[total];
+        var published = new int[total];
+        Action<object?> callback = s => Interlocked.Increment(ref fired[(int)s!]);
+        long tick = 0;
+        bool done = false;
+        var clock = Stopwatch.StartNew();
+        var driver = new Thread(() =>
+        {
+            while (!Volatile.Read(ref done) && clock.Elapsed < Deadline)
+            {
+                wheel.AdvanceTo(++tick);
+            }
+        })
+        { IsBackground = true };
+        driver.Start();
+        int maxLanes = 0;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        for (int w = 0; w < waves; w++)
+        {
+            int wave = w;
+            var threads = Enumerable.Range(0, PerWave).Select(id => new Thread(() =>
+            {
+                try
+                {
+                    ScheduleWave(wave, id);
+                }
+                catch (Exception e)
+                {
+                    failures.Enqueue(e);
+                }
+            })).ToList();
+
+            void ScheduleWave(int wave, int id)
+            {
+                var rng = new Random((wave * 131) + id);
+                int first = ((wave * PerWave) + id) * perThread;
+                for (int n = 0; n < perThread; n++)
+                {
+                    int k = first + n;
+                    TimerHandle h = wheel.Schedule(TimeSpan.FromMilliseconds(rng.Next(0, 20)), callback, k);
+                    handles[k] = h;
+                    Volatile.Write(ref published[k], 1);
+                    int roll = rng.Next(3);
+                    if (roll == 0 && wheel.Cancel(h))
+                    {
+                        Interlocked.Increment(ref cancelled[k]);
+                    }
+                    else if (roll == 1 && wave > 0)
+                    {
+                        int other = k - (PerWave * perThread) + rng.Next(0, 8); // the previous wave's: mostly fired by now
+                        if (Volatile.Read(ref published[other]) == 1 && wheel.Cancel(handles[other]))
+                        {
+                            Interlocked.Increment(ref cancelled[other]);
+                        }
+                    }
+                }
+            }
+
+            threads.ForEach(t => t.Start());
+            foreach (Thread t in threads)
+            {
+                Assert.True(t.Join(Deadline), "a scheduling thread did not finish");
+            }
+
+            maxLanes = Math.Max(maxLanes, wheel.LaneCount);
+            Assert.True(failures.IsEmpty, $"a scheduling thread failed: {(failures.TryPeek(out Exception? f) ? f : null)}");
+        }
+
+        // Enough drains for the liveness checks to see every thread ended.
+        Assert.True(SpinWait.SpinUntil(() => wheel.LaneCount == 0, Deadline), $"{wheel.LaneCount} lanes of ended threads were not retired");
+        Volatile.Write(ref done, true);
+        Assert.True(driver.Join(Deadline), "the driver did not finish");
+        wheel.AdvanceTo(tick + 100);
+        Assert.Equal(0, wheel.PendingCount);
+        for (int k = 0; k < total; k++)
+        {
+            Assert.True(fired[k] + cancelled[k] == 1, $"timer {k}: fired {fired[k]}, cancelled {cancelled[k]}");
+        }
+
+        Assert.Null(wheel.AuditPool());
+        Exception? failure = null;
+        var fresh = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < MaxTimers; i++)
+                {
+                    wheel.Schedule(TimeSpan.FromSeconds(10), static _ => { }, null);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        fresh.Start();
+        Assert.True(fresh.Join(Deadline));
+        Assert.Null(failure); // every node came back: none stranded in an ended thread's lane
+        output.WriteLine($"{waves} waves x {PerWave} threads: {total} timers, up to {maxLanes} lanes at once, {tick} ticks, {clock.Elapsed.TotalMilliseconds:F0} ms");
+        wheel.Dispose();
+    }
+
+    [Fact]
+    public void DriverThread_LongSleepWhileOneThreadSchedulesAndCancels_PoolStaysBounded()
+    {
+        // Nothing is due for a minute, so the driver thread sleeps; a thread schedules and cancels at full speed.
+        // Its lane fills, and a full lane wakes the driver, which drains it and returns the nodes: the pool
+        // stays near one lane's worth instead of growing with every cancelled timer until the next expiry.
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, 1 << 22);
+        wheel.StartDriver();
+        wheel.Schedule(TimeSpan.FromMinutes(1), static _ => { }, null); // the driver plans to sleep until then (or its cascade)
+        Thread.Sleep(20); // let it take that timer in and go to sleep: new 5-minute timers are later, so none wakes it
+        int pairs = (int)StressScale.Items(300_000);
+        Exception? failure = null;
+        var worker = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < pairs; i++)
+                {
+                    TimerHandle h = wheel.Schedule(TimeSpan.FromMinutes(5), static _ => throw new InvalidOperationException("a cancelled timer fired"), null);
+                    if (!wheel.Cancel(h))
+                    {
+                        throw new InvalidOperationException("a cancel failed");
+                    }
+
+                    if ((i & 8191) == 8191)
+                    {
+                        Thread.Sleep(1); // on a loaded 2-core machine the woken driver needs a chance to run
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        worker.Start();
+        Assert.True(worker.Join(Deadline), "the worker did not finish");
+        Assert.Null(failure);
+        long allocated = wheel.AllocatedNodes;
+        output.WriteLine($"{pairs} schedule+cancel pairs with the driver asleep: {allocated} nodes allocated, {wheel.DriverPasses} driver passes");
+        wheel.Dispose();
+        Assert.True(allocated <= pairs / 4, $"{allocated} nodes allocated for {pairs} cancelled timers: the driver was not woken to reclaim them");
+    }
+
+    [Fact]
     public void DriverThread_SystemClock_ConcurrentScheduleCancel_EachTimerFiresXorCancels()
     {
         const int producers = 2;
