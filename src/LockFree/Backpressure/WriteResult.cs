@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace LockFree;
 
@@ -14,7 +15,12 @@ public readonly struct WriteResult : IEquatable<WriteResult>
     }
 
     /// <summary>A write whose item is in the buffer.</summary>
-    public static WriteResult Accepted => new(WriteOutcome.Accepted, RejectReason.None, default); // default, not TimeSpan.Zero: no static field read, so the getter inlines
+    public static WriteResult Accepted
+    {
+        // Forced inline: in a caller that already inlined the buffer's fast path the JIT's budget may leave it a call.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => default; // Accepted, None, zero: every field's default, so no static field read
+    }
 
     /// <summary>A write whose incoming item was dropped by policy.</summary>
     public static WriteResult DroppedIncoming => new(WriteOutcome.DroppedIncoming, RejectReason.None, default); // default, not TimeSpan.Zero: no static field read, so the getter inlines

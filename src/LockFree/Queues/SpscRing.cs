@@ -164,10 +164,22 @@ internal struct SpscRing<T, TAtomics>
     {
         long head = _consumer.Index; // plain: only the consumer writes head
         ref SpscSlot<T> slot = ref Slot(head);
-        if (head >= _consumer.Cached && !Arrived(head, ref slot))
+        if (head >= _consumer.Cached)
         {
-            item = default;
-            return false;
+            // Arrived, inlined here: a consumer that keeps pace with its producer (or runs on the producer's thread) is
+            // at the bound on nearly every take, and the call was most of what a take cost beyond its loads and stores.
+            // acquire: pairs with the release of Sequence in the enqueue methods; makes the item readable.
+            if (TAtomics.LoadAcquire(ref slot.Sequence) != head + 1)
+            {
+                _consumer.Spare = 0; // plain: consumer-private
+                item = default;
+                return false;
+            }
+
+            if (++_consumer.Spare >= _boundReadStreak) // plain: consumer-private
+            {
+                RaiseBound(head);
+            }
         }
 
         item = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of tail or of the slot's Sequence
