@@ -7,11 +7,16 @@ namespace LockFree;
 [DebuggerDisplay("{Outcome} {Reason}")]
 public readonly struct WriteResult : IEquatable<WriteResult>
 {
+    // Two 8-byte fields, not (int, int, TimeSpan): a result returned from a call that is not inlined (the overflow path)
+    // travels in two registers, and when the JIT spills it, it stores and reloads whole 8-byte words (two 4-byte stores
+    // read back as one 8-byte load miss store forwarding).
+    private readonly long _code; // (uint)Outcome | ((long)(uint)Reason << 32)
+    private readonly long _retryAfterTicks;
+
     private WriteResult(WriteOutcome outcome, RejectReason reason, TimeSpan retryAfter)
     {
-        Outcome = outcome;
-        Reason = reason;
-        RetryAfter = retryAfter;
+        _code = (uint)outcome | ((long)(uint)reason << 32);
+        _retryAfterTicks = retryAfter.Ticks;
     }
 
     /// <summary>A write whose item is in the buffer.</summary>
@@ -32,17 +37,17 @@ public readonly struct WriteResult : IEquatable<WriteResult>
     public static WriteResult Completed => new(WriteOutcome.Completed, RejectReason.None, default); // default, not TimeSpan.Zero: no static field read, so the getter inlines
 
     /// <summary>What happened.</summary>
-    public WriteOutcome Outcome { get; }
+    public WriteOutcome Outcome => (WriteOutcome)(int)_code;
 
     /// <summary>Why the write was rejected; <see cref="RejectReason.None"/> otherwise.</summary>
-    public RejectReason Reason { get; }
+    public RejectReason Reason => (RejectReason)(int)(_code >> 32);
 
     /// <summary>
     /// For a rejected write: how long until the buffer is expected to have room, from its measured drain rate
     /// (Little's law); <see cref="Timeout.InfiniteTimeSpan"/> when nothing has drained lately (the reader may be
     /// stalled). <see cref="TimeSpan.Zero"/> for every other outcome.
     /// </summary>
-    public TimeSpan RetryAfter { get; }
+    public TimeSpan RetryAfter => new(_retryAfterTicks);
 
     /// <summary>Whether the item is now in the buffer (<see cref="WriteOutcome.Accepted"/> or <see cref="WriteOutcome.EvictedOldest"/>).</summary>
     public bool IsAccepted => Outcome is WriteOutcome.Accepted or WriteOutcome.EvictedOldest;
@@ -60,7 +65,7 @@ public readonly struct WriteResult : IEquatable<WriteResult>
     public static WriteResult Rejected(RejectReason reason, TimeSpan retryAfter) => new(WriteOutcome.Rejected, reason, retryAfter);
 
     /// <inheritdoc/>
-    public bool Equals(WriteResult other) => Outcome == other.Outcome && Reason == other.Reason && RetryAfter == other.RetryAfter;
+    public bool Equals(WriteResult other) => _code == other._code && _retryAfterTicks == other._retryAfterTicks;
 
     /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is WriteResult other && Equals(other);

@@ -593,4 +593,28 @@ public sealed class BackpressureBufferTests
         Assert.Equal(TimeSpan.Zero, accepted.RetryAfter);
         Assert.True(accepted.IsAccepted);
     }
+
+    [Fact]
+    public void WriteResult_EveryOutcomeReasonAndHint_RoundTripsThroughItsPackedFields()
+    {
+        foreach (RejectReason reason in Enum.GetValues<RejectReason>())
+        {
+            foreach (TimeSpan hint in new[] { TimeSpan.Zero, TimeSpan.FromTicks(1), TimeSpan.FromSeconds(5), Timeout.InfiniteTimeSpan, TimeSpan.MaxValue })
+            {
+                WriteResult rejected = WriteResult.Rejected(reason, hint);
+                Assert.Equal(WriteOutcome.Rejected, rejected.Outcome);
+                Assert.Equal(reason, rejected.Reason);
+                Assert.Equal(hint, rejected.RetryAfter);
+                Assert.Equal(rejected, WriteResult.Rejected(reason, hint));
+                Assert.NotEqual(rejected, WriteResult.Rejected(reason, hint - TimeSpan.FromTicks(1)));
+            }
+        }
+
+        Assert.Equal(WriteOutcome.DroppedIncoming, WriteResult.DroppedIncoming.Outcome);
+        Assert.Equal(WriteOutcome.EvictedOldest, WriteResult.EvictedOldest.Outcome);
+        Assert.Equal(WriteOutcome.Completed, WriteResult.Completed.Outcome);
+        Assert.Equal(RejectReason.None, WriteResult.Completed.Reason);
+        Assert.NotEqual(WriteResult.Completed, WriteResult.Accepted);
+        Assert.Equal(WriteResult.Completed.GetHashCode(), WriteResult.Completed.GetHashCode());
+    }
 }
