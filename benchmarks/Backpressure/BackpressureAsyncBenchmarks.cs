@@ -18,6 +18,10 @@ namespace LockFree.Benchmarks.Backpressure;
 /// B/op: the harness itself allocates about 1-2 KB per invocation (Task.Run, the loops' async state
 /// machines, the wait on them), i.e. &lt; 0.05 B/op; the target for ours is 0 B/op in steady state.
 /// 2P2C is OVERSUBSCRIBED on a 2-core machine (4 loops, plus the pool's wake-up hops, on 2 cores).
+/// Two regimes (docs/backpressure.md, "The asynchronous path"): lock-step, where each side waits once per
+/// <see cref="Capacity"/> items (FailEnq/op and FailDeq/op about 1/64 = 0.0156) and every hand-over is a pool hop (ours
+/// about 0.65 of the BCL fully optimized; whenever the loops do not both have a core, i.e. on a loaded machine), and
+/// flowing, where both sides run at once and ours spins instead of parking (waits per item well under 1/64; about 0.16).
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(LockFreeBenchmarkConfig))]
@@ -119,8 +123,20 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
                     throw new TimeoutException("Warm-up round did not finish: " + Diagnose());
                 }
             }
+
+            if (round % 25 == 24)
+            {
+                // A quiet spell: the runtime promotes methods to optimized code only after 100 ms without new tier-0
+                // compilations, and its background compiler needs a core. Without it a loaded 2-vCPU machine measured
+                // partly tier-0 code (seen 2026-11-22: pinned to one core, nothing left tier 0 in 20 rounds, and ours
+                // ran 1.5x slower than the BCL there, 0.65-0.72 once everything was optimized).
+                Thread.Sleep(WarmUpQuietMilliseconds);
+            }
         }
     }
+
+    /// <summary>Pause after every 25 warm-up rounds (see <see cref="WarmUp"/>).</summary>
+    private const int WarmUpQuietMilliseconds = 150;
 
     /// <summary>Warm-up rounds per implementation, at most (bounded by <see cref="WarmUpMilliseconds"/> too).</summary>
     private const int WarmUpRounds = 200;

@@ -241,10 +241,20 @@ internal struct DirectSpscRing
     {
         long head = _consumer.Index;
         ref Slot slot = ref At(head);
-        if (head >= _consumer.Cached && !Arrived(head, ref slot))
+        if (head >= _consumer.Cached)
         {
-            item = 0;
-            return false;
+            // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line.
+            if (Volatile.Read(ref slot.Sequence) != head + 1)
+            {
+                _consumer.Spare = 0;
+                item = 0;
+                return false;
+            }
+
+            if (++_consumer.Spare >= _boundReadStreak)
+            {
+                RaiseBound(head);
+            }
         }
 
         item = slot.Item;
@@ -325,23 +335,6 @@ internal struct DirectSpscRing
 
         Volatile.Write(ref _consumer.Index, head + count);
         return count;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool Arrived(long head, ref Slot slot)
-    {
-        if (Volatile.Read(ref slot.Sequence) != head + 1)
-        {
-            _consumer.Spare = 0;
-            return false;
-        }
-
-        if (++_consumer.Spare >= _boundReadStreak)
-        {
-            RaiseBound(head);
-        }
-
-        return true;
     }
 
     private void RaiseBound(long head)

@@ -26,6 +26,18 @@ public sealed partial class BackpressureBuffer<T>
             return ValueTask.FromCanceled<WriteResult>(cancellationToken);
         }
 
+        // The SPSC engine's inlined enqueue first, as TryWrite (null once completion began: then the general path answers).
+        SpscQueue<T>? spsc = Volatile.Read(ref _spscWriter); // acquire: pairs with the release in TryComplete
+        if (spsc is not null && spsc.TryEnqueue(item))
+        {
+            if (_afterWrite.Read() != 0) // acquire: after the publish; see "Fast paths"
+            {
+                AfterWrite();
+            }
+
+            return new ValueTask<WriteResult>(WriteResult.Accepted);
+        }
+
         OverflowPolicy policy = FullMode;
         WriteResult result = WriteOnce(item, policy, countRejection: policy != OverflowPolicy.Wait);
         if (policy != OverflowPolicy.Wait || result.Outcome != WriteOutcome.Rejected)

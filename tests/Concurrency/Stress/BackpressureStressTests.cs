@@ -434,4 +434,77 @@ public sealed class BackpressureStressTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(1, 20_000)]
+    [InlineData(64, 100_000)]
+    public void TryPath_SpscSpinningWriterAndReaderThenWriterCompletes_EveryItemOnceInOrderAndCompletionCompletes(int capacity, long itemsAtScaleOne)
+    {
+        // The SPSC engine's TryWrite/TryRead run the ring inlined in the caller; here a writer thread and a reader thread
+        // spin on them (no waiting API at all), the writer completes the buffer after its last item, and the reader
+        // drains until the buffer is finished: every item exactly once, in order, and the accounting exact.
+        long items = StressScale.Items(itemsAtScaleOne);
+        TimeSpan timeout = StressScale.Timeout(TimeoutAtScaleOne);
+        var buffer = new BackpressureBuffer<long>(new BackpressureBufferOptions<long>
+        {
+            Capacity = capacity,
+            FullMode = OverflowPolicy.Wait,
+            SingleWriter = true,
+            SingleReader = true,
+        });
+        var deadline = Stopwatch.StartNew();
+        long rejected = 0, read = 0, outOfOrder = 0, unexpected = 0;
+        var writer = new Thread(() =>
+        {
+            for (long next = 1; next <= items && deadline.Elapsed < timeout;)
+            {
+                WriteResult result = buffer.TryWrite(next);
+                if (result.Outcome == WriteOutcome.Accepted)
+                {
+                    next++;
+                }
+                else
+                {
+                    unexpected += result.Outcome == WriteOutcome.Rejected ? 0 : 1;
+                    rejected++;
+                    Thread.SpinWait(4);
+                }
+            }
+
+            buffer.Complete();
+        });
+        var reader = new Thread(() =>
+        {
+            long expected = 1;
+            while (!buffer.Completion.IsCompleted && deadline.Elapsed < timeout)
+            {
+                if (buffer.TryRead(out long item))
+                {
+                    if (item != expected)
+                    {
+                        outOfOrder++;
+                    }
+
+                    expected = item + 1;
+                    read++;
+                }
+                else
+                {
+                    Thread.SpinWait(4);
+                }
+            }
+        });
+        writer.Start();
+        reader.Start();
+        Assert.True(writer.Join(timeout + TimeSpan.FromSeconds(10)), "writer hung");
+        Assert.True(reader.Join(timeout + TimeSpan.FromSeconds(10)), "reader hung");
+
+        _output.WriteLine($"scale {StressScale.Factor}, capacity {capacity}: {items} items, {rejected} full answers, {deadline.ElapsedMilliseconds} ms");
+        Assert.True(buffer.Completion.IsCompletedSuccessfully, $"not finished within {timeout}: read {read} of {items}");
+        Assert.Equal(0, unexpected);
+        Assert.Equal(0, outOfOrder);
+        Assert.Equal(items, read);
+        Assert.Equal(new BackpressureStatistics(items, items, 0, 0, rejected, 0), buffer.GetStatistics());
+        Assert.Equal(WriteResult.Completed, buffer.TryWrite(0));
+    }
 }

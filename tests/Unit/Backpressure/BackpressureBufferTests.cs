@@ -555,4 +555,66 @@ public sealed class BackpressureBufferTests
         Assert.Equal(new BackpressureStatistics(3, 3, 0, 0, 0, 0), buffer.GetStatistics());
         await Assert.ThrowsAsync<ObjectDisposedException>(() => buffer.Completion.WaitAsync(Generous));
     }
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public async Task FastPaths_CompleteThenDispose_WriteAnswersCompletedThenThrowsAndItemsDrain(bool singleWriter, bool singleReader)
+    {
+        // The SPSC engine's TryWrite/TryRead are inlined into the caller and skip the general path while the buffer
+        // is open: completion and disposal must still reach them (every engine runs the same body).
+        var buffer = Create(4, OverflowPolicy.Wait, singleReader: singleReader, singleWriter: singleWriter);
+        Fill(buffer, 0, 4);
+        Assert.Equal(WriteResult.Rejected(RejectReason.Full, Timeout.InfiniteTimeSpan), buffer.TryWrite(9)); // full, nothing drained yet
+        Assert.True(buffer.TryRead(out int first));
+        Assert.Equal(0, first);
+        Assert.Equal(WriteResult.Accepted, buffer.TryWrite(4));
+
+        buffer.Complete();
+        Assert.Equal(WriteResult.Completed, buffer.TryWrite(5));
+        Assert.Equal(WriteResult.Completed, buffer.TryWrite(5));
+        Assert.Equal(new BackpressureStatistics(5, 1, 0, 0, 1, 4), buffer.GetStatistics());
+
+        buffer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => buffer.TryWrite(6));
+        Assert.Equal([1, 2, 3, 4], Drain(buffer));
+        Assert.False(buffer.TryRead(out _));
+        Assert.Equal(new BackpressureStatistics(5, 5, 0, 0, 1, 0), buffer.GetStatistics());
+        await buffer.Completion.WaitAsync(Generous); // completed before the disposal: without an error
+        Assert.True(buffer.Completion.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public void WriteResultAccepted_IsTheDefaultValue_AcceptedWithNoReasonAndZeroRetry()
+    {
+        WriteResult accepted = WriteResult.Accepted;
+        Assert.Equal(default, accepted);
+        Assert.Equal(WriteOutcome.Accepted, accepted.Outcome);
+        Assert.Equal(RejectReason.None, accepted.Reason);
+        Assert.Equal(TimeSpan.Zero, accepted.RetryAfter);
+        Assert.True(accepted.IsAccepted);
+    }
+
+    [Fact]
+    public void WriteResult_EveryOutcomeReasonAndHint_RoundTripsThroughItsPackedFields()
+    {
+        foreach (RejectReason reason in Enum.GetValues<RejectReason>())
+        {
+            foreach (TimeSpan hint in new[] { TimeSpan.Zero, TimeSpan.FromTicks(1), TimeSpan.FromSeconds(5), Timeout.InfiniteTimeSpan, TimeSpan.MaxValue })
+            {
+                WriteResult rejected = WriteResult.Rejected(reason, hint);
+                Assert.Equal(WriteOutcome.Rejected, rejected.Outcome);
+                Assert.Equal(reason, rejected.Reason);
+                Assert.Equal(hint, rejected.RetryAfter);
+                Assert.Equal(rejected, WriteResult.Rejected(reason, hint));
+                Assert.NotEqual(rejected, WriteResult.Rejected(reason, hint - TimeSpan.FromTicks(1)));
+            }
+        }
+
+        Assert.Equal(WriteOutcome.DroppedIncoming, WriteResult.DroppedIncoming.Outcome);
+        Assert.Equal(WriteOutcome.EvictedOldest, WriteResult.EvictedOldest.Outcome);
+        Assert.Equal(WriteOutcome.Completed, WriteResult.Completed.Outcome);
+        Assert.Equal(RejectReason.None, WriteResult.Completed.Reason);
+        Assert.NotEqual(WriteResult.Completed, WriteResult.Accepted);
+        Assert.Equal(WriteResult.Completed.GetHashCode(), WriteResult.Completed.GetHashCode());
+    }
 }
