@@ -89,8 +89,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         lock (_gate)
         {
             // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
-            // Cancel answers false without a flag check on its path; its references are cleared.
+            // Cancel answers false without a flag check on its path; its references are cleared. A timer a Cancel
+            // stopped that the driver has not reclaimed yet (Cancelled or CancelQueued, on a lane or the inbox) is
+            // counted as cancelled here: no drain will count it, and every timer ends in exactly one of FiredCount,
+            // CancelledCount and DroppedCount.
             long dropped = 0;
+            long cancelled = 0;
             foreach (TimerNode[]? chunk in _chunks)
             {
                 if (chunk is null)
@@ -105,6 +109,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     {
                         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
                         long status = word & StatusMask;
+                        if (status == TimerNodeStatus.Cancelled || status == TimerNodeStatus.CancelQueued)
+                        {
+                            cancelled++; // Cancel answered true; not reclaimed by a drain, so not counted yet
+                            break;
+                        }
+
                         if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
                         {
                             break;
@@ -126,6 +136,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
 
             Interlocked.Exchange(ref _dropped, dropped);
+            Interlocked.Add(ref _cancelled, cancelled);
             _linked = 0;
             _slotHeads.AsSpan().Fill(-1);
             Array.Clear(_occupied);
