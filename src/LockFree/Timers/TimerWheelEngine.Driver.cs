@@ -15,6 +15,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private bool _wakeRequested; // under _sleepLock
     private bool _stopRequested; // under _sleepLock
     private long _driverPasses;  // advances made by the driver thread (diagnostics and tests)
+    private long _disposeScanned; // 1 once Dispose has scanned the nodes (a Schedule racing Dispose waits for it)
 
     /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
     internal long DriverPasses => Interlocked.Read(ref _driverPasses);
@@ -72,6 +73,25 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
         }
 
+        // Dekker with a Schedule in flight (the same asymmetric pair as the sleeping driver's): Schedule stores
+        // Queued, then loads Flags, with no fence; we set Disposed, cut every thread's program here, then scan the
+        // nodes. Either the scan below sees its Queued node (dropped and counted) or its Flags load sees Disposed,
+        // and it waits for the scan to end, then withdraws the timer and throws if the scan missed it (WithdrawDisposed).
+        // Dispose is rare: one barrier.
+        TAtomics.ProcessWideBarrier();
+
+        try
+        {
+            DisposeCore();
+        }
+        finally
+        {
+            TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
+        }
+    }
+
+    private void DisposeCore()
+    {
         Thread? driver;
         lock (_sleepLock)
         {
@@ -105,6 +125,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 for (int i = 0; i < chunk.Length; i++)
                 {
                     ref TimerNode node = ref chunk[i];
+                    bool owned = true; // the wheel owns the node (pending or cancelled); a Free node may be a scheduling thread's
                     while (true)
                     {
                         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
@@ -117,18 +138,22 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
                         if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
                         {
+                            owned = false; // Free: in a thread's lane cache it is that thread's to write; Firing: the firing thread's
                             break;
                         }
 
-                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel
+                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel and a Schedule withdrawing its timer
                         {
                             dropped++;
                             break;
                         }
                     }
 
-                    if ((TAtomics.LoadAcquire(ref node.StateWord) & StatusMask) != TimerNodeStatus.Firing)
+                    if (owned)
                     {
+                        // Only nodes the wheel owns: clearing a Free node raced with the plain stores of a thread
+                        // scheduling from its lane cache (a data race; free-list nodes hold no references anyway, and
+                        // a lane's free nodes keep their last callback until the lane goes).
                         TAtomics.StorePlain(ref node.Callback, null); // let the dropped callbacks and states be collected
                         TAtomics.StorePlain(ref node.State, null);
                     }
