@@ -86,26 +86,15 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
         finally
         {
-            TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
+            TAtomics.StoreRelease(ref _disposeScanned, 1); // release: set after the scan already; again here if it threw, so no Schedule waits forever
         }
     }
 
     private void DisposeCore()
     {
-        Thread? driver;
-        lock (_sleepLock)
-        {
-            _stopRequested = true;
-            driver = _driver;
-            Monitor.PulseAll(_sleepLock);
-        }
-
-        if (driver is not null && driver != Thread.CurrentThread)
-        {
-            driver.Join();
-        }
-
-        _driverTimer?.Dispose();
+        // The scan first, then the driver: a callback of the driver that schedules may be waiting for the end of
+        // the scan (WithdrawDisposed), so joining the driver before it would deadlock. No drain runs after the
+        // flag (AdvanceTo checks it under the gate), so the driver still running changes nothing here.
         lock (_gate)
         {
             // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
@@ -166,6 +155,23 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             _slotHeads.AsSpan().Fill(-1);
             Array.Clear(_occupied);
         }
+
+        TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
+
+        Thread? driver;
+        lock (_sleepLock)
+        {
+            _stopRequested = true;
+            driver = _driver;
+            Monitor.PulseAll(_sleepLock);
+        }
+
+        if (driver is not null && driver != Thread.CurrentThread)
+        {
+            driver.Join();
+        }
+
+        _driverTimer?.Dispose();
     }
 
     private void Wake()

@@ -83,4 +83,72 @@ public sealed class TimerWheelDisposeAccountingTests
         Assert.Equal(cancelledByCaller, wheel.CancelledCount);
         Assert.Equal(scheduled, wheel.FiredCount + wheel.CancelledCount + wheel.DroppedCount);
     }
+    [Fact]
+    public void Dispose_WhileADriverCallbackSchedules_NeitherWaitsForTheOther()
+    {
+        // A callback on the driver thread schedules while another thread disposes: Schedule reads the flags (Stale:
+        // the driver runs callbacks) and the clock; Dispose raises its flag right then (the provider's hook); the
+        // Schedule then sees Disposed after publishing its node and waits for Dispose's scan. Dispose must scan
+        // before it joins the driver thread, or the two wait for each other for ever.
+        var provider = new HookedTimeProvider();
+        var wheel = new TimerWheelEngine<RealAtomics>(Tick, provider, 4096);
+        var scheduled = new ManualResetEventSlim();
+        Thread? disposer = null;
+        Exception? unexpected = null;
+        bool threw = false;
+        wheel.StartDriver();
+        wheel.Schedule(TimeSpan.Zero, _ =>
+        {
+            provider.Arm(Thread.CurrentThread, () =>
+            {
+                disposer = new Thread(wheel.Dispose) { IsBackground = true };
+                disposer.Start();
+                SpinWait.SpinUntil(() => wheel.IsDisposed, TimeSpan.FromSeconds(10));
+            });
+            try
+            {
+                wheel.Schedule(TimeSpan.FromSeconds(10), Nothing, null);
+            }
+            catch (ObjectDisposedException)
+            {
+                threw = true;
+            }
+            catch (Exception e)
+            {
+                unexpected = e;
+            }
+
+            scheduled.Set();
+        }, null);
+
+        Assert.True(scheduled.Wait(TimeSpan.FromSeconds(20)), "the callback's Schedule never returned (it waits for Dispose, which waits for the driver)");
+        Assert.NotNull(disposer);
+        Assert.True(disposer!.Join(TimeSpan.FromSeconds(20)), "Dispose never returned");
+        Assert.Null(unexpected);
+        Assert.Equal(threw ? 0 : 1, wheel.DroppedCount); // thrown: withdrawn; returned: dropped and counted
+        Assert.Equal(1, wheel.FiredCount);
+    }
+
+    /// <summary>The system clock, with a one-shot hook run inside GetTimestamp on one thread.</summary>
+    private sealed class HookedTimeProvider : TimeProvider
+    {
+        private Thread? _thread;
+        private Action? _hook;
+
+        public void Arm(Thread thread, Action hook)
+        {
+            _hook = hook;
+            Volatile.Write(ref _thread, thread);
+        }
+
+        public override long GetTimestamp()
+        {
+            if (ReferenceEquals(Volatile.Read(ref _thread), Thread.CurrentThread) && Interlocked.Exchange(ref _hook, null) is { } hook)
+            {
+                hook();
+            }
+
+            return base.GetTimestamp();
+        }
+    }
 }
