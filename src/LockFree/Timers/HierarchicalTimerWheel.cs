@@ -36,7 +36,7 @@ namespace LockFree;
 /// among timers due on the same tick. A callback that throws is counted (<see cref="FailedCallbackCount"/>),
 /// reported through <see cref="CallbackFailed"/>, and does not stop the wheel. Disposing stops the driver
 /// thread and drops every pending timer (counted in <see cref="DroppedCount"/>); a Schedule racing with Dispose
-/// either throws <see cref="ObjectDisposedException"/> or is dropped without running.
+/// either throws <see cref="ObjectDisposedException"/> or is dropped without running (and counted in <see cref="DroppedCount"/>).
 /// </para>
 /// </remarks>
 [DebuggerDisplay("Tick = {TickDuration}")]

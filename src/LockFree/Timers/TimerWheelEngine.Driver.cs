@@ -15,6 +15,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private bool _wakeRequested; // under _sleepLock
     private bool _stopRequested; // under _sleepLock
     private long _driverPasses;  // advances made by the driver thread (diagnostics and tests)
+    private long _disposeScanned; // 1 once Dispose has scanned the nodes (a Schedule racing Dispose waits for it)
 
     /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
     internal long DriverPasses => Interlocked.Read(ref _driverPasses);
@@ -72,6 +73,91 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
         }
 
+        // Dekker with a Schedule in flight (the same asymmetric pair as the sleeping driver's): Schedule stores
+        // Queued, then loads Flags, with no fence; we set Disposed, cut every thread's program here, then scan the
+        // nodes. Either the scan below sees its Queued node (dropped and counted) or its Flags load sees Disposed,
+        // and it waits for the scan to end, then withdraws the timer and throws if the scan missed it (WithdrawDisposed).
+        // Dispose is rare: one barrier.
+        TAtomics.ProcessWideBarrier();
+
+        try
+        {
+            DisposeCore();
+        }
+        finally
+        {
+            TAtomics.StoreRelease(ref _disposeScanned, 1); // release: set after the scan already; again here if it threw, so no Schedule waits forever
+        }
+    }
+
+    private void DisposeCore()
+    {
+        // The scan first, then the driver: a callback of the driver that schedules may be waiting for the end of
+        // the scan (WithdrawDisposed), so joining the driver before it would deadlock. No drain runs after the
+        // flag (AdvanceTo checks it under the gate), so the driver still running changes nothing here.
+        lock (_gate)
+        {
+            // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
+            // Cancel answers false without a flag check on its path; its references are cleared. A timer a Cancel
+            // stopped that the driver has not reclaimed yet (Cancelled or CancelQueued, on a lane or the inbox) is
+            // counted as cancelled here: no drain will count it, and every timer ends in exactly one of FiredCount,
+            // CancelledCount and DroppedCount.
+            long dropped = 0;
+            long cancelled = 0;
+            foreach (TimerNode[]? chunk in _chunks)
+            {
+                if (chunk is null)
+                {
+                    continue;
+                }
+
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    ref TimerNode node = ref chunk[i];
+                    bool owned = true; // the wheel owns the node (pending or cancelled); a Free node may be a scheduling thread's
+                    while (true)
+                    {
+                        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
+                        long status = word & StatusMask;
+                        if (status == TimerNodeStatus.Cancelled || status == TimerNodeStatus.CancelQueued)
+                        {
+                            cancelled++; // Cancel answered true; not reclaimed by a drain, so not counted yet
+                            break;
+                        }
+
+                        if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
+                        {
+                            owned = false; // Free: in a thread's lane cache it is that thread's to write; Firing: the firing thread's
+                            break;
+                        }
+
+                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel and a Schedule withdrawing its timer
+                        {
+                            dropped++;
+                            break;
+                        }
+                    }
+
+                    if (owned)
+                    {
+                        // Only nodes the wheel owns: clearing a Free node raced with the plain stores of a thread
+                        // scheduling from its lane cache (a data race; free-list nodes hold no references anyway, and
+                        // a lane's free nodes keep their last callback until the lane goes).
+                        TAtomics.StorePlain(ref node.Callback, null); // let the dropped callbacks and states be collected
+                        TAtomics.StorePlain(ref node.State, null);
+                    }
+                }
+            }
+
+            Interlocked.Exchange(ref _dropped, dropped);
+            Interlocked.Add(ref _cancelled, cancelled);
+            _linked = 0;
+            _slotHeads.AsSpan().Fill(-1);
+            Array.Clear(_occupied);
+        }
+
+        TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
+
         Thread? driver;
         lock (_sleepLock)
         {
@@ -86,50 +172,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
 
         _driverTimer?.Dispose();
-        lock (_gate)
-        {
-            // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
-            // Cancel answers false without a flag check on its path; its references are cleared.
-            long dropped = 0;
-            foreach (TimerNode[]? chunk in _chunks)
-            {
-                if (chunk is null)
-                {
-                    continue;
-                }
-
-                for (int i = 0; i < chunk.Length; i++)
-                {
-                    ref TimerNode node = ref chunk[i];
-                    while (true)
-                    {
-                        long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
-                        long status = word & StatusMask;
-                        if (status != TimerNodeStatus.Queued && status != TimerNodeStatus.Linked)
-                        {
-                            break;
-                        }
-
-                        if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel
-                        {
-                            dropped++;
-                            break;
-                        }
-                    }
-
-                    if ((TAtomics.LoadAcquire(ref node.StateWord) & StatusMask) != TimerNodeStatus.Firing)
-                    {
-                        TAtomics.StorePlain(ref node.Callback, null); // let the dropped callbacks and states be collected
-                        TAtomics.StorePlain(ref node.State, null);
-                    }
-                }
-            }
-
-            Interlocked.Exchange(ref _dropped, dropped);
-            _linked = 0;
-            _slotHeads.AsSpan().Fill(-1);
-            Array.Clear(_occupied);
-        }
     }
 
     private void Wake()

@@ -24,7 +24,10 @@ namespace LockFree.Timers;
 //
 // Lanes live in the wheel's registry (_lanes, copy-on-write under _laneLock) and in the thread's own list
 // (t_lanes). The driver retires the lane of a thread that has ended: it drains it one last time and gives its
-// cached and returned nodes back to the free list, so threads that come and go strand no nodes.
+// cached and returned nodes back to the free list, so threads that come and go strand no nodes. A thread keeps at
+// most MaxLanesPerThread lanes; at the limit it uses the inbox on other wheels and swaps a lane in (abandoning its
+// oldest, retired at the driver's next drain) only every LaneSwapInterval such schedules, so a thread going round
+// many wheels neither allocates a lane per visit nor strands a refill batch of nodes per visit.
 internal sealed partial class TimerWheelEngine<TAtomics>
 {
     /// <summary>Drains between two liveness checks of the lanes' threads.</summary>
@@ -33,6 +36,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Lanes one thread keeps (on as many wheels); beyond that its oldest is abandoned.</summary>
     private const int MaxLanesPerThread = 8;
 
+    /// <summary>
+    /// At the lane limit, schedules through the inbox on wheels without a lane between two lane swaps (a swap
+    /// abandons the oldest lane and creates one here). Without it a thread going round more than 8 wheels created
+    /// a lane (9 KiB, a refill batch of free nodes stranded until the driver retired the abandoned lane) every few
+    /// schedules: the pool filled up with stranded nodes (review of issue 6).
+    /// </summary>
+    private const int LaneSwapInterval = 64;
+
     private static long s_nextEngineId;
 
     [ThreadStatic]
@@ -40,6 +51,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     [ThreadStatic]
     private static long t_firstUse; // id of the wheel this thread scheduled on once, without a lane
+
+    [ThreadStatic]
+    private static int t_overLimit; // inbox schedules at the lane limit since this thread's last lane swap
 
     private readonly long _engineId = Interlocked.Increment(ref s_nextEngineId);
     private readonly object _laneLock = new();
@@ -66,6 +80,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     {
         // Walk this thread's lanes, dropping those of disposed wheels (they would keep the wheel reachable).
         Lane? previous = null;
+        int count = 0;
         for (Lane? lane = t_lanes; lane is not null; lane = lane.NextOfThread)
         {
             if (ReferenceEquals(lane.Engine, this))
@@ -94,6 +109,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
 
             previous = lane;
+            count++;
         }
 
         if (t_firstUse != _engineId)
@@ -102,6 +118,12 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             return null;
         }
 
+        if (count >= MaxLanesPerThread && ++t_overLimit < LaneSwapInterval)
+        {
+            return null; // at the limit: the inbox; a lane swap (abandoning the oldest) only now and then
+        }
+
+        t_overLimit = 0;
         return AddLane();
     }
 
@@ -214,8 +236,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         for (int l = 0; l < lanes.Length; l++)
         {
             Lane lane = lanes[l];
-            // Before the tail load: an ended thread (or one that abandoned the lane) pushes nothing more.
-            bool ended = checkLiveness && (TAtomics.LoadAcquire(ref lane.Abandoned) != 0 || !lane.Thread.IsAlive); // acquire: pairs with the release in AddLane
+            // Before the tail load: an ended thread (or one that abandoned the lane) pushes nothing more. An abandoned
+            // lane is retired at the next drain (one load); the thread's liveness (a runtime call) only every 64 drains.
+            bool ended = TAtomics.LoadAcquire(ref lane.Abandoned) != 0 || (checkLiveness && !lane.Thread.IsAlive); // acquire: pairs with the release in AddLane
             long head = lane.DriverHead;
             long tail = TAtomics.LoadAcquire(ref lane.PublishedTail.Value); // acquire: pairs with TryPush's release
             if (head != tail)

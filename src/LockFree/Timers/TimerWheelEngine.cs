@@ -289,12 +289,43 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         // Dekker half with the driver going to sleep: our push (the lane's release store, or the inbox CAS) then
         // this load; the driver's Stale CAS, then its ProcessWideBarrier, then its scan. Either its scan sees this
         // timer, or this load comes after the barrier and sees Stale, and we wake the driver if needed.
-        if (TAtomics.LoadAcquire(ref _clock.Flags) != 0) // acquire: pairs with the driver's flag CAS
+        if (TAtomics.LoadAcquire(ref _clock.Flags) is var flags && flags != 0) // acquire: pairs with the driver's flag CAS
         {
+            if ((flags & DisposedFlag) != 0)
+            {
+                WithdrawDisposed(ref node, generation); // throws, unless Dispose dropped (and counted) this timer or it fired
+            }
+
             WakeDriverIfEarlier(due);
         }
 
         return new TimerHandle(index, (uint)generation);
+    }
+
+    /// <summary>
+    /// Schedule saw Disposed after publishing its node. Dispose's scan may have missed it (the node went Queued after
+    /// the scan passed it): wait for the scan to end (Dispose publishes that), then, if the node is still Queued, no
+    /// one else has it (the scan would have dropped it; no drain runs after Dispose's scan): take it back and throw.
+    /// Otherwise Dispose dropped and counted it, or a drain that began before Dispose fired it: the handle stands.
+    /// Only a Schedule racing Dispose gets here; it waits for Dispose (lock-freedom ends with the wheel).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WithdrawDisposed(ref TimerNode node, long generation)
+    {
+        var spinner = default(SpinWait);
+        while (TAtomics.LoadAcquire(ref _disposeScanned) == 0) // acquire: pairs with Dispose's release after its scan
+        {
+            TAtomics.SpinOnce(ref spinner);
+        }
+
+        if (TAtomics.LoadAcquire(ref node.StateWord) == ((generation << 32) | TimerNodeStatus.Queued)) // acquire: the scan's CAS, had it taken the node
+        {
+            TAtomics.StorePlain(ref node.Callback, null); // plain: ours again; the scan saw the node Free and wrote nothing
+            TAtomics.StorePlain(ref node.State, null);
+            long next = (generation + 1) & StatusMask;
+            TAtomics.StoreRelease(ref node.StateWord, (next == 0 ? 1 : next) << 32); // release: Free, new generation (stranded on its lane / the inbox of a disposed wheel)
+            throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

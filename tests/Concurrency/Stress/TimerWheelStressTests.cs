@@ -104,12 +104,12 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
         // timers at once and some of the previous wave's later, then end. The driver retires the lanes of ended
         // threads and takes their cached and returned nodes back, so after the last wave the whole pool is
         // reachable again: a fresh thread can schedule MaxTimers timers.
-        const int MaxTimers = 1 << 17; // more than one wave's timers: a starved driver may leave a whole wave pending
+        int maxTimers = (1 << 17) * StressScale.Factor; // more than a few waves' timers (waves grow with the scale): a starved driver may leave whole waves pending
         int waves = (int)Math.Max(3, StressScale.Items(8));
         const int PerWave = 3;
         int perThread = (int)StressScale.Items(3_000);
         int total = waves * PerWave * perThread;
-        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, MaxTimers, laneRingSize: 64);
+        var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, maxTimers, laneRingSize: 64);
         var fired = new int[total];
         var cancelled = new int[total];
         var handles = new TimerHandle[total];
@@ -197,7 +197,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
         {
             try
             {
-                for (int i = 0; i < MaxTimers; i++)
+                for (int i = 0; i < maxTimers; i++)
                 {
                     wheel.Schedule(TimeSpan.FromSeconds(10), static _ => { }, null);
                 }
