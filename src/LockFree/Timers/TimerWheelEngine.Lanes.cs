@@ -314,7 +314,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Driver: the lane's thread has ended; its cached and returned nodes go back to the free list.</summary>
     private void RetireLane(Lane lane, ref int freeFirst, ref int freeLast)
     {
-        // The thread is gone, so its private fields are final (thread exit synchronises with IsAlive's answer).
+        // The thread is gone (or abandoned the lane with a release store), so its private fields are final. Thread
+        // exit publishes through the runtime's own locks; the full fence keeps the reads below from moving ahead of
+        // the liveness answer on weakly ordered hardware (ARM64). Once per retired lane.
+        TAtomics.FullFence();
         for (int i = 0; i < lane.CacheCount; i++)
         {
             ChainFree(lane.Cache[i], ref freeFirst, ref freeLast);
