@@ -152,7 +152,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             _slots[SlotPadding + i].Sequence = 2L * i; // plain: before publication of the object
         }
 
-        if (TProducers.IsSingle ^ TConsumers.IsSingle)
+        if (PollsEnabled)
         {
             LastBoundary = -1; // plain: before publication of the object; no position answered empty (full) yet
             PollBudget = BoundaryPolls; // plain: before publication of the object
@@ -241,18 +241,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             if (TAtomics.LoadAcquire(ref slot.Sequence) == ((position << 1) | 1)) // acquire: as in TryDequeue
             {
                 item = TAtomics.LoadPlain(ref slot.Item); // plain: no producer touches a published slot
-                PollsPaidOff(polls);
+                PollsPaidOff(consumer: true, polls);
                 return true;
             }
 
-            if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+            if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
             {
                 continue; // re-read the slot before the tail: see "Boundary polls"
             }
 
             if (!TProducers.IsSingle && !ProducerInFlight(position))
             {
-                NoteBoundary(position, polls);
+                NoteBoundary(consumer: true, position, polls);
                 item = default;
                 return false; // empty
             }
@@ -296,14 +296,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 if (sequence < position << 1)
                 {
-                    if (!TConsumers.IsSingle && PollSlotAgain(position, ref polls))
+                    if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
                     {
                         continue; // re-read the slot before the head: see "Boundary polls"
                     }
 
                     if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                     {
-                        NoteBoundary(position, polls);
+                        NoteBoundary(consumer: false, position, polls);
                         return 0; // full
                     }
 
@@ -330,7 +330,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             PublishSlot(ref Slot(position), position, position + count);
-            PollsPaidOff(polls);
+            PollsPaidOff(consumer: false, polls);
             return count;
         }
     }
@@ -365,14 +365,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 if (sequence < ((position << 1) | 1))
                 {
-                    if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+                    if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
                     {
                         continue; // re-read the slot before the tail: see "Boundary polls"
                     }
 
                     if (!TProducers.IsSingle && !ProducerInFlight(position))
                     {
-                        NoteBoundary(position, polls);
+                        NoteBoundary(consumer: true, position, polls);
                         return 0; // empty
                     }
 
@@ -399,7 +399,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             ReleaseSlot(ref Slot(position), position, position + count);
-            PollsPaidOff(polls);
+            PollsPaidOff(consumer: true, polls);
             return count;
         }
     }
@@ -469,7 +469,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
                     PublishSlot(ref slot, position, position + 1);
-                    PollsPaidOff(polls);
+                    PollsPaidOff(consumer: false, polls);
                     return true;
                 }
             }
@@ -477,14 +477,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 // The slot still holds position - capacity: with many consumers, full unless one of them has claimed
                 // it (the head is past it) and not yet released it. With one consumer the gate above already decided.
-                if (!TConsumers.IsSingle && PollSlotAgain(position, ref polls))
+                if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
                 {
                     continue; // re-read the slot before the head: see "Boundary polls"
                 }
 
                 if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                 {
-                    NoteBoundary(position, polls);
+                    NoteBoundary(consumer: false, position, polls);
                     return false; // full
                 }
 
@@ -517,7 +517,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     item = TakeItem(ref slot);
                     ReleaseSlot(ref slot, position, position + 1);
-                    PollsPaidOff(polls);
+                    PollsPaidOff(consumer: true, polls);
                     return true;
                 }
             }
@@ -525,14 +525,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 // Not yet published: with many producers, empty unless one of them has claimed the position (the tail
                 // is past it) and not yet published it. With one producer the gate above already decided.
-                if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+                if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
                 {
                     continue; // re-read the slot before the tail: see "Boundary polls"
                 }
 
                 if (!TProducers.IsSingle && !ProducerInFlight(position))
                 {
-                    NoteBoundary(position, polls);
+                    NoteBoundary(consumer: true, position, polls);
                     item = default;
                     return false; // empty
                 }
@@ -642,16 +642,31 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// One thread facing many on the other side (MPSC's consumer, SPMC's producer), its slot not ready: whether to
-    /// re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to answer
-    /// empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
+    /// Whether a side polls at its boundary: the single side facing many (MPSC's consumer, SPMC's producer) and MPMC's
+    /// consumers (session 5: the same catch-up mechanism against MPMC's lock-step at the empty end, its state a shared
+    /// hint among the consumers). MPMC's producers do not poll.
+    /// </summary>
+    private static bool PollsEnabled => !(TProducers.IsSingle && TConsumers.IsSingle);
+
+    /// <summary>Whether the polling side is many threads (MPMC's consumers): its poll state is then a shared hint.</summary>
+    private static bool SharedPollState => !TProducers.IsSingle && !TConsumers.IsSingle;
+
+    /// <summary>Whether <paramref name="consumer"/> (the consumer side, else the producer side) is the side that polls.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Polls(bool consumer) =>
+        consumer ? !TProducers.IsSingle : TProducers.IsSingle && !TConsumers.IsSingle;
+
+    /// <summary>
+    /// A side facing many on the other side (MPSC's consumer, SPMC's producer, MPMC's consumers), its slot not ready:
+    /// whether to re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to
+    /// answer empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
     /// to 1 after polls that did not) per call, and not at a position that already answered so. See "Boundary
     /// polls" in the design note.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool PollSlotAgain(long position, ref int polls)
+    private bool PollSlotAgain(bool consumer, long position, ref int polls)
     {
-        if (!(TProducers.IsSingle ^ TConsumers.IsSingle) || polls >= PollBudget || position == LastBoundary)
+        if (!Polls(consumer) || polls >= PollBudget || position == LastBoundary)
         {
             return false;
         }
@@ -670,7 +685,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// The single side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
+    /// The polling side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
     /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
     /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and
     /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it
@@ -679,7 +694,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NextCatchUpPause(long position)
     {
-        long run = position - CatchUpAt; // positions taken (filled) since the last catch-up
+        long run = position - CatchUpAt; // positions taken (filled) since the last catch-up (by all its threads, MPMC)
         CatchUpAt = position;
         int pause = CatchUpPause;
         // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of
@@ -690,24 +705,24 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         return pause;
     }
 
-    /// <summary>The single side met an item (room) after <paramref name="polls"/> boundary polls: the full budget again.</summary>
+    /// <summary>The polling side met an item (room) after <paramref name="polls"/> boundary polls: the full budget again.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PollsPaidOff(int polls)
+    private void PollsPaidOff(bool consumer, int polls)
     {
-        if ((TProducers.IsSingle ^ TConsumers.IsSingle) && polls > 0 && polls <= BoundaryPolls)
+        if (Polls(consumer) && polls > 0 && polls <= BoundaryPolls)
         {
             PollBudget = BoundaryPolls;
         }
     }
 
     /// <summary>
-    /// The single side answered empty (full) at <paramref name="position"/> after reading the other side's index,
+    /// The polling side answered empty (full) at <paramref name="position"/> after reading the other side's index,
     /// having spent <paramref name="polls"/> boundary polls in vain: records the position, halves the budget.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NoteBoundary(long position, int polls)
+    private void NoteBoundary(bool consumer, long position, int polls)
     {
-        if (TProducers.IsSingle ^ TConsumers.IsSingle)
+        if (Polls(consumer))
         {
             LastBoundary = position;
             if (polls > 0 && polls <= BoundaryPolls)
@@ -718,55 +733,78 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         }
     }
 
-    /// <summary>The single side's own padded region (the consumers' with one consumer, else the producers').</summary>
+    /// <summary>
+    /// The polling side's own padded region (the consumers' when the producers are many, else the producers'); with
+    /// one thread on that side its words are private, with many (MPMC's consumers) a shared hint.
+    /// </summary>
     [UnscopedRef]
-    private ref PaddedIndexPair SingleSide
+    private ref PaddedIndexPair PollingSide
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ref TConsumers.IsSingle ? ref _consumers : ref _producers;
+        get => ref !TProducers.IsSingle ? ref _consumers : ref _producers;
     }
 
     /// <summary>
-    /// The single side's last boundary position, kept in its own otherwise unused Cached field (a single consumer
-    /// facing many producers keeps no cached tail, a single producer facing many consumers no cached head).
+    /// The polling side's last boundary position, kept in its own otherwise unused Cached field (a consumer facing many
+    /// producers keeps no cached tail, a single producer facing many consumers no cached head).
     /// </summary>
     private long LastBoundary
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => SingleSide.Cached; // plain: private to the single side
+        get => LoadPollState(ref PollingSide.Cached);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Cached = value; // plain: private to the single side
+        set => StorePollState(ref PollingSide.Cached, value);
     }
 
-    /// <summary>The single side's current boundary-poll budget, in its region's Spare word.</summary>
+    /// <summary>The polling side's current boundary-poll budget, in its region's Spare word.</summary>
     private int PollBudget
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)SingleSide.Spare; // plain: private to the single side
+        get => (int)LoadPollState(ref PollingSide.Spare);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare = value; // plain: private to the single side
+        set => StorePollState(ref PollingSide.Spare, value);
     }
 
-    /// <summary>The position of the single side's last catch-up pause, in its region's Spare2 word.</summary>
+    /// <summary>The position of the polling side's last catch-up pause, in its region's Spare2 word.</summary>
     private long CatchUpAt
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => SingleSide.Spare2; // plain: private to the single side
+        get => LoadPollState(ref PollingSide.Spare2);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare2 = value; // plain: private to the single side
+        set => StorePollState(ref PollingSide.Spare2, value);
     }
 
-    /// <summary>The single side's catch-up pause, in <see cref="IAtomics.Pause"/> iterations (its region's Spare3 word).</summary>
+    /// <summary>The polling side's catch-up pause, in <see cref="IAtomics.Pause"/> iterations (its region's Spare3 word).</summary>
     private int CatchUpPause
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)SingleSide.Spare3; // plain: private to the single side
+        get => (int)LoadPollState(ref PollingSide.Spare3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare3 = value; // plain: private to the single side
+        set => StorePollState(ref PollingSide.Spare3, value);
+    }
+
+    // Poll state: private to a single polling side, plain; among MPMC's consumers a shared hint, through the seam as
+    // acquire/release (plain moves on x64). A stale or lost update only changes how long a poller waits before it reads
+    // the other side's index; every answer is still made from that read.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long LoadPollState(ref long word) =>
+        SharedPollState ? TAtomics.LoadAcquire(ref word) : word;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePollState(ref long word, long value)
+    {
+        if (SharedPollState)
+        {
+            TAtomics.StoreRelease(ref word, value); // release: a hint for the other consumers
+        }
+        else
+        {
+            word = value; // plain: private to the single side
+        }
     }
 
     /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>
