@@ -380,7 +380,7 @@ internal struct DirectSpscRing
     private long RaiseBatchBound(long head)
     {
         long tail = Volatile.Read(ref _producer.Index);
-        if (tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
+        if (tail > head && tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
         {
             _consumer.Spare = 0;
             tail = PauseIfUseful(tail);

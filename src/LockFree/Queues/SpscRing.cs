@@ -46,7 +46,7 @@ namespace LockFree.Queues;
 // is still writing: each item then costs a cross-core line transfer on both sides (10-20 ns an item on the
 // 2-vCPU development VM instead of about 2; docs/queues.md, "Why the SPSC consumer reads the slot, and sometimes
 // pauses"). So after BoundReadStreak takes in a row beyond its known-published bound with no empty answer in
-// between (a batch dequeue: at a read of tail after BoundReadStreak items taken since its last empty answer), the
+// between (a batch dequeue: at a read of tail after BoundReadStreak items taken since its last empty answer, when tail is past head), the
 // consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
 // published ahead of it, pauses for a few microseconds (StreamPause, no memory access) so the producer can pull
 // ahead and the two stop sharing lines. It then reads tail again: a producer that did not move BoundReadStreak items
@@ -415,7 +415,8 @@ internal struct SpscRing<T, TAtomics>
     /// <summary>
     /// The batch dequeue's bound read: reads tail into the known-published bound and returns it. A consumer that has taken
     /// at least <see cref="_boundReadStreak"/> items since its last empty answer (it keeps up with a producer that keeps
-    /// adding) and trails the producer by less than <see cref="_streamDistance"/> pauses first, as the single-item path
+    /// adding) and trails the producer by less than <see cref="_streamDistance"/> (but has something to take: a consumer
+    /// that caught up completely answers from the head slot and never pauses) pauses first, as the single-item path
     /// does: without it a batch consumer streaming right behind the producer reads tail on every call (one cross-core
     /// transfer of the producer's index line per batch) and shares the slot lines the producer is still writing.
     /// </summary>
@@ -424,7 +425,7 @@ internal struct SpscRing<T, TAtomics>
     {
         // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published.
         long tail = TAtomics.LoadAcquire(ref _producer.Index);
-        if (tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
+        if (tail > head && tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
         {
             _consumer.Spare = 0; // plain: consumer-private; the next pause needs another streak's worth of takes
             tail = PauseIfUseful(tail);
