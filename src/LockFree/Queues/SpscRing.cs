@@ -472,9 +472,13 @@ internal struct SpscRing<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyIn(ref SpscSlot<T> slot, ref T source, int count)
     {
-        for (int i = 0; i < count; i++)
+        // Walking references (no index to scale): about five instructions an item.
+        ref SpscSlot<T> end = ref Unsafe.Add(ref slot, count);
+        while (Unsafe.IsAddressLessThan(ref slot, ref end))
         {
-            TAtomics.StorePlain(ref Unsafe.Add(ref slot, i).Item, Unsafe.Add(ref source, i)); // plain: see the callers
+            TAtomics.StorePlain(ref slot.Item, source); // plain: see the callers
+            slot = ref Unsafe.Add(ref slot, 1);
+            source = ref Unsafe.Add(ref source, 1);
         }
     }
 
@@ -494,14 +498,17 @@ internal struct SpscRing<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyOut(ref SpscSlot<T> slot, ref T target, int count)
     {
-        for (int i = 0; i < count; i++)
+        ref SpscSlot<T> end = ref Unsafe.Add(ref slot, count);
+        while (Unsafe.IsAddressLessThan(ref slot, ref end))
         {
-            ref T item = ref Unsafe.Add(ref slot, i).Item;
-            Unsafe.Add(ref target, i) = TAtomics.LoadPlain(ref item); // plain: see the callers
+            target = TAtomics.LoadPlain(ref slot.Item); // plain: see the callers
             if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
             {
-                TAtomics.StorePlain(ref item, default!); // plain: ours until head moves past it
+                TAtomics.StorePlain(ref slot.Item, default!); // plain: ours until head moves past it
             }
+
+            slot = ref Unsafe.Add(ref slot, 1);
+            target = ref Unsafe.Add(ref target, 1);
         }
     }
 
