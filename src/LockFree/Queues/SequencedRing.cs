@@ -160,11 +160,15 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             _slots[SlotPadding + i].Sequence = 2L * i; // plain: before publication of the object
         }
 
-        if (PollsEnabled)
+        foreach (bool consumer in (ReadOnlySpan<bool>)[true, false])
         {
-            LastBoundary = -1; // plain: before publication of the object; no position answered empty (full) yet
-            PollBudget = BoundaryPolls; // plain: before publication of the object
-            CatchUpPause = 1; // plain: before publication of the object
+            if (Polls(consumer))
+            {
+                ref PaddedIndexPair side = ref PollingSide(consumer);
+                side.Cached = -1; // plain: before publication of the object; LastBoundary: no position answered empty (full) yet
+                side.Spare = BoundaryPolls; // plain: before publication of the object; PollBudget
+                side.Spare3 = 1; // plain: before publication of the object; CatchUpPause
+            }
         }
     }
 
@@ -650,22 +654,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// Whether a side polls at its boundary: the single side facing many (MPSC's consumer, SPMC's producer) and MPMC's
-    /// consumers (session 5: the same catch-up mechanism against MPMC's lock-step at the empty end, its state a shared
-    /// hint among the consumers). MPMC's producers do not poll.
+    /// Whether <paramref name="consumer"/> (the consumer side, else the producer side) polls at its boundary: a side facing
+    /// many on the other side. MPSC's consumer and SPMC's producer (their state private), and since session 5 both sides
+    /// of MPMC (each side's state a hint shared by its threads, in its own padded region).
     /// </summary>
-    private static bool PollsEnabled => !(TProducers.IsSingle && TConsumers.IsSingle);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Polls(bool consumer) => consumer ? !TProducers.IsSingle : !TConsumers.IsSingle;
 
-    /// <summary>Whether the polling side is many threads (MPMC's consumers): its poll state is then a shared hint.</summary>
+    /// <summary>Whether the polling sides are many threads (MPMC): their poll state is then a shared hint.</summary>
     private static bool SharedPollState => !TProducers.IsSingle && !TConsumers.IsSingle;
 
-    /// <summary>Whether <paramref name="consumer"/> (the consumer side, else the producer side) is the side that polls.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Polls(bool consumer) =>
-        consumer ? !TProducers.IsSingle : TProducers.IsSingle && !TConsumers.IsSingle;
-
     /// <summary>
-    /// A side facing many on the other side (MPSC's consumer, SPMC's producer, MPMC's consumers), its slot not ready:
+    /// A side facing many on the other side (MPSC's consumer, SPMC's producer, either side of MPMC), its slot not ready:
     /// whether to re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to
     /// answer empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
     /// to 1 after polls that did not) per call, and not at a position that already answered so. See "Boundary
@@ -674,14 +674,20 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool PollSlotAgain(bool consumer, long position, ref int polls)
     {
-        if (!Polls(consumer) || polls >= PollBudget || position == LastBoundary)
+        if (!Polls(consumer))
+        {
+            return false;
+        }
+
+        ref PaddedIndexPair side = ref PollingSide(consumer);
+        if (polls >= (int)LoadPollState(ref side.Spare) || position == LoadPollState(ref side.Cached))
         {
             return false;
         }
 
         if (polls++ == 0)
         {
-            TAtomics.Pause(NextCatchUpPause(position)); // the first poll of a call: the catch-up pause (design note)
+            TAtomics.Pause(NextCatchUpPause(ref side, position)); // the first poll of a call: the catch-up pause (design note)
         }
         else
         {
@@ -697,19 +703,19 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
     /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and
     /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it
-    /// to 1.
+    /// to 1. State in the side's region: Spare2 = CatchUpAt (the last catch-up position), Spare3 = CatchUpPause.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int NextCatchUpPause(long position)
+    private int NextCatchUpPause(ref PaddedIndexPair side, long position)
     {
-        long run = position - CatchUpAt; // positions taken (filled) since the last catch-up (by all its threads, MPMC)
-        CatchUpAt = position;
-        int pause = CatchUpPause;
+        long run = position - LoadPollState(ref side.Spare2); // positions taken (filled) since the last catch-up (by all its threads, MPMC)
+        StorePollState(ref side.Spare2, position);
+        int pause = (int)LoadPollState(ref side.Spare3);
         // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of
         // the ring meanwhile, so a small ring does not turn the pause into a full (empty) wait for the other side.
         int longest = Math.Max(1, Math.Min(CatchUpPauseMax, _capacity >> 3));
         pause = run >= 2L * pause ? Math.Min(2 * pause, longest) : Math.Max(1, pause / 2);
-        CatchUpPause = pause;
+        StorePollState(ref side.Spare3, pause);
         return pause;
     }
 
@@ -719,81 +725,38 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     {
         if (Polls(consumer) && polls > 0 && polls <= BoundaryPolls)
         {
-            PollBudget = BoundaryPolls;
+            StorePollState(ref PollingSide(consumer).Spare, BoundaryPolls); // PollBudget
         }
     }
 
     /// <summary>
     /// The polling side answered empty (full) at <paramref name="position"/> after reading the other side's index,
-    /// having spent <paramref name="polls"/> boundary polls in vain: records the position, halves the budget.
+    /// having spent <paramref name="polls"/> boundary polls in vain: records the position (LastBoundary, the side's Cached
+    /// word), halves the budget (PollBudget, its Spare word) and resets the catch-up pause.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NoteBoundary(bool consumer, long position, int polls)
     {
         if (Polls(consumer))
         {
-            LastBoundary = position;
+            ref PaddedIndexPair side = ref PollingSide(consumer);
+            StorePollState(ref side.Cached, position);
             if (polls > 0 && polls <= BoundaryPolls)
             {
-                PollBudget = Math.Max(1, PollBudget / 2);
-                CatchUpPause = 1; // the other side has stopped (or is sparse): back to the shortest pause, for latency
+                StorePollState(ref side.Spare, Math.Max(1, (int)LoadPollState(ref side.Spare) / 2));
+                StorePollState(ref side.Spare3, 1); // the other side has stopped (or is sparse): back to the shortest pause, for latency
             }
         }
     }
 
     /// <summary>
-    /// The polling side's own padded region (the consumers' when the producers are many, else the producers'); with
-    /// one thread on that side its words are private, with many (MPMC's consumers) a shared hint.
+    /// A polling side's own padded region. Its words, unused otherwise where that side polls (a consumer facing many
+    /// producers keeps no cached tail, a producer facing many consumers no cached head): Cached = the last position that
+    /// answered empty (full), Spare = the poll budget, Spare2 = the last catch-up position, Spare3 = the catch-up pause.
     /// </summary>
     [UnscopedRef]
-    private ref PaddedIndexPair PollingSide
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ref !TProducers.IsSingle ? ref _consumers : ref _producers;
-    }
-
-    /// <summary>
-    /// The polling side's last boundary position, kept in its own otherwise unused Cached field (a consumer facing many
-    /// producers keeps no cached tail, a single producer facing many consumers no cached head).
-    /// </summary>
-    private long LastBoundary
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => LoadPollState(ref PollingSide.Cached);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => StorePollState(ref PollingSide.Cached, value);
-    }
-
-    /// <summary>The polling side's current boundary-poll budget, in its region's Spare word.</summary>
-    private int PollBudget
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)LoadPollState(ref PollingSide.Spare);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => StorePollState(ref PollingSide.Spare, value);
-    }
-
-    /// <summary>The position of the polling side's last catch-up pause, in its region's Spare2 word.</summary>
-    private long CatchUpAt
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => LoadPollState(ref PollingSide.Spare2);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => StorePollState(ref PollingSide.Spare2, value);
-    }
-
-    /// <summary>The polling side's catch-up pause, in <see cref="IAtomics.Pause"/> iterations (its region's Spare3 word).</summary>
-    private int CatchUpPause
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)LoadPollState(ref PollingSide.Spare3);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => StorePollState(ref PollingSide.Spare3, value);
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref PaddedIndexPair PollingSide(bool consumer) => ref consumer ? ref _consumers : ref _producers;
 
     // Poll state: private to a single polling side, plain; among MPMC's consumers a shared hint, through the seam as
     // acquire/release (plain moves on x64). A stale or lost update only changes how long a poller waits before it reads
@@ -807,7 +770,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     {
         if (SharedPollState)
         {
-            TAtomics.StoreRelease(ref word, value); // release: a hint for the other consumers
+            TAtomics.StoreRelease(ref word, value); // release: a hint for the side's other threads
         }
         else
         {

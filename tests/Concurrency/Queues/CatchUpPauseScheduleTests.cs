@@ -65,6 +65,24 @@ public sealed class CatchUpPauseScheduleTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// MPMC's producers at the full end (session 5): a producer with more items than room in a ring of 1-2, so it meets full
+    /// slots while a consumer is between its claim and its release, and catches up with the consumers again and again.
+    /// </summary>
+    [Theory]
+    [InlineData(QueueKind.Mpmc, 1)]
+    [InlineData(QueueKind.Mpmc, 2)]
+    [InlineData(QueueKind.MpmcPrimed, 1)]
+    [InlineData(QueueKind.MpmcPrimed, 2)]
+    public void FullEndCatchUp_Mpmc_PassesAllChecks(QueueKind kind, int capacity)
+    {
+        var scenario = new QueueScenario(kind, capacity, FullEndPrograms);
+        foreach (var make in Strategies)
+        {
+            scenario.Explore(make(), ExplorationBudget.Schedules(PerStrategy));
+        }
+    }
+
     [Fact]
     public void TrustCatchUpPause_IsFoundByExactnessOrLinearizability()
     {
@@ -120,6 +138,17 @@ public sealed class CatchUpPauseScheduleTests(ITestOutputHelper output)
             scenario.Explore(make(), PerStrategy);
         }
     }
+
+    /// <summary>
+    /// SPMC's full-end programs: one producer thread (of the many MPMC allows) with more items than room, two consumers;
+    /// the second consumer's completed take is what pins a wrong "full" as non-linearizable.
+    /// </summary>
+    private static readonly IReadOnlyList<QueueOp[]> FullEndPrograms =
+    [
+        [new(Enqueue), new(Enqueue), new(Enqueue), new(EnqueueMany, 2)],
+        [new(Dequeue), new(Dequeue)],
+        [new(Dequeue), new(DequeueMany, 2)],
+    ];
 
     private static readonly IReadOnlyList<QueueOp[]> WindowPrograms =
     [

@@ -62,8 +62,8 @@ public enum QueueKind
     PlantedBoundPastTail,
 
     /// <summary>
-    /// SequencedRing&lt;Multi, Multi&gt; primed single-threaded with three empty answers at new positions: its consumers'
-    /// shared boundary-poll budget is 1, so the catch-up pause is the only poll before they read the producers' index.
+    /// SequencedRing&lt;Multi, Multi&gt; primed single-threaded with three full and three empty answers at new positions: both
+    /// sides' shared boundary-poll budgets are 1, so the catch-up pause is the only poll before they read the other side's index.
     /// </summary>
     MpmcPrimed,
 
@@ -176,14 +176,10 @@ internal static class TestQueues
         public static SequencedBox<TProducers, TConsumers> Primed(int capacity)
         {
             var box = new SequencedBox<TProducers, TConsumers>(capacity);
-            for (int round = 0; round < 3; round++)
+            if (!TConsumers.IsSingle)
             {
-                if (!TProducers.IsSingle)
-                {
-                    Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
-                    Xunit.Assert.False(box.TryDequeue(out _)); // empty at a new position: the budget halves
-                }
-                else
+                // The producers poll (SPMC, MPMC): three full answers at new positions, left empty.
+                for (int round = 0; round < 3; round++)
                 {
                     while (box.TryEnqueue(-1))
                     {
@@ -199,6 +195,13 @@ internal static class TestQueues
 
             if (!TProducers.IsSingle)
             {
+                // The consumers poll (MPSC, MPMC): three empty answers at new positions.
+                for (int round = 0; round < 3; round++)
+                {
+                    Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
+                    Xunit.Assert.False(box.TryDequeue(out _)); // empty at a new position: the budget halves
+                }
+
                 // One more item through (no polls: it is published when the consumer comes), so the run starts past the
                 // position that last answered empty, where polls are skipped: the first catch-up polls on budget 1.
                 Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
