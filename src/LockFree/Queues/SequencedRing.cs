@@ -75,13 +75,14 @@ namespace LockFree.Queues;
 // reads nothing, and the answer is made afterwards exactly as before (the slot, then, not ready, the other side's
 // index). Tests: BoundaryPollTests (the adaptation), CatchUpPauseScheduleTests (controlled scheduler, planted twin).
 //
-// MPMC's consumers (session 5). MPMC 1P1C showed the same lock-step at the empty end (6.9-30.6 ns an item under
-// SCHED_FIFO on the 2-vCPU VM, bimodal): its consumer, once caught up, read the producers' CAS index for each empty answer
-// and the slot lines the producer was still writing. So MPMC's consumers poll and pause exactly as MPSC's consumer does
-// (6.5-9.7 ns after, ConcurrentQueue 10-12). Their poll state (LastBoundary, PollBudget, CatchUpAt, CatchUpPause) lives
-// in the consumers' padded region, unused otherwise in MPMC, as a hint shared by the consumers (acquire/release through
-// the seam): a stale or lost update changes only how long a consumer waits before it reads the producers' index, from
-// which every answer is still made. MPMC's producers do not poll (Polls).
+// MPMC (session 5). MPMC 1P1C showed the same lock-steps (6.9-140 ns an item under SCHED_FIFO on the 2-vCPU VM, bimodal):
+// a consumer caught up with the producer read the producers' CAS index for each empty answer and the slot lines still being
+// written; a producer caught up with the consumer (the queue full) read the consumers' CAS index and the lines still being
+// released. So MPMC's consumers poll and pause as MPSC's consumer does, and its producers as SPMC's producer does (6.7-8.1
+// ns after, ConcurrentQueue 10-17). Each side's poll state (PollingSide: Cached = the last boundary position, Spare = the
+// poll budget, Spare2 = the last catch-up position, Spare3 = the catch-up pause) lives in its own padded region, unused
+// otherwise in MPMC, as a hint shared by that side's threads (acquire/release through the seam): a stale or lost update
+// changes only how long a thread waits before it reads the other side's index, from which every answer is still made.
 //
 // Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
 // ahead of the index it copies.
