@@ -190,10 +190,11 @@ internal sealed class DirectSpscQueue(int capacity)
 
 /// <summary>
 /// Benchmark-only SPSC ring for <see cref="SeamOverheadBenchmarks"/>: the algorithm of the library's
-/// SpscRing (Lamport ring, producer's cached head, a sequence per slot that a consumer beyond its known-published
-/// bound gates on, a bound read from tail every 16 takes in a row with the streaming pause and its backoff,
-/// batches published with their first slot last, 128-byte-separated index pairs, padded slot array, positions as unbounded
-/// longs), written against <see cref="Volatile"/> directly with no seam. Specialised to long (no slot clearing).
+/// SpscRing (Lamport ring, producer's cached head, items published in runs whose first slot's sequence holds the run's
+/// end, which a consumer beyond its known-published bound gates on, a bound read from tail every 16 takes in a row (a
+/// batch dequeue: when its bound falls short) with the streaming pause and its backoff, batches as one run copied in
+/// contiguous segments, 128-byte-separated index pairs, padded slot array, positions as unbounded longs; session 5),
+/// written against <see cref="Volatile"/> directly with no seam. Specialised to long (no slot clearing).
 /// </summary>
 internal struct DirectSpscRing
 {
@@ -244,13 +245,15 @@ internal struct DirectSpscRing
         if (head >= _consumer.Cached)
         {
             // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line.
-            if (Volatile.Read(ref slot.Sequence) != head + 1)
+            long end = Volatile.Read(ref slot.Sequence);
+            if (end <= head)
             {
                 _consumer.Spare = 0;
                 item = 0;
                 return false;
             }
 
+            _consumer.Cached = end;
             if (++_consumer.Spare >= _boundReadStreak)
             {
                 RaiseBound(head);
@@ -282,17 +285,20 @@ internal struct DirectSpscRing
         }
 
         int count = (int)Math.Min(free, items.Length);
-        for (int i = 1; i < count; i++)
+        int start = (int)(tail & _mask);
+        int first = Math.Min(count, _capacity - start);
+        ref Slot slots = ref At(0);
+        for (int i = 0; i < first; i++)
         {
-            ref Slot slot = ref At(tail + i);
-            slot.Item = items[i];
-            Volatile.Write(ref slot.Sequence, tail + i + 1);
+            Unsafe.Add(ref slots, start + i).Item = items[i];
         }
 
-        ref Slot first = ref At(tail);
-        first.Item = items[0];
-        Volatile.Write(ref first.Sequence, tail + 1);
+        for (int i = first; i < count; i++)
+        {
+            Unsafe.Add(ref slots, i - first).Item = items[i];
+        }
 
+        Volatile.Write(ref At(tail).Sequence, tail + count); // the run's end, in its first slot
         Volatile.Write(ref _producer.Index, tail + count);
         return count;
     }
@@ -301,30 +307,27 @@ internal struct DirectSpscRing
     {
         long head = _consumer.Index;
         long bound = _consumer.Cached;
-        if (bound - head < destination.Length)
+        int wanted = destination.Length;
+        if (bound - head < wanted)
         {
-            bound = Volatile.Read(ref _producer.Index);
-            _consumer.Cached = bound;
+            bound = RaiseBatchBound(head);
         }
 
-        int count = 0;
-        int known = (int)Math.Clamp(bound - head, 0, destination.Length);
-        for (; count < known; count++)
-        {
-            destination[count] = At(head + count).Item;
-        }
-
-        while (count < destination.Length)
+        int count = (int)Math.Clamp(bound - head, 0, wanted);
+        CopyOut(head, destination[..count]);
+        while (count < wanted)
         {
             long position = head + count;
-            ref Slot slot = ref At(position);
-            if (position >= bound && Volatile.Read(ref slot.Sequence) != position + 1)
+            long end = Volatile.Read(ref At(position).Sequence);
+            if (end <= position)
             {
                 break;
             }
 
-            destination[count] = slot.Item;
-            count++;
+            _consumer.Cached = end;
+            int stop = (int)Math.Min(end - head, wanted);
+            CopyOut(position, destination[count..stop]);
+            count = stop;
         }
 
         if (count == 0)
@@ -333,32 +336,68 @@ internal struct DirectSpscRing
             return 0;
         }
 
+        _consumer.Spare += count;
         Volatile.Write(ref _consumer.Index, head + count);
         return count;
+    }
+
+    private readonly void CopyOut(long position, Span<long> destination)
+    {
+        int start = (int)(position & _mask);
+        int first = Math.Min(destination.Length, _capacity - start);
+        ref Slot slots = ref At(0);
+        for (int i = 0; i < first; i++)
+        {
+            destination[i] = Unsafe.Add(ref slots, start + i).Item;
+        }
+
+        for (int i = first; i < destination.Length; i++)
+        {
+            destination[i] = Unsafe.Add(ref slots, i - first).Item;
+        }
     }
 
     private void RaiseBound(long head)
     {
         _consumer.Spare = 0;
         long tail = Volatile.Read(ref _producer.Index);
-        _consumer.Cached = tail;
-        if (tail - head >= _streamDistance)
+        if (tail - head < _streamDistance)
         {
-            return;
+            tail = PauseIfUseful(tail);
         }
 
+        _consumer.Cached = Math.Max(_consumer.Cached, tail);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private long RaiseBatchBound(long head)
+    {
+        long tail = Volatile.Read(ref _producer.Index);
+        if (tail > head && tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
+        {
+            _consumer.Spare = 0;
+            tail = PauseIfUseful(tail);
+        }
+
+        long bound = Math.Max(_consumer.Cached, tail);
+        _consumer.Cached = bound;
+        return bound;
+    }
+
+    private long PauseIfUseful(long tail)
+    {
         long backoff = _consumer.Spare2;
         if ((backoff & uint.MaxValue) != 0)
         {
             _consumer.Spare2 = backoff - 1;
-            return;
+            return tail;
         }
 
         Thread.SpinWait(100);
         long after = Volatile.Read(ref _producer.Index);
-        _consumer.Cached = after;
         long level = Math.Min((backoff >> 32) + 1, 15);
         _consumer.Spare2 = after - tail >= _boundReadStreak ? 0 : (level << 32) | (32L << (int)level);
+        return after;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

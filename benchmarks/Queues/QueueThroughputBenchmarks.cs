@@ -11,6 +11,9 @@ namespace LockFree.Benchmarks.Queues;
 /// goes through the same harness (<see cref="Transfer"/>), spinning then yielding on full/empty; the
 /// multi-producer/consumer queues run here with one thread per role, measuring the cost of their generality.
 /// DESIGN.md target: SpscQueue at capacity 65536 ≥ 6× ConcurrentQueue, 0 B/op; MpmcQueue ≥ 1.5×.
+/// On the shared 2-vCPU VM each figure depends on whether the two threads really run at once or are time-sliced (docs/queues.md,
+/// docs/benchmarks.md); since session 5 MpmcQueue polls and pauses at both boundaries, which removed its lock-step slow mode
+/// when both threads run (6.7-8.1 ns an item against ConcurrentQueue's 10-17 under SCHED_FIFO).
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(LockFreeBenchmarkConfig))]

@@ -483,7 +483,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         EngineKind.Spsc => Unsafe.As<SpscQueue<T>>(_queue).TryEnqueue(item),
         EngineKind.Mpsc => Unsafe.As<MpscQueue<T>>(_queue).TryEnqueue(item),
         EngineKind.Spmc => Unsafe.As<SpmcQueue<T>>(_queue).TryEnqueueWithoutPolls(item), // our overflow handling follows a full answer: no boundary polls
-        EngineKind.Mpmc => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueue(item),
+        EngineKind.Mpmc => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueueWithoutPolls(item), // as SPMC: MPMC's producers poll since session 5
         _ => _queue.TryEnqueue(item), // the stamping adapter (opt-in item age)
     };
 

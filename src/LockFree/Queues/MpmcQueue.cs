@@ -47,6 +47,10 @@ public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnaps
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnqueue(T item) => _ring.TryEnqueue(item);
 
+    /// <summary><see cref="TryEnqueue"/> without the boundary polls a full answer otherwise makes first (the back-pressure buffer's overflow paths).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryEnqueueWithoutPolls(T item) => _ring.TryEnqueueWithoutPolls(item);
+
     /// <inheritdoc/>
     /// <remarks>Safe from any number of threads at once.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

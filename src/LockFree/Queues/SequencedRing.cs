@@ -75,6 +75,15 @@ namespace LockFree.Queues;
 // reads nothing, and the answer is made afterwards exactly as before (the slot, then, not ready, the other side's
 // index). Tests: BoundaryPollTests (the adaptation), CatchUpPauseScheduleTests (controlled scheduler, planted twin).
 //
+// MPMC (session 5). MPMC 1P1C showed the same lock-steps (6.9-140 ns an item under SCHED_FIFO on the 2-vCPU VM, bimodal):
+// a consumer caught up with the producer read the producers' CAS index for each empty answer and the slot lines still being
+// written; a producer caught up with the consumer (the queue full) read the consumers' CAS index and the lines still being
+// released. So MPMC's consumers poll and pause as MPSC's consumer does, and its producers as SPMC's producer does (6.7-8.1
+// ns after, ConcurrentQueue 10-17). Each side's poll state (PollingSide: Cached = the last boundary position, Spare = the
+// poll budget, Spare2 = the last catch-up position, Spare3 = the catch-up pause) lives in its own padded region, unused
+// otherwise in MPMC, as a hint shared by that side's threads (acquire/release through the seam): a stale or lost update
+// changes only how long a thread waits before it reads the other side's index, from which every answer is still made.
+//
 // Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
 // ahead of the index it copies.
 //
@@ -152,11 +161,15 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             _slots[SlotPadding + i].Sequence = 2L * i; // plain: before publication of the object
         }
 
-        if (TProducers.IsSingle ^ TConsumers.IsSingle)
+        foreach (bool consumer in (ReadOnlySpan<bool>)[true, false])
         {
-            LastBoundary = -1; // plain: before publication of the object; no position answered empty (full) yet
-            PollBudget = BoundaryPolls; // plain: before publication of the object
-            CatchUpPause = 1; // plain: before publication of the object
+            if (Polls(consumer))
+            {
+                ref PaddedIndexPair side = ref PollingSide(consumer);
+                side.Cached = -1; // plain: before publication of the object; LastBoundary: no position answered empty (full) yet
+                side.Spare = BoundaryPolls; // plain: before publication of the object; PollBudget
+                side.Spare3 = 1; // plain: before publication of the object; CatchUpPause
+            }
         }
     }
 
@@ -241,18 +254,18 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             if (TAtomics.LoadAcquire(ref slot.Sequence) == ((position << 1) | 1)) // acquire: as in TryDequeue
             {
                 item = TAtomics.LoadPlain(ref slot.Item); // plain: no producer touches a published slot
-                PollsPaidOff(polls);
+                PollsPaidOff(consumer: true, polls);
                 return true;
             }
 
-            if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+            if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
             {
                 continue; // re-read the slot before the tail: see "Boundary polls"
             }
 
             if (!TProducers.IsSingle && !ProducerInFlight(position))
             {
-                NoteBoundary(position, polls);
+                NoteBoundary(consumer: true, position, polls);
                 item = default;
                 return false; // empty
             }
@@ -296,14 +309,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 if (sequence < position << 1)
                 {
-                    if (!TConsumers.IsSingle && PollSlotAgain(position, ref polls))
+                    if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
                     {
                         continue; // re-read the slot before the head: see "Boundary polls"
                     }
 
                     if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                     {
-                        NoteBoundary(position, polls);
+                        NoteBoundary(consumer: false, position, polls);
                         return 0; // full
                     }
 
@@ -330,7 +343,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             PublishSlot(ref Slot(position), position, position + count);
-            PollsPaidOff(polls);
+            PollsPaidOff(consumer: false, polls);
             return count;
         }
     }
@@ -365,14 +378,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 if (sequence < ((position << 1) | 1))
                 {
-                    if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+                    if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
                     {
                         continue; // re-read the slot before the tail: see "Boundary polls"
                     }
 
                     if (!TProducers.IsSingle && !ProducerInFlight(position))
                     {
-                        NoteBoundary(position, polls);
+                        NoteBoundary(consumer: true, position, polls);
                         return 0; // empty
                     }
 
@@ -399,7 +412,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
 
             ReleaseSlot(ref Slot(position), position, position + count);
-            PollsPaidOff(polls);
+            PollsPaidOff(consumer: true, polls);
             return count;
         }
     }
@@ -469,7 +482,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
                     PublishSlot(ref slot, position, position + 1);
-                    PollsPaidOff(polls);
+                    PollsPaidOff(consumer: false, polls);
                     return true;
                 }
             }
@@ -477,14 +490,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 // The slot still holds position - capacity: with many consumers, full unless one of them has claimed
                 // it (the head is past it) and not yet released it. With one consumer the gate above already decided.
-                if (!TConsumers.IsSingle && PollSlotAgain(position, ref polls))
+                if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
                 {
                     continue; // re-read the slot before the head: see "Boundary polls"
                 }
 
                 if (!TConsumers.IsSingle && !ConsumerInFlight(position))
                 {
-                    NoteBoundary(position, polls);
+                    NoteBoundary(consumer: false, position, polls);
                     return false; // full
                 }
 
@@ -517,7 +530,7 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 {
                     item = TakeItem(ref slot);
                     ReleaseSlot(ref slot, position, position + 1);
-                    PollsPaidOff(polls);
+                    PollsPaidOff(consumer: true, polls);
                     return true;
                 }
             }
@@ -525,14 +538,14 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             {
                 // Not yet published: with many producers, empty unless one of them has claimed the position (the tail
                 // is past it) and not yet published it. With one producer the gate above already decided.
-                if (!TProducers.IsSingle && PollSlotAgain(position, ref polls))
+                if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
                 {
                     continue; // re-read the slot before the tail: see "Boundary polls"
                 }
 
                 if (!TProducers.IsSingle && !ProducerInFlight(position))
                 {
-                    NoteBoundary(position, polls);
+                    NoteBoundary(consumer: true, position, polls);
                     item = default;
                     return false; // empty
                 }
@@ -642,23 +655,40 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// One thread facing many on the other side (MPSC's consumer, SPMC's producer), its slot not ready: whether to
-    /// re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to answer
-    /// empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
+    /// Whether <paramref name="consumer"/> (the consumer side, else the producer side) polls at its boundary: a side facing
+    /// many on the other side. MPSC's consumer and SPMC's producer (their state private), and since session 5 both sides
+    /// of MPMC (each side's state a hint shared by its threads, in its own padded region).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Polls(bool consumer) => consumer ? !TProducers.IsSingle : !TConsumers.IsSingle;
+
+    /// <summary>Whether the polling sides are many threads (MPMC): their poll state is then a shared hint.</summary>
+    private static bool SharedPollState => !TProducers.IsSingle && !TConsumers.IsSingle;
+
+    /// <summary>
+    /// A side facing many on the other side (MPSC's consumer, SPMC's producer, either side of MPMC), its slot not ready:
+    /// whether to re-read the slot, after the shortest pause, before it reads the other side's compare-and-swap index to
+    /// answer empty (full). At most the current budget (<see cref="BoundaryPolls"/> after polls that paid off, halved down
     /// to 1 after polls that did not) per call, and not at a position that already answered so. See "Boundary
     /// polls" in the design note.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool PollSlotAgain(long position, ref int polls)
+    private bool PollSlotAgain(bool consumer, long position, ref int polls)
     {
-        if (!(TProducers.IsSingle ^ TConsumers.IsSingle) || polls >= PollBudget || position == LastBoundary)
+        if (!Polls(consumer))
+        {
+            return false;
+        }
+
+        ref PaddedIndexPair side = ref PollingSide(consumer);
+        if (polls >= (int)LoadPollState(ref side.Spare) || position == LoadPollState(ref side.Cached))
         {
             return false;
         }
 
         if (polls++ == 0)
         {
-            TAtomics.Pause(NextCatchUpPause(position)); // the first poll of a call: the catch-up pause (design note)
+            TAtomics.Pause(NextCatchUpPause(ref side, position)); // the first poll of a call: the catch-up pause (design note)
         }
         else
         {
@@ -670,103 +700,83 @@ internal struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
-    /// The single side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
+    /// The polling side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
     /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
     /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and
     /// the two would otherwise run in lock-step; otherwise it halves (down to 1). <see cref="NoteBoundary"/> resets it
-    /// to 1.
+    /// to 1. State in the side's region: Spare2 = CatchUpAt (the last catch-up position), Spare3 = CatchUpPause.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int NextCatchUpPause(long position)
+    private int NextCatchUpPause(ref PaddedIndexPair side, long position)
     {
-        long run = position - CatchUpAt; // positions taken (filled) since the last catch-up
-        CatchUpAt = position;
-        int pause = CatchUpPause;
+        long run = position - LoadPollState(ref side.Spare2); // positions taken (filled) since the last catch-up (by all its threads, MPMC)
+        StorePollState(ref side.Spare2, position);
+        int pause = (int)LoadPollState(ref side.Spare3);
         // Capped at capacity / 8 too: at two positions an iteration the other side fills (empties) at most a quarter of
         // the ring meanwhile, so a small ring does not turn the pause into a full (empty) wait for the other side.
         int longest = Math.Max(1, Math.Min(CatchUpPauseMax, _capacity >> 3));
         pause = run >= 2L * pause ? Math.Min(2 * pause, longest) : Math.Max(1, pause / 2);
-        CatchUpPause = pause;
+        StorePollState(ref side.Spare3, pause);
         return pause;
     }
 
-    /// <summary>The single side met an item (room) after <paramref name="polls"/> boundary polls: the full budget again.</summary>
+    /// <summary>The polling side met an item (room) after <paramref name="polls"/> boundary polls: the full budget again.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PollsPaidOff(int polls)
+    private void PollsPaidOff(bool consumer, int polls)
     {
-        if ((TProducers.IsSingle ^ TConsumers.IsSingle) && polls > 0 && polls <= BoundaryPolls)
+        if (Polls(consumer) && polls > 0 && polls <= BoundaryPolls)
         {
-            PollBudget = BoundaryPolls;
+            StorePollState(ref PollingSide(consumer).Spare, BoundaryPolls); // PollBudget
         }
     }
 
     /// <summary>
-    /// The single side answered empty (full) at <paramref name="position"/> after reading the other side's index,
-    /// having spent <paramref name="polls"/> boundary polls in vain: records the position, halves the budget.
+    /// The polling side answered empty (full) at <paramref name="position"/> after reading the other side's index,
+    /// having spent <paramref name="polls"/> boundary polls in vain: records the position (LastBoundary, the side's Cached
+    /// word), halves the budget (PollBudget, its Spare word) and resets the catch-up pause.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NoteBoundary(long position, int polls)
+    private void NoteBoundary(bool consumer, long position, int polls)
     {
-        if (TProducers.IsSingle ^ TConsumers.IsSingle)
+        if (Polls(consumer))
         {
-            LastBoundary = position;
+            ref PaddedIndexPair side = ref PollingSide(consumer);
+            StorePollState(ref side.Cached, position);
             if (polls > 0 && polls <= BoundaryPolls)
             {
-                PollBudget = Math.Max(1, PollBudget / 2);
-                CatchUpPause = 1; // the other side has stopped (or is sparse): back to the shortest pause, for latency
+                StorePollState(ref side.Spare, Math.Max(1, (int)LoadPollState(ref side.Spare) / 2));
+                StorePollState(ref side.Spare3, 1); // the other side has stopped (or is sparse): back to the shortest pause, for latency
             }
         }
     }
 
-    /// <summary>The single side's own padded region (the consumers' with one consumer, else the producers').</summary>
-    [UnscopedRef]
-    private ref PaddedIndexPair SingleSide
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ref TConsumers.IsSingle ? ref _consumers : ref _producers;
-    }
-
     /// <summary>
-    /// The single side's last boundary position, kept in its own otherwise unused Cached field (a single consumer
-    /// facing many producers keeps no cached tail, a single producer facing many consumers no cached head).
+    /// A polling side's own padded region. Its words, unused otherwise where that side polls (a consumer facing many
+    /// producers keeps no cached tail, a producer facing many consumers no cached head): Cached = the last position that
+    /// answered empty (full), Spare = the poll budget, Spare2 = the last catch-up position, Spare3 = the catch-up pause.
     /// </summary>
-    private long LastBoundary
+    [UnscopedRef]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref PaddedIndexPair PollingSide(bool consumer) => ref consumer ? ref _consumers : ref _producers;
+
+    // Poll state: private to a single polling side, plain; among MPMC's consumers a shared hint, through the seam as
+    // acquire/release (plain moves on x64). A stale or lost update only changes how long a poller waits before it reads
+    // the other side's index; every answer is still made from that read.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long LoadPollState(ref long word) =>
+        SharedPollState ? TAtomics.LoadAcquire(ref word) : word;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePollState(ref long word, long value)
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => SingleSide.Cached; // plain: private to the single side
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Cached = value; // plain: private to the single side
-    }
-
-    /// <summary>The single side's current boundary-poll budget, in its region's Spare word.</summary>
-    private int PollBudget
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)SingleSide.Spare; // plain: private to the single side
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare = value; // plain: private to the single side
-    }
-
-    /// <summary>The position of the single side's last catch-up pause, in its region's Spare2 word.</summary>
-    private long CatchUpAt
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => SingleSide.Spare2; // plain: private to the single side
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare2 = value; // plain: private to the single side
-    }
-
-    /// <summary>The single side's catch-up pause, in <see cref="IAtomics.Pause"/> iterations (its region's Spare3 word).</summary>
-    private int CatchUpPause
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (int)SingleSide.Spare3; // plain: private to the single side
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        set => SingleSide.Spare3 = value; // plain: private to the single side
+        if (SharedPollState)
+        {
+            TAtomics.StoreRelease(ref word, value); // release: a hint for the side's other threads
+        }
+        else
+        {
+            word = value; // plain: private to the single side
+        }
     }
 
     /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>

@@ -16,31 +16,38 @@ namespace LockFree.Queues;
 // holds, so a polling consumer reads only the slot line, never the producer's index line.
 //
 // Encoding: _producer.Index (tail) and _consumer.Index (head) are unbounded 64-bit positions; the slot of
-// position p is p & _mask and its Sequence is p + 1 once the item of p is in it (0 before the slot's first
-// use; a slot keeps the sequence of its last item after it is read, which never equals the p + 1 the
-// consumer expects next time round, since the position has moved on by the capacity). The queue holds
-// tail - head items. 2^63 operations would take centuries, so the positions never wrap.
+// position p is p & _mask. The producer publishes items in runs: a single enqueue is a run of one, a batch enqueue
+// one run of its items. The first slot of a run [p, end) gets Sequence = end once the run's items are in; the other
+// slots of the run keep whatever they held. A slot's sequence is therefore either the end of the run starting at its
+// current position p (p < end <= p + capacity), or stale: written for the position one or more laps back, or never
+// (0), and then at most p, since a run is at most capacity long. So "Sequence > p" says exactly that the run starting
+// at p is published. 2^63 operations would take centuries, so the positions never wrap.
 //
-// Invariants: 0 <= tail - head <= _capacity. Slots [head, tail) hold items (and their sequences); the items
-// of the rest are default(T) when T contains references (dequeued slots are cleared so the GC can reclaim
-// them). _producer.Cached <= head. _consumer.Cached <= tail: positions below it are known to be published.
+// Invariants: 0 <= tail - head <= _capacity. Slots [head, tail) hold items; the items of the rest are default(T)
+// when T contains references (dequeued slots are cleared so the GC can reclaim them). Runs tile [0, tail) and
+// tail is a run boundary. _producer.Cached <= head. _consumer.Cached (the consumer's known-published bound) is a
+// run boundary with every position below it published, at least head: it is raised to a tail the consumer read or
+// to the end of a run it read from the run's first slot (which can be ahead of tail for a moment), and never goes
+// down. So a consumer at or beyond its bound is at the start of a run (or of nothing yet) and reads that run's
+// first slot, never the inside of a run.
 //
-// Ordering: the producer writes the item, then release-stores the slot's Sequence (this publishes the item:
-// the enqueue's linearization point), then release-stores tail (which only counts: Count, IsEmpty, and the
+// Ordering: the producer writes the run's items, then release-stores its first slot's Sequence (this publishes the
+// run: the enqueue's linearization point), then release-stores tail (which only counts: Count, IsEmpty, and the
 // consumer's known-published bound). The consumer takes position head either below _consumer.Cached (ordered
-// by the acquire of tail that raised it) or after an acquire load of the slot's Sequence that reads head + 1;
-// a Sequence that does not is an exact empty answer. The consumer reads and clears the item, then
-// release-stores head; the producer acquire-loads head before it reuses a slot. A batch enqueue writes and
-// releases its slots, the batch's first slot last (a consumer reaches the batch through it, so one that sees it
-// sees the rest: the batch is one atomic step), and stores tail once; a batch dequeue takes the run of published positions from head
-// and stores head once. No read-modify-write instruction and no full fence.
+// by the acquire of tail or of the run's sequence that raised it) or after an acquire load of the slot's Sequence
+// that reads more than head; a Sequence that does not is an exact empty answer. The consumer reads and clears the
+// item, then release-stores head; the producer acquire-loads head before it reuses a slot. A batch enqueue is one
+// run, so it appears at once (the linearizability checker demands it) and costs one sequence store; a batch dequeue
+// takes what its bound covers and then whole published runs, one sequence read each, and stores head once. No
+// read-modify-write instruction and no full fence.
 //
 // Streaming (why the consumer sometimes pauses): when the consumer keeps up with a producer that streams items
 // as fast as it can, it trails the producer by a few slots, and every slot line it reads is one the producer
 // is still writing: each item then costs a cross-core line transfer on both sides (10-20 ns an item on the
 // 2-vCPU development VM instead of about 2; docs/queues.md, "Why the SPSC consumer reads the slot, and sometimes
 // pauses"). So after BoundReadStreak takes in a row beyond its known-published bound with no empty answer in
-// between, the consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
+// between (a batch dequeue: at a read of tail after BoundReadStreak items taken since its last empty answer, when tail is past head), the
+// consumer reads tail, raises the bound to it, and, when fewer than _streamDistance items are
 // published ahead of it, pauses for a few microseconds (StreamPause, no memory access) so the producer can pull
 // ahead and the two stop sharing lines. It then reads tail again: a producer that did not move BoundReadStreak items
 // during the pause was not streaming, and the next close bound reads skip the pause (PauseBackoff of them, doubling
@@ -113,8 +120,9 @@ internal struct SpscRing<T, TAtomics>
     // Producer role: Index = tail (next position to write); Cached = last head the producer saw.
     private PaddedIndexPair _producer;
 
-    // Consumer role: Index = head (next position to read); Cached = a tail the consumer saw (positions below it
-    // are published); Spare = takes in a row beyond that bound since the last empty answer or bound read;
+    // Consumer role: Index = head (next position to read); Cached = the known-published bound (a tail the consumer
+    // saw, or the end of a run it saw; positions below it are published); Spare = takes in a row beyond that bound
+    // since the last empty answer or bound read (batch dequeues: items taken since the last empty answer or pause);
     // Spare2 = (backoff level << 32) | close bound reads left to skip before the next pause (after ones that did not help).
     private PaddedIndexPair _consumer;
 
@@ -154,7 +162,7 @@ internal struct SpscRing<T, TAtomics>
 
         ref SpscSlot<T> slot = ref Slot(tail);
         TAtomics.StorePlain(ref slot.Item, item); // plain: the slot belongs to the producer until its Sequence says otherwise
-        TAtomics.StoreRelease(ref slot.Sequence, tail + 1); // release: publishes the item; pairs with the acquire of Sequence in TryDequeue
+        TAtomics.StoreRelease(ref slot.Sequence, tail + 1); // release: publishes the item (a run of one); pairs with the acquire of Sequence in TryDequeue
         TAtomics.StoreRelease(ref _producer.Index, tail + 1); // release: counts it; pairs with the acquire of tail in RaiseBound and Count
         return true;
     }
@@ -167,18 +175,21 @@ internal struct SpscRing<T, TAtomics>
         if (head >= _consumer.Cached)
         {
             // At or beyond the known-published bound: the slot's Sequence answers exactly (an unpublished item is an empty
-            // queue at this load); every _boundReadStreak-th take in a row also reads tail to raise the bound, and pauses
-            // when the producer is less than _streamDistance ahead (see the design comment). Inline, not a call: a
-            // consumer that keeps pace with its producer (or runs on the producer's thread) is here on nearly every take,
-            // and the call was most of what a take cost beyond its loads and stores (raw pair 2.7-3.3 -> 2.1 ns).
-            // acquire: pairs with the release of Sequence in the enqueue methods; makes the item readable.
-            if (TAtomics.LoadAcquire(ref slot.Sequence) != head + 1)
+            // queue at this load; a published one carries the end of its run, which raises the bound); every
+            // _boundReadStreak-th take in a row also reads tail to raise the bound, and pauses when the producer is less
+            // than _streamDistance ahead (see the design comment). Inline, not a call: a consumer that keeps pace with its
+            // producer (or runs on the producer's thread) is here on nearly every take, and the call was most of what a
+            // take cost beyond its loads and stores (raw pair 2.7-3.3 -> 2.1 ns).
+            // acquire: pairs with the release of Sequence in the enqueue methods; makes the item (and the rest of its run) readable.
+            long end = TAtomics.LoadAcquire(ref slot.Sequence);
+            if (end <= head)
             {
                 _consumer.Spare = 0; // plain: consumer-private
                 item = default;
                 return false;
             }
 
+            _consumer.Cached = end; // plain: consumer-private; the rest of a batch's run is below the bound (end > head >= old bound)
             if (++_consumer.Spare >= _boundReadStreak) // plain: consumer-private
             {
                 RaiseBound(head);
@@ -201,7 +212,7 @@ internal struct SpscRing<T, TAtomics>
         long head = _consumer.Index; // plain: only the consumer writes head
         ref SpscSlot<T> slot = ref Slot(head);
         // acquire (beyond the bound): pairs with the producer's release of Sequence; below it the acquire of tail did.
-        if (head >= _consumer.Cached && TAtomics.LoadAcquire(ref slot.Sequence) != head + 1)
+        if (head >= _consumer.Cached && TAtomics.LoadAcquire(ref slot.Sequence) <= head)
         {
             item = default;
             return false;
@@ -232,18 +243,17 @@ internal struct SpscRing<T, TAtomics>
         }
 
         int count = (int)Math.Min(free, items.Length);
-        // The batch's first slot last: a consumer reaches the batch through that slot, so once it sees the first sequence
-        // it sees every later one, and the batch appears at once.
-        for (int i = 1; i < count; i++)
-        {
-            ref SpscSlot<T> slot = ref Slot(tail + i);
-            TAtomics.StorePlain(ref slot.Item, items[i]); // plain: the slot is the producer's until its sequence moves
-            TAtomics.StoreRelease(ref slot.Sequence, tail + i + 1); // release: publishes the item; pairs with the acquire of Sequence
-        }
+        // plain: the slots are the producer's until the run's sequence is stored. The other slots of the run keep
+        // their stale sequences (at most their own position: see the design comment); no consumer reads them.
+        ref T source = ref MemoryMarshal.GetReference(items);
+        int start = (int)(tail & _mask);
+        int first = Math.Min(count, _capacity - start); // up to the end of the array, then the rest from its start
+        CopyIn(ref Unsafe.Add(ref FirstSlot, start), ref source, first);
+        CopyIn(ref FirstSlot, ref Unsafe.Add(ref source, first), count - first);
 
-        ref SpscSlot<T> first = ref Slot(tail);
-        TAtomics.StorePlain(ref first.Item, items[0]); // plain: as above
-        TAtomics.StoreRelease(ref first.Sequence, tail + 1); // release: publishes the whole batch (every store above); pairs with the acquire of Sequence
+        // release: publishes the whole batch at once (a consumer reaches it only through its first slot, which says where
+        // it ends); pairs with the acquire of Sequence in the dequeue methods.
+        TAtomics.StoreRelease(ref Slot(tail).Sequence, tail + count);
         TAtomics.StoreRelease(ref _producer.Index, tail + count); // release: counts the whole batch at once
         return count;
     }
@@ -252,43 +262,36 @@ internal struct SpscRing<T, TAtomics>
     {
         long head = _consumer.Index; // plain: only the consumer writes head
         long bound = _consumer.Cached; // positions below it are published (an acquire of tail said so)
-        if (bound - head < destination.Length)
+        int wanted = destination.Length;
+        if (bound - head < wanted)
         {
-            // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published. One read
-            // per batch; the sequences below decide beyond it (an item whose tail store is still to come).
-            bound = TAtomics.LoadAcquire(ref _producer.Index);
-            _consumer.Cached = bound; // plain: consumer-private
+            // One read of tail per batch that the bound does not cover (and, streaming right behind the producer, a
+            // pause first: see the design comment); the sequences below decide beyond it.
+            bound = RaiseBatchBound(head);
         }
 
-        int count = 0;
-        int known = (int)Math.Clamp(bound - head, 0, destination.Length);
-        for (; count < known; count++)
-        {
-            ref SpscSlot<T> slot = ref Slot(head + count);
-            destination[count] = TAtomics.LoadPlain(ref slot.Item); // plain: below the bound, ordered after the acquire of tail
-            if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
-            {
-                TAtomics.StorePlain(ref slot.Item, default!); // plain: ours until head moves past it
-            }
-        }
+        ref T target = ref MemoryMarshal.GetReference(destination);
+        int count = (int)Math.Clamp(bound - head, 0, wanted);
+        CopyOut(head, ref target, count); // below the bound: ordered after the acquire of tail or of a run's sequence
 
-        while (count < destination.Length)
+        // Beyond the bound: runs published (their first slot's sequence stored) whose tail store is still to come, one
+        // sequence read per run. An empty answer is made here, at the acquire of the head slot's sequence, never from tail
+        // alone (an enqueue linearizes at its sequence store).
+        while (count < wanted)
         {
             long position = head + count;
-            ref SpscSlot<T> slot = ref Slot(position);
-            // acquire (beyond the bound): pairs with the producer's release of Sequence; the run ends at the first unpublished slot.
-            if (position >= bound && TAtomics.LoadAcquire(ref slot.Sequence) != position + 1)
+            // acquire: pairs with the producer's release of Sequence; makes the run's items readable. A value at most
+            // the position is stale: nothing is published there yet.
+            long end = TAtomics.LoadAcquire(ref Slot(position).Sequence);
+            if (end <= position)
             {
                 break;
             }
 
-            destination[count] = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire that showed it published
-            if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
-            {
-                TAtomics.StorePlain(ref slot.Item, default!); // plain: ours until head moves past it
-            }
-
-            count++;
+            _consumer.Cached = end; // plain: consumer-private; above the old bound, since position >= it
+            int stop = (int)Math.Min(end - head, wanted);
+            CopyOut(position, ref Unsafe.Add(ref target, count), stop - count); // ordered after the acquire of the run's sequence
+            count = stop;
         }
 
         if (count == 0)
@@ -297,6 +300,7 @@ internal struct SpscRing<T, TAtomics>
             return 0;
         }
 
+        _consumer.Spare += count; // plain: consumer-private; items taken since the last empty answer (see RaiseBatchBound)
         TAtomics.StoreRelease(ref _consumer.Index, head + count); // release: frees the whole batch at once
         return count;
     }
@@ -388,20 +392,54 @@ internal struct SpscRing<T, TAtomics>
     private void RaiseBound(long head)
     {
         _consumer.Spare = 0; // plain: consumer-private
-        // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published.
+        // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published. The bound may
+        // already be higher (a run's end, read from its first slot before the producer stored tail): it never goes down.
         long tail = TAtomics.LoadAcquire(ref _producer.Index);
-        _consumer.Cached = tail; // plain: consumer-private
-        if (tail - head >= _streamDistance)
+        if (tail - head < _streamDistance)
         {
-            return;
+            tail = PauseIfUseful(tail);
         }
 
-        // plain: consumer-private. Spare2 = (backoff level << 32) | close raises left to skip before the next pause.
+        _consumer.Cached = Math.Max(_consumer.Cached, tail); // plain: consumer-private
+    }
+
+    /// <summary>
+    /// The batch dequeue's bound read: reads tail into the known-published bound and returns it. A consumer that has taken
+    /// at least <see cref="_boundReadStreak"/> items since its last empty answer (it keeps up with a producer that keeps
+    /// adding) and trails the producer by less than <see cref="_streamDistance"/> (but has something to take: a consumer
+    /// that caught up completely answers from the head slot and never pauses) pauses first, as the single-item path
+    /// does: without it a batch consumer streaming right behind the producer reads tail on every call (one cross-core
+    /// transfer of the producer's index line per batch) and shares the slot lines the producer is still writing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private long RaiseBatchBound(long head)
+    {
+        // acquire: pairs with the release of tail in the enqueue methods; every slot below it is published.
+        long tail = TAtomics.LoadAcquire(ref _producer.Index);
+        if (tail > head && tail - head < _streamDistance && _consumer.Spare >= _boundReadStreak)
+        {
+            _consumer.Spare = 0; // plain: consumer-private; the next pause needs another streak's worth of takes
+            tail = PauseIfUseful(tail);
+        }
+
+        long bound = Math.Max(_consumer.Cached, tail); // plain: consumer-private; never goes down (see RaiseBound)
+        _consumer.Cached = bound;
+        return bound;
+    }
+
+    /// <summary>
+    /// The consumer's streaming pause, at a read of tail (<paramref name="tail"/>) that found the producer less than
+    /// <see cref="_streamDistance"/> ahead: pauses unless a recent pause proved useless, then reads tail again and returns
+    /// it, adjusting the backoff.
+    /// </summary>
+    private long PauseIfUseful(long tail)
+    {
+        // plain: consumer-private. Spare2 = (backoff level << 32) | close reads left to skip before the next pause.
         long backoff = _consumer.Spare2;
         if ((backoff & uint.MaxValue) != 0)
         {
             _consumer.Spare2 = backoff - 1;
-            return;
+            return tail;
         }
 
         TAtomics.Pause(StreamPause); // no shared access: a bounded pause that lets the producer pull ahead (a scheduling point under the controlled scheduler)
@@ -409,9 +447,60 @@ internal struct SpscRing<T, TAtomics>
         // this very thread between bursts; one slowed by lock-step still moves dozens): the pause bought nothing, so skip the next PauseBackoff << level chances,
         // the level growing with each useless pause in a row and starting over after a useful one.
         long after = TAtomics.LoadAcquire(ref _producer.Index);
-        _consumer.Cached = after;
         long level = Math.Min((backoff >> 32) + 1, MaxBackoffLevel);
         _consumer.Spare2 = after - tail >= _boundReadStreak ? 0 : (level << 32) | ((long)PauseBackoff << (int)level);
+        return after;
+    }
+
+    /// <summary>The first live slot (position 0 mod capacity), after the padding.</summary>
+    private readonly ref SpscSlot<T> FirstSlot
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), SlotPadding);
+    }
+
+    /// <summary>Writes <paramref name="count"/> items into consecutive slots from <paramref name="slot"/> (no wrap), plain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyIn(ref SpscSlot<T> slot, ref T source, int count)
+    {
+        // Walking references (no index to scale): about five instructions an item.
+        ref SpscSlot<T> end = ref Unsafe.Add(ref slot, count);
+        while (Unsafe.IsAddressLessThan(ref slot, ref end))
+        {
+            TAtomics.StorePlain(ref slot.Item, source); // plain: see the callers
+            slot = ref Unsafe.Add(ref slot, 1);
+            source = ref Unsafe.Add(ref source, 1);
+        }
+    }
+
+    /// <summary>
+    /// Copies the items of positions [<paramref name="position"/>, + <paramref name="count"/>) out, plain (the callers'
+    /// acquires order it), clearing their slots when T contains references (ours until head moves past them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly void CopyOut(long position, ref T target, int count)
+    {
+        int start = (int)(position & _mask);
+        int first = Math.Min(count, _capacity - start); // up to the end of the array, then the rest from its start
+        CopyOut(ref Unsafe.Add(ref FirstSlot, start), ref target, first);
+        CopyOut(ref FirstSlot, ref Unsafe.Add(ref target, first), count - first);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyOut(ref SpscSlot<T> slot, ref T target, int count)
+    {
+        ref SpscSlot<T> end = ref Unsafe.Add(ref slot, count);
+        while (Unsafe.IsAddressLessThan(ref slot, ref end))
+        {
+            target = TAtomics.LoadPlain(ref slot.Item); // plain: see the callers
+            if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
+            {
+                TAtomics.StorePlain(ref slot.Item, default!); // plain: ours until head moves past it
+            }
+
+            slot = ref Unsafe.Add(ref slot, 1);
+            target = ref Unsafe.Add(ref target, 1);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

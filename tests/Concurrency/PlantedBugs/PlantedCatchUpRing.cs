@@ -18,13 +18,15 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 //     tempting shortcut: "the producer had a whole pause to publish"). Wrong when a producer has claimed the position
 //     and not yet published while a later producer has already published and returned: that item was in the queue for
 //     the whole call, so only linearizability (or the exactness check) can see it; nothing is lost.
+// With multiConsumer (session 5, the twin of MPMC's consumers, which now pause and poll too) consumers claim a published
+// slot by CAS on the head before they take it; the catch-up pause and the empty answer are the same.
 internal enum CatchUpBug
 {
     None,
     TrustCatchUpPause,
 }
 
-internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug)
+internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug, bool multiConsumer = false)
     where TAtomics : struct, IAtomics
 {
     private readonly object?[] _items = new object?[capacity];
@@ -65,6 +67,11 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug)
 
     public bool TryDequeue([MaybeNullWhen(false)] out object item)
     {
+        if (multiConsumer)
+        {
+            return TryDequeueShared(out item);
+        }
+
         if (!TryPeek(out item))
         {
             return false;
@@ -75,6 +82,56 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug)
         TAtomics.StoreRelease(ref _sequences[head % capacity], 2 * (head + capacity)); // release: frees the slot
         TAtomics.StoreRelease(ref _head, head + 1); // release: opens the producers' gate after the slot release
         return true;
+    }
+
+    /// <summary>Many consumers: claim a published slot by CAS on the head, with the same pause and empty answer as <see cref="TryPeek"/>.</summary>
+    private bool TryDequeueShared([MaybeNullWhen(false)] out object item)
+    {
+        var spinner = default(SpinWait);
+        bool paused = false;
+        while (true)
+        {
+            long head = TAtomics.LoadAcquire(ref _head); // acquire: a start point for the claim
+            long sequence = TAtomics.LoadAcquire(ref _sequences[head % capacity]); // acquire: pairs with the publish
+            if (sequence == (2 * head) + 1)
+            {
+                if (TAtomics.CompareExchange(ref _head, head + 1, head) != head) // full fence: the claim
+                {
+                    continue;
+                }
+
+                item = TAtomics.LoadPlain(ref _items[head % capacity])!; // plain: ours since the claim
+                TAtomics.StorePlain(ref _items[head % capacity], null); // plain: ours until the release below
+                TAtomics.StoreRelease(ref _sequences[head % capacity], 2 * (head + capacity)); // release: frees the slot
+                return true;
+            }
+
+            if (sequence > (2 * head) + 1)
+            {
+                continue; // another consumer took the position: reread the head
+            }
+
+            if (!paused)
+            {
+                paused = true;
+                TAtomics.Pause(1); // the catch-up pause, then re-read the slot
+                continue;
+            }
+
+            if (bug == CatchUpBug.TrustCatchUpPause)
+            {
+                item = null;
+                return false; // PLANTED BUG (TrustCatchUpPause): "empty" without reading the tail
+            }
+
+            if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: the read where an empty answer linearizes
+            {
+                item = null;
+                return false; // empty
+            }
+
+            TAtomics.SpinOnce(ref spinner); // claimed, not yet published: wait for its producer
+        }
     }
 
     public bool TryPeek([MaybeNullWhen(false)] out object item)
@@ -118,9 +175,9 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug)
 /// <see cref="PlantedCatchUpRing{TAtomics}"/> behind the test queue face. Its batches move at most one item (see
 /// <see cref="PlantedRingBox"/>).
 /// </summary>
-internal sealed class PlantedCatchUpRingBox(int capacity, CatchUpBug bug) : ITestQueue
+internal sealed class PlantedCatchUpRingBox(int capacity, CatchUpBug bug, bool multiConsumer = false) : ITestQueue
 {
-    private readonly PlantedCatchUpRing<TestAtomics> _ring = new(capacity, bug);
+    private readonly PlantedCatchUpRing<TestAtomics> _ring = new(capacity, bug, multiConsumer);
 
     public int Capacity => _ring.Capacity;
 

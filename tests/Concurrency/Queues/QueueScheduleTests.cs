@@ -20,6 +20,7 @@ public sealed class QueueScheduleTests(ITestOutputHelper output)
     [Theory]
     [InlineData(QueueKind.Spsc)]
     [InlineData(QueueKind.SpscEagerBound)]
+    [InlineData(QueueKind.SpscEagerPause)]
     [InlineData(QueueKind.Mpsc)]
     [InlineData(QueueKind.Spmc)]
     [InlineData(QueueKind.Mpmc)]

@@ -60,6 +60,34 @@ public enum QueueKind
 
     /// <summary>The test-only slot-sequence ring whose consumer trusts a bound one past the tail.</summary>
     PlantedBoundPastTail,
+
+    /// <summary>
+    /// SequencedRing&lt;Multi, Multi&gt; primed single-threaded with three full and three empty answers at new positions: both
+    /// sides' shared boundary-poll budgets are 1, so the catch-up pause is the only poll before they read the other side's index.
+    /// </summary>
+    MpmcPrimed,
+
+    /// <summary>The test-only ring of PlantedBugs/PlantedCatchUpRing.cs with many consumers (claiming by CAS), correct (a control).</summary>
+    MpmcCatchUpRing,
+
+    /// <summary>The many-consumer test-only catch-up ring whose consumers answer empty after their pause without reading the tail.</summary>
+    PlantedMpmcTrustCatchUpPause,
+
+    /// <summary>
+    /// <see cref="SpscRing{T, TAtomics}"/> tuned to read the producer's index on every take beyond its bound and to pause
+    /// whenever it trails the producer by less than 2 (capacity 4 or more): the batch dequeue's bound read and pause run on
+    /// every call that its bound does not cover.
+    /// </summary>
+    SpscEagerPause,
+
+    /// <summary>The test-only run-sequence ring of PlantedBugs/PlantedRunRing.cs, correct (a control).</summary>
+    RunRing,
+
+    /// <summary>The test-only run-sequence ring whose consumer lowers its bound to a tail read below a run's end.</summary>
+    PlantedBoundGoesDown,
+
+    /// <summary>The test-only run-sequence ring whose consumer takes a sequence equal to the position as published.</summary>
+    PlantedRunEndOffByOne,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -81,9 +109,12 @@ internal interface ITestQueue
 internal static class TestQueues
 {
     public static bool MultiProducer(this QueueKind kind) =>
-        kind is QueueKind.Mpsc or QueueKind.Mpmc or QueueKind.MpscPrimed or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause;
+        kind is QueueKind.Mpsc or QueueKind.Mpmc or QueueKind.MpscPrimed or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause
+            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause;
 
-    public static bool MultiConsumer(this QueueKind kind) => kind is QueueKind.Spmc or QueueKind.Mpmc or QueueKind.SpmcPrimed;
+    public static bool MultiConsumer(this QueueKind kind) =>
+        kind is QueueKind.Spmc or QueueKind.Mpmc or QueueKind.SpmcPrimed
+            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause;
 
     public static bool CanPeek(this QueueKind kind) => !kind.MultiConsumer();
 
@@ -104,6 +135,13 @@ internal static class TestQueues
         QueueKind.SpmcPrimed => SequencedBox<SingleRole, MultiRole>.Primed(capacity),
         QueueKind.CatchUpRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None),
         QueueKind.PlantedTrustCatchUpPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustCatchUpPause),
+        QueueKind.MpmcPrimed => SequencedBox<MultiRole, MultiRole>.Primed(capacity),
+        QueueKind.MpmcCatchUpRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None, multiConsumer: true),
+        QueueKind.PlantedMpmcTrustCatchUpPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustCatchUpPause, multiConsumer: true),
+        QueueKind.SpscEagerPause => new SpscBox(new SpscRing<object, TestAtomics>(capacity, boundReadStreak: 1, streamDistance: 2)),
+        QueueKind.RunRing => new PlantedRunRingBox(capacity, RunRingBug.None),
+        QueueKind.PlantedBoundGoesDown => new PlantedRunRingBox(capacity, RunRingBug.BoundGoesDown),
+        QueueKind.PlantedRunEndOffByOne => new PlantedRunRingBox(capacity, RunRingBug.RunEndOffByOne),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -131,20 +169,17 @@ internal static class TestQueues
         private SequencedRing<object, TestAtomics, TProducers, TConsumers> _engine = new(capacity);
 
         /// <summary>
-        /// A ring whose single side has answered empty (full) at three new positions, so its boundary-poll budget is
-        /// down to 1; left empty. Runs before the controlled run (the seam is then the plain access).
+        /// A ring whose polling side (MPSC's and MPMC's consumers, SPMC's producer) has answered empty (full) at three new
+        /// positions, so its boundary-poll budget is down to 1; left empty. Runs before the controlled run (the seam is
+        /// then the plain access).
         /// </summary>
         public static SequencedBox<TProducers, TConsumers> Primed(int capacity)
         {
             var box = new SequencedBox<TProducers, TConsumers>(capacity);
-            for (int round = 0; round < 3; round++)
+            if (!TConsumers.IsSingle)
             {
-                if (TConsumers.IsSingle)
-                {
-                    Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
-                    Xunit.Assert.False(box.TryDequeue(out _)); // empty at a new position: the budget halves
-                }
-                else
+                // The producers poll (SPMC, MPMC): three full answers at new positions, left empty.
+                for (int round = 0; round < 3; round++)
                 {
                     while (box.TryEnqueue(-1))
                     {
@@ -156,6 +191,20 @@ internal static class TestQueues
                     {
                     }
                 }
+            }
+
+            if (!TProducers.IsSingle)
+            {
+                // The consumers poll (MPSC, MPMC): three empty answers at new positions.
+                for (int round = 0; round < 3; round++)
+                {
+                    Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
+                    Xunit.Assert.False(box.TryDequeue(out _)); // empty at a new position: the budget halves
+                }
+
+                // One more item through (no polls: it is published when the consumer comes), so the run starts past the
+                // position that last answered empty, where polls are skipped: the first catch-up polls on budget 1.
+                Xunit.Assert.True(box.TryEnqueue(-1) && box.TryDequeue(out _));
             }
 
             return box;

@@ -97,13 +97,23 @@ public class BoundaryPollTests
     }
 
     [Fact]
-    public void MpmcBoundaries_NeverPoll()
+    public void MpmcBothSides_PollOnceAtANewBoundaryPosition_EachWithItsOwnBudget()
     {
+        // Session 5: MPMC's consumers poll at the empty end and its producers at the full end, like MPSC's consumer and
+        // SPMC's producer, each side's state a shared hint in its own region.
         var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(1);
 
-        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out _)));
+        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out _)));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out _))); // the same position
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeueMany(new long[2]) > 0));
         Assert.True(ring.TryEnqueue(1));
-        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueue(2)));
+        Assert.Equal((false, Polls), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueue(2))); // the producers' own full budget
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueueMany([2, 3]) > 0));
+        Assert.Equal((false, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueueWithoutPolls(2)));
+        Assert.Equal((true, 0), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out long item) && item == 1));
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryDequeue(out _))); // a new position, the halved budget
+        Assert.True(ring.TryEnqueue(4));
+        Assert.Equal((false, Polls / 2), Counted(ref ring, static (ref SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole> r) => r.TryEnqueue(5))); // likewise
     }
 
     [Fact]
