@@ -111,26 +111,11 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug,
                 continue; // another consumer took the position: reread the head
             }
 
-            if (!paused)
-            {
-                paused = true;
-                TAtomics.Pause(1); // the catch-up pause, then re-read the slot
-                continue;
-            }
-
-            if (bug == CatchUpBug.TrustCatchUpPause)
+            if (EmptyAfterCatchUp(head, ref paused, ref spinner))
             {
                 item = null;
-                return false; // PLANTED BUG (TrustCatchUpPause): "empty" without reading the tail
+                return false;
             }
-
-            if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: the read where an empty answer linearizes
-            {
-                item = null;
-                return false; // empty
-            }
-
-            TAtomics.SpinOnce(ref spinner); // claimed, not yet published: wait for its producer
         }
     }
 
@@ -147,27 +132,39 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug,
                 return true;
             }
 
-            if (!paused)
-            {
-                paused = true;
-                TAtomics.Pause(1); // the catch-up pause, then re-read the slot
-                continue;
-            }
-
-            if (bug == CatchUpBug.TrustCatchUpPause)
+            if (EmptyAfterCatchUp(head, ref paused, ref spinner))
             {
                 item = null;
-                return false; // PLANTED BUG (TrustCatchUpPause): "empty" without reading the tail
+                return false;
             }
-
-            if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: the read where an empty answer linearizes
-            {
-                item = null;
-                return false; // empty
-            }
-
-            TAtomics.SpinOnce(ref spinner); // claimed, not yet published: wait for its producer
         }
+    }
+
+    /// <summary>
+    /// The head slot is not published: the first time, the catch-up pause (then the caller re-reads the slot); after
+    /// it, true for "empty" when tail says so (or at once with the planted bug), else a spin while its producer writes.
+    /// </summary>
+    private bool EmptyAfterCatchUp(long head, ref bool paused, ref SpinWait spinner)
+    {
+        if (!paused)
+        {
+            paused = true;
+            TAtomics.Pause(1); // the catch-up pause, then re-read the slot
+            return false;
+        }
+
+        if (bug == CatchUpBug.TrustCatchUpPause)
+        {
+            return true; // PLANTED BUG (TrustCatchUpPause): "empty" without reading the tail
+        }
+
+        if (TAtomics.LoadAcquire(ref _tail) <= head) // acquire: the read where an empty answer linearizes
+        {
+            return true; // empty
+        }
+
+        TAtomics.SpinOnce(ref spinner); // claimed, not yet published: wait for its producer
+        return false;
     }
 }
 
