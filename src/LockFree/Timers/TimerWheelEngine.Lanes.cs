@@ -49,8 +49,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [ThreadStatic]
     private static Lane? t_lanes; // every lane of this thread, linked through NextOfThread
 
+    /// <summary>Wheels a thread remembers having scheduled on once without a lane (a power of two).</summary>
+    private const int SeenOnceSlots = 4;
+
     [ThreadStatic]
-    private static long t_firstUse; // id of the wheel this thread scheduled on once, without a lane
+    private static long[]? t_seenOnce; // ids of the last wheels this thread scheduled on once, without a lane (0: none)
+
+    [ThreadStatic]
+    private static int t_seenOnceNext; // the next slot of t_seenOnce to overwrite
 
     [ThreadStatic]
     private static int t_overLimit; // inbox schedules at the lane limit since this thread's last lane swap
@@ -112,9 +118,13 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             count++;
         }
 
-        if (t_firstUse != _engineId)
+        // Once: a thread that schedules a single timer here costs no lane. Up to SeenOnceSlots wheels are remembered,
+        // so a thread that alternates between a few wheels gets a lane on each at its second visit.
+        long[] seen = t_seenOnce ??= new long[SeenOnceSlots];
+        if (Array.IndexOf(seen, _engineId) < 0)
         {
-            t_firstUse = _engineId; // once: a thread that schedules a single timer here costs no lane
+            seen[t_seenOnceNext] = _engineId;
+            t_seenOnceNext = (t_seenOnceNext + 1) & (SeenOnceSlots - 1);
             return null;
         }
 

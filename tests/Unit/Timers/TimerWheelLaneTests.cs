@@ -66,6 +66,33 @@ public sealed class TimerWheelLaneTests
     }
 
     [Fact]
+    public void Schedule_AlternatingBetweenTwoWheels_EachGetsALane() => OnFreshThread(Schedule_AlternatingBetweenTwoWheels_EachGetsALaneBody);
+
+    private void Schedule_AlternatingBetweenTwoWheels_EachGetsALaneBody()
+    {
+        var a = new TimerWheelEngine<RealAtomics>(Tick, _clock, 4096);
+        var b = new TimerWheelEngine<RealAtomics>(Tick, _clock, 4096);
+        for (int i = 0; i < 10; i++)
+        {
+            Assert.True(a.Cancel(a.Schedule(TimeSpan.FromSeconds(1), Nothing, null)));
+            Assert.True(b.Cancel(b.Schedule(TimeSpan.FromSeconds(1), Nothing, null)));
+        }
+
+        // Each wheel's first schedule went to the inbox; from the second on, each has this thread's lane (a thread that
+        // remembered one wheel only would forget each on the way to the other and never get a lane).
+        Assert.Equal(1, a.LaneCount);
+        Assert.Equal(1, b.LaneCount);
+        a.Advance();
+        b.Advance();
+        Assert.Equal(10, a.CancelledCount);
+        Assert.Equal(10, b.CancelledCount);
+        Assert.Null(a.AuditPool());
+        Assert.Null(b.AuditPool());
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [Fact]
     public void Schedule_LaneFull_FallsBackToInboxAndLosesNothing()
     {
         var wheel = new TimerWheelEngine<RealAtomics>(Tick, _clock, 4096, laneRingSize: 4);
