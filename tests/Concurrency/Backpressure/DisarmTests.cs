@@ -3,6 +3,7 @@ using LockFree.Tests.Concurrency.PlantedBugs;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
 using Xunit.Abstractions;
+using static LockFree.Tests.Concurrency.Backpressure.ArmingGates;
 
 namespace LockFree.Tests.Concurrency.Backpressure;
 
@@ -41,60 +42,6 @@ public sealed class DisarmTests(ITestOutputHelper output)
     /// (PCT's depth-2 guarantee covers one; random walk, PCT at depth 3 and two preemptions cover two).
     /// </summary>
     private static readonly Func<Strategy>[] TwoConstraintStrategies = [Strategies[0], Strategies[2], Strategies[3]];
-
-    /// <summary>The gate under test, as the scenario drives it.</summary>
-    internal interface IGate
-    {
-        void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit);
-
-        void Unregister();
-
-        bool HasWaiters();
-
-        bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit);
-    }
-
-    /// <summary>The real gate.</summary>
-    internal struct RealGate : IGate
-    {
-        private ParkingGate<TestAtomics> _gate;
-
-        public void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-
-        public bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
-    }
-
-    /// <summary>Planted: bit before count.</summary>
-    internal struct BitBeforeCount : IGate
-    {
-        private BitBeforeCountGate<TestAtomics> _gate;
-
-        public void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-
-        public bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
-    }
-
-    /// <summary>Planted: blind disarm.</summary>
-    internal struct BlindDisarm : IGate
-    {
-        private BlindDisarmGate<TestAtomics> _gate;
-
-        public void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-
-        public bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
-    }
 
     /// <summary>One signaller, one or two waiters, around a count of published items. The shared words are pinned.</summary>
     internal sealed class Quiet<TGate>

@@ -3,6 +3,7 @@ using LockFree.Tests.Concurrency.PlantedBugs;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
 using Xunit.Abstractions;
+using static LockFree.Tests.Concurrency.Backpressure.ArmingGates;
 
 namespace LockFree.Tests.Concurrency.Backpressure;
 
@@ -29,46 +30,6 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
     private const int SearchBudget = 5000;
 
     private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(59);
-
-    /// <summary>The gate under test, as the scenario drives it.</summary>
-    internal interface IGate
-    {
-        void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit);
-
-        void Unregister();
-
-        bool HasWaiters();
-
-        bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit);
-    }
-
-    /// <summary>The real gate.</summary>
-    internal struct RealGate : IGate
-    {
-        private ParkingGate<TestAtomics> _gate;
-
-        public void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-
-        public bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
-    }
-
-    /// <summary>Planted: the disarm keeps the stale flag.</summary>
-    internal struct StaleFlag : IGate
-    {
-        private StaleFlagDisarmGate<TestAtomics> _gate;
-
-        public void RegisterArming(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.RegisterArming(ref bits, armedBit);
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-
-        public bool TryDisarm(ref StickyBits<TestAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
-    }
 
     /// <summary>One signaller, two waiters, around a count of published items. The shared words are pinned.</summary>
     internal sealed class Window<TGate>
