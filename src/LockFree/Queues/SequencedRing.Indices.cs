@@ -1,0 +1,158 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using LockFree.Internal;
+
+namespace LockFree.Queues;
+
+// The index and slot accessors of SequencedRing (see "Encoding" and "Gating" in the design note in SequencedRing.cs):
+// loads and claims of the tail and head, the publish and release of a slot, the reads of the other side's index where
+// a full or empty answer linearizes, the cached copies, and the slot address.
+internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
+    where TAtomics : struct, IAtomics
+    where TProducers : struct, IRolePolicy
+    where TConsumers : struct, IRolePolicy
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadTail() =>
+        TProducers.IsSingle
+            ? _producers.Index // plain: only the single producer writes the tail
+            : TAtomics.LoadAcquire(ref _producers.Index); // acquire: a start point for the claim; the CAS validates it
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadHead() =>
+        TConsumers.IsSingle
+            ? _consumers.Index // plain: only the single consumer writes the head
+            : TAtomics.LoadAcquire(ref _consumers.Index); // acquire: a start point for the claim; the CAS validates it
+
+    /// <summary>Claims positions [position, position + count) for this producer; a single producer needs no claim.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ClaimTail(long position, long count) =>
+        TProducers.IsSingle
+        || TAtomics.CompareExchange(ref _producers.Index, position + count, position) == position; // full fence: the claim
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ClaimHead(long position, long count) =>
+        TConsumers.IsSingle
+        || TAtomics.CompareExchange(ref _consumers.Index, position + count, position) == position; // full fence: the claim
+
+    /// <summary>Publishes the item of <paramref name="position"/>; a single producer then moves the tail to <paramref name="newTail"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PublishSlot(ref SequencedSlot<T> slot, long position, long newTail)
+    {
+        TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item; pairs with the acquire in the dequeue methods
+        if (TProducers.IsSingle)
+        {
+            TAtomics.StoreRelease(ref _producers.Index, newTail); // release: opens the consumers' gate after the publish
+        }
+    }
+
+    /// <summary>Hands the slot of <paramref name="position"/> to the producer one lap ahead; a single consumer then moves the head to <paramref name="newHead"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ReleaseSlot(ref SequencedSlot<T> slot, long position, long newHead)
+    {
+        TAtomics.StoreRelease(ref slot.Sequence, (position + _capacity) << 1); // release: the item is read and cleared; pairs with the acquire in the enqueue methods
+        if (TConsumers.IsSingle)
+        {
+            TAtomics.StoreRelease(ref _consumers.Index, newHead); // release: opens the producers' gate after the release
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static T TakeItem(ref SequencedSlot<T> slot)
+    {
+        T item = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of the published Sequence
+        if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
+        {
+            TAtomics.StorePlain(ref slot.Item, default!); // plain: the slot is ours until its release
+        }
+
+        return item;
+    }
+
+    /// <summary>Many producers: whether one has claimed <paramref name="position"/> (the tail is past it); the read is where an empty answer linearizes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ProducerInFlight(long position) =>
+        (TAtomics.LoadAcquire(ref _producers.Index) & ~ClosedBit) > position; // acquire: pairs with the claim CAS
+
+    /// <summary>Many consumers: whether one has claimed <c>position - capacity</c> (the head is past it); the read is where a full answer linearizes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ConsumerInFlight(long position) =>
+        position - TAtomics.LoadAcquire(ref _consumers.Index) < _capacity; // acquire: pairs with the claim CAS
+
+    /// <summary>
+    /// Single consumer: free positions from <paramref name="position"/> on, by the cached head when it shows at
+    /// least <paramref name="wanted"/>, otherwise by the real head (whose read is where a full answer linearizes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long RoomAt(long position, int wanted)
+    {
+        long room = _capacity - (position - LoadCachedHead());
+        if (room >= wanted)
+        {
+            return room;
+        }
+
+        long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: pairs with the consumer's release of the head
+        StoreCachedHead(head);
+        return _capacity - (position - head);
+    }
+
+    /// <summary>
+    /// Single producer: items from <paramref name="position"/> on, by the cached tail when it shows at least
+    /// <paramref name="wanted"/>, otherwise by the real tail (whose read is where an empty answer linearizes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long AvailableAt(long position, int wanted)
+    {
+        long available = LoadCachedTail() - position;
+        if (available >= wanted)
+        {
+            return available;
+        }
+
+        long tail = TAtomics.LoadAcquire(ref _producers.Index); // acquire: pairs with the producer's release of the tail
+        StoreCachedTail(tail);
+        return tail - position;
+    }
+
+    // The cached copies: private to a single producer (consumer), plain; a shared hint among many producers
+    // (consumers), through the seam as acquire/release (plain moves on x64): a stale or reordered hint is safe
+    // because every value ever stored is a real index that only grows, so the hint only ever lags.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadCachedHead() =>
+        TProducers.IsSingle ? _producers.Cached : TAtomics.LoadAcquire(ref _producers.Cached);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StoreCachedHead(long head)
+    {
+        if (TProducers.IsSingle)
+        {
+            _producers.Cached = head; // plain: private to the single producer
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref _producers.Cached, head); // release: a hint for the other producers
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadCachedTail() =>
+        TConsumers.IsSingle ? _consumers.Cached : TAtomics.LoadAcquire(ref _consumers.Cached);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StoreCachedTail(long tail)
+    {
+        if (TConsumers.IsSingle)
+        {
+            _consumers.Cached = tail; // plain: private to the single consumer
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref _consumers.Cached, tail); // release: a hint for the other consumers
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly ref SequencedSlot<T> Slot(long position) =>
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), (nint)(position & _mask) + SlotPadding);
+}
