@@ -20,13 +20,23 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 //     the whole call, so only linearizability (or the exactness check) can see it; nothing is lost.
 // With multiConsumer (session 5, the twin of MPMC's consumers, which now pause and poll too) consumers claim a published
 // slot by CAS on the head before they take it; the catch-up pause and the empty answer are the same.
+// With pollingProducers as well (the twin of MPMC's producers, which poll at the full end as SPMC's producer does) a
+// producer gates on its slot instead of the head, as SequencedRing does when the consumers are many: a slot still
+// holding position - capacity (not yet released) sends it to one catch-up pause and a re-read of the slot; still not
+// released, it reads the head: full when no consumer has claimed position - capacity, otherwise it waits for that
+// consumer's release.
+// Planted bug (producer side):
+//   TrustFullPause: after the pause, a slot still not released is taken as "full" without reading the head. Wrong when a
+//     consumer has claimed position - capacity and not yet released it while a later consumer has already taken the next
+//     item and returned: the first take is then pinned before the second, so the ring had room for the whole call.
 internal enum CatchUpBug
 {
     None,
     TrustCatchUpPause,
+    TrustFullPause,
 }
 
-internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug, bool multiConsumer = false)
+internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug, bool multiConsumer = false, bool pollingProducers = false)
     where TAtomics : struct, IAtomics
 {
     private readonly object?[] _items = new object?[capacity];
@@ -38,6 +48,11 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug,
 
     public bool TryEnqueue(object item)
     {
+        if (pollingProducers)
+        {
+            return TryEnqueuePolling(item);
+        }
+
         var spinner = default(SpinWait);
         while (true)
         {
@@ -63,6 +78,69 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug,
             TAtomics.StoreRelease(ref _sequences[tail % capacity], (2 * tail) + 1); // release: publishes the item
             return true;
         }
+    }
+
+    /// <summary>
+    /// Producers gating on their slot (many consumers): claim a released slot by CAS on the tail; a slot not yet released
+    /// gets the catch-up pause, a re-read, and then the head decides (see the design note).
+    /// </summary>
+    private bool TryEnqueuePolling(object item)
+    {
+        var spinner = default(SpinWait);
+        bool paused = false;
+        while (true)
+        {
+            long tail = TAtomics.LoadAcquire(ref _tail); // acquire: a start point for the claim
+            long sequence = TAtomics.LoadAcquire(ref _sequences[tail % capacity]); // acquire: pairs with the consumer's release of the slot
+            if (sequence == 2 * tail)
+            {
+                if (TAtomics.CompareExchange(ref _tail, tail + 1, tail) != tail) // full fence: the claim
+                {
+                    continue;
+                }
+
+                TAtomics.StorePlain(ref _items[tail % capacity], item); // plain: claimed, published below
+                TAtomics.StoreRelease(ref _sequences[tail % capacity], (2 * tail) + 1); // release: publishes the item
+                return true;
+            }
+
+            if (sequence > 2 * tail)
+            {
+                continue; // another producer took the position: reread the tail
+            }
+
+            if (FullAfterCatchUp(tail, ref paused, ref spinner))
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The tail slot is not released: the first time, the catch-up pause (then the caller re-reads the slot); after it,
+    /// true for "full" when the head says so (or at once with the planted bug), else a spin while its consumer releases.
+    /// </summary>
+    private bool FullAfterCatchUp(long tail, ref bool paused, ref SpinWait spinner)
+    {
+        if (!paused)
+        {
+            paused = true;
+            TAtomics.Pause(1); // the catch-up pause, then re-read the slot
+            return false;
+        }
+
+        if (bug == CatchUpBug.TrustFullPause)
+        {
+            return true; // PLANTED BUG (TrustFullPause): "full" without reading the head
+        }
+
+        if (tail - TAtomics.LoadAcquire(ref _head) >= capacity) // acquire: the read where a full answer linearizes
+        {
+            return true; // full
+        }
+
+        TAtomics.SpinOnce(ref spinner); // claimed, not yet released: wait for its consumer
+        return false;
     }
 
     public bool TryDequeue([MaybeNullWhen(false)] out object item)
@@ -172,9 +250,9 @@ internal sealed class PlantedCatchUpRing<TAtomics>(int capacity, CatchUpBug bug,
 /// <see cref="PlantedCatchUpRing{TAtomics}"/> behind the test queue face. Its batches move at most one item (see
 /// <see cref="PlantedRingBox"/>).
 /// </summary>
-internal sealed class PlantedCatchUpRingBox(int capacity, CatchUpBug bug, bool multiConsumer = false) : ITestQueue
+internal sealed class PlantedCatchUpRingBox(int capacity, CatchUpBug bug, bool multiConsumer = false, bool pollingProducers = false) : ITestQueue
 {
-    private readonly PlantedCatchUpRing<TestAtomics> _ring = new(capacity, bug, multiConsumer);
+    private readonly PlantedCatchUpRing<TestAtomics> _ring = new(capacity, bug, multiConsumer, pollingProducers);
 
     public int Capacity => _ring.Capacity;
 

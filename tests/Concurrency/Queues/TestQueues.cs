@@ -88,6 +88,15 @@ public enum QueueKind
 
     /// <summary>The test-only run-sequence ring whose consumer takes a sequence equal to the position as published.</summary>
     PlantedRunEndOffByOne,
+
+    /// <summary>
+    /// The test-only ring of PlantedBugs/PlantedCatchUpRing.cs with many consumers and producers that gate on their slot and
+    /// poll at the full end (MPMC's producer side), correct (a control).
+    /// </summary>
+    MpmcFullEndRing,
+
+    /// <summary>The MPMC full-end test-only ring whose producers answer full after their pause without reading the head.</summary>
+    PlantedMpmcTrustFullPause,
 }
 
 /// <summary>One engine behind a uniform face, items as boxed ints (a reference type, so slot clearing runs too).</summary>
@@ -110,11 +119,13 @@ internal static class TestQueues
 {
     public static bool MultiProducer(this QueueKind kind) =>
         kind is QueueKind.Mpsc or QueueKind.Mpmc or QueueKind.MpscPrimed or QueueKind.CatchUpRing or QueueKind.PlantedTrustCatchUpPause
-            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause;
+            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause
+            or QueueKind.MpmcFullEndRing or QueueKind.PlantedMpmcTrustFullPause;
 
     public static bool MultiConsumer(this QueueKind kind) =>
         kind is QueueKind.Spmc or QueueKind.Mpmc or QueueKind.SpmcPrimed
-            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause;
+            or QueueKind.MpmcPrimed or QueueKind.MpmcCatchUpRing or QueueKind.PlantedMpmcTrustCatchUpPause
+            or QueueKind.MpmcFullEndRing or QueueKind.PlantedMpmcTrustFullPause;
 
     public static bool CanPeek(this QueueKind kind) => !kind.MultiConsumer();
 
@@ -139,6 +150,8 @@ internal static class TestQueues
         QueueKind.MpmcCatchUpRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None, multiConsumer: true),
         QueueKind.PlantedMpmcTrustCatchUpPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustCatchUpPause, multiConsumer: true),
         QueueKind.SpscEagerPause => new SpscBox(new SpscRing<object, TestAtomics>(capacity, boundReadStreak: 1, streamDistance: 2)),
+        QueueKind.MpmcFullEndRing => new PlantedCatchUpRingBox(capacity, CatchUpBug.None, multiConsumer: true, pollingProducers: true),
+        QueueKind.PlantedMpmcTrustFullPause => new PlantedCatchUpRingBox(capacity, CatchUpBug.TrustFullPause, multiConsumer: true, pollingProducers: true),
         QueueKind.RunRing => new PlantedRunRingBox(capacity, RunRingBug.None),
         QueueKind.PlantedBoundGoesDown => new PlantedRunRingBox(capacity, RunRingBug.BoundGoesDown),
         QueueKind.PlantedRunEndOffByOne => new PlantedRunRingBox(capacity, RunRingBug.RunEndOffByOne),
