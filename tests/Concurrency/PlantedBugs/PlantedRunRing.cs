@@ -20,11 +20,22 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 //   RunEndOffByOne: a sequence equal to the position counts as published (>= instead of >). A slot whose previous run
 //     ended exactly at this position then reads as published a lap early: the consumer takes a slot the producer has not
 //     written (a plain read racing the producer's plain write, or a missing or repeated item).
+//   FrontToBackRuns: a batch is published as runs of one (each slot's sequence its position + 1), front to back, as a
+//     batch split into pieces (a loop of single enqueues, or one run per piece of a batch that wraps the array) would be.
+//     A consumer can then take the batch's first item and find the queue empty while the rest of the batch is in it.
+//     Nothing is lost or reordered: only the linearizability (exactness) check can see it. (Ported from the retired
+//     slot-sequence twin, whose batch stored one sequence per slot and had to store them back to front.)
+//   BoundPastTail: the bound is raised to one past the tail read, so the consumer takes the slot at tail without reading
+//     its sequence, before the producer has written it: the queue checks (a missing or repeated item) or the race
+//     detector (a plain read of the item unordered with the producer's plain write) must catch it. (Ported from the
+//     retired slot-sequence twin: the upper side of the bound's rule, where BoundGoesDown breaks the lower side.)
 internal enum RunRingBug
 {
     None,
     BoundGoesDown,
     RunEndOffByOne,
+    FrontToBackRuns,
+    BoundPastTail,
 }
 
 internal sealed class PlantedRunRing<TAtomics>(int capacity, RunRingBug bug)
@@ -55,7 +66,19 @@ internal sealed class PlantedRunRing<TAtomics>(int capacity, RunRingBug bug)
             TAtomics.StorePlain(ref _items[(tail + i) % capacity], items[i]); // plain: published by the run's sequence below
         }
 
-        TAtomics.StoreRelease(ref _sequences[tail % capacity], tail + count); // release: publishes the run; pairs with the consumer's acquire
+        if (bug == RunRingBug.FrontToBackRuns)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                // PLANTED BUG (FrontToBackRuns): the batch as runs of one, front to back; it must be one run.
+                TAtomics.StoreRelease(ref _sequences[(tail + i) % capacity], tail + i + 1); // release: publishes one item
+            }
+        }
+        else
+        {
+            TAtomics.StoreRelease(ref _sequences[tail % capacity], tail + count); // release: publishes the run; pairs with the consumer's acquire
+        }
+
         TAtomics.StoreRelease(ref _tail, tail + count); // release: counts the run; pairs with the consumer's bound read
         return count;
     }
@@ -129,7 +152,12 @@ internal sealed class PlantedRunRing<TAtomics>(int capacity, RunRingBug bug)
     private void RaiseBound()
     {
         long tail = TAtomics.LoadAcquire(ref _tail); // acquire: pairs with the producer's release of _tail
-        _bound = bug == RunRingBug.BoundGoesDown ? tail : Math.Max(_bound, tail); // PLANTED BUG (BoundGoesDown): must never go down
+        _bound = bug switch
+        {
+            RunRingBug.BoundGoesDown => tail, // PLANTED BUG (BoundGoesDown): must never go down
+            RunRingBug.BoundPastTail => Math.Max(_bound, tail + 1), // PLANTED BUG (BoundPastTail): must be the tail read
+            _ => Math.Max(_bound, tail),
+        };
     }
 }
 

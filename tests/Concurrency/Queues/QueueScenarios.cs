@@ -16,8 +16,8 @@ public static class QueueScenarios
     public static IReadOnlyList<QueueOp[]> Programs(QueueKind kind) => kind switch
     {
         QueueKind.Spsc or QueueKind.SpscEagerBound or QueueKind.SpscEagerPause or QueueKind.TestRing or QueueKind.PlantedOffByOne
-            or QueueKind.PlantedSpuriousEmpty or QueueKind.SlotRing or QueueKind.PlantedFrontToBackBatch or QueueKind.PlantedBoundPastTail
-            or QueueKind.RunRing or QueueKind.PlantedBoundGoesDown or QueueKind.PlantedRunEndOffByOne =>
+            or QueueKind.PlantedSpuriousEmpty or QueueKind.RunRing or QueueKind.PlantedBoundGoesDown or QueueKind.PlantedRunEndOffByOne
+            or QueueKind.PlantedFrontToBackRuns or QueueKind.PlantedRunBoundPastTail =>
         [
             [Op(Enqueue), Op(Enqueue), Op(EnqueueMany, 2), Op(Enqueue)],
             [Op(Dequeue), Op(Peek), Op(Dequeue), Op(DequeueMany, 2), Op(Dequeue)],

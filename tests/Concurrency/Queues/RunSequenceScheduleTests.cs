@@ -12,8 +12,8 @@ namespace LockFree.Tests.Concurrency.Queues;
 /// rises to a run's end and never goes down, and the batch dequeue reads tail, and pauses when it streams close behind
 /// the producer, at a bound read. Scenarios on the real engine (default tuning, eager bound reads, eager pauses) are
 /// checked for exactly-once, FIFO, exactness and linearizability; the same scenarios must find the planted twins of
-/// PlantedBugs/PlantedRunRing.cs (a bound that goes down; a sequence equal to the position taken as published) and pass
-/// on its control.
+/// PlantedBugs/PlantedRunRing.cs (a bound that goes down; a sequence equal to the position taken as published; a batch
+/// published as runs of one, front to back; a bound raised past the tail) and pass on its control.
 /// </summary>
 public sealed class RunSequenceScheduleTests(ITestOutputHelper output)
 {
@@ -53,6 +53,22 @@ public sealed class RunSequenceScheduleTests(ITestOutputHelper output)
         // The consumer takes a slot the producer has not written: a plain read racing its plain write, or a bad item.
         AllStrategiesFind("sequence equal to the position taken as published", QueueKind.PlantedRunEndOffByOne, typeof(DataRaceException), typeof(QueueCheckException));
 
+    [Fact]
+    public void FrontToBackRuns_IsFoundByExactnessOrLinearizability() =>
+        // Nothing is lost or reordered: a consumer takes the batch's first item and then sees an empty queue. The window is
+        // a few steps wide (between two sequence stores); the batch-polling scenario polls in a loop while one batch goes in.
+        AllStrategiesFind("batch published as runs of one, front to back", QueueKind.PlantedFrontToBackRuns, typeof(QueueCheckException), null);
+
+    [Fact]
+    public void BoundPastTail_IsFound() =>
+        // The consumer takes the slot at tail, which the producer has not written: a plain read racing its plain write.
+        AllStrategiesFind("bound raised one past the tail read", QueueKind.PlantedRunBoundPastTail, typeof(DataRaceException), typeof(QueueCheckException));
+
+    [Fact]
+    public void BoundPastTail_IsFoundByQueueChecksAlone() =>
+        // Race detection off: the exactly-once / FIFO checks see the unwritten item on their own.
+        AllStrategiesFind("bound raised one past the tail read (queue checks)", QueueKind.PlantedRunBoundPastTail, typeof(QueueCheckException), null, new ExploreOptions { DetectRaces = false });
+
     /// <summary>
     /// Batch polling (one run of four into a queue of four while the consumer polls eight single dequeues: the window
     /// between the run's sequence store and the tail store), batches on both sides at capacity 4 (bound reads, runs read
@@ -65,7 +81,7 @@ public sealed class RunSequenceScheduleTests(ITestOutputHelper output)
         new(kind, 2, [[new(EnqueueMany, 2), new(EnqueueMany, 2), new(Enqueue)], [new(DequeueMany, 2), new(Dequeue), new(DequeueMany, 2), new(Dequeue)]]),
     ];
 
-    private void AllStrategiesFind(string bug, QueueKind kind, Type expected, Type? alsoAccepted)
+    private void AllStrategiesFind(string bug, QueueKind kind, Type expected, Type? alsoAccepted, ExploreOptions? options = null)
     {
         var found = new List<string>();
         foreach (var make in Strategies)
@@ -76,7 +92,7 @@ public sealed class RunSequenceScheduleTests(ITestOutputHelper output)
             {
                 try
                 {
-                    scenario.Explore(strategy, ExplorationBudget.Schedules(PerStrategy));
+                    scenario.Explore(strategy, ExplorationBudget.Schedules(PerStrategy), options);
                 }
                 catch (ScheduleFailureException e)
                 {

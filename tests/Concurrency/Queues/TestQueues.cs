@@ -52,15 +52,6 @@ public enum QueueKind
     /// </summary>
     SpscEagerBound,
 
-    /// <summary>The test-only slot-sequence ring of PlantedBugs/PlantedSlotRing.cs, correct (a control).</summary>
-    SlotRing,
-
-    /// <summary>The test-only slot-sequence ring whose batch publishes front to back.</summary>
-    PlantedFrontToBackBatch,
-
-    /// <summary>The test-only slot-sequence ring whose consumer trusts a bound one past the tail.</summary>
-    PlantedBoundPastTail,
-
     /// <summary>
     /// SequencedRing&lt;Multi, Multi&gt; primed single-threaded with three full and three empty answers at new positions: both
     /// sides' shared boundary-poll budgets are 1, so the catch-up pause is the only poll before they read the other side's index.
@@ -88,6 +79,12 @@ public enum QueueKind
 
     /// <summary>The test-only run-sequence ring whose consumer takes a sequence equal to the position as published.</summary>
     PlantedRunEndOffByOne,
+
+    /// <summary>The test-only run-sequence ring whose batch is published as runs of one, front to back.</summary>
+    PlantedFrontToBackRuns,
+
+    /// <summary>The test-only run-sequence ring whose consumer raises its bound to one past the tail it read.</summary>
+    PlantedRunBoundPastTail,
 
     /// <summary>
     /// The test-only ring of PlantedBugs/PlantedCatchUpRing.cs with many consumers and producers that gate on their slot and
@@ -133,9 +130,6 @@ internal static class TestQueues
     {
         QueueKind.Spsc => new SpscBox(new SpscRing<object, TestAtomics>(capacity)),
         QueueKind.SpscEagerBound => new SpscBox(new SpscRing<object, TestAtomics>(capacity, boundReadStreak: 1, streamDistance: 1)),
-        QueueKind.SlotRing => new PlantedSlotRingBox(capacity, SlotRingBug.None),
-        QueueKind.PlantedFrontToBackBatch => new PlantedSlotRingBox(capacity, SlotRingBug.FrontToBackBatch),
-        QueueKind.PlantedBoundPastTail => new PlantedSlotRingBox(capacity, SlotRingBug.BoundPastTail),
         QueueKind.Mpsc => new SequencedBox<MultiRole, SingleRole>(capacity),
         QueueKind.Spmc => new SequencedBox<SingleRole, MultiRole>(capacity),
         QueueKind.Mpmc => new SequencedBox<MultiRole, MultiRole>(capacity),
@@ -155,6 +149,8 @@ internal static class TestQueues
         QueueKind.RunRing => new PlantedRunRingBox(capacity, RunRingBug.None),
         QueueKind.PlantedBoundGoesDown => new PlantedRunRingBox(capacity, RunRingBug.BoundGoesDown),
         QueueKind.PlantedRunEndOffByOne => new PlantedRunRingBox(capacity, RunRingBug.RunEndOffByOne),
+        QueueKind.PlantedFrontToBackRuns => new PlantedRunRingBox(capacity, RunRingBug.FrontToBackRuns),
+        QueueKind.PlantedRunBoundPastTail => new PlantedRunRingBox(capacity, RunRingBug.BoundPastTail),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
