@@ -82,7 +82,7 @@ public static class QuickRun
                 && (bc.Descriptor.Type != typeof(TokenBucketAcquireBenchmarks)
                     || bc.Descriptor.WorkloadMethod.Name is "SuccessBcl" or "SuccessOurs" or "RejectionBcl" or "RejectionOurs")
                 && (bc.Descriptor.Type != typeof(WorkStealingSchedulerForkJoinBenchmarks)
-                    || bc.Descriptor.WorkloadMethod.Name is "Default" or "Sequential" or "WorkStealing" or "WorkStealingJoin")));
+                    || bc.Descriptor.WorkloadMethod.Name is "Default" or "Sequential" or "WorkStealing" or "WorkStealingJoin" or "WorkStealingForkJoin")));
         }
 
         var stopwatch = Stopwatch.StartNew();

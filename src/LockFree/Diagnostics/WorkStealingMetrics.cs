@@ -11,7 +11,7 @@ namespace LockFree;
 /// Work-stealing scheduler instruments under the <c>LockFree</c> meter, tagged <c>lockfree.scheduler.name</c>
 /// (schedulers created with <see cref="WorkStealingTaskSchedulerOptions.Name"/> set):
 /// <c>lockfree.scheduler.queued</c>, <c>lockfree.scheduler.executed</c>, <c>lockfree.scheduler.stolen</c>,
-/// <c>lockfree.scheduler.steal_attempts</c>, <c>lockfree.scheduler.spilled</c>, <c>lockfree.scheduler.helped</c> (counters),
+/// <c>lockfree.scheduler.steal_attempts</c>, <c>lockfree.scheduler.spilled</c>, <c>lockfree.scheduler.helped</c>, <c>lockfree.scheduler.forked</c>, <c>lockfree.scheduler.forks_stolen</c> (counters),
 /// <c>lockfree.scheduler.parked_workers</c>, <c>lockfree.scheduler.workers</c> and
 /// <c>lockfree.scheduler.injection_depth</c> (gauges).
 /// </summary>
@@ -30,7 +30,9 @@ public static class WorkStealingMetrics
         Meter.CreateObservableCounter("lockfree.scheduler.stolen", () => Observe(s => s.Stolen), unit: "{steal}", description: "Successful steals.");
         Meter.CreateObservableCounter("lockfree.scheduler.steal_attempts", () => Observe(s => s.StealAttempts), unit: "{steal}", description: "Steal attempts.");
         Meter.CreateObservableCounter("lockfree.scheduler.spilled", () => Observe(s => s.Spilled), unit: "{task}", description: "Tasks that went to the overflow queue because the injection queue was full.");
-        Meter.CreateObservableCounter("lockfree.scheduler.helped", () => Observe(s => s.Helped), unit: "{task}", description: "Tasks workers ran while waiting in Join.");
+        Meter.CreateObservableCounter("lockfree.scheduler.helped", () => Observe(s => s.Helped), unit: "{task}", description: "Tasks and forked jobs workers ran while waiting in Join or ForkJoin.");
+        Meter.CreateObservableCounter("lockfree.scheduler.forked", () => Observe(s => s.Forked), unit: "{job}", description: "Halves forked by ForkJoin on workers.");
+        Meter.CreateObservableCounter("lockfree.scheduler.forks_stolen", () => Observe(s => s.ForksStolen), unit: "{job}", description: "Forked halves another worker took and ran.");
         Meter.CreateObservableGauge("lockfree.scheduler.parked_workers", () => Observe(s => s.ParkedWorkers), unit: "{worker}", description: "Workers parked.");
         Meter.CreateObservableGauge("lockfree.scheduler.workers", () => Observe(s => s.WorkerCount), unit: "{worker}", description: "Target worker count.");
         Meter.CreateObservableGauge("lockfree.scheduler.injection_depth", () => Observe(s => s.InjectionQueueDepth), unit: "{task}", description: "Tasks waiting in the injection queue and overflow queue.");

@@ -174,7 +174,7 @@ public sealed partial class WorkStealingTaskScheduler
 
         foreach (Worker? other in _workers)
         {
-            if (other is not null && (!other.Deque.IsEmpty || Volatile.Read(ref other.Slot) is not null))
+            if (other is not null && (!other.Deque.IsEmpty || !other.ForkDeque.IsEmpty || Volatile.Read(ref other.Slot) is not null))
             {
                 return true;
             }

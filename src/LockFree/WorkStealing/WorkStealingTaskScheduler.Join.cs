@@ -129,6 +129,15 @@ public sealed partial class WorkStealingTaskScheduler
                 continue;
             }
 
+            if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryStealFork(worker) is { } fork)
+            {
+                idleRounds = 0;
+                spinner.Reset();
+                worker.Helped++;
+                fork.RunStolen();
+                continue;
+            }
+
             // (3) Nothing to run: spin a little, then block on the task in short slices and look again.
             if (idleRounds++ < _spinRounds)
             {

@@ -35,7 +35,9 @@ public sealed partial class WorkStealingTaskScheduler
                 ParkedWorkers: ParkedWorkers,
                 WorkerCount: TargetWorkerCount,
                 InjectionQueueDepth: _injection.Count + _spill.Count,
-                Helped: sum.Helped);
+                Helped: sum.Helped,
+                Forked: sum.Forked,
+                ForksStolen: sum.ForksStolen);
         }
     }
 }

@@ -51,6 +51,19 @@ public sealed partial class WorkStealingTaskScheduler
                 continue;
             }
 
+            if (TryStealFork(worker) is { } fork)
+            {
+                if (worker.Searching)
+                {
+                    EndSearching(worker);
+                }
+
+                idleRounds = 0;
+                spinner.Reset();
+                fork.RunStolen();
+                continue;
+            }
+
             if (IsShuttingDown)
             {
                 // A full scan found nothing after Dispose closed the gate. Outside threads are refused and LongRunning
@@ -346,6 +359,8 @@ public sealed partial class WorkStealingTaskScheduler
         public long Stolen;
         public long StealAttempts;
         public long Helped;
+        public long Forked;
+        public long ForksStolen;
 
         public void Add(Worker w)
         {
@@ -354,6 +369,8 @@ public sealed partial class WorkStealingTaskScheduler
             Stolen += Volatile.Read(ref w.Stolen);
             StealAttempts += Volatile.Read(ref w.StealAttempts);
             Helped += Volatile.Read(ref w.Helped);
+            Forked += Volatile.Read(ref w.Forked);
+            ForksStolen += Volatile.Read(ref w.ForksStolen);
         }
     }
 
@@ -365,6 +382,11 @@ public sealed partial class WorkStealingTaskScheduler
         public readonly WorkStealingDeque<Task> Deque = new(64);
         public readonly Task?[] Buffer = new Task?[InjectionBatch];
         public readonly ManualResetEventSlim Event = new(false, spinCount: 1);
+
+        // ForkJoin's jobs (owner pushes and pops, thieves take single items) and the event its owner waits on for a
+        // stolen job (ForkJoin.cs). Empty whenever the owner is not inside a ForkJoin call.
+        public readonly WorkStealingDeque<ForkJob> ForkDeque = new(16);
+        public readonly ManualResetEventSlim JoinEvent = new(false, spinCount: 1);
         public Thread? Thread;
 
         // Shared: the LIFO slot, accessed only with Interlocked (owner, thieves, TryDequeue, inlining).
@@ -389,6 +411,8 @@ public sealed partial class WorkStealingTaskScheduler
         public long Stolen;
         public long StealAttempts;
         public long Helped;
+        public long Forked;
+        public long ForksStolen;
 
         /// <summary>xorshift32 (Marsaglia): a cheap per-worker victim picker.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -8,13 +8,15 @@ namespace LockFree;
 /// </summary>
 /// <param name="Queued">Tasks queued (from workers, outside threads and LongRunning).</param>
 /// <param name="Executed">Tasks run (by workers, inline on workers, and on LongRunning threads).</param>
-/// <param name="Stolen">Successful steals (a batch counts once).</param>
+/// <param name="Stolen">Successful steals of tasks and forked jobs (a batch counts once).</param>
 /// <param name="StealAttempts">Steal attempts (deques and LIFO slots).</param>
 /// <param name="Spilled">Tasks that found the injection queue full and went to the overflow (spill) queue.</param>
 /// <param name="ParkedWorkers">Workers parked now.</param>
 /// <param name="WorkerCount">The target worker count now.</param>
 /// <param name="InjectionQueueDepth">Tasks in the injection queue and overflow queue now.</param>
-/// <param name="Helped">Tasks a worker ran while it waited in <see cref="WorkStealingTaskScheduler.Join(Task)"/> (included in <see cref="Executed"/>).</param>
+/// <param name="Helped">Tasks and forked jobs a worker ran while it waited in <see cref="WorkStealingTaskScheduler.Join(Task)"/> or <see cref="WorkStealingTaskScheduler.ForkJoin{TState, TFirst, TSecond}"/> (tasks among them are included in <see cref="Executed"/>).</param>
+/// <param name="Forked">Halves forked by <see cref="WorkStealingTaskScheduler.ForkJoin{TState, TFirst, TSecond}"/> on workers (jobs, not tasks: not in <see cref="Queued"/>).</param>
+/// <param name="ForksStolen">Forked halves that another worker took and ran (also counted in <see cref="Stolen"/>); the rest ran on the worker that forked them.</param>
 public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Queued,
     long Executed,
@@ -24,4 +26,6 @@ public readonly record struct WorkStealingTaskSchedulerStatistics(
     int ParkedWorkers,
     int WorkerCount,
     long InjectionQueueDepth,
-    long Helped = 0);
+    long Helped = 0,
+    long Forked = 0,
+    long ForksStolen = 0);

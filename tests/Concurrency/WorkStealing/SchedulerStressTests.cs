@@ -212,6 +212,68 @@ public sealed class SchedulerStressTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// ForkJoin trees (jobs, not tasks) from several roots at once, some started on workers and some from outside
+    /// threads, with uneven leaves, over three workers and with idle gaps: every node runs exactly once, every result is
+    /// exact, and both stolen forks (thieves signalling waiting owners) and taken-back forks occur.
+    /// </summary>
+    [Fact]
+    public void ForkJoin_ConcurrentTrees_EveryNodeRunsExactlyOnce()
+    {
+        int rounds = (int)StressScale.Items(40);
+        const int Depth = 10; // 2047 nodes per tree
+        const int Trees = 3;
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 3, SpinRounds = 2 });
+        // Beyond the planned rounds, more (up to ten times as many) while no fork was stolen yet (a loaded machine may
+        // give the other workers no core during a round; the check below needs at least one).
+        for (int r = 0; r < rounds || (scheduler.Statistics.ForksStolen == 0 && r < 10 * rounds); r++)
+        {
+            var runs = new int[Trees][];
+            var roots = new Task<int>[Trees];
+            for (int t = 0; t < Trees; t++)
+            {
+                int[] tree = runs[t] = new int[(1 << (Depth + 1)) - 1];
+                int seed = r + t;
+                roots[t] = t == 0
+                    ? Task.Run(() => ForkNode(scheduler, tree, 0, Depth, seed)) // from outside: the first levels fork tasks
+                    : Task.Factory.StartNew(() => ForkNode(scheduler, tree, 0, Depth, seed), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            }
+
+            Assert.True(Task.WaitAll(roots, Bounded), $"round {r}: a tree never finished; {scheduler.Statistics}");
+            for (int t = 0; t < Trees; t++)
+            {
+                Assert.Equal(runs[t].Length, roots[t].Result);
+                Assert.All(runs[t], n => Assert.Equal(1, n));
+            }
+
+            if (r % 8 == 7)
+            {
+                Thread.Sleep(2); // let the workers park: the next round's forks must wake them
+            }
+        }
+
+        WorkStealingTaskSchedulerStatistics stats = scheduler.Statistics;
+        Assert.True(stats.ForksStolen > 0, $"no fork was ever stolen: {stats}");
+        Assert.True(stats.Forked > stats.ForksStolen, $"no fork was ever taken back by its owner: {stats}");
+        output.WriteLine($"{rounds}+ rounds of {Trees} trees; {stats}");
+    }
+
+    private static int ForkNode(WorkStealingTaskScheduler scheduler, int[] runs, int id, int depth, int seed)
+    {
+        Interlocked.Increment(ref runs[id]);
+        if (depth == 0)
+        {
+            Thread.SpinWait(((id * 31) + seed) % 64); // uneven leaves, so owners find their forks in every state
+            return 1;
+        }
+
+        (int a, int b) = scheduler.ForkJoin(
+            (S: scheduler, Runs: runs, Id: id, Depth: depth, Seed: seed),
+            static s => ForkNode(s.S, s.Runs, (2 * s.Id) + 1, s.Depth - 1, s.Seed),
+            static s => ForkNode(s.S, s.Runs, (2 * s.Id) + 2, s.Depth - 1, s.Seed));
+        return a + b + 1;
+    }
+
     private static void Run(int[] runs, int id, CountdownEvent done)
     {
         Interlocked.Increment(ref runs[id]);

@@ -317,7 +317,12 @@ public sealed class WorkStealingLifecycleTests
         {
             var root = Task.Factory.StartNew(() => WorkStealingTaskSchedulerTests.Fib(12), CancellationToken.None, TaskCreationOptions.None, scheduler);
             Assert.True(root.Wait(Generous));
+            var forks = Task.Factory.StartNew(() => WorkStealingForkJoinTests.Fib(scheduler, 12, 4), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            Assert.True(forks.Wait(Generous));
             listener.RecordObservableInstruments();
+            Assert.Equal(scheduler.Statistics.Forked, values["lockfree.scheduler.forked"]);
+            Assert.True(values["lockfree.scheduler.forked"] > 0);
+            Assert.InRange(values["lockfree.scheduler.forks_stolen"], 0, values["lockfree.scheduler.forked"]);
             Assert.True(values["lockfree.scheduler.queued"] >= 1);
             Assert.True(values["lockfree.scheduler.executed"] >= 1);
             Assert.True(values["lockfree.scheduler.steal_attempts"] >= 0);

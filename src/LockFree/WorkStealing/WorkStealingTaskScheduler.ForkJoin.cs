@@ -1,0 +1,464 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+
+namespace LockFree;
+
+// Design: ForkJoin, a task-free fork-join primitive (Cilk's spawn/sync and Rayon's `join`, for this scheduler).
+//
+// Why: a Task costs about 70-170 ns to create, queue and run (measured: docs/work-stealing.md, "the task floor"), and
+// allocates. In fine-grained divide and conquer that floor, not the scheduling, bounds the speed-up of any scheduler
+// that runs Tasks. ForkJoin(state, first, second) forks `second` as a pooled job (no Task, no allocation in steady
+// state), runs `first` on the calling worker, and joins.
+//
+// Each worker owns a second Chase-Lev deque, ForkDeque, of jobs (separate from the Task deque, so every Task path and
+// the deque's Task contract are untouched). Owner side, in ForkJoin:
+//   rent a job from this thread's pool; fill it; push it on ForkDeque (release store of bottom); NotifyWork (full
+//   fence, then wake a parked worker if nobody is searching: the scheduler's no-lost-wake-up protocol);
+//   run first(state) here;
+//   pop ForkDeque: our job is at the bottom unless a thief took it (every ForkJoin nested in `first` popped or waited
+//   for its own job before returning, so nothing else can be below ours): run it here too (the common case, no
+//   other thread involved); or the deque is empty: a thief has it, so help (run other work) until it is done.
+// Thief side (an idle worker's scan, or a helper): a single-item steal (the top: the oldest, so the largest, job of a
+// fork-join tree) and run the job at once, never moved into the thief's deques. So outside any ForkJoin call a
+// worker's ForkDeque is empty, and retiring, disposal and GetScheduledTasks have nothing to hand off.
+//
+// Completion of a stolen job, without a lost wake-up (Dekker over two full fences):
+//   thief:  write result or exception; Exchange(done, 1); if Volatile.Read(waiting) != 0: owner's JoinEvent.Set()
+//   owner:  JoinEvent.Reset(); Exchange(waiting, 1); if Volatile.Read(done) == 0: JoinEvent.Wait(1 ms); repeat
+// In the total order of the two exchanges either the owner's read sees done, or the thief's read sees waiting and
+// its Set follows the owner's Reset. The owner blocks in 1 ms slices so that it looks for work to help with between
+// them (a blocked owner is neither searching nor parked, so nobody wakes it for new work). The thief touches nothing
+// of the job after its exchange of `done` except reading `waiting` (the owner may already be reusing the job: a stale
+// read only causes a spurious Set, which every waiter tolerates by re-checking its own job); the event reference is
+// read before the exchange.
+//
+// Context: each job captures the ExecutionContext when forked and runs in it wherever it runs (on the owner only when
+// `first` changed the current context), as a Task would. Exceptions: both halves always run to completion; one
+// exception is rethrown as it was (ExceptionDispatchInfo), two are thrown together in an AggregateException.
+// Off this scheduler's workers, the fork is queued as a Task (one allocation) and the join is a blocking wait.
+public sealed partial class WorkStealingTaskScheduler
+{
+    /// <summary>
+    /// Runs <paramref name="first"/> and <paramref name="second"/>, potentially in parallel, and returns both results:
+    /// the fork-join primitive of Cilk and Rayon. <paramref name="first"/> runs on the calling thread;
+    /// <paramref name="second"/> is offered to this scheduler's other workers and runs on the caller too when none
+    /// took it by the time <paramref name="first"/> returns. Called on one of this scheduler's workers, the fork is a
+    /// pooled job, not a <see cref="Task"/>: steady-state calls allocate nothing (with static lambdas and the inputs
+    /// passed in <paramref name="state"/>), and the overhead is a few nanoseconds when the fork is not stolen.
+    /// </summary>
+    /// <typeparam name="TState">The state passed to both functions (a value tuple avoids a closure).</typeparam>
+    /// <typeparam name="TFirst">The first function's result type.</typeparam>
+    /// <typeparam name="TSecond">The second function's result type.</typeparam>
+    /// <param name="state">The state passed to both functions.</param>
+    /// <param name="first">The half run on the calling thread.</param>
+    /// <param name="second">The half forked for other workers to take.</param>
+    /// <returns>Both results.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
+    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="AggregateException">Both functions threw: the two exceptions, first's first. When only one throws, its exception is rethrown unwrapped, after the other half finished.</exception>
+    /// <remarks>
+    /// <para>
+    /// While a forked half runs on another worker, the caller does not block: it runs other queued work of this
+    /// scheduler (its own queued tasks, then forks and tasks stolen from other workers), spins briefly, and then
+    /// waits in 1 ms slices, looking for work between them. As with <see cref="Join(Task)"/>, this suits fork-join
+    /// code, where work only waits for work it forked. Called from any other thread (including workers of another
+    /// scheduler), the second half is queued to this scheduler as a <see cref="Task"/> and the caller blocks until
+    /// it finished.
+    /// </para>
+    /// <para>
+    /// Each half runs in the <see cref="ExecutionContext"/> current when <see cref="ForkJoin{TState, TFirst, TSecond}"/>
+    /// was called (AsyncLocal values flow as they do into a Task). Both halves always run to completion.
+    /// </para>
+    /// </remarks>
+    public (TFirst First, TSecond Second) ForkJoin<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        Worker? worker = t_worker;
+        if (worker is null || worker.Owner != this)
+        {
+            return ForkJoinOffWorker(state, first, second);
+        }
+
+        ForkJob<TState, TSecond> job = ForkJob<TState, TSecond>.Rent(state, second, worker);
+        worker.Forked++; // plain: only the owner writes its counters
+        worker.ForkDeque.Push(job);
+        NotifyWork();
+
+        TFirst firstResult = default!;
+        Exception? firstError = null;
+        try
+        {
+            firstResult = first(state);
+        }
+        catch (Exception e)
+        {
+            firstError = e;
+        }
+
+        JoinFork(worker, job);
+        TSecond secondResult = job.Result;
+        ExceptionDispatchInfo? secondError = job.Error;
+        job.Return();
+        ThrowIfFailed(firstError, secondError);
+        return (firstResult, secondResult);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="first"/> and <paramref name="second"/>, potentially in parallel, as
+    /// <see cref="ForkJoin{TState, TFirst, TSecond}"/> does, for halves without results.
+    /// </summary>
+    /// <typeparam name="TState">The state passed to both actions.</typeparam>
+    /// <param name="state">The state passed to both actions.</param>
+    /// <param name="first">The half run on the calling thread.</param>
+    /// <param name="second">The half forked for other workers to take.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
+    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
+    public void ForkJoin<TState>(TState state, Action<TState> first, Action<TState> second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        ForkJoin(
+            (State: state, First: first, Second: second),
+            static s =>
+            {
+                s.First(s.State);
+                return false;
+            },
+            static s =>
+            {
+                s.Second(s.State);
+                return false;
+            });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="first"/> and <paramref name="second"/>, potentially in parallel, as
+    /// <see cref="ForkJoin{TState, TFirst, TSecond}"/> does. Convenient with capturing lambdas, which allocate their
+    /// closures; the state-passing overloads allocate nothing.
+    /// </summary>
+    /// <param name="first">The half run on the calling thread.</param>
+    /// <param name="second">The half forked for other workers to take.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
+    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
+    public void ForkJoin(Action first, Action second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        ForkJoin((First: first, Second: second), static s => s.First(), static s => s.Second());
+    }
+
+    /// <summary>Takes the job back and runs it here, or helps until the thief that took it has finished it.</summary>
+    private void JoinFork(Worker worker, ForkJob job)
+    {
+        while (worker.ForkDeque.TryPop(out ForkJob? bottom))
+        {
+            if (bottom == job)
+            {
+                job.RunByOwner();
+                return;
+            }
+
+            // Not expected (every nested ForkJoin takes its own job back before returning), but a job is a job: run it.
+            Debug.Fail("ForkJoin found another job below its own.");
+            bottom.RunStolen();
+        }
+
+        HelpUntilDone(worker, job);
+    }
+
+    private void HelpUntilDone(Worker worker, ForkJob job)
+    {
+        int idleRounds = 0;
+        var spinner = new SpinWait();
+        worker.JoinDepth++;
+        try
+        {
+            while (!job.IsDone)
+            {
+                if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
+                {
+                    idleRounds = 0;
+                    spinner.Reset();
+                    continue;
+                }
+
+                if (idleRounds++ < _spinRounds)
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+
+                job.WaitSlice(worker.JoinEvent);
+            }
+        }
+        finally
+        {
+            worker.JoinDepth--;
+        }
+    }
+
+    /// <summary>Runs one piece of other work while waiting: own queued tasks, then a stolen fork, then a stolen task.</summary>
+    private bool TryHelpOnce(Worker worker)
+    {
+        Task? task = null;
+        if (Volatile.Read(ref worker.Slot) is not null)
+        {
+            task = Interlocked.Exchange(ref worker.Slot, null);
+        }
+
+        if (task is null && !worker.Deque.TryPop(out task))
+        {
+            if (TryStealFork(worker) is { } fork)
+            {
+                worker.Helped++;
+                fork.RunStolen();
+                return true;
+            }
+
+            task = TrySteal(worker);
+            if (task is null)
+            {
+                return false;
+            }
+        }
+
+        if (TryExecuteTask(task))
+        {
+            worker.Executed++;
+            worker.Helped++;
+        }
+
+        return true;
+    }
+
+    /// <summary>A single-item steal from another worker's fork deque (random start); null when none had a job.</summary>
+    private ForkJob? TryStealFork(Worker thief)
+    {
+        Worker?[] workers = _workers;
+        int n = workers.Length;
+        if (n <= 1)
+        {
+            return null;
+        }
+
+        bool retry;
+        int attempts = 0;
+        do
+        {
+            retry = false;
+            int start = (int)(thief.NextRandom() % (uint)n);
+            for (int i = 0; i < n; i++)
+            {
+                Worker? victim = Volatile.Read(ref workers[(start + i) % n]); // acquire: pairs with StartWorker's release
+                if (victim is null || victim == thief || victim.ForkDeque.IsEmpty)
+                {
+                    continue;
+                }
+
+                thief.StealAttempts++;
+                StealResult result = victim.ForkDeque.Stealer.TrySteal(out ForkJob? job);
+                if (result == StealResult.Success)
+                {
+                    thief.Stolen++;
+                    thief.ForksStolen++;
+                    return job;
+                }
+
+                retry |= result == StealResult.Retry;
+            }
+        }
+        while (retry && ++attempts < 4);
+
+        return null;
+    }
+
+    private (TFirst First, TSecond Second) ForkJoinOffWorker<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
+    {
+        if (Volatile.Read(ref _disposeStarted) != 0)
+        {
+            throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler));
+        }
+
+        var job = new ForkJob<TState, TSecond>();
+        job.Init(state, second, owner: null);
+        Task forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+
+        TFirst firstResult = default!;
+        Exception? firstError = null;
+        try
+        {
+            firstResult = first(state);
+        }
+        catch (Exception e)
+        {
+            firstError = e;
+        }
+
+        // RunStolen never throws (it records the exception in the job), so the task cannot fault. It can still be
+        // left unrun if Dispose began after StartNew: then the drain runs it, since it was queued before the gate closed.
+        forked.Wait();
+        ThrowIfFailed(firstError, job.Error);
+        return (firstResult, job.Result);
+    }
+
+    private static void ThrowIfFailed(Exception? firstError, ExceptionDispatchInfo? secondError)
+    {
+        if (firstError is null && secondError is null)
+        {
+            return;
+        }
+
+        if (firstError is not null && secondError is not null)
+        {
+            throw new AggregateException(firstError, secondError.SourceException);
+        }
+
+        if (firstError is not null)
+        {
+            ExceptionDispatchInfo.Throw(firstError);
+        }
+
+        secondError!.Throw();
+    }
+
+    /// <summary>A forked half: run once, by its owner (taken back) or by a thief.</summary>
+    private abstract class ForkJob
+    {
+        private static readonly ContextCallback s_invoke = static j => ((ForkJob)j!).InvokeAndRecord();
+
+        private ExecutionContext? _context;
+        private ManualResetEventSlim? _ownerEvent; // the owner's JoinEvent; null off-worker (the owner waits on a Task)
+        private int _done;
+        private int _waiting;
+
+        /// <summary>The exception the body threw, or null.</summary>
+        public ExceptionDispatchInfo? Error;
+
+        public bool IsDone => Volatile.Read(ref _done) != 0; // acquire: pairs with the thief's exchange
+
+        /// <summary>Owner, before publishing: a fresh incarnation (the push's release store publishes these writes).</summary>
+        protected void Prepare(Worker? owner)
+        {
+            _context = ExecutionContext.Capture();
+            _ownerEvent = owner?.JoinEvent;
+            _done = 0;
+            _waiting = 0;
+            Error = null;
+        }
+
+        /// <summary>Owner, before pooling the job again.</summary>
+        protected void Clear()
+        {
+            _context = null;
+            _ownerEvent = null;
+            Error = null;
+        }
+
+        /// <summary>The owner took its own job back: run it on this thread (in the fork's context if <c>first</c> changed it).</summary>
+        public void RunByOwner()
+        {
+            ExecutionContext? context = _context;
+            if (context is null || ReferenceEquals(context, ExecutionContext.Capture()))
+            {
+                InvokeAndRecord();
+            }
+            else
+            {
+                ExecutionContext.Run(context, s_invoke, this);
+            }
+        }
+
+        /// <summary>A thief (or an off-worker fork's task) runs the job, then signals the owner. Never throws.</summary>
+        public void RunStolen()
+        {
+            RunByOwner(); // the same context rule: run in the fork's context
+            ManualResetEventSlim? ownerEvent = _ownerEvent; // read before done: the owner may reuse the job after it
+            Interlocked.Exchange(ref _done, 1); // full fence: pairs with WaitSlice's exchange of _waiting
+            if (ownerEvent is not null && Volatile.Read(ref _waiting) != 0)
+            {
+                ownerEvent.Set(); // may be spurious if the job was reused meanwhile: waiters re-check their own job
+            }
+        }
+
+        /// <summary>Owner: blocks up to about a millisecond, or until a thief finished this job.</summary>
+        public void WaitSlice(ManualResetEventSlim joinEvent)
+        {
+            joinEvent.Reset();
+            Interlocked.Exchange(ref _waiting, 1); // full fence: pairs with RunStolen's exchange of _done
+            if (!IsDone)
+            {
+                joinEvent.Wait(1);
+            }
+        }
+
+        private void InvokeAndRecord()
+        {
+            try
+            {
+                Invoke();
+            }
+            catch (Exception e)
+            {
+                Error = ExceptionDispatchInfo.Capture(e);
+            }
+        }
+
+        protected abstract void Invoke();
+    }
+
+    /// <summary>A forked <c>Func&lt;TState, TResult&gt;</c>, pooled per thread and closed generic type.</summary>
+    private sealed class ForkJob<TState, TResult> : ForkJob
+    {
+        [ThreadStatic]
+        private static ForkJob<TState, TResult>? t_free;
+
+        private ForkJob<TState, TResult>? _next;
+        private TState _state = default!;
+        private Func<TState, TResult>? _body;
+
+        /// <summary>The body's result (default when it threw).</summary>
+        public TResult Result = default!;
+
+        public static ForkJob<TState, TResult> Rent(TState state, Func<TState, TResult> body, Worker owner)
+        {
+            ForkJob<TState, TResult>? job = t_free;
+            if (job is null)
+            {
+                job = new ForkJob<TState, TResult>();
+            }
+            else
+            {
+                t_free = job._next;
+                job._next = null;
+            }
+
+            job.Init(state, body, owner);
+            return job;
+        }
+
+        public void Init(TState state, Func<TState, TResult> body, Worker? owner)
+        {
+            _state = state;
+            _body = body;
+            Result = default!;
+            Prepare(owner);
+        }
+
+        /// <summary>Owner, after reading the result: back to this thread's pool, references cleared for the GC.</summary>
+        public void Return()
+        {
+            _state = default!;
+            _body = null;
+            Result = default!;
+            Clear();
+            _next = t_free;
+            t_free = this;
+        }
+
+        protected override void Invoke() => Result = _body!(_state);
+    }
+}
