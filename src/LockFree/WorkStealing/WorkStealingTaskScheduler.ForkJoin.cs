@@ -8,12 +8,12 @@ namespace LockFree;
 //
 // Why: a Task costs about 70-170 ns to create, queue and run (measured: docs/work-stealing.md, "the task floor"), and
 // allocates. In fine-grained divide and conquer that floor, not the scheduling, bounds the speed-up of any scheduler
-// that runs Tasks. ForkJoin(state, first, second) forks `second` as a pooled job (no Task, no allocation in steady
+// that runs Tasks. ForkJoin(state, first, second) forks `second` as a cached job (no Task, no allocation in steady
 // state), runs `first` on the calling worker, and joins.
 //
 // Each worker owns a second Chase-Lev deque, ForkDeque, of jobs (separate from the Task deque, so every Task path and
 // the deque's Task contract are untouched). Owner side, in ForkJoin:
-//   rent a job from this thread's pool; fill it; push it on ForkDeque (release store of bottom); NotifyWork (full
+//   take the worker's cached job for this nesting depth (or create one); fill it; push it on ForkDeque (release store of bottom); NotifyWork (full
 //   fence, then wake a parked worker if nobody is searching: the scheduler's no-lost-wake-up protocol);
 //   run first(state) here;
 //   pop ForkDeque: our job is at the bottom unless a thief took it (every ForkJoin nested in `first` popped or waited
@@ -39,6 +39,9 @@ namespace LockFree;
 // Off this scheduler's workers, the fork is queued as a Task (one allocation) and the join is a blocking wait.
 public sealed partial class WorkStealingTaskScheduler
 {
+    /// <summary>Nesting depths of ForkJoin per worker with a cached job (deeper forks allocate their job).</summary>
+    private const int MaxCachedForkDepth = 64;
+
     /// <summary>
     /// Runs <paramref name="first"/> and <paramref name="second"/>, potentially in parallel, and returns both results:
     /// the fork-join primitive of Cilk and Rayon. <paramref name="first"/> runs on the calling thread;
@@ -81,7 +84,9 @@ public sealed partial class WorkStealingTaskScheduler
             return ForkJoinOffWorker(state, first, second);
         }
 
-        ForkJob<TState, TSecond> job = ForkJob<TState, TSecond>.Rent(state, second, worker);
+        int depth = worker.ForkDepth++;
+        ForkJob<TState, TSecond> job = ForkJob<TState, TSecond>.Rent(worker, depth);
+        job.Init(state, second, worker);
         worker.Forked++; // plain: only the owner writes its counters
         worker.ForkDeque.Push(job);
         NotifyWork();
@@ -98,9 +103,10 @@ public sealed partial class WorkStealingTaskScheduler
         }
 
         JoinFork(worker, job);
+        worker.ForkDepth = depth;
         TSecond secondResult = job.Result;
         ExceptionDispatchInfo? secondError = job.Error;
-        job.Return();
+        job.Reset();
         ThrowIfFailed(firstError, secondError);
         return (firstResult, secondResult);
     }
@@ -340,22 +346,40 @@ public sealed partial class WorkStealingTaskScheduler
 
         public bool IsDone => Volatile.Read(ref _done) != 0; // acquire: pairs with the thief's exchange
 
-        /// <summary>Owner, before publishing: a fresh incarnation (the push's release store publishes these writes).</summary>
+        /// <summary>
+        /// Owner, before publishing: a fresh incarnation (the push's release store publishes these writes). Reference
+        /// fields are stored only when they change (a pooled job keeps its owner and usually its body and context), so
+        /// the common fork pays no GC write barrier for them.
+        /// </summary>
         protected void Prepare(Worker? owner)
         {
-            _context = ExecutionContext.Capture();
-            _ownerEvent = owner?.JoinEvent;
+            ExecutionContext? context = ExecutionContext.Capture();
+            if (!ReferenceEquals(_context, context))
+            {
+                _context = context;
+            }
+
+            ManualResetEventSlim? ownerEvent = owner?.JoinEvent;
+            if (!ReferenceEquals(_ownerEvent, ownerEvent))
+            {
+                _ownerEvent = ownerEvent;
+            }
+
             _done = 0;
             _waiting = 0;
-            Error = null;
         }
 
-        /// <summary>Owner, before pooling the job again.</summary>
-        protected void Clear()
+        /// <summary>
+        /// Owner, after reading the outcome: drops the exception. The captured context stays (usually the next fork's
+        /// too, so storing it again costs no write barrier): a cached job keeps its last fork's context reachable until
+        /// the next fork at its depth on its worker, at most one per depth and worker.
+        /// </summary>
+        protected void ClearAfterUse()
         {
-            _context = null;
-            _ownerEvent = null;
-            Error = null;
+            if (Error is not null)
+            {
+                Error = null;
+            }
         }
 
         /// <summary>The owner took its own job back: run it on this thread (in the fork's context if <c>first</c> changed it).</summary>
@@ -410,53 +434,71 @@ public sealed partial class WorkStealingTaskScheduler
         protected abstract void Invoke();
     }
 
-    /// <summary>A forked <c>Func&lt;TState, TResult&gt;</c>, pooled per thread and closed generic type.</summary>
+    /// <summary>
+    /// A forked <c>Func&lt;TState, TResult&gt;</c>. On a worker, jobs are cached per worker and nesting depth
+    /// (<see cref="Worker.ForkJobs"/>): the job at a depth is done before the next fork at that depth, so one object per
+    /// depth and type is reused without a thread static (a generic class's thread static is reached through a helper
+    /// call in shared generic code).
+    /// </summary>
     private sealed class ForkJob<TState, TResult> : ForkJob
     {
-        [ThreadStatic]
-        private static ForkJob<TState, TResult>? t_free;
-
-        private ForkJob<TState, TResult>? _next;
         private TState _state = default!;
         private Func<TState, TResult>? _body;
 
         /// <summary>The body's result (default when it threw).</summary>
         public TResult Result = default!;
 
-        public static ForkJob<TState, TResult> Rent(TState state, Func<TState, TResult> body, Worker owner)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ForkJob<TState, TResult> Rent(Worker owner, int depth)
         {
-            ForkJob<TState, TResult>? job = t_free;
-            if (job is null)
+            ForkJob?[] cache = owner.ForkJobs;
+            if ((uint)depth < (uint)cache.Length && cache[depth] is ForkJob<TState, TResult> cached)
             {
-                job = new ForkJob<TState, TResult>();
-            }
-            else
-            {
-                t_free = job._next;
-                job._next = null;
+                return cached;
             }
 
-            job.Init(state, body, owner);
+            return Create(cache, depth);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static ForkJob<TState, TResult> Create(ForkJob?[] cache, int depth)
+        {
+            var job = new ForkJob<TState, TResult>();
+            if ((uint)depth < (uint)cache.Length)
+            {
+                cache[depth] = job; // replaces a job of another type at this depth (the caller's shape changed)
+            }
+
             return job;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Init(TState state, Func<TState, TResult> body, Worker? owner)
         {
             _state = state;
-            _body = body;
-            Result = default!;
+            if (!ReferenceEquals(_body, body))
+            {
+                _body = body;
+            }
+
             Prepare(owner);
         }
 
-        /// <summary>Owner, after reading the result: back to this thread's pool, references cleared for the GC.</summary>
-        public void Return()
+        /// <summary>Owner, after reading the outcome: the state and result are cleared when they hold references (for the GC).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Reset()
         {
-            _state = default!;
-            _body = null;
-            Result = default!;
-            Clear();
-            _next = t_free;
-            t_free = this;
+            if (RuntimeHelpers.IsReferenceOrContainsReferences<TState>())
+            {
+                _state = default!;
+            }
+
+            if (RuntimeHelpers.IsReferenceOrContainsReferences<TResult>())
+            {
+                Result = default!;
+            }
+
+            ClearAfterUse();
         }
 
         protected override void Invoke() => Result = _body!(_state);

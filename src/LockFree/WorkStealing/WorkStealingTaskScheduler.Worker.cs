@@ -387,6 +387,7 @@ public sealed partial class WorkStealingTaskScheduler
         // stolen job (ForkJoin.cs). Empty whenever the owner is not inside a ForkJoin call.
         public readonly WorkStealingDeque<ForkJob> ForkDeque = new(16);
         public readonly ManualResetEventSlim JoinEvent = new(false, spinCount: 1);
+        public readonly ForkJob?[] ForkJobs = new ForkJob?[MaxCachedForkDepth]; // owner only: a reusable job per nesting depth
         public Thread? Thread;
 
         // Shared: the LIFO slot, accessed only with Interlocked (owner, thieves, TryDequeue, inlining).
@@ -401,6 +402,7 @@ public sealed partial class WorkStealingTaskScheduler
         public bool Searching;
         public int LifoRuns;
         public int JoinDepth;
+        public int ForkDepth;
         public int UntilInjectionCheck;
         public bool SpillTurn;
         private uint _random = (uint)(index * 0x9E3779B9) | 1;

@@ -278,6 +278,53 @@ public sealed class WorkStealingForkJoinTests
     }
 
     [Fact]
+    public void ForkJoin_NestedDeeperThanTheJobCache_IsExact()
+    {
+        // A linear chain 200 forks deep: past the 64 cached depths, jobs are created per fork.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(() => Chain(scheduler, 200), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal(200 * 201 / 2, root.Result);
+        Assert.Equal(200, scheduler.Statistics.Forked);
+    }
+
+    [Fact]
+    public void ForkJoin_DifferentShapesAtOneDepth_EachGetsItsOwnJob()
+    {
+        // The cached job at a depth is replaced when the call's types change; results never mix.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                for (int i = 0; i < 100; i++)
+                {
+                    (int a, string b) = scheduler.ForkJoin(i, static s => s + 1, static s => $"s{s}");
+                    (int c, long d) = scheduler.ForkJoin(i, static s => s + 2, static s => (long)s * 3);
+                    if (a != i + 1 || b != $"s{i}" || c != i + 2 || d != 3L * i)
+                    {
+                        return $"round {i}: {a} {b} {c} {d}";
+                    }
+                }
+
+                return "ok";
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal("ok", root.Result);
+    }
+
+    private static int Chain(WorkStealingTaskScheduler scheduler, int n)
+    {
+        if (n == 0)
+        {
+            return 0;
+        }
+
+        (int rest, int self) = scheduler.ForkJoin((N: n, S: scheduler), static s => Chain(s.S, s.N - 1), static s => s.N);
+        return rest + self;
+    }
+
+    [Fact]
     public void ForkJoin_AfterDispose_FromOutside_ThrowsObjectDisposed()
     {
         var scheduler = new WorkStealingTaskScheduler(1);
