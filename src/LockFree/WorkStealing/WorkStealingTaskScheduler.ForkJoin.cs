@@ -91,16 +91,7 @@ public sealed partial class WorkStealingTaskScheduler
         worker.ForkDeque.Push(job);
         NotifyWork();
 
-        TFirst firstResult = default!;
-        Exception? firstError = null;
-        try
-        {
-            firstResult = first(state);
-        }
-        catch (Exception e)
-        {
-            firstError = e;
-        }
+        TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
         JoinFork(worker, job);
         worker.ForkDepth = depth;
@@ -293,22 +284,29 @@ public sealed partial class WorkStealingTaskScheduler
         job.Init(state, second, owner: null);
         Task forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
 
-        TFirst firstResult = default!;
-        Exception? firstError = null;
-        try
-        {
-            firstResult = first(state);
-        }
-        catch (Exception e)
-        {
-            firstError = e;
-        }
+        TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
         // RunStolen never throws (it records the exception in the job), so the task cannot fault. It can still be
         // left unrun if Dispose began after StartNew: then the drain runs it, since it was queued before the gate closed.
         forked.Wait();
         ThrowIfFailed(firstError, job.Error);
         return (firstResult, job.Result);
+    }
+
+    /// <summary>Runs the caller's half; an exception is kept for after the join (both halves always complete).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TFirst RunFirst<TState, TFirst>(Func<TState, TFirst> first, TState state, out Exception? error)
+    {
+        try
+        {
+            error = null;
+            return first(state);
+        }
+        catch (Exception e)
+        {
+            error = e;
+            return default!;
+        }
     }
 
     private static void ThrowIfFailed(Exception? firstError, ExceptionDispatchInfo? secondError)
