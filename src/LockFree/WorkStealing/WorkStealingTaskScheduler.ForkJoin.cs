@@ -33,8 +33,10 @@ namespace LockFree;
 // read only causes a spurious Set, which every waiter tolerates by re-checking its own job); the event reference is
 // read before the exchange.
 //
-// Context: each job captures the ExecutionContext when forked and runs in it wherever it runs (on the owner only when
-// `first` changed the current context), as a Task would. Exceptions: both halves always run to completion; one
+// Context: each job captures the ExecutionContext when forked and runs in it wherever it runs (switching to it only
+// when the running thread's context differs, e.g. `first` changed it), as a Task would; what the job does to the
+// context is undone when it returns (a Restore when it ran without a switch), so nothing leaks into the owner after
+// the join or into a thief's later work. Exceptions: both halves always run to completion; one
 // exception is rethrown as it was (ExceptionDispatchInfo), two are thrown together in an AggregateException.
 // Off this scheduler's workers, the fork is queued as a Task (one allocation) and the join is a blocking wait.
 public sealed partial class WorkStealingTaskScheduler
@@ -68,7 +70,9 @@ public sealed partial class WorkStealingTaskScheduler
     /// </para>
     /// <para>
     /// Each half runs in the <see cref="ExecutionContext"/> current when <see cref="ForkJoin{TState, TFirst, TSecond}"/>
-    /// was called (AsyncLocal values flow as they do into a Task). Both halves always run to completion.
+    /// was called (AsyncLocal values flow as they do into a Task). As with a Task, AsyncLocal values that
+    /// <paramref name="second"/> sets do not flow back to the caller; <paramref name="first"/> runs as an ordinary
+    /// call on the calling thread, so its changes remain in effect. Both halves always run to completion.
     /// </para>
     /// </remarks>
     public (TFirst First, TSecond Second) ForkJoin<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
@@ -358,13 +362,29 @@ public sealed partial class WorkStealingTaskScheduler
             Error = null;
         }
 
-        /// <summary>The owner took its own job back: run it on this thread (in the fork's context if <c>first</c> changed it).</summary>
+        /// <summary>
+        /// The owner took its own job back: run it on this thread in the fork's context (switching only if <c>first</c>
+        /// changed it), and leave this thread's context as it found it, as a Task does.
+        /// </summary>
         public void RunByOwner()
         {
             ExecutionContext? context = _context;
-            if (context is null || ReferenceEquals(context, ExecutionContext.Capture()))
+            if (context is null)
+            {
+                InvokeAndRecord(); // flow was suppressed at the fork: run in this thread's context, as a Task does
+            }
+            else if (ReferenceEquals(context, ExecutionContext.Capture()))
             {
                 InvokeAndRecord();
+
+                // The body may have set AsyncLocals (or suppressed flow): undo it, as ExecutionContext.Run would, so that
+                // nothing leaks into the caller after the join (or into a thief's later work) and a fork behaves the
+                // same whether it was taken back or stolen. (Found by ForkJoin_TakenBackSecondSetsAnAsyncLocal_
+                // TheCallerDoesNotSeeIt and ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.)
+                if (!ReferenceEquals(context, ExecutionContext.Capture()))
+                {
+                    ExecutionContext.Restore(context);
+                }
             }
             else
             {
