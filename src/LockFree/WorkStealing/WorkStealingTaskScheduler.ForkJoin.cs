@@ -38,7 +38,8 @@ namespace LockFree;
 // context is undone when it returns (a Restore when it ran without a switch), so nothing leaks into the owner after
 // the join or into a thief's later work. Exceptions: both halves always run to completion; one
 // exception is rethrown as it was (ExceptionDispatchInfo), two are thrown together in an AggregateException.
-// Off this scheduler's workers, the fork is queued as a Task (one allocation) and the join is a blocking wait.
+// Off this scheduler's workers, the fork is queued as a Task (one allocation); the join takes it back and runs it on
+// the caller when no worker has started it yet, and otherwise blocks until it finished.
 public sealed partial class WorkStealingTaskScheduler
 {
     /// <summary>
@@ -57,7 +58,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="second">The half forked for other workers to take.</param>
     /// <returns>Both results.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both functions threw: the two exceptions, first's first. When only one throws, its exception is rethrown unwrapped, after the other half finished.</exception>
     /// <remarks>
     /// <para>
@@ -65,8 +66,8 @@ public sealed partial class WorkStealingTaskScheduler
     /// scheduler (its own queued tasks, then forks and tasks stolen from other workers), spins briefly, and then
     /// waits in 1 ms slices, looking for work between them. As with <see cref="Join(Task)"/>, this suits fork-join
     /// code, where work only waits for work it forked. Called from any other thread (including workers of another
-    /// scheduler), the second half is queued to this scheduler as a <see cref="Task"/> and the caller blocks until
-    /// it finished.
+    /// scheduler), the second half is queued to this scheduler as a <see cref="Task"/>; when <paramref name="first"/>
+    /// returns, the caller runs it itself if no worker has started it yet, and otherwise blocks until it finished.
     /// </para>
     /// <para>
     /// Each half runs in the <see cref="ExecutionContext"/> current when <see cref="ForkJoin{TState, TFirst, TSecond}"/>
@@ -118,7 +119,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="first">The half run on the calling thread.</param>
     /// <param name="second">The half forked for other workers to take.</param>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
     public void ForkJoin<TState>(TState state, Action<TState> first, Action<TState> second)
     {
@@ -146,7 +147,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="first">The half run on the calling thread.</param>
     /// <param name="second">The half forked for other workers to take.</param>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
     public void ForkJoin(Action first, Action second)
     {
@@ -282,7 +283,9 @@ public sealed partial class WorkStealingTaskScheduler
 
     private (TFirst First, TSecond Second) ForkJoinOffWorker<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
     {
-        if (Volatile.Read(ref _disposeStarted) != 0)
+        // Our own threads (LongRunning tasks, the disposing thread running stragglers) may queue work while Dispose
+        // drains, as QueueTask accepts from them; so they may fork too.
+        if (Volatile.Read(ref _disposeStarted) != 0 && !IsOwnThread)
         {
             throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler));
         }
@@ -302,9 +305,23 @@ public sealed partial class WorkStealingTaskScheduler
             firstError = e;
         }
 
-        // RunStolen never throws (it records the exception in the job), so the task cannot fault. It can still be
-        // left unrun if Dispose began after StartNew: then the drain runs it, since it was queued before the gate closed.
-        forked.Wait();
+        // Take the fork back when no worker has started it (TryExecuteTask claims the task atomically; the stale queue
+        // entry is skipped later), as a worker takes its job back and as Task.Wait inlines a pool task. Blocking on it
+        // instead can wait forever: for a worker busy waiting for this caller, for a worker of another scheduler that
+        // forks into ours the same way, or, on our own thread late in Dispose, for workers that have already left.
+        // (Found by ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt,
+        // ForkJoin_TwoSchedulersForkIntoEachOtherFromBusyWorkers_NoDeadlock and
+        // ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves.) A worker that started it runs it to the end:
+        // then wait. RunStolen never throws (it records the exception in the job), so the task cannot fault.
+        if (TryExecuteTask(forked))
+        {
+            Interlocked.Increment(ref _sharedExecuted);
+        }
+        else
+        {
+            forked.Wait();
+        }
+
         ThrowIfFailed(firstError, job.Error);
         return (firstResult, job.Result);
     }

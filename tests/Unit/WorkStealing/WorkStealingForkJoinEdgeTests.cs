@@ -74,4 +74,130 @@ public sealed class WorkStealingForkJoinEdgeTests
         Assert.Equal(root.Result.Thief1, root.Result.Thief2); // the only other worker stole both
         Assert.Equal(0, root.Result.Seen);
     }
+
+    [Fact]
+    public void ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt()
+    {
+        // The only worker is busy until second has run. Off the workers the join used to block on a task no worker
+        // could start; the caller must take its fork back, as a worker does (and as Task.Wait inlines a pool task).
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        using var secondRan = new ManualResetEventSlim(false);
+        using var busy = new ManualResetEventSlim(false);
+        var blocker = Task.Factory.StartNew(
+            () =>
+            {
+                busy.Set();
+                return secondRan.Wait(TimeSpan.FromSeconds(5)); // bounded: without the fix this times out
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(busy.Wait(Generous));
+        int caller = Environment.CurrentManagedThreadId;
+        (int first, int second) = scheduler.ForkJoin(
+            secondRan,
+            static _ => Environment.CurrentManagedThreadId,
+            static ran =>
+            {
+                ran.Set();
+                return Environment.CurrentManagedThreadId;
+            });
+        Assert.True(blocker.Wait(Generous));
+        Assert.True(blocker.Result, "the fork only ran after the worker gave up waiting for it");
+        Assert.Equal(caller, first);
+        Assert.Equal(caller, second);
+        WorkStealingTaskSchedulerStatistics stats = scheduler.Statistics;
+        Assert.Equal(stats.Queued, stats.Executed); // the fork's task counts as run (by the caller), once
+    }
+
+    [Fact]
+    public void ForkJoin_TwoSchedulersForkIntoEachOtherFromBusyWorkers_NoDeadlock()
+    {
+        // Each scheduler's only worker runs a task that forks into the other scheduler: each caller is off the other
+        // scheduler's workers, and the only worker that could run its fork is the other caller. Both must finish.
+        // (Without the fix both block forever; the schedulers are then left undisposed, so the test fails, not hangs.)
+        var a = new WorkStealingTaskScheduler(1);
+        var b = new WorkStealingTaskScheduler(1);
+        using var bothRunning = new Barrier(2);
+        Task<int> Cross(WorkStealingTaskScheduler on, WorkStealingTaskScheduler into) => Task.Factory.StartNew(
+            () =>
+            {
+                bothRunning.SignalAndWait(Generous);
+                (int x, int y) = into.ForkJoin(20, static s => s + 1, static s => s + 2);
+                return x + y;
+            },
+            CancellationToken.None, TaskCreationOptions.None, on);
+        Task<int> ab = Cross(a, b);
+        Task<int> ba = Cross(b, a);
+        Assert.True(Task.WaitAll([ab, ba], TimeSpan.FromSeconds(10)), "two workers each wait for a fork only the other could run");
+        Assert.Equal(43, ab.Result);
+        Assert.Equal(43, ba.Result);
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [Fact]
+    public void ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves()
+    {
+        // A LongRunning task may queue work while Dispose drains (its thread is one of the scheduler's), so it may fork
+        // too. The second one forks after the workers may already have left: its caller must then run the fork itself.
+        var scheduler = new WorkStealingTaskScheduler(1);
+        using var gate = new ManualResetEventSlim(false);
+        var results = new (int, int)[2];
+        var errors = new Exception?[2];
+        Task.Factory.StartNew(
+            () =>
+            {
+                gate.Wait(Generous);
+                results[0] = ForkOrRecord(scheduler, 0, errors);
+                Task.Factory.StartNew(
+                    () =>
+                    {
+                        Thread.Sleep(30); // likely after the workers left: the drain then joins this thread before stragglers
+                        results[1] = ForkOrRecord(scheduler, 1, errors);
+                    },
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+            },
+            CancellationToken.None, TaskCreationOptions.LongRunning, scheduler);
+
+        var disposer = new Thread(scheduler.Dispose) { IsBackground = true };
+        disposer.Start();
+        var deadline = DateTime.UtcNow + Generous;
+        while (!DisposeStarted(scheduler) && DateTime.UtcNow < deadline)
+        {
+            Thread.Yield();
+        }
+
+        gate.Set();
+        Assert.True(disposer.Join(TimeSpan.FromSeconds(10)), "Dispose never finished: a fork made while draining was never run");
+        Assert.Null(errors[0]);
+        Assert.Null(errors[1]);
+        Assert.Equal((1, 2), results[0]);
+        Assert.Equal((2, 3), results[1]);
+    }
+
+    private static (int, int) ForkOrRecord(WorkStealingTaskScheduler scheduler, int index, Exception?[] errors)
+    {
+        try
+        {
+            return scheduler.ForkJoin(index, static s => s + 1, static s => s + 2);
+        }
+        catch (Exception e)
+        {
+            errors[index] = e;
+            return default;
+        }
+    }
+
+    /// <summary>Dispose began: an outside ForkJoin is refused.</summary>
+    private static bool DisposeStarted(WorkStealingTaskScheduler scheduler)
+    {
+        try
+        {
+            scheduler.ForkJoin(0, static s => s, static s => s);
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+    }
 }
