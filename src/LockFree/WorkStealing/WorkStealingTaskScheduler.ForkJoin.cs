@@ -292,7 +292,18 @@ public sealed partial class WorkStealingTaskScheduler
 
         var job = new ForkJob<TState, TSecond>();
         job.Init(state, second, owner: null);
-        Task forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+        Task forked;
+        try
+        {
+            forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+        }
+        catch (TaskSchedulerException e) when (e.InnerException is ObjectDisposedException disposed)
+        {
+            // Dispose closed the gate between the check above and QueueTask: report it as the check would have, not
+            // wrapped the way Task.Start wraps it. (Found by ForkJoin_DisposeRacesOutsideCallers_OnlyObjectDisposedException.)
+            ExceptionDispatchInfo.Throw(disposed);
+            throw;
+        }
 
         TFirst firstResult = default!;
         Exception? firstError = null;

@@ -174,6 +174,52 @@ public sealed class WorkStealingForkJoinEdgeTests
         Assert.Equal((2, 3), results[1]);
     }
 
+    [Fact]
+    public void ForkJoin_DisposeRacesOutsideCallers_OnlyObjectDisposedException()
+    {
+        // An outside ForkJoin that passes the disposed check just before Dispose closes the gate must still report
+        // ObjectDisposedException (not the TaskSchedulerException that Task.Start wraps around it).
+        for (int round = 0; round < 200; round++)
+        {
+            var scheduler = new WorkStealingTaskScheduler(1);
+            var failures = new Exception?[2];
+            using var go = new ManualResetEventSlim(false);
+            var callers = new Thread[2];
+            for (int c = 0; c < callers.Length; c++)
+            {
+                int index = c;
+                callers[c] = new Thread(() =>
+                {
+                    go.Wait(Generous);
+                    var until = DateTime.UtcNow + Generous;
+                    while (DateTime.UtcNow < until)
+                    {
+                        try
+                        {
+                            scheduler.ForkJoin(0, static s => s, static s => s);
+                        }
+                        catch (Exception e)
+                        {
+                            failures[index] = e;
+                            return;
+                        }
+                    }
+                }) { IsBackground = true };
+                callers[c].Start();
+            }
+
+            go.Set();
+            Thread.SpinWait(round * 20);
+            scheduler.Dispose();
+            foreach (Thread caller in callers)
+            {
+                Assert.True(caller.Join(Generous));
+            }
+
+            Assert.All(failures, e => Assert.IsType<ObjectDisposedException>(e));
+        }
+    }
+
     private static (int, int) ForkOrRecord(WorkStealingTaskScheduler scheduler, int index, Exception?[] errors)
     {
         try
