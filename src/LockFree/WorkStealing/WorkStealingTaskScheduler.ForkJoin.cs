@@ -75,6 +75,12 @@ public sealed partial class WorkStealingTaskScheduler
     /// <paramref name="second"/> sets do not flow back to the caller; <paramref name="first"/> runs as an ordinary
     /// call on the calling thread, so its changes remain in effect. Both halves always run to completion.
     /// </para>
+    /// <para>
+    /// The halves are not tasks: inside them <see cref="TaskScheduler.Current"/>, <see cref="Task.CurrentId"/> and the
+    /// parent of an <see cref="TaskCreationOptions.AttachedToParent"/> task are those of whatever the running thread
+    /// executes, and depend on who ran the half (a half stolen by an idle worker sees
+    /// <see cref="TaskScheduler.Default"/>). Name this scheduler explicitly when a half queues tasks or continuations.
+    /// </para>
     /// </remarks>
     public (TFirst First, TSecond Second) ForkJoin<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
     {
