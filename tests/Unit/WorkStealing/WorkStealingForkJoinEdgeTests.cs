@@ -76,6 +76,71 @@ public sealed class WorkStealingForkJoinEdgeTests
     }
 
     [Fact]
+    public void ForkJoin_StolenFlowSuppressedSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt()
+    {
+        // As above, but both forks are made with flow suppressed: they capture no context and run in the thief's own,
+        // which the fork's restore cannot protect. The worker loop must clean its thread's context after each piece of
+        // work, as the thread pool's dispatch loop does.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        Task<(int Thief1, int Thief2, int Seen)> root;
+        using (ExecutionContext.SuppressFlow())
+        {
+            root = Task.Factory.StartNew(
+                () =>
+                {
+                    using AsyncFlowControl noFlow = ExecutionContext.SuppressFlow();
+                    (_, int thief1) = scheduler.ForkJoin(
+                        new ManualResetEventSlim(false),
+                        static ran => ran.Wait(Generous),
+                        static ran =>
+                        {
+                            Flow.Value = 42;
+                            ran.Set();
+                            return Environment.CurrentManagedThreadId;
+                        });
+                    (_, (int Thread, int Seen) second) = scheduler.ForkJoin(
+                        new ManualResetEventSlim(false),
+                        static ran => ran.Wait(Generous),
+                        static ran =>
+                        {
+                            int seen = Flow.Value;
+                            ran.Set();
+                            return (Environment.CurrentManagedThreadId, seen);
+                        });
+                    return (thief1, second.Thread, second.Seen);
+                },
+                CancellationToken.None, TaskCreationOptions.None, scheduler);
+        }
+
+        Assert.True(root.Wait(Generous));
+        Assert.Equal(root.Result.Thief1, root.Result.Thief2);
+        Assert.Equal(0, root.Result.Seen);
+    }
+
+    [Fact]
+    public void Worker_FlowSuppressedTaskLeavesContextBehind_TheNextTaskOnThatWorkerDoesNotSeeIt()
+    {
+        // The same for tasks: one worker runs both; the second must not inherit what the first left on the thread
+        // (an AsyncLocal value, or a SynchronizationContext that its awaits would then post to).
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        Task<(int Flow, bool SyncContext)> second;
+        using (ExecutionContext.SuppressFlow())
+        {
+            Task.Factory.StartNew(
+                static () =>
+                {
+                    Flow.Value = 42;
+                    SynchronizationContext.SetSynchronizationContext(new SynchronizationContext());
+                },
+                CancellationToken.None, TaskCreationOptions.None, scheduler);
+            second = Task.Factory.StartNew(static () => (Flow.Value, SynchronizationContext.Current is not null), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        }
+
+        Assert.True(second.Wait(Generous));
+        Assert.Equal((0, false), second.Result);
+    }
+
+    [Fact]
     public void ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt()
     {
         // The only worker is busy until second has run. Off the workers the join used to block on a task no worker
