@@ -185,6 +185,8 @@ public sealed partial class WorkStealingTaskScheduler
     {
         int idleRounds = 0;
         var spinner = new SpinWait();
+        ExecutionContext? context = ExecutionContext.Capture();
+        SynchronizationContext? sync = SynchronizationContext.Current;
         worker.JoinDepth++;
         try
         {
@@ -192,6 +194,7 @@ public sealed partial class WorkStealingTaskScheduler
             {
                 if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
                 {
+                    RestoreAfterHelping(context, sync);
                     idleRounds = 0;
                     spinner.Reset();
                     continue;

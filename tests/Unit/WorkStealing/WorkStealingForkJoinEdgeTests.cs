@@ -141,6 +141,75 @@ public sealed class WorkStealingForkJoinEdgeTests
     }
 
     [Fact]
+    public void ForkJoin_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext()
+    {
+        // The owner's fork is stolen (second waits for the helper task below), so the owner helps: it runs the task that
+        // first queued with flow suppressed, which runs in the owner's own context and leaves an AsyncLocal value and a
+        // SynchronizationContext behind. Unrelated work run while helping must not change the caller's context.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                Flow.Value = 1;
+                var secondStarted = new ManualResetEventSlim(false);
+                var helperRan = new ManualResetEventSlim(false);
+                scheduler.ForkJoin(
+                    (SecondStarted: secondStarted, HelperRan: helperRan, Scheduler: scheduler),
+                    static s =>
+                    {
+                        s.SecondStarted.Wait(Generous); // the other worker stole second
+                        using (ExecutionContext.SuppressFlow())
+                        {
+                            Task.Factory.StartNew(() => LeaveContextBehind(s.HelperRan), CancellationToken.None, TaskCreationOptions.None, s.Scheduler);
+                        }
+
+                        return 0;
+                    },
+                    static s =>
+                    {
+                        s.SecondStarted.Set();
+                        return s.HelperRan.Wait(Generous); // done only once the owner ran the helper task
+                    });
+                return (Flow.Value, SynchronizationContext.Current is null, helperRan.IsSet);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((1, true, true), root.Result);
+    }
+
+    [Fact]
+    public void Join_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext()
+    {
+        // The same for Join: the joined task runs on the other worker until the joiner has run the helper task.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                Flow.Value = 1;
+                var started = new ManualResetEventSlim(false);
+                var helperRan = new ManualResetEventSlim(false);
+                Task<bool> joined = Task.Factory.StartNew(
+                    () =>
+                    {
+                        started.Set();
+                        return helperRan.Wait(Generous);
+                    },
+                    CancellationToken.None, TaskCreationOptions.None, scheduler);
+                started.Wait(Generous); // the other worker took it
+                using (ExecutionContext.SuppressFlow())
+                {
+                    Task.Factory.StartNew(() => LeaveContextBehind(helperRan), CancellationToken.None, TaskCreationOptions.None, scheduler);
+                }
+
+                bool ok = scheduler.Join(joined);
+                return (Flow.Value, SynchronizationContext.Current is null, ok);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((1, true, true), root.Result);
+    }
+
+    [Fact]
     public void ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt()
     {
         // The only worker is busy until second has run. Off the workers the join used to block on a task no worker
@@ -283,6 +352,13 @@ public sealed class WorkStealingForkJoinEdgeTests
 
             Assert.All(failures, e => Assert.IsType<ObjectDisposedException>(e));
         }
+    }
+
+    private static void LeaveContextBehind(ManualResetEventSlim ran)
+    {
+        Flow.Value = 99;
+        SynchronizationContext.SetSynchronizationContext(new SynchronizationContext());
+        ran.Set();
     }
 
     private static (int, int) ForkOrRecord(WorkStealingTaskScheduler scheduler, int index, Exception?[] errors)
