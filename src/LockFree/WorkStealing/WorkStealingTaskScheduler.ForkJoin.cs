@@ -412,15 +412,22 @@ public sealed partial class WorkStealingTaskScheduler
             }
             else if (ReferenceEquals(context, ExecutionContext.Capture()))
             {
+                SynchronizationContext? sync = SynchronizationContext.Current;
                 InvokeAndRecord();
 
-                // The body may have set AsyncLocals (or suppressed flow): undo it, as ExecutionContext.Run would, so that
-                // nothing leaks into the caller after the join (or into a thief's later work) and a fork behaves the
-                // same whether it was taken back or stolen. (Found by ForkJoin_TakenBackSecondSetsAnAsyncLocal_
-                // TheCallerDoesNotSeeIt and ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.)
+                // The body may have set AsyncLocals (or suppressed flow, or installed a SynchronizationContext): undo it,
+                // as ExecutionContext.Run would, so that nothing leaks into the caller after the join (or into a thief's
+                // later work) and a fork behaves the same whether it was taken back or stolen. (Found by
+                // ForkJoin_TakenBackSecondSetsAnAsyncLocal_TheCallerDoesNotSeeIt and
+                // ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.)
                 if (!ReferenceEquals(context, ExecutionContext.Capture()))
                 {
                     ExecutionContext.Restore(context);
+                }
+
+                if (!ReferenceEquals(SynchronizationContext.Current, sync))
+                {
+                    SynchronizationContext.SetSynchronizationContext(sync);
                 }
             }
             else

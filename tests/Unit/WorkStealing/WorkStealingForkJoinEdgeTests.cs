@@ -25,11 +25,13 @@ public sealed class WorkStealingForkJoinEdgeTests
             {
                 Flow.Value = 1;
                 scheduler.ForkJoin(0, static _ => 0, static _ => Flow.Value = 2);
-                return Flow.Value;
+                int flow = Flow.Value;
+                scheduler.ForkJoin(0, static _ => { }, static _ => SynchronizationContext.SetSynchronizationContext(new SynchronizationContext()));
+                return (flow, SynchronizationContext.Current is null);
             },
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(root.Wait(Generous));
-        Assert.Equal(1, root.Result);
+        Assert.Equal((1, true), root.Result);
     }
 
     [Fact]
