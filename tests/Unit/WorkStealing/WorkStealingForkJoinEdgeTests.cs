@@ -311,6 +311,56 @@ public sealed class WorkStealingForkJoinEdgeTests
     }
 
     [Fact]
+    public void Dispose_StragglerRunOnTheDisposingThread_LeavesItsContextAlone()
+    {
+        // A straggler (queued by a LongRunning task after the only worker left) runs on the thread that called Dispose.
+        // Made with flow suppressed, it runs in that thread's context: what it leaves there must not stay on the caller.
+        var scheduler = new WorkStealingTaskScheduler(1);
+        using var go = new ManualResetEventSlim(false);
+        Thread? worker = null;
+        Thread? ranOn = null;
+        Task.Factory.StartNew(
+            () =>
+            {
+                worker = Thread.CurrentThread;
+                go.Wait(Generous);
+                Thread.Sleep(50); // Dispose has joined the LongRunning threads it knew of and told the workers to leave
+                Task.Factory.StartNew(
+                    () =>
+                    {
+                        SpinWait.SpinUntil(() => !worker.IsAlive, Generous); // the worker left: what we queue is a straggler
+                        using (ExecutionContext.SuppressFlow())
+                        {
+                            Task.Factory.StartNew(
+                                () =>
+                                {
+                                    ranOn = Thread.CurrentThread;
+                                    LeaveContextBehind(new ManualResetEventSlim(false));
+                                },
+                                CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                        }
+                    },
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+
+        (int Flow, bool NoSyncContext, bool RanHere) after = default;
+        var disposer = new Thread(() =>
+        {
+            Flow.Value = 1;
+            scheduler.Dispose();
+            after = (Flow.Value, SynchronizationContext.Current is null, ranOn == Thread.CurrentThread);
+        });
+        disposer.Start();
+        SpinWait.SpinUntil(() => DisposeStarted(scheduler), Generous);
+        go.Set();
+        Assert.True(disposer.Join(Generous));
+        Assert.True(after.RanHere, "the straggler did not run on the disposing thread");
+        Assert.Equal(1, after.Flow);
+        Assert.True(after.NoSyncContext);
+    }
+
+    [Fact]
     public void ForkJoin_DisposeRacesOutsideCallers_OnlyObjectDisposedException()
     {
         // An outside ForkJoin that passes the disposed check just before Dispose closes the gate must still report
