@@ -332,8 +332,10 @@ public sealed partial class WorkStealingTaskScheduler
         // (Found by ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt,
         // ForkJoin_TwoSchedulersForkIntoEachOtherFromBusyWorkers_NoDeadlock and
         // ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves.) A worker that started it runs it to the end:
-        // then wait. RunStolen never throws (it records the exception in the job), so the task cannot fault.
-        if (TryExecuteTask(forked))
+        // then wait. RunStolen never throws (it records the exception in the job), so the task cannot fault. Like the
+        // runtime's inlining, not when the stack is nearly exhausted (a deep recursion from outside adds the task's
+        // frames at every level).
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryExecuteTask(forked))
         {
             Interlocked.Increment(ref _sharedExecuted);
         }
