@@ -1,5 +1,6 @@
 // These tests start fork-join work on a TaskScheduler and wait for it on purpose (always bounded).
 #pragma warning disable xUnit1031
+using System.Runtime.CompilerServices;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -209,6 +210,38 @@ public sealed class WorkStealingForkJoinEdgeTests
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(root.Wait(Generous));
         Assert.Equal((1, true, true), root.Result);
+    }
+
+    [Fact]
+    public void ForkJoin_FirstThrowsWhileTheStolenSecondStillRuns_ReturnsOnlyAfterSecondFinished()
+    {
+        // Not a bug found, a guard: the exception of first must not overtake the stolen second, whose state the caller
+        // may reuse as soon as ForkJoin returns.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                var started = new ManualResetEventSlim(false);
+                var finished = new StrongBox<bool>();
+                var e = Assert.Throws<InvalidOperationException>(() => scheduler.ForkJoin<(ManualResetEventSlim Started, StrongBox<bool> Finished), int, int>(
+                    (started, finished),
+                    static s =>
+                    {
+                        s.Started.Wait(Generous); // stolen and running
+                        throw new InvalidOperationException("first");
+                    },
+                    static s =>
+                    {
+                        s.Started.Set();
+                        Thread.Sleep(20); // still running when first throws
+                        Volatile.Write(ref s.Finished.Value, true);
+                        return 0;
+                    }));
+                return (e.Message, Volatile.Read(ref finished.Value));
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal(("first", true), root.Result);
     }
 
     [Fact]
