@@ -307,7 +307,9 @@ public sealed class WorkStealingForkJoinEdgeTests
     public void ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves()
     {
         // A LongRunning task may queue work while Dispose drains (its thread is one of the scheduler's), so it may fork
-        // too. The second one forks after the workers may already have left: its caller must then run the fork itself.
+        // too: one queued before Dispose forks while Dispose waits for it (the workers still run); one that draining
+        // work starts after the workers were told to leave forks once the only worker has left, so its caller must run
+        // the fork itself (Dispose joins that thread before it runs stragglers: waiting for a worker would never end).
         var scheduler = new WorkStealingTaskScheduler(1);
         using var gate = new ManualResetEventSlim(false);
         var results = new (int, int)[2];
@@ -317,24 +319,27 @@ public sealed class WorkStealingForkJoinEdgeTests
             {
                 gate.Wait(Generous);
                 results[0] = ForkOrRecord(scheduler, 0, errors);
+            },
+            CancellationToken.None, TaskCreationOptions.LongRunning, scheduler);
+        Task.Factory.StartNew(
+            () =>
+            {
+                Thread worker = Thread.CurrentThread;
+                gate.Wait(Generous);
+                SpinWait.SpinUntil(() => scheduler.IsShuttingDown, Generous);
                 Task.Factory.StartNew(
                     () =>
                     {
-                        Thread.Sleep(30); // likely after the workers left: the drain then joins this thread before stragglers
+                        SpinWait.SpinUntil(() => !worker.IsAlive, Generous); // the only worker has left
                         results[1] = ForkOrRecord(scheduler, 1, errors);
                     },
                     CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
             },
-            CancellationToken.None, TaskCreationOptions.LongRunning, scheduler);
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
 
         var disposer = new Thread(scheduler.Dispose) { IsBackground = true };
         disposer.Start();
-        var deadline = DateTime.UtcNow + Generous;
-        while (!DisposeStarted(scheduler) && DateTime.UtcNow < deadline)
-        {
-            Thread.Yield();
-        }
-
+        SpinWait.SpinUntil(() => DisposeStarted(scheduler), Generous);
         gate.Set();
         Assert.True(disposer.Join(TimeSpan.FromSeconds(10)), "Dispose never finished: a fork made while draining was never run");
         Assert.Null(errors[0]);
@@ -357,7 +362,7 @@ public sealed class WorkStealingForkJoinEdgeTests
             {
                 worker = Thread.CurrentThread;
                 go.Wait(Generous);
-                Thread.Sleep(50); // Dispose has joined the LongRunning threads it knew of and told the workers to leave
+                SpinWait.SpinUntil(() => scheduler.IsShuttingDown, Generous); // past joining the LongRunning threads it knew of
                 Task.Factory.StartNew(
                     () =>
                     {
