@@ -120,7 +120,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// forked with flow suppressed) runs in the thread's own, so AsyncLocal values it set (or a SynchronizationContext
     /// it installed) would otherwise stay on the worker and be seen by later such work. (Found by
     /// Worker_FlowSuppressedTaskLeavesContextBehind_TheNextTaskOnThatWorkerDoesNotSeeIt and
-    /// ForkJoin_StolenFlowSuppressedSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.) Two thread-static reads
+    /// ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt(true).) Two thread-static reads
     /// when nothing was left behind.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
