@@ -33,10 +33,13 @@ namespace LockFree;
 // read only causes a spurious Set, which every waiter tolerates by re-checking its own job); the event reference is
 // read before the exchange.
 //
-// Context: each job captures the ExecutionContext when forked and runs in it wherever it runs (on the owner only when
-// `first` changed the current context), as a Task would. Exceptions: both halves always run to completion; one
+// Context: each job captures the ExecutionContext when forked and runs in it wherever it runs (switching to it only
+// when the running thread's context differs, e.g. `first` changed it), as a Task would; what the job does to the
+// context is undone when it returns (a Restore when it ran without a switch), so nothing leaks into the owner after
+// the join or into a thief's later work. Exceptions: both halves always run to completion; one
 // exception is rethrown as it was (ExceptionDispatchInfo), two are thrown together in an AggregateException.
-// Off this scheduler's workers, the fork is queued as a Task (one allocation) and the join is a blocking wait.
+// Off this scheduler's workers, the fork is queued as a Task (one allocation); the join takes it back and runs it on
+// the caller when no worker has started it yet, and otherwise blocks until it finished.
 public sealed partial class WorkStealingTaskScheduler
 {
     /// <summary>Nesting depths of ForkJoin per worker with a cached job (deeper forks allocate their job).</summary>
@@ -58,7 +61,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="second">The half forked for other workers to take.</param>
     /// <returns>Both results.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both functions threw: the two exceptions, first's first. When only one throws, its exception is rethrown unwrapped, after the other half finished.</exception>
     /// <remarks>
     /// <para>
@@ -66,12 +69,20 @@ public sealed partial class WorkStealingTaskScheduler
     /// scheduler (its own queued tasks, then forks and tasks stolen from other workers), spins briefly, and then
     /// waits in 1 ms slices, looking for work between them. As with <see cref="Join(Task)"/>, this suits fork-join
     /// code, where work only waits for work it forked. Called from any other thread (including workers of another
-    /// scheduler), the second half is queued to this scheduler as a <see cref="Task"/> and the caller blocks until
-    /// it finished.
+    /// scheduler), the second half is queued to this scheduler as a <see cref="Task"/>; when <paramref name="first"/>
+    /// returns, the caller runs it itself if no worker has started it yet, and otherwise blocks until it finished.
     /// </para>
     /// <para>
     /// Each half runs in the <see cref="ExecutionContext"/> current when <see cref="ForkJoin{TState, TFirst, TSecond}"/>
-    /// was called (AsyncLocal values flow as they do into a Task). Both halves always run to completion.
+    /// was called (AsyncLocal values flow as they do into a Task). As with a Task, AsyncLocal values that
+    /// <paramref name="second"/> sets do not flow back to the caller; <paramref name="first"/> runs as an ordinary
+    /// call on the calling thread, so its changes remain in effect. Both halves always run to completion.
+    /// </para>
+    /// <para>
+    /// The halves are not tasks: inside them <see cref="TaskScheduler.Current"/>, <see cref="Task.CurrentId"/> and the
+    /// parent of an <see cref="TaskCreationOptions.AttachedToParent"/> task are those of whatever the running thread
+    /// executes, and depend on who ran the half (a half stolen by an idle worker sees
+    /// <see cref="TaskScheduler.Default"/>). Name this scheduler explicitly when a half queues tasks or continuations.
     /// </para>
     /// </remarks>
     public (TFirst First, TSecond Second) ForkJoin<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
@@ -111,7 +122,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="first">The half run on the calling thread.</param>
     /// <param name="second">The half forked for other workers to take.</param>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
     public void ForkJoin<TState>(TState state, Action<TState> first, Action<TState> second)
     {
@@ -139,7 +150,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <param name="first">The half run on the calling thread.</param>
     /// <param name="second">The half forked for other workers to take.</param>
     /// <exception cref="ArgumentNullException"><paramref name="first"/> or <paramref name="second"/> is null.</exception>
-    /// <exception cref="ObjectDisposedException">Called from a thread that is not one of this scheduler's workers after <see cref="Dispose"/> began.</exception>
+    /// <exception cref="ObjectDisposedException">Called after <see cref="Dispose"/> began from a thread that is not one of this scheduler's (its workers, its LongRunning tasks' threads).</exception>
     /// <exception cref="AggregateException">Both actions threw (when only one throws, its exception is rethrown unwrapped).</exception>
     public void ForkJoin(Action first, Action second)
     {
@@ -171,6 +182,8 @@ public sealed partial class WorkStealingTaskScheduler
     {
         int idleRounds = 0;
         var spinner = new SpinWait();
+        ExecutionContext? context = ExecutionContext.Capture();
+        SynchronizationContext? sync = SynchronizationContext.Current;
         worker.JoinDepth++;
         try
         {
@@ -178,6 +191,7 @@ public sealed partial class WorkStealingTaskScheduler
             {
                 if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
                 {
+                    RestoreAfterHelping(context, sync);
                     idleRounds = 0;
                     spinner.Reset();
                     continue;
@@ -275,20 +289,49 @@ public sealed partial class WorkStealingTaskScheduler
 
     private (TFirst First, TSecond Second) ForkJoinOffWorker<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
     {
-        if (Volatile.Read(ref _disposeStarted) != 0)
+        // Our own threads (LongRunning tasks, the disposing thread running stragglers) may queue work while Dispose
+        // drains, as QueueTask accepts from them; so they may fork too.
+        if (Volatile.Read(ref _disposeStarted) != 0 && !IsOwnThread)
         {
             throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler));
         }
 
         var job = new ForkJob<TState, TSecond>();
         job.Init(state, second, owner: null);
-        Task forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+        Task forked;
+        try
+        {
+            forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+        }
+        catch (TaskSchedulerException e) when (e.InnerException is ObjectDisposedException disposed)
+        {
+            // Dispose closed the gate between the check above and QueueTask: report it as the check would have, not
+            // wrapped the way Task.Start wraps it. (Found by ForkJoin_DisposeRacesOutsideCallers_OnlyObjectDisposedException.)
+            ExceptionDispatchInfo.Throw(disposed);
+            throw;
+        }
 
         TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
-        // RunStolen never throws (it records the exception in the job), so the task cannot fault. It can still be
-        // left unrun if Dispose began after StartNew: then the drain runs it, since it was queued before the gate closed.
-        forked.Wait();
+        // Take the fork back when no worker has started it (TryExecuteTask claims the task atomically; the stale queue
+        // entry is skipped later), as a worker takes its job back and as Task.Wait inlines a pool task. Blocking on it
+        // instead can wait forever: for a worker busy waiting for this caller, for a worker of another scheduler that
+        // forks into ours the same way, or, on our own thread late in Dispose, for workers that have already left.
+        // (Found by ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt,
+        // ForkJoin_TwoSchedulersForkIntoEachOtherFromBusyWorkers_NoDeadlock and
+        // ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves.) A worker that started it runs it to the end:
+        // then wait. RunStolen never throws (it records the exception in the job), so the task cannot fault. Like the
+        // runtime's inlining, not when the stack is nearly exhausted (a deep recursion from outside adds the task's
+        // frames at every level).
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryExecuteTask(forked))
+        {
+            Interlocked.Increment(ref _sharedExecuted);
+        }
+        else
+        {
+            forked.Wait();
+        }
+
         ThrowIfFailed(firstError, job.Error);
         return (firstResult, job.Result);
     }
@@ -380,13 +423,36 @@ public sealed partial class WorkStealingTaskScheduler
             }
         }
 
-        /// <summary>The owner took its own job back: run it on this thread (in the fork's context if <c>first</c> changed it).</summary>
+        /// <summary>
+        /// The owner took its own job back: run it on this thread in the fork's context (switching only if <c>first</c>
+        /// changed it), and leave this thread's context as it found it, as a Task does.
+        /// </summary>
         public void RunByOwner()
         {
             ExecutionContext? context = _context;
-            if (context is null || ReferenceEquals(context, ExecutionContext.Capture()))
+            if (context is null)
             {
+                InvokeAndRecord(); // flow was suppressed at the fork: run in this thread's context, as a Task does
+            }
+            else if (ReferenceEquals(context, ExecutionContext.Capture()))
+            {
+                SynchronizationContext? sync = SynchronizationContext.Current;
                 InvokeAndRecord();
+
+                // The body may have set AsyncLocals (or suppressed flow, or installed a SynchronizationContext): undo it,
+                // as ExecutionContext.Run would, so that nothing leaks into the caller after the join (or into a thief's
+                // later work) and a fork behaves the same whether it was taken back or stolen. (Found by
+                // ForkJoin_TakenBackSecondSetsAnAsyncLocal_TheCallerDoesNotSeeIt and
+                // ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.)
+                if (!ReferenceEquals(context, ExecutionContext.Capture()))
+                {
+                    ExecutionContext.Restore(context);
+                }
+
+                if (!ReferenceEquals(SynchronizationContext.Current, sync))
+                {
+                    SynchronizationContext.SetSynchronizationContext(sync);
+                }
             }
             else
             {

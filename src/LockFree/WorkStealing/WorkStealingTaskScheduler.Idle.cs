@@ -43,7 +43,8 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>Workers searching now (a snapshot).</summary>
     internal int SearchingWorkers => Searching(Volatile.Read(ref _idleState));
 
-    private bool IsShuttingDown => Volatile.Read(ref _shutdown);
+    /// <summary>Dispose told the workers to exit (step 3); internal for tests.</summary>
+    internal bool IsShuttingDown => Volatile.Read(ref _shutdown);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Searching(long state) => (int)(state & 0xFFFF_FFFF);

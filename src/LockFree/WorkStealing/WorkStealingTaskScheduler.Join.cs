@@ -112,6 +112,8 @@ public sealed partial class WorkStealingTaskScheduler
     {
         int idleRounds = 0;
         var spinner = new SpinWait();
+        ExecutionContext? context = ExecutionContext.Capture();
+        SynchronizationContext? sync = SynchronizationContext.Current;
         while (!task.IsCompleted)
         {
             // (2) Run other work. The stack probe keeps a deep nest of helping joins from overflowing the stack.
@@ -126,6 +128,7 @@ public sealed partial class WorkStealingTaskScheduler
                     worker.Helped++;
                 }
 
+                RestoreAfterHelping(context, sync);
                 continue;
             }
 
@@ -135,6 +138,7 @@ public sealed partial class WorkStealingTaskScheduler
                 spinner.Reset();
                 worker.Helped++;
                 fork.RunStolen();
+                RestoreAfterHelping(context, sync);
                 continue;
             }
 
@@ -146,6 +150,26 @@ public sealed partial class WorkStealingTaskScheduler
             }
 
             WaitSlice(task);
+        }
+    }
+
+    /// <summary>
+    /// After running unrelated work while helping: puts back the waiter's ExecutionContext and SynchronizationContext.
+    /// Work that captured no context (queued or forked with flow suppressed) runs in the helper's own, so AsyncLocal
+    /// values or a SynchronizationContext it left behind would otherwise appear in the waiting caller once Join or
+    /// ForkJoin returns. (Found by Join_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext and its
+    /// ForkJoin twin.) A caller that itself runs with flow suppressed (no context to capture) keeps whatever is left.
+    /// </summary>
+    private static void RestoreAfterHelping(ExecutionContext? context, SynchronizationContext? sync)
+    {
+        if (context is not null && !ReferenceEquals(ExecutionContext.Capture(), context))
+        {
+            ExecutionContext.Restore(context);
+        }
+
+        if (!ReferenceEquals(SynchronizationContext.Current, sync))
+        {
+            SynchronizationContext.SetSynchronizationContext(sync);
         }
     }
 

@@ -24,6 +24,7 @@ public sealed partial class WorkStealingTaskScheduler
     {
         var worker = (Worker)state!;
         t_worker = worker;
+        ExecutionContext clean = ExecutionContext.Capture()!; // the default context: the thread was started without flow
         int idleRounds = 0;
         var spinner = new SpinWait();
         while (true)
@@ -48,6 +49,7 @@ public sealed partial class WorkStealingTaskScheduler
                     worker.Executed++; // plain: only the owner writes its counters
                 }
 
+                ResetThreadContext(clean);
                 continue;
             }
 
@@ -61,6 +63,7 @@ public sealed partial class WorkStealingTaskScheduler
                 idleRounds = 0;
                 spinner.Reset();
                 fork.RunStolen();
+                ResetThreadContext(clean);
                 continue;
             }
 
@@ -108,6 +111,29 @@ public sealed partial class WorkStealingTaskScheduler
             idleRounds = 0;
             spinner.Reset();
             Park(worker);
+        }
+    }
+
+    /// <summary>
+    /// After each task or stolen fork the worker loop runs, puts the thread back in the default execution context with
+    /// no SynchronizationContext, as the thread pool's dispatch loop does. Work that captured no context (queued or
+    /// forked with flow suppressed) runs in the thread's own, so AsyncLocal values it set (or a SynchronizationContext
+    /// it installed) would otherwise stay on the worker and be seen by later such work. (Found by
+    /// Worker_FlowSuppressedTaskLeavesContextBehind_TheNextTaskOnThatWorkerDoesNotSeeIt and
+    /// ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt(true).) Two thread-static reads
+    /// when nothing was left behind.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ResetThreadContext(ExecutionContext clean)
+    {
+        if (!ReferenceEquals(ExecutionContext.Capture(), clean))
+        {
+            ExecutionContext.Restore(clean);
+        }
+
+        if (SynchronizationContext.Current is not null)
+        {
+            SynchronizationContext.SetSynchronizationContext(null);
         }
     }
 

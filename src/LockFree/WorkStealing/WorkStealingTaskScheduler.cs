@@ -463,7 +463,12 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         // 5. Stragglers: draining work may have started LongRunning tasks after step 2, and those may have queued
         // work after the workers left. This thread joins them and runs what they queued (it counts as one of ours
         // meanwhile, so that work may queue more), until nothing is left.
+        // Each straggler may leave AsyncLocal values or a SynchronizationContext on this (the caller's) thread when it
+        // captured no context (queued with flow suppressed): put the caller's back after each, as helping does.
+        // (Found by Dispose_StragglerRunOnTheDisposingThread_LeavesItsContextAlone.)
         WorkStealingTaskScheduler? previousOwner = t_longRunningOwner;
+        ExecutionContext? callerContext = ExecutionContext.Capture();
+        SynchronizationContext? callerSync = SynchronizationContext.Current;
         t_longRunningOwner = this;
         try
         {
@@ -479,6 +484,8 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
                     {
                         Interlocked.Increment(ref _sharedExecuted);
                     }
+
+                    RestoreAfterHelping(callerContext, callerSync);
                 }
             }
             while (ranAny);

@@ -7,7 +7,7 @@ namespace LockFree;
 /// <see cref="Executed"/> is at most <see cref="Queued"/> plus the tasks run inline without being queued.
 /// </summary>
 /// <param name="Queued">Tasks queued (from workers, outside threads and LongRunning).</param>
-/// <param name="Executed">Tasks run (by workers, inline on workers, and on LongRunning threads).</param>
+/// <param name="Executed">Tasks run (by workers, inline on workers, on LongRunning threads, and by callers of <see cref="WorkStealingTaskScheduler.ForkJoin{TState, TFirst, TSecond}"/> off the workers that took their fork back).</param>
 /// <param name="Stolen">Successful steals of tasks and forked jobs (a batch counts once).</param>
 /// <param name="StealAttempts">Steal attempts (deques and LIFO slots).</param>
 /// <param name="Spilled">Tasks that found the injection queue full and went to the overflow (spill) queue.</param>

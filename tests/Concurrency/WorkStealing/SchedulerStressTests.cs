@@ -258,6 +258,72 @@ public sealed class SchedulerStressTests(ITestOutputHelper output)
         output.WriteLine($"{rounds}+ rounds of {Trees} trees; {stats}");
     }
 
+    /// <summary>
+    /// ForkJoin trees while a thread resizes the pool between 1 and 4 workers every ~1 ms, so workers are asked to retire
+    /// while they own forks, steal forks or wait for stolen ones, and new workers take the retired ones' indices (some trees
+    /// start outside, so their upper levels are tasks that the callers may take back); each
+    /// round ends with a Dispose racing a tree that is still forking. Every node runs exactly once, nothing hangs.
+    /// </summary>
+    [Fact]
+    public void ForkJoin_TreesWhileResizingThenDisposing_EveryNodeRunsExactlyOnce()
+    {
+        int rounds = (int)StressScale.Items(20);
+        const int Depth = 10; // 2047 nodes per tree
+        long stolen = 0;
+        for (int round = 0; round < rounds; round++)
+        {
+            var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions
+            {
+                WorkerCount = 2, MinimumWorkerCount = 1, MaximumWorkerCount = 4, SpinRounds = 1,
+            });
+            using var stop = new ManualResetEventSlim();
+            var scaler = new Thread(() =>
+            {
+                var random = new Random(round);
+                while (!stop.IsSet)
+                {
+                    try
+                    {
+                        scheduler.SetWorkerCount(random.Next(1, 5));
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return; // the round's Dispose began
+                    }
+
+                    Thread.Sleep(random.Next(0, 2));
+                }
+            });
+            scaler.Start();
+            for (int tree = 0; tree < 8; tree++)
+            {
+                var runs = new int[(1 << (Depth + 1)) - 1];
+                int seed = round + tree;
+                Task<int> root = tree % 3 == 0
+                    ? Task.Run(() => ForkNode(scheduler, runs, 0, Depth, seed)) // from outside: forks are tasks the caller may take back
+                    : Task.Factory.StartNew(() => ForkNode(scheduler, runs, 0, Depth, seed), CancellationToken.None, TaskCreationOptions.None, scheduler);
+                Assert.True(root.Wait(Bounded), $"round {round}, tree {tree} never finished; {scheduler.Statistics}, live {scheduler.LiveWorkers}");
+                Assert.Equal(runs.Length, root.Result);
+                Assert.All(runs, n => Assert.Equal(1, n));
+            }
+
+            // A last tree still forking when Dispose begins (and the scaler is refused): the drain finishes it.
+            var last = new int[(1 << (Depth + 1)) - 1];
+            Task<int> draining = Task.Factory.StartNew(() => ForkNode(scheduler, last, 0, Depth, round), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            var disposer = new Thread(scheduler.Dispose);
+            disposer.Start();
+            Assert.True(disposer.Join(Bounded), $"round {round}: Dispose never finished; {scheduler.Statistics}");
+            stop.Set();
+            Assert.True(scaler.Join(Bounded));
+            Assert.True(draining.IsCompleted);
+            Assert.Equal(last.Length, draining.Result);
+            Assert.All(last, n => Assert.Equal(1, n));
+            stolen += scheduler.Statistics.ForksStolen;
+        }
+
+        output.WriteLine($"{rounds} rounds of 9 trees under resizing; forks stolen {stolen}");
+    }
+
     private static int ForkNode(WorkStealingTaskScheduler scheduler, int[] runs, int id, int depth, int seed)
     {
         Interlocked.Increment(ref runs[id]);

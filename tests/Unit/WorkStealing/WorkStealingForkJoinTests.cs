@@ -58,9 +58,18 @@ public sealed class WorkStealingForkJoinTests
     [Fact]
     public void ForkJoin_FromAnOutsideThread_RunsTheForkOnAWorker()
     {
+        // first waits until second started, so a worker must have taken it (otherwise the caller takes it back).
         using var scheduler = new WorkStealingTaskScheduler(2);
         int caller = Environment.CurrentManagedThreadId;
-        (int first, int second) = scheduler.ForkJoin(0, static _ => Environment.CurrentManagedThreadId, static _ => Environment.CurrentManagedThreadId);
+        using var started = new ManualResetEventSlim(false);
+        (int first, int second) = scheduler.ForkJoin(
+            started,
+            static s => s.Wait(Generous) ? Environment.CurrentManagedThreadId : -1,
+            static s =>
+            {
+                s.Set();
+                return Environment.CurrentManagedThreadId;
+            });
         Assert.Equal(caller, first);
         Assert.NotEqual(caller, second);
         Assert.Equal(0, scheduler.Statistics.Forked); // off-worker forks are tasks, not jobs
