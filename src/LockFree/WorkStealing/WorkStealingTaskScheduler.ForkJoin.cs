@@ -247,44 +247,31 @@ public sealed partial class WorkStealingTaskScheduler
     }
 
     /// <summary>A single-item steal from another worker's fork deque (random start); null when none had a job.</summary>
-    private ForkJob? TryStealFork(Worker thief)
+    private ForkJob? TryStealFork(Worker thief) => ScanVictims<ForkJob, ForkSteal>(thief);
+
+    /// <summary>Forked jobs: a single-item steal (the oldest job, run at once by the thief); an empty deque costs no attempt.</summary>
+    private readonly struct ForkSteal : IStealSource<ForkJob>
     {
-        Worker?[] workers = _workers;
-        int n = workers.Length;
-        if (n <= 1)
+        public static StealResult TryTake(WorkStealingTaskScheduler scheduler, Worker thief, Worker victim, out ForkJob? job)
         {
-            return null;
-        }
-
-        bool retry;
-        int attempts = 0;
-        do
-        {
-            retry = false;
-            int start = (int)(thief.NextRandom() % (uint)n);
-            for (int i = 0; i < n; i++)
+            if (victim.ForkDeque.IsEmpty)
             {
-                Worker? victim = Volatile.Read(ref workers[(start + i) % n]); // acquire: pairs with StartWorker's release
-                if (victim is null || victim == thief || victim.ForkDeque.IsEmpty)
-                {
-                    continue;
-                }
-
-                thief.StealAttempts++;
-                StealResult result = victim.ForkDeque.Stealer.TrySteal(out ForkJob? job);
-                if (result == StealResult.Success)
-                {
-                    thief.Stolen++;
-                    thief.ForksStolen++;
-                    return job;
-                }
-
-                retry |= result == StealResult.Retry;
+                job = null;
+                return StealResult.Empty;
             }
-        }
-        while (retry && ++attempts < 4);
 
-        return null;
+            thief.StealAttempts++;
+            StealResult result = victim.ForkDeque.Stealer.TrySteal(out job);
+            if (result == StealResult.Success)
+            {
+                thief.Stolen++;
+                thief.ForksStolen++;
+            }
+
+            return result;
+        }
+
+        public static ForkJob? SecondPass(Worker?[] workers, int start, Worker thief) => null;
     }
 
     private (TFirst First, TSecond Second) ForkJoinOffWorker<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)

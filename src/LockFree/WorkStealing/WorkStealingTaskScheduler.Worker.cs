@@ -264,7 +264,15 @@ public sealed partial class WorkStealingTaskScheduler
     }
 
     /// <summary>Random-victim batch stealing over every other worker's deque, then their LIFO slots.</summary>
-    private Task? TrySteal(Worker thief)
+    private Task? TrySteal(Worker thief) => ScanVictims<Task, TaskSteal>(thief);
+
+    /// <summary>
+    /// The victim scan every steal shares: from a random start, each other worker once; then the source's second pass;
+    /// again (up to four rounds) while some victim answered Retry (it had work but another taker won the race).
+    /// </summary>
+    private TItem? ScanVictims<TItem, TSource>(Worker thief)
+        where TItem : class
+        where TSource : struct, IStealSource<TItem>
     {
         Worker?[] workers = _workers;
         int n = workers.Length;
@@ -287,23 +295,59 @@ public sealed partial class WorkStealingTaskScheduler
                     continue;
                 }
 
-                thief.StealAttempts++;
-                StealResult result = victim.Deque.Stealer.TryStealBatchAndPop(thief.Deque, out Task? task);
+                StealResult result = TSource.TryTake(this, thief, victim, out TItem? item);
                 if (result == StealResult.Success)
                 {
-                    thief.Stolen++;
-                    if (!thief.Deque.IsEmpty)
-                    {
-                        NotifyWork(); // the batch we took is stealable work for others
-                    }
-
-                    return task;
+                    return item;
                 }
 
                 retry |= result == StealResult.Retry;
             }
 
-            // Second pass: LIFO slots (so a task parked in the slot of a worker that blocks is never stranded).
+            if (TSource.SecondPass(workers, start, thief) is { } second)
+            {
+                return second;
+            }
+        }
+        while (retry && ++attempts < 4);
+
+        return null;
+    }
+
+    /// <summary>One kind of steal for <see cref="ScanVictims{TItem, TSource}"/> (static members: no delegate, no virtual call).</summary>
+    private interface IStealSource<TItem>
+        where TItem : class
+    {
+        /// <summary>Tries one victim (and counts the attempt and a success on the thief).</summary>
+        static abstract StealResult TryTake(WorkStealingTaskScheduler scheduler, Worker thief, Worker victim, out TItem? item);
+
+        /// <summary>After a pass over the victims found nothing: a second look elsewhere, or null.</summary>
+        static abstract TItem? SecondPass(Worker?[] workers, int start, Worker thief);
+    }
+
+    /// <summary>Tasks: a batch steal from the victim's deque; the second pass takes LIFO slots.</summary>
+    private readonly struct TaskSteal : IStealSource<Task>
+    {
+        public static StealResult TryTake(WorkStealingTaskScheduler scheduler, Worker thief, Worker victim, out Task? task)
+        {
+            thief.StealAttempts++;
+            StealResult result = victim.Deque.Stealer.TryStealBatchAndPop(thief.Deque, out task);
+            if (result == StealResult.Success)
+            {
+                thief.Stolen++;
+                if (!thief.Deque.IsEmpty)
+                {
+                    scheduler.NotifyWork(); // the batch we took is stealable work for others
+                }
+            }
+
+            return result;
+        }
+
+        /// <summary>LIFO slots, so a task parked in the slot of a worker that blocks is never stranded.</summary>
+        public static Task? SecondPass(Worker?[] workers, int start, Worker thief)
+        {
+            int n = workers.Length;
             for (int i = 0; i < n; i++)
             {
                 Worker? victim = Volatile.Read(ref workers[(start + i) % n]);
@@ -320,10 +364,9 @@ public sealed partial class WorkStealingTaskScheduler
                     return task;
                 }
             }
-        }
-        while (retry && ++attempts < 4);
 
-        return null;
+            return null;
+        }
     }
 
     /// <summary>Retires a worker whose retirement is still requested: hands off its slot and deque, then leaves.</summary>
