@@ -104,7 +104,23 @@ public sealed partial class WorkStealingTaskScheduler
 
         TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
-        JoinFork(worker, job);
+        try
+        {
+            JoinFork(worker, job);
+        }
+        catch
+        {
+            // Only an exception from the wait itself (a Thread.Interrupt of this worker) gets here: the job may still be
+            // with a thief, so it must never be handed out again at this depth.
+            if ((uint)depth < (uint)worker.ForkJobs.Length)
+            {
+                worker.ForkJobs[depth] = null;
+            }
+
+            worker.ForkDepth = depth;
+            throw;
+        }
+
         worker.ForkDepth = depth;
         TSecond secondResult = job.Result;
         ExceptionDispatchInfo? secondError = job.Error;
