@@ -464,8 +464,9 @@ public sealed partial class WorkStealingTaskScheduler
 
         /// <summary>
         /// Owner, after reading the outcome: drops the exception. The captured context stays (usually the next fork's
-        /// too, so storing it again costs no write barrier): a cached job keeps its last fork's context reachable until
-        /// the next fork at its depth on its worker, at most one per depth and worker.
+        /// too, so storing it again costs no write barrier): a cached job keeps its last fork's context, and its body
+        /// delegate (a capturing lambda's closure), reachable until the next fork at its depth on its worker, at most one
+        /// per depth and worker.
         /// </summary>
         protected void ClearAfterUse()
         {
@@ -561,7 +562,10 @@ public sealed partial class WorkStealingTaskScheduler
         private TState _state = default!;
         private Func<TState, TResult>? _body;
 
-        /// <summary>The body's result (default when it threw).</summary>
+        /// <summary>
+        /// The body's result. When the body threw it is not assigned: a cached job may still hold an earlier fork's value
+        /// (Reset clears only results that hold references), which is never read, since the join then throws.
+        /// </summary>
         public TResult Result = default!;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
