@@ -100,7 +100,7 @@ public sealed partial class WorkStealingTaskScheduler
         job.Init(state, second, worker);
         worker.Forked++; // plain: only the owner writes its counters
         worker.ForkDeque.Push(job);
-        NotifyWork();
+        NotifyFork(worker, job, depth);
 
         TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
@@ -110,14 +110,8 @@ public sealed partial class WorkStealingTaskScheduler
         }
         catch
         {
-            // Only an exception from the wait itself (a Thread.Interrupt of this worker) gets here: the job may still be
-            // with a thief, so it must never be handed out again at this depth.
-            if ((uint)depth < (uint)worker.ForkJobs.Length)
-            {
-                worker.ForkJobs[depth] = null;
-            }
-
-            worker.ForkDepth = depth;
+            // Only an exception from the wait itself (a Thread.Interrupt of this worker) gets here.
+            AbandonFork(worker, job, depth);
             throw;
         }
 
@@ -173,6 +167,61 @@ public sealed partial class WorkStealingTaskScheduler
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
         ForkJoin((First: first, Second: second), static s => s.First(), static s => s.Second());
+    }
+
+    /// <summary>
+    /// <see cref="NotifyWork"/> after a fork's push. Waking a parked worker takes the sleepers' lock, and a contended
+    /// Monitor.Enter throws ThreadInterruptedException when this worker has a pending Thread.Interrupt: then the fork
+    /// is abandoned before <c>first</c> ran (<see cref="AbandonFork"/>) and the exception propagates. Without that, the
+    /// job stayed queued below the caller's frame and cached at its depth: the enclosing join ran it as a stray, its
+    /// exception stayed in the cached job, and the next fork at that depth rethrew it (or a thief still ran it when the
+    /// job was reused). (Found by ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind.) The common path is
+    /// NotifyWork's, with no exception handling in it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NotifyFork(Worker worker, ForkJob job, int depth)
+    {
+        Interlocked.MemoryBarrier(); // full fence: the push before the state load; pairs with Park's add (as NotifyWork)
+        long state = Volatile.Read(ref _idleState);
+        if (Searching(state) == 0 && Parked(state) != 0)
+        {
+            WakeOneForFork(worker, job, depth);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WakeOneForFork(Worker worker, ForkJob job, int depth)
+    {
+        try
+        {
+            WakeOne();
+        }
+        catch
+        {
+            AbandonFork(worker, job, depth);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A ForkJoin left by an exception (only a Thread.Interrupt of this worker causes one, in a wake-up or a wait):
+    /// restores the depth, takes the job back when it is still queued (then it never runs), and drops it from the
+    /// depth cache, since a thief may still hold it or it may still hold an exception: it is never handed out again.
+    /// Any job nested inside was already taken back or waited for by its own call, so ours is the bottom one if queued.
+    /// </summary>
+    private static void AbandonFork(Worker worker, ForkJob job, int depth)
+    {
+        worker.ForkDepth = depth;
+        if ((uint)depth < (uint)worker.ForkJobs.Length && worker.ForkJobs[depth] == job)
+        {
+            worker.ForkJobs[depth] = null;
+        }
+
+        if (worker.ForkDeque.TryPop(out ForkJob? bottom) && bottom != job)
+        {
+            Debug.Fail("ForkJoin found another job below its own.");
+            worker.ForkDeque.Push(bottom); // not ours: leave it where it was
+        }
     }
 
     /// <summary>Takes the job back and runs it here, or helps until the thief that took it has finished it.</summary>
@@ -415,8 +464,9 @@ public sealed partial class WorkStealingTaskScheduler
 
         /// <summary>
         /// Owner, after reading the outcome: drops the exception. The captured context stays (usually the next fork's
-        /// too, so storing it again costs no write barrier): a cached job keeps its last fork's context reachable until
-        /// the next fork at its depth on its worker, at most one per depth and worker.
+        /// too, so storing it again costs no write barrier): a cached job keeps its last fork's context, and its body
+        /// delegate (a capturing lambda's closure), reachable until the next fork at its depth on its worker, at most one
+        /// per depth and worker.
         /// </summary>
         protected void ClearAfterUse()
         {
@@ -512,7 +562,10 @@ public sealed partial class WorkStealingTaskScheduler
         private TState _state = default!;
         private Func<TState, TResult>? _body;
 
-        /// <summary>The body's result (default when it threw).</summary>
+        /// <summary>
+        /// The body's result. When the body threw it is not assigned: a cached job may still hold an earlier fork's value
+        /// (Reset clears only results that hold references), which is never read, since the join then throws.
+        /// </summary>
         public TResult Result = default!;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -408,6 +408,99 @@ public sealed class WorkStealingForkJoinEdgeTests
         }
     }
 
+    [Fact]
+    public void ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind()
+    {
+        // A pending Thread.Interrupt makes a contended Monitor.Enter throw. ForkJoin's wake-up of a parked worker takes
+        // the sleepers' lock after the fork was pushed; here the test holds that lock so that the inner ForkJoin throws
+        // there. The job must not stay queued and cached: it used to be run by the outer join as a stray, its exception
+        // stayed in the job cached at that depth, and the next fork at that depth threw it although both its halves
+        // succeeded.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        object sleepersLock = typeof(WorkStealingTaskScheduler)
+            .GetField("_sleepersLock", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            .GetValue(scheduler)!;
+        using var takeLock = new ManualResetEventSlim(false);
+        using var lockHeld = new ManualResetEventSlim(false);
+        using var releaseLock = new ManualResetEventSlim(false);
+        using var outerStolen = new ManualResetEventSlim(false);
+        var strayRan = new StrongBox<bool>();
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                bool interrupted = false;
+                scheduler.ForkJoin(
+                    0,
+                    _ =>
+                    {
+                        // The other worker steals the outer fork, runs it and parks again: nobody searches, so the
+                        // inner fork's notification must wake it (under the lock).
+                        Assert.True(outerStolen.Wait(Generous));
+                        Assert.True(SpinWait.SpinUntil(() => scheduler.ParkedWorkers == 1 && scheduler.SearchingWorkers == 0, Generous));
+                        takeLock.Set();
+                        Assert.True(lockHeld.Wait(Generous));
+                        Thread.CurrentThread.Interrupt();
+                        try
+                        {
+                            scheduler.ForkJoin(strayRan, static _ => 0, static int (ran) =>
+                            {
+                                ran.Value = true;
+                                throw new InvalidOperationException("stale");
+                            });
+                        }
+                        catch (ThreadInterruptedException)
+                        {
+                            interrupted = true;
+                        }
+                        finally
+                        {
+                            releaseLock.Set();
+                        }
+
+                        if (!interrupted)
+                        {
+                            try
+                            {
+                                Thread.Sleep(1); // consume a pending interrupt so that it cannot hit the worker later
+                            }
+                            catch (ThreadInterruptedException)
+                            {
+                            }
+                        }
+
+                        return 0;
+                    },
+                    _ =>
+                    {
+                        outerStolen.Set();
+                        return 0;
+                    });
+
+                // The same depth (1) and types as the interrupted fork: both halves succeed, so no exception.
+                ((int A, int B) inner, _) = scheduler.ForkJoin(
+                    strayRan,
+                    s => scheduler.ForkJoin(s, static _ => 1, static _ => 2),
+                    static _ => 0);
+                return (interrupted, inner);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(takeLock.Wait(Generous));
+        Monitor.Enter(sleepersLock);
+        try
+        {
+            lockHeld.Set();
+            Assert.True(releaseLock.Wait(Generous));
+        }
+        finally
+        {
+            Monitor.Exit(sleepersLock);
+        }
+
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((true, (1, 2)), root.Result);
+        Assert.False(strayRan.Value); // taken back before first ran: neither half of the interrupted call ran
+    }
+
     private static void LeaveContextBehind(ManualResetEventSlim ran)
     {
         Flow.Value = 99;
