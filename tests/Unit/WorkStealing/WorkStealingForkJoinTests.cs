@@ -334,6 +334,57 @@ public sealed class WorkStealingForkJoinTests
     }
 
     [Fact]
+    public void ForkJoin_StolenSecondWaitsForWorkTheOwnerQueued_TheOwnerRunsItWhileHelping()
+    {
+        // second is stolen by the only other worker and waits for a gate that a task queued by first opens. The task
+        // sits in the owner's LIFO slot and the thief is busy, so only the owner, helping while it waits for second,
+        // can run it: without helping, second's wait times out.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                using var gate = new ManualResetEventSlim(false);
+                using var secondStarted = new ManualResetEventSlim(false);
+                return scheduler.ForkJoin<int, bool, bool>(
+                    0,
+                    x =>
+                    {
+                        bool started = secondStarted.Wait(Generous); // second now runs on the other worker
+                        Task.Factory.StartNew(() => gate.Set(), CancellationToken.None, TaskCreationOptions.None, scheduler);
+                        return started;
+                    },
+                    x =>
+                    {
+                        secondStarted.Set();
+                        return gate.Wait(Generous);
+                    });
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous + Generous));
+        Assert.Equal((true, true), root.Result);
+        WorkStealingTaskSchedulerStatistics stats = scheduler.Statistics;
+        Assert.Equal(1, stats.ForksStolen);
+        Assert.True(stats.Helped >= 1, stats.ToString());
+        Assert.Equal(2, stats.Executed); // the root and the gate opener (forks are not tasks)
+    }
+
+    [Fact]
+    public void ForkJoin_SecondThrew_TheNextForkAtThatDepthDoesNotRethrowIt()
+    {
+        // The job cached at a depth is reused: its recorded exception must be cleared after the join that threw it.
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                Assert.Throws<InvalidOperationException>(() => scheduler.ForkJoin<int, int, int>(0, static s => s, static _ => throw new InvalidOperationException("once")));
+                return scheduler.ForkJoin(5, static s => s + 1, static s => s + 2);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((6, 7), root.Result);
+    }
+
+    [Fact]
     public void ForkJoin_AfterDispose_FromOutside_ThrowsObjectDisposed()
     {
         var scheduler = new WorkStealingTaskScheduler(1);
