@@ -240,75 +240,7 @@ public sealed partial class WorkStealingTaskScheduler
             bottom.RunStolen();
         }
 
-        HelpUntilDone(worker, job);
-    }
-
-    private void HelpUntilDone(Worker worker, ForkJob job)
-    {
-        int idleRounds = 0;
-        var spinner = new SpinWait();
-        ExecutionContext? context = ExecutionContext.Capture();
-        SynchronizationContext? sync = SynchronizationContext.Current;
-        worker.JoinDepth++;
-        try
-        {
-            while (!job.IsDone)
-            {
-                if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
-                {
-                    RestoreAfterHelping(context, sync);
-                    idleRounds = 0;
-                    spinner.Reset();
-                    continue;
-                }
-
-                if (idleRounds++ < _spinRounds)
-                {
-                    spinner.SpinOnce(sleep1Threshold: -1);
-                    continue;
-                }
-
-                job.WaitSlice(worker.JoinEvent);
-            }
-        }
-        finally
-        {
-            worker.JoinDepth--;
-        }
-    }
-
-    /// <summary>Runs one piece of other work while waiting: own queued tasks, then a stolen fork, then a stolen task.</summary>
-    private bool TryHelpOnce(Worker worker)
-    {
-        Task? task = null;
-        if (Volatile.Read(ref worker.Slot) is not null)
-        {
-            task = Interlocked.Exchange(ref worker.Slot, null);
-        }
-
-        if (task is null && !worker.Deque.TryPop(out task))
-        {
-            if (TryStealFork(worker) is { } fork)
-            {
-                worker.Helped++;
-                fork.RunStolen();
-                return true;
-            }
-
-            task = TrySteal(worker);
-            if (task is null)
-            {
-                return false;
-            }
-        }
-
-        if (TryExecuteTask(task))
-        {
-            worker.Executed++;
-            worker.Helped++;
-        }
-
-        return true;
+        HelpUntil(worker, new ForkTarget(job));
     }
 
     /// <summary>A single-item steal from another worker's fork deque (random start); null when none had a job.</summary>

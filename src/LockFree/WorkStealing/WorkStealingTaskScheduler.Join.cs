@@ -14,9 +14,9 @@ namespace LockFree;
 //
 // What Join does on one of this scheduler's workers: (1) if the task is still in this worker's LIFO slot or at
 // the bottom of its deque, it takes it back and runs it inline (as Wait would); (2) otherwise, until the task
-// completes, it runs other queued work on this thread: its own slot and deque (LIFO), then a steal from the
-// other workers (random victim, batch), which in fork-join finds the subtasks the worker running our task has
-// forked; (3) with nothing to run it spins a little, then blocks on the task in 1 ms slices, looking for work
+// completes, it runs other queued work on this thread: its own slot and deque (LIFO), then a forked job stolen
+// from another worker (ForkJoin), then a task stolen from the other workers (random victim, batch), which in
+// fork-join finds the subtasks the worker running our task has forked; (3) with nothing to run it spins a little, then blocks on the task in 1 ms slices, looking for work
 // between slices. Off this scheduler's workers, Join is a plain wait.
 //
 // Correctness: every task still runs exactly once (TryExecuteTask claims a task atomically in the runtime; a
@@ -97,10 +97,43 @@ public sealed partial class WorkStealingTaskScheduler
             }
         }
 
+        HelpUntil(worker, new TaskTarget(task));
+    }
+
+    /// <summary>
+    /// The helping wait of Join and ForkJoin: until <paramref name="target"/> is done, runs other work on this worker
+    /// (<see cref="TryHelpOnce"/>), putting the caller's contexts back after each piece; with nothing to run, spins
+    /// <c>SpinRounds</c> rounds, then waits in slices of about a millisecond, looking for work between them. Helping
+    /// nests (a piece may join in turn) up to <see cref="MaxJoinDepth"/> and while the stack has room; beyond, it only waits.
+    /// </summary>
+    private void HelpUntil<TTarget>(Worker worker, TTarget target)
+        where TTarget : struct, IJoinTarget
+    {
+        int idleRounds = 0;
+        var spinner = new SpinWait();
+        ExecutionContext? context = ExecutionContext.Capture();
+        SynchronizationContext? sync = SynchronizationContext.Current;
         worker.JoinDepth++;
         try
         {
-            HelpLoop(worker, task);
+            while (!target.IsDone)
+            {
+                if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
+                {
+                    RestoreAfterHelping(context, sync);
+                    idleRounds = 0;
+                    spinner.Reset();
+                    continue;
+                }
+
+                if (idleRounds++ < _spinRounds)
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+
+                target.WaitSlice(worker);
+            }
         }
         finally
         {
@@ -108,49 +141,73 @@ public sealed partial class WorkStealingTaskScheduler
         }
     }
 
-    private void HelpLoop(Worker worker, Task task)
+    /// <summary>Runs one piece of other work while waiting: own queued tasks (slot, then deque, LIFO), then a stolen fork, then a stolen task.</summary>
+    private bool TryHelpOnce(Worker worker)
     {
-        int idleRounds = 0;
-        var spinner = new SpinWait();
-        ExecutionContext? context = ExecutionContext.Capture();
-        SynchronizationContext? sync = SynchronizationContext.Current;
-        while (!task.IsCompleted)
+        Task? task = null;
+        if (Volatile.Read(ref worker.Slot) is not null)
         {
-            // (2) Run other work. The stack probe keeps a deep nest of helping joins from overflowing the stack.
-            Task? next = RuntimeHelpers.TryEnsureSufficientExecutionStack() ? FindJoinWork(worker) : null;
-            if (next is not null)
-            {
-                idleRounds = 0;
-                spinner.Reset();
-                if (TryExecuteTask(next))
-                {
-                    worker.Executed++;
-                    worker.Helped++;
-                }
+            task = Interlocked.Exchange(ref worker.Slot, null);
+        }
 
-                RestoreAfterHelping(context, sync);
-                continue;
-            }
-
-            if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryStealFork(worker) is { } fork)
+        if (task is null && !worker.Deque.TryPop(out task))
+        {
+            if (TryStealFork(worker) is { } fork)
             {
-                idleRounds = 0;
-                spinner.Reset();
                 worker.Helped++;
                 fork.RunStolen();
-                RestoreAfterHelping(context, sync);
-                continue;
+                return true;
             }
 
-            // (3) Nothing to run: spin a little, then block on the task in short slices and look again.
-            if (idleRounds++ < _spinRounds)
+            task = TrySteal(worker);
+            if (task is null)
             {
-                spinner.SpinOnce(sleep1Threshold: -1);
-                continue;
+                return false;
             }
-
-            WaitSlice(task);
         }
+
+        if (TryExecuteTask(task))
+        {
+            worker.Executed++;
+            worker.Helped++;
+        }
+
+        return true;
+    }
+
+    /// <summary>What a helping wait waits for (static dispatch over the two structs below).</summary>
+    private interface IJoinTarget
+    {
+        bool IsDone { get; }
+
+        /// <summary>Blocks for at most about a millisecond, or until done; never throws for the target's own outcome.</summary>
+        void WaitSlice(Worker worker);
+    }
+
+    /// <summary>Join: a task.</summary>
+    private readonly struct TaskTarget(Task task) : IJoinTarget
+    {
+        public bool IsDone => task.IsCompleted;
+
+        public void WaitSlice(Worker worker)
+        {
+            try
+            {
+                task.Wait(1);
+            }
+            catch (AggregateException)
+            {
+                // The task faulted or was cancelled meanwhile: it is complete; the caller's GetResult rethrows.
+            }
+        }
+    }
+
+    /// <summary>ForkJoin: a forked job a thief took.</summary>
+    private readonly struct ForkTarget(ForkJob job) : IJoinTarget
+    {
+        public bool IsDone => job.IsDone;
+
+        public void WaitSlice(Worker worker) => job.WaitSlice(worker.JoinEvent);
     }
 
     /// <summary>
@@ -171,35 +228,6 @@ public sealed partial class WorkStealingTaskScheduler
         {
             SynchronizationContext.SetSynchronizationContext(sync);
         }
-    }
-
-    /// <summary>Blocks for at most about a millisecond, or until the task completes; never throws.</summary>
-    private static void WaitSlice(Task task)
-    {
-        try
-        {
-            task.Wait(1);
-        }
-        catch (AggregateException)
-        {
-            // The task faulted or was cancelled meanwhile: it is complete; the caller's GetResult rethrows.
-        }
-    }
-
-    /// <summary>Work a joining worker may run: its own slot and deque (LIFO), then a steal from the others.</summary>
-    private Task? FindJoinWork(Worker worker)
-    {
-        if (Volatile.Read(ref worker.Slot) is not null && Interlocked.Exchange(ref worker.Slot, null) is { } slot)
-        {
-            return slot;
-        }
-
-        if (worker.Deque.TryPop(out Task? own))
-        {
-            return own;
-        }
-
-        return TrySteal(worker);
     }
 
     /// <summary>True when the task was in this worker's LIFO slot or at the bottom of its deque and was taken out.</summary>
