@@ -100,17 +100,21 @@ public sealed partial class WorkStealingTaskScheduler
         job.Init(state, second, worker);
         worker.Forked++; // plain: only the owner writes its counters
         worker.ForkDeque.Push(job);
-        NotifyFork(worker, job, depth);
-
-        TFirst firstResult = RunFirst(first, state, out Exception? firstError);
-
+        TFirst firstResult;
+        Exception? firstError;
         try
         {
+            NotifyWork();
+            firstResult = RunFirst(first, state, out firstError); // never throws: first's exception is kept
             JoinFork(worker, job);
         }
         catch
         {
-            // Only an exception from the wait itself (a Thread.Interrupt of this worker) gets here.
+            // Only a Thread.Interrupt of this worker gets here: from the wake-up's contended lock (before first ran) or
+            // from the wait. Without abandoning the fork, the job stayed queued below the caller's frame and cached at its
+            // depth: the enclosing join ran it as a stray, its exception stayed in the cached job, and the next fork at
+            // that depth rethrew it (or a thief still ran it when the job was reused). (Found by
+            // ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind.)
             AbandonFork(worker, job, depth);
             throw;
         }
@@ -167,40 +171,6 @@ public sealed partial class WorkStealingTaskScheduler
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
         ForkJoin((First: first, Second: second), static s => s.First(), static s => s.Second());
-    }
-
-    /// <summary>
-    /// <see cref="NotifyWork"/> after a fork's push. Waking a parked worker takes the sleepers' lock, and a contended
-    /// Monitor.Enter throws ThreadInterruptedException when this worker has a pending Thread.Interrupt: then the fork
-    /// is abandoned before <c>first</c> ran (<see cref="AbandonFork"/>) and the exception propagates. Without that, the
-    /// job stayed queued below the caller's frame and cached at its depth: the enclosing join ran it as a stray, its
-    /// exception stayed in the cached job, and the next fork at that depth rethrew it (or a thief still ran it when the
-    /// job was reused). (Found by ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind.) The common path is
-    /// NotifyWork's, with no exception handling in it.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NotifyFork(Worker worker, ForkJob job, int depth)
-    {
-        Interlocked.MemoryBarrier(); // full fence: the push before the state load; pairs with Park's add (as NotifyWork)
-        long state = Volatile.Read(ref _idleState);
-        if (Searching(state) == 0 && Parked(state) != 0)
-        {
-            WakeOneForFork(worker, job, depth);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void WakeOneForFork(Worker worker, ForkJob job, int depth)
-    {
-        try
-        {
-            WakeOne();
-        }
-        catch
-        {
-            AbandonFork(worker, job, depth);
-            throw;
-        }
     }
 
     /// <summary>
