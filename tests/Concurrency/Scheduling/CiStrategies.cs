@@ -11,4 +11,13 @@ internal static class CiStrategies
         () => Strategy.Pct(seed, depth: 3),
         () => Strategy.BoundedPreemption(2),
     ];
+
+    /// <summary>The same set, each made from a seed the caller varies (bounded preemption is exhaustive: it ignores the seed).</summary>
+    public static readonly Func<int, Strategy>[] Seeded =
+    [
+        seed => Strategy.RandomWalk(seed),
+        seed => Strategy.Pct(seed, depth: 2),
+        seed => Strategy.Pct(seed, depth: 3),
+        _ => Strategy.BoundedPreemption(2),
+    ];
 }

@@ -18,12 +18,7 @@ public sealed class TimerWheelDisposeRaceScheduleTests(ITestOutputHelper output)
 {
     private const int PerStrategy = 150;
 
-    private static readonly Func<int, Strategy>[] Strategies =
-    [
-        seed => Strategy.RandomWalk(seed),
-        seed => Strategy.Pct(seed, depth: 2),
-        seed => Strategy.Pct(seed, depth: 3),
-    ];
+    private static readonly Func<int, Strategy>[] Strategies = CiStrategies.Seeded[..3]; // the randomized ones only
 
     [Fact]
     public void Explore_ScheduleRacesDispose_EveryReturnedHandleIsCountedOnce()

@@ -20,13 +20,7 @@ public sealed class TimerWheelLaneScheduleTests(ITestOutputHelper output)
     /// <summary>Schedules per strategy in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
     private const int PerStrategy = 500;
 
-    private static readonly Func<int, Strategy>[] Strategies =
-    [
-        seed => Strategy.RandomWalk(seed),
-        seed => Strategy.Pct(seed, depth: 2),
-        seed => Strategy.Pct(seed, depth: 3),
-        _ => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<int, Strategy>[] Strategies = CiStrategies.Seeded;
 
     [Fact]
     public void Explore_LanesWrapAndOverflow_FiresXorCancelsAndLosesNoNode()

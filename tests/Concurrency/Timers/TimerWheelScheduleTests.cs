@@ -18,13 +18,7 @@ public sealed class TimerWheelScheduleTests(ITestOutputHelper output)
     /// <summary>Schedules per strategy in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
     private const int PerStrategy = 700;
 
-    private static readonly Func<int, Strategy>[] Strategies =
-    [
-        seed => Strategy.RandomWalk(seed),
-        seed => Strategy.Pct(seed, depth: 2),
-        seed => Strategy.Pct(seed, depth: 3),
-        _ => Strategy.BoundedPreemption(2),
-    ];
+    private static readonly Func<int, Strategy>[] Strategies = CiStrategies.Seeded;
 
     [Fact]
     public void Explore_ConcurrentCancelScheduleAdvance_FiresXorCancelsEachTimer()
