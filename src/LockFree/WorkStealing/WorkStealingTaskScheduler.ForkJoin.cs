@@ -399,15 +399,7 @@ public sealed partial class WorkStealingTaskScheduler
                 // later work) and a fork behaves the same whether it was taken back or stolen. (Found by
                 // ForkJoin_TakenBackSecondSetsAnAsyncLocal_TheCallerDoesNotSeeIt and
                 // ForkJoin_StolenSecondSetsAnAsyncLocal_TheThiefsLaterWorkDoesNotSeeIt.)
-                if (!ReferenceEquals(context, ExecutionContext.Capture()))
-                {
-                    ExecutionContext.Restore(context);
-                }
-
-                if (!ReferenceEquals(SynchronizationContext.Current, sync))
-                {
-                    SynchronizationContext.SetSynchronizationContext(sync);
-                }
+                RestoreContexts(context, sync);
             }
             else
             {

@@ -120,7 +120,7 @@ public sealed partial class WorkStealingTaskScheduler
             {
                 if (worker.JoinDepth <= MaxJoinDepth && RuntimeHelpers.TryEnsureSufficientExecutionStack() && TryHelpOnce(worker))
                 {
-                    RestoreAfterHelping(context, sync);
+                    RestoreContexts(context, sync);
                     idleRounds = 0;
                     spinner.Reset();
                     continue;
@@ -211,13 +211,17 @@ public sealed partial class WorkStealingTaskScheduler
     }
 
     /// <summary>
-    /// After running unrelated work while helping: puts back the waiter's ExecutionContext and SynchronizationContext.
-    /// Work that captured no context (queued or forked with flow suppressed) runs in the helper's own, so AsyncLocal
-    /// values or a SynchronizationContext it left behind would otherwise appear in the waiting caller once Join or
-    /// ForkJoin returns. (Found by Join_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext and its
-    /// ForkJoin twin.) A caller that itself runs with flow suppressed (no context to capture) keeps whatever is left.
+    /// Puts this thread's ExecutionContext and SynchronizationContext back to those given, touching nothing when they
+    /// are already in place (two thread-static reads). Used after any work that may run in the thread's own context
+    /// and leave AsyncLocal values or a SynchronizationContext behind: after each piece run while helping (the waiter's
+    /// contexts: otherwise they appear in the caller once Join or ForkJoin returns; found by
+    /// Join_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext and its ForkJoin twin), after a fork
+    /// its owner ran, after each straggler Dispose runs, and after each piece of work of the worker loop (the default
+    /// context, none: ResetThreadContext). A caller that runs with flow suppressed (no context captured) keeps
+    /// whatever is left.
     /// </summary>
-    private static void RestoreAfterHelping(ExecutionContext? context, SynchronizationContext? sync)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RestoreContexts(ExecutionContext? context, SynchronizationContext? sync)
     {
         if (context is not null && !ReferenceEquals(ExecutionContext.Capture(), context))
         {

@@ -124,18 +124,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// when nothing was left behind.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ResetThreadContext(ExecutionContext clean)
-    {
-        if (!ReferenceEquals(ExecutionContext.Capture(), clean))
-        {
-            ExecutionContext.Restore(clean);
-        }
-
-        if (SynchronizationContext.Current is not null)
-        {
-            SynchronizationContext.SetSynchronizationContext(null);
-        }
-    }
+    private static void ResetThreadContext(ExecutionContext clean) => RestoreContexts(clean, sync: null);
 
     /// <summary>One scan in the documented order; null when every queue looked empty.</summary>
     private Task? FindWork(Worker worker)

@@ -485,7 +485,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
                         Interlocked.Increment(ref _sharedExecuted);
                     }
 
-                    RestoreAfterHelping(callerContext, callerSync);
+                    RestoreContexts(callerContext, callerSync);
                 }
             }
             while (ranAny);
