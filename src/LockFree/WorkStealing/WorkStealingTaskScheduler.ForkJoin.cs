@@ -110,11 +110,11 @@ public sealed partial class WorkStealingTaskScheduler
         }
         catch
         {
-            // Only a Thread.Interrupt of this worker gets here: from the wake-up's contended lock (before first ran) or
-            // from the wait. Without abandoning the fork, the job stayed queued below the caller's frame and cached at its
-            // depth: the enclosing join ran it as a stray, its exception stayed in the cached job, and the next fork at
-            // that depth rethrew it (or a thief still ran it when the job was reused). (Found by
-            // ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind.)
+            // Only a Thread.Interrupt of this worker gets here, from the wait for a stolen fork (the wake-up's lock defers
+            // interrupts: InterruptDeferral). Without abandoning the fork, the job stayed cached at its depth while the
+            // thief still held it, or (when the wake-up still threw) queued below the caller's frame with its
+            // exception kept, and the next fork at that depth rethrew it. (Found by
+            // ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind, before the deferral.)
             AbandonFork(worker, job, depth);
             throw;
         }
@@ -174,7 +174,7 @@ public sealed partial class WorkStealingTaskScheduler
     }
 
     /// <summary>
-    /// A ForkJoin left by an exception (only a Thread.Interrupt of this worker causes one, in a wake-up or a wait):
+    /// A ForkJoin left by an exception (only a Thread.Interrupt of this worker causes one, in the wait for a stolen fork):
     /// restores the depth, takes the job back when it is still queued (then it never runs), and drops it from the
     /// depth cache, since a thief may still hold it or it may still hold an exception: it is never handed out again.
     /// Any job nested inside was already taken back or waited for by its own call, so ours is the bottom one if queued.

@@ -75,7 +75,7 @@ public sealed partial class WorkStealingTaskScheduler
     private void WakeOne()
     {
         Worker? woken = null;
-        lock (_sleepersLock)
+        using (InterruptDeferral.Lock(_sleepersLock))
         {
             // Re-check under the lock: another producer may have woken one already (who is now searching).
             long state = Volatile.Read(ref _idleState);
@@ -121,7 +121,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>Parks the worker until it is woken, or returns at once when it must exit or work became visible.</summary>
     private void Park(Worker worker)
     {
-        lock (_sleepersLock)
+        using (InterruptDeferral.Lock(_sleepersLock))
         {
             if (_shutdown || worker.RetireRequested)
             {
@@ -136,7 +136,7 @@ public sealed partial class WorkStealingTaskScheduler
 
         if (HasVisibleWork())
         {
-            lock (_sleepersLock)
+            using (InterruptDeferral.Lock(_sleepersLock))
             {
                 if (!worker.Notified && _sleepers.Remove(worker))
                 {
@@ -154,7 +154,16 @@ public sealed partial class WorkStealingTaskScheduler
         // its Notified write, so a Reset made before a re-check that still reads false cannot swallow it.
         while (!Volatile.Read(ref worker.Notified)) // acquire: pairs with the waker's write under the lock
         {
-            worker.Event.Wait();
+            try
+            {
+                worker.Event.Wait();
+            }
+            catch (ThreadInterruptedException)
+            {
+                // Dropped: the worker is idle, no user code runs here to receive it (see InterruptDeferral). Before,
+                // it went unhandled and ended the process (Worker_InterruptedWhileParked_DropsItAndKeepsWorking).
+            }
+
             if (!Volatile.Read(ref worker.Notified))
             {
                 worker.Event.Reset();
@@ -188,7 +197,7 @@ public sealed partial class WorkStealingTaskScheduler
     private void WakeForRetire(Worker worker)
     {
         bool woken = false;
-        lock (_sleepersLock)
+        using (InterruptDeferral.Lock(_sleepersLock))
         {
             Volatile.Write(ref worker.RetireRequested, true);
             if (_sleepers.Remove(worker))
@@ -209,7 +218,7 @@ public sealed partial class WorkStealingTaskScheduler
     private void BeginShutdown()
     {
         Worker[] woken;
-        lock (_sleepersLock)
+        using (InterruptDeferral.Lock(_sleepersLock))
         {
             Volatile.Write(ref _shutdown, true);
             woken = _sleepers.ToArray();

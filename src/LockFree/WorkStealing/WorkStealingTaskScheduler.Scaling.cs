@@ -33,7 +33,7 @@ public sealed partial class WorkStealingTaskScheduler
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workerCount, _minimumWorkerCount);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(workerCount, _maximumWorkerCount);
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             ObjectDisposedException.ThrowIf(_scalingClosed || Volatile.Read(ref _disposeStarted) != 0, this);
             SetWorkerCountCore(workerCount);
@@ -101,7 +101,7 @@ public sealed partial class WorkStealingTaskScheduler
         _scaleInterval = options.ScaleSampleInterval;
         _scaleDownIdle = options.ScaleDownIdleTime;
         _scaleUpDepth = options.ScaleUpQueueDepth;
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             // One-shot, re-armed after each sample, so a slow sample never overlaps the next.
             _scaleTimer = _scaleClock.CreateTimer(static s => ((WorkStealingTaskScheduler)s!).Sample(), this, _scaleInterval, Timeout.InfiniteTimeSpan);
@@ -110,7 +110,7 @@ public sealed partial class WorkStealingTaskScheduler
 
     private void StopAutoScale()
     {
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             _scalingClosed = true;
             _scaleTimer?.Dispose();
@@ -121,7 +121,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>One sample of the built-in scale rule.</summary>
     private void Sample()
     {
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             if (_scalingClosed || _scaleTimer is null)
             {

@@ -9,7 +9,7 @@ public sealed partial class WorkStealingTaskScheduler
         {
             Counters sum;
             long handedOff;
-            lock (_scaleLock)
+            using (InterruptDeferral.Lock(_scaleLock))
             {
                 sum = _retired;
                 handedOff = _handedOff;

@@ -25,6 +25,25 @@ public sealed partial class WorkStealingTaskScheduler
         var worker = (Worker)state!;
         t_worker = worker;
         ExecutionContext clean = ExecutionContext.Capture()!; // the default context: the thread was started without flow
+        while (true)
+        {
+            try
+            {
+                RunWorkerLoop(worker, clean);
+                return;
+            }
+            catch (ThreadInterruptedException)
+            {
+                // A Thread.Interrupt left pending by a task broke an idle step (a spin's Sleep(0), the shutdown wait's
+                // Sleep(1)); tasks capture their own exceptions, the scheduler's locks and joins defer interrupts, and
+                // Park drops them. Dropped here too (see InterruptDeferral): no user code runs here to receive it.
+            }
+        }
+    }
+
+    /// <summary>The worker loop; returns when the worker exits (shutdown) or retires.</summary>
+    private void RunWorkerLoop(Worker worker, ExecutionContext clean)
+    {
         int idleRounds = 0;
         var spinner = new SpinWait();
         while (true)
@@ -361,7 +380,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>Retires a worker whose retirement is still requested: hands off its slot and deque, then leaves.</summary>
     private bool TryRetire(Worker worker)
     {
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             if (!worker.RetireRequested)
             {

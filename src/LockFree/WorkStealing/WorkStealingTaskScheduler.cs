@@ -122,7 +122,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         _injection = new MpmcQueue<Task>(options.InjectionQueueCapacity);
         _injectionBase = ((Queues.IQueuePositions)_injection).EnqueuedPositions;
         _workers = new Worker?[_maximumWorkerCount];
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             for (int i = 0; i < options.WorkerCount; i++)
             {
@@ -396,7 +396,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         {
             Interlocked.Increment(ref _sharedQueued);
             var thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
-            lock (_longRunningThreads)
+            using (InterruptDeferral.Lock(_longRunningThreads))
             {
                 _longRunningThreads.Add(thread);
             }
@@ -424,7 +424,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         }
         finally
         {
-            lock (_longRunningThreads)
+            using (InterruptDeferral.Lock(_longRunningThreads))
             {
                 _longRunningThreads.Remove(Thread.CurrentThread);
             }
@@ -448,7 +448,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
         // 3. No more scaling; tell the workers to exit once a full scan finds nothing, and wake the parked ones.
         Thread[] workerThreads;
-        lock (_scaleLock)
+        using (InterruptDeferral.Lock(_scaleLock))
         {
             _scalingClosed = true;
             workerThreads = _allWorkerThreads.ToArray();
@@ -457,7 +457,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         BeginShutdown();
         foreach (Thread thread in workerThreads)
         {
-            thread.Join();
+            InterruptDeferral.Join(thread);
         }
 
         // 5. Stragglers: draining work may have started LongRunning tasks after step 2, and those may have queued
@@ -513,7 +513,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         while (true)
         {
             Thread? thread;
-            lock (_longRunningThreads)
+            using (InterruptDeferral.Lock(_longRunningThreads))
             {
                 thread = _longRunningThreads.Count > 0 ? _longRunningThreads[0] : null;
             }
@@ -523,8 +523,8 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
                 return;
             }
 
-            thread.Join();
-            lock (_longRunningThreads)
+            InterruptDeferral.Join(thread);
+            using (InterruptDeferral.Lock(_longRunningThreads))
             {
                 _longRunningThreads.Remove(thread); // normally removed by the thread itself
             }

@@ -409,26 +409,25 @@ public sealed class WorkStealingForkJoinEdgeTests
     }
 
     [Fact]
-    public void ForkJoin_InterruptedWhileWakingAWorker_LeavesNoStaleJobBehind()
+    public void ForkJoin_InterruptPendingWhileWakingAWorker_WakesItAndDefersTheInterrupt()
     {
         // A pending Thread.Interrupt makes a contended Monitor.Enter throw. ForkJoin's wake-up of a parked worker takes
-        // the sleepers' lock after the fork was pushed; here the test holds that lock so that the inner ForkJoin throws
-        // there. The job must not stay queued and cached: it used to be run by the outer join as a stray, its exception
-        // stayed in the job cached at that depth, and the next fork at that depth threw it although both its halves
-        // succeeded.
+        // the sleepers' lock after the fork was pushed; here the test holds that lock while the inner ForkJoin wakes.
+        // Before the scheduler's locks deferred interrupts, the inner ForkJoin threw there (and, before that was handled,
+        // left its job queued and cached: the next fork at that depth rethrew the stale job's exception). Now the
+        // wake-up waits for the lock, both halves run, and the interrupt reaches the caller's next wait instead.
         using var scheduler = new WorkStealingTaskScheduler(2);
-        object sleepersLock = typeof(WorkStealingTaskScheduler)
-            .GetField("_sleepersLock", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
-            .GetValue(scheduler)!;
+        object sleepersLock = SleepersLock(scheduler);
         using var takeLock = new ManualResetEventSlim(false);
         using var lockHeld = new ManualResetEventSlim(false);
-        using var releaseLock = new ManualResetEventSlim(false);
+        using var forking = new ManualResetEventSlim(false);
         using var outerStolen = new ManualResetEventSlim(false);
-        var strayRan = new StrongBox<bool>();
+        var secondRan = new StrongBox<bool>();
         var root = Task.Factory.StartNew(
             () =>
             {
-                bool interrupted = false;
+                bool deferredDelivered = false;
+                (int, int) interruptedCall = default;
                 scheduler.ForkJoin(
                     0,
                     _ =>
@@ -440,32 +439,19 @@ public sealed class WorkStealingForkJoinEdgeTests
                         takeLock.Set();
                         Assert.True(lockHeld.Wait(Generous));
                         Thread.CurrentThread.Interrupt();
+                        forking.Set();
+                        interruptedCall = scheduler.ForkJoin(secondRan, static _ => 1, static int (ran) =>
+                        {
+                            ran.Value = true;
+                            return 2;
+                        });
                         try
                         {
-                            scheduler.ForkJoin(strayRan, static _ => 0, static int (ran) =>
-                            {
-                                ran.Value = true;
-                                throw new InvalidOperationException("stale");
-                            });
+                            Thread.Sleep(1); // the deferred interrupt arrives here, at the caller's own wait
                         }
                         catch (ThreadInterruptedException)
                         {
-                            interrupted = true;
-                        }
-                        finally
-                        {
-                            releaseLock.Set();
-                        }
-
-                        if (!interrupted)
-                        {
-                            try
-                            {
-                                Thread.Sleep(1); // consume a pending interrupt so that it cannot hit the worker later
-                            }
-                            catch (ThreadInterruptedException)
-                            {
-                            }
+                            deferredDelivered = true;
                         }
 
                         return 0;
@@ -476,12 +462,12 @@ public sealed class WorkStealingForkJoinEdgeTests
                         return 0;
                     });
 
-                // The same depth (1) and types as the interrupted fork: both halves succeed, so no exception.
+                // The same depth (1) and types as the interrupted fork: the job cached there must be clean.
                 ((int A, int B) inner, _) = scheduler.ForkJoin(
-                    strayRan,
-                    s => scheduler.ForkJoin(s, static _ => 1, static _ => 2),
+                    secondRan,
+                    s => scheduler.ForkJoin(s, static _ => 3, static _ => 4),
                     static _ => 0);
-                return (interrupted, inner);
+                return (interruptedCall, deferredDelivered, inner);
             },
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(takeLock.Wait(Generous));
@@ -489,7 +475,8 @@ public sealed class WorkStealingForkJoinEdgeTests
         try
         {
             lockHeld.Set();
-            Assert.True(releaseLock.Wait(Generous));
+            Assert.True(forking.Wait(Generous));
+            Thread.Sleep(50); // let the inner ForkJoin reach the held lock
         }
         finally
         {
@@ -497,9 +484,68 @@ public sealed class WorkStealingForkJoinEdgeTests
         }
 
         Assert.True(root.Wait(Generous));
-        Assert.Equal((true, (1, 2)), root.Result);
-        Assert.False(strayRan.Value); // taken back before first ran: neither half of the interrupted call ran
+        Assert.Equal(((1, 2), true, (3, 4)), root.Result);
+        Assert.True(secondRan.Value);
     }
+
+    [Fact]
+    public void ForkJoin_InterruptedWhileWaitingForAStolenFork_ThrowsAndNeverReusesTheThiefsJob()
+    {
+        // The caller's wait for a fork that another worker stole is the caller's own blocking wait: an interrupt surfaces
+        // there, as from Task.Wait. The thief still holds the job, so the caller must not reuse it: the next fork at the
+        // same depth, made while the thief still runs the old one, gets a fresh job and its own results.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        using var stolen = new ManualResetEventSlim(false);
+        using var finishOld = new ManualResetEventSlim(false);
+        var oldFinished = new StrongBox<bool>();
+        var root = Task.Factory.StartNew(
+            () =>
+            {
+                bool interrupted = false;
+                try
+                {
+                    scheduler.ForkJoin(
+                        (Stolen: stolen, Finish: finishOld, Done: oldFinished),
+                        static s =>
+                        {
+                            Assert.True(s.Stolen.Wait(Generous));
+                            Thread.CurrentThread.Interrupt();
+                            return 1;
+                        },
+                        static s =>
+                        {
+                            s.Stolen.Set();
+                            Assert.True(s.Finish.Wait(Generous));
+                            s.Done.Value = true;
+                            return 2;
+                        });
+                }
+                catch (ThreadInterruptedException)
+                {
+                    interrupted = true;
+                }
+
+                bool oldStillRunning = !Volatile.Read(ref oldFinished.Value);
+                (int, int) next = scheduler.ForkJoin(
+                    (Stolen: stolen, Finish: finishOld, Done: oldFinished),
+                    static s =>
+                    {
+                        s.Finish.Set(); // the thief may finish the old job now, while this fork is pending
+                        return 10;
+                    },
+                    static _ => 20);
+                return (interrupted, oldStillRunning, next);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((true, true, (10, 20)), root.Result);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref oldFinished.Value), Generous));
+    }
+
+    internal static object SleepersLock(WorkStealingTaskScheduler scheduler) =>
+        typeof(WorkStealingTaskScheduler)
+            .GetField("_sleepersLock", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            .GetValue(scheduler)!;
 
     private static void LeaveContextBehind(ManualResetEventSlim ran)
     {

@@ -1,0 +1,139 @@
+// These tests start work on a TaskScheduler and wait for it on purpose (always bounded).
+#pragma warning disable xUnit1031
+using Xunit;
+
+namespace LockFree.Tests.Unit.WorkStealing;
+
+/// <summary>
+/// <see cref="Thread.Interrupt"/> aimed at a <see cref="WorkStealingTaskScheduler"/>'s threads: the scheduler's own
+/// blocking steps never throw it (a lock or join defers it to the caller's next wait; an idle worker drops it).
+/// Before, an interrupted idle worker ended the process, and a contended wake-up threw into the task that queued work.
+/// </summary>
+public sealed class WorkStealingInterruptTests
+{
+    private static readonly TimeSpan Generous = WorkStealingTaskSchedulerTests.Generous;
+
+    [Fact]
+    public void Worker_InterruptedWhileParked_DropsItAndKeepsWorking()
+    {
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        Thread worker = RunOn(scheduler, () => Thread.CurrentThread).Result;
+        Assert.True(SpinWait.SpinUntil(() => scheduler.ParkedWorkers == 1, Generous));
+        worker.Interrupt(); // its park wait throws at once; unhandled, this ended the test host
+        Thread.Sleep(20);
+        AssertStillRuns(scheduler, worker);
+    }
+
+    [Fact]
+    public void Worker_TaskLeavesAnInterruptPending_TheWorkerDropsItWhenIdleAndKeepsWorking()
+    {
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        Thread worker = RunOn(scheduler, () =>
+        {
+            Thread.CurrentThread.Interrupt(); // nothing in the task waits: it reaches the worker's idle spin or park
+            return Thread.CurrentThread;
+        }).Result;
+        Assert.True(SpinWait.SpinUntil(() => scheduler.ParkedWorkers == 1, Generous));
+        AssertStillRuns(scheduler, worker);
+    }
+
+    [Fact]
+    public void QueueTask_InterruptPendingWhileWakingAWorker_WakesItAndDefersTheInterrupt()
+    {
+        // Queuing from a worker wakes a parked worker under the sleepers' lock when nobody searches. The test holds
+        // that lock, so the wake-up's Monitor.Enter blocks with the interrupt pending: it used to throw there, out of
+        // Task.Factory.StartNew (the child was queued all the same). Now StartNew returns once the lock is free, the
+        // parked worker is woken, and the interrupt reaches the task's next wait.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        object sleepersLock = WorkStealingForkJoinEdgeTests.SleepersLock(scheduler);
+        using var takeLock = new ManualResetEventSlim(false);
+        using var lockHeld = new ManualResetEventSlim(false);
+        using var queuing = new ManualResetEventSlim(false);
+        using var childRan = new ManualResetEventSlim(false);
+        var parent = RunOn(scheduler, () =>
+        {
+            Assert.True(SpinWait.SpinUntil(() => scheduler.ParkedWorkers == 1 && scheduler.SearchingWorkers == 0, Generous));
+            takeLock.Set();
+            Assert.True(lockHeld.Wait(Generous));
+            Thread.CurrentThread.Interrupt();
+            queuing.Set();
+            Task child = Task.Factory.StartNew(
+                () => childRan.Set(), CancellationToken.None, TaskCreationOptions.PreferFairness, scheduler);
+            bool delivered = false;
+            try
+            {
+                Thread.Sleep(1);
+            }
+            catch (ThreadInterruptedException)
+            {
+                delivered = true;
+            }
+
+            // The child is on this worker's deque; the worker woken for it takes it while this task still runs.
+            return (delivered, childRan.Wait(Generous));
+        });
+        Assert.True(takeLock.Wait(Generous), parent.Exception?.ToString());
+        Monitor.Enter(sleepersLock);
+        try
+        {
+            lockHeld.Set();
+            Assert.True(queuing.Wait(Generous));
+            Thread.Sleep(50); // let the wake-up reach the held lock
+        }
+        finally
+        {
+            Monitor.Exit(sleepersLock);
+        }
+
+        Assert.True(parent.Wait(Generous));
+        Assert.Equal((true, true), parent.Result);
+    }
+
+    [Fact]
+    public void Dispose_InterruptPendingOnTheDisposingThread_FinishesAndDefersIt()
+    {
+        // Dispose joins the workers; an interrupt pending on the disposing thread used to throw out of the join with
+        // the shutdown half done (a second Dispose then waited for the first forever).
+        var scheduler = new WorkStealingTaskScheduler(2);
+        using var release = new ManualResetEventSlim(false);
+        Task running = RunOn(scheduler, () => release.Wait(Generous));
+        bool delivered = false;
+        var disposer = new Thread(() =>
+        {
+            Thread.CurrentThread.Interrupt();
+            scheduler.Dispose();
+            try
+            {
+                Thread.Sleep(1);
+            }
+            catch (ThreadInterruptedException)
+            {
+                delivered = true;
+            }
+        });
+        disposer.Start();
+        Thread.Sleep(50); // Dispose is draining: the running task holds it
+        release.Set();
+        Assert.True(disposer.Join(Generous));
+        Assert.True(delivered);
+        Assert.True(running.IsCompletedSuccessfully);
+        Assert.True(scheduler.WaitForDisposal(TimeSpan.Zero));
+        scheduler.Dispose(); // a second call returns at once
+    }
+
+    private static Task<T> RunOn<T>(WorkStealingTaskScheduler scheduler, Func<T> body) =>
+        Task.Factory.StartNew(body, CancellationToken.None, TaskCreationOptions.None, scheduler);
+
+    private static void AssertStillRuns(WorkStealingTaskScheduler scheduler, Thread worker)
+    {
+        Assert.True(worker.IsAlive);
+        var tasks = new Task<Thread>[100];
+        for (int i = 0; i < tasks.Length; i++)
+        {
+            tasks[i] = RunOn(scheduler, () => Thread.CurrentThread);
+        }
+
+        Assert.True(Task.WaitAll(tasks, Generous));
+        Assert.All(tasks, t => Assert.Same(worker, t.Result));
+    }
+}
