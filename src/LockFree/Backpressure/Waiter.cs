@@ -136,18 +136,57 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// </summary>
     public bool TryFinishQuietly() => _state.TryFinish(WaitStatus.Signaled);
 
-    /// <summary>Blocks the calling thread until the wait ends or <paramref name="timeout"/> passes, then recycles the waiter.</summary>
+    /// <summary>
+    /// Blocks the calling thread until the wait ends or <paramref name="timeout"/> passes, then recycles the waiter.
+    /// A <see cref="Thread.Interrupt"/> of the waiting thread ends the wait as a cancellation does (no trace left) and
+    /// is rethrown after the waiter is unlinked and recycled; when a signal, completion or timeout ended the wait first,
+    /// the wait returns as usual and the interrupt is posted again for the caller's next wait. Before, the exception
+    /// left the waiter linked: a later signal woke nobody (a lost wake-up for the waiters behind it) and the waiter
+    /// never went back to the pool.
+    /// </summary>
+    /// <exception cref="ThreadInterruptedException">The thread was interrupted while waiting, before anything else ended the wait.</exception>
     public WaitStatus WaitSynchronously(TimeSpan timeout)
     {
-        if (!_event!.Wait(timeout))
+        bool interrupted = false, endedByInterrupt = false;
+        try
         {
-            TryFinish(WaitStatus.TimedOut);
-            _event.Wait(); // whoever won the race sets the event
+            if (!_event!.Wait(timeout))
+            {
+                TryFinish(WaitStatus.TimedOut);
+            }
+        }
+        catch (ThreadInterruptedException)
+        {
+            interrupted = true;
+            endedByInterrupt = TryFinish(WaitStatus.Canceled); // unlinks it, as a cancellation does
+        }
+
+        while (true)
+        {
+            try
+            {
+                _event!.Wait(); // whoever ended the wait sets the event
+                break;
+            }
+            catch (ThreadInterruptedException)
+            {
+                interrupted = true;
+            }
         }
 
         WaitStatus status = Status;
         Detach();
         _owner.Return(this);
+        if (endedByInterrupt)
+        {
+            throw new ThreadInterruptedException();
+        }
+
+        if (interrupted)
+        {
+            Thread.CurrentThread.Interrupt();
+        }
+
         return status;
     }
 

@@ -101,7 +101,7 @@ internal sealed class WaiterList
     private Waiter RentAndLinkCore(bool synchronous, long tag)
     {
         Waiter waiter;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             waiter = _pool ?? new Waiter(this);
             if (_pool is not null)
@@ -115,7 +115,7 @@ internal sealed class WaiterList
 
         waiter.Reset(synchronous);
         waiter.Tag = tag;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             waiter.Previous = _tail;
             waiter.Next = null;
@@ -151,7 +151,7 @@ internal sealed class WaiterList
     /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
     public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             waiter = _head;
             generation = waiter?.Generation ?? 0;
@@ -162,7 +162,7 @@ internal sealed class WaiterList
     /// <summary>Unlinks <paramref name="waiter"/> if it is still the oldest linked waiter, in wait <paramref name="generation"/>.</summary>
     public bool TryPopIfHead(Waiter waiter, int generation)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (!ReferenceEquals(_head, waiter) || waiter.Generation != generation)
             {
@@ -190,7 +190,7 @@ internal sealed class WaiterList
 
     private void UnlinkCore(Waiter waiter)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (!waiter.IsLinked)
             {
@@ -225,7 +225,7 @@ internal sealed class WaiterList
     /// <summary>Gives a finished waiter back to the pool.</summary>
     public void Return(Waiter waiter)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (_pooled >= PoolLimit)
             {
@@ -265,7 +265,7 @@ internal sealed class WaiterList
     /// <summary>Unlinks the oldest waiter and the generation of its wait, read under the lock (so a recycled waiter is never ended by mistake).</summary>
     private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             waiter = _head;
             if (waiter is null)

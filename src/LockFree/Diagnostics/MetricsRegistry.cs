@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Internal;
 
 namespace LockFree.Diagnostics;
 
@@ -23,7 +24,7 @@ internal sealed class MetricsRegistry<TSource>
 
     public void Register(TSource source)
     {
-        lock (_sources)
+        using (InterruptDeferral.Lock(_sources))
         {
             _sources.Add(new WeakReference<TSource>(source));
         }
@@ -31,7 +32,7 @@ internal sealed class MetricsRegistry<TSource>
 
     public void Unregister(TSource source)
     {
-        lock (_sources)
+        using (InterruptDeferral.Lock(_sources))
         {
             _sources.RemoveAll(w => !w.TryGetTarget(out TSource? s) || ReferenceEquals(s, source));
         }
@@ -42,7 +43,7 @@ internal sealed class MetricsRegistry<TSource>
         where T : struct
     {
         var measurements = new List<Measurement<T>>();
-        lock (_sources)
+        using (InterruptDeferral.Lock(_sources))
         {
             _sources.RemoveAll(w => !w.TryGetTarget(out _));
             foreach (WeakReference<TSource> weak in _sources)

@@ -16,7 +16,7 @@ internal static class ThreadSlotTable
     public static TSlot GetOrAdd<TSlot>(ref TSlot?[] table, object growLock, int id, int maxIndexedId)
         where TSlot : class, new()
     {
-        lock (growLock)
+        using (InterruptDeferral.Lock(growLock))
         {
             TSlot?[] slots = table;
             if (id >= slots.Length)

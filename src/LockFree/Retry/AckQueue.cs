@@ -267,7 +267,7 @@ public sealed class AckQueue<T> : IDisposable
             return;
         }
 
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             _wakeup.Dispose();
         }
@@ -298,7 +298,7 @@ public sealed class AckQueue<T> : IDisposable
         int slot;
         long stamp;
         bool arm;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             long now = _time.GetTimestamp();
             if (envelope.Deliveries == 1)
@@ -342,7 +342,7 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Ends a delivery still in flight at its stamp: unlinks and frees its slot. False when stale.</summary>
     private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             int slot = delivery.Slot;
             if ((uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
@@ -392,7 +392,7 @@ public sealed class AckQueue<T> : IDisposable
     private void OnVisibilityTimeout()
     {
         List<Envelope>? expired = null;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             _armedFor = long.MaxValue;
             long now = _time.GetTimestamp();

@@ -90,7 +90,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         long now = _time.GetTimestamp();
         DeadLetter<T>? evicted = null;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (_count == _ring.Length)
             {
@@ -147,7 +147,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// <summary>Removes the oldest dead letter; false when empty.</summary>
     public bool TryTake([MaybeNullWhen(false)] out DeadLetter<T> deadLetter)
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (_count == 0)
             {
@@ -178,7 +178,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ArgumentNullException.ThrowIfNull(predicate);
         List<DeadLetter<T>> chosen = Choose(predicate);
         int removed = RemoveChosen(chosen).Count;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             _removed += removed;
         }
@@ -233,7 +233,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// <summary>A snapshot of the accounting and the oldest dead letter's age.</summary>
     public DeadLetterStatistics GetStatistics()
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             TimeSpan age = _count == 0 ? TimeSpan.Zero : _time.GetElapsedTime(_ring[_head].AddedAt);
             return new DeadLetterStatistics(_added, _replayed, _removed, _droppedIncoming, _evicted, _rejected, _count, age);
@@ -260,7 +260,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
     private DeadLetter<T>[] CopyLetters()
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             var letters = new DeadLetter<T>[_count];
             for (int i = 0; i < letters.Length; i++)
@@ -297,7 +297,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         }
 
         var wanted = new HashSet<DeadLetter<T>>(chosen, ReferenceEqualityComparer.Instance);
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             int kept = 0;
             for (int i = 0; i < _count; i++)
@@ -328,7 +328,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     private void PutBack(List<Entry> taken, int replayed)
     {
         List<DeadLetter<T>>? overflow = null;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             _replayed += replayed;
             for (int i = taken.Count - 1; i >= replayed; i--)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LockFree.Backpressure;
+using LockFree.Internal;
 
 namespace LockFree;
 
@@ -96,7 +97,7 @@ public sealed class LeakyBucket : IDisposable
     /// <exception cref="ObjectDisposedException">The bucket was disposed.</exception>
     public bool TryEnter()
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             return TryPassLocked(_time.GetTimestamp());
@@ -118,7 +119,7 @@ public sealed class LeakyBucket : IDisposable
 
         Waiter waiter;
         short version;
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             long now = _time.GetTimestamp();
@@ -159,7 +160,7 @@ public sealed class LeakyBucket : IDisposable
     /// <summary>Ends every queued wait with false and stops the pacing timer.</summary>
     public void Dispose()
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (_disposed)
             {
@@ -194,7 +195,7 @@ public sealed class LeakyBucket : IDisposable
     /// <summary>The pacing timer: lets the oldest waiter go if its slot has come, then re-arms for the next slot.</summary>
     private void Release()
     {
-        lock (_lock)
+        using (InterruptDeferral.Lock(_lock))
         {
             if (_disposed)
             {

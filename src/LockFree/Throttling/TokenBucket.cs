@@ -262,7 +262,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     {
         Waiter waiter;
         short version;
-        lock (_pumpLock)
+        using (InterruptDeferral.Lock(_pumpLock))
         {
             waiter = _waiters.RentAndLink(synchronous: false, tag: tokens);
             version = waiter.Version;
@@ -280,7 +280,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// <summary>Serves the queue in order as far as the bucket allows, then re-arms the timer or clears the Waiting flag.</summary>
     private void Pump()
     {
-        lock (_pumpLock)
+        using (InterruptDeferral.Lock(_pumpLock))
         {
             while (_waiters.TryPeek(out Waiter? head, out int generation))
             {

@@ -24,7 +24,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     public void StartDriver()
     {
-        lock (_sleepLock)
+        using (InterruptDeferral.Lock(_sleepLock))
         {
             if (IsDisposed)
             {
@@ -95,7 +95,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         // The scan first, then the driver: a callback of the driver that schedules may be waiting for the end of
         // the scan (WithdrawDisposed), so joining the driver before it would deadlock. No drain runs after the
         // flag (AdvanceTo checks it under the gate), so the driver still running changes nothing here.
-        lock (_gate)
+        using (InterruptDeferral.Lock(_gate))
         {
             // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
             // Cancel answers false without a flag check on its path; its references are cleared. A timer a Cancel
@@ -159,7 +159,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
 
         Thread? driver;
-        lock (_sleepLock)
+        using (InterruptDeferral.Lock(_sleepLock))
         {
             _stopRequested = true;
             driver = _driver;
@@ -168,7 +168,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         if (driver is not null && driver != Thread.CurrentThread)
         {
-            driver.Join();
+            InterruptDeferral.Join(driver);
         }
 
         _driverTimer?.Dispose();
@@ -176,7 +176,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private void Wake()
     {
-        lock (_sleepLock)
+        using (InterruptDeferral.Lock(_sleepLock))
         {
             _wakeRequested = true;
             Monitor.Pulse(_sleepLock);
@@ -259,11 +259,19 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     _driverTimer!.Change(delay, Timeout.InfiniteTimeSpan);
                 }
 
-                lock (_sleepLock)
+                using (InterruptDeferral.Lock(_sleepLock))
                 {
                     while (!_wakeRequested && !_stopRequested)
                     {
-                        Monitor.Wait(_sleepLock);
+                        try
+                        {
+                            Monitor.Wait(_sleepLock);
+                        }
+                        catch (ThreadInterruptedException)
+                        {
+                            // Dropped (see InterruptDeferral): left pending by a callback, or aimed at a thread the user
+                            // does not own. Unhandled, it ended the process.
+                        }
                     }
 
                     _wakeRequested = false;
@@ -278,7 +286,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private bool StopRequested()
     {
-        lock (_sleepLock)
+        using (InterruptDeferral.Lock(_sleepLock))
         {
             return _stopRequested;
         }

@@ -142,7 +142,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         var lane = new Lane(this, Thread.CurrentThread, _laneRingSize);
         // No seam call while holding _laneLock: under the controlled scheduler a scheduling point inside a lock
         // would hand the baton to a thread that may block on the same lock.
-        lock (_laneLock)
+        using (InterruptDeferral.Lock(_laneLock))
         {
             if ((Volatile.Read(ref _clock.Flags) & DisposedFlag) != 0)
             {
@@ -340,7 +340,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         lane.CacheCount = 0;
         lane.ReturnHead = lane.DriverReturnTail;
-        lock (_laneLock)
+        using (InterruptDeferral.Lock(_laneLock))
         {
             Lane[] old = _lanes;
             var lanes = new Lane[old.Length - 1];
@@ -380,7 +380,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// </summary>
     internal string? AuditPool()
     {
-        lock (_gate)
+        using (InterruptDeferral.Lock(_gate))
         {
             var seen = new HashSet<int>();
             string? problem = null;

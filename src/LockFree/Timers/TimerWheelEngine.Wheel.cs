@@ -15,7 +15,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     internal int AdvanceTo(long targetTick, bool fromDriver = false)
     {
         int fireHead = -1;
-        lock (_gate)
+        using (InterruptDeferral.Lock(_gate))
         {
             if (IsDisposed)
             {
@@ -42,7 +42,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>The next tick at which something happens (a timer is due or a slot cascades), or long.MaxValue.</summary>
     internal long NextEventTick()
     {
-        lock (_gate)
+        using (InterruptDeferral.Lock(_gate))
         {
             return NextEventTickLocked();
         }

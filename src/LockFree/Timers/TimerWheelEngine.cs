@@ -531,7 +531,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int Grow()
     {
-        lock (_growLock)
+        using (InterruptDeferral.Lock(_growLock))
         {
             if ((int)(uint)TAtomics.LoadAcquire(ref _freeHead.Value) != 0)
             {

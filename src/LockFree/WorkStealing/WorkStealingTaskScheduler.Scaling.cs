@@ -1,3 +1,5 @@
+using LockFree.Internal;
+
 namespace LockFree;
 
 // Design: scaling. Workers live at indices [0, TargetWorkerCount) of _workers. Growing starts a worker at each new

@@ -1,3 +1,5 @@
+using LockFree.Internal;
+
 namespace LockFree;
 
 public sealed partial class WorkStealingTaskScheduler

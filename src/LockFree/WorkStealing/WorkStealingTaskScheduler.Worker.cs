@@ -1,3 +1,4 @@
+using LockFree.Internal;
 using System.Runtime.CompilerServices;
 
 namespace LockFree;

@@ -1,22 +1,36 @@
-namespace LockFree;
+using System.Runtime.CompilerServices;
 
-// Design: the scheduler's own blocking steps and Thread.Interrupt.
+namespace LockFree.Internal;
+
+// Design: the library's own blocking steps and Thread.Interrupt.
 //
 // A Thread.Interrupt is delivered at the target thread's next blocking wait: a contended Monitor.Enter, an event
-// wait, a Join, a Sleep. The scheduler blocks in a few places of its own, reached from user code (Task.Run and
-// ForkJoin wake a parked worker under the sleepers' lock; Dispose joins threads) or from its worker loop (parking,
-// retiring). Left alone, an interrupt meant for user code surfaced there instead: a parked worker's wait threw it
-// unhandled and ended the process, a worker that had just stolen a batch lost the task it held when its wake-up of
-// another worker threw, and a Dispose that threw half-way left later Dispose calls waiting forever.
+// wait, a Join, a Sleep. The library blocks in places of its own, often after it changed state: a read that took an
+// item then wakes a parked writer under the waiter list's lock; Task.Run and ForkJoin wake a parked scheduler worker
+// under the sleepers' lock; Dispose joins threads; workers and the timer driver park. An interrupt meant for user
+// code (one it left pending, or aimed at a thread it does not own) used to surface there: a read threw after taking
+// its item (the item was lost), a parked scheduler worker or timer driver threw it unhandled and ended the process,
+// a Dispose stopped half-way.
 //
-// So these steps run uninterruptibly, as the .NET thread pool's own waits do: a lock or join that an interrupt
-// breaks is retried, and the interrupt is posted again once the step is done, so the caller's next interruptible
-// wait (in user code) still receives it. A worker that is idle drops an interrupt instead: no user code runs
-// there to receive it, and a re-posted interrupt would break every later park.
+// So every lock the library takes goes through Lock below, and joins through Join: a step that an interrupt breaks
+// is retried, and the interrupt is posted again once the step is done, so the caller's next interruptible wait (in
+// user code) still receives it; the .NET thread pool's own waits are uninterruptible likewise. The uncontended path
+// is one Monitor.TryEnter, which never blocks. A thread of the library's own that is idle (a parked worker, the
+// timer driver) drops an interrupt instead: no user code runs there to receive it. Waits that belong to the caller
+// (a blocking write or read, Join, ForkJoin) still throw it, and leave no trace, as a cancellation.
 internal static class InterruptDeferral
 {
     /// <summary>Takes <paramref name="gate"/>'s monitor; an interrupt while blocked is deferred to <see cref="LockScope.Dispose"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LockScope Lock(object gate)
+    {
+        bool taken = false;
+        Monitor.TryEnter(gate, ref taken); // never blocks, so never throws an interrupt
+        return taken ? new LockScope(gate, interrupted: false) : LockContended(gate);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static LockScope LockContended(object gate)
     {
         bool interrupted = false;
         while (true)

@@ -1,0 +1,140 @@
+using System.Reflection;
+using LockFree.Backpressure;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Backpressure;
+
+/// <summary>
+/// <see cref="Thread.Interrupt"/> and the buffer's blocking calls: an interrupted wait ends like a cancellation (the
+/// exception, no trace, nobody else's wake-up taken), and an interrupt pending when the buffer takes its own lock is
+/// deferred to the caller's next wait instead of breaking an operation half done.
+/// </summary>
+public sealed class BackpressureInterruptTests
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Write_InterruptedWhileWaiting_ThrowsLeavesNoTraceAndTheNextWriterIsWoken(bool single)
+    {
+        // Before, the exception left the interrupted writer's waiter linked: the read's signal went to it, and the
+        // next writer slept until its timeout.
+        using var buffer = Buffer(single);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        Exception? thrown = null;
+        var first = new Thread(() =>
+        {
+            try
+            {
+                buffer.Write(2, Generous);
+            }
+            catch (Exception e)
+            {
+                thrown = e;
+            }
+        });
+        first.Start();
+        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        first.Interrupt();
+        Assert.True(first.Join(Generous));
+        Assert.IsType<ThreadInterruptedException>(thrown);
+        Assert.Equal(0, Writers(buffer).Count);
+
+        WriteResult second = default;
+        var next = new Thread(() => second = WriteOrDefault(buffer, 3));
+        next.Start();
+        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True(next.Join(Generous));
+        Assert.True(second.IsAccepted);
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item); // the interrupted write left nothing behind
+        Assert.False(buffer.TryRead(out _));
+        Assert.Equal(2, buffer.GetStatistics().Enqueued);
+    }
+
+    [Fact]
+    public void TryRead_InterruptPendingWhileWakingAWriter_ReturnsTheItemAndDefersTheInterrupt()
+    {
+        // A read that frees room wakes a parked writer under the writers' lock. With an interrupt pending and that lock
+        // contended, the lock used to throw after the item was taken: the item was lost.
+        using var buffer = Buffer(single: false);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        var writer = new Thread(() => WriteOrDefault(buffer, 2));
+        writer.Start();
+        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+
+        object writersLock = typeof(WaiterList).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Writers(buffer))!;
+        bool read = false, delivered = false;
+        int item = 0;
+        Exception? thrown = null;
+        using var reading = new ManualResetEventSlim(false);
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                Thread.CurrentThread.Interrupt();
+                reading.Set();
+                read = buffer.TryRead(out item);
+                try
+                {
+                    Thread.Sleep(1);
+                }
+                catch (ThreadInterruptedException)
+                {
+                    delivered = true;
+                }
+            }
+            catch (Exception e)
+            {
+                thrown = e;
+            }
+        });
+        Monitor.Enter(writersLock);
+        try
+        {
+            reader.Start();
+            Assert.True(reading.Wait(Generous));
+            Thread.Sleep(50); // let the read reach the held lock
+        }
+        finally
+        {
+            Monitor.Exit(writersLock);
+        }
+
+        Assert.True(reader.Join(Generous));
+        Assert.Null(thrown);
+        Assert.True(read);
+        Assert.Equal(1, item);
+        Assert.True(delivered);
+        Assert.True(writer.Join(Generous)); // woken: the read's room was handed on
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(2, item);
+    }
+
+    /// <summary>A blocking write on a helper thread: a failed test disposes the buffer, which must not end the test host.</summary>
+    private static WriteResult WriteOrDefault(BackpressureBuffer<int> buffer, int item)
+    {
+        try
+        {
+            return buffer.Write(item, Generous);
+        }
+        catch (ObjectDisposedException)
+        {
+            return default;
+        }
+    }
+
+    private static BackpressureBuffer<int> Buffer(bool single) => new(new BackpressureBufferOptions<int>
+    {
+        Capacity = 1,
+        FullMode = OverflowPolicy.Wait,
+        SingleWriter = single,
+        SingleReader = single,
+    });
+
+    private static WaiterList Writers(BackpressureBuffer<int> buffer) =>
+        (WaiterList)typeof(BackpressureBuffer<int>).GetField("_writers", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buffer)!;
+}
