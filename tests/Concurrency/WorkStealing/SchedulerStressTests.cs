@@ -340,6 +340,85 @@ public sealed class SchedulerStressTests(ITestOutputHelper output)
         return a + b + 1;
     }
 
+    /// <summary>
+    /// <see cref="Thread.Interrupt"/> aimed at the workers at random while bursts run, queued from outside and from inside
+    /// (where queuing wakes parked workers under the sleepers' lock) with idle gaps between them (where workers spin and
+    /// park). The tasks never wait, so every interrupt lands in the scheduler's own steps, or stays pending and reaches
+    /// them later. Every task must run exactly once, and no worker may die. Before the scheduler deferred and dropped
+    /// interrupts, the first one that hit a parked worker ended the process.
+    /// </summary>
+    [Fact]
+    public void Bursts_WhileWorkersAreInterruptedAtRandom_EveryTaskRunsExactlyOnce()
+    {
+        int bursts = (int)StressScale.Items(200);
+        const int PerBurst = 32;
+        var runs = new int[bursts * PerBurst];
+        var random = new Random(4321);
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 3, SpinRounds = 2 });
+        Thread[] workers = ((List<Thread>)typeof(WorkStealingTaskScheduler)
+            .GetField("_allWorkerThreads", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            .GetValue(scheduler)!).ToArray();
+        Assert.Equal(3, workers.Length);
+        bool stop = false;
+        long interrupts = 0;
+        var interrupter = new Thread(() =>
+        {
+            var pick = new Random(99);
+            while (!Volatile.Read(ref stop))
+            {
+                workers[pick.Next(workers.Length)].Interrupt();
+                interrupts++;
+                Thread.SpinWait(pick.Next(50, 5000));
+                if (pick.Next(8) == 0)
+                {
+                    Thread.Yield();
+                }
+            }
+        });
+        interrupter.Start();
+        try
+        {
+            for (int b = 0; b < bursts; b++)
+            {
+                using var done = new CountdownEvent(PerBurst);
+                int baseId = b * PerBurst;
+                if (random.Next(2) == 0)
+                {
+                    Task.Factory.StartNew(
+                        () =>
+                        {
+                            for (int i = 0; i < PerBurst; i++)
+                            {
+                                int id = baseId + i;
+                                Task.Factory.StartNew(() => Run(runs, id, done), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                            }
+                        },
+                        CancellationToken.None, TaskCreationOptions.None, scheduler);
+                }
+                else
+                {
+                    for (int i = 0; i < PerBurst; i++)
+                    {
+                        int id = baseId + i;
+                        Task.Factory.StartNew(() => Run(runs, id, done), CancellationToken.None, TaskCreationOptions.None, scheduler);
+                    }
+                }
+
+                Assert.True(done.Wait(Bounded), $"burst {b}: {done.CurrentCount} tasks never ran; {scheduler.Statistics}");
+                Thread.Sleep(random.Next(0, 2)); // an idle gap: workers spin and park while interrupts arrive
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            interrupter.Join();
+        }
+
+        Assert.All(runs, r => Assert.Equal(1, r));
+        Assert.All(workers, w => Assert.True(w.IsAlive));
+        output.WriteLine($"{bursts} bursts, {interrupts} interrupts; {scheduler.Statistics}");
+    }
+
     private static void Run(int[] runs, int id, CountdownEvent done)
     {
         Interlocked.Increment(ref runs[id]);
