@@ -49,7 +49,7 @@ namespace LockFree.Backpressure;
 // price is a process-wide barrier for the first park after a disarm: one per quiet spell, next to a park's own cost
 // (a thread-pool hop or a kernel wait). Explored with planted twins in tests/Concurrency/Backpressure/DisarmTests.cs
 // (bit before count, no recount, no barrier) and ReArmWindowTests.cs (no Never: the first-park window after a disarm).
-internal struct ParkingGate<TAtomics>
+internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
     private const long Never = 0;
@@ -145,4 +145,45 @@ internal struct ParkingGate<TAtomics>
 
         return TAtomics.LoadAcquire(ref _waiters) != 0; // acquire: the registration count
     }
+}
+
+/// <summary>
+/// The parking face of a gate: the controlled-scheduler models take the real <see cref="ParkingGate{TAtomics}"/> or a
+/// planted twin through one struct type argument (no interface call in the explored code; the buffer itself calls the
+/// struct directly).
+/// </summary>
+internal interface IParkingGate
+{
+    /// <summary>Registered waiters (a snapshot).</summary>
+    long Waiters { get; }
+
+    /// <summary>Whether any waiter ever registered (diagnostics).</summary>
+    bool EverParked { get; }
+
+    /// <summary>Counts a waiter in, the first park running the process-wide barrier.</summary>
+    void Register();
+
+    /// <summary>Counts a waiter out.</summary>
+    void Unregister();
+
+    /// <summary>The signaller's question after a publish.</summary>
+    bool HasWaiters();
+}
+
+/// <summary>The arming face of a gate (a single-thread side's bit and its disarm), for the same models.</summary>
+/// <typeparam name="TAtomics">The atomics seam.</typeparam>
+internal interface IArmingGate<TAtomics>
+    where TAtomics : struct, IAtomics
+{
+    /// <summary>Counts a waiter in, then sets the armed bit (running the barrier when it set it).</summary>
+    void RegisterArming(ref StickyBits<TAtomics> bits, long armedBit);
+
+    /// <summary>Counts a waiter out.</summary>
+    void Unregister();
+
+    /// <summary>The signaller's question after a publish.</summary>
+    bool HasWaiters();
+
+    /// <summary>After a quiet run: clears the armed bit unless a waiter registered meanwhile.</summary>
+    bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit);
 }

@@ -3,7 +3,6 @@ using LockFree.Tests.Concurrency.PlantedBugs;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
 using Xunit.Abstractions;
-using static LockFree.Tests.Concurrency.Backpressure.ArmingGates;
 
 namespace LockFree.Tests.Concurrency.Backpressure;
 
@@ -45,7 +44,7 @@ public sealed class DisarmTests(ITestOutputHelper output)
 
     /// <summary>One signaller, one or two waiters, around a count of published items. The shared words are pinned.</summary>
     internal sealed class Quiet<TGate>
-        where TGate : struct, IGate
+        where TGate : struct, IArmingGate<TestAtomics>
     {
         private const long Needed = 2;
 
@@ -158,7 +157,7 @@ public sealed class DisarmTests(ITestOutputHelper output)
         int stood = 0, raced = 0;
         foreach (Func<Strategy> make in Strategies)
         {
-            ExplorationResult result = Explore<RealGate>(make(), waiters, cued, PlantedBug.None, q => (stood, raced) = (stood + (q.Disarm > 0 ? 1 : 0), raced + (q.Disarm < 0 ? 1 : 0)));
+            ExplorationResult result = Explore<ParkingGate<TestAtomics>>(make(), waiters, cued, PlantedBug.None, q => (stood, raced) = (stood + (q.Disarm > 0 ? 1 : 0), raced + (q.Disarm < 0 ? 1 : 0)));
             output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}");
         }
 
@@ -175,19 +174,19 @@ public sealed class DisarmTests(ITestOutputHelper output)
     /// </summary>
     [Fact]
     public void Disarm_BitSetBeforeCount_IsFoundAsDeadlock() =>
-        AllStrategiesFind<BitBeforeCount>("bit set before the count (the sticky-bit order)", PlantedBug.None, storeBuffers: false, TwoConstraintStrategies);
+        AllStrategiesFind<BitBeforeCountGate<TestAtomics>>("bit set before the count (the sticky-bit order)", PlantedBug.None, storeBuffers: false, TwoConstraintStrategies);
 
     /// <summary>Found without store buffers: an interleaving bug.</summary>
     [Fact]
     public void Disarm_WithoutCountAfterClear_IsFoundAsDeadlock() =>
-        AllStrategiesFind<BlindDisarm>("disarm without reading the count after the clear", PlantedBug.None, storeBuffers: false);
+        AllStrategiesFind<BlindDisarmGate<TestAtomics>>("disarm without reading the count after the clear", PlantedBug.None, storeBuffers: false);
 
     [Fact]
     public void Disarm_ReArmWithoutProcessWideBarrier_IsFoundAsDeadlock() =>
-        AllStrategiesFind<RealGate>("re-arming parker without the process-wide barrier", PlantedBug.DroppedProcessWideBarrier);
+        AllStrategiesFind<ParkingGate<TestAtomics>>("re-arming parker without the process-wide barrier", PlantedBug.DroppedProcessWideBarrier);
 
     private static ExplorationResult Explore<TGate>(Strategy strategy, int waiters, bool cued, PlantedBug bugs, Action<Quiet<TGate>>? observe = null, bool storeBuffers = true)
-        where TGate : struct, IGate
+        where TGate : struct, IArmingGate<TestAtomics>
     {
         var threads = new List<Action<Quiet<TGate>>>();
         for (int i = 0; i < waiters; i++)
@@ -198,7 +197,7 @@ public sealed class DisarmTests(ITestOutputHelper output)
         threads.Add(q => q.Signaller());
         return ControlledTest.Explore(
             strategy,
-            bugs == PlantedBug.None && typeof(TGate) == typeof(RealGate) ? Budget : SearchBudget,
+            bugs == PlantedBug.None && typeof(TGate) == typeof(ParkingGate<TestAtomics>) ? Budget : SearchBudget,
             () => new Quiet<TGate>(cued),
             threads,
             q =>
@@ -210,7 +209,7 @@ public sealed class DisarmTests(ITestOutputHelper output)
     }
 
     private void AllStrategiesFind<TGate>(string bug, PlantedBug bugs, bool storeBuffers = true, Func<Strategy>[]? strategies = null)
-        where TGate : struct, IGate
+        where TGate : struct, IArmingGate<TestAtomics>
     {
         var found = ScenarioRunner.AssertEachFinds<DeadlockException>(strategies ?? Strategies, strategy => Explore<TGate>(strategy, waiters: 1, cued: true, bugs, storeBuffers: storeBuffers));
         output.WriteLine($"{bug}: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));

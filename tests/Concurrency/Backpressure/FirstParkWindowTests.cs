@@ -33,55 +33,9 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
 
     private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(41);
 
-    /// <summary>The gate under test, as the scenario drives it.</summary>
-    internal interface IGate
-    {
-        bool EverParked { get; }
-
-        long Waiters { get; }
-
-        void Register();
-
-        void Unregister();
-
-        bool HasWaiters();
-    }
-
-    /// <summary>The real gate.</summary>
-    internal struct RealGate : IGate
-    {
-        private ParkingGate<TestAtomics> _gate;
-
-        public bool EverParked => _gate.EverParked;
-
-        public long Waiters => _gate.Waiters;
-
-        public void Register() => _gate.Register();
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-    }
-
-    /// <summary>The planted two-state gate.</summary>
-    internal struct TwoStateGate : IGate
-    {
-        private TwoStateParkingGate<TestAtomics> _gate;
-
-        public bool EverParked => _gate.EverParked;
-
-        public long Waiters => _gate.Waiters;
-
-        public void Register() => _gate.Register();
-
-        public void Unregister() => _gate.Unregister();
-
-        public bool HasWaiters() => _gate.HasWaiters();
-    }
-
     /// <summary>Two waiters and a signaller around a count of published items. The shared words are pinned.</summary>
     internal sealed class Window<TGate>
-        where TGate : struct, IGate
+        where TGate : struct, IParkingGate
     {
         private const int Items = 2;
 
@@ -165,7 +119,7 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
     {
         foreach (Func<Strategy> make in Strategies)
         {
-            ExplorationResult result = Explore<RealGate>(make(), PlantedBug.None);
+            ExplorationResult result = Explore<ParkingGate<TestAtomics>>(make(), PlantedBug.None);
             output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}, {result.Elapsed.TotalMilliseconds:F0} ms");
         }
     }
@@ -173,22 +127,22 @@ public sealed class FirstParkWindowTests(ITestOutputHelper output)
     [Fact]
     public void FirstParkWindow_TwoStateFlag_IsFoundAsDeadlock()
     {
-        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<TwoStateGate>(strategy, PlantedBug.None));
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<TwoStateParkingGate<TestAtomics>>(strategy, PlantedBug.None));
         output.WriteLine("two-state first-park flag: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 
     [Fact]
     public void FirstParkWindow_RealGateWithoutProcessWideBarrier_IsFoundAsDeadlock()
     {
-        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<RealGate>(strategy, PlantedBug.DroppedProcessWideBarrier));
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<ParkingGate<TestAtomics>>(strategy, PlantedBug.DroppedProcessWideBarrier));
         output.WriteLine("dropped process-wide barrier: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 
     private static ExplorationResult Explore<TGate>(Strategy strategy, PlantedBug bugs)
-        where TGate : struct, IGate =>
+        where TGate : struct, IParkingGate =>
         ControlledTest.Explore(
             strategy,
-            bugs == PlantedBug.None && typeof(TGate) == typeof(RealGate) ? Budget : SearchBudget,
+            bugs == PlantedBug.None && typeof(TGate) == typeof(ParkingGate<TestAtomics>) ? Budget : SearchBudget,
             () => new Window<TGate>(),
             [w => w.Signaller(), w => w.FirstWaiter(), w => w.SecondWaiter()],
             w => Assert.Equal(2, w.Taken),

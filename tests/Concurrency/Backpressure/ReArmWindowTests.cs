@@ -3,7 +3,6 @@ using LockFree.Tests.Concurrency.PlantedBugs;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
 using Xunit.Abstractions;
-using static LockFree.Tests.Concurrency.Backpressure.ArmingGates;
 
 namespace LockFree.Tests.Concurrency.Backpressure;
 
@@ -33,7 +32,7 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
 
     /// <summary>One signaller, two waiters, around a count of published items. The shared words are pinned.</summary>
     internal sealed class Window<TGate>
-        where TGate : struct, IGate
+        where TGate : struct, IArmingGate<TestAtomics>
     {
         private const int Items = 2;
 
@@ -130,7 +129,7 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
     {
         foreach (Func<Strategy> make in Strategies)
         {
-            ExplorationResult result = Explore<RealGate>(make());
+            ExplorationResult result = Explore<ParkingGate<TestAtomics>>(make());
             output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}, {result.Elapsed.TotalMilliseconds:F0} ms");
         }
     }
@@ -138,15 +137,15 @@ public sealed class ReArmWindowTests(ITestOutputHelper output)
     [Fact]
     public void ReArmWindow_DisarmKeepingTheStaleFlag_IsFoundAsDeadlock()
     {
-        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<StaleFlag>(strategy));
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies, strategy => Explore<StaleFlagDisarmGate<TestAtomics>>(strategy));
         output.WriteLine("disarm keeping the stale flag: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
     }
 
     private static ExplorationResult Explore<TGate>(Strategy strategy)
-        where TGate : struct, IGate =>
+        where TGate : struct, IArmingGate<TestAtomics> =>
         ControlledTest.Explore(
             strategy,
-            typeof(TGate) == typeof(RealGate) ? Budget : SearchBudget,
+            typeof(TGate) == typeof(ParkingGate<TestAtomics>) ? Budget : SearchBudget,
             () => new Window<TGate>(),
             [w => w.Signaller(), w => w.FirstWaiter(), w => w.SecondWaiter()],
             w => Assert.Equal(2, w.Taken),

@@ -12,7 +12,7 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 /// sticky). A disarm that runs between the two reads no waiter and clears the bit the registrant already trusts; the
 /// registrant sleeps, and the signaller, reading the bit clear, never asks.
 /// </summary>
-internal struct BitBeforeCountGate<TAtomics>
+internal struct BitBeforeCountGate<TAtomics> : IArmingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
     private ParkingGate<TAtomics> _gate;
@@ -36,7 +36,7 @@ internal struct BitBeforeCountGate<TAtomics>
 /// Planted: the disarm clears the armed bit without reading the count afterwards. A registrant that counted itself
 /// and read the bit still set (so it neither sets it nor runs a barrier) is left with no signaller asking.
 /// </summary>
-internal struct BlindDisarmGate<TAtomics>
+internal struct BlindDisarmGate<TAtomics> : IArmingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
     private ParkingGate<TAtomics> _gate;
@@ -62,7 +62,7 @@ internal struct BlindDisarmGate<TAtomics>
 /// registrant that finds the bit already set trusts the stale BarrierDone, skips its own barrier and rechecks before
 /// the first one's barrier flushed a signaller that read the bit clear (the first-park window, once per disarm).
 /// </summary>
-internal struct StaleFlagDisarmGate<TAtomics>
+internal struct StaleFlagDisarmGate<TAtomics> : IArmingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
     private ParkingGate<TAtomics> _gate;

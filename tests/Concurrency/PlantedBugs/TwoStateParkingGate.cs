@@ -1,3 +1,4 @@
+using LockFree.Backpressure;
 using LockFree.Internal;
 
 namespace LockFree.Tests.Concurrency.PlantedBugs;
@@ -8,7 +9,7 @@ namespace LockFree.Tests.Concurrency.PlantedBugs;
 // line for line. A registrant racing the first park then rechecks before the barrier flushed a signaller that read
 // the flag clear (and so neither fenced nor signalled), and sleeps beside an item the barrier was about to expose.
 // tests/Concurrency/Backpressure/FirstParkWindowTests.cs shows the exploration finds that and passes the real gate.
-internal struct TwoStateParkingGate<TAtomics>
+internal struct TwoStateParkingGate<TAtomics> : IParkingGate
     where TAtomics : struct, IAtomics
 {
     private const long Never = 0;
