@@ -117,23 +117,12 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref PaddedIndexPair PollingSide(bool consumer) => ref consumer ? ref _consumers : ref _producers;
 
-    // Poll state: private to a single polling side, plain; among MPMC's consumers a shared hint, through the seam as
-    // acquire/release (plain moves on x64). A stale or lost update only changes how long a poller waits before it reads
-    // the other side's index; every answer is still made from that read.
+    // Poll state: private to a single polling side, plain; among MPMC's consumers a shared hint (LoadHint/StoreHint). A
+    // stale or lost update only changes how long a poller waits before it reads the other side's index; every answer
+    // is still made from that read.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long LoadPollState(ref long word) =>
-        SharedPollState ? TAtomics.LoadAcquire(ref word) : word;
+    private static long LoadPollState(ref long word) => LoadHint(ref word, SharedPollState);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StorePollState(ref long word, long value)
-    {
-        if (SharedPollState)
-        {
-            TAtomics.StoreRelease(ref word, value); // release: a hint for the side's other threads
-        }
-        else
-        {
-            word = value; // plain: private to the single side
-        }
-    }
+    private static void StorePollState(ref long word, long value) => StoreHint(ref word, value, SharedPollState);
 }

@@ -116,39 +116,40 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     // The cached copies: private to a single producer (consumer), plain; a shared hint among many producers
-    // (consumers), through the seam as acquire/release (plain moves on x64): a stale or reordered hint is safe
-    // because every value ever stored is a real index that only grows, so the hint only ever lags.
+    // (consumers): a stale or reordered hint is safe because every value ever stored is a real index that only grows,
+    // so the hint only ever lags.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private long LoadCachedHead() =>
-        TProducers.IsSingle ? _producers.Cached : TAtomics.LoadAcquire(ref _producers.Cached);
+    private long LoadCachedHead() => LoadHint(ref _producers.Cached, shared: !TProducers.IsSingle);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void StoreCachedHead(long head)
+    private void StoreCachedHead(long head) => StoreHint(ref _producers.Cached, head, shared: !TProducers.IsSingle);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long LoadCachedTail() => LoadHint(ref _consumers.Cached, shared: !TConsumers.IsSingle);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StoreCachedTail(long tail) => StoreHint(ref _consumers.Cached, tail, shared: !TConsumers.IsSingle);
+
+    /// <summary>
+    /// A hint word (a cached index, a poll state): plain when one thread owns it; through the seam as acquire when
+    /// several threads of a side share it (a plain move on x64, and visible to the controlled scheduler). Every caller
+    /// passes a constant <paramref name="shared"/>, folded away once inlined.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long LoadHint(ref long word, bool shared) =>
+        shared ? TAtomics.LoadAcquire(ref word) : word; // acquire: pairs with StoreHint's release
+
+    /// <summary>Stores a hint word: plain when one thread owns it, release when a side shares it (see <see cref="LoadHint"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreHint(ref long word, long value, bool shared)
     {
-        if (TProducers.IsSingle)
+        if (shared)
         {
-            _producers.Cached = head; // plain: private to the single producer
+            TAtomics.StoreRelease(ref word, value); // release: a hint for the side's other threads
         }
         else
         {
-            TAtomics.StoreRelease(ref _producers.Cached, head); // release: a hint for the other producers
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private long LoadCachedTail() =>
-        TConsumers.IsSingle ? _consumers.Cached : TAtomics.LoadAcquire(ref _consumers.Cached);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void StoreCachedTail(long tail)
-    {
-        if (TConsumers.IsSingle)
-        {
-            _consumers.Cached = tail; // plain: private to the single consumer
-        }
-        else
-        {
-            TAtomics.StoreRelease(ref _consumers.Cached, tail); // release: a hint for the other consumers
+            word = value; // plain: private to the one thread of its side
         }
     }
 
