@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 using LockFree.Timers;
 
@@ -416,28 +417,51 @@ public sealed class AckQueue<T> : IDisposable
             return;
         }
 
+        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code):
+        // the first failure is rethrown once the batch is done, so none of the others is stranded out of the table.
+        ExceptionDispatchInfo? failure = null;
         foreach (Envelope envelope in expired)
         {
             Interlocked.Increment(ref _expired);
-            if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+            try
             {
-                MoveToDeadLetters(envelope, "VisibilityTimeout after MaxDeliveries", null);
+                if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+                {
+                    MoveToDeadLetters(envelope, "VisibilityTimeout after MaxDeliveries", null);
+                }
+                else
+                {
+                    Requeue(envelope, TimeSpan.Zero);
+                }
             }
-            else
+            catch (Exception ex)
             {
-                Requeue(envelope, TimeSpan.Zero);
+                failure ??= ExceptionDispatchInfo.Capture(ex);
             }
         }
+
+        failure?.Throw();
     }
 
+    /// <summary>
+    /// Hands a message that has left the table to the dead letters. It leaves this queue whatever the dead-letter
+    /// queue does (accepts, evicts, drops, rejects, or throws from its drop callback): counted and its room returned
+    /// first, then the exception, if any, propagates.
+    /// </summary>
     private void MoveToDeadLetters(Envelope envelope, string reason, Exception? exception)
     {
-        DateTimeOffset utcNow = _time.GetUtcNow();
-        DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
-        DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
-        _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
-        Interlocked.Increment(ref _deadLettered);
-        Release();
+        try
+        {
+            DateTimeOffset utcNow = _time.GetUtcNow();
+            DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
+            DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
+            _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
+        }
+        finally
+        {
+            Interlocked.Increment(ref _deadLettered);
+            Release();
+        }
     }
 
     /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>

@@ -1,0 +1,95 @@
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Retry;
+
+/// <summary>
+/// <see cref="AckQueue{T}"/> under failures around it: a dead-letter callback that throws, a delivery handed to the
+/// wrong queue. Every message stays accounted for (<c>Enqueued = Acked + DeadLettered + Count</c>).
+/// </summary>
+public sealed class AckQueueRobustnessTests
+{
+    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(10);
+
+    private static AckQueue<string> Create(ManualTimeProvider time, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null) =>
+        new(new AckQueueOptions<string>
+        {
+            Capacity = 8,
+            VisibilityTimeout = Visibility,
+            TimeProvider = time,
+            MaxDeliveries = maxDeliveries,
+            DeadLetters = deadLetters,
+        });
+
+    /// <summary>A dead-letter queue of one, evicting its oldest, whose drop callback throws.</summary>
+    private static DeadLetterQueue<string> ThrowingDlq(ManualTimeProvider time) => new(new DeadLetterQueueOptions<string>
+    {
+        Capacity = 1,
+        FullMode = OverflowPolicy.DropOldest,
+        TimeProvider = time,
+        ItemDropped = static (_, _) => throw new InvalidOperationException("drop callback failed"),
+    });
+
+    [Fact]
+    public void VisibilityTimeout_DeadLetterCallbackThrows_EveryExpiredMessageStillMoved()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        foreach (string m in new[] { "a", "b", "c" })
+        {
+            Assert.True(queue.TryEnqueue(m).IsAccepted);
+            Assert.True(queue.TryReceive(out _));
+        }
+
+        // One expiry pass moves all three; the second and third evict the one before, and the callback throws.
+        Exception? thrown = Record.Exception(() => time.Advance(Visibility));
+
+        Assert.IsType<InvalidOperationException>(thrown);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((3L, 3L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
+        Assert.Equal("c", Assert.Single(dlq.Snapshot()).Message);
+        Assert.Equal(2, dlq.GetStatistics().Evicted);
+
+        // The capacity is whole again: eight more fit.
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(queue.TryEnqueue($"m{i}").IsAccepted);
+        }
+    }
+
+    [Fact]
+    public void Nack_PastMaxDeliveriesAndDeadLetterCallbackThrows_MessageCountedAndRoomReturned()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal("a", Assert.Single(dlq.Snapshot()).Message);
+        Assert.False(queue.Ack(delivery)); // ended
+    }
+
+    [Fact]
+    public void DeadLetter_CallbackThrows_MessageCountedAndRoomReturned()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<InvalidOperationException>(() => queue.DeadLetter(delivery, "poison"));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+    }
+}
