@@ -192,7 +192,7 @@ public sealed class AckQueue<T> : IDisposable
         return TryReceive(out Delivery<T> delivery) ? new ValueTask<Delivery<T>>(delivery) : ReceiveAsyncSlow(cancellationToken);
     }
 
-    /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out).</summary>
+    /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out) or one this queue did not make (another queue's, or <c>default</c>).</summary>
     public bool Ack(in Delivery<T> delivery)
     {
         if (!TryEnd(delivery, out _))
@@ -337,16 +337,18 @@ public sealed class AckQueue<T> : IDisposable
             }
         }
 
-        return new Delivery<T>(envelope.Message, envelope.Deliveries, slot, stamp);
+        return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
     }
 
-    /// <summary>Ends a delivery still in flight at its stamp: unlinks and frees its slot. False when stale.</summary>
+    /// <summary>Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or foreign.</summary>
     private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
     {
         using (InterruptDeferral.Lock(_lock))
         {
+            // A (slot, stamp) means something only in the table that issued it: another queue's delivery (or a
+            // default one) may match one of our slots and must not end that unrelated message.
             int slot = delivery.Slot;
-            if ((uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
+            if (!ReferenceEquals(delivery.Owner, this) || (uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
             {
                 envelope = default;
                 return false;

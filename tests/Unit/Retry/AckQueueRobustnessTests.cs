@@ -92,4 +92,29 @@ public sealed class AckQueueRobustnessTests
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
     }
+
+    [Fact]
+    public void Ack_DeliveryOfAnotherQueueAtTheSameSlotAndStamp_IsRefusedAndLeavesThisQueuesMessageInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = new(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        using AckQueue<string> first = Create(time, deadLetters: dlq);
+        using AckQueue<string> second = Create(time, deadLetters: dlq);
+        first.TryEnqueue("from-first");
+        second.TryEnqueue("from-second");
+        Assert.True(first.TryReceive(out Delivery<string> fromFirst));
+        Assert.True(second.TryReceive(out Delivery<string> fromSecond));
+
+        // Same slot and stamp in both tables: before, the second queue acked (nacked, dead-lettered) its own,
+        // unrelated message when handed the first queue's delivery.
+        Assert.False(second.Ack(fromFirst));
+        Assert.False(second.Nack(fromFirst));
+        Assert.False(second.DeadLetter(fromFirst, "wrong queue"));
+
+        Assert.Equal((1, 1), (second.InFlightCount, second.Count));
+        Assert.Equal(0, dlq.Count);
+        Assert.Equal(0, second.GetStatistics().Acked + second.GetStatistics().Nacked);
+        Assert.True(second.Ack(fromSecond));
+        Assert.True(first.Ack(fromFirst));
+    }
 }
