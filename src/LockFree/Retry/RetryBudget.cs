@@ -5,9 +5,9 @@ namespace LockFree;
 // Design: two lock-free buckets, after Finagle's RetryBudget (deposits per call, withdrawals per retry, plus a
 // floor of retries per second).
 //
-// Ratio bucket: _credit in milli-retries. RecordCall adds RetryRatio*1000 while it is below MaxBurst*1000 (one
-// atomic add; the cap is approximate by at most one deposit per concurrent caller). TryAcquire spends 1000 with a
-// CAS loop that never takes it below zero.
+// Ratio bucket: _credit in milli-retries, in [0, MaxBurst*1000]. RecordCall adds RetryRatio*1000 with a CAS loop
+// that stops at the cap (exact: a deposit that would pass it is cut to it, and none is made at the cap, where the
+// loop is one read). TryAcquire spends 1000 with a CAS loop that never takes it below zero.
 //
 // Reserve: a generic cell rate algorithm (GCRA) over one long, _reserveTat (theoretical arrival time, in
 // timestamps): a retry is allowed when max(tat, now) + interval - now <= one second, and moves tat by one
@@ -89,9 +89,23 @@ public sealed class RetryBudget
     public void RecordCall()
     {
         Interlocked.Increment(ref _calls);
-        if (_deposit != 0 && Volatile.Read(ref _credit) < _maxCredit)
+        if (_deposit == 0)
         {
-            Interlocked.Add(ref _credit, _deposit);
+            return;
+        }
+
+        // A CAS loop that tops the credit up to the cap, never past it: an unconditional add below the cap would
+        // overshoot by a whole deposit (100 retries at RetryRatio = 100), breaking the documented bound.
+        long credit = Volatile.Read(ref _credit);
+        while (credit < _maxCredit)
+        {
+            long seen = Interlocked.CompareExchange(ref _credit, Math.Min(credit + _deposit, _maxCredit), credit);
+            if (seen == credit)
+            {
+                return;
+            }
+
+            credit = seen;
         }
     }
 

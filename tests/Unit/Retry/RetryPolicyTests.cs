@@ -181,6 +181,20 @@ public sealed class RetryPolicyTests
     }
 
     [Fact]
+    public void RetryBudget_RatioAboveOne_UnspentCreditNeverExceedsMaxBurst()
+    {
+        // One call deposits 3 retries, but at most MaxBurst = 2 may be held: before, the deposit that found the
+        // credit below the cap was added whole, so a single call funded 3 (and 100 with RetryRatio = 100).
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 3, MinRetriesPerSecond = 0, MaxBurst = 2 });
+        budget.RecordCall();
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+
+        budget.RecordCall();
+        budget.RecordCall();
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+    }
+
+    [Fact]
     public async Task ExecuteAsync_FailsThenSucceeds_RetriesAndReturns()
     {
         var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 4, BaseDelay = TimeSpan.Zero, Jitter = RetryJitter.None });
