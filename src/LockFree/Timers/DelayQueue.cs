@@ -284,8 +284,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <remarks>Not tracked: a delay queue's items wait on purpose until they are due (no age gauge).</remarks>
     TimeSpan? IBufferMetricsSource.OldestItemAge => null;
 
-    /// <summary>Converts a time span to timestamp units of the queue's clock.</summary>
-    internal long ToTimestamps(TimeSpan span) => (long)(span.Ticks * _timestampsPerTick);
+    /// <summary>
+    /// Converts a time span to timestamp units of the queue's clock, rounding up: on a clock coarser than a tick (a
+    /// millisecond clock, say) a delay that is not a whole number of timestamps must not come out early by the clock's
+    /// own count (1.5 ms is 2 timestamps, not 1; 0.4 ms is 1, not 0). Exact for the usual frequencies (10^7, 10^9).
+    /// </summary>
+    internal long ToTimestamps(TimeSpan span) => (long)Math.Ceiling(span.Ticks * _timestampsPerTick);
 
     private TimeSpan ToTimeSpan(long timestamps) =>
         timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps / _timestampsPerTick));
