@@ -260,7 +260,12 @@ public sealed class AckQueue<T> : IDisposable
         Interlocked.Read(ref _enqueued), Interlocked.Read(ref _acked), Interlocked.Read(ref _nacked), Interlocked.Read(ref _expired),
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _dropped), Interlocked.Read(ref _rejected), Count, InFlightCount);
 
-    /// <summary>Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.
+    /// Nothing held is lost: messages left ready or delayed (including one that an enqueue, nack or expiry racing with
+    /// the Dispose moves back) stay readable with <see cref="TryReceive"/>; messages in flight can still be acked or
+    /// dead-lettered, but no longer time out, and <see cref="Nack"/> throws.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -287,11 +292,12 @@ public sealed class AckQueue<T> : IDisposable
 
     private void Release() => Interlocked.Decrement(ref _count);
 
-    private void Requeue(Envelope envelope, TimeSpan delay)
-    {
-        WriteResult result = _ready.TryEnqueue(envelope, delay);
-        Debug.Assert(result.IsAccepted || result.Outcome == WriteOutcome.Completed, "the count bounds the ready queue");
-    }
+    /// <summary>
+    /// Puts a message (new, nacked or expired; its unit of _count already held) into the ready queue. Restore, not
+    /// TryEnqueue: a Dispose racing with an enqueue, a nack or an expiry pass must not make the message vanish (or
+    /// throw after the delivery ended); it stays readable with TryReceive, like the messages a Dispose leaves.
+    /// </summary>
+    private void Requeue(Envelope envelope, TimeSpan delay) => _ready.Restore(envelope, delay);
 
     private Delivery<T> Register(Envelope envelope)
     {

@@ -177,6 +177,24 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         return WriteOnce(item, delay, FullMode, countRejection: true);
     }
 
+    /// <summary>
+    /// For an owner that bounds this queue itself (<see cref="AckQueue{T}"/>): puts an item in whatever the queue's
+    /// state, completed or disposed included (it stays readable with <see cref="TryDequeue"/>, as items left at a
+    /// Dispose do), so a message the owner is moving back is never lost to a racing Dispose. The owner guarantees
+    /// room: it holds at most <see cref="Capacity"/> items here.
+    /// </summary>
+    internal void Restore(T item, TimeSpan delay)
+    {
+        bool reserved = TryReserve();
+        Debug.Assert(reserved, "the owner bounds the queue");
+        if (!reserved)
+        {
+            ThrowHelper.ThrowInvalidOperation("The delay queue is full: its owner broke the bound.");
+        }
+
+        Publish(item, delay);
+    }
+
     /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
     public bool TryDequeue([MaybeNullWhen(false)] out T item)
     {

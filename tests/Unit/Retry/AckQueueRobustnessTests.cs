@@ -117,4 +117,47 @@ public sealed class AckQueueRobustnessTests
         Assert.True(second.Ack(fromSecond));
         Assert.True(first.Ack(fromFirst));
     }
+    /// <summary>A <see cref="ManualTimeProvider"/> whose next clock reading first runs a hook (a deterministic stand-in for a racing thread).</summary>
+    private sealed class HookedClock(ManualTimeProvider inner) : TimeProvider
+    {
+        public Action? OnNextReading { get; set; }
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp()
+        {
+            Action? hook = OnNextReading;
+            OnNextReading = null;
+            hook?.Invoke();
+            return inner.GetTimestamp();
+        }
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(callback, state, dueTime, period);
+    }
+
+    [Fact]
+    public void VisibilityTimeout_DisposeDuringTheExpiryPass_ExpiredMessageStaysReadable()
+    {
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 4, VisibilityTimeout = Visibility, TimeProvider = time });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        // The expiry pass reads the clock under its lock; Dispose runs right there (the lock is reentrant), as a
+        // Dispose on another thread may between the pass's table scan and its requeue. Before, the requeue met a
+        // completed inner queue and the message vanished, still counted in Count.
+        time.OnNextReading = queue.Dispose;
+        manual.Advance(Visibility);
+
+        Assert.Equal(1, queue.GetStatistics().Expired);
+        Assert.Equal(1, queue.Count);
+        Assert.True(queue.TryReceive(out Delivery<string> again)); // items left stay readable after Dispose
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.True(queue.Ack(again));
+        Assert.Equal(0, queue.Count);
+    }
 }
