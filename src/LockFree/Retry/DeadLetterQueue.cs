@@ -90,6 +90,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         long now = _time.GetTimestamp();
         DeadLetter<T>? evicted = null;
+        bool incoming = false; // a flag, not a reference comparison: the evicted head may be this very instance, re-added
         using (InterruptDeferral.Lock(_lock))
         {
             if (_count == _ring.Length)
@@ -102,6 +103,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                     case OverflowPolicy.DropIncoming:
                         _droppedIncoming++;
                         evicted = deadLetter;
+                        incoming = true;
                         break;
                     default:
                         evicted = _ring[_head].Letter;
@@ -113,7 +115,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                 }
             }
 
-            if (!ReferenceEquals(evicted, deadLetter))
+            if (!incoming)
             {
                 _ring[Index(_count)] = new Entry(deadLetter, now);
                 Volatile.Write(ref _count, _count + 1);
@@ -126,7 +128,6 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             return WriteResult.Accepted;
         }
 
-        bool incoming = ReferenceEquals(evicted, deadLetter);
         _itemDropped?.Invoke(evicted, incoming ? DropReason.Incoming : DropReason.Oldest);
         return incoming ? WriteResult.DroppedIncoming : WriteResult.EvictedOldest;
     }

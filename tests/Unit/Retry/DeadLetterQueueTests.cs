@@ -54,6 +54,26 @@ public sealed class DeadLetterQueueTests
     }
 
     [Fact]
+    public void TryAdd_DropOldest_SameInstanceAsTheEvictedHead_IsStillAdded()
+    {
+        // Re-adding the very instance that is the head of a full queue: before, the eviction of the head was mistaken
+        // for a drop of the incoming one (a reference comparison), so the queue ended empty, the result said
+        // DroppedIncoming (not counted as such) and the callback reported the wrong reason.
+        var reasons = new List<DropReason>();
+        using DeadLetterQueue<int> queue = Create(1, dropped: (_, reason) => reasons.Add(reason));
+        DeadLetter<int> letter = Letter(1);
+        queue.TryAdd(letter);
+
+        Assert.Equal(WriteResult.EvictedOldest, queue.TryAdd(letter));
+
+        Assert.Same(letter, Assert.Single(queue.Snapshot()));
+        Assert.Equal([DropReason.Oldest], reasons);
+        DeadLetterStatistics s = queue.GetStatistics();
+        Assert.Equal((2L, 1L, 0L, 1), (s.Added, s.Evicted, s.DroppedIncoming, s.Count));
+        AssertBalanced(queue);
+    }
+
+    [Fact]
     public void TryAdd_DropIncoming_DiscardsAndReports()
     {
         var dropped = new List<(int, DropReason)>();
