@@ -195,6 +195,23 @@ public sealed class RetryPolicyTests
     }
 
     [Fact]
+    public void RetryBudget_SmallRatio_IsNotRoundedAway()
+    {
+        // RetryRatio = 0.0004 is in the documented range [0, 100]: before, the deposit was kept in milli-retries and
+        // rounded to 0, so no number of calls ever funded a retry (the ratio silently became 0).
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 0.0004, MinRetriesPerSecond = 0, MaxBurst = 10 });
+        for (int i = 0; i < 5000; i++)
+        {
+            budget.RecordCall();
+        }
+
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+
+        // Below the budget's resolution (one millionth of a retry per call) a positive ratio is refused, not zeroed.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RetryBudget(new RetryBudgetOptions { RetryRatio = 1e-7 }));
+    }
+
+    [Fact]
     public async Task ExecuteAsync_FailsThenSucceeds_RetriesAndReturns()
     {
         var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 4, BaseDelay = TimeSpan.Zero, Jitter = RetryJitter.None });
