@@ -198,6 +198,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ArgumentNullException.ThrowIfNull(sink);
         List<Entry> taken = RemoveChosen(Choose(predicate));
         int replayed = 0;
+        int kept = 0;
         try
         {
             while (replayed < taken.Count && sink(taken[replayed].Letter))
@@ -207,10 +208,10 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         }
         finally
         {
-            PutBack(taken, replayed);
+            kept = PutBack(taken, replayed);
         }
 
-        return new ReplayResult(replayed, taken.Count - replayed);
+        return new ReplayResult(replayed, kept);
     }
 
     /// <summary>Replays into a bounded queue, optionally transforming each dead letter into the message to send (default: its <see cref="DeadLetter{T}.Message"/>).</summary>
@@ -325,8 +326,11 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         return taken;
     }
 
-    /// <summary>Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as room allows.</summary>
-    private void PutBack(List<Entry> taken, int replayed)
+    /// <summary>
+    /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as
+    /// room allows; returns how many went back (the others are counted as evicted and reported).
+    /// </summary>
+    private int PutBack(List<Entry> taken, int replayed)
     {
         List<DeadLetter<T>>? overflow = null;
         using (InterruptDeferral.Lock(_lock))
@@ -354,6 +358,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                 _itemDropped(letter, DropReason.Oldest);
             }
         }
+
+        return taken.Count - replayed - (overflow?.Count ?? 0);
     }
 
     private readonly record struct Entry(DeadLetter<T> Letter, long AddedAt);

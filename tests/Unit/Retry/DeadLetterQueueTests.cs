@@ -174,6 +174,36 @@ public sealed class DeadLetterQueueTests
     }
 
     [Fact]
+    public void Replay_AddsFillTheQueueDuringTheReplay_KeptCountsOnlyThosePutBack()
+    {
+        var dropped = new List<int>();
+        using DeadLetterQueue<int> queue = Create(3, dropped: (l, _) => dropped.Add(l.Message));
+        queue.TryAdd(Letter(1));
+        queue.TryAdd(Letter(2));
+        queue.TryAdd(Letter(3));
+
+        // The target takes 1, then refuses 2 after new failures filled the queue (1, 2, 3 are out of it meanwhile):
+        // only one of the two refused fits back.
+        ReplayResult result = queue.Replay(letter =>
+        {
+            if (letter.Message == 1)
+            {
+                return true;
+            }
+
+            queue.TryAdd(Letter(10));
+            queue.TryAdd(Letter(11));
+            return false;
+        });
+
+        Assert.Equal([3, 10, 11], Messages(queue));
+        Assert.Equal([2], dropped);
+        Assert.Equal(new ReplayResult(1, 1), result); // before: Kept = 2, counting the one evicted on the way back
+        Assert.Equal(1, queue.GetStatistics().Evicted);
+        AssertBalanced(queue);
+    }
+
+    [Fact]
     public void Replay_IntoDelayQueue_BecomesVisibleAfterTheDelay()
     {
         var time = new ManualTimeProvider();
