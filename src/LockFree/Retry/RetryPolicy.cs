@@ -203,7 +203,7 @@ public sealed class RetryPolicy
 
             await (_wheel is null
                 ? Wakeups.DelayAsync(delay, _time, cancellationToken)
-                : Wakeups.DelayAsync(delay, _wheel, cancellationToken)).ConfigureAwait(false);
+                : Wakeups.DelayAsync(delay, _wheel, _time, cancellationToken)).ConfigureAwait(false);
         }
     }
 }

@@ -275,6 +275,36 @@ public sealed class RetryPolicyTests
         Assert.Equal(1, wheel.FiredCount);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ExecuteAsync_OnTimerWheelThatRefuses_WaitsOnTheClockInstead(bool disposed)
+    {
+        // A full wheel (its MaxTimers held) or a disposed one refuses the wait's timer. Before, that refusal
+        // (InvalidOperationException, ObjectDisposedException) came out of ExecuteAsync in place of the retry the
+        // policy had just granted; the queues' wake-ups fall back to a TimeProvider timer, and so does the wait now.
+        var time = new ManualTimeProvider();
+        var wheel = new HierarchicalTimerWheel(Ms(1), time, maxTimers: 1);
+        wheel.Schedule(TimeSpan.FromHours(1), static _ => { }, null); // fills it
+        if (disposed)
+        {
+            wheel.Dispose();
+        }
+
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls)).AsTask();
+
+        time.Advance(Ms(99));
+        await Task.Delay(50);
+        Assert.Equal(1, calls);
+        Assert.False(run.IsCompleted); // never early on the fallback either
+
+        time.Advance(Ms(1));
+        Assert.Equal(2, await run.WaitAsync(Generous));
+        wheel.Dispose();
+    }
+
     [Fact]
     public async Task ExecuteAsync_OnTimerWheel_CancelledWhileWaiting_CancelsTheWheelTimer()
     {
