@@ -284,7 +284,17 @@ public sealed class AckQueue<T> : IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Delivery<T>> ReceiveAsyncSlow(CancellationToken cancellationToken)
     {
-        Envelope envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
+        Envelope envelope;
+        try
+        {
+            envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            ObjectDisposedException.ThrowIf(true, this); // name this queue, not its inner delay queue
+            throw;
+        }
+
         return Register(envelope);
     }
 
