@@ -155,7 +155,9 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             Interlocked.Increment(ref _rejected);
-            return WriteResult.Rejected(RejectReason.Full, _ready.GetTimeUntilNextDue() ?? TimeSpan.Zero);
+            // The delay queue's own rejection hint: it only tries the consumer lock, so a storm of rejected producers
+            // never queues up behind (or holds up) the receivers.
+            return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
         }
 
         Requeue(new Envelope(message, 0, 0), delay);

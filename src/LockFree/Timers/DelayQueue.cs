@@ -452,7 +452,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// the inbox first); when a consumer holds it, the root it last published (never waits on a consumer, so a storm
     /// of rejected writes does not slow the readers down).
     /// </summary>
-    private TimeSpan EstimateRetryAfter()
+    internal TimeSpan EstimateRetryAfter()
     {
         if (_core.TryEnter())
         {

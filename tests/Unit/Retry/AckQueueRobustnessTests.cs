@@ -160,4 +160,36 @@ public sealed class AckQueueRobustnessTests
         Assert.True(queue.Ack(again));
         Assert.Equal(0, queue.Count);
     }
+    [Fact]
+    public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
+    {
+        // A rejected enqueue asks the inner delay queue for a retry hint. Before, it took the consumer lock to do so
+        // (blocking), so a storm of rejected producers queued up behind, and held up, the consumers; the delay queue's
+        // own rejections only try the lock. Here a receive holds that lock (inside a clock reading) while another
+        // thread's enqueue is rejected: that enqueue must answer while the lock is still held.
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, TimeProvider = time });
+        Assert.True(queue.TryEnqueue("a", TimeSpan.FromSeconds(1)).IsAccepted);
+
+        using var answered = new ManualResetEventSlim();
+        WriteResult result = default;
+        bool answeredWhileLocked = false;
+        time.OnNextReading = () =>
+        {
+            _ = Task.Run(() =>
+            {
+                result = queue.TryEnqueue("b");
+                answered.Set();
+            });
+            answeredWhileLocked = answered.Wait(TimeSpan.FromSeconds(10)); // bounded: a blocked enqueue fails the test, never hangs it
+        };
+
+        Assert.False(queue.TryReceive(out _)); // drains "a" under the lock, reads the clock there: not due
+
+        Assert.True(answeredWhileLocked);
+        Assert.True(answered.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal((WriteOutcome.Rejected, RejectReason.Full), (result.Outcome, result.Reason));
+        Assert.Equal(TimeSpan.FromSeconds(1), result.RetryAfter); // the root the consumer published before the reading
+    }
 }
