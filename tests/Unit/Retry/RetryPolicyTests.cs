@@ -306,6 +306,19 @@ public sealed class RetryPolicyTests
     }
 
     [Fact]
+    public void Constructor_TimerWheelOnAnotherClock_Throws()
+    {
+        // ExecuteAsync is documented to wait on the policy's TimeProvider; a wheel reading another clock would make it
+        // wait on that one instead (a manual-clock test would then depend on real time). Before, it was accepted.
+        var time = new ManualTimeProvider();
+        using var wheel = new HierarchicalTimerWheel(Ms(1), new ManualTimeProvider());
+        Assert.Throws<ArgumentException>(() => new RetryPolicy(new RetryPolicyOptions { TimeProvider = time, TimerWheel = wheel }));
+        using var systemWheel = new HierarchicalTimerWheel(Ms(1));
+        Assert.Throws<ArgumentException>(() => new RetryPolicy(new RetryPolicyOptions { TimeProvider = time, TimerWheel = systemWheel }));
+        Assert.NotNull(new RetryPolicy(new RetryPolicyOptions { TimerWheel = systemWheel })); // both on TimeProvider.System
+    }
+
+    [Fact]
     public async Task ExecuteAsync_OnTimerWheel_CancelledWhileWaiting_CancelsTheWheelTimer()
     {
         var time = new ManualTimeProvider();
