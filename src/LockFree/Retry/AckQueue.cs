@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 using LockFree.Timers;
 
@@ -154,7 +155,9 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             Interlocked.Increment(ref _rejected);
-            return WriteResult.Rejected(RejectReason.Full, _ready.GetTimeUntilNextDue() ?? TimeSpan.Zero);
+            // The delay queue's own rejection hint: it only tries the consumer lock, so a storm of rejected producers
+            // never queues up behind (or holds up) the receivers.
+            return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
         }
 
         Requeue(new Envelope(message, 0, 0), delay);
@@ -191,7 +194,7 @@ public sealed class AckQueue<T> : IDisposable
         return TryReceive(out Delivery<T> delivery) ? new ValueTask<Delivery<T>>(delivery) : ReceiveAsyncSlow(cancellationToken);
     }
 
-    /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out).</summary>
+    /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out) or one this queue did not make (another queue's, or <c>default</c>).</summary>
     public bool Ack(in Delivery<T> delivery)
     {
         if (!TryEnd(delivery, out _))
@@ -259,7 +262,12 @@ public sealed class AckQueue<T> : IDisposable
         Interlocked.Read(ref _enqueued), Interlocked.Read(ref _acked), Interlocked.Read(ref _nacked), Interlocked.Read(ref _expired),
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _dropped), Interlocked.Read(ref _rejected), Count, InFlightCount);
 
-    /// <summary>Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.
+    /// Nothing held is lost: messages left ready or delayed (including one that an enqueue, nack or expiry racing with
+    /// the Dispose moves back) stay readable with <see cref="TryReceive"/>; messages in flight can still be acked or
+    /// dead-lettered, but no longer time out, and <see cref="Nack"/> throws.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -278,7 +286,17 @@ public sealed class AckQueue<T> : IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Delivery<T>> ReceiveAsyncSlow(CancellationToken cancellationToken)
     {
-        Envelope envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
+        Envelope envelope;
+        try
+        {
+            envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            ObjectDisposedException.ThrowIf(true, this); // name this queue, not its inner delay queue
+            throw;
+        }
+
         return Register(envelope);
     }
 
@@ -286,11 +304,12 @@ public sealed class AckQueue<T> : IDisposable
 
     private void Release() => Interlocked.Decrement(ref _count);
 
-    private void Requeue(Envelope envelope, TimeSpan delay)
-    {
-        WriteResult result = _ready.TryEnqueue(envelope, delay);
-        Debug.Assert(result.IsAccepted || result.Outcome == WriteOutcome.Completed, "the count bounds the ready queue");
-    }
+    /// <summary>
+    /// Puts a message (new, nacked or expired; its unit of _count already held) into the ready queue. Restore, not
+    /// TryEnqueue: a Dispose racing with an enqueue, a nack or an expiry pass must not make the message vanish (or
+    /// throw after the delivery ended); it stays readable with TryReceive, like the messages a Dispose leaves.
+    /// </summary>
+    private void Requeue(Envelope envelope, TimeSpan delay) => _ready.Restore(envelope, delay);
 
     private Delivery<T> Register(Envelope envelope)
     {
@@ -336,16 +355,18 @@ public sealed class AckQueue<T> : IDisposable
             }
         }
 
-        return new Delivery<T>(envelope.Message, envelope.Deliveries, slot, stamp);
+        return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
     }
 
-    /// <summary>Ends a delivery still in flight at its stamp: unlinks and frees its slot. False when stale.</summary>
+    /// <summary>Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or foreign.</summary>
     private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
     {
         using (InterruptDeferral.Lock(_lock))
         {
+            // A (slot, stamp) means something only in the table that issued it: another queue's delivery (or a
+            // default one) may match one of our slots and must not end that unrelated message.
             int slot = delivery.Slot;
-            if ((uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
+            if (!ReferenceEquals(delivery.Owner, this) || (uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
             {
                 envelope = default;
                 return false;
@@ -416,28 +437,51 @@ public sealed class AckQueue<T> : IDisposable
             return;
         }
 
+        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code):
+        // the first failure is rethrown once the batch is done, so none of the others is stranded out of the table.
+        ExceptionDispatchInfo? failure = null;
         foreach (Envelope envelope in expired)
         {
             Interlocked.Increment(ref _expired);
-            if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+            try
             {
-                MoveToDeadLetters(envelope, "VisibilityTimeout after MaxDeliveries", null);
+                if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+                {
+                    MoveToDeadLetters(envelope, "VisibilityTimeout after MaxDeliveries", null);
+                }
+                else
+                {
+                    Requeue(envelope, TimeSpan.Zero);
+                }
             }
-            else
+            catch (Exception ex)
             {
-                Requeue(envelope, TimeSpan.Zero);
+                failure ??= ExceptionDispatchInfo.Capture(ex);
             }
         }
+
+        failure?.Throw();
     }
 
+    /// <summary>
+    /// Hands a message that has left the table to the dead letters. It leaves this queue whatever the dead-letter
+    /// queue does (accepts, evicts, drops, rejects, or throws from its drop callback): counted and its room returned
+    /// first, then the exception, if any, propagates.
+    /// </summary>
     private void MoveToDeadLetters(Envelope envelope, string reason, Exception? exception)
     {
-        DateTimeOffset utcNow = _time.GetUtcNow();
-        DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
-        DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
-        _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
-        Interlocked.Increment(ref _deadLettered);
-        Release();
+        try
+        {
+            DateTimeOffset utcNow = _time.GetUtcNow();
+            DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
+            DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
+            _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
+        }
+        finally
+        {
+            Interlocked.Increment(ref _deadLettered);
+            Release();
+        }
     }
 
     /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>

@@ -32,5 +32,9 @@ public readonly record struct DeadLetterStatistics(
 
 /// <summary>What a replay did: how many dead letters went to the target, and how many stayed because it refused them.</summary>
 /// <param name="Replayed">Dead letters the target accepted (now gone from the dead-letter queue).</param>
-/// <param name="Kept">Dead letters selected but kept, because the target refused one (the replay stops at the first refusal).</param>
+/// <param name="Kept">
+/// Dead letters selected but kept, because the target refused one (the replay stops at the first refusal): those put
+/// back in the queue. Any that no longer fit (adds filled the queue during the replay) are not counted here: they are
+/// evicted, counted in <see cref="DeadLetterStatistics.Evicted"/> and reported to the drop callback.
+/// </param>
 public readonly record struct ReplayResult(int Replayed, int Kept);

@@ -90,6 +90,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         long now = _time.GetTimestamp();
         DeadLetter<T>? evicted = null;
+        bool incoming = false; // a flag, not a reference comparison: the evicted head may be this very instance, re-added
         using (InterruptDeferral.Lock(_lock))
         {
             if (_count == _ring.Length)
@@ -102,6 +103,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                     case OverflowPolicy.DropIncoming:
                         _droppedIncoming++;
                         evicted = deadLetter;
+                        incoming = true;
                         break;
                     default:
                         evicted = _ring[_head].Letter;
@@ -113,7 +115,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                 }
             }
 
-            if (!ReferenceEquals(evicted, deadLetter))
+            if (!incoming)
             {
                 _ring[Index(_count)] = new Entry(deadLetter, now);
                 Volatile.Write(ref _count, _count + 1);
@@ -126,7 +128,6 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             return WriteResult.Accepted;
         }
 
-        bool incoming = ReferenceEquals(evicted, deadLetter);
         _itemDropped?.Invoke(evicted, incoming ? DropReason.Incoming : DropReason.Oldest);
         return incoming ? WriteResult.DroppedIncoming : WriteResult.EvictedOldest;
     }
@@ -197,6 +198,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         ArgumentNullException.ThrowIfNull(sink);
         List<Entry> taken = RemoveChosen(Choose(predicate));
         int replayed = 0;
+        int kept = 0;
         try
         {
             while (replayed < taken.Count && sink(taken[replayed].Letter))
@@ -206,10 +208,10 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         }
         finally
         {
-            PutBack(taken, replayed);
+            kept = PutBack(taken, replayed);
         }
 
-        return new ReplayResult(replayed, taken.Count - replayed);
+        return new ReplayResult(replayed, kept);
     }
 
     /// <summary>Replays into a bounded queue, optionally transforming each dead letter into the message to send (default: its <see cref="DeadLetter{T}.Message"/>).</summary>
@@ -324,8 +326,11 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         return taken;
     }
 
-    /// <summary>Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as room allows.</summary>
-    private void PutBack(List<Entry> taken, int replayed)
+    /// <summary>
+    /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as
+    /// room allows; returns how many went back (the others are counted as evicted and reported).
+    /// </summary>
+    private int PutBack(List<Entry> taken, int replayed)
     {
         List<DeadLetter<T>>? overflow = null;
         using (InterruptDeferral.Lock(_lock))
@@ -353,6 +358,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                 _itemDropped(letter, DropReason.Oldest);
             }
         }
+
+        return taken.Count - replayed - (overflow?.Count ?? 0);
     }
 
     private readonly record struct Entry(DeadLetter<T> Letter, long AddedAt);

@@ -11,8 +11,9 @@ namespace LockFree;
 [DebuggerDisplay("{Message} (delivery {DeliveryCount})")]
 public readonly struct Delivery<T>
 {
-    internal Delivery(T message, int deliveryCount, int slot, long stamp)
+    internal Delivery(object owner, T message, int deliveryCount, int slot, long stamp)
     {
+        Owner = owner;
         Message = message;
         DeliveryCount = deliveryCount;
         Slot = slot;
@@ -24,6 +25,9 @@ public readonly struct Delivery<T>
 
     /// <summary>How many times the message has been delivered, this delivery included (1 the first time).</summary>
     public int DeliveryCount { get; }
+
+    /// <summary>The queue that made this delivery (null for <c>default</c>): slots and stamps mean something only there.</summary>
+    internal object? Owner { get; }
 
     /// <summary>The in-flight slot this delivery holds.</summary>
     internal int Slot { get; }

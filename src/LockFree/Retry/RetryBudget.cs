@@ -5,9 +5,10 @@ namespace LockFree;
 // Design: two lock-free buckets, after Finagle's RetryBudget (deposits per call, withdrawals per retry, plus a
 // floor of retries per second).
 //
-// Ratio bucket: _credit in milli-retries. RecordCall adds RetryRatio*1000 while it is below MaxBurst*1000 (one
-// atomic add; the cap is approximate by at most one deposit per concurrent caller). TryAcquire spends 1000 with a
-// CAS loop that never takes it below zero.
+// Ratio bucket: _credit in micro-retries, in [0, MaxBurst*10^6] (at most 10^12). RecordCall adds RetryRatio*10^6 (the
+// ratio kept to six decimals; a positive ratio below 10^-6 is refused, not rounded to 0) with a CAS loop
+// that stops at the cap (exact: a deposit that would pass it is cut to it, and none is made at the cap, where the
+// loop is one read). TryAcquire spends 10^6 with a CAS loop that never takes it below zero.
 //
 // Reserve: a generic cell rate algorithm (GCRA) over one long, _reserveTat (theoretical arrival time, in
 // timestamps): a retry is allowed when max(tat, now) + interval - now <= one second, and moves tat by one
@@ -25,7 +26,8 @@ namespace LockFree;
 [DebuggerDisplay("Ratio = {_ratio}, MinPerSecond = {_minPerSecond}")]
 public sealed class RetryBudget
 {
-    private const long Unit = 1000; // milli-retries per retry
+    private const long Unit = 1_000_000; // micro-retries per retry: the resolution of RetryRatio (1e-6 per call)
+    private const double MinPositiveRatio = 1.0 / Unit;
 
     private readonly double _ratio;
     private readonly int _minPerSecond;
@@ -48,9 +50,9 @@ public sealed class RetryBudget
     {
         options ??= new RetryBudgetOptions();
         ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
-        if (!(options.RetryRatio >= 0 && options.RetryRatio <= 100))
+        if (!(options.RetryRatio >= 0 && options.RetryRatio <= 100) || (options.RetryRatio > 0 && options.RetryRatio < MinPositiveRatio))
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.RetryRatio, "RetryRatio must be in [0, 100].");
+            throw new ArgumentOutOfRangeException(nameof(options), options.RetryRatio, "RetryRatio must be 0 or in [0.000001, 100].");
         }
 
         if (options.MinRetriesPerSecond is < 0 or > 1_000_000)
@@ -89,9 +91,23 @@ public sealed class RetryBudget
     public void RecordCall()
     {
         Interlocked.Increment(ref _calls);
-        if (_deposit != 0 && Volatile.Read(ref _credit) < _maxCredit)
+        if (_deposit == 0)
         {
-            Interlocked.Add(ref _credit, _deposit);
+            return;
+        }
+
+        // A CAS loop that tops the credit up to the cap, never past it: an unconditional add below the cap would
+        // overshoot by a whole deposit (100 retries at RetryRatio = 100), breaking the documented bound.
+        long credit = Volatile.Read(ref _credit);
+        while (credit < _maxCredit)
+        {
+            long seen = Interlocked.CompareExchange(ref _credit, Math.Min(credit + _deposit, _maxCredit), credit);
+            if (seen == credit)
+            {
+                return;
+            }
+
+            credit = seen;
         }
     }
 

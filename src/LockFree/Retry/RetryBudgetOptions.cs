@@ -5,7 +5,8 @@ public sealed class RetryBudgetOptions
 {
     /// <summary>
     /// Retries allowed per call: each call deposits this much retry credit and each retry spends one. Default 0.1
-    /// (retries add at most 10% load on top of the calls). In [0, 100].
+    /// (retries add at most 10% load on top of the calls). 0, or in [0.000001, 100]: kept to six decimals (the budget
+    /// counts in millionths of a retry), so a smaller positive ratio is refused rather than rounded to 0.
     /// </summary>
     public double RetryRatio { get; init; } = 0.1;
 

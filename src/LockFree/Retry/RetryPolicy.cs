@@ -36,10 +36,12 @@ public sealed class RetryPolicy
     /// <summary>Creates a policy with the given options (null for the defaults).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its documented range.</exception>
     /// <exception cref="ArgumentNullException">The options' <see cref="RetryPolicyOptions.TimeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentException">The options' <see cref="RetryPolicyOptions.TimerWheel"/> reads another clock than its <see cref="RetryPolicyOptions.TimeProvider"/>.</exception>
     public RetryPolicy(RetryPolicyOptions? options = null)
     {
         options ??= new RetryPolicyOptions();
         ArgumentNullException.ThrowIfNull(options.TimeProvider, "options.TimeProvider");
+        Wakeups.ValidateWheel(options.TimerWheel, options.TimeProvider, nameof(options)); // ExecuteAsync waits on the policy's clock
         if (options.MaxAttempts is < 1 or > 1_000_000)
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxAttempts, "MaxAttempts must be in [1, 1000000].");
@@ -203,7 +205,7 @@ public sealed class RetryPolicy
 
             await (_wheel is null
                 ? Wakeups.DelayAsync(delay, _time, cancellationToken)
-                : Wakeups.DelayAsync(delay, _wheel, cancellationToken)).ConfigureAwait(false);
+                : Wakeups.DelayAsync(delay, _wheel, _time, cancellationToken)).ConfigureAwait(false);
         }
     }
 }

@@ -47,7 +47,11 @@ public sealed class RetryPolicyOptions
     /// waits out each backoff on this wheel (one pooled timer node; the wheel's driver must run, or its owner must
     /// call <see cref="HierarchicalTimerWheel.Advance"/>) instead of a <see cref="TimeProvider"/> timer: cheaper when
     /// many calls retry at once, and precise to the wheel's tick (never early, at most about two ticks late). A wait
-    /// costs one task allocation; the success path none. Default null (wait on <see cref="TimeProvider"/>).
+    /// costs one task allocation; the success path none. A wheel that refuses the timer (disposed, or holding its
+    /// <see cref="HierarchicalTimerWheel.MaxTimers"/>) does not fail the call: that wait falls back to a
+    /// <see cref="TimeProvider"/> timer. The wheel must read <see cref="TimeProvider"/> (its
+    /// <see cref="HierarchicalTimerWheel.TimeProvider"/>; else the policy's constructor throws <see cref="ArgumentException"/>).
+    /// Default null (wait on <see cref="TimeProvider"/>).
     /// </summary>
     public HierarchicalTimerWheel? TimerWheel { get; init; }
 }

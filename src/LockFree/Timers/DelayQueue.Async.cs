@@ -10,9 +10,9 @@ public sealed partial class DelayQueue<T>
     /// Dequeues the next due item, waiting asynchronously until one is due. No thread is blocked while it waits, and
     /// in steady state nothing is allocated (pooled waiters and state machines). A cancelled wait leaves no trace.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The queue is completed and every item has been taken.</exception>
+    /// <exception cref="InvalidOperationException">The queue is completed (not disposed) and every item has been taken.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; no item was taken.</exception>
-    /// <exception cref="ObjectDisposedException">The queue was disposed while no item was due.</exception>
+    /// <exception cref="ObjectDisposedException">The queue was disposed while no item was due (empty or not).</exception>
     public ValueTask<T> DequeueAsync(CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested)
@@ -60,16 +60,18 @@ public sealed partial class DelayQueue<T>
                 return item;
             }
 
-            if (Volatile.Read(ref _finished) != 0)
-            {
-                Abandon(_readers, waiter);
-                throw new InvalidOperationException("The delay queue is completed and empty.");
-            }
-
+            // Disposed before finished: Dispose completes the queue, so a queue empty at Dispose is both, and its
+            // readers are told it was disposed (the documented exception), not that it was completed.
             if (Volatile.Read(ref _disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
             {
                 Abandon(_readers, waiter);
                 ThrowIfDisposed();
+            }
+
+            if (Volatile.Read(ref _finished) != 0)
+            {
+                Abandon(_readers, waiter);
+                throw new InvalidOperationException("The delay queue is completed and empty.");
             }
 
             waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
@@ -83,12 +85,11 @@ public sealed partial class DelayQueue<T>
                 return item;
             }
 
+            ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
             if (Volatile.Read(ref _finished) != 0)
             {
                 throw new InvalidOperationException("The delay queue is completed and empty.");
             }
-
-            ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
         }
     }
 

@@ -177,6 +177,24 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         return WriteOnce(item, delay, FullMode, countRejection: true);
     }
 
+    /// <summary>
+    /// For an owner that bounds this queue itself (<see cref="AckQueue{T}"/>): puts an item in whatever the queue's
+    /// state, completed or disposed included (it stays readable with <see cref="TryDequeue"/>, as items left at a
+    /// Dispose do), so a message the owner is moving back is never lost to a racing Dispose. The owner guarantees
+    /// room: it holds at most <see cref="Capacity"/> items here.
+    /// </summary>
+    internal void Restore(T item, TimeSpan delay)
+    {
+        bool reserved = TryReserve();
+        Debug.Assert(reserved, "the owner bounds the queue");
+        if (!reserved)
+        {
+            ThrowHelper.ThrowInvalidOperation("The delay queue is full: its owner broke the bound.");
+        }
+
+        Publish(item, delay);
+    }
+
     /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
     public bool TryDequeue([MaybeNullWhen(false)] out T item)
     {
@@ -284,8 +302,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <remarks>Not tracked: a delay queue's items wait on purpose until they are due (no age gauge).</remarks>
     TimeSpan? IBufferMetricsSource.OldestItemAge => null;
 
-    /// <summary>Converts a time span to timestamp units of the queue's clock.</summary>
-    internal long ToTimestamps(TimeSpan span) => (long)(span.Ticks * _timestampsPerTick);
+    /// <summary>
+    /// Converts a time span to timestamp units of the queue's clock, rounding up: on a clock coarser than a tick (a
+    /// millisecond clock, say) a delay that is not a whole number of timestamps must not come out early by the clock's
+    /// own count (1.5 ms is 2 timestamps, not 1; 0.4 ms is 1, not 0). Exact for the usual frequencies (10^7, 10^9).
+    /// </summary>
+    internal long ToTimestamps(TimeSpan span) => (long)Math.Ceiling(span.Ticks * _timestampsPerTick);
 
     private TimeSpan ToTimeSpan(long timestamps) =>
         timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps / _timestampsPerTick));
@@ -430,7 +452,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// the inbox first); when a consumer holds it, the root it last published (never waits on a consumer, so a storm
     /// of rejected writes does not slow the readers down).
     /// </summary>
-    private TimeSpan EstimateRetryAfter()
+    internal TimeSpan EstimateRetryAfter()
     {
         if (_core.TryEnter())
         {

@@ -68,9 +68,11 @@ internal static class Wakeups
     /// <summary>
     /// Completes after <paramref name="delay"/> on <paramref name="wheel"/> (a timer on the wheel; its callback runs on
     /// the wheel's driving thread and only completes the task, whose continuations run asynchronously) without
-    /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer.
+    /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer. A wheel
+    /// that refuses the timer (disposed, full, or the delay beyond its MaxDueIn) does not fail the wait: it falls back
+    /// to <paramref name="fallback"/>'s timer, as the wake-ups do.
     /// </summary>
-    public static Task DelayAsync(TimeSpan delay, HierarchicalTimerWheel wheel, CancellationToken cancellationToken)
+    public static Task DelayAsync(TimeSpan delay, HierarchicalTimerWheel wheel, TimeProvider fallback, CancellationToken cancellationToken)
     {
         if (delay <= TimeSpan.Zero)
         {
@@ -83,7 +85,15 @@ internal static class Wakeups
         }
 
         var wait = new WheelDelay(wheel);
-        wait.Start(delay, cancellationToken);
+        try
+        {
+            wait.Start(delay, cancellationToken);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
+        {
+            return Task.Delay(delay, fallback, cancellationToken); // Start throws only from Schedule, before registering
+        }
+
         return wait.Task;
     }
 

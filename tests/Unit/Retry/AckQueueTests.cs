@@ -229,6 +229,22 @@ public sealed class AckQueueTests
     }
 
     [Fact]
+    public async Task Dispose_EmptyQueueWithWaitingReceiver_ReceiverSeesObjectDisposed()
+    {
+        // Before: the inner delay queue's "completed and empty" InvalidOperationException, for a queue that has no
+        // Complete at all.
+        var time = new ManualTimeProvider();
+        var queue = Create(time);
+        ValueTask<Delivery<string>> pending = queue.ReceiveAsync();
+        await Task.Delay(50);
+
+        queue.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.AsTask().WaitAsync(Generous));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => queue.ReceiveAsync().AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
     public void Dispose_QueuedMessages_StayReceivableAndAckable()
     {
         var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 2 });

@@ -54,6 +54,26 @@ public sealed class DeadLetterQueueTests
     }
 
     [Fact]
+    public void TryAdd_DropOldest_SameInstanceAsTheEvictedHead_IsStillAdded()
+    {
+        // Re-adding the very instance that is the head of a full queue: before, the eviction of the head was mistaken
+        // for a drop of the incoming one (a reference comparison), so the queue ended empty, the result said
+        // DroppedIncoming (not counted as such) and the callback reported the wrong reason.
+        var reasons = new List<DropReason>();
+        using DeadLetterQueue<int> queue = Create(1, dropped: (_, reason) => reasons.Add(reason));
+        DeadLetter<int> letter = Letter(1);
+        queue.TryAdd(letter);
+
+        Assert.Equal(WriteResult.EvictedOldest, queue.TryAdd(letter));
+
+        Assert.Same(letter, Assert.Single(queue.Snapshot()));
+        Assert.Equal([DropReason.Oldest], reasons);
+        DeadLetterStatistics s = queue.GetStatistics();
+        Assert.Equal((2L, 1L, 0L, 1), (s.Added, s.Evicted, s.DroppedIncoming, s.Count));
+        AssertBalanced(queue);
+    }
+
+    [Fact]
     public void TryAdd_DropIncoming_DiscardsAndReports()
     {
         var dropped = new List<(int, DropReason)>();
@@ -150,6 +170,36 @@ public sealed class DeadLetterQueueTests
 
         Assert.Equal(new ReplayResult(2, 3), result);
         Assert.Equal([3, 4, 5, 6], Messages(queue));
+        AssertBalanced(queue);
+    }
+
+    [Fact]
+    public void Replay_AddsFillTheQueueDuringTheReplay_KeptCountsOnlyThosePutBack()
+    {
+        var dropped = new List<int>();
+        using DeadLetterQueue<int> queue = Create(3, dropped: (l, _) => dropped.Add(l.Message));
+        queue.TryAdd(Letter(1));
+        queue.TryAdd(Letter(2));
+        queue.TryAdd(Letter(3));
+
+        // The target takes 1, then refuses 2 after new failures filled the queue (1, 2, 3 are out of it meanwhile):
+        // only one of the two refused fits back.
+        ReplayResult result = queue.Replay(letter =>
+        {
+            if (letter.Message == 1)
+            {
+                return true;
+            }
+
+            queue.TryAdd(Letter(10));
+            queue.TryAdd(Letter(11));
+            return false;
+        });
+
+        Assert.Equal([3, 10, 11], Messages(queue));
+        Assert.Equal([2], dropped);
+        Assert.Equal(new ReplayResult(1, 1), result); // before: Kept = 2, counting the one evicted on the way back
+        Assert.Equal(1, queue.GetStatistics().Evicted);
         AssertBalanced(queue);
     }
 

@@ -181,6 +181,37 @@ public sealed class RetryPolicyTests
     }
 
     [Fact]
+    public void RetryBudget_RatioAboveOne_UnspentCreditNeverExceedsMaxBurst()
+    {
+        // One call deposits 3 retries, but at most MaxBurst = 2 may be held: before, the deposit that found the
+        // credit below the cap was added whole, so a single call funded 3 (and 100 with RetryRatio = 100).
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 3, MinRetriesPerSecond = 0, MaxBurst = 2 });
+        budget.RecordCall();
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+
+        budget.RecordCall();
+        budget.RecordCall();
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+    }
+
+    [Fact]
+    public void RetryBudget_SmallRatio_IsNotRoundedAway()
+    {
+        // RetryRatio = 0.0004 is in the documented range [0, 100]: before, the deposit was kept in milli-retries and
+        // rounded to 0, so no number of calls ever funded a retry (the ratio silently became 0).
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 0.0004, MinRetriesPerSecond = 0, MaxBurst = 10 });
+        for (int i = 0; i < 5000; i++)
+        {
+            budget.RecordCall();
+        }
+
+        Assert.Equal(2, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
+
+        // Below the budget's resolution (one millionth of a retry per call) a positive ratio is refused, not zeroed.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RetryBudget(new RetryBudgetOptions { RetryRatio = 1e-7 }));
+    }
+
+    [Fact]
     public async Task ExecuteAsync_FailsThenSucceeds_RetriesAndReturns()
     {
         var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 4, BaseDelay = TimeSpan.Zero, Jitter = RetryJitter.None });
@@ -242,6 +273,49 @@ public sealed class RetryPolicyTests
         wheel.Advance();
         Assert.Equal(2, await run.WaitAsync(Generous));
         Assert.Equal(1, wheel.FiredCount);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ExecuteAsync_OnTimerWheelThatRefuses_WaitsOnTheClockInstead(bool disposed)
+    {
+        // A full wheel (its MaxTimers held) or a disposed one refuses the wait's timer. Before, that refusal
+        // (InvalidOperationException, ObjectDisposedException) came out of ExecuteAsync in place of the retry the
+        // policy had just granted; the queues' wake-ups fall back to a TimeProvider timer, and so does the wait now.
+        var time = new ManualTimeProvider();
+        var wheel = new HierarchicalTimerWheel(Ms(1), time, maxTimers: 1);
+        wheel.Schedule(TimeSpan.FromHours(1), static _ => { }, null); // fills it
+        if (disposed)
+        {
+            wheel.Dispose();
+        }
+
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls)).AsTask();
+
+        time.Advance(Ms(99));
+        await Task.Delay(50);
+        Assert.Equal(1, calls);
+        Assert.False(run.IsCompleted); // never early on the fallback either
+
+        time.Advance(Ms(1));
+        Assert.Equal(2, await run.WaitAsync(Generous));
+        wheel.Dispose();
+    }
+
+    [Fact]
+    public void Constructor_TimerWheelOnAnotherClock_Throws()
+    {
+        // ExecuteAsync is documented to wait on the policy's TimeProvider; a wheel reading another clock would make it
+        // wait on that one instead (a manual-clock test would then depend on real time). Before, it was accepted.
+        var time = new ManualTimeProvider();
+        using var wheel = new HierarchicalTimerWheel(Ms(1), new ManualTimeProvider());
+        Assert.Throws<ArgumentException>(() => new RetryPolicy(new RetryPolicyOptions { TimeProvider = time, TimerWheel = wheel }));
+        using var systemWheel = new HierarchicalTimerWheel(Ms(1));
+        Assert.Throws<ArgumentException>(() => new RetryPolicy(new RetryPolicyOptions { TimeProvider = time, TimerWheel = systemWheel }));
+        Assert.NotNull(new RetryPolicy(new RetryPolicyOptions { TimerWheel = systemWheel })); // both on TimeProvider.System
     }
 
     [Fact]

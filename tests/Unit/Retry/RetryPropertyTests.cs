@@ -49,7 +49,7 @@ public sealed class RetryPropertyTests
     {
         // Ops: 0 = a call, 1 = a retry request, 2 = advance the clock 1-500 ms. Bound: ratio * calls + burst + min * (T + 1 s).
         Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen =
-            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.5, 1.0)
+            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.5, 1.0, 2.5, 10.0)
             from min in Gen.Choose(0, 20)
             from burst in Gen.Choose(0, 50)
             from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
@@ -90,7 +90,7 @@ public sealed class RetryPropertyTests
                     long windowCalls = history[j].Calls - history[i].Calls;
                     long windowGranted = history[j].Granted - history[i].Granted;
                     double seconds = history[j].Seconds - history[i].Seconds;
-                    double bound = (p.Ratio * windowCalls) + p.Burst + (p.MinPerSecond * (seconds + 1)) + 1; // +1: the cap may overshoot by one deposit
+                    double bound = (p.Ratio * windowCalls) + p.Burst + (p.MinPerSecond * (seconds + 1)) + 1; // +1: the reserve's interval is rounded down to whole timestamps
                     if (windowGranted > bound)
                     {
                         return false.Label($"ops {i}..{j}: granted {windowGranted} > bound {bound:F1} ({windowCalls} calls, {seconds:F2} s)");

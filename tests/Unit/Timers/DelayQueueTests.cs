@@ -323,6 +323,22 @@ public sealed class DelayQueueTests
     }
 
     [Fact]
+    public async Task Dispose_EmptyQueueWithParkedReader_IsWokenWithObjectDisposed()
+    {
+        // Empty at Dispose: the queue is also completed and drained. Before, the reader saw the completion's
+        // InvalidOperationException ("completed and empty") instead of the documented ObjectDisposedException.
+        var time = new ManualTimeProvider();
+        DelayQueue<int> queue = Create(time);
+        ValueTask<int> pending = queue.DequeueAsync();
+        await Settle();
+
+        queue.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.AsTask().WaitAsync(Generous));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => queue.DequeueAsync().AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
     public async Task Dispose_ParkedReader_IsWokenWithObjectDisposed()
     {
         var time = new ManualTimeProvider();

@@ -1,0 +1,195 @@
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Retry;
+
+/// <summary>
+/// <see cref="AckQueue{T}"/> under failures around it: a dead-letter callback that throws, a delivery handed to the
+/// wrong queue. Every message stays accounted for (<c>Enqueued = Acked + DeadLettered + Count</c>).
+/// </summary>
+public sealed class AckQueueRobustnessTests
+{
+    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(10);
+
+    private static AckQueue<string> Create(ManualTimeProvider time, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null) =>
+        new(new AckQueueOptions<string>
+        {
+            Capacity = 8,
+            VisibilityTimeout = Visibility,
+            TimeProvider = time,
+            MaxDeliveries = maxDeliveries,
+            DeadLetters = deadLetters,
+        });
+
+    /// <summary>A dead-letter queue of one, evicting its oldest, whose drop callback throws.</summary>
+    private static DeadLetterQueue<string> ThrowingDlq(ManualTimeProvider time) => new(new DeadLetterQueueOptions<string>
+    {
+        Capacity = 1,
+        FullMode = OverflowPolicy.DropOldest,
+        TimeProvider = time,
+        ItemDropped = static (_, _) => throw new InvalidOperationException("drop callback failed"),
+    });
+
+    [Fact]
+    public void VisibilityTimeout_DeadLetterCallbackThrows_EveryExpiredMessageStillMoved()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        foreach (string m in new[] { "a", "b", "c" })
+        {
+            Assert.True(queue.TryEnqueue(m).IsAccepted);
+            Assert.True(queue.TryReceive(out _));
+        }
+
+        // One expiry pass moves all three; the second and third evict the one before, and the callback throws.
+        Exception? thrown = Record.Exception(() => time.Advance(Visibility));
+
+        Assert.IsType<InvalidOperationException>(thrown);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((3L, 3L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
+        Assert.Equal("c", Assert.Single(dlq.Snapshot()).Message);
+        Assert.Equal(2, dlq.GetStatistics().Evicted);
+
+        // The capacity is whole again: eight more fit.
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(queue.TryEnqueue($"m{i}").IsAccepted);
+        }
+    }
+
+    [Fact]
+    public void Nack_PastMaxDeliveriesAndDeadLetterCallbackThrows_MessageCountedAndRoomReturned()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal("a", Assert.Single(dlq.Snapshot()).Message);
+        Assert.False(queue.Ack(delivery)); // ended
+    }
+
+    [Fact]
+    public void DeadLetter_CallbackThrows_MessageCountedAndRoomReturned()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<InvalidOperationException>(() => queue.DeadLetter(delivery, "poison"));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+    }
+
+    [Fact]
+    public void Ack_DeliveryOfAnotherQueueAtTheSameSlotAndStamp_IsRefusedAndLeavesThisQueuesMessageInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = new(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        using AckQueue<string> first = Create(time, deadLetters: dlq);
+        using AckQueue<string> second = Create(time, deadLetters: dlq);
+        first.TryEnqueue("from-first");
+        second.TryEnqueue("from-second");
+        Assert.True(first.TryReceive(out Delivery<string> fromFirst));
+        Assert.True(second.TryReceive(out Delivery<string> fromSecond));
+
+        // Same slot and stamp in both tables: before, the second queue acked (nacked, dead-lettered) its own,
+        // unrelated message when handed the first queue's delivery.
+        Assert.False(second.Ack(fromFirst));
+        Assert.False(second.Nack(fromFirst));
+        Assert.False(second.DeadLetter(fromFirst, "wrong queue"));
+
+        Assert.Equal((1, 1), (second.InFlightCount, second.Count));
+        Assert.Equal(0, dlq.Count);
+        Assert.Equal(0, second.GetStatistics().Acked + second.GetStatistics().Nacked);
+        Assert.True(second.Ack(fromSecond));
+        Assert.True(first.Ack(fromFirst));
+    }
+    /// <summary>A <see cref="ManualTimeProvider"/> whose next clock reading first runs a hook (a deterministic stand-in for a racing thread).</summary>
+    private sealed class HookedClock(ManualTimeProvider inner) : TimeProvider
+    {
+        public Action? OnNextReading { get; set; }
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp()
+        {
+            Action? hook = OnNextReading;
+            OnNextReading = null;
+            hook?.Invoke();
+            return inner.GetTimestamp();
+        }
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(callback, state, dueTime, period);
+    }
+
+    [Fact]
+    public void VisibilityTimeout_DisposeDuringTheExpiryPass_ExpiredMessageStaysReadable()
+    {
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 4, VisibilityTimeout = Visibility, TimeProvider = time });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        // The expiry pass reads the clock under its lock; Dispose runs right there (the lock is reentrant), as a
+        // Dispose on another thread may between the pass's table scan and its requeue. Before, the requeue met a
+        // completed inner queue and the message vanished, still counted in Count.
+        time.OnNextReading = queue.Dispose;
+        manual.Advance(Visibility);
+
+        Assert.Equal(1, queue.GetStatistics().Expired);
+        Assert.Equal(1, queue.Count);
+        Assert.True(queue.TryReceive(out Delivery<string> again)); // items left stay readable after Dispose
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.True(queue.Ack(again));
+        Assert.Equal(0, queue.Count);
+    }
+    [Fact]
+    public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
+    {
+        // A rejected enqueue asks the inner delay queue for a retry hint. Before, it took the consumer lock to do so
+        // (blocking), so a storm of rejected producers queued up behind, and held up, the consumers; the delay queue's
+        // own rejections only try the lock. Here a receive holds that lock (inside a clock reading) while another
+        // thread's enqueue is rejected: that enqueue must answer while the lock is still held.
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, TimeProvider = time });
+        Assert.True(queue.TryEnqueue("a", TimeSpan.FromSeconds(1)).IsAccepted);
+
+        using var answered = new ManualResetEventSlim();
+        WriteResult result = default;
+        bool answeredWhileLocked = false;
+        time.OnNextReading = () =>
+        {
+            _ = Task.Run(() =>
+            {
+                result = queue.TryEnqueue("b");
+                answered.Set();
+            });
+            answeredWhileLocked = answered.Wait(TimeSpan.FromSeconds(10)); // bounded: a blocked enqueue fails the test, never hangs it
+        };
+
+        Assert.False(queue.TryReceive(out _)); // drains "a" under the lock, reads the clock there: not due
+
+        Assert.True(answeredWhileLocked);
+        Assert.True(answered.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal((WriteOutcome.Rejected, RejectReason.Full), (result.Outcome, result.Reason));
+        Assert.Equal(TimeSpan.FromSeconds(1), result.RetryAfter); // the root the consumer published before the reading
+    }
+}
