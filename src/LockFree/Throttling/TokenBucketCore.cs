@@ -495,14 +495,20 @@ internal partial struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>Gives back tokens taken by <see cref="TryAcquireForWaiter"/> whose waiter was cancelled meanwhile.</summary>
+    /// <remarks>
+    /// Settles first: tokens taken from the open batch or a thread cache are charged only when the batch settles, so
+    /// taking them off <c>_tat</c> before that would be undone by the settlement's <c>max(_tat, now)</c> (the refund lost).
+    /// </remarks>
     public void Refund(long tokens)
     {
         long word = Own();
-        TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
-        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
+        EndCacheEpoch();
+        long now = Now();
+        long tat = Settle(word, now) - (tokens * _interval); // below now only if the bucket refilled meanwhile: the next settlement caps it at full
+        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens); // plain: owner-only
         TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
         TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
-        Reopen(word);
+        Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
     }
 
     /// <summary>
