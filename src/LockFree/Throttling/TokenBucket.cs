@@ -220,7 +220,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// (a finite timeout allocates one timer for the wait).
     /// </summary>
     /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite) or above about 49.7 days (the longest a timer can be armed for; checked before anything is queued).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; no tokens were taken.</exception>
     public ValueTask<bool> AcquireAsync(int tokens, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -229,9 +229,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        if ((timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan) || timeout > Timers.Wakeups.MaxDelay)
         {
-            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be non-negative or infinite.");
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be infinite or between 0 and about 49.7 days (the longest a timer can be armed for).");
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -296,7 +296,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                 }
 
                 _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _timer.Change(wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait), Timeout.InfiniteTimeSpan);
+                TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
+                _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm
                 return;
             }
 

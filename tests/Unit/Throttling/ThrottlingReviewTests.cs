@@ -35,4 +35,44 @@ public sealed class ThrottlingReviewTests
 
         Assert.True(perUser.TryAcquire("ann", 63)); // everything but the one admitted token is still there
     }
+
+    [Fact]
+    public void AcquireAsync_TimeoutBeyondTheLongestTimer_ThrowsBeforeQueueing()
+    {
+        var bucket = new TokenBucket(1, 0.001, fastPathBatch: 1); // system clock: its timers take at most ~49.7 days
+        Assert.True(bucket.TryAcquire());
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => { _ = bucket.AcquireAsync(1, TimeSpan.FromDays(60)); });
+        Assert.Equal(0, bucket.QueuedWaiters); // nothing left behind: later attempts are not blocked by a dead waiter
+    }
+
+    [Fact]
+    public async Task AcquireAsync_WaitLongerThanTheLongestTimer_QueuesAndCancels()
+    {
+        var bucket = new TokenBucket(1, 1e-7, fastPathBatch: 1); // one token per ~115 days, on the system clock
+        Assert.True(bucket.TryAcquire());
+        using var cts = new CancellationTokenSource();
+
+        ValueTask<bool> wait = bucket.AcquireAsync(1, cts.Token); // the refill timer is due beyond a Timer's maximum
+        Assert.False(wait.IsCompleted);
+        Assert.Equal(1, bucket.QueuedWaiters);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(0, bucket.QueuedWaiters);
+    }
+
+    [Fact]
+    public async Task LeakyBucket_EnterAsync_NextSlotBeyondTheLongestTimer_QueuesAndCancels()
+    {
+        using var leaky = new LeakyBucket(4, 1e-7); // one request per ~115 days, on the system clock
+        Assert.True(leaky.TryEnter());
+        using var cts = new CancellationTokenSource();
+
+        ValueTask<bool> wait = leaky.EnterAsync(cts.Token); // the pacing timer is due beyond a Timer's maximum
+        Assert.False(wait.IsCompleted);
+        Assert.Equal(1, leaky.QueuedCount);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(0, leaky.QueuedCount);
+    }
 }
