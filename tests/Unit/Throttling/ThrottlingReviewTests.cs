@@ -75,4 +75,16 @@ public sealed class ThrottlingReviewTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(0, leaky.QueuedCount);
     }
+
+    [Fact]
+    public void ServerQuotaHint_ResetFurtherThanTheClockReaches_StillRefuses()
+    {
+        var time = new ManualTimeProvider();
+        var hint = new ServerQuotaHint(new ServerQuotaHintOptions { TimeProvider = time });
+        hint.Update(remaining: 0, resetAfter: TimeSpan.MaxValue); // "used up, no reset in sight"
+
+        Assert.False(hint.TryAdmit());
+        Assert.Equal(0, hint.Remaining);
+        Assert.True(hint.RetryAfter > TimeSpan.FromDays(365 * 1000));
+    }
 }
