@@ -87,4 +87,46 @@ public sealed class ThrottlingReviewTests
         Assert.Equal(0, hint.Remaining);
         Assert.True(hint.RetryAfter > TimeSpan.FromDays(365 * 1000));
     }
+
+    [Fact]
+    public void AdaptiveLimiter_LongBusyWindow_LatencySumDoesNotOverflow()
+    {
+        // Limit 1000, every request 6 s, a 10-minute window: ~6e11 us of summed latency, past the packed word's 39 bits.
+        var time = new ManualTimeProvider();
+        var algorithm = new RecordingFixedLimit(1000);
+        var limiter = new AdaptiveConcurrencyLimiter(new AdaptiveConcurrencyLimiterOptions
+        {
+            Algorithm = algorithm, TimeProvider = time, MinWindow = TimeSpan.FromMinutes(10), MinSamples = 1,
+        });
+        var leases = new AdaptiveLease[1000];
+        for (int round = 0; round < 100 && algorithm.Windows.Count == 0; round++)
+        {
+            for (int i = 0; i < leases.Length; i++)
+            {
+                Assert.True(limiter.TryAcquire(out leases[i]));
+            }
+
+            time.Advance(TimeSpan.FromSeconds(6));
+            foreach (AdaptiveLease lease in leases)
+            {
+                lease.Complete();
+            }
+        }
+
+        AdaptiveWindow window = Assert.Single(algorithm.Windows);
+        Assert.True(window.SampleCount >= 99_001, $"samples {window.SampleCount}");
+        Assert.Equal(TimeSpan.FromSeconds(6), window.AverageLatency);
+    }
+
+    /// <summary>Records every window and keeps the limit fixed.</summary>
+    private sealed class RecordingFixedLimit(int limit) : AdaptiveLimit(new AimdLimitOptions { InitialLimit = limit, MaxLimit = limit })
+    {
+        public List<AdaptiveWindow> Windows { get; } = new();
+
+        public override int Update(in AdaptiveWindow window)
+        {
+            Windows.Add(window);
+            return window.Limit;
+        }
+    }
 }
