@@ -106,6 +106,7 @@ internal partial struct TokenBucketCore<TAtomics>
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
+    private long _idlePoll;     // plain: owner-only; the word the last IdleUnits saw (an unchanged word: no fast-path take since)
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
     private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
     private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use
@@ -543,13 +544,29 @@ internal partial struct TokenBucketCore<TAtomics>
         return Math.Max(available, 0);
     }
 
-    /// <summary>How long the bucket has been full (units), or -1 when it is not full or has an open batch or waiters.</summary>
+    /// <summary>
+    /// How long the bucket has been full (units), or -1 when it is not full or has waiters. A batch with spent tokens is
+    /// charged only when it settles, so a bucket left with one would never read idle: a poll that finds the word as the
+    /// previous poll left it (no fast-path take in between) settles it, and later polls see the bucket refill. Polls
+    /// under traffic settle nothing (the word keeps moving), so they leave the batch and the thread caches alone.
+    /// </summary>
     public long IdleUnits()
     {
         long word = Own();
         long now = Now();
+        bool open = TAtomics.LoadPlain(ref _issued) != (word & CountMask); // plain: owner-only (we own the word)
+        if (open && word == TAtomics.LoadPlain(ref _idlePoll)) // plain: owner-only
+        {
+            EndCacheEpoch();
+            long settled = Settle(word, now); // the spent tokens are charged now: not idle yet, but from here the bucket refills
+            TAtomics.StorePlain(ref _idlePoll, 0L); // plain: owner-only
+            Publish(settled, issued: 0, word & (WaitingFlag | RetiredFlag));
+            return -1;
+        }
+
+        TAtomics.StorePlain(ref _idlePoll, word); // plain: owner-only
         long tat = TAtomics.LoadPlain(ref _tat); // plain: owner-only (we own the word)
-        bool idle = (word & WaitingFlag) == 0 && TAtomics.LoadPlain(ref _issued) == (word & CountMask) && tat <= now;
+        bool idle = (word & WaitingFlag) == 0 && !open && tat <= now;
         Reopen(word);
         return idle ? now - tat : -1;
     }

@@ -129,4 +129,28 @@ public sealed class ThrottlingReviewTests
             return window.Limit;
         }
     }
+
+    [Fact]
+    public void IdleDuration_PartSpentBatchThenSilence_BecomesIdle()
+    {
+        var time = new ManualTimeProvider();
+        using var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 100, TokensPerSecond = 10, TimeProvider = time, // default batch 6: one acquire opens a batch
+        });
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+        time.Advance(TimeSpan.FromHours(1)); // silence: the bucket refilled long ago
+
+        // A partitioned limiter (ASP.NET Core) polls IdleDuration on a heartbeat and evicts partitions idle long enough.
+        TimeSpan? idle = null;
+        for (int poll = 0; poll < 5 && idle is null; poll++)
+        {
+            idle = limiter.IdleDuration;
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.NotNull(idle);
+        Assert.True(limiter.IdleDuration > TimeSpan.Zero);
+        Assert.Equal(100, limiter.GetStatistics()!.CurrentAvailablePermits);
+    }
 }
