@@ -404,7 +404,10 @@ internal partial struct TokenBucketCore<TAtomics>
         if ((honorWaiting && flags != 0) || debt + need > _burst)
         {
             waitUnits = Math.Max(debt + need - _burst, 0);
-            TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
+            if (honorWaiting)
+            {
+                TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only; a caller's refusal (the waiter pump's tries are not)
+            }
             RememberShortage(tick, now, debt);
 
             Publish(tat, issued: 0, flags);

@@ -153,4 +153,25 @@ public sealed class ThrottlingReviewTests
         Assert.True(limiter.IdleDuration > TimeSpan.Zero);
         Assert.Equal(100, limiter.GetStatistics()!.CurrentAvailablePermits);
     }
+
+    [Fact]
+    public async Task GetStatistics_QueuedAcquireThatSucceeds_IsNotAFailedLease()
+    {
+        var time = new ManualTimeProvider();
+        using var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 1, TokensPerSecond = 1, QueueLimit = 1, TimeProvider = time,
+        });
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+        ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1);
+        Assert.False(queued.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1)); // the pump's timer grants the waiter
+        using RateLimitLease lease = await queued.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(lease.IsAcquired);
+
+        RateLimiterStatistics stats = limiter.GetStatistics()!;
+        Assert.Equal(0, stats.TotalFailedLeases);
+        Assert.Equal(2, stats.TotalSuccessfulLeases);
+        Assert.Equal(1, limiter.Bucket.RefusedCount); // the adapter's one attempt; the pump's tries for the waiter are not refusals
+    }
 }
