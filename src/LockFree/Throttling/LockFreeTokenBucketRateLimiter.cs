@@ -174,7 +174,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             Interlocked.Increment(ref _otherFailures);
-            return BucketLease.Failed(TimeSpan.Zero); // the limiter was disposed while we waited
+            return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
         finally
         {

@@ -174,4 +174,22 @@ public sealed class ThrottlingReviewTests
         Assert.Equal(2, stats.TotalSuccessfulLeases);
         Assert.Equal(1, limiter.Bucket.RefusedCount); // the adapter's one attempt; the pump's tries for the waiter are not refusals
     }
+
+    [Fact]
+    public async Task AcquireAsync_DisposedWhileQueued_FailedLeaseCarriesNoRetryAfter()
+    {
+        var time = new ManualTimeProvider();
+        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 1, TokensPerSecond = 1, QueueLimit = 1, TimeProvider = time,
+        });
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+        ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1);
+
+        await limiter.DisposeAsync();
+
+        using RateLimitLease lease = await queued.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(lease.IsAcquired);
+        Assert.False(lease.TryGetMetadata(MetadataName.RetryAfter, out _)); // "retry now" would be a lie: the limiter is gone
+    }
 }
