@@ -146,6 +146,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Takes <paramref name="tokens"/> if the bucket holds them and nobody waits; otherwise takes nothing.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
+    /// <exception cref="InvalidOperationException">The bucket came from <see cref="KeyedTokenBucket{TKey}.TryGetBucket"/> and was evicted since (look the key up again).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens = 1)
     {
@@ -202,7 +203,13 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        return _core.AcquireSlow(tokens, out retryAfter) == AcquireStatus.Acquired;
+        AcquireStatus status = _core.AcquireSlow(tokens, out retryAfter);
+        if (status == AcquireStatus.Retired)
+        {
+            ThrowRetired();
+        }
+
+        return status == AcquireStatus.Acquired;
     }
 
     /// <summary>
@@ -222,6 +229,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite) or above about 49.7 days (the longest a timer can be armed for; checked before anything is queued).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; no tokens were taken.</exception>
+    /// <exception cref="InvalidOperationException">The bucket came from <see cref="KeyedTokenBucket{TKey}.TryGetBucket"/> and was evicted since (look the key up again); a wait already queued fails with it too.</exception>
     public ValueTask<bool> AcquireAsync(int tokens, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
@@ -239,9 +247,15 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             return ValueTask.FromCanceled<bool>(cancellationToken);
         }
 
-        if (_core.TryAcquire(tokens, out _) == AcquireStatus.Acquired)
+        AcquireStatus status = _core.TryAcquire(tokens, out _);
+        if (status == AcquireStatus.Acquired)
         {
             return new ValueTask<bool>(true);
+        }
+
+        if (status == AcquireStatus.Retired)
+        {
+            ThrowRetired();
         }
 
         if (timeout == TimeSpan.Zero)
@@ -285,7 +299,17 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             while (_waiters.TryPeek(out Waiter? head, out int generation))
             {
                 long tokens = head.Tag;
-                if (_core.TryAcquireForWaiter(tokens, out long wait) == AcquireStatus.Acquired)
+                AcquireStatus status = _core.TryAcquireForWaiter(tokens, out long wait);
+                if (status == AcquireStatus.Retired)
+                {
+                    // Evicted from its keyed table (a waiter linked after the retire): the bucket never admits again, so
+                    // every waiter fails with the error TryAcquire throws instead of waiting (and re-arming) forever.
+                    _waiters.CompletionError = new InvalidOperationException(RetiredMessage);
+                    _waiters.FinishAll(WaitStatus.Completed);
+                    continue;
+                }
+
+                if (status == AcquireStatus.Acquired)
                 {
                     if (!_waiters.TryPopIfHead(head, generation) || !head.TryFinish(WaitStatus.Signaled, generation))
                     {
@@ -345,19 +369,34 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
         for (int i = 0; i < levels.Length; i++)
         {
-            if (!levels[i].TryAcquire(tokens, out retryAfter))
+            bool acquired;
+            try
             {
-                for (int j = i - 1; j >= 0; j--)
-                {
-                    levels[j].Refund(tokens);
-                }
+                acquired = levels[i].TryAcquire(tokens, out retryAfter);
+            }
+            catch
+            {
+                RefundBefore(levels, i, tokens); // a retired level (evicted from a keyed table) throws: all or nothing still
+                throw;
+            }
 
+            if (!acquired)
+            {
+                RefundBefore(levels, i, tokens);
                 return false;
             }
         }
 
         retryAfter = TimeSpan.Zero;
         return true;
+    }
+
+    private static void RefundBefore(ReadOnlySpan<TokenBucket> levels, int i, int tokens)
+    {
+        for (int j = i - 1; j >= 0; j--)
+        {
+            levels[j].Refund(tokens);
+        }
     }
 
     /// <summary>Refusals made by the refill owner rather than on a refusal memo (tests check the memos renew).</summary>
@@ -398,6 +437,11 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens, capacity);
         }
     }
+
+    private const string RetiredMessage = "This bucket was evicted from its KeyedTokenBucket (it had refilled completely and sat idle): it admits nothing more. Look the key up again.";
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowRetired() => throw new InvalidOperationException(RetiredMessage);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowTokensOutOfRange(int tokens) => ThrowTokensOutOfRange(tokens, _core.Capacity);

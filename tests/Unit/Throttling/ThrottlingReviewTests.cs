@@ -192,4 +192,35 @@ public sealed class ThrottlingReviewTests
         Assert.False(lease.IsAcquired);
         Assert.False(lease.TryGetMetadata(MetadataName.RetryAfter, out _)); // "retry now" would be a lie: the limiter is gone
     }
+
+    [Fact]
+    public void KeyedBucket_EvictedWhileHeld_AcquiresFailLoudlyInsteadOfHanging()
+    {
+        var time = new ManualTimeProvider();
+        var keyed = new KeyedTokenBucket<string>(2, 1, maxKeys: 10, time);
+        Assert.True(keyed.TryAcquire("ann"));
+        Assert.True(keyed.TryGetBucket("ann", out TokenBucket? bucket)); // the per-key wait: await bucket.AcquireAsync()
+        time.Advance(TimeSpan.FromSeconds(1)); // refilled: idle
+        Assert.Equal(1, keyed.EvictIdle());
+
+        Assert.Throws<InvalidOperationException>(() => bucket.TryAcquire());
+        Assert.Throws<InvalidOperationException>(() => { _ = bucket.AcquireAsync(1); });
+        Assert.Equal(0, bucket.QueuedWaiters);
+        Assert.True(keyed.TryAcquire("ann", 2)); // the key itself is fine: a fresh bucket
+    }
+
+    [Fact]
+    public async Task KeyedBucket_EvictedWithAWaiterQueuedBehindIt_WaiterFailsInsteadOfHanging()
+    {
+        var time = new ManualTimeProvider();
+        var keyed = new KeyedTokenBucket<string>(2, 1, maxKeys: 10, time);
+        Assert.True(keyed.TryAcquire("ann"));
+        Assert.True(keyed.TryGetBucket("ann", out TokenBucket? bucket));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(bucket.TryRetireIfFull()); // the eviction's retire, landing between a caller's refused try and its enqueue
+
+        ValueTask<bool> wait = bucket.AcquireAfterRefusalAsync(1, CancellationToken.None);
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, bucket.QueuedWaiters);
+    }
 }
