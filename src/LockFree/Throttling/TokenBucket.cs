@@ -60,6 +60,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private readonly object _pumpLock = new();
     private readonly string? _name;
     private ITimer? _timer;
+    private long _headDueUnits; // engine units: when the pump's timer is due to serve the oldest waiter (a hint for refusals behind it)
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
@@ -165,7 +166,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// As <see cref="TryAcquire(int)"/>; on refusal, <paramref name="retryAfter"/> is when the bucket alone will
-    /// hold the tokens (a hint: queued waiters are served first).
+    /// hold the tokens, and with waiters queued at least until the oldest is served plus this request's tokens (a hint:
+    /// the waiters behind the oldest are served first too).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -204,12 +206,34 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         }
 
         AcquireStatus status = _core.AcquireSlow(tokens, out retryAfter);
+        if (status == AcquireStatus.Acquired)
+        {
+            return true;
+        }
+
         if (status == AcquireStatus.Retired)
         {
             ThrowRetired();
         }
 
-        return status == AcquireStatus.Acquired;
+        if (_waiters.Count > 0)
+        {
+            retryAfter = BehindWaitersHint(tokens, retryAfter);
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// A refusal while waiters are queued: the bucket alone may already hold the tokens (a hint of zero, "retry now",
+    /// which is refused for sure), so the hint is at least until the oldest waiter is served, plus this request's tokens.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TimeSpan BehindWaitersHint(int tokens, TimeSpan bucketHint)
+    {
+        long untilHead = Math.Max(Volatile.Read(ref _headDueUnits) - _core.Now(), 0); // acquire: the pump's last arming (a hint)
+        TimeSpan behind = _core.ToTimeSpan(untilHead + (tokens * _core.Interval));
+        return behind > bucketHint ? behind : bucketHint;
     }
 
     /// <summary>
@@ -320,6 +344,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                 }
 
                 _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                Volatile.Write(ref _headDueUnits, _core.Now() + wait); // release: a hint for refusals behind the queue
                 TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
                 _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm
                 return;

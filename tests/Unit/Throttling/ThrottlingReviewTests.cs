@@ -223,4 +223,26 @@ public sealed class ThrottlingReviewTests
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Equal(0, bucket.QueuedWaiters);
     }
+
+    [Fact]
+    public async Task TryAcquire_RefusedBehindAQueuedWaiter_RetryAfterIsNotZero()
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(10, 1, fastPathBatch: 1, time);
+        Assert.True(bucket.TryAcquire(10));
+        ValueTask<bool> head = bucket.AcquireAsync(5); // served when the bucket holds 5, in 5 s
+        time.Advance(TimeSpan.FromSeconds(2)); // the bucket alone holds 2 now
+
+        Assert.False(bucket.TryAcquire(1, out TimeSpan retryAfter)); // no barging past the waiter
+        Assert.True(retryAfter >= TimeSpan.FromSeconds(3), $"retryAfter {retryAfter}"); // not before the head is served (a retry at 0 is refused for sure)
+
+        using var limiter = new LockFreeTokenBucketRateLimiter(bucket);
+        using RateLimitLease failed = limiter.AttemptAcquire();
+        Assert.False(failed.IsAcquired);
+        Assert.True(failed.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan leaseHint));
+        Assert.True(leaseHint >= TimeSpan.FromSeconds(3), $"lease hint {leaseHint}");
+
+        time.Advance(TimeSpan.FromSeconds(3));
+        Assert.True(await head.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+    }
 }
