@@ -245,4 +245,26 @@ public sealed class ThrottlingReviewTests
         time.Advance(TimeSpan.FromSeconds(3));
         Assert.True(await head.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
     }
+
+    [Fact]
+    public void Adapter_WaitBeyondTimeSpanRange_FailedLeaseAndPeriodSaturateInsteadOfThrowing()
+    {
+        var clock = new SecondsClock(); // a provider whose timestamps are whole seconds
+        var bucket = new TokenBucket(1, 1e-12, fastPathBatch: 1, clock); // one token per ~31,700 years
+        using var limiter = new LockFreeTokenBucketRateLimiter(bucket);
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+
+        using RateLimitLease failed = limiter.AttemptAcquire(); // the wait is longer than a TimeSpan holds
+        Assert.False(failed.IsAcquired);
+        Assert.True(failed.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan retryAfter));
+        Assert.True(retryAfter > TimeSpan.FromDays(365 * 20_000));
+        Assert.True(limiter.ReplenishmentPeriod > TimeSpan.FromDays(365 * 20_000));
+    }
+
+    private sealed class SecondsClock : TimeProvider
+    {
+        public override long TimestampFrequency => 1;
+
+        public override long GetTimestamp() => 1_000;
+    }
 }
