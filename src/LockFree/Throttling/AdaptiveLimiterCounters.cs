@@ -54,4 +54,12 @@ internal struct SampleCounters
     /// <summary>1 while a thread closes the window (the single-updater claim), else 0.</summary>
     [FieldOffset(CacheLine.Size + 32)]
     public long Updating;
+
+    /// <summary>Successful samples of the open window moved out of <see cref="Accumulator"/> before it could overflow; only the claim holder touches it.</summary>
+    [FieldOffset(CacheLine.Size + 40)]
+    public long SpilledCount;
+
+    /// <summary>Their latency sum in microseconds; only the claim holder touches it.</summary>
+    [FieldOffset(CacheLine.Size + 48)]
+    public long SpilledSum;
 }

@@ -11,7 +11,11 @@ namespace LockFree;
 // - Completion: atomically decrement in-flight, then add the sample to the open window with one interlocked
 //   add on a packed word (count in the low 24 bits, latency sum in microseconds in the 39 bits above: 6.3 days of
 //   summed latency; a sample is capped at 2^31 µs ≈ 36 min). A window closes as soon as it is MinWindow old and
-//   holds MinSamples, so its sum stays near limit × MinWindow, far from the cap. Drops go to their own counter.
+//   holds MinSamples, so its sum is near limit × MinWindow, which a long window at a high limit can take past the
+//   cap (limit 1000 at 6 s a request over 10 minutes). So the completion whose add takes the count past 2^23 or
+//   the sum past 2^38 (half of either field) spills: under the updater claim it moves the word into two plain
+//   longs (SpilledCount, SpilledSum) that the window close adds back; half of each field is left as headroom for
+//   the completions that land while the claim is busy. Drops go to their own counter.
 // - Window close: a completion that sees the window older than MinWindow tries to claim the updater flag with
 //   a CAS; the one winner reads the accumulators, subtracts what it read (samples that land meanwhile stay for
 //   the next window: every sample counts exactly once), runs the algorithm, publishes the new limit with a
@@ -37,6 +41,12 @@ internal struct AdaptiveLimiterEngine<TAtomics>
 
     /// <summary>Largest latency recorded, in microseconds (≈ 36 minutes).</summary>
     internal const long MaxLatencyUnits = (1L << 31) - 1;
+
+    /// <summary>A packed accumulator at or above this holds a latency sum of at least 2^38 µs (half the field): spill it.</summary>
+    internal const long SpillSumAt = 1L << 62;
+
+    /// <summary>A packed accumulator whose count reaches this (half the field) is spilled.</summary>
+    internal const long SpillCountAt = 1L << (CountBits - 1);
 
     /// <summary>The start timestamp of a request whose latency is not measured (see SampleEvery).</summary>
     internal const long NotSampled = long.MinValue;
@@ -139,7 +149,11 @@ internal struct AdaptiveLimiterEngine<TAtomics>
         if (outcome == AdaptiveOutcome.Success)
         {
             long units = Math.Clamp((long)((now - start) * _unitsPerTick), 0, MaxLatencyUnits);
-            TAtomics.Add(ref _samples.Accumulator, (units << CountBits) + 1); // full fence: the sample joins the open window; the updater subtracts what it read
+            long packed = TAtomics.Add(ref _samples.Accumulator, (units << CountBits) + 1); // full fence: the sample joins the open window; the updater subtracts what it read
+            if (packed >= SpillSumAt || (packed & CountMask) >= SpillCountAt)
+            {
+                Spill();
+            }
         }
         else
         {
@@ -168,6 +182,28 @@ internal struct AdaptiveLimiterEngine<TAtomics>
         }
     }
 
+    /// <summary>Moves the open window's packed samples into the wide spill counters before the word can overflow.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Spill()
+    {
+        if (TAtomics.CompareExchange(ref _samples.Updating, 1, 0) != 0) // full fence: the updater claim (spill counters are the claim holder's)
+        {
+            return; // the updater (or another spill) holds it: a later completion spills; half of each field is headroom
+        }
+
+        try
+        {
+            long packed = TAtomics.LoadAcquire(ref _samples.Accumulator); // acquire: what to move
+            TAtomics.Add(ref _samples.Accumulator, -packed); // full fence: take exactly what was read; later samples stay
+            TAtomics.StorePlain(ref _samples.SpilledCount, TAtomics.LoadPlain(ref _samples.SpilledCount) + (packed & CountMask)); // plain: claim holder only
+            TAtomics.StorePlain(ref _samples.SpilledSum, TAtomics.LoadPlain(ref _samples.SpilledSum) + (packed >> CountBits)); // plain: claim holder only
+        }
+        finally
+        {
+            TAtomics.StoreRelease(ref _samples.Updating, 0); // release: hands the spill counters to the next claim holder
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void TryCloseWindow(long now)
     {
@@ -186,7 +222,9 @@ internal struct AdaptiveLimiterEngine<TAtomics>
 
             long packed = TAtomics.LoadAcquire(ref _samples.Accumulator); // acquire: what this window holds so far
             long dropped = TAtomics.LoadAcquire(ref _samples.Dropped); // acquire: as above
-            long count = packed & CountMask;
+            long spilledCount = TAtomics.LoadPlain(ref _samples.SpilledCount); // plain: claim holder only
+            long spilledSum = TAtomics.LoadPlain(ref _samples.SpilledSum); // plain: claim holder only
+            long count = (packed & CountMask) + spilledCount;
             if (count + dropped < _minSamples)
             {
                 return; // too few samples to judge: the window stays open
@@ -194,16 +232,18 @@ internal struct AdaptiveLimiterEngine<TAtomics>
 
             TAtomics.Add(ref _samples.Accumulator, -packed); // full fence: take exactly what was read; later samples stay
             TAtomics.Add(ref _samples.Dropped, -dropped); // full fence: as above
+            TAtomics.StorePlain(ref _samples.SpilledCount, 0L); // plain: claim holder only
+            TAtomics.StorePlain(ref _samples.SpilledSum, 0L); // plain: claim holder only
             long maxInFlight = TAtomics.LoadAcquire(ref _samples.MaxInFlight); // acquire: the window's high-water mark
             TAtomics.StoreRelease(ref _samples.MaxInFlight, TAtomics.LoadAcquire(ref _admission.InFlight)); // release: the next window starts from the current level (a racing raise may be lost: a statistic)
 
             int limit = (int)TAtomics.LoadAcquire(ref _admission.Limit); // acquire: only this updater writes it
-            long sumUnits = packed >> CountBits;
+            long sumUnits = (packed >> CountBits) + spilledSum;
             var window = new AdaptiveWindow(
                 limit,
                 count,
                 dropped,
-                count == 0 ? TimeSpan.Zero : TimeSpan.FromTicks(sumUnits * TimeSpan.TicksPerMicrosecond / count),
+                count == 0 ? TimeSpan.Zero : TimeSpan.FromTicks(((sumUnits / count) * TimeSpan.TicksPerMicrosecond) + ((sumUnits % count) * TimeSpan.TicksPerMicrosecond / count)),
                 maxInFlight,
                 TimeSpan.FromTicks((long)((now - windowStart) * _ticksPerTimestamp)),
                 TimeSpan.FromTicks((long)((now - _createdAt) * _ticksPerTimestamp)));

@@ -13,6 +13,9 @@ internal sealed class BucketLease : RateLimitLease
 {
     private const int ExactMilliseconds = 4096;
 
+    /// <summary>The whole milliseconds of <see cref="TimeSpan.MaxValue"/>: the longest hint a lease carries.</summary>
+    private const long MaxMilliseconds = long.MaxValue / TimeSpan.TicksPerMillisecond;
+
     private static readonly string[] RetryAfterNames = [MetadataName.RetryAfter.Name];
     private static readonly BucketLease?[] FailedByMillisecond = new BucketLease?[ExactMilliseconds];
     private static readonly ConcurrentDictionary<long, BucketLease> FailedLong = new();
@@ -37,7 +40,8 @@ internal sealed class BucketLease : RateLimitLease
     /// <summary>The cached failed lease whose RetryAfter is <paramref name="retryAfter"/> rounded up.</summary>
     public static BucketLease Failed(TimeSpan retryAfter)
     {
-        long ms = retryAfter.Ticks <= 0 ? 0 : (retryAfter.Ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond;
+        long ticks = retryAfter.Ticks;
+        long ms = ticks <= 0 ? 0 : (ticks / TimeSpan.TicksPerMillisecond) + (ticks % TimeSpan.TicksPerMillisecond != 0 ? 1 : 0); // rounds up without overflowing near TimeSpan.MaxValue
         if (ms < ExactMilliseconds)
         {
             return FailedByMillisecond[ms] ?? Create(ref FailedByMillisecond[ms], ms); // benign race: a duplicate is harmless
@@ -45,7 +49,7 @@ internal sealed class BucketLease : RateLimitLease
 
         int exponent = 63 - (int)long.LeadingZeroCount(ms);
         long step = 1L << (exponent - 4);
-        long rounded = (ms + step - 1) & ~(step - 1);
+        long rounded = Math.Min((ms + step - 1) & ~(step - 1), MaxMilliseconds); // saturates at the longest TimeSpan
         return FailedLong.TryGetValue(rounded, out BucketLease? lease) ? lease : FailedLong.GetOrAdd(rounded, static v => new BucketLease(false, TimeSpan.FromMilliseconds(v)));
     }
 

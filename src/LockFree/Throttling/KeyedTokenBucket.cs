@@ -108,7 +108,11 @@ public sealed class KeyedTokenBucket<TKey>
         }
     }
 
-    /// <summary>The key's bucket, if the key is held (a snapshot; the bucket may be evicted later).</summary>
+    /// <summary>
+    /// The key's bucket, if the key is held (a snapshot; the bucket may be evicted later, once it has refilled completely
+    /// with nobody waiting: an evicted bucket's acquires throw <see cref="InvalidOperationException"/>, and a wait queued
+    /// on it fails with that exception; look the key up again).
+    /// </summary>
     public bool TryGetBucket(TKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TokenBucket? bucket) => _buckets.TryGetValue(key, out bucket);
 
     /// <summary>Evicts every key whose bucket has refilled completely and has nobody waiting; returns how many went.</summary>

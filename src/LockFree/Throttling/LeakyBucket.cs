@@ -189,7 +189,8 @@ public sealed class LeakyBucket : IDisposable
     {
         _timer ??= _time.CreateTimer(static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         long due = Math.Max(_nextRelease - now, 0);
-        _timer.Change(TimeSpan.FromTicks((long)Math.Ceiling(due * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency))), Timeout.InfiniteTimeSpan);
+        TimeSpan dueIn = TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(due * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)), Timers.Wakeups.MaxDelay.Ticks));
+        _timer.Change(dueIn, Timeout.InfiniteTimeSpan); // capped at the longest a timer takes: a slot further away wakes early and re-arms
     }
 
     /// <summary>The pacing timer: lets the oldest waiter go if its slot has come, then re-arms for the next slot.</summary>

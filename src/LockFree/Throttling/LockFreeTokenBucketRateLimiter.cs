@@ -62,7 +62,8 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     public override bool IsAutoReplenishing => true;
 
     /// <summary>One token's interval at the effective rate (replenishment is continuous).</summary>
-    public override TimeSpan ReplenishmentPeriod => TimeSpan.FromSeconds(1 / _bucket.EffectiveTokensPerSecond);
+    public override TimeSpan ReplenishmentPeriod =>
+        1 / _bucket.EffectiveTokensPerSecond >= TimeSpan.MaxValue.TotalSeconds ? TimeSpan.MaxValue : TimeSpan.FromSeconds(1 / _bucket.EffectiveTokensPerSecond); // saturates for rates slower than one token per TimeSpan.MaxValue
 
     /// <inheritdoc/>
     public override TimeSpan? IdleDuration => _bucket.IdleDuration;
@@ -174,7 +175,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             Interlocked.Increment(ref _otherFailures);
-            return BucketLease.Failed(TimeSpan.Zero); // the limiter was disposed while we waited
+            return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
         finally
         {

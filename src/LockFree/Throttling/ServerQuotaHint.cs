@@ -71,7 +71,8 @@ public sealed class ServerQuotaHint
         ArgumentOutOfRangeException.ThrowIfNegative(remaining);
         ArgumentOutOfRangeException.ThrowIfLessThan(resetAfter, TimeSpan.Zero);
         long now = _time.GetTimestamp();
-        long resetAt = now + (long)(resetAfter.TotalSeconds * _time.TimestampFrequency);
+        double after = Math.Ceiling(resetAfter.TotalSeconds * _time.TimestampFrequency);
+        long resetAt = after >= long.MaxValue - (double)Math.Max(now, 0) ? long.MaxValue : now + (long)after; // saturates: a reset beyond the clock's range is "never", not a wrapped instant in the past
         long previousReset = RealAtomics.LoadAcquire(ref _resetAt); // acquire: the period the last hint described
         long previousRemaining = RealAtomics.LoadAcquire(ref _remaining); // acquire: as above
         RealAtomics.StoreRelease(ref _remaining, remaining); // release: the new quota

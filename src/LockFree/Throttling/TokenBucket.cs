@@ -60,6 +60,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private readonly object _pumpLock = new();
     private readonly string? _name;
     private ITimer? _timer;
+    private long _headDueUnits; // engine units: when the pump's timer is due to serve the oldest waiter (a hint for refusals behind it)
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
@@ -146,6 +147,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Takes <paramref name="tokens"/> if the bucket holds them and nobody waits; otherwise takes nothing.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
+    /// <exception cref="InvalidOperationException">The bucket came from <see cref="KeyedTokenBucket{TKey}.TryGetBucket"/> and was evicted since (look the key up again).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(int tokens = 1)
     {
@@ -164,7 +166,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// As <see cref="TryAcquire(int)"/>; on refusal, <paramref name="retryAfter"/> is when the bucket alone will
-    /// hold the tokens (a hint: queued waiters are served first).
+    /// hold the tokens, and with waiters queued at least until the oldest is served plus this request's tokens (a hint:
+    /// the waiters behind the oldest are served first too).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -202,7 +205,35 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        return _core.AcquireSlow(tokens, out retryAfter) == AcquireStatus.Acquired;
+        AcquireStatus status = _core.AcquireSlow(tokens, out retryAfter);
+        if (status == AcquireStatus.Acquired)
+        {
+            return true;
+        }
+
+        if (status == AcquireStatus.Retired)
+        {
+            ThrowRetired();
+        }
+
+        if (_waiters.Count > 0)
+        {
+            retryAfter = BehindWaitersHint(tokens, retryAfter);
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// A refusal while waiters are queued: the bucket alone may already hold the tokens (a hint of zero, "retry now",
+    /// which is refused for sure), so the hint is at least until the oldest waiter is served, plus this request's tokens.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TimeSpan BehindWaitersHint(int tokens, TimeSpan bucketHint)
+    {
+        long untilHead = Math.Max(Volatile.Read(ref _headDueUnits) - _core.Now(), 0); // acquire: the pump's last arming (a hint)
+        TimeSpan behind = _core.ToTimeSpan(untilHead + (tokens * _core.Interval));
+        return behind > bucketHint ? behind : bucketHint;
     }
 
     /// <summary>
@@ -220,8 +251,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// (a finite timeout allocates one timer for the wait).
     /// </summary>
     /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite) or above about 49.7 days (the longest a timer can be armed for; checked before anything is queued).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first; no tokens were taken.</exception>
+    /// <exception cref="InvalidOperationException">The bucket came from <see cref="KeyedTokenBucket{TKey}.TryGetBucket"/> and was evicted since (look the key up again); a wait already queued fails with it too.</exception>
     public ValueTask<bool> AcquireAsync(int tokens, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         if ((ulong)(tokens - 1L) >= (ulong)_core.Capacity)
@@ -229,9 +261,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens);
         }
 
-        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        if ((timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan) || timeout > Timers.Wakeups.MaxDelay)
         {
-            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be non-negative or infinite.");
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be infinite or between 0 and about 49.7 days (the longest a timer can be armed for).");
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -239,9 +271,15 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             return ValueTask.FromCanceled<bool>(cancellationToken);
         }
 
-        if (_core.TryAcquire(tokens, out _) == AcquireStatus.Acquired)
+        AcquireStatus status = _core.TryAcquire(tokens, out _);
+        if (status == AcquireStatus.Acquired)
         {
             return new ValueTask<bool>(true);
+        }
+
+        if (status == AcquireStatus.Retired)
+        {
+            ThrowRetired();
         }
 
         if (timeout == TimeSpan.Zero)
@@ -285,7 +323,17 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             while (_waiters.TryPeek(out Waiter? head, out int generation))
             {
                 long tokens = head.Tag;
-                if (_core.TryAcquireForWaiter(tokens, out long wait) == AcquireStatus.Acquired)
+                AcquireStatus status = _core.TryAcquireForWaiter(tokens, out long wait);
+                if (status == AcquireStatus.Retired)
+                {
+                    // Evicted from its keyed table (a waiter linked after the retire): the bucket never admits again, so
+                    // every waiter fails with the error TryAcquire throws instead of waiting (and re-arming) forever.
+                    _waiters.CompletionError = new InvalidOperationException(RetiredMessage);
+                    _waiters.FinishAll(WaitStatus.Completed);
+                    continue;
+                }
+
+                if (status == AcquireStatus.Acquired)
                 {
                     if (!_waiters.TryPopIfHead(head, generation) || !head.TryFinish(WaitStatus.Signaled, generation))
                     {
@@ -296,7 +344,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                 }
 
                 _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _timer.Change(wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait), Timeout.InfiniteTimeSpan);
+                Volatile.Write(ref _headDueUnits, _core.Now() + wait); // release: a hint for refusals behind the queue
+                TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
+                _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm
                 return;
             }
 
@@ -344,19 +394,34 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
         for (int i = 0; i < levels.Length; i++)
         {
-            if (!levels[i].TryAcquire(tokens, out retryAfter))
+            bool acquired;
+            try
             {
-                for (int j = i - 1; j >= 0; j--)
-                {
-                    levels[j].Refund(tokens);
-                }
+                acquired = levels[i].TryAcquire(tokens, out retryAfter);
+            }
+            catch
+            {
+                RefundBefore(levels, i, tokens); // a retired level (evicted from a keyed table) throws: all or nothing still
+                throw;
+            }
 
+            if (!acquired)
+            {
+                RefundBefore(levels, i, tokens);
                 return false;
             }
         }
 
         retryAfter = TimeSpan.Zero;
         return true;
+    }
+
+    private static void RefundBefore(ReadOnlySpan<TokenBucket> levels, int i, int tokens)
+    {
+        for (int j = i - 1; j >= 0; j--)
+        {
+            levels[j].Refund(tokens);
+        }
     }
 
     /// <summary>Refusals made by the refill owner rather than on a refusal memo (tests check the memos renew).</summary>
@@ -397,6 +462,11 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             ThrowTokensOutOfRange(tokens, capacity);
         }
     }
+
+    private const string RetiredMessage = "This bucket was evicted from its KeyedTokenBucket (it had refilled completely and sat idle): it admits nothing more. Look the key up again.";
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowRetired() => throw new InvalidOperationException(RetiredMessage);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowTokensOutOfRange(int tokens) => ThrowTokensOutOfRange(tokens, _core.Capacity);

@@ -106,6 +106,7 @@ internal partial struct TokenBucketCore<TAtomics>
     private long _issued;       // plain: owner-only; tokens of the open batch (0 when none)
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
+    private long _idlePoll;     // plain: owner-only; the word the last IdleUnits saw (an unchanged word: no fast-path take since)
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
     private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
     private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use
@@ -403,7 +404,10 @@ internal partial struct TokenBucketCore<TAtomics>
         if ((honorWaiting && flags != 0) || debt + need > _burst)
         {
             waitUnits = Math.Max(debt + need - _burst, 0);
-            TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only
+            if (honorWaiting)
+            {
+                TAtomics.StorePlain(ref _refused, TAtomics.LoadPlain(ref _refused) + 1); // plain: owner-only; a caller's refusal (the waiter pump's tries are not)
+            }
             RememberShortage(tick, now, debt);
 
             Publish(tat, issued: 0, flags);
@@ -495,14 +499,20 @@ internal partial struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>Gives back tokens taken by <see cref="TryAcquireForWaiter"/> whose waiter was cancelled meanwhile.</summary>
+    /// <remarks>
+    /// Settles first: tokens taken from the open batch or a thread cache are charged only when the batch settles, so
+    /// taking them off <c>_tat</c> before that would be undone by the settlement's <c>max(_tat, now)</c> (the refund lost).
+    /// </remarks>
     public void Refund(long tokens)
     {
         long word = Own();
-        TAtomics.StorePlain(ref _tat, TAtomics.LoadPlain(ref _tat) - (tokens * _interval)); // plain: owner-only
-        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens);       // plain: owner-only
+        EndCacheEpoch();
+        long now = Now();
+        long tat = Settle(word, now) - (tokens * _interval); // below now only if the bucket refilled meanwhile: the next settlement caps it at full
+        TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens); // plain: owner-only
         TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
         TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
-        Reopen(word);
+        Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
     }
 
     /// <summary>
@@ -537,13 +547,29 @@ internal partial struct TokenBucketCore<TAtomics>
         return Math.Max(available, 0);
     }
 
-    /// <summary>How long the bucket has been full (units), or -1 when it is not full or has an open batch or waiters.</summary>
+    /// <summary>
+    /// How long the bucket has been full (units), or -1 when it is not full or has waiters. A batch with spent tokens is
+    /// charged only when it settles, so a bucket left with one would never read idle: a poll that finds the word as the
+    /// previous poll left it (no fast-path take in between) settles it, and later polls see the bucket refill. Polls
+    /// under traffic settle nothing (the word keeps moving), so they leave the batch and the thread caches alone.
+    /// </summary>
     public long IdleUnits()
     {
         long word = Own();
         long now = Now();
+        bool open = TAtomics.LoadPlain(ref _issued) != (word & CountMask); // plain: owner-only (we own the word)
+        if (open && word == TAtomics.LoadPlain(ref _idlePoll)) // plain: owner-only
+        {
+            EndCacheEpoch();
+            long settled = Settle(word, now); // the spent tokens are charged now: not idle yet, but from here the bucket refills
+            TAtomics.StorePlain(ref _idlePoll, 0L); // plain: owner-only
+            Publish(settled, issued: 0, word & (WaitingFlag | RetiredFlag));
+            return -1;
+        }
+
+        TAtomics.StorePlain(ref _idlePoll, word); // plain: owner-only
         long tat = TAtomics.LoadPlain(ref _tat); // plain: owner-only (we own the word)
-        bool idle = (word & WaitingFlag) == 0 && TAtomics.LoadPlain(ref _issued) == (word & CountMask) && tat <= now;
+        bool idle = (word & WaitingFlag) == 0 && !open && tat <= now;
         Reopen(word);
         return idle ? now - tat : -1;
     }
