@@ -130,23 +130,23 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
     private readonly bool _leanRefusalCount;     // memo refusals counted with a locked add instead of per-thread slots
 
-    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time)
-        : this(capacity, tokensPerSecond, batch, time, DefaultThreadCache(batch))
+    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time)
+        : this(capacity, tokensPerSecond, fastPathBatch, time, DefaultThreadCache(fastPathBatch))
     {
     }
 
-    public TokenBucketCore(long capacity, double tokensPerSecond, long batch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
+    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
-        if (batch < 1 || batch > capacity)
+        if (fastPathBatch < 1 || fastPathBatch > capacity)
         {
-            throw new ArgumentOutOfRangeException(nameof(batch), batch, "The fast-path batch must be between 1 and the capacity.");
+            throw new ArgumentOutOfRangeException(nameof(fastPathBatch), fastPathBatch, "The fast-path batch must be between 1 and the capacity.");
         }
 
         _time = time;
         _capacity = capacity;
-        _batch = batch;
+        _batch = fastPathBatch;
         long frequency = time.TimestampFrequency;
         (_shift, _interval) = ChooseUnits(frequency, tokensPerSecond);
         if (_interval > (long.MaxValue >> 2) / capacity)
@@ -163,7 +163,7 @@ internal partial struct TokenBucketCore<TAtomics>
         _origin = time.GetTimestamp();
         _coarse = ReferenceEquals(time, TimeProvider.System);
         _originTick = Environment.TickCount64 - 1; // so a good-until time is never 0 (= no memo)
-        if (threadCache < 0 || (threadCache > 0 && (threadCache < 2 || threadCache * 2 > batch)))
+        if (threadCache < 0 || (threadCache > 0 && (threadCache < 2 || threadCache * 2 > fastPathBatch)))
         {
             throw new ArgumentOutOfRangeException(nameof(threadCache), threadCache, "A thread cache must be 0 (none) or between 2 and half the batch.");
         }

@@ -7,6 +7,16 @@ namespace LockFree.Tests.Unit.Throttling;
 /// <summary>Regression tests from the adversarial review of the throttling area (each failed before its fix).</summary>
 public sealed class ThrottlingReviewTests
 {
+    [Theory]
+    [InlineData(0)]
+    [InlineData(11)]
+    public void Constructor_FastPathBatchOutOfRange_NamesTheParameter(int fastPathBatch)
+    {
+        // Before, the exception named the internal core's parameter, "batch".
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new TokenBucket(10, 1, fastPathBatch));
+        Assert.Equal("fastPathBatch", error.ParamName);
+    }
+
     [Fact]
     public void TryAcquireAll_RefundToBatchedBucket_GivesTheTokenBack()
     {
