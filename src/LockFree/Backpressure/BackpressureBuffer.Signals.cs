@@ -95,8 +95,10 @@ public sealed partial class BackpressureBuffer<T>
     /// first park ever, and the gate's argument covers it (see ParkingGate): a reader that read the bit as clear ran
     /// that load before the barrier reached it, so its dequeue (which frees the room) is visible to our recheck.
     /// </summary>
-    private Waiter ParkWriter(bool synchronous) =>
-        _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked); // counted, then the bit made sure of (ParkingGate, "Arming")
+    /// <param name="synchronous">Whether the caller blocks its thread.</param>
+    /// <param name="probe">A <c>WaitToWriteAsync</c>, which takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
+    private Waiter ParkWriter(bool synchronous, bool probe = false) =>
+        _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe); // counted, then the bit made sure of (ParkingGate, "Arming")
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
     private Waiter ParkReader(bool synchronous) =>

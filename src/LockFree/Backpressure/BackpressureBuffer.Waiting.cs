@@ -190,10 +190,10 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter waiter = ParkWriter(synchronous: false);
+        Waiter waiter = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
-            Abandon(_writers, waiter, forwardSignal: true);
+            Abandon(_writers, waiter, forwardSignal: false); // a signal that reached it was not spent on it (WaiterList.SignalOne)
             return new ValueTask<bool>(!IsCompleted);
         }
 

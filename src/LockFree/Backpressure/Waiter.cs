@@ -64,6 +64,13 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
     internal long Tag { get; set; }
 
+    /// <summary>
+    /// A wait that takes nothing when woken (a buffer's <c>WaitToWriteAsync</c>: its caller may or may not write after
+    /// it), so a signal that ends it hands nothing over and <see cref="WaiterList.SignalOne"/> wakes the next waiter
+    /// too; set before linking, guarded by the owner's lock.
+    /// </summary>
+    internal bool IsProbe { get; set; }
+
     public WaitStatus Status => _state.Status;
 
     public short Version => _core.Version;

@@ -1,0 +1,176 @@
+using System.Threading.Channels;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Backpressure;
+
+/// <summary>
+/// Differential tests: each scenario runs on <c>Channel.CreateBounded</c> and on <see cref="LockFreeChannel"/> with the
+/// same roles (the four SingleReader/SingleWriter combinations) and full mode, and records what a caller observes
+/// (return values, task states, exception types and their inner exceptions, item order) as a transcript; the two
+/// transcripts must be equal. Every wait is bounded; a wait that runs out is recorded, so a hang shows as a difference.
+/// </summary>
+public sealed class LockFreeChannelDifferentialTests
+{
+    private const int Capacity = 4; // a power of two: the BCL and the rounded ring fill at the same count
+
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The four role combinations: (SingleReader, SingleWriter).</summary>
+    public static TheoryData<bool, bool> Roles => new() { { false, false }, { false, true }, { true, false }, { true, true } };
+
+    /// <summary>The role combinations with each full mode that has a BCL twin.</summary>
+    public static TheoryData<bool, bool, OverflowPolicy> RolesAndModes
+    {
+        get
+        {
+            var data = new TheoryData<bool, bool, OverflowPolicy>();
+            foreach (OverflowPolicy mode in new[] { OverflowPolicy.Wait, OverflowPolicy.DropIncoming, OverflowPolicy.DropOldest })
+            {
+                foreach ((bool reader, bool writer) in new[] { (false, false), (false, true), (true, false), (true, true) })
+                {
+                    data.Add(reader, writer, mode);
+                }
+            }
+
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task WaitToWriteAsync_TwoWaitersOneRead_BothWake(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel);
+            Task<bool> first = channel.Writer.WaitToWriteAsync().AsTask();
+            Task<bool> second = channel.Writer.WaitToWriteAsync().AsTask();
+            log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
+            await log.Outcome("first", first);
+            await log.Outcome("second", second);
+            log.Add($"count {channel.Reader.Count}");
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task WaitToWriteAsyncThenWriteAsync_OneRead_TheWriteCompletes(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel);
+            Task<bool> probe = channel.Writer.WaitToWriteAsync().AsTask();
+            Task write = channel.Writer.WriteAsync(4).AsTask();
+            log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
+            await log.Outcome("write", write); // the probe's caller writes nothing: the room is the parked write's
+            log.Add($"items {string.Join(",", Drain(channel))}");
+            await log.Outcome("probe", probe); // room again now (the BCL woke it only now; ours at the first read, see docs)
+        });
+
+    private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
+    {
+        var items = new List<int>();
+        await foreach (int item in channel.Reader.ReadAllAsync(token))
+        {
+            items.Add(item);
+        }
+
+        return items;
+    }
+
+    private static async Task AssertSameAsBcl(bool singleReader, bool singleWriter, OverflowPolicy mode, Func<Channel<int>, Transcript, Task> scenario)
+    {
+        var bcl = new Transcript();
+        await scenario(
+            Channel.CreateBounded<int>(new BoundedChannelOptions(Capacity)
+            {
+                SingleReader = singleReader,
+                SingleWriter = singleWriter,
+                FullMode = mode switch
+                {
+                    OverflowPolicy.Wait => BoundedChannelFullMode.Wait,
+                    OverflowPolicy.DropIncoming => BoundedChannelFullMode.DropWrite,
+                    OverflowPolicy.DropOldest => BoundedChannelFullMode.DropOldest,
+                    _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "No BCL twin."),
+                },
+            }),
+            bcl);
+        var ours = new Transcript();
+        await scenario(
+            LockFreeChannel.CreateBounded<int>(new LockFreeChannelOptions
+            {
+                Capacity = Capacity,
+                SingleReader = singleReader,
+                SingleWriter = singleWriter,
+                FullMode = mode,
+            }),
+            ours);
+        Assert.Equal(bcl.Text, ours.Text);
+    }
+
+    private static void Fill(Channel<int> channel, int count = Capacity)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            Assert.True(channel.Writer.TryWrite(i));
+        }
+    }
+
+    private static List<int> Drain(Channel<int> channel)
+    {
+        var items = new List<int>();
+        while (channel.Reader.TryRead(out int item))
+        {
+            items.Add(item);
+        }
+
+        return items;
+    }
+
+    /// <summary>What a caller saw, line by line.</summary>
+    private sealed class Transcript
+    {
+        private readonly List<string> _lines = [];
+
+        public string Text => string.Join(Environment.NewLine, _lines);
+
+        public void Add(string line) => _lines.Add(line);
+
+        /// <summary>Waits (bounded) for <paramref name="task"/> and records its state, result or exception.</summary>
+        public async Task Outcome(string name, Task task)
+        {
+            try
+            {
+                await task.WaitAsync(Timeout).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!task.IsCompleted)
+            {
+                Add($"{name}: still pending after {Timeout.TotalSeconds} s");
+                return;
+            }
+            catch (Exception)
+            {
+                // recorded below from the task itself
+            }
+
+            string result = task.Status == TaskStatus.RanToCompletion && task.GetType().IsGenericType
+                ? $" = {task.GetType().GetProperty("Result")!.GetValue(task)}"
+                : string.Empty;
+            Exception? error = task.Exception?.InnerException;
+            if (task.IsCanceled)
+            {
+                try
+                {
+                    await task.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException canceled)
+                {
+                    error = canceled;
+                }
+            }
+
+            string failure = error is null
+                ? string.Empty
+                : $" {error.GetType().Name} (inner {error.InnerException?.GetType().Name ?? "none"}"
+                    + (error is OperationCanceledException oce ? $", token canceled {oce.CancellationToken.IsCancellationRequested}" : string.Empty) + ")";
+            Add($"{name}: {task.Status}{result}{failure}");
+        }
+    }
+}
