@@ -234,7 +234,8 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>
     /// The core completes with the WaitStatus as a result (no exception object, no allocation), so the status it
     /// reports is refined to match what GetResult will do: Canceled when it will throw OperationCanceledException,
-    /// Faulted when it will throw the completion error. Without this, AsTask() of a cancelled wait is faulted
+    /// Faulted when it will throw the completion error (Canceled when that error is an OperationCanceledException: before,
+    /// a parked WaitToReadAsync of a channel completed with one was faulted, the BCL's canceled). Without this, AsTask() of a cancelled wait is faulted
     /// rather than canceled. Status is stable here: it changes only when the waiter is rented again, after GetResult.
     /// </summary>
     private ValueTaskSourceStatus StatusOf(ValueTaskSourceStatus core, bool completedMayFault)
@@ -247,7 +248,12 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         return Status switch
         {
             WaitStatus.Canceled => ValueTaskSourceStatus.Canceled,
-            WaitStatus.Completed when completedMayFault && _owner.CompletionError is not null => ValueTaskSourceStatus.Faulted,
+            WaitStatus.Completed when completedMayFault => _owner.CompletionError switch
+            {
+                null => ValueTaskSourceStatus.Succeeded,
+                OperationCanceledException => ValueTaskSourceStatus.Canceled, // as the BCL channels' parked waits: a completion by cancellation stays one
+                _ => ValueTaskSourceStatus.Faulted,
+            },
             _ => ValueTaskSourceStatus.Succeeded,
         };
     }

@@ -64,6 +64,22 @@ public sealed class LockFreeChannelDifferentialTests
             await log.Outcome("probe", probe); // room again now (the BCL woke it only now; ours at the first read, see docs)
         });
 
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task WaitToReadAsync_CompletedWithCancellationWhileWaiting_SameState(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Task<bool> waitToRead = channel.Reader.WaitToReadAsync().AsTask();
+            Task<int> read = channel.Reader.ReadAsync().AsTask();
+            Fill(channel, 0);
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            channel.Writer.Complete(new OperationCanceledException(cts.Token));
+            await log.Outcome("waitToRead", waitToRead);
+            await log.Outcome("read", read);
+            await log.Outcome("completion", channel.Reader.Completion);
+        });
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
