@@ -199,6 +199,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) is not null;
 
+    /// <summary>Whether the buffer is completed and drained (<see cref="Completion"/> is about to complete, or has).</summary>
+    internal bool IsFinished => Volatile.Read(ref _finished) != 0; // acquire: pairs with the CAS in TryFinishIfDrained
+
     /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
     internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
 

@@ -80,6 +80,40 @@ public sealed class LockFreeChannelDifferentialTests
             await log.Outcome("completion", channel.Reader.Completion);
         });
 
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Writers_CompletedWithCancellationWhileWaiting_SameFailures(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel);
+            Task<bool> waitToWrite = channel.Writer.WaitToWriteAsync().AsTask();
+            Task write = channel.Writer.WriteAsync(9).AsTask();
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            channel.Writer.Complete(new OperationCanceledException(cts.Token));
+            await log.Outcome("waitToWrite", waitToWrite);
+            await log.Outcome("write", write);
+            await log.Outcome("waitToWriteAfter", channel.Writer.WaitToWriteAsync().AsTask());
+            await log.Outcome("writeAfter", channel.Writer.WriteAsync(1).AsTask());
+            log.Add($"items {string.Join(",", Drain(channel))}");
+            await log.Outcome("completion", channel.Reader.Completion);
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+            await log.Outcome("waitToReadAfter", channel.Reader.WaitToReadAsync().AsTask());
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task ReadAsync_DrainedAfterCancellationWithoutToken_SameCancellation(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel, 1);
+            channel.Writer.Complete(new OperationCanceledException("stopped")); // a cancellation whose token is not cancelled
+            await log.Outcome("read", channel.Reader.ReadAsync().AsTask());
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+            await log.Outcome("completion", channel.Reader.Completion);
+            await log.Outcome("writeAfter", channel.Writer.WriteAsync(1).AsTask());
+        });
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
