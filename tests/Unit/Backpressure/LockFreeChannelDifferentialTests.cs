@@ -114,6 +114,151 @@ public sealed class LockFreeChannelDifferentialTests
             await log.Outcome("writeAfter", channel.Writer.WriteAsync(1).AsTask());
         });
 
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Waiters_CompletedWithErrorWhileWaiting_SameFailures(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Task<bool> waitToRead = channel.Reader.WaitToReadAsync().AsTask();
+            Task<int> read = channel.Reader.ReadAsync().AsTask();
+            channel.Writer.Complete(new FormatException("boom"));
+            await log.Outcome("waitToRead", waitToRead);
+            await log.Outcome("read", read);
+            await log.Outcome("completion", channel.Reader.Completion);
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+            await log.Outcome("waitToReadAfter", channel.Reader.WaitToReadAsync().AsTask());
+            await log.Outcome("writeAfter", channel.Writer.WriteAsync(1).AsTask());
+            await log.Outcome("waitToWriteAfter", channel.Writer.WaitToWriteAsync().AsTask());
+            log.Add($"tryWrite {channel.Writer.TryWrite(1)} tryComplete {channel.Writer.TryComplete()}");
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Writers_CompletedWithErrorWhileWaiting_SameFailures(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel);
+            Task<bool> waitToWrite = channel.Writer.WaitToWriteAsync().AsTask();
+            Task write = channel.Writer.WriteAsync(9).AsTask();
+            channel.Writer.Complete(new FormatException("boom"));
+            await log.Outcome("waitToWrite", waitToWrite);
+            await log.Outcome("write", write);
+            log.Add($"completion done {channel.Reader.Completion.IsCompleted}");
+            await log.Outcome("waitToRead", channel.Reader.WaitToReadAsync().AsTask());
+            log.Add($"items {string.Join(",", Drain(channel))}");
+            await log.Outcome("completion", channel.Reader.Completion);
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Cancel_OneOfTwoWaitingReaders_TheOtherGetsTheItem(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            using var cts = new CancellationTokenSource();
+            Task<int> canceled = channel.Reader.ReadAsync(cts.Token).AsTask();
+            Task<int> other = channel.Reader.ReadAsync().AsTask();
+            cts.Cancel();
+            await log.Outcome("canceled", canceled);
+            log.Add($"write {channel.Writer.TryWrite(7)}");
+            await log.Outcome("other", other);
+            log.Add($"count {channel.Reader.Count}");
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Cancel_FirstOfTwoWaitingWriters_OneReadLetsTheSecondWrite(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Fill(channel);
+            using var cts = new CancellationTokenSource();
+            Task canceled = channel.Writer.WriteAsync(8, cts.Token).AsTask();
+            Task other = channel.Writer.WriteAsync(9).AsTask();
+            cts.Cancel();
+            await log.Outcome("canceled", canceled);
+            log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
+            await log.Outcome("other", other);
+            log.Add($"items {string.Join(",", Drain(channel))}");
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task ReadAllAsync_CanceledWhileWaiting_SameException(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            using var cts = new CancellationTokenSource();
+            Task<List<int>> all = ReadAll(channel, cts.Token);
+            Fill(channel, 2);
+            cts.Cancel();
+            await log.Outcome("all", all);
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task ReadAllAsync_CompletedWithError_ThrowsTheErrorAfterTheItems(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            var seen = new List<int>();
+            Fill(channel, 3);
+            channel.Writer.Complete(new FormatException("boom"));
+            try
+            {
+                await foreach (int item in channel.Reader.ReadAllAsync())
+                {
+                    seen.Add(item);
+                }
+
+                log.Add("ended");
+            }
+            catch (Exception e)
+            {
+                log.Add($"threw {e.GetType().Name}");
+            }
+
+            log.Add($"items {string.Join(",", seen)}");
+        });
+
+    [Theory]
+    [MemberData(nameof(RolesAndModes))]
+    public Task Complete_WithItemsBuffered_EveryMemberAgrees(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
+        AssertSameAsBcl(singleReader, singleWriter, mode, async (channel, log) =>
+        {
+            Fill(channel);
+            log.Add($"overflow write {channel.Writer.TryWrite(10)}");
+            log.Add($"tryComplete {channel.Writer.TryComplete()}");
+            log.Add($"tryWrite {channel.Writer.TryWrite(11)} count {channel.Reader.Count}");
+            await log.Outcome("waitToWrite", channel.Writer.WaitToWriteAsync().AsTask());
+            await log.Outcome("write", channel.Writer.WriteAsync(12).AsTask());
+            log.Add($"completion {channel.Reader.Completion.Status}");
+            await log.Outcome("waitToRead", channel.Reader.WaitToReadAsync().AsTask());
+            await log.Outcome("read", channel.Reader.ReadAsync().AsTask());
+            log.Add($"items {string.Join(",", Drain(channel))}");
+            await log.Outcome("completion", channel.Reader.Completion);
+            await log.Outcome("waitToReadAfter", channel.Reader.WaitToReadAsync().AsTask());
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+            log.Add($"tryRead {channel.Reader.TryRead(out _)} count {channel.Reader.Count}");
+        });
+
+    [Theory]
+    [MemberData(nameof(RolesAndModes))]
+    public Task Overflow_WithWaitingReader_SameItemsAndResults(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
+        AssertSameAsBcl(singleReader, singleWriter, mode, async (channel, log) =>
+        {
+            Task<int> read = channel.Reader.ReadAsync().AsTask();
+            log.Add($"write {channel.Writer.TryWrite(100)}");
+            await log.Outcome("read", read);
+            for (int i = 0; i < Capacity + 3; i++)
+            {
+                log.Add($"tryWrite {i} {channel.Writer.TryWrite(i)}");
+            }
+
+            Task write = channel.Writer.WriteAsync(50).AsTask();
+            log.Add($"count {channel.Reader.Count}");
+            log.Add($"read1 {channel.Reader.TryRead(out int item)} {item}");
+            await log.Outcome("write", write);
+            log.Add($"items {string.Join(",", Drain(channel))}");
+        });
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
