@@ -259,6 +259,57 @@ public sealed class LockFreeChannelDifferentialTests
             log.Add($"items {string.Join(",", Drain(channel))}");
         });
 
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task WaitToReadAsync_ThreeWaitersOneWrite_AllWake(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Task<bool>[] waits = Enumerable.Range(0, 3).Select(_ => channel.Reader.WaitToReadAsync().AsTask()).ToArray();
+            log.Add($"write {channel.Writer.TryWrite(1)}");
+            for (int i = 0; i < waits.Length; i++)
+            {
+                await log.Outcome($"wait {i}", waits[i]);
+            }
+
+            log.Add($"items {string.Join(",", Drain(channel))}");
+        });
+
+    [Theory]
+    [MemberData(nameof(RolesAndModes))]
+    public Task ItemDropped_Throws_SameResultsAndItems(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
+        AssertSameAsBcl(singleReader, singleWriter, mode, async (channel, log) =>
+        {
+            Fill(channel);
+            try
+            {
+                log.Add($"tryWrite {channel.Writer.TryWrite(10)}");
+            }
+            catch (Exception e)
+            {
+                log.Add($"tryWrite threw {e.GetType().Name}");
+            }
+
+            Task write;
+            try
+            {
+                write = channel.Writer.WriteAsync(11).AsTask();
+            }
+            catch (Exception e)
+            {
+                log.Add($"writeAsync threw {e.GetType().Name}");
+                write = Task.CompletedTask;
+            }
+
+            if (mode == OverflowPolicy.Wait)
+            {
+                log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
+            }
+
+            await log.Outcome("write", write);
+            log.Add($"count {channel.Reader.Count} items {string.Join(",", Drain(channel))}");
+        },
+        itemDropped: item => throw new FormatException($"dropped {item}"));
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
@@ -270,7 +321,8 @@ public sealed class LockFreeChannelDifferentialTests
         return items;
     }
 
-    private static async Task AssertSameAsBcl(bool singleReader, bool singleWriter, OverflowPolicy mode, Func<Channel<int>, Transcript, Task> scenario)
+    private static async Task AssertSameAsBcl(
+        bool singleReader, bool singleWriter, OverflowPolicy mode, Func<Channel<int>, Transcript, Task> scenario, Action<int>? itemDropped = null)
     {
         var bcl = new Transcript();
         await scenario(
@@ -285,7 +337,8 @@ public sealed class LockFreeChannelDifferentialTests
                     OverflowPolicy.DropOldest => BoundedChannelFullMode.DropOldest,
                     _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "No BCL twin."),
                 },
-            }),
+            },
+            itemDropped),
             bcl);
         var ours = new Transcript();
         await scenario(
@@ -295,7 +348,8 @@ public sealed class LockFreeChannelDifferentialTests
                 SingleReader = singleReader,
                 SingleWriter = singleWriter,
                 FullMode = mode,
-            }),
+            },
+            itemDropped is null ? null : (item, _) => itemDropped(item)),
             ours);
         Assert.Equal(bcl.Text, ours.Text);
     }
