@@ -310,6 +310,54 @@ public sealed class LockFreeChannelDifferentialTests
         },
         itemDropped: item => throw new FormatException($"dropped {item}"));
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WaitToWriteAsync_ProbesThatGiveUpBesideParkedWrites_EveryWriteLands(bool singleReader)
+    {
+        // A writer that waits with WaitToWriteAsync and then does not write (a probe that gives up) beside one
+        // that parks in WriteAsync, and a reader draining one item at a time: no read's wake-up may be spent on the
+        // probe alone, so every WriteAsync lands. Run on both implementations; each must move every item.
+        const int Items = 2_000;
+        foreach (bool bcl in new[] { true, false })
+        {
+            Channel<int> channel = bcl
+                ? Channel.CreateBounded<int>(new BoundedChannelOptions(1) { SingleReader = singleReader })
+                : LockFreeChannel.CreateBounded<int>(new LockFreeChannelOptions { Capacity = 1, SingleReader = singleReader });
+            using var stop = new CancellationTokenSource();
+            Task prober = Task.Run(async () =>
+            {
+                try
+                {
+                    while (await channel.Writer.WaitToWriteAsync(stop.Token).ConfigureAwait(false))
+                    {
+                        await Task.Yield(); // gives up: writes nothing
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            });
+            Task writer = Task.Run(async () =>
+            {
+                for (int i = 0; i < Items; i++)
+                {
+                    await channel.Writer.WriteAsync(i).ConfigureAwait(false);
+                }
+            });
+            var seen = new List<int>();
+            while (seen.Count < Items)
+            {
+                seen.Add(await channel.Reader.ReadAsync().AsTask().WaitAsync(Timeout));
+            }
+
+            await writer.WaitAsync(Timeout);
+            stop.Cancel();
+            await prober.WaitAsync(Timeout);
+            Assert.Equal(Enumerable.Range(0, Items), seen);
+        }
+    }
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
