@@ -91,6 +91,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _finished;
     private int _disposed;
     private int _paused;
+    private int _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
+    private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private long _droppedIncoming;
     private long _evicted;
     private long _rejected;
@@ -171,7 +173,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    /// <summary>Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false: resume), on the thread whose write or read crossed it.</summary>
+    /// <summary>
+    /// Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false:
+    /// resume), on the thread whose write or read crossed it, or on one whose own crossing was being reported at the time.
+    /// Events are delivered one at a time and in order, so the last one always matches <see cref="IsPaused"/> once the
+    /// crossings stop (a crossing undone before it was reported may be skipped).
+    /// </summary>
     public event EventHandler<bool>? PressureChanged;
 
     /// <summary>
