@@ -358,6 +358,34 @@ public sealed class LockFreeChannelDifferentialTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(RolesAndModes))]
+    public Task ParkedReaders_WriteThenComplete_TheItemIsReadThenClosed(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
+        AssertSameAsBcl(singleReader, singleWriter, mode, async (channel, log) =>
+        {
+            Task<int> read = channel.Reader.ReadAsync().AsTask();
+            log.Add($"write {channel.Writer.TryWrite(5)} complete {channel.Writer.TryComplete()}");
+            await log.Outcome("read", read);
+            await log.Outcome("readAfter", channel.Reader.ReadAsync().AsTask());
+            await log.Outcome("completion", channel.Reader.Completion);
+        });
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task ParkedReaders_TwoReadAsyncThenComplete_BothClosed(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            Task<int> first = channel.Reader.ReadAsync().AsTask();
+            Task<int> second = channel.Reader.ReadAsync().AsTask();
+            Task<bool> wait = channel.Reader.WaitToReadAsync().AsTask();
+            channel.Writer.Complete();
+            await log.Outcome("first", first);
+            await log.Outcome("second", second);
+            await log.Outcome("wait", wait);
+            await log.Outcome("completion", channel.Reader.Completion);
+            log.Add($"count {channel.Reader.Count} canCount {channel.Reader.CanCount}");
+        });
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
