@@ -386,6 +386,29 @@ public sealed class LockFreeChannelDifferentialTests
             log.Add($"count {channel.Reader.Count} canCount {channel.Reader.CanCount}");
         });
 
+    [Theory]
+    [MemberData(nameof(RolesAndModes))]
+    public Task CapacityOne_WritesReadsAndWaits_SameResults(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
+        AssertSameAsBcl(
+            singleReader,
+            singleWriter,
+            mode,
+            async (channel, log) =>
+            {
+                log.Add($"w1 {channel.Writer.TryWrite(1)} w2 {channel.Writer.TryWrite(2)} count {channel.Reader.Count}");
+                Task<bool> waitToWrite = channel.Writer.WaitToWriteAsync().AsTask();
+                log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
+                await log.Outcome("waitToWrite", waitToWrite);
+                await log.Outcome("write", channel.Writer.WriteAsync(3).AsTask());
+                await log.Outcome("waitToRead", channel.Reader.WaitToReadAsync().AsTask());
+                await log.Outcome("read", channel.Reader.ReadAsync().AsTask());
+                Task<int> parked = channel.Reader.ReadAsync().AsTask();
+                log.Add($"w4 {channel.Writer.TryWrite(4)}");
+                await log.Outcome("parked", parked); // not written to at once: the BCL hands 4 over, ours wakes the reader (see docs)
+                log.Add($"w5 {channel.Writer.TryWrite(5)} w6 {channel.Writer.TryWrite(6)} items {string.Join(",", Drain(channel))}");
+            },
+            capacity: 1);
+
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
         var items = new List<int>();
@@ -398,11 +421,16 @@ public sealed class LockFreeChannelDifferentialTests
     }
 
     private static async Task AssertSameAsBcl(
-        bool singleReader, bool singleWriter, OverflowPolicy mode, Func<Channel<int>, Transcript, Task> scenario, Action<int>? itemDropped = null)
+        bool singleReader,
+        bool singleWriter,
+        OverflowPolicy mode,
+        Func<Channel<int>, Transcript, Task> scenario,
+        Action<int>? itemDropped = null,
+        int capacity = Capacity)
     {
         var bcl = new Transcript();
         await scenario(
-            Channel.CreateBounded<int>(new BoundedChannelOptions(Capacity)
+            Channel.CreateBounded<int>(new BoundedChannelOptions(capacity)
             {
                 SingleReader = singleReader,
                 SingleWriter = singleWriter,
@@ -420,7 +448,7 @@ public sealed class LockFreeChannelDifferentialTests
         await scenario(
             LockFreeChannel.CreateBounded<int>(new LockFreeChannelOptions
             {
-                Capacity = Capacity,
+                Capacity = capacity,
                 SingleReader = singleReader,
                 SingleWriter = singleWriter,
                 FullMode = mode,
