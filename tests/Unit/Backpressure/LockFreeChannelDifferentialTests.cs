@@ -15,6 +15,8 @@ public sealed class LockFreeChannelDifferentialTests
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
+    private static readonly TimeSpan LongTimeout = TimeSpan.FromSeconds(30); // the real-thread test: generous on a loaded machine
+
     /// <summary>The four role combinations: (SingleReader, SingleWriter).</summary>
     public static TheoryData<bool, bool> Roles => new() { { false, false }, { false, true }, { true, false }, { true, true } };
 
@@ -348,12 +350,16 @@ public sealed class LockFreeChannelDifferentialTests
             var seen = new List<int>();
             while (seen.Count < Items)
             {
-                seen.Add(await channel.Reader.ReadAsync().AsTask().WaitAsync(Timeout));
+                Task<int> read = channel.Reader.ReadAsync().AsTask();
+                Assert.True(
+                    await Task.WhenAny(read, Task.Delay(LongTimeout)) == read,
+                    $"{(bcl ? "bcl" : "ours")}: read {seen.Count} still waiting; writer {writer.Status}, prober {prober.Status}, count {channel.Reader.Count}");
+                seen.Add(await read);
             }
 
-            await writer.WaitAsync(Timeout);
+            await writer.WaitAsync(LongTimeout);
             stop.Cancel();
-            await prober.WaitAsync(Timeout);
+            await prober.WaitAsync(LongTimeout);
             Assert.Equal(Enumerable.Range(0, Items), seen);
         }
     }
@@ -408,6 +414,78 @@ public sealed class LockFreeChannelDifferentialTests
                 log.Add($"w5 {channel.Writer.TryWrite(5)} w6 {channel.Writer.TryWrite(6)} items {string.Join(",", Drain(channel))}");
             },
             capacity: 1);
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public Task Cancel_EveryParkedCall_SameExceptionTypeAndToken(bool singleReader, bool singleWriter) =>
+        AssertSameAsBcl(singleReader, singleWriter, OverflowPolicy.Wait, async (channel, log) =>
+        {
+            using var readCts = new CancellationTokenSource();
+            Task<int> read = channel.Reader.ReadAsync(readCts.Token).AsTask();
+            Task<bool> waitToRead = channel.Reader.WaitToReadAsync(readCts.Token).AsTask();
+            readCts.Cancel();
+            await LogCanceled(log, "read", read, readCts.Token);
+            await LogCanceled(log, "waitToRead", waitToRead, readCts.Token);
+
+            Fill(channel);
+            using var writeCts = new CancellationTokenSource();
+            Task write = channel.Writer.WriteAsync(9, writeCts.Token).AsTask();
+            Task<bool> waitToWrite = channel.Writer.WaitToWriteAsync(writeCts.Token).AsTask();
+            writeCts.Cancel();
+            await LogCanceled(log, "write", write, writeCts.Token);
+            await LogCanceled(log, "waitToWrite", waitToWrite, writeCts.Token);
+
+            using var directCts = new CancellationTokenSource(); // awaited as ValueTasks, not through AsTask
+            ValueTask<bool> directWaitToWrite = channel.Writer.WaitToWriteAsync(directCts.Token);
+            ValueTask directWrite = channel.Writer.WriteAsync(10, directCts.Token);
+            directCts.Cancel();
+            log.Add("directWaitToWrite: " + await CanceledDirectly(directWaitToWrite, directCts.Token).WaitAsync(Timeout));
+            log.Add("directWrite: " + await CanceledDirectly(directWrite, directCts.Token).WaitAsync(Timeout));
+
+            using var preCts = new CancellationTokenSource();
+            preCts.Cancel();
+            await LogCanceled(log, "preWrite", channel.Writer.WriteAsync(9, preCts.Token).AsTask(), preCts.Token);
+            await LogCanceled(log, "preRead", channel.Reader.ReadAsync(preCts.Token).AsTask(), preCts.Token);
+            log.Add($"items {string.Join(",", Drain(channel))}");
+        });
+
+    private static async Task<string> CanceledDirectly(ValueTask<bool> wait, CancellationToken token)
+    {
+        try
+        {
+            return $"completed {await wait}";
+        }
+        catch (OperationCanceledException e)
+        {
+            return $"{e.GetType().Name} own token {e.CancellationToken == token}";
+        }
+    }
+
+    private static async Task<string> CanceledDirectly(ValueTask write, CancellationToken token)
+    {
+        try
+        {
+            await write;
+            return "completed";
+        }
+        catch (OperationCanceledException e)
+        {
+            return $"{e.GetType().Name} own token {e.CancellationToken == token}";
+        }
+    }
+
+    private static async Task LogCanceled(Transcript log, string name, Task task, CancellationToken token)
+    {
+        try
+        {
+            await task.WaitAsync(Timeout);
+            log.Add($"{name}: {task.Status}");
+        }
+        catch (OperationCanceledException e)
+        {
+            log.Add($"{name}: {task.Status} {e.GetType().Name} own token {e.CancellationToken == token}");
+        }
+    }
 
     private static async Task<List<int>> ReadAll(Channel<int> channel, CancellationToken token)
     {
