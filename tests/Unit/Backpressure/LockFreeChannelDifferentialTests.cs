@@ -15,6 +15,8 @@ public sealed class LockFreeChannelDifferentialTests
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
+    private static int StressScale => int.TryParse(Environment.GetEnvironmentVariable("LOCKFREE_STRESS_SCALE"), out int s) && s > 0 ? s : 1;
+
     private static readonly TimeSpan LongTimeout = TimeSpan.FromSeconds(30); // the real-thread test: generous on a loaded machine
 
     /// <summary>The four role combinations: (SingleReader, SingleWriter).</summary>
@@ -320,7 +322,7 @@ public sealed class LockFreeChannelDifferentialTests
         // A writer that waits with WaitToWriteAsync and then does not write (a probe that gives up) beside one
         // that parks in WriteAsync, and a reader draining one item at a time: no read's wake-up may be spent on the
         // probe alone, so every WriteAsync lands. Run on both implementations; each must move every item.
-        const int Items = 2_000;
+        int items = 2_000 * StressScale; // LOCKFREE_STRESS_SCALE=N for a deeper run
         foreach (bool bcl in new[] { true, false })
         {
             Channel<int> channel = bcl
@@ -342,13 +344,13 @@ public sealed class LockFreeChannelDifferentialTests
             });
             Task writer = Task.Run(async () =>
             {
-                for (int i = 0; i < Items; i++)
+                for (int i = 0; i < items; i++)
                 {
                     await channel.Writer.WriteAsync(i).ConfigureAwait(false);
                 }
             });
             var seen = new List<int>();
-            while (seen.Count < Items)
+            while (seen.Count < items)
             {
                 Task<int> read = channel.Reader.ReadAsync().AsTask();
                 Assert.True(
@@ -360,7 +362,7 @@ public sealed class LockFreeChannelDifferentialTests
             await writer.WaitAsync(LongTimeout);
             stop.Cancel();
             await prober.WaitAsync(LongTimeout);
-            Assert.Equal(Enumerable.Range(0, Items), seen);
+            Assert.Equal(Enumerable.Range(0, items), seen);
         }
     }
 
