@@ -355,7 +355,7 @@ public sealed class LockFreeChannelDifferentialTests
                 Task<int> read = channel.Reader.ReadAsync().AsTask();
                 Assert.True(
                     await Task.WhenAny(read, Task.Delay(LongTimeout)) == read,
-                    $"{(bcl ? "bcl" : "ours")}: read {seen.Count} still waiting; writer {writer.Status}, prober {prober.Status}, count {channel.Reader.Count}");
+                    $"{(bcl ? "bcl" : "ours")} (single reader {singleReader}): read {seen.Count} still waiting; writer {writer.Status}, prober {prober.Status}, count {channel.Reader.Count}");
                 seen.Add(await read);
             }
 
