@@ -95,8 +95,10 @@ public sealed partial class BackpressureBuffer<T>
     /// first park ever, and the gate's argument covers it (see ParkingGate): a reader that read the bit as clear ran
     /// that load before the barrier reached it, so its dequeue (which frees the room) is visible to our recheck.
     /// </summary>
-    private Waiter ParkWriter(bool synchronous) =>
-        _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked); // counted, then the bit made sure of (ParkingGate, "Arming")
+    /// <param name="synchronous">Whether the caller blocks its thread.</param>
+    /// <param name="probe">A <c>WaitToWriteAsync</c>, which takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
+    private Waiter ParkWriter(bool synchronous, bool probe = false) =>
+        _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe); // counted, then the bit made sure of (ParkingGate, "Arming")
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
     private Waiter ParkReader(bool synchronous) =>
@@ -131,16 +133,47 @@ public sealed partial class BackpressureBuffer<T>
     private void CheckPressure()
     {
         int depth = _queue.Count;
-        if (Volatile.Read(ref _paused) == 0)
+        bool crossed = Volatile.Read(ref _paused) == 0
+            ? depth >= _highWatermark && Interlocked.CompareExchange(ref _paused, 1, 0) == 0
+            : depth <= _lowWatermark && Interlocked.CompareExchange(ref _paused, 0, 1) == 1;
+        if (crossed)
         {
-            if (depth >= _highWatermark && Interlocked.CompareExchange(ref _paused, 1, 0) == 0)
-            {
-                PressureChanged?.Invoke(this, true);
-            }
+            DeliverPressure();
         }
-        else if (depth <= _lowWatermark && Interlocked.CompareExchange(ref _paused, 0, 1) == 1)
+    }
+
+    /// <summary>
+    /// Reports the pressure state to <see cref="PressureChanged"/>, one thread at a time: the thread that takes the
+    /// delivery flag reports the current state until the reported one equals it; a thread that finds the flag taken leaves
+    /// its crossing to the holder. Before, each crossing was reported on its own thread right after its CAS, so a writer
+    /// preempted between its pause and the call could report it after a reader's later resume: listeners ended believing
+    /// the buffer paused while it was not. The flag is no lock: nobody waits for it, and a handler that crosses a watermark
+    /// itself has its crossing reported when it returns. The flag's release is an exchange (a full fence) before the
+    /// recheck of the state: a thread whose attempt failed changed the state (a CAS) before it, so either the recheck
+    /// sees that change or that thread's attempt sees the flag released. Rare path (only on a crossing).
+    /// </summary>
+    private void DeliverPressure()
+    {
+        while (Interlocked.CompareExchange(ref _pressureDelivering, 1, 0) == 0) // acquire: the previous holder's _pressureDelivered
         {
-            PressureChanged?.Invoke(this, false);
+            try
+            {
+                int state;
+                while ((state = Volatile.Read(ref _paused)) != _pressureDelivered)
+                {
+                    _pressureDelivered = state;
+                    PressureChanged?.Invoke(this, state != 0);
+                }
+            }
+            finally
+            {
+                Interlocked.Exchange(ref _pressureDelivering, 0); // release, and a full fence before the recheck below
+            }
+
+            if (Volatile.Read(ref _paused) == _pressureDelivered) // a crossing left to us while we held the flag is delivered by the loop
+            {
+                return;
+            }
         }
     }
 }

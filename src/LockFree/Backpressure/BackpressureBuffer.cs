@@ -91,6 +91,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _finished;
     private int _disposed;
     private int _paused;
+    private int _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
+    private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private long _droppedIncoming;
     private long _evicted;
     private long _rejected;
@@ -171,7 +173,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    /// <summary>Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false: resume), on the thread whose write or read crossed it.</summary>
+    /// <summary>
+    /// Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false:
+    /// resume), on the thread whose write or read crossed it, or on one whose own crossing was being reported at the time.
+    /// Events are delivered one at a time and in order, so the last one always matches <see cref="IsPaused"/> once the
+    /// crossings stop (a crossing undone before it was reported may be skipped).
+    /// </summary>
     public event EventHandler<bool>? PressureChanged;
 
     /// <summary>
@@ -198,6 +205,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) is not null;
+
+    /// <summary>Whether the buffer is completed and drained (<see cref="Completion"/> is about to complete, or has).</summary>
+    internal bool IsFinished => Volatile.Read(ref _finished) != 0; // acquire: pairs with the CAS in TryFinishIfDrained
 
     /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
     internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete

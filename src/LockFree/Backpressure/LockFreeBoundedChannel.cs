@@ -30,4 +30,14 @@ internal static class ChannelErrors
         OperationCanceledException canceled => canceled,
         _ => new ChannelClosedException(completionError),
     };
+
+    /// <summary>
+    /// A read of a channel found completed and drained, as the BCL answers it: faulted with <see cref="Closed"/>, except
+    /// that a completion by cancellation gives a canceled task (with the cancellation's token when it is cancelled).
+    /// Before, such a read threw the completion's own <see cref="OperationCanceledException"/> (the BCL: a
+    /// <see cref="TaskCanceledException"/>).
+    /// </summary>
+    public static ValueTask<T> ClosedRead<T>(Exception? completionError) => completionError is OperationCanceledException canceled
+        ? ValueTask.FromCanceled<T>(canceled.CancellationToken.IsCancellationRequested ? canceled.CancellationToken : new CancellationToken(canceled: true))
+        : ValueTask.FromException<T>(Closed(completionError));
 }

@@ -47,7 +47,13 @@ internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : C
             return ValueTask.FromCanceled<T>(cancellationToken);
         }
 
-        return buffer.TryRead(out T? item) ? new ValueTask<T>(item) : ReadAsyncSlow(cancellationToken);
+        if (buffer.TryRead(out T? item))
+        {
+            return new ValueTask<T>(item);
+        }
+
+        // Completed and drained: fail at once, shaped as the BCL's (a completion by cancellation gives a canceled task).
+        return buffer.IsFinished ? ChannelErrors.ClosedRead<T>(buffer.CompletionError) : ReadAsyncSlow(cancellationToken);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

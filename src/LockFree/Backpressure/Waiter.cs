@@ -64,6 +64,13 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
     internal long Tag { get; set; }
 
+    /// <summary>
+    /// A wait that takes nothing when woken (a buffer's <c>WaitToWriteAsync</c>: its caller may or may not write after
+    /// it), so a signal that ends it hands nothing over and <see cref="WaiterList.SignalOne"/> wakes the next waiter
+    /// too; set before linking, guarded by the owner's lock.
+    /// </summary>
+    internal bool IsProbe { get; set; }
+
     public WaitStatus Status => _state.Status;
 
     public short Version => _core.Version;
@@ -227,7 +234,8 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>
     /// The core completes with the WaitStatus as a result (no exception object, no allocation), so the status it
     /// reports is refined to match what GetResult will do: Canceled when it will throw OperationCanceledException,
-    /// Faulted when it will throw the completion error. Without this, AsTask() of a cancelled wait is faulted
+    /// Faulted when it will throw the completion error (Canceled when that error is an OperationCanceledException: before,
+    /// a parked WaitToReadAsync of a channel completed with one was faulted, the BCL's canceled). Without this, AsTask() of a cancelled wait is faulted
     /// rather than canceled. Status is stable here: it changes only when the waiter is rented again, after GetResult.
     /// </summary>
     private ValueTaskSourceStatus StatusOf(ValueTaskSourceStatus core, bool completedMayFault)
@@ -240,7 +248,12 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         return Status switch
         {
             WaitStatus.Canceled => ValueTaskSourceStatus.Canceled,
-            WaitStatus.Completed when completedMayFault && _owner.CompletionError is not null => ValueTaskSourceStatus.Faulted,
+            WaitStatus.Completed when completedMayFault => _owner.CompletionError switch
+            {
+                null => ValueTaskSourceStatus.Succeeded,
+                OperationCanceledException => ValueTaskSourceStatus.Canceled, // as the BCL channels' parked waits: a completion by cancellation stays one
+                _ => ValueTaskSourceStatus.Faulted,
+            },
             _ => ValueTaskSourceStatus.Succeeded,
         };
     }

@@ -60,7 +60,7 @@ internal sealed class WaiterList
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
     public Waiter RentAndLink(bool synchronous, long tag = 0)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag);
+        Waiter waiter = RentAndLinkCore(synchronous, tag, probe: false);
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
@@ -70,9 +70,13 @@ internal sealed class WaiterList
     /// <paramref name="armedBit"/> is set in <paramref name="bits"/>: the registration makes sure it is set (see
     /// ParkingGate, "Arming").
     /// </summary>
-    public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit)
+    /// <param name="synchronous">Whether the caller blocks its thread (else it awaits the waiter).</param>
+    /// <param name="bits">The word whose <paramref name="armedBit"/> makes signallers ask.</param>
+    /// <param name="armedBit">The bit to make sure of.</param>
+    /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
+    public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit, bool probe = false)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag: 0);
+        Waiter waiter = RentAndLinkCore(synchronous, tag: 0, probe);
         _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
         return waiter;
     }
@@ -98,7 +102,7 @@ internal sealed class WaiterList
         }
     }
 
-    private Waiter RentAndLinkCore(bool synchronous, long tag)
+    private Waiter RentAndLinkCore(bool synchronous, long tag, bool probe)
     {
         Waiter waiter;
         using (InterruptDeferral.Lock(_lock))
@@ -115,6 +119,7 @@ internal sealed class WaiterList
 
         waiter.Reset(synchronous);
         waiter.Tag = tag;
+        waiter.IsProbe = probe;
         using (InterruptDeferral.Lock(_lock))
         {
             waiter.Previous = _tail;
@@ -238,14 +243,20 @@ internal sealed class WaiterList
         }
     }
 
-    /// <summary>Wakes the oldest waiter that is still waiting, if any.</summary>
+    /// <summary>
+    /// Wakes the oldest waiter that is still waiting, if any, and every probe (<see cref="Waiter.IsProbe"/>) linked
+    /// before it: a probe takes nothing when woken, so the signal is not spent on it. Before, a read that freed one
+    /// slot woke only a parked <c>WaitToWriteAsync</c> at the head; when its caller did not write, a parked write
+    /// behind it slept beside the free slot (the BCL wakes every <c>WaitToWriteAsync</c> and hands the room to the
+    /// oldest parked write).
+    /// </summary>
     public void SignalOne()
     {
-        while (TryPop(out Waiter? waiter, out int generation))
+        while (TryPop(out Waiter? waiter, out int generation, out bool probe))
         {
-            if (waiter.TryFinish(WaitStatus.Signaled, generation))
+            if (waiter.TryFinish(WaitStatus.Signaled, generation) && !probe)
             {
-                return; // otherwise it was cancelled or timed out meanwhile: wake the next one
+                return; // otherwise it was cancelled or timed out meanwhile, or a probe: wake the next one
             }
         }
     }
@@ -263,7 +274,10 @@ internal sealed class WaiterList
     }
 
     /// <summary>Unlinks the oldest waiter and the generation of its wait, read under the lock (so a recycled waiter is never ended by mistake).</summary>
-    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation)
+    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation) => TryPop(out waiter, out generation, out _);
+
+    /// <summary>As <see cref="TryPop(out Waiter?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
+    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation, out bool probe)
     {
         using (InterruptDeferral.Lock(_lock))
         {
@@ -271,11 +285,13 @@ internal sealed class WaiterList
             if (waiter is null)
             {
                 generation = 0;
+                probe = false;
                 return false;
             }
 
             PopHeadLocked();
             generation = waiter.Generation;
+            probe = waiter.IsProbe;
             return true;
         }
     }

@@ -356,6 +356,53 @@ public sealed class BackpressureBufferTests
     }
 
     [Fact]
+    public async Task Watermarks_ResumeWhileThePauseIsBeingDelivered_ListenersSeeTheEventsInOrder()
+    {
+        // A writer crosses the high watermark and, while its pause event is on its way (held here in a first handler,
+        // as a preemption between the crossing and the call would), a reader drains past the low one. Before, the
+        // reader delivered its resume at once on its own thread and the writer's pause came after it: a listener that
+        // follows the last event believed the buffer paused while IsPaused was false, and nothing corrected it.
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int>
+        {
+            Capacity = 4,
+            HighWatermark = 2,
+            LowWatermark = 0,
+        });
+        using var pauseOnItsWay = new ManualResetEventSlim();
+        using var readerDone = new ManualResetEventSlim();
+        var seen = new List<bool>();
+        buffer.PressureChanged += (_, paused) =>
+        {
+            if (paused && !pauseOnItsWay.IsSet)
+            {
+                pauseOnItsWay.Set();
+                Assert.True(readerDone.Wait(Generous));
+            }
+        };
+        buffer.PressureChanged += (_, paused) =>
+        {
+            lock (seen)
+            {
+                seen.Add(paused);
+            }
+        };
+
+        Fill(buffer, 0, 1);
+        Task writer = Task.Run(() => buffer.TryWrite(1)); // depth 2: pause
+        Assert.True(pauseOnItsWay.Wait(Generous));
+        Assert.True(buffer.TryRead(out _));
+        Assert.True(buffer.TryRead(out _)); // depth 0: resume
+        readerDone.Set();
+        await writer.WaitAsync(Generous);
+
+        Assert.False(buffer.IsPaused);
+        lock (seen)
+        {
+            Assert.Equal([true, false], seen);
+        }
+    }
+
+    [Fact]
     public void Watermarks_None_NeverPause()
     {
         using var buffer = Create(4, OverflowPolicy.DropOldest);

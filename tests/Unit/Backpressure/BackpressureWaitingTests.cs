@@ -46,6 +46,23 @@ public sealed class BackpressureWaitingTests
     private static Task Settle() => Task.Delay(50);
 
     [Fact]
+    public async Task WaitToWriteAsync_ParkedBeforeAWrite_OneReadWakesBothAndTheWriteLands()
+    {
+        // A WaitToWriteAsync takes nothing when woken: the read's one signal must still reach the parked write
+        // behind it. Before, it was spent on the probe, whose caller writes nothing here, and the write slept.
+        using var buffer = Full(2);
+        Task<bool> probe = buffer.WaitToWriteAsync().AsTask();
+        Task<WriteResult> write = buffer.WriteAsync(2).AsTask();
+        await Settle();
+
+        Assert.True(buffer.TryRead(out _));
+
+        Assert.True(await probe.WaitAsync(Generous));
+        Assert.Equal(WriteResult.Accepted, await write.WaitAsync(Generous));
+        Assert.Equal([1, 2], Drain(buffer));
+    }
+
+    [Fact]
     public async Task WriteAsync_WaitOnFull_CompletesWhenReaderFreesRoom()
     {
         using var buffer = Full(2);
