@@ -364,9 +364,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
 
         var disposed = new ObjectDisposedException(GetType().Name);
-        TryComplete(disposed);
+        // The error first: TryComplete wakes parked waiters, and one that ran before the error was set answered as for a
+        // plain completion (a WaitToWriteAsync false) instead of throwing ObjectDisposedException.
         _writers.CompletionError = disposed;
         _readers.CompletionError = disposed;
+        TryComplete(disposed);
         _writers.FinishAll(WaitStatus.Completed);
         _readers.FinishAll(WaitStatus.Completed);
         BackpressureMetrics.Unregister(this);
