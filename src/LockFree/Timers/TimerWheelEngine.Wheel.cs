@@ -119,7 +119,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private int TakeIn(int index, ref TimerNode node)
     {
         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
-        long generation = word >> 32;
+        long generation = word >>> 32;
         long status = word & StatusMask;
         if (status == TimerNodeStatus.Queued)
         {
@@ -205,7 +205,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private void Claim(int index, ref TimerNode node, ref int fireHead)
     {
         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Cancel's CAS
-        long generation = word >> 32;
+        long generation = word >>> 32;
         if ((word & StatusMask) == TimerNodeStatus.Linked
             && TAtomics.CompareExchange(ref node.StateWord, (generation << 32) | TimerNodeStatus.Firing, word) == word) // CAS: races Cancel's Linked -> CancelQueued
         {
@@ -303,7 +303,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             latenessTotal += lateness;
             Action<object?>? callback = TAtomics.LoadPlain(ref node.Callback); // plain: driver-owned (Firing)
             object? state = TAtomics.LoadPlain(ref node.State);
-            long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: own earlier write
+            long generation = TAtomics.LoadAcquire(ref node.StateWord) >>> 32; // acquire: own earlier write
             node.Next = -1;
             Release(ref node, generation, clearCallback: true);
             PushFreeChain(index, index);

@@ -275,7 +275,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
 
         TAtomics.StorePlain(ref node.DueTick, due);       // plain: as above
-        long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
+        long generation = TAtomics.LoadAcquire(ref node.StateWord) >>> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
         if (lane is null || !TryPush(lane, index))
         {
@@ -342,7 +342,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (true)
         {
             long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with the release / CAS of the status
-            if ((word >> 32) != generation)
+            if ((word >>> 32) != generation) // logical shift: generations from 2^31 on would read negative and never match the handle's
             {
                 return false; // stale handle: fired or cancelled, node reused (Dispose marks pending nodes Cancelled)
             }
