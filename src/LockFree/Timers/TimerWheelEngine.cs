@@ -246,14 +246,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
         }
 
-        long sinceOrigin = dueTimestamp - _originTimestamp;
-        long due = sinceOrigin <= 0 ? 0 : (sinceOrigin / _tickTimestamp) + (sinceOrigin % _tickTimestamp != 0 ? 1 : 0);
-        if (due - TAtomics.LoadAcquire(ref _clock.Tick) > MaxDueTicks) // acquire: pairs with the release in AdvanceTo
+        // The distance to the origin in unsigned arithmetic: a plain subtraction overflows for timestamps far from
+        // the origin (a far past one read as far future and threw; on a clock with negative timestamps a far future
+        // one read as past and fired at once). The published tick is never negative.
+        ulong sinceOrigin = dueTimestamp <= _originTimestamp ? 0 : unchecked((ulong)dueTimestamp - (ulong)_originTimestamp);
+        ulong due = (sinceOrigin / (ulong)_tickTimestamp) + (sinceOrigin % (ulong)_tickTimestamp != 0 ? 1UL : 0UL);
+        if (due > (ulong)TAtomics.LoadAcquire(ref _clock.Tick) + MaxDueTicks) // acquire: pairs with the release in AdvanceTo
         {
             throw new ArgumentOutOfRangeException(nameof(dueTimestamp), dueTimestamp, "The due time is further away than MaxDueIn.");
         }
 
-        return ScheduleCore(due, callback, state); // a due tick already passed fires at the next advance
+        return ScheduleCore((long)due, callback, state); // a due tick already passed fires at the next advance
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
