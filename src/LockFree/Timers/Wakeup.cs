@@ -208,6 +208,7 @@ internal static class Wakeups
         private TimerHandle _handle; // the armed wheel timer (default: none); serialised by the owner
         private ITimer? _fallback;   // created the first time the wheel refuses
         private bool _disposed;      // written by the owner (serialised); read by OnWheelDisposed on the disposing thread
+        private bool _wheelDisposed; // the wheel refused with ObjectDisposedException: every later arming is a fallback one; serialised by the owner
 
         public void Arm(long dueTimestamp, TimeSpan dueIn)
         {
@@ -216,17 +217,21 @@ internal static class Wakeups
                 return;
             }
 
-            wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
-            try
+            if (!_wheelDisposed)
             {
-                _handle = wheel.ScheduleAt(dueTimestamp, static s => ((WheelWakeup)s!).Fire(), this);
-                _fallback?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                return;
-            }
-            catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
-            {
-                // The wheel was disposed, holds its maximum of timers, or the time is beyond its MaxDueIn.
-                _handle = default;
+                wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
+                try
+                {
+                    _handle = wheel.ScheduleAt(dueTimestamp, static s => ((WheelWakeup)s!).Fire(), this);
+                    _fallback?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    return;
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
+                {
+                    // The wheel was disposed, holds its maximum of timers, or the time is beyond its MaxDueIn.
+                    _handle = default;
+                    _wheelDisposed = ex is ObjectDisposedException; // for good: later arms skip the wheel (and the exception)
+                }
             }
 
             _fallback ??= time.CreateTimer(static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
