@@ -293,7 +293,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         // Lateness (metrics): one clock reading per batch, against each timer's due tick's start.
         long batchTimestamp = _timeProvider.GetTimestamp() - _originTimestamp;
         long lateness = 0;
-        long latenessTotal = 0;
+        double latenessTotal = 0;
         int count = 0;
         while (index >= 0)
         {
@@ -328,10 +328,27 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             index = next;
         }
 
-        Interlocked.Add(ref _latenessTotal, latenessTotal);
+        AddLateness(latenessTotal);
         Interlocked.Exchange(ref _lastLateness, lateness);
         Interlocked.Add(ref _fired, count);
         return count;
+    }
+
+    /// <summary>Adds a batch's lateness to the double total (a CAS loop: firing batches of nested or concurrent advances may overlap).</summary>
+    private void AddLateness(double timestamps)
+    {
+        long seen = Interlocked.Read(ref _latenessTotalBits);
+        while (true)
+        {
+            long next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(seen) + timestamps);
+            long found = Interlocked.CompareExchange(ref _latenessTotalBits, next, seen); // metrics only, once per fired batch
+            if (found == seen)
+            {
+                return;
+            }
+
+            seen = found;
+        }
     }
 
     private void SetStale(bool stale)

@@ -56,4 +56,27 @@ public sealed class TimerWheelContractReviewTests
         clock.Advance(TimeSpan.FromMilliseconds(100));
         Assert.Equal(5, ran);
     }
+
+    [Fact]
+    public void AverageLateness_SumBeyondLongRange_StaysTheMean()
+    {
+        // The lateness sum was a long of timestamps: on Linux (a nanosecond timestamp) about 10^13 timers a
+        // millisecond late, some days of a busy wheel, overflow it, and AverageLateness (and the
+        // lockfree.timer.lateness.average gauge) turned negative. Compressed here: three timers, each about 10,000
+        // years late on a 100 ns clock, sum past long.MaxValue.
+        var clock = new ManualTimeProvider();
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
+        for (int i = 0; i < 3; i++)
+        {
+            wheel.Schedule(TimeSpan.Zero, Nothing, null);
+        }
+
+        TimeSpan late = TimeSpan.FromDays(365.0 * 10_000);
+        clock.Advance(late);
+        Assert.Equal(3, wheel.Advance());
+
+        Assert.True(wheel.LastLateness > late - TimeSpan.FromSeconds(1), $"last {wheel.LastLateness}");
+        Assert.True(wheel.AverageLateness > late - TimeSpan.FromSeconds(1), $"average {wheel.AverageLateness}");
+        Assert.True(wheel.AverageLateness <= late, $"average {wheel.AverageLateness}");
+    }
 }
