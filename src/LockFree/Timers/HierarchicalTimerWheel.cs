@@ -199,4 +199,7 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// hanging. A named wheel keeps reporting its final counts (<see cref="DroppedCount"/> among them) until it is collected.
     /// </summary>
     public void Dispose() => _engine.Dispose();
+
+    /// <summary>Counts a failure of a callback the library ran on the wheel's behalf and raises <see cref="CallbackFailed"/>.</summary>
+    internal void ReportCallbackFailure(Exception exception) => _engine.ReportCallbackFailure(exception);
 }

@@ -314,15 +314,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
             catch (Exception ex)
             {
-                Interlocked.Increment(ref _failedCallbacks);
-                try
-                {
-                    CallbackFailed?.Invoke(_owner, ex);
-                }
-                catch (Exception)
-                {
-                    // A failing failure handler must not stop the wheel either; the counter still records the first failure.
-                }
+                ReportCallbackFailure(ex);
             }
 
             index = next;
@@ -332,6 +324,23 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         Interlocked.Exchange(ref _lastLateness, lateness);
         Interlocked.Add(ref _fired, count);
         return count;
+    }
+
+    /// <summary>
+    /// Counts a callback failure and raises <see cref="CallbackFailed"/> on this thread (the handler's own exceptions
+    /// are swallowed). Also used for the library's wake-ups that fire after Dispose moved them off the wheel.
+    /// </summary>
+    internal void ReportCallbackFailure(Exception ex)
+    {
+        Interlocked.Increment(ref _failedCallbacks);
+        try
+        {
+            CallbackFailed?.Invoke(_owner, ex);
+        }
+        catch (Exception)
+        {
+            // A failing failure handler must not stop the wheel either; the counter still records the first failure.
+        }
     }
 
     /// <summary>Adds a batch's lateness to the double total (a CAS loop: firing batches of nested or concurrent advances may overlap).</summary>

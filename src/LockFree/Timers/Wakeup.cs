@@ -255,7 +255,20 @@ internal static class Wakeups
         {
             if (!Volatile.Read(ref _disposed)) // acquire: pairs with the write in Dispose; a late call wakes a disposed owner harmlessly
             {
-                ThreadPool.UnsafeQueueUserWorkItem(static wakeup => wakeup.Fire(), this, preferLocal: false);
+                ThreadPool.UnsafeQueueUserWorkItem(static wakeup => wakeup.FireOffTheWheel(), this, preferLocal: false);
+            }
+        }
+
+        /// <summary>The spurious wake-up on the thread pool: a failure is reported as the wheel's would have been, not left to end the process.</summary>
+        private void FireOffTheWheel()
+        {
+            try
+            {
+                Fire();
+            }
+            catch (Exception ex)
+            {
+                wheel.ReportCallbackFailure(ex); // an AckQueue expiry rethrows what a dead-letter drop callback threw
             }
         }
 

@@ -296,4 +296,47 @@ public sealed class WheelDrivenQueueTests
         Assert.Equal(0, _time.ActiveTimers);
         Assert.False(wheel.Cancel(handle));
     }
+
+    [Fact]
+    public async Task AckQueue_WheelDisposed_ExpiryFailureOffTheWheelIsReportedThroughCallbackFailed()
+    {
+        // The wake-up moved off a disposed wheel fires once on the thread pool. An AckQueue expiry rethrows what a
+        // dead-letter drop callback threw; on the wheel that is reported through CallbackFailed, and so it is off the
+        // wheel, instead of escaping on a thread-pool thread (which would end the process).
+        var deadLetters = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string>
+        {
+            Capacity = 1,
+            FullMode = OverflowPolicy.DropIncoming,
+            ItemDropped = (_, _) => throw new InvalidOperationException("drop callback"),
+            TimeProvider = _time,
+        });
+        deadLetters.TryAdd(new DeadLetter<string>("full", "q", "r", null, 1, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch));
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        var failures = new List<Exception>();
+        wheel.CallbackFailed += (_, ex) => { lock (failures) { failures.Add(ex); } };
+        using var queue = new AckQueue<string>(new AckQueueOptions<string>
+        {
+            Capacity = 8, VisibilityTimeout = Visibility, MaxDeliveries = 1, DeadLetters = deadLetters, TimeProvider = _time, TimerWheel = wheel,
+        });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+        wheel.Advance();
+
+        _time.Advance(Visibility, fireTimers: false); // due, but the wheel is not advanced: the expiry waits on it
+        wheel.Dispose(); // the wake-up fires off the wheel: the message expires into the full dead-letter queue
+
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (wheel.FailedCallbackCount == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the expiry's failure was not reported");
+            await Task.Delay(5);
+        }
+
+        lock (failures)
+        {
+            Assert.Equal("drop callback", Assert.Single(failures).Message);
+        }
+
+        Assert.Equal(0, queue.InFlightCount);
+    }
 }
