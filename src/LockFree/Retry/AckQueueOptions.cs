@@ -42,7 +42,8 @@ public sealed class AckQueueOptions<T>
     /// driving thread and is at most one wheel tick late. The wheel must read the same clock
     /// (<see cref="HierarchicalTimerWheel.TimeProvider"/> is <see cref="TimeProvider"/>, else the constructor throws
     /// <see cref="ArgumentException"/>), and should outlive the queue; a wheel that refuses a timer (disposed or
-    /// full) is replaced by a <see cref="TimeProvider"/> timer for that wake-up. Default null.
+    /// full) is replaced by a <see cref="TimeProvider"/> timer for that wake-up, and a wake-up pending when the wheel
+    /// is disposed moves to a <see cref="TimeProvider"/> timer at the same due time. Default null.
     /// </summary>
     public HierarchicalTimerWheel? TimerWheel { get; init; }
 }

@@ -49,7 +49,8 @@ public sealed class RetryPolicyOptions
     /// many calls retry at once, and precise to the wheel's tick (never early, at most about two ticks late). A wait
     /// costs one task allocation; the success path none. A wheel that refuses the timer (disposed, or holding its
     /// <see cref="HierarchicalTimerWheel.MaxTimers"/>) does not fail the call: that wait falls back to a
-    /// <see cref="TimeProvider"/> timer. The wheel must read <see cref="TimeProvider"/> (its
+    /// <see cref="TimeProvider"/> timer; a wait pending when the wheel is disposed finishes on a
+    /// <see cref="TimeProvider"/> timer at the same time (still cancelled by the token). The wheel must read <see cref="TimeProvider"/> (its
     /// <see cref="HierarchicalTimerWheel.TimeProvider"/>; else the policy's constructor throws <see cref="ArgumentException"/>).
     /// Default null (wait on <see cref="TimeProvider"/>).
     /// </summary>

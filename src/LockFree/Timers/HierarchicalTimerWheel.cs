@@ -37,6 +37,9 @@ namespace LockFree;
 /// reported through <see cref="CallbackFailed"/>, and does not stop the wheel. Disposing stops the driver
 /// thread and drops every pending timer (counted in <see cref="DroppedCount"/>); a Schedule racing with Dispose
 /// either throws <see cref="ObjectDisposedException"/> or is dropped without running (and counted in <see cref="DroppedCount"/>).
+/// The library's own waits on a wheel it was given (<see cref="DelayQueueOptions{T}.TimerWheel"/>,
+/// <see cref="AckQueueOptions{T}.TimerWheel"/>, <see cref="RetryPolicyOptions.TimerWheel"/>) are dropped and counted
+/// too, but do not hang: they move to a timer of their <see cref="System.TimeProvider"/> at the same due time.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("Tick = {TickDuration}")]
@@ -190,8 +193,13 @@ public sealed class HierarchicalTimerWheel : IDisposable
     public void StartDriver() => _engine.StartDriver();
 
     /// <summary>
-    /// Stops the driver thread (waits for it unless called from a callback on it) and drops every pending timer. A
-    /// named wheel keeps reporting its final counts (<see cref="DroppedCount"/> among them) until it is collected.
+    /// Stops the driver thread (waits for it unless called from a callback on it) and drops every pending timer: a
+    /// dropped timer never runs. The library's own wake-ups and retry waits among them (of the queues and policies
+    /// given this wheel) move to a timer of their <see cref="System.TimeProvider"/> at the same due time instead of
+    /// hanging. A named wheel keeps reporting its final counts (<see cref="DroppedCount"/> among them) until it is collected.
     /// </summary>
     public void Dispose() => _engine.Dispose();
+
+    /// <summary>Counts a failure of a callback the library ran on the wheel's behalf and raises <see cref="CallbackFailed"/>.</summary>
+    internal void ReportCallbackFailure(Exception exception) => _engine.ReportCallbackFailure(exception);
 }

@@ -95,6 +95,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         // The scan first, then the driver: a callback of the driver that schedules may be waiting for the end of
         // the scan (WithdrawDisposed), so joining the driver before it would deadlock. No drain runs after the
         // flag (AdvanceTo checks it under the gate), so the driver still running changes nothing here.
+        List<IWheelDisposeListener>? listeners = null;
         using (InterruptDeferral.Lock(_gate))
         {
             // Every pending timer becomes Cancelled (by CAS: a concurrent Cancel may win it first), so a later
@@ -134,6 +135,11 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                         if (TAtomics.CompareExchange(ref node.StateWord, (word & ~StatusMask) | TimerNodeStatus.Cancelled, word) == word) // CAS: races Cancel and a Schedule withdrawing its timer
                         {
                             dropped++;
+                            if (TAtomics.LoadPlain(ref node.State) is IWheelDisposeListener listener) // plain: published by Schedule's release of Queued, read after our acquire
+                            {
+                                (listeners ??= new()).Add(listener); // the library's own wake-ups and delays: told below
+                            }
+
                             break;
                         }
                     }
@@ -157,6 +163,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
 
         TAtomics.StoreRelease(ref _disposeScanned, 1); // release: the scan's outcome to WithdrawDisposed
+
+        // The library's own timers among the dropped (wake-ups of the delay and acknowledgement queues, the retry
+        // policy's waits) move to their TimeProvider fallback, outside the gate: a waiter on a disposed wheel must
+        // not hang. Users' timers stay dropped: their states cannot implement the internal interface.
+        if (listeners is not null)
+        {
+            foreach (IWheelDisposeListener listener in listeners)
+            {
+                listener.OnWheelDisposed();
+            }
+        }
 
         Thread? driver;
         using (InterruptDeferral.Lock(_sleepLock))

@@ -119,7 +119,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private int TakeIn(int index, ref TimerNode node)
     {
         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Schedule's release / Cancel's CAS
-        long generation = word >> 32;
+        long generation = word >>> 32;
         long status = word & StatusMask;
         if (status == TimerNodeStatus.Queued)
         {
@@ -205,7 +205,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private void Claim(int index, ref TimerNode node, ref int fireHead)
     {
         long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with Cancel's CAS
-        long generation = word >> 32;
+        long generation = word >>> 32;
         if ((word & StatusMask) == TimerNodeStatus.Linked
             && TAtomics.CompareExchange(ref node.StateWord, (generation << 32) | TimerNodeStatus.Firing, word) == word) // CAS: races Cancel's Linked -> CancelQueued
         {
@@ -293,7 +293,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         // Lateness (metrics): one clock reading per batch, against each timer's due tick's start.
         long batchTimestamp = _timeProvider.GetTimestamp() - _originTimestamp;
         long lateness = 0;
-        long latenessTotal = 0;
+        double latenessTotal = 0;
         int count = 0;
         while (index >= 0)
         {
@@ -303,7 +303,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             latenessTotal += lateness;
             Action<object?>? callback = TAtomics.LoadPlain(ref node.Callback); // plain: driver-owned (Firing)
             object? state = TAtomics.LoadPlain(ref node.State);
-            long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: own earlier write
+            long generation = TAtomics.LoadAcquire(ref node.StateWord) >>> 32; // acquire: own earlier write
             node.Next = -1;
             Release(ref node, generation, clearCallback: true);
             PushFreeChain(index, index);
@@ -314,24 +314,50 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             }
             catch (Exception ex)
             {
-                Interlocked.Increment(ref _failedCallbacks);
-                try
-                {
-                    CallbackFailed?.Invoke(_owner, ex);
-                }
-                catch (Exception)
-                {
-                    // A failing failure handler must not stop the wheel either; the counter still records the first failure.
-                }
+                ReportCallbackFailure(ex);
             }
 
             index = next;
         }
 
-        Interlocked.Add(ref _latenessTotal, latenessTotal);
+        AddLateness(latenessTotal);
         Interlocked.Exchange(ref _lastLateness, lateness);
         Interlocked.Add(ref _fired, count);
         return count;
+    }
+
+    /// <summary>
+    /// Counts a callback failure and raises <see cref="CallbackFailed"/> on this thread (the handler's own exceptions
+    /// are swallowed). Also used for the library's wake-ups that fire after Dispose moved them off the wheel.
+    /// </summary>
+    internal void ReportCallbackFailure(Exception ex)
+    {
+        Interlocked.Increment(ref _failedCallbacks);
+        try
+        {
+            CallbackFailed?.Invoke(_owner, ex);
+        }
+        catch (Exception)
+        {
+            // A failing failure handler must not stop the wheel either; the counter still records the first failure.
+        }
+    }
+
+    /// <summary>Adds a batch's lateness to the double total (a CAS loop: firing batches of nested or concurrent advances may overlap).</summary>
+    private void AddLateness(double timestamps)
+    {
+        long seen = Interlocked.Read(ref _latenessTotalBits);
+        while (true)
+        {
+            long next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(seen) + timestamps);
+            long found = Interlocked.CompareExchange(ref _latenessTotalBits, next, seen); // metrics only, once per fired batch
+            if (found == seen)
+            {
+                return;
+            }
+
+            seen = found;
+        }
     }
 
     private void SetStale(bool stale)

@@ -130,7 +130,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _fired;
     private long _dropped;
     private long _cancelled;          // cancellations the driver has reclaimed (counted at the drain, off the Cancel path)
-    private long _latenessTotal;      // sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps
+    private long _latenessTotalBits;  // a double's bits: sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps (a long overflowed: ~10^13 timers 1 ms late at 1 ns per timestamp)
     private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
 
     public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null, int laneRingSize = Lane.DefaultRingSize)
@@ -204,7 +204,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         get
         {
             long fired = Interlocked.Read(ref _fired);
-            return fired == 0 ? TimeSpan.Zero : TimestampsToTimeSpan(Interlocked.Read(ref _latenessTotal) / fired);
+            return fired == 0 ? TimeSpan.Zero : TimestampsToTimeSpan((long)(BitConverter.Int64BitsToDouble(Interlocked.Read(ref _latenessTotalBits)) / fired));
         }
     }
 
@@ -246,14 +246,17 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
         }
 
-        long sinceOrigin = dueTimestamp - _originTimestamp;
-        long due = sinceOrigin <= 0 ? 0 : (sinceOrigin / _tickTimestamp) + (sinceOrigin % _tickTimestamp != 0 ? 1 : 0);
-        if (due - TAtomics.LoadAcquire(ref _clock.Tick) > MaxDueTicks) // acquire: pairs with the release in AdvanceTo
+        // The distance to the origin in unsigned arithmetic: a plain subtraction overflows for timestamps far from
+        // the origin (a far past one read as far future and threw; on a clock with negative timestamps a far future
+        // one read as past and fired at once). The published tick is never negative.
+        ulong sinceOrigin = dueTimestamp <= _originTimestamp ? 0 : unchecked((ulong)dueTimestamp - (ulong)_originTimestamp);
+        ulong due = (sinceOrigin / (ulong)_tickTimestamp) + (sinceOrigin % (ulong)_tickTimestamp != 0 ? 1UL : 0UL);
+        if (due > (ulong)TAtomics.LoadAcquire(ref _clock.Tick) + MaxDueTicks) // acquire: pairs with the release in AdvanceTo
         {
             throw new ArgumentOutOfRangeException(nameof(dueTimestamp), dueTimestamp, "The due time is further away than MaxDueIn.");
         }
 
-        return ScheduleCore(due, callback, state); // a due tick already passed fires at the next advance
+        return ScheduleCore((long)due, callback, state); // a due tick already passed fires at the next advance
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -275,7 +278,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         }
 
         TAtomics.StorePlain(ref node.DueTick, due);       // plain: as above
-        long generation = TAtomics.LoadAcquire(ref node.StateWord) >> 32; // acquire: pairs with the release that freed the node
+        long generation = TAtomics.LoadAcquire(ref node.StateWord) >>> 32; // acquire: pairs with the release that freed the node
         TAtomics.StoreRelease(ref node.StateWord, (generation << 32) | TimerNodeStatus.Queued); // release: Cancel may now see it
         if (lane is null || !TryPush(lane, index))
         {
@@ -342,7 +345,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         while (true)
         {
             long word = TAtomics.LoadAcquire(ref node.StateWord); // acquire: pairs with the release / CAS of the status
-            if ((word >> 32) != generation)
+            if ((word >>> 32) != generation) // logical shift: generations from 2^31 on would read negative and never match the handle's
             {
                 return false; // stale handle: fired or cancelled, node reused (Dispose marks pending nodes Cancelled)
             }

@@ -13,6 +13,14 @@ namespace LockFree.Timers;
 // timer that fires while Change is called. When the wheel refuses (disposed, full, or the time beyond its
 // MaxDueIn), the wake-up falls back to a TimeProvider timer, so a wake-up is never lost.
 //
+// A wheel disposed while one of these timers is pending drops it like any other (counted in DroppedCount), then
+// tells its state (IWheelDisposeListener, internal: users' timers cannot implement it and keep their documented
+// Dispose semantics) after its scan. A wake-up then fires once, spuriously, on the thread pool: its owner re-checks
+// its due time and re-arms, the wheel refuses (disposed), and the wake-up moves to a TimeProvider timer at the same
+// due time. A delay re-arms itself on the fallback TimeProvider for the rest of its time (at once when already
+// due), and its cancellation token cancels it there. The wheel pays for this only in Dispose: a type test per
+// dropped timer; nothing on Schedule or Cancel.
+//
 // Threading: Arm and Dispose of one wake-up are serialised by its owner (both owners call them under their lock);
 // the callback may run concurrently with them.
 
@@ -25,6 +33,17 @@ internal interface IWakeup : IDisposable
     /// spuriously, if it was already firing).
     /// </summary>
     void Arm(long dueTimestamp, TimeSpan dueIn);
+}
+
+/// <summary>
+/// The state of a library-owned wheel timer: told, on the disposing thread after the scan, when the wheel's
+/// <see cref="HierarchicalTimerWheel.Dispose"/> dropped the timer, so that the wait it backs moves to a
+/// <see cref="TimeProvider"/> timer instead of hanging. Internal, so a user's timers never get the call.
+/// </summary>
+internal interface IWheelDisposeListener
+{
+    /// <summary>The wheel dropped this timer (it will never fire). Must be quick and must not throw.</summary>
+    void OnWheelDisposed();
 }
 
 /// <summary>Creates wake-ups and delays on a <see cref="TimeProvider"/>.</summary>
@@ -70,7 +89,9 @@ internal static class Wakeups
     /// the wheel's driving thread and only completes the task, whose continuations run asynchronously) without
     /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer. A wheel
     /// that refuses the timer (disposed, full, or the delay beyond its MaxDueIn) does not fail the wait: it falls back
-    /// to <paramref name="fallback"/>'s timer, as the wake-ups do.
+    /// to <paramref name="fallback"/>'s timer, as the wake-ups do; neither does a wheel disposed while the timer is
+    /// pending: the wait finishes on <paramref name="fallback"/>'s timer at the same time (<paramref name="delay"/>
+    /// after this call, on <paramref name="fallback"/>'s clock), still cancelled by the token.
     /// </summary>
     public static Task DelayAsync(TimeSpan delay, HierarchicalTimerWheel wheel, TimeProvider fallback, CancellationToken cancellationToken)
     {
@@ -84,7 +105,7 @@ internal static class Wakeups
             return Task.FromCanceled(cancellationToken);
         }
 
-        var wait = new WheelDelay(wheel);
+        var wait = new WheelDelay(wheel, fallback);
         try
         {
             wait.Start(delay, cancellationToken);
@@ -97,14 +118,26 @@ internal static class Wakeups
         return wait.Task;
     }
 
-    /// <summary>One wait on the wheel: the timer fires xor the token cancels it (the wheel's Cancel decides, exactly).</summary>
-    private sealed class WheelDelay(HierarchicalTimerWheel wheel) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    /// <summary>
+    /// One wait on the wheel: the timer fires xor the token cancels it (the wheel's Cancel decides, exactly). When the
+    /// wheel's Dispose drops the timer, the wait moves to a fallback timer and the token cancels it there.
+    /// </summary>
+    private sealed class WheelDelay(HierarchicalTimerWheel wheel, TimeProvider fallback)
+        : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), IWheelDisposeListener
     {
         private TimerHandle _handle;
         private CancellationTokenRegistration _registration;
+        private CancellationToken _token;
+        private long _start;          // fallback timestamp of the call; with _delay, the end of the wait on the fallback clock
+        private TimeSpan _delay;
+        private ITimer? _fallbackTimer; // set once the wheel dropped the timer
+        private int _dropped;           // 1 once the wheel's Dispose dropped the timer
 
         public void Start(TimeSpan delay, CancellationToken cancellationToken)
         {
+            _token = cancellationToken; // plain, like _start and _delay: published to OnWheelDisposed by Schedule's release
+            _delay = delay;
+            _start = fallback.GetTimestamp();
             _handle = wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
             if (cancellationToken.CanBeCanceled)
             {
@@ -116,17 +149,46 @@ internal static class Wakeups
             }
         }
 
+        /// <summary>The wheel was disposed with this wait's timer pending: finish on the fallback clock at the same time.</summary>
+        public void OnWheelDisposed()
+        {
+            Interlocked.Exchange(ref _dropped, 1); // full fence: the flag before the token check; pairs with Cancel's read after the token was cancelled
+            if (_token.IsCancellationRequested)
+            {
+                TrySetCanceled(_token); // Cancel ran before the flag and found the wheel's Cancel false
+                return;
+            }
+
+            TimeSpan remaining = _delay - fallback.GetElapsedTime(_start);
+            if (remaining <= TimeSpan.Zero)
+            {
+                Fire();
+                return;
+            }
+
+            ITimer timer = fallback.CreateTimer(static state => ((WheelDelay)state!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);
+            Volatile.Write(ref _fallbackTimer, timer); // release: for Cancel and Fire, which dispose it
+            if (Task.IsCompleted)
+            {
+                timer.Dispose(); // cancelled meanwhile
+            }
+        }
+
         private void Fire()
         {
             TrySetResult();
             _registration.Dispose();
+            Volatile.Read(ref _fallbackTimer)?.Dispose(); // acquire: pairs with the write in OnWheelDisposed
         }
 
         private void Cancel(CancellationToken token)
         {
-            if (wheel.Cancel(_handle)) // false: it fired (or is firing), and the result stands
+            // false from the wheel: it fired (or is firing), and the result stands; or the wheel's Dispose dropped the
+            // timer, and then the fallback timer (or OnWheelDisposed, if it has not set the flag yet) is what we cancel.
+            if (wheel.Cancel(_handle) || Volatile.Read(ref _dropped) != 0) // acquire: pairs with the exchange in OnWheelDisposed
             {
                 TrySetCanceled(token);
+                Volatile.Read(ref _fallbackTimer)?.Dispose(); // acquire: as in Fire
             }
         }
     }
@@ -141,11 +203,12 @@ internal static class Wakeups
     }
 
     /// <summary>A wake-up on a timer wheel: one pooled wheel node per arming, nothing allocated in steady state.</summary>
-    private sealed class WheelWakeup(HierarchicalTimerWheel wheel, TimeProvider time, TimerCallback callback, object state) : IWakeup
+    private sealed class WheelWakeup(HierarchicalTimerWheel wheel, TimeProvider time, TimerCallback callback, object state) : IWakeup, IWheelDisposeListener
     {
         private TimerHandle _handle; // the armed wheel timer (default: none); serialised by the owner
         private ITimer? _fallback;   // created the first time the wheel refuses
-        private bool _disposed;
+        private bool _disposed;      // written by the owner (serialised); read by OnWheelDisposed on the disposing thread
+        private bool _wheelDisposed; // the wheel refused with ObjectDisposedException: every later arming is a fallback one; serialised by the owner
 
         public void Arm(long dueTimestamp, TimeSpan dueIn)
         {
@@ -154,17 +217,21 @@ internal static class Wakeups
                 return;
             }
 
-            wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
-            try
+            if (!_wheelDisposed)
             {
-                _handle = wheel.ScheduleAt(dueTimestamp, static s => ((WheelWakeup)s!).Fire(), this);
-                _fallback?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                return;
-            }
-            catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
-            {
-                // The wheel was disposed, holds its maximum of timers, or the time is beyond its MaxDueIn.
-                _handle = default;
+                wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
+                try
+                {
+                    _handle = wheel.ScheduleAt(dueTimestamp, static s => ((WheelWakeup)s!).Fire(), this);
+                    _fallback?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    return;
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
+                {
+                    // The wheel was disposed, holds its maximum of timers, or the time is beyond its MaxDueIn.
+                    _handle = default;
+                    _wheelDisposed = ex is ObjectDisposedException; // for good: later arms skip the wheel (and the exception)
+                }
             }
 
             _fallback ??= time.CreateTimer(static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -173,10 +240,36 @@ internal static class Wakeups
 
         public void Dispose()
         {
-            _disposed = true;
+            Volatile.Write(ref _disposed, true); // release: OnWheelDisposed stops waking a disposed owner
             wheel.Cancel(_handle);
             _handle = default;
             _fallback?.Dispose();
+        }
+
+        /// <summary>
+        /// The wheel dropped the armed timer: fire once, spuriously, on the thread pool (not the disposing thread: the
+        /// owner's callback takes its lock and may run user code). The owner re-checks its due time and re-arms; the
+        /// disposed wheel refuses, so the re-arm lands on a <see cref="TimeProvider"/> timer at the same due time.
+        /// </summary>
+        public void OnWheelDisposed()
+        {
+            if (!Volatile.Read(ref _disposed)) // acquire: pairs with the write in Dispose; a late call wakes a disposed owner harmlessly
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static wakeup => wakeup.FireOffTheWheel(), this, preferLocal: false);
+            }
+        }
+
+        /// <summary>The spurious wake-up on the thread pool: a failure is reported as the wheel's would have been, not left to end the process.</summary>
+        private void FireOffTheWheel()
+        {
+            try
+            {
+                Fire();
+            }
+            catch (Exception ex)
+            {
+                wheel.ReportCallbackFailure(ex); // an AckQueue expiry rethrows what a dead-letter drop callback threw
+            }
         }
 
         private void Fire() => callback(state);

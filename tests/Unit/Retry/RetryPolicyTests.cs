@@ -305,6 +305,68 @@ public sealed class RetryPolicyTests
         wheel.Dispose();
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ExecuteAsync_WheelDisposedWhileWaiting_RetriesOnTheClockAtTheDueTime(bool withToken)
+    {
+        // The wheel is disposed while the wait between attempts is pending on it. Before, Dispose dropped the wait's
+        // timer and ExecuteAsync never returned (with a token too: cancelling asked the disposed wheel, which answered
+        // false). The wait now finishes on the policy's clock at the same due time.
+        var time = new ManualTimeProvider();
+        var wheel = new HierarchicalTimerWheel(Ms(1), time);
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        using var cts = new CancellationTokenSource();
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls), withToken ? cts.Token : default).AsTask();
+        await UntilPending(wheel, 1);
+
+        wheel.Dispose();
+        time.Advance(Ms(99));
+        await Task.Delay(20);
+        Assert.False(run.IsCompleted); // never early on the fallback
+
+        time.Advance(Ms(1));
+        Assert.Equal(2, await run.WaitAsync(Generous));
+        Assert.Equal(0, wheel.FiredCount);
+    }
+
+    [Fact]
+    public async Task ExecuteAsync_WheelDisposedWhileWaiting_CancellationStillCancels()
+    {
+        // Before, the token's cancellation went to the disposed wheel, whose Cancel answered false: the wait hung.
+        var time = new ManualTimeProvider();
+        var wheel = new HierarchicalTimerWheel(Ms(1), time);
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 5, BaseDelay = Ms(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        using var cts = new CancellationTokenSource();
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync<int>(_ => { calls++; throw new TimeoutException(); }, cts.Token).AsTask();
+        await UntilPending(wheel, 1);
+
+        wheel.Dispose();
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Generous));
+        Assert.Equal(1, calls);
+        Assert.Equal(0, time.ActiveTimers); // the fallback timer went with the wait
+    }
+
+    /// <summary>Advances the wheel (clock unchanged) until it holds <paramref name="timers"/> timers.</summary>
+    private static async Task UntilPending(HierarchicalTimerWheel wheel, int timers)
+    {
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (true)
+        {
+            wheel.Advance();
+            if (wheel.PendingCount >= timers)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the wait did not schedule {timers} wheel timers");
+            await Task.Delay(5);
+        }
+    }
+
     [Fact]
     public void Constructor_TimerWheelOnAnotherClock_Throws()
     {

@@ -206,4 +206,137 @@ public sealed class WheelDrivenQueueTests
         Assert.True(queue.TryReceive(out Delivery<string> again));
         Assert.Equal(2, again.DeliveryCount);
     }
+
+    /// <summary>Waits (bounded) until the manual clock holds <paramref name="timers"/> timers: the fallback wake-ups are armed.</summary>
+    private async Task UntilProviderTimers(int timers)
+    {
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (_time.ActiveTimers < timers)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no fallback provider timer was armed ({_time.ActiveTimers} of {timers})");
+            await Task.Delay(5);
+        }
+    }
+
+    [Fact]
+    public async Task DelayQueue_WheelDisposedWhileReaderParked_ReaderWokenOnTheClockAtTheDueTime()
+    {
+        // The wheel the user supplied is disposed while a parked reader's wake-up is pending on it. Before, Dispose
+        // dropped that wake-up (counted in DroppedCount) and the reader never woke for the due item: it hung. The
+        // wake-up now moves to a provider timer armed for the same due time.
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using DelayQueue<int> queue = Queue(wheel);
+        queue.TryEnqueue(5, Ms(10));
+        ValueTask<int> pending = queue.DequeueAsync();
+        await UntilArmed(wheel, 1);
+
+        wheel.Dispose();
+        Assert.Equal(1, wheel.DroppedCount); // dropped from the wheel, as documented, but not lost to the queue
+        await UntilProviderTimers(1);
+        _time.Advance(Ms(9));
+        await Task.Delay(20);
+        Assert.False(pending.IsCompleted); // never early on the fallback
+
+        _time.Advance(Ms(1)); // no wheel advance: the provider timer wakes the reader
+        Assert.Equal(5, await pending.AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
+    public async Task AckQueue_WheelDisposedWhileInFlight_VisibilityTimeoutStillRedelivers()
+    {
+        // Before, the visibility-timeout wake-up pending on the disposed wheel was dropped: the message stayed in
+        // flight forever and the waiting receiver never got the redelivery.
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using AckQueue<string> queue = AckQueue(wheel);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+        ValueTask<Delivery<string>> pending = queue.ReceiveAsync();
+        await Task.Delay(50); // let it park (nothing below depends on it)
+
+        wheel.Dispose();
+        await UntilProviderTimers(1);
+        _time.Advance(Visibility);
+
+        Delivery<string> again = await pending.AsTask().WaitAsync(Generous);
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
+    [Fact]
+    public async Task AckQueue_WheelDisposedWhileReceiverWaitsForADelayedMessage_ReceiverGetsIt()
+    {
+        // The inner delay queue's wake-up for a delayed message was on the wheel too: before, the receiver hung.
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using AckQueue<string> queue = AckQueue(wheel);
+        queue.TryEnqueue("later", Ms(20));
+        ValueTask<Delivery<string>> pending = queue.ReceiveAsync();
+        await UntilArmed(wheel, 1);
+
+        wheel.Dispose();
+        await UntilProviderTimers(1);
+        _time.Advance(Ms(20));
+
+        Delivery<string> delivery = await pending.AsTask().WaitAsync(Generous);
+        Assert.Equal("later", delivery.Message);
+    }
+
+    [Fact]
+    public async Task UserTimer_WheelDisposed_StillDroppedWithoutRunning()
+    {
+        // The library's own wake-ups move to the clock when the wheel goes; a user's timers keep the documented
+        // semantics: dropped, counted, never run, and their handles cancel nothing.
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        int ran = 0;
+        TimerHandle handle = wheel.Schedule(Ms(5), _ => Interlocked.Increment(ref ran), null);
+        wheel.Advance();
+        wheel.Dispose();
+        _time.Advance(Ms(50));
+        await Task.Delay(50);
+        Assert.Equal(0, Volatile.Read(ref ran));
+        Assert.Equal(1, wheel.DroppedCount);
+        Assert.Equal(0, _time.ActiveTimers);
+        Assert.False(wheel.Cancel(handle));
+    }
+
+    [Fact]
+    public async Task AckQueue_WheelDisposed_ExpiryFailureOffTheWheelIsReportedThroughCallbackFailed()
+    {
+        // The wake-up moved off a disposed wheel fires once on the thread pool. An AckQueue expiry rethrows what a
+        // dead-letter drop callback threw; on the wheel that is reported through CallbackFailed, and so it is off the
+        // wheel, instead of escaping on a thread-pool thread (which would end the process).
+        var deadLetters = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string>
+        {
+            Capacity = 1,
+            FullMode = OverflowPolicy.DropIncoming,
+            ItemDropped = (_, _) => throw new InvalidOperationException("drop callback"),
+            TimeProvider = _time,
+        });
+        deadLetters.TryAdd(new DeadLetter<string>("full", "q", "r", null, 1, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch));
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        var failures = new List<Exception>();
+        wheel.CallbackFailed += (_, ex) => { lock (failures) { failures.Add(ex); } };
+        using var queue = new AckQueue<string>(new AckQueueOptions<string>
+        {
+            Capacity = 8, VisibilityTimeout = Visibility, MaxDeliveries = 1, DeadLetters = deadLetters, TimeProvider = _time, TimerWheel = wheel,
+        });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+        wheel.Advance();
+
+        _time.Advance(Visibility, fireTimers: false); // due, but the wheel is not advanced: the expiry waits on it
+        wheel.Dispose(); // the wake-up fires off the wheel: the message expires into the full dead-letter queue
+
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (wheel.FailedCallbackCount == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the expiry's failure was not reported");
+            await Task.Delay(5);
+        }
+
+        lock (failures)
+        {
+            Assert.Equal("drop callback", Assert.Single(failures).Message);
+        }
+
+        Assert.Equal(0, queue.InFlightCount);
+    }
 }
