@@ -9,7 +9,7 @@ namespace LockFree;
 //
 // Structure. Worker i owns a deque (owner: Push/TryPop at the bottom; thieves: the shared Stealer at the top)
 // and a one-task LIFO slot. Tasks queued from a worker go to its LIFO slot (the previous occupant moves to the
-// deque), or straight to the deque with PreferFairness; tasks queued from any other thread go to the
+// deque), or to the FIFO injection queue with PreferFairness; tasks queued from any other thread go to the
 // injection queue, a bounded MpmcQueue<Task>, and when that is full to an unbounded spill queue (a
 // ConcurrentQueue<Task>: queuing never fails; spills are counted). LongRunning tasks get a dedicated thread.
 //
@@ -51,8 +51,9 @@ namespace LockFree;
 /// Fits recursive fork-join (tasks that spawn and wait for subtasks) and bursts of small tasks. Tasks queued from
 /// a worker stay on that worker unless another idles and steals them, so parents and children share caches.
 /// <see cref="TaskCreationOptions.LongRunning"/> tasks run on a dedicated thread;
-/// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the worker's deque instead of
-/// its LIFO slot. Waiting on a task inlines it only on this scheduler's own workers.
+/// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the FIFO injection queue, behind
+/// the work already queued, instead of its LIFO slot (so <c>await Task.Yield()</c> lets older work run). Waiting on a
+/// task inlines it only on this scheduler's own workers.
 /// </para>
 /// <para>
 /// <see cref="Dispose"/> drains: it stops accepting tasks from other threads (they get
@@ -201,8 +202,17 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         Worker? worker = t_worker;
         if (worker is not null && worker.Owner == this)
         {
+            if ((creation & TaskCreationOptions.PreferFairness) != 0)
+            {
+                // FIFO, behind what this worker already holds: its own deque is popped LIFO, so a PreferFairness task
+                // there ran next, and `await Task.Yield()` (which queues with PreferFairness) spun ahead of older work
+                // forever on one worker. (Found by PreferFairness_YieldLoopOnOneWorker_OlderQueuedTasksStillRun.)
+                Inject(task, inside: true); // counted by the ring's enqueue position, not worker.Queued
+                return;
+            }
+
             worker.Queued++; // plain: only the owner writes its counters
-            if (_lifoSlotRunLimit > 0 && (creation & TaskCreationOptions.PreferFairness) == 0)
+            if (_lifoSlotRunLimit > 0)
             {
                 // Exchange is a full fence: the slot's publication is ordered before the state read.
                 Task? displaced = Interlocked.Exchange(ref worker.Slot, task);

@@ -11,6 +11,63 @@ public sealed class WorkStealingContractReviewTests
 {
     private static readonly TimeSpan Generous = WorkStealingTaskSchedulerTests.Generous;
 
+    /// <summary>Yield rounds after which the loop gives up (the older task never ran): bounds the test, not a timing.</summary>
+    private const int YieldRoundLimit = 200_000;
+
+    [Fact]
+    public void PreferFairness_YieldLoopOnOneWorker_OlderQueuedTasksStillRun()
+    {
+        // `await Task.Yield()` on a custom scheduler queues its continuation with PreferFairness. Before, a worker put a
+        // PreferFairness task on the bottom of its own deque, which it pops LIFO: the yielded continuation ran next every
+        // time, and a task queued earlier (displaced from the LIFO slot into the deque) never ran on one worker, so a
+        // `while (!done) await Task.Yield();` loop waiting for it spun forever. PreferFairness now goes to the FIFO
+        // injection queue, behind the work the worker already holds (as the thread pool sends it to its global queue).
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        int flag = 0;
+        Task<Task<int>> outer = Task.Factory.StartNew(
+            async () =>
+            {
+                TaskScheduler current = TaskScheduler.Current;
+                _ = Task.Factory.StartNew(() => Volatile.Write(ref flag, 1), CancellationToken.None, TaskCreationOptions.None, current);
+                _ = Task.Factory.StartNew(() => { }, CancellationToken.None, TaskCreationOptions.None, current); // displaces the first into the deque
+                int rounds = 0;
+                while (Volatile.Read(ref flag) == 0 && rounds < YieldRoundLimit)
+                {
+                    rounds++;
+                    await Task.Yield();
+                }
+
+                return rounds;
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(outer.Wait(Generous));
+        Assert.True(outer.Result.Wait(Generous));
+        Assert.Equal(1, Volatile.Read(ref flag));
+        Assert.True(outer.Result.Result < YieldRoundLimit, "the older task never ran while the loop yielded");
+    }
+
+    [Fact]
+    public void PreferFairness_FromAWorker_RunsAfterTheWorkersOlderQueuedTasks()
+    {
+        // The hint's meaning: a PreferFairness task queued from a worker runs after the tasks that worker queued before it.
+        // (The periodic injection-first check is pushed out of the way, so only the queue order decides.)
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 1, InjectionCheckInterval = 1_000_000 });
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Task parent = Task.Factory.StartNew(
+            () =>
+            {
+                TaskScheduler current = TaskScheduler.Current;
+                Task.Factory.StartNew(() => order.Enqueue("older-1"), CancellationToken.None, TaskCreationOptions.None, current);
+                Task.Factory.StartNew(() => order.Enqueue("older-2"), CancellationToken.None, TaskCreationOptions.None, current);
+                Task.Factory.StartNew(() => order.Enqueue("fair"), CancellationToken.None, TaskCreationOptions.PreferFairness, current);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(parent.Wait(Generous));
+        Assert.True(SpinWait.SpinUntil(() => order.Count == 3, Generous));
+        Assert.Equal("fair", order.ToArray()[2]);
+        Assert.True(SpinWait.SpinUntil(() => scheduler.Statistics is { Queued: 4, Executed: 4 }, Generous), scheduler.Statistics.ToString());
+    }
+
     [Fact]
     public void Join_OnOneWorker_TaskInTheInjectionQueue_RunsIt()
     {
@@ -37,5 +94,28 @@ public sealed class WorkStealingContractReviewTests
 
         Assert.True(joined, "the join never ran the injected task");
         Assert.Equal(42, parent.Result);
+    }
+
+    [Fact]
+    public void Join_OnOneWorker_PreferFairnessChild_RunsIt()
+    {
+        // A PreferFairness child goes to the injection queue; joining it on one worker must still run it.
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 1, MaximumWorkerCount = 2 });
+        Task<int> parent = Task.Factory.StartNew(
+            () =>
+            {
+                var child = Task.Factory.StartNew(() => 7, CancellationToken.None, TaskCreationOptions.PreferFairness, scheduler);
+                return scheduler.Join(child);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        bool joined = parent.Wait(Generous);
+        if (!joined)
+        {
+            scheduler.SetWorkerCount(2);
+            Assert.True(parent.Wait(Generous));
+        }
+
+        Assert.True(joined, "the join never ran the child");
+        Assert.Equal(7, parent.Result);
     }
 }

@@ -69,7 +69,7 @@ public sealed class WorkStealingInterruptTests
                 delivered = true;
             }
 
-            // The child is on this worker's deque; the worker woken for it takes it while this task still runs.
+            // The child is in the injection queue (PreferFairness); the worker woken for it takes it while this task still runs.
             return (delivered, childRan.Wait(Generous));
         });
         Assert.True(takeLock.Wait(Generous), parent.Exception?.ToString());
