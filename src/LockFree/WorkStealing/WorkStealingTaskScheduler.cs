@@ -53,7 +53,7 @@ namespace LockFree;
 /// <see cref="TaskCreationOptions.LongRunning"/> tasks run on a dedicated thread;
 /// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the FIFO injection queue, behind
 /// the work already queued, instead of its LIFO slot (so <c>await Task.Yield()</c> lets older work run). Waiting on a
-/// task inlines it only on this scheduler's own workers.
+/// task inlines it only on this scheduler's own workers, and never inlines a queued LongRunning task.
 /// </para>
 /// <para>
 /// <see cref="Dispose"/> drains: it stops accepting tasks from other threads (they get
@@ -242,9 +242,19 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             return false; // inline only on our own workers
         }
 
-        if (taskWasPreviouslyQueued && Interlocked.CompareExchange(ref worker.Slot, null, task) != task)
+        if (taskWasPreviouslyQueued)
         {
-            RemoveFromOwnDequeBottom(worker, task);
+            if ((task.CreationOptions & TaskCreationOptions.LongRunning) != 0)
+            {
+                // Its dedicated thread is starting: running it here would hold this worker for the long task (as the
+                // thread pool's scheduler, refuse). (Found by LongRunning_WaitedOnFromAWorker_StillRunsOnItsOwnThread.)
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref worker.Slot, null, task) != task)
+            {
+                RemoveFromOwnDequeBottom(worker, task);
+            }
         }
 
         if (!TryExecuteTask(task))

@@ -69,6 +69,28 @@ public sealed class WorkStealingContractReviewTests
     }
 
     [Fact]
+    public void LongRunning_WaitedOnFromAWorker_StillRunsOnItsOwnThread()
+    {
+        // Before, a worker that waited on a LongRunning task it had just started inlined it (TryExecuteTaskInline claimed
+        // any queued task), so the long task ran on, and held, the worker, and its dedicated thread found it taken. A
+        // queued LongRunning task is never inlined now (as the thread pool's scheduler refuses it): the waiter blocks.
+        using var scheduler = new WorkStealingTaskScheduler(1);
+        for (int i = 0; i < 20; i++)
+        {
+            Task<string?> waiter = Task.Factory.StartNew(
+                () =>
+                {
+                    var longRunning = Task.Factory.StartNew(
+                        () => Thread.CurrentThread.Name, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+                    return longRunning.Result; // an untimed wait: the one the runtime tries to inline (the test bounds the outer wait)
+                },
+                CancellationToken.None, TaskCreationOptions.None, scheduler);
+            Assert.True(waiter.Wait(Generous));
+            Assert.Contains("long-running", waiter.Result);
+        }
+    }
+
+    [Fact]
     public void Join_OnOneWorker_TaskInTheInjectionQueue_RunsIt()
     {
         // Before, Join's helping looked at the worker's own slot and deque and stole from other workers, never at the
