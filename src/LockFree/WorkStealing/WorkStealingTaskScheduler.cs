@@ -62,6 +62,10 @@ namespace LockFree;
 /// scheduler it only starts that shutdown and returns. Dispose every instance: its worker threads (background
 /// threads) keep it alive, parked, until then.
 /// </para>
+/// <para>
+/// An <c>async</c> method running on this scheduler whose <c>await</c> resumes from another thread after
+/// <see cref="Dispose"/> began never completes: the runtime drops the refused resumption. Let such work finish first.
+/// </para>
 /// </remarks>
 [DebuggerDisplay("Workers = {TargetWorkerCount}, Name = {Name}")]
 public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposable
