@@ -529,7 +529,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             worker?.Event.Dispose(); // every worker has exited and nobody is left to wake one
         }
 
-        _disposed.Set();
+        InterruptDeferral.Set(_disposed); // interrupt-safe: a second Dispose may be waiting on it
     }
 
     private void JoinLongRunning()
