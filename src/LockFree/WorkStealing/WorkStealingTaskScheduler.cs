@@ -422,10 +422,22 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             var thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
             using (InterruptDeferral.Lock(_longRunningThreads))
             {
-                _longRunningThreads.Add(thread);
+                _longRunningThreads.Add(thread); // before it starts, so Dispose cannot miss it (JoinLongRunning waits for the start)
             }
 
-            thread.UnsafeStart(task);
+            try
+            {
+                thread.UnsafeStart(task);
+            }
+            catch
+            {
+                using (InterruptDeferral.Lock(_longRunningThreads))
+                {
+                    _longRunningThreads.Remove(thread); // never started: nothing for Dispose to join
+                }
+
+                throw;
+            }
         }
         finally
         {
@@ -534,6 +546,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
     private void JoinLongRunning()
     {
+        var spinner = new SpinWait();
         while (true)
         {
             Thread? thread;
@@ -545,6 +558,15 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             if (thread is null)
             {
                 return;
+            }
+
+            if ((thread.ThreadState & System.Threading.ThreadState.Unstarted) != 0)
+            {
+                // Registered by StartLongRunning, which is about to start it (or to remove it if that fails). Joining it
+                // now threw ThreadStateException out of Dispose, half-way. (Found by
+                // Dispose_WhileDrainingWorkStartsLongRunningTasks_FinishesAndRunsThemAll.)
+                spinner.SpinOnce(sleep1Threshold: -1);
+                continue;
             }
 
             InterruptDeferral.Join(thread);
