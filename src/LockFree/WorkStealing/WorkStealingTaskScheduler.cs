@@ -315,7 +315,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     }
 
     /// <summary>
-    /// A best-effort snapshot for debuggers: the tasks in the workers' LIFO slots and in the spill queue. Tasks in
+    /// A best-effort snapshot for debuggers: the unfinished tasks in the workers' LIFO slots and in the spill queue. Tasks in
     /// the lock-free deques and the injection ring are not enumerable without stopping the workers and are not
     /// listed.
     /// </summary>
@@ -331,7 +331,16 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             }
         }
 
-        tasks.AddRange(_spill); // a moment-in-time snapshot
+        foreach (Task spilled in _spill) // a moment-in-time snapshot
+        {
+            // A finished task's entry is stale (it ran inline, or was cancelled and skipped): not scheduled. Before, such
+            // entries were listed. (Found by GetScheduledTasks_SpilledTaskThatRanInline_IsNotListed.)
+            if (!spilled.IsCompleted)
+            {
+                tasks.Add(spilled);
+            }
+        }
+
         return tasks;
     }
 

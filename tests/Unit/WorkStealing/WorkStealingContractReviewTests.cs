@@ -1,5 +1,6 @@
 // These tests exercise a TaskScheduler, so they block on its tasks on purpose (always with a bounded timeout).
 #pragma warning disable xUnit1031
+using System.Reflection;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -139,5 +140,51 @@ public sealed class WorkStealingContractReviewTests
 
         Assert.True(joined, "the join never ran the child");
         Assert.Equal(7, parent.Result);
+    }
+
+    [Fact]
+    public void GetScheduledTasks_SpilledTaskThatRanInline_IsNotListed()
+    {
+        // The snapshot skipped finished tasks in the LIFO slots but listed every spill-queue entry, so a task that had
+        // already run inline (its stale entry still queued) showed up in a debugger as scheduled.
+        using var gate = new ManualResetEventSlim(false);
+        using var queued = new ManualResetEventSlim(false);
+        using var ranInline = new ManualResetEventSlim(false);
+        using var running = new ManualResetEventSlim(false);
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 1, InjectionQueueCapacity = 2 });
+        Task? spilled = null;
+        Task blocker = Task.Factory.StartNew(
+            () =>
+            {
+                running.Set();
+                Assert.True(queued.Wait(Generous));
+                spilled!.Wait(); // an untimed wait on a worker: inlined, its spill-queue entry stays behind
+                ranInline.Set();
+                Assert.True(gate.Wait(Generous));
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(running.Wait(Generous)); // the only worker is busy: what follows stays queued
+        Task[] tasks = Enumerable.Range(0, 6)
+            .Select(_ => Task.Factory.StartNew(() => { }, CancellationToken.None, TaskCreationOptions.None, scheduler))
+            .ToArray();
+        Assert.True(scheduler.Statistics.Spilled > 0);
+        spilled = tasks[^1]; // the ring holds two: the last ones went to the spill queue
+        queued.Set();
+        try
+        {
+            Assert.True(ranInline.Wait(Generous));
+            MethodInfo get = typeof(TaskScheduler).GetMethod("GetScheduledTasks", BindingFlags.Instance | BindingFlags.NonPublic)!;
+            var snapshot = ((IEnumerable<Task>)get.Invoke(scheduler, null)!).ToList();
+            Assert.True(spilled.IsCompleted);
+            Assert.DoesNotContain(spilled, snapshot);
+            Assert.All(snapshot, t => Assert.False(t.IsCompleted));
+        }
+        finally
+        {
+            gate.Set();
+        }
+
+        Assert.True(blocker.Wait(Generous));
+        Assert.True(Task.WaitAll(tasks, Generous));
     }
 }
