@@ -68,6 +68,32 @@ internal static class InterruptDeferral
         Redeliver(interrupted);
     }
 
+    /// <summary>
+    /// Sets <paramref name="signal"/>; an interrupt while blocked is posted again afterwards. ManualResetEventSlim.Set
+    /// takes the event's own monitor to pulse a thread blocked in Wait, and when that monitor is contended (the waiter is
+    /// just entering or leaving its wait) the Monitor.Enter delivers a pending interrupt: Set threw with the state set
+    /// but the waiter not pulsed, so it slept on, and the caller lost what it held (a scheduler worker the task it had
+    /// just taken). A retried Set pulses (the state is already set).
+    /// </summary>
+    public static void Set(ManualResetEventSlim signal)
+    {
+        bool interrupted = false;
+        while (true)
+        {
+            try
+            {
+                signal.Set();
+                break;
+            }
+            catch (ThreadInterruptedException)
+            {
+                interrupted = true;
+            }
+        }
+
+        Redeliver(interrupted);
+    }
+
     private static void Redeliver(bool interrupted)
     {
         if (interrupted)

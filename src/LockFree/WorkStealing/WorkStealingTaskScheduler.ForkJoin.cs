@@ -1,3 +1,4 @@
+using LockFree.Internal;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
@@ -415,7 +416,7 @@ public sealed partial class WorkStealingTaskScheduler
             Interlocked.Exchange(ref _done, 1); // full fence: pairs with WaitSlice's exchange of _waiting
             if (ownerEvent is not null && Volatile.Read(ref _waiting) != 0)
             {
-                ownerEvent.Set(); // may be spurious if the job was reused meanwhile: waiters re-check their own job
+                InterruptDeferral.Set(ownerEvent); // interrupt-safe, as in WakeOne; may be spurious if the job was reused meanwhile: waiters re-check their own job
             }
         }
 

@@ -89,7 +89,14 @@ public sealed partial class WorkStealingTaskScheduler
             }
         }
 
-        woken?.Event.Set();
+        if (woken is not null)
+        {
+            // Interrupt-safe: a plain Set threw a pending interrupt when the event's monitor was contended, after the
+            // woken worker was counted as searching but before it was pulsed, and a worker loop that was waking it lost
+            // the task in its hand. (Found by QueueTask_InterruptPendingWhileTheWokenWorkersEventIsContended_WakesItAndDefersTheInterrupt
+            // and Bursts_WhileWorkersAreInterruptedAtRandom_EveryTaskRunsExactlyOnce, which failed intermittently.)
+            InterruptDeferral.Set(woken.Event);
+        }
     }
 
     private void BeginSearching(Worker worker)
@@ -211,7 +218,7 @@ public sealed partial class WorkStealingTaskScheduler
 
         if (woken)
         {
-            worker.Event.Set();
+            InterruptDeferral.Set(worker.Event); // interrupt-safe, as in WakeOne
         }
     }
 
@@ -233,7 +240,7 @@ public sealed partial class WorkStealingTaskScheduler
 
         foreach (Worker worker in woken)
         {
-            worker.Event.Set();
+            InterruptDeferral.Set(worker.Event); // interrupt-safe, as in WakeOne
         }
     }
 }

@@ -141,7 +141,7 @@ public sealed partial class WorkStealingTaskScheduler
         }
     }
 
-    /// <summary>Runs one piece of other work while waiting: own queued tasks (slot, then deque, LIFO), then a stolen fork, then a stolen task.</summary>
+    /// <summary>Runs one piece of other work while waiting: own queued tasks (slot, then deque, LIFO), then a stolen fork, then a stolen task, then the injection queue.</summary>
     private bool TryHelpOnce(Worker worker)
     {
         Task? task = null;
@@ -159,8 +159,11 @@ public sealed partial class WorkStealingTaskScheduler
                 return true;
             }
 
+            // Last the injection queue: the joined task itself may wait there (queued from an outside thread, or with
+            // PreferFairness), and on one worker, or with the others busy, nobody else would run it. (Found by
+            // Join_OnOneWorker_TaskInTheInjectionQueue_RunsIt: before, the join waited forever.)
             task = TrySteal(worker);
-            if (task is null)
+            if (task is null && !TryTakeInjected(worker, out task))
             {
                 return false;
             }

@@ -10,11 +10,17 @@ public sealed partial class WorkStealingTaskScheduler
         get
         {
             Counters sum;
-            long handedOff;
+            long handedOff, injected, spilled;
             using (InterruptDeferral.Lock(_scaleLock))
             {
+                // The ring position and the spill count are read under the lock too: a retiring worker enqueues its tasks
+                // and adds them to _handedOff under it, so reading them after releasing it counted a hand-off in between
+                // as new tasks, and the next read went down (Queued is an observable counter: it must never decrease).
+                // (Found by Statistics_ReadWhileRetiringWorkersHandOff_QueuedAndExecutedNeverDecrease.)
                 sum = _retired;
                 handedOff = _handedOff;
+                injected = ((Queues.IQueuePositions)_injection).EnqueuedPositions - _injectionBase;
+                spilled = Interlocked.Read(ref _spilledTotal);
                 foreach (Worker? worker in _workers)
                 {
                     if (worker is not null)
@@ -24,12 +30,9 @@ public sealed partial class WorkStealingTaskScheduler
                 }
             }
 
-            long spilled = Interlocked.Read(ref _spilledTotal);
-
             return new WorkStealingTaskSchedulerStatistics(
                 // Outside threads' tasks = ring enqueues + spills, less the hand-offs of retiring workers (queued before).
-                Queued: sum.Queued + Interlocked.Read(ref _sharedQueued)
-                    + (((Queues.IQueuePositions)_injection).EnqueuedPositions - _injectionBase) + spilled - handedOff,
+                Queued: sum.Queued + Interlocked.Read(ref _sharedQueued) + injected + spilled - handedOff,
                 Executed: sum.Executed + Interlocked.Read(ref _sharedExecuted),
                 Stolen: sum.Stolen,
                 StealAttempts: sum.StealAttempts,

@@ -9,7 +9,7 @@ namespace LockFree;
 //
 // Structure. Worker i owns a deque (owner: Push/TryPop at the bottom; thieves: the shared Stealer at the top)
 // and a one-task LIFO slot. Tasks queued from a worker go to its LIFO slot (the previous occupant moves to the
-// deque), or straight to the deque with PreferFairness; tasks queued from any other thread go to the
+// deque), or to the FIFO injection queue with PreferFairness; tasks queued from any other thread go to the
 // injection queue, a bounded MpmcQueue<Task>, and when that is full to an unbounded spill queue (a
 // ConcurrentQueue<Task>: queuing never fails; spills are counted). LongRunning tasks get a dedicated thread.
 //
@@ -51,8 +51,9 @@ namespace LockFree;
 /// Fits recursive fork-join (tasks that spawn and wait for subtasks) and bursts of small tasks. Tasks queued from
 /// a worker stay on that worker unless another idles and steals them, so parents and children share caches.
 /// <see cref="TaskCreationOptions.LongRunning"/> tasks run on a dedicated thread;
-/// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the worker's deque instead of
-/// its LIFO slot. Waiting on a task inlines it only on this scheduler's own workers.
+/// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the FIFO injection queue, behind
+/// the work already queued, instead of its LIFO slot (so <c>await Task.Yield()</c> lets older work run). Waiting on a
+/// task inlines it only on this scheduler's own workers, and never inlines a queued LongRunning task.
 /// </para>
 /// <para>
 /// <see cref="Dispose"/> drains: it stops accepting tasks from other threads (they get
@@ -60,6 +61,10 @@ namespace LockFree;
 /// workers), joins the LongRunning threads and the workers, and is idempotent. Called from a task on this
 /// scheduler it only starts that shutdown and returns. Dispose every instance: its worker threads (background
 /// threads) keep it alive, parked, until then.
+/// </para>
+/// <para>
+/// An <c>async</c> method running on this scheduler whose <c>await</c> resumes from another thread after
+/// <see cref="Dispose"/> began never completes: the runtime drops the refused resumption. Let such work finish first.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("Workers = {TargetWorkerCount}, Name = {Name}")]
@@ -201,8 +206,17 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         Worker? worker = t_worker;
         if (worker is not null && worker.Owner == this)
         {
+            if ((creation & TaskCreationOptions.PreferFairness) != 0)
+            {
+                // FIFO, behind what this worker already holds: its own deque is popped LIFO, so a PreferFairness task
+                // there ran next, and `await Task.Yield()` (which queues with PreferFairness) spun ahead of older work
+                // forever on one worker. (Found by PreferFairness_YieldLoopOnOneWorker_OlderQueuedTasksStillRun.)
+                Inject(task, inside: true); // counted by the ring's enqueue position, not worker.Queued
+                return;
+            }
+
             worker.Queued++; // plain: only the owner writes its counters
-            if (_lifoSlotRunLimit > 0 && (creation & TaskCreationOptions.PreferFairness) == 0)
+            if (_lifoSlotRunLimit > 0)
             {
                 // Exchange is a full fence: the slot's publication is ordered before the state read.
                 Task? displaced = Interlocked.Exchange(ref worker.Slot, task);
@@ -232,9 +246,19 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             return false; // inline only on our own workers
         }
 
-        if (taskWasPreviouslyQueued && Interlocked.CompareExchange(ref worker.Slot, null, task) != task)
+        if (taskWasPreviouslyQueued)
         {
-            RemoveFromOwnDequeBottom(worker, task);
+            if ((task.CreationOptions & TaskCreationOptions.LongRunning) != 0)
+            {
+                // Its dedicated thread is starting: running it here would hold this worker for the long task (as the
+                // thread pool's scheduler, refuse). (Found by LongRunning_WaitedOnFromAWorker_StillRunsOnItsOwnThread.)
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref worker.Slot, null, task) != task)
+            {
+                RemoveFromOwnDequeBottom(worker, task);
+            }
         }
 
         if (!TryExecuteTask(task))
@@ -291,7 +315,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     }
 
     /// <summary>
-    /// A best-effort snapshot for debuggers: the tasks in the workers' LIFO slots and in the spill queue. Tasks in
+    /// A best-effort snapshot for debuggers: the unfinished tasks in the workers' LIFO slots and in the spill queue. Tasks in
     /// the lock-free deques and the injection ring are not enumerable without stopping the workers and are not
     /// listed.
     /// </summary>
@@ -307,7 +331,16 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             }
         }
 
-        tasks.AddRange(_spill); // a moment-in-time snapshot
+        foreach (Task spilled in _spill) // a moment-in-time snapshot
+        {
+            // A finished task's entry is stale (it ran inline, or was cancelled and skipped): not scheduled. Before, such
+            // entries were listed. (Found by GetScheduledTasks_SpilledTaskThatRanInline_IsNotListed.)
+            if (!spilled.IsCompleted)
+            {
+                tasks.Add(spilled);
+            }
+        }
+
         return tasks;
     }
 
@@ -398,10 +431,22 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             var thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
             using (InterruptDeferral.Lock(_longRunningThreads))
             {
-                _longRunningThreads.Add(thread);
+                _longRunningThreads.Add(thread); // before it starts, so Dispose cannot miss it (JoinLongRunning waits for the start)
             }
 
-            thread.UnsafeStart(task);
+            try
+            {
+                thread.UnsafeStart(task);
+            }
+            catch
+            {
+                using (InterruptDeferral.Lock(_longRunningThreads))
+                {
+                    _longRunningThreads.Remove(thread); // never started: nothing for Dispose to join
+                }
+
+                throw;
+            }
         }
         finally
         {
@@ -505,11 +550,12 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             worker?.Event.Dispose(); // every worker has exited and nobody is left to wake one
         }
 
-        _disposed.Set();
+        InterruptDeferral.Set(_disposed); // interrupt-safe: a second Dispose may be waiting on it
     }
 
     private void JoinLongRunning()
     {
+        var spinner = new SpinWait();
         while (true)
         {
             Thread? thread;
@@ -521,6 +567,15 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             if (thread is null)
             {
                 return;
+            }
+
+            if ((thread.ThreadState & System.Threading.ThreadState.Unstarted) != 0)
+            {
+                // Registered by StartLongRunning, which is about to start it (or to remove it if that fails). Joining it
+                // now threw ThreadStateException out of Dispose, half-way. (Found by
+                // Dispose_WhileDrainingWorkStartsLongRunningTasks_FinishesAndRunsThemAll.)
+                spinner.SpinOnce(sleep1Threshold: -1);
+                continue;
             }
 
             InterruptDeferral.Join(thread);

@@ -1,5 +1,6 @@
 // These tests start work on a TaskScheduler and wait for it on purpose (always bounded).
 #pragma warning disable xUnit1031
+using System.Reflection;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -69,7 +70,7 @@ public sealed class WorkStealingInterruptTests
                 delivered = true;
             }
 
-            // The child is on this worker's deque; the worker woken for it takes it while this task still runs.
+            // The child is in the injection queue (PreferFairness); the worker woken for it takes it while this task still runs.
             return (delivered, childRan.Wait(Generous));
         });
         Assert.True(takeLock.Wait(Generous), parent.Exception?.ToString());
@@ -87,6 +88,92 @@ public sealed class WorkStealingInterruptTests
 
         Assert.True(parent.Wait(Generous));
         Assert.Equal((true, true), parent.Result);
+    }
+
+    [Fact]
+    public void QueueTask_InterruptPendingWhileTheWokenWorkersEventIsContended_WakesItAndDefersTheInterrupt()
+    {
+        // After the sleepers' lock, the wake-up sets the parked worker's ManualResetEventSlim, whose Set takes the event's
+        // own monitor to pulse the waiter. The test holds that monitor, so Set's Monitor.Enter blocks with the interrupt
+        // pending: it threw there, out of Task.Factory.StartNew (the child was queued all the same), with the parked
+        // worker counted as searching but never pulsed; in the worker loop the same throw lost the task in hand. Now
+        // Set is retried, StartNew returns, the worker wakes, and the interrupt reaches the task's next wait.
+        using var scheduler = new WorkStealingTaskScheduler(2);
+        using var takeLock = new ManualResetEventSlim(false);
+        using var lockHeld = new ManualResetEventSlim(false);
+        using var queuing = new ManualResetEventSlim(false);
+        using var childRan = new ManualResetEventSlim(false);
+        int parentThread = 0;
+        var parent = RunOn(scheduler, () =>
+        {
+            parentThread = Environment.CurrentManagedThreadId;
+            Assert.True(SpinWait.SpinUntil(() => scheduler.ParkedWorkers == 1 && scheduler.SearchingWorkers == 0, Generous));
+            takeLock.Set();
+            Assert.True(lockHeld.Wait(Generous));
+            Thread.CurrentThread.Interrupt();
+            queuing.Set();
+            string thrown = "nothing";
+            try
+            {
+                Task.Factory.StartNew(() => childRan.Set(), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            }
+            catch (Exception e)
+            {
+                thrown = e.GetType().Name;
+            }
+
+            bool delivered = false;
+            try
+            {
+                Thread.Sleep(1);
+            }
+            catch (ThreadInterruptedException)
+            {
+                delivered = true;
+            }
+
+            return (thrown, delivered, childRan.Wait(Generous));
+        });
+        Assert.True(takeLock.Wait(Generous), parent.Exception?.ToString());
+        ManualResetEventSlim parkedEvent = ParkedWorkerEvent(scheduler, parentThread);
+        FieldInfo lockField = typeof(ManualResetEventSlim).GetField("m_lock", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        Assert.True(SpinWait.SpinUntil(() => lockField.GetValue(parkedEvent) is not null, Generous)); // it blocked in Wait
+        Thread.Sleep(50); // let it reach Monitor.Wait (which releases the monitor)
+        object eventLock = lockField.GetValue(parkedEvent)!;
+        Monitor.Enter(eventLock);
+        try
+        {
+            lockHeld.Set();
+            Assert.True(queuing.Wait(Generous));
+            Thread.Sleep(50); // let the wake-up reach the held monitor
+        }
+        finally
+        {
+            Monitor.Exit(eventLock);
+        }
+
+        parkedEvent.Set(); // a safety net for the old code, whose throw left the worker unpulsed (harmless otherwise)
+        Assert.True(parent.Wait(Generous));
+        Assert.Equal(("nothing", true, true), parent.Result);
+    }
+
+    private static ManualResetEventSlim ParkedWorkerEvent(WorkStealingTaskScheduler scheduler, int notThisThread)
+    {
+        var workers = (object?[])typeof(WorkStealingTaskScheduler).GetField("_workers", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(scheduler)!;
+        foreach (object? worker in workers)
+        {
+            if (worker is not null)
+            {
+                Type type = worker.GetType();
+                var thread = (Thread)type.GetField("Thread")!.GetValue(worker)!;
+                if (thread.ManagedThreadId != notThisThread)
+                {
+                    return (ManualResetEventSlim)type.GetField("Event")!.GetValue(worker)!;
+                }
+            }
+        }
+
+        throw new InvalidOperationException("no other worker");
     }
 
     [Fact]

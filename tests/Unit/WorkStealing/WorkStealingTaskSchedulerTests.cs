@@ -396,7 +396,7 @@ public sealed class WorkStealingTaskSchedulerTests
     }
 
     [Fact]
-    public void PreferFairness_FromAWorker_GoesToTheDequeAndRuns()
+    public void PreferFairness_FromAWorker_GoesToTheInjectionQueueAndRuns()
     {
         using var scheduler = new WorkStealingTaskScheduler(1);
         var task = Task.Factory.StartNew(

@@ -1,0 +1,56 @@
+// These tests drive a TaskScheduler from plain threads and block on its tasks on purpose, always with a bounded timeout.
+#pragma warning disable xUnit1031
+using LockFree.Tests.Concurrency.Stress;
+using Xunit;
+
+namespace LockFree.Tests.Concurrency.WorkStealing;
+
+/// <summary>Dispose racing draining work that keeps starting LongRunning tasks. Sizes scale with <see cref="StressScale"/>.</summary>
+public sealed class SchedulerLongRunningDisposeStressTests
+{
+    private static readonly TimeSpan Bounded = StressScale.Timeout(TimeSpan.FromSeconds(60));
+
+    [Fact]
+    public void Dispose_WhileDrainingWorkStartsLongRunningTasks_FinishesAndRunsThemAll()
+    {
+        // Before, StartLongRunning registered the new thread (for Dispose to join) before starting it, and Dispose joined
+        // the first registered thread: a Thread.Join on a not-yet-started thread threw ThreadStateException out of
+        // Dispose, half-way (a second Dispose then waited forever). Dispose now waits for a registered thread to start.
+        int rounds = (int)StressScale.Items(20);
+        const int LongRunningPerRound = 100;
+        for (int round = 0; round < rounds; round++)
+        {
+            var scheduler = new WorkStealingTaskScheduler(2);
+            int ran = 0;
+            using var started = new ManualResetEventSlim(false);
+            Task root = Task.Factory.StartNew(
+                () =>
+                {
+                    started.Set();
+                    for (int i = 0; i < LongRunningPerRound; i++)
+                    {
+                        Task.Factory.StartNew(() => Interlocked.Increment(ref ran), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+                    }
+                },
+                CancellationToken.None, TaskCreationOptions.None, scheduler);
+            Assert.True(started.Wait(Bounded));
+            Exception? thrown = null;
+            var disposer = new Thread(() =>
+            {
+                try
+                {
+                    scheduler.Dispose();
+                }
+                catch (Exception e)
+                {
+                    thrown = e;
+                }
+            }) { IsBackground = true };
+            disposer.Start();
+            Assert.True(disposer.Join(Bounded), $"round {round}: Dispose hung");
+            Assert.Null(thrown);
+            Assert.True(root.IsCompletedSuccessfully);
+            Assert.Equal(LongRunningPerRound, Volatile.Read(ref ran));
+        }
+    }
+}
