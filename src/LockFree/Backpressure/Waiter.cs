@@ -126,7 +126,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
         if (_synchronous)
         {
-            _event!.Set();
+            InterruptDeferral.Set(_event!); // a signaller may be a reader that already took its item: an interrupt must not break this
         }
         else
         {

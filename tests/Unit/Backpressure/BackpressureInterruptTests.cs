@@ -114,6 +114,72 @@ public sealed class BackpressureInterruptTests
         Assert.Equal(2, item);
     }
 
+    [Fact]
+    public void TryRead_InterruptPendingWhileTheParkedWritersEventIsContended_ReturnsTheItem()
+    {
+        // Waking a blocked writer sets its waiter's ManualResetEventSlim, whose Set takes the event's own monitor to pulse
+        // the writer. The test holds that monitor while a reader with an interrupt pending takes an item and wakes the
+        // writer: Set's Monitor.Enter threw there, after the item was taken (lost). Found by the scheduler review's twin
+        // of this test (WorkStealingInterruptTests).
+        using var buffer = Buffer(single: false);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        var writer = new Thread(() => WriteOrDefault(buffer, 2));
+        writer.Start();
+        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        object waiter = typeof(WaiterList).GetField("_head", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Writers(buffer))!;
+        var parked = (ManualResetEventSlim)typeof(Waiter).GetField("_event", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(waiter)!;
+        FieldInfo lockField = typeof(ManualResetEventSlim).GetField("m_lock", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        Assert.True(SpinWait.SpinUntil(() => lockField.GetValue(parked) is not null, Generous)); // the writer blocked in Wait
+        Thread.Sleep(50); // let it reach Monitor.Wait (which releases the monitor)
+        object eventLock = lockField.GetValue(parked)!;
+        bool read = false, delivered = false;
+        int item = 0;
+        Exception? thrown = null;
+        using var reading = new ManualResetEventSlim(false);
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                Thread.CurrentThread.Interrupt();
+                reading.Set();
+                read = buffer.TryRead(out item);
+                try
+                {
+                    Thread.Sleep(1);
+                }
+                catch (ThreadInterruptedException)
+                {
+                    delivered = true;
+                }
+            }
+            catch (Exception e)
+            {
+                thrown = e;
+            }
+        });
+        Monitor.Enter(eventLock);
+        try
+        {
+            reader.Start();
+            Assert.True(reading.Wait(Generous));
+            Thread.Sleep(50); // let the read's wake-up reach the held monitor
+        }
+        finally
+        {
+            Monitor.Exit(eventLock);
+        }
+
+        Assert.True(reader.Join(Generous));
+        parked.Set(); // a safety net for the old code, whose throw left the writer unpulsed (harmless otherwise)
+        Assert.Null(thrown);
+        Assert.True(read);
+        Assert.Equal(1, item);
+        Assert.True(delivered);
+        Assert.True(writer.Join(Generous));
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(2, item);
+    }
+
     /// <summary>A blocking write on a helper thread: a failed test disposes the buffer, which must not end the test host.</summary>
     private static WriteResult WriteOrDefault(BackpressureBuffer<int> buffer, int item)
     {
