@@ -450,17 +450,26 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         CountWriterEvent(ref _evicted);
                         evictedAny = true;
                         bool placed = Enqueue(item);
-                        _itemDropped?.Invoke(oldest, DropReason.Oldest); // after the queue operations: no slot is reserved
-                        if (placed)
+                        try
                         {
-                            AfterWriteIfAny();
-                            return WriteResult.EvictedOldest;
-                        }
+                            if (placed)
+                            {
+                                AfterWriteIfAny();
+                                return WriteResult.EvictedOldest;
+                            }
 
-                        if (ClosedAfterFailedEnqueue())
+                            if (ClosedAfterFailedEnqueue())
+                            {
+                                TryFinishIfDrained(); // the eviction may have taken the last item of a completed buffer
+                                return CompletedOrDisposed(); // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
+                            }
+                        }
+                        finally
                         {
-                            TryFinishIfDrained(); // the eviction may have taken the last item of a completed buffer
-                            return CompletedOrDisposed(); // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
+                            // After the queue operations (no slot is reserved) and after the buffer's own steps: a callback
+                            // that throws used to skip them, so the wake-up check after the write, or the finish of a
+                            // completed buffer this eviction drained, never ran (from the channel review).
+                            _itemDropped?.Invoke(oldest, DropReason.Oldest);
                         }
 
                         continue; // another writer took the room: evict again
