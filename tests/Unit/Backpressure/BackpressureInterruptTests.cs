@@ -61,57 +61,11 @@ public sealed class BackpressureInterruptTests
         // A read that frees room wakes a parked writer under the writers' lock. With an interrupt pending and that lock
         // contended, the lock used to throw after the item was taken: the item was lost.
         using var buffer = Buffer(single: false);
-        Assert.True(buffer.TryWrite(1).IsAccepted);
-        var writer = new Thread(() => WriteOrDefault(buffer, 2));
-        writer.Start();
-        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        Thread writer = ParkWriterBehindOneItem(buffer);
 
         object writersLock = typeof(WaiterList).GetField("_lock", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Writers(buffer))!;
-        bool read = false, delivered = false;
-        int item = 0;
-        Exception? thrown = null;
-        using var reading = new ManualResetEventSlim(false);
-        var reader = new Thread(() =>
-        {
-            try
-            {
-                Thread.CurrentThread.Interrupt();
-                reading.Set();
-                read = buffer.TryRead(out item);
-                try
-                {
-                    Thread.Sleep(1);
-                }
-                catch (ThreadInterruptedException)
-                {
-                    delivered = true;
-                }
-            }
-            catch (Exception e)
-            {
-                thrown = e;
-            }
-        });
-        Monitor.Enter(writersLock);
-        try
-        {
-            reader.Start();
-            Assert.True(reading.Wait(Generous));
-            Thread.Sleep(50); // let the read reach the held lock
-        }
-        finally
-        {
-            Monitor.Exit(writersLock);
-        }
-
-        Assert.True(reader.Join(Generous));
-        Assert.Null(thrown);
-        Assert.True(read);
-        Assert.Equal(1, item);
-        Assert.True(delivered);
-        Assert.True(writer.Join(Generous)); // woken: the read's room was handed on
-        Assert.True(buffer.TryRead(out item));
-        Assert.Equal(2, item);
+        AssertReadReturnsTheItemWithAnInterruptPending(buffer, holding: writersLock, expected: 1);
+        AssertWriterLanded(buffer, writer); // woken: the read's room was handed on
     }
 
     [Fact]
@@ -122,16 +76,42 @@ public sealed class BackpressureInterruptTests
         // writer: Set's Monitor.Enter threw there, after the item was taken (lost). Found by the scheduler review's twin
         // of this test (WorkStealingInterruptTests).
         using var buffer = Buffer(single: false);
-        Assert.True(buffer.TryWrite(1).IsAccepted);
-        var writer = new Thread(() => WriteOrDefault(buffer, 2));
-        writer.Start();
-        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        Thread writer = ParkWriterBehindOneItem(buffer);
         object waiter = typeof(WaiterList).GetField("_head", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Writers(buffer))!;
         var parked = (ManualResetEventSlim)typeof(Waiter).GetField("_event", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(waiter)!;
         FieldInfo lockField = typeof(ManualResetEventSlim).GetField("m_lock", BindingFlags.NonPublic | BindingFlags.Instance)!;
         Assert.True(SpinWait.SpinUntil(() => lockField.GetValue(parked) is not null, Generous)); // the writer blocked in Wait
         Thread.Sleep(50); // let it reach Monitor.Wait (which releases the monitor)
         object eventLock = lockField.GetValue(parked)!;
+        AssertReadReturnsTheItemWithAnInterruptPending(buffer, holding: eventLock, expected: 1);
+        parked.Set(); // a safety net for the old code, whose throw left the writer unpulsed (harmless otherwise)
+        AssertWriterLanded(buffer, writer);
+    }
+
+    /// <summary>Fills the capacity-1 buffer with 1 and parks a blocking writer of 2 behind it.</summary>
+    private static Thread ParkWriterBehindOneItem(BackpressureBuffer<int> buffer)
+    {
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        var writer = new Thread(() => WriteOrDefault(buffer, 2));
+        writer.Start();
+        Assert.True(SpinWait.SpinUntil(() => Writers(buffer).Count == 1, Generous));
+        return writer;
+    }
+
+    private static void AssertWriterLanded(BackpressureBuffer<int> buffer, Thread writer)
+    {
+        Assert.True(writer.Join(Generous));
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(2, item);
+    }
+
+    /// <summary>
+    /// A reader thread with an interrupt pending takes an item while this thread holds <paramref name="holding"/>, a
+    /// monitor the read's wake-up of the parked writer needs: the read must return <paramref name="expected"/> without
+    /// throwing, and the interrupt must still reach the reader's next wait.
+    /// </summary>
+    private static void AssertReadReturnsTheItemWithAnInterruptPending(BackpressureBuffer<int> buffer, object holding, int expected)
+    {
         bool read = false, delivered = false;
         int item = 0;
         Exception? thrown = null;
@@ -157,7 +137,7 @@ public sealed class BackpressureInterruptTests
                 thrown = e;
             }
         });
-        Monitor.Enter(eventLock);
+        Monitor.Enter(holding);
         try
         {
             reader.Start();
@@ -166,18 +146,14 @@ public sealed class BackpressureInterruptTests
         }
         finally
         {
-            Monitor.Exit(eventLock);
+            Monitor.Exit(holding);
         }
 
         Assert.True(reader.Join(Generous));
-        parked.Set(); // a safety net for the old code, whose throw left the writer unpulsed (harmless otherwise)
         Assert.Null(thrown);
         Assert.True(read);
-        Assert.Equal(1, item);
+        Assert.Equal(expected, item);
         Assert.True(delivered);
-        Assert.True(writer.Join(Generous));
-        Assert.True(buffer.TryRead(out item));
-        Assert.Equal(2, item);
     }
 
     /// <summary>A blocking write on a helper thread: a failed test disposes the buffer, which must not end the test host.</summary>

@@ -1,6 +1,7 @@
 // These tests start fork-join work on a TaskScheduler and wait for it on purpose (always bounded).
 #pragma warning disable xUnit1031
 using System.Runtime.CompilerServices;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -487,17 +488,7 @@ public sealed class WorkStealingForkJoinEdgeTests
             },
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(takeLock.Wait(Generous));
-        Monitor.Enter(sleepersLock);
-        try
-        {
-            lockHeld.Set();
-            Assert.True(forking.Wait(Generous));
-            Thread.Sleep(50); // let the inner ForkJoin reach the held lock
-        }
-        finally
-        {
-            Monitor.Exit(sleepersLock);
-        }
+        MonitorHold.Until(sleepersLock, lockHeld, forking, Generous);
 
         Assert.True(root.Wait(Generous));
         Assert.Equal((true, (3, 4)), root.Result);

@@ -1,6 +1,7 @@
 // These tests start work on a TaskScheduler and wait for it on purpose (always bounded).
 #pragma warning disable xUnit1031
 using System.Reflection;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -74,17 +75,7 @@ public sealed class WorkStealingInterruptTests
             return (delivered, childRan.Wait(Generous));
         });
         Assert.True(takeLock.Wait(Generous), parent.Exception?.ToString());
-        Monitor.Enter(sleepersLock);
-        try
-        {
-            lockHeld.Set();
-            Assert.True(queuing.Wait(Generous));
-            Thread.Sleep(50); // let the wake-up reach the held lock
-        }
-        finally
-        {
-            Monitor.Exit(sleepersLock);
-        }
+        MonitorHold.Until(sleepersLock, lockHeld, queuing, Generous);
 
         Assert.True(parent.Wait(Generous));
         Assert.Equal((true, true), parent.Result);
@@ -140,17 +131,7 @@ public sealed class WorkStealingInterruptTests
         Assert.True(SpinWait.SpinUntil(() => lockField.GetValue(parkedEvent) is not null, Generous)); // it blocked in Wait
         Thread.Sleep(50); // let it reach Monitor.Wait (which releases the monitor)
         object eventLock = lockField.GetValue(parkedEvent)!;
-        Monitor.Enter(eventLock);
-        try
-        {
-            lockHeld.Set();
-            Assert.True(queuing.Wait(Generous));
-            Thread.Sleep(50); // let the wake-up reach the held monitor
-        }
-        finally
-        {
-            Monitor.Exit(eventLock);
-        }
+        MonitorHold.Until(eventLock, lockHeld, queuing, Generous);
 
         parkedEvent.Set(); // a safety net for the old code, whose throw left the worker unpulsed (harmless otherwise)
         Assert.True(parent.Wait(Generous));
