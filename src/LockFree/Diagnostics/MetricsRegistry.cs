@@ -13,19 +13,34 @@ internal static class LockFreeMeter
 // Design: the registry behind every observable instrument of the library. Primitives that have a name register
 // themselves; a MeterListener's collection walks the live ones under a lock and reads each (a snapshot of its
 // counters), so the primitives' hot paths never touch the metrics: an unlistened instrument costs nothing. Sources
-// are held weakly: one that is disposed (it unregisters) or collected drops out.
+// are held weakly: one that is disposed (it unregisters) or collected drops out, at the next collection or, with no
+// listener collecting, at a later registration (so the registry stays within twice the live sources).
 
 /// <summary>A weak registry of live metrics sources of one kind, and the collection of one instrument's measurements over them.</summary>
 /// <typeparam name="TSource">The kind of source (a buffer, a scheduler, a limiter, ...).</typeparam>
 internal sealed class MetricsRegistry<TSource>
     where TSource : class
 {
+    /// <summary>Entries before a registration prunes the dead ones.</summary>
+    private const int MinPruneAt = 64;
+
     private readonly List<WeakReference<TSource>> _sources = new();
+
+    // Under the lock: the entry count at which the next registration first drops the collected sources. Without it a
+    // process that creates named sources and lets them go undisposed (a limiter per tenant, say) while no listener
+    // collects kept one WeakReference per source ever created. Twice the live count after a prune: amortised O(1).
+    private int _pruneAt = MinPruneAt;
 
     public void Register(TSource source)
     {
         using (InterruptDeferral.Lock(_sources))
         {
+            if (_sources.Count >= _pruneAt)
+            {
+                _sources.RemoveAll(w => !w.TryGetTarget(out _));
+                _pruneAt = Math.Max(MinPruneAt, 2 * _sources.Count);
+            }
+
             _sources.Add(new WeakReference<TSource>(source));
         }
     }
@@ -35,6 +50,18 @@ internal sealed class MetricsRegistry<TSource>
         using (InterruptDeferral.Lock(_sources))
         {
             _sources.RemoveAll(w => !w.TryGetTarget(out TSource? s) || ReferenceEquals(s, source));
+        }
+    }
+
+    /// <summary>Entries held now, live or dead (tests).</summary>
+    internal int Entries
+    {
+        get
+        {
+            using (InterruptDeferral.Lock(_sources))
+            {
+                return _sources.Count;
+            }
         }
     }
 
