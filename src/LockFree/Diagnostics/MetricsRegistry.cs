@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Numerics;
 using LockFree.Internal;
 
 namespace LockFree.Diagnostics;
@@ -65,11 +66,18 @@ internal sealed class MetricsRegistry<TSource>
         }
     }
 
-    /// <summary>One measurement per live source for which <paramref name="measure"/> gives one (null: this source reports nothing).</summary>
-    public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure)
-        where T : struct
+    /// <summary>
+    /// One measurement per live source for which <paramref name="measure"/> gives one (null: this source reports
+    /// nothing), except that sources whose measurements carry the same single tag (several objects given the same
+    /// name) report one combined measurement: the sum, or with <paramref name="combineByMax"/> the largest (ages,
+    /// lateness). Two measurements with equal tags would be one series to a backend keyed by tags, which keeps only
+    /// one of them.
+    /// </summary>
+    public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure, bool combineByMax = false)
+        where T : struct, INumber<T>
     {
         var measurements = new List<Measurement<T>>();
+        Dictionary<(string Key, object Value), int>? byTag = null;
         using (InterruptDeferral.Lock(_sources))
         {
             _sources.RemoveAll(w => !w.TryGetTarget(out _));
@@ -77,11 +85,34 @@ internal sealed class MetricsRegistry<TSource>
             {
                 if (weak.TryGetTarget(out TSource? source) && measure(source) is { } measurement)
                 {
-                    measurements.Add(measurement);
+                    Add(measurements, ref byTag, measurement, combineByMax);
                 }
             }
         }
 
         return measurements;
+    }
+
+    private static void Add<T>(List<Measurement<T>> measurements, ref Dictionary<(string Key, object Value), int>? byTag, Measurement<T> measurement, bool combineByMax)
+        where T : struct, INumber<T>
+    {
+        ReadOnlySpan<KeyValuePair<string, object?>> tags = measurement.Tags;
+        if (tags.Length != 1 || tags[0].Value is not { } value)
+        {
+            measurements.Add(measurement);
+            return;
+        }
+
+        byTag ??= new Dictionary<(string Key, object Value), int>();
+        if (byTag.TryGetValue((tags[0].Key, value), out int at))
+        {
+            T earlier = measurements[at].Value;
+            T combined = combineByMax ? T.Max(earlier, measurement.Value) : earlier + measurement.Value;
+            measurements[at] = new Measurement<T>(combined, tags);
+            return;
+        }
+
+        byTag.Add((tags[0].Key, value), measurements.Count);
+        measurements.Add(measurement);
     }
 }

@@ -57,6 +57,25 @@ public sealed class MetricsRegistryTests
         GC.KeepAlive(limiter);
     }
 
+    [Fact]
+    public void Collect_TwoBuffersWithTheSameName_ReportOneSummedSeries()
+    {
+        // Two buffers sharing a name (one per connection, say) gave two measurements with identical tags; a backend
+        // keyed by tags (OpenTelemetry, dotnet-counters) keeps one of them, so one buffer's counts vanished.
+        string name = "shared-name-" + Guid.NewGuid().ToString("N");
+        using var first = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 4, FullMode = OverflowPolicy.Reject, Name = name });
+        using var second = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 8, FullMode = OverflowPolicy.Reject, Name = name });
+        Assert.True(first.TryWrite(1).IsAccepted);
+        Assert.True(second.TryWrite(2).IsAccepted);
+        Assert.True(second.TryWrite(3).IsAccepted);
+
+        Dictionary<string, List<long>> seen = ReadInstruments(BackpressureMetrics.NameTag, name, "lockfree.queue.");
+
+        Assert.Equal([3L], seen["lockfree.queue.enqueued"]);
+        Assert.Equal([3L], seen["lockfree.queue.depth"]);
+        Assert.Equal([12L], seen["lockfree.queue.capacity"]);
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void RegisterGarbage(MetricsRegistry<object> registry, int count)
     {
@@ -64,6 +83,37 @@ public sealed class MetricsRegistryTests
         {
             registry.Register(new object());
         }
+    }
+
+    private static Dictionary<string, List<long>> ReadInstruments(string tagKey, string name, string prefix)
+    {
+        var seen = new Dictionary<string, List<long>>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BackpressureMetrics.MeterName && instrument.Name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == tagKey && (string?)tag.Value == name)
+                {
+                    if (!seen.TryGetValue(instrument.Name, out List<long>? values))
+                    {
+                        seen[instrument.Name] = values = [];
+                    }
+
+                    values.Add(value);
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return seen;
     }
 
     private static HashSet<string> ReadLimiterInstruments(string name)
