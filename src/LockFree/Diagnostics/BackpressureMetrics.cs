@@ -75,7 +75,8 @@ public static class BackpressureMetrics
     private static List<Measurement<double>> ObserveOldestItemAge() =>
         Sources.Collect<double>(source => source.OldestItemAge is { } age
             ? new Measurement<double>(age.TotalSeconds, new KeyValuePair<string, object?>(NameTag, source.Name))
-            : null);
+            : null,
+            combineByMax: true);
 
     private static List<Measurement<long>> Observe(Func<IBufferMetricsSource, long> read) =>
         Sources.Collect<long>(source => new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));

@@ -38,5 +38,5 @@ internal static class DeadLetterMetrics
         Sources.Collect<long>(s => new Measurement<long>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
 
     private static List<Measurement<double>> ObserveDouble(Func<DeadLetterStatistics, double> read) =>
-        Sources.Collect<double>(s => new Measurement<double>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)));
+        Sources.Collect<double>(s => new Measurement<double>(read(s.GetStatistics()), new KeyValuePair<string, object?>(BackpressureMetrics.NameTag, s.Name)), combineByMax: true);
 }

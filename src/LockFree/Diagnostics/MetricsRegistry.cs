@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Numerics;
 using LockFree.Internal;
 
 namespace LockFree.Diagnostics;
@@ -13,19 +14,34 @@ internal static class LockFreeMeter
 // Design: the registry behind every observable instrument of the library. Primitives that have a name register
 // themselves; a MeterListener's collection walks the live ones under a lock and reads each (a snapshot of its
 // counters), so the primitives' hot paths never touch the metrics: an unlistened instrument costs nothing. Sources
-// are held weakly: one that is disposed (it unregisters) or collected drops out.
+// are held weakly: one that is disposed (it unregisters) or collected drops out, at the next collection or, with no
+// listener collecting, at a later registration (so the registry stays within twice the live sources).
 
 /// <summary>A weak registry of live metrics sources of one kind, and the collection of one instrument's measurements over them.</summary>
 /// <typeparam name="TSource">The kind of source (a buffer, a scheduler, a limiter, ...).</typeparam>
 internal sealed class MetricsRegistry<TSource>
     where TSource : class
 {
+    /// <summary>Entries before a registration prunes the dead ones.</summary>
+    private const int MinPruneAt = 64;
+
     private readonly List<WeakReference<TSource>> _sources = new();
+
+    // Under the lock: the entry count at which the next registration first drops the collected sources. Without it a
+    // process that creates named sources and lets them go undisposed (a limiter per tenant, say) while no listener
+    // collects kept one WeakReference per source ever created. Twice the live count after a prune: amortised O(1).
+    private int _pruneAt = MinPruneAt;
 
     public void Register(TSource source)
     {
         using (InterruptDeferral.Lock(_sources))
         {
+            if (_sources.Count >= _pruneAt)
+            {
+                _sources.RemoveAll(w => !w.TryGetTarget(out _));
+                _pruneAt = Math.Max(MinPruneAt, 2 * _sources.Count);
+            }
+
             _sources.Add(new WeakReference<TSource>(source));
         }
     }
@@ -38,11 +54,30 @@ internal sealed class MetricsRegistry<TSource>
         }
     }
 
-    /// <summary>One measurement per live source for which <paramref name="measure"/> gives one (null: this source reports nothing).</summary>
-    public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure)
-        where T : struct
+    /// <summary>Entries held now, live or dead (tests).</summary>
+    internal int Entries
+    {
+        get
+        {
+            using (InterruptDeferral.Lock(_sources))
+            {
+                return _sources.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One measurement per live source for which <paramref name="measure"/> gives one (null: this source reports
+    /// nothing), except that sources whose measurements carry the same single tag (several objects given the same
+    /// name) report one combined measurement: the sum, or with <paramref name="combineByMax"/> the largest (ages,
+    /// lateness). Two measurements with equal tags would be one series to a backend keyed by tags, which keeps only
+    /// one of them.
+    /// </summary>
+    public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure, bool combineByMax = false)
+        where T : struct, INumber<T>
     {
         var measurements = new List<Measurement<T>>();
+        Dictionary<(string Key, object Value), int>? byTag = null;
         using (InterruptDeferral.Lock(_sources))
         {
             _sources.RemoveAll(w => !w.TryGetTarget(out _));
@@ -50,11 +85,34 @@ internal sealed class MetricsRegistry<TSource>
             {
                 if (weak.TryGetTarget(out TSource? source) && measure(source) is { } measurement)
                 {
-                    measurements.Add(measurement);
+                    Add(measurements, ref byTag, measurement, combineByMax);
                 }
             }
         }
 
         return measurements;
+    }
+
+    private static void Add<T>(List<Measurement<T>> measurements, ref Dictionary<(string Key, object Value), int>? byTag, Measurement<T> measurement, bool combineByMax)
+        where T : struct, INumber<T>
+    {
+        ReadOnlySpan<KeyValuePair<string, object?>> tags = measurement.Tags;
+        if (tags.Length != 1 || tags[0].Value is not { } value)
+        {
+            measurements.Add(measurement);
+            return;
+        }
+
+        byTag ??= new Dictionary<(string Key, object Value), int>();
+        if (byTag.TryGetValue((tags[0].Key, value), out int at))
+        {
+            T earlier = measurements[at].Value;
+            T combined = combineByMax ? T.Max(earlier, measurement.Value) : earlier + measurement.Value;
+            measurements[at] = new Measurement<T>(combined, tags);
+            return;
+        }
+
+        byTag.Add((tags[0].Key, value), measurements.Count);
+        measurements.Add(measurement);
     }
 }

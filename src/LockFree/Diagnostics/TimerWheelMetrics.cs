@@ -44,5 +44,5 @@ public static class TimerWheelMetrics
         Sources.Collect<long>(wheel => new Measurement<long>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)));
 
     private static List<Measurement<double>> ObserveDouble(Func<HierarchicalTimerWheel, double> read) =>
-        Sources.Collect<double>(wheel => new Measurement<double>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)));
+        Sources.Collect<double>(wheel => new Measurement<double>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)), combineByMax: true);
 }

@@ -48,6 +48,8 @@ public static class TokenBucketMetrics
 
     internal static void Register(ITokenBucketMetricsSource source) => Sources.Register(source);
 
+    internal static void Unregister(ITokenBucketMetricsSource source) => Sources.Unregister(source);
+
     private static List<Measurement<long>> Observe(Func<ITokenBucketMetricsSource, long> read) =>
         Sources.Collect<long>(source => new Measurement<long>(read(source), new KeyValuePair<string, object?>(NameTag, source.Name)));
 }

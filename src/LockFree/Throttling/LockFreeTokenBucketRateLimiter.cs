@@ -149,6 +149,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (disposing && !_disposed.IsCancellationRequested)
         {
             _disposed.Cancel(); // queued waits end with a failed lease
+            if (_bucket.Name is not null)
+            {
+                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does
+            }
         }
 
         base.Dispose(disposing);
