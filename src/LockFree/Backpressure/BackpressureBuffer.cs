@@ -96,9 +96,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private long _droppedIncoming;
     private long _evicted;
     private long _rejected;
-    private int _rateStarted;
-    private long _rateTimestamp;
+    private long _rateTimestamp; // the drain rate is measured from this mark (timestamp, dequeued positions) ...
     private long _rateDequeued;
+    private long _rateMarkTimestamp; // ... which moves up to this newer mark at most once per RateWindowSeconds (see ComputeRetryAfter)
+    private long _rateMarkDequeued;
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
@@ -167,6 +168,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
+        _rateTimestamp = _rateMarkTimestamp = _time.GetTimestamp(); // the drain is measured from creation: a first rejection after drains has a rate
+        _rateDequeued = _rateMarkDequeued = _positions.DequeuedPositions;
         if (Name is not null)
         {
             BackpressureMetrics.Register(this);
@@ -591,23 +594,34 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         return hint;
     }
 
+    /// <summary>
+    /// The drain rate over the span since the older of two marks, which move up once a rejection finds the newer one a
+    /// window old: so the span holds at least the last window (once the buffer is that old) and at most about two (with
+    /// rejections at least once per window; after a quiet spell, everything since the mark the last rejections left).
+    /// Before, the window restarted at a rejection and the next ones measured only the moments since: nothing drained
+    /// there, so they answered Infinite ("stalled") right after every restart though the reader never stopped; and the
+    /// first rejection only opened the window, answering Infinite after any amount of draining.
+    /// </summary>
     private TimeSpan ComputeRetryAfter()
     {
         long now = _time.GetTimestamp();
         long dequeued = _positions.DequeuedPositions;
-        bool started = Volatile.Read(ref _rateStarted) != 0; // benign races: concurrent rejections may restart the window twice
+        // Benign races: concurrent rejections may move the marks twice, or read a timestamp and a count of different
+        // marks; either gives an estimate over a nearby span, and a negative or zero span or drain answers Infinite.
         long since = Volatile.Read(ref _rateTimestamp);
         long drainedFrom = Volatile.Read(ref _rateDequeued);
-        double elapsed = started ? _time.GetElapsedTime(since, now).TotalSeconds : 0;
-        if (!started || elapsed >= RateWindowSeconds)
+        long markTime = Volatile.Read(ref _rateMarkTimestamp);
+        if (_time.GetElapsedTime(markTime, now).TotalSeconds >= RateWindowSeconds)
         {
-            Volatile.Write(ref _rateDequeued, dequeued);
-            Volatile.Write(ref _rateTimestamp, now);
-            Volatile.Write(ref _rateStarted, 1);
+            Volatile.Write(ref _rateDequeued, Volatile.Read(ref _rateMarkDequeued));
+            Volatile.Write(ref _rateTimestamp, markTime);
+            Volatile.Write(ref _rateMarkDequeued, dequeued);
+            Volatile.Write(ref _rateMarkTimestamp, now);
         }
 
+        double elapsed = _time.GetElapsedTime(since, now).TotalSeconds;
         long drained = dequeued - drainedFrom;
-        if (!started || elapsed <= 0 || drained <= 0)
+        if (elapsed <= 0 || drained <= 0)
         {
             return Timeout.InfiniteTimeSpan; // nothing drained lately: the reader may be stalled
         }
@@ -636,7 +650,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    /// <summary>The seconds over which the drain rate is measured before the window restarts.</summary>
+    /// <summary>The shortest span the drain rate is measured over once the buffer is that old (see <see cref="ComputeRetryAfter"/>).</summary>
     private const double RateWindowSeconds = 1.0;
 
     /// <summary>The longest retry hint given for a draining buffer (a slower drain is reported as this).</summary>
