@@ -131,8 +131,9 @@ public sealed partial class BackpressureBuffer<T>
                 return result;
             }
 
-            waiter.Arm(remaining, cancellationToken, _time);
-            WaitStatus status = waiter.WaitSynchronously(remaining);
+            TimeSpan slice = WaitSlice(remaining);
+            waiter.Arm(slice, cancellationToken, _time);
+            WaitStatus status = waiter.WaitSynchronously(slice); // a slice that ends short of the deadline answers TimedOut: the loop parks again
             signaled = status == WaitStatus.Signaled;
             switch (status)
             {
@@ -310,8 +311,9 @@ public sealed partial class BackpressureBuffer<T>
             }
             else
             {
-                waiter.Arm(remaining, cancellationToken, _time);
-                if (waiter.WaitSynchronously(remaining) == WaitStatus.Canceled)
+                TimeSpan slice = WaitSlice(remaining);
+                waiter.Arm(slice, cancellationToken, _time);
+                if (waiter.WaitSynchronously(slice) == WaitStatus.Canceled) // a slice short of the deadline: the loop parks again
                 {
                     throw new OperationCanceledException(cancellationToken);
                 }
@@ -381,7 +383,7 @@ public sealed partial class BackpressureBuffer<T>
                 return result;
             }
 
-            waiter.Arm(remaining, cancellationToken, _time);
+            waiter.Arm(WaitSlice(remaining), cancellationToken, _time); // a slice short of the deadline times out into the loop, which parks again
             WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
             signaled = status == WaitStatus.Signaled;
             if (status == WaitStatus.Completed)
@@ -474,6 +476,18 @@ public sealed partial class BackpressureBuffer<T>
         TimeSpan left = timeout - Stopwatch.GetElapsedTime(start);
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
+
+    /// <summary>
+    /// The longest single park: <see cref="ManualResetEventSlim.Wait(TimeSpan)"/> takes at most int.MaxValue ms (~24.8
+    /// days) and a timer at most 2^32-2 ms. A longer finite timeout (valid: any non-negative one is) is waited in slices;
+    /// before, the whole timeout went to the event or timer, which threw ArgumentOutOfRangeException after the waiter
+    /// was linked.
+    /// </summary>
+    private static readonly TimeSpan MaxWaitSlice = TimeSpan.FromMilliseconds(int.MaxValue);
+
+    /// <summary>The part of <paramref name="remaining"/> one park waits: all of it, infinite included, up to <see cref="MaxWaitSlice"/>.</summary>
+    private static TimeSpan WaitSlice(TimeSpan remaining) =>
+        remaining == Timeout.InfiniteTimeSpan || remaining <= MaxWaitSlice ? remaining : MaxWaitSlice;
 
     private static void ValidateTimeout(TimeSpan timeout)
     {

@@ -95,10 +95,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private long _droppedIncoming;
     private long _evicted;
+    private long _evictionsInFlight; // evictions between "about to take the head" and "counted in _evicted" (see GetStatistics)
+    private long _dequeuedFloor; // the highest Dequeued a snapshot reported: snapshots never go down (see GetStatistics)
     private long _rejected;
-    private int _rateStarted;
-    private long _rateTimestamp;
+    private long _rateTimestamp; // the drain rate is measured from this mark (timestamp, dequeued positions) ...
     private long _rateDequeued;
+    private long _rateMarkTimestamp; // ... which moves up to this newer mark at most once per RateWindowSeconds (see ComputeRetryAfter)
+    private long _rateMarkDequeued;
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
@@ -167,6 +170,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
+        _rateTimestamp = _rateMarkTimestamp = _time.GetTimestamp(); // the drain is measured from creation: a first rejection after drains has a rate
+        _rateDequeued = _rateMarkDequeued = _positions.DequeuedPositions;
         if (Name is not null)
         {
             BackpressureMetrics.Register(this);
@@ -307,11 +312,39 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>A snapshot of the buffer's accounting.</summary>
     public BackpressureStatistics GetStatistics()
     {
-        long evicted = Interlocked.Read(ref _evicted);
-        long dequeued = _positions.DequeuedPositions - evicted;
+        // Dequeued is the head's position minus the evictions, and an eviction moves the head before it is counted.
+        // Before, a snapshot in between counted the evicted item as read (Dequeued 1 with no reader at all) and the next
+        // one took it back: the lockfree.queue.dequeued counter went down. Now an eviction is marked in flight before it
+        // moves the head and unmarked after it is counted, and the snapshot reads the head, then the in-flight count,
+        // then the evictions (acquire loads, in that order): an eviction the head read includes is in one of the two, so
+        // the difference never exceeds the items read (an eviction in both, or one the head read missed, makes it lower).
+        // The answer is the highest such bound any snapshot gave, so it never goes down, never exceeds the items read,
+        // and is exact whenever no eviction is in flight. Eviction path only: reads and accepted writes pay nothing.
+        long dequeuedPositions = _positions.DequeuedPositions; // acquire (the head index)
+        long inFlight = Volatile.Read(ref _evictionsInFlight); // acquire: after the head
+        long evicted = Volatile.Read(ref _evicted); // acquire: after the in-flight count (an eviction unmarks after counting)
+        long dequeued = RaiseDequeuedFloor(dequeuedPositions - inFlight - evicted);
         long enqueued = _positions.EnqueuedPositions;
         return new BackpressureStatistics(
             enqueued, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+    }
+
+    /// <summary>Raises <see cref="_dequeuedFloor"/> to <paramref name="bound"/> if higher; returns the floor after.</summary>
+    private long RaiseDequeuedFloor(long bound)
+    {
+        long floor = Volatile.Read(ref _dequeuedFloor);
+        while (bound > floor)
+        {
+            long seen = Interlocked.CompareExchange(ref _dequeuedFloor, bound, floor);
+            if (seen == floor)
+            {
+                return bound;
+            }
+
+            floor = seen;
+        }
+
+        return floor;
     }
 
     /// <summary>Completes the buffer: writes take nothing from now on; readers drain what is left.</summary>
@@ -445,9 +478,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 bool evictedAny = false;
                 while (true)
                 {
-                    if (Dequeue(out T? oldest))
+                    CountWriterEvent(ref _evictionsInFlight, 1); // before the head moves: a snapshot that sees the move sees this or the count (GetStatistics)
+                    if (!Dequeue(out T? oldest))
+                    {
+                        CountWriterEvent(ref _evictionsInFlight, -1);
+                    }
+                    else
                     {
                         CountWriterEvent(ref _evicted);
+                        CountWriterEvent(ref _evictionsInFlight, -1); // after the count
                         evictedAny = true;
                         bool placed = Enqueue(item);
                         try
@@ -548,15 +587,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// increment published by a release store (no other thread writes the counter); with many an atomic add.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountWriterEvent(ref long counter)
+    private void CountWriterEvent(ref long counter, long delta = 1)
     {
         if (_singleWriter)
         {
-            Volatile.Write(ref counter, counter + 1); // plain read: only the one writer counts; release for readers of the statistics
+            Volatile.Write(ref counter, counter + delta); // plain read: only the one writer counts; release for readers of the statistics
         }
         else
         {
-            Interlocked.Increment(ref counter);
+            Interlocked.Add(ref counter, delta);
         }
     }
 
@@ -591,23 +630,34 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         return hint;
     }
 
+    /// <summary>
+    /// The drain rate over the span since the older of two marks, which move up once a rejection finds the newer one a
+    /// window old: so the span holds at least the last window (once the buffer is that old) and at most about two (with
+    /// rejections at least once per window; after a quiet spell, everything since the mark the last rejections left).
+    /// Before, the window restarted at a rejection and the next ones measured only the moments since: nothing drained
+    /// there, so they answered Infinite ("stalled") right after every restart though the reader never stopped; and the
+    /// first rejection only opened the window, answering Infinite after any amount of draining.
+    /// </summary>
     private TimeSpan ComputeRetryAfter()
     {
         long now = _time.GetTimestamp();
         long dequeued = _positions.DequeuedPositions;
-        bool started = Volatile.Read(ref _rateStarted) != 0; // benign races: concurrent rejections may restart the window twice
+        // Benign races: concurrent rejections may move the marks twice, or read a timestamp and a count of different
+        // marks; either gives an estimate over a nearby span, and a negative or zero span or drain answers Infinite.
         long since = Volatile.Read(ref _rateTimestamp);
         long drainedFrom = Volatile.Read(ref _rateDequeued);
-        double elapsed = started ? _time.GetElapsedTime(since, now).TotalSeconds : 0;
-        if (!started || elapsed >= RateWindowSeconds)
+        long markTime = Volatile.Read(ref _rateMarkTimestamp);
+        if (_time.GetElapsedTime(markTime, now).TotalSeconds >= RateWindowSeconds)
         {
-            Volatile.Write(ref _rateDequeued, dequeued);
-            Volatile.Write(ref _rateTimestamp, now);
-            Volatile.Write(ref _rateStarted, 1);
+            Volatile.Write(ref _rateDequeued, Volatile.Read(ref _rateMarkDequeued));
+            Volatile.Write(ref _rateTimestamp, markTime);
+            Volatile.Write(ref _rateMarkDequeued, dequeued);
+            Volatile.Write(ref _rateMarkTimestamp, now);
         }
 
+        double elapsed = _time.GetElapsedTime(since, now).TotalSeconds;
         long drained = dequeued - drainedFrom;
-        if (!started || elapsed <= 0 || drained <= 0)
+        if (elapsed <= 0 || drained <= 0)
         {
             return Timeout.InfiniteTimeSpan; // nothing drained lately: the reader may be stalled
         }
@@ -636,7 +686,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    /// <summary>The seconds over which the drain rate is measured before the window restarts.</summary>
+    /// <summary>The shortest span the drain rate is measured over once the buffer is that old (see <see cref="ComputeRetryAfter"/>).</summary>
     private const double RateWindowSeconds = 1.0;
 
     /// <summary>The longest retry hint given for a draining buffer (a slower drain is reported as this).</summary>

@@ -6,9 +6,16 @@ namespace LockFree.Backpressure;
 /// <summary>An item with the timestamp of its write (<see cref="TimeProvider.GetTimestamp"/>).</summary>
 internal readonly struct Stamped<T>(T item, long timestamp)
 {
+    // Stored plus one (unchecked), so a stored 0 means "no stamp" (a default or cleared slot) and never a real timestamp
+    // of 0, which a TimeProvider whose clock starts at 0 gives. Before, an item written at timestamp 0 had age zero.
+    private readonly long _timestampPlusOne = unchecked(timestamp + 1);
+
     public T Item { get; } = item;
 
-    public long Timestamp { get; } = timestamp;
+    /// <summary>Whether this is a written item's stamp (false for a default, cleared slot).</summary>
+    public bool HasTimestamp => _timestampPlusOne != 0;
+
+    public long Timestamp => unchecked(_timestampPlusOne - 1);
 }
 
 // Design: the item-age option of BackpressureBuffer<T>. The buffer's engine (one of the four queues) stores
@@ -112,17 +119,13 @@ internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions, IClo
     /// </summary>
     public TimeSpan OldestItemAge()
     {
-        long stamp = TrySnapshotStamp();
-        if (stamp == 0)
+        if (!((IHeadSnapshot<Stamped<T>>)_inner).TrySnapshotHead(out Stamped<T> head) || !head.HasTimestamp)
         {
-            return TimeSpan.Zero;
+            return TimeSpan.Zero; // no head to read (a cleared slot has no stamp)
         }
 
+        long stamp = head.Timestamp;
         TimeSpan age = _time.GetElapsedTime(stamp);
         return age > TimeSpan.Zero ? age : TimeSpan.Zero;
     }
-
-    /// <summary>The head's stamp, or 0 when there is none to read (a cleared slot also reads as 0).</summary>
-    private long TrySnapshotStamp() =>
-        ((IHeadSnapshot<Stamped<T>>)_inner).TrySnapshotHead(out Stamped<T> head) ? head.Timestamp : 0;
 }

@@ -124,4 +124,36 @@ public sealed class BackpressureItemAgeTests
         Assert.Equal("x", peeked);
         Assert.Equal(1, buffer.Count);
     }
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void OldestItemAge_ClockThatStartsAtZero_CountsTheItemWrittenAtZero(bool singleWriter, bool singleReader, OverflowPolicy mode)
+    {
+        // A TimeProvider may start its timestamps at 0. Before, a stamp of 0 was taken for "no head to read" (a cleared
+        // slot), so the item written at timestamp 0 had age zero however long it waited.
+        var time = new ZeroBasedClock();
+        using var buffer = new BackpressureBuffer<string>(new BackpressureBufferOptions<string>
+        {
+            Capacity = 4, FullMode = mode, SingleWriter = singleWriter, SingleReader = singleReader, TimeProvider = time, TrackItemAge = true,
+        });
+        Assert.Equal(WriteOutcome.Accepted, buffer.TryWrite("first").Outcome);
+        time.Now = TimeSpan.FromSeconds(5).Ticks;
+        Assert.Equal(WriteOutcome.Accepted, buffer.TryWrite("second").Outcome);
+
+        Assert.Equal(TimeSpan.FromSeconds(5), buffer.OldestItemAge);
+        Assert.True(buffer.TryRead(out string? first));
+        Assert.Equal("first", first);
+        Assert.Equal(TimeSpan.Zero, buffer.OldestItemAge);
+        time.Now = TimeSpan.FromSeconds(7).Ticks;
+        Assert.Equal(TimeSpan.FromSeconds(2), buffer.OldestItemAge);
+    }
+
+    /// <summary>A clock whose timestamps start at 0 (ticks), set by the test; no timers.</summary>
+    private sealed class ZeroBasedClock : TimeProvider
+    {
+        public long Now { get; set; }
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Now;
+    }
 }
