@@ -42,20 +42,9 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             if (count == 0)
             {
-                if (sequence < position << 1)
+                if (sequence < position << 1 && AnswersAtUnreadySlot(consumer: false, position, ref polls, ref spinner))
                 {
-                    if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
-                    {
-                        continue; // re-read the slot before the head: see "Boundary polls"
-                    }
-
-                    if (!TConsumers.IsSingle && !ConsumerInFlight(position))
-                    {
-                        NoteBoundary(consumer: false, position, polls);
-                        return 0; // full
-                    }
-
-                    TAtomics.SpinOnce(ref spinner); // its consumer has claimed the slot and not yet released it
+                    return 0; // full
                 }
 
                 continue; // or another producer took the position: reread the tail
@@ -111,20 +100,9 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
 
             if (count == 0)
             {
-                if (sequence < ((position << 1) | 1))
+                if (sequence < ((position << 1) | 1) && AnswersAtUnreadySlot(consumer: true, position, ref polls, ref spinner))
                 {
-                    if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
-                    {
-                        continue; // re-read the slot before the tail: see "Boundary polls"
-                    }
-
-                    if (!TProducers.IsSingle && !ProducerInFlight(position))
-                    {
-                        NoteBoundary(consumer: true, position, polls);
-                        return 0; // empty
-                    }
-
-                    TAtomics.SpinOnce(ref spinner); // its producer has claimed the slot and not yet published it
+                    return 0; // empty
                 }
 
                 continue; // or another consumer took the position: reread the head

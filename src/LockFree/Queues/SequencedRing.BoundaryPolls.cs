@@ -58,6 +58,31 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     }
 
     /// <summary>
+    /// The slot of <paramref name="position"/> is not ready for this side (<paramref name="consumer"/>: not yet
+    /// published; otherwise: not yet released by the consumer a lap behind). Whether that is the answer, empty (full):
+    /// a side facing many first re-reads the slot (the boundary polls), then answers from the other side's index unless
+    /// one of the other side has claimed the position and not finished it, and then waits a step for it. False: read
+    /// the slot again. With one thread on the other side the caller's gate already decided, so this only waits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool AnswersAtUnreadySlot(bool consumer, long position, ref int polls, ref SpinWait spinner)
+    {
+        if (PollSlotAgain(consumer, position, ref polls))
+        {
+            return false; // re-read the slot before the other side's index: see "Boundary polls"
+        }
+
+        if (Polls(consumer) && !(consumer ? ProducerInFlight(position) : ConsumerInFlight(position)))
+        {
+            NoteBoundary(consumer, position, polls);
+            return true; // empty (full)
+        }
+
+        TAtomics.SpinOnce(ref spinner); // the other side has claimed the position and not finished it yet
+        return false;
+    }
+
+    /// <summary>
     /// The polling side caught up with the other at <paramref name="position"/>: the length of this catch-up pause. It
     /// doubles (up to <see cref="CatchUpPauseMax"/> and capacity / 8) when the side moved at least two positions per
     /// pause iteration since its last catch-up, so the other side is streaming faster than a line transfer per item and

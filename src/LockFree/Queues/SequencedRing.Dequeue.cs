@@ -69,23 +69,11 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                     return true;
                 }
             }
-            else if (sequence < expected)
+            else if (sequence < expected && AnswersAtUnreadySlot(consumer: true, position, ref polls, ref spinner))
             {
-                // Not yet published: with many producers, empty unless one of them has claimed the position (the tail
-                // is past it) and not yet published it. With one producer the gate above already decided.
-                if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
-                {
-                    continue; // re-read the slot before the tail: see "Boundary polls"
-                }
-
-                if (!TProducers.IsSingle && !ProducerInFlight(position))
-                {
-                    NoteBoundary(consumer: true, position, polls);
-                    item = default;
-                    return false; // empty
-                }
-
-                TAtomics.SpinOnce(ref spinner);
+                // Not yet published, and no producer has claimed the position (the tail is not past it).
+                item = default;
+                return false; // empty
             }
 
             // sequence > expected: another consumer took the position; reread the head.
@@ -115,19 +103,11 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 return true;
             }
 
-            if (!TProducers.IsSingle && PollSlotAgain(consumer: true, position, ref polls))
+            if (AnswersAtUnreadySlot(consumer: true, position, ref polls, ref spinner))
             {
-                continue; // re-read the slot before the tail: see "Boundary polls"
-            }
-
-            if (!TProducers.IsSingle && !ProducerInFlight(position))
-            {
-                NoteBoundary(consumer: true, position, polls);
                 item = default;
                 return false; // empty
             }
-
-            TAtomics.SpinOnce(ref spinner); // a producer claimed the position and has not published it yet
         }
     }
 }

@@ -70,22 +70,10 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                     return true;
                 }
             }
-            else if (sequence < expected)
+            else if (sequence < expected && AnswersAtUnreadySlot(consumer: false, position, ref polls, ref spinner))
             {
-                // The slot still holds position - capacity: with many consumers, full unless one of them has claimed
-                // it (the head is past it) and not yet released it. With one consumer the gate above already decided.
-                if (!TConsumers.IsSingle && PollSlotAgain(consumer: false, position, ref polls))
-                {
-                    continue; // re-read the slot before the head: see "Boundary polls"
-                }
-
-                if (!TConsumers.IsSingle && !ConsumerInFlight(position))
-                {
-                    NoteBoundary(consumer: false, position, polls);
-                    return false; // full
-                }
-
-                TAtomics.SpinOnce(ref spinner);
+                // The slot still holds position - capacity, and no consumer has claimed it (the head is not past it).
+                return false; // full
             }
 
             // sequence > expected: another producer took the position; reread the tail.
