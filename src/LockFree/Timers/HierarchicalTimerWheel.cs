@@ -172,6 +172,8 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// fired or is firing, was cancelled before, the handle is stale or default, or the wheel was disposed. A
     /// stale handle never cancels a newer timer. Safe from any thread; lock-free; allocates nothing.
     /// </summary>
+    /// <exception cref="ArgumentException">The handle was issued by another wheel (its node index and generation
+    /// could name one of this wheel's live timers, so it is refused rather than looked up).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Cancel(TimerHandle handle) => _engine.Cancel(handle);
 

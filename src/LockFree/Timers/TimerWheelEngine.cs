@@ -112,6 +112,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private readonly object _growLock = new();
     private readonly object _gate = new();
     private readonly object _owner;
+    private readonly int _id = TimerWheelIds.Next(); // stamped into every handle; Cancel refuses another wheel's
 
     private PaddedIndex _freeHead;   // CAS line of the free list
     private PaddedIndex _inboxHead;  // CAS line of the inbox
@@ -302,7 +303,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             WakeDriverIfEarlier(due);
         }
 
-        return new TimerHandle(index, (uint)generation);
+        return new TimerHandle(index, (uint)generation, _id);
     }
 
     /// <summary>
@@ -335,9 +336,19 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     public bool Cancel(TimerHandle handle)
     {
         int index = handle.Index;
-        if (handle.Generation == 0 || (uint)(index >> ChunkShift) >= (uint)_chunks.Length || _chunks[index >> ChunkShift] is not { } chunk)
+        if (handle.Generation == 0)
         {
-            return false; // default or foreign handle; the chunk table is written once per chunk, before its indices exist
+            return false; // default(TimerHandle)
+        }
+
+        if (handle.WheelId != _id)
+        {
+            ThrowForeignHandle(); // its index and generation could name a live timer of this wheel
+        }
+
+        if ((uint)(index >> ChunkShift) >= (uint)_chunks.Length || _chunks[index >> ChunkShift] is not { } chunk)
+        {
+            return false; // not reachable with a handle this wheel issued; the chunk table is written once per chunk, before its indices exist
         }
 
         ref TimerNode node = ref chunk[index & ChunkMask];
@@ -585,6 +596,10 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
         return first;
     }
+
+    [DoesNotReturn]
+    private static void ThrowForeignHandle() =>
+        throw new ArgumentException("The handle was issued by another timer wheel.", "handle");
 
     [DoesNotReturn]
     private static void ThrowCallbackNull() => throw new ArgumentNullException("callback");
