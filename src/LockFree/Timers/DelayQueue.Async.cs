@@ -3,7 +3,7 @@ using LockFree.Backpressure;
 
 namespace LockFree;
 
-/// <content>Asynchronous enqueue (the Wait policy) and dequeue.</content>
+/// <content>Asynchronous enqueue (the Wait policy), dequeue and the <see cref="IAsyncEnumerable{T}"/> reader.</content>
 public sealed partial class DelayQueue<T>
 {
     /// <summary>
@@ -46,8 +46,44 @@ public sealed partial class DelayQueue<T>
             : EnqueueAsyncSlow(item, delay, cancellationToken);
     }
 
+    /// <summary>
+    /// Reads items as they become due, waiting asynchronously between them, until the queue is completed and every
+    /// item has been taken (then the sequence ends). Each item is taken once, as by <see cref="DequeueAsync"/>; several
+    /// enumerations may run at once and share the items. Cancelling <paramref name="cancellationToken"/> ends the
+    /// enumeration with <see cref="OperationCanceledException"/> and takes no item.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The queue was disposed while no item was due.</exception>
+    public async IAsyncEnumerable<T> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (TryDequeue(out T? item))
+            {
+                yield return item;
+                continue;
+            }
+
+            (bool found, item) = await DequeueOrFinishAsync(cancellationToken).ConfigureAwait(false);
+            if (!found)
+            {
+                yield break; // completed and drained
+            }
+
+            yield return item!;
+        }
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> DequeueAsyncSlow(CancellationToken cancellationToken)
+    {
+        (bool found, T? item) = await DequeueOrFinishAsync(cancellationToken).ConfigureAwait(false);
+        return found ? item! : throw new InvalidOperationException("The delay queue is completed and empty.");
+    }
+
+    /// <summary>The next due item, waiting for it; (false, default) once the queue is completed and drained.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(bool Found, T? Item)> DequeueOrFinishAsync(CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -57,7 +93,7 @@ public sealed partial class DelayQueue<T>
                 Abandon(_readers, waiter);
                 AfterTake();
                 PassOn();
-                return item;
+                return (true, item);
             }
 
             // Disposed before finished: Dispose completes the queue, so a queue empty at Dispose is both, and its
@@ -71,7 +107,7 @@ public sealed partial class DelayQueue<T>
             if (Volatile.Read(ref _finished) != 0)
             {
                 Abandon(_readers, waiter);
-                throw new InvalidOperationException("The delay queue is completed and empty.");
+                return (false, default);
             }
 
             waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
@@ -82,13 +118,13 @@ public sealed partial class DelayQueue<T>
             {
                 AfterTake();
                 PassOn();
-                return item;
+                return (true, item);
             }
 
             ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
             if (Volatile.Read(ref _finished) != 0)
             {
-                throw new InvalidOperationException("The delay queue is completed and empty.");
+                return (false, default);
             }
         }
     }
