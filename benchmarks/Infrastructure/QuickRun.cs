@@ -38,6 +38,7 @@ public static class QuickRun
         typeof(BackpressureTryPathBenchmarks),
         typeof(BackpressureAsyncBenchmarks),
         typeof(BackpressureFullBufferBenchmarks),
+        typeof(BackpressureTimedWaitBenchmarks),
         typeof(WorkStealingDequePushPopBenchmarks),
         typeof(WorkStealingSchedulerForkJoinBenchmarks),
         typeof(TimerWheelScheduleCancelBenchmarks),

@@ -1,5 +1,6 @@
 using System.Threading.Tasks.Sources;
 using LockFree.Internal;
+using LockFree.Timers;
 
 namespace LockFree.Backpressure;
 
@@ -31,8 +32,17 @@ internal enum WaitStatus
 // item that is this object (IThreadPoolWorkItem), so a writer that wakes a reader never runs the reader's
 // continuation itself and nothing is allocated. Synchronous waits block on a ManualResetEventSlim created
 // once per waiter object. Cancellation registers on the token (a CancellationTokenSource reuses its
-// registration nodes). An asynchronous wait with a finite timeout creates one ITimer for that wait: the one
-// allocating case, since a timer callback of an earlier wait could otherwise end a later one.
+// registration nodes).
+//
+// Timeouts of asynchronous waits. On TimeProvider.System the timeout is a timer on the library's shared timer wheel
+// (SharedTimerWheel: one background thread that sleeps until the next expiry), with this waiter as its state: no
+// allocation, and arming plus disarming costs a Schedule and a Cancel (tens of nanoseconds) instead of an ITimer's
+// creation and disposal. The generation the timer was armed for is kept in _timeoutGeneration, which a late callback
+// must still read correctly, so the waiter is not recycled while a fired callback may touch it: Arm sets _timerRefs
+// to 2 (the wait and the timer); a Cancel that succeeds means the callback will never run; one that fails means it
+// runs or ran, and the wait's Detach and the callback each drop a reference, the last one returning the waiter to
+// its pool. On any other TimeProvider (a test clock, say) a timed asynchronous wait creates one ITimer with its own
+// TimeoutStamp: the one allocating case, since a timer callback of an earlier wait could otherwise end a later one.
 internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
 {
     private readonly WaiterList _owner;
@@ -46,7 +56,13 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     private CancellationToken _token;
     private ManualResetEventSlim? _event;
     private ITimer? _timer;
+    private HierarchicalTimerWheel? _wheel; // the wheel holding _wheelTimer
+    private TimerHandle _wheelTimer;   // the wheel timer of this wait's timeout (default: none)
+    private int _timeoutGeneration;    // the generation it was armed for; read by its callback
+    private int _timerRefs;            // 2 while armed on the wheel: the wait and the timer (see the design note)
     private bool _synchronous;
+
+    private static readonly Action<object?> WheelTimeout = static state => ((Waiter)state!).OnWheelTimeout();
 
     public Waiter(WaiterList owner)
     {
@@ -90,7 +106,14 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     }
 
     /// <summary>Arms cancellation and the timeout. Call after linking, outside the owner's lock.</summary>
-    public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time)
+    public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time) =>
+        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Instance : null);
+
+    /// <summary>
+    /// Arms cancellation and the timeout, an asynchronous wait's timeout on <paramref name="wheel"/> when given (which
+    /// must read <paramref name="time"/>'s clock), else on a <paramref name="time"/> timer. Tests pass their own wheel.
+    /// </summary>
+    internal void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time, HierarchicalTimerWheel? wheel)
     {
         _token = token;
         if (token.CanBeCanceled)
@@ -100,8 +123,30 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
         if (!_synchronous && timeout != Timeout.InfiniteTimeSpan)
         {
+            if (wheel is not null)
+            {
+                // What the callback reads, written before Schedule publishes the timer (its release store orders them).
+                _timeoutGeneration = _state.Generation;
+                _timerRefs = 2;
+                if (SharedTimerWheel.TrySchedule(wheel, timeout, WheelTimeout, this, out _wheelTimer))
+                {
+                    _wheel = wheel; // the wait is consumed only after Arm returns (its await starts after), so Detach sees both
+                    return;
+                }
+            }
+
             var stamp = new TimeoutStamp(this, _state.Generation);
             _timer = time.CreateTimer(static state => ((TimeoutStamp)state!).Fire(), stamp, timeout, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>The shared wheel's callback: ends the wait it was armed for, then drops the timer's reference.</summary>
+    private void OnWheelTimeout()
+    {
+        TryFinish(WaitStatus.TimedOut, _timeoutGeneration);
+        if (Interlocked.Decrement(ref _timerRefs) == 0) // the wait was consumed first: its Detach left the return to us
+        {
+            _owner.Return(this);
         }
     }
 
@@ -182,8 +227,11 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         }
 
         WaitStatus status = Status;
-        Detach();
-        _owner.Return(this);
+        if (Detach())
+        {
+            _owner.Return(this);
+        }
+
         if (endedByInterrupt)
         {
             throw new ThreadInterruptedException();
@@ -262,12 +310,16 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     {
         WaitStatus status = _core.GetResult(token);
         canceled = _token;
-        Detach();
-        _owner.Return(this);
+        if (Detach())
+        {
+            _owner.Return(this);
+        }
+
         return status;
     }
 
-    private void Detach()
+    /// <summary>Releases the wait's registration and timer; false when a fired wheel callback still holds the waiter (it returns it).</summary>
+    private bool Detach()
     {
         _registration.Dispose(); // waits for a running cancellation callback, so it cannot touch a recycled waiter
         _registration = default;
@@ -277,6 +329,19 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
             _timer.Dispose();
             _timer = null;
         }
+
+        if (_wheelTimer.IsAllocated)
+        {
+            bool cancelled = _wheel!.Cancel(_wheelTimer);
+            _wheelTimer = default;
+            _wheel = null;
+            if (!cancelled && Interlocked.Decrement(ref _timerRefs) != 0)
+            {
+                return false; // the callback fired and has not finished with us: it returns the waiter
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The timer state of one timed asynchronous wait: the waiter and the generation it was armed for.</summary>
