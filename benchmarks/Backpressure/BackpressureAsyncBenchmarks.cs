@@ -86,8 +86,8 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
             long first = (i * share) + 1;
             _produceBuffer[i] = () => ProduceBuffer(first, share);
             _produceChannel[i] = () => ProduceChannel(first, share);
-            _consumeBuffer[i] = () => ConsumeBuffer(share);
-            _consumeChannel[i] = () => ConsumeChannel(share);
+            _consumeBuffer[i] = () => AsyncReads.FromBuffer(_buffer, share);
+            _consumeChannel[i] = () => AsyncReads.FromChannel(_channel.Reader, share);
         }
 
         if (!single && Environment.ProcessorCount < 4)
@@ -228,19 +228,6 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
         return waits;
     }
 
-    private async Task<(long Sum, long Waits)> ConsumeBuffer(long count)
-    {
-        long sum = 0, waits = 0;
-        for (long i = 0; i < count; i++)
-        {
-            ValueTask<long> read = _buffer.ReadAsync();
-            waits += read.IsCompleted ? 0 : 1;
-            sum += await read.ConfigureAwait(false);
-        }
-
-        return (sum, waits);
-    }
-
     private async Task<long> ProduceChannel(long first, long count)
     {
         ChannelWriter<long> writer = _channel.Writer;
@@ -253,19 +240,5 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
         }
 
         return waits;
-    }
-
-    private async Task<(long Sum, long Waits)> ConsumeChannel(long count)
-    {
-        ChannelReader<long> reader = _channel.Reader;
-        long sum = 0, waits = 0;
-        for (long i = 0; i < count; i++)
-        {
-            ValueTask<long> read = reader.ReadAsync();
-            waits += read.IsCompleted ? 0 : 1;
-            sum += await read.ConfigureAwait(false);
-        }
-
-        return (sum, waits);
     }
 }

@@ -71,22 +71,26 @@ public class BackpressureTimedWaitBenchmarks : FailedTryBenchmark
     [Benchmark(OperationsPerInvoke = Items)]
     public long BackpressureBufferWithTimeout() => Run(ProduceBuffer, ConsumeBuffer);
 
-    private long Run(Func<Task<long>> produce, Func<Task<long>> consume, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
+    private Task<(long Sum, long Waits)> ConsumeBuffer() => AsyncReads.FromBuffer(_buffer, Items);
+
+    private Task<(long Sum, long Waits)> ConsumeChannel() => AsyncReads.FromChannel(_channel.Reader, Items);
+
+    private long Run(Func<Task<long>> produce, Func<Task<(long Sum, long Waits)>> consume, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
     {
-        Task<long> consumer = Task.Run(consume);
+        Task<(long Sum, long Waits)> consumer = Task.Run(consume);
         Task<long> producer = Task.Run(produce);
         if (!Task.WaitAll([consumer, producer], RoundTimeoutMilliseconds))
         {
             throw new TimeoutException($"{method} round did not finish within {RoundTimeoutMilliseconds} ms.");
         }
 
-        Transfer.Check(consumer.Result, Transfer.SumOneTo(Items), "consumer's sum");
+        Transfer.Check(consumer.Result.Sum, Transfer.SumOneTo(Items), "consumer's sum");
         if (method != "warm-up")
         {
-            Count(Items, producer.Result, 0, method);
+            Count(Items, producer.Result, consumer.Result.Waits, method);
         }
 
-        return consumer.Result;
+        return consumer.Result.Sum;
     }
 
     /// <summary>Returns how many writes did not complete synchronously (parked).</summary>
@@ -105,17 +109,6 @@ public class BackpressureTimedWaitBenchmarks : FailedTryBenchmark
         }
 
         return waits;
-    }
-
-    private async Task<long> ConsumeBuffer()
-    {
-        long sum = 0;
-        for (long i = 0; i < Items; i++)
-        {
-            sum += await _buffer.ReadAsync().ConfigureAwait(false);
-        }
-
-        return sum;
     }
 
     private async Task<long> ProduceChannel()
@@ -140,17 +133,5 @@ public class BackpressureTimedWaitBenchmarks : FailedTryBenchmark
         }
 
         return waits;
-    }
-
-    private async Task<long> ConsumeChannel()
-    {
-        ChannelReader<long> reader = _channel.Reader;
-        long sum = 0;
-        for (long i = 0; i < Items; i++)
-        {
-            sum += await reader.ReadAsync().ConfigureAwait(false);
-        }
-
-        return sum;
     }
 }

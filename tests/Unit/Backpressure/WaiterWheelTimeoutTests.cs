@@ -19,6 +19,14 @@ public sealed class WaiterWheelTimeoutTests
 
     private static ValueTask<WaitStatus> Await(Waiter waiter) => new(waiter, waiter.Version);
 
+    /// <summary>An asynchronous wait on <paramref name="list"/> whose timeout of <paramref name="ms"/> is on <paramref name="wheel"/>.</summary>
+    private (Waiter Waiter, ValueTask<WaitStatus> Wait) ParkTimed(WaiterList list, HierarchicalTimerWheel wheel, int ms)
+    {
+        Waiter waiter = list.RentAndLink(synchronous: false);
+        waiter.Arm(TimeSpan.FromMilliseconds(ms), CancellationToken.None, _clock, wheel);
+        return (waiter, Await(waiter));
+    }
+
     private void AdvanceBy(HierarchicalTimerWheel wheel, int ms)
     {
         _clock.Advance(TimeSpan.FromMilliseconds(ms));
@@ -30,9 +38,7 @@ public sealed class WaiterWheelTimeoutTests
     {
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
         var list = new WaiterList();
-        Waiter waiter = list.RentAndLink(synchronous: false);
-        waiter.Arm(TimeSpan.FromMilliseconds(5), CancellationToken.None, _clock, wheel);
-        ValueTask<WaitStatus> wait = Await(waiter);
+        (Waiter waiter, ValueTask<WaitStatus> wait) = ParkTimed(list, wheel, 5);
 
         AdvanceBy(wheel, 3);
         Assert.Equal(WaitStatus.Pending, waiter.Status);
@@ -48,9 +54,7 @@ public sealed class WaiterWheelTimeoutTests
     {
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
         var list = new WaiterList();
-        Waiter waiter = list.RentAndLink(synchronous: false);
-        waiter.Arm(TimeSpan.FromMilliseconds(5), CancellationToken.None, _clock, wheel);
-        ValueTask<WaitStatus> wait = Await(waiter);
+        (Waiter waiter, ValueTask<WaitStatus> wait) = ParkTimed(list, wheel, 5);
 
         list.SignalOne();
 
