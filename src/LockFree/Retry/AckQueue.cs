@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
-using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 using LockFree.Timers;
 
@@ -64,6 +63,7 @@ public sealed class AckQueue<T> : IDisposable
     private long _deadLettered;
     private long _dropped;
     private long _rejected;
+    private long _failedCallbacks;
     private int _disposed;
 
     /// <summary>Creates an acknowledgement queue with the given options.</summary>
@@ -137,6 +137,22 @@ public sealed class AckQueue<T> : IDisposable
 
     /// <summary>Messages received and not yet acked, nacked, dead-lettered or timed out: a snapshot.</summary>
     public int InFlightCount => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Exceptions caught on the queue's timer thread: thrown by the dead-letter queue (its
+    /// <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> callback) while an expiry pass moved a message there, or by
+    /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>). Each is also raised through
+    /// <see cref="CallbackFailed"/>. Exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// reach those callers instead and are not counted here.
+    /// </summary>
+    public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
+
+    /// <summary>
+    /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
+    /// <see cref="AckQueueOptions{T}.TimerWheel"/>) for each exception counted in <see cref="FailedCallbackCount"/>.
+    /// Exceptions thrown by the handler itself are swallowed: nothing escapes the timer thread, which would end the process.
+    /// </summary>
+    public event EventHandler<Exception>? CallbackFailed;
 
     /// <summary>Enqueues a message, visible after <paramref name="delay"/> (default at once).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
@@ -410,7 +426,38 @@ public sealed class AckQueue<T> : IDisposable
         _inFlight--;
     }
 
+    /// <summary>
+    /// The wake-up's callback, on the timer's thread: nothing may escape it (an exception there ends the process), so
+    /// every failure is counted and reported instead (<see cref="FailedCallbackCount"/>, <see cref="CallbackFailed"/>).
+    /// </summary>
     private void OnVisibilityTimeout()
+    {
+        try
+        {
+            ExpireDue();
+        }
+        catch (Exception ex)
+        {
+            ReportCallbackFailure(ex); // the pass itself failed (the clock): what it had moved stays moved
+        }
+    }
+
+    /// <summary>Counts a failure caught on the timer's thread and raises <see cref="CallbackFailed"/> (the handler's own exceptions are swallowed).</summary>
+    private void ReportCallbackFailure(Exception exception)
+    {
+        Interlocked.Increment(ref _failedCallbacks);
+        try
+        {
+            CallbackFailed?.Invoke(this, exception);
+        }
+        catch (Exception)
+        {
+            // A failing handler must not end the process either; the counter still records the failure.
+        }
+    }
+
+    /// <summary>Moves every expired delivery back to the ready queue, or to the dead letters past MaxDeliveries, and re-arms the wake-up for the next head.</summary>
+    private void ExpireDue()
     {
         List<Envelope>? expired = null;
         using (InterruptDeferral.Lock(_lock))
@@ -437,9 +484,9 @@ public sealed class AckQueue<T> : IDisposable
             return;
         }
 
-        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code):
-        // the first failure is rethrown once the batch is done, so none of the others is stranded out of the table.
-        ExceptionDispatchInfo? failure = null;
+        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code): each
+        // failure is reported and the batch goes on, so none of the others is stranded out of the table. (Before, the
+        // first failure was rethrown on the timer's thread, which ends the process on a TimeProvider.System timer.)
         foreach (Envelope envelope in expired)
         {
             Interlocked.Increment(ref _expired);
@@ -456,11 +503,9 @@ public sealed class AckQueue<T> : IDisposable
             }
             catch (Exception ex)
             {
-                failure ??= ExceptionDispatchInfo.Capture(ex);
+                ReportCallbackFailure(ex); // the message is accounted already (MoveToDeadLetters' finally)
             }
         }
-
-        failure?.Throw();
     }
 
     /// <summary>

@@ -42,10 +42,22 @@ public sealed class AckQueueRobustnessTests
             Assert.True(queue.TryReceive(out _));
         }
 
-        // One expiry pass moves all three; the second and third evict the one before, and the callback throws.
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (sender, ex) =>
+        {
+            Assert.Same(queue, sender);
+            reported.Add(ex);
+        };
+
+        // One expiry pass moves all three; the second and third evict the one before, and the callback throws. The
+        // pass runs on the timer's thread (here the Advance caller): nothing may escape it. Before, the first failure
+        // was rethrown there, which on a TimeProvider.System timer thread ends the process.
         Exception? thrown = Record.Exception(() => time.Advance(Visibility));
 
-        Assert.IsType<InvalidOperationException>(thrown);
+        Assert.Null(thrown);
+        Assert.Equal(2, queue.FailedCallbackCount);
+        Assert.Equal(2, reported.Count);
+        Assert.All(reported, ex => Assert.Equal("drop callback failed", ex.Message));
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((3L, 3L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
         Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
@@ -60,6 +72,25 @@ public sealed class AckQueueRobustnessTests
     }
 
     [Fact]
+    public void VisibilityTimeout_DeadLetterCallbackAndFailureHandlerThrow_NothingEscapesTheTimerThread()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.CallbackFailed += (_, _) => throw new InvalidOperationException("handler failed");
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        Assert.Null(Record.Exception(() => time.Advance(Visibility)));
+
+        Assert.Equal(1, queue.FailedCallbackCount);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 1L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal("a", Assert.Single(dlq.Snapshot()).Message);
+    }
+
+    [Fact]
     public void Nack_PastMaxDeliveriesAndDeadLetterCallbackThrows_MessageCountedAndRoomReturned()
     {
         var time = new ManualTimeProvider();
@@ -70,6 +101,7 @@ public sealed class AckQueueRobustnessTests
         Assert.True(queue.TryReceive(out Delivery<string> delivery));
 
         Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery));
+        Assert.Equal(0, queue.FailedCallbackCount); // the caller saw it: not a timer-thread failure
 
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
