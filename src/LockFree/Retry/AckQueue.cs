@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 using LockFree.Timers;
 
@@ -228,14 +229,17 @@ public sealed class AckQueue<T> : IDisposable
     /// goes to the dead letters when it has reached <see cref="AckQueueOptions{T}.MaxDeliveries"/>. False for a stale delivery.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
-    /// <exception cref="ObjectDisposedException">The queue has been disposed (the delivery is left as it was).</exception>
+    /// <exception cref="ObjectDisposedException">
+    /// The queue has been disposed, or the message would go to a disposed <see cref="AckQueueOptions{T}.DeadLetters"/>
+    /// (the delivery is left as it was; a dead-letter queue disposed during the call puts the message back, visible at once).
+    /// </exception>
     public bool Nack(in Delivery<T> delivery, TimeSpan? delay = null, Exception? exception = null)
     {
         TimeSpan wait = delay ?? TimeSpan.Zero;
         Wakeups.ValidateDelay(wait, nameof(delay));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
 
-        if (!TryEnd(delivery, out Envelope envelope))
+        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.PastMaxDeliveries))
         {
             return false;
         }
@@ -256,6 +260,10 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Moves a delivery's message to the dead letters with its metadata (source, reason, exception, delivery count, first and last delivery times). False for a stale delivery.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="reason"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The queue has no <see cref="AckQueueOptions{T}.DeadLetters"/>.</exception>
+    /// <exception cref="ObjectDisposedException">
+    /// The <see cref="AckQueueOptions{T}.DeadLetters"/> queue was disposed: the delivery is left as it was (or, disposed
+    /// during the call, the message is back in this queue, visible at once).
+    /// </exception>
     public bool DeadLetter(in Delivery<T> delivery, string reason, Exception? exception = null)
     {
         ArgumentNullException.ThrowIfNull(reason);
@@ -264,7 +272,7 @@ public sealed class AckQueue<T> : IDisposable
             ThrowHelper.ThrowInvalidOperation("This queue has no DeadLetters configured.");
         }
 
-        if (!TryEnd(delivery, out Envelope envelope))
+        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.Always))
         {
             return false;
         }
@@ -374,8 +382,12 @@ public sealed class AckQueue<T> : IDisposable
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
     }
 
-    /// <summary>Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or foreign.</summary>
-    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
+    /// <summary>
+    /// Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or
+    /// foreign. With <paramref name="check"/>, when the message would go to a disposed dead-letter queue, throws
+    /// <see cref="ObjectDisposedException"/> instead and leaves the delivery in flight.
+    /// </summary>
+    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope, DeadLetterCheck check = DeadLetterCheck.None)
     {
         using (InterruptDeferral.Lock(_lock))
         {
@@ -389,6 +401,13 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             envelope = _slots[slot].Envelope;
+            bool toDeadLetters = check == DeadLetterCheck.Always
+                || (check == DeadLetterCheck.PastMaxDeliveries && _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries);
+            if (toDeadLetters && _deadLetters!.IsDisposed)
+            {
+                ThrowDeadLettersDisposed(); // before the delivery ends: the caller still owns it, nothing is lost
+            }
+
             envelope = envelope with { LastDelivery = _slots[slot].LastDelivery };
             Unlink(slot);
             return true;
@@ -509,24 +528,54 @@ public sealed class AckQueue<T> : IDisposable
     }
 
     /// <summary>
-    /// Hands a message that has left the table to the dead letters. It leaves this queue whatever the dead-letter
-    /// queue does (accepts, evicts, drops, rejects, or throws from its drop callback): counted and its room returned
-    /// first, then the exception, if any, propagates.
+    /// Hands a message that has left the table to the dead letters. Once the dead-letter queue took it in, it leaves
+    /// this queue whatever that queue does with it (accepts, evicts, drops, rejects, or throws from its drop
+    /// callback): counted and its room returned first, then the callback's exception, if any, propagates. When it was
+    /// not taken in (the dead-letter queue is disposed, or a clock failed first) the message is not lost: it goes
+    /// back to the ready queue, visible at once with its delivery count kept, and the exception propagates
+    /// (<see cref="ObjectDisposedException"/> naming the dead-letter queue for a disposed one).
     /// </summary>
     private void MoveToDeadLetters(Envelope envelope, string reason, Exception? exception)
     {
+        bool added;
+        Exception? dropFailure;
         try
         {
             DateTimeOffset utcNow = _time.GetUtcNow();
             DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
             DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
-            _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
+            added = _deadLetters!.TryAddUnlessDisposed(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last), out _, out dropFailure);
         }
-        finally
+        catch (Exception)
         {
-            Interlocked.Increment(ref _deadLettered);
-            Release();
+            Requeue(envelope, TimeSpan.Zero); // a clock failed before the dead-letter queue took it: keep it here
+            throw;
         }
+
+        if (!added)
+        {
+            Requeue(envelope, TimeSpan.Zero); // disposed after the check in TryEnd (or an expiry): keep it here
+            ThrowDeadLettersDisposed();
+        }
+
+        Interlocked.Increment(ref _deadLettered);
+        Release();
+        if (dropFailure is not null)
+        {
+            ExceptionDispatchInfo.Throw(dropFailure);
+        }
+    }
+
+    [DoesNotReturn]
+    private void ThrowDeadLettersDisposed() =>
+        throw new ObjectDisposedException(_deadLetters!.GetType().FullName, "The dead-letter queue was disposed: the message was not moved and stays in this queue.");
+
+    /// <summary>When <see cref="TryEnd"/> refuses to end a delivery whose message would go to a disposed dead-letter queue.</summary>
+    private enum DeadLetterCheck
+    {
+        None,
+        PastMaxDeliveries,
+        Always,
     }
 
     /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>

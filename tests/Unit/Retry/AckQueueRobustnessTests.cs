@@ -125,6 +125,99 @@ public sealed class AckQueueRobustnessTests
         Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
     }
 
+    private static DeadLetterQueue<string> DisposedDlq(ManualTimeProvider time)
+    {
+        var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        dlq.Dispose();
+        return dlq;
+    }
+
+    [Fact]
+    public void Nack_PastMaxDeliveriesIntoDisposedDeadLetters_ThrowsAndLeavesTheDeliveryInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        // Before, the delivery ended, the message was counted as dead-lettered and its room returned, then the
+        // disposed dead-letter queue refused it: gone from both queues.
+        ObjectDisposedException refused = Assert.Throws<ObjectDisposedException>(() => queue.Nack(delivery));
+
+        Assert.Contains("DeadLetterQueue", refused.ObjectName);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 0L, 1, 1), (stats.Nacked, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.True(queue.Ack(delivery)); // left as it was: the consumer still owns it
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void DeadLetter_IntoDisposedDeadLetters_ThrowsAndLeavesTheDeliveryInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<ObjectDisposedException>(() => queue.DeadLetter(delivery, "poison"));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 1, 1), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.False(queue.DeadLetter(default, "stale")); // a stale delivery still answers false, not the disposal
+        Assert.True(queue.Ack(delivery));
+    }
+
+    [Fact]
+    public void VisibilityTimeout_PastMaxDeliveriesIntoDisposedDeadLetters_MessageKeptAndReported()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (_, ex) => reported.Add(ex);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        time.Advance(Visibility);
+
+        // Refused by the disposed dead-letter queue: back in this queue (visible at once, its count kept), reported.
+        Assert.IsType<ObjectDisposedException>(Assert.Single(reported));
+        Assert.Equal(1, queue.FailedCallbackCount);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0L, 1, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.True(queue.Ack(again));
+    }
+
+    [Fact]
+    public void Nack_DeadLettersDisposedAfterTheCheck_MessageRequeuedAndCallerToldObjectDisposed()
+    {
+        // The dead-letter queue is disposed between the ack queue's check (under its lock, before the delivery ends)
+        // and the add: the message cannot stay in flight any more, so it goes back to the ready queue.
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = manual });
+        using var queue = new AckQueue<string>(new AckQueueOptions<string>
+        {
+            Capacity = 8, VisibilityTimeout = Visibility, TimeProvider = time, MaxDeliveries = 1, DeadLetters = dlq,
+        });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        time.OnNextReading = dlq.Dispose; // MoveToDeadLetters reads the ack queue's clock for the letter's times
+        Assert.Throws<ObjectDisposedException>(() => queue.Nack(delivery));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 1, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.Equal(0, dlq.Count);
+    }
+
     [Fact]
     public void Ack_DeliveryOfAnotherQueueAtTheSameSlotAndStamp_IsRefusedAndLeavesThisQueuesMessageInFlight()
     {
