@@ -522,7 +522,7 @@ public sealed class AckQueue<T> : IDisposable
             }
             catch (Exception ex)
             {
-                ReportCallbackFailure(ex); // the message is accounted already (MoveToDeadLetters' finally)
+                ReportCallbackFailure(ex); // the message is accounted: dead-lettered, or back in the ready queue
             }
         }
     }
