@@ -41,6 +41,9 @@ public sealed class AckQueue<T> : IDisposable
 {
     private const int None = -1;
 
+    /// <summary>Longest wait before an expiry pass that failed (its clock threw) is retried: a transient failure delays timeouts by about this much at most.</summary>
+    private static readonly TimeSpan MaxExpiryRetryDelay = TimeSpan.FromSeconds(1);
+
     private readonly DelayQueue<Envelope> _ready;
     private readonly Slot[] _slots;
     private readonly object _lock = new();
@@ -457,7 +460,32 @@ public sealed class AckQueue<T> : IDisposable
         }
         catch (Exception ex)
         {
-            ReportCallbackFailure(ex); // the pass itself failed (the clock): what it had moved stays moved
+            ReportCallbackFailure(ex); // the pass itself failed (the clock) before moving anything or re-arming
+            RetryExpiry();
+        }
+    }
+
+    /// <summary>
+    /// The expiry pass failed under the lock (a clock reading, or the re-arm) after it had dropped its armed time: arm a
+    /// retry, else the messages in flight would never time out (a receive re-arms only for a new head of an empty table).
+    /// </summary>
+    private void RetryExpiry()
+    {
+        try
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                if (_oldest != None && Volatile.Read(ref _disposed) == 0)
+                {
+                    long deadline = _slots[_oldest].Deadline; // already past: a wheel wake-up fires at its next advance
+                    _armedFor = deadline;
+                    _wakeup.Arm(deadline, VisibilityTimeout < MaxExpiryRetryDelay ? VisibilityTimeout : MaxExpiryRetryDelay);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            ReportCallbackFailure(ex); // the re-arm failed too: reported; the next receive of a new head re-arms
         }
     }
 

@@ -286,6 +286,32 @@ public sealed class AckQueueRobustnessTests
         Assert.Equal(0, queue.Count);
     }
     [Fact]
+    public void VisibilityTimeout_ClockThrowsInTheExpiryPass_ReportedAndThePassRetried()
+    {
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 4, VisibilityTimeout = Visibility, TimeProvider = time });
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (_, ex) => reported.Add(ex);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        // The expiry pass's clock reading throws. Before, the pass had already dropped its armed time, so no wake-up
+        // was left for the message in flight: it never expired again (unless a receive happened to make a new head).
+        time.OnNextReading = static () => throw new InvalidOperationException("clock failed");
+        manual.Advance(Visibility);
+        Assert.Equal("clock failed", Assert.Single(reported).Message);
+        Assert.Equal(1, queue.InFlightCount);
+
+        manual.Advance(Visibility); // the retry (at most a second later) finds the clock working
+
+        Assert.Equal(0, queue.InFlightCount);
+        Assert.Equal(1, queue.GetStatistics().Expired);
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
+    [Fact]
     public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
     {
         // A rejected enqueue asks the inner delay queue for a retry hint. Before, it took the consumer lock to do so
