@@ -490,18 +490,7 @@ public sealed class AckQueue<T> : IDisposable
     }
 
     /// <summary>Counts a failure caught on the timer's thread and raises <see cref="CallbackFailed"/> (the handler's own exceptions are swallowed).</summary>
-    private void ReportCallbackFailure(Exception exception)
-    {
-        Interlocked.Increment(ref _failedCallbacks);
-        try
-        {
-            CallbackFailed?.Invoke(this, exception);
-        }
-        catch (Exception)
-        {
-            // A failing handler must not end the process either; the counter still records the failure.
-        }
-    }
+    private void ReportCallbackFailure(Exception exception) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, this, exception);
 
     /// <summary>Moves every expired delivery back to the ready queue, or to the dead letters past MaxDeliveries, and re-arms the wake-up for the next head.</summary>
     private void ExpireDue()

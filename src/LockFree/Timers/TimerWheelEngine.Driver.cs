@@ -34,18 +34,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>Counts a clock failure and raises <see cref="ClockFailed"/> (the handler's own exceptions are swallowed).</summary>
-    private void ReportClockFailure(Exception ex)
-    {
-        Interlocked.Increment(ref _clockFailures);
-        try
-        {
-            ClockFailed?.Invoke(_owner, ex);
-        }
-        catch (Exception)
-        {
-            // A failing handler must not end the driver either; the counter still records the failure.
-        }
-    }
+    private void ReportClockFailure(Exception ex) => FailureReport.Raise(ref _clockFailures, ClockFailed, _owner, ex);
 
     public bool IsDriverRunning => Volatile.Read(ref _driver) is not null && !IsDisposed;
 

@@ -343,18 +343,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// Counts a callback failure and raises <see cref="CallbackFailed"/> on this thread (the handler's own exceptions
     /// are swallowed). Also used for the library's wake-ups that fire after Dispose moved them off the wheel.
     /// </summary>
-    internal void ReportCallbackFailure(Exception ex)
-    {
-        Interlocked.Increment(ref _failedCallbacks);
-        try
-        {
-            CallbackFailed?.Invoke(_owner, ex);
-        }
-        catch (Exception)
-        {
-            // A failing failure handler must not stop the wheel either; the counter still records the first failure.
-        }
-    }
+    internal void ReportCallbackFailure(Exception ex) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, _owner, ex);
 
     /// <summary>Adds a batch's lateness to the double total (a CAS loop: firing batches of nested or concurrent advances may overlap).</summary>
     private void AddLateness(double timestamps)
