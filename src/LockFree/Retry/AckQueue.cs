@@ -180,7 +180,16 @@ public sealed class AckQueue<T> : IDisposable
             return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
         }
 
-        Requeue(new Envelope(message, 0, 0), delay);
+        try
+        {
+            Requeue(new Envelope(message, 0, 0), delay);
+        }
+        catch (Exception)
+        {
+            Release(); // the clock failed: nothing entered (the inner queue returned its own unit); the caller keeps the message
+            throw;
+        }
+
         Interlocked.Increment(ref _enqueued);
         return WriteResult.Accepted;
     }
@@ -254,7 +263,17 @@ public sealed class AckQueue<T> : IDisposable
         }
         else
         {
-            Requeue(envelope, wait);
+            try
+            {
+                Requeue(envelope, wait);
+            }
+            catch (Exception) when (wait != TimeSpan.Zero)
+            {
+                // The clock failed, so the delay cannot be timed; the delivery has ended: keep the message, visible at
+                // once (a requeue due at once needs no clock reading), and tell the caller.
+                Requeue(envelope, TimeSpan.Zero);
+                throw;
+            }
         }
 
         return true;

@@ -312,6 +312,42 @@ public sealed class AckQueueRobustnessTests
     }
 
     [Fact]
+    public void TryEnqueue_ClockThrows_NothingEnqueuedAndRoomReturned()
+    {
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, VisibilityTimeout = Visibility, TimeProvider = clock });
+
+        clock.FailReading(1); // the inner delay queue's reading for the due time
+        Assert.Throws<InvalidOperationException>(() => queue.TryEnqueue("a", TimeSpan.FromSeconds(1)));
+
+        Assert.Equal(0, queue.Count); // before: 1 held for good, and every later enqueue rejected
+        Assert.Equal(0, queue.GetStatistics().Enqueued);
+        Assert.True(queue.TryEnqueue("b").IsAccepted);
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+        Assert.Equal("b", delivery.Message);
+    }
+
+    [Fact]
+    public void Nack_WithDelayWhenClockThrows_MessageVisibleAtOnceAndCallerTold()
+    {
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 2, VisibilityTimeout = Visibility, TimeProvider = clock });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        // The delay cannot be timed without the clock, and the delivery has ended: before, the message vanished (its
+        // unit still counted, so Count said 1 and nothing could ever be received). It is kept, visible at once.
+        clock.FailReading(1);
+        Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery, TimeSpan.FromSeconds(5)));
+
+        Assert.Equal((1, 0), (queue.Count, queue.InFlightCount));
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
+    [Fact]
     public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
     {
         // A rejected enqueue asks the inner delay queue for a retry hint. Before, it took the consumer lock to do so

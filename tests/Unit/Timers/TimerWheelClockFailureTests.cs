@@ -16,7 +16,7 @@ public sealed class TimerWheelClockFailureTests
     public void Advance_LatenessReadingThrows_BatchStillFiresAndTheFailureIsCounted()
     {
         var manual = new ManualTimeProvider();
-        var clock = new ScriptedClock(manual);
+        var clock = new FailingReadingClock(manual);
         using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
         var failures = new List<Exception>();
         wheel.ClockFailed += (sender, ex) =>
@@ -46,7 +46,7 @@ public sealed class TimerWheelClockFailureTests
     public void Advance_TargetReadingThrows_PropagatesAndNothingIsTaken()
     {
         var manual = new ManualTimeProvider();
-        var clock = new ScriptedClock(manual);
+        var clock = new FailingReadingClock(manual);
         using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
         int ran = 0;
         wheel.Schedule(TimeSpan.FromMilliseconds(5), _ => ran++, null);
@@ -119,31 +119,6 @@ public sealed class TimerWheelClockFailureTests
         Task disposing = Task.Run(wheel.Dispose);
         Assert.Same(disposing, await Task.WhenAny(disposing, Task.Delay(Generous))); // else Dispose did not stop a driver backing off
         Assert.False(wheel.IsDriverRunning);
-    }
-
-    /// <summary>A manual clock whose chosen reading (1 = the next) throws once.</summary>
-    private sealed class ScriptedClock(ManualTimeProvider inner) : TimeProvider
-    {
-        private int _countdown;
-
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public void FailReading(int reading) => _countdown = reading;
-
-        public override long GetTimestamp()
-        {
-            if (_countdown > 0 && --_countdown == 0)
-            {
-                throw new InvalidOperationException("clock failed");
-            }
-
-            return inner.GetTimestamp();
-        }
-
-        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-            inner.CreateTimer(callback, state, dueTime, period);
     }
 
     /// <summary>The system clock, except that its first <c>failures</c> readings on the wheel's driver thread throw.</summary>
