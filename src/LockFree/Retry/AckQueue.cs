@@ -22,7 +22,8 @@ namespace LockFree;
 // deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
 // raised on the next receive), or to the dead letters past MaxDeliveries.
 //
-// At-least-once: a message leaves the queue only through an ack or the dead letters. Until then it is in exactly one
+// At-least-once: a message leaves the queue only through an ack or the dead letters (one that took it in: a disposed
+// dead-letter queue takes nothing, and the message stays here, in flight or ready). Until then it is in exactly one
 // of: the DelayQueue (ready or delayed), or one in-flight slot whose deadline is in the FIFO; the wake-up covers the
 // FIFO's head, and each expiry re-arms it for the next head, so every unacknowledged delivery comes back.
 //
@@ -239,6 +240,8 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>
     /// Gives a delivery back: the message becomes visible again after <paramref name="delay"/> (default at once), or
     /// goes to the dead letters when it has reached <see cref="AckQueueOptions{T}.MaxDeliveries"/>. False for a stale delivery.
+    /// When the clock throws while a <paramref name="delay"/> is timed, the delivery has ended: the message is back,
+    /// visible at once, and the clock's exception propagates.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
     /// <exception cref="ObjectDisposedException">
