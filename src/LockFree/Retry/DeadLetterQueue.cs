@@ -374,7 +374,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
     /// <summary>
     /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as
-    /// room allows; returns how many went back (the others are counted as evicted and reported).
+    /// room allows; returns how many went back (the others are counted as evicted and each reported to the drop
+    /// callback; its first exception is rethrown once all are reported).
     /// </summary>
     private int PutBack(List<Entry> taken, int replayed)
     {
@@ -399,10 +400,22 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
         if (overflow is not null && _itemDropped is not null)
         {
+            // Every evicted letter is reported, whatever the callback throws (before, the first exception ended the
+            // loop and the rest were counted as evicted but never reported); the first exception is rethrown after.
+            ExceptionDispatchInfo? failure = null;
             foreach (DeadLetter<T> letter in overflow)
             {
-                _itemDropped(letter, DropReason.Oldest);
+                try
+                {
+                    _itemDropped(letter, DropReason.Oldest);
+                }
+                catch (Exception ex)
+                {
+                    failure ??= ExceptionDispatchInfo.Capture(ex);
+                }
             }
+
+            failure?.Throw();
         }
 
         return taken.Count - replayed - (overflow?.Count ?? 0);
