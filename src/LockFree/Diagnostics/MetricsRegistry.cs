@@ -9,13 +9,33 @@ internal static class LockFreeMeter
 {
     /// <summary>The meter named <c>LockFree</c> (<see cref="BackpressureMetrics.MeterName"/>).</summary>
     public static readonly Meter Meter = new(BackpressureMetrics.MeterName);
+
+    private static long s_failedObservations;
+
+    static LockFreeMeter()
+    {
+        Meter.CreateObservableCounter(
+            "lockfree.metrics.failed_observations",
+            () => Interlocked.Read(ref s_failedObservations),
+            unit: "{observation}",
+            description: "Reads of a named primitive that threw during a collection (a failing user clock, say); that primitive's measurement was left out, the others were reported.");
+    }
+
+    /// <summary>Failed reads so far (tests).</summary>
+    internal static long FailedObservations => Interlocked.Read(ref s_failedObservations);
+
+    /// <summary>Counts one source whose read threw during a collection.</summary>
+    internal static void RecordFailedObservation() => Interlocked.Increment(ref s_failedObservations);
 }
 
 // Design: the registry behind every observable instrument of the library. Primitives that have a name register
 // themselves; a MeterListener's collection walks the live ones under a lock and reads each (a snapshot of its
 // counters), so the primitives' hot paths never touch the metrics: an unlistened instrument costs nothing. Sources
 // are held weakly: one that is disposed (it unregisters) or collected drops out, at the next collection or, with no
-// listener collecting, at a later registration (so the registry stays within twice the live sources).
+// listener collecting, at a later registration (so the registry stays within twice the live sources). Each source
+// is read in isolation: one whose read throws (its user-supplied clock failed, say) is counted
+// (lockfree.metrics.failed_observations) and left out of that collection, and the others are still reported; before,
+// the exception ended the instrument's whole callback and every source's measurement of it was lost.
 
 /// <summary>A weak registry of live metrics sources of one kind, and the collection of one instrument's measurements over them.</summary>
 /// <typeparam name="TSource">The kind of source (a buffer, a scheduler, a limiter, ...).</typeparam>
@@ -71,7 +91,8 @@ internal sealed class MetricsRegistry<TSource>
     /// nothing), except that sources whose measurements carry the same single tag (several objects given the same
     /// name) report one combined measurement: the sum, or with <paramref name="combineByMax"/> the largest (ages,
     /// lateness). Two measurements with equal tags would be one series to a backend keyed by tags, which keeps only
-    /// one of them.
+    /// one of them. A source whose <paramref name="measure"/> throws is left out and counted
+    /// (<see cref="LockFreeMeter.FailedObservations"/>); the exception never reaches the listener.
     /// </summary>
     public List<Measurement<T>> Collect<T>(Func<TSource, Measurement<T>?> measure, bool combineByMax = false)
         where T : struct, INumber<T>
@@ -83,9 +104,25 @@ internal sealed class MetricsRegistry<TSource>
             _sources.RemoveAll(w => !w.TryGetTarget(out _));
             foreach (WeakReference<TSource> weak in _sources)
             {
-                if (weak.TryGetTarget(out TSource? source) && measure(source) is { } measurement)
+                if (!weak.TryGetTarget(out TSource? source))
                 {
-                    Add(measurements, ref byTag, measurement, combineByMax);
+                    continue;
+                }
+
+                Measurement<T>? measurement;
+                try
+                {
+                    measurement = measure(source);
+                }
+                catch (Exception)
+                {
+                    LockFreeMeter.RecordFailedObservation(); // this source only: the others' series must not vanish with it
+                    continue;
+                }
+
+                if (measurement is { } value)
+                {
+                    Add(measurements, ref byTag, value, combineByMax);
                 }
             }
         }

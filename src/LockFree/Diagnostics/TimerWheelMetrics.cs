@@ -12,7 +12,7 @@ namespace LockFree;
 /// The timer-wheel instruments, under the library's one meter name <c>LockFree</c>. Wheels created with a name
 /// report, tagged <c>lockfree.timer.name</c>: <c>lockfree.timer.pending</c> (gauge: timers in the wheel as of the
 /// last advance), <c>lockfree.timer.fired</c>, <c>lockfree.timer.cancelled</c> (reclaimed by the driver),
-/// <c>lockfree.timer.failed</c> (callbacks that threw), <c>lockfree.timer.dropped</c> (pending at Dispose)
+/// <c>lockfree.timer.failed</c> (callbacks that threw), <c>lockfree.timer.clock_failures</c> (the clock threw where no caller saw it), <c>lockfree.timer.dropped</c> (pending at Dispose)
 /// (counters), and <c>lockfree.timer.lateness.last</c> / <c>lockfree.timer.lateness.average</c> (gauges, ms: how
 /// late after its due tick's start a timer's firing batch began).
 /// </summary>
@@ -33,6 +33,7 @@ public static class TimerWheelMetrics
         Meter.CreateObservableCounter("lockfree.timer.fired", () => Observe(w => w.FiredCount), unit: "{timer}", description: "Callbacks run (including those that threw).");
         Meter.CreateObservableCounter("lockfree.timer.cancelled", () => Observe(w => w.CancelledCount), unit: "{timer}", description: "Cancelled timers reclaimed by the driver.");
         Meter.CreateObservableCounter("lockfree.timer.failed", () => Observe(w => w.FailedCallbackCount), unit: "{timer}", description: "Callbacks that threw.");
+        Meter.CreateObservableCounter("lockfree.timer.clock_failures", () => Observe(w => w.ClockFailureCount), unit: "{failure}", description: "Exceptions of the wheel's TimeProvider on the driver thread or in a batch's lateness reading (the driver retries).");
         Meter.CreateObservableCounter("lockfree.timer.dropped", () => Observe(w => w.DroppedCount), unit: "{timer}", description: "Timers pending when the wheel was disposed.");
         Meter.CreateObservableGauge("lockfree.timer.lateness.last", () => ObserveDouble(w => w.LastLateness.TotalMilliseconds), unit: "ms", description: "How late the most recently fired timer ran.");
         Meter.CreateObservableGauge("lockfree.timer.lateness.average", () => ObserveDouble(w => w.AverageLateness.TotalMilliseconds), unit: "ms", description: "How late fired timers ran on average.");

@@ -22,7 +22,8 @@ namespace LockFree;
 // deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
 // raised on the next receive), or to the dead letters past MaxDeliveries.
 //
-// At-least-once: a message leaves the queue only through an ack or the dead letters. Until then it is in exactly one
+// At-least-once: a message leaves the queue only through an ack or the dead letters (one that took it in: a disposed
+// dead-letter queue takes nothing, and the message stays here, in flight or ready). Until then it is in exactly one
 // of: the DelayQueue (ready or delayed), or one in-flight slot whose deadline is in the FIFO; the wake-up covers the
 // FIFO's head, and each expiry re-arms it for the next head, so every unacknowledged delivery comes back.
 //
@@ -40,6 +41,9 @@ namespace LockFree;
 public sealed class AckQueue<T> : IDisposable
 {
     private const int None = -1;
+
+    /// <summary>Longest wait before an expiry pass that failed (its clock threw) is retried: a transient failure delays timeouts by about this much at most.</summary>
+    private static readonly TimeSpan MaxExpiryRetryDelay = TimeSpan.FromSeconds(1);
 
     private readonly DelayQueue<Envelope> _ready;
     private readonly Slot[] _slots;
@@ -64,6 +68,7 @@ public sealed class AckQueue<T> : IDisposable
     private long _deadLettered;
     private long _dropped;
     private long _rejected;
+    private long _failedCallbacks;
     private int _disposed;
 
     /// <summary>Creates an acknowledgement queue with the given options.</summary>
@@ -138,6 +143,22 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Messages received and not yet acked, nacked, dead-lettered or timed out: a snapshot.</summary>
     public int InFlightCount => Volatile.Read(ref _inFlight);
 
+    /// <summary>
+    /// Exceptions caught on the queue's timer thread: thrown by the dead-letter queue (its
+    /// <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> callback) while an expiry pass moved a message there, or by
+    /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>). Each is also raised through
+    /// <see cref="CallbackFailed"/>. Exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// reach those callers instead and are not counted here.
+    /// </summary>
+    public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
+
+    /// <summary>
+    /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
+    /// <see cref="AckQueueOptions{T}.TimerWheel"/>) for each exception counted in <see cref="FailedCallbackCount"/>.
+    /// Exceptions thrown by the handler itself are swallowed: nothing escapes the timer thread, which would end the process.
+    /// </summary>
+    public event EventHandler<Exception>? CallbackFailed;
+
     /// <summary>Enqueues a message, visible after <paramref name="delay"/> (default at once).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
     /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
@@ -160,7 +181,16 @@ public sealed class AckQueue<T> : IDisposable
             return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
         }
 
-        Requeue(new Envelope(message, 0, 0), delay);
+        try
+        {
+            Requeue(new Envelope(message, 0, 0), delay);
+        }
+        catch (Exception)
+        {
+            Release(); // the clock failed: nothing entered (the inner queue returned its own unit); the caller keeps the message
+            throw;
+        }
+
         Interlocked.Increment(ref _enqueued);
         return WriteResult.Accepted;
     }
@@ -210,16 +240,21 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>
     /// Gives a delivery back: the message becomes visible again after <paramref name="delay"/> (default at once), or
     /// goes to the dead letters when it has reached <see cref="AckQueueOptions{T}.MaxDeliveries"/>. False for a stale delivery.
+    /// When the clock throws while a <paramref name="delay"/> is timed, the delivery has ended: the message is back,
+    /// visible at once, and the clock's exception propagates.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or above <see cref="DelayQueue{T}.MaxDelay"/>.</exception>
-    /// <exception cref="ObjectDisposedException">The queue has been disposed (the delivery is left as it was).</exception>
+    /// <exception cref="ObjectDisposedException">
+    /// The queue has been disposed, or the message would go to a disposed <see cref="AckQueueOptions{T}.DeadLetters"/>
+    /// (the delivery is left as it was; a dead-letter queue disposed during the call puts the message back, visible at once).
+    /// </exception>
     public bool Nack(in Delivery<T> delivery, TimeSpan? delay = null, Exception? exception = null)
     {
         TimeSpan wait = delay ?? TimeSpan.Zero;
         Wakeups.ValidateDelay(wait, nameof(delay));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
 
-        if (!TryEnd(delivery, out Envelope envelope))
+        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.PastMaxDeliveries))
         {
             return false;
         }
@@ -231,7 +266,17 @@ public sealed class AckQueue<T> : IDisposable
         }
         else
         {
-            Requeue(envelope, wait);
+            try
+            {
+                Requeue(envelope, wait);
+            }
+            catch (Exception) when (wait != TimeSpan.Zero)
+            {
+                // The clock failed, so the delay cannot be timed; the delivery has ended: keep the message, visible at
+                // once (a requeue due at once needs no clock reading), and tell the caller.
+                Requeue(envelope, TimeSpan.Zero);
+                throw;
+            }
         }
 
         return true;
@@ -240,6 +285,10 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Moves a delivery's message to the dead letters with its metadata (source, reason, exception, delivery count, first and last delivery times). False for a stale delivery.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="reason"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The queue has no <see cref="AckQueueOptions{T}.DeadLetters"/>.</exception>
+    /// <exception cref="ObjectDisposedException">
+    /// The <see cref="AckQueueOptions{T}.DeadLetters"/> queue was disposed: the delivery is left as it was (or, disposed
+    /// during the call, the message is back in this queue, visible at once).
+    /// </exception>
     public bool DeadLetter(in Delivery<T> delivery, string reason, Exception? exception = null)
     {
         ArgumentNullException.ThrowIfNull(reason);
@@ -248,7 +297,7 @@ public sealed class AckQueue<T> : IDisposable
             ThrowHelper.ThrowInvalidOperation("This queue has no DeadLetters configured.");
         }
 
-        if (!TryEnd(delivery, out Envelope envelope))
+        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.Always))
         {
             return false;
         }
@@ -358,8 +407,12 @@ public sealed class AckQueue<T> : IDisposable
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
     }
 
-    /// <summary>Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or foreign.</summary>
-    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope)
+    /// <summary>
+    /// Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or
+    /// foreign. With <paramref name="check"/>, when the message would go to a disposed dead-letter queue, throws
+    /// <see cref="ObjectDisposedException"/> instead and leaves the delivery in flight.
+    /// </summary>
+    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope, DeadLetterCheck check = DeadLetterCheck.None)
     {
         using (InterruptDeferral.Lock(_lock))
         {
@@ -373,6 +426,13 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             envelope = _slots[slot].Envelope;
+            bool toDeadLetters = check == DeadLetterCheck.Always
+                || (check == DeadLetterCheck.PastMaxDeliveries && _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries);
+            if (toDeadLetters && _deadLetters!.IsDisposed)
+            {
+                ThrowDeadLettersDisposed(); // before the delivery ends: the caller still owns it, nothing is lost
+            }
+
             envelope = envelope with { LastDelivery = _slots[slot].LastDelivery };
             Unlink(slot);
             return true;
@@ -410,7 +470,52 @@ public sealed class AckQueue<T> : IDisposable
         _inFlight--;
     }
 
+    /// <summary>
+    /// The wake-up's callback, on the timer's thread: nothing may escape it (an exception there ends the process), so
+    /// every failure is counted and reported instead (<see cref="FailedCallbackCount"/>, <see cref="CallbackFailed"/>).
+    /// </summary>
     private void OnVisibilityTimeout()
+    {
+        try
+        {
+            ExpireDue();
+        }
+        catch (Exception ex)
+        {
+            ReportCallbackFailure(ex); // the pass itself failed (the clock) before moving anything or re-arming
+            RetryExpiry();
+        }
+    }
+
+    /// <summary>
+    /// The expiry pass failed under the lock (a clock reading, or the re-arm) after it had dropped its armed time: arm a
+    /// retry, else the messages in flight would never time out (a receive re-arms only for a new head of an empty table).
+    /// </summary>
+    private void RetryExpiry()
+    {
+        try
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                if (_oldest != None && Volatile.Read(ref _disposed) == 0)
+                {
+                    long deadline = _slots[_oldest].Deadline; // already past: a wheel wake-up fires at its next advance
+                    _armedFor = deadline;
+                    _wakeup.Arm(deadline, VisibilityTimeout < MaxExpiryRetryDelay ? VisibilityTimeout : MaxExpiryRetryDelay);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            ReportCallbackFailure(ex); // the re-arm failed too: reported; the next receive of a new head re-arms
+        }
+    }
+
+    /// <summary>Counts a failure caught on the timer's thread and raises <see cref="CallbackFailed"/> (the handler's own exceptions are swallowed).</summary>
+    private void ReportCallbackFailure(Exception exception) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, this, exception);
+
+    /// <summary>Moves every expired delivery back to the ready queue, or to the dead letters past MaxDeliveries, and re-arms the wake-up for the next head.</summary>
+    private void ExpireDue()
     {
         List<Envelope>? expired = null;
         using (InterruptDeferral.Lock(_lock))
@@ -437,9 +542,9 @@ public sealed class AckQueue<T> : IDisposable
             return;
         }
 
-        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code):
-        // the first failure is rethrown once the batch is done, so none of the others is stranded out of the table.
-        ExceptionDispatchInfo? failure = null;
+        // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code): each
+        // failure is reported and the batch goes on, so none of the others is stranded out of the table. (Before, the
+        // first failure was rethrown on the timer's thread, which ends the process on a TimeProvider.System timer.)
         foreach (Envelope envelope in expired)
         {
             Interlocked.Increment(ref _expired);
@@ -456,32 +561,60 @@ public sealed class AckQueue<T> : IDisposable
             }
             catch (Exception ex)
             {
-                failure ??= ExceptionDispatchInfo.Capture(ex);
+                ReportCallbackFailure(ex); // the message is accounted: dead-lettered, or back in the ready queue
             }
         }
-
-        failure?.Throw();
     }
 
     /// <summary>
-    /// Hands a message that has left the table to the dead letters. It leaves this queue whatever the dead-letter
-    /// queue does (accepts, evicts, drops, rejects, or throws from its drop callback): counted and its room returned
-    /// first, then the exception, if any, propagates.
+    /// Hands a message that has left the table to the dead letters. Once the dead-letter queue took it in, it leaves
+    /// this queue whatever that queue does with it (accepts, evicts, drops, rejects, or throws from its drop
+    /// callback): counted and its room returned first, then the callback's exception, if any, propagates. When it was
+    /// not taken in (the dead-letter queue is disposed, or a clock failed first) the message is not lost: it goes
+    /// back to the ready queue, visible at once with its delivery count kept, and the exception propagates
+    /// (<see cref="ObjectDisposedException"/> naming the dead-letter queue for a disposed one).
     /// </summary>
     private void MoveToDeadLetters(Envelope envelope, string reason, Exception? exception)
     {
+        bool added;
+        Exception? dropFailure;
         try
         {
             DateTimeOffset utcNow = _time.GetUtcNow();
             DateTimeOffset first = utcNow - _time.GetElapsedTime(envelope.FirstDelivery);
             DateTimeOffset last = utcNow - _time.GetElapsedTime(envelope.LastDelivery);
-            _deadLetters!.TryAdd(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last));
+            added = _deadLetters!.TryAddUnlessDisposed(new DeadLetter<T>(envelope.Message, _name, reason, exception, envelope.Deliveries, first, last), out _, out dropFailure);
         }
-        finally
+        catch (Exception)
         {
-            Interlocked.Increment(ref _deadLettered);
-            Release();
+            Requeue(envelope, TimeSpan.Zero); // a clock failed before the dead-letter queue took it: keep it here
+            throw;
         }
+
+        if (!added)
+        {
+            Requeue(envelope, TimeSpan.Zero); // disposed after the check in TryEnd (or an expiry): keep it here
+            ThrowDeadLettersDisposed();
+        }
+
+        Interlocked.Increment(ref _deadLettered);
+        Release();
+        if (dropFailure is not null)
+        {
+            ExceptionDispatchInfo.Throw(dropFailure);
+        }
+    }
+
+    [DoesNotReturn]
+    private void ThrowDeadLettersDisposed() =>
+        throw new ObjectDisposedException(_deadLetters!.GetType().FullName, "The dead-letter queue was disposed: the message was not moved and stays in this queue.");
+
+    /// <summary>When <see cref="TryEnd"/> refuses to end a delivery whose message would go to a disposed dead-letter queue.</summary>
+    private enum DeadLetterCheck
+    {
+        None,
+        PastMaxDeliveries,
+        Always,
     }
 
     /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>

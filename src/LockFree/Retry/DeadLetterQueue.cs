@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 
 namespace LockFree;
@@ -87,10 +88,58 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     public WriteResult TryAdd(DeadLetter<T> deadLetter)
     {
         ArgumentNullException.ThrowIfNull(deadLetter);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (!TryAddUnlessDisposed(deadLetter, out WriteResult result, out Exception? dropFailure))
+        {
+            ObjectDisposedException.ThrowIf(true, this); // the caller still holds the refused dead letter
+        }
+
+        if (dropFailure is not null)
+        {
+            ExceptionDispatchInfo.Throw(dropFailure); // after the add is complete: the letter is held or counted as dropped
+        }
+
+        return result;
+    }
+
+    /// <summary>True once <see cref="Dispose"/> ran: adds are refused.</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// <see cref="TryAdd(DeadLetter{T})"/> for a source that must know what became of its message: false (nothing
+    /// done) when disposed, instead of an exception that could also have come from the drop callback. An exception of
+    /// <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> is handed back in <paramref name="dropFailure"/>, the add
+    /// being complete; one from the clock propagates before anything is done.
+    /// </summary>
+    internal bool TryAddUnlessDisposed(DeadLetter<T> deadLetter, out WriteResult result, out Exception? dropFailure)
+    {
+        dropFailure = null;
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            result = default;
+            return false;
+        }
+
+        result = AddCore(deadLetter, out DeadLetter<T>? evicted, out bool incoming);
+        if (evicted is not null && _itemDropped is not null)
+        {
+            try
+            {
+                _itemDropped(evicted, incoming ? DropReason.Incoming : DropReason.Oldest);
+            }
+            catch (Exception ex)
+            {
+                dropFailure = ex;
+            }
+        }
+
+        return true;
+    }
+
+    private WriteResult AddCore(DeadLetter<T> deadLetter, out DeadLetter<T>? evicted, out bool incoming)
+    {
         long now = _time.GetTimestamp();
-        DeadLetter<T>? evicted = null;
-        bool incoming = false; // a flag, not a reference comparison: the evicted head may be this very instance, re-added
+        evicted = null;
+        incoming = false; // a flag, not a reference comparison: the evicted head may be this very instance, re-added
         using (InterruptDeferral.Lock(_lock))
         {
             if (_count == _ring.Length)
@@ -123,13 +172,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             }
         }
 
-        if (evicted is null)
-        {
-            return WriteResult.Accepted;
-        }
-
-        _itemDropped?.Invoke(evicted, incoming ? DropReason.Incoming : DropReason.Oldest);
-        return incoming ? WriteResult.DroppedIncoming : WriteResult.EvictedOldest;
+        return evicted is null ? WriteResult.Accepted : incoming ? WriteResult.DroppedIncoming : WriteResult.EvictedOldest;
     }
 
     /// <summary>Adds a dead letter built from its parts, timed on the queue's clock when <paramref name="firstAttempt"/>/<paramref name="lastAttempt"/> are not given.</summary>
@@ -242,7 +285,10 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         }
     }
 
-    /// <summary>Stops the metrics; adds are refused from now on. Held dead letters stay readable.</summary>
+    /// <summary>
+    /// Stops the metrics; adds are refused from now on (<see cref="ObjectDisposedException"/>, nothing taken). Held
+    /// dead letters stay readable. An <see cref="AckQueue{T}"/> that meets a disposed dead-letter queue keeps its message.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0 && Name is not null)
@@ -328,7 +374,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
     /// <summary>
     /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as
-    /// room allows; returns how many went back (the others are counted as evicted and reported).
+    /// room allows; returns how many went back (the others are counted as evicted and each reported to the drop
+    /// callback; its first exception is rethrown once all are reported).
     /// </summary>
     private int PutBack(List<Entry> taken, int replayed)
     {
@@ -353,10 +400,22 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
         if (overflow is not null && _itemDropped is not null)
         {
+            // Every evicted letter is reported, whatever the callback throws (before, the first exception ended the
+            // loop and the rest were counted as evicted but never reported); the first exception is rethrown after.
+            ExceptionDispatchInfo? failure = null;
             foreach (DeadLetter<T> letter in overflow)
             {
-                _itemDropped(letter, DropReason.Oldest);
+                try
+                {
+                    _itemDropped(letter, DropReason.Oldest);
+                }
+                catch (Exception ex)
+                {
+                    failure ??= ExceptionDispatchInfo.Capture(ex);
+                }
             }
+
+            failure?.Throw();
         }
 
         return taken.Count - replayed - (overflow?.Count ?? 0);

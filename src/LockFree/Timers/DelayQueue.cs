@@ -181,7 +181,9 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// For an owner that bounds this queue itself (<see cref="AckQueue{T}"/>): puts an item in whatever the queue's
     /// state, completed or disposed included (it stays readable with <see cref="TryDequeue"/>, as items left at a
     /// Dispose do), so a message the owner is moving back is never lost to a racing Dispose. The owner guarantees
-    /// room: it holds at most <see cref="Capacity"/> items here.
+    /// room: it holds at most <see cref="Capacity"/> items here. When the clock throws, an item due at once is put in
+    /// all the same (due before every other: it needs no reading, and must not be lost); one with a delay is not (the
+    /// unit is returned and the exception propagates: the owner decides).
     /// </summary>
     internal void Restore(T item, TimeSpan delay)
     {
@@ -192,7 +194,22 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             ThrowHelper.ThrowInvalidOperation("The delay queue is full: its owner broke the bound.");
         }
 
-        Publish(item, delay);
+        long now;
+        try
+        {
+            now = _time.GetTimestamp();
+        }
+        catch (Exception) when (delay == TimeSpan.Zero)
+        {
+            now = long.MinValue; // due at once, whatever the time; as an enqueue's reading it tells the consumers nothing
+        }
+        catch (Exception)
+        {
+            Release(1);
+            throw;
+        }
+
+        PublishAt(item, now, delay);
     }
 
     /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
@@ -352,9 +369,30 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed-flag exchange.</summary>
     private bool TryReserve() => _core.TryReserve();
 
+    /// <summary>
+    /// Publishes an item whose unit of count is reserved. A clock that throws returns the unit first (before the review
+    /// of 2026-11-23 it stayed reserved for good: a unit of capacity lost per failure, and a completed queue never
+    /// finished), so the failed write leaves no trace.
+    /// </summary>
     private void Publish(T item, TimeSpan delay)
     {
-        long now = _time.GetTimestamp();
+        long now;
+        try
+        {
+            now = _time.GetTimestamp();
+        }
+        catch (Exception)
+        {
+            Release(1);
+            throw;
+        }
+
+        PublishAt(item, now, delay);
+    }
+
+    /// <summary>Publishes an item whose unit of count is reserved, due <paramref name="delay"/> after the clock reading <paramref name="now"/>.</summary>
+    private void PublishAt(T item, long now, TimeSpan delay)
+    {
         long due = now + ToTimestamps(delay);
         _core.Publish(item, now, due);
 
@@ -367,13 +405,14 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private WriteResult EvictAndPublish(T item, TimeSpan delay)
     {
+        long now = _time.GetTimestamp(); // before anything is evicted: a clock that throws leaves the queue as it was
         var spinner = default(SpinWait);
         while (true)
         {
             if (_core.TryEvictRoot(out T? victim))
             {
                 // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
-                Publish(item, delay);
+                PublishAt(item, now, delay);
                 _itemDropped?.Invoke(victim!, DropReason.Oldest);
                 return WriteResult.EvictedOldest;
             }
@@ -388,7 +427,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                     return WriteResult.Completed;
                 }
 
-                Publish(item, delay);
+                PublishAt(item, now, delay);
                 return WriteResult.Accepted;
             }
 

@@ -34,7 +34,9 @@ namespace LockFree;
 /// <para>
 /// Callbacks run on the advancing thread after the wheel's internal lock is released, in no particular order
 /// among timers due on the same tick. A callback that throws is counted (<see cref="FailedCallbackCount"/>),
-/// reported through <see cref="CallbackFailed"/>, and does not stop the wheel. Disposing stops the driver
+/// reported through <see cref="CallbackFailed"/>, and does not stop the wheel. A <see cref="System.TimeProvider"/>
+/// that throws on the driver thread does not stop it either: counted (<see cref="ClockFailureCount"/>), reported
+/// through <see cref="ClockFailed"/>, and the pass retried after a back-off. Disposing stops the driver
 /// thread and drops every pending timer (counted in <see cref="DroppedCount"/>); a Schedule racing with Dispose
 /// either throws <see cref="ObjectDisposedException"/> or is dropped without running (and counted in <see cref="DroppedCount"/>).
 /// The library's own waits on a wheel it was given (<see cref="DelayQueueOptions{T}.TimerWheel"/>,
@@ -87,6 +89,25 @@ public sealed class HierarchicalTimerWheel : IDisposable
         add => _engine.CallbackFailed += value;
         remove => _engine.CallbackFailed -= value;
     }
+
+    /// <summary>
+    /// Raised for each failure counted in <see cref="ClockFailureCount"/>, on the thread that met it (the driver
+    /// thread, or the caller of <see cref="Advance"/>); exceptions thrown by the handler itself are swallowed.
+    /// </summary>
+    public event EventHandler<Exception>? ClockFailed
+    {
+        add => _engine.ClockFailed += value;
+        remove => _engine.ClockFailed -= value;
+    }
+
+    /// <summary>
+    /// Exceptions thrown by the <see cref="TimeProvider"/> that no caller could see: a clock reading or the sleep
+    /// timer's <see cref="ITimer.Change"/> on the driver thread (the driver backs off and retries; it does not stop),
+    /// or the lateness reading taken before a batch of due timers fires (the batch fires all the same; its lateness
+    /// is not recorded). A clock reading an <see cref="Advance"/> or <see cref="Schedule"/> call makes for itself
+    /// throws to that caller instead, before anything is taken.
+    /// </summary>
+    public long ClockFailureCount => _engine.ClockFailureCount;
 
     /// <summary>The wheel's resolution.</summary>
     public TimeSpan TickDuration => _engine.TickDuration;

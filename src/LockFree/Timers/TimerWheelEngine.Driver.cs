@@ -9,16 +9,32 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Longest single sleep of the driver thread; it re-plans after it (keeps the delay arithmetic small).</summary>
     private static readonly TimeSpan MaxSleep = TimeSpan.FromHours(1);
 
+    /// <summary>First back-off after the clock threw on the driver thread: a transient failure costs about a millisecond of lateness.</summary>
+    private const int MinClockBackoffMs = 1;
+
+    /// <summary>Longest back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second, not a spinning thread.</summary>
+    private const int MaxClockBackoffMs = 1000;
+
     private readonly object _sleepLock = new();
     private Thread? _driver;
     private ITimer? _driverTimer;
     private bool _wakeRequested; // under _sleepLock
     private bool _stopRequested; // under _sleepLock
     private long _driverPasses;  // advances made by the driver thread (diagnostics and tests)
+    private long _clockFailures; // the TimeProvider threw on the driver thread or in a batch's lateness reading
     private long _disposeScanned; // 1 once Dispose has scanned the nodes (a Schedule racing Dispose waits for it)
 
     /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
     internal long DriverPasses => Interlocked.Read(ref _driverPasses);
+
+    /// <summary>Exceptions the wheel's <see cref="TimeProvider"/> threw where nobody else could see them (the driver thread, a fired batch's lateness reading).</summary>
+    public long ClockFailureCount => Interlocked.Read(ref _clockFailures);
+
+    /// <summary>Raised, on the thread that met it, for each failure counted in <see cref="ClockFailureCount"/>; the handler's own exceptions are swallowed.</summary>
+    public event EventHandler<Exception>? ClockFailed;
+
+    /// <summary>Counts a clock failure and raises <see cref="ClockFailed"/> (the handler's own exceptions are swallowed).</summary>
+    private void ReportClockFailure(Exception ex) => FailureReport.Raise(ref _clockFailures, ClockFailed, _owner, ex);
 
     public bool IsDriverRunning => Volatile.Read(ref _driver) is not null && !IsDisposed;
 
@@ -235,12 +251,14 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private void DriverLoop()
     {
-        try
+        int backoff = 0; // milliseconds of the current back-off after clock failures; 0 while the clock works
+        while (!StopRequested())
         {
-            while (!StopRequested())
+            try
             {
                 AdvanceTo(ClockTick(), fromDriver: true);
                 Interlocked.Increment(ref _driverPasses);
+                backoff = 0; // the clock answered: a later failure starts a fresh back-off
                 if (HasInput())
                 {
                     continue;
@@ -294,10 +312,42 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                     _wakeRequested = false;
                 }
             }
+            catch (Exception) when (IsDisposed)
+            {
+                return; // disposed between the stop check and AdvanceTo (ObjectDisposedException): the driver's work is over
+            }
+            catch (Exception ex)
+            {
+                // The TimeProvider threw (a clock reading, or the sleep timer's Change). Before the review of 2026-11-23
+                // this ended the thread (ObjectDisposedException silently, anything else unhandled, ending the process)
+                // while IsDriverRunning stayed true and no timer fired again. Nothing was taken out of the wheel by the
+                // failed reading (AdvanceTo reads its target first; Fire guards its own reading), so the pass is simply
+                // retried, after a back-off on the real clock (the provider's is the one failing) that Dispose cuts short.
+                ReportClockFailure(ex);
+                backoff = backoff == 0 ? MinClockBackoffMs : Math.Min(2 * backoff, MaxClockBackoffMs);
+                BackOff(backoff);
+            }
         }
-        catch (ObjectDisposedException)
+    }
+
+    /// <summary>Waits <paramref name="milliseconds"/> of real time, or until Dispose asks the driver to stop.</summary>
+    private void BackOff(int milliseconds)
+    {
+        long until = Environment.TickCount64 + milliseconds;
+        using (InterruptDeferral.Lock(_sleepLock))
         {
-            // Disposed between the stop check and AdvanceTo: the driver's work is over.
+            long left;
+            while (!_stopRequested && (left = until - Environment.TickCount64) > 0)
+            {
+                try
+                {
+                    Monitor.Wait(_sleepLock, (int)left);
+                }
+                catch (ThreadInterruptedException)
+                {
+                    // Dropped, as in the sleep (see InterruptDeferral).
+                }
+            }
         }
     }
 

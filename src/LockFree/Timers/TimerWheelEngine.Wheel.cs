@@ -290,8 +290,21 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Runs the batch: each node is freed before its callback runs, so a callback can reuse it at once.</summary>
     private int Fire(int index)
     {
-        // Lateness (metrics): one clock reading per batch, against each timer's due tick's start.
-        long batchTimestamp = _timeProvider.GetTimestamp() - _originTimestamp;
+        // Lateness (metrics): one clock reading per batch, against each timer's due tick's start. The batch is already
+        // out of the wheel: a clock that throws here must not lose it (before the review of 2026-11-23 the exception
+        // escaped with every timer of the batch claimed and none run). Counted and reported; the batch's lateness is zero.
+        long batchTimestamp = 0;
+        bool timed = true;
+        try
+        {
+            batchTimestamp = _timeProvider.GetTimestamp() - _originTimestamp;
+        }
+        catch (Exception ex)
+        {
+            timed = false;
+            ReportClockFailure(ex);
+        }
+
         long lateness = 0;
         double latenessTotal = 0;
         int count = 0;
@@ -299,7 +312,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
         {
             ref TimerNode node = ref Node(index);
             int next = node.Next;
-            lateness = Math.Max(0, batchTimestamp - (TAtomics.LoadPlain(ref node.DueTick) * _tickTimestamp)); // plain: driver-owned (Firing)
+            lateness = timed ? Math.Max(0, batchTimestamp - (TAtomics.LoadPlain(ref node.DueTick) * _tickTimestamp)) : 0; // plain: driver-owned (Firing)
             latenessTotal += lateness;
             Action<object?>? callback = TAtomics.LoadPlain(ref node.Callback); // plain: driver-owned (Firing)
             object? state = TAtomics.LoadPlain(ref node.State);
@@ -330,18 +343,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// Counts a callback failure and raises <see cref="CallbackFailed"/> on this thread (the handler's own exceptions
     /// are swallowed). Also used for the library's wake-ups that fire after Dispose moved them off the wheel.
     /// </summary>
-    internal void ReportCallbackFailure(Exception ex)
-    {
-        Interlocked.Increment(ref _failedCallbacks);
-        try
-        {
-            CallbackFailed?.Invoke(_owner, ex);
-        }
-        catch (Exception)
-        {
-            // A failing failure handler must not stop the wheel either; the counter still records the first failure.
-        }
-    }
+    internal void ReportCallbackFailure(Exception ex) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, _owner, ex);
 
     /// <summary>Adds a batch's lateness to the double total (a CAS loop: firing batches of nested or concurrent advances may overlap).</summary>
     private void AddLateness(double timestamps)

@@ -268,7 +268,7 @@ internal static class Wakeups
             }
             catch (Exception ex)
             {
-                wheel.ReportCallbackFailure(ex); // an AckQueue expiry rethrows what a dead-letter drop callback threw
+                wheel.ReportCallbackFailure(ex); // the owners report their own failures; this guards the thread pool against any other
             }
         }
 

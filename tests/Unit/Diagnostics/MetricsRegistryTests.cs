@@ -76,6 +76,59 @@ public sealed class MetricsRegistryTests
         Assert.Equal([12L], seen["lockfree.queue.capacity"]);
     }
 
+    [Fact]
+    public void Collect_OneSourceThrows_OtherSourcesStillReportedAndTheFailureCounted()
+    {
+        // A named dead-letter queue whose clock fails: reading its statistics (the oldest letter's age) throws. Before,
+        // that one exception ended the instrument's whole collection: no other queue's measurement reached the
+        // listener (RecordObservableInstruments threw an AggregateException after dropping them all).
+        var failing = new FailingClock();
+        string badName = "failing-dlq-" + Guid.NewGuid().ToString("N");
+        string goodName = "healthy-dlq-" + Guid.NewGuid().ToString("N");
+        using var bad = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 4, Name = badName, TimeProvider = failing });
+        using var good = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 4, Name = goodName });
+        bad.TryAdd(1, "src", "reason", null, 1);
+        good.TryAdd(2, "src", "reason", null, 1);
+        good.TryAdd(3, "src", "reason", null, 1);
+        long failuresBefore = ReadUntagged("lockfree.metrics.failed_observations");
+        failing.Fail = true;
+
+        Dictionary<string, List<long>> goodSeen = ReadInstruments(BackpressureMetrics.NameTag, goodName, "lockfree.deadletter.");
+        Dictionary<string, List<long>> badSeen = ReadInstruments(BackpressureMetrics.NameTag, badName, "lockfree.deadletter.");
+
+        Assert.Equal([2L], goodSeen["lockfree.deadletter.count"]);
+        Assert.Equal([2L], goodSeen["lockfree.deadletter.added"]);
+        Assert.Empty(badSeen); // the failing source reports nothing rather than a made-up value
+        Assert.True(ReadUntagged("lockfree.metrics.failed_observations") - failuresBefore >= 8, "each failed observation is counted");
+        GC.KeepAlive(bad);
+        GC.KeepAlive(good);
+    }
+
+    /// <summary>A system clock that throws once told to (a stand-in for a broken user clock).</summary>
+    private sealed class FailingClock : TimeProvider
+    {
+        public volatile bool Fail;
+
+        public override long GetTimestamp() => Fail ? throw new InvalidOperationException("clock failed") : System.GetTimestamp();
+    }
+
+    private static long ReadUntagged(string instrumentName)
+    {
+        long total = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BackpressureMetrics.MeterName && instrument.Name == instrumentName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => total += value);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return total;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void RegisterGarbage(MetricsRegistry<object> registry, int count)
     {

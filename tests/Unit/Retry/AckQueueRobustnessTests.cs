@@ -42,10 +42,22 @@ public sealed class AckQueueRobustnessTests
             Assert.True(queue.TryReceive(out _));
         }
 
-        // One expiry pass moves all three; the second and third evict the one before, and the callback throws.
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (sender, ex) =>
+        {
+            Assert.Same(queue, sender);
+            reported.Add(ex);
+        };
+
+        // One expiry pass moves all three; the second and third evict the one before, and the callback throws. The
+        // pass runs on the timer's thread (here the Advance caller): nothing may escape it. Before, the first failure
+        // was rethrown there, which on a TimeProvider.System timer thread ends the process.
         Exception? thrown = Record.Exception(() => time.Advance(Visibility));
 
-        Assert.IsType<InvalidOperationException>(thrown);
+        Assert.Null(thrown);
+        Assert.Equal(2, queue.FailedCallbackCount);
+        Assert.Equal(2, reported.Count);
+        Assert.All(reported, ex => Assert.Equal("drop callback failed", ex.Message));
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((3L, 3L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
         Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
@@ -60,6 +72,25 @@ public sealed class AckQueueRobustnessTests
     }
 
     [Fact]
+    public void VisibilityTimeout_DeadLetterCallbackAndFailureHandlerThrow_NothingEscapesTheTimerThread()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = ThrowingDlq(time);
+        dlq.TryAdd("old", "test", "seed", null, 1);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.CallbackFailed += (_, _) => throw new InvalidOperationException("handler failed");
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        Assert.Null(Record.Exception(() => time.Advance(Visibility)));
+
+        Assert.Equal(1, queue.FailedCallbackCount);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 1L, 0, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal("a", Assert.Single(dlq.Snapshot()).Message);
+    }
+
+    [Fact]
     public void Nack_PastMaxDeliveriesAndDeadLetterCallbackThrows_MessageCountedAndRoomReturned()
     {
         var time = new ManualTimeProvider();
@@ -70,6 +101,7 @@ public sealed class AckQueueRobustnessTests
         Assert.True(queue.TryReceive(out Delivery<string> delivery));
 
         Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery));
+        Assert.Equal(0, queue.FailedCallbackCount); // the caller saw it: not a timer-thread failure
 
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
@@ -91,6 +123,99 @@ public sealed class AckQueueRobustnessTests
 
         AckQueueStatistics stats = queue.GetStatistics();
         Assert.Equal((1L, 0, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+    }
+
+    private static DeadLetterQueue<string> DisposedDlq(ManualTimeProvider time)
+    {
+        var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        dlq.Dispose();
+        return dlq;
+    }
+
+    [Fact]
+    public void Nack_PastMaxDeliveriesIntoDisposedDeadLetters_ThrowsAndLeavesTheDeliveryInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        // Before, the delivery ended, the message was counted as dead-lettered and its room returned, then the
+        // disposed dead-letter queue refused it: gone from both queues.
+        ObjectDisposedException refused = Assert.Throws<ObjectDisposedException>(() => queue.Nack(delivery));
+
+        Assert.Contains("DeadLetterQueue", refused.ObjectName);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 0L, 1, 1), (stats.Nacked, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.True(queue.Ack(delivery)); // left as it was: the consumer still owns it
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void DeadLetter_IntoDisposedDeadLetters_ThrowsAndLeavesTheDeliveryInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, deadLetters: dlq);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        Assert.Throws<ObjectDisposedException>(() => queue.DeadLetter(delivery, "poison"));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 1, 1), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.False(queue.DeadLetter(default, "stale")); // a stale delivery still answers false, not the disposal
+        Assert.True(queue.Ack(delivery));
+    }
+
+    [Fact]
+    public void VisibilityTimeout_PastMaxDeliveriesIntoDisposedDeadLetters_MessageKeptAndReported()
+    {
+        var time = new ManualTimeProvider();
+        using DeadLetterQueue<string> dlq = DisposedDlq(time);
+        using AckQueue<string> queue = Create(time, maxDeliveries: 1, deadLetters: dlq);
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (_, ex) => reported.Add(ex);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        time.Advance(Visibility);
+
+        // Refused by the disposed dead-letter queue: back in this queue (visible at once, its count kept), reported.
+        Assert.IsType<ObjectDisposedException>(Assert.Single(reported));
+        Assert.Equal(1, queue.FailedCallbackCount);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 0L, 1, 0), (stats.Expired, stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.Equal(stats.Enqueued, stats.Acked + stats.DeadLettered + stats.Count);
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.True(queue.Ack(again));
+    }
+
+    [Fact]
+    public void Nack_DeadLettersDisposedAfterTheCheck_MessageRequeuedAndCallerToldObjectDisposed()
+    {
+        // The dead-letter queue is disposed between the ack queue's check (under its lock, before the delivery ends)
+        // and the add: the message cannot stay in flight any more, so it goes back to the ready queue.
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = manual });
+        using var queue = new AckQueue<string>(new AckQueueOptions<string>
+        {
+            Capacity = 8, VisibilityTimeout = Visibility, TimeProvider = time, MaxDeliveries = 1, DeadLetters = dlq,
+        });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        time.OnNextReading = dlq.Dispose; // MoveToDeadLetters reads the ack queue's clock for the letter's times
+        Assert.Throws<ObjectDisposedException>(() => queue.Nack(delivery));
+
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((0L, 1, 0), (stats.DeadLettered, stats.Count, stats.InFlight));
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.Equal(0, dlq.Count);
     }
 
     [Fact]
@@ -160,6 +285,68 @@ public sealed class AckQueueRobustnessTests
         Assert.True(queue.Ack(again));
         Assert.Equal(0, queue.Count);
     }
+    [Fact]
+    public void VisibilityTimeout_ClockThrowsInTheExpiryPass_ReportedAndThePassRetried()
+    {
+        var manual = new ManualTimeProvider();
+        var time = new HookedClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 4, VisibilityTimeout = Visibility, TimeProvider = time });
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (_, ex) => reported.Add(ex);
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out _));
+
+        // The expiry pass's clock reading throws. Before, the pass had already dropped its armed time, so no wake-up
+        // was left for the message in flight: it never expired again (unless a receive happened to make a new head).
+        time.OnNextReading = static () => throw new InvalidOperationException("clock failed");
+        manual.Advance(Visibility);
+        Assert.Equal("clock failed", Assert.Single(reported).Message);
+        Assert.Equal(1, queue.InFlightCount);
+
+        manual.Advance(Visibility); // the retry (at most a second later) finds the clock working
+
+        Assert.Equal(0, queue.InFlightCount);
+        Assert.Equal(1, queue.GetStatistics().Expired);
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
+    [Fact]
+    public void TryEnqueue_ClockThrows_NothingEnqueuedAndRoomReturned()
+    {
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, VisibilityTimeout = Visibility, TimeProvider = clock });
+
+        clock.FailReading(1); // the inner delay queue's reading for the due time
+        Assert.Throws<InvalidOperationException>(() => queue.TryEnqueue("a", TimeSpan.FromSeconds(1)));
+
+        Assert.Equal(0, queue.Count); // before: 1 held for good, and every later enqueue rejected
+        Assert.Equal(0, queue.GetStatistics().Enqueued);
+        Assert.True(queue.TryEnqueue("b").IsAccepted);
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+        Assert.Equal("b", delivery.Message);
+    }
+
+    [Fact]
+    public void Nack_WithDelayWhenClockThrows_MessageVisibleAtOnceAndCallerTold()
+    {
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 2, VisibilityTimeout = Visibility, TimeProvider = clock });
+        queue.TryEnqueue("a");
+        Assert.True(queue.TryReceive(out Delivery<string> delivery));
+
+        // The delay cannot be timed without the clock, and the delivery has ended: before, the message vanished (its
+        // unit still counted, so Count said 1 and nothing could ever be received). It is kept, visible at once.
+        clock.FailReading(1);
+        Assert.Throws<InvalidOperationException>(() => queue.Nack(delivery, TimeSpan.FromSeconds(5)));
+
+        Assert.Equal((1, 0), (queue.Count, queue.InFlightCount));
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
     [Fact]
     public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
     {

@@ -174,6 +174,53 @@ public sealed class DeadLetterQueueTests
     }
 
     [Fact]
+    public void Replay_PutBackOverflowsAndTheDropCallbackThrows_EveryEvictedLetterStillReported()
+    {
+        // Four letters taken for a replay; the target refuses the first after new failures filled the queue, so none
+        // of the four fits back. Before, the first ItemDropped exception ended the put-back's reporting loop: the
+        // other three were counted as evicted but never handed to the callback.
+        var dropped = new List<int>();
+        using DeadLetterQueue<int> queue = Create(4, dropped: (l, _) =>
+        {
+            dropped.Add(l.Message);
+            throw new InvalidOperationException("drop callback failed");
+        });
+        for (int i = 1; i <= 4; i++)
+        {
+            queue.TryAdd(Letter(i));
+        }
+
+        InvalidOperationException thrown = Assert.Throws<InvalidOperationException>(() => queue.Replay(_ =>
+        {
+            for (int i = 10; i < 14; i++)
+            {
+                queue.TryAdd(Letter(i));
+            }
+
+            return false;
+        }));
+
+        Assert.Equal("drop callback failed", thrown.Message);
+        Assert.Equal([1, 2, 3, 4], dropped.Order());
+        Assert.Equal([10, 11, 12, 13], Messages(queue));
+        Assert.Equal(4, queue.GetStatistics().Evicted);
+        AssertBalanced(queue);
+    }
+
+    [Fact]
+    public void Replay_SinkThrows_ItsExceptionPropagatesAndTheLettersAreKept()
+    {
+        using DeadLetterQueue<int> queue = Create(4);
+        queue.TryAdd(Letter(1));
+        queue.TryAdd(Letter(2));
+
+        Assert.Throws<TimeoutException>(() => queue.Replay(_ => throw new TimeoutException()));
+
+        Assert.Equal([1, 2], Messages(queue));
+        AssertBalanced(queue);
+    }
+
+    [Fact]
     public void Replay_AddsFillTheQueueDuringTheReplay_KeptCountsOnlyThosePutBack()
     {
         var dropped = new List<int>();

@@ -83,6 +83,7 @@ public sealed class TimerWheelMetricsTests
         Assert.Equal(1, values["lockfree.timer.pending"]);
         Assert.Equal(2, values["lockfree.timer.fired"]);
         Assert.Equal(1, values["lockfree.timer.failed"]);
+        Assert.Equal(0, values["lockfree.timer.clock_failures"]);
         Assert.Equal(1, values["lockfree.timer.cancelled"]);
         Assert.Equal(0, values["lockfree.timer.dropped"]);
         Assert.Equal(2, values["lockfree.timer.lateness.last"]);

@@ -298,10 +298,10 @@ public sealed class WheelDrivenQueueTests
     }
 
     [Fact]
-    public async Task AckQueue_WheelDisposed_ExpiryFailureOffTheWheelIsReportedThroughCallbackFailed()
+    public async Task AckQueue_WheelDisposed_ExpiryFailureOffTheWheelIsReportedByTheQueue()
     {
-        // The wake-up moved off a disposed wheel fires once on the thread pool. An AckQueue expiry rethrows what a
-        // dead-letter drop callback threw; on the wheel that is reported through CallbackFailed, and so it is off the
+        // The wake-up moved off a disposed wheel fires once on the thread pool. What a dead-letter drop callback throws
+        // in the expiry pass is caught and reported by the queue (FailedCallbackCount, CallbackFailed), on or off the
         // wheel, instead of escaping on a thread-pool thread (which would end the process).
         var deadLetters = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string>
         {
@@ -313,11 +313,11 @@ public sealed class WheelDrivenQueueTests
         deadLetters.TryAdd(new DeadLetter<string>("full", "q", "r", null, 1, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch));
         var wheel = new HierarchicalTimerWheel(Tick, _time);
         var failures = new List<Exception>();
-        wheel.CallbackFailed += (_, ex) => { lock (failures) { failures.Add(ex); } };
         using var queue = new AckQueue<string>(new AckQueueOptions<string>
         {
             Capacity = 8, VisibilityTimeout = Visibility, MaxDeliveries = 1, DeadLetters = deadLetters, TimeProvider = _time, TimerWheel = wheel,
         });
+        queue.CallbackFailed += (_, ex) => { lock (failures) { failures.Add(ex); } };
         queue.TryEnqueue("a");
         Assert.True(queue.TryReceive(out _));
         wheel.Advance();
@@ -326,7 +326,7 @@ public sealed class WheelDrivenQueueTests
         wheel.Dispose(); // the wake-up fires off the wheel: the message expires into the full dead-letter queue
 
         DateTime deadline = DateTime.UtcNow + Generous;
-        while (wheel.FailedCallbackCount == 0)
+        while (queue.FailedCallbackCount == 0)
         {
             Assert.True(DateTime.UtcNow < deadline, "the expiry's failure was not reported");
             await Task.Delay(5);
@@ -338,5 +338,6 @@ public sealed class WheelDrivenQueueTests
         }
 
         Assert.Equal(0, queue.InFlightCount);
+        Assert.Equal(0, wheel.FailedCallbackCount); // the queue's failure, reported once, by the queue
     }
 }

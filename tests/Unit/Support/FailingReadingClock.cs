@@ -1,0 +1,31 @@
+namespace LockFree.Tests.Unit.Support;
+
+/// <summary>A <see cref="ManualTimeProvider"/> whose chosen reading (1 = the next <see cref="GetTimestamp"/>) throws once.</summary>
+public sealed class FailingReadingClock(ManualTimeProvider inner) : TimeProvider
+{
+    private int _countdown;
+
+    /// <inheritdoc/>
+    public override long TimestampFrequency => inner.TimestampFrequency;
+
+    /// <summary>The <paramref name="reading"/>-th clock reading from now throws <see cref="InvalidOperationException"/> ("clock failed").</summary>
+    public void FailReading(int reading) => Volatile.Write(ref _countdown, reading);
+
+    /// <inheritdoc/>
+    public override long GetTimestamp()
+    {
+        if (Volatile.Read(ref _countdown) > 0 && Interlocked.Decrement(ref _countdown) == 0)
+        {
+            throw new InvalidOperationException("clock failed");
+        }
+
+        return inner.GetTimestamp();
+    }
+
+    /// <inheritdoc/>
+    public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+    /// <inheritdoc/>
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+        inner.CreateTimer(callback, state, dueTime, period);
+}
