@@ -130,6 +130,7 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly ThreadTokenCache? _cache; // null: no thread caches
     private readonly long _threadCache;        // tokens a thread takes into its cache at once (0: none)
     private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
+    private readonly bool _plantedStaleSighting; // tests only: the planted-bug twin of TryRetireIfIdle's count check (charges at the last sighting even if the batch moved since)
     private readonly bool _leanRefusalCount;     // memo refusals counted with a locked add instead of per-thread slots
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time)
@@ -137,7 +138,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
     }
 
-    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
+    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false, bool plantedStaleSighting = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
@@ -173,6 +174,7 @@ internal partial struct TokenBucketCore<TAtomics>
         _threadCache = threadCache;
         _cache = threadCache > 0 ? new ThreadTokenCache() : null;
         _plantedSkipEpochBump = plantedSkipEpochBump;
+        _plantedStaleSighting = plantedStaleSighting;
         _leanRefusalCount = leanRefusalCount;
     }
 
@@ -545,7 +547,7 @@ internal partial struct TokenBucketCore<TAtomics>
         long chargeAt = now;
         if (open && _cache is null)
         {
-            if (TAtomics.LoadPlain(ref _seenCount) != count) // plain: owner-only
+            if (TAtomics.LoadPlain(ref _seenCount) != count && !(_plantedStaleSighting && TAtomics.LoadPlain(ref _seenCount) >= 0)) // plain: owner-only
             {
                 // Taken from since the last sighting: remember this one, leave the batch open (the key may be busy).
                 TAtomics.StorePlain(ref _seenCount, count); // plain: owner-only
