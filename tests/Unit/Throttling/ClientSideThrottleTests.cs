@@ -126,8 +126,7 @@ public sealed class ClientSideThrottleTests
     [InlineData(long.MaxValue - 30_000_000L)] // a clock that wraps past long.MaxValue three seconds in
     public void TryAdmit_ClockReadsNegativeOrWraps_CountsAndExpiresAsUsual(long start)
     {
-        var inner = new ManualTimeProvider();
-        var time = new OffsetTimeProvider(inner, start - inner.GetTimestamp());
+        var time = OffsetTimeProvider.StartingAt(start, out ManualTimeProvider inner);
         var throttle = new ClientSideThrottle(new ClientSideThrottleOptions { K = 2, Window = TimeSpan.FromSeconds(10), Buckets = 10, TimeProvider = time, RandomSource = () => 1.0 });
         for (int i = 0; i < 20; i++)
         {
@@ -149,19 +148,10 @@ public sealed class ClientSideThrottleTests
     public void Window_ClockCrossesZero_BucketsKeepTheirLength()
     {
         // Truncating division made epoch 0 span (-bucket, +bucket): two buckets' worth of records in one slot.
-        var inner = new ManualTimeProvider();
-        var time = new OffsetTimeProvider(inner, -TimeSpan.FromMilliseconds(500).Ticks - inner.GetTimestamp());
+        var time = OffsetTimeProvider.StartingAt(-TimeSpan.FromMilliseconds(500).Ticks, out ManualTimeProvider inner);
         var throttle = new ClientSideThrottle(new ClientSideThrottleOptions { Window = TimeSpan.FromSeconds(2), Buckets = 2, TimeProvider = time, RandomSource = () => 1.0 });
         throttle.TryAdmit(); // at -0.5 s
         inner.Advance(TimeSpan.FromSeconds(2.1)); // at +1.6 s: more than a window later
         Assert.Equal(0, throttle.Requests);
-    }
-
-    /// <summary>A manual clock shifted by a constant (so it can read negative or near the ends of the range; differences wrap).</summary>
-    private sealed class OffsetTimeProvider(ManualTimeProvider inner, long offset) : TimeProvider
-    {
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp() => unchecked(inner.GetTimestamp() + offset);
     }
 }

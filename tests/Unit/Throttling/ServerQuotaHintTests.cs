@@ -99,8 +99,7 @@ public sealed class ServerQuotaHintTests
         // "No hint yet" was a reset instant of 0: on a clock reading negative the absent hint was in force, so the first
         // real hint was not a new period, pacing kept its initial due instant 0, and every paced request was refused
         // until the clock reached 0 (here: 100 s; on a clock far below 0, practically forever).
-        var inner = new ManualTimeProvider();
-        var time = new OffsetTimeProvider(inner, -TimeSpan.FromSeconds(100).Ticks - inner.GetTimestamp());
+        var time = OffsetTimeProvider.StartingAt(-TimeSpan.FromSeconds(100).Ticks, out ManualTimeProvider inner);
         var hint = new ServerQuotaHint(new ServerQuotaHintOptions { TimeProvider = time, PaceBelow = 10 });
         Assert.True(hint.TryAdmit());
         Assert.Equal(long.MaxValue, hint.Remaining); // no hint: nothing charged
@@ -110,13 +109,5 @@ public sealed class ServerQuotaHintTests
         Assert.False(hint.TryAdmit());
         inner.Advance(TimeSpan.FromSeconds(2));
         Assert.True(hint.TryAdmit());
-    }
-
-    /// <summary>A manual clock shifted by a constant (so it can read negative).</summary>
-    private sealed class OffsetTimeProvider(ManualTimeProvider inner, long offset) : TimeProvider
-    {
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp() => unchecked(inner.GetTimestamp() + offset);
     }
 }
