@@ -162,7 +162,14 @@ public sealed partial class BackpressureBuffer<T>
                 while ((state = Volatile.Read(ref _paused)) != _pressureDelivered)
                 {
                     _pressureDelivered = state;
-                    PressureChanged?.Invoke(this, state != 0);
+                    try
+                    {
+                        PressureChanged?.Invoke(this, state != 0);
+                    }
+                    catch (Exception error)
+                    {
+                        ReportCallbackFailure(error); // never thrown into the write or read that crossed: it already happened
+                    }
                 }
             }
             finally

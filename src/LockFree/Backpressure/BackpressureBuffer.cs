@@ -92,6 +92,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _disposed;
     private int _paused;
     private int _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
+    private long _callbackFailures; // handler exceptions caught (see CallbackFailed): an atomic add on that rare path
     private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private long _droppedIncoming;
     private long _evicted;
@@ -182,9 +183,25 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// Raised when the depth crosses the high watermark upwards (true: slow down) or the low watermark downwards (false:
     /// resume), on the thread whose write or read crossed it, or on one whose own crossing was being reported at the time.
     /// Events are delivered one at a time and in order, so the last one always matches <see cref="IsPaused"/> once the
-    /// crossings stop (a crossing undone before it was reported may be skipped).
+    /// crossings stop (a crossing undone before it was reported may be skipped). An exception a handler throws never
+    /// reaches the write or read that crossed: it goes to <see cref="CallbackFailed"/>.
     /// </summary>
     public event EventHandler<bool>? PressureChanged;
+
+    /// <summary>
+    /// Raised with the exception an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/>
+    /// handler threw, on the thread that ran it, right after it threw. Such an exception never reaches the writer or reader
+    /// whose operation raised the callback: that operation already happened (an item accepted, dropped or evicted, a read
+    /// taken), and it answers its true outcome. An exception from a <see cref="CallbackFailed"/> handler is dropped (it
+    /// is counted in <see cref="CallbackFailures"/> once, with the failure it reports).
+    /// </summary>
+    public event EventHandler<Exception>? CallbackFailed;
+
+    /// <summary>
+    /// How many times an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/> handler
+    /// threw (a snapshot; also the <c>lockfree.queue.callback_failures</c> metric). See <see cref="CallbackFailed"/>.
+    /// </summary>
+    public long CallbackFailures => Volatile.Read(ref _callbackFailures);
 
     /// <summary>
     /// How long the oldest item in the buffer has waited: zero when empty; null unless the buffer was created
@@ -410,6 +427,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <inheritdoc/>
     BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
 
+    /// <inheritdoc/>
+    long IBufferMetricsSource.CallbackFailures => CallbackFailures;
+
     /// <summary>
     /// One write attempt under <paramref name="policy"/>. A null _completed means neither completion nor disposal
     /// (which completes) happened before this write; with many writers a completion racing the enqueue closes the
@@ -471,7 +491,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         {
             case OverflowPolicy.DropIncoming:
                 CountWriterEvent(ref _droppedIncoming);
-                _itemDropped?.Invoke(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
+                InvokeItemDropped(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
                 return WriteResult.DroppedIncoming;
 
             case OverflowPolicy.DropOldest:
@@ -508,7 +528,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                             // After the queue operations (no slot is reserved) and after the buffer's own steps: a callback
                             // that throws used to skip them, so the wake-up check after the write, or the finish of a
                             // completed buffer this eviction drained, never ran (from the channel review).
-                            _itemDropped?.Invoke(oldest, DropReason.Oldest);
+                            InvokeItemDropped(oldest, DropReason.Oldest);
                         }
 
                         continue; // another writer took the room: evict again
@@ -533,6 +553,37 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 }
 
                 return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+        }
+    }
+
+    /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the writer (see <see cref="CallbackFailed"/>).</summary>
+    private void InvokeItemDropped(T item, DropReason reason)
+    {
+        if (_itemDropped is { } callback)
+        {
+            try
+            {
+                callback(item, reason);
+            }
+            catch (Exception error)
+            {
+                ReportCallbackFailure(error);
+            }
+        }
+    }
+
+    /// <summary>Counts a handler's exception and hands it to <see cref="CallbackFailed"/> (whose own exceptions are dropped).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ReportCallbackFailure(Exception error)
+    {
+        Interlocked.Increment(ref _callbackFailures); // statistics: rare path
+        try
+        {
+            CallbackFailed?.Invoke(this, error);
+        }
+        catch (Exception)
+        {
+            // An observer of failures that fails itself: nothing more to report it to; the failure is counted above.
         }
     }
 

@@ -29,8 +29,9 @@ public sealed class BackpressureBufferOptions<T>
     /// <summary>
     /// Called with every item discarded by <see cref="OverflowPolicy.DropIncoming"/> or evicted by
     /// <see cref="OverflowPolicy.DropOldest"/>, on the writing thread, after the buffer is consistent again
-    /// (never while a slot is reserved). An exception it throws propagates to that writer; the write itself
-    /// has already happened and is counted. Default none.
+    /// (never while a slot is reserved). An exception it throws never reaches the writer, whose write answers its
+    /// true outcome: it is caught, counted in <see cref="BackpressureBuffer{T}.CallbackFailures"/> and handed to
+    /// <see cref="BackpressureBuffer{T}.CallbackFailed"/>. Default none.
     /// </summary>
     public Action<T, DropReason>? ItemDropped { get; init; }
 

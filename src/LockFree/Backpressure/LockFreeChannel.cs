@@ -24,7 +24,8 @@ public static class LockFreeChannel
     /// <param name="itemDropped">
     /// Called with every item discarded under <see cref="OverflowPolicy.DropIncoming"/> (the incoming one) or
     /// evicted under <see cref="OverflowPolicy.DropOldest"/> (the oldest one), on the writing thread, after the
-    /// channel is consistent again; an exception it throws propagates to that writer. Null: no report.
+    /// channel is consistent again. An exception it throws never reaches the writer (whose write succeeded: the drop
+    /// stands); it is caught and counted (see <see cref="BackpressureBuffer{T}.CallbackFailed"/>). Null: no report.
     /// </param>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its <see cref="LockFreeChannelOptions.TimeProvider"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The capacity or the full mode is out of range.</exception>

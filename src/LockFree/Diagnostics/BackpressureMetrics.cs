@@ -17,6 +17,9 @@ internal interface IBufferMetricsSource
 
     /// <summary>The age of the oldest item, when the buffer stamps items; null otherwise.</summary>
     TimeSpan? OldestItemAge { get; }
+
+    /// <summary>Callback (ItemDropped, PressureChanged) exceptions caught so far; 0 for a source that catches none.</summary>
+    long CallbackFailures => 0;
 }
 
 // Design: every instrument is observable, read by a MeterListener's collection from a registry of live
@@ -29,7 +32,7 @@ internal interface IBufferMetricsSource
 /// <c>LockFree</c>. Buffers created with a <see cref="BackpressureBufferOptions{T}.Name"/> report, tagged
 /// <c>lockfree.queue.name</c>: <c>lockfree.queue.depth</c>, <c>lockfree.queue.capacity</c>,
 /// <c>lockfree.queue.enqueued</c>, <c>lockfree.queue.dequeued</c>, <c>lockfree.queue.dropped</c>,
-/// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, and <c>lockfree.queue.wait_time</c>
+/// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, <c>lockfree.queue.callback_failures</c>, and <c>lockfree.queue.wait_time</c>
 /// (seconds a write waited for room), and for buffers created with
 /// <see cref="BackpressureBufferOptions{T}.TrackItemAge"/> <c>lockfree.queue.oldest_item_age</c> (seconds the head
 /// item has waited).
@@ -57,6 +60,7 @@ public static class BackpressureMetrics
         Meter.CreateObservableCounter("lockfree.queue.dropped", () => Observe(s => s.Statistics.DroppedIncoming), unit: "{item}", description: "Incoming items discarded (DropIncoming).");
         Meter.CreateObservableCounter("lockfree.queue.evicted", () => Observe(s => s.Statistics.Evicted), unit: "{item}", description: "Queued items evicted (DropOldest).");
         Meter.CreateObservableCounter("lockfree.queue.rejected", () => Observe(s => s.Statistics.Rejected), unit: "{item}", description: "Writes rejected (full or timed out).");
+        Meter.CreateObservableCounter("lockfree.queue.callback_failures", () => Observe(s => s.CallbackFailures), unit: "{exception}", description: "Exceptions thrown by ItemDropped or PressureChanged handlers (caught: never thrown into the write or read).");
         Meter.CreateObservableGauge("lockfree.queue.oldest_item_age", ObserveOldestItemAge, unit: "s", description: "How long the oldest item has waited (buffers created with TrackItemAge only).");
     }
 

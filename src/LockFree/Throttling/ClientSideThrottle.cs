@@ -11,7 +11,9 @@ namespace LockFree;
 // what it accepts and drops the rest before it costs the backend anything; as the backend recovers, accepts rise
 // and p falls back to 0 by itself. Locally rejected requests still count as requests (that is what lets p grow).
 // Window: SlidingCountWindow, a ring of Buckets packed words [epoch | requests | accepts] updated by CAS, exact
-// and lock-free (its design comment has the details); epoch = timestamp / bucket length. Epochs wrap after 2^20
+// and lock-free (its design comment has the details); epoch = (timestamp − the timestamp at creation) / bucket length,
+// so a clock that reads negative, starts near long.MinValue or wraps past long.MaxValue counts like any other (only
+// differences of timestamps mean anything; the subtraction wraps with them). Epochs wrap after 2^20
 // buckets; a bucket untouched for exactly a multiple of that would be read as current for one window: harmless
 // for a probability.
 
@@ -33,6 +35,7 @@ public sealed class ClientSideThrottle
     private readonly long _bucketTicks;
     private readonly Func<double> _random;
     private readonly TimeProvider _time;
+    private readonly long _origin;
     private long _locallyRejected;
     private long _backendRejected;
 
@@ -60,6 +63,7 @@ public sealed class ClientSideThrottle
             throw new ArgumentOutOfRangeException("options.Window", options.Window, "Window / Buckets must be at least one tick of the time provider.");
         }
 
+        _origin = _time.GetTimestamp();
         _window = new SlidingCountWindow<RealAtomics>(options.Buckets);
         _k = options.K;
         _random = options.RandomSource ?? Random.Shared.NextDouble;
@@ -116,5 +120,15 @@ public sealed class ClientSideThrottle
     /// <summary>The SRE formula.</summary>
     internal double Probability(long requests, long accepts) => Math.Max(0, (requests - (_k * accepts)) / (requests + 1));
 
-    private long CurrentEpoch() => _time.GetTimestamp() / _bucketTicks;
+    /// <summary>
+    /// Buckets elapsed since creation. Measured from the creation timestamp, not from 0: a raw negative timestamp
+    /// divided by the bucket length truncated towards zero (epoch 0 twice as long) and indexed the ring with a negative
+    /// slot (IndexOutOfRangeException). Floor division keeps a clock that steps back before creation in range too.
+    /// </summary>
+    private long CurrentEpoch()
+    {
+        long elapsed = unchecked(_time.GetTimestamp() - _origin); // wraps with the clock: a difference of timestamps
+        long epoch = elapsed / _bucketTicks;
+        return elapsed < 0 && epoch * _bucketTicks != elapsed ? epoch - 1 : epoch;
+    }
 }

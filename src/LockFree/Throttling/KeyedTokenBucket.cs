@@ -12,9 +12,21 @@ namespace LockFree;
 // Retired flag); an acquire that lands on a retired bucket looks the key up again. So a key is never reset
 // while it holds debt, and a race between an acquire and an eviction never admits extra tokens.
 //
+// A key left with a part-spent fast-path batch is idle too, once nobody has taken from the batch for a while: the
+// bucket remembers the clock reading at which it last saw the batch (at issue, and at each sweep), and a sweep that
+// finds the batch unchanged charges its spent tokens at that reading (TokenBucketCore.TryRetireIfIdle has the
+// argument). So a key that took one batch and went quiet is evictable at the first sweep; one that took from its batch
+// since the last sighting, at the next sweep that finds it unchanged.
+//
 // The key count is kept in our own counter (ConcurrentDictionary.Count takes every lock): an insert reserves a
-// slot first; when the table is full it sweeps for full buckets, and if none can go, the new key is refused
-// (fail closed) with a retryAfter of one full refill.
+// slot first; when the table is full it sweeps for idle buckets, and if none can go, the new key is refused
+// (fail closed). Sweeps are rate-limited: a sweep visits every held key (O(MaxKeys)), so a storm of new keys
+// against a table of busy keys must not pay one per attempt. A sweep that frees nothing learns the earliest instant
+// any held key could read full (each bucket reports it; takes only move it later) and no automatic sweep runs before
+// then, nor within SweepSpacingPerKey x MaxKeys of the last one; until then a new key is refused in O(1), its
+// retryAfter the time to that instant. One thread sweeps at a time (a flag; the others refuse at once). Cost: O(1)
+// per new-key attempt, plus at most one O(MaxKeys) sweep per max(earliest refill, MaxKeys microseconds): amortised,
+// sweeping costs a few percent of one core at most. EvictIdle() sweeps on demand, unconditionally.
 
 /// <summary>
 /// A token bucket per key (user, tenant, client address...): each key gets its own <see cref="TokenBucket"/>
@@ -30,8 +42,11 @@ public sealed class KeyedTokenBucket<TKey>
     private readonly double _tokensPerSecond;
     private readonly int _batch;
     private readonly TimeProvider _time;
-    private readonly TimeSpan _fullRefill;
+    private readonly int _unitShift;   // provider ticks << shift = the buckets' time units (the same for every key)
+    private readonly long _sweepSpacing; // provider ticks between automatic sweeps at least (SweepSpacingPerKey x MaxKeys)
     private int _count;
+    private long _nextSweep;           // provider timestamp before which no automatic sweep runs (read and written with Volatile)
+    private int _sweeping;             // 1 while a thread runs an automatic sweep
 
     /// <summary>Creates an empty table of per-key buckets.</summary>
     /// <param name="capacity">Each key's bucket capacity.</param>
@@ -51,9 +66,17 @@ public sealed class KeyedTokenBucket<TKey>
         _time = timeProvider ?? TimeProvider.System;
         _buckets = new ConcurrentDictionary<TKey, TokenBucket>(comparer);
         MaxKeys = maxKeys;
-        _fullRefill = TimeSpan.FromSeconds(Math.Min(capacity / tokensPerSecond, TimeSpan.MaxValue.TotalSeconds / 2));
-        _ = new TokenBucket(capacity, tokensPerSecond, _batch, _time); // validates the rate against the clock now, not at the first key
+        var probe = new TokenBucket(capacity, tokensPerSecond, _batch, _time); // validates the rate against the clock now, not at the first key
+        _unitShift = probe.UnitShift;
+        _sweepSpacing = (long)Math.Min(Math.Ceiling(maxKeys * SweepSpacingPerKey.TotalSeconds * _time.TimestampFrequency), long.MaxValue / 4);
+        _nextSweep = _time.GetTimestamp();
     }
+
+    /// <summary>
+    /// Automatic sweeps are at least this much apart per held key (1 µs: a sweep's visit to a key, an ownership CAS and
+    /// a clock read, costs some tens of nanoseconds, so sweeps back to back take a few percent of one core at most).
+    /// </summary>
+    internal static readonly TimeSpan SweepSpacingPerKey = TimeSpan.FromTicks(10);
 
     /// <summary>Keys held at most.</summary>
     public int MaxKeys { get; }
@@ -72,7 +95,10 @@ public sealed class KeyedTokenBucket<TKey>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above the capacity.</exception>
     public bool TryAcquire(TKey key, int tokens = 1) => TryAcquire(key, tokens, out _, out _);
 
-    /// <summary>As <see cref="TryAcquire(TKey, int)"/>, with the key's hint on refusal (one full refill when the table is full of busy keys).</summary>
+    /// <summary>
+    /// As <see cref="TryAcquire(TKey, int)"/>, with the key's hint on refusal; a new key refused by a full table of busy
+    /// keys is told the earliest instant the next sweep could free a slot.
+    /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="key"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above the capacity.</exception>
     public bool TryAcquire(TKey key, int tokens, out TimeSpan retryAfter) => TryAcquire(key, tokens, out retryAfter, out _);
@@ -84,9 +110,8 @@ public sealed class KeyedTokenBucket<TKey>
         TokenBucket.ValidateTokens(tokens, _capacity);
         while (true)
         {
-            if (!_buckets.TryGetValue(key, out TokenBucket? bucket) && !TryAdd(key, out bucket))
+            if (!_buckets.TryGetValue(key, out TokenBucket? bucket) && !TryAdd(key, out bucket, out retryAfter))
             {
-                retryAfter = _fullRefill;
                 charged = null;
                 return false;
             }
@@ -115,32 +140,55 @@ public sealed class KeyedTokenBucket<TKey>
     /// </summary>
     public bool TryGetBucket(TKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TokenBucket? bucket) => _buckets.TryGetValue(key, out bucket);
 
-    /// <summary>Evicts every key whose bucket has refilled completely and has nobody waiting; returns how many went.</summary>
-    public int EvictIdle()
+    /// <summary>
+    /// Evicts every key whose bucket has refilled completely and has nobody waiting; returns how many went. A key left
+    /// with a part-spent fast-path batch counts once no token was taken from the batch since the table last saw it
+    /// (its spent tokens are then charged at that sighting), so it may take a second sweep. Always sweeps (O(keys));
+    /// the automatic sweeps of a full table are rate-limited instead.
+    /// </summary>
+    public int EvictIdle() => Sweep(out _);
+
+    /// <summary>One pass over the table; <paramref name="fullInUnits"/>: the earliest a kept key could read full (units; long.MaxValue when none).</summary>
+    private int Sweep(out long fullInUnits)
     {
         int evicted = 0;
+        fullInUnits = long.MaxValue;
         foreach (KeyValuePair<TKey, TokenBucket> entry in _buckets)
         {
-            if (entry.Value.TryRetireIfFull() && Remove(entry.Key, entry.Value))
+            if (entry.Value.TryRetireIfIdle(out long fullIn))
             {
-                evicted++;
+                if (Remove(entry.Key, entry.Value))
+                {
+                    evicted++;
+                }
+            }
+            else
+            {
+                fullInUnits = Math.Min(fullInUnits, fullIn);
             }
         }
 
         return evicted;
     }
 
-    private bool TryAdd(TKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TokenBucket? bucket)
+    private bool TryAdd(TKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TokenBucket? bucket, out TimeSpan retryAfter)
     {
+        retryAfter = TimeSpan.Zero;
         if (Interlocked.Increment(ref _count) > MaxKeys)
         {
             Interlocked.Decrement(ref _count);
-            EvictIdle();
-            if (Interlocked.Increment(ref _count) > MaxKeys)
+            bool swept = TrySweepForRoom(out retryAfter);
+            if (!swept || Interlocked.Increment(ref _count) > MaxKeys)
             {
-                Interlocked.Decrement(ref _count);
+                if (swept)
+                {
+                    Interlocked.Decrement(ref _count); // the sweep freed room, and other new keys took it first
+                    retryAfter = TicksToTimeSpan(_sweepSpacing);
+                }
+
                 if (_buckets.TryGetValue(key, out bucket))
                 {
+                    retryAfter = TimeSpan.Zero;
                     return true; // added by another thread meanwhile
                 }
 
@@ -158,6 +206,40 @@ public sealed class KeyedTokenBucket<TKey>
 
         return true;
     }
+
+    /// <summary>
+    /// The table is full: sweeps if the last sweep's horizon has passed and no other thread is sweeping. True when this
+    /// call swept and freed at least one slot; otherwise <paramref name="retryAfter"/> is the time to the next allowed sweep.
+    /// </summary>
+    private bool TrySweepForRoom(out TimeSpan retryAfter)
+    {
+        long now = _time.GetTimestamp();
+        long next = Volatile.Read(ref _nextSweep); // acquire: pairs with the sweeper's release store
+        if (unchecked(next - now) > 0 || Interlocked.CompareExchange(ref _sweeping, 1, 0) != 0) // full fence: one sweeper at a time
+        {
+            retryAfter = TicksToTimeSpan(Math.Max(unchecked(next - now), 1));
+            return false; // refused in O(1): a sweep now would find no key idle (or one is running)
+        }
+
+        int evicted;
+        try
+        {
+            evicted = Sweep(out long fullInUnits);
+            long horizon = evicted > 0 ? 0 : Math.Max(fullInUnits == long.MaxValue ? _sweepSpacing : fullInUnits >> _unitShift, _sweepSpacing); // units >> shift: provider ticks, rounded down (never later than a key could be full)
+            Volatile.Write(ref _nextSweep, unchecked(now + horizon)); // release: pairs with the acquire above
+            retryAfter = evicted > 0 ? TimeSpan.Zero : TicksToTimeSpan(horizon);
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0); // release: the next sweeper sees _nextSweep
+        }
+
+        return evicted > 0;
+    }
+
+    /// <summary>Provider ticks as a <see cref="TimeSpan"/>, rounded up (a hint: never earlier than the instant it names).</summary>
+    private TimeSpan TicksToTimeSpan(long ticks) =>
+        TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(ticks * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)), TimeSpan.MaxValue.Ticks));
 
     private bool Remove(TKey key, TokenBucket bucket)
     {

@@ -14,6 +14,13 @@ namespace LockFree;
 // and queues the newcomer. Wait is not offered: the queue is the wait, and waiting for room in it would make it
 // unbounded. The state is guarded by one lock held for a few field updates; waiters complete on the thread pool,
 // never under the lock.
+//
+// Exact rate: the interval between departures is TimestampFrequency / RequestsPerSecond clock ticks, rarely a whole
+// number (10^7 / 3). It is kept as a fixed-point fraction Q + R/D ticks (D from the double rate's exact binary value,
+// reduced), and the next departure as a whole tick plus a numerator below D; a departure is due at the first tick at
+// or after its exact instant. So departures k are due at exactly ceil(k / rate) seconds on the grid (no drift, and no
+// silent rounding of the rate). A rate above the clock's frequency (departures closer than one tick) is refused.
+// Comparisons of timestamps are differences, so a clock that reads negative or wraps works too.
 
 /// <summary>
 /// A leaky bucket that shapes traffic: requests enter a bounded queue of <see cref="Capacity"/> and leave at a
@@ -26,9 +33,12 @@ public sealed class LeakyBucket : IDisposable
     private readonly object _lock = new();
     private readonly WaiterList _queue = new();
     private readonly TimeProvider _time;
-    private readonly long _interval;
+    private readonly long _intervalWhole;    // Q: whole ticks of the interval
+    private readonly long _intervalFraction; // R: the interval's fraction of a tick is R / D, 0 <= R < D
+    private readonly long _denominator;      // D: at most 2^53 (a double's mantissa), so fraction sums fit a long
     private readonly double _requestsPerSecond;
-    private long _nextRelease;
+    private long _nextRelease;               // the next departure's whole tick (guarded by _lock)
+    private long _nextFraction;              // ... plus _nextFraction / D of a tick, 0 <= _nextFraction < D
     private ITimer? _timer;
     private bool _disposed;
     private long _released;
@@ -41,7 +51,9 @@ public sealed class LeakyBucket : IDisposable
     /// <param name="requestsPerSecond">The output rate; positive and finite, fractions allowed.</param>
     /// <param name="overflowPolicy">What happens to a request that finds the queue full: <see cref="OverflowPolicy.Reject"/>, <see cref="OverflowPolicy.DropIncoming"/> or <see cref="OverflowPolicy.DropOldest"/>.</param>
     /// <param name="timeProvider">The clock and its timers; <see cref="TimeProvider.System"/> when null.</param>
-    /// <exception cref="ArgumentOutOfRangeException">A capacity below 1, a bad rate, or <see cref="OverflowPolicy.Wait"/> or an undefined policy.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A capacity below 1, a rate that is not positive and finite, above the clock's
+    /// <see cref="TimeProvider.TimestampFrequency"/> (departures closer than one tick) or so low that one interval overflows the clock,
+    /// or <see cref="OverflowPolicy.Wait"/> or an undefined policy.</exception>
     public LeakyBucket(int capacity, double requestsPerSecond, OverflowPolicy overflowPolicy = OverflowPolicy.Reject, TimeProvider? timeProvider = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
@@ -56,13 +68,7 @@ public sealed class LeakyBucket : IDisposable
         }
 
         _time = timeProvider ?? TimeProvider.System;
-        double interval = Math.Ceiling(_time.TimestampFrequency / requestsPerSecond);
-        if (interval > long.MaxValue / 4)
-        {
-            throw new ArgumentOutOfRangeException(nameof(requestsPerSecond), requestsPerSecond, "The rate is too low for the clock.");
-        }
-
-        _interval = Math.Max((long)interval, 1);
+        (_intervalWhole, _intervalFraction, _denominator) = ExactInterval(_time.TimestampFrequency, requestsPerSecond);
         _requestsPerSecond = requestsPerSecond;
         Capacity = capacity;
         OverflowPolicy = overflowPolicy;
@@ -173,14 +179,85 @@ public sealed class LeakyBucket : IDisposable
         }
     }
 
+    /// <summary>
+    /// The interval, frequency / rate ticks, as Q + R/D exactly: the double rate is mantissa × 2^exponent, so the
+    /// interval is frequency × 2^-exponent / mantissa, reduced. Refuses a rate above the frequency (Q = 0: departures
+    /// closer than a tick cannot be spaced) and one whose interval overflows the clock.
+    /// </summary>
+    internal static (long Whole, long Fraction, long Denominator) ExactInterval(long frequency, double requestsPerSecond)
+    {
+        long bits = BitConverter.DoubleToInt64Bits(requestsPerSecond);
+        int biased = (int)((bits >> 52) & 0x7FF);
+        long mantissa = bits & ((1L << 52) - 1);
+        int exponent = biased == 0 ? -1074 : biased - 1075;
+        mantissa |= biased == 0 ? 0 : 1L << 52;
+        System.Numerics.BigInteger numerator = frequency, denominator = mantissa;
+        if (exponent < 0)
+        {
+            numerator <<= -exponent;
+        }
+        else
+        {
+            denominator <<= exponent;
+        }
+
+        System.Numerics.BigInteger gcd = System.Numerics.BigInteger.GreatestCommonDivisor(numerator, denominator);
+        numerator /= gcd;
+        denominator /= gcd;
+        System.Numerics.BigInteger whole = System.Numerics.BigInteger.DivRem(numerator, denominator, out System.Numerics.BigInteger fraction);
+        if (whole.IsZero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(requestsPerSecond), requestsPerSecond,
+                $"The rate is above the clock's frequency ({frequency} ticks per second): departures closer than one tick cannot be spaced.");
+        }
+
+        if (whole > long.MaxValue / 4 || denominator > long.MaxValue / 4)
+        {
+            throw new ArgumentOutOfRangeException(nameof(requestsPerSecond), requestsPerSecond, "The rate is too low for the clock: one interval overflows it.");
+        }
+
+        return ((long)whole, (long)fraction, (long)denominator);
+    }
+
+    /// <summary>Whether the next departure's slot has come: its tick is past, or it is this tick and the slot starts on it.</summary>
+    private bool IsDueLocked(long now)
+    {
+        long ahead = unchecked(_nextRelease - now); // a difference: wraps with the clock
+        return ahead < 0 || (ahead == 0 && _nextFraction == 0);
+    }
+
+    /// <summary>Sets the next departure one exact interval after <paramref name="whole"/> + <paramref name="fraction"/>/D.</summary>
+    private void ScheduleAfterLocked(long whole, long fraction)
+    {
+        fraction += _intervalFraction; // < 2D <= 2^54: no overflow
+        whole = unchecked(whole + _intervalWhole);
+        if (fraction >= _denominator)
+        {
+            fraction -= _denominator;
+            whole = unchecked(whole + 1);
+        }
+
+        _nextRelease = whole;
+        _nextFraction = fraction;
+    }
+
     private bool TryPassLocked(long now)
     {
-        if (_queue.Count != 0 || now < _nextRelease)
+        if (_queue.Count != 0 || !IsDueLocked(now))
         {
             return false;
         }
 
-        _nextRelease = now + _interval;
+        long slotTick = _nextFraction == 0 ? _nextRelease : unchecked(_nextRelease + 1);
+        if (slotTick == now)
+        {
+            ScheduleAfterLocked(_nextRelease, _nextFraction); // in the tick its slot falls in: on time, so the grid is kept (exact rate)
+        }
+        else
+        {
+            ScheduleAfterLocked(now, 0); // the output was idle past its slot: restart from now
+        }
+
         _released++;
         return true;
     }
@@ -188,7 +265,8 @@ public sealed class LeakyBucket : IDisposable
     private void ArmLocked(long now)
     {
         _timer ??= _time.CreateTimer(static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        long due = Math.Max(_nextRelease - now, 0);
+        long ahead = unchecked(_nextRelease - now); // a difference: wraps with the clock
+        long due = ahead < 0 ? 0 : ahead + (_nextFraction != 0 ? 1 : 0); // the first tick at or after the exact instant
         TimeSpan dueIn = TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(due * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)), Timers.Wakeups.MaxDelay.Ticks));
         _timer.Change(dueIn, Timeout.InfiniteTimeSpan); // capped at the longest a timer takes: a slot further away wakes early and re-arms
     }
@@ -204,11 +282,14 @@ public sealed class LeakyBucket : IDisposable
             }
 
             long now = _time.GetTimestamp();
-            if (now >= _nextRelease && _queue.FinishOldest(WaitStatus.Signaled))
+            if (IsDueLocked(now) && _queue.FinishOldest(WaitStatus.Signaled))
             {
                 _released++;
-                long next = _nextRelease + _interval;
-                _nextRelease = next > now ? next : now + _interval; // keep the grid unless a whole slot was missed
+                ScheduleAfterLocked(_nextRelease, _nextFraction);
+                if (IsDueLocked(now))
+                {
+                    ScheduleAfterLocked(now, 0); // a whole slot was missed: restart the grid from now (no catch-up burst)
+                }
             }
 
             if (_queue.Count > 0)

@@ -9,7 +9,9 @@ namespace LockFree;
 // earliest instant the next paced request may go. All three are longs updated with CAS / release stores:
 // TryAdmit is lock-free. A hint and the admissions racing with it may interleave (a request admitted under the
 // old hint is charged to the new remaining): the next response corrects it. After the reset instant the hint no
-// longer restricts anything until a new one arrives.
+// longer restricts anything until a new one arrives. "No hint yet" is a reset instant of long.MinValue, before
+// every timestamp: a TimeProvider's timestamps may be negative (only differences mean anything), and 0 was in the
+// future of such a clock (the absent hint was in force and the first real one paced from timestamp 0).
 
 /// <summary>
 /// Honours server quota hints: after <see cref="Update(long, TimeSpan)"/> reports the remaining quota and the
@@ -22,7 +24,7 @@ public sealed class ServerQuotaHint
     private readonly TimeProvider _time;
     private readonly long _paceBelow;
     private long _remaining = long.MaxValue;
-    private long _resetAt;
+    private long _resetAt = long.MinValue; // "no hint yet": before every timestamp (0 was in the future of a clock reading negative)
     private long _nextPaced;
     private long _refused;
 

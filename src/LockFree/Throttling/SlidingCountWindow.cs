@@ -41,7 +41,8 @@ internal sealed class SlidingCountWindow<TAtomics>
     public void Record(long epoch, long increment)
     {
         long tag = epoch & EpochMask;
-        ref long word = ref _buckets[(int)(epoch % _buckets.Length)];
+        long slot = epoch % _buckets.Length;
+        ref long word = ref _buckets[(int)(slot < 0 ? slot + _buckets.Length : slot)]; // a negative epoch's remainder is negative
         long seen = TAtomics.LoadAcquire(ref word); // acquire: the bucket to add to
         while (true)
         {

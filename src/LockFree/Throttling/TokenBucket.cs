@@ -446,7 +446,19 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     internal TimeSpan ToTimeSpan(long units) => _core.ToTimeSpan(units);
 
     /// <summary>Retires the bucket if it is full and nobody waits (keyed-table eviction).</summary>
-    internal bool TryRetireIfFull() => _waiters.Count == 0 && _core.TryRetireIfFull();
+    internal bool TryRetireIfFull() => TryRetireIfIdle(out _);
+
+    /// <summary>As <see cref="TryRetireIfFull"/>; on false, <paramref name="fullInUnits"/> is the earliest it could read full (engine units; 0 with waiters).</summary>
+    internal bool TryRetireIfIdle(out long fullInUnits)
+    {
+        if (_waiters.Count != 0)
+        {
+            fullInUnits = 0;
+            return false;
+        }
+
+        return _core.TryRetireIfIdle(out fullInUnits);
+    }
 
     /// <summary>Validates a capacity and rate as the constructor would, naming them as the constructor does.</summary>
     internal static void ValidateOptions(long capacity, double tokensPerSecond)

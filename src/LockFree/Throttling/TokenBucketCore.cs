@@ -107,6 +107,8 @@ internal partial struct TokenBucketCore<TAtomics>
     private long _settled;      // plain: owner-only; tokens charged to _tat so far (statistics)
     private long _refused;      // plain: owner-only; refusals (statistics)
     private long _idlePoll;     // plain: owner-only; the word the last IdleUnits saw (an unchanged word: no fast-path take since)
+    private long _seenCount = -1; // plain: owner-only; the open batch's count when the owner last saw it (-1: never), see TryRetireIfIdle
+    private long _seenAt;         // plain: owner-only; the clock reading (units) at that sighting
     private long _memo;         // [good-until ms since _originTick:44][short of tokens:20]; 0 = none
     private long _fineMemo;     // [good-until units >> _fineShift:44][short of tokens:20]; 0 = none
     private ThreadOwnedCounter? _memoRefused; // refusals made on the memo; created on first use
@@ -128,6 +130,7 @@ internal partial struct TokenBucketCore<TAtomics>
     private readonly ThreadTokenCache? _cache; // null: no thread caches
     private readonly long _threadCache;        // tokens a thread takes into its cache at once (0: none)
     private readonly bool _plantedSkipEpochBump; // tests only: the planted-bug twin of the epoch bump
+    private readonly bool _plantedStaleSighting; // tests only: the planted-bug twin of TryRetireIfIdle's count check (charges at the last sighting even if the batch moved since)
     private readonly bool _leanRefusalCount;     // memo refusals counted with a locked add instead of per-thread slots
 
     public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time)
@@ -135,7 +138,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
     }
 
-    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false)
+    public TokenBucketCore(long capacity, double tokensPerSecond, long fastPathBatch, TimeProvider time, long threadCache, bool leanRefusalCount = false, bool plantedSkipEpochBump = false, bool plantedStaleSighting = false)
     {
         ValidateRate(tokensPerSecond);
         ValidateCapacity(capacity);
@@ -171,6 +174,7 @@ internal partial struct TokenBucketCore<TAtomics>
         _threadCache = threadCache;
         _cache = threadCache > 0 ? new ThreadTokenCache() : null;
         _plantedSkipEpochBump = plantedSkipEpochBump;
+        _plantedStaleSighting = plantedStaleSighting;
         _leanRefusalCount = leanRefusalCount;
     }
 
@@ -430,6 +434,8 @@ internal partial struct TokenBucketCore<TAtomics>
         }
         else
         {
+            TAtomics.StorePlain(ref _seenCount, take - tokens); // plain: owner-only; the new batch as issued, at this clock reading
+            TAtomics.StorePlain(ref _seenAt, now);              // plain: owner-only
             Publish(tat, issued: take, flags | (take - tokens));
         }
 
@@ -516,22 +522,56 @@ internal partial struct TokenBucketCore<TAtomics>
     }
 
     /// <summary>
-    /// Retires the bucket if it is full (indistinguishable from a fresh one, so dropping it loses no accounting):
-    /// every later acquire answers <see cref="AcquireStatus.Retired"/>. False when it holds any debt, an open batch or waiters.
+    /// Retires the bucket if it is idle and full (indistinguishable from a fresh one, so dropping it loses no accounting):
+    /// every later acquire answers <see cref="AcquireStatus.Retired"/>. False when it holds any debt or waiters; then
+    /// <paramref name="fullInUnits"/> is the earliest the bucket could read full to a later call (a lower bound: takes
+    /// only move it later).
     /// </summary>
-    public bool TryRetireIfFull()
+    /// <remarks>
+    /// A part-spent open batch: its spent tokens are charged only at settlement, and the fast path reads no clock, so
+    /// when they were taken is unknown; charging them now (as a settlement does) keeps the bucket from reading full for
+    /// up to Batch intervals after any idle spell, however long. Instead the owner remembers the batch's count and the
+    /// clock reading whenever it sees the batch (at issue, and at each call here): a batch's count only falls while it is
+    /// open, and every new batch overwrites the sighting, so finding the same count again means no token was taken since
+    /// that reading, and the spent tokens are charged at it (no earlier than any of them was taken: the GCRA bound of
+    /// the design note holds). A count that moved is remembered with this call's reading, and the batch is left open.
+    /// Buckets with thread caches (whose admissions do not move the count) settle at now, as before.
+    /// </remarks>
+    public bool TryRetireIfIdle(out long fullInUnits)
     {
         long word = Own();
-        EndCacheEpoch();
         long now = Now();
-        long tat = Settle(word, now); // an open batch's leftover goes back to the bucket
-        bool full = (word & (WaitingFlag | RetiredFlag)) == 0 && tat <= now;
+        long count = word & CountMask;
+        long flags = word & (WaitingFlag | RetiredFlag);
+        bool open = TAtomics.LoadPlain(ref _issued) != count; // plain: owner-only (we own the word)
+        long chargeAt = now;
+        if (open && _cache is null)
+        {
+            if (TAtomics.LoadPlain(ref _seenCount) != count && !(_plantedStaleSighting && TAtomics.LoadPlain(ref _seenCount) >= 0)) // plain: owner-only
+            {
+                // Taken from since the last sighting: remember this one, leave the batch open (the key may be busy).
+                TAtomics.StorePlain(ref _seenCount, count); // plain: owner-only
+                TAtomics.StorePlain(ref _seenAt, now);      // plain: owner-only
+                long spent = TAtomics.LoadPlain(ref _issued) - count; // plain: owner-only
+                fullInUnits = Math.Max(TAtomics.LoadPlain(ref _tat), now) + (spent * _interval) - now; // plain: owner-only
+                Reopen(word);
+                return false;
+            }
+
+            chargeAt = TAtomics.LoadPlain(ref _seenAt); // plain: owner-only; no take since this reading
+        }
+
+        EndCacheEpoch();
+        long tat = Settle(word, Math.Min(chargeAt, now)); // an open batch's leftover goes back to the bucket
+        bool full = flags == 0 && tat <= now;
         if (full)
         {
             TAtomics.StoreRelease(ref _memo, 0); // release: before the Retired flag; a full bucket has no shortage to remember (belt and braces: a memo never outlives one)
             TAtomics.StoreRelease(ref _fineMemo, 0); // release: as above
         }
-        Publish(tat, issued: 0, (word & (WaitingFlag | RetiredFlag)) | (full ? RetiredFlag : 0));
+
+        fullInUnits = Math.Max(tat - now, 0);
+        Publish(tat, issued: 0, flags | (full ? RetiredFlag : 0));
         return full;
     }
 

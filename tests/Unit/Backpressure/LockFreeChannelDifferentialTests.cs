@@ -279,42 +279,6 @@ public sealed partial class LockFreeChannelDifferentialTests
         });
 
     [Theory]
-    [MemberData(nameof(RolesAndModes))]
-    public Task ItemDropped_Throws_SameResultsAndItems(bool singleReader, bool singleWriter, OverflowPolicy mode) =>
-        AssertSameAsBcl(singleReader, singleWriter, mode, async (channel, log) =>
-        {
-            Fill(channel);
-            try
-            {
-                log.Add($"tryWrite {channel.Writer.TryWrite(10)}");
-            }
-            catch (Exception e)
-            {
-                log.Add($"tryWrite threw {e.GetType().Name}");
-            }
-
-            Task write;
-            try
-            {
-                write = channel.Writer.WriteAsync(11).AsTask();
-            }
-            catch (Exception e)
-            {
-                log.Add($"writeAsync threw {e.GetType().Name}");
-                write = Task.CompletedTask;
-            }
-
-            if (mode == OverflowPolicy.Wait)
-            {
-                log.Add($"read {channel.Reader.TryRead(out int item)} {item}");
-            }
-
-            await log.Outcome("write", write);
-            log.Add($"count {channel.Reader.Count} items {string.Join(",", Drain(channel))}");
-        },
-        itemDropped: item => throw new FormatException($"dropped {item}"));
-
-    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task WaitToWriteAsync_ProbesThatGiveUpBesideParkedWrites_EveryWriteLands(bool singleReader)

@@ -120,4 +120,38 @@ public sealed class ClientSideThrottleTests
         Assert.Equal(40_000, throttle.Requests);
         Assert.Equal(40_000, throttle.Accepts);
     }
+    [Theory]
+    [InlineData(-1_000_000_000L)]          // a clock that reads negative (legal: only differences of timestamps mean anything)
+    [InlineData(long.MinValue + 1_000L)]   // a clock near the bottom of its range
+    [InlineData(long.MaxValue - 30_000_000L)] // a clock that wraps past long.MaxValue three seconds in
+    public void TryAdmit_ClockReadsNegativeOrWraps_CountsAndExpiresAsUsual(long start)
+    {
+        var time = OffsetTimeProvider.StartingAt(start, out ManualTimeProvider inner);
+        var throttle = new ClientSideThrottle(new ClientSideThrottleOptions { K = 2, Window = TimeSpan.FromSeconds(10), Buckets = 10, TimeProvider = time, RandomSource = () => 1.0 });
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.True(throttle.TryAdmit()); // before the fix: IndexOutOfRangeException (a negative epoch's slot)
+            throttle.RecordAccepted();
+            inner.Advance(TimeSpan.FromMilliseconds(250)); // 5 s in all, crossing zero / the wrap for the last two cases
+        }
+
+        Assert.Equal(20, throttle.Requests);
+        Assert.Equal(20, throttle.Accepts);
+        inner.Advance(TimeSpan.FromSeconds(5.5));
+        Assert.InRange(throttle.Requests, 1, 19); // the oldest buckets left the window, the newest did not
+        inner.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, throttle.Requests);
+        Assert.Equal(0, throttle.Accepts);
+    }
+
+    [Fact]
+    public void Window_ClockCrossesZero_BucketsKeepTheirLength()
+    {
+        // Truncating division made epoch 0 span (-bucket, +bucket): two buckets' worth of records in one slot.
+        var time = OffsetTimeProvider.StartingAt(-TimeSpan.FromMilliseconds(500).Ticks, out ManualTimeProvider inner);
+        var throttle = new ClientSideThrottle(new ClientSideThrottleOptions { Window = TimeSpan.FromSeconds(2), Buckets = 2, TimeProvider = time, RandomSource = () => 1.0 });
+        throttle.TryAdmit(); // at -0.5 s
+        inner.Advance(TimeSpan.FromSeconds(2.1)); // at +1.6 s: more than a window later
+        Assert.Equal(0, throttle.Requests);
+    }
 }

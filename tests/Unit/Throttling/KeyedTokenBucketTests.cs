@@ -16,15 +16,18 @@ public sealed class KeyedTokenBucketTests
     }
 
     [Fact]
-    public void TryAcquire_TableFullOfBusyKeys_RefusesNewKeyWithFullRefillHint()
+    public void TryAcquire_TableFullOfBusyKeys_RefusesNewKeyUntilTheEarliestKeyCouldRefill()
     {
-        var keyed = new KeyedTokenBucket<int>(4, 2, maxKeys: 2, new ManualTimeProvider());
+        var time = new ManualTimeProvider();
+        var keyed = new KeyedTokenBucket<int>(4, 2, maxKeys: 2, time);
         Assert.True(keyed.TryAcquire(1));
         Assert.True(keyed.TryAcquire(2));
 
         Assert.False(keyed.TryAcquire(3, 1, out TimeSpan retryAfter));
-        Assert.Equal(TimeSpan.FromSeconds(2), retryAfter);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), retryAfter); // each key owes one token at 2/s (before: one full refill, 2 s)
         Assert.Equal(2, keyed.Count);
+        time.Advance(retryAfter);
+        Assert.True(keyed.TryAcquire(3));
     }
 
     [Fact]

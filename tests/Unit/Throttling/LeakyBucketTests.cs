@@ -171,4 +171,94 @@ public sealed class LeakyBucketTests
             Assert.Equal(i + 1, passed.Count(t => t.IsCompleted));
         }
     }
+    [Theory]
+    [InlineData(3.0)]        // 10^7 / 3 ticks: not a whole number of clock ticks
+    [InlineData(7.0)]
+    [InlineData(0.7)]
+    [InlineData(1000.0 / 3)]
+    [InlineData(12_345.678)]
+    public void TryEnter_RateNotAWholeNumberOfTicks_KeepsTheExactRate(double rate)
+    {
+        // Departure k is due at creation + k / rate seconds. Before the fix the interval was rounded up to whole ticks
+        // (10^7 / 3 -> 3 333 334), so the grid drifted a tick per departure and the k-th slot came late: the rate was
+        // silently lowered. Fixed-point accounting keeps the exact instants (each rounded up to the tick it falls in).
+        var time = new ManualTimeProvider();
+        using var leaky = new LeakyBucket(4, rate, timeProvider: time);
+        Assert.True(leaky.TryEnter());
+        long elapsed = 0;
+        for (int k = 1; k <= 300; k++)
+        {
+            long due = ExactDue(k, time.TimestampFrequency, rate);
+            if (due - 1 > elapsed)
+            {
+                time.Advance(TimeSpan.FromTicks(due - 1 - elapsed));
+                elapsed = due - 1;
+                Assert.False(leaky.TryEnter()); // one tick before the slot: never early
+            }
+
+            time.Advance(TimeSpan.FromTicks(due - elapsed));
+            elapsed = due;
+            Assert.True(leaky.TryEnter(), $"departure {k} at its exact slot"); // never late
+        }
+
+        Assert.Equal(301, leaky.Released);
+        Assert.Equal(rate, leaky.RequestsPerSecond);
+    }
+
+    [Theory]
+    [InlineData(3.0)]
+    [InlineData(0.7)]
+    [InlineData(12_345.678)]
+    public async Task EnterAsync_RateNotAWholeNumberOfTicks_QueuedRequestsLeaveAtExactSlots(double rate)
+    {
+        var time = new ManualTimeProvider();
+        using var leaky = new LeakyBucket(64, rate, timeProvider: time);
+        Assert.True(leaky.TryEnter());
+        var waits = Enumerable.Range(0, 40).Select(_ => leaky.EnterAsync().AsTask()).ToArray();
+        long elapsed = 0;
+        for (int k = 1; k <= waits.Length; k++)
+        {
+            long due = ExactDue(k, time.TimestampFrequency, rate);
+            time.Advance(TimeSpan.FromTicks(due - elapsed)); // the pacing timer fires here (never later than the slot's tick)
+            elapsed = due;
+            Assert.True(await waits[k - 1].WaitAsync(Generous), $"departure {k} at its exact slot");
+        }
+
+        Assert.Equal(41, leaky.Released);
+    }
+
+    /// <summary>ceil(k × frequency / rate) in clock ticks, with the double rate taken exactly (mantissa × 2^exponent).</summary>
+    private static long ExactDue(int k, long frequency, double rate)
+    {
+        long bits = BitConverter.DoubleToInt64Bits(rate);
+        int exponent = (int)((bits >> 52) & 0x7FF) - 1075;
+        var mantissa = new System.Numerics.BigInteger((bits & ((1L << 52) - 1)) | (1L << 52));
+        System.Numerics.BigInteger numerator = k * (System.Numerics.BigInteger)frequency, denominator = mantissa;
+        if (exponent < 0)
+        {
+            numerator <<= -exponent;
+        }
+        else
+        {
+            denominator <<= exponent;
+        }
+
+        System.Numerics.BigInteger quotient = System.Numerics.BigInteger.DivRem(numerator, denominator, out System.Numerics.BigInteger remainder);
+        return (long)(remainder.IsZero ? quotient : quotient + 1);
+    }
+
+    [Fact]
+    public void Constructor_RateAboveTheClockFrequency_Throws()
+    {
+        // Departures closer than one clock tick cannot be spaced: before, the interval was clamped to one tick (the rate
+        // silently lowered to the clock's frequency). Now refused, naming the limit.
+        var time = new ManualTimeProvider();
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new LeakyBucket(4, time.TimestampFrequency * 2.0, timeProvider: time));
+        Assert.Equal("requestsPerSecond", error.ParamName);
+        using var atLimit = new LeakyBucket(4, time.TimestampFrequency, timeProvider: time); // one per tick: exact
+        Assert.True(atLimit.TryEnter());
+        Assert.False(atLimit.TryEnter());
+        time.Advance(TimeSpan.FromTicks(1));
+        Assert.True(atLimit.TryEnter());
+    }
 }

@@ -93,4 +93,21 @@ public sealed class ServerQuotaHintTests
         Assert.Throws<ArgumentOutOfRangeException>(() => hint.Update(1, TimeSpan.FromSeconds(-1)));
         Assert.True(hint.TryAdmit());
     }
+    [Fact]
+    public void TryAdmit_ClockReadsNegative_NoHintAdmitsAndFirstPacedHintPacesFromNow()
+    {
+        // "No hint yet" was a reset instant of 0: on a clock reading negative the absent hint was in force, so the first
+        // real hint was not a new period, pacing kept its initial due instant 0, and every paced request was refused
+        // until the clock reached 0 (here: 100 s; on a clock far below 0, practically forever).
+        var time = OffsetTimeProvider.StartingAt(-TimeSpan.FromSeconds(100).Ticks, out ManualTimeProvider inner);
+        var hint = new ServerQuotaHint(new ServerQuotaHintOptions { TimeProvider = time, PaceBelow = 10 });
+        Assert.True(hint.TryAdmit());
+        Assert.Equal(long.MaxValue, hint.Remaining); // no hint: nothing charged
+
+        hint.Update(remaining: 5, resetAfter: TimeSpan.FromSeconds(10)); // paced: one per 2 s
+        Assert.True(hint.TryAdmit()); // before the fix: refused (pacing due at timestamp 0, 100 s away)
+        Assert.False(hint.TryAdmit());
+        inner.Advance(TimeSpan.FromSeconds(2));
+        Assert.True(hint.TryAdmit());
+    }
 }
