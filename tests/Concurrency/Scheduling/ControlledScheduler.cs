@@ -425,16 +425,13 @@ internal sealed class ControlledScheduler
 
     private string SpinReport()
     {
-        string spinning = _trace
-            .Where(e => e.Op == "SpinOnce")
-            .Select(e => $"T{e.Thread}")
-            .Distinct()
-            .DefaultIfEmpty("none")
-            .Aggregate((a, b) => a + " " + b);
+        // The threads spinning in the trace tail, then any other enabled thread (a starved one would show here).
+        var inTail = _trace.Where(e => e.Op == "SpinOnce").Select(e => e.Thread).Distinct().ToList();
+        string spinning = inTail.Count == 0 ? "none" : string.Join(" ", inTail.Select(t => $"T{t}"));
         var others = new List<string>();
         for (int t = 1; t <= _threadCount; t++)
         {
-            if (_state[t] == ThreadState.Runnable && !spinning.Contains($"T{t}", StringComparison.Ordinal))
+            if (_state[t] == ThreadState.Runnable && !inTail.Contains(t))
             {
                 others.Add($"T{t} (last ran at step {_lastRan[t]}{(_parkedInSpin[t] ? ", parked in a spin" : "")})");
             }
