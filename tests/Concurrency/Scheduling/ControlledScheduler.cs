@@ -22,6 +22,23 @@ namespace LockFree.Tests.Concurrency.Scheduling;
 // demotes it). This is the fairness assumption of CHESS/Coyote for yields: spinner-to-spinner handoffs are
 // not explored, so a livelock among spinners is reported only when no non-spinning thread can run.
 //
+// Fairness among spinners (Musuvathi & Qadeer, "Fair stateless model checking", PLDI 2008, restricted to
+// spin yields): "parked in a spin" is only the thread's latest scheduling point, so a parked spinner's
+// condition may have come true since. When every other enabled thread is parked, a spinner that yields
+// again hands the baton only to a thread that has not run since its own previous yield, if there is one
+// (the strategy still picks among those). Without this, a strategy that always takes the same option (the
+// bounded search's choice 0 = the lowest thread id) let two spinners hand the baton to each other forever
+// while a third, whose condition was already true, never ran: a livelock report for a program that ends
+// under every fair schedule. Why it is enough: once no thread is preempted any more (the bounded search
+// after its budget; a thread then runs from the handoff to its next yield, block or end), let p(i) be the
+// step of the previous yield of the i-th yielder. The next yielder was picked among threads that had not run
+// since p(i), so its own previous yield lies before p(i): p strictly decreases after each thread's first
+// yield, which can go on only finitely long; then the starved thread is the only one left and runs. Random
+// walk is fair with probability 1, and PCT's demotion of every spinner ranks the starved thread first at
+// the next point where it is a candidate. What it leaves out: only the order in which parked spinners
+// re-check, and only when one of them was passed over; every thread still runs, with the strategy's choice
+// among those that are due.
+//
 // Failures: an exception in a thread body (assertions included), a data race from the RaceDetector, a
 // deadlock (no runnable thread while some are blocked), a livelock (the step bound is exceeded) or a hang (a
 // thread did not reach its next scheduling point within HangTimeout, e.g. a loop that bypasses the seam).
@@ -50,6 +67,8 @@ internal sealed class ControlledScheduler
     private readonly bool[] _started;
     private readonly object?[] _blockedOn;
     private readonly bool[] _parkedInSpin; // the thread's latest scheduling point was SpinOnce
+    private readonly long[] _lastRan;      // step of the thread's latest scheduling point (0: not yet)
+    private readonly long[] _lastSpin;     // step of the thread's latest SpinOnce (0: none yet)
     private readonly (long Step, int Thread, string Op)[] _trace = new (long, int, string)[TraceLength];
     private readonly SemaphoreSlim _done = new(0);
     private readonly object _gate = new();
@@ -71,6 +90,8 @@ internal sealed class ControlledScheduler
         _started = new bool[bodies.Length];
         _blockedOn = new object?[bodies.Length];
         _parkedInSpin = new bool[bodies.Length];
+        _lastRan = new long[bodies.Length];
+        _lastSpin = new long[bodies.Length];
         _candidates = new int[bodies.Length];
         Races = options.DetectRaces ? new RaceDetector(_threadCount) : null;
         Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount, options.StoreBufferDrainOdds) : null;
@@ -173,6 +194,7 @@ internal sealed class ControlledScheduler
 
         _step++;
         _trace[_step % TraceLength] = (_step, me, op);
+        _lastRan[me] = _step;
         if (_step > _options.MaxSteps)
         {
             Fail(new LivelockException($"livelock: more than {_options.MaxSteps} steps (threads spinning: {SpinReport()})."), me);
@@ -187,13 +209,22 @@ internal sealed class ControlledScheduler
         if (spinning)
         {
             // A spinner waits for someone else: switch (freely) to a thread that is not itself parked in a spin,
-            // else to any other enabled thread, else keep spinning. Spinner-to-spinner handoffs change nothing.
+            // else to another parked spinner, fairly: one that has not run since this thread's previous spin, if
+            // any (see Fairness among spinners above); else keep spinning.
             _strategy.OnSpin(me);
+            long previousSpin = _lastSpin[me];
+            _lastSpin[me] = _step;
             int[] progress = Filter(candidates, t => !_parkedInSpin[t]);
             int[] others = Filter(candidates, t => t != me);
-            if (progress.Length > 0 || others.Length > 0)
+            if (progress.Length > 0)
             {
-                candidates = progress.Length > 0 ? progress : others;
+                candidates = progress;
+                current = -1;
+            }
+            else if (others.Length > 0)
+            {
+                int[] due = previousSpin > 0 ? Filter(others, t => _lastRan[t] < previousSpin) : [];
+                candidates = due.Length > 0 ? due : others;
                 current = -1;
             }
         }
@@ -392,12 +423,22 @@ internal sealed class ControlledScheduler
         return string.Join(", ", parts);
     }
 
-    private string SpinReport() => _trace
-        .Where(e => e.Op == "SpinOnce")
-        .Select(e => $"T{e.Thread}")
-        .Distinct()
-        .DefaultIfEmpty("none")
-        .Aggregate((a, b) => a + " " + b);
+    private string SpinReport()
+    {
+        // The threads spinning in the trace tail, then any other enabled thread (a starved one would show here).
+        var inTail = _trace.Where(e => e.Op == "SpinOnce").Select(e => e.Thread).Distinct().ToList();
+        string spinning = inTail.Count == 0 ? "none" : string.Join(" ", inTail.Select(t => $"T{t}"));
+        var others = new List<string>();
+        for (int t = 1; t <= _threadCount; t++)
+        {
+            if (_state[t] == ThreadState.Runnable && !inTail.Contains(t))
+            {
+                others.Add($"T{t} (last ran at step {_lastRan[t]}{(_parkedInSpin[t] ? ", parked in a spin" : "")})");
+            }
+        }
+
+        return others.Count == 0 ? spinning : $"{spinning}; also enabled: {string.Join(", ", others)}";
+    }
 }
 
 /// <summary>Thrown into a logical thread to unwind it when its iteration is torn down; never escapes the scheduler.</summary>

@@ -119,6 +119,84 @@ public sealed class ControlledSchedulerTests
         }
     }
 
+    private sealed class Handshake
+    {
+        public long Go;      // set by the releaser before it waits: lets the spinners announce themselves
+        public long Arrived; // each spinner adds one
+        public long Release; // set by the releaser once both arrived
+    }
+
+    private static void SpinUntil(ref long location, long value)
+    {
+        var w = default(SpinWait);
+        while (TestAtomics.LoadAcquire(ref location) < value)
+        {
+            TestAtomics.SpinOnce(ref w);
+        }
+    }
+
+    /// <summary>
+    /// Two spinners (T1, T2) and the releaser they wait for (T3), which is itself parked in a spin of its own when its
+    /// condition comes true. Only T3 can end the run; T1 and T2 only hand the baton to each other unless the scheduler
+    /// is fair among spinners. Before the fairness rule, the bounded search's first schedule (every choice 0, the
+    /// lowest thread id) was T1 -> T2 -> T1 -> ... until the step bound: a livelock report for a program that ends
+    /// under every fair schedule (the shape of the 'refill reuses a dead cache' failure in TokenBucketThreadCacheScheduleTests).
+    /// </summary>
+    private static readonly Action<Handshake>[] TwoSpinnersAndTheirReleaser =
+    [
+        h => { SpinUntil(ref h.Go, 1); TestAtomics.Add(ref h.Arrived, 1); SpinUntil(ref h.Release, 1); },
+        h => { SpinUntil(ref h.Go, 1); TestAtomics.Add(ref h.Arrived, 1); SpinUntil(ref h.Release, 1); },
+        h => { TestAtomics.StoreRelease(ref h.Go, 1); SpinUntil(ref h.Arrived, 2); TestAtomics.StoreRelease(ref h.Release, 1); },
+    ];
+
+    [Fact]
+    public void SpinnersHandingTheBatonToEachOther_DoNotStarveAParkedSpinnerWhoseConditionCameTrue()
+    {
+        foreach (Strategy s in new[] { Strategy.BoundedPreemption(0), Strategy.BoundedPreemption(2), Strategy.RandomWalk(7), Strategy.Pct(7, depth: 2), Strategy.Pct(7, depth: 3) })
+        {
+            ExplorationResult r = ControlledTest.Explore(
+                s,
+                ExplorationBudget.Schedules(300),
+                () => new Handshake(),
+                TwoSpinnersAndTheirReleaser,
+                h => Assert.Equal(1, h.Release),
+                new ExploreOptions { MaxSteps = 400, Name = "two spinners and their releaser under " + s.Name });
+            Assert.True(r.MaxSteps < 400);
+        }
+    }
+
+    [Fact]
+    public void BoundedSearch_FirstScheduleOfTwoSpinnersAndTheirReleaser_Finishes()
+    {
+        // The schedule that livelocked: every choice 0. Replayed, it must now end with the releaser's store.
+        ExplorationResult r = ControlledTest.Replay(
+            Strategy.Replay("", maxPreemptions: 0),
+            () => new Handshake(),
+            TwoSpinnersAndTheirReleaser,
+            h => Assert.Equal(1, h.Release),
+            new ExploreOptions { MaxSteps = 400, Name = "two spinners and their releaser, all choices 0" });
+        Assert.Equal(1, r.Iterations);
+    }
+
+    [Fact]
+    public void SpinnersWaitingOnlyForEachOther_AreStillReportedAsLivelock_UnderEveryStrategy()
+    {
+        // Fairness must not hide a real livelock: with nobody to release them, two spinners spin until the step bound.
+        foreach (Strategy s in new[] { Strategy.BoundedPreemption(2), Strategy.RandomWalk(7), Strategy.Pct(7, depth: 3) })
+        {
+            var failure = Assert.Throws<ScheduleFailureException>(() =>
+                ControlledTest.Explore(
+                    s,
+                    1,
+                    () => new Handshake(),
+                    [h => SpinUntil(ref h.Release, 1), h => SpinUntil(ref h.Release, 1), _ => { }],
+                    options: new ExploreOptions { MaxSteps = 300 }));
+            Assert.IsType<LivelockException>(failure.InnerException);
+            Assert.Contains("T1", failure.InnerException!.Message);
+            Assert.Contains("T2", failure.InnerException.Message);
+        }
+    }
+
     [Fact]
     public void ThreadStuckOutsideTheSeam_IsReportedAsHang_AndTheRunDoesNotHang()
     {

@@ -106,7 +106,30 @@ public sealed class TokenBucketThreadCacheScheduleTests(ITestOutputHelper output
         output.WriteLine("skipped epoch bump found by " + string.Join("; ", found));
     }
 
-    private static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, bool planted)
+    /// <summary>
+    /// The schedule of a deep run's failure (LOCKFREE_STRESS_SCALE=5, BoundedPreemption(2), iteration 978): reported as
+    /// a livelock after 20,000 steps of T1 (program 0, in AwaitOthers) and T2 (program 1, in AwaitClock) handing the
+    /// baton to each other, while T3, the clock thread, parked in its own wait at step 43 when one signal was in,
+    /// never ran again although the second signal landed at step 44. A scheduler artefact, not a token bucket bug: the
+    /// bucket had admitted 1 + 1 + 2 tokens correctly, and under a fair schedule the clock moves and the run ends.
+    /// The printed choice list was these 42 choices followed by zeros, which Replay takes by itself. With fairness
+    /// among spinners the schedule is the same up to step 49, where T2's second spin hands the baton to T3.
+    /// </summary>
+    [Fact]
+    public void Replay_DeepRunLivelockSchedule_ClockThreadRuns_EveryWindowWithinTheBound()
+    {
+        Scenario scenario = Get("refill reuses a dead cache");
+        const string choices = "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.1";
+        ExplorationResult r = Explore(scenario, Strategy.Replay(choices, maxPreemptions: 2), 1, planted: false, s =>
+        {
+            Assert.Equal(scenario.StepSeconds, s.SecondsAdvanced); // the clock thread ran
+            Assert.Equal(scenario.Programs.Length, s.AcquirersDone);
+        });
+        Assert.Equal(1, r.Iterations);
+        output.WriteLine($"replayed in {r.MaxSteps} steps");
+    }
+
+    private static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, bool planted, Action<State>? alsoCheck = null)
     {
         var threads = new List<Action<State>>();
         for (int t = 0; t < scenario.Programs.Length; t++)
@@ -175,7 +198,11 @@ public sealed class TokenBucketThreadCacheScheduleTests(ITestOutputHelper output
             budget,
             () => new State(scenario, planted),
             threads,
-            s => Check(scenario, s),
+            s =>
+            {
+                Check(scenario, s);
+                alsoCheck?.Invoke(s);
+            },
             new ExploreOptions { Name = scenario.Name + (planted ? " (planted: no epoch bump)" : ""), DetectRaces = !planted });
     }
 
