@@ -89,16 +89,16 @@ public sealed partial class WorkStealingTaskScheduler
 
             if (IsShuttingDown)
             {
-                // A full scan found nothing after Dispose closed the gate. Outside threads are refused and LongRunning
-                // threads have finished, so only a worker that is still running a task can queue more (to its own
-                // deque). Leave only when every live worker is idle here too (none is parked during shutdown, so
-                // idle = searching); otherwise stay to help: the running task may block on work it queues next.
+                // A full scan found nothing after Dispose closed the gate. Outside threads' tasks no longer come here,
+                // so only a worker still running a task or a LongRunning task can queue more. Leave only when neither
+                // runs (MayLeaveAtShutdown, Dispose.cs); otherwise stay to help: the running task may block on work it
+                // queues next, and the disposing thread runs none of it.
                 if (!worker.Searching)
                 {
                     BeginSearching(worker);
                 }
 
-                if (SearchingWorkers >= Volatile.Read(ref _liveWorkers))
+                if (MayLeaveAtShutdown())
                 {
                     LeaveSearching(worker); // searching first, then live: a reader in between sees "not all idle"
                     Interlocked.Decrement(ref _liveWorkers);
@@ -111,7 +111,7 @@ public sealed partial class WorkStealingTaskScheduler
                 }
                 else
                 {
-                    Thread.Sleep(1); // a long task is still running: wait for it without burning a core
+                    Thread.Sleep(1); // a long task (maybe a LongRunning one) is still running: wait without burning a core
                 }
 
                 continue;
