@@ -30,7 +30,8 @@ namespace LockFree;
 // work: the runtime queues an await's resumption to the awaiting method's TaskScheduler and swallows the
 // TaskSchedulerException when QueueTask throws, so the async method never completed. (Found by
 // AsyncMethod_AwaitResumesFromAnOutsideThreadAfterDispose_CompletesOnTheThreadPoolAndIsCounted.) The runtime gives a
-// scheduler no public way to tell such a resumption from an explicit Task.Start, so both run.
+// scheduler no public way to tell such a resumption from an explicit Task.Start, so both run. Once Dispose has
+// finished, waiting on a task inlines it on any thread (TryInlineAfterDispose), as the thread pool's scheduler does.
 public sealed partial class WorkStealingTaskScheduler
 {
     /// <summary>
@@ -209,6 +210,31 @@ public sealed partial class WorkStealingTaskScheduler
             },
             (Scheduler: this, Task: task),
             preferLocal: false);
+    }
+
+    /// <summary>
+    /// Inlining after Dispose finished, on any thread: a thread-pool thread that waits for a task it queued (now handed to
+    /// the pool too) runs it instead of waiting for another pool thread to pick it up. Not a queued LongRunning task (its
+    /// thread is starting). A task run here without having been queued (RunSynchronously) is counted as redirected.
+    /// </summary>
+    private bool TryInlineAfterDispose(Task task, bool taskWasPreviouslyQueued)
+    {
+        if (taskWasPreviouslyQueued && (task.CreationOptions & TaskCreationOptions.LongRunning) != 0)
+        {
+            return false;
+        }
+
+        if (!TryExecuteTask(task))
+        {
+            return false;
+        }
+
+        if (!taskWasPreviouslyQueued)
+        {
+            Interlocked.Increment(ref _redirectedAfterDispose);
+        }
+
+        return true;
     }
 
     /// <summary>

@@ -53,7 +53,8 @@ namespace LockFree;
 /// <see cref="TaskCreationOptions.LongRunning"/> tasks run on a dedicated thread;
 /// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the FIFO injection queue, behind
 /// the work already queued, instead of its LIFO slot (so <c>await Task.Yield()</c> lets older work run). Waiting on a
-/// task inlines it only on this scheduler's own workers, and never inlines a queued LongRunning task.
+/// task inlines it only on this scheduler's own workers (after <see cref="Dispose"/> has finished: on any thread), and
+/// never inlines a queued LongRunning task.
 /// </para>
 /// <para>
 /// <see cref="Dispose"/> drains: it runs everything already queued (and what that work queues, LongRunning tasks
@@ -222,7 +223,9 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         Worker? worker = t_worker;
         if (worker is null || worker.Owner != this)
         {
-            return false; // inline only on our own workers
+            // Inline only on our own workers; once Dispose has finished (no workers, every task queued now runs on the
+            // thread pool), on any thread, as the thread pool's scheduler does (Dispose.cs).
+            return _disposed.IsSet && TryInlineAfterDispose(task, taskWasPreviouslyQueued);
         }
 
         if (taskWasPreviouslyQueued)

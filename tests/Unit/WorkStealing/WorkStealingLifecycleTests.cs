@@ -148,6 +148,31 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
+    public void Wait_AfterDisposeOnARedirectedTasksChild_InlinesItOnTheWaitingThread()
+    {
+        // After Dispose, waiting on a task inlines it on any thread (there are no workers; the pool's scheduler does the
+        // same): a pool thread does not wait for another to pick up what it queued. RunSynchronously runs on the caller.
+        var scheduler = new WorkStealingTaskScheduler(1);
+        scheduler.Dispose();
+        Task<bool> parent = Task.Factory.StartNew(
+            () =>
+            {
+                Thread self = Thread.CurrentThread;
+                Task<Thread> child = Task.Factory.StartNew(() => Thread.CurrentThread, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                child.Wait(); // untimed: the runtime inlines only then
+                return child.Result == self;
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(parent.Wait(Generous));
+        Assert.True(parent.Result, "the child was not inlined on the waiting pool thread");
+
+        var synchronous = new Task<Thread>(() => Thread.CurrentThread);
+        synchronous.RunSynchronously(scheduler);
+        Assert.Same(Thread.CurrentThread, synchronous.Result);
+        Assert.Equal(3, scheduler.Statistics.RedirectedAfterDispose); // parent and child handed over, RunSynchronously run here
+    }
+
+    [Fact]
     public void Continuation_AfterDispose_RunsOnTheThreadPoolAndIsCounted()
     {
         // Before, the continuation was faulted with TaskSchedulerException (the contract changed with QueueTask's).
