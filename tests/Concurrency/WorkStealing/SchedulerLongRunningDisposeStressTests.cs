@@ -76,9 +76,11 @@ public sealed class SchedulerLongRunningDisposeStressTests
                     SpinWait.SpinUntil(() => scheduler.IsShuttingDown, Bounded); // past Dispose's first LongRunning join
                     for (int i = 0; i < LongRunningPerRound; i++)
                     {
+                        int delay = i % 3;
                         Task.Factory.StartNew(
                             () =>
                             {
+                                Thread.Sleep(delay); // queue a little later: the old rule let the idle workers leave meanwhile
                                 Task child = Task.Factory.StartNew(
                                     () =>
                                     {
