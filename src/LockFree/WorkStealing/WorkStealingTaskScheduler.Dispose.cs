@@ -24,6 +24,14 @@ namespace LockFree;
 // goes on. A LongRunning thread's decrement (a full fence) follows every enqueue its task made; a worker reads the count
 // (acquire), then re-checks the queues, so a zero it reads comes with that work visible.
 //
+// Announced scans. A searching worker takes a task before EndSearching, so a leaving worker could see it idle, miss
+// the task it had just taken, and leave it alone with a task that may block on work it queues. During shutdown an
+// idle worker announces each scan (Scanning, then a full fence, before any take; cleared after EndSearching or
+// BeginSearching), and a leaving worker checks after its last look that no other worker scans and that each has seen
+// the shutdown, then that all are still idle. A last look that missed a taken task reads after the take, so it sees
+// the flag (set before the take, fenced) or, once cleared, the EndSearching that preceded the clearing.
+// The rule is modelled in tests/Concurrency/WorkStealing/ShutdownExitProtocol.cs, with four planted variants.
+//
 // After the gate closed, a task queued from an outside thread runs elsewhere instead of being refused: on the .NET
 // thread pool (a dedicated thread for LongRunning), executed with TryExecuteTask (so TaskScheduler.Current is still this
 // scheduler and what it queues follows the same rule), and counted in Statistics.RedirectedAfterDispose. Refusing it lost
@@ -66,16 +74,57 @@ public sealed partial class WorkStealingTaskScheduler
     /// <returns>True when the workers have exited.</returns>
     internal bool WaitForDisposal(TimeSpan timeout) => _disposed.Wait(timeout);
 
-    /// <summary>The worker loop's shutdown exit rule, after a full scan found nothing and the worker counts as searching.</summary>
-    private bool MayLeaveAtShutdown()
+    /// <summary>
+    /// The worker loop's shutdown exit rule, after a full scan found nothing and the worker counts as searching. In order:
+    /// every live worker idle (none parks during shutdown, so idle = searching): a running task may queue more and
+    /// block on it. No LongRunning task running: it may do the same. A last look at the queues, after the acquire read
+    /// of that count: what a LongRunning task queued before it finished is visible now. No other worker in an
+    /// announced scan, and every other worker has seen the shutdown (its idle scans are announced): a searching worker
+    /// takes a task before it stops counting as idle, and without this check the last look missed that task while the
+    /// count still said idle, the other worker left, and the taker was alone with a task that might block on work it
+    /// queues. Then every live worker still idle: a scan that ended (its flag cleared after EndSearching) shows here.
+    /// </summary>
+    private bool MayLeaveAtShutdown(Worker me)
     {
-        // Every live worker idle (none is parked during shutdown, so idle = searching): a running task may queue more
-        // and block on it. Then no LongRunning task running: it may queue more (and wait for it) too. Then a last look,
-        // after the acquire read of the count: what a LongRunning task queued before it finished is visible now.
-        return SearchingWorkers >= Volatile.Read(ref _liveWorkers)
-            && Volatile.Read(ref _longRunningActive) == 0 // acquire: pairs with the decrement in RunLongRunning
-            && !HasVisibleWork();
+        if (SearchingWorkers < Volatile.Read(ref _liveWorkers)
+            || Volatile.Read(ref _longRunningActive) != 0 // acquire: pairs with the decrement in RunLongRunning
+            || HasVisibleWork())
+        {
+            return false;
+        }
+
+        foreach (Worker? other in _workers)
+        {
+            if (other is not null && other != me
+                && (!Volatile.Read(ref other.ShutdownSeen) || Volatile.Read(ref other.Scanning))) // acquire: pairs with BeginShutdownScan / EndShutdownScan
+            {
+                return false;
+            }
+        }
+
+        return SearchingWorkers >= Volatile.Read(ref _liveWorkers);
     }
+
+    /// <summary>An idle worker's scan during shutdown is announced before it can take anything; returns true when announced.</summary>
+    private static bool BeginShutdownScan(Worker worker)
+    {
+        if (!worker.ShutdownSeen)
+        {
+            Volatile.Write(ref worker.ShutdownSeen, true); // release: whatever this worker ran before is over
+        }
+
+        if (!worker.Searching)
+        {
+            return false; // busy (it counts as not idle): nothing to announce
+        }
+
+        Volatile.Write(ref worker.Scanning, true);
+        Interlocked.MemoryBarrier(); // full fence: the announcement before the scan's loads and takes; pairs with MayLeaveAtShutdown
+        return true;
+    }
+
+    /// <summary>Ends an announced scan: after EndSearching when it found work, after BeginSearching when not.</summary>
+    private static void EndShutdownScan(Worker worker) => Volatile.Write(ref worker.Scanning, false); // release: pairs with MayLeaveAtShutdown's acquire
 
     private void DisposeCore()
     {

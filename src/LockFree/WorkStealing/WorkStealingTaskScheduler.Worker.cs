@@ -54,12 +54,20 @@ public sealed partial class WorkStealingTaskScheduler
                 return;
             }
 
+            // During Dispose an idle worker announces each scan before it takes anything, so another worker deciding to
+            // leave cannot miss a task taken while the taker still counts as idle (MayLeaveAtShutdown, Dispose.cs).
+            bool scanning = IsShuttingDown && BeginShutdownScan(worker);
             Task? task = FindWork(worker);
             if (task is not null)
             {
                 if (worker.Searching)
                 {
                     EndSearching(worker);
+                }
+
+                if (scanning)
+                {
+                    EndShutdownScan(worker); // after EndSearching: a reader that sees the scan over sees this worker busy
                 }
 
                 idleRounds = 0;
@@ -80,6 +88,11 @@ public sealed partial class WorkStealingTaskScheduler
                     EndSearching(worker);
                 }
 
+                if (scanning)
+                {
+                    EndShutdownScan(worker);
+                }
+
                 idleRounds = 0;
                 spinner.Reset();
                 fork.RunStolen();
@@ -93,12 +106,22 @@ public sealed partial class WorkStealingTaskScheduler
                 // so only a worker still running a task or a LongRunning task can queue more. Leave only when neither
                 // runs (MayLeaveAtShutdown, Dispose.cs); otherwise stay to help: the running task may block on work it
                 // queues next, and the disposing thread runs none of it.
+                if (!worker.ShutdownSeen)
+                {
+                    Volatile.Write(ref worker.ShutdownSeen, true); // the scan just made was not announced, but found nothing
+                }
+
                 if (!worker.Searching)
                 {
                     BeginSearching(worker);
                 }
 
-                if (MayLeaveAtShutdown())
+                if (scanning)
+                {
+                    EndShutdownScan(worker); // idle and holding nothing
+                }
+
+                if (MayLeaveAtShutdown(worker))
                 {
                     LeaveSearching(worker); // searching first, then live: a reader in between sees "not all idle"
                     Interlocked.Decrement(ref _liveWorkers);
@@ -475,6 +498,10 @@ public sealed partial class WorkStealingTaskScheduler
         public bool Notified;
         public bool RetireRequested;
         public bool Exited;
+
+        // Dispose only: written by the owner, read by workers deciding to leave (Dispose.cs, MayLeaveAtShutdown).
+        public bool ShutdownSeen; // the owner has seen the shutdown flag: its later idle scans are announced
+        public bool Scanning;     // an announced scan (or the task it found) is in progress
 
         // Owner-only state.
         public bool Searching;

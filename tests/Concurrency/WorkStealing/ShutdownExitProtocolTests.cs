@@ -7,8 +7,9 @@ namespace LockFree.Tests.Concurrency.WorkStealing;
 /// <summary>
 /// The workers' exit rule during Dispose as a model (<see cref="ShutdownExitProtocol{TAtomics}"/>) under the controlled
 /// scheduler: with the real rule, work queued by a LongRunning task while the workers are leaving always runs on a
-/// worker; the rule before the fix (no LongRunning count) and a variant reading the count after the last look both
-/// leave it queued with every worker gone, and are found.
+/// worker, and no worker leaves while another holds or runs a task; the rule before the fix (no LongRunning count), a
+/// variant reading the count after the last look, and two without the scan announcement (or its shutdown-seen half)
+/// are each found.
 /// </summary>
 public sealed class ShutdownExitProtocolTests(ITestOutputHelper output)
 {
@@ -35,6 +36,8 @@ public sealed class ShutdownExitProtocolTests(ITestOutputHelper output)
     [Theory]
     [InlineData(ShutdownExitBug.NoLongRunningCheck, 2)]
     [InlineData(ShutdownExitBug.CountReadAfterLastLook, 1)]
+    [InlineData(ShutdownExitBug.NoScanAnnouncement, 2)]
+    [InlineData(ShutdownExitBug.NoShutdownSeenCheck, 2)]
     public void PlantedExitRule_IsFoundAsLostWork(ShutdownExitBug bug, int workers)
     {
         var found = ScenarioRunner.AssertEachFinds<InvalidOperationException>(Strategies, strategy => Explore(strategy, workers, bug, storeBuffers: false));
