@@ -105,17 +105,12 @@ public sealed partial class WorkStealingTaskScheduler
         return SearchingWorkers >= Volatile.Read(ref _liveWorkers);
     }
 
-    /// <summary>An idle worker's scan during shutdown is announced before it can take anything; returns true when announced.</summary>
+    /// <summary>An idle (searching) worker's scan during shutdown is announced before it can take anything; returns true.</summary>
     private static bool BeginShutdownScan(Worker worker)
     {
         if (!worker.ShutdownSeen)
         {
             Volatile.Write(ref worker.ShutdownSeen, true); // release: whatever this worker ran before is over
-        }
-
-        if (!worker.Searching)
-        {
-            return false; // busy (it counts as not idle): nothing to announce
         }
 
         Volatile.Write(ref worker.Scanning, true);

@@ -55,8 +55,9 @@ public sealed partial class WorkStealingTaskScheduler
             }
 
             // During Dispose an idle worker announces each scan before it takes anything, so another worker deciding to
-            // leave cannot miss a task taken while the taker still counts as idle (MayLeaveAtShutdown, Dispose.cs).
-            bool scanning = IsShuttingDown && BeginShutdownScan(worker);
+            // leave cannot miss a task taken while the taker still counts as idle (MayLeaveAtShutdown, Dispose.cs). A
+            // busy worker counts as not idle anyway: the busy path reads nothing more.
+            bool scanning = worker.Searching && IsShuttingDown && BeginShutdownScan(worker);
             Task? task = FindWork(worker);
             if (task is not null)
             {
