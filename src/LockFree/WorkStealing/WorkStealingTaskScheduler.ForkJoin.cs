@@ -244,8 +244,9 @@ public sealed partial class WorkStealingTaskScheduler
 
     private (TFirst First, TSecond Second) ForkJoinOffWorker<TState, TFirst, TSecond>(TState state, Func<TState, TFirst> first, Func<TState, TSecond> second)
     {
-        // Our own threads (LongRunning tasks, the disposing thread running stragglers) may queue work while Dispose
-        // drains, as QueueTask accepts from them; so they may fork too.
+        // Our own threads (LongRunning tasks) may queue work while Dispose drains, as QueueTask accepts from them; so
+        // they may fork too. An outside caller that passes this check just before Dispose closes the gate still gets
+        // both halves run: QueueTask then hands the fork to the thread pool (or the caller takes it back below).
         if (Volatile.Read(ref _disposeStarted) != 0 && !IsOwnThread)
         {
             throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler));
@@ -253,26 +254,14 @@ public sealed partial class WorkStealingTaskScheduler
 
         var job = new ForkJob<TState, TSecond>();
         job.Init(state, second, owner: null);
-        Task forked;
-        try
-        {
-            forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
-        }
-        catch (TaskSchedulerException e) when (e.InnerException is ObjectDisposedException disposed)
-        {
-            // Dispose closed the gate between the check above and QueueTask: report it as the check would have, not
-            // wrapped the way Task.Start wraps it. (Found by ForkJoin_DisposeRacesOutsideCallers_OnlyObjectDisposedException.)
-            ExceptionDispatchInfo.Throw(disposed);
-            throw;
-        }
+        Task forked = Task.Factory.StartNew(static j => ((ForkJob)j!).RunStolen(), job, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
 
         TFirst firstResult = RunFirst(first, state, out Exception? firstError);
 
         // Take the fork back when no worker has started it (TryExecuteTask claims the task atomically; the stale queue
         // entry is skipped later), as a worker takes its job back and as Task.Wait inlines a pool task. Blocking on it
         // instead can wait forever: for a worker busy waiting for this caller, for a worker of another scheduler that
-        // forks into ours the same way, or, on our own thread late in Dispose, for workers that have already left.
-        // (Found by ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt,
+        // forks into ours the same way. (Found by ForkJoin_FromOutsideWhileTheOnlyWorkerWaitsForTheFork_TheCallerRunsIt,
         // ForkJoin_TwoSchedulersForkIntoEachOtherFromBusyWorkers_NoDeadlock and
         // ForkJoin_FromALongRunningTaskWhileDisposeDrains_RunsBothHalves.) A worker that started it runs it to the end:
         // then wait. RunStolen never throws (it records the exception in the job), so the task cannot fault. Like the

@@ -219,7 +219,7 @@ public sealed partial class WorkStealingTaskScheduler
     /// and leave AsyncLocal values or a SynchronizationContext behind: after each piece run while helping (the waiter's
     /// contexts: otherwise they appear in the caller once Join or ForkJoin returns; found by
     /// Join_WhileHelping_RunsAFlowSuppressedTask_TheCallerDoesNotInheritItsContext and its ForkJoin twin), after a fork
-    /// its owner ran, after each straggler Dispose runs, and after each piece of work of the worker loop (the default
+    /// its owner ran, and after each piece of work of the worker loop (the default
     /// context, none: ResetThreadContext). A caller that runs with flow suppressed (no context captured) keeps
     /// whatever is left.
     /// </summary>

@@ -42,7 +42,8 @@ public sealed partial class WorkStealingTaskScheduler
                 InjectionQueueDepth: _injection.Count + _spill.Count,
                 Helped: sum.Helped,
                 Forked: sum.Forked,
-                ForksStolen: sum.ForksStolen);
+                ForksStolen: sum.ForksStolen,
+                RedirectedAfterDispose: Interlocked.Read(ref _redirectedAfterDispose));
         }
     }
 }

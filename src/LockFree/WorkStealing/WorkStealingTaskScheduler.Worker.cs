@@ -54,12 +54,21 @@ public sealed partial class WorkStealingTaskScheduler
                 return;
             }
 
+            // During Dispose an idle worker announces each scan before it takes anything, so another worker deciding to
+            // leave cannot miss a task taken while the taker still counts as idle (MayLeaveAtShutdown, Dispose.cs). A
+            // busy worker counts as not idle anyway: the busy path reads nothing more.
+            bool scanning = worker.Searching && IsShuttingDown && BeginShutdownScan(worker);
             Task? task = FindWork(worker);
             if (task is not null)
             {
                 if (worker.Searching)
                 {
                     EndSearching(worker);
+                }
+
+                if (scanning)
+                {
+                    EndShutdownScan(worker); // after EndSearching: a reader that sees the scan over sees this worker busy
                 }
 
                 idleRounds = 0;
@@ -80,6 +89,11 @@ public sealed partial class WorkStealingTaskScheduler
                     EndSearching(worker);
                 }
 
+                if (scanning)
+                {
+                    EndShutdownScan(worker);
+                }
+
                 idleRounds = 0;
                 spinner.Reset();
                 fork.RunStolen();
@@ -89,16 +103,26 @@ public sealed partial class WorkStealingTaskScheduler
 
             if (IsShuttingDown)
             {
-                // A full scan found nothing after Dispose closed the gate. Outside threads are refused and LongRunning
-                // threads have finished, so only a worker that is still running a task can queue more (to its own
-                // deque). Leave only when every live worker is idle here too (none is parked during shutdown, so
-                // idle = searching); otherwise stay to help: the running task may block on work it queues next.
+                // A full scan found nothing after Dispose closed the gate. Outside threads' tasks no longer come here,
+                // so only a worker still running a task or a LongRunning task can queue more. Leave only when neither
+                // runs (MayLeaveAtShutdown, Dispose.cs); otherwise stay to help: the running task may block on work it
+                // queues next, and the disposing thread runs none of it.
+                if (!worker.ShutdownSeen)
+                {
+                    Volatile.Write(ref worker.ShutdownSeen, true); // the scan just made was not announced, but found nothing
+                }
+
                 if (!worker.Searching)
                 {
                     BeginSearching(worker);
                 }
 
-                if (SearchingWorkers >= Volatile.Read(ref _liveWorkers))
+                if (scanning)
+                {
+                    EndShutdownScan(worker); // idle and holding nothing
+                }
+
+                if (MayLeaveAtShutdown(worker))
                 {
                     LeaveSearching(worker); // searching first, then live: a reader in between sees "not all idle"
                     Interlocked.Decrement(ref _liveWorkers);
@@ -111,7 +135,7 @@ public sealed partial class WorkStealingTaskScheduler
                 }
                 else
                 {
-                    Thread.Sleep(1); // a long task is still running: wait for it without burning a core
+                    Thread.Sleep(1); // a long task (maybe a LongRunning one) is still running: wait without burning a core
                 }
 
                 continue;
@@ -475,6 +499,10 @@ public sealed partial class WorkStealingTaskScheduler
         public bool Notified;
         public bool RetireRequested;
         public bool Exited;
+
+        // Dispose only: written by the owner, read by workers deciding to leave (Dispose.cs, MayLeaveAtShutdown).
+        public bool ShutdownSeen; // the owner has seen the shutdown flag: its later idle scans are announced
+        public bool Scanning;     // an announced scan (or the task it found) is in progress
 
         // Owner-only state.
         public bool Searching;

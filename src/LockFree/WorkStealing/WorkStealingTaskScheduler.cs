@@ -30,12 +30,12 @@ namespace LockFree;
 // wakes one more worker (Go's wakep), so a burst ramps up. The argument is modelled and explored in
 // tests/Concurrency/WorkStealing/ParkingProtocol.cs, with a planted variant (no re-check) that loses a wake-up.
 //
-// Dispose (drain): stop accepting tasks from outside threads (QueueTask from them throws
-// ObjectDisposedException, which Task.Start surfaces as TaskSchedulerException), wait for in-flight outside
-// enqueues, join LongRunning threads, then tell the workers to exit once a full scan finds nothing and no worker
-// is running a task, join them,
-// and run any stragglers (work queued by LongRunning tasks that draining work started) on the disposing thread.
-// Tasks queued before Dispose, and tasks that they queue while draining, all run. Idempotent.
+// Dispose (drain; WorkStealingTaskScheduler.Dispose.cs): close the gate to outside threads, wait for in-flight outside
+// enqueues, join LongRunning threads, then tell the workers to leave once a full scan finds nothing, no worker is
+// running a task and no LongRunning task is running, and join them. The disposing thread runs no task. Tasks queued
+// before Dispose, and tasks that they queue while draining, all run on the workers. Idempotent. After the gate closed,
+// a task queued from an outside thread is not refused (an await resumption refused there is lost): it runs on the
+// thread pool (LongRunning: a dedicated thread) and is counted.
 //
 // Progress: queuing is lock-free (the spill queue too); idle workers block (by design); the parking and scaling
 // paths take locks off the hot path.
@@ -53,18 +53,23 @@ namespace LockFree;
 /// <see cref="TaskCreationOptions.LongRunning"/> tasks run on a dedicated thread;
 /// <see cref="TaskCreationOptions.PreferFairness"/> tasks queued from a worker go to the FIFO injection queue, behind
 /// the work already queued, instead of its LIFO slot (so <c>await Task.Yield()</c> lets older work run). Waiting on a
-/// task inlines it only on this scheduler's own workers, and never inlines a queued LongRunning task.
+/// task inlines it only on this scheduler's own workers (after <see cref="Dispose"/> has finished: on any thread), and
+/// never inlines a queued LongRunning task.
 /// </para>
 /// <para>
-/// <see cref="Dispose"/> drains: it stops accepting tasks from other threads (they get
-/// <see cref="ObjectDisposedException"/>), runs everything already queued (and what that work queues from the
-/// workers), joins the LongRunning threads and the workers, and is idempotent. Called from a task on this
-/// scheduler it only starts that shutdown and returns. Dispose every instance: its worker threads (background
+/// <see cref="Dispose"/> drains: it runs everything already queued (and what that work queues, LongRunning tasks
+/// included) on the workers, joins the LongRunning threads and the workers, and is idempotent. Called from a task on
+/// this scheduler it only starts that shutdown and returns. Dispose every instance: its worker threads (background
 /// threads) keep it alive, parked, until then.
 /// </para>
 /// <para>
-/// An <c>async</c> method running on this scheduler whose <c>await</c> resumes from another thread after
-/// <see cref="Dispose"/> began never completes: the runtime drops the refused resumption. Let such work finish first.
+/// After <see cref="Dispose"/> began, a task queued from any other thread is not refused: it runs on the .NET thread
+/// pool (a LongRunning one on a dedicated thread), still with this scheduler as <see cref="TaskScheduler.Current"/>,
+/// and is counted in <see cref="WorkStealingTaskSchedulerStatistics.RedirectedAfterDispose"/>. So an <c>async</c>
+/// method whose <c>await</c> resumes after Dispose still completes, and so does a <c>Task.Start</c> or
+/// <c>StartNew</c> made then; Dispose does not wait for such tasks. <see cref="SetWorkerCount"/> and
+/// <see cref="ForkJoin{TState, TFirst, TSecond}"/> called from outside the workers throw
+/// <see cref="ObjectDisposedException"/>.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("Workers = {TargetWorkerCount}, Name = {Name}")]
@@ -100,6 +105,8 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     private long _handedOff;        // under _scaleLock: tasks retiring workers moved to the injection queue (not new)
     private readonly long _injectionBase; // the ring's enqueue position at construction
     private long _sharedExecuted;   // interlocked: tasks run on LongRunning threads
+    private int _longRunningActive; // interlocked: LongRunning tasks started and not yet finished (shutdown's exit rule)
+    private long _redirectedAfterDispose;  // interlocked: tasks queued from outside after Dispose, run on the thread pool
     private long _spilledTotal;     // interlocked: tasks that went to the spill queue
     private Counters _retired;      // under _scaleLock: counters of workers that retired
     private readonly ManualResetEventSlim _disposed = new(false);
@@ -163,33 +170,6 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
     /// <summary>The most workers this scheduler runs at once: <see cref="MaximumWorkerCount"/>.</summary>
     public override int MaximumConcurrencyLevel => _maximumWorkerCount;
 
-    /// <summary>
-    /// Disposes: see the remarks on <see cref="WorkStealingTaskScheduler"/> (drain, then join; idempotent). A call made
-    /// while another is draining waits for it to finish (unless made from one of this scheduler's own threads).
-    /// </summary>
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposeStarted, 1) != 0)
-        {
-            if (!IsOwnThread)
-            {
-                _disposed.Wait(); // another call is draining: return when it has finished, as the first call does
-            }
-
-            return;
-        }
-
-        if (IsOwnThread)
-        {
-            // Joining our own thread would deadlock: shut down from a helper thread and return.
-            var helper = new Thread(DisposeCore) { IsBackground = true, Name = "WorkStealing dispose" };
-            helper.UnsafeStart();
-            return;
-        }
-
-        DisposeCore();
-    }
-
     /// <summary>Tasks queued from a thread of this scheduler (a worker or a LongRunning thread) are accepted while draining.</summary>
     private bool IsOwnThread => t_worker?.Owner == this || t_longRunningOwner == this;
 
@@ -243,7 +223,9 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         Worker? worker = t_worker;
         if (worker is null || worker.Owner != this)
         {
-            return false; // inline only on our own workers
+            // Inline only on our own workers; once Dispose has finished (no workers, every task queued now runs on the
+            // thread pool), on any thread, as the thread pool's scheduler does (Dispose.cs).
+            return _disposed.IsSet && TryInlineAfterDispose(task, taskWasPreviouslyQueued);
         }
 
         if (taskWasPreviouslyQueued)
@@ -377,7 +359,8 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         if (!inside && Interlocked.Increment(ref _gate) < 0) // sign bit set: closing; pairs with the add in DisposeCore
         {
             Interlocked.Decrement(ref _gate);
-            throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler), "The scheduler is disposed; it accepts no new tasks.");
+            RunAfterDispose(task); // never refused: a refused await resumption is lost (see Dispose.cs)
+            return;
         }
 
         try
@@ -422,12 +405,17 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         if (!inside && Interlocked.Increment(ref _gate) < 0)
         {
             Interlocked.Decrement(ref _gate);
-            throw new ObjectDisposedException(nameof(WorkStealingTaskScheduler), "The scheduler is disposed; it accepts no new tasks.");
+            RunAfterDispose(task);
+            return;
         }
 
         try
         {
             Interlocked.Increment(ref _sharedQueued);
+
+            // Counted before the thread starts, by the thread that starts it (a worker running a task, or a LongRunning
+            // thread still running its own): during shutdown the workers stay while this is non-zero (Dispose.cs).
+            Interlocked.Increment(ref _longRunningActive);
             var thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
             using (InterruptDeferral.Lock(_longRunningThreads))
             {
@@ -445,6 +433,7 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
                     _longRunningThreads.Remove(thread); // never started: nothing for Dispose to join
                 }
 
+                Interlocked.Decrement(ref _longRunningActive);
                 throw;
             }
         }
@@ -469,130 +458,13 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         }
         finally
         {
+            // Full fence, after everything this task queued was published: a shutting-down worker that reads the
+            // count it leaves (acquire) re-checks the queues after it and sees that work. Pairs with the worker loop.
+            Interlocked.Decrement(ref _longRunningActive);
             using (InterruptDeferral.Lock(_longRunningThreads))
             {
                 _longRunningThreads.Remove(Thread.CurrentThread);
             }
         }
     }
-
-    private void DisposeCore()
-    {
-        StopAutoScale();
-
-        // 1. Close the gate: later outside QueueTask calls throw; wait for those already past the check.
-        Interlocked.Add(ref _gate, long.MinValue); // full fence; pairs with the increment in Inject
-        var spinner = new SpinWait();
-        while ((Volatile.Read(ref _gate) & long.MaxValue) != 0)
-        {
-            spinner.SpinOnce(sleep1Threshold: -1);
-        }
-
-        // 2. LongRunning tasks may still queue work (accepted: they are our threads); wait for them all.
-        JoinLongRunning();
-
-        // 3. No more scaling; tell the workers to exit once a full scan finds nothing, and wake the parked ones.
-        Thread[] workerThreads;
-        using (InterruptDeferral.Lock(_scaleLock))
-        {
-            _scalingClosed = true;
-            workerThreads = _allWorkerThreads.ToArray();
-        }
-
-        BeginShutdown();
-        foreach (Thread thread in workerThreads)
-        {
-            InterruptDeferral.Join(thread);
-        }
-
-        // 5. Stragglers: draining work may have started LongRunning tasks after step 2, and those may have queued
-        // work after the workers left. This thread joins them and runs what they queued (it counts as one of ours
-        // meanwhile, so that work may queue more), until nothing is left.
-        // Each straggler may leave AsyncLocal values or a SynchronizationContext on this (the caller's) thread when it
-        // captured no context (queued with flow suppressed): put the caller's back after each, as helping does.
-        // (Found by Dispose_StragglerRunOnTheDisposingThread_LeavesItsContextAlone.)
-        WorkStealingTaskScheduler? previousOwner = t_longRunningOwner;
-        ExecutionContext? callerContext = ExecutionContext.Capture();
-        SynchronizationContext? callerSync = SynchronizationContext.Current;
-        t_longRunningOwner = this;
-        try
-        {
-            bool ranAny;
-            do
-            {
-                JoinLongRunning();
-                ranAny = false;
-                while (TryTakeStraggler(out Task? straggler))
-                {
-                    ranAny = true;
-                    if (TryExecuteTask(straggler))
-                    {
-                        Interlocked.Increment(ref _sharedExecuted);
-                    }
-
-                    RestoreContexts(callerContext, callerSync);
-                }
-            }
-            while (ranAny);
-        }
-        finally
-        {
-            t_longRunningOwner = previousOwner;
-        }
-
-        if (Name is not null)
-        {
-            WorkStealingMetrics.Unregister(this);
-        }
-
-        foreach (Worker? worker in _workers)
-        {
-            worker?.Event.Dispose(); // every worker has exited and nobody is left to wake one
-        }
-
-        InterruptDeferral.Set(_disposed); // interrupt-safe: a second Dispose may be waiting on it
-    }
-
-    private void JoinLongRunning()
-    {
-        var spinner = new SpinWait();
-        while (true)
-        {
-            Thread? thread;
-            using (InterruptDeferral.Lock(_longRunningThreads))
-            {
-                thread = _longRunningThreads.Count > 0 ? _longRunningThreads[0] : null;
-            }
-
-            if (thread is null)
-            {
-                return;
-            }
-
-            if ((thread.ThreadState & System.Threading.ThreadState.Unstarted) != 0)
-            {
-                // Registered by StartLongRunning, which is about to start it (or to remove it if that fails). Joining it
-                // now threw ThreadStateException out of Dispose, half-way. (Found by
-                // Dispose_WhileDrainingWorkStartsLongRunningTasks_FinishesAndRunsThemAll.)
-                spinner.SpinOnce(sleep1Threshold: -1);
-                continue;
-            }
-
-            InterruptDeferral.Join(thread);
-            using (InterruptDeferral.Lock(_longRunningThreads))
-            {
-                _longRunningThreads.Remove(thread); // normally removed by the thread itself
-            }
-        }
-    }
-
-    private bool TryTakeStraggler([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Task? task)
-    {
-        return _injection.TryDequeue(out task) || _spill.TryDequeue(out task);
-    }
-
-    /// <summary>Waits until a shutdown started by <see cref="Dispose"/> has finished (used when Dispose ran on one of our own threads).</summary>
-    /// <param name="timeout">How long to wait.</param>
-    /// <returns>True when the workers have exited.</returns>
-    internal bool WaitForDisposal(TimeSpan timeout) => _disposed.Wait(timeout);
 }

@@ -53,4 +53,62 @@ public sealed class SchedulerLongRunningDisposeStressTests
             Assert.Equal(LongRunningPerRound, Volatile.Read(ref ran));
         }
     }
+
+    [Fact]
+    public void Dispose_WhileDrainingWorkStartsLongRunningTasksThatWaitOnQueuedWork_FinishesAndRunsEachOnce()
+    {
+        // Draining work starts LongRunning tasks once the workers were told to leave; each queues a task and waits for it,
+        // and that task queues another and waits for it (untimed: a worker inlines it). Before, the workers could leave
+        // first, and Dispose hung (joining a LongRunning thread that waited for work nobody ran, or running that work on
+        // its own thread, blocked). Now the workers stay while a LongRunning task runs: every task runs exactly once.
+        int rounds = (int)StressScale.Items(20);
+        const int LongRunningPerRound = 20;
+        for (int round = 0; round < rounds; round++)
+        {
+            var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = round % 2 });
+            int longRunningDone = 0;
+            int children = 0;
+            int grandchildren = 0;
+            int timedOut = 0;
+            Task.Factory.StartNew(
+                () =>
+                {
+                    SpinWait.SpinUntil(() => scheduler.IsShuttingDown, Bounded); // past Dispose's first LongRunning join
+                    for (int i = 0; i < LongRunningPerRound; i++)
+                    {
+                        int delay = i % 3;
+                        Task.Factory.StartNew(
+                            () =>
+                            {
+                                Thread.Sleep(delay); // queue a little later: the old rule let the idle workers leave meanwhile
+                                Task child = Task.Factory.StartNew(
+                                    () =>
+                                    {
+                                        Task.Factory.StartNew(() => Interlocked.Increment(ref grandchildren), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current).Wait();
+                                        Interlocked.Increment(ref children);
+                                    },
+                                    CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                                if (!child.Wait(Bounded))
+                                {
+                                    Interlocked.Increment(ref timedOut);
+                                }
+
+                                Interlocked.Increment(ref longRunningDone);
+                            },
+                            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
+                    }
+                },
+                CancellationToken.None, TaskCreationOptions.None, scheduler);
+            var disposer = new Thread(scheduler.Dispose) { IsBackground = true };
+            disposer.Start();
+            Assert.True(disposer.Join(Bounded), $"round {round}: Dispose hung; {scheduler.Statistics}, live {scheduler.LiveWorkers}");
+            Assert.Equal(0, Volatile.Read(ref timedOut));
+            Assert.Equal(LongRunningPerRound, Volatile.Read(ref longRunningDone));
+            Assert.Equal(LongRunningPerRound, Volatile.Read(ref children));
+            Assert.Equal(LongRunningPerRound, Volatile.Read(ref grandchildren));
+            var stats = scheduler.Statistics;
+            Assert.Equal(stats.Queued, stats.Executed);
+            Assert.Equal(0, stats.RedirectedAfterDispose);
+        }
+    }
 }

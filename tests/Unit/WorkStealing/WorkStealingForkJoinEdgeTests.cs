@@ -16,6 +16,10 @@ public sealed class WorkStealingForkJoinEdgeTests
     private static readonly TimeSpan Generous = WorkStealingTaskSchedulerTests.Generous;
     private static readonly AsyncLocal<int> Flow = new();
 
+    /// <summary>How long late work (queued by a LongRunning task that draining work started) waits for the only worker to
+    /// leave: it used to leave at once; now it stays while a LongRunning task runs, so the wait runs out.</summary>
+    private static readonly TimeSpan LateWorkDelay = TimeSpan.FromMilliseconds(300);
+
     [Fact]
     public void ForkJoin_TakenBackSecondSetsAnAsyncLocal_TheCallerDoesNotSeeIt()
     {
@@ -273,8 +277,9 @@ public sealed class WorkStealingForkJoinEdgeTests
     {
         // A LongRunning task may queue work while Dispose drains (its thread is one of the scheduler's), so it may fork
         // too: one queued before Dispose forks while Dispose waits for it (the workers still run); one that draining
-        // work starts after the workers were told to leave forks once the only worker has left, so its caller must run
-        // the fork itself (Dispose joins that thread before it runs stragglers: waiting for a worker would never end).
+        // work starts after the workers were told to leave forks a little later. Before, the only worker had left by
+        // then and its caller had to run the fork itself (Dispose joined that thread before it ran leftovers); now the
+        // worker stays while a LongRunning task runs, and either may run it.
         var scheduler = new WorkStealingTaskScheduler(1);
         using var gate = new ManualResetEventSlim(false);
         var results = new (int, int)[2];
@@ -295,7 +300,7 @@ public sealed class WorkStealingForkJoinEdgeTests
                 Task.Factory.StartNew(
                     () =>
                     {
-                        SpinWait.SpinUntil(() => !worker.IsAlive, Generous); // the only worker has left
+                        SpinWait.SpinUntil(() => !worker.IsAlive, LateWorkDelay); // the worker stays now: this runs out
                         results[1] = ForkOrRecord(scheduler, 1, errors);
                     },
                     CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Current);
@@ -314,10 +319,13 @@ public sealed class WorkStealingForkJoinEdgeTests
     }
 
     [Fact]
-    public void Dispose_StragglerRunOnTheDisposingThread_LeavesItsContextAlone()
+    public void Dispose_LateTaskQueuedByALongRunningTask_RunsOnAWorkerAndLeavesTheDisposingThreadAlone()
     {
-        // A straggler (queued by a LongRunning task after the only worker left) runs on the thread that called Dispose.
-        // Made with flow suppressed, it runs in that thread's context: what it leaves there must not stay on the caller.
+        // A task queued (with flow suppressed) by a LongRunning task that draining work started after the workers were
+        // told to leave. Before, the only worker had left by then and this task ran as a straggler on the thread that
+        // called Dispose, in that thread's context, so it had to be restored after it (once found by the earlier version
+        // of this test). Now the worker stays while a LongRunning task runs: the task runs there, and the disposing
+        // thread runs no task at all.
         var scheduler = new WorkStealingTaskScheduler(1);
         using var go = new ManualResetEventSlim(false);
         Thread? worker = null;
@@ -331,7 +339,7 @@ public sealed class WorkStealingForkJoinEdgeTests
                 Task.Factory.StartNew(
                     () =>
                     {
-                        SpinWait.SpinUntil(() => !worker.IsAlive, Generous); // the worker left: what we queue is a straggler
+                        SpinWait.SpinUntil(() => !worker.IsAlive, LateWorkDelay); // before, the worker left here
                         using (ExecutionContext.SuppressFlow())
                         {
                             Task.Factory.StartNew(
@@ -347,18 +355,19 @@ public sealed class WorkStealingForkJoinEdgeTests
             },
             CancellationToken.None, TaskCreationOptions.None, scheduler);
 
-        (int Flow, bool NoSyncContext, bool RanHere) after = default;
+        (int Flow, bool NoSyncContext, Thread Self) after = default;
         var disposer = new Thread(() =>
         {
             Flow.Value = 1;
             scheduler.Dispose();
-            after = (Flow.Value, SynchronizationContext.Current is null, ranOn == Thread.CurrentThread);
-        });
+            after = (Flow.Value, SynchronizationContext.Current is null, Thread.CurrentThread);
+        }) { IsBackground = true };
         disposer.Start();
         SpinWait.SpinUntil(() => DisposeStarted(scheduler), Generous);
         go.Set();
         Assert.True(disposer.Join(Generous));
-        Assert.True(after.RanHere, "the straggler did not run on the disposing thread");
+        Assert.Same(worker, ranOn);
+        Assert.NotSame(after.Self, ranOn);
         Assert.Equal(1, after.Flow);
         Assert.True(after.NoSyncContext);
     }

@@ -108,26 +108,82 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
-    public void QueueTask_AfterDispose_Throws()
+    public void QueueTask_AfterDispose_RunsOnTheThreadPoolOrItsOwnThreadAndIsCounted()
     {
+        // The contract changed: before, QueueTask after Dispose threw (Task.Start: TaskSchedulerException wrapping
+        // ObjectDisposedException), which lost an await's resumption (see WorkStealingDisposeReviewTests). Now nothing is
+        // refused: a plain task runs on the thread pool, a LongRunning one on a dedicated thread, with this scheduler as
+        // TaskScheduler.Current, and each is counted.
         var scheduler = new WorkStealingTaskScheduler(1);
         scheduler.Dispose();
-        var task = new Task(() => { });
-        var ex = Assert.Throws<TaskSchedulerException>(() => task.Start(scheduler));
-        Assert.IsType<ObjectDisposedException>(ex.InnerException);
-        Assert.Throws<TaskSchedulerException>(() => StartNewVoid(scheduler, TaskCreationOptions.LongRunning));
+        static (bool Pool, bool Background, bool Ours) Where(TaskScheduler expected) =>
+            (Thread.CurrentThread.IsThreadPoolThread, Thread.CurrentThread.IsBackground, TaskScheduler.Current == expected);
+        var started = new Task<(bool, bool, bool)>(() => Where(scheduler));
+        started.Start(scheduler);
+        Task<(bool, bool, bool)> plain = Task.Factory.StartNew(() => Where(scheduler), CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Task<(bool, bool, bool)> longRunning = Task.Factory.StartNew(() => Where(scheduler), CancellationToken.None, TaskCreationOptions.LongRunning, scheduler);
+        Assert.True(Task.WaitAll([started, plain, longRunning], Generous));
+        Assert.Equal((true, true, true), started.Result);
+        Assert.Equal((true, true, true), plain.Result);
+        Assert.Equal((false, true, true), longRunning.Result);
+        var stats = scheduler.Statistics;
+        Assert.Equal(3, stats.RedirectedAfterDispose);
+        Assert.Equal(0, stats.Queued); // not ours: counted apart
+        Assert.Equal(0, stats.Executed);
     }
 
     [Fact]
-    public void Continuation_AfterDispose_IsFaultedWithSchedulerException()
+    public void QueueTask_AfterDisposeFromARedirectedTask_IsRedirectedToo()
     {
+        // A task running after Dispose has this scheduler as TaskScheduler.Current: what it queues (a child it waits
+        // for, a continuation) follows the same rule and completes.
+        var scheduler = new WorkStealingTaskScheduler(1);
+        scheduler.Dispose();
+        Task<int> outer = Task.Factory.StartNew(
+            () => Task.Factory.StartNew(() => 41, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current).ContinueWith(t => t.Result + 1, TaskScheduler.Current).Result,
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(outer.Wait(Generous));
+        Assert.Equal(42, outer.Result);
+        Assert.Equal(3, scheduler.Statistics.RedirectedAfterDispose);
+    }
+
+    [Fact]
+    public void Wait_AfterDisposeOnARedirectedTasksChild_InlinesItOnTheWaitingThread()
+    {
+        // After Dispose, waiting on a task inlines it on any thread (there are no workers; the pool's scheduler does the
+        // same): a pool thread does not wait for another to pick up what it queued. RunSynchronously runs on the caller.
+        var scheduler = new WorkStealingTaskScheduler(1);
+        scheduler.Dispose();
+        Task<bool> parent = Task.Factory.StartNew(
+            () =>
+            {
+                Thread self = Thread.CurrentThread;
+                Task<Thread> child = Task.Factory.StartNew(() => Thread.CurrentThread, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                child.Wait(); // untimed: the runtime inlines only then
+                return child.Result == self;
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(parent.Wait(Generous));
+        Assert.True(parent.Result, "the child was not inlined on the waiting pool thread");
+
+        var synchronous = new Task<Thread>(() => Thread.CurrentThread);
+        synchronous.RunSynchronously(scheduler);
+        Assert.Same(Thread.CurrentThread, synchronous.Result);
+        Assert.Equal(3, scheduler.Statistics.RedirectedAfterDispose); // parent and child handed over, RunSynchronously run here
+    }
+
+    [Fact]
+    public void Continuation_AfterDispose_RunsOnTheThreadPoolAndIsCounted()
+    {
+        // Before, the continuation was faulted with TaskSchedulerException (the contract changed with QueueTask's).
         var scheduler = new WorkStealingTaskScheduler(1);
         var antecedent = new TaskCompletionSource();
-        Task continuation = antecedent.Task.ContinueWith(_ => { }, scheduler);
+        Task<bool> continuation = antecedent.Task.ContinueWith(_ => Thread.CurrentThread.IsThreadPoolThread, scheduler);
         scheduler.Dispose();
         antecedent.SetResult();
-        var ex = Assert.Throws<AggregateException>(() => continuation.Wait(Generous));
-        Assert.IsType<TaskSchedulerException>(ex.InnerException);
+        Assert.True(continuation.Wait(Generous));
+        Assert.True(continuation.Result);
+        Assert.Equal(1, scheduler.Statistics.RedirectedAfterDispose);
     }
 
     [Fact]
@@ -146,7 +202,8 @@ public sealed class WorkStealingLifecycleTests
         var task = Task.Factory.StartNew(scheduler.Dispose, CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(task.Wait(Generous));
         Assert.True(scheduler.WaitForDisposal(Generous));
-        Assert.Throws<TaskSchedulerException>(() => StartNewVoid(scheduler, TaskCreationOptions.None));
+        Assert.True(Task.Factory.StartNew(() => 1, CancellationToken.None, TaskCreationOptions.None, scheduler).Wait(Generous)); // run on the pool
+        Assert.Equal(1, scheduler.Statistics.RedirectedAfterDispose);
     }
 
     [Fact]
@@ -337,7 +394,4 @@ public sealed class WorkStealingLifecycleTests
         listener.RecordObservableInstruments();
         Assert.Empty(values); // a disposed scheduler drops out
     }
-
-    private static void StartNewVoid(TaskScheduler scheduler, TaskCreationOptions options) =>
-        _ = Task.Factory.StartNew(() => { }, CancellationToken.None, options, scheduler);
 }
