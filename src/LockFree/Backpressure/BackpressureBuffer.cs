@@ -574,18 +574,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>Counts a handler's exception and hands it to <see cref="CallbackFailed"/> (whose own exceptions are dropped).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ReportCallbackFailure(Exception error)
-    {
-        Interlocked.Increment(ref _callbackFailures); // statistics: rare path
-        try
-        {
-            CallbackFailed?.Invoke(this, error);
-        }
-        catch (Exception)
-        {
-            // An observer of failures that fails itself: nothing more to report it to; the failure is counted above.
-        }
-    }
+    private void ReportCallbackFailure(Exception error) =>
+        FailureReport.Raise(ref _callbackFailures, CallbackFailed, this, error); // statistics: rare path
 
     /// <summary>The queue's enqueue without interface dispatch: the engine kind picks the sealed type, so the JIT inlines it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

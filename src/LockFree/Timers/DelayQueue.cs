@@ -95,6 +95,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private readonly HierarchicalTimerWheel? _wheel; // drives the wake-up when given; else a TimeProvider timer
     private readonly double _timestampsPerTick;
     private readonly Action<T, DropReason>? _itemDropped;
+    private long _callbackFailures; // ItemDropped exceptions caught (see CallbackFailed): rare path
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IWakeup? _wakeup; // created on the first park, under the lock
 
@@ -312,6 +313,36 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
     }
 
+    /// <summary>
+    /// Raised with the exception an <see cref="DelayQueueOptions{T}.ItemDropped"/> handler threw, on the enqueuing thread,
+    /// right after it threw. Such an exception never reaches the enqueuer: its write already happened (the item dropped,
+    /// or the oldest evicted and the item taken) and it answers its true outcome. An exception from a
+    /// <see cref="CallbackFailed"/> handler is dropped (the failure it reports is counted in <see cref="CallbackFailures"/>).
+    /// </summary>
+    public event EventHandler<Exception>? CallbackFailed;
+
+    /// <summary>How many times <see cref="DelayQueueOptions{T}.ItemDropped"/> threw (a snapshot; also <c>lockfree.queue.callback_failures</c>).</summary>
+    public long CallbackFailures => Volatile.Read(ref _callbackFailures);
+
+    /// <inheritdoc/>
+    long IBufferMetricsSource.CallbackFailures => CallbackFailures;
+
+    /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the enqueuer (see <see cref="CallbackFailed"/>).</summary>
+    private void InvokeItemDropped(T item, DropReason reason)
+    {
+        if (_itemDropped is { } callback)
+        {
+            try
+            {
+                callback(item, reason);
+            }
+            catch (Exception error)
+            {
+                FailureReport.Raise(ref _callbackFailures, CallbackFailed, this, error);
+            }
+        }
+    }
+
     /// <inheritdoc/>
     BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();
 
@@ -352,7 +383,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         {
             case OverflowPolicy.DropIncoming:
                 Interlocked.Increment(ref _droppedIncoming);
-                _itemDropped?.Invoke(item, DropReason.Incoming);
+                InvokeItemDropped(item, DropReason.Incoming);
                 return WriteResult.DroppedIncoming;
             case OverflowPolicy.DropOldest:
                 return EvictAndPublish(item, delay);
@@ -413,7 +444,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             {
                 // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
                 PublishAt(item, now, delay);
-                _itemDropped?.Invoke(victim!, DropReason.Oldest);
+                InvokeItemDropped(victim!, DropReason.Oldest);
                 return WriteResult.EvictedOldest;
             }
 

@@ -16,8 +16,9 @@ public sealed class DelayQueueOptions<T>
     /// <summary>
     /// Called with every item discarded by <see cref="OverflowPolicy.DropIncoming"/> or evicted by
     /// <see cref="OverflowPolicy.DropOldest"/>, on the enqueuing thread, after the queue is consistent again and
-    /// outside every lock. An exception it throws propagates to that enqueuer; the write itself has happened
-    /// and is counted. Default none.
+    /// outside every lock. An exception it throws never reaches that enqueuer, whose write has happened and answers
+    /// its true outcome: it is caught, counted in <see cref="DelayQueue{T}.CallbackFailures"/> and handed to
+    /// <see cref="DelayQueue{T}.CallbackFailed"/> (as <see cref="BackpressureBuffer{T}"/> does). Default none.
     /// </summary>
     public Action<T, DropReason>? ItemDropped { get; init; }
 
