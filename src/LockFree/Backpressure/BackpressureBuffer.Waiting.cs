@@ -274,6 +274,8 @@ public sealed partial class BackpressureBuffer<T>
     /// <returns>False when the timeout passed, or the buffer is completed and empty.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer was disposed and holds no item (as <see cref="ReadAsync"/>; the
+    /// blocking <c>Write</c> throws it too). Items left at disposal are still returned first.</exception>
     public bool TryRead([MaybeNullWhen(false)] out T item, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ValidateTimeout(timeout);
@@ -289,7 +291,7 @@ public sealed partial class BackpressureBuffer<T>
 
             if (Volatile.Read(ref _finished) != 0)
             {
-                return false;
+                return FinishedRead(out item);
             }
 
             spinner.SpinOnce(sleep1Threshold: -1);
@@ -326,9 +328,17 @@ public sealed partial class BackpressureBuffer<T>
 
             if (Volatile.Read(ref _finished) != 0)
             {
-                return false;
+                return FinishedRead(out item);
             }
         }
+    }
+
+    /// <summary>A blocking read found the buffer finished (completed and empty): false, or disposed: the exception ReadAsync throws.</summary>
+    private bool FinishedRead([MaybeNullWhen(false)] out T item)
+    {
+        ThrowIfDisposed(); // before, a disposed buffer answered false here while ReadAsync threw: one rule for both
+        item = default;
+        return false;
     }
 
     /// <summary>Reads every item until the buffer is completed and empty.</summary>

@@ -66,7 +66,7 @@ public sealed class BackpressureSyncCompletionTests
     [Theory]
     [InlineData(true, true)]
     [InlineData(false, false)]
-    public async Task TryRead_Sync_BlockedThenCompletedOrDisposed_AnswersFalse(bool singleWriter, bool dispose)
+    public async Task TryRead_Sync_BlockedThenCompletedOrDisposed_AnswersFalseOrThrowsObjectDisposed(bool singleWriter, bool dispose)
     {
         var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2, SingleWriter = singleWriter });
         Task<bool> read = Task.Run(() => buffer.TryRead(out _, TimeSpan.FromMinutes(5)));
@@ -75,14 +75,28 @@ public sealed class BackpressureSyncCompletionTests
         if (dispose)
         {
             buffer.Dispose();
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => read.WaitAsync(Generous)); // as ReadAsync and the blocking Write
         }
         else
         {
             buffer.Complete();
+            Assert.False(await read.WaitAsync(Generous));
         }
 
-        Assert.False(await read.WaitAsync(Generous));
         Assert.True(buffer.IsCompleted);
         buffer.Dispose();
+    }
+
+    [Fact]
+    public void TryRead_Sync_DisposedWithItemsLeft_ReturnsThemThenThrowsObjectDisposed()
+    {
+        var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2 });
+        buffer.TryWrite(7);
+        buffer.Dispose();
+
+        Assert.True(buffer.TryRead(out int item, TimeSpan.FromSeconds(1)));
+        Assert.Equal(7, item);
+        Assert.Throws<ObjectDisposedException>(() => buffer.TryRead(out _, TimeSpan.FromSeconds(1)));
+        Assert.False(buffer.TryRead(out _)); // the non-blocking Try stays a Try (as ChannelReader.TryRead)
     }
 }

@@ -352,7 +352,7 @@ public sealed class BackpressureWaitingTests
 
         await Assert.ThrowsAsync<ObjectDisposedException>(() => reader.AsTask().WaitAsync(Generous));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => waitToRead.AsTask().WaitAsync(Generous));
-        Assert.False(await syncReader.WaitAsync(Generous)); // the synchronous read answers "completed and empty"
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => syncReader.WaitAsync(Generous)); // the blocking read too (it answered false before)
         await Assert.ThrowsAsync<ObjectDisposedException>(() => buffer.Completion.WaitAsync(Generous));
     }
 
