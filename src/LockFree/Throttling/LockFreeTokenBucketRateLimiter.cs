@@ -27,7 +27,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     private long _queuedPermits;
     private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
     private long _waits;         // refusals that became waits (and later successful leases)
-    private long _extraPermits;
+    private long _tokensBeyondLeases; // admitted tokens that are not leases of their own: the extra permits of multi-permit leases, less successful zero-permit probes (which take none)
 
     /// <summary>Creates the limiter and its bucket from <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
@@ -73,9 +73,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
 
     /// <summary>
     /// A snapshot: available tokens (reads the clock), queued permits, failed leases (the bucket's refusals, less
-    /// those that became waits), and successful leases (tokens the bucket admitted minus the extra permits of
-    /// multi-permit leases; the open fast-path batch is counted when it settles). A bucket shared with other code
-    /// counts that code's acquires too.
+    /// those that became waits, plus zero-permit probes that found nothing), and successful leases (tokens the bucket
+    /// admitted minus the extra permits of multi-permit leases, plus zero-permit probes that found permits, as the
+    /// BCL's limiters count them; the open fast-path batch is counted when it settles). A bucket shared with other
+    /// code counts that code's acquires too.
     /// </summary>
     public override RateLimiterStatistics? GetStatistics()
     {
@@ -85,7 +86,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             CurrentAvailablePermits = _bucket.AvailableTokens,
             CurrentQueuedCount = Volatile.Read(ref _queuedPermits),
             TotalFailedLeases = Math.Max(_bucket.RefusedCount - Volatile.Read(ref _waits) + Volatile.Read(ref _otherFailures), 0),
-            TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _extraPermits), 0),
+            TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _tokensBeyondLeases), 0),
         };
     }
 
@@ -118,7 +119,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         ThrowIfDisposed();
         if (permitCount == 0)
         {
-            return new ValueTask<RateLimitLease>(Probe());
+            return ProbeOrWaitAsync(cancellationToken);
         }
 
         TokenBucket.ValidateTokens(permitCount, _bucket.Capacity);
@@ -181,9 +182,61 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             Interlocked.Increment(ref _otherFailures);
             return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
+        {
+            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, not the linked one (as the BCL's limiters): `when (e.CancellationToken == ct)` filters must match
+        }
         finally
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
+            linked?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// AcquireAsync(0): a probe when a permit is there; otherwise waits, FIFO like any waiter, until the bucket holds
+    /// one (RateLimiter's contract: "wait until permits are replenished"), then takes nothing. Such a wait is queued
+    /// whatever the QueueLimit (it holds no permits, as in the BCL's limiters); it waits for one token and gives it back.
+    /// </summary>
+    private ValueTask<RateLimitLease> ProbeOrWaitAsync(CancellationToken cancellationToken)
+    {
+        if (_bucket.AvailableTokens > 0)
+        {
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
+            return new ValueTask<RateLimitLease>(BucketLease.Success);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<RateLimitLease>(cancellationToken);
+        }
+
+        return WaitForPermitAsync(cancellationToken);
+    }
+
+    private async ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken)
+    {
+        CancellationTokenSource? linked = cancellationToken.CanBeCanceled
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token)
+            : null;
+        try
+        {
+            await _bucket.AcquireAfterRefusalAsync(1, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            _bucket.ReturnGrant(1); // the wait only had to see a permit: give it back (the admitted count falls back too) and serve the next waiter
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
+            return BucketLease.Success;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _otherFailures);
+            return BucketLease.FailedNoHint; // disposed while waiting, as above
+        }
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
+        {
+            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, as above
+        }
+        finally
+        {
             linked?.Dispose();
         }
     }
@@ -205,18 +258,19 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     {
         if (_bucket.AvailableTokens > 0)
         {
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token (the BCL counts it)
             return BucketLease.Success;
         }
 
         Interlocked.Increment(ref _otherFailures);
-        return BucketLease.FailedNoHint;
+        return BucketLease.Failed(_bucket.UntilAvailable(1)); // when a permit will be there (the BCL's probe carries RetryAfter too)
     }
 
     private void CountExtra(int permitCount)
     {
         if (permitCount > 1)
         {
-            Interlocked.Add(ref _extraPermits, permitCount - 1);
+            Interlocked.Add(ref _tokensBeyondLeases, permitCount - 1);
         }
     }
 
