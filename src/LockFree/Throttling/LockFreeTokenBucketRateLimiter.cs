@@ -23,6 +23,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
 {
     private readonly TokenBucket _bucket;
     private readonly int _queueLimit;
+    private readonly bool _ownsBucket; // created from options: Dispose ends the bucket's metrics; a wrapped bucket is its owner's
     private readonly CancellationTokenSource _disposed = new();
     private long _queuedPermits;
     private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
@@ -40,9 +41,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         int batch = options.FastPathBatch ?? TokenBucket.DefaultBatch(options.TokenLimit);
         _bucket = new TokenBucket(options.TokenLimit, options.TokensPerSecond, batch, options.TimeProvider) { Name = options.Name };
         _queueLimit = options.QueueLimit;
+        _ownsBucket = true;
     }
 
-    /// <summary>Wraps an existing bucket (which other code may share).</summary>
+    /// <summary>Wraps an existing bucket (which other code may share): disposing the limiter leaves the bucket, and its metrics, to its owner.</summary>
     /// <param name="bucket">The bucket.</param>
     /// <param name="queueLimit">Permits that may wait at once (0 = never wait).</param>
     /// <exception cref="ArgumentNullException"><paramref name="bucket"/> is null.</exception>
@@ -150,9 +152,9 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (disposing && !_disposed.IsCancellationRequested)
         {
             _disposed.Cancel(); // queued waits end with a failed lease
-            if (_bucket.Name is not null)
+            if (_ownsBucket && _bucket.Name is not null)
             {
-                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does
+                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does (a wrapped bucket keeps reporting: other code may still use it)
             }
         }
 
