@@ -12,8 +12,8 @@ namespace LockFree;
 // and p falls back to 0 by itself. Locally rejected requests still count as requests (that is what lets p grow).
 // Window: SlidingCountWindow, a ring of Buckets packed words [epoch | requests | accepts] updated by CAS, exact
 // and lock-free (its design comment has the details); epoch = timestamp / bucket length. Epochs wrap after 2^20
-// buckets; a bucket untouched for exactly a multiple of that would be read as current for one window: harmless
-// for a probability.
+// buckets; a bucket untouched for within 16 windows of a multiple of that may be read as current (or newer) for up to
+// 16 windows: harmless for a probability.
 
 /// <summary>
 /// Client-side adaptive throttling (Google SRE): rejects requests locally with probability
