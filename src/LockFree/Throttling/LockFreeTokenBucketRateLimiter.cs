@@ -17,7 +17,8 @@ namespace LockFree;
 /// <see cref="TokenBucketRateLimiter"/> where throughput matters. Replenishment is continuous and lazy (no timer):
 /// <see cref="IsAutoReplenishing"/> is true and <see cref="ReplenishmentPeriod"/> is one token's interval.
 /// Failed leases carry <see cref="MetadataName.RetryAfter"/>. Waiting (<c>AcquireAsync</c>) is FIFO up to
-/// <see cref="LockFreeTokenBucketRateLimiterOptions.QueueLimit"/> permits; while anyone waits, attempts fail.
+/// <see cref="LockFreeTokenBucketRateLimiterOptions.QueueLimit"/> permits; while anyone waits, attempts fail. Zero
+/// permits take nothing: <c>AttemptAcquire(0)</c> reports whether a permit is there, <c>AcquireAsync(0)</c> waits until one is.
 /// </summary>
 public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
 {
