@@ -110,7 +110,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
                 return BucketLease.Success;
             }
 
-            return BucketLease.Failed(retryAfter);
+            return BucketLease.Failed(Volatile.Read(ref _queuedPermits) == 0 ? retryAfter : BehindQueue(1, retryAfter));
         }
 
         return AttemptMany(permitCount);
@@ -140,7 +140,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
-            return new ValueTask<RateLimitLease>(BucketLease.Failed(retryAfter));
+            return new ValueTask<RateLimitLease>(BucketLease.Failed(BehindQueue(permitCount, retryAfter)));
         }
 
         Interlocked.Increment(ref _waits);
@@ -254,7 +254,25 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return BucketLease.Success;
         }
 
-        return BucketLease.Failed(retryAfter);
+        return BucketLease.Failed(BehindQueue(permitCount, retryAfter));
+    }
+
+    /// <summary>
+    /// A refusal's hint while waits are queued: the bucket's hint covers the oldest waiter only (plus this request), so
+    /// a client that honoured it behind several waiters was refused again for sure; this one waits for every queued
+    /// permit, then this request's (as the BCL's bucket counts its queue). The bucket's own hint when nothing is queued.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TimeSpan BehindQueue(int permitCount, TimeSpan retryAfter)
+    {
+        long queued = Volatile.Read(ref _queuedPermits);
+        if (queued <= 0)
+        {
+            return retryAfter;
+        }
+
+        TimeSpan all = _bucket.UntilAvailableBehind(queued, permitCount);
+        return all > retryAfter ? all : retryAfter;
     }
 
     private RateLimitLease Probe()
@@ -266,7 +284,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         }
 
         Interlocked.Increment(ref _otherFailures);
-        return BucketLease.Failed(_bucket.UntilAvailable(1)); // when a permit will be there (the BCL's probe carries RetryAfter too)
+        return BucketLease.Failed(BehindQueue(1, _bucket.UntilAvailable(1))); // when a permit will be there, behind the queue (the BCL's probe carries RetryAfter too)
     }
 
     private void CountExtra(int permitCount)

@@ -362,6 +362,16 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     internal void Refund(int tokens) => _core.Refund(tokens);
 
     /// <summary>
+    /// How long until <paramref name="tokens"/> could be taken behind <paramref name="queuedTokens"/> tokens of queued
+    /// waiters, all served first: until the bucket has produced all of them (saturates at <see cref="TimeSpan.MaxValue"/>).
+    /// </summary>
+    internal TimeSpan UntilAvailableBehind(long queuedTokens, int tokens)
+    {
+        double units = _core.WaitHint(tokens) + ((double)queuedTokens * _core.Interval); // double: no overflow on very slow buckets
+        return units >= long.MaxValue ? TimeSpan.MaxValue : _core.ToTimeSpan((long)units);
+    }
+
+    /// <summary>
     /// For <see cref="LockFreeKeyedRateLimiter{TResource, TKey}"/>'s per-key statistics: admitted tokens that are not
     /// successful leases of their own (the extra permits of multi-permit leases, less zero-permit probes that found permits).
     /// </summary>
