@@ -21,6 +21,8 @@ public sealed class AdaptiveConcurrencyRateLimiter : RateLimiter
 
     private readonly AdaptiveConcurrencyLimiter _limiter;
     private int _disposed;
+    private long _probesAvailable; // zero-permit probes that found a free slot: successful leases, as the BCL counts them
+    private long _probesRefused;   // ... and those that found none: failed leases
 
     /// <summary>Wraps <paramref name="limiter"/>.</summary>
     /// <param name="limiter">The adaptive limiter the leases come from.</param>
@@ -37,7 +39,11 @@ public sealed class AdaptiveConcurrencyRateLimiter : RateLimiter
     /// <summary>Zero when nothing is in flight, otherwise null (the limiter does not record when it became idle).</summary>
     public override TimeSpan? IdleDuration => _limiter.InFlight == 0 ? TimeSpan.Zero : null;
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// A snapshot: free slots, and leases counted as the BCL's <see cref="ConcurrencyLimiter"/> counts them: the wrapped
+    /// limiter's admissions and refusals (its direct <c>TryAcquire</c> callers included) plus this adapter's
+    /// zero-permit probes (a success when a slot was free, a failure otherwise).
+    /// </summary>
     public override RateLimiterStatistics? GetStatistics()
     {
         ThrowIfDisposed();
@@ -45,8 +51,8 @@ public sealed class AdaptiveConcurrencyRateLimiter : RateLimiter
         {
             CurrentAvailablePermits = Math.Max(0, _limiter.Limit - _limiter.InFlight),
             CurrentQueuedCount = 0,
-            TotalFailedLeases = _limiter.Rejected,
-            TotalSuccessfulLeases = _limiter.Acquired,
+            TotalFailedLeases = _limiter.Rejected + Volatile.Read(ref _probesRefused),
+            TotalSuccessfulLeases = _limiter.Acquired + Volatile.Read(ref _probesAvailable),
         };
     }
 
@@ -56,7 +62,14 @@ public sealed class AdaptiveConcurrencyRateLimiter : RateLimiter
         ThrowIfDisposed();
         if (permitCount == 0)
         {
-            return _limiter.InFlight < _limiter.Limit ? Available : Failed;
+            if (_limiter.InFlight < _limiter.Limit)
+            {
+                Interlocked.Increment(ref _probesAvailable);
+                return Available;
+            }
+
+            Interlocked.Increment(ref _probesRefused);
+            return Failed;
         }
 
         if (permitCount != 1)

@@ -30,7 +30,7 @@ internal sealed class BucketLease : RateLimitLease
 
     public static BucketLease Success { get; } = new(true, null);
 
-    /// <summary>A failed lease without metadata (a zero-permit probe that found nothing).</summary>
+    /// <summary>A failed lease without metadata (a wait ended by disposal: no retry hint about a disposed limiter).</summary>
     public static BucketLease FailedNoHint { get; } = new(false, null);
 
     public override bool IsAcquired { get; }

@@ -13,9 +13,9 @@ namespace LockFree;
 // Window: SlidingCountWindow, a ring of Buckets packed words [epoch | requests | accepts] updated by CAS, exact
 // and lock-free (its design comment has the details); epoch = (timestamp − the timestamp at creation) / bucket length,
 // so a clock that reads negative, starts near long.MinValue or wraps past long.MaxValue counts like any other (only
-// differences of timestamps mean anything; the subtraction wraps with them). Epochs wrap after 2^20
-// buckets; a bucket untouched for exactly a multiple of that would be read as current for one window: harmless
-// for a probability.
+// differences of timestamps mean anything; the subtraction wraps with them). Epochs wrap after 2^20 buckets; a bucket
+// untouched for within 16 windows of a multiple of that may be read as current (or newer) for up to 16 windows:
+// harmless for a probability.
 
 /// <summary>
 /// Client-side adaptive throttling (Google SRE): rejects requests locally with probability

@@ -141,7 +141,10 @@ public sealed class GradientLimit : AdaptiveLimit
         if (window.SampleCount > 0)
         {
             double shortTicks = Math.Max(1, window.AverageLatency.Ticks);
-            _windows++;
+            if (_windows < int.MaxValue)
+            {
+                _windows++; // saturates: only "past Warmup or not" matters, and a wrap read as warming up with weight 1 / -2^31, then divided by 0
+            }
             double seen = shortTicks;
             bool queueing = UpdateElasticity(shortTicks, window.MaxInFlight);
             if (_windows > _warmup && _overloadCap < double.PositiveInfinity && shortTicks > _tolerance * _longTicks)

@@ -32,7 +32,11 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
     /// <summary>The per-key buckets.</summary>
     public KeyedTokenBucket<TKey> Buckets => _buckets;
 
-    /// <summary>A snapshot for the resource's key: its available tokens (capacity when the key is not held) and failed leases over all keys.</summary>
+    /// <summary>
+    /// A snapshot for the resource's key: its available tokens (capacity when the key is not held), its successful leases
+    /// (one per lease whatever its permit count, plus zero-permit probes that found permits, as the BCL counts them; since
+    /// the key's bucket was created, so an evicted key starts again from 0) and failed leases over all keys.
+    /// </summary>
     public override RateLimiterStatistics? GetStatistics(TResource resource)
     {
         ThrowIfDisposed();
@@ -41,7 +45,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
         {
             CurrentAvailablePermits = _buckets.TryGetBucket(key, out TokenBucket? bucket) ? bucket.AvailableTokens : _buckets.Capacity,
             TotalFailedLeases = _failedLeases.Sum(),
-            TotalSuccessfulLeases = bucket?.AdmittedTokens ?? 0,
+            TotalSuccessfulLeases = bucket is null ? 0 : Math.Max(bucket.AdmittedTokens - bucket.TokensBeyondLeases, 0),
         };
     }
 
@@ -52,11 +56,16 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
         TKey key = _keySelector(resource);
         if (permitCount == 0)
         {
-            return !_buckets.TryGetBucket(key, out TokenBucket? bucket) || bucket.AvailableTokens > 0 ? BucketLease.Success : BucketLease.FailedNoHint;
+            return Probe(key);
         }
 
-        if (_buckets.TryAcquire(key, permitCount, out TimeSpan retryAfter))
+        if (_buckets.TryAcquire(key, permitCount, out TimeSpan retryAfter, out TokenBucket? charged))
         {
+            if (permitCount > 1)
+            {
+                charged!.AddTokensBeyondLeases(permitCount - 1); // one lease, not permitCount of them
+            }
+
             return BucketLease.Success;
         }
 
@@ -73,6 +82,24 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
         }
 
         return new ValueTask<RateLimitLease>(AttemptAcquireCore(resource, permitCount));
+    }
+
+    /// <summary>A zero-permit probe: counted as a lease like the BCL's (a success on a key not held yet has no bucket to count on).</summary>
+    private RateLimitLease Probe(TKey key)
+    {
+        if (!_buckets.TryGetBucket(key, out TokenBucket? bucket))
+        {
+            return BucketLease.Success; // a fresh key's bucket is full
+        }
+
+        if (bucket.AvailableTokens > 0)
+        {
+            bucket.AddTokensBeyondLeases(-1); // a successful lease that took no token
+            return BucketLease.Success;
+        }
+
+        _failedLeases.Increment();
+        return BucketLease.Failed(bucket.UntilAvailable(1));
     }
 
     /// <inheritdoc/>

@@ -17,17 +17,19 @@ namespace LockFree;
 /// <see cref="TokenBucketRateLimiter"/> where throughput matters. Replenishment is continuous and lazy (no timer):
 /// <see cref="IsAutoReplenishing"/> is true and <see cref="ReplenishmentPeriod"/> is one token's interval.
 /// Failed leases carry <see cref="MetadataName.RetryAfter"/>. Waiting (<c>AcquireAsync</c>) is FIFO up to
-/// <see cref="LockFreeTokenBucketRateLimiterOptions.QueueLimit"/> permits; while anyone waits, attempts fail.
+/// <see cref="LockFreeTokenBucketRateLimiterOptions.QueueLimit"/> permits; while anyone waits, attempts fail. Zero
+/// permits take nothing: <c>AttemptAcquire(0)</c> reports whether a permit is there, <c>AcquireAsync(0)</c> waits until one is.
 /// </summary>
 public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
 {
     private readonly TokenBucket _bucket;
     private readonly int _queueLimit;
+    private readonly bool _ownsBucket; // created from options: Dispose ends the bucket's metrics; a wrapped bucket is its owner's
     private readonly CancellationTokenSource _disposed = new();
     private long _queuedPermits;
     private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
     private long _waits;         // refusals that became waits (and later successful leases)
-    private long _extraPermits;
+    private long _tokensBeyondLeases; // admitted tokens that are not leases of their own: the extra permits of multi-permit leases, less successful zero-permit probes (which take none)
 
     /// <summary>Creates the limiter and its bucket from <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
@@ -40,9 +42,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         int batch = options.FastPathBatch ?? TokenBucket.DefaultBatch(options.TokenLimit);
         _bucket = new TokenBucket(options.TokenLimit, options.TokensPerSecond, batch, options.TimeProvider) { Name = options.Name };
         _queueLimit = options.QueueLimit;
+        _ownsBucket = true;
     }
 
-    /// <summary>Wraps an existing bucket (which other code may share).</summary>
+    /// <summary>Wraps an existing bucket (which other code may share): disposing the limiter leaves the bucket, and its metrics, to its owner.</summary>
     /// <param name="bucket">The bucket.</param>
     /// <param name="queueLimit">Permits that may wait at once (0 = never wait).</param>
     /// <exception cref="ArgumentNullException"><paramref name="bucket"/> is null.</exception>
@@ -73,9 +76,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
 
     /// <summary>
     /// A snapshot: available tokens (reads the clock), queued permits, failed leases (the bucket's refusals, less
-    /// those that became waits), and successful leases (tokens the bucket admitted minus the extra permits of
-    /// multi-permit leases; the open fast-path batch is counted when it settles). A bucket shared with other code
-    /// counts that code's acquires too.
+    /// those that became waits, plus zero-permit probes that found nothing), and successful leases (tokens the bucket
+    /// admitted minus the extra permits of multi-permit leases, plus zero-permit probes that found permits, as the
+    /// BCL's limiters count them; the open fast-path batch is counted when it settles). A bucket shared with other
+    /// code counts that code's acquires too.
     /// </summary>
     public override RateLimiterStatistics? GetStatistics()
     {
@@ -85,7 +89,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             CurrentAvailablePermits = _bucket.AvailableTokens,
             CurrentQueuedCount = Volatile.Read(ref _queuedPermits),
             TotalFailedLeases = Math.Max(_bucket.RefusedCount - Volatile.Read(ref _waits) + Volatile.Read(ref _otherFailures), 0),
-            TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _extraPermits), 0),
+            TotalSuccessfulLeases = Math.Max(_bucket.AdmittedTokens - Volatile.Read(ref _tokensBeyondLeases), 0),
         };
     }
 
@@ -106,7 +110,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
                 return BucketLease.Success;
             }
 
-            return BucketLease.Failed(retryAfter);
+            return BucketLease.Failed(Volatile.Read(ref _queuedPermits) == 0 ? retryAfter : BehindQueue(1, retryAfter));
         }
 
         return AttemptMany(permitCount);
@@ -118,7 +122,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         ThrowIfDisposed();
         if (permitCount == 0)
         {
-            return new ValueTask<RateLimitLease>(Probe());
+            return ProbeOrWaitAsync(cancellationToken);
         }
 
         TokenBucket.ValidateTokens(permitCount, _bucket.Capacity);
@@ -136,7 +140,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
-            return new ValueTask<RateLimitLease>(BucketLease.Failed(retryAfter));
+            return new ValueTask<RateLimitLease>(BucketLease.Failed(BehindQueue(permitCount, retryAfter)));
         }
 
         Interlocked.Increment(ref _waits);
@@ -149,9 +153,9 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (disposing && !_disposed.IsCancellationRequested)
         {
             _disposed.Cancel(); // queued waits end with a failed lease
-            if (_bucket.Name is not null)
+            if (_ownsBucket && _bucket.Name is not null)
             {
-                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does
+                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does (a wrapped bucket keeps reporting: other code may still use it)
             }
         }
 
@@ -181,9 +185,61 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             Interlocked.Increment(ref _otherFailures);
             return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
+        {
+            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, not the linked one (as the BCL's limiters): `when (e.CancellationToken == ct)` filters must match
+        }
         finally
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
+            linked?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// AcquireAsync(0): a probe when a permit is there; otherwise waits, FIFO like any waiter, until the bucket holds
+    /// one (RateLimiter's contract: "wait until permits are replenished"), then takes nothing. Such a wait is queued
+    /// whatever the QueueLimit (it holds no permits, as in the BCL's limiters); it waits for one token and gives it back.
+    /// </summary>
+    private ValueTask<RateLimitLease> ProbeOrWaitAsync(CancellationToken cancellationToken)
+    {
+        if (_bucket.AvailableTokens > 0)
+        {
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
+            return new ValueTask<RateLimitLease>(BucketLease.Success);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<RateLimitLease>(cancellationToken);
+        }
+
+        return WaitForPermitAsync(cancellationToken);
+    }
+
+    private async ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken)
+    {
+        CancellationTokenSource? linked = cancellationToken.CanBeCanceled
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token)
+            : null;
+        try
+        {
+            await _bucket.AcquireAfterRefusalAsync(1, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            _bucket.ReturnGrant(1); // the wait only had to see a permit: give it back (the admitted count falls back too) and serve the next waiter
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
+            return BucketLease.Success;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _otherFailures);
+            return BucketLease.FailedNoHint; // disposed while waiting, as above
+        }
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
+        {
+            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, as above
+        }
+        finally
+        {
             linked?.Dispose();
         }
     }
@@ -198,25 +254,44 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return BucketLease.Success;
         }
 
-        return BucketLease.Failed(retryAfter);
+        return BucketLease.Failed(BehindQueue(permitCount, retryAfter));
+    }
+
+    /// <summary>
+    /// A refusal's hint while waits are queued: the bucket's hint covers the oldest waiter only (plus this request), so
+    /// a client that honoured it behind several waiters was refused again for sure; this one waits for every queued
+    /// permit, then this request's (as the BCL's bucket counts its queue). The bucket's own hint when nothing is queued.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TimeSpan BehindQueue(int permitCount, TimeSpan retryAfter)
+    {
+        long queued = Volatile.Read(ref _queuedPermits);
+        if (queued <= 0)
+        {
+            return retryAfter;
+        }
+
+        TimeSpan all = _bucket.UntilAvailableBehind(queued, permitCount);
+        return all > retryAfter ? all : retryAfter;
     }
 
     private RateLimitLease Probe()
     {
         if (_bucket.AvailableTokens > 0)
         {
+            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token (the BCL counts it)
             return BucketLease.Success;
         }
 
         Interlocked.Increment(ref _otherFailures);
-        return BucketLease.FailedNoHint;
+        return BucketLease.Failed(BehindQueue(1, _bucket.UntilAvailable(1))); // when a permit will be there, behind the queue (the BCL's probe carries RetryAfter too)
     }
 
     private void CountExtra(int permitCount)
     {
         if (permitCount > 1)
         {
-            Interlocked.Add(ref _extraPermits, permitCount - 1);
+            Interlocked.Add(ref _tokensBeyondLeases, permitCount - 1);
         }
     }
 

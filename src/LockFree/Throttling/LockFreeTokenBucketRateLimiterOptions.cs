@@ -9,7 +9,7 @@ public sealed class LockFreeTokenBucketRateLimiterOptions
     /// <summary>Refill rate. Required: positive and finite, fractions allowed.</summary>
     public double TokensPerSecond { get; set; }
 
-    /// <summary>Permits that may wait in <c>AcquireAsync</c> at once (0 = never wait). Default 0.</summary>
+    /// <summary>Permits that may wait in <c>AcquireAsync</c> at once (0 = never wait). A zero-permit <c>AcquireAsync</c> holds none and waits whatever this says (RateLimiter's contract: it waits until permits are replenished). Default 0.</summary>
     public int QueueLimit { get; set; }
 
     /// <summary>The fast-path batch (see <see cref="TokenBucket.FastPathBatch"/>); null = <see cref="TokenBucket.DefaultBatch(long)"/>. Default null.</summary>

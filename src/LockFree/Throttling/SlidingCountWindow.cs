@@ -11,8 +11,12 @@ namespace LockFree;
 //     another thread already reset it): add to the newer bucket. Resetting it back to our old epoch would wipe the
 //     newer counts (the planted bug the controlled-scheduler test finds); adding keeps every record, counted in a
 //     bucket at most one window late.
-// "Older"/"newer" compare epochs mod 2^20 (a difference below 2^19 means newer). A count saturates at 2^22 − 1 per
-// bucket. A reader sums the words whose epoch lies in the last Buckets epochs. Progress: lock-free (a CAS fails
+// Epochs are compared mod 2^20, so "newer" must be bounded: a word is newer only when it is at most MaxDelayWindows
+// windows ahead of ours (the longest delay between a recorder's clock read and its CAS that is still honoured);
+// anything else is older, however far. (It used to be "ahead by less than 2^19", so a word untouched for 2^19 to
+// 2^20 epochs - or a fresh zeroed word while the clock's epoch sat in the upper half of the range - read as newer:
+// counts went into it and no sum ever saw them, a throttle blind for up to 2^19 buckets.) A count saturates at
+// 2^22 − 1 per bucket. A reader sums the words whose epoch lies in the last Buckets epochs. Progress: lock-free (a CAS fails
 // only because another record succeeded on the same bucket).
 
 /// <summary>The counting window behind <see cref="ClientSideThrottle"/>, generic over the atomics seam.</summary>
@@ -31,11 +35,20 @@ internal sealed class SlidingCountWindow<TAtomics>
     private const int EpochShift = 44;
     private const int RequestShift = 22;
     private const long EpochMask = (1L << 20) - 1;
-    private const long HalfEpochRange = 1L << 19;
+
+    /// <summary>Windows a recorder may lag (between its clock read and its CAS) and still add to a newer bucket; a
+    /// word further ahead than that is a stale one whose epoch wrapped. Far beyond any real preemption or GC pause,
+    /// far below the 2^19 epochs where "ahead" and "behind" become ambiguous (16 × 1024 buckets = 2^14).</summary>
+    private const long MaxDelayWindows = 16;
 
     private readonly long[] _buckets;
+    private readonly long _maxAhead;
 
-    public SlidingCountWindow(int buckets) => _buckets = new long[buckets];
+    public SlidingCountWindow(int buckets)
+    {
+        _buckets = new long[buckets];
+        _maxAhead = MaxDelayWindows * buckets;
+    }
 
     /// <summary>Adds <paramref name="increment"/> (<see cref="Request"/> or <see cref="Accept"/>) to the bucket of <paramref name="epoch"/>.</summary>
     public void Record(long epoch, long increment)
@@ -47,8 +60,8 @@ internal sealed class SlidingCountWindow<TAtomics>
         while (true)
         {
             long next;
-            long age = (tag - ((seen >>> EpochShift) & EpochMask)) & EpochMask; // how far the bucket's epoch is behind ours
-            if (age != 0 && age < HalfEpochRange)
+            long age = (tag - ((seen >>> EpochShift) & EpochMask)) & EpochMask; // how far the bucket's epoch is behind ours, mod 2^20
+            if (age != 0 && EpochMask + 1 - age > _maxAhead)
             {
                 next = (tag << EpochShift) + increment; // older bucket: reset it and count, in the same CAS
             }

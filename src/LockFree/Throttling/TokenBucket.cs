@@ -60,6 +60,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private readonly object _pumpLock = new();
     private readonly string? _name;
     private ITimer? _timer;
+    private long _tokensBeyondLeases; // adapter statistics only (keyed adapter): admitted tokens that are not leases of their own
     private long _headDueUnits; // engine units: when the pump's timer is due to serve the oldest waiter (a hint for refusals behind it)
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
@@ -359,6 +360,48 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>Charges <paramref name="tokens"/> back (a refund to the bucket); used when a later level of a hierarchy refused.</summary>
     internal void Refund(int tokens) => _core.Refund(tokens);
+
+    /// <summary>
+    /// How long until <paramref name="tokens"/> could be taken behind <paramref name="queuedTokens"/> tokens of queued
+    /// waiters, all served first: until the bucket has produced all of them (saturates at <see cref="TimeSpan.MaxValue"/>).
+    /// </summary>
+    internal TimeSpan UntilAvailableBehind(long queuedTokens, int tokens)
+    {
+        double units = _core.WaitHint(tokens) + ((double)queuedTokens * _core.Interval); // double: no overflow on very slow buckets
+        return units >= long.MaxValue ? TimeSpan.MaxValue : _core.ToTimeSpan((long)units);
+    }
+
+    /// <summary>
+    /// For <see cref="LockFreeKeyedRateLimiter{TResource, TKey}"/>'s per-key statistics: admitted tokens that are not
+    /// successful leases of their own (the extra permits of multi-permit leases, less zero-permit probes that found permits).
+    /// </summary>
+    internal long TokensBeyondLeases => Volatile.Read(ref _tokensBeyondLeases);
+
+    /// <summary>Adds to <see cref="TokensBeyondLeases"/> (rare paths only: multi-permit leases and probes).</summary>
+    internal void AddTokensBeyondLeases(long delta) => Interlocked.Add(ref _tokensBeyondLeases, delta);
+
+    /// <summary>
+    /// How long until <paramref name="tokens"/> could be taken, without taking anything (the retry hint of a zero-permit
+    /// probe that found nothing): the bucket's own wait, and behind queued waiters at least until the oldest is served.
+    /// </summary>
+    internal TimeSpan UntilAvailable(int tokens)
+    {
+        TimeSpan hint = _core.ToTimeSpan(_core.WaitHint(tokens));
+        return _waiters.Count > 0 ? BehindWaitersHint(tokens, hint) : hint;
+    }
+
+    /// <summary>
+    /// Gives back tokens a waiter was granted and did not keep (the adapter's zero-permit wait, which only had to see
+    /// one), then serves the queue: the pump re-armed for the next waiter before the tokens came back.
+    /// </summary>
+    internal void ReturnGrant(int tokens)
+    {
+        _core.Refund(tokens);
+        if (_waiters.Count > 0)
+        {
+            Pump();
+        }
+    }
 
     /// <summary>The engine's acquire with its three-way answer (keyed tables react to Retired).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -169,7 +169,7 @@ public sealed class MetricsRegistryTests
         return seen;
     }
 
-    private static HashSet<string> ReadLimiterInstruments(string name)
+    internal static HashSet<string> ReadLimiterInstruments(string name)
     {
         var seen = new HashSet<string>();
         using var listener = new MeterListener();
