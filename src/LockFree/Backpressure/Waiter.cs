@@ -77,6 +77,9 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
     internal bool IsLinked { get; set; }
 
+    /// <summary>The owner's link order of the current wait (grows along the list); guarded by the owner's lock.</summary>
+    internal long Ticket { get; set; }
+
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
     internal long Tag { get; set; }
 
