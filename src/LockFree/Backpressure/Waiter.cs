@@ -92,6 +92,9 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
     public WaitStatus Status => _state.Status;
 
+    /// <summary>Whether the current wait blocks its thread (diagnostics).</summary>
+    internal bool IsSynchronous => _synchronous;
+
     public short Version => _core.Version;
 
     /// <summary>Prepares a pooled waiter for a new wait, synchronous or not.</summary>

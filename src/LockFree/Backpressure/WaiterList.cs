@@ -164,6 +164,30 @@ internal sealed class WaiterList
     /// <summary>Waiters linked now (a snapshot).</summary>
     public int Count => (int)_gate.Waiters;
 
+    /// <summary>
+    /// Diagnostics (a stress test's failure message): the gate's count, the wakes in flight and each linked waiter
+    /// (ticket, generation, status, sync or async, probe), walked under the lock; never on a hot path.
+    /// </summary>
+    internal string Describe()
+    {
+        var text = new System.Text.StringBuilder();
+        using (InterruptDeferral.Lock(_lock))
+        {
+            text.Append("gate count ").Append(_gate.Waiters).Append(", wakes in flight ").Append(WakesInFlight)
+                .Append(", tickets ").Append(_linkTickets).Append(", linked [");
+            int shown = 0;
+            for (Waiter? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
+            {
+                text.Append(shown == 0 ? string.Empty : ", ").Append('#').Append(waiter.Ticket).Append(" gen ").Append(waiter.Generation)
+                    .Append(' ').Append(waiter.Status).Append(waiter.IsSynchronous ? " sync" : " async").Append(waiter.IsProbe ? " probe" : string.Empty);
+            }
+
+            text.Append(']');
+        }
+
+        return text.ToString();
+    }
+
     /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
     public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
     {
