@@ -10,14 +10,16 @@ namespace LockFree.Tests.Concurrency.Stress;
 /// finish is what is under test. Each round: writers (<c>WriteAsync</c>) and four readers of three kinds
 /// (<c>ReadAllAsync</c>, a raw <c>WaitToReadAsync</c> + <c>TryRead</c> loop, a blocking <c>TryRead(out, infinite)</c> on
 /// its own thread), a small capacity, and completion from another thread, either after the last write or in the
-/// middle of the run (writers then stop at <c>Completed</c>). Every accepted item must be read exactly once, in each
+/// middle of the run (writers then stop at <c>Completed</c>; with one writer it completes itself mid-run, since
+/// completion is a writer operation on a SingleWriter buffer). Every accepted item must be read exactly once, in each
 /// writer's order at every reader, and every reader must end. A round that does not end within its bound fails with
 /// every task's role, kind, state and progress, the buffer's accounting and both waiter lists (which waiters are
-/// linked, their status, the gate's count): the next hang names its reader. This harness, at
-/// LOCKFREE_STRESS_SCALE=20 with a second copy running beside it, did not hang on the code before the fix of
-/// <see cref="WaiterList.FinishAll"/> (the window is a preemption between a reader's link and its registration); the
-/// deterministic reproduction is <c>BackpressureFinishWakeTests</c> in the unit tests. Rounds scale with
-/// <see cref="StressScale"/>.
+/// linked, their status, the gate's count): the next hang names its reader. On the code before the fix of
+/// <see cref="WaiterList.FinishAll"/> (bounded by the gate's count, which a reader between its link and its
+/// registration made wrong) this harness hung in 2 of 96,000 rounds (two copies at LOCKFREE_STRESS_SCALE=20 side by
+/// side on a loaded 2-vCPU VM), each time with one reader linked and Pending beside a finished buffer; at scale 1 it
+/// catches that only rarely (a preemption in a window of a few instructions), so the deterministic reproduction is
+/// <c>BackpressureFinishWakeTests</c> in the unit tests. Rounds scale with <see cref="StressScale"/>.
 /// </summary>
 [Collection(StressCollection.Name)]
 public sealed class BackpressureFinishStressTests
@@ -87,6 +89,12 @@ public sealed class BackpressureFinishStressTests
             SingleReader = false,
         });
         var accepted = new long[writers];
+
+        // With one writer (SingleWriter: the SPMC engine) completion is a writer operation ("at most one thread writes
+        // and completes"), so mid-run the writer completes between its writes; a third thread completing while it
+        // writes breaks that contract (tried first: the finish then raced the write, and an accepted item was left
+        // behind in a finished buffer, as documented).
+        bool writerCompletes = completion == Completion.MidRun && writers == 1;
         var logs = new List<long>[Readers.Length];
         var phases = new int[Readers.Length]; // 0 starting, 1 waiting, 2 reading, 3 done
         long readTotal = 0;
@@ -105,6 +113,11 @@ public sealed class BackpressureFinishStressTests
         {
             for (long seq = 0; seq < ItemsPerWriter; seq++)
             {
+                if (writerCompletes && Volatile.Read(ref readTotal) >= completeAfterReads)
+                {
+                    buffer.TryComplete(); // the one writer completes: the next write answers Completed
+                }
+
                 WriteResult result = await buffer.WriteAsync(ExactlyOnceChecker.Encode(w, seq)).ConfigureAwait(false);
                 if (result.Outcome == WriteOutcome.Completed)
                 {
@@ -182,8 +195,8 @@ public sealed class BackpressureFinishStressTests
             _ => Task.Factory.StartNew(() => BlockingRead(r), TaskCreationOptions.LongRunning),
         }).ToArray();
         Task[] writerTasks = Enumerable.Range(0, writers).Select(w => Task.Run(() => Write(w))).ToArray();
-        Task completer = completion == Completion.AtEnd
-            ? Task.WhenAll(writerTasks).ContinueWith(_ => buffer.TryComplete(), TaskScheduler.Default)
+        Task completer = writerCompletes ? Task.CompletedTask
+            : completion == Completion.AtEnd ? Task.WhenAll(writerTasks).ContinueWith(_ => buffer.TryComplete(), TaskScheduler.Default)
             : Task.Factory.StartNew(
                 () =>
                 {
