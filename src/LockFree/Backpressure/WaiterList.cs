@@ -13,6 +13,9 @@ namespace LockFree.Backpressure;
 // read path, and one that waits often does not pay a process-wide barrier per park. The gate is the code the
 // controlled scheduler runs under a store-buffer simulation (tests/Concurrency/Backpressure).
 //
+// Every linked waiter holds a ticket (its link order, under the lock), so "every waiter linked when FinishAll
+// starts" is a ticket bound; the gate's count cannot be that bound: a waiter is linked before it registers.
+//
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
 internal sealed class WaiterList

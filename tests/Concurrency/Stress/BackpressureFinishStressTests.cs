@@ -131,6 +131,11 @@ public sealed class BackpressureFinishStressTests
                     await Task.Yield(); // let the readers park and wake now and then
                 }
             }
+
+            if (writerCompletes)
+            {
+                buffer.TryComplete(); // the readers had not reached the mark before the last write
+            }
         }
 
         async Task ReadAll(int r)

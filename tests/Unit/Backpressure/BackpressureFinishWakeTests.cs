@@ -113,8 +113,56 @@ public sealed class BackpressureFinishWakeTests
         Assert.True(await second);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Complete_WriterParkedBehindAWriterNotYetRegistered_AnswersCompleted(bool probe)
+    {
+        // The writers' side of the same bound: completion's FinishAll(Completed) of the parked writers ran once, so a
+        // WriteAsync (or WaitToWriteAsync) parked behind a writer that had linked but not registered never returned.
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1 });
+        WaiterList writers = List(buffer, "_writers");
+        Assert.True(buffer.TryWrite(1).IsAccepted); // full
+        using var firstLinked = new ManualResetEventSlim();
+        using var releaseFirst = new ManualResetEventSlim();
+        int hooked = 0;
+        writers.BeforeRegister = () =>
+        {
+            if (Interlocked.Exchange(ref hooked, 1) == 0)
+            {
+                firstLinked.Set();
+                releaseFirst.Wait(Generous);
+            }
+        };
+
+        Task<WriteResult> first = Task.Factory.StartNew(() => buffer.WriteAsync(2).AsTask(), TaskCreationOptions.LongRunning).Unwrap();
+        Assert.True(firstLinked.Wait(Generous), "the first writer never parked");
+        Task second = probe ? buffer.WaitToWriteAsync().AsTask() : buffer.WriteAsync(3).AsTask();
+        Assert.True(SpinWait.SpinUntil(() => writers.Count == 1, Generous), "the second writer never registered");
+        Assert.False(second.IsCompleted);
+
+        Assert.True(buffer.TryComplete());
+        releaseFirst.Set();
+        Assert.True(await Ends(first), "the first writer was never answered");
+        Assert.Equal(WriteResult.Completed, await first);
+        bool woken = await Ends(second);
+        string state = $"second writer {second.Status}, writers still linked {writers.Count}";
+        buffer.Dispose(); // wakes a writer left parked
+        Assert.True(woken, $"the parked writer was not answered after completion: {state}");
+        if (second is Task<bool> probed)
+        {
+            Assert.False(await probed);
+        }
+        else
+        {
+            Assert.Equal(WriteResult.Completed, await (Task<WriteResult>)second);
+        }
+    }
+
     private static async Task<bool> Ends(Task task) => await Task.WhenAny(task, Task.Delay(Generous)).ConfigureAwait(false) == task;
 
-    private static WaiterList Readers(BackpressureBuffer<int> buffer) =>
-        (WaiterList)typeof(BackpressureBuffer<int>).GetField("_readers", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buffer)!;
+    private static WaiterList Readers(BackpressureBuffer<int> buffer) => List(buffer, "_readers");
+
+    private static WaiterList List(BackpressureBuffer<int> buffer, string field) =>
+        (WaiterList)typeof(BackpressureBuffer<int>).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buffer)!;
 }
