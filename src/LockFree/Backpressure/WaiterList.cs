@@ -315,7 +315,8 @@ internal sealed class WaiterList
     public void FinishAll(WaitStatus status)
     {
         long last = -1; // the last ticket handed out when the call starts: read with the first pop, under the lock
-        while (TryPopLinkedBy(ref last, out Waiter? waiter, out int generation))
+        bool more = true; // whether the pop left another waiter within the bound (saves a last lock round per call)
+        while (more && TryPopLinkedBy(ref last, out Waiter? waiter, out int generation, out more))
         {
             waiter.TryFinish(status, generation);
         }
@@ -323,9 +324,9 @@ internal sealed class WaiterList
 
     /// <summary>
     /// Pops the oldest waiter if it was linked by ticket <paramref name="last"/> (read on the first call: -1), with the
-    /// generation of its wait, under the lock.
+    /// generation of its wait and whether the next one is within the bound too, under the lock.
     /// </summary>
-    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter? waiter, out int generation)
+    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter? waiter, out int generation, out bool more)
     {
         using (InterruptDeferral.Lock(_lock))
         {
@@ -339,11 +340,13 @@ internal sealed class WaiterList
             {
                 waiter = null;
                 generation = 0;
+                more = false;
                 return false;
             }
 
             PopHeadLocked();
             generation = waiter.Generation;
+            more = _head is not null && _head.Ticket <= last;
             return true;
         }
     }
