@@ -20,6 +20,14 @@ public sealed partial class BackpressureBuffer<T>
     /// <summary>Whether writes ask the readers' gate after each item (as <see cref="ReadsAskWriters"/>, for the other side).</summary>
     internal bool WritesAskReaders => (_afterWrite.Read() & (long)AfterWork.Parked) != 0;
 
+    /// <summary>
+    /// Diagnostics for a test's failure message (a snapshot, walking the waiter lists under their locks): completion,
+    /// finish, the after-work words and both waiter lists.
+    /// </summary>
+    internal string DescribeWaitState() =>
+        $"completed {IsCompleted}, finished {IsFinished}, completion task {Completion.Status}, count {Count}, " +
+        $"after-write bits {_afterWrite.Read()}, after-read bits {_afterRead.Read()}; readers: {_readers.Describe()}; writers: {_writers.Describe()}";
+
     private void AfterWriteIfAny()
     {
         if (_afterWrite.Read() != 0) // acquire: after the publish

@@ -77,6 +77,9 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
 
     internal bool IsLinked { get; set; }
 
+    /// <summary>The owner's link order of the current wait (grows along the list); guarded by the owner's lock.</summary>
+    internal long Ticket { get; set; }
+
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
     internal long Tag { get; set; }
 
@@ -88,6 +91,9 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     internal bool IsProbe { get; set; }
 
     public WaitStatus Status => _state.Status;
+
+    /// <summary>Whether the current wait blocks its thread (diagnostics).</summary>
+    internal bool IsSynchronous => _synchronous;
 
     public short Version => _core.Version;
 

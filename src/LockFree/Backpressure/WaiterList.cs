@@ -13,6 +13,9 @@ namespace LockFree.Backpressure;
 // read path, and one that waits often does not pay a process-wide barrier per park. The gate is the code the
 // controlled scheduler runs under a store-buffer simulation (tests/Concurrency/Backpressure).
 //
+// Every linked waiter holds a ticket (its link order, under the lock), so "every waiter linked when FinishAll
+// starts" is a ticket bound; the gate's count cannot be that bound: a waiter is linked before it registers.
+//
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
 internal sealed class WaiterList
@@ -25,6 +28,7 @@ internal sealed class WaiterList
     private Waiter? _tail;
     private Waiter? _pool;
     private int _pooled;
+    private long _linkTickets; // tickets handed out to linked waiters (guarded by _lock): the list is in ticket order
     private ParkingGate<RealAtomics> _gate;
     private int _wakesInFlight;
     private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
@@ -61,6 +65,7 @@ internal sealed class WaiterList
     public Waiter RentAndLink(bool synchronous, long tag = 0)
     {
         Waiter waiter = RentAndLinkCore(synchronous, tag, probe: false);
+        BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
@@ -77,6 +82,7 @@ internal sealed class WaiterList
     public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit, bool probe = false)
     {
         Waiter waiter = RentAndLinkCore(synchronous, tag: 0, probe);
+        BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
         return waiter;
     }
@@ -135,10 +141,18 @@ internal sealed class WaiterList
 
             _tail = waiter;
             waiter.IsLinked = true;
+            waiter.Ticket = ++_linkTickets; // after every ticket of a waiter linked before it (see FinishAll)
         }
 
         return waiter;
     }
+
+    /// <summary>
+    /// Test hook: runs on the parking thread after its waiter is linked and before it registers in the gate, the
+    /// window in which the list holds a waiter the gate does not count yet (see <see cref="FinishAll"/>). Null (one
+    /// load and a test on the park path) except in tests.
+    /// </summary>
+    internal Action? BeforeRegister { get; set; }
 
     /// <summary>Removes a waiter that is still linked (cancelled, timed out, or abandoned after a successful recheck).</summary>
     public void Unlink(Waiter waiter)
@@ -152,6 +166,30 @@ internal sealed class WaiterList
 
     /// <summary>Waiters linked now (a snapshot).</summary>
     public int Count => (int)_gate.Waiters;
+
+    /// <summary>
+    /// Diagnostics (a stress test's failure message): the gate's count, the wakes in flight and each linked waiter
+    /// (ticket, generation, status, sync or async, probe), walked under the lock; never on a hot path.
+    /// </summary>
+    internal string Describe()
+    {
+        var text = new System.Text.StringBuilder();
+        using (InterruptDeferral.Lock(_lock))
+        {
+            text.Append("gate count ").Append(_gate.Waiters).Append(", wakes in flight ").Append(WakesInFlight)
+                .Append(", tickets ").Append(_linkTickets).Append(", linked [");
+            int shown = 0;
+            for (Waiter? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
+            {
+                text.Append(shown == 0 ? string.Empty : ", ").Append('#').Append(waiter.Ticket).Append(" gen ").Append(waiter.Generation)
+                    .Append(' ').Append(waiter.Status).Append(waiter.IsSynchronous ? " sync" : " async").Append(waiter.IsProbe ? " probe" : string.Empty);
+            }
+
+            text.Append(']');
+        }
+
+        return text.ToString();
+    }
 
     /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
     public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
@@ -262,14 +300,54 @@ internal sealed class WaiterList
     }
 
     /// <summary>
-    /// Ends the waits linked when the call starts with <paramref name="status"/> (a signal, or completion).
-    /// Waiters that link meanwhile may be ended too, which is harmless: they recheck and wait again.
+    /// Ends every wait linked when the call starts with <paramref name="status"/> (a signal, or completion); waits
+    /// linked after that are left alone (they register after the caller's publish, so their recheck sees it).
     /// </summary>
+    /// <remarks>
+    /// Bounded by link tickets, not by the gate's count. The count was the bound before (pop at most Waiters
+    /// waiters), but a waiter is linked before it registers, and popping a linked waiter that has not registered
+    /// yet takes its registration off the count before it was put on: in that window the count is lower than the
+    /// registered waiters in the list (or the unregistered one sits at the head and uses up the budget), so a
+    /// registered waiter that had already rechecked and parked was left in the list. For the buffer's finish (one
+    /// FinishAll(Completed), ever) that reader slept for good beside a completed, drained buffer
+    /// (BackpressureFinishWakeTests).
+    /// </remarks>
     public void FinishAll(WaitStatus status)
     {
-        for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter? waiter, out int generation); budget--)
+        long last = -1; // the last ticket handed out when the call starts: read with the first pop, under the lock
+        bool more = true; // whether the pop left another waiter within the bound (saves a last lock round per call)
+        while (more && TryPopLinkedBy(ref last, out Waiter? waiter, out int generation, out more))
         {
             waiter.TryFinish(status, generation);
+        }
+    }
+
+    /// <summary>
+    /// Pops the oldest waiter if it was linked by ticket <paramref name="last"/> (read on the first call: -1), with the
+    /// generation of its wait and whether the next one is within the bound too, under the lock.
+    /// </summary>
+    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter? waiter, out int generation, out bool more)
+    {
+        using (InterruptDeferral.Lock(_lock))
+        {
+            if (last < 0)
+            {
+                last = _linkTickets;
+            }
+
+            waiter = _head;
+            if (waiter is null || waiter.Ticket > last)
+            {
+                waiter = null;
+                generation = 0;
+                more = false;
+                return false;
+            }
+
+            PopHeadLocked();
+            generation = waiter.Generation;
+            more = _head is not null && _head.Ticket <= last;
+            return true;
         }
     }
 

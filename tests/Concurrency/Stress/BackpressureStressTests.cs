@@ -177,7 +177,9 @@ public sealed class BackpressureStressTests
             Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion),
             [.. writerTasks, .. readerTasks],
             timeout,
-            () => $"written {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each");
+            () => $"written {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each",
+            Writers,
+            readerTasks.Length);
 
         ExactlyOnceReport report = new ExactlyOnceChecker(Writers, perWriter).Check(readerLogs);
         _output.WriteLine($"scale {StressScale.Factor}, {mode}: {report.Expected} items, {timedOut} timed-out attempts retried");
@@ -252,7 +254,9 @@ public sealed class BackpressureStressTests
             Task.WhenAll(Task.WhenAll(writerTasks), Task.WhenAll(readerTasks), completer, buffer.Completion),
             [.. writerTasks, .. readerTasks, completer],
             timeout,
-            () => $"accepted {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref accepted[w])))}, completed {buffer.IsCompleted}");
+            () => $"accepted {string.Join("/", Enumerable.Range(0, Writers).Select(w => Volatile.Read(ref accepted[w])))}, completed {buffer.IsCompleted}",
+            Writers,
+            readerTasks.Length);
 
         long total = accepted.Sum();
         foreach (List<long> log in readerLogs)
@@ -289,11 +293,22 @@ public sealed class BackpressureStressTests
     /// Waits for <paramref name="all"/>; past <paramref name="timeout"/> disposes the buffer (which wakes every parked
     /// writer and reader, so nothing outlives the test) and fails with the progress. Then checks every task succeeded.
     /// </summary>
-    private async Task FinishOrFail(BackpressureBuffer<long> buffer, Task all, Task[] tasks, TimeSpan timeout, Func<string> progress)
+    /// <remarks>
+    /// The message names each task (writers first, then readers, then a completer), says whether the buffer was
+    /// finished (completed and drained) and what its Completion task did, and lists both waiter lists (the gate's
+    /// count, each linked waiter's status, sync or async): a reader stuck in WaitToReadAsync shows as a linked async
+    /// waiter still Pending. Before, it gave only the statuses in a row and "completed", which could not tell a lost
+    /// finish wake-up from a slow run (a hang of this test was one: a reader parked behind a reader that had linked but
+    /// not yet registered was left out of the finish's FinishAll, see BackpressureFinishWakeTests).
+    /// </remarks>
+    private async Task FinishOrFail(BackpressureBuffer<long> buffer, Task all, Task[] tasks, TimeSpan timeout, Func<string> progress, int writers, int readers)
     {
+        var elapsed = Stopwatch.StartNew();
         bool finished = await Task.WhenAny(all, Task.Delay(timeout)).ConfigureAwait(false) == all;
-        string state = $"{progress()}; count {buffer.Count}, stats {buffer.GetStatistics()}, completed {buffer.IsCompleted}, " +
-            $"1 s read stalls {Volatile.Read(ref _readTimeouts)}; tasks {string.Join(", ", tasks.Select(t => t.Status))}; " +
+        string Role(int i) => i < writers ? $"writer {i}" : i < writers + readers ? $"reader {i - writers}" : "completer";
+        string state = $"{progress()}; stats {buffer.GetStatistics()}; {buffer.DescribeWaitState()}; " +
+            $"1 s read stalls {Volatile.Read(ref _readTimeouts)}; after {elapsed.ElapsedMilliseconds} ms; tasks " +
+            string.Join(", ", tasks.Select((t, i) => $"{Role(i)} {t.Status}")) + "; " +
             string.Join("; ", tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException));
         buffer.Dispose();
         Assert.True(finished, $"run did not finish within {timeout}: {state}");
@@ -346,7 +361,9 @@ public sealed class BackpressureStressTests
             Task.WhenAll(writersDone, Task.WhenAll(readerTasks), buffer.Completion),
             [.. writerTasks, .. readerTasks],
             timeout,
-            () => $"{policy}/{mode}: written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each");
+            () => $"{policy}/{mode}: written {string.Join("/", Enumerable.Range(0, writers).Select(w => Volatile.Read(ref written[w])))} of {perWriter} each",
+            writers,
+            readers);
         stopwatch.Stop();
 
         // Every item once: reader logs in arrival order (per-writer FIFO), dropped and rejected items sorted
