@@ -249,7 +249,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// As <see cref="AcquireAsync(int, CancellationToken)"/>, giving up after <paramref name="timeout"/>
-    /// (a finite timeout allocates one timer for the wait).
+    /// (a finite timeout on <see cref="System.TimeProvider.System"/> is a timer of the library's shared timer wheel: nothing allocated; on another
+    /// clock it allocates one timer of that clock for the wait).
     /// </summary>
     /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite) or above about 49.7 days (the longest a timer can be armed for; checked before anything is queued).</exception>
