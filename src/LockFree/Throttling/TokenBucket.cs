@@ -345,7 +345,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                     continue;
                 }
 
-                _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _timer ??= UnflowedTimer.Create(_core.Time, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the first waiter's context: kept for the bucket's life
                 Volatile.Write(ref _headDueUnits, _core.Now() + wait); // release: a hint for refusals behind the queue
                 TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
                 _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm

@@ -56,23 +56,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             // is started by whichever timed wait comes first, inside some request's context. Before the review of
             // 2026-11-23 both captured it, so that request's AsyncLocal values stayed reachable for the life of the
             // process and every callback on the driver thread ran inside them (TimerWheelDriverContextTests).
-            bool suppress = !ExecutionContext.IsFlowSuppressed();
-            if (suppress)
-            {
-                ExecutionContext.SuppressFlow();
-            }
-
-            try
-            {
-                _driverTimer = _timeProvider.CreateTimer(static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            }
-            finally
-            {
-                if (suppress)
-                {
-                    ExecutionContext.RestoreFlow();
-                }
-            }
+            _driverTimer = UnflowedTimer.Create(_timeProvider, static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
 
             // Until the driver's first pass publishes a fresh tick, the published one may be old (construction,
             // or the last manual Advance): Schedule reads the clock meanwhile. The first pass clears the flag.
