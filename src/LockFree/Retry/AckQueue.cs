@@ -360,15 +360,32 @@ public sealed class AckQueue<T> : IDisposable
     /// </summary>
     private void Requeue(Envelope envelope, TimeSpan delay) => _ready.Restore(envelope, delay);
 
+    /// <summary>
+    /// Registers the delivery of a message just taken from the ready queue. A clock that throws puts the message back,
+    /// visible at once with its delivery count unchanged (a receive that failed is no delivery), and the exception
+    /// propagates to the receiver: before the review of 2026-11-23 the message was lost (out of the ready queue, never
+    /// in flight) and its unit of room held for good.
+    /// </summary>
     private Delivery<T> Register(Envelope envelope)
     {
+        Envelope taken = envelope;
         envelope = envelope with { Deliveries = envelope.Deliveries + 1 };
         int slot;
         long stamp;
         bool arm;
         using (InterruptDeferral.Lock(_lock))
         {
-            long now = _time.GetTimestamp();
+            long now;
+            try
+            {
+                now = _time.GetTimestamp(); // first: nothing in the table has changed yet
+            }
+            catch (Exception)
+            {
+                Requeue(taken, TimeSpan.Zero); // due at once needs no reading; the inner delay queue never calls back into this queue's lock
+                throw;
+            }
+
             if (envelope.Deliveries == 1)
             {
                 envelope = envelope with { FirstDelivery = now };

@@ -347,6 +347,47 @@ public sealed class AckQueueRobustnessTests
         Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void TryReceive_ClockThrowsAtAnyReading_MessageNeitherLostNorDeliveredTwice(int failingReading)
+    {
+        // A receive takes the message out of the ready queue, then registers the delivery (its first delivery time and
+        // deadline, one clock reading). Before, a reading that threw there lost the message: gone from the ready queue,
+        // never in flight, its unit of room held for good (Count 1, nothing ever receivable again).
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, VisibilityTimeout = Visibility, TimeProvider = clock });
+        Assert.True(queue.TryEnqueue("a").IsAccepted);
+
+        clock.FailReading(failingReading);
+        bool threw = false;
+        Delivery<string> delivery = default;
+        bool received = false;
+        try
+        {
+            received = queue.TryReceive(out delivery);
+        }
+        catch (InvalidOperationException)
+        {
+            threw = true;
+        }
+
+        if (!received)
+        {
+            Assert.True(threw, "the receive neither delivered nor threw");
+            Assert.Equal((1, 0), (queue.Count, queue.InFlightCount));
+            Assert.True(queue.TryReceive(out delivery)); // the message is still there, visible at once
+        }
+
+        Assert.Equal("a", delivery.Message);
+        Assert.Equal(1, delivery.DeliveryCount); // a receive that failed is no delivery
+        Assert.True(queue.Ack(delivery));
+        Assert.Equal((0, 0), (queue.Count, queue.InFlightCount));
+        Assert.False(queue.TryReceive(out _));
+    }
+
     [Fact]
     public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
     {
