@@ -146,15 +146,17 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>
     /// Exceptions caught on the queue's timer thread: thrown by the dead-letter queue (its
     /// <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> callback) while an expiry pass moved a message there, or by
-    /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>). Each is also raised through
-    /// <see cref="CallbackFailed"/>. Exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>); also a visibility timer that threw
+    /// while a receive armed it (the receive still delivers; the next receive arms again). Each is also raised through
+    /// <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
     public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
 
     /// <summary>
     /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
-    /// <see cref="AckQueueOptions{T}.TimerWheel"/>) for each exception counted in <see cref="FailedCallbackCount"/>.
+    /// <see cref="AckQueueOptions{T}.TimerWheel"/>), or on the receiving thread for a visibility timer that failed to arm,
+    /// for each exception counted in <see cref="FailedCallbackCount"/>.
     /// Exceptions thrown by the handler itself are swallowed: nothing escapes the timer thread, which would end the process.
     /// </summary>
     public event EventHandler<Exception>? CallbackFailed;
@@ -360,15 +362,32 @@ public sealed class AckQueue<T> : IDisposable
     /// </summary>
     private void Requeue(Envelope envelope, TimeSpan delay) => _ready.Restore(envelope, delay);
 
+    /// <summary>
+    /// Registers the delivery of a message just taken from the ready queue. A clock that throws puts the message back,
+    /// visible at once with its delivery count unchanged (a receive that failed is no delivery), and the exception
+    /// propagates to the receiver: before the review of 2026-11-23 the message was lost (out of the ready queue, never
+    /// in flight) and its unit of room held for good.
+    /// </summary>
     private Delivery<T> Register(Envelope envelope)
     {
+        Envelope taken = envelope;
         envelope = envelope with { Deliveries = envelope.Deliveries + 1 };
         int slot;
         long stamp;
-        bool arm;
+        Exception? armFailure = null;
         using (InterruptDeferral.Lock(_lock))
         {
-            long now = _time.GetTimestamp();
+            long now;
+            try
+            {
+                now = _time.GetTimestamp(); // first: nothing in the table has changed yet
+            }
+            catch (Exception)
+            {
+                Requeue(taken, TimeSpan.Zero); // due at once needs no reading; the inner delay queue never calls back into this queue's lock
+                throw;
+            }
+
             if (envelope.Deliveries == 1)
             {
                 envelope = envelope with { FirstDelivery = now };
@@ -396,12 +415,32 @@ public sealed class AckQueue<T> : IDisposable
 
             _newest = slot;
             _inFlight++;
-            arm = _oldest == slot && _armedFor > s.Deadline && Volatile.Read(ref _disposed) == 0; // a disposed timer is never re-armed
-            if (arm)
+
+            // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
+            // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
+            long headDeadline = _slots[_oldest].Deadline;
+            if (_armedFor > headDeadline && Volatile.Read(ref _disposed) == 0) // a disposed timer is never re-armed
             {
-                _armedFor = s.Deadline;
-                _wakeup.Arm(s.Deadline, VisibilityTimeout);
+                _armedFor = headDeadline;
+                try
+                {
+                    _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : TimeSpan.FromTicks((long)Math.Ceiling((headDeadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                }
+                catch (Exception ex)
+                {
+                    // The timer failed (user code: its TimeProvider's ITimer). The delivery stands: the receiver gets it, and
+                    // the failure is reported (after the lock) instead. Before the review of 2026-11-23 the exception reached
+                    // the receiver, who never got the delivery, while _armedFor claimed an arming: the message stayed in
+                    // flight, owned by nobody, and it and every later one never timed out.
+                    _armedFor = long.MaxValue;
+                    armFailure = ex;
+                }
             }
+        }
+
+        if (armFailure is not null)
+        {
+            ReportCallbackFailure(armFailure);
         }
 
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
@@ -501,13 +540,21 @@ public sealed class AckQueue<T> : IDisposable
                 {
                     long deadline = _slots[_oldest].Deadline; // already past: a wheel wake-up fires at its next advance
                     _armedFor = deadline;
-                    _wakeup.Arm(deadline, VisibilityTimeout < MaxExpiryRetryDelay ? VisibilityTimeout : MaxExpiryRetryDelay);
+                    try
+                    {
+                        _wakeup.Arm(deadline, VisibilityTimeout < MaxExpiryRetryDelay ? VisibilityTimeout : MaxExpiryRetryDelay);
+                    }
+                    catch (Exception)
+                    {
+                        _armedFor = long.MaxValue; // nothing armed: the next registration arms for the head (Register)
+                        throw;
+                    }
                 }
             }
         }
         catch (Exception ex)
         {
-            ReportCallbackFailure(ex); // the re-arm failed too: reported; the next receive of a new head re-arms
+            ReportCallbackFailure(ex); // the re-arm failed too: reported; the next receive re-arms
         }
     }
 

@@ -264,7 +264,7 @@ public sealed class LeakyBucket : IDisposable
 
     private void ArmLocked(long now)
     {
-        _timer ??= _time.CreateTimer(static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _timer ??= UnflowedTimer.Create(_time, static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the first waiter's context: kept for the bucket's life
         long ahead = unchecked(_nextRelease - now); // a difference: wraps with the clock
         long due = ahead < 0 ? 0 : ahead + (_nextFraction != 0 ? 1 : 0); // the first tick at or after the exact instant
         TimeSpan dueIn = TimeSpan.FromTicks((long)Math.Min(Math.Ceiling(due * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency)), Timers.Wakeups.MaxDelay.Ticks));

@@ -249,7 +249,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// As <see cref="AcquireAsync(int, CancellationToken)"/>, giving up after <paramref name="timeout"/>
-    /// (a finite timeout allocates one timer for the wait).
+    /// (a finite timeout on <see cref="System.TimeProvider.System"/> is a timer of the library's shared timer wheel: nothing allocated; on another
+    /// clock it allocates one timer of that clock for the wait).
     /// </summary>
     /// <returns>True when the tokens were taken; false when the timeout passed first (nothing was taken).</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>, or <paramref name="timeout"/> is negative (other than infinite) or above about 49.7 days (the longest a timer can be armed for; checked before anything is queued).</exception>
@@ -344,7 +345,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                     continue;
                 }
 
-                _timer ??= _core.Time.CreateTimer(static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _timer ??= UnflowedTimer.Create(_core.Time, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the first waiter's context: kept for the bucket's life
                 Volatile.Write(ref _headDueUnits, _core.Now() + wait); // release: a hint for refusals behind the queue
                 TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
                 _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm

@@ -88,7 +88,22 @@ public sealed partial class DelayQueue<T>
         while (true)
         {
             Waiter waiter = _readers.RentAndLink(synchronous: false); // link, then fence (the handshake's first half)
-            if (TryTake(out T? item, armIfNotDue: true))
+            bool taken;
+            T? item;
+            try
+            {
+                taken = TryTake(out item, armIfNotDue: true);
+            }
+            catch (Exception)
+            {
+                // The clock (or the wake-up's timer: user code) threw; nothing was taken. Before the review of 2026-11-23
+                // the waiter stayed linked, never awaited: the next signal was spent on it and a parked reader slept
+                // beside a due item. A signal that reached it is passed on.
+                Abandon(_readers, waiter);
+                throw;
+            }
+
+            if (taken)
             {
                 Abandon(_readers, waiter);
                 AfterTake();
@@ -114,7 +129,17 @@ public sealed partial class DelayQueue<T>
             await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false); // throws when cancelled
 
             // Signalled (an item may be due) or completed: take one, or link again and re-arm the wake-up.
-            if (TryTake(out item, armIfNotDue: false))
+            try
+            {
+                taken = TryTake(out item, armIfNotDue: false);
+            }
+            catch (Exception)
+            {
+                _readers.SignalOne(); // the clock threw, nothing taken: the wake-up this reader consumed goes to the next one
+                throw;
+            }
+
+            if (taken)
             {
                 AfterTake();
                 PassOn();
@@ -189,6 +214,13 @@ public sealed partial class DelayQueue<T>
                     signal = !_core.InboxIsEmpty; // the handshake's recheck: a producer may have judged against the old time
                 }
             }
+        }
+        catch (Exception)
+        {
+            // The clock (or the wake-up's timer) threw after this reader's take. Never thrown into that reader: its item is
+            // taken (before the review of 2026-11-23 it was lost with the exception). A parked reader is woken instead;
+            // it judges the next item itself (and meets the failure, if it lasts, with nothing taken).
+            signal = true;
         }
         finally
         {

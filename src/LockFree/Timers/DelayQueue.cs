@@ -478,8 +478,18 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return;
         }
 
-        _wakeup ??= Wakeups.Create(_time, _wheel, static state => ((DelayQueue<T>)state!).OnWakeup(), this);
-        _wakeup.Arm(due, ToTimeSpan(dueInTimestamps));
+        try
+        {
+            _wakeup ??= Wakeups.Create(_time, _wheel, static state => ((DelayQueue<T>)state!).OnWakeup(), this);
+            _wakeup.Arm(due, ToTimeSpan(dueInTimestamps));
+        }
+        catch (Exception)
+        {
+            // The timer (user code: the TimeProvider's) threw: nothing is armed, so say so. Before the review of 2026-11-23
+            // _armedFor kept claiming this due time, and the readers that parked later never armed a wake-up for it.
+            Volatile.Write(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
+            throw;
+        }
     }
 
     private void OnWakeup()

@@ -52,13 +52,18 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 ThrowHelper.ThrowInvalidOperation("The driver thread is already running.");
             }
 
-            _driverTimer = _timeProvider.CreateTimer(static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            // Neither the sleep timer nor the thread captures the starter's ExecutionContext: the library's shared wheel
+            // is started by whichever timed wait comes first, inside some request's context. Before the review of
+            // 2026-11-23 both captured it, so that request's AsyncLocal values stayed reachable for the life of the
+            // process and every callback on the driver thread ran inside them (TimerWheelDriverContextTests).
+            _driverTimer = UnflowedTimer.Create(_timeProvider, static s => ((TimerWheelEngine<TAtomics>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+
             // Until the driver's first pass publishes a fresh tick, the published one may be old (construction,
             // or the last manual Advance): Schedule reads the clock meanwhile. The first pass clears the flag.
             SetStale(true);
             var thread = new Thread(DriverLoop) { IsBackground = true, Name = "LockFree timer wheel" };
             Volatile.Write(ref _driver, thread);
-            thread.Start();
+            thread.UnsafeStart(); // the default context, as the scheduler's workers
         }
     }
 

@@ -1,3 +1,5 @@
+using LockFree.Internal;
+
 namespace LockFree.Timers;
 
 // Design: the one seam through which the delay queue, the acknowledgement queue and the retry policy wait for
@@ -195,7 +197,7 @@ internal static class Wakeups
 
     private sealed class TimerWakeup(TimeProvider time, TimerCallback callback, object state) : IWakeup
     {
-        private readonly ITimer _timer = time.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        private readonly ITimer _timer = UnflowedTimer.Create(time, callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the creator's context: kept for the owner's life
 
         public void Arm(long dueTimestamp, TimeSpan dueIn) => _timer.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
 
@@ -234,7 +236,7 @@ internal static class Wakeups
                 }
             }
 
-            _fallback ??= time.CreateTimer(static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _fallback ??= UnflowedTimer.Create(time, static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the arming caller's context
             _fallback.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
         }
 

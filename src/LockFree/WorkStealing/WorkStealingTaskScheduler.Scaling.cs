@@ -106,7 +106,7 @@ public sealed partial class WorkStealingTaskScheduler
         using (InterruptDeferral.Lock(_scaleLock))
         {
             // One-shot, re-armed after each sample, so a slow sample never overlaps the next.
-            _scaleTimer = _scaleClock.CreateTimer(static s => ((WorkStealingTaskScheduler)s!).Sample(), this, _scaleInterval, Timeout.InfiniteTimeSpan);
+            _scaleTimer = UnflowedTimer.Create(_scaleClock, static s => ((WorkStealingTaskScheduler)s!).Sample(), this, _scaleInterval, Timeout.InfiniteTimeSpan); // not the creator's context: the workers run none either
         }
     }
 

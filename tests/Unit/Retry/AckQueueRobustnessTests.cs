@@ -347,6 +347,103 @@ public sealed class AckQueueRobustnessTests
         Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void TryReceive_ClockThrowsAtAnyReading_MessageNeitherLostNorDeliveredTwice(int failingReading)
+    {
+        // A receive takes the message out of the ready queue, then registers the delivery (its first delivery time and
+        // deadline, one clock reading). Before, a reading that threw there lost the message: gone from the ready queue,
+        // never in flight, its unit of room held for good (Count 1, nothing ever receivable again).
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, VisibilityTimeout = Visibility, TimeProvider = clock });
+        Assert.True(queue.TryEnqueue("a").IsAccepted);
+
+        clock.FailReading(failingReading);
+        bool threw = false;
+        Delivery<string> delivery = default;
+        bool received = false;
+        try
+        {
+            received = queue.TryReceive(out delivery);
+        }
+        catch (InvalidOperationException)
+        {
+            threw = true;
+        }
+
+        if (!received)
+        {
+            Assert.True(threw, "the receive neither delivered nor threw");
+            Assert.Equal((1, 0), (queue.Count, queue.InFlightCount));
+            Assert.True(queue.TryReceive(out delivery)); // the message is still there, visible at once
+        }
+
+        Assert.Equal("a", delivery.Message);
+        Assert.Equal(1, delivery.DeliveryCount); // a receive that failed is no delivery
+        Assert.True(queue.Ack(delivery));
+        Assert.Equal((0, 0), (queue.Count, queue.InFlightCount));
+        Assert.False(queue.TryReceive(out _));
+    }
+
+    [Fact]
+    public void TryReceive_VisibilityTimerThrowsWhenArmed_DeliveredReportedAndTimeoutsResume()
+    {
+        // The receive of a new head arms the visibility timer (its TimeProvider's ITimer: user code). Before, a Change
+        // that threw reached the receiver, who never got the delivery, while the queue believed the timer armed: the
+        // message stayed in flight, owned by nobody, and no message ever timed out again.
+        var manual = new ManualTimeProvider();
+        var clock = new FailingTimerClock(manual);
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 2, VisibilityTimeout = Visibility, TimeProvider = clock });
+        var reported = new List<Exception>();
+        queue.CallbackFailed += (_, ex) => reported.Add(ex);
+        Assert.True(queue.TryEnqueue("a").IsAccepted);
+        Assert.True(queue.TryEnqueue("b").IsAccepted);
+
+        clock.FailNextChange();
+        Assert.True(queue.TryReceive(out Delivery<string> first)); // before: threw, and "a" was in flight for good
+        Assert.Equal("a", first.Message);
+        Assert.Equal(1, queue.FailedCallbackCount);
+        Assert.Equal("timer failed", Assert.Single(reported).Message);
+
+        Assert.True(queue.TryReceive(out Delivery<string> second)); // arms for the head, "a"
+        Assert.Equal("b", second.Message);
+        manual.Advance(Visibility + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(0, queue.InFlightCount); // both timed out
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+    }
+
+    /// <summary>A clock whose timers' next <see cref="ITimer.Change"/> throws once when asked.</summary>
+    private sealed class FailingTimerClock(ManualTimeProvider inner) : TimeProvider
+    {
+        private int _failNext;
+
+        public void FailNextChange() => Volatile.Write(ref _failNext, 1);
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            new FailingTimer(this, inner.CreateTimer(callback, state, dueTime, period));
+
+        private sealed class FailingTimer(FailingTimerClock owner, ITimer timer) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) =>
+                Interlocked.Exchange(ref owner._failNext, 0) == 1 ? throw new InvalidOperationException("timer failed") : timer.Change(dueTime, period);
+
+            public void Dispose() => timer.Dispose();
+
+            public ValueTask DisposeAsync() => timer.DisposeAsync();
+        }
+    }
+
     [Fact]
     public void TryEnqueue_RejectedWhileAConsumerHoldsTheLock_AnswersWithoutWaitingForIt()
     {

@@ -49,4 +49,49 @@ public sealed class DelayQueueClockFailureTests
         Assert.True(queue.TryEnqueue(3, TimeSpan.Zero).IsAccepted);
         Assert.Equal(1, queue.Count);
     }
+
+    [Fact]
+    public async Task DequeueAsync_ClockThrowsWhilePassingOnAfterTheTake_ItemDeliveredAndTheNextReaderServed()
+    {
+        // A parked reader woken for a due item takes it, then passes on to the readers still parked (PassOn: one clock
+        // reading to judge the next root). Before, a reading that threw there faulted the dequeue after the take: the
+        // item was counted as dequeued and gone, and the other reader was never woken for the next one.
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new DelayQueue<int>(4, new DelayQueueOptions<int> { TimeProvider = clock });
+        Assert.True(queue.TryEnqueue(1, TimeSpan.FromSeconds(1)).IsAccepted);
+        Assert.True(queue.TryEnqueue(2, TimeSpan.FromSeconds(1)).IsAccepted);
+        ValueTask<int> first = queue.DequeueAsync(); // both park (synchronously), the wake-up armed for the first due time
+        ValueTask<int> second = queue.DequeueAsync();
+        Assert.False(first.IsCompleted || second.IsCompleted);
+
+        clock.FailReading(2); // the woken reader's take reads the clock once, then its pass-on reads it
+        manual.Advance(TimeSpan.FromSeconds(1));
+
+        int[] got = [await first.AsTask().WaitAsync(Generous), await second.AsTask().WaitAsync(Generous)];
+        Array.Sort(got);
+        Assert.Equal([1, 2], got);
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public async Task DequeueAsync_ClockThrowsBeforeItParks_ThrowsAndLeavesNoWaiterBehind()
+    {
+        // A reader about to park reads the clock to arm the wake-up. Before, a reading that threw left its waiter linked
+        // (never awaited): the next producer's signal was spent on it, and the reader parked after it slept beside a due item.
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var queue = new DelayQueue<int>(4, new DelayQueueOptions<int> { TimeProvider = clock });
+        Assert.True(queue.TryEnqueue(1, TimeSpan.FromSeconds(1)).IsAccepted);
+
+        clock.FailReading(2); // the fast path's reading succeeds; the parking reader's throws
+        await Assert.ThrowsAsync<InvalidOperationException>(() => queue.DequeueAsync().AsTask());
+
+        ValueTask<int> reader = queue.DequeueAsync(); // parks, the wake-up armed for item 1
+        Assert.False(reader.IsCompleted);
+        Assert.True(queue.TryEnqueue(2, TimeSpan.Zero).IsAccepted); // due at once: signals one parked reader
+        Assert.Equal(2, await reader.AsTask().WaitAsync(Generous));
+    }
+
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
 }
