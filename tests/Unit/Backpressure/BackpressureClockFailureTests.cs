@@ -62,4 +62,24 @@ public sealed class BackpressureClockFailureTests
         Assert.Equal(3, item);
         Assert.False(buffer.TryRead(out _));
     }
+
+    [Fact]
+    public async Task WriteAsync_ClockThrowsAfterTheWrite_WriteAcceptedOnce()
+    {
+        // After the woken writer's item went in, the wait is recorded (one more reading). Before, a clock that threw
+        // there faulted a write whose item was in the buffer: a caller that retried wrote it twice.
+        var clock = new FailingReadingClock(new ManualTimeProvider());
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.Wait, TimeProvider = clock });
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        ValueTask<WriteResult> timed = buffer.WriteAsync(2, OverflowPolicy.Wait, TimeSpan.FromSeconds(10));
+        Assert.False(timed.IsCompleted);
+
+        clock.FailReading(2); // the deadline check passes; the wait's metric reading throws
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+
+        Assert.True((await timed.AsTask().WaitAsync(Generous)).IsAccepted);
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(2, item);
+    }
 }
