@@ -378,7 +378,7 @@ public sealed partial class BackpressureBuffer<T>
         {
             TimeSpan remaining = timeout == Timeout.InfiniteTimeSpan
                 ? Timeout.InfiniteTimeSpan
-                : timeout - _time.GetElapsedTime(start);
+                : timeout - ElapsedPassingOn(start, signaled);
             if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
             {
                 return TimedOut(forwardSignal: signaled);
@@ -389,11 +389,22 @@ public sealed partial class BackpressureBuffer<T>
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 Abandon(_writers, waiter, forwardSignal: true);
-                BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
+                RecordWaitSince(start);
                 return result;
             }
 
-            waiter.Arm(WaitSlice(remaining), cancellationToken, _time); // a slice short of the deadline times out into the loop, which parks again
+            try
+            {
+                waiter.Arm(WaitSlice(remaining), cancellationToken, _time); // a slice short of the deadline times out into the loop, which parks again
+            }
+            catch
+            {
+                // The user's clock failed to create the timeout timer: take the waiter back (passing on a read's signal
+                // that reached it first) so the exception leaves no waiter linked to swallow the next signal.
+                Abandon(_writers, waiter, forwardSignal: true);
+                throw;
+            }
+
             WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
             signaled = status == WaitStatus.Signaled;
             if (status == WaitStatus.Completed)
@@ -404,18 +415,59 @@ public sealed partial class BackpressureBuffer<T>
 
             // Signaled before the deadline: use the room before paying for another handshake. Past the deadline
             // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
-            if (signaled && (timeout == Timeout.InfiniteTimeSpan || _time.GetElapsedTime(start) < timeout))
+            if (signaled && (timeout == Timeout.InfiniteTimeSpan || ElapsedPassingOn(start, signaled) < timeout))
             {
                 result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
-                    BackpressureMetrics.RecordWait(this, _time.GetElapsedTime(start));
+                    RecordWaitSince(start);
                     return result;
                 }
             }
 
             // Still full, or past the deadline: loop (it turns a passed deadline into a rejection).
         }
+    }
+
+    /// <summary>
+    /// The user's clock's elapsed time since <paramref name="start"/>, for an asynchronous writer's deadline. When the
+    /// clock throws and the writer's last wait ended with a read's signal, the signal is passed on before the exception
+    /// leaves: the room belongs to the next parked writer (before, it slept beside the free slot).
+    /// </summary>
+    private TimeSpan ElapsedPassingOn(long start, bool signaled)
+    {
+        try
+        {
+            return _time.GetElapsedTime(start);
+        }
+        catch
+        {
+            if (signaled)
+            {
+                _writers.SignalOne();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Records an asynchronous write's wait after the item was written. A clock that throws here skips the sample: the
+    /// write happened, and an exception would tell its caller otherwise (a retry would write the item twice).
+    /// </summary>
+    private void RecordWaitSince(long start)
+    {
+        TimeSpan waited;
+        try
+        {
+            waited = _time.GetElapsedTime(start);
+        }
+        catch (Exception)
+        {
+            return; // a metric only; see the summary
+        }
+
+        BackpressureMetrics.RecordWait(this, waited);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

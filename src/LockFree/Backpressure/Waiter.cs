@@ -111,7 +111,11 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         _state.Begin(); // release: the reset happens-before the waiter is linked
     }
 
-    /// <summary>Arms cancellation and the timeout. Call after linking, outside the owner's lock.</summary>
+    /// <summary>
+    /// Arms cancellation and the timeout. Call after linking, outside the owner's lock. When it throws (a user's
+    /// <see cref="TimeProvider.CreateTimer"/> failed) nothing is armed and the waiter is still linked: the caller takes it
+    /// back (<see cref="TryFinishQuietly"/>, then unlink and return it) or passes on the signal that reached it first.
+    /// </summary>
     public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time) =>
         Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Instance : null);
 
@@ -142,7 +146,20 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
             }
 
             var stamp = new TimeoutStamp(this, _state.Generation);
-            _timer = time.CreateTimer(static state => ((TimeoutStamp)state!).Fire(), stamp, timeout, Timeout.InfiniteTimeSpan);
+            try
+            {
+                _timer = time.CreateTimer(static state => ((TimeoutStamp)state!).Fire(), stamp, timeout, Timeout.InfiniteTimeSpan);
+            }
+            catch
+            {
+                // A user's clock threw: undo our own setup (the registration) and let the exception reach the caller,
+                // which takes the still-linked waiter back and passes on what reached it (before, the waiter stayed
+                // linked, never awaited: the next signal was spent on it).
+                _registration.Dispose();
+                _registration = default;
+                _token = default;
+                throw;
+            }
         }
     }
 

@@ -312,9 +312,39 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             }
         }
 
-        waiter.Arm(timeout, cancellationToken, _core.Time);
+        try
+        {
+            waiter.Arm(timeout, cancellationToken, _core.Time);
+        }
+        catch
+        {
+            TakeBack(waiter, tokens);
+            throw;
+        }
+
         Pump();
         return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>
+    /// Takes back a queued waiter whose arming threw (a user's clock failed to create its timeout timer), so the
+    /// exception leaves nothing behind: unlinked, or when the pump granted it first, its tokens refunded; then the pump
+    /// serves the rest or clears the Waiting flag its link set. Before, the waiter stayed queued and never awaited: a
+    /// later grant went to it (tokens lost), and as the only waiter it kept the flag up, so the bucket refused everyone.
+    /// </summary>
+    private void TakeBack(Waiter waiter, int tokens)
+    {
+        if (waiter.TryFinishQuietly())
+        {
+            _waiters.Unlink(waiter);
+            _waiters.Return(waiter);
+        }
+        else if (waiter.Status == WaitStatus.Signaled)
+        {
+            _core.Refund(tokens); // granted before the throw: the grant never reached anyone
+        }
+
+        Pump();
     }
 
     /// <summary>Serves the queue in order as far as the bucket allows, then re-arms the timer or clears the Waiting flag.</summary>
