@@ -37,25 +37,13 @@ public sealed class BackpressureFinishWakeTests
         // finishes it at once (TryComplete's own FinishAll(Completed), then its FinishAll(Signaled)).
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2, SingleWriter = singleWriter });
         WaiterList readers = Readers(buffer);
-        using var firstLinked = new ManualResetEventSlim();
         using var releaseFirst = new ManualResetEventSlim();
-        int hooked = 0;
-        readers.BeforeRegister = () =>
-        {
-            if (Interlocked.Exchange(ref hooked, 1) == 0)
-            {
-                firstLinked.Set();
-                releaseFirst.Wait(Generous);
-            }
-        };
+        using ManualResetEventSlim firstLinked = HoldFirstBeforeRegister(readers, releaseFirst);
 
         Task<bool> first = Task.Factory.StartNew(() => buffer.WaitToReadAsync().AsTask(), TaskCreationOptions.LongRunning).Unwrap();
         Assert.True(firstLinked.Wait(Generous), "the first reader never parked");
 
-        Task<bool> second = kind == ParkedReader.WaitToReadAsync
-            ? buffer.WaitToReadAsync().AsTask()
-            : Task.Factory.StartNew(() => buffer.TryRead(out _, Timeout.InfiniteTimeSpan), TaskCreationOptions.LongRunning);
-        Assert.True(SpinWait.SpinUntil(() => readers.Count == 1, Generous), "the second reader never registered");
+        Task<bool> second = ParkReader(buffer, readers, kind);
         Thread.Sleep(20); // the blocking reader: past its recheck and its spins, into the event wait (either way it must be woken)
         Assert.False(second.IsCompleted);
 
@@ -82,24 +70,12 @@ public sealed class BackpressureFinishWakeTests
         // was bounded by the count the same way) left it asleep as well.
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2 });
         WaiterList readers = Readers(buffer);
-        using var firstLinked = new ManualResetEventSlim();
         using var releaseFirst = new ManualResetEventSlim();
-        int hooked = 0;
-        readers.BeforeRegister = () =>
-        {
-            if (Interlocked.Exchange(ref hooked, 1) == 0)
-            {
-                firstLinked.Set();
-                releaseFirst.Wait(Generous);
-            }
-        };
+        using ManualResetEventSlim firstLinked = HoldFirstBeforeRegister(readers, releaseFirst);
 
         Task<bool> first = Task.Factory.StartNew(() => buffer.WaitToReadAsync().AsTask(), TaskCreationOptions.LongRunning).Unwrap();
         Assert.True(firstLinked.Wait(Generous), "the first reader never parked");
-        Task<bool> second = kind == ParkedReader.WaitToReadAsync
-            ? buffer.WaitToReadAsync().AsTask()
-            : Task.Factory.StartNew(() => buffer.TryRead(out _, Timeout.InfiniteTimeSpan), TaskCreationOptions.LongRunning);
-        Assert.True(SpinWait.SpinUntil(() => readers.Count == 1, Generous), "the second reader never registered");
+        Task<bool> second = ParkReader(buffer, readers, kind);
         Thread.Sleep(20);
         Assert.False(second.IsCompleted);
 
@@ -123,17 +99,8 @@ public sealed class BackpressureFinishWakeTests
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1 });
         WaiterList writers = List(buffer, "_writers");
         Assert.True(buffer.TryWrite(1).IsAccepted); // full
-        using var firstLinked = new ManualResetEventSlim();
         using var releaseFirst = new ManualResetEventSlim();
-        int hooked = 0;
-        writers.BeforeRegister = () =>
-        {
-            if (Interlocked.Exchange(ref hooked, 1) == 0)
-            {
-                firstLinked.Set();
-                releaseFirst.Wait(Generous);
-            }
-        };
+        using ManualResetEventSlim firstLinked = HoldFirstBeforeRegister(writers, releaseFirst);
 
         Task<WriteResult> first = Task.Factory.StartNew(() => buffer.WriteAsync(2).AsTask(), TaskCreationOptions.LongRunning).Unwrap();
         Assert.True(firstLinked.Wait(Generous), "the first writer never parked");
@@ -157,6 +124,35 @@ public sealed class BackpressureFinishWakeTests
         {
             Assert.Equal(WriteResult.Completed, await (Task<WriteResult>)second);
         }
+    }
+
+    /// <summary>
+    /// Holds the first waiter that links on <paramref name="list"/> between its link and its registration until
+    /// <paramref name="release"/> is set; the returned event is set once it is held there.
+    /// </summary>
+    private static ManualResetEventSlim HoldFirstBeforeRegister(WaiterList list, ManualResetEventSlim release)
+    {
+        var held = new ManualResetEventSlim();
+        int hooked = 0;
+        list.BeforeRegister = () =>
+        {
+            if (Interlocked.Exchange(ref hooked, 1) == 0)
+            {
+                held.Set();
+                release.Wait(Generous);
+            }
+        };
+        return held;
+    }
+
+    /// <summary>Starts a reader of <paramref name="kind"/> and waits until it has registered behind the held one.</summary>
+    private static Task<bool> ParkReader(BackpressureBuffer<int> buffer, WaiterList readers, ParkedReader kind)
+    {
+        Task<bool> reader = kind == ParkedReader.WaitToReadAsync
+            ? buffer.WaitToReadAsync().AsTask()
+            : Task.Factory.StartNew(() => buffer.TryRead(out _, Timeout.InfiniteTimeSpan), TaskCreationOptions.LongRunning);
+        Assert.True(SpinWait.SpinUntil(() => readers.Count == 1, Generous), "the second reader never registered");
+        return reader;
     }
 
     private static async Task<bool> Ends(Task task) => await Task.WhenAny(task, Task.Delay(Generous)).ConfigureAwait(false) == task;
