@@ -148,23 +148,25 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
-    public void Wait_AfterDisposeOnARedirectedTasksChild_InlinesItOnTheWaitingThread()
+    public void Wait_AfterDisposeOnARedirectedTasksChild_CompletesInlinedOrOnThePool()
     {
-        // After Dispose, waiting on a task inlines it on any thread (there are no workers; the pool's scheduler does the
-        // same): a pool thread does not wait for another to pick up what it queued. RunSynchronously runs on the caller.
+        // After Dispose, waiting on a task may inline it on any thread (there are no workers; the pool's scheduler does
+        // the same), so a pool thread does not wait for another to pick up what it queued. Whether the wait inlines
+        // the child or another pool thread takes it first is a race (this test asserted the inline and failed about
+        // one run in three): either way the child completes and the wait returns. RunSynchronously runs on the caller.
         var scheduler = new WorkStealingTaskScheduler(1);
         scheduler.Dispose();
-        Task<bool> parent = Task.Factory.StartNew(
+        Task<(Thread Self, Thread Child)> parent = Task.Factory.StartNew(
             () =>
             {
                 Thread self = Thread.CurrentThread;
                 Task<Thread> child = Task.Factory.StartNew(() => Thread.CurrentThread, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
                 child.Wait(); // untimed: the runtime inlines only then
-                return child.Result == self;
+                return (self, child.Result);
             },
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(parent.Wait(Generous));
-        Assert.True(parent.Result, "the child was not inlined on the waiting pool thread");
+        Assert.True(parent.Result.Child == parent.Result.Self || parent.Result.Child.IsThreadPoolThread);
 
         var synchronous = new Task<Thread>(() => Thread.CurrentThread);
         synchronous.RunSynchronously(scheduler);
