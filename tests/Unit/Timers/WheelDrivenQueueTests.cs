@@ -275,7 +275,19 @@ public sealed class WheelDrivenQueueTests
         await UntilProviderTimers(1);
         _time.Advance(Ms(20));
 
-        Delivery<string> delivery = await pending.AsTask().WaitAsync(Generous);
+        // The fallback timer is armed from a thread-pool item after the disposal. If the provider timer counted above
+        // was another one, the fallback arms after this advance at "due now", which this manual clock fires only at its
+        // next advance (a real clock fires it at once): keep the clock moving. (Seen once in session 8 under two
+        // concurrent test runs, a 30 s hang with a single advance; not reproduced in isolation.)
+        Task<Delivery<string>> received = pending.AsTask();
+        DateTime deadline = DateTime.UtcNow + Generous;
+        while (!received.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.WhenAny(received, Task.Delay(20));
+            _time.Advance(Ms(1));
+        }
+
+        Delivery<string> delivery = await received.WaitAsync(Generous);
         Assert.Equal("later", delivery.Message);
     }
 
