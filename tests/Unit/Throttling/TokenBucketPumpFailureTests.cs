@@ -85,6 +85,26 @@ public sealed class TokenBucketPumpFailureTests
     }
 
     [Fact]
+    public async Task AcquireAsync_PumpTimerCreationThrows_WaiterStaysQueuedAndIsServed()
+    {
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        var bucket = new TokenBucket(1, 1.0, fastPathBatch: 1, clock);
+        Assert.True(bucket.TryAcquire(1));
+
+        clock.FailTimer(1); // the pump's own timer, created by the first waiter that has to wait
+        ValueTask<bool> waiting = bucket.AcquireAsync(1); // before: threw with the waiter linked (a later grant went to nobody)
+        Assert.Equal(1, bucket.QueuedWaiters);
+        Assert.Equal(1, bucket.ClockFailureCount); // the retry created the timer (the clock failed once)
+
+        manual.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await waiting.AsTask().WaitAsync(Generous));
+        Assert.False(bucket.TryAcquire(1));
+        manual.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(bucket.TryAcquire(1));
+    }
+
+    [Fact]
     public async Task Pump_ClockKeepsFailing_BacksOffAndServesOnceItRecovers()
     {
         var manual = new ManualTimeProvider();
