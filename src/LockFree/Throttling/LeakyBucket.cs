@@ -45,6 +45,14 @@ public sealed class LeakyBucket : IDisposable
     private long _rejected;
     private long _dropped;
     private long _evicted;
+    private long _clockFailures;             // exceptions caught in the pacing timer's callback (see ClockFailed): rare path
+    private long _retryTicks;                // the release's current retry back-off in TimeSpan ticks, 0 after one that succeeded (guarded by _lock)
+
+    /// <summary>The first retry of a release whose clock threw: soon, so a one-off failure delays the queue by about a millisecond.</summary>
+    private static readonly TimeSpan MinReleaseRetry = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The longest retry back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second.</summary>
+    private static readonly TimeSpan MaxReleaseRetry = TimeSpan.FromSeconds(1);
 
     /// <summary>Creates an empty leaky bucket.</summary>
     /// <param name="capacity">Requests that may wait at once; at least 1.</param>
@@ -98,6 +106,16 @@ public sealed class LeakyBucket : IDisposable
 
     /// <summary>Waiting requests evicted under <see cref="OverflowPolicy.DropOldest"/>.</summary>
     public long Evicted => Volatile.Read(ref _evicted);
+
+    /// <summary>
+    /// Exceptions of the <see cref="System.TimeProvider"/> (a clock reading, or arming the pacing timer) caught on the pacing
+    /// timer's thread, where nothing may escape (a snapshot). The queue is not stalled by one: the release is retried
+    /// after a back-off (1 ms, doubling to 1 s), so queued requests leave once the clock works again.
+    /// </summary>
+    public long ClockFailureCount => Interlocked.Read(ref _clockFailures);
+
+    /// <summary>Raised, on the timer's thread, for each failure counted in <see cref="ClockFailureCount"/>; the handler's own exceptions are swallowed.</summary>
+    public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>Passes at once if the output is idle and nobody waits; never queues.</summary>
     /// <exception cref="ObjectDisposedException">The bucket was disposed.</exception>
@@ -154,9 +172,9 @@ public sealed class LeakyBucket : IDisposable
                 }
             }
 
+            ArmLocked(now); // before linking: a clock whose timer cannot be created or armed throws with nothing queued (before, the request stayed queued, unawaited, and spent a departure slot)
             waiter = _queue.RentAndLink(synchronous: false);
             version = waiter.Version;
-            ArmLocked(now);
         }
 
         waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
@@ -271,8 +289,49 @@ public sealed class LeakyBucket : IDisposable
         _timer.Change(dueIn, Timeout.InfiniteTimeSpan); // capped at the longest a timer takes: a slot further away wakes early and re-arms
     }
 
-    /// <summary>The pacing timer: lets the oldest waiter go if its slot has come, then re-arms for the next slot.</summary>
+    /// <summary>
+    /// The pacing timer's callback: never throws (an exception would end the process on the timer's thread, and the
+    /// queue would wait for a re-arm that never came). A failure is counted, reported and retried after a back-off.
+    /// </summary>
     private void Release()
+    {
+        try
+        {
+            ReleaseCore();
+        }
+        catch (Exception ex)
+        {
+            ReleaseFailed(ex);
+        }
+    }
+
+    /// <summary>Counts and reports a release's failure, then arms the timer to try again after the back-off.</summary>
+    private void ReleaseFailed(Exception ex)
+    {
+        FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the lock: the handler is user code
+        try
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                if (_disposed || _queue.Count == 0)
+                {
+                    return;
+                }
+
+                long next = _retryTicks == 0 ? MinReleaseRetry.Ticks : Math.Min(_retryTicks * 2, MaxReleaseRetry.Ticks);
+                _retryTicks = next;
+                _timer!.Change(TimeSpan.FromTicks(next), Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
+            }
+        }
+        catch (Exception again)
+        {
+            // The timer cannot be armed either: reported; the next EnterAsync arms it again.
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
+        }
+    }
+
+    /// <summary>Lets the oldest waiter go if its slot has come, then re-arms for the next slot.</summary>
+    private void ReleaseCore()
     {
         using (InterruptDeferral.Lock(_lock))
         {
@@ -281,7 +340,8 @@ public sealed class LeakyBucket : IDisposable
                 return;
             }
 
-            long now = _time.GetTimestamp();
+            long now = _time.GetTimestamp(); // first: a throwing clock changes nothing
+            _retryTicks = 0;
             if (IsDueLocked(now) && _queue.FinishOldest(WaitStatus.Signaled))
             {
                 _released++;

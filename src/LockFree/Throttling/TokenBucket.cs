@@ -62,6 +62,15 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private ITimer? _timer;
     private long _tokensBeyondLeases; // adapter statistics only (keyed adapter): admitted tokens that are not leases of their own
     private long _headDueUnits; // engine units: when the pump's timer is due to serve the oldest waiter (a hint for refusals behind it)
+    private long _refundOwed; // tokens granted to nobody and not yet given back (guarded by _pumpLock): a refund whose clock read threw is retried by the next pump
+    private long _clockFailures; // exceptions caught in the pump (see ClockFailed): rare path
+    private long _pumpRetryTicks; // the pump's current retry back-off in TimeSpan ticks, 0 after a pump that succeeded (guarded by _pumpLock)
+
+    /// <summary>The first retry of a pump whose clock threw: soon, so a one-off failure delays the queue by about a millisecond.</summary>
+    private static readonly TimeSpan MinPumpRetry = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The longest retry back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second.</summary>
+    private static readonly TimeSpan MaxPumpRetry = TimeSpan.FromSeconds(1);
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
@@ -145,6 +154,19 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     public long RefusedCount => _core.RefusedCount;
 
     long ITokenBucketMetricsSource.Limit => Capacity;
+
+    /// <summary>
+    /// Exceptions of the <see cref="System.TimeProvider"/> (a clock reading, or creating or arming the pump's timer) caught
+    /// while serving the wait queue (a snapshot). The queue is not stalled by one: the pump retries after a back-off
+    /// (1 ms, doubling to 1 s), so queued waiters are served once the clock works again, and no token is lost or minted.
+    /// </summary>
+    public long ClockFailureCount => Interlocked.Read(ref _clockFailures);
+
+    /// <summary>
+    /// Raised for each failure counted in <see cref="ClockFailureCount"/>, on the thread that met it (often the pump's
+    /// timer thread, where nothing may escape); the handler's own exceptions are swallowed.
+    /// </summary>
+    public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>Takes <paramref name="tokens"/> if the bucket holds them and nobody waits; otherwise takes nothing.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="tokens"/> is below 1 or above <see cref="Capacity"/>.</exception>
@@ -341,17 +363,74 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         }
         else if (waiter.Status == WaitStatus.Signaled)
         {
-            _core.Refund(tokens); // granted before the throw: the grant never reached anyone
+            OweRefund(tokens); // granted before the throw: the grant never reached anyone (the pump below gives it back)
         }
 
         Pump();
     }
 
-    /// <summary>Serves the queue in order as far as the bucket allows, then re-arms the timer or clears the Waiting flag.</summary>
+    /// <summary>
+    /// Serves the queue in order as far as the bucket allows, then re-arms the timer or clears the Waiting flag. Never
+    /// throws: it runs on the timer's thread (where an exception would end the process) and after a waiter was linked
+    /// (where throwing would strand it). A failure of the clock is counted, reported (<see cref="ClockFailed"/>) and
+    /// retried after a back-off; the engine takes or charges nothing on a failed reading, and a refund owed is kept.
+    /// </summary>
     private void Pump()
+    {
+        try
+        {
+            PumpCore();
+        }
+        catch (Exception ex)
+        {
+            PumpFailed(ex);
+        }
+    }
+
+    /// <summary>Counts and reports a pump's failure, then arms the timer to pump again after the back-off.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PumpFailed(Exception ex)
+    {
+        FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the pump lock: the handler is user code
+        try
+        {
+            using (InterruptDeferral.Lock(_pumpLock))
+            {
+                long next = _pumpRetryTicks == 0 ? MinPumpRetry.Ticks : Math.Min(_pumpRetryTicks * 2, MaxPumpRetry.Ticks);
+                _pumpRetryTicks = next;
+                _timer ??= CreatePumpTimer();
+                _timer.Change(TimeSpan.FromTicks(next), Timeout.InfiniteTimeSpan);
+            }
+        }
+        catch (Exception again)
+        {
+            // The timer cannot be created or armed either: reported; the next acquire, cancellation or refund pumps again.
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
+        }
+    }
+
+    private ITimer CreatePumpTimer() =>
+        UnflowedTimer.Create(_core.Time, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the first waiter's context: kept for the bucket's life
+
+    /// <summary>Records tokens granted to nobody; the next pump gives them back (a refund whose clock read throws stays owed).</summary>
+    private void OweRefund(long tokens)
     {
         using (InterruptDeferral.Lock(_pumpLock))
         {
+            _refundOwed += tokens;
+        }
+    }
+
+    private void PumpCore()
+    {
+        using (InterruptDeferral.Lock(_pumpLock))
+        {
+            if (_refundOwed != 0)
+            {
+                _core.Refund(_refundOwed); // throws before charging anything when the clock fails: still owed
+                _refundOwed = 0;
+            }
+
             while (_waiters.TryPeek(out Waiter? head, out int generation))
             {
                 long tokens = head.Tag;
@@ -369,16 +448,19 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
                 {
                     if (!_waiters.TryPopIfHead(head, generation) || !head.TryFinish(WaitStatus.Signaled, generation))
                     {
-                        _core.Refund(tokens); // cancelled or timed out meanwhile: the grant never happened
+                        _refundOwed += tokens; // cancelled or timed out meanwhile: the grant never happened
+                        _core.Refund(_refundOwed); // throws before charging anything when the clock fails: still owed
+                        _refundOwed = 0;
                     }
 
                     continue;
                 }
 
-                _timer ??= UnflowedTimer.Create(_core.Time, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the first waiter's context: kept for the bucket's life
+                _timer ??= CreatePumpTimer();
                 Volatile.Write(ref _headDueUnits, _core.Now() + wait); // release: a hint for refusals behind the queue
                 TimeSpan due = wait == 0 ? TimeSpan.FromMilliseconds(1) : _core.ToTimeSpan(wait);
                 _timer.Change(due > Timers.Wakeups.MaxDelay ? Timers.Wakeups.MaxDelay : due, Timeout.InfiniteTimeSpan); // a longer wait than a timer takes: wake early, pump again, re-arm
+                _pumpRetryTicks = 0; // a pump that got this far succeeded: the next failure starts the back-off afresh
                 return;
             }
 
@@ -386,6 +468,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             {
                 _core.SetWaiting(false);
             }
+
+            _pumpRetryTicks = 0;
         }
     }
 
@@ -427,11 +511,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// </summary>
     internal void ReturnGrant(int tokens)
     {
-        _core.Refund(tokens);
-        if (_waiters.Count > 0)
-        {
-            Pump();
-        }
+        OweRefund(tokens);
+        Pump(); // gives the tokens back (kept owed and retried if the clock throws), then serves the queue
     }
 
     /// <summary>The engine's acquire with its three-way answer (keyed tables react to Retired).</summary>

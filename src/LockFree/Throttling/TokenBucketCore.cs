@@ -400,7 +400,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
         EndCacheEpoch();
         long tick = _coarse ? Environment.TickCount64 - _originTick : 0; // before the precise clock: the memo errs early
-        long now = Now();
+        long now = OwnerNow(word);
         long tat = Settle(word, now);
         long flags = word & WaitingFlag;
         long debt = tat - now; // >= 0: Settle clamps _tat to now
@@ -470,7 +470,7 @@ internal partial struct TokenBucketCore<TAtomics>
         }
 
         EndCacheEpoch();
-        long tat = Settle(0, Now());
+        long tat = Settle(0, OwnerNow(0));
         Publish(tat, issued: 0, 0);
     }
 
@@ -487,6 +487,24 @@ internal partial struct TokenBucketCore<TAtomics>
             }
 
             TAtomics.SpinOnce(ref spinner);
+        }
+    }
+
+    /// <summary>
+    /// The owner's clock reading: when the <see cref="TimeProvider"/> throws, reopens the word as <paramref name="word"/>
+    /// (taking nothing, charging nothing) before the exception leaves. Before, a throwing clock left the word Closed
+    /// for good and every later acquire spun on it forever.
+    /// </summary>
+    private long OwnerNow(long word)
+    {
+        try
+        {
+            return Now();
+        }
+        catch
+        {
+            Reopen(word); // release: as Reopen; the owner's state is untouched (the ended cache epoch only retires cached tokens, as a refill does)
+            throw;
         }
     }
 
@@ -513,7 +531,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
         long word = Own();
         EndCacheEpoch();
-        long now = Now();
+        long now = OwnerNow(word);
         long tat = Settle(word, now) - (tokens * _interval); // below now only if the bucket refilled meanwhile: the next settlement caps it at full
         TAtomics.StorePlain(ref _settled, TAtomics.LoadPlain(ref _settled) - tokens); // plain: owner-only
         TAtomics.StoreRelease(ref _memo, 0); // release: the bucket holds more than any memo says
@@ -540,7 +558,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public bool TryRetireIfIdle(out long fullInUnits)
     {
         long word = Own();
-        long now = Now();
+        long now = OwnerNow(word);
         long count = word & CountMask;
         long flags = word & (WaitingFlag | RetiredFlag);
         bool open = TAtomics.LoadPlain(ref _issued) != count; // plain: owner-only (we own the word)
@@ -580,7 +598,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
         long word = Own();
         EndCacheEpoch();
-        long now = Now();
+        long now = OwnerNow(word);
         long tat = Settle(word, now);
         long available = (_burst - (tat - now)) / _interval;
         Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
@@ -596,7 +614,7 @@ internal partial struct TokenBucketCore<TAtomics>
     public long IdleUnits()
     {
         long word = Own();
-        long now = Now();
+        long now = OwnerNow(word);
         bool open = TAtomics.LoadPlain(ref _issued) != (word & CountMask); // plain: owner-only (we own the word)
         if (open && word == TAtomics.LoadPlain(ref _idlePoll)) // plain: owner-only
         {
@@ -635,7 +653,7 @@ internal partial struct TokenBucketCore<TAtomics>
     {
         long word = Own();
         EndCacheEpoch();
-        long now = Now();
+        long now = OwnerNow(word);
         long tat = Settle(word, now);
         Publish(tat, issued: 0, word & (WaitingFlag | RetiredFlag));
         return Math.Max(tat - now + (tokens * _interval) - _burst, 0);

@@ -399,6 +399,9 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         Interlocked.Increment(ref _spilledTotal);
     }
 
+    /// <summary>Tests: replaces <c>thread.UnsafeStart(task)</c> for LongRunning tasks, to simulate a thread that fails to start.</summary>
+    internal Action<Thread, Task>? LongRunningStartForTest { get; set; }
+
     private void StartLongRunning(Task task)
     {
         bool inside = IsOwnThread;
@@ -416,24 +419,39 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
             // Counted before the thread starts, by the thread that starts it (a worker running a task, or a LongRunning
             // thread still running its own): during shutdown the workers stay while this is non-zero (Dispose.cs).
             Interlocked.Increment(ref _longRunningActive);
-            var thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
-            using (InterruptDeferral.Lock(_longRunningThreads))
-            {
-                _longRunningThreads.Add(thread); // before it starts, so Dispose cannot miss it (JoinLongRunning waits for the start)
-            }
-
+            Thread? thread = null;
             try
             {
-                thread.UnsafeStart(task);
+                thread = new Thread(RunLongRunning) { IsBackground = true, Name = (Name ?? "WorkStealing") + " long-running" };
+                using (InterruptDeferral.Lock(_longRunningThreads))
+                {
+                    _longRunningThreads.Add(thread); // before it starts, so Dispose cannot miss it (JoinLongRunning waits for the start)
+                }
+
+                if (LongRunningStartForTest is { } start)
+                {
+                    start(thread, task);
+                }
+                else
+                {
+                    thread.UnsafeStart(task);
+                }
             }
             catch
             {
-                using (InterruptDeferral.Lock(_longRunningThreads))
+                if (thread is not null)
                 {
-                    _longRunningThreads.Remove(thread); // never started: nothing for Dispose to join
+                    using (InterruptDeferral.Lock(_longRunningThreads))
+                    {
+                        _longRunningThreads.Remove(thread); // never started: nothing for Dispose to join
+                    }
                 }
 
+                // Never queued: Task.Start faults the task with a TaskSchedulerException. Before, Queued kept counting
+                // it (Queued - Executed never returned to 0); a failed `new Thread` or list growth also kept the
+                // active count raised, so a later Dispose's workers waited for a LongRunning task that never existed.
                 Interlocked.Decrement(ref _longRunningActive);
+                Interlocked.Decrement(ref _sharedQueued);
                 throw;
             }
         }
