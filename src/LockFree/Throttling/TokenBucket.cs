@@ -575,7 +575,27 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     {
         for (int j = i - 1; j >= 0; j--)
         {
-            levels[j].Refund(tokens);
+            levels[j].RefundOrOwe(tokens); // never throws: a level whose clock fails still gets its tokens back
+        }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="tokens"/> back; when the clock reading the refund needs throws, the tokens are owed
+    /// instead (the failure counted and raised through <see cref="ClockFailed"/>) and the pump, which retries with its
+    /// back-off, pays them. Before, <see cref="TryAcquireAll"/> let that exception out between two refunds: the level
+    /// whose clock failed and every level before it kept the tokens taken for a request that was refused.
+    /// </summary>
+    private void RefundOrOwe(int tokens)
+    {
+        try
+        {
+            _core.Refund(tokens);
+        }
+        catch (Exception error)
+        {
+            OweRefund(tokens); // the failed refund charged nothing (the engine reopens its word before the exception leaves)
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
+            Pump(); // pays what is owed, or arms its retry
         }
     }
 
