@@ -16,10 +16,13 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// finisher that popped it first ends it instead) or parks until its wait is ended.
 /// <para>
 /// Two scenarios: the buffer's finish (one publish of "completed", then <c>FinishAll(Completed)</c>), and a writer's
-/// wake of readers (publish an item, ask <c>HasWaiters</c>, <c>FinishAll(Signaled)</c>; a woken reader rechecks and
-/// waits again). Checks on every schedule: no waiter stays parked (the scheduler reports a deadlock), every wait ended
-/// exactly once, none popped twice, the list and the gate's count empty at the end. The planted twin is the
-/// pre-session-8 <c>FinishAll</c>, bounded by the gate's count instead of the link tickets.
+/// wake of readers (publish an item, ask <c>HasWaiters</c>, then <c>FinishAll(Signaled)</c>, or <c>SignalOne</c> with
+/// the buffer's pass-on of a signal a successful recheck did not need; a woken reader rechecks and waits again). The
+/// SignalOne case stands for the buffer's writers list (a read frees one slot, one writer is woken, one slot per
+/// writer): the items here are that room. Not modelled: the pool, cancellation and timeouts, probes. Checks on every
+/// schedule: no waiter stays parked (the scheduler reports a deadlock), every wait ended exactly once, none popped twice, the list and the gate's count empty at the end (and each reader took an item).
+/// Planted twins: the pre-session-8 <c>FinishAll</c>, bounded by the gate's count instead of the link tickets, and
+/// <c>SignalOne</c> without the pass-on of a signal a successful recheck did not need.
 /// </para>
 /// </summary>
 public sealed class WaiterListModelTests(ITestOutputHelper output)
@@ -41,6 +44,19 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
         GateCount,
     }
 
+    /// <summary>How the writer of the signal scenario wakes readers.</summary>
+    public enum WakeKind
+    {
+        /// <summary>Every linked reader (AfterWrite's <c>FinishAll(Signaled)</c>).</summary>
+        FinishAll,
+
+        /// <summary>The oldest still waiting (<c>SignalOne</c>); a reader whose recheck succeeds after a signal ended its wait passes one on (the buffer's <c>Abandon(forwardSignal: true)</c>).</summary>
+        SignalOne,
+
+        /// <summary>Planted: <c>SignalOne</c>, but a reader whose recheck succeeds does not pass a signal that reached it on.</summary>
+        SignalOneWithoutPassOn,
+    }
+
     /// <summary>The modelled list, its gate and the waits; the shared words are pinned (store buffers need fixed addresses).</summary>
     internal sealed class Model
     {
@@ -59,10 +75,13 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
         private int _taken;
         private int _parkedCue; // test-only cue (outside the simulated memory): a waiter is about to sleep
 
-        public Model(int waiters, FinishBound bound)
+        private readonly WakeKind _wake;
+
+        public Model(int waiters, FinishBound bound, WakeKind wake = WakeKind.FinishAll)
         {
             Waiters = waiters;
             _bound = bound;
+            _wake = wake;
             _waitState = GC.AllocateArray<long>(waiters * MaxRounds, pinned: true);
             _pops = new int[waiters * MaxRounds];
             _rounds = new int[waiters];
@@ -94,7 +113,7 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
         /// <summary>A waiter of the finish: waits until it sees completion or its wait is ended.</summary>
         public void FinishWaiter(int me) => Wait(me, () => TestAtomics.LoadAcquire(ref _words[0]) != 0, untilEnded: true);
 
-        /// <summary>The writer: publishes one item per waiter, each followed by the wake of the readers (AfterWrite).</summary>
+        /// <summary>The writer: publishes one item per waiter, each followed by the wake of the readers (all, or one: see <see cref="WakeKind"/>).</summary>
         public void Writer()
         {
             for (int i = 0; i < Waiters; i++)
@@ -102,7 +121,26 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
                 TestAtomics.Add(ref _words[1], 1); // the publish (a read-modify-write: as a claim CAS, it is its own fence)
                 if (_gate[0].HasWaiters())
                 {
-                    FinishAll();
+                    if (_wake == WakeKind.FinishAll)
+                    {
+                        FinishAll();
+                    }
+                    else
+                    {
+                        SignalOne();
+                    }
+                }
+            }
+        }
+
+        /// <summary>WaiterList.SignalOne (no probes here): pops until a wait is ended by this call.</summary>
+        private void SignalOne()
+        {
+            while (TryPop(out int wait))
+            {
+                if (Finish(wait))
+                {
+                    return; // otherwise its waiter had abandoned it (its recheck succeeded): wake the next one
                 }
             }
         }
@@ -151,7 +189,14 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
                 if (recheck())
                 {
                     Unlink(wait); // abandoned after a successful recheck
-                    TestAtomics.CompareExchange(ref _waitState[wait], 2, 0); // a finisher that popped it first ended it already
+                    long ended = TestAtomics.CompareExchange(ref _waitState[wait], 2, 0); // a finisher that popped it first ended it already
+                    if (ended == 1 && _wake == WakeKind.SignalOne)
+                    {
+                        // A signal reached it and it does not need it: it was maybe popped before it registered, so the
+                        // count was low for a moment and a publish in that moment asked nobody. Pass it on.
+                        SignalOne();
+                    }
+
                     return;
                 }
 
@@ -261,12 +306,15 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
         }
 
         /// <summary>Waiter.TryFinish: ends the wait unless it ended already, and wakes its thread.</summary>
-        private void Finish(int wait)
+        private bool Finish(int wait)
         {
-            if (TestAtomics.CompareExchange(ref _waitState[wait], 1, 0) == 0)
+            if (TestAtomics.CompareExchange(ref _waitState[wait], 1, 0) != 0)
             {
-                _parked[wait / MaxRounds].NotifyAll();
+                return false;
             }
+
+            _parked[wait / MaxRounds].NotifyAll();
+            return true;
         }
 
         private void EnterLock()
@@ -297,12 +345,16 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void Signal_TicketBound_EveryReaderTakesAnItem()
+    /// <summary>A writer's wake of two readers, one item each: by FinishAll (AfterWrite), or by SignalOne with the pass-on.</summary>
+    [Theory]
+    [InlineData(WakeKind.FinishAll, true)]
+    [InlineData(WakeKind.SignalOne, true)]
+    [InlineData(WakeKind.SignalOne, false)]
+    public void Signal_EveryReaderTakesAnItem(WakeKind wake, bool storeBuffers)
     {
         foreach (Func<Strategy> make in Strategies)
         {
-            ExplorationResult result = ExploreSignal(make(), FinishBound.LinkTickets, Budget);
+            ExplorationResult result = ExploreSignal(make(), wake, Budget, storeBuffers);
             output.WriteLine($"{result.Strategy}: {result.Iterations} schedules, exhausted {result.Exhausted}, {result.Elapsed.TotalMilliseconds:F0} ms");
         }
     }
@@ -342,12 +394,28 @@ public sealed class WaiterListModelTests(ITestOutputHelper output)
             new ExploreOptions { StoreBuffers = storeBuffers, Name = $"waiter list finish ({waiters} waiters, bound: {bound}, after a park: {afterAPark}, store buffers: {storeBuffers})" });
     }
 
-    private static ExplorationResult ExploreSignal(Strategy strategy, FinishBound bound, int iterations) =>
+    /// <summary>
+    /// SignalOne without the pass-on: a reader linked but not registered at the head takes the signal (its pop takes the
+    /// parked reader's registration off the count), the next publish asks nobody, the first reader's recheck takes
+    /// that item, and the parked reader sleeps beside the other one. The model found this before the pass-on was in it:
+    /// the very window the buffer's comment on <c>WaitToWriteAsync</c> names as the likely cause of a once-in-10^5 loss.
+    /// Searched without store buffers (an interleaving bug) by the strategies that reach it: PCT d2 (schedule 2), PCT d3
+    /// (90), bounded preemption (701). Random walk is not asked: the first reader must stall between its link and its
+    /// registration while the other parks and the writer publishes twice, and it did not find that in 20,000 schedules.
+    /// </summary>
+    [Fact]
+    public void SignalOne_WithoutPassOn_IsFoundAsDeadlock()
+    {
+        var found = ScenarioRunner.AssertEachFinds<DeadlockException>(Strategies.Skip(1), strategy => ExploreSignal(strategy, WakeKind.SignalOneWithoutPassOn, SearchBudget, storeBuffers: false));
+        output.WriteLine("SignalOne without the pass-on: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
+    }
+
+    private static ExplorationResult ExploreSignal(Strategy strategy, WakeKind wake, int iterations, bool storeBuffers = true) =>
         ControlledTest.Explore(
             strategy,
             iterations,
-            () => new Model(2, bound),
+            () => new Model(2, FinishBound.LinkTickets, wake),
             [m => m.Writer(), m => m.Reader(0), m => m.Reader(1)],
             m => m.Check(readers: true),
-            new ExploreOptions { StoreBuffers = true, Name = $"waiter list signal (bound: {bound})" });
+            new ExploreOptions { StoreBuffers = storeBuffers, Name = $"waiter list signal ({wake}, store buffers: {storeBuffers})" });
 }
