@@ -557,20 +557,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     }
 
     /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the writer (see <see cref="CallbackFailed"/>).</summary>
-    private void InvokeItemDropped(T item, DropReason reason)
-    {
-        if (_itemDropped is { } callback)
-        {
-            try
-            {
-                callback(item, reason);
-            }
-            catch (Exception error)
-            {
-                ReportCallbackFailure(error);
-            }
-        }
-    }
+    private void InvokeItemDropped(T item, DropReason reason) =>
+        FailureReport.InvokeDropped(_itemDropped, item, reason, ref _callbackFailures, CallbackFailed, this);
 
     /// <summary>Counts a handler's exception and hands it to <see cref="CallbackFailed"/> (whose own exceptions are dropped).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]

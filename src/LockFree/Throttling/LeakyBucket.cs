@@ -48,12 +48,6 @@ public sealed class LeakyBucket : IDisposable
     private long _clockFailures;             // exceptions caught in the pacing timer's callback (see ClockFailed): rare path
     private long _retryTicks;                // the release's current retry back-off in TimeSpan ticks, 0 after one that succeeded (guarded by _lock)
 
-    /// <summary>The first retry of a release whose clock threw: soon, so a one-off failure delays the queue by about a millisecond.</summary>
-    private static readonly TimeSpan MinReleaseRetry = TimeSpan.FromMilliseconds(1);
-
-    /// <summary>The longest retry back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second.</summary>
-    private static readonly TimeSpan MaxReleaseRetry = TimeSpan.FromSeconds(1);
-
     /// <summary>Creates an empty leaky bucket.</summary>
     /// <param name="capacity">Requests that may wait at once; at least 1.</param>
     /// <param name="requestsPerSecond">The output rate; positive and finite, fractions allowed.</param>
@@ -318,9 +312,7 @@ public sealed class LeakyBucket : IDisposable
                     return;
                 }
 
-                long next = _retryTicks == 0 ? MinReleaseRetry.Ticks : Math.Min(_retryTicks * 2, MaxReleaseRetry.Ticks);
-                _retryTicks = next;
-                _timer!.Change(TimeSpan.FromTicks(next), Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
+                _timer!.Change(FailureReport.NextRetry(ref _retryTicks), Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
             }
         }
         catch (Exception again)

@@ -66,12 +66,6 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private long _clockFailures; // exceptions caught in the pump (see ClockFailed): rare path
     private long _pumpRetryTicks; // the pump's current retry back-off in TimeSpan ticks, 0 after a pump that succeeded (guarded by _pumpLock)
 
-    /// <summary>The first retry of a pump whose clock threw: soon, so a one-off failure delays the queue by about a millisecond.</summary>
-    private static readonly TimeSpan MinPumpRetry = TimeSpan.FromMilliseconds(1);
-
-    /// <summary>The longest retry back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second.</summary>
-    private static readonly TimeSpan MaxPumpRetry = TimeSpan.FromSeconds(1);
-
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
     /// <param name="tokensPerSecond">Refill rate; positive and finite, fractions allowed.</param>
@@ -396,10 +390,9 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             using (InterruptDeferral.Lock(_pumpLock))
             {
-                long next = _pumpRetryTicks == 0 ? MinPumpRetry.Ticks : Math.Min(_pumpRetryTicks * 2, MaxPumpRetry.Ticks);
-                _pumpRetryTicks = next;
+                TimeSpan retry = FailureReport.NextRetry(ref _pumpRetryTicks);
                 _timer ??= CreatePumpTimer();
-                _timer.Change(TimeSpan.FromTicks(next), Timeout.InfiniteTimeSpan);
+                _timer.Change(retry, Timeout.InfiniteTimeSpan);
             }
         }
         catch (Exception again)

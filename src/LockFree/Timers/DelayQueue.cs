@@ -328,20 +328,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     long IBufferMetricsSource.CallbackFailures => CallbackFailures;
 
     /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the enqueuer (see <see cref="CallbackFailed"/>).</summary>
-    private void InvokeItemDropped(T item, DropReason reason)
-    {
-        if (_itemDropped is { } callback)
-        {
-            try
-            {
-                callback(item, reason);
-            }
-            catch (Exception error)
-            {
-                FailureReport.Raise(ref _callbackFailures, CallbackFailed, this, error);
-            }
-        }
-    }
+    private void InvokeItemDropped(T item, DropReason reason) =>
+        FailureReport.InvokeDropped(_itemDropped, item, reason, ref _callbackFailures, CallbackFailed, this);
 
     /// <inheritdoc/>
     BackpressureStatistics IBufferMetricsSource.Statistics => GetStatistics();

@@ -9,12 +9,6 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>Longest single sleep of the driver thread; it re-plans after it (keeps the delay arithmetic small).</summary>
     private static readonly TimeSpan MaxSleep = TimeSpan.FromHours(1);
 
-    /// <summary>First back-off after the clock threw on the driver thread: a transient failure costs about a millisecond of lateness.</summary>
-    private const int MinClockBackoffMs = 1;
-
-    /// <summary>Longest back-off (doubling from the first): a clock that keeps failing costs one attempt (and one ClockFailed) per second, not a spinning thread.</summary>
-    private const int MaxClockBackoffMs = 1000;
-
     private readonly object _sleepLock = new();
     private Thread? _driver;
     private ITimer? _driverTimer;
@@ -256,7 +250,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
 
     private void DriverLoop()
     {
-        int backoff = 0; // milliseconds of the current back-off after clock failures; 0 while the clock works
+        long backoff = 0; // the current back-off after clock failures, in TimeSpan ticks; 0 while the clock works
         while (!StopRequested())
         {
             try
@@ -329,8 +323,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
                 // failed reading (AdvanceTo reads its target first; Fire guards its own reading), so the pass is simply
                 // retried, after a back-off on the real clock (the provider's is the one failing) that Dispose cuts short.
                 ReportClockFailure(ex);
-                backoff = backoff == 0 ? MinClockBackoffMs : Math.Min(2 * backoff, MaxClockBackoffMs);
-                BackOff(backoff);
+                BackOff((int)FailureReport.NextRetry(ref backoff).TotalMilliseconds); // 1 ms doubling to 1 s: not a spinning thread
             }
         }
     }
