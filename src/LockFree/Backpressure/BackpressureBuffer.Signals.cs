@@ -55,6 +55,11 @@ public sealed partial class BackpressureBuffer<T>
             }
         }
 
+        if ((work & (long)AfterWork.Completed) != 0)
+        {
+            WriterDone(); // one writer, after the mark's clear: a completer that saw this write in flight left the finish to it (InWriteMark)
+        }
+
         if ((work & (long)AfterWork.Watermarks) != 0)
         {
             CheckPressure();
@@ -116,6 +121,7 @@ public sealed partial class BackpressureBuffer<T>
     {
         CompletionState? state = Volatile.Read(ref _completed);
         if (state is null
+            || (_singleWriter && !_writeMark.IsDone()) // one writer: a write in flight at the completion may still publish (InWriteMark); its end sets Done and finishes
             || !_queue.IsEmpty
             || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
         {
