@@ -20,10 +20,13 @@ namespace LockFree.Tests.Concurrency.Stress;
 public sealed class ForeignCompletionStressTests(ITestOutputHelper output)
 {
     /// <summary>Rounds per case at scale 1 (a round is a fraction of a millisecond to a few).</summary>
-    private const int RoundsAtScaleOne = 250;
+    private const int RoundsAtScaleOne = 200;
 
     /// <summary>The completer goes once the writer has this many items accepted (or the reader read its share): short rounds.</summary>
     private const int AcceptedBeforeCompletion = 256;
+
+    /// <summary>... or once this much time has passed (a reader starved by the spinning writer would make rounds long).</summary>
+    private static readonly TimeSpan CompleteWithin = TimeSpan.FromMilliseconds(2);
 
     /// <summary>One round's bound: generous, so only a hang trips it.</summary>
     private static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(20);
@@ -127,7 +130,7 @@ public sealed class ForeignCompletionStressTests(ITestOutputHelper output)
                         break;
                     }
 
-                    Thread.Yield(); // full (Reject): let the reader run (two vCPUs, three threads), then retry the same item
+                    Thread.SpinWait(4); // full (Reject): retry the same item (spinning, so the three threads contend for the cores and the writer is preempted now and then, inside its write too)
                 }
             }
         }
@@ -153,7 +156,7 @@ public sealed class ForeignCompletionStressTests(ITestOutputHelper output)
         {
             var spinner = default(SpinWait);
             var waited = Stopwatch.StartNew();
-            while (Volatile.Read(ref read) < completeAfterReads && Volatile.Read(ref accepted) < AcceptedBeforeCompletion && waited.Elapsed < RoundTimeout)
+            while (Volatile.Read(ref read) < completeAfterReads && Volatile.Read(ref accepted) < AcceptedBeforeCompletion && waited.Elapsed < CompleteWithin)
             {
                 spinner.SpinOnce(sleep1Threshold: -1);
             }
