@@ -1,6 +1,3 @@
-using System.Reflection;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
@@ -45,11 +42,10 @@ public sealed class ForeignCompletionTests(ITestOutputHelper output)
     private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(53);
 
     /// <summary>The buffer's state for one schedule: the engine (unmovable), both after-work words, the mark, the flags.</summary>
-    internal sealed unsafe class Run<TMark>
+    internal sealed class Run<TMark>
         where TMark : struct, IInWriteMark
     {
-        private readonly nint _engine;
-        private GCHandle _slots;
+        private readonly UnmovableEngine<SpscRing<long, TestAtomics>> _engine = new(new SpscRing<long, TestAtomics>(4), "_slots");
         private readonly StickyBits<TestAtomics>[] _afterWrite = GC.AllocateArray<StickyBits<TestAtomics>>(1, pinned: true);
         private readonly StickyBits<TestAtomics>[] _afterRead = GC.AllocateArray<StickyBits<TestAtomics>>(1, pinned: true);
         private readonly TMark[] _mark = GC.AllocateArray<TMark>(1, pinned: true);
@@ -64,12 +60,6 @@ public sealed class ForeignCompletionTests(ITestOutputHelper output)
 
         public Run(int prefilled, int writes)
         {
-            var engine = new SpscRing<long, TestAtomics>(4);
-            object slots = typeof(SpscRing<long, TestAtomics>).GetField("_slots", BindingFlags.NonPublic | BindingFlags.Instance)?.GetValue(engine)
-                ?? throw new InvalidOperationException("SpscRing's slot array field _slots was renamed: update this test.");
-            _slots = GCHandle.Alloc(slots, GCHandleType.Pinned);
-            _engine = (nint)NativeMemory.AllocZeroed((nuint)Unsafe.SizeOf<SpscRing<long, TestAtomics>>());
-            Ring = engine;
             _prefilled = prefilled;
             _writes = writes;
             for (int i = 1; i <= prefilled; i++)
@@ -78,13 +68,7 @@ public sealed class ForeignCompletionTests(ITestOutputHelper output)
             }
         }
 
-        ~Run()
-        {
-            NativeMemory.Free((void*)_engine);
-            _slots.Free();
-        }
-
-        private ref SpscRing<long, TestAtomics> Ring => ref Unsafe.AsRef<SpscRing<long, TestAtomics>>((void*)_engine);
+        private ref SpscRing<long, TestAtomics> Ring => ref _engine.Value;
 
         private ref long CompletedFlag => ref _flags[0];
 
