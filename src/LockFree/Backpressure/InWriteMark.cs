@@ -38,8 +38,9 @@ namespace LockFree.Backpressure;
 //
 // Cost: two plain stores per write, on a line the writer owns; the completer pays nothing extra (the barrier was there
 // already); a draining reader pays a fence per read until Done is set. Compiler ordering: the mark's stores are release
-// stores and the checks acquire loads; the JIT keeps volatile accesses in program order, and the store-load reordering
-// the hardware may do is what the barrier covers (as in ParkingGate and StickyBits). Many-writer buffers need none of
+// stores and the checks acquire loads. Acquire/release alone would let a store move below a later load; the argument
+// relies, as ParkingGate's and StickyBits' fence-free sides do, on the JIT emitting volatile accesses in program order,
+// and covers the store-load reordering the hardware may do with the barrier. Many-writer buffers need none of
 // this: their completion closes the engine's tail with a CAS, so a claim either lands before the close (and is drained
 // before the finish) or fails.
 internal struct InWriteMark<TAtomics> : IInWriteMark
