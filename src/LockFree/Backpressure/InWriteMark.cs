@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
@@ -50,6 +51,10 @@ internal struct InWriteMark<TAtomics> : IInWriteMark
     // (0, then 1 once no publish can follow the completion). Alone on their line: the writer stores the mark every write,
     // and Done is read only once the buffer is completed.
     private PaddedIndexPair _words;
+
+    /// <summary>The mark's word, for the layout unit test (how far it lies from the fields the reader keeps hot).</summary>
+    [UnscopedRef]
+    internal ref long MarkWord => ref _words.Index;
 
     /// <summary>Writer: a write begins (before its completed-check).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
