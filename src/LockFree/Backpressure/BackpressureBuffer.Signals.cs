@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
+using LockFree.Internal;
+using LockFree.Queues;
 
 namespace LockFree;
 
@@ -13,6 +15,23 @@ public sealed partial class BackpressureBuffer<T>
     /// enough for the fences it saves (about 6 ns each) to outweigh it.
     /// </summary>
     internal const int QuietChecksBeforeDisarm = 4096;
+
+    /// <summary>
+    /// Byte distances from the in-write mark's word (stored by the writer on every write) to the fields a reader reads on
+    /// every read (its after-work word, the SPSC field, the queue, the engine kind): the layout unit test checks the
+    /// writer's stores never invalidate a line the reader keeps hot.
+    /// </summary>
+    internal long[] WriteMarkDistances()
+    {
+        ref byte mark = ref Unsafe.As<long, byte>(ref _writeMark.MarkWord);
+        return
+        [
+            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<StickyBits<RealAtomics>, byte>(ref _afterRead))),
+            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<SpscQueue<T>?, byte>(ref Unsafe.AsRef(in _spsc)))),
+            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<IBoundedQueue<T>, byte>(ref Unsafe.AsRef(in _queue)))),
+            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<EngineKind, byte>(ref Unsafe.AsRef(in _engine)))),
+        ];
+    }
 
     /// <summary>Whether reads ask the writers' gate after each item (a writer parked and the readers' side has not disarmed since): diagnostics, tests.</summary>
     internal bool ReadsAskWriters => (_afterRead.Read() & (long)AfterWork.Parked) != 0;
@@ -53,6 +72,11 @@ public sealed partial class BackpressureBuffer<T>
                 _readers.ResetQuietChecks(); // the one writer: plain
                 _readers.TryDisarm(ref _afterWrite, (long)AfterWork.Parked); // back to the fence-free fast path (see "Disarming")
             }
+        }
+
+        if ((work & (long)AfterWork.Completed) != 0)
+        {
+            WriterDone(); // one writer, after the mark's clear: a completer that saw this write in flight left the finish to it (InWriteMark)
         }
 
         if ((work & (long)AfterWork.Watermarks) != 0)
@@ -116,6 +140,7 @@ public sealed partial class BackpressureBuffer<T>
     {
         CompletionState? state = Volatile.Read(ref _completed);
         if (state is null
+            || (_singleWriter && !_writeMark.IsDone()) // one writer: a write in flight at the completion may still publish (InWriteMark); its end sets Done and finishes
             || !_queue.IsEmpty
             || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
         {

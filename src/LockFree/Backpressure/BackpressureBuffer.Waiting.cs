@@ -26,16 +26,21 @@ public sealed partial class BackpressureBuffer<T>
             return ValueTask.FromCanceled<WriteResult>(cancellationToken);
         }
 
-        // The SPSC engine's inlined enqueue first, as TryWrite (null once completion began: then the general path answers).
-        SpscQueue<T>? spsc = Volatile.Read(ref _spscWriter); // acquire: pairs with the release in TryComplete
-        if (spsc is not null && spsc.TryEnqueue(item))
+        // The SPSC engine's inlined enqueue first, as TryWrite (a full ring or a completed buffer: the general path answers).
+        SpscQueue<T>? spsc = _spsc;
+        if (spsc is not null)
         {
-            if (_afterWrite.Read() != 0) // acquire: after the publish; see "Fast paths"
+            _writeMark.Enter(); // before the completed-check: see InWriteMark
+            if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
             {
-                AfterWrite();
-            }
+                _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
+                if (_afterWrite.Read() != 0) // acquire: after the mark's clear; see "Fast paths"
+                {
+                    AfterWrite();
+                }
 
-            return new ValueTask<WriteResult>(WriteResult.Accepted);
+                return new ValueTask<WriteResult>(WriteResult.Accepted);
+            }
         }
 
         OverflowPolicy policy = FullMode;

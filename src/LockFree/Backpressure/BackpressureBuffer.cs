@@ -32,18 +32,22 @@ namespace LockFree;
 // and a woken writer that does not use the room passes the wake on.
 //
 // Inlined SPSC fast paths: TryWrite and TryRead are forced inline into the caller, and on the SPSC engine they run the
-// ring's own enqueue or dequeue there (through _spscWriter/_spscReader, the SPSC queue or null), then the after-work
-// question: a single-thread TryWrite+TryRead pair pays the raw ring's pair plus two loads and two tests, and no call.
-// _spscWriter is cleared (a release store) before TryComplete's CAS, so a write that loads it non-null did so before
-// completion began: the same answer as the acquire load of _completed it replaces (with one writer, completion racing a
-// write is ordered by the caller, see Completion). Every other case (another engine, a full ring, a completed buffer)
-// runs WriteOnce, which checks _completed itself, also inlined (as before).
+// ring's own enqueue or dequeue there (through _spsc, the SPSC queue or null), then the after-work question: a
+// single-thread TryWrite+TryRead pair pays the raw ring's pair plus the in-write mark's two plain stores, three loads
+// and three tests, and no call. Every other case (another engine, a full ring, a completed buffer) runs WriteOnce,
+// which checks _completed itself, also inlined.
 //
-// Completion: with one writer, completion is a writer operation and follows its writes in program order.
-// With many writers, completion sets the completed flag and then closes the engine's producer side (a mark
-// bit in the ring's tail, set by CAS): no claim can succeed after it, claims made before it still land, so
-// "drained" is simply head == tail, and the writers pay nothing for it (no per-write gate). A write that meets
-// the flag, or fails its enqueue after the close, takes nothing and answers Completed.
+// Completion, from any thread. With many writers, completion sets the completed flag and then closes the engine's
+// producer side (a mark bit in the ring's tail, set by CAS): no claim can succeed after it, claims made before it
+// still land, so "drained" is simply head == tail, and the writers pay nothing for it (no per-write gate). A write
+// that meets the flag, or fails its enqueue after the close, takes nothing and answers Completed. With one writer
+// there is no claim to close: the writer stores an in-write mark before its completed-check and clears it after its
+// publish, and the completer, after setting the flag and the writer's Completed bit and running its process-wide
+// barrier, reads the mark: clear, the drained check is exact; set, a write that began before the completion is in
+// flight, and the completer leaves the finish to it (the writer reads the Completed bit after clearing the mark).
+// See InWriteMark for the ordering argument; tests/Concurrency/Backpressure/ForeignCompletionTests.cs explores it.
+// Before (session 9) SingleWriter meant "one thread writes and completes", and a completion from another thread could
+// finish the buffer while the writer's accepted item was still landing.
 //
 // Accounting: Enqueued and Dequeued come from the queue's positions (no counter on the hot path); dropped,
 // evicted and rejected writes are counted with an atomic add on their (overflow) paths.
@@ -64,10 +68,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly EngineKind _engine;
 
     // The SPSC engine, or null (another engine, or item age tracked): the single-thread fast paths (TryWrite, TryRead)
-    // inline its operations into the caller (see "Inlined SPSC fast paths"). _spscWriter is the same queue until the
-    // buffer completes (TryComplete clears it before its CAS), so one load answers "SPSC and not completed".
-    private readonly SpscQueue<T>? _spscReader;
-    private SpscQueue<T>? _spscWriter;
+    // inline its operations into the caller (see "Inlined SPSC fast paths").
+    private readonly SpscQueue<T>? _spsc;
     private readonly StampingQueue<T>? _stamping;
     private readonly IQueuePositions _positions;
     private readonly bool _singleWriter;
@@ -86,8 +88,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     // What the fast paths must do after their queue operation, read with one acquire load (see "Fast paths" above):
     // bits of AfterWork. Sticky: a bit is only ever set.
-    private StickyBits<RealAtomics> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate); mutable struct: never copy
+    private StickyBits<RealAtomics> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate), Completed (single writer); mutable struct: never copy
     private StickyBits<RealAtomics> _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
+    private InWriteMark<RealAtomics> _writeMark; // single writer only: set while a write may publish (see InWriteMark); alone on its cache line; mutable struct: never copy
     private int _finished;
     private int _disposed;
     private int _paused;
@@ -160,7 +163,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 SpmcQueue<T> => EngineKind.Spmc,
                 _ => EngineKind.Mpmc,
             };
-            _spscReader = _spscWriter = _queue as SpscQueue<T>;
+            _spsc = _queue as SpscQueue<T>;
         }
 
         if (_highWatermark != 0)
@@ -245,19 +248,25 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public WriteResult TryWrite(T item)
     {
-        // Inlined SPSC fast path: the ring's enqueue and the after-work question in the caller, no call.
-        SpscQueue<T>? spsc = Volatile.Read(ref _spscWriter); // acquire: null once completion began (pairs with the release in TryComplete)
-        if (spsc is not null && spsc.TryEnqueue(item))
+        // Inlined SPSC fast path: the mark, the ring's enqueue and the after-work question in the caller, no call.
+        SpscQueue<T>? spsc = _spsc;
+        if (spsc is not null)
         {
-            if (_afterWrite.Read() != 0) // acquire: after the publish; see "Fast paths"
+            _writeMark.Enter(); // before the completed-check: see InWriteMark
+            if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
             {
-                AfterWrite();
-            }
+                _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
+                if (_afterWrite.Read() != 0) // acquire: after the mark's clear (Completed: see InWriteMark); see "Fast paths"
+                {
+                    AfterWrite();
+                }
 
-            return WriteResult.Accepted;
+                return WriteResult.Accepted;
+            }
         }
 
-        // Every other engine, and an SPSC write that found the ring full or the buffer completed (it enqueues again: one writer).
+        // Every other engine, and an SPSC write that found the ring full or the buffer completed (it enqueues again: one
+        // writer; WriteOnce sets the mark again and clears it on every way out).
         return WriteOnce(item, FullMode, countRejection: true); // FullMode is valid by construction; disposal completes, and WriteOnce throws for it
     }
 
@@ -277,7 +286,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public bool TryRead([MaybeNullWhen(false)] out T item)
     {
         // Inlined SPSC fast path, as TryWrite: the ring's dequeue and the after-work question in the caller.
-        SpscQueue<T>? spsc = _spscReader;
+        SpscQueue<T>? spsc = _spsc;
         if (spsc is not null ? !spsc.TryDequeue(out item) : !Dequeue(out item))
         {
             return false;
@@ -368,8 +377,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <returns>False when it was already completed.</returns>
     public bool TryComplete(Exception? error = null)
     {
-        Volatile.Write(ref _spscWriter, null); // release: SPSC writes take the general path (which checks _completed) from now on
-        if (Interlocked.CompareExchange(ref _completed, new CompletionState(error), null) is not null)
+        if (Interlocked.CompareExchange(ref _completed, new CompletionState(error), null) is not null) // full fence: the flag before the barrier below
         {
             return false;
         }
@@ -378,14 +386,30 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         {
             CloseProducers(); // after the flag: a writer whose claim fails on the closed tail sees the flag
         }
+        else
+        {
+            _afterWrite.Set((long)AfterWork.Completed); // full fence, before the barrier: a write in flight reads it after clearing its mark (InWriteMark)
+        }
 
         // A reader that takes the last item stores its head and then reads _afterRead without a fence; we set the bit
         // and then read the head. The process-wide barrier (once per buffer, on a rare path) stands in for the
         // reader's fence: a reader that still read the bit as clear had its head store flushed by it, so the check
         // below sees the buffer empty; one that reads it set finishes the buffer itself (StickyBits; explored in
         // tests/Concurrency/Backpressure/CompletionHandshakeTests.cs).
+        // The same barrier covers the one writer (see InWriteMark): after it, a write that passed its completed-check
+        // before the flag shows its mark, or has cleared it after its publish.
         _afterRead.SetAndFlush((long)AfterWork.Completed);
-        TryFinishIfDrained(); // claims made before the close keep the buffer non-empty until they are read
+        if (!_singleWriter)
+        {
+            TryFinishIfDrained(); // claims made before the close keep the buffer non-empty until they are read
+        }
+        else if (_writeMark.WriterIdle()) // acquire: pairs with the writer's release clearing the mark
+        {
+            WriterDone(); // no publish can follow: finish if drained
+        }
+
+        // Otherwise a write that began before the completion is in flight: it sees the Completed bit after clearing its
+        // mark and sets Done itself. No wait here: completion never blocks on a preempted writer.
 
         _writers.FinishAll(WaitStatus.Completed);
         _readers.FinishAll(WaitStatus.Signaled); // they recheck: drain, or see the finish
@@ -420,7 +444,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         _readers.CompletionError = disposed;
         TryComplete(disposed);
         _writers.FinishAll(WaitStatus.Completed);
-        _readers.FinishAll(WaitStatus.Completed);
+        // Readers end with the error only once the buffer is finished; before that (a single writer's write still in
+        // flight, see InWriteMark) they recheck, read what lands, and the finish ends them.
+        _readers.FinishAll(IsFinished ? WaitStatus.Completed : WaitStatus.Signaled);
         BackpressureMetrics.Unregister(this);
     }
 
@@ -442,6 +468,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         // non-inlined "not placed" part that alone loads the policy, the fast path gained nothing measurable and the
         // full-buffer path lost 2-8 ns per write (a forced call, and WriteFull inlined into it returned through a stack
         // copy of the result that stalled store forwarding); this shape lets the JIT inline the hot policy case.
+        if (_singleWriter)
+        {
+            _writeMark.Enter(); // before the completed-check: see InWriteMark; every way out below clears it
+        }
+
         if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
             return CompletedOrDisposed();
@@ -449,7 +480,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         if (Enqueue(item))
         {
-            if (_afterWrite.Read() != 0) // acquire: after the publish; see "Fast paths"
+            LeaveWritePublished();
+            if (_afterWrite.Read() != 0) // acquire: after the publish (and the mark's clear); see "Fast paths"
             {
                 AfterWrite();
             }
@@ -467,6 +499,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// </summary>
     private WriteResult CompletedOrDisposed()
     {
+        LeaveWriteUnpublished();
         ThrowIfDisposed();
         return WriteResult.Completed;
     }
@@ -477,6 +510,46 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ClosedAfterFailedEnqueue() => !_singleWriter && Volatile.Read(ref _completed) is not null; // acquire
+
+    /// <summary>
+    /// A single writer's way out of a write that published nothing (completed, dropped, rejected, or a clock that threw):
+    /// clears the mark and, when a completer left the finish to this write (see InWriteMark), finishes the buffer if
+    /// drained. Many writers: nothing to do.
+    /// </summary>
+    private void LeaveWriteUnpublished()
+    {
+        if (_singleWriter)
+        {
+            _writeMark.Exit(); // release; pairs with the completer's acquire in WriterIdle
+            if ((_afterWrite.Read() & (long)AfterWork.Completed) != 0) // acquire: after the clear (the Dekker load of InWriteMark)
+            {
+                WriterDone();
+            }
+        }
+    }
+
+    /// <summary>
+    /// A single writer's way out of a write that published; the caller then asks the after-work word, whose Completed bit
+    /// finishes a buffer completed meanwhile (AfterWrite). Many writers: nothing to do.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void LeaveWritePublished()
+    {
+        if (_singleWriter)
+        {
+            _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
+        }
+    }
+
+    /// <summary>
+    /// A single-writer buffer is completed and no write can publish any more (the completer found the writer idle, or the
+    /// writer saw Completed after a write): sets Done, then finishes the buffer if drained (see InWriteMark).
+    /// </summary>
+    private void WriterDone()
+    {
+        _writeMark.SetDone(); // full fence: before the drained check; pairs with the fence in IsDone
+        TryFinishIfDrained();
+    }
 
     /// <summary>Closes a many-writer engine's producer side (see the design note); single-writer engines have none.</summary>
     private void CloseProducers() => (_queue as IClosableProducers)?.CloseProducers();
@@ -490,6 +563,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
+                LeaveWriteUnpublished(); // before the callback: user code never runs inside the mark
                 CountWriterEvent(ref _droppedIncoming);
                 InvokeItemDropped(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
                 return WriteResult.DroppedIncoming;
@@ -513,6 +587,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         {
                             if (placed)
                             {
+                                LeaveWritePublished(); // the mark held from before the eviction to the placement: see InWriteMark
                                 AfterWriteIfAny();
                                 return WriteResult.EvictedOldest;
                             }
@@ -536,6 +611,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
                     if (Enqueue(item))
                     {
+                        LeaveWritePublished();
                         AfterWriteIfAny();
                         return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
                     }
@@ -547,6 +623,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 }
 
             default: // Wait (without waiting) and Reject
+                LeaveWriteUnpublished();
                 if (countRejection)
                 {
                     CountRejection();
@@ -573,8 +650,26 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         EngineKind.Mpsc => Unsafe.As<MpscQueue<T>>(_queue).TryEnqueue(item),
         EngineKind.Spmc => Unsafe.As<SpmcQueue<T>>(_queue).TryEnqueueWithoutPolls(item), // our overflow handling follows a full answer: no boundary polls
         EngineKind.Mpmc => Unsafe.As<MpmcQueue<T>>(_queue).TryEnqueueWithoutPolls(item), // as SPMC: MPMC's producers poll since session 5
-        _ => _queue.TryEnqueue(item), // the stamping adapter (opt-in item age)
+        _ => EnqueueStamped(item), // the stamping adapter (opt-in item age)
     };
+
+    /// <summary>
+    /// The stamping adapter's enqueue, which reads the user's clock inside a single writer's write: a clock that throws
+    /// leaves the write through <see cref="LeaveWriteUnpublished"/>, so the mark is never left set.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool EnqueueStamped(T item)
+    {
+        try
+        {
+            return _queue.TryEnqueue(item);
+        }
+        catch
+        {
+            LeaveWriteUnpublished(); // the stamp is taken before the engine's enqueue: nothing was published
+            throw;
+        }
+    }
 
     private static IBoundedQueue<TItem> CreateEngine<TItem>(int capacity, bool singleWriter, bool canEvict) =>
         (singleWriter, canEvict) switch
@@ -731,7 +826,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         /// <summary>The other side has parked at least once: ask its gate whether anyone waits.</summary>
         Parked = 2,
 
-        /// <summary>The buffer is completed: a read may have drained it (readers only).</summary>
+        /// <summary>The buffer is completed: a read may have drained it; with one writer, a write in flight at the completion finishes it (see InWriteMark).</summary>
         Completed = 4,
     }
 

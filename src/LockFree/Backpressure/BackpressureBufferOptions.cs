@@ -14,8 +14,11 @@ public sealed class BackpressureBufferOptions<T>
     public OverflowPolicy FullMode { get; init; } = OverflowPolicy.Wait;
 
     /// <summary>
-    /// True when at most one thread writes (and completes) at a time: the buffer then uses a single-producer
-    /// engine with no read-modify-write instruction on the write path. Default false.
+    /// True when at most one thread writes at a time: the buffer then uses a single-producer engine with no
+    /// read-modify-write instruction on the write path. Default false. Completion is not a write: any thread may call
+    /// <c>TryComplete</c>, <c>Complete</c> or <c>Dispose</c>, also while the one writer is writing; every write that
+    /// answered a success is still read before <c>Completion</c> completes (the writer pays two plain stores per write
+    /// for it: an in-write mark the completer reads after its process-wide barrier).
     /// </summary>
     public bool SingleWriter { get; init; }
 

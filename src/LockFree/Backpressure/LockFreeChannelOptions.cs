@@ -25,8 +25,10 @@ public sealed class LockFreeChannelOptions
     public OverflowPolicy FullMode { get; init; } = OverflowPolicy.Wait;
 
     /// <summary>
-    /// True when at most one thread writes (and completes) at a time: the channel then uses a single-producer
-    /// engine. Default false. Breaking the promise corrupts the channel.
+    /// True when at most one thread writes at a time: the channel then uses a single-producer engine. Default false.
+    /// Breaking the promise corrupts the channel. Completing the writer (<c>TryComplete</c>) is not a write: any thread
+    /// may complete it, also while the one writer is writing (as with the BCL channels); every write that returned true
+    /// is still read before the reader's completion.
     /// </summary>
     public bool SingleWriter { get; init; }
 

@@ -1,6 +1,3 @@
-using System.Reflection;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
@@ -24,8 +21,8 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// reader reads the bit clear, the completer reads the stale head, and nobody finishes the buffer.
 /// </summary>
 /// <remarks>
-/// The store-buffer simulation writes buffered stores later through raw pointers, so the engine must not move: it is
-/// copied into native memory, and its slot array (reachable from there only) is kept alive and pinned by a handle.
+/// The store-buffer simulation writes buffered stores later through raw pointers, so the engine must not move
+/// (<see cref="UnmovableEngine{TEngine}"/>).
 /// </remarks>
 public sealed class CompletionHandshakeTests(ITestOutputHelper output)
 {
@@ -48,16 +45,12 @@ public sealed class CompletionHandshakeTests(ITestOutputHelper output)
         Mpsc,
     }
 
-    private static object Slots<TRing>(TRing ring, string field) =>
-        typeof(TRing).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance)?.GetValue(ring)
-        ?? throw new InvalidOperationException($"{typeof(TRing).Name}'s slot array field {field} was renamed: update this test.");
-
     /// <summary>A buffer's last read and its completion: the engine (unmovable), the reader side's bits, the finish claim.</summary>
-    internal sealed unsafe class LastRead
+    internal sealed class LastRead
     {
         private readonly Engine _kind;
-        private readonly nint _engine;
-        private GCHandle _slots;
+        private readonly UnmovableEngine<SpscRing<long, TestAtomics>>? _spsc;
+        private readonly UnmovableEngine<SequencedRing<long, TestAtomics, MultiRole, SingleRole>>? _mpsc;
         private readonly StickyBits<TestAtomics>[] _afterRead = GC.AllocateArray<StickyBits<TestAtomics>>(1, pinned: true);
         private readonly long[] _finished = GC.AllocateArray<long>(1, pinned: true);
         private readonly object _completerDone = new();
@@ -68,17 +61,11 @@ public sealed class CompletionHandshakeTests(ITestOutputHelper output)
             _kind = kind;
             if (kind == Engine.Spsc)
             {
-                var engine = new SpscRing<long, TestAtomics>(2);
-                _slots = GCHandle.Alloc(Slots(engine, "_slots"), GCHandleType.Pinned);
-                _engine = (nint)NativeMemory.AllocZeroed((nuint)Unsafe.SizeOf<SpscRing<long, TestAtomics>>());
-                Spsc = engine;
+                _spsc = new(new SpscRing<long, TestAtomics>(2), "_slots");
             }
             else
             {
-                var engine = new SequencedRing<long, TestAtomics, MultiRole, SingleRole>(2);
-                _slots = GCHandle.Alloc(Slots(engine, "_slots"), GCHandleType.Pinned);
-                _engine = (nint)NativeMemory.AllocZeroed((nuint)Unsafe.SizeOf<SequencedRing<long, TestAtomics, MultiRole, SingleRole>>());
-                Mpsc = engine;
+                _mpsc = new(new SequencedRing<long, TestAtomics, MultiRole, SingleRole>(2), "_slots");
             }
 
             for (int i = 0; i < items; i++)
@@ -87,21 +74,15 @@ public sealed class CompletionHandshakeTests(ITestOutputHelper output)
             }
         }
 
-        ~LastRead()
-        {
-            NativeMemory.Free((void*)_engine);
-            _slots.Free();
-        }
-
         /// <summary>How many times the buffer was finished.</summary>
         public long Finished => Volatile.Read(ref _finished[0]);
 
         /// <summary>Whether the engine is empty (after the run).</summary>
         public bool Drained => IsEmpty;
 
-        private ref SpscRing<long, TestAtomics> Spsc => ref Unsafe.AsRef<SpscRing<long, TestAtomics>>((void*)_engine);
+        private ref SpscRing<long, TestAtomics> Spsc => ref _spsc!.Value;
 
-        private ref SequencedRing<long, TestAtomics, MultiRole, SingleRole> Mpsc => ref Unsafe.AsRef<SequencedRing<long, TestAtomics, MultiRole, SingleRole>>((void*)_engine);
+        private ref SequencedRing<long, TestAtomics, MultiRole, SingleRole> Mpsc => ref _mpsc!.Value;
 
         private bool IsEmpty => _kind == Engine.Spsc ? Spsc.IsEmpty : Mpsc.IsEmpty;
 

@@ -10,8 +10,8 @@ namespace LockFree.Tests.Concurrency.Stress;
 /// finish is what is under test. Each round: writers (<c>WriteAsync</c>) and four readers of three kinds
 /// (<c>ReadAllAsync</c>, a raw <c>WaitToReadAsync</c> + <c>TryRead</c> loop, a blocking <c>TryRead(out, infinite)</c> on
 /// its own thread), a small capacity, and completion from another thread, either after the last write or in the
-/// middle of the run (writers then stop at <c>Completed</c>; with one writer it completes itself mid-run, since
-/// completion is a writer operation on a SingleWriter buffer). Every accepted item must be read exactly once, in each
+/// middle of the run (writers then stop at <c>Completed</c>; with one writer it completes itself mid-run: completion
+/// from a third thread on a SingleWriter buffer, allowed since session 9, is <c>ForeignCompletionStressTests</c>). Every accepted item must be read exactly once, in each
 /// writer's order at every reader, and every reader must end. A round that does not end within its bound fails with
 /// every task's role, kind, state and progress, the buffer's accounting and both waiter lists (which waiters are
 /// linked, their status, the gate's count): the next hang names its reader. On the code before the fix of
@@ -90,10 +90,9 @@ public sealed class BackpressureFinishStressTests
         });
         var accepted = new long[writers];
 
-        // With one writer (SingleWriter: the SPMC engine) completion is a writer operation ("at most one thread writes
-        // and completes"), so mid-run the writer completes between its writes; a third thread completing while it
-        // writes breaks that contract (tried first: the finish then raced the write, and an accepted item was left
-        // behind in a finished buffer, as documented).
+        // With one writer (SingleWriter: the SPMC engine) the writer completes between its writes mid-run. A third
+        // thread completing while it writes was tried first and left an accepted item behind in a finished buffer (the
+        // hole closed in session 9 by the in-write mark; that case is ForeignCompletionStressTests).
         bool writerCompletes = completion == Completion.MidRun && writers == 1;
         var logs = new List<long>[Readers.Length];
         var phases = new int[Readers.Length]; // 0 starting, 1 waiting, 2 reading, 3 done

@@ -35,6 +35,14 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public void BackpressureBuffer_InWriteMark_AtLeastOneCacheLineFromTheReadersHotFields()
+    {
+        using var buffer = new BackpressureBuffer<long>(new BackpressureBufferOptions<long> { Capacity = 4, SingleWriter = true, SingleReader = true });
+
+        Assert.All(buffer.WriteMarkDistances(), distance => Assert.True(distance >= CacheLine.Size, $"{distance} bytes: {string.Join(", ", buffer.WriteMarkDistances())}"));
+    }
+
+    [Fact]
     public void SpscRing_ValueItems_RolesAndReadOnlyFieldsAtLeastOneCacheLineApart()
     {
         var ring = new SpscRing<long, RealAtomics>(4);
