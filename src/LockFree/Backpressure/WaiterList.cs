@@ -18,19 +18,22 @@ namespace LockFree.Backpressure;
 //
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
-internal sealed class WaiterList
+/// <summary>The parked waiters of one condition and their pool; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>WaiterList</c>).</summary>
+/// <typeparam name="TAtomics">The atomics seam: every shared access, the lock and the wake-up go through it.</typeparam>
+internal sealed class WaiterList<TAtomics>
+    where TAtomics : struct, IAtomics
 {
     /// <summary>Pooled waiters kept for reuse; more are created on demand and dropped when returned past this.</summary>
     private const int PoolLimit = 64;
 
     private readonly object _lock = new();
-    private Waiter? _head;
-    private Waiter? _tail;
-    private Waiter? _pool;
+    private Waiter<TAtomics>? _head;
+    private Waiter<TAtomics>? _tail;
+    private Waiter<TAtomics>? _pool;
     private int _pooled;
     private long _linkTickets; // tickets handed out to linked waiters (guarded by _lock): the list is in ticket order
-    private ParkingGate<RealAtomics> _gate;
-    private int _wakesInFlight;
+    private ParkingGate<TAtomics> _gate;
+    private long _wakesInFlight;
     private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
 
     /// <summary>
@@ -38,13 +41,13 @@ internal sealed class WaiterList
     /// continuation has not started yet: a snapshot. While it is non-zero a woken waiter of this side is still
     /// queued on the thread pool, so the other side gains nothing by spinning for it (see AdaptiveSpin).
     /// </summary>
-    public int WakesInFlight => Volatile.Read(ref _wakesInFlight); // acquire: snapshot, a heuristic only
+    public int WakesInFlight => (int)TAtomics.LoadAcquire(ref _wakesInFlight); // acquire: snapshot, a heuristic only
 
     /// <summary>An asynchronous waiter was ended and is about to queue its continuation.</summary>
-    internal void WakeQueued() => Interlocked.Increment(ref _wakesInFlight);
+    internal void WakeQueued() => TAtomics.Add(ref _wakesInFlight, 1); // full fence: a heuristic count only
 
     /// <summary>A queued continuation of an asynchronous waiter starts.</summary>
-    internal void WakeStarted() => Interlocked.Decrement(ref _wakesInFlight);
+    internal void WakeStarted() => TAtomics.Add(ref _wakesInFlight, -1); // full fence: a heuristic count only
 
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
     public Exception? CompletionError { get; set; }
@@ -62,9 +65,9 @@ internal sealed class WaiterList
     public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
-    public Waiter RentAndLink(bool synchronous, long tag = 0)
+    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag, probe: false);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
@@ -78,10 +81,10 @@ internal sealed class WaiterList
     /// <param name="synchronous">Whether the caller blocks its thread (else it awaits the waiter).</param>
     /// <param name="bits">The word whose <paramref name="armedBit"/> makes signallers ask.</param>
     /// <param name="armedBit">The bit to make sure of.</param>
-    /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
-    public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit, bool probe = false)
+    /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter{TAtomics}.IsProbe"/>).</param>
+    public Waiter<TAtomics> RentAndLink(bool synchronous, ref StickyBits<TAtomics> bits, long armedBit, bool probe = false)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag: 0, probe);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag: 0, probe);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
         return waiter;
@@ -91,7 +94,7 @@ internal sealed class WaiterList
     /// The one signaller of this list, after it found no waiter: clears <paramref name="armedBit"/> in
     /// <paramref name="bits"/> unless a registrant races it (see ParkingGate, "Disarming"); whether it did.
     /// </summary>
-    public bool TryDisarm(ref StickyBits<RealAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
+    public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
 
     /// <summary>
     /// The one signaller of this list (a single reader or writer) found nobody waiting: counts it, returns the run.
@@ -108,12 +111,12 @@ internal sealed class WaiterList
         }
     }
 
-    private Waiter RentAndLinkCore(bool synchronous, long tag, bool probe)
+    private Waiter<TAtomics> RentAndLinkCore(bool synchronous, long tag, bool probe)
     {
-        Waiter waiter;
-        using (InterruptDeferral.Lock(_lock))
+        Waiter<TAtomics> waiter;
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _pool ?? new Waiter(this);
+            waiter = _pool ?? new Waiter<TAtomics>(this);
             if (_pool is not null)
             {
                 _pool = waiter.Next;
@@ -126,7 +129,7 @@ internal sealed class WaiterList
         waiter.Reset(synchronous);
         waiter.Tag = tag;
         waiter.IsProbe = probe;
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             waiter.Previous = _tail;
             waiter.Next = null;
@@ -155,7 +158,7 @@ internal sealed class WaiterList
     internal Action? BeforeRegister { get; set; }
 
     /// <summary>Removes a waiter that is still linked (cancelled, timed out, or abandoned after a successful recheck).</summary>
-    public void Unlink(Waiter waiter)
+    public void Unlink(Waiter<TAtomics> waiter)
     {
         UnlinkCore(waiter);
         Unlinked?.Invoke();
@@ -174,12 +177,12 @@ internal sealed class WaiterList
     internal string Describe()
     {
         var text = new System.Text.StringBuilder();
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             text.Append("gate count ").Append(_gate.Waiters).Append(", wakes in flight ").Append(WakesInFlight)
                 .Append(", tickets ").Append(_linkTickets).Append(", linked [");
             int shown = 0;
-            for (Waiter? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
+            for (Waiter<TAtomics>? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
             {
                 text.Append(shown == 0 ? string.Empty : ", ").Append('#').Append(waiter.Ticket).Append(" gen ").Append(waiter.Generation)
                     .Append(' ').Append(waiter.Status).Append(waiter.IsSynchronous ? " sync" : " async").Append(waiter.IsProbe ? " probe" : string.Empty);
@@ -192,9 +195,9 @@ internal sealed class WaiterList
     }
 
     /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
-    public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
+    public bool TryPeek([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             waiter = _head;
             generation = waiter?.Generation ?? 0;
@@ -203,9 +206,9 @@ internal sealed class WaiterList
     }
 
     /// <summary>Unlinks <paramref name="waiter"/> if it is still the oldest linked waiter, in wait <paramref name="generation"/>.</summary>
-    public bool TryPopIfHead(Waiter waiter, int generation)
+    public bool TryPopIfHead(Waiter<TAtomics> waiter, int generation)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (!ReferenceEquals(_head, waiter) || waiter.Generation != generation)
             {
@@ -220,7 +223,7 @@ internal sealed class WaiterList
     /// <summary>Ends the oldest waiter that is still waiting with <paramref name="status"/>; false when none waits.</summary>
     public bool FinishOldest(WaitStatus status)
     {
-        while (TryPop(out Waiter? waiter, out int generation))
+        while (TryPop(out Waiter<TAtomics>? waiter, out int generation))
         {
             if (waiter.TryFinish(status, generation))
             {
@@ -231,9 +234,9 @@ internal sealed class WaiterList
         return false;
     }
 
-    private void UnlinkCore(Waiter waiter)
+    private void UnlinkCore(Waiter<TAtomics> waiter)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (!waiter.IsLinked)
             {
@@ -266,9 +269,9 @@ internal sealed class WaiterList
     }
 
     /// <summary>Gives a finished waiter back to the pool.</summary>
-    public void Return(Waiter waiter)
+    public void Return(Waiter<TAtomics> waiter)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (_pooled >= PoolLimit)
             {
@@ -282,21 +285,53 @@ internal sealed class WaiterList
     }
 
     /// <summary>
-    /// Wakes the oldest waiter that is still waiting, if any, and every probe (<see cref="Waiter.IsProbe"/>) linked
+    /// Wakes the oldest waiter that is still waiting, if any, and every probe (<see cref="Waiter{TAtomics}.IsProbe"/>) linked
     /// before it: a probe takes nothing when woken, so the signal is not spent on it. Before, a read that freed one
     /// slot woke only a parked <c>WaitToWriteAsync</c> at the head; when its caller did not write, a parked write
     /// behind it slept beside the free slot (the BCL wakes every <c>WaitToWriteAsync</c> and hands the room to the
     /// oldest parked write).
     /// </summary>
-    public void SignalOne()
+    /// <returns>Whether a waiter that is not a probe was woken by this call.</returns>
+    public bool SignalOne()
     {
-        while (TryPop(out Waiter? waiter, out int generation, out bool probe))
+        while (TryPop(out Waiter<TAtomics>? waiter, out int generation, out bool probe))
         {
-            if (waiter.TryFinish(WaitStatus.Signaled, generation) && !probe)
+            bool woke = waiter.TryFinish(WaitStatus.Signaled, generation);
+            if (woke && (!probe || TAtomics.IsPlanted(PlantedFault.SignalOneSpentOnProbe)))
             {
-                return; // otherwise it was cancelled or timed out meanwhile, or a probe: wake the next one
+                return true;
             }
+
+            if (TAtomics.IsPlanted(PlantedFault.SignalOneStopsAtEnded) && !woke)
+            {
+                return false; // planted (tests only): the wait that ended first swallows the signal
+            }
+
+            // Otherwise it was cancelled or timed out meanwhile, or a probe: wake the next one.
         }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Takes back a linked waiter whose caller's recheck succeeded. If a signal reached it first, a caller that was
+    /// woken one at a time (<paramref name="forwardSignal"/>: a writer, whose room a read's <see cref="SignalOne"/> woke
+    /// it for) passes that signal on: it no longer needs it, and it may have been popped before it registered, so the
+    /// count was low for a moment and a publish in that moment asked nobody.
+    /// </summary>
+    public void Abandon(Waiter<TAtomics> waiter, bool forwardSignal)
+    {
+        if (waiter.TryFinishQuietly())
+        {
+            Unlink(waiter);
+            Return(waiter);
+        }
+        else if (forwardSignal && waiter.Status == WaitStatus.Signaled && !TAtomics.IsPlanted(PlantedFault.AbandonDropsPassOn))
+        {
+            SignalOne();
+        }
+
+        // Otherwise the waiter was completed or signalled and its completion is queued: it is left to the GC.
     }
 
     /// <summary>
@@ -316,7 +351,18 @@ internal sealed class WaiterList
     {
         long last = -1; // the last ticket handed out when the call starts: read with the first pop, under the lock
         bool more = true; // whether the pop left another waiter within the bound (saves a last lock round per call)
-        while (more && TryPopLinkedBy(ref last, out Waiter? waiter, out int generation, out more))
+        if (TAtomics.IsPlanted(PlantedFault.FinishAllBoundedByCount))
+        {
+            // Planted (tests only): the code before session 8, bounded by the gate's count.
+            for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter<TAtomics>? popped, out int popGeneration); budget--)
+            {
+                popped.TryFinish(status, popGeneration);
+            }
+
+            return;
+        }
+
+        while (more && TryPopLinkedBy(ref last, out Waiter<TAtomics>? waiter, out int generation, out more))
         {
             waiter.TryFinish(status, generation);
         }
@@ -326,9 +372,9 @@ internal sealed class WaiterList
     /// Pops the oldest waiter if it was linked by ticket <paramref name="last"/> (read on the first call: -1), with the
     /// generation of its wait and whether the next one is within the bound too, under the lock.
     /// </summary>
-    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter? waiter, out int generation, out bool more)
+    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool more)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (last < 0)
             {
@@ -352,12 +398,12 @@ internal sealed class WaiterList
     }
 
     /// <summary>Unlinks the oldest waiter and the generation of its wait, read under the lock (so a recycled waiter is never ended by mistake).</summary>
-    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation) => TryPop(out waiter, out generation, out _);
+    private bool TryPop([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation) => TryPop(out waiter, out generation, out _);
 
-    /// <summary>As <see cref="TryPop(out Waiter?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
-    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation, out bool probe)
+    /// <summary>As <see cref="TryPop(out Waiter{TAtomics}?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
+    private bool TryPop([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool probe)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             waiter = _head;
             if (waiter is null)
@@ -377,7 +423,7 @@ internal sealed class WaiterList
     /// <summary>Unlinks the head (there is one); the caller holds the lock.</summary>
     private void PopHeadLocked()
     {
-        Waiter waiter = _head!;
+        Waiter<TAtomics> waiter = _head!;
         _head = waiter.Next;
         if (_head is null)
         {

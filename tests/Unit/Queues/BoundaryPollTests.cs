@@ -287,6 +287,14 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static T LoadSpeculative<T>(ref T location) => RealAtomics.LoadSpeculative(ref location);
 
+    public static bool EnterLock(object gate) => RealAtomics.EnterLock(gate);
+
+    public static void ExitLock(object gate, bool interrupted) => RealAtomics.ExitLock(gate, interrupted);
+
+    public static void QueueWorkItem(IThreadPoolWorkItem item) => RealAtomics.QueueWorkItem(item);
+
+    public static bool IsPlanted(PlantedFault fault) => false;
+
     public static void FullFence() => RealAtomics.FullFence();
 
     public static void ProcessWideBarrier() => RealAtomics.ProcessWideBarrier();
