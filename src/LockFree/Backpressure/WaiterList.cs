@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Backpressure;
@@ -44,9 +45,11 @@ internal sealed class WaiterList<TAtomics>
     public int WakesInFlight => (int)TAtomics.LoadAcquire(ref _wakesInFlight); // acquire: snapshot, a heuristic only
 
     /// <summary>An asynchronous waiter was ended and is about to queue its continuation.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void WakeQueued() => TAtomics.Add(ref _wakesInFlight, 1); // full fence: a heuristic count only
 
     /// <summary>A queued continuation of an asynchronous waiter starts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void WakeStarted() => TAtomics.Add(ref _wakesInFlight, -1); // full fence: a heuristic count only
 
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
