@@ -408,7 +408,7 @@ internal sealed class WaiterList<TAtomics>
     {
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _head;
+            waiter = TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst) ? _tail : _head;
             if (waiter is null)
             {
                 generation = 0;
@@ -416,7 +416,15 @@ internal sealed class WaiterList<TAtomics>
                 return false;
             }
 
-            PopHeadLocked();
+            if (TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst))
+            {
+                UnlinkCore(waiter); // planted (tests only): the newest, under the (reentrant) lock
+            }
+            else
+            {
+                PopHeadLocked();
+            }
+
             generation = waiter.Generation;
             probe = waiter.IsProbe;
             return true;

@@ -25,4 +25,7 @@ internal enum PlantedFault
 
     /// <summary>Waiter.Detach returns the waiter to its pool when its wheel timer fired, while the callback may still hold it (no reference count).</summary>
     DetachIgnoresTimerRef = 16,
+
+    /// <summary>WaiterList.SignalOne wakes the newest linked waiter instead of the oldest (not FIFO).</summary>
+    SignalOneNewestFirst = 32,
 }

@@ -613,6 +613,70 @@ public sealed class WaiterListTests(ITestOutputHelper output)
     public void Reuse_DetachIgnoringTimerReference_IsFound() =>
         Found<Xunit.Sdk.XunitException>("Detach ignoring the timer's reference", Strategies.Skip(1), s => ExploreReuse(s, SearchBudget, PlantedFault.DetachIgnoresTimerRef));
 
+    // ---------------------------------------------------------------- FIFO
+
+    /// <summary>Two waiters linked one after the other, then one signal and the finish: the older one gets the signal.</summary>
+    internal sealed class FifoRun : Run
+    {
+        public Outcome Older { get; private set; }
+
+        public Outcome Newer { get; private set; }
+
+        public void OlderWaiter()
+        {
+            TWaiter waiter = List.RentAndLink(synchronous: false);
+            short version = waiter.Version;
+            Volatile.Write(ref Cue, 1); // linked and registered
+            Older = Await(waiter, version);
+        }
+
+        public void NewerWaiter()
+        {
+            WindowSteps.AwaitCue(ref Cue);
+            TWaiter waiter = List.RentAndLink(synchronous: false);
+            short version = waiter.Version;
+            Volatile.Write(ref Cue2, 1);
+            Newer = Await(waiter, version);
+        }
+
+        public void Signaller()
+        {
+            WindowSteps.AwaitCue(ref Cue2);
+            List.SignalOne();
+            List.FinishAll(WaitStatus.Completed);
+        }
+
+        public void Check()
+        {
+            Assert.Equal((Outcome.Signaled, Outcome.Completed), (Older, Newer));
+            CheckList();
+        }
+    }
+
+    private static ExplorationResult ExploreFifo(Strategy strategy, int iterations, PlantedFault faults = PlantedFault.None) =>
+        ControlledTest.Explore<FifoRun>(
+            strategy,
+            iterations,
+            () => new FifoRun(),
+            [r => r.OlderWaiter(), r => r.NewerWaiter(), r => r.Signaller()],
+            r => r.Check(),
+            new ExploreOptions { Faults = faults, Name = $"real waiter list: FIFO (faults {faults})" });
+
+    /// <summary>SignalOne wakes the oldest linked waiter; the finish ends the other.</summary>
+    [Fact]
+    public void Fifo_SignalOne_WakesTheOlderWaiter()
+    {
+        foreach (Func<Strategy> make in Strategies)
+        {
+            Report(ExploreFifo(make(), Budget / 3));
+        }
+    }
+
+    /// <summary>A SignalOne that wakes the newest waiter is found (on the first schedules: any order shows it).</summary>
+    [Fact]
+    public void Fifo_SignalOneNewestFirst_IsFound() =>
+        Found<Xunit.Sdk.XunitException>("SignalOne newest first", Strategies, s => ExploreFifo(s, 100, PlantedFault.SignalOneNewestFirst));
+
     // ---------------------------------------------------------------- helpers
 
     private void Report(ExplorationResult result) =>
