@@ -46,7 +46,7 @@ public sealed class WaiterListTests(ITestOutputHelper output)
     private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(97);
 
     /// <summary>Schedules per strategy for the scenarios that must pass.</summary>
-    private static int Budget => ExplorationBudget.Schedules(300);
+    private static int Budget => ExplorationBudget.Schedules(400);
 
     /// <summary>Schedules a planted-fault search may take (it stops at the first failure).</summary>
     private const int SearchBudget = 5000;
