@@ -356,12 +356,7 @@ internal sealed class WaiterList<TAtomics>
         bool more = true; // whether the pop left another waiter within the bound (saves a last lock round per call)
         if (TAtomics.IsPlanted(PlantedFault.FinishAllBoundedByCount))
         {
-            // Planted (tests only): the code before session 8, bounded by the gate's count.
-            for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter<TAtomics>? popped, out int popGeneration); budget--)
-            {
-                popped.TryFinish(status, popGeneration);
-            }
-
+            PlantedFinishAllBoundedByCount(status);
             return;
         }
 
@@ -406,9 +401,14 @@ internal sealed class WaiterList<TAtomics>
     /// <summary>As <see cref="TryPop(out Waiter{TAtomics}?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
     private bool TryPop([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool probe)
     {
+        if (TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst))
+        {
+            return PlantedTryPopNewest(out waiter, out generation, out probe);
+        }
+
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst) ? _tail : _head;
+            waiter = _head;
             if (waiter is null)
             {
                 generation = 0;
@@ -416,17 +416,39 @@ internal sealed class WaiterList<TAtomics>
                 return false;
             }
 
-            if (TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst))
-            {
-                UnlinkCore(waiter); // planted (tests only): the newest, under the (reentrant) lock
-            }
-            else
-            {
-                PopHeadLocked();
-            }
+            PopHeadLocked();
 
             generation = waiter.Generation;
             probe = waiter.IsProbe;
+            return true;
+        }
+    }
+
+    /// <summary>Planted (tests only, <see cref="PlantedFault.FinishAllBoundedByCount"/>): the FinishAll before session 8, bounded by the gate's count.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PlantedFinishAllBoundedByCount(WaitStatus status)
+    {
+        for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter<TAtomics>? waiter, out int generation); budget--)
+        {
+            waiter.TryFinish(status, generation);
+        }
+    }
+
+    /// <summary>Planted (tests only, <see cref="PlantedFault.SignalOneNewestFirst"/>): pops the newest waiter, not the oldest.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool PlantedTryPopNewest([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool probe)
+    {
+        using (SeamLock<TAtomics>.Enter(_lock))
+        {
+            waiter = _tail;
+            generation = waiter?.Generation ?? 0;
+            probe = waiter?.IsProbe ?? false;
+            if (waiter is null)
+            {
+                return false;
+            }
+
+            UnlinkCore(waiter); // under the (reentrant) lock
             return true;
         }
     }
