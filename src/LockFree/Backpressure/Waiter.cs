@@ -65,6 +65,14 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     private long _timerRefs;           // 2 while armed on the wheel: the wait and the timer (see the design note)
     private bool _synchronous;
 
+    // The owner's list links and the wait's tags, guarded by the owner's lock (the seam's guarded accesses: plain).
+    private Waiter<TAtomics>? _previous;
+    private Waiter<TAtomics>? _next;
+    private bool _isLinked;
+    private long _ticket;
+    private long _tag;
+    private bool _isProbe;
+
     private static readonly Action<object?> WheelTimeout = static state => ((Waiter<TAtomics>)state!).OnWheelTimeout();
 
     public Waiter(WaiterList<TAtomics> owner)
@@ -74,24 +82,48 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     }
 
     /// <summary>Intrusive links of the owner's list; guarded by the owner's lock.</summary>
-    internal Waiter<TAtomics>? Previous { get; set; }
+    internal Waiter<TAtomics>? Previous
+    {
+        get => TAtomics.LoadGuarded(ref _previous); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _previous, value);
+    }
 
-    internal Waiter<TAtomics>? Next { get; set; }
+    internal Waiter<TAtomics>? Next
+    {
+        get => TAtomics.LoadGuarded(ref _next); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _next, value);
+    }
 
-    internal bool IsLinked { get; set; }
+    internal bool IsLinked
+    {
+        get => TAtomics.LoadGuarded(ref _isLinked); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _isLinked, value);
+    }
 
     /// <summary>The owner's link order of the current wait (grows along the list); guarded by the owner's lock.</summary>
-    internal long Ticket { get; set; }
+    internal long Ticket
+    {
+        get => TAtomics.LoadGuarded(ref _ticket); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _ticket, value);
+    }
 
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
-    internal long Tag { get; set; }
+    internal long Tag
+    {
+        get => TAtomics.LoadGuarded(ref _tag); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _tag, value);
+    }
 
     /// <summary>
     /// A wait that takes nothing when woken (a buffer's <c>WaitToWriteAsync</c>: its caller may or may not write after
     /// it), so a signal that ends it hands nothing over and <see cref="WaiterList{TAtomics}.SignalOne"/> wakes the next waiter
     /// too; set before linking, guarded by the owner's lock.
     /// </summary>
-    internal bool IsProbe { get; set; }
+    internal bool IsProbe
+    {
+        get => TAtomics.LoadGuarded(ref _isProbe); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _isProbe, value);
+    }
 
     public WaitStatus Status => _state.Status;
 

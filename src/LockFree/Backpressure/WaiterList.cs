@@ -37,6 +37,37 @@ internal sealed class WaiterList<TAtomics>
     private long _wakesInFlight;
     private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
 
+    // The list and the pool, guarded by _lock: plain accesses through the seam (race-checked under the controlled scheduler).
+    private Waiter<TAtomics>? Head
+    {
+        get => TAtomics.LoadGuarded(ref _head);
+        set => TAtomics.StoreGuarded(ref _head, value);
+    }
+
+    private Waiter<TAtomics>? Tail
+    {
+        get => TAtomics.LoadGuarded(ref _tail);
+        set => TAtomics.StoreGuarded(ref _tail, value);
+    }
+
+    private Waiter<TAtomics>? Pool
+    {
+        get => TAtomics.LoadGuarded(ref _pool);
+        set => TAtomics.StoreGuarded(ref _pool, value);
+    }
+
+    private int Pooled
+    {
+        get => TAtomics.LoadGuarded(ref _pooled);
+        set => TAtomics.StoreGuarded(ref _pooled, value);
+    }
+
+    private long LinkTickets
+    {
+        get => TAtomics.LoadGuarded(ref _linkTickets);
+        set => TAtomics.StoreGuarded(ref _linkTickets, value);
+    }
+
     /// <summary>
     /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
     /// continuation has not started yet: a snapshot. While it is non-zero a woken waiter of this side is still
@@ -119,11 +150,11 @@ internal sealed class WaiterList<TAtomics>
         Waiter<TAtomics> waiter;
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _pool ?? new Waiter<TAtomics>(this);
-            if (_pool is not null)
+            waiter = Pool ?? new Waiter<TAtomics>(this);
+            if (Pool is not null)
             {
-                _pool = waiter.Next;
-                _pooled--;
+                Pool = waiter.Next;
+                Pooled--;
             }
 
             waiter.Next = null;
@@ -134,20 +165,20 @@ internal sealed class WaiterList<TAtomics>
         waiter.IsProbe = probe;
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter.Previous = _tail;
+            waiter.Previous = Tail;
             waiter.Next = null;
-            if (_tail is null)
+            if (Tail is null)
             {
-                _head = waiter;
+                Head = waiter;
             }
             else
             {
-                _tail.Next = waiter;
+                Tail.Next = waiter;
             }
 
-            _tail = waiter;
+            Tail = waiter;
             waiter.IsLinked = true;
-            waiter.Ticket = ++_linkTickets; // after every ticket of a waiter linked before it (see FinishAll)
+            waiter.Ticket = ++LinkTickets; // after every ticket of a waiter linked before it (see FinishAll)
         }
 
         return waiter;
@@ -183,9 +214,9 @@ internal sealed class WaiterList<TAtomics>
         using (SeamLock<TAtomics>.Enter(_lock))
         {
             text.Append("gate count ").Append(_gate.Waiters).Append(", wakes in flight ").Append(WakesInFlight)
-                .Append(", tickets ").Append(_linkTickets).Append(", linked [");
+                .Append(", tickets ").Append(LinkTickets).Append(", linked [");
             int shown = 0;
-            for (Waiter<TAtomics>? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
+            for (Waiter<TAtomics>? waiter = Head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
             {
                 text.Append(shown == 0 ? string.Empty : ", ").Append('#').Append(waiter.Ticket).Append(" gen ").Append(waiter.Generation)
                     .Append(' ').Append(waiter.Status).Append(waiter.IsSynchronous ? " sync" : " async").Append(waiter.IsProbe ? " probe" : string.Empty);
@@ -202,7 +233,7 @@ internal sealed class WaiterList<TAtomics>
     {
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _head;
+            waiter = Head;
             generation = waiter?.Generation ?? 0;
             return waiter is not null;
         }
@@ -213,7 +244,7 @@ internal sealed class WaiterList<TAtomics>
     {
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            if (!ReferenceEquals(_head, waiter) || waiter.Generation != generation)
+            if (!ReferenceEquals(Head, waiter) || waiter.Generation != generation)
             {
                 return false;
             }
@@ -248,7 +279,7 @@ internal sealed class WaiterList<TAtomics>
 
             if (waiter.Previous is null)
             {
-                _head = waiter.Next;
+                Head = waiter.Next;
             }
             else
             {
@@ -257,7 +288,7 @@ internal sealed class WaiterList<TAtomics>
 
             if (waiter.Next is null)
             {
-                _tail = waiter.Previous;
+                Tail = waiter.Previous;
             }
             else
             {
@@ -276,14 +307,14 @@ internal sealed class WaiterList<TAtomics>
     {
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            if (_pooled >= PoolLimit)
+            if (Pooled >= PoolLimit)
             {
                 return;
             }
 
-            waiter.Next = _pool;
-            _pool = waiter;
-            _pooled++;
+            waiter.Next = Pool;
+            Pool = waiter;
+            Pooled++;
         }
     }
 
@@ -376,10 +407,10 @@ internal sealed class WaiterList<TAtomics>
         {
             if (last < 0)
             {
-                last = _linkTickets;
+                last = LinkTickets;
             }
 
-            waiter = _head;
+            waiter = Head;
             if (waiter is null || waiter.Ticket > last)
             {
                 waiter = null;
@@ -390,7 +421,7 @@ internal sealed class WaiterList<TAtomics>
 
             PopHeadLocked();
             generation = waiter.Generation;
-            more = _head is not null && _head.Ticket <= last;
+            more = Head is not null && Head.Ticket <= last;
             return true;
         }
     }
@@ -408,7 +439,7 @@ internal sealed class WaiterList<TAtomics>
 
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _head;
+            waiter = Head;
             if (waiter is null)
             {
                 generation = 0;
@@ -440,7 +471,7 @@ internal sealed class WaiterList<TAtomics>
     {
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _tail;
+            waiter = Tail;
             generation = waiter?.Generation ?? 0;
             probe = waiter?.IsProbe ?? false;
             if (waiter is null)
@@ -456,15 +487,15 @@ internal sealed class WaiterList<TAtomics>
     /// <summary>Unlinks the head (there is one); the caller holds the lock.</summary>
     private void PopHeadLocked()
     {
-        Waiter<TAtomics> waiter = _head!;
-        _head = waiter.Next;
-        if (_head is null)
+        Waiter<TAtomics> waiter = Head!;
+        Head = waiter.Next;
+        if (Head is null)
         {
-            _tail = null;
+            Tail = null;
         }
         else
         {
-            _head.Previous = null;
+            Head.Previous = null;
         }
 
         waiter.Next = null;

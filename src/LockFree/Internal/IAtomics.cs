@@ -93,6 +93,16 @@ internal interface IAtomics
     static abstract void ExitLock(object gate, bool interrupted);
 
     /// <summary>
+    /// Plain load of memory guarded by a lock taken through <see cref="EnterLock"/> (a waiter list's links). Not a
+    /// scheduling point under the controlled scheduler: a switch inside the locked section is the same as one at its
+    /// edge for every thread that takes the lock, and an access by one that does not is a race the detector reports.
+    /// </summary>
+    static abstract T LoadGuarded<T>(ref T location);
+
+    /// <summary>Plain store to memory guarded by a lock taken through <see cref="EnterLock"/> (see <see cref="LoadGuarded"/>).</summary>
+    static abstract void StoreGuarded<T>(ref T location, T value);
+
+    /// <summary>
     /// Queues <paramref name="item"/> on the thread pool (<see cref="ThreadPool.UnsafeQueueUserWorkItem(IThreadPoolWorkItem, bool)"/>,
     /// not local): a pooled waiter's wake-up. The test policy runs it inline and wakes the logical thread that waits for it.
     /// </summary>

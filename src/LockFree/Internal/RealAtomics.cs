@@ -82,6 +82,14 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadGuarded<T>(ref T location) => location;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreGuarded<T>(ref T location, T value) => location = value;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void QueueWorkItem(IThreadPoolWorkItem item) => ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
 
     /// <inheritdoc/>

@@ -34,9 +34,11 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// count empty at the end, and the pool never holds a waiter twice.
 /// </para>
 /// <para>
-/// Not covered: synchronous waits (they block on an event, outside the scheduler), store buffers (the list's objects are
-/// not pinned; the gate's fences are explored on the gate itself: ParkingGateTests, FirstParkWindowTests, DisarmTests),
-/// and the race detector sees only the seam's accesses (the link fields are plain C# under the lock).
+/// The links, tickets and pool are guarded accesses through the seam: race-checked, not scheduling points (a switch
+/// inside the locked section is the same as one at its edge for every thread that takes the lock); a link read
+/// outside the lock is found as a data race. Not covered: synchronous waits (they block on an event, outside the
+/// scheduler), store buffers (the list's objects are not pinned; the gate's fences are explored on the gate itself:
+/// ParkingGateTests, FirstParkWindowTests, DisarmTests), and real cancellation tokens.
 /// </para>
 /// </summary>
 public sealed class WaiterListTests(ITestOutputHelper output)
@@ -676,6 +678,29 @@ public sealed class WaiterListTests(ITestOutputHelper output)
     [Fact]
     public void Fifo_SignalOneNewestFirst_IsFound() =>
         Found<Xunit.Sdk.XunitException>("SignalOne newest first", Strategies, s => ExploreFifo(s, 100, PlantedFault.SignalOneNewestFirst));
+
+    // ---------------------------------------------------------------- the race detector sees the links
+
+    /// <summary>
+    /// The links are guarded accesses (<see cref="TestAtomics.LoadGuarded"/>: race-checked, not scheduling points). Proof
+    /// that the detector sees them: a thread that reads a linked waiter's <c>Next</c> without the lock while another
+    /// links a waiter behind it is reported as a data race, whichever runs first.
+    /// </summary>
+    [Fact]
+    public void Links_ReadOutsideTheLock_IsFoundAsDataRace()
+    {
+        var found = ScenarioRunner.AssertEachFinds<DataRaceException>(Strategies, strategy => ControlledTest.Explore<(TList List, TWaiter First)>(
+            strategy,
+            SearchBudget,
+            () =>
+            {
+                var list = new TList();
+                return (list, list.RentAndLink(synchronous: false));
+            },
+            [s => s.List.RentAndLink(synchronous: false), s => _ = s.First.Next],
+            options: new ExploreOptions { Name = "real waiter list: a link read outside the lock" }));
+        output.WriteLine("a link read outside the lock: found by " + string.Join("; ", found.Select(f => $"{f.Strategy}: schedule {f.Failure.Iteration + 1}")));
+    }
 
     // ---------------------------------------------------------------- helpers
 

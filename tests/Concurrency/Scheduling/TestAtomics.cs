@@ -352,6 +352,30 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
     }
 
+    /// <summary>A plain load of lock-guarded memory: race-checked, not a scheduling point (see <see cref="IAtomics.LoadGuarded"/>).</summary>
+    public static T LoadGuarded<T>(ref T location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s?.Races is { } r && r.PlainRead(ControlledScheduler.CurrentThread, Address(ref location), "LoadGuarded") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        return location;
+    }
+
+    /// <summary>A plain store to lock-guarded memory: race-checked, not a scheduling point.</summary>
+    public static void StoreGuarded<T>(ref T location, T value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s?.Races is { } r && r.PlainWrite(ControlledScheduler.CurrentThread, Address(ref location), "StoreGuarded") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        location = value;
+    }
+
     /// <summary>
     /// Under a controlled run: a scheduling point, then <paramref name="item"/> runs inline (a pooled waiter's wake-up:
     /// it completes the waiter's value-task source) and every logical thread blocked on it is woken (see

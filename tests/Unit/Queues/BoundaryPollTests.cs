@@ -291,6 +291,10 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static void ExitLock(object gate, bool interrupted) => RealAtomics.ExitLock(gate, interrupted);
 
+    public static T LoadGuarded<T>(ref T location) => RealAtomics.LoadGuarded(ref location);
+
+    public static void StoreGuarded<T>(ref T location, T value) => RealAtomics.StoreGuarded(ref location, value);
+
     public static void QueueWorkItem(IThreadPoolWorkItem item) => RealAtomics.QueueWorkItem(item);
 
     public static bool IsPlanted(PlantedFault fault) => false;
