@@ -19,6 +19,13 @@ namespace LockFree.Backpressure;
 //
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
+//
+// Generic over the atomics seam so the controlled scheduler runs this very code (tests/Concurrency/Backpressure/
+// WaiterListTests.cs): the lock is the seam's (EnterLock/ExitLock: in production the monitor with InterruptDeferral's
+// retry, as before), the links, tickets and pool are guarded accesses (plain in production, race-checked under the
+// scheduler), the gate, the wait word and the counts are atomics, and a waiter's wake-up is QueueWorkItem (the thread
+// pool; inline under the scheduler). Faults a test plants (TAtomics.IsPlanted) are constant-false branches in
+// production, kept in methods of their own so they do not change what the JIT inlines.
 /// <summary>The parked waiters of one condition and their pool; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>WaiterList</c>).</summary>
 /// <typeparam name="TAtomics">The atomics seam: every shared access, the lock and the wake-up go through it.</typeparam>
 internal sealed class WaiterList<TAtomics>
