@@ -151,7 +151,7 @@ public sealed class WaiterListTests(ITestOutputHelper output)
     // ---------------------------------------------------------------- finish
 
     /// <summary>Waiters of the finish, and the finisher: publish completion, then FinishAll(Completed).</summary>
-    internal sealed class FinishRun(int waiters, bool timed) : Run
+    internal sealed class FinishRun(int waiters, bool timed, bool signal = false) : Run
     {
         public readonly Outcome[] Outcomes = new Outcome[waiters];
         private int _waitersDone;
@@ -200,14 +200,14 @@ public sealed class WaiterListTests(ITestOutputHelper output)
         {
             foreach (Outcome outcome in Outcomes)
             {
-                Assert.True(outcome is Outcome.Abandoned or Outcome.Completed || (timed && outcome == Outcome.TimedOut), $"outcomes {string.Join(", ", Outcomes)}");
+                Assert.True(outcome is Outcome.Abandoned or Outcome.Completed || (timed && outcome == Outcome.TimedOut) || (signal && outcome == Outcome.Signaled), $"outcomes {string.Join(", ", Outcomes)}");
             }
 
             CheckList();
         }
     }
 
-    private static ExplorationResult ExploreFinish(Strategy strategy, int waiters, bool timed, bool afterAPark, int iterations, PlantedFault faults = PlantedFault.None)
+    private static ExplorationResult ExploreFinish(Strategy strategy, int waiters, bool timed, bool afterAPark, int iterations, PlantedFault faults = PlantedFault.None, bool signal = false)
     {
         var threads = new List<Action<FinishRun>>();
         for (int i = 0; i < waiters; i++)
@@ -222,13 +222,18 @@ public sealed class WaiterListTests(ITestOutputHelper output)
             threads.Add(r => r.Timer());
         }
 
+        if (signal)
+        {
+            threads.Add(r => r.List.SignalOne()); // a writer's one-at-a-time wake racing the finish and the timeouts
+        }
+
         return ControlledTest.Explore(
             strategy,
             iterations,
-            () => new FinishRun(waiters, timed),
+            () => new FinishRun(waiters, timed, signal),
             threads,
             r => r.Check(),
-            new ExploreOptions { Faults = faults, Name = $"real waiter list: finish ({waiters} waiters, timed {timed}, after a park {afterAPark}, faults {faults})" });
+            new ExploreOptions { Faults = faults, Name = $"real waiter list: finish ({waiters} waiters, timed {timed}, signal {signal}, after a park {afterAPark}, faults {faults})" });
     }
 
     /// <summary>The finish racing waiters that link and register (the window of session 8's lost finish wake-up), and their timeouts.</summary>
@@ -242,6 +247,16 @@ public sealed class WaiterListTests(ITestOutputHelper output)
         foreach (Func<Strategy> make in Strategies)
         {
             Report(ExploreFinish(make(), waiters, timed, afterAPark, waiters == 2 ? Budget : Budget / 2));
+        }
+    }
+
+    /// <summary>A timeout, a signal and the finish racing for the same two waits: each ends once, by one of them.</summary>
+    [Fact]
+    public void Finish_TimeoutSignalAndFinishRace_EveryWaiterEndsOnce()
+    {
+        foreach (Func<Strategy> make in Strategies)
+        {
+            Report(ExploreFinish(make(), 2, timed: true, afterAPark: false, Budget, signal: true));
         }
     }
 
