@@ -492,24 +492,8 @@ public sealed partial class BackpressureBuffer<T>
         }
     }
 
-    /// <summary>
-    /// Takes back a linked waiter whose recheck succeeded. If a signal reached it first, a writer passes that
-    /// signal on (a read freed room for one writer; this one no longer needs it).
-    /// </summary>
-    private static void Abandon(WaiterList list, Waiter waiter, bool forwardSignal)
-    {
-        if (waiter.TryFinishQuietly())
-        {
-            list.Unlink(waiter);
-            list.Return(waiter);
-        }
-        else if (forwardSignal && waiter.Status == WaitStatus.Signaled)
-        {
-            list.SignalOne();
-        }
-
-        // Otherwise the waiter was completed or signalled and its completion is queued: it is left to the GC.
-    }
+    /// <summary>Takes back a linked waiter whose recheck succeeded (see <see cref="WaiterList{TAtomics}.Abandon"/>).</summary>
+    private static void Abandon(WaiterList list, Waiter waiter, bool forwardSignal) => list.Abandon(waiter, forwardSignal);
 
     private ValueTask<bool> Finished()
     {

@@ -43,15 +43,18 @@ internal enum WaitStatus
 // runs or ran, and the wait's Detach and the callback each drop a reference, the last one returning the waiter to
 // its pool. On any other TimeProvider (a test clock, say) a timed asynchronous wait creates one ITimer with its own
 // TimeoutStamp: the one allocating case, since a timer callback of an earlier wait could otherwise end a later one.
-internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
+/// <summary>One pooled waiter of a <see cref="WaiterList{TAtomics}"/>; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>Waiter</c>).</summary>
+/// <typeparam name="TAtomics">The atomics seam.</typeparam>
+internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
+    where TAtomics : struct, IAtomics
 {
-    private readonly WaiterList _owner;
+    private readonly WaiterList<TAtomics> _owner;
 
     private ManualResetValueTaskSourceCore<WaitStatus> _core; // mutable struct: never copy
 
     // The generation grows with every reuse, so a timer callback of an earlier wait, which CASes from its own
     // generation's Pending, can never end a later wait (WaitState, explored under the controlled scheduler).
-    private WaitState<RealAtomics> _state; // mutable struct: never copy
+    private WaitState<TAtomics> _state; // mutable struct: never copy
     private CancellationTokenRegistration _registration;
     private CancellationToken _token;
     private ManualResetEventSlim? _event;
@@ -59,36 +62,68 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     private HierarchicalTimerWheel? _wheel; // the wheel holding _wheelTimer
     private TimerHandle _wheelTimer;   // the wheel timer of this wait's timeout (default: none)
     private int _timeoutGeneration;    // the generation it was armed for; read by its callback
-    private int _timerRefs;            // 2 while armed on the wheel: the wait and the timer (see the design note)
+    private long _timerRefs;           // 2 while armed on the wheel: the wait and the timer (see the design note)
     private bool _synchronous;
 
-    private static readonly Action<object?> WheelTimeout = static state => ((Waiter)state!).OnWheelTimeout();
+    // The owner's list links and the wait's tags, guarded by the owner's lock (the seam's guarded accesses: plain).
+    private Waiter<TAtomics>? _previous;
+    private Waiter<TAtomics>? _next;
+    private bool _isLinked;
+    private long _ticket;
+    private long _tag;
+    private bool _isProbe;
 
-    public Waiter(WaiterList owner)
+    private static readonly Action<object?> WheelTimeout = static state => ((Waiter<TAtomics>)state!).OnWheelTimeout();
+
+    public Waiter(WaiterList<TAtomics> owner)
     {
         _owner = owner;
         _core.RunContinuationsAsynchronously = false; // we hop to the pool ourselves, allocation-free
     }
 
     /// <summary>Intrusive links of the owner's list; guarded by the owner's lock.</summary>
-    internal Waiter? Previous { get; set; }
+    internal Waiter<TAtomics>? Previous
+    {
+        get => TAtomics.LoadGuarded(ref _previous); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _previous, value);
+    }
 
-    internal Waiter? Next { get; set; }
+    internal Waiter<TAtomics>? Next
+    {
+        get => TAtomics.LoadGuarded(ref _next); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _next, value);
+    }
 
-    internal bool IsLinked { get; set; }
+    internal bool IsLinked
+    {
+        get => TAtomics.LoadGuarded(ref _isLinked); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _isLinked, value);
+    }
 
     /// <summary>The owner's link order of the current wait (grows along the list); guarded by the owner's lock.</summary>
-    internal long Ticket { get; set; }
+    internal long Ticket
+    {
+        get => TAtomics.LoadGuarded(ref _ticket); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _ticket, value);
+    }
 
     /// <summary>What the wait is for, set before linking (a token bucket's waiter stores its token count); guarded by the owner's lock.</summary>
-    internal long Tag { get; set; }
+    internal long Tag
+    {
+        get => TAtomics.LoadGuarded(ref _tag); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _tag, value);
+    }
 
     /// <summary>
     /// A wait that takes nothing when woken (a buffer's <c>WaitToWriteAsync</c>: its caller may or may not write after
-    /// it), so a signal that ends it hands nothing over and <see cref="WaiterList.SignalOne"/> wakes the next waiter
+    /// it), so a signal that ends it hands nothing over and <see cref="WaiterList{TAtomics}.SignalOne"/> wakes the next waiter
     /// too; set before linking, guarded by the owner's lock.
     /// </summary>
-    internal bool IsProbe { get; set; }
+    internal bool IsProbe
+    {
+        get => TAtomics.LoadGuarded(ref _isProbe); // plain: under the owner's lock
+        set => TAtomics.StoreGuarded(ref _isProbe, value);
+    }
 
     public WaitStatus Status => _state.Status;
 
@@ -128,7 +163,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         _token = token;
         if (token.CanBeCanceled)
         {
-            _registration = token.UnsafeRegister(static state => ((Waiter)state!).TryFinish(WaitStatus.Canceled), this);
+            _registration = token.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
         }
 
         if (!_synchronous && timeout != Timeout.InfiniteTimeSpan)
@@ -166,8 +201,8 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     /// <summary>The shared wheel's callback: ends the wait it was armed for, then drops the timer's reference.</summary>
     private void OnWheelTimeout()
     {
-        TryFinish(WaitStatus.TimedOut, _timeoutGeneration);
-        if (Interlocked.Decrement(ref _timerRefs) == 0) // the wait was consumed first: its Detach left the return to us
+        TryFinish(WaitStatus.TimedOut, TAtomics.LoadPlain(ref _timeoutGeneration)); // plain: published by the wheel's Schedule; held by our reference
+        if (TAtomics.Add(ref _timerRefs, -1) == 0) // full fence: the wait was consumed first: its Detach left the return to us
         {
             _owner.Return(this);
         }
@@ -199,7 +234,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
         else
         {
             _owner.WakeQueued(); // counted until Execute runs: see WaiterList.WakesInFlight
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            TAtomics.QueueWorkItem(this); // the thread pool (not local); the controlled scheduler runs it inline
         }
 
         return true;
@@ -358,7 +393,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
             bool cancelled = _wheel!.Cancel(_wheelTimer);
             _wheelTimer = default;
             _wheel = null;
-            if (!cancelled && Interlocked.Decrement(ref _timerRefs) != 0)
+            if (!cancelled && !TAtomics.IsPlanted(PlantedFault.DetachIgnoresTimerRef) && TAtomics.Add(ref _timerRefs, -1) != 0) // full fence: pairs with the callback's decrement
             {
                 return false; // the callback fired and has not finished with us: it returns the waiter
             }
@@ -368,7 +403,7 @@ internal sealed class Waiter : IValueTaskSource<bool>, IValueTaskSource<WaitStat
     }
 
     /// <summary>The timer state of one timed asynchronous wait: the waiter and the generation it was armed for.</summary>
-    private sealed class TimeoutStamp(Waiter waiter, int generation)
+    private sealed class TimeoutStamp(Waiter<TAtomics> waiter, int generation)
     {
         public void Fire() => waiter.TryFinish(WaitStatus.TimedOut, generation);
     }

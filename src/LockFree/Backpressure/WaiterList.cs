@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 
 namespace LockFree.Backpressure;
@@ -18,33 +19,76 @@ namespace LockFree.Backpressure;
 //
 // The lock guards only the list and the pool: it is held for a few pointer writes, never while a waiter
 // completes, and never while user code runs.
-internal sealed class WaiterList
+//
+// Generic over the atomics seam so the controlled scheduler runs this very code (tests/Concurrency/Backpressure/
+// WaiterListTests.cs): the lock is the seam's (EnterLock/ExitLock: in production the monitor with InterruptDeferral's
+// retry, as before), the links, tickets and pool are guarded accesses (plain in production, race-checked under the
+// scheduler), the gate, the wait word and the counts are atomics, and a waiter's wake-up is QueueWorkItem (the thread
+// pool; inline under the scheduler). Faults a test plants (TAtomics.IsPlanted) are constant-false branches in
+// production, kept in methods of their own so they do not change what the JIT inlines.
+/// <summary>The parked waiters of one condition and their pool; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>WaiterList</c>).</summary>
+/// <typeparam name="TAtomics">The atomics seam: every shared access, the lock and the wake-up go through it.</typeparam>
+internal sealed class WaiterList<TAtomics>
+    where TAtomics : struct, IAtomics
 {
     /// <summary>Pooled waiters kept for reuse; more are created on demand and dropped when returned past this.</summary>
     private const int PoolLimit = 64;
 
     private readonly object _lock = new();
-    private Waiter? _head;
-    private Waiter? _tail;
-    private Waiter? _pool;
+    private Waiter<TAtomics>? _head;
+    private Waiter<TAtomics>? _tail;
+    private Waiter<TAtomics>? _pool;
     private int _pooled;
     private long _linkTickets; // tickets handed out to linked waiters (guarded by _lock): the list is in ticket order
-    private ParkingGate<RealAtomics> _gate;
-    private int _wakesInFlight;
+    private ParkingGate<TAtomics> _gate;
+    private long _wakesInFlight;
     private int _quietChecks; // the one signaller's run of checks that found nobody waiting (plain: that thread only)
+
+    // The list and the pool, guarded by _lock: plain accesses through the seam (race-checked under the controlled scheduler).
+    private Waiter<TAtomics>? Head
+    {
+        get => TAtomics.LoadGuarded(ref _head);
+        set => TAtomics.StoreGuarded(ref _head, value);
+    }
+
+    private Waiter<TAtomics>? Tail
+    {
+        get => TAtomics.LoadGuarded(ref _tail);
+        set => TAtomics.StoreGuarded(ref _tail, value);
+    }
+
+    private Waiter<TAtomics>? Pool
+    {
+        get => TAtomics.LoadGuarded(ref _pool);
+        set => TAtomics.StoreGuarded(ref _pool, value);
+    }
+
+    private int Pooled
+    {
+        get => TAtomics.LoadGuarded(ref _pooled);
+        set => TAtomics.StoreGuarded(ref _pooled, value);
+    }
+
+    private long LinkTickets
+    {
+        get => TAtomics.LoadGuarded(ref _linkTickets);
+        set => TAtomics.StoreGuarded(ref _linkTickets, value);
+    }
 
     /// <summary>
     /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
     /// continuation has not started yet: a snapshot. While it is non-zero a woken waiter of this side is still
     /// queued on the thread pool, so the other side gains nothing by spinning for it (see AdaptiveSpin).
     /// </summary>
-    public int WakesInFlight => Volatile.Read(ref _wakesInFlight); // acquire: snapshot, a heuristic only
+    public int WakesInFlight => (int)TAtomics.LoadAcquire(ref _wakesInFlight); // acquire: snapshot, a heuristic only
 
     /// <summary>An asynchronous waiter was ended and is about to queue its continuation.</summary>
-    internal void WakeQueued() => Interlocked.Increment(ref _wakesInFlight);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void WakeQueued() => TAtomics.Add(ref _wakesInFlight, 1); // full fence: a heuristic count only
 
     /// <summary>A queued continuation of an asynchronous waiter starts.</summary>
-    internal void WakeStarted() => Interlocked.Decrement(ref _wakesInFlight);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void WakeStarted() => TAtomics.Add(ref _wakesInFlight, -1); // full fence: a heuristic count only
 
     /// <summary>The error a completed wait reports through <c>WaitTo*Async</c> (the buffer's completion error), if any.</summary>
     public Exception? CompletionError { get; set; }
@@ -62,9 +106,9 @@ internal sealed class WaiterList
     public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
-    public Waiter RentAndLink(bool synchronous, long tag = 0)
+    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag, probe: false);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
@@ -78,10 +122,10 @@ internal sealed class WaiterList
     /// <param name="synchronous">Whether the caller blocks its thread (else it awaits the waiter).</param>
     /// <param name="bits">The word whose <paramref name="armedBit"/> makes signallers ask.</param>
     /// <param name="armedBit">The bit to make sure of.</param>
-    /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
-    public Waiter RentAndLink(bool synchronous, ref StickyBits<RealAtomics> bits, long armedBit, bool probe = false)
+    /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter{TAtomics}.IsProbe"/>).</param>
+    public Waiter<TAtomics> RentAndLink(bool synchronous, ref StickyBits<TAtomics> bits, long armedBit, bool probe = false)
     {
-        Waiter waiter = RentAndLinkCore(synchronous, tag: 0, probe);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag: 0, probe);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
         return waiter;
@@ -91,7 +135,7 @@ internal sealed class WaiterList
     /// The one signaller of this list, after it found no waiter: clears <paramref name="armedBit"/> in
     /// <paramref name="bits"/> unless a registrant races it (see ParkingGate, "Disarming"); whether it did.
     /// </summary>
-    public bool TryDisarm(ref StickyBits<RealAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
+    public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
 
     /// <summary>
     /// The one signaller of this list (a single reader or writer) found nobody waiting: counts it, returns the run.
@@ -108,16 +152,16 @@ internal sealed class WaiterList
         }
     }
 
-    private Waiter RentAndLinkCore(bool synchronous, long tag, bool probe)
+    private Waiter<TAtomics> RentAndLinkCore(bool synchronous, long tag, bool probe)
     {
-        Waiter waiter;
-        using (InterruptDeferral.Lock(_lock))
+        Waiter<TAtomics> waiter;
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _pool ?? new Waiter(this);
-            if (_pool is not null)
+            waiter = Pool ?? new Waiter<TAtomics>(this);
+            if (Pool is not null)
             {
-                _pool = waiter.Next;
-                _pooled--;
+                Pool = waiter.Next;
+                Pooled--;
             }
 
             waiter.Next = null;
@@ -126,22 +170,22 @@ internal sealed class WaiterList
         waiter.Reset(synchronous);
         waiter.Tag = tag;
         waiter.IsProbe = probe;
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter.Previous = _tail;
+            waiter.Previous = Tail;
             waiter.Next = null;
-            if (_tail is null)
+            if (Tail is null)
             {
-                _head = waiter;
+                Head = waiter;
             }
             else
             {
-                _tail.Next = waiter;
+                Tail.Next = waiter;
             }
 
-            _tail = waiter;
+            Tail = waiter;
             waiter.IsLinked = true;
-            waiter.Ticket = ++_linkTickets; // after every ticket of a waiter linked before it (see FinishAll)
+            waiter.Ticket = ++LinkTickets; // after every ticket of a waiter linked before it (see FinishAll)
         }
 
         return waiter;
@@ -155,7 +199,7 @@ internal sealed class WaiterList
     internal Action? BeforeRegister { get; set; }
 
     /// <summary>Removes a waiter that is still linked (cancelled, timed out, or abandoned after a successful recheck).</summary>
-    public void Unlink(Waiter waiter)
+    public void Unlink(Waiter<TAtomics> waiter)
     {
         UnlinkCore(waiter);
         Unlinked?.Invoke();
@@ -174,12 +218,12 @@ internal sealed class WaiterList
     internal string Describe()
     {
         var text = new System.Text.StringBuilder();
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             text.Append("gate count ").Append(_gate.Waiters).Append(", wakes in flight ").Append(WakesInFlight)
-                .Append(", tickets ").Append(_linkTickets).Append(", linked [");
+                .Append(", tickets ").Append(LinkTickets).Append(", linked [");
             int shown = 0;
-            for (Waiter? waiter = _head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
+            for (Waiter<TAtomics>? waiter = Head; waiter is not null && shown < 16; waiter = waiter.Next, shown++)
             {
                 text.Append(shown == 0 ? string.Empty : ", ").Append('#').Append(waiter.Ticket).Append(" gen ").Append(waiter.Generation)
                     .Append(' ').Append(waiter.Status).Append(waiter.IsSynchronous ? " sync" : " async").Append(waiter.IsProbe ? " probe" : string.Empty);
@@ -192,22 +236,22 @@ internal sealed class WaiterList
     }
 
     /// <summary>The oldest linked waiter and the generation of its wait, without unlinking it.</summary>
-    public bool TryPeek([NotNullWhen(true)] out Waiter? waiter, out int generation)
+    public bool TryPeek([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = _head;
+            waiter = Head;
             generation = waiter?.Generation ?? 0;
             return waiter is not null;
         }
     }
 
     /// <summary>Unlinks <paramref name="waiter"/> if it is still the oldest linked waiter, in wait <paramref name="generation"/>.</summary>
-    public bool TryPopIfHead(Waiter waiter, int generation)
+    public bool TryPopIfHead(Waiter<TAtomics> waiter, int generation)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            if (!ReferenceEquals(_head, waiter) || waiter.Generation != generation)
+            if (!ReferenceEquals(Head, waiter) || waiter.Generation != generation)
             {
                 return false;
             }
@@ -220,7 +264,7 @@ internal sealed class WaiterList
     /// <summary>Ends the oldest waiter that is still waiting with <paramref name="status"/>; false when none waits.</summary>
     public bool FinishOldest(WaitStatus status)
     {
-        while (TryPop(out Waiter? waiter, out int generation))
+        while (TryPop(out Waiter<TAtomics>? waiter, out int generation))
         {
             if (waiter.TryFinish(status, generation))
             {
@@ -231,9 +275,9 @@ internal sealed class WaiterList
         return false;
     }
 
-    private void UnlinkCore(Waiter waiter)
+    private void UnlinkCore(Waiter<TAtomics> waiter)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (!waiter.IsLinked)
             {
@@ -242,7 +286,7 @@ internal sealed class WaiterList
 
             if (waiter.Previous is null)
             {
-                _head = waiter.Next;
+                Head = waiter.Next;
             }
             else
             {
@@ -251,7 +295,7 @@ internal sealed class WaiterList
 
             if (waiter.Next is null)
             {
-                _tail = waiter.Previous;
+                Tail = waiter.Previous;
             }
             else
             {
@@ -266,37 +310,69 @@ internal sealed class WaiterList
     }
 
     /// <summary>Gives a finished waiter back to the pool.</summary>
-    public void Return(Waiter waiter)
+    public void Return(Waiter<TAtomics> waiter)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
-            if (_pooled >= PoolLimit)
+            if (Pooled >= PoolLimit)
             {
                 return;
             }
 
-            waiter.Next = _pool;
-            _pool = waiter;
-            _pooled++;
+            waiter.Next = Pool;
+            Pool = waiter;
+            Pooled++;
         }
     }
 
     /// <summary>
-    /// Wakes the oldest waiter that is still waiting, if any, and every probe (<see cref="Waiter.IsProbe"/>) linked
+    /// Wakes the oldest waiter that is still waiting, if any, and every probe (<see cref="Waiter{TAtomics}.IsProbe"/>) linked
     /// before it: a probe takes nothing when woken, so the signal is not spent on it. Before, a read that freed one
     /// slot woke only a parked <c>WaitToWriteAsync</c> at the head; when its caller did not write, a parked write
     /// behind it slept beside the free slot (the BCL wakes every <c>WaitToWriteAsync</c> and hands the room to the
     /// oldest parked write).
     /// </summary>
-    public void SignalOne()
+    /// <returns>Whether a waiter that is not a probe was woken by this call.</returns>
+    public bool SignalOne()
     {
-        while (TryPop(out Waiter? waiter, out int generation, out bool probe))
+        while (TryPop(out Waiter<TAtomics>? waiter, out int generation, out bool probe))
         {
-            if (waiter.TryFinish(WaitStatus.Signaled, generation) && !probe)
+            bool woke = waiter.TryFinish(WaitStatus.Signaled, generation);
+            if (woke && (!probe || TAtomics.IsPlanted(PlantedFault.SignalOneSpentOnProbe)))
             {
-                return; // otherwise it was cancelled or timed out meanwhile, or a probe: wake the next one
+                return true;
             }
+
+            if (TAtomics.IsPlanted(PlantedFault.SignalOneStopsAtEnded) && !woke)
+            {
+                return false; // planted (tests only): the wait that ended first swallows the signal
+            }
+
+            // Otherwise it was cancelled or timed out meanwhile, or a probe: wake the next one.
         }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Takes back a linked waiter whose caller's recheck succeeded. If a signal reached it first, a caller that was
+    /// woken one at a time (<paramref name="forwardSignal"/>: a writer, whose room a read's <see cref="SignalOne"/> woke
+    /// it for) passes that signal on: it no longer needs it, and it may have been popped before it registered, so the
+    /// count was low for a moment and a publish in that moment asked nobody.
+    /// </summary>
+    public void Abandon(Waiter<TAtomics> waiter, bool forwardSignal)
+    {
+        if (waiter.TryFinishQuietly())
+        {
+            Unlink(waiter);
+            Return(waiter);
+        }
+        else if (forwardSignal && waiter.Status == WaitStatus.Signaled && !TAtomics.IsPlanted(PlantedFault.AbandonDropsPassOn))
+        {
+            SignalOne();
+        }
+
+        // Otherwise the waiter was completed or signalled and its completion is queued: it is left to the GC.
     }
 
     /// <summary>
@@ -316,7 +392,13 @@ internal sealed class WaiterList
     {
         long last = -1; // the last ticket handed out when the call starts: read with the first pop, under the lock
         bool more = true; // whether the pop left another waiter within the bound (saves a last lock round per call)
-        while (more && TryPopLinkedBy(ref last, out Waiter? waiter, out int generation, out more))
+        if (TAtomics.IsPlanted(PlantedFault.FinishAllBoundedByCount))
+        {
+            PlantedFinishAllBoundedByCount(status);
+            return;
+        }
+
+        while (more && TryPopLinkedBy(ref last, out Waiter<TAtomics>? waiter, out int generation, out more))
         {
             waiter.TryFinish(status, generation);
         }
@@ -326,16 +408,16 @@ internal sealed class WaiterList
     /// Pops the oldest waiter if it was linked by ticket <paramref name="last"/> (read on the first call: -1), with the
     /// generation of its wait and whether the next one is within the bound too, under the lock.
     /// </summary>
-    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter? waiter, out int generation, out bool more)
+    private bool TryPopLinkedBy(ref long last, [NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool more)
     {
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<TAtomics>.Enter(_lock))
         {
             if (last < 0)
             {
-                last = _linkTickets;
+                last = LinkTickets;
             }
 
-            waiter = _head;
+            waiter = Head;
             if (waiter is null || waiter.Ticket > last)
             {
                 waiter = null;
@@ -346,20 +428,25 @@ internal sealed class WaiterList
 
             PopHeadLocked();
             generation = waiter.Generation;
-            more = _head is not null && _head.Ticket <= last;
+            more = Head is not null && Head.Ticket <= last;
             return true;
         }
     }
 
     /// <summary>Unlinks the oldest waiter and the generation of its wait, read under the lock (so a recycled waiter is never ended by mistake).</summary>
-    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation) => TryPop(out waiter, out generation, out _);
+    private bool TryPop([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation) => TryPop(out waiter, out generation, out _);
 
-    /// <summary>As <see cref="TryPop(out Waiter?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
-    private bool TryPop([NotNullWhen(true)] out Waiter? waiter, out int generation, out bool probe)
+    /// <summary>As <see cref="TryPop(out Waiter{TAtomics}?, out int)"/>, also reading whether the wait is a probe (under the lock: the waiter may be recycled after).</summary>
+    private bool TryPop([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool probe)
     {
-        using (InterruptDeferral.Lock(_lock))
+        if (TAtomics.IsPlanted(PlantedFault.SignalOneNewestFirst))
         {
-            waiter = _head;
+            return PlantedTryPopNewest(out waiter, out generation, out probe);
+        }
+
+        using (SeamLock<TAtomics>.Enter(_lock))
+        {
+            waiter = Head;
             if (waiter is null)
             {
                 generation = 0;
@@ -368,8 +455,38 @@ internal sealed class WaiterList
             }
 
             PopHeadLocked();
+
             generation = waiter.Generation;
             probe = waiter.IsProbe;
+            return true;
+        }
+    }
+
+    /// <summary>Planted (tests only, <see cref="PlantedFault.FinishAllBoundedByCount"/>): the FinishAll before session 8, bounded by the gate's count.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PlantedFinishAllBoundedByCount(WaitStatus status)
+    {
+        for (long budget = _gate.Waiters; budget > 0 && TryPop(out Waiter<TAtomics>? waiter, out int generation); budget--)
+        {
+            waiter.TryFinish(status, generation);
+        }
+    }
+
+    /// <summary>Planted (tests only, <see cref="PlantedFault.SignalOneNewestFirst"/>): pops the newest waiter, not the oldest.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool PlantedTryPopNewest([NotNullWhen(true)] out Waiter<TAtomics>? waiter, out int generation, out bool probe)
+    {
+        using (SeamLock<TAtomics>.Enter(_lock))
+        {
+            waiter = Tail;
+            generation = waiter?.Generation ?? 0;
+            probe = waiter?.IsProbe ?? false;
+            if (waiter is null)
+            {
+                return false;
+            }
+
+            UnlinkCore(waiter); // under the (reentrant) lock
             return true;
         }
     }
@@ -377,15 +494,15 @@ internal sealed class WaiterList
     /// <summary>Unlinks the head (there is one); the caller holds the lock.</summary>
     private void PopHeadLocked()
     {
-        Waiter waiter = _head!;
-        _head = waiter.Next;
-        if (_head is null)
+        Waiter<TAtomics> waiter = Head!;
+        Head = waiter.Next;
+        if (Head is null)
         {
-            _tail = null;
+            Tail = null;
         }
         else
         {
-            _head.Previous = null;
+            Head.Previous = null;
         }
 
         waiter.Next = null;

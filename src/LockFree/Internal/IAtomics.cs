@@ -81,4 +81,36 @@ internal interface IAtomics
     /// for a condition.
     /// </summary>
     static abstract void Pause(int iterations);
+
+    /// <summary>
+    /// Takes <paramref name="gate"/>'s lock (the monitor, through <see cref="InterruptDeferral"/>: an interrupt while
+    /// blocked is deferred); returns whether one was, for <see cref="ExitLock"/>. For the short critical sections of the
+    /// library's few locked structures (the waiter list), so the controlled scheduler can run them with a lock it controls.
+    /// </summary>
+    static abstract bool EnterLock(object gate);
+
+    /// <summary>Releases <paramref name="gate"/>'s lock taken by <see cref="EnterLock"/>, then re-posts a deferred interrupt.</summary>
+    static abstract void ExitLock(object gate, bool interrupted);
+
+    /// <summary>
+    /// Plain load of memory guarded by a lock taken through <see cref="EnterLock"/> (a waiter list's links). Not a
+    /// scheduling point under the controlled scheduler: a switch inside the locked section is the same as one at its
+    /// edge for every thread that takes the lock, and an access by one that does not is a race the detector reports.
+    /// </summary>
+    static abstract T LoadGuarded<T>(ref T location);
+
+    /// <summary>Plain store to memory guarded by a lock taken through <see cref="EnterLock"/> (see <see cref="LoadGuarded"/>).</summary>
+    static abstract void StoreGuarded<T>(ref T location, T value);
+
+    /// <summary>
+    /// Queues <paramref name="item"/> on the thread pool (<see cref="ThreadPool.UnsafeQueueUserWorkItem(IThreadPoolWorkItem, bool)"/>,
+    /// not local): a pooled waiter's wake-up. The test policy runs it inline and wakes the logical thread that waits for it.
+    /// </summary>
+    static abstract void QueueWorkItem(IThreadPoolWorkItem item);
+
+    /// <summary>
+    /// Whether the planted fault <paramref name="fault"/> is active: false in production (a constant, so the JIT drops
+    /// the faulty branch from the production specialisation); a controlled test turns it on to show its checker finds it.
+    /// </summary>
+    static abstract bool IsPlanted(PlantedFault fault);
 }

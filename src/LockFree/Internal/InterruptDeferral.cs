@@ -30,7 +30,31 @@ internal static class InterruptDeferral
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static LockScope LockContended(object gate)
+    private static LockScope LockContended(object gate) => new(gate, EnterContended(gate));
+
+    /// <summary>
+    /// As <see cref="Lock"/> without the scope: takes <paramref name="gate"/>'s monitor and returns whether an interrupt
+    /// was deferred, to be handed to <see cref="Exit"/> (the atomics seam's lock, <see cref="IAtomics.EnterLock"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Enter(object gate)
+    {
+        bool taken = false;
+        Monitor.TryEnter(gate, ref taken); // never blocks, so never throws an interrupt
+        return !taken && EnterContended(gate);
+    }
+
+    /// <summary>Releases <paramref name="gate"/>'s monitor taken by <see cref="Enter"/>, then delivers a deferred interrupt.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Exit(object gate, bool interrupted)
+    {
+        Monitor.Exit(gate);
+        Redeliver(interrupted);
+    }
+
+    /// <summary>Blocks for the monitor; whether an interrupt was deferred meanwhile.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool EnterContended(object gate)
     {
         bool interrupted = false;
         while (true)
@@ -39,7 +63,7 @@ internal static class InterruptDeferral
             try
             {
                 Monitor.Enter(gate, ref taken);
-                return new LockScope(gate, interrupted);
+                return interrupted;
             }
             catch (ThreadInterruptedException) when (!taken)
             {

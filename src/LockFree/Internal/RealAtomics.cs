@@ -71,4 +71,28 @@ internal readonly struct RealAtomics : IAtomics
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Pause(int iterations) => Thread.SpinWait(iterations);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool EnterLock(object gate) => InterruptDeferral.Enter(gate);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ExitLock(object gate, bool interrupted) => InterruptDeferral.Exit(gate, interrupted);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadGuarded<T>(ref T location) => location;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreGuarded<T>(ref T location, T value) => location = value;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void QueueWorkItem(IThreadPoolWorkItem item) => ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsPlanted(PlantedFault fault) => false;
 }

@@ -1,3 +1,4 @@
+using LockFree.Internal;
 using System.Text;
 
 namespace LockFree.Tests.Concurrency.Scheduling;
@@ -118,6 +119,8 @@ internal sealed class ControlledScheduler
     internal StoreBuffers? Buffers { get; }
 
     internal PlantedBug Bugs => _options.Bugs;
+
+    internal PlantedFault Faults => _options.Faults;
 
     internal long Steps => _step;
 

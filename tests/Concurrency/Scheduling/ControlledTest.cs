@@ -1,3 +1,4 @@
+using LockFree.Internal;
 using System.Diagnostics;
 using System.Text;
 
@@ -44,6 +45,9 @@ public sealed record ExploreOptions
 
     /// <summary>Bugs to inject through <see cref="TestAtomics"/>. Default none.</summary>
     public PlantedBug Bugs { get; init; }
+
+    /// <summary>Faults to plant in the real code through <see cref="TestAtomics.IsPlanted"/> (the waiter list's). Default none.</summary>
+    internal PlantedFault Faults { get; init; }
 
     /// <summary>How long a thread may go without reaching a scheduling point before the run is declared hung. Default 10 s.</summary>
     public TimeSpan HangTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -165,7 +169,7 @@ public static class ControlledTest
             .Append(", iteration ").Append(iteration).Append(" (").Append(scheduler.Steps).AppendLine(" steps):")
             .Append("  ").Append(failure.GetType().Name).Append(": ").AppendLine(failure.Message)
             .Append("  replay: ControlledTest.Replay(").Append(replay).Append(", <same setup, threads, check>, options with Name = \"")
-            .Append(options.Name).Append("\", Bugs = ").Append(options.Bugs).AppendLine(")")
+            .Append(options.Name).Append("\", Bugs = ").Append(options.Bugs).Append(", Faults = ").Append(options.Faults).AppendLine(")")
             .AppendLine("  trace tail:")
             .Append(scheduler.TraceTail());
         return new ScheduleFailureException(sb.ToString(), failure, iteration, replay);

@@ -300,6 +300,133 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.SchedulingPoint("Pause");
     }
 
+    /// <summary>
+    /// A lock the scheduler controls: a scheduling point, then the lock is taken, or the thread blocks until its owner
+    /// releases it (a deadlock among lock holders is reported as one). Reentrant, as the monitor. Happens-before: a
+    /// release on the lock's own location, acquired by the next owner. Outside a controlled run: the monitor.
+    /// </summary>
+    public static bool EnterLock(object gate)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return InterruptDeferral.Enter(gate);
+        }
+
+        s.SchedulingPoint("EnterLock");
+        int me = ControlledScheduler.CurrentThread;
+        ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
+        while (state.Owner != 0 && state.Owner != me)
+        {
+            s.Block(state); // checked and blocked on in one step: the release wakes us
+        }
+
+        state.Owner = me;
+        state.Depth++;
+        s.Races?.Acquire(me, LockLocation(gate));
+        return false;
+    }
+
+    /// <summary>Releases a lock taken by <see cref="EnterLock"/> (not a scheduling point: the owner's next access is one).</summary>
+    public static void ExitLock(object gate, bool interrupted)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            InterruptDeferral.Exit(gate, interrupted);
+            return;
+        }
+
+        int me = ControlledScheduler.CurrentThread;
+        ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
+        if (state.Owner != me)
+        {
+            throw new SynchronizationLockException($"T{me} releases a lock held by T{state.Owner}.");
+        }
+
+        s.Races?.Release(me, LockLocation(gate));
+        if (--state.Depth == 0)
+        {
+            state.Owner = 0;
+            s.WakeAll(state);
+        }
+    }
+
+    /// <summary>A plain load of lock-guarded memory: race-checked, not a scheduling point (see <see cref="IAtomics.LoadGuarded"/>).</summary>
+    public static T LoadGuarded<T>(ref T location)
+    {
+        var s = ControlledScheduler.Current;
+        if (s?.Races is { } r && r.PlainRead(ControlledScheduler.CurrentThread, Address(ref location), "LoadGuarded") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        return location;
+    }
+
+    /// <summary>A plain store to lock-guarded memory: race-checked, not a scheduling point.</summary>
+    public static void StoreGuarded<T>(ref T location, T value)
+    {
+        var s = ControlledScheduler.Current;
+        if (s?.Races is { } r && r.PlainWrite(ControlledScheduler.CurrentThread, Address(ref location), "StoreGuarded") is { } race)
+        {
+            Raise(s, race);
+        }
+
+        location = value;
+    }
+
+    /// <summary>
+    /// Under a controlled run: a scheduling point, then <paramref name="item"/> runs inline (a pooled waiter's wake-up:
+    /// it completes the waiter's value-task source) and every logical thread blocked on it is woken (see
+    /// <see cref="BlockUntil"/>). Outside one: the thread pool.
+    /// </summary>
+    public static void QueueWorkItem(IThreadPoolWorkItem item)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+            return;
+        }
+
+        s.SchedulingPoint("QueueWorkItem");
+        item.Execute();
+        s.WakeAll(item); // no scheduling point since Execute's last access: a thread that checked and blocked is woken
+    }
+
+    /// <summary>Whether <paramref name="fault"/> is planted in the current controlled run (<see cref="ExploreOptions.Faults"/>).</summary>
+    public static bool IsPlanted(PlantedFault fault) => ControlledScheduler.Current is { } s && (s.Faults & fault) != 0;
+
+    /// <summary>
+    /// Test side of <see cref="QueueWorkItem"/>: blocks the running logical thread on <paramref name="item"/> until
+    /// <paramref name="done"/> holds. The condition is read outside the simulated memory and blocked on in one step, so a
+    /// wake-up between the two cannot be missed; a wake-up that never comes is reported as a deadlock.
+    /// </summary>
+    public static void BlockUntil(object item, Func<bool> done)
+    {
+        var s = ControlledScheduler.Current ?? throw new InvalidOperationException("BlockUntil works only inside a controlled run.");
+        s.SchedulingPoint("BlockUntil");
+        while (!done())
+        {
+            s.Block(item);
+        }
+    }
+
+    private static readonly ConditionalWeakTable<object, ControlledLock> Locks = new();
+
+    /// <summary>A lock's location for the race detector: a negative number, never the address of a real location.</summary>
+    private static nint LockLocation(object gate) => (nint)(-1L - RuntimeHelpers.GetHashCode(gate));
+
+    /// <summary>The owner (0: free) and depth of one controlled lock.</summary>
+    private sealed class ControlledLock
+    {
+        public int Owner;
+        public int Depth;
+
+        public override string ToString() => $"lock (owner T{Owner})";
+    }
+
     private static void Release(ControlledScheduler s, nint address)
     {
         if (s.Races is not { } r)

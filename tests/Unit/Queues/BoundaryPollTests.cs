@@ -287,6 +287,18 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static T LoadSpeculative<T>(ref T location) => RealAtomics.LoadSpeculative(ref location);
 
+    public static bool EnterLock(object gate) => RealAtomics.EnterLock(gate);
+
+    public static void ExitLock(object gate, bool interrupted) => RealAtomics.ExitLock(gate, interrupted);
+
+    public static T LoadGuarded<T>(ref T location) => RealAtomics.LoadGuarded(ref location);
+
+    public static void StoreGuarded<T>(ref T location, T value) => RealAtomics.StoreGuarded(ref location, value);
+
+    public static void QueueWorkItem(IThreadPoolWorkItem item) => RealAtomics.QueueWorkItem(item);
+
+    public static bool IsPlanted(PlantedFault fault) => false;
+
     public static void FullFence() => RealAtomics.FullFence();
 
     public static void ProcessWideBarrier() => RealAtomics.ProcessWideBarrier();

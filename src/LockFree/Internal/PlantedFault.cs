@@ -1,0 +1,31 @@
+namespace LockFree.Internal;
+
+/// <summary>
+/// Faults a controlled-scheduler test can plant in the real code through <see cref="IAtomics.IsPlanted"/>, to show
+/// that its checker finds them (tests/Concurrency/Backpressure/WaiterListTests.cs). Production never sees them:
+/// <see cref="RealAtomics.IsPlanted"/> is the constant false, so the faulty branches are not in its specialisation.
+/// </summary>
+[Flags]
+internal enum PlantedFault
+{
+    /// <summary>The code as written.</summary>
+    None = 0,
+
+    /// <summary>WaiterList.FinishAll pops at most the gate's count of waiters (the code before session 8), not every ticket linked when it starts.</summary>
+    FinishAllBoundedByCount = 1,
+
+    /// <summary>WaiterList.SignalOne stops at the first waiter it pops even when that wait had already ended (cancelled, timed out): the signal is swallowed.</summary>
+    SignalOneStopsAtEnded = 2,
+
+    /// <summary>WaiterList.SignalOne counts a probe it woke as the one wake-up: the signal is spent on a wait that takes nothing.</summary>
+    SignalOneSpentOnProbe = 4,
+
+    /// <summary>WaiterList.Abandon does not pass on a signal that reached a waiter whose recheck succeeded.</summary>
+    AbandonDropsPassOn = 8,
+
+    /// <summary>Waiter.Detach returns the waiter to its pool when its wheel timer fired, while the callback may still hold it (no reference count).</summary>
+    DetachIgnoresTimerRef = 16,
+
+    /// <summary>WaiterList.SignalOne wakes the newest linked waiter instead of the oldest (not FIFO).</summary>
+    SignalOneNewestFirst = 32,
+}
