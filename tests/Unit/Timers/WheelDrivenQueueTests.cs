@@ -337,9 +337,19 @@ public sealed class WheelDrivenQueueTests
         _time.Advance(Visibility, fireTimers: false); // due, but the wheel is not advanced: the expiry waits on it
         wheel.Dispose(); // the wake-up fires off the wheel: the message expires into the full dead-letter queue
 
+        // Wait for the handler, not the counter: the counter is raised before the handler runs (on the thread pool),
+        // so a check of the list right after the counter turned 1 raced with the handler (seen failing under load).
         DateTime deadline = DateTime.UtcNow + Generous;
-        while (queue.FailedCallbackCount == 0)
+        while (true)
         {
+            lock (failures)
+            {
+                if (failures.Count > 0)
+                {
+                    break;
+                }
+            }
+
             Assert.True(DateTime.UtcNow < deadline, "the expiry's failure was not reported");
             await Task.Delay(5);
         }
@@ -348,6 +358,8 @@ public sealed class WheelDrivenQueueTests
         {
             Assert.Equal("drop callback", Assert.Single(failures).Message);
         }
+
+        Assert.Equal(1, queue.FailedCallbackCount);
 
         Assert.Equal(0, queue.InFlightCount);
         Assert.Equal(0, wheel.FailedCallbackCount); // the queue's failure, reported once, by the queue
