@@ -47,6 +47,22 @@ public sealed class RetryBudgetCoarseClockTests
         Assert.True(granted <= (long)perSecond * (Seconds + 1), $"granted {granted} > bound {(long)perSecond * (Seconds + 1)}");
     }
 
+    [Fact]
+    public void TryAcquireRetry_MaxBurstZero_RatioGrantsNothingOnlyTheReserve()
+    {
+        // As documented on RetryBudgetOptions.MaxBurst: a retry spends a whole unit, and credit is capped at 0.
+        var clock = new ScaledClock(1_000);
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 10, MaxBurst = 0, MinRetriesPerSecond = 2, TimeProvider = clock });
+        for (int i = 0; i < 1_000; i++)
+        {
+            budget.RecordCall();
+        }
+
+        Assert.True(budget.TryAcquireRetry());
+        Assert.True(budget.TryAcquireRetry());
+        Assert.False(budget.TryAcquireRetry()); // the reserve's burst is spent; the ratio bucket holds nothing
+    }
+
     /// <summary>A clock of any frequency, moved by hand.</summary>
     private sealed class ScaledClock(long frequency) : TimeProvider
     {
