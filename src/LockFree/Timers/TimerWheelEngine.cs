@@ -133,6 +133,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _cancelled;          // cancellations the driver has reclaimed (counted at the drain, off the Cancel path)
     private long _latenessTotalBits;  // a double's bits: sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps (a long overflowed: ~10^13 timers 1 ms late at 1 ns per timestamp)
     private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
+    private long _timedFired;         // fired timers whose batch's lateness reading succeeded: the average's denominator
 
     public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null, int laneRingSize = Lane.DefaultRingSize)
     {
@@ -204,7 +205,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     {
         get
         {
-            long fired = Interlocked.Read(ref _fired);
+            long fired = Interlocked.Read(ref _timedFired);
             return fired == 0 ? TimeSpan.Zero : TimestampsToTimeSpan((long)(BitConverter.Int64BitsToDouble(Interlocked.Read(ref _latenessTotalBits)) / fired));
         }
     }
