@@ -36,4 +36,27 @@ public sealed class RetryWheelWaitTests
         Assert.Equal(1, wheel.FiredCount);
         Assert.Equal(2, await run.WaitAsync(Generous));
     }
+
+    [Fact]
+    public async Task ExecuteAsync_OnAWheelWhoseClockIsAboutToWrap_WaitNeverEarly()
+    {
+        // The absolute due time would pass long.MaxValue (a legal clock: only differences mean anything). The wheel
+        // copes with the wrap in its own arithmetic; the wait must not turn into a due time "in the past".
+        var clock = Timers.ClockOriginTests.ShiftedClock.Reading(long.MaxValue - TimeSpan.FromMilliseconds(50).Ticks);
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = TimeSpan.FromMilliseconds(100), Jitter = RetryJitter.None, TimeProvider = clock, TimerWheel = wheel });
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls)).AsTask();
+
+        wheel.Advance();
+        Assert.Equal(0, wheel.FiredCount);
+        clock.Inner.Advance(TimeSpan.FromMilliseconds(99)); // past the wrap now
+        wheel.Advance();
+        Assert.Equal(0, wheel.FiredCount);
+
+        clock.Inner.Advance(TimeSpan.FromMilliseconds(3)); // at most a tick or two late
+        wheel.Advance();
+        Assert.Equal(1, wheel.FiredCount);
+        Assert.Equal(2, await run.WaitAsync(Generous));
+    }
 }
