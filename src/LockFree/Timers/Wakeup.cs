@@ -145,8 +145,13 @@ internal static class Wakeups
             // At the absolute due time on the clock (the wheel reads the same one): never early however the wheel is
             // driven. The relative Schedule counts from the wheel's last advance, so on a manually driven wheel last
             // advanced long before this wait it fired at the next advance, early by that gap (review, 2026-11-23).
+            // A clock about to pass long.MaxValue (only differences of timestamps mean anything) would wrap the due time
+            // into the past: then the relative Schedule, whose tick arithmetic copes with the wrap.
             long dueIn = (long)Math.Ceiling(delay.Ticks * (fallback.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
-            _handle = wheel.ScheduleAt(_start + dueIn, static state => ((WheelDelay)state!).Fire(), this);
+            long due = unchecked(_start + dueIn);
+            _handle = due >= _start
+                ? wheel.ScheduleAt(due, static state => ((WheelDelay)state!).Fire(), this)
+                : wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
             if (cancellationToken.CanBeCanceled)
             {
                 _registration = cancellationToken.UnsafeRegister(static (state, token) => ((WheelDelay)state!).Cancel(token), this);
