@@ -12,7 +12,8 @@ namespace LockFree.Tests.Unit.Retry;
 /// model: ready messages by due time then arrival, in-flight messages with deadline = receive time + visibility
 /// timeout, expired ones moved back (due at the expiry, in receive order) or dead-lettered past MaxDeliveries, stale
 /// deliveries refused, the bound on ready + in flight, and every counter. A planted bug (acks of the newest delivery
-/// refused) must be falsified. Half the scenarios time out on a timer wheel instead of a provider timer.
+/// refused) must be falsified. Half the scenarios time out on a timer wheel instead of a provider timer; the clock
+/// starts at one of four origins (negative included).
 /// </summary>
 public sealed class AckQueueModelPropertyTests
 {
@@ -39,9 +40,9 @@ public sealed class AckQueueModelPropertyTests
         public override string ToString() => $"{Kind}({Millis},{Pick})";
     }
 
-    public sealed record Scenario(int Capacity, int MaxDeliveries, bool Drop, bool Wheel, Op[] Ops)
+    public sealed record Scenario(int Capacity, int MaxDeliveries, bool Drop, bool Wheel, long Origin, Op[] Ops)
     {
-        public override string ToString() => $"capacity {Capacity}, max {MaxDeliveries}, drop {Drop}, wheel {Wheel}: [{string.Join(", ", Ops)}]";
+        public override string ToString() => $"capacity {Capacity}, max {MaxDeliveries}, drop {Drop}, wheel {Wheel}, origin {Origin}: [{string.Join(", ", Ops)}]";
     }
 
     /// <summary>The ack under test behind a seam, so a planted-bug variant can stand in.</summary>
@@ -88,9 +89,10 @@ public sealed class AckQueueModelPropertyTests
             from max in Gen.Elements(0, 1, 2, 3)
             from drop in Gen.Elements(false, true)
             from wheel in Gen.Elements(false, true)
+            from origin in Gen.Elements(TimeSpan.FromDays(1).Ticks, -TimeSpan.FromDays(1).Ticks, 0L, long.MaxValue / 4)
             from length in Gen.Choose(0, 100)
             from ops in Gen.ArrayOf(op, length)
-            select new Scenario(capacity, max, drop, wheel, ops);
+            select new Scenario(capacity, max, drop, wheel, origin, ops);
         return Arb.From(scenario, s => Shrinking.Shorter(s.Ops).Select(ops => s with { Ops = ops }));
     }
 
@@ -100,14 +102,15 @@ public sealed class AckQueueModelPropertyTests
 
     private static string? FirstMismatch(AckFunc ack, Scenario scenario)
     {
-        var time = new ManualTimeProvider();
-        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), time); // deadlines fall on its ticks: no lateness
-        using var deadLetters = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 1000, TimeProvider = time });
+        var time = new ManualTimeProvider(); // moved by the test; the queue reads it through a shift (any origin)
+        TimeProvider clock = new Timers.ClockOriginTests.ShiftedClock(time, unchecked(scenario.Origin - time.GetTimestamp()));
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock); // deadlines fall on its ticks: no lateness
+        using var deadLetters = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 1000, TimeProvider = clock });
         using var queue = new AckQueue<int>(new AckQueueOptions<int>
         {
             Capacity = scenario.Capacity,
             VisibilityTimeout = Visibility,
-            TimeProvider = time,
+            TimeProvider = clock,
             MaxDeliveries = scenario.MaxDeliveries,
             DeadLetters = deadLetters,
             FullMode = scenario.Drop ? OverflowPolicy.DropIncoming : OverflowPolicy.Reject,
