@@ -11,9 +11,12 @@ namespace LockFree;
 // loop is one read). TryAcquire spends 10^6 with a CAS loop that never takes it below zero.
 //
 // Reserve: a generic cell rate algorithm (GCRA) over one long, _reserveTat (theoretical arrival time, in
-// timestamps): a retry is allowed when max(tat, now) + interval - now <= one second, and moves tat by one
-// interval (1 / MinRetriesPerSecond). One CAS, no separate refill timestamp, so there is no torn update. It starts
-// with a full second's burst. The clock is read only when the ratio bucket is empty (the overload path).
+// timestamps): a retry is allowed when max(tat, now) + interval - now <= MinRetriesPerSecond intervals, and moves
+// tat by one interval (1 / MinRetriesPerSecond, rounded UP to whole timestamps: rounded down, a clock whose
+// frequency is no multiple of the rate granted more than the rate, e.g. 1,000/s for 600/s on a 1 kHz clock, which
+// broke the bound below). So the burst is exactly MinRetriesPerSecond and the sustained rate at most that. One
+// CAS, no separate refill timestamp, so there is no torn update. It starts with a full burst. The clock is read
+// only when the ratio bucket is empty (the overload path).
 //
 // Bound (the property the tests check): over any interval of length T with C calls, the granted retries are at
 // most RetryRatio*C + MaxBurst + MinRetriesPerSecond*(T + 1 s).
@@ -34,7 +37,7 @@ public sealed class RetryBudget
     private readonly long _deposit;
     private readonly long _maxCredit;
     private readonly long _interval;  // timestamps between reserve retries
-    private readonly long _tolerance; // timestamps of burst the reserve allows (one second, less one interval)
+    private readonly long _tolerance; // timestamps of burst the reserve allows (MinRetriesPerSecond - 1 intervals: about a second)
     private readonly TimeProvider _time;
 
     private long _credit;
@@ -73,8 +76,8 @@ public sealed class RetryBudget
         if (_minPerSecond > 0)
         {
             long second = _time.TimestampFrequency;
-            _interval = Math.Max(1, second / _minPerSecond);
-            _tolerance = second - _interval;
+            _interval = Math.Max(1, (second + _minPerSecond - 1) / _minPerSecond); // ceiling: never more than the rate
+            _tolerance = (_minPerSecond - 1) * _interval;                         // a burst of exactly the rate
         }
     }
 

@@ -18,7 +18,9 @@ public sealed class RetryBudgetOptions
 
     /// <summary>
     /// The most unspent credit the call deposits accumulate, in retries, so a long healthy period cannot fund an
-    /// unbounded storm later. Default 100. In [0, 1_000_000].
+    /// unbounded storm later. Default 100. In [0, 1_000_000]. A retry spends one whole unit of credit, so below 1 (that
+    /// is, 0) the deposits never add up to a retry: <see cref="RetryRatio"/> then grants nothing and only the
+    /// <see cref="MinRetriesPerSecond"/> reserve does.
     /// </summary>
     public int MaxBurst { get; init; } = 100;
 

@@ -46,7 +46,8 @@ public sealed class RetryPolicyOptions
     /// When set, <see cref="RetryPolicy.ExecuteAsync{TResult}(Func{CancellationToken, ValueTask{TResult}}, CancellationToken)"/>
     /// waits out each backoff on this wheel (one pooled timer node; the wheel's driver must run, or its owner must
     /// call <see cref="HierarchicalTimerWheel.Advance"/>) instead of a <see cref="TimeProvider"/> timer: cheaper when
-    /// many calls retry at once, and precise to the wheel's tick (never early, at most about two ticks late). A wait
+    /// many calls retry at once, and precise to the wheel's tick (scheduled at the absolute due time on
+    /// <see cref="TimeProvider"/>: never early, however the wheel is driven; at most one tick late plus the driving latency). A wait
     /// costs one task allocation; the success path none. A wheel that refuses the timer (disposed, or holding its
     /// <see cref="HierarchicalTimerWheel.MaxTimers"/>) does not fail the call: that wait falls back to a
     /// <see cref="TimeProvider"/> timer; a wait pending when the wheel is disposed finishes on a

@@ -402,7 +402,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
         catch (Exception)
         {
-            Release(1);
+            // The unit is room again, so a writer parked meanwhile (it found the queue full while this enqueue held
+            // the unit) is woken as a take would wake it; before the review of 2026-11-23 the unit came back without
+            // a signal and that writer stayed parked beside an empty queue.
+            ReturnUnit();
             throw;
         }
 
@@ -487,7 +490,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     }
 
     /// <summary>After a successful take: returns the unit of count, wakes a writer waiting for room, finishes a drained completed queue.</summary>
-    private void AfterTake()
+    private void AfterTake() => ReturnUnit();
+
+    /// <summary>Returns one unit of count (room): wakes a writer waiting for room, finishes a drained completed queue.</summary>
+    private void ReturnUnit()
     {
         Release(1);
         if (FullMode == OverflowPolicy.Wait && _writers.HasWaiters) // only the Wait policy parks writers

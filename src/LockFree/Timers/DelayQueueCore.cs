@@ -64,7 +64,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     private long _count;                   // reserved + queued items, in [0, capacity]
     private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty; MinValue: a drain is moving items in)
     private long _sequence;                // arrival order; under the lock
-    private long _knownNow;                // the latest clock reading known to have happened; under the lock
+    private long _knownNow = long.MinValue; // the latest clock reading known to have happened (MinValue: none yet; timestamps may be negative); under the lock
     private long _dequeued;                // written under the lock, read as a snapshot
     private long _evicted;                 // written under the lock, read as a snapshot
 

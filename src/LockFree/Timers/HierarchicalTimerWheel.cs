@@ -149,11 +149,12 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// <summary>
     /// How late the most recently fired timer ran: the clock when its firing batch began minus the start of its due
     /// tick (zero before any fired). Includes the wheel's own rounding (up to one tick) and how late it was driven;
-    /// a timer scheduled at a time already past counts from that time. One clock reading per fired batch.
+    /// a timer scheduled at a time already past counts from that time. One clock reading per fired batch; a batch
+    /// whose reading threw (<see cref="ClockFailureCount"/>) leaves it unchanged.
     /// </summary>
     public TimeSpan LastLateness => _engine.LastLateness;
 
-    /// <summary>The mean of that lateness over every fired timer (zero before any fired).</summary>
+    /// <summary>The mean of that lateness over every fired timer whose batch's reading succeeded (zero before any fired).</summary>
     public TimeSpan AverageLateness => _engine.AverageLateness;
 
     /// <summary>Advances made by the built-in driver thread so far (it sleeps until the next expiry, so this grows with expiries and cascades, not with time).</summary>

@@ -333,8 +333,19 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             index = next;
         }
 
-        AddLateness(latenessTotal);
-        Interlocked.Exchange(ref _lastLateness, lateness);
+        if (timed)
+        {
+            AddLateness(latenessTotal);
+            Interlocked.Exchange(ref _lastLateness, lateness);
+        }
+        else
+        {
+            // A batch whose reading failed is left out of both lateness metrics (its lateness is unknown; before the
+            // review of 2026-11-23 it counted as zero: "on time"), so the average is over the timed timers only. Counted
+            // on this rare path, so a normal batch pays nothing more.
+            Interlocked.Add(ref _untimedFired, count);
+        }
+
         Interlocked.Add(ref _fired, count);
         return count;
     }

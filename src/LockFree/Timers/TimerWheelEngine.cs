@@ -133,6 +133,7 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _cancelled;          // cancellations the driver has reclaimed (counted at the drain, off the Cancel path)
     private long _latenessTotalBits;  // a double's bits: sum over fired timers of (firing batch's clock reading - due tick's start), in timestamps (a long overflowed: ~10^13 timers 1 ms late at 1 ns per timestamp)
     private long _lastLateness;       // that lateness for the most recently fired timer, in timestamps
+    private long _untimedFired;       // fired timers whose batch's lateness reading threw: left out of the average
 
     public TimerWheelEngine(TimeSpan tickDuration, TimeProvider? timeProvider, int maxTimers, object? owner = null, int laneRingSize = Lane.DefaultRingSize)
     {
@@ -204,8 +205,8 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     {
         get
         {
-            long fired = Interlocked.Read(ref _fired);
-            return fired == 0 ? TimeSpan.Zero : TimestampsToTimeSpan((long)(BitConverter.Int64BitsToDouble(Interlocked.Read(ref _latenessTotalBits)) / fired));
+            long fired = Interlocked.Read(ref _fired) - Interlocked.Read(ref _untimedFired); // two snapshots: a racing failed batch can make it briefly low
+            return fired <= 0 ? TimeSpan.Zero : TimestampsToTimeSpan((long)(BitConverter.Int64BitsToDouble(Interlocked.Read(ref _latenessTotalBits)) / fired));
         }
     }
 

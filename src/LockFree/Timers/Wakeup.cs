@@ -87,7 +87,8 @@ internal static class Wakeups
         delay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(delay, time, cancellationToken);
 
     /// <summary>
-    /// Completes after <paramref name="delay"/> on <paramref name="wheel"/> (a timer on the wheel; its callback runs on
+    /// Completes after <paramref name="delay"/> on <paramref name="wheel"/> (a timer on the wheel at the absolute due time
+    /// <paramref name="delay"/> after this call on <paramref name="fallback"/>'s clock, which the wheel must read; its callback runs on
     /// the wheel's driving thread and only completes the task, whose continuations run asynchronously) without
     /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer. A wheel
     /// that refuses the timer (disposed, full, or the delay beyond its MaxDueIn) does not fail the wait: it falls back
@@ -140,7 +141,17 @@ internal static class Wakeups
             _token = cancellationToken; // plain, like _start and _delay: published to OnWheelDisposed by Schedule's release
             _delay = delay;
             _start = fallback.GetTimestamp();
-            _handle = wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
+
+            // At the absolute due time on the clock (the wheel reads the same one): never early however the wheel is
+            // driven. The relative Schedule counts from the wheel's last advance, so on a manually driven wheel last
+            // advanced long before this wait it fired at the next advance, early by that gap (review, 2026-11-23).
+            // A clock about to pass long.MaxValue (only differences of timestamps mean anything) would wrap the due time
+            // into the past: then the relative Schedule, whose tick arithmetic copes with the wrap.
+            long dueIn = (long)Math.Ceiling(delay.Ticks * (fallback.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
+            long due = unchecked(_start + dueIn);
+            _handle = due >= _start
+                ? wheel.ScheduleAt(due, static state => ((WheelDelay)state!).Fire(), this)
+                : wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
             if (cancellationToken.CanBeCanceled)
             {
                 _registration = cancellationToken.UnsafeRegister(static (state, token) => ((WheelDelay)state!).Cancel(token), this);

@@ -93,5 +93,46 @@ public sealed class DelayQueueClockFailureTests
         Assert.Equal(2, await reader.AsTask().WaitAsync(Generous));
     }
 
+    [Fact]
+    public async Task EnqueueAsync_WriterParksWhileAFailingEnqueueHoldsTheRoom_WokenWhenTheRoomIsReturned()
+    {
+        // Review, 2026-11-23. Wait policy, capacity 1, empty. An enqueue reserves the only unit, then its clock reading
+        // throws; while it holds the unit, a writer finds the queue full and parks. The failed enqueue returns the unit:
+        // that is room, and the parked writer must hear of it (as it does when a reader takes an item). Before, the
+        // unit was returned without a signal: the writer stayed parked beside an empty queue for good.
+        var manual = new ManualTimeProvider();
+        DelayQueue<int>? queue = null;
+        ValueTask<WriteResult> writer = default;
+        var clock = new HookedReadingClock(manual, () =>
+        {
+            writer = queue!.EnqueueAsync(2, TimeSpan.Zero); // full: the failing enqueue holds the unit; parks
+            Assert.False(writer.IsCompleted);
+            throw new InvalidOperationException("clock failed");
+        });
+        using (queue = new DelayQueue<int>(1, new DelayQueueOptions<int> { TimeProvider = clock, FullMode = OverflowPolicy.Wait }))
+        {
+            Assert.Throws<InvalidOperationException>(() => queue.TryEnqueue(1, TimeSpan.Zero));
+
+            Assert.Equal(WriteOutcome.Accepted, (await writer.AsTask().WaitAsync(TimeSpan.FromSeconds(10))).Outcome);
+            Assert.True(queue.TryDequeue(out int item));
+            Assert.Equal(2, item);
+        }
+    }
+
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
+
+    /// <summary>A manual clock whose next reading runs a hook instead (once): the hook may act, then throw.</summary>
+    private sealed class HookedReadingClock(ManualTimeProvider inner, Func<long> hook) : TimeProvider
+    {
+        private int _armed = 1;
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp() => Interlocked.Exchange(ref _armed, 0) == 1 ? hook() : inner.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(callback, state, dueTime, period);
+    }
 }
