@@ -23,13 +23,20 @@ internal static class SharedTimerWheel
     /// started (counted in <see cref="DriverStartFailures"/>, retried on a use at least a second later): the caller
     /// then arms a <see cref="TimeProvider"/> timer, which fires without the wheel.
     /// </summary>
-    public static HierarchicalTimerWheel? Driven => s_source.TryGet();
+    public static HierarchicalTimerWheel? Driven => s_source.TryGet() ?? NoDriver();
 
     /// <summary>Failed starts of the shared wheel's driver thread so far (each one a period of per-wait timers instead).</summary>
     public static long DriverStartFailures => s_source.StartFailures;
 
     /// <summary>The exception of the last failed start of the driver thread, or null.</summary>
     public static Exception? LastDriverStartFailure => s_source.LastStartFailure;
+
+    /// <summary>The driver is not running: make sure the failure counter is published (lockfree.timer.shared.driver_start_failures).</summary>
+    private static HierarchicalTimerWheel? NoDriver()
+    {
+        TimerWheelMetrics.EnsureInstruments();
+        return null;
+    }
 
     /// <summary>
     /// Schedules <paramref name="callback"/> on <paramref name="wheel"/> (this class's, or a test's) after

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
 using LockFree.Timers;
@@ -108,5 +109,24 @@ public sealed class SharedTimerWheelDriverFailureTests
         Assert.True(wheel.IsDriverRunning);
         Assert.Same(wheel, SharedTimerWheel.Driven);
         Assert.Equal(0, SharedTimerWheel.DriverStartFailures);
+    }
+
+    [Fact]
+    public void Metrics_SharedDriverStartFailures_ReportsTheCount()
+    {
+        long? seen = null;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == TimerWheelMetrics.MeterName && instrument.Name == "lockfree.timer.shared.driver_start_failures")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => seen = value);
+        TimerWheelMetrics.EnsureInstruments();
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Equal(SharedTimerWheel.DriverStartFailures, seen);
     }
 }
