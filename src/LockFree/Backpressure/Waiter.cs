@@ -43,6 +43,8 @@ internal enum WaitStatus
 // runs or ran, and the wait's Detach and the callback each drop a reference, the last one returning the waiter to
 // its pool. On any other TimeProvider (a test clock, say) a timed asynchronous wait creates one ITimer with its own
 // TimeoutStamp: the one allocating case, since a timer callback of an earlier wait could otherwise end a later one.
+// So does a wait on TimeProvider.System while the shared wheel's driver thread cannot be started (SharedTimerWheel
+// .Driven is null then, the failure counted and retried a second later): a wheel nothing drives would never fire.
 /// <summary>One pooled waiter of a <see cref="WaiterList{TAtomics}"/>; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>Waiter</c>).</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
 internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
@@ -152,7 +154,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// back (<see cref="TryFinishQuietly"/>, then unlink and return it) or passes on the signal that reached it first.
     /// </summary>
     public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time) =>
-        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Instance : null);
+        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null); // null while its driver cannot start: a per-wait timer
 
     /// <summary>
     /// Arms cancellation and the timeout, an asynchronous wait's timeout on <paramref name="wheel"/> when given (which

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using LockFree.Diagnostics;
+using LockFree.Timers;
 
 namespace LockFree;
 
@@ -14,7 +15,10 @@ namespace LockFree;
 /// last advance), <c>lockfree.timer.fired</c>, <c>lockfree.timer.cancelled</c> (reclaimed by the driver),
 /// <c>lockfree.timer.failed</c> (callbacks that threw), <c>lockfree.timer.clock_failures</c> (the clock threw where no caller saw it), <c>lockfree.timer.dropped</c> (pending at Dispose)
 /// (counters), and <c>lockfree.timer.lateness.last</c> / <c>lockfree.timer.lateness.average</c> (gauges, ms: how
-/// late after its due tick's start a timer's firing batch began).
+/// late after its due tick's start a timer's firing batch began). Untagged, for the library's own shared wheel (the
+/// timeouts of timed asynchronous waits on <see cref="TimeProvider.System"/>):
+/// <c>lockfree.timer.shared.driver_start_failures</c> (counter: its driver thread failed to start; those waits then
+/// use a timer each, and the start is retried a second later).
 /// </summary>
 public static class TimerWheelMetrics
 {
@@ -36,10 +40,16 @@ public static class TimerWheelMetrics
         Meter.CreateObservableCounter("lockfree.timer.clock_failures", () => Observe(w => w.ClockFailureCount), unit: "{failure}", description: "Exceptions of the wheel's TimeProvider on the driver thread or in a batch's lateness reading (the driver retries).");
         Meter.CreateObservableCounter("lockfree.timer.dropped", () => Observe(w => w.DroppedCount), unit: "{timer}", description: "Timers pending when the wheel was disposed.");
         Meter.CreateObservableGauge("lockfree.timer.lateness.last", () => ObserveDouble(w => w.LastLateness.TotalMilliseconds), unit: "ms", description: "How late the most recently fired timer ran.");
+        Meter.CreateObservableCounter("lockfree.timer.shared.driver_start_failures", static () => SharedTimerWheel.DriverStartFailures, unit: "{failure}", description: "Failed starts of the driver thread of the library's shared wheel (the timeouts of timed waits on TimeProvider.System); meanwhile those waits use a timer each.");
         Meter.CreateObservableGauge("lockfree.timer.lateness.average", () => ObserveDouble(w => w.AverageLateness.TotalMilliseconds), unit: "ms", description: "How late fired timers ran on average.");
     }
 
     internal static void Register(HierarchicalTimerWheel wheel) => Sources.Register(wheel);
+
+    /// <summary>Creates the instruments (the static constructor) without registering a wheel: the shared wheel's failure counter must exist once it counts.</summary>
+    internal static void EnsureInstruments()
+    {
+    }
 
     private static List<Measurement<long>> Observe(Func<HierarchicalTimerWheel, long> read) =>
         Sources.Collect<long>(wheel => new Measurement<long>(read(wheel), new KeyValuePair<string, object?>(NameTag, wheel.Name)));

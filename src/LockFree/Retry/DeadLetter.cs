@@ -3,10 +3,10 @@ namespace LockFree;
 /// <summary>A message that failed for good, with what is known about its failure.</summary>
 /// <typeparam name="T">The message type.</typeparam>
 /// <param name="Message">The message.</param>
-/// <param name="SourceName">Where it failed: the queue, stage or consumer name.</param>
-/// <param name="Reason">Why it was dead-lettered, in words (for example the <see cref="RetryStopReason"/>).</param>
+/// <param name="SourceName">Where it failed: the queue, stage or consumer name. Required: <see cref="DeadLetterQueue{T}.TryAdd(DeadLetter{T})"/> refuses null.</param>
+/// <param name="Reason">Why it was dead-lettered, in words (for example the <see cref="RetryStopReason"/>). Required: <see cref="DeadLetterQueue{T}.TryAdd(DeadLetter{T})"/> refuses null.</param>
 /// <param name="Exception">The last failure, if there was one.</param>
-/// <param name="AttemptCount">How many times processing was attempted.</param>
+/// <param name="AttemptCount">How many times processing was attempted: 0 or more (<see cref="DeadLetterQueue{T}.TryAdd(DeadLetter{T})"/> refuses a negative count).</param>
 /// <param name="FirstAttempt">When the first attempt started.</param>
 /// <param name="LastAttempt">When the last attempt started.</param>
 public sealed record DeadLetter<T>(

@@ -82,12 +82,24 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// <summary>The name the metrics are tagged with, or null.</summary>
     public string? Name { get; }
 
-    /// <summary>Adds a dead letter under <see cref="FullMode"/>.</summary>
-    /// <exception cref="ArgumentNullException"><paramref name="deadLetter"/> is null.</exception>
+    /// <summary>
+    /// Adds a dead letter under <see cref="FullMode"/>. Its <see cref="DeadLetter{T}.SourceName"/> and
+    /// <see cref="DeadLetter{T}.Reason"/> are required and its <see cref="DeadLetter{T}.AttemptCount"/> is 0 or more, as
+    /// for <see cref="TryAdd(T, string, string, Exception?, int, DateTimeOffset?, DateTimeOffset?)"/>: a refused one
+    /// leaves the queue as it was.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="deadLetter"/>, its <see cref="DeadLetter{T}.SourceName"/> or its <see cref="DeadLetter{T}.Reason"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The dead letter's <see cref="DeadLetter{T}.AttemptCount"/> is negative.</exception>
     /// <exception cref="ObjectDisposedException">The queue has been disposed.</exception>
     public WriteResult TryAdd(DeadLetter<T> deadLetter)
     {
         ArgumentNullException.ThrowIfNull(deadLetter);
+
+        // The record can be built (or copied with `with`) holding anything: checked here, as the other overload checks
+        // its parts (review, 2026-11-23: a null source or a negative count was held, to fail later in an operator's tool).
+        ArgumentNullException.ThrowIfNull(deadLetter.SourceName, "deadLetter.SourceName");
+        ArgumentNullException.ThrowIfNull(deadLetter.Reason, "deadLetter.Reason");
+        ArgumentOutOfRangeException.ThrowIfNegative(deadLetter.AttemptCount, "deadLetter.AttemptCount");
         if (!TryAddUnlessDisposed(deadLetter, out WriteResult result, out Exception? dropFailure))
         {
             ObjectDisposedException.ThrowIf(true, this); // the caller still holds the refused dead letter

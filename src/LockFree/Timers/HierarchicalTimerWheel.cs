@@ -210,7 +210,9 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// <summary>
     /// Starts the built-in driver: a background thread that advances the wheel, runs the callbacks, and sleeps
     /// (through a timer of the <see cref="TimeProvider"/>) until the next expiry or cascade, woken early when an
-    /// earlier timer is scheduled. Stopped by <see cref="Dispose"/>.
+    /// earlier timer is scheduled. Stopped by <see cref="Dispose"/>. When the thread cannot be created or started
+    /// (<see cref="OutOfMemoryException"/>, <see cref="ThreadStartException"/>), that exception propagates and the
+    /// wheel is left as it was: still driven by <see cref="Advance"/>, and this method may be called again.
     /// </summary>
     /// <exception cref="InvalidOperationException">The driver already runs.</exception>
     /// <exception cref="ObjectDisposedException">The wheel was disposed.</exception>
@@ -223,6 +225,13 @@ public sealed class HierarchicalTimerWheel : IDisposable
     /// hanging. A named wheel keeps reporting its final counts (<see cref="DroppedCount"/> among them) until it is collected.
     /// </summary>
     public void Dispose() => _engine.Dispose();
+
+    /// <summary>Tests: replaces the start of the driver thread, to simulate a thread that fails to start.</summary>
+    internal Action<Thread>? DriverStartForTest
+    {
+        get => _engine.DriverStartForTest;
+        set => _engine.DriverStartForTest = value;
+    }
 
     /// <summary>Counts a failure of a callback the library ran on the wheel's behalf and raises <see cref="CallbackFailed"/>.</summary>
     internal void ReportCallbackFailure(Exception exception) => _engine.ReportCallbackFailure(exception);

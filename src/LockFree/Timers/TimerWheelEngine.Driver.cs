@@ -18,6 +18,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     private long _clockFailures; // the TimeProvider threw on the driver thread or in a batch's lateness reading
     private long _disposeScanned; // 1 once Dispose has scanned the nodes (a Schedule racing Dispose waits for it)
 
+    /// <summary>Tests: replaces <c>thread.UnsafeStart()</c> of the driver thread, to simulate a thread that fails to start.</summary>
+    internal Action<Thread>? DriverStartForTest { get; set; }
+
     /// <summary>How many times the driver thread has advanced the wheel: shows that it sleeps instead of ticking.</summary>
     internal long DriverPasses => Interlocked.Read(ref _driverPasses);
 
@@ -55,9 +58,31 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             // Until the driver's first pass publishes a fresh tick, the published one may be old (construction,
             // or the last manual Advance): Schedule reads the clock meanwhile. The first pass clears the flag.
             SetStale(true);
-            var thread = new Thread(DriverLoop) { IsBackground = true, Name = "LockFree timer wheel" };
-            Volatile.Write(ref _driver, thread);
-            thread.UnsafeStart(); // the default context, as the scheduler's workers
+            try
+            {
+                var thread = new Thread(DriverLoop) { IsBackground = true, Name = "LockFree timer wheel" };
+                Volatile.Write(ref _driver, thread); // release: before the start, so the driver's first pass sees itself published
+                if (DriverStartForTest is { } start)
+                {
+                    start(thread);
+                }
+                else
+                {
+                    thread.UnsafeStart(); // the default context, as the scheduler's workers
+                }
+            }
+            catch
+            {
+                // No thread (OutOfMemoryException, ThreadStartException): undo all of the above, so the wheel is as it
+                // was (manually drivable, its driver startable later) and the caller sees the failure. Before the review
+                // of 2026-11-23 the unstarted thread stayed published: the wheel claimed a driver that did not exist,
+                // refused Advance and StartDriver, never fired, and its Dispose threw joining the unstarted thread.
+                Volatile.Write(ref _driver, null); // release: IsDriverRunning is false again (under _sleepLock: no Dispose in between)
+                SetStale(false);
+                _driverTimer.Dispose();
+                _driverTimer = null;
+                throw;
+            }
         }
     }
 

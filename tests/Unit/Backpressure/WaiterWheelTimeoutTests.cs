@@ -109,12 +109,12 @@ public sealed class WaiterWheelTimeoutTests
     {
         var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1 });
         Assert.True(buffer.TryWrite(1).IsSuccess);
-        long firedBefore = LockFree.Timers.SharedTimerWheel.Instance.FiredCount;
+        long firedBefore = LockFree.Timers.SharedTimerWheel.Driven!.FiredCount;
 
         WriteResult result = await buffer.WriteAsync(2, OverflowPolicy.Wait, TimeSpan.FromMilliseconds(20)).AsTask().WaitAsync(Generous);
 
         Assert.Equal(WriteOutcome.Rejected, result.Outcome);
-        Assert.True(LockFree.Timers.SharedTimerWheel.Instance.FiredCount > firedBefore);
+        Assert.True(LockFree.Timers.SharedTimerWheel.Driven!.FiredCount > firedBefore);
         Assert.True(buffer.TryRead(out int item));
         Assert.Equal(1, item);
         Assert.False(buffer.TryRead(out _)); // the timed-out write left no trace
