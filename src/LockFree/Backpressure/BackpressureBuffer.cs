@@ -514,17 +514,27 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>
     /// A single writer's way out of a write that published nothing (completed, dropped, rejected, or a clock that threw):
     /// clears the mark and, when a completer left the finish to this write (see InWriteMark), finishes the buffer if
-    /// drained. Many writers: nothing to do.
+    /// drained. Many writers: nothing to do, and no call: the test is inlined (before, every rejected or dropped write of
+    /// every buffer, many-writer ones included, called a method that only made this test, since WriteFull is never
+    /// inlined and the JIT did not inline it there).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void LeaveWriteUnpublished()
     {
         if (_singleWriter)
         {
-            _writeMark.Exit(); // release; pairs with the completer's acquire in WriterIdle
-            if ((_afterWrite.Read() & (long)AfterWork.Completed) != 0) // acquire: after the clear (the Dekker load of InWriteMark)
-            {
-                WriterDone();
-            }
+            LeaveSingleWriteUnpublished();
+        }
+    }
+
+    /// <summary>The one writer's part of <see cref="LeaveWriteUnpublished"/>, out of line (kept off the callers' code).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LeaveSingleWriteUnpublished()
+    {
+        _writeMark.Exit(); // release; pairs with the completer's acquire in WriterIdle
+        if ((_afterWrite.Read() & (long)AfterWork.Completed) != 0) // acquire: after the clear (the Dekker load of InWriteMark)
+        {
+            WriterDone();
         }
     }
 

@@ -72,7 +72,12 @@ internal struct InWriteMark<TAtomics> : IInWriteMark
 
     /// <summary>
     /// The completer that found the writer idle, or the writer that saw Completed after a write: no publish can follow.
-    /// A full fence before the caller's drained check.
+    /// A full fence before the caller's drained check. It must stay a locked instruction also when Done is already set: on
+    /// the writer's side it also makes the mark's clear globally visible before the drained check. The process-wide
+    /// barrier reaches each core at its own moment (membarrier), so the head store of a reader that read the Completed
+    /// bit as clear may become visible only after the writer's drained check; then the writer's clear was visible before
+    /// the completer read the mark (the fence), and the completer, reading 0, makes the check itself after its barrier.
+    /// The controlled scheduler drains every store buffer at one instant, so its model cannot show this (review, s9).
     /// </summary>
     public void SetDone() => TAtomics.CompareExchange(ref _words.Cached, 1, 0); // full fence: Done before our drained check; pairs with the fence in IsDone
 
