@@ -6,7 +6,8 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// <summary>
 /// A buffer created with <see cref="BackpressureBufferOptions{T}.TrackItemAge"/> reads the user's clock inside every
 /// write (the item's stamp). A clock that throws there, at a moment when the write holds something (a read's wake-up, a
-/// linked waiter, a slot an eviction freed), must hand that back: a parked writer is never stranded beside free room
+/// linked waiter, a slot an eviction freed), must hand that back: a parked writer is never stranded beside free room.
+/// A full recheck reads the clock for its retry hint even without item ages (the last recheck test)
 /// (helper s9-room, 2026-11-23; the same pattern as DelayQueue's fix 0605441).
 /// </summary>
 public sealed class BackpressureItemAgeClockFailureTests
@@ -57,6 +58,28 @@ public sealed class BackpressureItemAgeClockFailureTests
         using var buffer = Create(clock);
         Assert.True(buffer.TryWrite(1).IsAccepted);
         clock.FailOnceWhen(() => buffer.ReadsAskWriters); // the first reading after the first park's bit: the recheck's stamp
+        ValueTask<WriteResult> failing = buffer.WriteAsync(2);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.AsTask().WaitAsync(Generous));
+        Assert.True(clock.Failed);
+
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks
+        Assert.False(next.IsCompleted);
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+    }
+
+    [Fact]
+    public async Task WriteAsync_RetryHintThrowsInTheRecheckAfterLinking_LeavesNoWaiterBehind()
+    {
+        // Without item ages too: a recheck that finds the buffer full computes the retry hint, which reads the user's
+        // clock (any TimeProvider but the system one). Before, a clock that threw there left the waiter linked, as above.
+        var clock = new PredicateFailingClock(new ManualTimeProvider());
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.Wait, TimeProvider = clock });
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        clock.FailOnceWhen(() => buffer.ReadsAskWriters); // the first reading after the first park's bit: the recheck's hint
         ValueTask<WriteResult> failing = buffer.WriteAsync(2);
         await Assert.ThrowsAsync<InvalidOperationException>(() => failing.AsTask().WaitAsync(Generous));
         Assert.True(clock.Failed);
