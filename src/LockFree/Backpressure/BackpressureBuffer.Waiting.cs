@@ -128,7 +128,7 @@ public sealed partial class BackpressureBuffer<T>
             }
 
             Waiter waiter = ParkWriter(synchronous: true);
-            result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            result = RecheckLinked(item, waiter); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 Abandon(_writers, waiter, forwardSignal: true);
@@ -153,7 +153,7 @@ public sealed partial class BackpressureBuffer<T>
             // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
             if (signaled && Remaining(start, timeout) != TimeSpan.Zero)
             {
-                result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+                result = RetrySignaled(item);
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
                     BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
@@ -390,7 +390,7 @@ public sealed partial class BackpressureBuffer<T>
             }
 
             Waiter waiter = ParkWriter(synchronous: false);
-            WriteResult result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            WriteResult result = RecheckLinked(item, waiter); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 Abandon(_writers, waiter, forwardSignal: true);
@@ -422,7 +422,7 @@ public sealed partial class BackpressureBuffer<T>
             // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
             if (signaled && (timeout == Timeout.InfiniteTimeSpan || ElapsedPassingOn(start, signaled) < timeout))
             {
-                result = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+                result = RetrySignaled(item);
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
                     RecordWaitSince(start);
@@ -431,6 +431,44 @@ public sealed partial class BackpressureBuffer<T>
             }
 
             // Still full, or past the deadline: loop (it turns a passed deadline into a rejection).
+        }
+    }
+
+    /// <summary>
+    /// A waiting writer's attempt right after it linked its waiter (the recheck after the handshake). With item ages the
+    /// attempt reads the user's clock (the stamp); when that throws, the waiter is taken back, passing on a read's signal
+    /// that reached it, before the exception leaves. Before (review of 2026-11-23), the waiter stayed linked and was never
+    /// awaited: the next read's wake-up was spent on it and the writer parked behind it slept beside a free slot.
+    /// </summary>
+    private WriteResult RecheckLinked(T item, Waiter waiter)
+    {
+        try
+        {
+            return WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+        }
+        catch
+        {
+            Abandon(_writers, waiter, forwardSignal: true);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A writer's attempt after its wait ended with a read's signal. With item ages the attempt reads the user's clock
+    /// (the stamp); when that throws, the signal is passed on before the exception leaves: the room belongs to the next
+    /// parked writer. Before (review of 2026-11-23), the wake-up left with the exception and that writer slept beside the
+    /// free slot.
+    /// </summary>
+    private WriteResult RetrySignaled(T item)
+    {
+        try
+        {
+            return WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
+        }
+        catch
+        {
+            _writers.SignalOne();
+            throw;
         }
     }
 

@@ -592,7 +592,17 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                         CountWriterEvent(ref _evicted);
                         CountWriterEvent(ref _evictionsInFlight, -1); // after the count
                         evictedAny = true;
-                        bool placed = Enqueue(item);
+                        bool placed;
+                        try
+                        {
+                            placed = Enqueue(item); // with item ages this reads the user's clock (the stamp)
+                        }
+                        catch
+                        {
+                            EvictedButNotPlaced(oldest);
+                            throw;
+                        }
+
                         try
                         {
                             if (placed)
@@ -640,6 +650,28 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 }
 
                 return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+        }
+    }
+
+    /// <summary>
+    /// An eviction whose placement threw (with item ages, the user's clock failed in the stamp): the eviction stands, so
+    /// its slot is room again and is handed on as a read's would be (a writer parked for room is woken, a completed buffer
+    /// this eviction drained finishes, the watermarks are checked), and the evicted item is reported. Before (review of
+    /// 2026-11-23), the slot stayed free with the parked writer asleep beside it, and the evicted item was never reported.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EvictedButNotPlaced(T oldest)
+    {
+        try
+        {
+            if (_afterRead.Read() != 0) // acquire: after the eviction's dequeue, as a read's (see AfterRead)
+            {
+                AfterRead(1);
+            }
+        }
+        finally
+        {
+            InvokeItemDropped(oldest, DropReason.Oldest);
         }
     }
 

@@ -65,23 +65,37 @@ public sealed class HierarchicalTokenBucket<TKey, TOperation>
             TokenBucket.ValidateTokens(tokens, _global.Capacity);
         }
 
+        // All or nothing, also when a level's clock throws (its acquire, or a refund's reading): the levels already
+        // charged get their tokens back through RefundOrOwe, which never throws (a refund whose reading fails is owed and
+        // paid by that bucket's pump). Before (review of 2026-11-23), an exception from a later level's acquire, or from a
+        // refund, left the earlier levels charged for a request that was never admitted: their tokens were lost.
         TokenBucket? operationBucket = null;
-        if (_perOperation is not null && !_perOperation.TryAcquire((key, operation), tokens, out retryAfter, out operationBucket))
+        TokenBucket? keyBucket = null;
+        try
         {
-            return false;
-        }
+            if (_perOperation is not null && !_perOperation.TryAcquire((key, operation), tokens, out retryAfter, out operationBucket))
+            {
+                return false;
+            }
 
-        if (!_perKey.TryAcquire(key, tokens, out retryAfter, out TokenBucket? keyBucket))
-        {
-            operationBucket?.Refund(tokens);
-            return false;
-        }
+            if (!_perKey.TryAcquire(key, tokens, out retryAfter, out keyBucket))
+            {
+                operationBucket?.RefundOrOwe(tokens);
+                return false;
+            }
 
-        if (_global is not null && !_global.TryAcquire(tokens, out retryAfter))
+            if (_global is not null && !_global.TryAcquire(tokens, out retryAfter))
+            {
+                keyBucket!.RefundOrOwe(tokens);
+                operationBucket?.RefundOrOwe(tokens);
+                return false;
+            }
+        }
+        catch
         {
-            keyBucket!.Refund(tokens);
-            operationBucket?.Refund(tokens);
-            return false;
+            keyBucket?.RefundOrOwe(tokens); // only the acquires throw here: nothing was refunded yet
+            operationBucket?.RefundOrOwe(tokens);
+            throw;
         }
 
         retryAfter = TimeSpan.Zero;

@@ -157,6 +157,10 @@ public sealed class LeakyBucket : IDisposable
                         _dropped++;
                         return new ValueTask<bool>(false);
                     default:
+                        // Armed before the eviction as well as before the link: a timer that cannot be created or armed
+                        // throws with the queue untouched. Before (review of 2026-11-23), the oldest request was evicted
+                        // first and the newcomer then threw without entering: a queued request dropped for nothing.
+                        ArmLocked(now);
                         if (_queue.FinishOldest(WaitStatus.TimedOut))
                         {
                             _evicted++;

@@ -578,7 +578,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// back-off, pays them. Before, <see cref="TryAcquireAll"/> let that exception out between two refunds: the level
     /// whose clock failed and every level before it kept the tokens taken for a request that was refused.
     /// </summary>
-    private void RefundOrOwe(int tokens)
+    internal void RefundOrOwe(int tokens)
     {
         try
         {

@@ -160,7 +160,21 @@ public sealed partial class DelayQueue<T>
         while (true)
         {
             Waiter waiter = _writers.RentAndLink(synchronous: false);
-            WriteResult result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            WriteResult result;
+            try
+            {
+                result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
+            }
+            catch (Exception)
+            {
+                // The user's clock threw in the recheck (the full queue's retry hint, or the enqueue's reading, which
+                // returns its unit with a signal that may reach this very waiter): take the waiter back, passing on a
+                // signal that reached it. Before the review of 2026-11-23 (s9-room) it stayed linked and never awaited:
+                // the next wake-up was spent on it and the writer parked behind it slept beside a free slot.
+                Abandon(_writers, waiter);
+                throw;
+            }
+
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 Abandon(_writers, waiter);

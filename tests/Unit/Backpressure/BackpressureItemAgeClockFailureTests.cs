@@ -1,0 +1,206 @@
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Backpressure;
+
+/// <summary>
+/// A buffer created with <see cref="BackpressureBufferOptions{T}.TrackItemAge"/> reads the user's clock inside every
+/// write (the item's stamp). A clock that throws there, at a moment when the write holds something (a read's wake-up, a
+/// linked waiter, a slot an eviction freed), must hand that back: a parked writer is never stranded beside free room.
+/// A full recheck reads the clock for its retry hint even without item ages (the last recheck test)
+/// (helper s9-room, 2026-11-23; the same pattern as DelayQueue's fix 0605441).
+/// </summary>
+public sealed class BackpressureItemAgeClockFailureTests
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(20);
+
+    private static BackpressureBuffer<int> Create(TimeProvider clock, Action<int, DropReason>? dropped = null) =>
+        new(new BackpressureBufferOptions<int>
+        {
+            Capacity = 1,
+            FullMode = OverflowPolicy.Wait,
+            TrackItemAge = true,
+            TimeProvider = clock,
+            ItemDropped = dropped,
+        });
+
+    [Fact]
+    public async Task WriteAsync_WokenWritersStampThrows_FaultsAndPassesTheRoomOn()
+    {
+        // The writer woken by a read writes its item, whose stamp reads the clock. Before, a clock that threw there
+        // faulted the write with the read's wake-up in hand: the writer parked behind it slept beside a free slot.
+        var clock = new FailingReadingClock(new ManualTimeProvider());
+        using var buffer = Create(clock);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        ValueTask<WriteResult> first = buffer.WriteAsync(2); // parks
+        Assert.False(first.IsCompleted);
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks behind it
+        Assert.False(next.IsCompleted);
+
+        clock.FailReading(1); // a read takes no reading: the first one is the woken writer's stamp
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => first.AsTask().WaitAsync(Generous));
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+        Assert.False(buffer.TryRead(out _));
+    }
+
+    [Fact]
+    public async Task WriteAsync_StampThrowsInTheRecheckAfterLinking_LeavesNoWaiterBehind()
+    {
+        // A writer links its waiter, then tries once more (the recheck after the handshake), which stamps the item. Before,
+        // a clock that threw there left the waiter linked and never awaited: the next read's wake-up was spent on it and
+        // the writer parked behind it slept beside a free slot.
+        var clock = new PredicateFailingClock(new ManualTimeProvider());
+        using var buffer = Create(clock);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        clock.FailOnceWhen(() => buffer.ReadsAskWriters); // the first reading after the first park's bit: the recheck's stamp
+        ValueTask<WriteResult> failing = buffer.WriteAsync(2);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.AsTask().WaitAsync(Generous));
+        Assert.True(clock.Failed);
+
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks
+        Assert.False(next.IsCompleted);
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+    }
+
+    [Fact]
+    public async Task WriteAsync_RetryHintThrowsInTheRecheckAfterLinking_LeavesNoWaiterBehind()
+    {
+        // Without item ages too: a recheck that finds the buffer full computes the retry hint, which reads the user's
+        // clock (any TimeProvider but the system one). Before, a clock that threw there left the waiter linked, as above.
+        var clock = new PredicateFailingClock(new ManualTimeProvider());
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.Wait, TimeProvider = clock });
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        clock.FailOnceWhen(() => buffer.ReadsAskWriters); // the first reading after the first park's bit: the recheck's hint
+        ValueTask<WriteResult> failing = buffer.WriteAsync(2);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing.AsTask().WaitAsync(Generous));
+        Assert.True(clock.Failed);
+
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks
+        Assert.False(next.IsCompleted);
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+    }
+
+    [Fact]
+    public async Task Write_StampThrowsInTheRecheckAfterLinking_LeavesNoWaiterBehind()
+    {
+        // The blocking write's recheck after linking, as above.
+        var clock = new PredicateFailingClock(new ManualTimeProvider());
+        using var buffer = Create(clock);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        clock.FailOnceWhen(() => buffer.ReadsAskWriters);
+        Assert.Throws<InvalidOperationException>(() => buffer.Write(2, Generous));
+        Assert.True(clock.Failed);
+
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks
+        Assert.False(next.IsCompleted);
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+    }
+
+    [Fact]
+    public async Task Write_WokenWritersStampThrows_ThrowsAndPassesTheRoomOn()
+    {
+        // The blocking writer woken by a read, as the first test: before, its wake-up was lost with the exception.
+        var clock = new FailingReadingClock(new ManualTimeProvider());
+        using var buffer = Create(clock);
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        Task<WriteResult> blocked = Task.Factory.StartNew(() => buffer.Write(2, Timeout.InfiniteTimeSpan), TaskCreationOptions.LongRunning);
+        await WaitUntil(() => buffer.DescribeWaitState().Contains(" sync", StringComparison.Ordinal) || blocked.IsCompleted, buffer);
+        Assert.False(blocked.IsCompleted);
+        ValueTask<WriteResult> next = buffer.WriteAsync(3); // parks behind it
+        Assert.False(next.IsCompleted);
+
+        clock.FailReading(1);
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => blocked.WaitAsync(Generous));
+        Assert.True((await next.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        Assert.True(buffer.TryRead(out item));
+        Assert.Equal(3, item);
+    }
+
+    [Fact]
+    public async Task TryWrite_DropOldestEvictsThenTheStampThrows_ReportsTheEvictionAndWakesAParkedWriter()
+    {
+        // A DropOldest write on a Wait buffer evicts the oldest item, then stamps its own. Before, a clock that threw there
+        // left the evicted slot free without waking the writer parked for room, and never reported the evicted item.
+        var clock = new FailingReadingClock(new ManualTimeProvider());
+        var dropped = new List<(int Item, DropReason Reason)>();
+        using var buffer = Create(clock, (i, r) => { lock (dropped) { dropped.Add((i, r)); } });
+        Assert.True(buffer.TryWrite(1).IsAccepted);
+        ValueTask<WriteResult> parked = buffer.WriteAsync(2);
+        Assert.False(parked.IsCompleted);
+
+        clock.FailReading(2); // reading 1: the first attempt's stamp (full); reading 2: the stamp after the eviction
+        Assert.Throws<InvalidOperationException>(() => buffer.TryWrite(3, OverflowPolicy.DropOldest));
+
+        Assert.True((await parked.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        lock (dropped)
+        {
+            Assert.Equal([(1, DropReason.Oldest)], dropped);
+        }
+
+        Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(2, item);
+        BackpressureStatistics stats = buffer.GetStatistics();
+        Assert.Equal(1, stats.Evicted);
+        Assert.Equal(stats.Enqueued, stats.Dequeued + stats.Evicted + stats.Remaining);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition, BackpressureBuffer<int> buffer)
+    {
+        var deadline = DateTime.UtcNow + Generous;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, buffer.DescribeWaitState());
+            await Task.Delay(5);
+        }
+    }
+
+    /// <summary>A clock whose first reading after a condition holds throws once.</summary>
+    private sealed class PredicateFailingClock(ManualTimeProvider inner) : TimeProvider
+    {
+        private Func<bool>? _when;
+        private int _failed;
+
+        public bool Failed => Volatile.Read(ref _failed) != 0;
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public void FailOnceWhen(Func<bool> when) => Volatile.Write(ref _when, when);
+
+        public override long GetTimestamp()
+        {
+            Func<bool>? when = Volatile.Read(ref _when);
+            if (when is not null && when() && Interlocked.CompareExchange(ref _when, null, when) == when)
+            {
+                Volatile.Write(ref _failed, 1);
+                throw new InvalidOperationException("clock failed");
+            }
+
+            return inner.GetTimestamp();
+        }
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(callback, state, dueTime, period);
+    }
+}
