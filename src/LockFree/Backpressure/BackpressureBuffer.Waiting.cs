@@ -131,7 +131,7 @@ public sealed partial class BackpressureBuffer<T>
             result = RecheckLinked(item, waiter); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
-                Abandon(_writers, waiter, forwardSignal: true);
+                _writers.Abandon(waiter, forwardSignal: true);
                 BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
                 return result;
             }
@@ -204,7 +204,7 @@ public sealed partial class BackpressureBuffer<T>
             // moment, a read in that moment asks nobody, and this recheck saw that read's room). Without it a parked
             // WriteAsync slept beside a free slot about once in 10^5-10^6 reads beside a WaitToWriteAsync loop that
             // never writes (measured: the prober test at LOCKFREE_STRESS_SCALE=300 hung in 2 of 3 runs, passes after).
-            Abandon(_writers, waiter, forwardSignal: true);
+            _writers.Abandon(waiter, forwardSignal: true);
             return new ValueTask<bool>(!IsCompleted);
         }
 
@@ -251,7 +251,7 @@ public sealed partial class BackpressureBuffer<T>
         Waiter waiter = ParkReader(synchronous: false);
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
         {
-            Abandon(_readers, waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
+            _readers.Abandon(waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
             // Not "IsEmpty ? Finished()": another reader (or an evicting writer) may have emptied the buffer since
             // the recheck; false is only for a finished buffer.
             return !_queue.IsEmpty || Volatile.Read(ref _finished) == 0 ? new ValueTask<bool>(true) : Finished();
@@ -314,7 +314,7 @@ public sealed partial class BackpressureBuffer<T>
             Waiter waiter = ParkReader(synchronous: true);
             if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
             {
-                Abandon(_readers, waiter, forwardSignal: false);
+                _readers.Abandon(waiter, forwardSignal: false);
             }
             else
             {
@@ -393,7 +393,7 @@ public sealed partial class BackpressureBuffer<T>
             WriteResult result = RecheckLinked(item, waiter); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
-                Abandon(_writers, waiter, forwardSignal: true);
+                _writers.Abandon(waiter, forwardSignal: true);
                 RecordWaitSince(start);
                 return result;
             }
@@ -406,7 +406,7 @@ public sealed partial class BackpressureBuffer<T>
             {
                 // The user's clock failed to create the timeout timer: take the waiter back (passing on a read's signal
                 // that reached it first) so the exception leaves no waiter linked to swallow the next signal.
-                Abandon(_writers, waiter, forwardSignal: true);
+                _writers.Abandon(waiter, forwardSignal: true);
                 throw;
             }
 
@@ -448,7 +448,7 @@ public sealed partial class BackpressureBuffer<T>
         }
         catch
         {
-            Abandon(_writers, waiter, forwardSignal: true);
+            _writers.Abandon(waiter, forwardSignal: true);
             throw;
         }
     }
@@ -530,9 +530,6 @@ public sealed partial class BackpressureBuffer<T>
         }
     }
 
-    /// <summary>Takes back a linked waiter whose recheck succeeded (see <see cref="WaiterList{TAtomics}.Abandon"/>).</summary>
-    private static void Abandon(WaiterList list, Waiter waiter, bool forwardSignal) => list.Abandon(waiter, forwardSignal);
-
     private ValueTask<bool> Finished()
     {
         Exception? error = _completed?.Error;
@@ -541,7 +538,7 @@ public sealed partial class BackpressureBuffer<T>
 
     /// <summary>
     /// Answers a write whose deadline passed. A writer woken by a read's signal at or after its deadline does not
-    /// use the room it was woken for, so it passes the signal on (as <see cref="Abandon"/> does); otherwise the
+    /// use the room it was woken for, so it passes the signal on (as <see cref="WaiterList{TAtomics}.Abandon"/> does); otherwise the
     /// next parked writer would sleep beside a free slot until some later read.
     /// </summary>
     private WriteResult TimedOut(bool forwardSignal = false)

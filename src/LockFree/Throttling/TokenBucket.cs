@@ -466,9 +466,6 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         }
     }
 
-    /// <summary>Charges <paramref name="tokens"/> back (a refund to the bucket); used when a later level of a hierarchy refused.</summary>
-    internal void Refund(int tokens) => _core.Refund(tokens);
-
     /// <summary>
     /// How long until <paramref name="tokens"/> could be taken behind <paramref name="queuedTokens"/> tokens of queued
     /// waiters, all served first: until the bucket has produced all of them (saturates at <see cref="TimeSpan.MaxValue"/>).

@@ -99,13 +99,13 @@ public sealed partial class DelayQueue<T>
                 // The clock (or the wake-up's timer: user code) threw; nothing was taken. Before the review of 2026-11-23
                 // the waiter stayed linked, never awaited: the next signal was spent on it and a parked reader slept
                 // beside a due item. A signal that reached it is passed on.
-                Abandon(_readers, waiter);
+                _readers.Abandon(waiter, forwardSignal: true);
                 throw;
             }
 
             if (taken)
             {
-                Abandon(_readers, waiter);
+                _readers.Abandon(waiter, forwardSignal: true);
                 AfterTake();
                 PassOn();
                 return (true, item);
@@ -115,13 +115,13 @@ public sealed partial class DelayQueue<T>
             // readers are told it was disposed (the documented exception), not that it was completed.
             if (Volatile.Read(ref _disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
             {
-                Abandon(_readers, waiter);
+                _readers.Abandon(waiter, forwardSignal: true);
                 ThrowIfDisposed();
             }
 
             if (Volatile.Read(ref _finished) != 0)
             {
-                Abandon(_readers, waiter);
+                _readers.Abandon(waiter, forwardSignal: true);
                 return (false, default);
             }
 
@@ -171,13 +171,13 @@ public sealed partial class DelayQueue<T>
                 // returns its unit with a signal that may reach this very waiter): take the waiter back, passing on a
                 // signal that reached it. Before the review of 2026-11-23 (s9-room) it stayed linked and never awaited:
                 // the next wake-up was spent on it and the writer parked behind it slept beside a free slot.
-                Abandon(_writers, waiter);
+                _writers.Abandon(waiter, forwardSignal: true);
                 throw;
             }
 
             if (result.Outcome != WriteOutcome.Rejected)
             {
-                Abandon(_writers, waiter);
+                _writers.Abandon(waiter, forwardSignal: true);
                 return result;
             }
 
@@ -244,23 +244,6 @@ public sealed partial class DelayQueue<T>
         if (signal)
         {
             _readers.SignalOne();
-        }
-    }
-
-    /// <summary>
-    /// Takes back a linked waiter whose recheck succeeded. A signal that reached it first is passed on: signals wake
-    /// one waiter each, so a swallowed one could leave a due item beside a parked reader.
-    /// </summary>
-    private static void Abandon(WaiterList list, Waiter waiter)
-    {
-        if (waiter.TryFinishQuietly())
-        {
-            list.Unlink(waiter);
-            list.Return(waiter);
-        }
-        else if (waiter.Status == WaitStatus.Signaled)
-        {
-            list.SignalOne();
         }
     }
 }
