@@ -626,7 +626,14 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                             InvokeItemDropped(oldest, DropReason.Oldest);
                         }
 
-                        continue; // another writer took the room: evict again
+                        // Many writers only: another writer took the room; evict again. With one writer the placement never
+                        // fails here, so the callback above never runs inside the in-write mark: the SPMC engine answers
+                        // "full" only while no reader has claimed the slot the write needs (position tail - capacity), and
+                        // our eviction moved the head past that position, so a reader still holding the slot makes the
+                        // enqueue wait for its release instead (BackpressureDropOldestReentryTests). Were it to fail, a
+                        // callback that writes to this buffer would clear the mark while this write is still to publish.
+                        Debug.Assert(!_singleWriter, "a single writer's placement after its eviction failed: the callback ran inside the in-write mark");
+                        continue;
                     }
 
                     if (Enqueue(item))
