@@ -167,8 +167,8 @@ public sealed partial class DelayQueue<T>
             }
             catch (Exception)
             {
-                // The user's clock threw in the recheck (the full queue's retry hint, or the enqueue's reading, which
-                // returns its unit with a signal that may reach this very waiter): take the waiter back, passing on a
+                // The user's clock threw in the recheck (the enqueue's reading, which returns its unit with a signal that
+                // may reach this very waiter; since session 10 a waiting attempt computes no retry hint): take the waiter back, passing on a
                 // signal that reached it. Before the review of 2026-11-23 (s9-room) it stayed linked and never awaited:
                 // the next wake-up was spent on it and the writer parked behind it slept beside a free slot.
                 _writers.Abandon(waiter, forwardSignal: true);

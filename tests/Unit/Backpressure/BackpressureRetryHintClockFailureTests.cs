@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using LockFree.Tests.Unit.Support;
 using Xunit;
@@ -156,48 +155,5 @@ public sealed class BackpressureRetryHintClockFailureTests
         Assert.True(channel.Reader.TryRead(out int item));
         Assert.Equal(1, item);
         Assert.False(channel.Reader.TryRead(out _));
-    }
-
-    /// <summary>A manual clock whose readings throw, while <see cref="Fail"/> is set, when taken for a retry hint.</summary>
-    private sealed class HintFailingClock(ManualTimeProvider inner) : TimeProvider
-    {
-        private volatile bool _fail;
-
-        public bool Fail
-        {
-            get => _fail;
-            set => _fail = value;
-        }
-
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp()
-        {
-            if (_fail && IsForTheRetryHint())
-            {
-                throw new InvalidOperationException("clock failed");
-            }
-
-            return inner.GetTimestamp();
-        }
-
-        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-            inner.CreateTimer(callback, state, dueTime, period);
-
-        /// <summary>Whether the buffer's hint method is on the stack (it is never inlined).</summary>
-        private static bool IsForTheRetryHint()
-        {
-            foreach (StackFrame frame in new StackTrace().GetFrames())
-            {
-                if (frame.GetMethod()?.Name == "EstimateRetryAfter")
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
     }
 }
