@@ -575,6 +575,14 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// back-off, pays them. Before, <see cref="TryAcquireAll"/> let that exception out between two refunds: the level
     /// whose clock failed and every level before it kept the tokens taken for a request that was refused.
     /// </summary>
+    /// <remarks>
+    /// A refund into a bucket with queued waiters runs the pump at once, so the oldest waiter takes the tokens now, in
+    /// order (the pump serves strictly from the head, and the Waiting flag keeps <see cref="TryAcquire(int)"/> out).
+    /// Before (review of 2026-11-23), the tokens sat in the bucket until the pump's timer fired for the time the head would
+    /// have waited without them. No waiter is missed: the refund ends with a release store of the engine's word after
+    /// owning it with a locked CAS, and the waiter count is read after that; a waiter linked later runs the pump itself after
+    /// linking, and its pump owns the same word after the refund's CAS (the CASes are totally ordered), so it sees the tokens.
+    /// </remarks>
     internal void RefundOrOwe(int tokens)
     {
         try
@@ -586,6 +594,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             OweRefund(tokens); // the failed refund charged nothing (the engine reopens its word before the exception leaves)
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
             Pump(); // pays what is owed, or arms its retry
+            return;
+        }
+
+        if (_waiters.Count > 0)
+        {
+            Pump(); // serve the queue with the tokens now, not at the pump timer's next tick (never throws; no user code under its lock)
         }
     }
 
