@@ -524,6 +524,10 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// tried in order, and when one refuses, those before it get their tokens back. List the most specific level
     /// first (operation, then key, then global), so the common refusal touches no shared level at all.
     /// </summary>
+    /// <remarks>
+    /// A level given its tokens back while <see cref="AcquireAsync(int, CancellationToken)"/> waiters are queued on it
+    /// serves them at once, oldest first (the tokens do not wait for the bucket's next timer tick).
+    /// </remarks>
     /// <param name="levels">The buckets a request must pass, most specific first.</param>
     /// <param name="tokens">The cost, at least 1 and at most every level's capacity.</param>
     /// <param name="retryAfter">On refusal, the refusing level's hint.</param>
