@@ -42,7 +42,7 @@ public sealed class LeakyBucketTimerFailureTests
     }
 
     [Fact]
-    public async Task Release_ArmingNeverWorks_DisposeEndsTheWaitAndStopsTheRetries()
+    public async Task Release_ArmingNeverWorks_BacksOffAndDisposeEndsTheWaitAndTheRetries()
     {
         var manual = new ManualTimeProvider();
         var clock = new TimerFailingClock(manual);
@@ -51,10 +51,13 @@ public sealed class LeakyBucketTimerFailureTests
         ValueTask<bool> second = bucket.EnterAsync();
         ValueTask<bool> third = bucket.EnterAsync();
 
+        var sinceFirstFailure = System.Diagnostics.Stopwatch.StartNew();
         clock.ArmingFailures = int.MaxValue;
         manual.Advance(TimeSpan.FromSeconds(1));
         Assert.True(await second.AsTask().WaitAsync(Generous));
         await WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
+        await Task.Delay(300);
+        AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
 
         bucket.Dispose();
         Assert.False(await third.AsTask().WaitAsync(Generous)); // a disposed bucket answers false
@@ -62,6 +65,14 @@ public sealed class LeakyBucketTimerFailureTests
         await Task.Delay(50);
         Assert.InRange(bucket.ClockFailureCount, failures, failures + 1); // at most one retry was already running: no more after Dispose
     }
+
+    /// <summary>
+    /// Each retry costs at most two failures (the try's and the re-arm's) and waits twice as long as the one before
+    /// (1 ms, doubling to 1 s; a system timer never fires early), so in E ms there are at most 2 x (log2(E + 1) + 2) of
+    /// them. A retry that did not back off (1 ms each) would make hundreds in the 300 ms this test waits.
+    /// </summary>
+    private static void AssertBackedOff(long failures, TimeSpan elapsed) =>
+        Assert.True(failures <= 2 * (Math.Log2(elapsed.TotalMilliseconds + 1) + 2), $"{failures} failures in {elapsed.TotalMilliseconds:F0} ms: the retry does not back off");
 
     private static async Task WaitUntil(Func<bool> condition, string failure)
     {

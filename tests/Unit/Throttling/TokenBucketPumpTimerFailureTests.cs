@@ -57,7 +57,7 @@ public sealed class TokenBucketPumpTimerFailureTests
     }
 
     [Fact]
-    public async Task AcquireAsync_PumpTimerNeverWorks_CancellationStillEndsTheWaitAndTheBucketAdmits()
+    public async Task AcquireAsync_PumpTimerNeverWorks_BacksOffAndCancellationEndsTheWaitAndTheBucketAdmits()
     {
         var manual = new ManualTimeProvider();
         var clock = new TimerFailingClock(manual) { CreationFailures = int.MaxValue };
@@ -65,8 +65,11 @@ public sealed class TokenBucketPumpTimerFailureTests
         Assert.True(bucket.TryAcquire(1));
         using var cancel = new CancellationTokenSource();
 
+        var sinceFirstFailure = System.Diagnostics.Stopwatch.StartNew();
         ValueTask<bool> waiting = bucket.AcquireAsync(1, cancel.Token);
         await WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
+        await Task.Delay(300);
+        AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.AsTask().WaitAsync(Generous));
         Assert.Equal(0, bucket.QueuedWaiters);
@@ -75,6 +78,14 @@ public sealed class TokenBucketPumpTimerFailureTests
         manual.Advance(TimeSpan.FromSeconds(1), fireTimers: false);
         Assert.True(bucket.TryAcquire(1));
     }
+
+    /// <summary>
+    /// Each retry costs at most two failures (the try's and the re-arm's) and waits twice as long as the one before
+    /// (1 ms, doubling to 1 s; a system timer never fires early), so in E ms there are at most 2 x (log2(E + 1) + 2) of
+    /// them. A retry that did not back off (1 ms each) would make hundreds in the 300 ms this test waits.
+    /// </summary>
+    private static void AssertBackedOff(long failures, TimeSpan elapsed) =>
+        Assert.True(failures <= 2 * (Math.Log2(elapsed.TotalMilliseconds + 1) + 2), $"{failures} failures in {elapsed.TotalMilliseconds:F0} ms: the retry does not back off");
 
     private static async Task WaitUntil(Func<bool> condition, string failure)
     {
