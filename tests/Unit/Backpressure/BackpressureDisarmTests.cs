@@ -6,7 +6,8 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// A side played by one thread returns to its fence-free fast path once nobody waits (ParkingGate, "Disarming"):
 /// after a park, <see cref="BackpressureBuffer{T}.QuietChecksBeforeDisarm"/> operations that find no waiter clear the
 /// side's Parked bit, and a later park sets it again and is still woken. A side of many threads (a CAS claim per
-/// operation) keeps the bit. Real threads; every wait is bounded by a generous timeout.
+/// operation) disarms once that many items were claimed since the last park (ParkingGate, "Disarming a side played by
+/// many threads"). Real threads; every wait is bounded by a generous timeout.
 /// </summary>
 public sealed class BackpressureDisarmTests
 {
@@ -76,22 +77,163 @@ public sealed class BackpressureDisarmTests
         }
     }
 
-    [Fact]
-    public async Task ManyWriters_AfterReaderParkAndQuietWrites_KeepAsking()
+    [Theory]
+    [InlineData(true)] // MPSC
+    [InlineData(false)] // MPMC
+    public async Task ManyWriters_AfterReaderParkAndQuietWrites_StopAskingAndAParkAfterwardsIsWoken(bool singleReader)
     {
-        // The writers' side claims by CAS: its locked claim is the fence, and it never disarms (many signallers).
-        using BackpressureBuffer<int> buffer = Create(singleWriter: false, singleReader: true);
-        Task<int> reader = Task.Run(async () => await buffer.ReadAsync());
-        AwaitTrue(() => buffer.WritesAskReaders || reader.IsCompleted);
-        Assert.Equal(WriteResult.Accepted, buffer.TryWrite(1));
-        Assert.Equal(1, await reader.WaitAsync(Generous));
-        for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
+        // The writers' side claims by CAS: any writer disarms once QuietChecksBeforeDisarm items were claimed since the
+        // last reader parked (ParkingGate, "Disarming a side played by many threads"). Before, it never disarmed.
+        using BackpressureBuffer<int> buffer = Create(singleWriter: false, singleReader);
+        for (int round = 0; round < 2; round++)
         {
-            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(i));
+            Task<int> reader = Task.Run(async () => await buffer.ReadAsync());
+            AwaitTrue(() => buffer.WritesAskReaders || reader.IsCompleted);
+            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(round));
+            Assert.Equal(round, await reader.WaitAsync(Generous)); // a lost wake-up times out
+            for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
+            {
+                Assert.Equal(WriteResult.Accepted, buffer.TryWrite(i));
+                Assert.True(buffer.TryRead(out _));
+            }
+
+            Assert.False(buffer.WritesAskReaders);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)] // SPMC
+    [InlineData(false)] // MPMC
+    public async Task ManyReaders_AfterWriterParkAndQuietReads_StopAskingAndAParkAfterwardsIsWoken(bool singleWriter)
+    {
+        using BackpressureBuffer<int> buffer = Create(singleWriter, singleReader: false);
+        int next = 0;
+        for (int round = 0; round < 2; round++)
+        {
+            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(next++));
+            int parked = next++;
+            Task<WriteResult> writer = Task.Factory.StartNew(() => buffer.Write(parked, Generous), TaskCreationOptions.LongRunning);
+            AwaitTrue(() => buffer.ReadsAskWriters || writer.IsCompleted);
             Assert.True(buffer.TryRead(out _));
+            Assert.Equal(WriteResult.Accepted, await writer.WaitAsync(Generous)); // a lost wake-up times out
+            for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
+            {
+                Assert.True(buffer.TryRead(out _));
+                Assert.Equal(WriteResult.Accepted, buffer.TryWrite(next++));
+            }
+
+            Assert.False(buffer.ReadsAskWriters);
+            Assert.True(buffer.TryRead(out _));
+            Assert.Equal(0, buffer.Count);
+        }
+    }
+
+    [Fact]
+    public async Task ManyWritersAndReaders_BurstsThatParkBetweenQuietSpells_EveryItemDeliveredOnce()
+    {
+        // Two writer and two reader threads on an MPMC buffer of capacity 4. Each round: a quiet spell (TryWrite /
+        // TryRead with spins, long enough for both sides to disarm), then a burst of blocking calls in which both
+        // sides park and re-arm, racing the other threads' disarms. A lost wake-up hangs a blocking call until its
+        // generous timeout; every item must arrive exactly once.
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 4, FullMode = OverflowPolicy.Wait });
+        const int Rounds = 4;
+        const int Burst = 256;
+        int quiet = BackpressureBuffer<int>.QuietChecksBeforeDisarm + 64;
+        int perWriter = Rounds * (quiet + Burst);
+        var seen = new int[2 * perWriter];
+        int phase = 0; // odd during writer 0's bursts: readers block only then, so the quiet spells are quiet for both gates
+        int disarmedRounds = 0; // rounds at whose quiet spell's end writer 0 saw both sides disarmed
+        Task[] writers = new Task[2];
+        for (int w = 0; w < 2; w++)
+        {
+            int first = w * perWriter;
+            writers[w] = Task.Factory.StartNew(
+                () =>
+                {
+                    int value = first;
+                    for (int round = 0; round < Rounds; round++)
+                    {
+                        if (first == 0)
+                        {
+                            Volatile.Write(ref phase, 2 * round);
+                        }
+
+                        for (int i = 0; i < quiet; i++, value++)
+                        {
+                            while (buffer.TryWrite(value).Outcome != WriteOutcome.Accepted)
+                            {
+                                Thread.SpinWait(8);
+                            }
+                        }
+
+                        if (first == 0)
+                        {
+                            if (!buffer.WritesAskReaders && !buffer.ReadsAskWriters)
+                            {
+                                disarmedRounds++;
+                            }
+
+                            Volatile.Write(ref phase, (2 * round) + 1);
+                        }
+
+                        for (int i = 0; i < Burst; i++, value++)
+                        {
+                            Assert.Equal(WriteOutcome.Accepted, buffer.Write(value, Generous).Outcome); // timed out: a lost wake-up
+                        }
+                    }
+                },
+                TaskCreationOptions.LongRunning);
         }
 
-        Assert.True(buffer.WritesAskReaders);
+        int remaining = 2 * perWriter;
+        Task[] readers = new Task[2];
+        for (int r = 0; r < 2; r++)
+        {
+            int id = r;
+            readers[r] = Task.Factory.StartNew(
+                () =>
+                {
+                    int taken = 0;
+                    while (true)
+                    {
+                        int item;
+                        if ((Volatile.Read(ref phase) & 1) == 0 || (taken++ & 1) == 0)
+                        {
+                            if (!buffer.TryRead(out item))
+                            {
+                                if (Volatile.Read(ref remaining) == 0)
+                                {
+                                    return;
+                                }
+
+                                Thread.SpinWait(8);
+                                continue;
+                            }
+                        }
+                        else if (!buffer.TryRead(out item, Generous))
+                        {
+                            Assert.True(buffer.IsCompleted, "a blocking read timed out: a lost wake-up"); // completed once every item arrived
+                            return;
+                        }
+
+                        Assert.Equal(1, Interlocked.Increment(ref seen[item]));
+                        Interlocked.Decrement(ref remaining);
+                        if (id == 0 && (taken & 63) == 0)
+                        {
+                            Thread.Sleep(1); // let writers fill the buffer and park
+                        }
+                    }
+                },
+                TaskCreationOptions.LongRunning);
+        }
+
+        await Task.WhenAll(writers).WaitAsync(Generous * 4);
+        AwaitTrue(() => Volatile.Read(ref remaining) == 0 || readers.Any(r => r.IsFaulted));
+        buffer.TryComplete(); // ends the readers' blocking reads
+        await Task.WhenAll(readers).WaitAsync(Generous * 4);
+        Assert.All(seen, count => Assert.Equal(1, count));
+        Assert.Equal(0, buffer.Count);
+        Assert.True(disarmedRounds > 0, "no quiet spell ended with both sides disarmed: the test did not exercise the disarm");
     }
 
     [Fact]
