@@ -129,15 +129,13 @@ internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>, ISh
     public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit)
     {
         TAtomics.StoreRelease(ref _everParked, Never); // release: before the clear; a registrant that sees the bit cleared runs its barrier
-        bits.Clear(armedBit); // full fence: the clear before the read of the count; pairs with RegisterArming's add
-        if (TAtomics.LoadAcquire(ref _waiters) == 0) // acquire: the registration count
+        if (TryDisarmShared(ref bits, armedBit)) // the clear, the recount and the re-arm, as for many signallers
         {
             return true;
         }
 
-        bits.Set(armedBit); // full fence: re-armed before our next operation
         TAtomics.StoreRelease(ref _everParked, Raised); // release: HasWaiters fences again (a registrant reading it runs a barrier: harmless)
-        return false;
+        return false; // the one signaller ran no operation between its clear and its re-arm: nobody to wake
     }
 
     /// <summary>
@@ -154,7 +152,7 @@ internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>, ISh
             return true;
         }
 
-        bits.Set(armedBit); // full fence: re-armed before the caller's wake-up, so the woken waiters' rechecks follow every publish that skipped the gate
+        bits.Set(armedBit); // full fence: re-armed before the caller's next operation (and wake-up: the woken waiters' rechecks follow every publish that skipped the gate)
         return false;
     }
 

@@ -23,11 +23,15 @@ public sealed class BackpressureDisarmTests
         });
 
     [Theory]
-    [InlineData(true)] // SPSC
-    [InlineData(false)] // MPSC: the one reader signals the many writers
-    public async Task SingleReader_AfterWriterParkAndQuietReads_StopsAskingAndAParkAfterwardsIsWoken(bool singleWriter)
+    [InlineData(true, true)] // SPSC
+    [InlineData(false, true)] // MPSC: the one reader signals the many writers
+    [InlineData(true, false)] // SPMC: the many readers (and evictions) signal the one writer, each after a CAS claim
+    [InlineData(false, false)] // MPMC
+    public async Task Reads_AfterWriterParkAndQuietReads_StopAskingAndAParkAfterwardsIsWoken(bool singleWriter, bool singleReader)
     {
-        using BackpressureBuffer<int> buffer = Create(singleWriter, singleReader: true);
+        // One reader disarms after QuietChecksBeforeDisarm reads that found no writer waiting; many readers once that
+        // many items were claimed since the writer parked (ParkingGate, "Disarming a side played by many threads").
+        using BackpressureBuffer<int> buffer = Create(singleWriter, singleReader);
         int next = 0;
         for (int round = 0; round < 2; round++)
         {
@@ -39,8 +43,7 @@ public sealed class BackpressureDisarmTests
             Assert.True(buffer.TryRead(out _));
             Assert.Equal(WriteResult.Accepted, await writer.WaitAsync(Generous)); // a lost wake-up times out
 
-
-            // Quiet operations: the reader finds no writer waiting and, after enough of them, disarms.
+            // Quiet operations: the readers find no writer waiting and, after enough of them, disarm.
             for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
             {
                 Assert.True(buffer.TryRead(out _));
@@ -54,11 +57,13 @@ public sealed class BackpressureDisarmTests
     }
 
     [Theory]
-    [InlineData(true)] // SPSC
-    [InlineData(false)] // SPMC: the one writer signals the many readers
-    public async Task SingleWriter_AfterReaderParkAndQuietWrites_StopsAskingAndAParkAfterwardsIsWoken(bool singleReader)
+    [InlineData(true, true)] // SPSC
+    [InlineData(true, false)] // SPMC: the one writer signals the many readers
+    [InlineData(false, true)] // MPSC: the many writers signal the one reader, each after a CAS claim
+    [InlineData(false, false)] // MPMC
+    public async Task Writes_AfterReaderParkAndQuietWrites_StopAskingAndAParkAfterwardsIsWoken(bool singleWriter, bool singleReader)
     {
-        using BackpressureBuffer<int> buffer = Create(singleWriter: true, singleReader);
+        using BackpressureBuffer<int> buffer = Create(singleWriter, singleReader);
         for (int round = 0; round < 2; round++)
         {
             // Empty: a reader waits for an item; its park makes writes ask the readers' gate.
@@ -74,57 +79,6 @@ public sealed class BackpressureDisarmTests
             }
 
             Assert.False(buffer.WritesAskReaders);
-        }
-    }
-
-    [Theory]
-    [InlineData(true)] // MPSC
-    [InlineData(false)] // MPMC
-    public async Task ManyWriters_AfterReaderParkAndQuietWrites_StopAskingAndAParkAfterwardsIsWoken(bool singleReader)
-    {
-        // The writers' side claims by CAS: any writer disarms once QuietChecksBeforeDisarm items were claimed since the
-        // last reader parked (ParkingGate, "Disarming a side played by many threads"). Before, it never disarmed.
-        using BackpressureBuffer<int> buffer = Create(singleWriter: false, singleReader);
-        for (int round = 0; round < 2; round++)
-        {
-            Task<int> reader = Task.Run(async () => await buffer.ReadAsync());
-            AwaitTrue(() => buffer.WritesAskReaders || reader.IsCompleted);
-            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(round));
-            Assert.Equal(round, await reader.WaitAsync(Generous)); // a lost wake-up times out
-            for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
-            {
-                Assert.Equal(WriteResult.Accepted, buffer.TryWrite(i));
-                Assert.True(buffer.TryRead(out _));
-            }
-
-            Assert.False(buffer.WritesAskReaders);
-        }
-    }
-
-    [Theory]
-    [InlineData(true)] // SPMC
-    [InlineData(false)] // MPMC
-    public async Task ManyReaders_AfterWriterParkAndQuietReads_StopAskingAndAParkAfterwardsIsWoken(bool singleWriter)
-    {
-        using BackpressureBuffer<int> buffer = Create(singleWriter, singleReader: false);
-        int next = 0;
-        for (int round = 0; round < 2; round++)
-        {
-            Assert.Equal(WriteResult.Accepted, buffer.TryWrite(next++));
-            int parked = next++;
-            Task<WriteResult> writer = Task.Factory.StartNew(() => buffer.Write(parked, Generous), TaskCreationOptions.LongRunning);
-            AwaitTrue(() => buffer.ReadsAskWriters || writer.IsCompleted);
-            Assert.True(buffer.TryRead(out _));
-            Assert.Equal(WriteResult.Accepted, await writer.WaitAsync(Generous)); // a lost wake-up times out
-            for (int i = 0; i < BackpressureBuffer<int>.QuietChecksBeforeDisarm + 1; i++)
-            {
-                Assert.True(buffer.TryRead(out _));
-                Assert.Equal(WriteResult.Accepted, buffer.TryWrite(next++));
-            }
-
-            Assert.False(buffer.ReadsAskWriters);
-            Assert.True(buffer.TryRead(out _));
-            Assert.Equal(0, buffer.Count);
         }
     }
 
