@@ -31,12 +31,12 @@ public sealed class LeakyBucketTimerFailureTests
 
         // Nobody enters again. Before: two failures, then no timer armed at all (this wait timed out, and the third
         // request was never released).
-        await WaitUntil(() => clock.Armings > armed, "the pacing timer was never armed again: the retry stopped");
+        await RealTimeRetry.WaitUntil(() => clock.Armings > armed, "the pacing timer was never armed again: the retry stopped");
         Assert.Equal(3, bucket.ClockFailureCount);
         Assert.False(third.IsCompleted); // its slot (2 s) has not come on the manual clock
 
         manual.Advance(TimeSpan.FromSeconds(1));
-        await WaitUntil(() => bucket.QueuedCount == 0, "the third request was not released at its slot");
+        await RealTimeRetry.WaitUntil(() => bucket.QueuedCount == 0, "the third request was not released at its slot");
         Assert.True(await third.AsTask().WaitAsync(Generous));
         Assert.Equal(3, bucket.Released);
     }
@@ -55,32 +55,14 @@ public sealed class LeakyBucketTimerFailureTests
         clock.ArmingFailures = int.MaxValue;
         manual.Advance(TimeSpan.FromSeconds(1));
         Assert.True(await second.AsTask().WaitAsync(Generous));
-        await WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
+        await RealTimeRetry.WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
         await Task.Delay(300);
-        AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
+        RealTimeRetry.AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
 
         bucket.Dispose();
         Assert.False(await third.AsTask().WaitAsync(Generous)); // a disposed bucket answers false
         long failures = bucket.ClockFailureCount;
         await Task.Delay(50);
         Assert.InRange(bucket.ClockFailureCount, failures, failures + 1); // at most one retry was already running: no more after Dispose
-    }
-
-    /// <summary>
-    /// Each retry costs at most two failures (the try's and the re-arm's) and waits twice as long as the one before
-    /// (1 ms, doubling to 1 s; a system timer never fires early), so in E ms there are at most 2 x (log2(E + 1) + 2) of
-    /// them. A retry that did not back off (1 ms each) would make hundreds in the 300 ms this test waits.
-    /// </summary>
-    private static void AssertBackedOff(long failures, TimeSpan elapsed) =>
-        Assert.True(failures <= 2 * (Math.Log2(elapsed.TotalMilliseconds + 1) + 2), $"{failures} failures in {elapsed.TotalMilliseconds:F0} ms: the retry does not back off");
-
-    private static async Task WaitUntil(Func<bool> condition, string failure)
-    {
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); // real time: the retries back off on a system timer
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            await Task.Delay(1);
-        }
     }
 }

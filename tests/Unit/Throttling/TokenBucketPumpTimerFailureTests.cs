@@ -26,7 +26,7 @@ public sealed class TokenBucketPumpTimerFailureTests
 
         // Nobody else calls the bucket. Before: two failed creations, then nothing until another caller came (this wait
         // timed out). Now the system-timer retries (1, 2, 4 ms of real time) reach the sixth creation, which works.
-        await WaitUntil(() => clock.TimersCreated == 1, "the pump's timer was never created: the retry stopped");
+        await RealTimeRetry.WaitUntil(() => clock.TimersCreated == 1, "the pump's timer was never created: the retry stopped");
         Assert.Equal(5, bucket.ClockFailureCount);
         Assert.Equal(1, bucket.QueuedWaiters); // the token comes at 1 s on the manual clock
 
@@ -48,7 +48,7 @@ public sealed class TokenBucketPumpTimerFailureTests
         Assert.True(bucket.TryAcquire(1));
 
         ValueTask<bool> waiting = bucket.AcquireAsync(1);
-        await WaitUntil(() => clock.Armings == 1, "the pump's timer was never armed: the retry stopped");
+        await RealTimeRetry.WaitUntil(() => clock.Armings == 1, "the pump's timer was never armed: the retry stopped");
         Assert.Equal(4, bucket.ClockFailureCount);
 
         manual.Advance(TimeSpan.FromSeconds(1));
@@ -67,9 +67,9 @@ public sealed class TokenBucketPumpTimerFailureTests
 
         var sinceFirstFailure = System.Diagnostics.Stopwatch.StartNew();
         ValueTask<bool> waiting = bucket.AcquireAsync(1, cancel.Token);
-        await WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
+        await RealTimeRetry.WaitUntil(() => bucket.ClockFailureCount >= 4, "the retry stopped after the second failure"); // keeps retrying by itself
         await Task.Delay(300);
-        AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
+        RealTimeRetry.AssertBackedOff(bucket.ClockFailureCount, sinceFirstFailure.Elapsed);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.AsTask().WaitAsync(Generous));
         Assert.Equal(0, bucket.QueuedWaiters);
@@ -77,23 +77,5 @@ public sealed class TokenBucketPumpTimerFailureTests
         // With the queue empty the pump needs no timer: the Waiting flag is down and the bucket admits again.
         manual.Advance(TimeSpan.FromSeconds(1), fireTimers: false);
         Assert.True(bucket.TryAcquire(1));
-    }
-
-    /// <summary>
-    /// Each retry costs at most two failures (the try's and the re-arm's) and waits twice as long as the one before
-    /// (1 ms, doubling to 1 s; a system timer never fires early), so in E ms there are at most 2 x (log2(E + 1) + 2) of
-    /// them. A retry that did not back off (1 ms each) would make hundreds in the 300 ms this test waits.
-    /// </summary>
-    private static void AssertBackedOff(long failures, TimeSpan elapsed) =>
-        Assert.True(failures <= 2 * (Math.Log2(elapsed.TotalMilliseconds + 1) + 2), $"{failures} failures in {elapsed.TotalMilliseconds:F0} ms: the retry does not back off");
-
-    private static async Task WaitUntil(Func<bool> condition, string failure)
-    {
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); // real time: the retries back off on a system timer
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            await Task.Delay(1);
-        }
     }
 }
