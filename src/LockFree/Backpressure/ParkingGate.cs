@@ -205,9 +205,9 @@ internal interface IParkingGate
     bool HasWaiters();
 }
 
-/// <summary>The arming face of a gate (a single-thread side's bit and its disarm), for the same models.</summary>
+/// <summary>The waiter's face of an arming gate (see "Arming"), shared by the two faces below.</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
-internal interface IArmingGate<TAtomics>
+internal interface IArmingRegistration<TAtomics>
     where TAtomics : struct, IAtomics
 {
     /// <summary>Counts a waiter in, then sets the armed bit (running the barrier when it set it).</summary>
@@ -215,7 +215,13 @@ internal interface IArmingGate<TAtomics>
 
     /// <summary>Counts a waiter out.</summary>
     void Unregister();
+}
 
+/// <summary>The arming face of a gate (a single-thread side's bit and its disarm), for the same models.</summary>
+/// <typeparam name="TAtomics">The atomics seam.</typeparam>
+internal interface IArmingGate<TAtomics> : IArmingRegistration<TAtomics>
+    where TAtomics : struct, IAtomics
+{
     /// <summary>The signaller's question after a publish.</summary>
     bool HasWaiters();
 
@@ -228,15 +234,9 @@ internal interface IArmingGate<TAtomics>
 /// "Disarming a side played by many threads"), for the models.
 /// </summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
-internal interface ISharedArmingGate<TAtomics>
+internal interface ISharedArmingGate<TAtomics> : IArmingRegistration<TAtomics>
     where TAtomics : struct, IAtomics
 {
-    /// <summary>Counts a waiter in, then sets the armed bit (running the barrier when it set it).</summary>
-    void RegisterArming(ref StickyBits<TAtomics> bits, long armedBit);
-
-    /// <summary>Counts a waiter out.</summary>
-    void Unregister();
-
     /// <summary>The signaller's question after a locked publish.</summary>
     bool HasWaitersAfterLockedPublish();
 
