@@ -67,7 +67,16 @@ public sealed partial class BackpressureBuffer<T>
                 _readers.ResetQuietChecks();
                 _readers.FinishAll(WaitStatus.Signaled);
             }
-            else if (!_writesClaimByCas && _readers.CountQuietCheck() >= QuietChecksBeforeDisarm)
+            else if (_writesClaimByCas)
+            {
+                // Many writers: quiet once QuietChecksBeforeDisarm items were claimed since the last reader parked.
+                if (EnqueuedPosition() - Volatile.Read(ref _readersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
+                    && !_readers.TryDisarmShared(ref _afterWrite, (long)AfterWork.Parked))
+                {
+                    _readers.FinishAll(WaitStatus.Signaled); // a reader raced the disarm: other writers may have skipped the gate (ParkingGate, "Disarming a side played by many threads")
+                }
+            }
+            else if (_readers.CountQuietCheck() >= QuietChecksBeforeDisarm)
             {
                 _readers.ResetQuietChecks(); // the one writer: plain
                 _readers.TryDisarm(ref _afterWrite, (long)AfterWork.Parked); // back to the fence-free fast path (see "Disarming")
@@ -103,7 +112,16 @@ public sealed partial class BackpressureBuffer<T>
             {
                 _writers.ResetQuietChecks();
             }
-            else if (!_readsClaimByCas && _writers.CountQuietCheck() >= QuietChecksBeforeDisarm)
+            else if (_readsClaimByCas)
+            {
+                // Many readers (or evictions): quiet once QuietChecksBeforeDisarm items were claimed since the last writer parked.
+                if (DequeuedPosition() - Volatile.Read(ref _writersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
+                    && !_writers.TryDisarmShared(ref _afterRead, (long)AfterWork.Parked))
+                {
+                    _writers.FinishAll(WaitStatus.Signaled); // a writer raced the disarm: other readers may have skipped the gate (ParkingGate, "Disarming a side played by many threads")
+                }
+            }
+            else if (_writers.CountQuietCheck() >= QuietChecksBeforeDisarm)
             {
                 _writers.ResetQuietChecks(); // the one reader: plain
                 _writers.TryDisarm(ref _afterRead, (long)AfterWork.Parked); // back to the fence-free fast path (see "Disarming")
@@ -129,12 +147,44 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     /// <param name="synchronous">Whether the caller blocks its thread.</param>
     /// <param name="probe">A <c>WaitToWriteAsync</c>, which takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
-    private Waiter ParkWriter(bool synchronous, bool probe = false) =>
-        _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe); // counted, then the bit made sure of (ParkingGate, "Arming")
+    private Waiter ParkWriter(bool synchronous, bool probe = false)
+    {
+        if (_readsClaimByCas)
+        {
+            Volatile.Write(ref _writersParkedAt, DequeuedPosition()); // release: the many readers' quiet spell starts here (a hint)
+        }
+
+        return _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe); // counted, then the bit made sure of (ParkingGate, "Arming")
+    }
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
-    private Waiter ParkReader(bool synchronous) =>
-        _readers.RentAndLink(synchronous, ref _afterWrite, (long)AfterWork.Parked); // counted, then the bit made sure of (ParkingGate, "Arming")
+    private Waiter ParkReader(bool synchronous)
+    {
+        if (_writesClaimByCas)
+        {
+            Volatile.Write(ref _readersParkedAt, EnqueuedPosition()); // release: the many writers' quiet spell starts here (a hint)
+        }
+
+        return _readers.RentAndLink(synchronous, ref _afterWrite, (long)AfterWork.Parked); // counted, then the bit made sure of (ParkingGate, "Arming")
+    }
+
+    /// <summary>The tail position (items ever claimed by writers) without interface dispatch on the many-writer engines.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long EnqueuedPosition() => _engine switch
+    {
+        EngineKind.Mpsc => ((IQueuePositions)Unsafe.As<MpscQueue<T>>(_queue)).EnqueuedPositions,
+        EngineKind.Mpmc => ((IQueuePositions)Unsafe.As<MpmcQueue<T>>(_queue)).EnqueuedPositions,
+        _ => _positions.EnqueuedPositions,
+    };
+
+    /// <summary>The head position (items ever claimed by readers or evictions) without interface dispatch on the many-reader engines.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long DequeuedPosition() => _engine switch
+    {
+        EngineKind.Spmc => ((IQueuePositions)Unsafe.As<SpmcQueue<T>>(_queue)).DequeuedPositions,
+        EngineKind.Mpmc => ((IQueuePositions)Unsafe.As<MpmcQueue<T>>(_queue)).DequeuedPositions,
+        _ => _positions.DequeuedPositions,
+    };
 
     private void TryFinishIfDrained()
     {

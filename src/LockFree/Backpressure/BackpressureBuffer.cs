@@ -87,7 +87,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private CompletionState? _completed;
 
     // What the fast paths must do after their queue operation, read with one acquire load (see "Fast paths" above):
-    // bits of AfterWork. Sticky: a bit is only ever set.
+    // bits of AfterWork. Sticky: a bit is only ever set, but for Parked, which a side clears again once nobody waits
+    // (ParkingGate, "Disarming", and "Disarming a side played by many threads").
     private StickyBits<RealAtomics> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate), Completed (single writer); mutable struct: never copy
     private StickyBits<RealAtomics> _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
     private InWriteMark<RealAtomics> _writeMark; // single writer only: set while a write may publish (see InWriteMark); alone on its cache line; mutable struct: never copy
@@ -110,6 +111,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly bool _cacheRetryAfter;
     private long _retryAfterTick = long.MinValue;
     private long _retryAfterTicks;
+    private long _readersParkedAt; // many writers: the tail position at the last reader's park (a hint: writers disarm QuietChecksBeforeDisarm claims later)
+    private long _writersParkedAt; // many readers: the head position at the last writer's park (as above, for readers)
     private AdaptiveSpin _writeSpin; // mutable structs: never copy
     private AdaptiveSpin _readSpin;
 

@@ -49,7 +49,26 @@ namespace LockFree.Backpressure;
 // price is a process-wide barrier for the first park after a disarm: one per quiet spell, next to a park's own cost
 // (a thread-pool hop or a kernel wait). Explored with planted twins in tests/Concurrency/Backpressure/DisarmTests.cs
 // (bit before count, no recount, no barrier) and ReArmWindowTests.cs (no Never: the first-park window after a disarm).
-internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>
+//
+// Disarming a side played by many threads (TryDisarmShared: every signaller publishes with a locked claim, a CAS on
+// the index the waiters' recheck reads, and then asks HasWaitersAfterLockedPublish). The one-signaller argument above
+// does not carry over: between one signaller's clear and its re-arm, the others go on publishing, read the bit clear
+// and ask nothing. So a disarm that finds a registration after its clear re-arms and then wakes every registered
+// waiter (the caller does: FinishAll), each of which rechecks. Why that is enough, for a registrant R and a signaller S
+// that read the bit clear and asked nothing:
+//   - S's publish is a locked instruction, globally visible before S's load of the bit.
+//   - If R read the bit clear, R sets it (full fence) after that load in the one order of locked operations on the
+//     word, so S's load and S's publish precede R's set, which precedes R's recheck: R sees S's item. (R also runs
+//     its barrier, as in Arming; for locked publishers it is not needed.)
+//   - If R read the bit set and S read it clear later, a clear came between the two loads. R's count (a full fence)
+//     precedes R's load of the bit, which precedes that clear (a full fence), which precedes the disarmer's read of
+//     the count: the disarmer sees R, re-arms and wakes R, and R's recheck after the wake-up follows S's load of the
+//     bit (before the re-arm), so it sees S's item. If R had already left (woken otherwise) the disarm may stand: R's
+//     next registration reads the bit clear and is the first case.
+// Disarms may run concurrently (any signaller may run one): the argument is per clear. No Never is stored: the
+// signallers of such a side never read the flag, and a registrant that finds the bit clear runs its barrier anyway.
+// Explored with planted twins (no wake-up on re-arm; no recount) in tests/Concurrency/Backpressure/SharedDisarmTests.cs.
+internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>, ISharedArmingGate<TAtomics>
     where TAtomics : struct, IAtomics
 {
     private const long Never = 0;
@@ -110,14 +129,30 @@ internal struct ParkingGate<TAtomics> : IParkingGate, IArmingGate<TAtomics>
     public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit)
     {
         TAtomics.StoreRelease(ref _everParked, Never); // release: before the clear; a registrant that sees the bit cleared runs its barrier
+        if (TryDisarmShared(ref bits, armedBit)) // the clear, the recount and the re-arm, as for many signallers
+        {
+            return true;
+        }
+
+        TAtomics.StoreRelease(ref _everParked, Raised); // release: HasWaiters fences again (a registrant reading it runs a barrier: harmless)
+        return false; // the one signaller ran no operation between its clear and its re-arm: nobody to wake
+    }
+
+    /// <summary>
+    /// Signaller side, for a side whose signallers all publish with a locked claim (see "Disarming a side played by
+    /// many threads"): clears <paramref name="armedBit"/> after a quiet spell. True: no waiter was registered, and the
+    /// bit stays clear. False: a registrant raced the clear; the bit is set again and the caller must wake every
+    /// registered waiter (other signallers may have read the bit clear meanwhile and asked nothing).
+    /// </summary>
+    public bool TryDisarmShared(ref StickyBits<TAtomics> bits, long armedBit)
+    {
         bits.Clear(armedBit); // full fence: the clear before the read of the count; pairs with RegisterArming's add
         if (TAtomics.LoadAcquire(ref _waiters) == 0) // acquire: the registration count
         {
             return true;
         }
 
-        bits.Set(armedBit); // full fence: re-armed before our next operation
-        TAtomics.StoreRelease(ref _everParked, Raised); // release: HasWaiters fences again (a registrant reading it runs a barrier: harmless)
+        bits.Set(armedBit); // full fence: re-armed before the caller's next operation (and wake-up: the woken waiters' rechecks follow every publish that skipped the gate)
         return false;
     }
 
@@ -170,9 +205,9 @@ internal interface IParkingGate
     bool HasWaiters();
 }
 
-/// <summary>The arming face of a gate (a single-thread side's bit and its disarm), for the same models.</summary>
+/// <summary>The waiter's face of an arming gate (see "Arming"), shared by the two faces below.</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
-internal interface IArmingGate<TAtomics>
+internal interface IArmingRegistration<TAtomics>
     where TAtomics : struct, IAtomics
 {
     /// <summary>Counts a waiter in, then sets the armed bit (running the barrier when it set it).</summary>
@@ -180,10 +215,31 @@ internal interface IArmingGate<TAtomics>
 
     /// <summary>Counts a waiter out.</summary>
     void Unregister();
+}
 
+/// <summary>The arming face of a gate (a single-thread side's bit and its disarm), for the same models.</summary>
+/// <typeparam name="TAtomics">The atomics seam.</typeparam>
+internal interface IArmingGate<TAtomics> : IArmingRegistration<TAtomics>
+    where TAtomics : struct, IAtomics
+{
     /// <summary>The signaller's question after a publish.</summary>
     bool HasWaiters();
 
     /// <summary>After a quiet run: clears the armed bit unless a waiter registered meanwhile.</summary>
     bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit);
+}
+
+/// <summary>
+/// The arming face of a gate whose side is played by many threads, each publishing with a locked claim (see
+/// "Disarming a side played by many threads"), for the models.
+/// </summary>
+/// <typeparam name="TAtomics">The atomics seam.</typeparam>
+internal interface ISharedArmingGate<TAtomics> : IArmingRegistration<TAtomics>
+    where TAtomics : struct, IAtomics
+{
+    /// <summary>The signaller's question after a locked publish.</summary>
+    bool HasWaitersAfterLockedPublish();
+
+    /// <summary>After a quiet spell: clears the armed bit; false (re-armed) when a waiter was registered: wake them all.</summary>
+    bool TryDisarmShared(ref StickyBits<TAtomics> bits, long armedBit);
 }

@@ -8,8 +8,9 @@ namespace LockFree.Backpressure;
 // scheduler can run this exact code (tests/Concurrency/Backpressure/CompletionHandshakeTests.cs) under the TSO
 // store-buffer simulation.
 //
-// Bits are only ever set (sticky), with one exception: the Parked bit of a side with a single signaller, which that
-// signaller may clear through ParkingGate.TryDisarm once no waiter remains (see ParkingGate, "Disarming"). The fast path reads the word with one acquire load (a plain mov on x64) after its
+// Bits are only ever set (sticky), with one exception: the Parked bit, which a side's signaller may clear through
+// ParkingGate.TryDisarm (one signaller) or TryDisarmShared (many, each publishing with a locked claim) once no waiter
+// remains (see ParkingGate, "Disarming"). The fast path reads the word with one acquire load (a plain mov on x64) after its
 // queue operation and no fence: a reader that takes the last item stores its head, then reads the word. Completion
 // sets its bit and then reads the head (is the buffer drained?): a Dekker handshake whose reader side has no fence.
 // So completion pays for both sides (asymmetric fences, as ParkingGate's first park): after setting the bit it runs a
@@ -42,7 +43,7 @@ internal struct StickyBits<TAtomics>
         }
     }
 
-    /// <summary>Clears <paramref name="bits"/>; a full fence. Only for <c>ParkingGate.TryDisarm</c> (see "Disarming" there).</summary>
+    /// <summary>Clears <paramref name="bits"/>; a full fence. Only for <c>ParkingGate.TryDisarm</c> and <c>TryDisarmShared</c> (see "Disarming" there).</summary>
     public void Clear(long bits)
     {
         long seen = TAtomics.LoadAcquire(ref _bits); // acquire: the CAS below validates it

@@ -138,6 +138,13 @@ internal sealed class WaiterList<TAtomics>
     public bool TryDisarm(ref StickyBits<TAtomics> bits, long armedBit) => _gate.TryDisarm(ref bits, armedBit);
 
     /// <summary>
+    /// Any of this list's many signallers (each publishing with a locked claim), after a quiet spell: clears
+    /// <paramref name="armedBit"/>; false when a registrant raced it (re-armed: the caller wakes every waiter; see
+    /// ParkingGate, "Disarming a side played by many threads").
+    /// </summary>
+    public bool TryDisarmShared(ref StickyBits<TAtomics> bits, long armedBit) => _gate.TryDisarmShared(ref bits, armedBit);
+
+    /// <summary>
     /// The one signaller of this list (a single reader or writer) found nobody waiting: counts it, returns the run.
     /// Kept here, not in the buffer, so that the count's store dirties a line the other side's fast path never reads.
     /// </summary>

@@ -16,7 +16,14 @@ namespace LockFree;
 // frequency is no multiple of the rate granted more than the rate, e.g. 1,000/s for 600/s on a 1 kHz clock, which
 // broke the bound below). So the burst is exactly MinRetriesPerSecond and the sustained rate at most that. One
 // CAS, no separate refill timestamp, so there is no torn update. It starts with a full burst. The clock is read
-// only when the ratio bucket is empty (the overload path).
+// only when the ratio bucket is empty (the overload path), and once at construction (when there is a reserve).
+//
+// Wrap: tat and now are kept relative to that first reading (_origin), as differences of timestamps, which wrap with
+// the clock. Before (review of 2026-11-23), they were raw timestamps compared with Math.Max: in the second in which
+// the clock passed long.MaxValue, tat + interval wrapped negative, the next retry's max() picked now over it, and every
+// retry in that second was granted (the reserve was unlimited). Relative time stays far from the wrap for as long as
+// a budget lives (2^63 ticks: 29,000 years at 10 MHz), so Math.Max on it is exact, for a clock that starts anywhere
+// (near long.MaxValue, negative).
 //
 // Bound (the property the tests check): over any interval of length T with C calls, the granted retries are at
 // most RetryRatio*C + MaxBurst + MinRetriesPerSecond*(T + 1 s).
@@ -39,9 +46,10 @@ public sealed class RetryBudget
     private readonly long _interval;  // timestamps between reserve retries
     private readonly long _tolerance; // timestamps of burst the reserve allows (MinRetriesPerSecond - 1 intervals: about a second)
     private readonly TimeProvider _time;
+    private readonly long _origin;    // the clock's reading at construction: the reserve's times are differences from it (see the design note)
 
     private long _credit;
-    private long _reserveTat = long.MinValue;
+    private long _reserveTat = long.MinValue; // relative to _origin: long.MinValue = never used (a full burst)
     private long _calls;
     private long _granted;
     private long _refused;
@@ -78,6 +86,7 @@ public sealed class RetryBudget
             long second = _time.TimestampFrequency;
             _interval = Math.Max(1, (second + _minPerSecond - 1) / _minPerSecond); // ceiling: never more than the rate
             _tolerance = (_minPerSecond - 1) * _interval;                         // a burst of exactly the rate
+            _origin = _time.GetTimestamp();
         }
     }
 
@@ -147,7 +156,7 @@ public sealed class RetryBudget
             return false;
         }
 
-        long now = _time.GetTimestamp();
+        long now = unchecked(_time.GetTimestamp() - _origin); // a difference of timestamps: wraps with the clock
         long tat = Volatile.Read(ref _reserveTat);
         while (true)
         {

@@ -24,6 +24,10 @@ public sealed class RetryBudgetOptions
     /// </summary>
     public int MaxBurst { get; init; } = 100;
 
-    /// <summary>The clock for the per-second reserve. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// The clock for the per-second reserve. Default <see cref="TimeProvider.System"/>. Read once when the budget is
+    /// created (with a reserve), then only when the ratio credit is spent; its timestamps may start anywhere and wrap
+    /// past <see cref="long.MaxValue"/> (the reserve counts differences), as long as they are monotonic.
+    /// </summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -44,6 +44,10 @@ public sealed class HierarchicalTokenBucket<TKey, TOperation>
     public KeyedTokenBucket<(TKey, TOperation)>? PerOperation => _perOperation;
 
     /// <summary>Takes <paramref name="tokens"/> at every level, or at none.</summary>
+    /// <remarks>
+    /// A lower level given its tokens back (a higher level refused, or its clock threw) serves that bucket's queued
+    /// <see cref="TokenBucket.AcquireAsync(int, CancellationToken)"/> waiters at once, oldest first.
+    /// </remarks>
     /// <param name="key">The caller's key.</param>
     /// <param name="operation">The operation (ignored without a per-operation level).</param>
     /// <param name="tokens">The cost.</param>

@@ -40,6 +40,7 @@ public sealed class LeakyBucket : IDisposable
     private long _nextRelease;               // the next departure's whole tick (guarded by _lock)
     private long _nextFraction;              // ... plus _nextFraction / D of a tick, 0 <= _nextFraction < D
     private ITimer? _timer;
+    private ITimer? _retryTimer;             // a TimeProvider.System timer for the release's retry when the clock's timer cannot be armed (guarded by _lock)
     private bool _disposed;
     private long _released;
     private long _rejected;
@@ -104,7 +105,9 @@ public sealed class LeakyBucket : IDisposable
     /// <summary>
     /// Exceptions of the <see cref="System.TimeProvider"/> (a clock reading, or arming the pacing timer) caught on the pacing
     /// timer's thread, where nothing may escape (a snapshot). The queue is not stalled by one: the release is retried
-    /// after a back-off (1 ms, doubling to 1 s), so queued requests leave once the clock works again.
+    /// after a back-off (1 ms, doubling to 1 s), so queued requests leave once the clock works again. When the clock
+    /// cannot arm the pacing timer, the retry runs on a <see cref="System.TimeProvider.System"/> timer (real time, same
+    /// back-off): it needs no other caller.
     /// </summary>
     public long ClockFailureCount => Interlocked.Read(ref _clockFailures);
 
@@ -191,6 +194,7 @@ public sealed class LeakyBucket : IDisposable
 
             _disposed = true;
             _timer?.Dispose();
+            _retryTimer?.Dispose();
             _queue.FinishAll(WaitStatus.Completed);
         }
     }
@@ -303,26 +307,66 @@ public sealed class LeakyBucket : IDisposable
         }
     }
 
-    /// <summary>Counts and reports a release's failure, then arms the timer to try again after the back-off.</summary>
+    /// <summary>
+    /// Counts and reports a release's failure, then arms the timer to try again after the back-off. When the clock cannot
+    /// arm its timer either, the retry is armed on a <see cref="TimeProvider.System"/> timer instead (real time, the same
+    /// back-off), so the queue keeps retrying by itself until the clock works, the queue empties or the bucket is
+    /// disposed. Before (review of 2026-11-23), a second failure gave up: the queued requests sat until the next
+    /// <see cref="EnterAsync"/> armed the timer again (and with none, for good).
+    /// </summary>
     private void ReleaseFailed(Exception ex)
     {
         FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the lock: the handler is user code
+        TimeSpan retry;
+        using (InterruptDeferral.Lock(_lock))
+        {
+            if (_disposed || _queue.Count == 0)
+            {
+                return;
+            }
+
+            retry = FailureReport.NextRetry(ref _retryTicks);
+        }
+
         try
         {
             using (InterruptDeferral.Lock(_lock))
             {
-                if (_disposed || _queue.Count == 0)
+                if (!_disposed)
                 {
-                    return;
+                    _timer!.Change(retry, Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
                 }
-
-                _timer!.Change(FailureReport.NextRetry(ref _retryTicks), Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
             }
         }
         catch (Exception again)
         {
-            // The timer cannot be armed either: reported; the next EnterAsync arms it again.
+            // The timer cannot be armed either: reported, and the retry goes on a system timer.
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
+            ArmFallbackRetry(retry);
+        }
+    }
+
+    /// <summary>
+    /// Arms the release's retry on <see cref="TimeProvider.System"/> (created on the first need, disposed with the
+    /// bucket; a spurious release from it is harmless: it re-checks the due time). A failure here (the runtime's own
+    /// timer: out of memory) is swallowed: the next <see cref="EnterAsync"/> arms the clock's timer again, as before.
+    /// </summary>
+    private void ArmFallbackRetry(TimeSpan retry)
+    {
+        try
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                if (!_disposed)
+                {
+                    _retryTimer ??= UnflowedTimer.Create(TimeProvider.System, static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _retryTimer.Change(retry, Timeout.InfiniteTimeSpan);
+                }
+            }
+        }
+        catch (Exception)
+        {
+            // Nothing left to schedule with; not reported again (the clock's failure just was).
         }
     }
 
@@ -337,7 +381,6 @@ public sealed class LeakyBucket : IDisposable
             }
 
             long now = _time.GetTimestamp(); // first: a throwing clock changes nothing
-            _retryTicks = 0;
             if (IsDueLocked(now) && _queue.FinishOldest(WaitStatus.Signaled))
             {
                 _released++;
@@ -352,6 +395,8 @@ public sealed class LeakyBucket : IDisposable
             {
                 ArmLocked(now);
             }
+
+            _retryTicks = 0; // only a release that read the clock and armed the timer ends the back-off: one whose arming keeps failing backs off to 1 s
         }
     }
 }

@@ -12,6 +12,11 @@ namespace LockFree;
 // longer restricts anything until a new one arrives. "No hint yet" is a reset instant of long.MinValue, before
 // every timestamp: a TimeProvider's timestamps may be negative (only differences mean anything), and 0 was in the
 // future of such a clock (the absent hint was in force and the first real one paced from timestamp 0).
+//
+// Wrap: every instant is kept relative to the clock's reading at construction (_origin), a difference of timestamps
+// that wraps with the clock, so relative time starts at 0 and stays far from long.MaxValue for the tracker's life.
+// Before (review of 2026-11-23), instants were raw timestamps: on a clock within a reset period of long.MaxValue the
+// reset instant saturated to "never", and once the clock wrapped (negative) the hint stayed in force for good.
 
 /// <summary>
 /// Honours server quota hints: after <see cref="Update(long, TimeSpan)"/> reports the remaining quota and the
@@ -23,6 +28,7 @@ public sealed class ServerQuotaHint
 {
     private readonly TimeProvider _time;
     private readonly long _paceBelow;
+    private readonly long _origin; // the clock's reading at construction: instants below are differences from it (see the design note)
     private long _remaining = long.MaxValue;
     private long _resetAt = long.MinValue; // "no hint yet": before every timestamp (0 was in the future of a clock reading negative)
     private long _nextPaced;
@@ -39,10 +45,11 @@ public sealed class ServerQuotaHint
         ArgumentOutOfRangeException.ThrowIfNegative(options.PaceBelow, "options.PaceBelow");
         _time = options.TimeProvider;
         _paceBelow = options.PaceBelow;
+        _origin = _time.GetTimestamp();
     }
 
     /// <summary>The remaining quota as last reported, less the requests admitted since; <see cref="long.MaxValue"/> when no hint is in force.</summary>
-    public long Remaining => IsInForce(_time.GetTimestamp()) ? RealAtomics.LoadAcquire(ref _remaining) : long.MaxValue; // acquire: a snapshot
+    public long Remaining => IsInForce(Now()) ? RealAtomics.LoadAcquire(ref _remaining) : long.MaxValue; // acquire: a snapshot
 
     /// <summary>Requests refused locally since creation.</summary>
     public long Refused => RealAtomics.LoadAcquire(ref _refused); // acquire: a snapshot
@@ -52,7 +59,7 @@ public sealed class ServerQuotaHint
     {
         get
         {
-            long now = _time.GetTimestamp();
+            long now = Now();
             if (!IsInForce(now))
             {
                 return TimeSpan.Zero;
@@ -72,7 +79,7 @@ public sealed class ServerQuotaHint
     {
         ArgumentOutOfRangeException.ThrowIfNegative(remaining);
         ArgumentOutOfRangeException.ThrowIfLessThan(resetAfter, TimeSpan.Zero);
-        long now = _time.GetTimestamp();
+        long now = Now();
         double after = Math.Ceiling(resetAfter.TotalSeconds * _time.TimestampFrequency);
         long resetAt = after >= long.MaxValue - (double)Math.Max(now, 0) ? long.MaxValue : now + (long)after; // saturates: a reset beyond the clock's range is "never", not a wrapped instant in the past
         long previousReset = RealAtomics.LoadAcquire(ref _resetAt); // acquire: the period the last hint described
@@ -102,7 +109,7 @@ public sealed class ServerQuotaHint
     /// <returns>True to send; false to refuse locally (see <see cref="RetryAfter"/>).</returns>
     public bool TryAdmit()
     {
-        long now = _time.GetTimestamp();
+        long now = Now();
         if (!IsInForce(now))
         {
             return true;
@@ -136,6 +143,9 @@ public sealed class ServerQuotaHint
             remaining = prior;
         }
     }
+
+    /// <summary>Now, in timestamps since construction (a difference: wraps with the clock, so it never does itself).</summary>
+    private long Now() => unchecked(_time.GetTimestamp() - _origin);
 
     private bool IsInForce(long now) => now < RealAtomics.LoadAcquire(ref _resetAt); // acquire: pairs with Update's release
 

@@ -9,6 +9,9 @@ public sealed class ServerQuotaHintOptions
     /// </summary>
     public long PaceBelow { get; init; } = 10;
 
-    /// <summary>The clock. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// The clock. Default <see cref="TimeProvider.System"/>. Read once when the tracker is created; its monotonic
+    /// timestamps may start anywhere and wrap past <see cref="long.MaxValue"/> (the tracker counts differences).
+    /// </summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

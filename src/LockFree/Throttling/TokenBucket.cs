@@ -65,6 +65,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private long _refundOwed; // tokens granted to nobody and not yet given back (guarded by _pumpLock): a refund whose clock read threw is retried by the next pump
     private long _clockFailures; // exceptions caught in the pump (see ClockFailed): rare path
     private long _pumpRetryTicks; // the pump's current retry back-off in TimeSpan ticks, 0 after a pump that succeeded (guarded by _pumpLock)
+    private ITimer? _retryTimer; // a TimeProvider.System timer for the pump's retry when the clock's own timer cannot be created or armed (guarded by _pumpLock)
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
@@ -153,6 +154,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// Exceptions of the <see cref="System.TimeProvider"/> (a clock reading, or creating or arming the pump's timer) caught
     /// while serving the wait queue (a snapshot). The queue is not stalled by one: the pump retries after a back-off
     /// (1 ms, doubling to 1 s), so queued waiters are served once the clock works again, and no token is lost or minted.
+    /// When the clock cannot create or arm the pump's timer, the retry runs on a <see cref="System.TimeProvider.System"/>
+    /// timer (real time, same back-off): it needs no other caller.
     /// </summary>
     public long ClockFailureCount => Interlocked.Read(ref _clockFailures);
 
@@ -381,24 +384,57 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         }
     }
 
-    /// <summary>Counts and reports a pump's failure, then arms the timer to pump again after the back-off.</summary>
+    /// <summary>
+    /// Counts and reports a pump's failure, then arms the timer to pump again after the back-off. When the clock cannot
+    /// create or arm that timer either, the retry is armed on a timer of <see cref="TimeProvider.System"/> instead (real
+    /// time, the same back-off), so the queue keeps retrying by itself, at least once a second, until the clock works or
+    /// the queue empties. Before (review of 2026-11-23), a second failure gave up: a queued waiter sat until some other
+    /// caller's acquire, cancellation or refund ran the pump again.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void PumpFailed(Exception ex)
     {
         FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the pump lock: the handler is user code
+        TimeSpan retry;
+        using (InterruptDeferral.Lock(_pumpLock))
+        {
+            retry = FailureReport.NextRetry(ref _pumpRetryTicks);
+        }
+
         try
         {
             using (InterruptDeferral.Lock(_pumpLock))
             {
-                TimeSpan retry = FailureReport.NextRetry(ref _pumpRetryTicks);
                 _timer ??= CreatePumpTimer();
                 _timer.Change(retry, Timeout.InfiniteTimeSpan);
             }
         }
         catch (Exception again)
         {
-            // The timer cannot be created or armed either: reported; the next acquire, cancellation or refund pumps again.
+            // The clock's timer cannot be created or armed either: reported, and the retry goes on a system timer.
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
+            ArmFallbackRetry(retry);
+        }
+    }
+
+    /// <summary>
+    /// Arms the pump's retry on <see cref="TimeProvider.System"/> (created once, on the first need, kept for the bucket's
+    /// life; a spurious pump from it later is harmless). A failure here (the runtime's own timer: out of memory) is
+    /// swallowed: the next acquire, cancellation or refund pumps again, as before.
+    /// </summary>
+    private void ArmFallbackRetry(TimeSpan retry)
+    {
+        try
+        {
+            using (InterruptDeferral.Lock(_pumpLock))
+            {
+                _retryTimer ??= UnflowedTimer.Create(TimeProvider.System, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _retryTimer.Change(retry, Timeout.InfiniteTimeSpan);
+            }
+        }
+        catch (Exception)
+        {
+            // Nothing left to schedule with; not reported again (the clock's failure just was).
         }
     }
 
@@ -524,6 +560,10 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// tried in order, and when one refuses, those before it get their tokens back. List the most specific level
     /// first (operation, then key, then global), so the common refusal touches no shared level at all.
     /// </summary>
+    /// <remarks>
+    /// A level given its tokens back while <see cref="AcquireAsync(int, CancellationToken)"/> waiters are queued on it
+    /// serves them at once, oldest first (the tokens do not wait for the bucket's next timer tick).
+    /// </remarks>
     /// <param name="levels">The buckets a request must pass, most specific first.</param>
     /// <param name="tokens">The cost, at least 1 and at most every level's capacity.</param>
     /// <param name="retryAfter">On refusal, the refusing level's hint.</param>
@@ -575,6 +615,14 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     /// back-off, pays them. Before, <see cref="TryAcquireAll"/> let that exception out between two refunds: the level
     /// whose clock failed and every level before it kept the tokens taken for a request that was refused.
     /// </summary>
+    /// <remarks>
+    /// A refund into a bucket with queued waiters runs the pump at once, so the oldest waiter takes the tokens now, in
+    /// order (the pump serves strictly from the head, and the Waiting flag keeps <see cref="TryAcquire(int)"/> out).
+    /// Before (review of 2026-11-23), the tokens sat in the bucket until the pump's timer fired for the time the head would
+    /// have waited without them. No waiter is missed: the refund ends with a release store of the engine's word after
+    /// owning it with a locked CAS, and the waiter count is read after that; a waiter linked later runs the pump itself after
+    /// linking, and its pump owns the same word after the refund's CAS (the CASes are totally ordered), so it sees the tokens.
+    /// </remarks>
     internal void RefundOrOwe(int tokens)
     {
         try
@@ -586,6 +634,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             OweRefund(tokens); // the failed refund charged nothing (the engine reopens its word before the exception leaves)
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
             Pump(); // pays what is owed, or arms its retry
+            return;
+        }
+
+        if (_waiters.Count > 0)
+        {
+            Pump(); // serve the queue with the tokens now, not at the pump timer's next tick (never throws; no user code under its lock)
         }
     }
 

@@ -2,13 +2,23 @@ namespace LockFree.Tests.Unit.Support;
 
 /// <summary>
 /// A clock that moves only when a test says so: timestamps in ticks (frequency <see cref="TimeSpan.TicksPerSecond"/>),
-/// starting at a non-zero value, and timers that fire from <see cref="Advance"/> on the calling thread.
+/// starting at a non-zero value (or one a test chooses: near <see cref="long.MaxValue"/>, negative), and timers that fire
+/// from <see cref="Advance"/> on the calling thread. Timestamps wrap past <see cref="long.MaxValue"/> as a hardware
+/// counter does; due times are compared as differences, so timers work across the wrap too.
 /// </summary>
 public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly object _lock = new();
     private readonly List<ManualTimer> _timers = new();
     private long _now = TimeSpan.FromDays(1).Ticks; // non-zero: a real monotonic clock never reads 0
+
+    /// <summary>A clock that starts at one day's ticks.</summary>
+    public ManualTimeProvider()
+    {
+    }
+
+    /// <summary>A clock that starts at <paramref name="startTimestamp"/> (wrap tests: near <see cref="long.MaxValue"/>, or negative).</summary>
+    public ManualTimeProvider(long startTimestamp) => _now = startTimestamp;
 
     /// <inheritdoc/>
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
@@ -44,12 +54,12 @@ public sealed class ManualTimeProvider : TimeProvider
         List<ManualTimer> due = new();
         lock (_lock)
         {
-            _now += by.Ticks;
+            _now = unchecked(_now + by.Ticks); // wraps past long.MaxValue
             if (fireTimers)
             {
                 foreach (ManualTimer timer in _timers)
                 {
-                    if (timer.DueAt <= _now)
+                    if (timer.Armed && unchecked(timer.DueAt - _now) <= 0) // a difference: works across the wrap
                     {
                         due.Add(timer);
                     }
@@ -57,7 +67,7 @@ public sealed class ManualTimeProvider : TimeProvider
 
                 foreach (ManualTimer timer in due)
                 {
-                    timer.DueAt = long.MaxValue; // one-shot; the tests never use periods
+                    timer.Armed = false; // one-shot; the tests never use periods
                 }
             }
         }
@@ -91,13 +101,16 @@ public sealed class ManualTimeProvider : TimeProvider
 
     private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
     {
-        public long DueAt { get; set; } = long.MaxValue;
+        public long DueAt { get; set; }
+
+        public bool Armed { get; set; }
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             lock (owner._lock)
             {
-                DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : owner._now + dueTime.Ticks;
+                Armed = dueTime != Timeout.InfiniteTimeSpan;
+                DueAt = Armed ? unchecked(owner._now + dueTime.Ticks) : 0;
             }
 
             return true;
