@@ -211,10 +211,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
 
     /// <summary>
-    /// Raised with the exception the buffer's <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw while the buffer
-    /// computed the retry hint of a rejected write (<see cref="WriteResult.RetryAfter"/>), on the writer's thread, before
-    /// that write returns. The write's outcome was already decided: it still answers <see cref="WriteOutcome.Rejected"/> (the
-    /// item stays with the caller), with <see cref="Timeout.InfiniteTimeSpan"/> as its hint (no estimate). A clock failure
+    /// Raised with the exception the buffer's <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller
+    /// can be handed it, on the writer's thread, before that write returns: while the buffer computed the retry hint of a
+    /// rejected write (<see cref="WriteResult.RetryAfter"/>), or read the time an asynchronous write waited (after its item
+    /// was written; the <c>lockfree.queue.wait_time</c> sample is skipped). The write's outcome was already decided: a
+    /// rejection still answers <see cref="WriteOutcome.Rejected"/> (the item stays with the caller), with
+    /// <see cref="Timeout.InfiniteTimeSpan"/> as its hint (no estimate); a written item answers accepted. A clock failure
     /// inside a write's own steps (an item's stamp under <see cref="BackpressureBufferOptions{T}.TrackItemAge"/>, a timed
     /// wait's deadline or timer) still reaches that write's caller. An exception from a <see cref="ClockFailed"/> handler
     /// is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
@@ -222,8 +224,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>
-    /// How many times the <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw while a rejection's retry hint was
-    /// computed (a snapshot; also the <c>lockfree.queue.clock_failures</c> metric). See <see cref="ClockFailed"/>.
+    /// How many times the <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller could be handed the
+    /// exception (a rejection's retry hint, a wait's duration; a snapshot; also the <c>lockfree.queue.clock_failures</c>
+    /// metric). See <see cref="ClockFailed"/>.
     /// </summary>
     public long ClockFailureCount => Volatile.Read(ref _clockFailures);
 

@@ -21,7 +21,7 @@ internal interface IBufferMetricsSource
     /// <summary>Callback (ItemDropped, PressureChanged) exceptions caught so far; 0 for a source that catches none.</summary>
     long CallbackFailures => 0;
 
-    /// <summary>Clock exceptions caught where no caller could be handed them (a rejection's retry hint); 0 for a source that catches none.</summary>
+    /// <summary>Clock exceptions caught where no caller could be handed them (a rejection's retry hint, a wait's duration); 0 for a source that catches none.</summary>
     long ClockFailureCount => 0;
 }
 
@@ -64,7 +64,7 @@ public static class BackpressureMetrics
         Meter.CreateObservableCounter("lockfree.queue.evicted", () => Observe(s => s.Statistics.Evicted), unit: "{item}", description: "Queued items evicted (DropOldest).");
         Meter.CreateObservableCounter("lockfree.queue.rejected", () => Observe(s => s.Statistics.Rejected), unit: "{item}", description: "Writes rejected (full or timed out).");
         Meter.CreateObservableCounter("lockfree.queue.callback_failures", () => Observe(s => s.CallbackFailures), unit: "{exception}", description: "Exceptions thrown by ItemDropped or PressureChanged handlers (caught: never thrown into the write or read).");
-        Meter.CreateObservableCounter("lockfree.queue.clock_failures", () => Observe(s => s.ClockFailureCount), unit: "{exception}", description: "Exceptions of the buffer's TimeProvider while a rejection's retry hint was computed (caught: the write still answers Rejected, with no hint).");
+        Meter.CreateObservableCounter("lockfree.queue.clock_failures", () => Observe(s => s.ClockFailureCount), unit: "{exception}", description: "Exceptions of the buffer's TimeProvider where no caller could be handed them: a rejection's retry hint (the write still answers Rejected, with no hint), a wait's duration.");
         Meter.CreateObservableGauge("lockfree.queue.oldest_item_age", ObserveOldestItemAge, unit: "s", description: "How long the oldest item has waited (buffers created with TrackItemAge only).");
     }
 

@@ -330,18 +330,22 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     long IBufferMetricsSource.CallbackFailures => CallbackFailures;
 
     /// <summary>
-    /// Raised with the exception the queue's <see cref="DelayQueueOptions{T}.TimeProvider"/> threw while the queue computed
-    /// the retry hint of a rejected enqueue (the time until the earliest item is due), on the enqueuing thread, before that
-    /// enqueue returns. The enqueue's outcome was already decided: it still answers <see cref="WriteOutcome.Rejected"/> (the
-    /// item stays with the caller), with <see cref="Timeout.InfiniteTimeSpan"/> as its hint (no estimate). A clock failure
-    /// inside an enqueue's own steps (the reading its due time is computed from) still reaches that enqueue's caller. An
+    /// Raised with the exception the queue's <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller can be
+    /// handed it: while the queue computed the retry hint of a rejected enqueue (the time until the earliest item is due),
+    /// on the enqueuing thread before that enqueue returns (the enqueue still answers <see cref="WriteOutcome.Rejected"/>,
+    /// the item staying with the caller, with <see cref="Timeout.InfiniteTimeSpan"/> as its hint: no estimate); or while a
+    /// reader that took an item passed the wake-up on to the readers still parked (reading the clock or arming the
+    /// wake-up's timer), on that reader's thread (the reader keeps its item; a parked reader is woken to judge the next
+    /// one). A clock failure inside an operation's own steps (the reading an enqueue's due time is computed from, a take's
+    /// reading) still reaches that operation's caller. An
     /// exception from a <see cref="ClockFailed"/> handler is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
     /// </summary>
     public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>
-    /// How many times the <see cref="DelayQueueOptions{T}.TimeProvider"/> threw while a rejection's retry hint was computed
-    /// (a snapshot; also <c>lockfree.queue.clock_failures</c>). See <see cref="ClockFailed"/>.
+    /// How many times the <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller could be handed the exception
+    /// (a rejection's retry hint, a reader's pass-on after its take; a snapshot; also <c>lockfree.queue.clock_failures</c>).
+    /// See <see cref="ClockFailed"/>.
     /// </summary>
     public long ClockFailureCount => Volatile.Read(ref _clockFailures);
 
