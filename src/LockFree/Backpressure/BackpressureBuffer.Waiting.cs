@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
+using LockFree.Internal;
 
 namespace LockFree;
 
@@ -496,7 +497,8 @@ public sealed partial class BackpressureBuffer<T>
 
     /// <summary>
     /// Records an asynchronous write's wait after the item was written. A clock that throws here skips the sample: the
-    /// write happened, and an exception would tell its caller otherwise (a retry would write the item twice).
+    /// write happened, and an exception would tell its caller otherwise (a retry would write the item twice). The failure
+    /// is counted and reported (<see cref="ClockFailed"/>; before session 10 it was dropped without a trace).
     /// </summary>
     private void RecordWaitSince(long start)
     {
@@ -505,9 +507,10 @@ public sealed partial class BackpressureBuffer<T>
         {
             waited = _time.GetElapsedTime(start);
         }
-        catch (Exception)
+        catch (Exception error)
         {
-            return; // a metric only; see the summary
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error); // after the write (no mark held): see the summary
+            return;
         }
 
         BackpressureMetrics.RecordWait(this, waited);

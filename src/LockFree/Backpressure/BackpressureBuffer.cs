@@ -97,6 +97,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private int _paused;
     private int _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
     private long _callbackFailures; // handler exceptions caught (see CallbackFailed): an atomic add on that rare path
+    private long _clockFailures; // retry-hint clock readings that threw (see ClockFailed): an atomic add on that rare path
     private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private long _droppedIncoming;
     private long _evicted;
@@ -208,6 +209,26 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// threw (a snapshot; also the <c>lockfree.queue.callback_failures</c> metric). See <see cref="CallbackFailed"/>.
     /// </summary>
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
+
+    /// <summary>
+    /// Raised with the exception the buffer's <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller
+    /// can be handed it, on the writer's thread, before that write returns: while the buffer computed the retry hint of a
+    /// rejected write (<see cref="WriteResult.RetryAfter"/>), or read the time an asynchronous write waited (after its item
+    /// was written; the <c>lockfree.queue.wait_time</c> sample is skipped). The write's outcome was already decided: a
+    /// rejection still answers <see cref="WriteOutcome.Rejected"/> (the item stays with the caller), with
+    /// <see cref="Timeout.InfiniteTimeSpan"/> as its hint (no estimate); a written item answers accepted. A clock failure
+    /// inside a write's own steps (an item's stamp under <see cref="BackpressureBufferOptions{T}.TrackItemAge"/>, a timed
+    /// wait's deadline or timer) still reaches that write's caller. An exception from a <see cref="ClockFailed"/> handler
+    /// is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
+    /// </summary>
+    public event EventHandler<Exception>? ClockFailed;
+
+    /// <summary>
+    /// How many times the <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller could be handed the
+    /// exception (a rejection's retry hint, a wait's duration; a snapshot; also the <c>lockfree.queue.clock_failures</c>
+    /// metric). See <see cref="ClockFailed"/>.
+    /// </summary>
+    public long ClockFailureCount => Volatile.Read(ref _clockFailures);
 
     /// <summary>
     /// How long the oldest item in the buffer has waited: zero when empty; null unless the buffer was created
@@ -459,8 +480,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <inheritdoc/>
     long IBufferMetricsSource.CallbackFailures => CallbackFailures;
 
+    /// <inheritdoc/>
+    long IBufferMetricsSource.ClockFailureCount => ClockFailureCount;
+
     /// <summary>
-    /// One write attempt under <paramref name="policy"/>. A null _completed means neither completion nor disposal
+    /// One write attempt under <paramref name="policy"/>; <paramref name="countRejection"/>: the caller answers this result
+    /// (a full buffer's rejection is counted and carries a retry hint), false: a waiting writer's attempt, which discards a
+    /// rejection and waits on (neither counted nor given a hint: no clock read). A null _completed means neither completion nor disposal
     /// (which completes) happened before this write; with many writers a completion racing the enqueue closes the
     /// engine, so the enqueue either lands before the close (and is drained before the buffer finishes) or fails.
     /// </summary>
@@ -629,7 +655,14 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                             InvokeItemDropped(oldest, DropReason.Oldest);
                         }
 
-                        continue; // another writer took the room: evict again
+                        // Many writers only: another writer took the room; evict again. With one writer the placement never
+                        // fails here, so the callback above never runs inside the in-write mark: the SPMC engine answers
+                        // "full" only while no reader has claimed the slot the write needs (position tail - capacity), and
+                        // our eviction moved the head past that position, so a reader still holding the slot makes the
+                        // enqueue wait for its release instead (BackpressureDropOldestReentryTests). Were it to fail, a
+                        // callback that writes to this buffer would clear the mark while this write is still to publish.
+                        Debug.Assert(!_singleWriter, "a single writer's placement after its eviction failed: the callback ran inside the in-write mark");
+                        continue;
                     }
 
                     if (Enqueue(item))
@@ -647,12 +680,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
             default: // Wait (without waiting) and Reject
                 LeaveWriteUnpublished();
-                if (countRejection)
+                if (!countRejection)
                 {
-                    CountRejection();
+                    // A waiting writer's attempt (its spins, its recheck after linking, its retry after a wake-up): it
+                    // discards this answer and waits on, so no hint is computed. Before (session 10), each such attempt
+                    // read the user's clock for a hint nobody used, and a clock that threw there faulted the waiting write.
+                    return WriteResult.Rejected(RejectReason.Full, default);
                 }
 
-                return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
+                CountRejection();
+                return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter()); // after leaving the mark: the clock is user code
         }
     }
 
@@ -770,7 +807,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>
     /// Little's law: at the drain rate measured over the last second or so, one slot frees every 1/rate
-    /// seconds. Reads the clock only here, on the rejection path.
+    /// seconds. Reads the clock only here, on the rejection path (a rejection answered to its caller, never a waiting
+    /// writer's attempt); a clock that throws gives no estimate (<see cref="Timeout.InfiniteTimeSpan"/>), counted and
+    /// reported through <see cref="ClockFailed"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // never inlined into a write: its clock reads are P/Invokes, whose inlined frame setup would land in the caller's prolog
     private TimeSpan EstimateRetryAfter()
@@ -789,7 +828,20 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             }
         }
 
-        TimeSpan hint = ComputeRetryAfter();
+        TimeSpan hint;
+        try
+        {
+            hint = ComputeRetryAfter();
+        }
+        catch (Exception error)
+        {
+            // The rejection is decided (the item stays with the caller): the clock's failure must not turn it into an
+            // exception (before, session 10, the write threw and its caller could not tell it was rejected). No estimate,
+            // counted and reported.
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
+            return Timeout.InfiniteTimeSpan;
+        }
+
         if (_cacheRetryAfter)
         {
             Volatile.Write(ref _retryAfterTicks, hint.Ticks);

@@ -44,8 +44,9 @@ public readonly struct WriteResult : IEquatable<WriteResult>
 
     /// <summary>
     /// For a rejected write: how long until the buffer is expected to have room, from its measured drain rate
-    /// (Little's law); <see cref="Timeout.InfiniteTimeSpan"/> when nothing has drained lately (the reader may be
-    /// stalled). <see cref="TimeSpan.Zero"/> for every other outcome.
+    /// (Little's law); <see cref="Timeout.InfiniteTimeSpan"/> when there is no estimate: nothing has drained lately (the
+    /// reader may be stalled), or the buffer's clock threw while the hint was computed (counted in
+    /// <see cref="BackpressureBuffer{T}.ClockFailureCount"/>). <see cref="TimeSpan.Zero"/> for every other outcome.
     /// </summary>
     public TimeSpan RetryAfter => new(_retryAfterTicks);
 

@@ -117,6 +117,7 @@ public sealed class AckQueue<T> : IDisposable
         _maxDeliveries = options.MaxDeliveries;
         _name = options.Name;
         _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time, TimerWheel = options.TimerWheel });
+        _ready.ClockFailed += (_, error) => ReportCallbackFailure(error); // a rejection's retry hint whose clock threw (see FailedCallbackCount)
         _timeoutTimestamps = _ready.ToTimestamps(VisibilityTimeout);
         _slots = new Slot[Capacity];
         for (int i = 0; i < _slots.Length; i++)
@@ -147,16 +148,18 @@ public sealed class AckQueue<T> : IDisposable
     /// Exceptions caught on the queue's timer thread: thrown by the dead-letter queue (its
     /// <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> callback) while an expiry pass moved a message there, or by
     /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>); also a visibility timer that threw
-    /// while a receive armed it (the receive still delivers; the next receive arms again). Each is also raised through
-    /// <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// while a receive armed it (the receive still delivers; the next receive arms again); and the
+    /// <see cref="AckQueueOptions{T}.TimeProvider"/> throwing while a rejected <see cref="TryEnqueue"/> computed its retry
+    /// hint (on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
+    /// its hint: before, session 10, it threw). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
     public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
 
     /// <summary>
     /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
-    /// <see cref="AckQueueOptions{T}.TimerWheel"/>), or on the receiving thread for a visibility timer that failed to arm,
-    /// for each exception counted in <see cref="FailedCallbackCount"/>.
+    /// <see cref="AckQueueOptions{T}.TimerWheel"/>), on the receiving thread for a visibility timer that failed to arm, or on
+    /// the enqueuing thread for a rejection's retry hint whose clock threw, for each exception counted in <see cref="FailedCallbackCount"/>.
     /// Exceptions thrown by the handler itself are swallowed: nothing escapes the timer thread, which would end the process.
     /// </summary>
     public event EventHandler<Exception>? CallbackFailed;

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
+using LockFree.Internal;
 
 namespace LockFree;
 
@@ -167,8 +168,8 @@ public sealed partial class DelayQueue<T>
             }
             catch (Exception)
             {
-                // The user's clock threw in the recheck (the full queue's retry hint, or the enqueue's reading, which
-                // returns its unit with a signal that may reach this very waiter): take the waiter back, passing on a
+                // The user's clock threw in the recheck (the enqueue's reading, which returns its unit with a signal that
+                // may reach this very waiter; since session 10 a waiting attempt computes no retry hint): take the waiter back, passing on a
                 // signal that reached it. Before the review of 2026-11-23 (s9-room) it stayed linked and never awaited:
                 // the next wake-up was spent on it and the writer parked behind it slept beside a free slot.
                 _writers.Abandon(waiter, forwardSignal: true);
@@ -210,6 +211,7 @@ public sealed partial class DelayQueue<T>
         }
 
         bool signal = false;
+        Exception? clockFailure = null;
         _core.Enter();
         try
         {
@@ -229,12 +231,14 @@ public sealed partial class DelayQueue<T>
                 }
             }
         }
-        catch (Exception)
+        catch (Exception error)
         {
             // The clock (or the wake-up's timer) threw after this reader's take. Never thrown into that reader: its item is
             // taken (before the review of 2026-11-23 it was lost with the exception). A parked reader is woken instead;
-            // it judges the next item itself (and meets the failure, if it lasts, with nothing taken).
+            // it judges the next item itself (and meets the failure, if it lasts, with nothing taken). Counted and
+            // reported below, outside the lock (before session 10 it was dropped without a trace).
             signal = true;
+            clockFailure = error;
         }
         finally
         {
@@ -244,6 +248,11 @@ public sealed partial class DelayQueue<T>
         if (signal)
         {
             _readers.SignalOne();
+        }
+
+        if (clockFailure is not null)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, clockFailure); // user code: after the lock and the wake-up
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
@@ -96,6 +97,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private readonly double _timestampsPerTick;
     private readonly Action<T, DropReason>? _itemDropped;
     private long _callbackFailures; // ItemDropped exceptions caught (see CallbackFailed): rare path
+    private long _clockFailures; // retry-hint clock readings that threw (see ClockFailed): rare path
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IWakeup? _wakeup; // created on the first park, under the lock
 
@@ -327,6 +329,29 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <inheritdoc/>
     long IBufferMetricsSource.CallbackFailures => CallbackFailures;
 
+    /// <summary>
+    /// Raised with the exception the queue's <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller can be
+    /// handed it: while the queue computed the retry hint of a rejected enqueue (the time until the earliest item is due),
+    /// on the enqueuing thread before that enqueue returns (the enqueue still answers <see cref="WriteOutcome.Rejected"/>,
+    /// the item staying with the caller, with <see cref="Timeout.InfiniteTimeSpan"/> as its hint: no estimate); or while a
+    /// reader that took an item passed the wake-up on to the readers still parked (reading the clock or arming the
+    /// wake-up's timer), on that reader's thread (the reader keeps its item; a parked reader is woken to judge the next
+    /// one). A clock failure inside an operation's own steps (the reading an enqueue's due time is computed from, a take's
+    /// reading) still reaches that operation's caller. An
+    /// exception from a <see cref="ClockFailed"/> handler is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
+    /// </summary>
+    public event EventHandler<Exception>? ClockFailed;
+
+    /// <summary>
+    /// How many times the <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller could be handed the exception
+    /// (a rejection's retry hint, a reader's pass-on after its take; a snapshot; also <c>lockfree.queue.clock_failures</c>).
+    /// See <see cref="ClockFailed"/>.
+    /// </summary>
+    public long ClockFailureCount => Volatile.Read(ref _clockFailures);
+
+    /// <inheritdoc/>
+    long IBufferMetricsSource.ClockFailureCount => ClockFailureCount;
+
     /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the enqueuer (see <see cref="CallbackFailed"/>).</summary>
     private void InvokeItemDropped(T item, DropReason reason) =>
         FailureReport.InvokeDropped(_itemDropped, item, reason, ref _callbackFailures, CallbackFailed, this);
@@ -376,11 +401,16 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             case OverflowPolicy.DropOldest:
                 return EvictAndPublish(item, delay);
             default:
-                if (countRejection)
+                if (!countRejection)
                 {
-                    Interlocked.Increment(ref _rejected);
+                    // A waiting writer's attempt (its recheck after linking, its retry after a wake-up): it discards this
+                    // answer and waits on, so no hint is computed. Before (session 10) each such attempt tried the consumer
+                    // lock, drained the inbox and read the user's clock for a hint nobody used (a throw there faulted the
+                    // waiting enqueue).
+                    return WriteResult.Rejected(RejectReason.Full, default);
                 }
 
+                Interlocked.Increment(ref _rejected);
                 return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
         }
     }
@@ -524,8 +554,11 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>
     /// The retry hint of a rejection: the time until the root is due. Exact when the consumer lock is free (it drains
     /// the inbox first); when a consumer holds it, the root it last published (never waits on a consumer, so a storm
-    /// of rejected writes does not slow the readers down).
+    /// of rejected writes does not slow the readers down). A clock that throws gives no estimate
+    /// (<see cref="Timeout.InfiniteTimeSpan"/>), counted and reported through <see cref="ClockFailed"/>: the rejection is
+    /// decided, and before (session 10) the enqueue threw instead of answering it.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // a rejection's path: kept out of WriteOnce (and of AckQueue.TryEnqueue)
     internal TimeSpan EstimateRetryAfter()
     {
         if (_core.TryEnter())
@@ -541,7 +574,23 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
 
         long rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
-        return rootDue is long.MaxValue or long.MinValue ? TimeSpan.Zero : ToTimeSpan(rootDue - _time.GetTimestamp());
+        if (rootDue is long.MaxValue or long.MinValue)
+        {
+            return TimeSpan.Zero;
+        }
+
+        long now;
+        try
+        {
+            now = _time.GetTimestamp();
+        }
+        catch (Exception error)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        return ToTimeSpan(rootDue - now);
     }
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));

@@ -108,6 +108,26 @@ public sealed class BackpressureMetricsTests
         Assert.Equal(1, seen["lockfree.queue.dropped"]);
         Assert.Equal(2, seen["lockfree.queue.evicted"]);
         Assert.Equal(1, seen["lockfree.queue.rejected"]);
+        Assert.Equal(0, seen["lockfree.queue.clock_failures"]);
+    }
+
+    [Fact]
+    public void ClockFailures_RetryHintReadingThrows_CountedInTheMetric()
+    {
+        // A rejection's retry hint whose clock reading throws: the write answers Rejected (no hint) and the failure shows in
+        // lockfree.queue.clock_failures (BackpressureRetryHintClockFailureTests covers the write's side).
+        string name = UniqueName();
+        using var recorder = new Recorder(name);
+        var clock = new LockFree.Tests.Unit.Support.FailingReadingClock(new LockFree.Tests.Unit.Support.ManualTimeProvider());
+        using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.Reject, Name = name, TimeProvider = clock });
+        Assert.Equal(WriteResult.Accepted, buffer.TryWrite(1));
+
+        clock.FailReading(1); // the hint's reading (a rejection reads nothing else)
+        Assert.Equal(WriteOutcome.Rejected, buffer.TryWrite(2).Outcome);
+
+        Dictionary<string, double> seen = recorder.Observe();
+        Assert.Equal(1, seen["lockfree.queue.clock_failures"]);
+        Assert.Equal(1, seen["lockfree.queue.rejected"]);
     }
 
     [Fact]

@@ -72,6 +72,7 @@ public sealed class DelayQueueClockFailureTests
         Array.Sort(got);
         Assert.Equal([1, 2], got);
         Assert.Equal(0, queue.Count);
+        Assert.Equal(1, queue.ClockFailureCount); // the pass-on's failure is counted (session 10: it was dropped without a trace)
     }
 
     [Fact]
