@@ -124,6 +124,8 @@ public sealed class LockFreeChannelCompletionOrderTests
             ValueTask<bool> wait = channel.Reader.WaitToReadAsync();
             ValueTask<int> read = channel.Reader.ReadAsync();
             Assert.True(wait.IsCompleted && read.IsCompleted, "a finished channel answers at once");
+            _ = wait.AsTask().Exception; // observed: a faulted answer is not left for the finalizer
+            _ = read.AsTask().Exception;
             Assert.True(channel.Reader.Completion.IsCompleted, "the finish was visible before Completion completed");
             Assert.Equal(withError ? TaskStatus.Faulted : TaskStatus.RanToCompletion, channel.Reader.Completion.Status);
         }
