@@ -186,19 +186,25 @@ public sealed partial class BackpressureBuffer<T>
         _ => _positions.DequeuedPositions,
     };
 
+    /// <summary>
+    /// Finishes a completed, drained buffer: completes <see cref="Completion"/>, then raises the finish flag the readers
+    /// poll, then wakes the parked readers, so a reader that learns of the finish (a WaitToReadAsync answering false, a
+    /// channel's ReadAsync closed) finds Completion already completed, as the BCL's channels order it. Before (review of
+    /// 2026-11-23) the flag and the wake-ups came first: a woken or newly arriving reader could look at Completion in
+    /// between and find it still running (LockFreeChannelCompletionOrderTests). Completing the task before the flag's
+    /// CAS is safe: every thread that gets here saw the same completed, drained state, and only the first TrySet counts.
+    /// </summary>
     private void TryFinishIfDrained()
     {
         CompletionState? state = Volatile.Read(ref _completed);
         if (state is null
+            || Volatile.Read(ref _finished) != 0 // finished already (a read after the finish asks again: no second TrySet)
             || (_singleWriter && !_writeMark.IsDone()) // one writer: a write in flight at the completion may still publish (InWriteMark); its end sets Done and finishes
-            || !_queue.IsEmpty
-            || Interlocked.CompareExchange(ref _finished, 1, 0) != 0)
+            || !_queue.IsEmpty)
         {
             return;
         }
 
-        _readers.CompletionError = state.Error;
-        _readers.FinishAll(WaitStatus.Completed);
         if (state.Error is null)
         {
             _completion.TrySetResult();
@@ -211,6 +217,14 @@ public sealed partial class BackpressureBuffer<T>
         {
             _completion.TrySetException(state.Error);
         }
+
+        if (Interlocked.CompareExchange(ref _finished, 1, 0) != 0) // full fence: after the task's completion
+        {
+            return;
+        }
+
+        _readers.CompletionError = state.Error;
+        _readers.FinishAll(WaitStatus.Completed);
     }
 
     private void CheckPressure()

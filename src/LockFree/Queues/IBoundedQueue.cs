@@ -33,14 +33,16 @@ public interface IBoundedQueue<T>
     bool TryDequeue([MaybeNullWhen(false)] out T item);
 
     /// <summary>
-    /// Adds a prefix of <paramref name="items"/>, in order, and returns its length: 0 when the queue is full,
+    /// Adds a prefix of <paramref name="items"/>, in order, and returns its length: 0 when the queue is full or
+    /// <paramref name="items"/> is empty,
     /// otherwise at least 1 and at most the free space (see each type for when it may take fewer).
     /// </summary>
     int TryEnqueueMany(ReadOnlySpan<T> items);
 
     /// <summary>
     /// Removes up to <c>destination.Length</c> items from the head into the start of
-    /// <paramref name="destination"/>, in order, and returns how many: 0 when the queue is empty,
+    /// <paramref name="destination"/>, in order, and returns how many: 0 when the queue is empty or
+    /// <paramref name="destination"/> is empty,
     /// otherwise at least 1.
     /// </summary>
     int TryDequeueMany(Span<T> destination);
