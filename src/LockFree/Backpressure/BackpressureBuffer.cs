@@ -828,20 +828,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             }
         }
 
-        TimeSpan hint;
-        try
-        {
-            hint = ComputeRetryAfter();
-        }
-        catch (Exception error)
-        {
-            // The rejection is decided (the item stays with the caller): the clock's failure must not turn it into an
-            // exception (before, session 10, the write threw and its caller could not tell it was rejected). No estimate,
-            // counted and reported.
-            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
-            return Timeout.InfiniteTimeSpan;
-        }
-
+        TimeSpan hint = ComputeRetryAfterOrNone();
         if (_cacheRetryAfter)
         {
             Volatile.Write(ref _retryAfterTicks, hint.Ticks);
@@ -849,6 +836,26 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
 
         return hint;
+    }
+
+    /// <summary>
+    /// <see cref="ComputeRetryAfter"/>, or no estimate (<see cref="Timeout.InfiniteTimeSpan"/>) when the clock throws:
+    /// the rejection is decided (the item stays with the caller), so the clock's failure must not turn it into an
+    /// exception (before, session 10, the write threw and its caller could not tell it was rejected); counted and
+    /// reported. Out of line, so the cached path above carries no exception-handling region.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TimeSpan ComputeRetryAfterOrNone()
+    {
+        try
+        {
+            return ComputeRetryAfter();
+        }
+        catch (Exception error)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
+            return Timeout.InfiniteTimeSpan;
+        }
     }
 
     /// <summary>
