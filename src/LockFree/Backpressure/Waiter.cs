@@ -58,6 +58,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     // generation's Pending, can never end a later wait (WaitState, explored under the controlled scheduler).
     private WaitState<TAtomics> _state; // mutable struct: never copy
     private CancellationTokenRegistration _registration;
+    private long _registered; // 1 once Arm stored _registration (an asynchronous wait's wake-up then unregisters it early)
     private CancellationToken _token;
     private ManualResetEventSlim? _event;
     private ITimer? _timer;
@@ -166,6 +167,18 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         if (token.CanBeCanceled)
         {
             _registration = token.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
+            if (!_synchronous)
+            {
+                // Dekker with the wake-up (Execute): it reads _registered after the wait ended; we read the status after
+                // raising _registered. Either it sees the flag (and the registration stored before it) and unregisters, or
+                // we see the wait ended and do. So a wait whose value task is never awaited (never detached) does not
+                // stay registered on a long-lived token, as the BCL's channels unregister at completion (review, session 10).
+                TAtomics.Add(ref _registered, 1); // full fence: the registration before the flag, the flag before the status read
+                if (_state.Status != WaitStatus.Pending) // acquire
+                {
+                    _registration.Unregister(); // thread-safe; a no-op once unregistered or while the callback runs
+                }
+            }
         }
 
         if (!_synchronous && timeout != Timeout.InfiniteTimeSpan)
@@ -194,6 +207,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
                 // linked, never awaited: the next signal was spent on it).
                 _registration.Dispose();
                 _registration = default;
+                TAtomics.StoreRelease(ref _registered, 0); // release: as in Detach
                 _token = default;
                 throw;
             }
@@ -308,6 +322,11 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     void IThreadPoolWorkItem.Execute()
     {
         _owner.WakeStarted();
+        if (TAtomics.LoadAcquire(ref _registered) != 0) // acquire: pairs with Arm's exchange (see there)
+        {
+            _registration.Unregister(); // early, for a wait never awaited; Detach still disposes (and waits for a running callback)
+        }
+
         _core.SetResult(Status);
     }
 
@@ -383,6 +402,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     {
         _registration.Dispose(); // waits for a running cancellation callback, so it cannot touch a recycled waiter
         _registration = default;
+        TAtomics.StoreRelease(ref _registered, 0); // release: the next wait's Arm raises it again
         _token = default;
         if (_timer is not null)
         {
