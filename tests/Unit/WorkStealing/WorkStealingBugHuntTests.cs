@@ -1,0 +1,143 @@
+// These tests exercise a TaskScheduler, so they block on its tasks on purpose (always with a bounded timeout).
+#pragma warning disable xUnit1031
+using System.Runtime.CompilerServices;
+using Xunit;
+
+namespace LockFree.Tests.Unit.WorkStealing;
+
+/// <summary>
+/// Cases from an adversarial review of the work-stealing area (session 10). The ones named in docs/work-stealing.md
+/// failed on the code before their fix; the others pin down contracts the review checked and found honoured.
+/// </summary>
+public sealed class WorkStealingBugHuntTests
+{
+    private static readonly TimeSpan Generous = WorkStealingTaskSchedulerTests.Generous;
+
+    /// <summary>A recursion bound far beyond what one worker's stack holds: the stack runs low long before it.</summary>
+    private const int RecursionLimit = 1_000_000;
+
+    [Fact]
+    public void Join_RecursionReachesTheStackLimit_DoesNotInlineBelowIt()
+    {
+        // A chain of tasks, each forking the next and joining it. Task.Wait inlines a queued child only while the stack
+        // has room (the runtime's probe); past it the wait blocks and another worker runs the child. Join's take-back of
+        // its own queued task ran the child inline with no probe at all, so a deep enough chain overflowed the stack
+        // (a process crash) where Task.Wait would have blocked. Each level checks the probe at entry; a level entered
+        // with the stack already short whose parent was short too means Join inlined below the limit: recorded, and the
+        // chain stops there (so the failing case does not crash). The second worker is held by a blocker until the
+        // chain first runs short of stack, then released to run the child the join must leave queued.
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
+        using var blockerStarted = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        Task blocker = Task.Factory.StartNew(
+            () =>
+            {
+                blockerStarted.Set();
+                release.Wait(Generous);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(blockerStarted.Wait(Generous));
+
+        int inlinedBelowLimit = 0;
+        int reachedLimit = 0;
+        Thread? rootThread = null;
+        int Level(int depth, bool parentShort)
+        {
+            bool stackShort = !RuntimeHelpers.TryEnsureSufficientExecutionStack();
+            if (Thread.CurrentThread != rootThread)
+            {
+                release.Set();
+                return depth; // the other worker took it: the join left it queued, as it should
+            }
+
+            if (stackShort && parentShort)
+            {
+                Volatile.Write(ref inlinedBelowLimit, 1);
+                release.Set();
+                return depth;
+            }
+
+            if (stackShort)
+            {
+                Volatile.Write(ref reachedLimit, 1);
+                release.Set(); // from here the join must leave its child queued: let the other worker run it
+            }
+
+            if (depth >= RecursionLimit)
+            {
+                release.Set();
+                return depth;
+            }
+
+            Task<int> child = Task.Factory.StartNew(() => Level(depth + 1, stackShort), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            return scheduler.Join(child);
+        }
+
+        Task<int> root = Task.Factory.StartNew(
+            () =>
+            {
+                rootThread = Thread.CurrentThread;
+                return Level(0, parentShort: false);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.True(blocker.Wait(Generous));
+        Assert.Equal(1, Volatile.Read(ref reachedLimit)); // the scenario did reach the stack limit
+        Assert.Equal(0, Volatile.Read(ref inlinedBelowLimit));
+    }
+
+    [Fact]
+    public void Wait_RecursionReachesTheStackLimit_DoesNotInlineBelowIt_ControlForJoinTest()
+    {
+        // The same chain with Task.Wait: the runtime's probe refuses to inline below the limit (the behaviour Join matches).
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
+        using var blockerStarted = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        Task blocker = Task.Factory.StartNew(
+            () =>
+            {
+                blockerStarted.Set();
+                release.Wait(Generous);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(blockerStarted.Wait(Generous));
+
+        int inlinedBelowLimit = 0;
+        Thread? rootThread = null;
+        int Level(int depth, bool parentShort)
+        {
+            bool stackShort = !RuntimeHelpers.TryEnsureSufficientExecutionStack();
+            if (Thread.CurrentThread != rootThread || depth >= RecursionLimit)
+            {
+                release.Set();
+                return depth;
+            }
+
+            if (stackShort && parentShort)
+            {
+                Volatile.Write(ref inlinedBelowLimit, 1);
+                release.Set();
+                return depth;
+            }
+
+            if (stackShort)
+            {
+                release.Set();
+            }
+
+            Task<int> child = Task.Factory.StartNew(() => Level(depth + 1, stackShort), CancellationToken.None, TaskCreationOptions.None, scheduler);
+            return child.Result;
+        }
+
+        Task<int> root = Task.Factory.StartNew(
+            () =>
+            {
+                rootThread = Thread.CurrentThread;
+                return Level(0, parentShort: false);
+            },
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.True(blocker.Wait(Generous));
+        Assert.Equal(0, Volatile.Read(ref inlinedBelowLimit));
+    }
+}
