@@ -146,7 +146,17 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
 
         if (options.AutoScale)
         {
-            StartAutoScale(options);
+            try
+            {
+                StartAutoScale(options); // calls the options' TimeProvider, which may throw
+            }
+            catch
+            {
+                // The workers are running: without this they stayed parked for ever, unreachable and keeping this half-built
+                // scheduler alive. (Found by Ctor_AutoScaleTimerCannotBeCreated_ThrowsAndLeavesNoWorkerBehind.)
+                Dispose();
+                throw;
+            }
         }
 
         if (Name is not null)

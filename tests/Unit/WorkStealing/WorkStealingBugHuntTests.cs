@@ -140,4 +140,35 @@ public sealed class WorkStealingBugHuntTests
         Assert.True(blocker.Wait(Generous));
         Assert.Equal(0, Volatile.Read(ref inlinedBelowLimit));
     }
+    [Fact]
+    public void Ctor_AutoScaleTimerCannotBeCreated_ThrowsAndLeavesNoWorkerBehind()
+    {
+        // The workers start before the auto-scale timer is created. When the TimeProvider's CreateTimer threw (a disposed
+        // fake clock, say), the constructor threw with its workers already running: parked for ever, unreachable (nobody
+        // holds the scheduler to Dispose it), and keeping it alive. Now a failed constructor shuts them down first.
+        var clock = new ThrowingTimeProvider();
+        Assert.Throws<InvalidOperationException>(() => new WorkStealingTaskScheduler(
+            new WorkStealingTaskSchedulerOptions { WorkerCount = 2, AutoScale = true, TimeProvider = clock }));
+        Assert.NotNull(clock.State);
+        for (int i = 0; i < 20 && clock.State.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Thread.Sleep(10); // not a timing assertion: gives exiting threads a chance to finish before the next collection
+        }
+
+        Assert.False(clock.State.IsAlive); // no worker thread holds the half-built scheduler
+    }
+
+    /// <summary>A clock whose CreateTimer throws; it records the timer's state (the scheduler) weakly.</summary>
+    private sealed class ThrowingTimeProvider : TimeProvider
+    {
+        public WeakReference? State { get; private set; }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            State = new WeakReference(state);
+            throw new InvalidOperationException("The clock is disposed.");
+        }
+    }
 }
