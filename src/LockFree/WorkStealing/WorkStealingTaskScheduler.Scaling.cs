@@ -110,13 +110,26 @@ public sealed partial class WorkStealingTaskScheduler
         }
     }
 
-    private void StopAutoScale()
+    /// <summary>Closes scaling and disposes the timer; returns what the timer's Dispose threw (a custom TimeProvider's), or null.</summary>
+    private Exception? StopAutoScale()
     {
         using (InterruptDeferral.Lock(_scaleLock))
         {
             _scalingClosed = true;
-            _scaleTimer?.Dispose();
+            ITimer? timer = _scaleTimer;
             _scaleTimer = null;
+            try
+            {
+                timer?.Dispose();
+                return null;
+            }
+            catch (Exception e)
+            {
+                // Reported after the shutdown (DisposeCore). Thrown from here it left Dispose before the workers were told
+                // to stop, and every later Dispose waited for a drain that never ran. (Found by
+                // Dispose_AutoScaleTimerThrowsOnDispose_StillShutsDownAndASecondDisposeReturns.)
+                return e;
+            }
         }
     }
 

@@ -160,6 +160,44 @@ public sealed class WorkStealingBugHuntTests
         Assert.False(clock.State.IsAlive); // no worker thread holds the half-built scheduler
     }
 
+    [Fact]
+    public void Dispose_AutoScaleTimerThrowsOnDispose_StillShutsDownAndASecondDisposeReturns()
+    {
+        // Dispose stops the auto-scale timer first. When the timer's Dispose threw (a custom TimeProvider), the exception
+        // left Dispose before anything else happened: the workers never stopped, and since the first call had already
+        // claimed the shutdown, every later Dispose waited for ever for a drain that never ran. Now the shutdown runs to
+        // the end and the timer's exception is rethrown after it.
+        var clock = new TimerDisposeThrowsTimeProvider();
+        var scheduler = new WorkStealingTaskScheduler(
+            new WorkStealingTaskSchedulerOptions { WorkerCount = 2, AutoScale = true, TimeProvider = clock, ScaleSampleInterval = TimeSpan.FromHours(1) });
+        Task<int> queued = Task.Factory.StartNew(() => 7, CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(queued.Wait(Generous));
+        Assert.Throws<InvalidOperationException>(scheduler.Dispose);
+        Assert.True(scheduler.WaitForDisposal(TimeSpan.Zero)); // the shutdown completed: the workers were joined anyway
+        Task second = Task.Run(scheduler.Dispose);
+        Assert.True(second.Wait(Generous)); // before: hung for ever
+        Assert.Throws<ObjectDisposedException>(() => scheduler.SetWorkerCount(2));
+    }
+
+    /// <summary>A clock whose timers throw when disposed.</summary>
+    private sealed class TimerDisposeThrowsTimeProvider : TimeProvider
+    {
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => new ThrowingTimer();
+
+        private sealed class ThrowingTimer : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose() => throw new InvalidOperationException("The clock is disposed.");
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
+
     /// <summary>A clock whose CreateTimer throws; it records the timer's state (the scheduler) weakly.</summary>
     private sealed class ThrowingTimeProvider : TimeProvider
     {
