@@ -37,7 +37,9 @@ public sealed partial class WorkStealingTaskScheduler
     /// <c>task.GetAwaiter().GetResult()</c> does (the first exception, not wrapped; a cancelled task throws
     /// <see cref="TaskCanceledException"/>). On one of this scheduler's workers the wait helps: the worker runs the
     /// task itself if it is still queued there, and otherwise runs other queued tasks of this scheduler until the
-    /// task completes, so a fork-join parent whose fork was stolen keeps its core busy instead of blocking.
+    /// task completes, so a fork-join parent whose fork was stolen keeps its core busy instead of blocking. Like
+    /// <see cref="Task.Wait()"/>'s inlining, it runs work on this thread only while the stack has room; past that it
+    /// blocks and leaves the task to another worker.
     /// </summary>
     /// <param name="task">The task to wait for; any scheduler's.</param>
     /// <exception cref="ArgumentNullException"><paramref name="task"/> is null.</exception>
