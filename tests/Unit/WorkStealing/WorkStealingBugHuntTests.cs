@@ -1,6 +1,7 @@
 // These tests exercise a TaskScheduler, so they block on its tasks on purpose (always with a bounded timeout).
 #pragma warning disable xUnit1031
 using System.Runtime.CompilerServices;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 
 namespace LockFree.Tests.Unit.WorkStealing;
@@ -196,6 +197,78 @@ public sealed class WorkStealingBugHuntTests
                 return ValueTask.CompletedTask;
             }
         }
+    }
+
+    [Fact]
+    public void SetWorkerCount_WorkerThreadFailsToStart_ThrowsKeepsTheStartedOnesAndDisposeStillFinishes()
+    {
+        // Growing from 1 to 3 where the third thread cannot start (Thread.Start throws OutOfMemoryException when the OS
+        // has no thread to give). Before, the failed worker stayed counted as live and published at its index: Dispose's
+        // exit rule waited for it to go idle, which it never would, so Dispose hung; and the target count stayed at 1
+        // while a second worker ran above it, out of reach of later shrinking.
+        var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 1, MaximumWorkerCount = 4 });
+        scheduler.WorkerStartForTest = (thread, worker) =>
+        {
+            if (thread.Name!.EndsWith(" 2", StringComparison.Ordinal))
+            {
+                throw new OutOfMemoryException("simulated: no thread");
+            }
+
+            thread.UnsafeStart(worker);
+        };
+        Assert.Throws<OutOfMemoryException>(() => scheduler.SetWorkerCount(3));
+        Assert.Equal(2, scheduler.TargetWorkerCount); // the worker that did start is counted
+        Assert.Equal(2, scheduler.LiveWorkers);
+        scheduler.WorkerStartForTest = null;
+        scheduler.SetWorkerCount(3); // usable: growing works again
+        Assert.Equal(3, scheduler.LiveWorkers);
+        Task<int> task = Task.Factory.StartNew(() => 5, CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(task.Wait(Generous));
+        Task dispose = Task.Run(scheduler.Dispose);
+        Assert.True(dispose.Wait(Generous)); // before: hung for ever
+    }
+
+    [Fact]
+    public void AutoScale_WorkerThreadFailsToStart_KeepsSamplingAndGrowsOnceThreadsStartAgain()
+    {
+        // The scale rule adds a worker from its timer callback. When the thread could not start, the exception left the
+        // callback: on a real clock an unhandled exception on a timer thread ends the process (here the manual clock
+        // hands it to Advance), and the one-shot timer was never re-armed, so the rule stopped for good.
+        var clock = new ManualTimeProvider();
+        using var gate = new ManualResetEventSlim();
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions
+        {
+            WorkerCount = 1, MinimumWorkerCount = 1, MaximumWorkerCount = 2, AutoScale = true, TimeProvider = clock,
+            ScaleSampleInterval = TimeSpan.FromMilliseconds(100), ScaleUpQueueDepth = 4, SpinRounds = 0,
+        });
+        var blockers = new List<Task>();
+        try
+        {
+            blockers.Add(Task.Factory.StartNew(() => gate.Wait(Generous), CancellationToken.None, TaskCreationOptions.None, scheduler));
+            Assert.True(SpinWait.SpinUntil(() => scheduler.Statistics.InjectionQueueDepth == 0, Generous));
+            for (int i = 0; i < 10; i++)
+            {
+                blockers.Add(Task.Factory.StartNew(() => gate.Wait(Generous), CancellationToken.None, TaskCreationOptions.None, scheduler));
+            }
+
+            scheduler.WorkerStartForTest = (_, _) => throw new OutOfMemoryException("simulated: no thread");
+            clock.Advance(TimeSpan.FromMilliseconds(100));
+            clock.Advance(TimeSpan.FromMilliseconds(100)); // the second deep sample tries to grow: the start fails (before: thrown here)
+            Assert.Equal(1, scheduler.TargetWorkerCount);
+            scheduler.WorkerStartForTest = null;
+            for (int i = 0; i < 4 && scheduler.TargetWorkerCount < 2; i++)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(100)); // still sampling: grows once threads start again
+            }
+
+            Assert.Equal(2, scheduler.TargetWorkerCount);
+        }
+        finally
+        {
+            gate.Set(); // also when an assertion failed: the blockers must not hold the workers until their own timeout
+        }
+
+        Assert.True(Task.WaitAll(blockers.ToArray(), Generous));
     }
 
     /// <summary>A clock whose CreateTimer throws; it records the timer's state (the scheduler) weakly.</summary>
