@@ -271,6 +271,52 @@ public sealed class WorkStealingBugHuntTests
         Assert.True(Task.WaitAll(blockers.ToArray(), Generous));
     }
 
+    [Fact]
+    public void Dispose_FromALongRunningTaskThatThenQueuesAndWaits_CompletesAndRunsItOnTheWorkers()
+    {
+        // Checked in review, found honoured: Dispose on a LongRunning thread starts the shutdown on a helper thread (it
+        // would otherwise join itself), and work the LongRunning task queues afterwards still runs on the workers.
+        var scheduler = new WorkStealingTaskScheduler(2);
+        Task<int> longRunning = Task.Factory.StartNew(
+            () =>
+            {
+                scheduler.Dispose();
+                Task<int> late = Task.Factory.StartNew(() => 42, CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Current);
+                return late.Wait(Generous) ? late.Result : -1;
+            },
+            CancellationToken.None, TaskCreationOptions.LongRunning, scheduler);
+        Assert.True(longRunning.Wait(Generous));
+        Assert.Equal(42, longRunning.Result);
+        Task second = Task.Run(scheduler.Dispose); // an outside call waits for the shutdown the task started
+        Assert.True(second.Wait(Generous));
+        WorkStealingTaskSchedulerStatistics stats = scheduler.Statistics;
+        Assert.Equal(stats.Queued, stats.Executed);
+        Assert.Equal(0, stats.RedirectedAfterDispose);
+    }
+
+    [Fact]
+    public void Dispose_FromAStolenForkJoinHalf_BothHalvesFinish()
+    {
+        // Checked in review, found honoured: a stolen half runs on a worker, so Dispose there hands the shutdown to a
+        // helper thread; the owner, blocked until the half ran, still gets both results.
+        var scheduler = new WorkStealingTaskScheduler(2);
+        using var ran = new ManualResetEventSlim();
+        Task<(bool, int)> root = Task.Factory.StartNew(
+            () => scheduler.ForkJoin(
+                (Scheduler: scheduler, Ran: ran),
+                static s => s.Ran.Wait(Generous),
+                static s =>
+                {
+                    s.Scheduler.Dispose();
+                    s.Ran.Set();
+                    return 2;
+                }),
+            CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(root.Wait(Generous));
+        Assert.Equal((true, 2), root.Result);
+        Assert.True(scheduler.WaitForDisposal(Generous));
+    }
+
     /// <summary>A clock whose CreateTimer throws; it records the timer's state (the scheduler) weakly.</summary>
     private sealed class ThrowingTimeProvider : TimeProvider
     {
