@@ -67,8 +67,26 @@ public sealed partial class WorkStealingTaskScheduler
             // Joining our own thread would deadlock: shut down from a helper thread and return. (A timer failure has no
             // caller to go to there: the shutdown still completes, and the exception is dropped rather than ending the
             // process on the helper thread.)
-            var helper = new Thread(static s => ((WorkStealingTaskScheduler)s!).DisposeCore()) { IsBackground = true, Name = "WorkStealing dispose" };
-            helper.UnsafeStart(this);
+            try
+            {
+                var helper = new Thread(static s => ((WorkStealingTaskScheduler)s!).DisposeCore()) { IsBackground = true, Name = "WorkStealing dispose" };
+                if (DisposeHelperStartForTest is { } start)
+                {
+                    start(helper, this);
+                }
+                else
+                {
+                    helper.UnsafeStart(this);
+                }
+            }
+            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            {
+                // No thread to be had: shut down on the thread pool instead. Before, the exception left Dispose with the
+                // shutdown claimed but never run, so every later Dispose waited for ever. (Found by
+                // Dispose_FromATaskWhenTheHelperThreadCannotStart_ShutsDownOnThePoolAndASecondDisposeReturns.)
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.DisposeCore(), this, preferLocal: false);
+            }
+
             return;
         }
 
@@ -77,6 +95,9 @@ public sealed partial class WorkStealingTaskScheduler
             ExceptionDispatchInfo.Throw(timerError); // after the complete shutdown
         }
     }
+
+    /// <summary>Tests: replaces <c>helper.UnsafeStart(this)</c> for Dispose's helper thread, to simulate a thread that fails to start.</summary>
+    internal Action<Thread, object>? DisposeHelperStartForTest { get; set; }
 
     /// <summary>Waits until a shutdown started by <see cref="Dispose"/> has finished (used when Dispose ran on one of our own threads).</summary>
     /// <param name="timeout">How long to wait.</param>

@@ -317,6 +317,24 @@ public sealed class WorkStealingBugHuntTests
         Assert.True(scheduler.WaitForDisposal(Generous));
     }
 
+    [Fact]
+    public void Dispose_FromATaskWhenTheHelperThreadCannotStart_ShutsDownOnThePoolAndASecondDisposeReturns()
+    {
+        // Dispose on one of the scheduler's threads shuts down on a helper thread. When that thread could not start
+        // (OutOfMemoryException: no thread to be had), the exception left Dispose after it had claimed the shutdown, so
+        // the shutdown never ran and every later Dispose waited for it for ever. Now the shutdown runs on the pool.
+        var scheduler = new WorkStealingTaskScheduler(2)
+        {
+            DisposeHelperStartForTest = (_, _) => throw new OutOfMemoryException("simulated: no thread"),
+        };
+        Task fromTask = Task.Factory.StartNew(scheduler.Dispose, CancellationToken.None, TaskCreationOptions.None, scheduler);
+        Assert.True(((IAsyncResult)fromTask).AsyncWaitHandle.WaitOne(Generous));
+        Assert.Equal(TaskStatus.RanToCompletion, fromTask.Status); // before: faulted with the OutOfMemoryException
+        Task second = Task.Run(scheduler.Dispose);
+        Assert.True(second.Wait(Generous)); // before: hung for ever
+        Assert.True(scheduler.WaitForDisposal(TimeSpan.Zero));
+    }
+
     /// <summary>A clock whose CreateTimer throws; it records the timer's state (the scheduler) weakly.</summary>
     private sealed class ThrowingTimeProvider : TimeProvider
     {
