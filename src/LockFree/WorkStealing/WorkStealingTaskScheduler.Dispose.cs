@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 
 namespace LockFree;
@@ -44,7 +45,10 @@ public sealed partial class WorkStealingTaskScheduler
 {
     /// <summary>
     /// Disposes: see the remarks on <see cref="WorkStealingTaskScheduler"/> (drain, then join; idempotent). A call made
-    /// while another is draining waits for it to finish (unless made from one of this scheduler's own threads).
+    /// while another is draining waits for it to finish (unless made from one of this scheduler's own threads). When
+    /// disposing the <see cref="WorkStealingTaskSchedulerOptions.AutoScale"/> timer throws (a custom
+    /// <see cref="TimeProvider"/>), the shutdown still completes and that exception is rethrown at the end (dropped when
+    /// the call came from one of this scheduler's own threads, whose shutdown runs on a helper thread).
     /// </summary>
     public void Dispose()
     {
@@ -60,14 +64,40 @@ public sealed partial class WorkStealingTaskScheduler
 
         if (IsOwnThread)
         {
-            // Joining our own thread would deadlock: shut down from a helper thread and return.
-            var helper = new Thread(DisposeCore) { IsBackground = true, Name = "WorkStealing dispose" };
-            helper.UnsafeStart();
+            // Joining our own thread would deadlock: shut down from a helper thread and return. (A timer failure has no
+            // caller to go to there: the shutdown still completes, and the exception is dropped rather than ending the
+            // process on the helper thread.)
+            try
+            {
+                var helper = new Thread(static s => ((WorkStealingTaskScheduler)s!).DisposeCore()) { IsBackground = true, Name = "WorkStealing dispose" };
+                if (DisposeHelperStartForTest is { } start)
+                {
+                    start(helper, this);
+                }
+                else
+                {
+                    helper.UnsafeStart(this);
+                }
+            }
+            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            {
+                // No thread to be had: shut down on the thread pool instead. Before, the exception left Dispose with the
+                // shutdown claimed but never run, so every later Dispose waited for ever. (Found by
+                // Dispose_FromATaskWhenTheHelperThreadCannotStart_ShutsDownOnThePoolAndASecondDisposeReturns.)
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.DisposeCore(), this, preferLocal: false);
+            }
+
             return;
         }
 
-        DisposeCore();
+        if (DisposeCore() is { } timerError)
+        {
+            ExceptionDispatchInfo.Throw(timerError); // after the complete shutdown
+        }
     }
+
+    /// <summary>Tests: replaces <c>helper.UnsafeStart(this)</c> for Dispose's helper thread, to simulate a thread that fails to start.</summary>
+    internal Action<Thread, object>? DisposeHelperStartForTest { get; set; }
 
     /// <summary>Waits until a shutdown started by <see cref="Dispose"/> has finished (used when Dispose ran on one of our own threads).</summary>
     /// <param name="timeout">How long to wait.</param>
@@ -121,9 +151,10 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>Ends an announced scan: after EndSearching when it found work, after BeginSearching when not.</summary>
     private static void EndShutdownScan(Worker worker) => Volatile.Write(ref worker.Scanning, false); // release: pairs with MayLeaveAtShutdown's acquire
 
-    private void DisposeCore()
+    /// <summary>The shutdown; always runs to the end. Returns what disposing the auto-scale timer threw, or null.</summary>
+    private Exception? DisposeCore()
     {
-        StopAutoScale();
+        Exception? timerError = StopAutoScale();
 
         // 1. Close the gate: later outside QueueTask calls run their task elsewhere; wait for those already past the check.
         Interlocked.Add(ref _gate, long.MinValue); // full fence; pairs with the increment in Inject
@@ -168,6 +199,7 @@ public sealed partial class WorkStealingTaskScheduler
         }
 
         InterruptDeferral.Set(_disposed); // interrupt-safe: a second Dispose may be waiting on it
+        return timerError;
     }
 
     private void JoinLongRunning()

@@ -22,10 +22,11 @@ namespace LockFree;
 // Correctness: every task still runs exactly once (TryExecuteTask claims a task atomically in the runtime; a
 // stale queue entry of a task that already ran is skipped as elsewhere in the worker loop). No new shared
 // state: Join uses the deque, slot and steal operations of the worker loop, on the worker's own thread.
-// Limits: a task run while helping runs on the joiner's stack; nesting is capped (MaxJoinDepth and the runtime's
-// stack probe), beyond which Join just blocks. Helping suits fork-join, where a task waits only for tasks it
-// forked (directly or not): a task picked up while helping that waited for the joiner's own task (or one of
-// its ancestors) would wait for a frame below it on the same stack and never finish. Such code must use Wait.
+// Limits: a task run while helping (or taken back) runs on the joiner's stack; nesting is capped (MaxJoinDepth and the
+// runtime's stack probe, checked before the take-back too), beyond which Join just blocks. Helping suits fork-join,
+// where a task waits only for tasks it forked (directly or not): a task picked up while helping that waited for the
+// joiner's own task (or one of its ancestors) would wait for a frame below it on the same stack and never finish.
+// Such code must use Wait.
 public sealed partial class WorkStealingTaskScheduler
 {
     /// <summary>How deeply Join calls may nest on one worker while helping before a Join just blocks.</summary>
@@ -36,7 +37,9 @@ public sealed partial class WorkStealingTaskScheduler
     /// <c>task.GetAwaiter().GetResult()</c> does (the first exception, not wrapped; a cancelled task throws
     /// <see cref="TaskCanceledException"/>). On one of this scheduler's workers the wait helps: the worker runs the
     /// task itself if it is still queued there, and otherwise runs other queued tasks of this scheduler until the
-    /// task completes, so a fork-join parent whose fork was stolen keeps its core busy instead of blocking.
+    /// task completes, so a fork-join parent whose fork was stolen keeps its core busy instead of blocking. Like
+    /// <see cref="Task.Wait()"/>'s inlining, it runs work on this thread only while the stack has room; past that it
+    /// blocks and leaves the task to another worker.
     /// </summary>
     /// <param name="task">The task to wait for; any scheduler's.</param>
     /// <exception cref="ArgumentNullException"><paramref name="task"/> is null.</exception>
@@ -83,8 +86,12 @@ public sealed partial class WorkStealingTaskScheduler
             return;
         }
 
-        // (1) Still queued here: take it back and run it (TryExecuteTask is false if someone else ran it meanwhile).
-        if (TakeBackOwnQueued(worker, task))
+        // (1) Still queued here: take it back and run it (TryExecuteTask is false if someone else ran it meanwhile). Only
+        // while the stack has room, as Task.Wait's inlining: without the probe a deep chain of joins overflowed the
+        // stack (a process crash) where Wait blocks and leaves the task to another worker. (Found by
+        // Join_RecursionReachesTheStackLimit_DoesNotInlineBelowIt.) Past it, the task stays queued for a thief and
+        // HelpUntil only waits (it probes the stack too).
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TakeBackOwnQueued(worker, task))
         {
             if (TryExecuteTask(task))
             {

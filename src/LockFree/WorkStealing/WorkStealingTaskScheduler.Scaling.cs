@@ -80,7 +80,17 @@ public sealed partial class WorkStealingTaskScheduler
             }
             else
             {
-                StartWorker(i);
+                try
+                {
+                    StartWorker(i);
+                }
+                catch
+                {
+                    // Grown as far as threads could be started: the workers below i run and are counted (before, the
+                    // target stayed at its old value with workers running above it, out of reach of a later shrink).
+                    Volatile.Write(ref _targetWorkerCount, i);
+                    throw;
+                }
             }
         }
 
@@ -110,13 +120,26 @@ public sealed partial class WorkStealingTaskScheduler
         }
     }
 
-    private void StopAutoScale()
+    /// <summary>Closes scaling and disposes the timer; returns what the timer's Dispose threw (a custom TimeProvider's), or null.</summary>
+    private Exception? StopAutoScale()
     {
         using (InterruptDeferral.Lock(_scaleLock))
         {
             _scalingClosed = true;
-            _scaleTimer?.Dispose();
+            ITimer? timer = _scaleTimer;
             _scaleTimer = null;
+            try
+            {
+                timer?.Dispose();
+                return null;
+            }
+            catch (Exception e)
+            {
+                // Reported after the shutdown (DisposeCore). Thrown from here it left Dispose before the workers were told
+                // to stop, and every later Dispose waited for a drain that never ran. (Found by
+                // Dispose_AutoScaleTimerThrowsOnDispose_StillShutsDownAndASecondDisposeReturns.)
+                return e;
+            }
         }
     }
 
@@ -136,8 +159,18 @@ public sealed partial class WorkStealingTaskScheduler
             {
                 if (++_samplesAboveDepth >= 2 && target < _maximumWorkerCount)
                 {
-                    SetWorkerCountCore(++target);
                     _samplesAboveDepth = 0;
+                    try
+                    {
+                        SetWorkerCountCore(++target);
+                    }
+                    catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+                    {
+                        // No thread to be had now: later samples try again. Before, the exception left the timer callback
+                        // (ending the process, on a real clock) and the timer was never re-armed. (Found by
+                        // AutoScale_WorkerThreadFailsToStart_KeepsSamplingAndGrowsOnceThreadsStartAgain.)
+                        target = _targetWorkerCount;
+                    }
                 }
             }
             else

@@ -8,17 +8,41 @@ public sealed partial class WorkStealingTaskScheduler
     /// <summary>Most tasks one grab from the injection queue or spill queue takes (one runs, the rest go to the deque).</summary>
     private const int InjectionBatch = 32;
 
+    /// <summary>Tests: replaces <c>thread.UnsafeStart(worker)</c> for worker threads, to simulate a thread that fails to start.</summary>
+    internal Action<Thread, object>? WorkerStartForTest { get; set; }
+
     private void StartWorker(int index)
     {
         // Under _scaleLock.
         _allWorkerThreads.RemoveAll(t => !t.IsAlive);
         var worker = new Worker(this, index);
-        Interlocked.Increment(ref _liveWorkers);
         var thread = new Thread(RunWorker) { IsBackground = true, Name = $"{Name ?? "WorkStealing"} worker {index}" };
         worker.Thread = thread;
+        _allWorkerThreads.Add(thread); // an unstarted thread here is never seen: Dispose takes its snapshot under _scaleLock
+        Interlocked.Increment(ref _liveWorkers);
         Volatile.Write(ref _workers[index], worker); // release: thieves see a constructed worker
-        _allWorkerThreads.Add(thread);
-        thread.UnsafeStart(worker);
+        try
+        {
+            if (WorkerStartForTest is { } start)
+            {
+                start(thread, worker);
+            }
+            else
+            {
+                thread.UnsafeStart(worker);
+            }
+        }
+        catch
+        {
+            // Not started (OutOfMemoryException: no thread to be had): take back everything that counted it. Before, it
+            // stayed live and published, so Dispose's exit rule waited for it for ever, and Dispose then joined an
+            // unstarted thread. Nothing was queued to it: only its own thread pushes to its slot and deque. (Found by
+            // SetWorkerCount_WorkerThreadFailsToStart_ThrowsKeepsTheStartedOnesAndDisposeStillFinishes.)
+            Volatile.Write(ref _workers[index], null);
+            Interlocked.Decrement(ref _liveWorkers);
+            _allWorkerThreads.Remove(thread);
+            throw;
+        }
     }
 
     private void RunWorker(object? state)

@@ -134,19 +134,29 @@ public sealed partial class WorkStealingTaskScheduler : TaskScheduler, IDisposab
         _injection = new MpmcQueue<Task>(options.InjectionQueueCapacity);
         _injectionBase = ((Queues.IQueuePositions)_injection).EnqueuedPositions;
         _workers = new Worker?[_maximumWorkerCount];
-        using (InterruptDeferral.Lock(_scaleLock))
+        try
         {
-            for (int i = 0; i < options.WorkerCount; i++)
+            using (InterruptDeferral.Lock(_scaleLock))
             {
-                StartWorker(i);
+                for (int i = 0; i < options.WorkerCount; i++)
+                {
+                    StartWorker(i); // may throw: no thread to be had (StartWorker takes back the one that failed)
+                }
+
+                _targetWorkerCount = options.WorkerCount;
             }
 
-            _targetWorkerCount = options.WorkerCount;
+            if (options.AutoScale)
+            {
+                StartAutoScale(options); // calls the options' TimeProvider, which may throw
+            }
         }
-
-        if (options.AutoScale)
+        catch
         {
-            StartAutoScale(options);
+            // The workers already started are running: without this they stayed parked for ever, unreachable and keeping
+            // this half-built scheduler alive. (Found by Ctor_AutoScaleTimerCannotBeCreated_ThrowsAndLeavesNoWorkerBehind.)
+            Dispose();
+            throw;
         }
 
         if (Name is not null)
