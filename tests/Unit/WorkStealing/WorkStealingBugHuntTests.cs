@@ -88,60 +88,6 @@ public sealed class WorkStealingBugHuntTests
     }
 
     [Fact]
-    public void Wait_RecursionReachesTheStackLimit_DoesNotInlineBelowIt_ControlForJoinTest()
-    {
-        // The same chain with Task.Wait: the runtime's probe refuses to inline below the limit (the behaviour Join matches).
-        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
-        using var blockerStarted = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        Task blocker = Task.Factory.StartNew(
-            () =>
-            {
-                blockerStarted.Set();
-                release.Wait(Generous);
-            },
-            CancellationToken.None, TaskCreationOptions.None, scheduler);
-        Assert.True(blockerStarted.Wait(Generous));
-
-        int inlinedBelowLimit = 0;
-        Thread? rootThread = null;
-        int Level(int depth, bool parentShort)
-        {
-            bool stackShort = !RuntimeHelpers.TryEnsureSufficientExecutionStack();
-            if (Thread.CurrentThread != rootThread || depth >= RecursionLimit)
-            {
-                release.Set();
-                return depth;
-            }
-
-            if (stackShort && parentShort)
-            {
-                Volatile.Write(ref inlinedBelowLimit, 1);
-                release.Set();
-                return depth;
-            }
-
-            if (stackShort)
-            {
-                release.Set();
-            }
-
-            Task<int> child = Task.Factory.StartNew(() => Level(depth + 1, stackShort), CancellationToken.None, TaskCreationOptions.None, scheduler);
-            return child.Result;
-        }
-
-        Task<int> root = Task.Factory.StartNew(
-            () =>
-            {
-                rootThread = Thread.CurrentThread;
-                return Level(0, parentShort: false);
-            },
-            CancellationToken.None, TaskCreationOptions.None, scheduler);
-        Assert.True(root.Wait(Generous));
-        Assert.True(blocker.Wait(Generous));
-        Assert.Equal(0, Volatile.Read(ref inlinedBelowLimit));
-    }
-    [Fact]
     public void Ctor_AutoScaleTimerCannotBeCreated_ThrowsAndLeavesNoWorkerBehind()
     {
         // The workers start before the auto-scale timer is created. When the TimeProvider's CreateTimer threw (a disposed
