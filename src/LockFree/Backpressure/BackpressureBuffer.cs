@@ -270,7 +270,18 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Writes without waiting, under <see cref="FullMode"/> (a full buffer under <see cref="OverflowPolicy.Wait"/> answers rejected).</summary>
     /// <exception cref="ObjectDisposedException">The buffer has been disposed.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public WriteResult TryWrite(T item)
+    public WriteResult TryWrite(T item) => TryWriteCore(item, retryHint: true);
+
+    /// <summary>
+    /// <see cref="TryWrite(T)"/> for a caller that discards a rejection's retry hint (the channel's <c>TryWrite</c>, a
+    /// bool): a full buffer's rejection is counted as ever, but no hint is computed (before, session 10, each such call
+    /// read a custom <see cref="TimeProvider"/> for nothing).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal WriteResult TryWriteWithoutHint(T item) => TryWriteCore(item, retryHint: false);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WriteResult TryWriteCore(T item, bool retryHint)
     {
         // Inlined SPSC fast path: the mark, the ring's enqueue and the after-work question in the caller, no call.
         SpscQueue<T>? spsc = _spsc;
@@ -291,7 +302,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
         // Every other engine, and an SPSC write that found the ring full or the buffer completed (it enqueues again: one
         // writer; WriteOnce sets the mark again and clears it on every way out).
-        return WriteOnce(item, FullMode, countRejection: true); // FullMode is valid by construction; disposal completes, and WriteOnce throws for it
+        return WriteOnce(item, FullMode, countRejection: true, retryHint); // FullMode is valid by construction; disposal completes, and WriteOnce throws for it
     }
 
     /// <summary>Writes without waiting, under <paramref name="policy"/> for this one item.</summary>
@@ -486,12 +497,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>
     /// One write attempt under <paramref name="policy"/>; <paramref name="countRejection"/>: the caller answers this result
     /// (a full buffer's rejection is counted and carries a retry hint), false: a waiting writer's attempt, which discards a
-    /// rejection and waits on (neither counted nor given a hint: no clock read). A null _completed means neither completion nor disposal
+    /// rejection and waits on (neither counted nor given a hint: no clock read); <paramref name="retryHint"/> false: a
+    /// counted rejection whose caller discards the hint (the channel's TryWrite), so none is computed. A null _completed means neither completion nor disposal
     /// (which completes) happened before this write; with many writers a completion racing the enqueue closes the
     /// engine, so the enqueue either lands before the close (and is drained before the buffer finishes) or fails.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection)
+    private WriteResult WriteOnce(T item, OverflowPolicy policy, bool countRejection, bool retryHint = true)
     {
         // Kept as one inlined method. Measured (2026-11-22, A/B in one process): split into an inlined fast part and a
         // non-inlined "not placed" part that alone loads the policy, the fast path gained nothing measurable and the
@@ -518,7 +530,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return WriteResult.Accepted;
         }
 
-        return ClosedAfterFailedEnqueue() ? CompletedOrDisposed() : WriteFull(item, policy, countRejection);
+        return ClosedAfterFailedEnqueue() ? CompletedOrDisposed() : WriteFull(item, policy, countRejection, retryHint);
     }
 
     /// <summary>
@@ -597,7 +609,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     // caller's loop carried the overflow policies' code (callbacks, eviction, completion) and every TryWrite+TryRead pair
     // cost about 2 ns more on every engine (SPSC 4.6-5.1 ns against 2.7).
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private WriteResult WriteFull(T item, OverflowPolicy policy, bool countRejection)
+    private WriteResult WriteFull(T item, OverflowPolicy policy, bool countRejection, bool retryHint)
     {
         switch (policy)
         {
@@ -689,7 +701,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 }
 
                 CountRejection();
-                return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter()); // after leaving the mark: the clock is user code
+                return WriteResult.Rejected(RejectReason.Full, retryHint ? EstimateRetryAfter() : Timeout.InfiniteTimeSpan); // after leaving the mark: the clock is user code
         }
     }
 

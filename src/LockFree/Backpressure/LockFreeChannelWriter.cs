@@ -16,7 +16,7 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
     public override bool TryComplete(Exception? error = null) => buffer.TryComplete(error);
 
     /// <summary>True when the item was accepted, or dropped by the policy; false when full (Wait, Reject) or completed.</summary>
-    public override bool TryWrite(T item) => buffer.TryWrite(item).IsSuccess;
+    public override bool TryWrite(T item) => buffer.TryWriteWithoutHint(item).IsSuccess; // a bool: no retry hint to compute
 
     /// <summary>
     /// True when a write may succeed (under Wait and Reject: when there is room; under the drop policies: at once);
