@@ -82,7 +82,7 @@ public sealed class BackpressureDropOldestReentryTests
                 () =>
                 {
                     Buffer<int>.WriteMark(buffer).Enter(); // as WriteOnce: the mark before the completed-check and the failed enqueue
-                    return Buffer<int>.WriteFull(buffer, 3, OverflowPolicy.DropOldest, countRejection: true);
+                    return Buffer<int>.WriteFull(buffer, 3, OverflowPolicy.DropOldest, countRejection: true, retryHint: true);
                 },
                 TaskCreationOptions.LongRunning);
             Assert.True(SpinWait.SpinUntil(() => buffer.GetStatistics().Evicted == 1, Bound), "the write never evicted");
@@ -250,7 +250,7 @@ public sealed class BackpressureDropOldestReentryTests
         public static extern ref InWriteMark<RealAtomics> WriteMark(BackpressureBuffer<T> buffer);
 
         [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "WriteFull")]
-        public static extern WriteResult WriteFull(BackpressureBuffer<T> buffer, T item, OverflowPolicy policy, bool countRejection);
+        public static extern WriteResult WriteFull(BackpressureBuffer<T> buffer, T item, OverflowPolicy policy, bool countRejection, bool retryHint);
     }
 
     /// <summary>The queue's private engine field (an accessor of a generic type's member is declared generic over its parameters).</summary>
