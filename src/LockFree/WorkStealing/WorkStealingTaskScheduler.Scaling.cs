@@ -22,6 +22,7 @@ public sealed partial class WorkStealingTaskScheduler
     private int _scaleUpDepth;
     private int _samplesAboveDepth;
     private long _idleSince;
+    private long _scaleClockFailures; // the scale clock's exceptions caught in Sample (statistics; written under _scaleLock)
     private bool _idleSinceValid;
 
     /// <summary>
@@ -178,15 +179,33 @@ public sealed partial class WorkStealingTaskScheduler
                 _samplesAboveDepth = 0;
             }
 
-            long now = _scaleClock!.GetTimestamp();
-            if (ParkedWorkers > 0)
+            // A custom clock may throw, here and in the re-arm below. Before (session 10), the exception left the timer
+            // callback: on a timer of the system's, an unhandled exception that ends the process. Now it is counted
+            // (ScaleClockFailures); the sample makes no scale-down step; a failed re-arm ends scaling (the workers stay).
+            long now = 0;
+            bool read = true;
+            try
+            {
+                now = _scaleClock!.GetTimestamp();
+            }
+            catch (Exception)
+            {
+                read = false;
+                Interlocked.Increment(ref _scaleClockFailures); // statistics: rare path
+            }
+
+            if (!read)
+            {
+                // No reading: no scale-down step this sample; the idle period goes on from its last reading.
+            }
+            else if (ParkedWorkers > 0)
             {
                 if (!_idleSinceValid)
                 {
                     _idleSince = now;
                     _idleSinceValid = true;
                 }
-                else if (_scaleClock.GetElapsedTime(_idleSince, now) >= _scaleDownIdle && target > _minimumWorkerCount)
+                else if (_scaleClock!.GetElapsedTime(_idleSince, now) >= _scaleDownIdle && target > _minimumWorkerCount)
                 {
                     SetWorkerCountCore(target - 1);
                     _idleSince = now; // the next step needs another full idle period
@@ -197,7 +216,14 @@ public sealed partial class WorkStealingTaskScheduler
                 _idleSinceValid = false;
             }
 
-            _scaleTimer.Change(_scaleInterval, Timeout.InfiniteTimeSpan);
+            try
+            {
+                _scaleTimer.Change(_scaleInterval, Timeout.InfiniteTimeSpan);
+            }
+            catch (Exception)
+            {
+                Interlocked.Increment(ref _scaleClockFailures); // no further samples: scaling ends here
+            }
         }
     }
 }

@@ -43,7 +43,8 @@ public sealed partial class WorkStealingTaskScheduler
                 Helped: sum.Helped,
                 Forked: sum.Forked,
                 ForksStolen: sum.ForksStolen,
-                RedirectedAfterDispose: Interlocked.Read(ref _redirectedAfterDispose));
+                RedirectedAfterDispose: Interlocked.Read(ref _redirectedAfterDispose),
+                ScaleClockFailures: Interlocked.Read(ref _scaleClockFailures));
         }
     }
 }

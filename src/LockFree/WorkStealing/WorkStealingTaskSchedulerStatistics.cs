@@ -17,6 +17,7 @@ namespace LockFree;
 /// <param name="Helped">Tasks and forked jobs a worker ran while it waited in <see cref="WorkStealingTaskScheduler.Join(Task)"/> or <see cref="WorkStealingTaskScheduler.ForkJoin{TState, TFirst, TSecond}"/> (tasks among them are included in <see cref="Executed"/>).</param>
 /// <param name="Forked">Halves forked by <see cref="WorkStealingTaskScheduler.ForkJoin{TState, TFirst, TSecond}"/> on workers (jobs, not tasks: not in <see cref="Queued"/>).</param>
 /// <param name="ForksStolen">Forked halves that another worker took and ran (also counted in <see cref="Stolen"/>); the rest ran on the worker that forked them.</param>
+/// <param name="ScaleClockFailures">Exceptions the <see cref="WorkStealingTaskSchedulerOptions.TimeProvider"/> threw inside an <see cref="WorkStealingTaskSchedulerOptions.AutoScale"/> sample (a reading, or re-arming the sample timer): that sample made no scale-down step; a failed re-arm ends scaling, the workers stay as they are. Caught, so a throwing custom clock never ends the process from a timer callback.</param>
 /// <param name="RedirectedAfterDispose">Tasks queued from outside threads after <see cref="WorkStealingTaskScheduler.Dispose"/> began, which the scheduler handed to the .NET thread pool (LongRunning ones: to a dedicated thread) instead of refusing them; not in <see cref="Queued"/> or <see cref="Executed"/>. Counted when handed off.</param>
 public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Queued,
@@ -30,4 +31,5 @@ public readonly record struct WorkStealingTaskSchedulerStatistics(
     long Helped = 0,
     long Forked = 0,
     long ForksStolen = 0,
-    long RedirectedAfterDispose = 0);
+    long RedirectedAfterDispose = 0,
+    long ScaleClockFailures = 0);

@@ -307,6 +307,35 @@ public sealed class WorkStealingLifecycleTests
     }
 
     [Fact]
+    public void AutoScale_ClockThrowsInASample_CountedAndScalingGoesOn()
+    {
+        // A sample's clock reading that throws used to leave the timer callback (here: out of Advance; on a system timer:
+        // an unhandled exception ending the process). Now it is counted, that sample makes no scale-down step, and the
+        // rule goes on: once the clock reads again, an idle worker is retired after the idle time.
+        var manual = new ManualTimeProvider();
+        var clock = new FailingReadingClock(manual);
+        using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions
+        {
+            WorkerCount = 2, MinimumWorkerCount = 1, MaximumWorkerCount = 2, AutoScale = true, TimeProvider = clock,
+            ScaleSampleInterval = TimeSpan.FromMilliseconds(100), ScaleDownIdleTime = TimeSpan.FromSeconds(1), SpinRounds = 0,
+        });
+        Assert.True(SpinWait.SpinUntil(() => scheduler.Statistics.ParkedWorkers >= 1, Generous));
+
+        clock.FailReading(1); // the next sample's reading throws
+        manual.Advance(TimeSpan.FromMilliseconds(100)); // threw out of the sample before
+        Assert.Equal(1, scheduler.Statistics.ScaleClockFailures);
+        Assert.Equal(2, scheduler.TargetWorkerCount);
+
+        for (int i = 0; i < 30 && scheduler.TargetWorkerCount > 1; i++)
+        {
+            manual.Advance(TimeSpan.FromMilliseconds(100)); // the timer was re-armed: samples go on
+        }
+
+        Assert.Equal(1, scheduler.TargetWorkerCount);
+        Assert.Equal(1, scheduler.Statistics.ScaleClockFailures);
+    }
+
+    [Fact]
     public void AutoScale_WorkerBlockedWithWorkQueued_AddsAWorkerThatUnblocksIt()
     {
         // The only worker blocks in a task whose child (in its LIFO slot) is what would release it: a blocked
