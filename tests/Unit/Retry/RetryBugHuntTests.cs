@@ -361,4 +361,291 @@ public sealed class RetryBugHuntTests
         Assert.Equal(2L * Calls, budget.Calls);
         Assert.Equal(Calls, budget.RetriesGranted); // every deposit spent exactly once: 0.5 * 40,000
     }
+
+    private static AckQueue<string> Ack(ManualTimeProvider time, int capacity = 4, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null) =>
+        new(new AckQueueOptions<string>
+        {
+            Capacity = capacity,
+            VisibilityTimeout = Visibility,
+            TimeProvider = time,
+            MaxDeliveries = maxDeliveries,
+            DeadLetters = deadLetters,
+        });
+
+    [Fact]
+    public void Ack_StaleAfterRedelivery_RefusedAndTheNewDeliveryStaysInFlight()
+    {
+        var time = new ManualTimeProvider();
+        using var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        using var queue = Ack(time, deadLetters: dlq);
+        queue.TryEnqueue("m");
+        Assert.True(queue.TryReceive(out Delivery<string> first));
+        time.Advance(Visibility);
+        Assert.True(queue.TryReceive(out Delivery<string> second));
+        Assert.Equal((1, 2), (first.DeliveryCount, second.DeliveryCount));
+
+        Assert.False(queue.Ack(first)); // stale: must not end the redelivery (the same slot is reused)
+        Assert.False(queue.Nack(first));
+        Assert.False(queue.DeadLetter(first, "stale"));
+        Assert.Equal(1, queue.InFlightCount);
+        Assert.Equal(0, dlq.Count);
+
+        Assert.True(queue.Ack(second));
+        Assert.False(queue.Ack(second)); // double ack
+        Assert.False(queue.Nack(second));
+        Assert.Equal(0, queue.Count);
+        AckQueueStatistics stats = queue.GetStatistics();
+        Assert.Equal((1L, 1L, 1L, 0L, 0L), (stats.Enqueued, stats.Acked, stats.Expired, stats.Nacked, stats.DeadLettered));
+    }
+
+    [Fact]
+    public void Ack_AfterNackWithDelay_RefusedMessageComesBackAfterTheDelayWithItsCount()
+    {
+        var time = new ManualTimeProvider();
+        using var queue = Ack(time);
+        queue.TryEnqueue("m");
+        Assert.True(queue.TryReceive(out Delivery<string> first));
+        Assert.True(queue.Nack(first, TimeSpan.FromSeconds(5)));
+        Assert.False(queue.Ack(first));
+        Assert.Equal((1, 0), (queue.Count, queue.InFlightCount)); // delayed, still held
+
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.False(queue.TryReceive(out _)); // never early
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(queue.TryReceive(out Delivery<string> second));
+        Assert.Equal(("m", 2), (second.Message, second.DeliveryCount));
+        time.Advance(Visibility);
+        Assert.True(queue.TryReceive(out Delivery<string> third));
+        Assert.Equal(3, third.DeliveryCount);
+        Assert.True(queue.Ack(third));
+    }
+
+    [Fact]
+    public void TryEnqueue_CapacityCountsMessagesInFlight_RejectedUntilOneIsAcked()
+    {
+        // Documented: Capacity bounds ready + delayed + in flight together.
+        var time = new ManualTimeProvider();
+        using var queue = Ack(time, capacity: 2);
+        queue.TryEnqueue("a");
+        queue.TryEnqueue("b");
+        Assert.True(queue.TryReceive(out Delivery<string> a));
+        Assert.True(queue.TryReceive(out Delivery<string> b));
+        WriteResult full = queue.TryEnqueue("c");
+        Assert.False(full.IsAccepted);
+        Assert.Equal(WriteOutcome.Rejected, full.Outcome);
+        Assert.True(queue.Nack(b)); // back, still held
+        Assert.False(queue.TryEnqueue("c").IsAccepted);
+        Assert.True(queue.Ack(a));
+        Assert.True(queue.TryEnqueue("c").IsAccepted);
+        Assert.Equal(2, queue.Count);
+    }
+
+    [Fact]
+    public async Task Dispose_WithReceiversParkedAndMessagesInFlight_ReceiversSeeDisposedNothingLost()
+    {
+        var time = new ManualTimeProvider();
+        var queue = Ack(time);
+        queue.TryEnqueue("a");
+        queue.TryEnqueue("b", TimeSpan.FromSeconds(5)); // delayed
+        Assert.True(queue.TryReceive(out Delivery<string> a));
+        ValueTask<Delivery<string>> parked1 = queue.ReceiveAsync();
+        ValueTask<Delivery<string>> parked2 = queue.ReceiveAsync();
+        Assert.False(parked1.IsCompleted);
+
+        queue.Dispose();
+
+        ObjectDisposedException ode = await Assert.ThrowsAsync<ObjectDisposedException>(() => parked1.AsTask().WaitAsync(Generous));
+        Assert.Contains("AckQueue", ode.ObjectName);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => parked2.AsTask().WaitAsync(Generous));
+        Assert.Throws<ObjectDisposedException>(() => queue.TryEnqueue("c"));
+        Assert.Throws<ObjectDisposedException>(() => queue.Nack(a));
+        Assert.Equal(2, queue.Count); // "a" in flight, "b" delayed: neither lost
+        Assert.True(queue.Ack(a));
+        time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(queue.TryReceive(out Delivery<string> b));
+        Assert.Equal("b", b.Message);
+        Assert.True(queue.Ack(b));
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_Cancelled_LeavesNoTraceTheNextMessageGoesToTheNextReceiver()
+    {
+        var time = new ManualTimeProvider();
+        using var queue = Ack(time);
+        using var cts = new CancellationTokenSource();
+        ValueTask<Delivery<string>> cancelled = queue.ReceiveAsync(cts.Token);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.AsTask().WaitAsync(Generous));
+
+        ValueTask<Delivery<string>> next = queue.ReceiveAsync();
+        queue.TryEnqueue("m");
+        Delivery<string> got = await next.AsTask().WaitAsync(Generous);
+        Assert.Equal(("m", 1), (got.Message, got.DeliveryCount));
+        Assert.Equal((1, 1), (queue.Count, queue.InFlightCount));
+        Assert.True(queue.Ack(got));
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void DeadLetter_StaleDeliveryAfterMaxDeliveriesExpiry_RefusedAndTheLetterMovedOnce()
+    {
+        var time = new ManualTimeProvider();
+        using var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
+        using var queue = Ack(time, maxDeliveries: 2, deadLetters: dlq);
+        queue.TryEnqueue("m");
+        Assert.True(queue.TryReceive(out Delivery<string> first));
+        time.Advance(Visibility);
+        Assert.True(queue.TryReceive(out Delivery<string> second));
+        time.Advance(Visibility); // second delivery times out at MaxDeliveries: dead-lettered by the expiry pass
+
+        Assert.Equal(1, dlq.Count);
+        Assert.False(queue.DeadLetter(second, "late"));
+        Assert.False(queue.Ack(second));
+        Assert.Equal(1, dlq.Count);
+        DeadLetter<string> letter = Assert.Single(dlq.Snapshot());
+        Assert.Equal(("m", 2), (letter.Message, letter.AttemptCount));
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void Replay_RacingWithAdds_EveryLetterReplayedOnceOrHeldNeverBoth()
+    {
+        // One thread adds 2,000 letters while another replays (a sink refusing now and then); every letter ends exactly
+        // once: replayed or still held (capacity is large enough that nothing is evicted).
+        const int N = 2_000;
+        using var dlq = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = N });
+        var seen = new int[N];
+        int adding = 1;
+        int refusedAdds = 0;
+        var adder = new Thread(() =>
+        {
+            for (int i = 0; i < N; i++)
+            {
+                if (!dlq.TryAdd(i, "src", "r", null, 1).IsAccepted)
+                {
+                    refusedAdds++; // no assertion on a worker thread: an exception there ends the test host
+                }
+            }
+
+            Volatile.Write(ref adding, 0);
+        });
+        int refusals = 0;
+        var replayer = new Thread(() =>
+        {
+            while (Volatile.Read(ref adding) != 0)
+            {
+                dlq.Replay(letter =>
+                {
+                    if (letter.Message % 7 == 3 && Interlocked.Increment(ref refusals) % 2 == 1)
+                    {
+                        return false; // refused: kept (put back at the front)
+                    }
+
+                    Interlocked.Increment(ref seen[letter.Message]);
+                    return true;
+                });
+            }
+        });
+        adder.Start();
+        replayer.Start();
+        Assert.True(adder.Join(Generous));
+        Assert.True(replayer.Join(Generous));
+
+        Assert.Equal(0, refusedAdds);
+        foreach (DeadLetter<int> held in dlq.Snapshot())
+        {
+            seen[held.Message]++;
+        }
+
+        Assert.All(seen, count => Assert.Equal(1, count));
+        DeadLetterStatistics stats = dlq.GetStatistics();
+        Assert.Equal(stats.Added, stats.Replayed + stats.Removed + stats.Evicted + stats.Count);
+        Assert.Equal(N, stats.Added);
+    }
+
+    [Fact]
+    public void Replay_SinkThrowsMidway_ReplayedOnesGoneTheFailedOneAndTheRestKeptInOrder()
+    {
+        using var dlq = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 8 });
+        for (int i = 0; i < 6; i++)
+        {
+            dlq.TryAdd(i, "src", "r", null, 1);
+        }
+
+        var delivered = new List<int>();
+        InvalidOperationException thrown = Assert.Throws<InvalidOperationException>(() => dlq.Replay(
+            letter =>
+            {
+                if (letter.Message == 3)
+                {
+                    throw new InvalidOperationException("target failed");
+                }
+
+                delivered.Add(letter.Message);
+                return true;
+            },
+            letter => letter.Message % 2 == 1)); // 1, 3, 5 selected
+
+        Assert.Equal("target failed", thrown.Message);
+        Assert.Equal([1], delivered);
+        Assert.Equal([3, 5, 0, 2, 4], dlq.Snapshot().Select(l => l.Message)); // the failed one and the rest back at the front (documented)
+        DeadLetterStatistics stats = dlq.GetStatistics();
+        Assert.Equal((6L, 1L, 5), (stats.Added, stats.Replayed, stats.Count));
+
+        // The transform of the bounded-queue overload throwing behaves the same.
+        var target = new MpmcQueue<int>(16);
+        Assert.Throws<FormatException>(() => dlq.Replay(target, transform: l => l.Message == 5 ? throw new FormatException() : l.Message));
+        Assert.Equal([3], Drain(target));
+        Assert.Equal([5, 0, 2, 4], dlq.Snapshot().Select(l => l.Message));
+        stats = dlq.GetStatistics();
+        Assert.Equal(stats.Added, stats.Replayed + stats.Removed + stats.Evicted + stats.Count);
+    }
+
+    [Fact]
+    public void TryAdd_EachOverflowPolicy_CountsMatch()
+    {
+        foreach (OverflowPolicy mode in new[] { OverflowPolicy.DropOldest, OverflowPolicy.DropIncoming, OverflowPolicy.Reject })
+        {
+            var dropped = new List<(int, DropReason)>();
+            using var dlq = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 2, FullMode = mode, ItemDropped = (l, r) => dropped.Add((l.Message, r)) });
+            for (int i = 0; i < 5; i++)
+            {
+                dlq.TryAdd(i, "src", "r", null, 1);
+            }
+
+            DeadLetterStatistics stats = dlq.GetStatistics();
+            Assert.Equal(2, stats.Count);
+            switch (mode)
+            {
+                case OverflowPolicy.DropOldest:
+                    Assert.Equal((5L, 3L, 0L, 0L), (stats.Added, stats.Evicted, stats.DroppedIncoming, stats.Rejected));
+                    Assert.Equal([(0, DropReason.Oldest), (1, DropReason.Oldest), (2, DropReason.Oldest)], dropped);
+                    Assert.Equal([3, 4], dlq.Snapshot().Select(l => l.Message));
+                    break;
+                case OverflowPolicy.DropIncoming:
+                    Assert.Equal((2L, 0L, 3L, 0L), (stats.Added, stats.Evicted, stats.DroppedIncoming, stats.Rejected));
+                    Assert.Equal([(2, DropReason.Incoming), (3, DropReason.Incoming), (4, DropReason.Incoming)], dropped);
+                    Assert.Equal([0, 1], dlq.Snapshot().Select(l => l.Message));
+                    break;
+                default:
+                    Assert.Equal((2L, 0L, 0L, 3L), (stats.Added, stats.Evicted, stats.DroppedIncoming, stats.Rejected));
+                    Assert.Empty(dropped);
+                    Assert.Equal([0, 1], dlq.Snapshot().Select(l => l.Message));
+                    break;
+            }
+        }
+    }
+
+    private static List<int> Drain(MpmcQueue<int> queue)
+    {
+        var items = new List<int>();
+        while (queue.TryDequeue(out int item))
+        {
+            items.Add(item);
+        }
+
+        return items;
+    }
 }
+
