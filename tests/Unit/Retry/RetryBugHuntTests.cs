@@ -637,6 +637,41 @@ public sealed class RetryBugHuntTests
         }
     }
 
+    [Fact]
+    public void GetBackoff_SeededJitter_WithinBoundsAndCentredWhereTheFormulaSays()
+    {
+        // Deterministic (seeded): full jitter draws uniformly from [0, d), so the mean of 20,000 draws is d/2 within a
+        // few percent; decorrelated draws from [base, 3 * previous] capped: never below base, never above the cap.
+        const int Draws = 20_000;
+        var full = new RetryPolicy(new RetryPolicyOptions { BaseDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(10), Jitter = RetryJitter.Full, Random = new Random(42) });
+        double sum = 0;
+        for (int i = 0; i < Draws; i++)
+        {
+            TimeSpan d = full.GetBackoff(3, TimeSpan.Zero); // d = 400 ms
+            Assert.InRange(d, TimeSpan.Zero, TimeSpan.FromMilliseconds(400));
+            sum += d.TotalMilliseconds;
+        }
+
+        Assert.InRange(sum / Draws, 190, 210);
+
+        var decorrelated = new RetryPolicy(new RetryPolicyOptions { BaseDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(1), Jitter = RetryJitter.Decorrelated, Random = new Random(7) });
+        TimeSpan previous = TimeSpan.Zero;
+        sum = 0;
+        bool reachedCap = false;
+        for (int i = 0; i < Draws; i++)
+        {
+            TimeSpan d = decorrelated.GetBackoff(i + 1, previous);
+            Assert.InRange(d, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
+            Assert.True(d.Ticks <= 3 * Math.Max(previous.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
+            reachedCap |= d == TimeSpan.FromSeconds(1);
+            sum += decorrelated.GetBackoff(1, TimeSpan.FromMilliseconds(200)).TotalMilliseconds; // uniform in [100, 600)
+            previous = d;
+        }
+
+        Assert.True(reachedCap);
+        Assert.InRange(sum / Draws, 340, 360);
+    }
+
     private static List<int> Drain(MpmcQueue<int> queue)
     {
         var items = new List<int>();
