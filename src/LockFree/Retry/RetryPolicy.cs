@@ -193,11 +193,16 @@ public sealed class RetryPolicy
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<TResult> ExecuteCore<TState, TResult>(Func<TState, CancellationToken, ValueTask<TResult>> action, TState state, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested(); // before the deposit: a call cancelled before it starts is no call (before session 10's bug hunt it deposited credit)
         RecordCall();
         TimeSpan delay = TimeSpan.Zero;
         for (int attempt = 1; ; attempt++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            if (attempt > 1)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             try
             {
                 return await action(state, cancellationToken).ConfigureAwait(false);

@@ -161,7 +161,7 @@ public sealed class RetryBugHuntTests
     }
 
     [Fact]
-    public async Task ExecuteAsync_CancelledBeforeTheCall_NeverCallsTheAction()
+    public async Task ExecuteAsync_CancelledBeforeTheCall_NeverCallsTheActionNorRecordsACall()
     {
         var budget = Budget(10);
         var policy = new RetryPolicy(new RetryPolicyOptions { Budget = budget, TimeProvider = new ManualTimeProvider() });
@@ -175,6 +175,7 @@ public sealed class RetryBugHuntTests
 
         Assert.Equal(cts.Token, oce.CancellationToken);
         Assert.Equal(0, calls);
+        Assert.Equal(0, budget.Calls); // before: 1, a deposit for a call that never reached the dependency
     }
 
     [Fact]
