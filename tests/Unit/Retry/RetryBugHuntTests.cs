@@ -306,6 +306,32 @@ public sealed class RetryBugHuntTests
     }
 
     [Fact]
+    public void RetryBudget_ThreadsRacingForTheReserveOnAFrozenClock_GrantExactlyTheBurst()
+    {
+        // No ratio credit: only the per-second reserve, whose burst is MinRetriesPerSecond. The manual clock does not
+        // move, so 4 threads asking 200 times each get exactly 100 between them.
+        var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = 0, MaxBurst = 0, MinRetriesPerSecond = 100, TimeProvider = new ManualTimeProvider() });
+        using var start = new Barrier(4);
+        int granted = 0;
+        var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (int i = 0; i < 200; i++)
+            {
+                if (budget.TryAcquireRetry())
+                {
+                    Interlocked.Increment(ref granted);
+                }
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        Assert.All(threads, t => Assert.True(t.Join(Generous)));
+
+        Assert.Equal(100, granted);
+        Assert.Equal((100L, 700L), (budget.RetriesGranted, budget.RetriesRefused));
+    }
+
+    [Fact]
     public void RetryBudget_CallsAndRetriesRacing_NeverGrantMoreThanTheDeposits()
     {
         // Two threads record calls (0.5 retry each) while two spend: granted <= 0.5 * calls at every end state.
