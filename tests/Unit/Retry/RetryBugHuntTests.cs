@@ -630,6 +630,41 @@ public sealed class RetryBugHuntTests
     }
 
     [Fact]
+    public void Replay_SinkThrowsAndThePutBackOverflowsIntoAThrowingDropCallback_BothExceptionsSurface()
+    {
+        // The sink adds two letters (filling the queue), then throws; putting the two taken ones back overflows, and
+        // the drop callback throws too. Before, the put-back's exception (thrown from the finally) replaced the sink's:
+        // the replay's own failure was lost without a trace.
+        var reported = new List<int>();
+        using var dlq = new DeadLetterQueue<int>(new DeadLetterQueueOptions<int>
+        {
+            Capacity = 2,
+            ItemDropped = (letter, _) =>
+            {
+                reported.Add(letter.Message);
+                throw new FormatException("drop callback failed");
+            },
+        });
+        dlq.TryAdd(1, "src", "r", null, 1);
+        dlq.TryAdd(2, "src", "r", null, 1);
+
+        AggregateException thrown = Assert.Throws<AggregateException>(() => dlq.Replay(letter =>
+        {
+            dlq.TryAdd(10, "src", "r", null, 1);
+            dlq.TryAdd(11, "src", "r", null, 1);
+            throw new InvalidOperationException("sink failed");
+        }));
+
+        Assert.Equal(2, thrown.InnerExceptions.Count);
+        Assert.Equal("sink failed", Assert.IsType<InvalidOperationException>(thrown.InnerExceptions[0]).Message);
+        Assert.Equal("drop callback failed", Assert.IsType<FormatException>(thrown.InnerExceptions[1]).Message);
+        Assert.Equal([2, 1], reported); // both taken letters evicted on the way back, each reported
+        Assert.Equal([10, 11], dlq.Snapshot().Select(l => l.Message));
+        DeadLetterStatistics stats = dlq.GetStatistics();
+        Assert.Equal(stats.Added, stats.Replayed + stats.Removed + stats.Evicted + stats.Count);
+    }
+
+    [Fact]
     public void TryAdd_EachOverflowPolicy_CountsMatch()
     {
         foreach (OverflowPolicy mode in new[] { OverflowPolicy.DropOldest, OverflowPolicy.DropIncoming, OverflowPolicy.Reject })
