@@ -4,9 +4,12 @@ using Xunit;
 namespace LockFree.Tests.Unit.Retry;
 
 /// <summary>
-/// Bugs found by the session-10 bug hunt on the retry side (each test failed before its fix): an expiry pass whose
-/// re-arm threw lost the messages it had just timed out; <see cref="RetryPolicy.ExecuteAsync{TResult}(Func{CancellationToken, ValueTask{TResult}}, CancellationToken)"/>
-/// spent the budget (and ran ShouldRetry) for a failure whose caller had already cancelled.
+/// The session-10 bug hunt on the retry side. Bugs (each test named in its commit failed before the fix): an expiry
+/// pass whose re-arm threw lost the messages it had just timed out;
+/// <see cref="RetryPolicy.ExecuteAsync{TResult}(Func{CancellationToken, ValueTask{TResult}}, CancellationToken)"/>
+/// spent the budget (and ran ShouldRetry) for a failure whose caller had already cancelled, passed an action's own
+/// cancellation with the wrong token, and recorded a call cancelled before it started; a replay whose sink threw lost
+/// that exception when the put-back's drop callback threw too. The other tests check behaviour found correct.
 /// </summary>
 public sealed class RetryBugHuntTests
 {
