@@ -245,15 +245,19 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// <summary>
     /// Replays dead letters, oldest first, into <paramref name="sink"/>, which returns whether it took each one; a
     /// taken one leaves this queue. <paramref name="predicate"/> selects which (default all). Stops at the first
-    /// refusal and keeps that one and the rest, at the front, in order. User code runs outside the lock.
+    /// refusal and keeps that one and the rest, at the front, in order. User code runs outside the lock. When the sink
+    /// throws, the one it threw on and the rest are kept the same way and its exception propagates.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="sink"/> is null.</exception>
+    /// <exception cref="AggregateException">
+    /// The sink threw, and so did <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> for a letter that no longer fitted
+    /// on the way back: both exceptions, the sink's first.
+    /// </exception>
     public ReplayResult Replay(Func<DeadLetter<T>, bool> sink, Func<DeadLetter<T>, bool>? predicate = null)
     {
         ArgumentNullException.ThrowIfNull(sink);
         List<Entry> taken = RemoveChosen(Choose(predicate));
         int replayed = 0;
-        int kept = 0;
         try
         {
             while (replayed < taken.Count && sink(taken[replayed].Letter))
@@ -261,12 +265,24 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
                 replayed++;
             }
         }
-        finally
+        catch (Exception sinkFailure)
         {
-            kept = PutBack(taken, replayed);
+            // The rest go back whatever the sink threw. When the put-back itself throws (a letter that no longer fits
+            // goes to a drop callback that throws), both surface; before (bug hunt of session 10) the put-back's
+            // exception, thrown from a finally, replaced the sink's, which was lost.
+            try
+            {
+                PutBack(taken, replayed);
+            }
+            catch (Exception dropFailure)
+            {
+                throw new AggregateException("The replay's target failed, and so did the drop callback while the rest were put back.", sinkFailure, dropFailure);
+            }
+
+            throw;
         }
 
-        return new ReplayResult(replayed, kept);
+        return new ReplayResult(replayed, PutBack(taken, replayed));
     }
 
     /// <summary>Replays into a bounded queue, optionally transforming each dead letter into the message to send (default: its <see cref="DeadLetter{T}.Message"/>).</summary>

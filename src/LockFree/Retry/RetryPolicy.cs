@@ -9,7 +9,9 @@ namespace LockFree;
 // enqueues the message with the delay it returns: no async state machine, no thread waiting. ExecuteAsync waits
 // through the Wakeups seam (a TimeProvider timer, or the timer wheel given in the options), never by blocking a thread.
 //
-// Decision order for a failure after attempt n: cancellation of the caller's token -> never retried; n >=
+// Decision order for a failure after attempt n: cancellation of the caller's token -> never retried (ExecuteAsync:
+// checked before Evaluate, so neither ShouldRetry nor the budget is asked; the caller's own OperationCanceledException
+// passes as is, any other failure is wrapped in one for the caller's token); n >=
 // MaxAttempts -> MaxAttempts; ShouldRetry says no -> NotRetryable; a retry-after hint above MaxDelay ->
 // RetryAfterTooLong; the budget is spent -> BudgetExhausted (checked last, so only real retries spend it); else
 // retry after max(backoff(n), hint).
@@ -161,7 +163,11 @@ public sealed class RetryPolicy
     }
 
     /// <summary>Runs <paramref name="action"/>, retrying failures under the policy; the last failure propagates.</summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (during an attempt or a wait).</exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> was cancelled (before an attempt, during one, or during a wait): always for
+    /// that token; an attempt that failed otherwise after the cancellation is its <see cref="Exception.InnerException"/>.
+    /// A cancelled call is never retried and spends nothing from the budget.
+    /// </exception>
     public ValueTask<TResult> ExecuteAsync<TResult>(Func<CancellationToken, ValueTask<TResult>> action, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(action);
@@ -173,7 +179,11 @@ public sealed class RetryPolicy
     /// the policy; the last failure propagates. Allocation-free when the first attempt succeeds synchronously; each
     /// retry waits on the policy's clock without blocking a thread.
     /// </summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (during an attempt or a wait).</exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> was cancelled (before an attempt, during one, or during a wait): always for
+    /// that token; an attempt that failed otherwise after the cancellation is its <see cref="Exception.InnerException"/>.
+    /// A cancelled call is never retried and spends nothing from the budget.
+    /// </exception>
     public ValueTask<TResult> ExecuteAsync<TState, TResult>(Func<TState, CancellationToken, ValueTask<TResult>> action, TState state, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(action);
@@ -183,17 +193,35 @@ public sealed class RetryPolicy
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<TResult> ExecuteCore<TState, TResult>(Func<TState, CancellationToken, ValueTask<TResult>> action, TState state, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested(); // before the deposit: a call cancelled before it starts is no call (before session 10's bug hunt it deposited credit)
         RecordCall();
         TimeSpan delay = TimeSpan.Zero;
         for (int attempt = 1; ; attempt++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            if (attempt > 1)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             try
             {
                 return await action(state, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception failure) when (!(failure is OperationCanceledException && cancellationToken.IsCancellationRequested))
+            catch (OperationCanceledException failure) when (failure.CancellationToken == cancellationToken && cancellationToken.IsCancellationRequested)
             {
+                throw; // the caller's own cancellation: never retried, passed on as is
+            }
+            catch (Exception failure)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    // The caller cancelled while the attempt failed otherwise (its own or a linked token's cancellation, or
+                    // an unrelated error): never retried, so neither ShouldRetry nor the budget is asked (before the bug
+                    // hunt of session 10, Evaluate spent a retry the backoff wait's cancellation then threw away), and the
+                    // caller gets a cancellation of its token, the failure inside.
+                    ThrowCancelled(failure, cancellationToken);
+                }
+
                 RetryDecision decision = Evaluate(attempt, failure, delay);
                 if (!decision.ShouldRetry)
                 {
@@ -208,4 +236,8 @@ public sealed class RetryPolicy
                 : Wakeups.DelayAsync(delay, _wheel, _time, cancellationToken)).ConfigureAwait(false);
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowCancelled(Exception failure, CancellationToken cancellationToken) =>
+        throw new OperationCanceledException("The operation was cancelled by the caller's token; the attempt failed with the inner exception.", failure, cancellationToken);
 }
