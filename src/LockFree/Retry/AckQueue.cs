@@ -45,6 +45,9 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Longest wait before an expiry pass that failed (its clock threw) is retried: a transient failure delays timeouts by about this much at most.</summary>
     private static readonly TimeSpan MaxExpiryRetryDelay = TimeSpan.FromSeconds(1);
 
+    private ITimer? _fallback; // a TimeProvider.System timer running the expiry pass while the clock's own timer cannot be armed (guarded by _lock)
+    private long _fallbackRetryTicks; // its back-off, 0 after an arming of the clock's timer that worked (guarded by _lock)
+
     private readonly DelayQueue<Envelope> _ready;
     private readonly Slot[] _slots;
     private readonly object _lock = new();
@@ -332,6 +335,7 @@ public sealed class AckQueue<T> : IDisposable
         using (InterruptDeferral.Lock(_lock))
         {
             _wakeup.Dispose();
+            _fallback?.Dispose();
         }
 
         _ready.Dispose();
@@ -444,6 +448,7 @@ public sealed class AckQueue<T> : IDisposable
         if (armFailure is not null)
         {
             ReportCallbackFailure(armFailure);
+            ArmFallbackExpiry(); // else the messages in flight would time out only after another receive
         }
 
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
@@ -557,7 +562,37 @@ public sealed class AckQueue<T> : IDisposable
         }
         catch (Exception ex)
         {
-            ReportCallbackFailure(ex); // the re-arm failed too: reported; the next receive re-arms
+            ReportCallbackFailure(ex); // the re-arm failed too: reported, and the pass retried on a system timer
+            ArmFallbackExpiry();
+        }
+    }
+
+    /// <summary>
+    /// The clock's timer could not be armed (on a receive, or twice in an expiry pass): runs the expiry pass on a timer of
+    /// <see cref="TimeProvider.System"/> instead (real time, created once, disposed with the queue), after a back-off of
+    /// 1 ms doubling to 1 s, until an arming of the clock's timer works again. The pass still reads the queue's clock.
+    /// Before (session 10), nothing retried until the next receive: with no receive, messages in flight never timed out.
+    /// A failure here (the runtime's own timer: out of memory) is reported; the next receive re-arms, as before.
+    /// </summary>
+    private void ArmFallbackExpiry()
+    {
+        try
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                if (Volatile.Read(ref _disposed) != 0 || _oldest == None)
+                {
+                    return;
+                }
+
+                TimeSpan delay = FailureReport.NextRetry(ref _fallbackRetryTicks);
+                _fallback ??= UnflowedTimer.Create(TimeProvider.System, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _fallback.Change(delay, Timeout.InfiniteTimeSpan);
+            }
+        }
+        catch (Exception ex)
+        {
+            ReportCallbackFailure(ex);
         }
     }
 
@@ -587,6 +622,7 @@ public sealed class AckQueue<T> : IDisposable
                 try
                 {
                     _wakeup.Arm(deadline, TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                    _fallbackRetryTicks = 0; // the clock's timer works: a later failure backs off from 1 ms again
                 }
                 catch (Exception ex)
                 {

@@ -53,6 +53,33 @@ public sealed class RetryBugHuntTests
         Assert.Equal(0, queue.Count);
     }
 
+    [Fact]
+    public void VisibilityTimeout_ClockTimerCannotBeArmedAndNoReceiveFollows_MessageStillTimesOut()
+    {
+        // The clock's timer cannot be armed at all (a receive's arming and the expiry pass's retries all throw). Before,
+        // nothing retried until another receive: with none, the message stayed in flight for good. Now the pass runs on a
+        // system timer (real time, backing off from 1 ms) and still reads the queue's clock.
+        var manual = new ManualTimeProvider();
+        var clock = new TimerFailingClock(manual) { ArmingFailures = 1_000_000 };
+        using var queue = new AckQueue<string>(new AckQueueOptions<string> { Capacity = 4, VisibilityTimeout = Visibility, TimeProvider = clock });
+        Assert.True(queue.TryEnqueue("a").IsAccepted);
+        Assert.True(queue.TryReceive(out Delivery<string> a));
+        Assert.True(queue.FailedCallbackCount >= 1); // the receive's arming failed, reported
+        manual.Advance(Visibility); // no timer of the clock fires: none could be armed
+
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (queue.InFlightCount != 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the message in flight never timed out");
+            Thread.Sleep(5);
+        }
+
+        Assert.True(queue.TryReceive(out Delivery<string> again));
+        Assert.Equal(("a", 2), (again.Message, again.DeliveryCount));
+        Assert.False(queue.Ack(a)); // stale
+        Assert.True(queue.Ack(again));
+    }
+
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
 
     private static RetryBudget Budget(int credit) => new(new RetryBudgetOptions { RetryRatio = 1, MaxBurst = credit, MinRetriesPerSecond = 0 });
