@@ -9,7 +9,7 @@ public sealed class AckQueueTests
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(10);
 
-    private static AckQueue<string> Create(ManualTimeProvider time, int capacity = 8, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null, OverflowPolicy mode = OverflowPolicy.Reject) =>
+    internal static AckQueue<string> Create(ManualTimeProvider time, int capacity = 8, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null, OverflowPolicy mode = OverflowPolicy.Reject) =>
         new(new AckQueueOptions<string>
         {
             Capacity = capacity,

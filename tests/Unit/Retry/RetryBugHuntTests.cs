@@ -419,22 +419,12 @@ public sealed class RetryBugHuntTests
         Assert.Equal(Calls, budget.RetriesGranted); // every deposit spent exactly once: 0.5 * 40,000
     }
 
-    private static AckQueue<string> Ack(ManualTimeProvider time, int capacity = 4, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null) =>
-        new(new AckQueueOptions<string>
-        {
-            Capacity = capacity,
-            VisibilityTimeout = Visibility,
-            TimeProvider = time,
-            MaxDeliveries = maxDeliveries,
-            DeadLetters = deadLetters,
-        });
-
     [Fact]
     public void Ack_StaleAfterRedelivery_RefusedAndTheNewDeliveryStaysInFlight()
     {
         var time = new ManualTimeProvider();
         using var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
-        using var queue = Ack(time, deadLetters: dlq);
+        using var queue = AckQueueTests.Create(time, capacity: 4, deadLetters: dlq);
         queue.TryEnqueue("m");
         Assert.True(queue.TryReceive(out Delivery<string> first));
         time.Advance(Visibility);
@@ -459,7 +449,7 @@ public sealed class RetryBugHuntTests
     public void Ack_AfterNackWithDelay_RefusedMessageComesBackAfterTheDelayWithItsCount()
     {
         var time = new ManualTimeProvider();
-        using var queue = Ack(time);
+        using var queue = AckQueueTests.Create(time, capacity: 4);
         queue.TryEnqueue("m");
         Assert.True(queue.TryReceive(out Delivery<string> first));
         Assert.True(queue.Nack(first, TimeSpan.FromSeconds(5)));
@@ -482,7 +472,7 @@ public sealed class RetryBugHuntTests
     {
         // Documented: Capacity bounds ready + delayed + in flight together.
         var time = new ManualTimeProvider();
-        using var queue = Ack(time, capacity: 2);
+        using var queue = AckQueueTests.Create(time, capacity: 2);
         queue.TryEnqueue("a");
         queue.TryEnqueue("b");
         Assert.True(queue.TryReceive(out Delivery<string> a));
@@ -501,7 +491,7 @@ public sealed class RetryBugHuntTests
     public async Task Dispose_WithReceiversParkedAndMessagesInFlight_ReceiversSeeDisposedNothingLost()
     {
         var time = new ManualTimeProvider();
-        var queue = Ack(time);
+        var queue = AckQueueTests.Create(time, capacity: 4);
         queue.TryEnqueue("a");
         queue.TryEnqueue("b", TimeSpan.FromSeconds(5)); // delayed
         Assert.True(queue.TryReceive(out Delivery<string> a));
@@ -529,7 +519,7 @@ public sealed class RetryBugHuntTests
     public async Task ReceiveAsync_Cancelled_LeavesNoTraceTheNextMessageGoesToTheNextReceiver()
     {
         var time = new ManualTimeProvider();
-        using var queue = Ack(time);
+        using var queue = AckQueueTests.Create(time, capacity: 4);
         using var cts = new CancellationTokenSource();
         ValueTask<Delivery<string>> cancelled = queue.ReceiveAsync(cts.Token);
         cts.Cancel();
@@ -549,7 +539,7 @@ public sealed class RetryBugHuntTests
     {
         var time = new ManualTimeProvider();
         using var dlq = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = time });
-        using var queue = Ack(time, maxDeliveries: 2, deadLetters: dlq);
+        using var queue = AckQueueTests.Create(time, capacity: 4, maxDeliveries: 2, deadLetters: dlq);
         queue.TryEnqueue("m");
         Assert.True(queue.TryReceive(out Delivery<string> first));
         time.Advance(Visibility);
