@@ -322,7 +322,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     void IThreadPoolWorkItem.Execute()
     {
         _owner.WakeStarted();
-        if (TAtomics.LoadAcquire(ref _registered) != 0) // acquire: pairs with Arm's exchange (see there)
+        if (TAtomics.LoadAcquire(ref _registered) != 0) // acquire: pairs with Arm's locked add (see there)
         {
             _registration.Unregister(); // early, for a wait never awaited; Detach still disposes (and waits for a running callback)
         }

@@ -30,4 +30,16 @@ internal static class UnflowedTimer
             flow.Undo();
         }
     }
+
+    /// <summary>
+    /// Arms <paramref name="timer"/> (created on first use, without the caller's context) on <see cref="TimeProvider.System"/>
+    /// to call <paramref name="callback"/> once after <paramref name="dueTime"/>: the fallback of a component whose own
+    /// clock's timer cannot be created or armed (a token bucket's pump, a leaky bucket's pacing, an ack queue's expiry
+    /// pass), so its retry needs no other caller. The caller guards <paramref name="timer"/> and disposes it with itself.
+    /// </summary>
+    public static void ArmSystemFallback(ref ITimer? timer, TimerCallback callback, object state, TimeSpan dueTime)
+    {
+        timer ??= Create(TimeProvider.System, callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        timer.Change(dueTime, Timeout.InfiniteTimeSpan);
+    }
 }

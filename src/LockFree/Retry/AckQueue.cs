@@ -586,8 +586,7 @@ public sealed class AckQueue<T> : IDisposable
                 }
 
                 TimeSpan delay = FailureReport.NextRetry(ref _fallbackRetryTicks);
-                _fallback ??= UnflowedTimer.Create(TimeProvider.System, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _fallback.Change(delay, Timeout.InfiniteTimeSpan);
+                UnflowedTimer.ArmSystemFallback(ref _fallback, static state => ((AckQueue<T>)state!).OnVisibilityTimeout(), this, delay);
             }
         }
         catch (Exception ex)
@@ -650,7 +649,6 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Moves expired messages (out of the table) back to the ready queue, or to the dead letters past MaxDeliveries.</summary>
     private void MoveExpired(List<Envelope> expired)
     {
-
         // Every expired message is moved, whatever the dead-letter queue throws (its drop callback is user code): each
         // failure is reported and the batch goes on, so none of the others is stranded out of the table. (Before, the
         // first failure was rethrown on the timer's thread, which ends the process on a TimeProvider.System timer.)

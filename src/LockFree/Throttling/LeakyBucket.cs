@@ -318,6 +318,7 @@ public sealed class LeakyBucket : IDisposable
     {
         FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the lock: the handler is user code
         TimeSpan retry;
+        Exception? again = null;
         using (InterruptDeferral.Lock(_lock))
         {
             if (_disposed || _queue.Count == 0)
@@ -326,21 +327,19 @@ public sealed class LeakyBucket : IDisposable
             }
 
             retry = FailureReport.NextRetry(ref _retryTicks);
-        }
-
-        try
-        {
-            using (InterruptDeferral.Lock(_lock))
+            try
             {
-                if (!_disposed)
-                {
-                    _timer!.Change(retry, Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
-                }
+                _timer!.Change(retry, Timeout.InfiniteTimeSpan); // the callback runs only on a created timer
+            }
+            catch (Exception e)
+            {
+                again = e;
             }
         }
-        catch (Exception again)
+
+        if (again is not null)
         {
-            // The timer cannot be armed either: reported, and the retry goes on a system timer.
+            // The timer cannot be armed either: reported (outside the lock), and the retry goes on a system timer.
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
             ArmFallbackRetry(retry);
         }
@@ -359,8 +358,7 @@ public sealed class LeakyBucket : IDisposable
             {
                 if (!_disposed)
                 {
-                    _retryTimer ??= UnflowedTimer.Create(TimeProvider.System, static state => ((LeakyBucket)state!).Release(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                    _retryTimer.Change(retry, Timeout.InfiniteTimeSpan);
+                    UnflowedTimer.ArmSystemFallback(ref _retryTimer, static state => ((LeakyBucket)state!).Release(), this, retry);
                 }
             }
         }

@@ -396,22 +396,24 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     {
         FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex); // outside the pump lock: the handler is user code
         TimeSpan retry;
+        Exception? again = null;
         using (InterruptDeferral.Lock(_pumpLock))
         {
             retry = FailureReport.NextRetry(ref _pumpRetryTicks);
-        }
-
-        try
-        {
-            using (InterruptDeferral.Lock(_pumpLock))
+            try
             {
                 _timer ??= CreatePumpTimer();
                 _timer.Change(retry, Timeout.InfiniteTimeSpan);
             }
+            catch (Exception e)
+            {
+                again = e;
+            }
         }
-        catch (Exception again)
+
+        if (again is not null)
         {
-            // The clock's timer cannot be created or armed either: reported, and the retry goes on a system timer.
+            // The clock's timer cannot be created or armed either: reported (outside the lock), and the retry goes on a system timer.
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, again);
             ArmFallbackRetry(retry);
         }
@@ -428,8 +430,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             using (InterruptDeferral.Lock(_pumpLock))
             {
-                _retryTimer ??= UnflowedTimer.Create(TimeProvider.System, static state => ((TokenBucket)state!).Pump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _retryTimer.Change(retry, Timeout.InfiniteTimeSpan);
+                UnflowedTimer.ArmSystemFallback(ref _retryTimer, static state => ((TokenBucket)state!).Pump(), this, retry);
             }
         }
         catch (Exception)
