@@ -32,7 +32,7 @@ public class TokenBucketAcquireBenchmarks
 
     private const int Stride = 16; // longs between per-thread tallies: 128 bytes
 
-    private readonly long[] _tallies = new long[4 * Stride];
+    private long[] _tallies = null!; // one per thread, Stride apart (sized in Setup)
     private RoundWorkers? _workers;
     private int _ops = Ops; // acquires per invocation of the running case (all threads)
     private TokenBucket _bucket = null!;
@@ -43,8 +43,11 @@ public class TokenBucketAcquireBenchmarks
     private Action<int> _ours = null!, _oursAdapter = null!, _bclWork = null!, _concurrencyWork = null!, _pollyWork = null!, _pollyOursWork = null!;
 
     /// <summary>Threads acquiring at once.</summary>
-    [Params(1, 2)]
-    public int Threads { get; set; }
+    [ParamsSource(nameof(ThreadCounts))]
+    public int Threads { get; set; } = 1;
+
+    /// <summary>The <see cref="Threads"/> values this machine runs: 1, 2, and 4, 8 or 16 where that many threads fit the cores.</summary>
+    public static IEnumerable<int> ThreadCounts => new[] { 1, 2, 4, 8, 16 }.Where(n => n <= 2 || n <= Environment.ProcessorCount);
 
     [GlobalSetup(Targets = [nameof(SuccessBcl), nameof(SuccessOurs), nameof(SuccessOursAdapter), nameof(SuccessConcurrencyLimiter), nameof(SuccessPolly), nameof(SuccessPollyOurs)])]
     public void SetupSuccess() => Setup(success: true);
@@ -141,6 +144,7 @@ public class TokenBucketAcquireBenchmarks
         _pollyOursWork = w => Tally(w, static (b, n) => PollyLoop(b._pollyOurs, n));
         _workers?.Dispose();
         _workers = new RoundWorkers(Threads, "acquire");
+        _tallies = new long[(Threads + 1) * Stride];
     }
 
     private static long PollyLoop(ResiliencePipeline pipeline, int n)
