@@ -63,6 +63,7 @@ public sealed class AckQueue<T> : IDisposable
     private int _oldest = None; // head of the in-flight FIFO (earliest deadline); under the lock
     private int _newest = None; // tail of the in-flight FIFO; under the lock
     private int _inFlight;    // under the lock
+    private int _lastDeliveriesInFlight; // in-flight messages at MaxDeliveries (their timeout frees room); written under the lock, read lock-free by the retry hint
     private long _armedFor = long.MaxValue; // under the lock
     private long _enqueued;
     private long _acked;
@@ -153,7 +154,7 @@ public sealed class AckQueue<T> : IDisposable
     /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>); also a visibility timer that threw
     /// while a receive armed it (the receive still delivers; the next receive arms again); and the
     /// <see cref="AckQueueOptions{T}.TimeProvider"/> throwing while a rejected <see cref="TryEnqueue"/> computed its retry
-    /// hint (on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
+    /// hint (the inner delay queue's, or the in-flight one when all the room is in flight; on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
     /// its hint: before, session 10, it threw). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
@@ -184,9 +185,7 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             Interlocked.Increment(ref _rejected);
-            // The delay queue's own rejection hint: it only tries the consumer lock, so a storm of rejected producers
-            // never queues up behind (or holds up) the receivers.
-            return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
+            return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
         }
 
         try
@@ -360,6 +359,85 @@ public sealed class AckQueue<T> : IDisposable
 
     private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
 
+    /// <summary>Whether a delivery is the message's last: past MaxDeliveries its timeout or nack dead-letters it (room comes back).</summary>
+    private bool IsLastDelivery(in Envelope envelope) => _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries;
+
+    /// <summary>
+    /// The retry hint of a rejection. Room comes back only when a message leaves: an ack, or the dead letters. While
+    /// messages wait ready or delayed, the inner delay queue's hint (the time until the earliest is due: receivers that
+    /// keep up take it then and ack; it only tries the delay queue's consumer lock, so a storm of rejected producers
+    /// never queues up behind, or holds up, the receivers). When the ready queue is empty every unit of room is in
+    /// flight, and that hint would answer zero ("retry now", wrong: nothing frees room now): see
+    /// <see cref="EstimateInFlightRetryAfter"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // a rejection's path: kept out of TryEnqueue
+    private TimeSpan EstimateRetryAfter() => _ready.Count != 0 ? _ready.EstimateRetryAfter() : EstimateInFlightRetryAfter();
+
+    /// <summary>
+    /// The retry hint when all the room is in flight: the time until the earliest visibility deadline whose expiry frees
+    /// room by itself (a message on its last delivery goes to the dead letters then). <see cref="Timeout.InfiniteTimeSpan"/>
+    /// (no estimate, as <see cref="WriteResult.RetryAfter"/> defines it) when no timeout frees room (without
+    /// MaxDeliveries, or no message on its last delivery: only an ack, which no clock foresees, gives room back; an
+    /// expired message comes back to the ready queue and keeps its unit), when the clock throws (counted in
+    /// <see cref="FailedCallbackCount"/>, as the delay queue's own hint failures are), or when a receiver holds the
+    /// table's lock (the hint never waits on the receivers). Before (session 11) this case answered
+    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again.
+    /// </summary>
+    private TimeSpan EstimateInFlightRetryAfter()
+    {
+        if (Volatile.Read(ref _lastDeliveriesInFlight) == 0) // acquire: pairs with the release in Register/Unlink; a snapshot
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        bool taken = false;
+        Monitor.TryEnter(_lock, ref taken); // never blocks (never waits on a receiver, never throws an interrupt)
+        if (!taken)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long deadline = 0;
+        bool found = false;
+        try
+        {
+            // The FIFO is in deadline order: the first slot on its last delivery has the earliest such deadline. Only a
+            // rejection scans, and only with one such message in flight.
+            for (int slot = _oldest; slot != None; slot = _slots[slot].Next)
+            {
+                if (IsLastDelivery(_slots[slot].Envelope))
+                {
+                    deadline = _slots[slot].Deadline;
+                    found = true;
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            Monitor.Exit(_lock);
+        }
+
+        if (!found)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long now;
+        try
+        {
+            now = _time.GetTimestamp();
+        }
+        catch (Exception error)
+        {
+            ReportCallbackFailure(error);
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long until = unchecked(deadline - now); // a difference: the clock may wrap
+        return until <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(until * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency)));
+    }
+
     private void Release() => Interlocked.Decrement(ref _count);
 
     /// <summary>
@@ -405,6 +483,11 @@ public sealed class AckQueue<T> : IDisposable
             ref Slot s = ref _slots[slot];
             _free = s.Next;
             s.Envelope = envelope;
+            if (IsLastDelivery(envelope))
+            {
+                Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
+            }
+
             stamp = ++s.Version;
             s.InFlight = true;
             s.Deadline = now + _timeoutTimestamps;
@@ -506,6 +589,11 @@ public sealed class AckQueue<T> : IDisposable
         else
         {
             _slots[s.Next].Previous = s.Previous;
+        }
+
+        if (IsLastDelivery(s.Envelope))
+        {
+            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight - 1); // release: as in Register
         }
 
         s.Envelope = default;
