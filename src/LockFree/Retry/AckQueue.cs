@@ -121,7 +121,7 @@ public sealed class AckQueue<T> : IDisposable
         _maxDeliveries = options.MaxDeliveries;
         _name = options.Name;
         _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time, TimerWheel = options.TimerWheel });
-        _ready.ClockFailed += (_, error) => ReportCallbackFailure(error); // a rejection's retry hint whose clock threw (see FailedCallbackCount)
+        _ready.ClockFailed += (_, error) => ReportCallbackFailure(error); // a rejection's retry hint, or a move back due at once, whose clock threw (see FailedCallbackCount)
         _timeoutTimestamps = _ready.ToTimestamps(VisibilityTimeout);
         _slots = new Slot[Capacity];
         for (int i = 0; i < _slots.Length; i++)
@@ -155,7 +155,9 @@ public sealed class AckQueue<T> : IDisposable
     /// while a receive armed it (the receive still delivers; the next receive arms again); and the
     /// <see cref="AckQueueOptions{T}.TimeProvider"/> throwing while a rejected <see cref="TryEnqueue"/> computed its retry
     /// hint (the inner delay queue's, or the in-flight one when all the room is in flight; on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
-    /// its hint: before, session 10, it threw). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// its hint: before, session 10, it threw); and the clock throwing while a message was put back in the ready queue due
+    /// at once (a new message enqueued without a delay, a nack without one, an expired message, one a dead-letter queue
+    /// did not take: the message is put in all the same, visible at once; before, session 11, that failure left no trace). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
     public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
@@ -457,75 +459,34 @@ public sealed class AckQueue<T> : IDisposable
     {
         Envelope taken = envelope;
         envelope = envelope with { Deliveries = envelope.Deliveries + 1 };
-        int slot;
-        long stamp;
+        int slot = None;
+        long stamp = 0;
         Exception? armFailure = null;
+        ExceptionDispatchInfo? clockFailure = null;
         using (InterruptDeferral.Lock(_lock))
         {
-            long now;
+            long now = 0;
             try
             {
                 now = _time.GetTimestamp(); // first: nothing in the table has changed yet
             }
-            catch (Exception)
+            catch (Exception error)
             {
-                Requeue(taken, TimeSpan.Zero); // due at once needs no reading; the inner delay queue never calls back into this queue's lock
-                throw;
+                clockFailure = ExceptionDispatchInfo.Capture(error); // nothing changed; the message goes back after the lock
             }
 
-            if (envelope.Deliveries == 1)
+            if (clockFailure is null)
             {
-                envelope = envelope with { FirstDelivery = now };
+                armFailure = Insert(ref envelope, now, out slot, out stamp);
             }
+        }
 
-            slot = _free;
-            Debug.Assert(slot != None, "the count bounds the in-flight table");
-            ref Slot s = ref _slots[slot];
-            _free = s.Next;
-            s.Envelope = envelope;
-            if (IsLastDelivery(envelope))
-            {
-                Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
-            }
-
-            stamp = ++s.Version;
-            s.InFlight = true;
-            s.Deadline = now + _timeoutTimestamps;
-            s.LastDelivery = now;
-            s.Previous = _newest;
-            s.Next = None;
-            if (_newest == None)
-            {
-                _oldest = slot;
-            }
-            else
-            {
-                _slots[_newest].Next = slot;
-            }
-
-            _newest = slot;
-            _inFlight++;
-
-            // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
-            // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
-            long headDeadline = _slots[_oldest].Deadline;
-            if (_armedFor > headDeadline && Volatile.Read(ref _disposed) == 0) // a disposed timer is never re-armed
-            {
-                _armedFor = headDeadline;
-                try
-                {
-                    _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : TimeSpan.FromTicks((long)Math.Ceiling((headDeadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
-                }
-                catch (Exception ex)
-                {
-                    // The timer failed (user code: its TimeProvider's ITimer). The delivery stands: the receiver gets it, and
-                    // the failure is reported (after the lock) instead. Before the review of 2026-11-23 the exception reached
-                    // the receiver, who never got the delivery, while _armedFor claimed an arming: the message stayed in
-                    // flight, owned by nobody, and it and every later one never timed out.
-                    _armedFor = long.MaxValue;
-                    armFailure = ex;
-                }
-            }
+        if (clockFailure is not null)
+        {
+            // Due at once needs no reading. After the lock (since session 11): when the clock throws again there, the put-back
+            // reports it through the delay queue's ClockFailed, which raises CallbackFailed (user code), never under the lock.
+            Requeue(taken, TimeSpan.Zero);
+            clockFailure.Throw();
         }
 
         if (armFailure is not null)
@@ -535,6 +496,69 @@ public sealed class AckQueue<T> : IDisposable
         }
 
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
+    }
+
+    /// <summary>
+    /// Puts a delivery received at <paramref name="now"/> in a free slot at the FIFO's tail, and arms the wake-up when
+    /// nothing earlier is armed. Under the lock. Returns the arming's exception (the delivery stands), or null.
+    /// </summary>
+    private Exception? Insert(ref Envelope envelope, long now, out int slot, out long stamp)
+    {
+        if (envelope.Deliveries == 1)
+        {
+            envelope = envelope with { FirstDelivery = now };
+        }
+
+        slot = _free;
+        Debug.Assert(slot != None, "the count bounds the in-flight table");
+        ref Slot s = ref _slots[slot];
+        _free = s.Next;
+        s.Envelope = envelope;
+        if (IsLastDelivery(envelope))
+        {
+            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
+        }
+
+        stamp = ++s.Version;
+        s.InFlight = true;
+        s.Deadline = now + _timeoutTimestamps;
+        s.LastDelivery = now;
+        s.Previous = _newest;
+        s.Next = None;
+        if (_newest == None)
+        {
+            _oldest = slot;
+        }
+        else
+        {
+            _slots[_newest].Next = slot;
+        }
+
+        _newest = slot;
+        _inFlight++;
+
+        // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
+        // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
+        long headDeadline = _slots[_oldest].Deadline;
+        if (_armedFor > headDeadline && Volatile.Read(ref _disposed) == 0) // a disposed timer is never re-armed
+        {
+            _armedFor = headDeadline;
+            try
+            {
+                _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : TimeSpan.FromTicks((long)Math.Ceiling((headDeadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+            }
+            catch (Exception ex)
+            {
+                // The timer failed (user code: its TimeProvider's ITimer). The delivery stands: the receiver gets it, and
+                // the failure is reported (after the lock) instead. Before the review of 2026-11-23 the exception reached
+                // the receiver, who never got the delivery, while _armedFor claimed an arming: the message stayed in
+                // flight, owned by nobody, and it and every later one never timed out.
+                _armedFor = long.MaxValue;
+                return ex;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

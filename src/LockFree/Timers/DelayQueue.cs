@@ -185,8 +185,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// state, completed or disposed included (it stays readable with <see cref="TryDequeue"/>, as items left at a
     /// Dispose do), so a message the owner is moving back is never lost to a racing Dispose. The owner guarantees
     /// room: it holds at most <see cref="Capacity"/> items here. When the clock throws, an item due at once is put in
-    /// all the same (due before every other: it needs no reading, and must not be lost); one with a delay is not (the
-    /// unit is returned and the exception propagates: the owner decides).
+    /// all the same (due before every other: it needs no reading, and must not be lost), and the failure, which reaches
+    /// no caller, is counted in <see cref="ClockFailureCount"/> and raised through <see cref="ClockFailed"/> (before,
+    /// session 11, it was swallowed without a trace); one with a delay is not put in (the unit is returned and the
+    /// exception propagates: the owner decides, and nothing is lost).
     /// </summary>
     internal void Restore(T item, TimeSpan delay)
     {
@@ -198,13 +200,15 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
 
         long now;
+        Exception? clockFailure = null;
         try
         {
             now = _time.GetTimestamp();
         }
-        catch (Exception) when (delay == TimeSpan.Zero)
+        catch (Exception error) when (delay == TimeSpan.Zero)
         {
             now = long.MinValue; // due at once, whatever the time; as an enqueue's reading it tells the consumers nothing
+            clockFailure = error;
         }
         catch (Exception)
         {
@@ -213,6 +217,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
 
         PublishAt(item, now, delay);
+        if (clockFailure is not null)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, clockFailure); // after the item is in: the handler is user code
+        }
     }
 
     /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
@@ -336,15 +344,16 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// the item staying with the caller, with <see cref="Timeout.InfiniteTimeSpan"/> as its hint: no estimate); or while a
     /// reader that took an item passed the wake-up on to the readers still parked (reading the clock or arming the
     /// wake-up's timer), on that reader's thread (the reader keeps its item; a parked reader is woken to judge the next
-    /// one). A clock failure inside an operation's own steps (the reading an enqueue's due time is computed from, a take's
-    /// reading) still reaches that operation's caller. An
+    /// one); or while an owner (<see cref="AckQueue{T}"/>) moved a message back due at once (the message is put in all the
+    /// same, due before every other, on the owner's thread). A clock failure inside an operation's own steps (the reading
+    /// an enqueue's due time is computed from, a take's reading) still reaches that operation's caller. An
     /// exception from a <see cref="ClockFailed"/> handler is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
     /// </summary>
     public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>
     /// How many times the <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller could be handed the exception
-    /// (a rejection's retry hint, a reader's pass-on after its take; a snapshot; also <c>lockfree.queue.clock_failures</c>).
+    /// (a rejection's retry hint, a reader's pass-on after its take, an owner's move back; a snapshot; also <c>lockfree.queue.clock_failures</c>).
     /// See <see cref="ClockFailed"/>.
     /// </summary>
     public long ClockFailureCount => Volatile.Read(ref _clockFailures);
