@@ -17,7 +17,8 @@ namespace LockFree;
 //
 // The in-flight table is guarded by one short lock (index arithmetic and a few field writes, no user code, no
 // allocation). Deadlines are receive time + one fixed timeout, read under the lock, so they are non-decreasing in
-// receive order: the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
+// receive order (as timestamps of a clock that may wrap past long.MaxValue: every comparison is the sign of a
+// difference, Timestamps.IsBefore; before session 11 plain comparisons timed out nothing across a wrap): the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
 // insert, O(1) removal on ack, and expiry from the head. One wake-up (the Wakeups seam) is armed for the head's
 // deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
 // raised on the next receive), or to the dead letters past MaxDeliveries.
@@ -436,9 +437,12 @@ public sealed class AckQueue<T> : IDisposable
             return Timeout.InfiniteTimeSpan;
         }
 
-        long until = unchecked(deadline - now); // a difference: the clock may wrap
-        return until <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(until * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency)));
+        return ToTimeSpan(unchecked(deadline - now)); // a difference: the clock may wrap
     }
+
+    /// <summary>A span of timestamps (a difference: wrap-safe) as time, rounded up; zero when not positive.</summary>
+    private TimeSpan ToTimeSpan(long timestamps) =>
+        timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency)));
 
     private void Release() => Interlocked.Decrement(ref _count);
 
@@ -521,7 +525,7 @@ public sealed class AckQueue<T> : IDisposable
 
         stamp = ++s.Version;
         s.InFlight = true;
-        s.Deadline = now + _timeoutTimestamps;
+        s.Deadline = unchecked(now + _timeoutTimestamps); // may wrap past long.MaxValue: compared by differences only
         s.LastDelivery = now;
         s.Previous = _newest;
         s.Next = None;
@@ -540,12 +544,12 @@ public sealed class AckQueue<T> : IDisposable
         // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
         // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
         long headDeadline = _slots[_oldest].Deadline;
-        if (_armedFor > headDeadline && Volatile.Read(ref _disposed) == 0) // a disposed timer is never re-armed
+        if ((_armedFor == long.MaxValue || Timestamps.IsBefore(headDeadline, _armedFor)) && Volatile.Read(ref _disposed) == 0) // wrap-safe; a disposed timer is never re-armed
         {
             _armedFor = headDeadline;
             try
             {
-                _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : TimeSpan.FromTicks((long)Math.Ceiling((headDeadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : ToTimeSpan(unchecked(headDeadline - now)));
             }
             catch (Exception ex)
             {
@@ -719,7 +723,7 @@ public sealed class AckQueue<T> : IDisposable
         {
             _armedFor = long.MaxValue;
             long now = _time.GetTimestamp(); // may throw: nothing unlinked yet (OnVisibilityTimeout reports and retries)
-            while (_oldest != None && _slots[_oldest].Deadline <= now)
+            while (_oldest != None && Timestamps.IsAtOrBefore(_slots[_oldest].Deadline, now)) // wrap-safe (before session 11: <=, wrong across a wrap)
             {
                 int slot = _oldest;
                 (expired ??= new()).Add(_slots[slot].Envelope with { LastDelivery = _slots[slot].LastDelivery });
@@ -732,7 +736,7 @@ public sealed class AckQueue<T> : IDisposable
                 _armedFor = deadline;
                 try
                 {
-                    _wakeup.Arm(deadline, TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                    _wakeup.Arm(deadline, ToTimeSpan(unchecked(deadline - now)));
                     _fallbackRetryTicks = 0; // the clock's timer works: a later failure backs off from 1 ms again
                 }
                 catch (Exception ex)

@@ -207,7 +207,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
         catch (Exception error) when (delay == TimeSpan.Zero)
         {
-            now = long.MinValue; // due at once, whatever the time; as an enqueue's reading it tells the consumers nothing
+            now = 0; // no reading: the entry is due at once (Timestamps.DueNow), and its reading tells the consumers nothing
             clockFailure = error;
         }
         catch (Exception)
@@ -216,7 +216,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             throw;
         }
 
-        PublishAt(item, now, delay);
+        PublishAt(item, now, clockFailure is null ? Timestamps.DueAt(now, ToTimestamps(delay)) : Timestamps.DueNow);
         if (clockFailure is not null)
         {
             FailureReport.Raise(ref _clockFailures, ClockFailed, this, clockFailure); // after the item is in: the handler is user code
@@ -269,7 +269,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             _core.Exit();
         }
 
-        return rootDue == long.MaxValue ? null : ToTimeSpan(rootDue - _time.GetTimestamp());
+        return rootDue == long.MaxValue ? null : rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
     }
 
     /// <summary>Completes the queue: enqueues answer <see cref="WriteOutcome.Completed"/>; readers drain what is left, delayed items included.</summary>
@@ -448,32 +448,37 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             throw;
         }
 
-        PublishAt(item, now, delay);
+        PublishAt(item, now, Timestamps.DueAt(now, ToTimestamps(delay)));
     }
 
-    /// <summary>Publishes an item whose unit of count is reserved, due <paramref name="delay"/> after the clock reading <paramref name="now"/>.</summary>
-    private void PublishAt(T item, long now, TimeSpan delay)
+    /// <summary>Publishes an item whose unit of count is reserved, due at <paramref name="due"/> (read at <paramref name="now"/>).</summary>
+    private void PublishAt(T item, long now, long due)
     {
-        long due = now + ToTimestamps(delay);
         _core.Publish(item, now, due);
 
-        // Handshake with parked readers (see the design note): HasWaiters fences after our publish.
-        if (_readers.HasWaiters && due < Volatile.Read(ref _armedFor))
+        // Handshake with parked readers (see the design note): HasWaiters fences after our publish. Earlier than the
+        // armed time, wrap-safe (MaxValue: nothing armed; DueNow: before every armed time).
+        if (_readers.HasWaiters)
         {
-            _readers.SignalOne();
+            long armedFor = Volatile.Read(ref _armedFor); // acquire: pairs with the exchange in ArmWakeup
+            if (armedFor == long.MaxValue || due == Timestamps.DueNow || Timestamps.IsBefore(due, armedFor))
+            {
+                _readers.SignalOne();
+            }
         }
     }
 
     private WriteResult EvictAndPublish(T item, TimeSpan delay)
     {
         long now = _time.GetTimestamp(); // before anything is evicted: a clock that throws leaves the queue as it was
+        long due = Timestamps.DueAt(now, ToTimestamps(delay));
         var spinner = default(SpinWait);
         while (true)
         {
             if (_core.TryEvictRoot(out T? victim))
             {
                 // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
-                PublishAt(item, now, delay);
+                PublishAt(item, now, due);
                 InvokeItemDropped(victim!, DropReason.Oldest);
                 return WriteResult.EvictedOldest;
             }
@@ -488,7 +493,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                     return WriteResult.Completed;
                 }
 
-                PublishAt(item, now, delay);
+                PublishAt(item, now, due);
                 return WriteResult.Accepted;
             }
 
@@ -570,20 +575,34 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     [MethodImpl(MethodImplOptions.NoInlining)] // a rejection's path: kept out of WriteOnce (and of AckQueue.TryEnqueue)
     internal TimeSpan EstimateRetryAfter()
     {
+        long rootDue;
         if (_core.TryEnter())
         {
             try
             {
                 _core.DrainInbox();
+                if (_core.HeapCount == 0)
+                {
+                    return TimeSpan.Zero;
+                }
+
+                rootDue = _core.PeekDue; // exact (the published root moves a due time of long.MaxValue one timestamp earlier)
             }
             finally
             {
                 _core.Exit();
             }
         }
+        else
+        {
+            rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
+            if (rootDue is long.MaxValue or long.MinValue)
+            {
+                return TimeSpan.Zero;
+            }
+        }
 
-        long rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
-        if (rootDue is long.MaxValue or long.MinValue)
+        if (rootDue == Timestamps.DueNow)
         {
             return TimeSpan.Zero;
         }
@@ -599,7 +618,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return Timeout.InfiniteTimeSpan;
         }
 
-        return ToTimeSpan(rootDue - now);
+        return ToTimeSpan(unchecked(rootDue - now)); // a difference: wrap-safe
     }
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
@@ -609,7 +628,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>The core's view of the wake-up (called under the consumer lock).</summary>
     private sealed class WakeupArm(DelayQueue<T> queue) : IDelayWakeupArm
     {
-        public bool IsArmedFor(long due) => Volatile.Read(ref queue._armedFor) == due;
+        public bool IsArmedFor(long due) => due != long.MaxValue && Volatile.Read(ref queue._armedFor) == due; // MaxValue is "nothing armed": a root really due then (a clock about to wrap) always arms
 
         public void Arm(long due, long dueIn) => queue.ArmWakeup(due, dueIn);
     }
