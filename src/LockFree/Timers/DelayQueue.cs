@@ -34,6 +34,8 @@ namespace LockFree;
 // Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
 // reading known to have happened (_knownNow) and reads the clock only when the root is due after it: timestamps
 // are monotonic, so a root due at or before a past reading is due now. An item due at once costs one reading.
+// Timestamps may wrap past long.MaxValue: every comparison of two is the sign of their difference (Timestamps;
+// long.MinValue marks an item due at once without a reading, long.MaxValue the published root's "empty").
 //
 // Waiting readers (DequeueAsync) park on a WaiterList (pooled IValueTaskSource waiters: no allocation in steady
 // state). One re-armable wake-up (a TimeProvider timer, or a timer on the user's HierarchicalTimerWheel, behind the
