@@ -711,6 +711,18 @@ public sealed class AckQueue<T> : IDisposable
         }
     }
 
+    /// <summary>The expiry pass's system-timer fallback, once created (tests: <see cref="Dispose"/> disposes it, and nothing creates it after).</summary>
+    internal ITimer? FallbackTimer
+    {
+        get
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                return _fallback;
+            }
+        }
+    }
+
     /// <summary>Counts a failure caught on the timer's thread and raises <see cref="CallbackFailed"/> (the handler's own exceptions are swallowed).</summary>
     private void ReportCallbackFailure(Exception exception) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, this, exception);
 
