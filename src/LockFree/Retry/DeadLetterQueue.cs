@@ -447,6 +447,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             }
 
             Volatile.Write(ref _count, _count + back);
+            AssertArrivalOrder();
         }
 
         if (overflow is not null && _itemDropped is not null)
@@ -470,6 +471,16 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
         }
 
         return back;
+    }
+
+    /// <summary>DEBUG: the held entries are in strictly increasing arrival order (the order every removal and put-back keeps). Under the lock.</summary>
+    [Conditional("DEBUG")]
+    private void AssertArrivalOrder()
+    {
+        for (int i = 1; i < _count; i++)
+        {
+            Debug.Assert(_ring[Index(i - 1)].Arrival < _ring[Index(i)].Arrival, "the dead letters are held in arrival order");
+        }
     }
 
     /// <summary>A held dead letter, when it was added (clock timestamp), and its arrival number (the ring is in increasing arrival order).</summary>
