@@ -17,7 +17,8 @@ namespace LockFree;
 //
 // The in-flight table is guarded by one short lock (index arithmetic and a few field writes, no user code, no
 // allocation). Deadlines are receive time + one fixed timeout, read under the lock, so they are non-decreasing in
-// receive order: the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
+// receive order (as timestamps of a clock that may wrap past long.MaxValue: every comparison is the sign of a
+// difference, Timestamps.IsBefore; before session 11 plain comparisons timed out nothing across a wrap): the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
 // insert, O(1) removal on ack, and expiry from the head. One wake-up (the Wakeups seam) is armed for the head's
 // deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
 // raised on the next receive), or to the dead letters past MaxDeliveries.
@@ -63,6 +64,7 @@ public sealed class AckQueue<T> : IDisposable
     private int _oldest = None; // head of the in-flight FIFO (earliest deadline); under the lock
     private int _newest = None; // tail of the in-flight FIFO; under the lock
     private int _inFlight;    // under the lock
+    private int _lastDeliveriesInFlight; // in-flight messages at MaxDeliveries (their timeout frees room); written under the lock, read lock-free by the retry hint
     private long _armedFor = long.MaxValue; // under the lock
     private long _enqueued;
     private long _acked;
@@ -120,7 +122,7 @@ public sealed class AckQueue<T> : IDisposable
         _maxDeliveries = options.MaxDeliveries;
         _name = options.Name;
         _ready = new DelayQueue<Envelope>(Capacity, new DelayQueueOptions<Envelope> { FullMode = OverflowPolicy.Reject, TimeProvider = _time, TimerWheel = options.TimerWheel });
-        _ready.ClockFailed += (_, error) => ReportCallbackFailure(error); // a rejection's retry hint whose clock threw (see FailedCallbackCount)
+        _ready.ClockFailed += (_, error) => ReportCallbackFailure(error); // a rejection's retry hint, or a move back due at once, whose clock threw (see FailedCallbackCount)
         _timeoutTimestamps = _ready.ToTimestamps(VisibilityTimeout);
         _slots = new Slot[Capacity];
         for (int i = 0; i < _slots.Length; i++)
@@ -153,8 +155,10 @@ public sealed class AckQueue<T> : IDisposable
     /// the pass itself (a failing <see cref="AckQueueOptions{T}.TimeProvider"/>); also a visibility timer that threw
     /// while a receive armed it (the receive still delivers; the next receive arms again); and the
     /// <see cref="AckQueueOptions{T}.TimeProvider"/> throwing while a rejected <see cref="TryEnqueue"/> computed its retry
-    /// hint (on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
-    /// its hint: before, session 10, it threw). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
+    /// hint (the inner delay queue's, or the in-flight one when all the room is in flight; on the enqueuing thread; the enqueue still answers rejected, with <see cref="Timeout.InfiniteTimeSpan"/> as
+    /// its hint: before, session 10, it threw); and the clock throwing while a message was put back in the ready queue due
+    /// at once (a new message enqueued without a delay, a nack without one, an expired message, one a dead-letter queue
+    /// did not take: the message is put in all the same, visible at once; before, session 11, that failure left no trace). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
     public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
@@ -184,9 +188,7 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             Interlocked.Increment(ref _rejected);
-            // The delay queue's own rejection hint: it only tries the consumer lock, so a storm of rejected producers
-            // never queues up behind (or holds up) the receivers.
-            return WriteResult.Rejected(RejectReason.Full, _ready.EstimateRetryAfter());
+            return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
         }
 
         try
@@ -360,6 +362,88 @@ public sealed class AckQueue<T> : IDisposable
 
     private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
 
+    /// <summary>Whether a delivery is the message's last: past MaxDeliveries its timeout or nack dead-letters it (room comes back).</summary>
+    private bool IsLastDelivery(in Envelope envelope) => _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries;
+
+    /// <summary>
+    /// The retry hint of a rejection. Room comes back only when a message leaves: an ack, or the dead letters. While
+    /// messages wait ready or delayed, the inner delay queue's hint (the time until the earliest is due: receivers that
+    /// keep up take it then and ack; it only tries the delay queue's consumer lock, so a storm of rejected producers
+    /// never queues up behind, or holds up, the receivers). When the ready queue is empty every unit of room is in
+    /// flight, and that hint would answer zero ("retry now", wrong: nothing frees room now): see
+    /// <see cref="EstimateInFlightRetryAfter"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // a rejection's path: kept out of TryEnqueue
+    private TimeSpan EstimateRetryAfter() => _ready.Count != 0 ? _ready.EstimateRetryAfter() : EstimateInFlightRetryAfter();
+
+    /// <summary>
+    /// The retry hint when all the room is in flight: the time until the earliest visibility deadline whose expiry frees
+    /// room by itself (a message on its last delivery goes to the dead letters then). <see cref="Timeout.InfiniteTimeSpan"/>
+    /// (no estimate, as <see cref="WriteResult.RetryAfter"/> defines it) when no timeout frees room (without
+    /// MaxDeliveries, or no message on its last delivery: only an ack, which no clock foresees, gives room back; an
+    /// expired message comes back to the ready queue and keeps its unit), when the clock throws (counted in
+    /// <see cref="FailedCallbackCount"/>, as the delay queue's own hint failures are), or when a receiver holds the
+    /// table's lock (the hint never waits on the receivers). Before (session 11) this case answered
+    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again.
+    /// </summary>
+    private TimeSpan EstimateInFlightRetryAfter()
+    {
+        if (Volatile.Read(ref _lastDeliveriesInFlight) == 0) // acquire: pairs with the release in Register/Unlink; a snapshot
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        bool taken = false;
+        Monitor.TryEnter(_lock, ref taken); // never blocks (never waits on a receiver, never throws an interrupt)
+        if (!taken)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long deadline = 0;
+        bool found = false;
+        try
+        {
+            // The FIFO is in deadline order: the first slot on its last delivery has the earliest such deadline. Only a
+            // rejection scans, and only with one such message in flight.
+            for (int slot = _oldest; slot != None; slot = _slots[slot].Next)
+            {
+                if (IsLastDelivery(_slots[slot].Envelope))
+                {
+                    deadline = _slots[slot].Deadline;
+                    found = true;
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            Monitor.Exit(_lock);
+        }
+
+        if (!found)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long now;
+        try
+        {
+            now = _time.GetTimestamp();
+        }
+        catch (Exception error)
+        {
+            ReportCallbackFailure(error);
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        return ToTimeSpan(unchecked(deadline - now)); // a difference: the clock may wrap
+    }
+
+    /// <summary>A span of timestamps (a difference: wrap-safe) as time, rounded up; zero when not positive.</summary>
+    private TimeSpan ToTimeSpan(long timestamps) =>
+        timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency)));
+
     private void Release() => Interlocked.Decrement(ref _count);
 
     /// <summary>
@@ -379,70 +463,34 @@ public sealed class AckQueue<T> : IDisposable
     {
         Envelope taken = envelope;
         envelope = envelope with { Deliveries = envelope.Deliveries + 1 };
-        int slot;
-        long stamp;
+        int slot = None;
+        long stamp = 0;
         Exception? armFailure = null;
+        ExceptionDispatchInfo? clockFailure = null;
         using (InterruptDeferral.Lock(_lock))
         {
-            long now;
+            long now = 0;
             try
             {
                 now = _time.GetTimestamp(); // first: nothing in the table has changed yet
             }
-            catch (Exception)
+            catch (Exception error)
             {
-                Requeue(taken, TimeSpan.Zero); // due at once needs no reading; the inner delay queue never calls back into this queue's lock
-                throw;
+                clockFailure = ExceptionDispatchInfo.Capture(error); // nothing changed; the message goes back after the lock
             }
 
-            if (envelope.Deliveries == 1)
+            if (clockFailure is null)
             {
-                envelope = envelope with { FirstDelivery = now };
+                armFailure = Insert(ref envelope, now, out slot, out stamp);
             }
+        }
 
-            slot = _free;
-            Debug.Assert(slot != None, "the count bounds the in-flight table");
-            ref Slot s = ref _slots[slot];
-            _free = s.Next;
-            s.Envelope = envelope;
-            stamp = ++s.Version;
-            s.InFlight = true;
-            s.Deadline = now + _timeoutTimestamps;
-            s.LastDelivery = now;
-            s.Previous = _newest;
-            s.Next = None;
-            if (_newest == None)
-            {
-                _oldest = slot;
-            }
-            else
-            {
-                _slots[_newest].Next = slot;
-            }
-
-            _newest = slot;
-            _inFlight++;
-
-            // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
-            // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
-            long headDeadline = _slots[_oldest].Deadline;
-            if (_armedFor > headDeadline && Volatile.Read(ref _disposed) == 0) // a disposed timer is never re-armed
-            {
-                _armedFor = headDeadline;
-                try
-                {
-                    _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : TimeSpan.FromTicks((long)Math.Ceiling((headDeadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
-                }
-                catch (Exception ex)
-                {
-                    // The timer failed (user code: its TimeProvider's ITimer). The delivery stands: the receiver gets it, and
-                    // the failure is reported (after the lock) instead. Before the review of 2026-11-23 the exception reached
-                    // the receiver, who never got the delivery, while _armedFor claimed an arming: the message stayed in
-                    // flight, owned by nobody, and it and every later one never timed out.
-                    _armedFor = long.MaxValue;
-                    armFailure = ex;
-                }
-            }
+        if (clockFailure is not null)
+        {
+            // Due at once needs no reading. After the lock (since session 11): when the clock throws again there, the put-back
+            // reports it through the delay queue's ClockFailed, which raises CallbackFailed (user code), never under the lock.
+            Requeue(taken, TimeSpan.Zero);
+            clockFailure.Throw();
         }
 
         if (armFailure is not null)
@@ -452,6 +500,69 @@ public sealed class AckQueue<T> : IDisposable
         }
 
         return new Delivery<T>(this, envelope.Message, envelope.Deliveries, slot, stamp);
+    }
+
+    /// <summary>
+    /// Puts a delivery received at <paramref name="now"/> in a free slot at the FIFO's tail, and arms the wake-up when
+    /// nothing earlier is armed. Under the lock. Returns the arming's exception (the delivery stands), or null.
+    /// </summary>
+    private Exception? Insert(ref Envelope envelope, long now, out int slot, out long stamp)
+    {
+        if (envelope.Deliveries == 1)
+        {
+            envelope = envelope with { FirstDelivery = now };
+        }
+
+        slot = _free;
+        Debug.Assert(slot != None, "the count bounds the in-flight table");
+        ref Slot s = ref _slots[slot];
+        _free = s.Next;
+        s.Envelope = envelope;
+        if (IsLastDelivery(envelope))
+        {
+            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
+        }
+
+        stamp = ++s.Version;
+        s.InFlight = true;
+        s.Deadline = unchecked(now + _timeoutTimestamps); // may wrap past long.MaxValue: compared by differences only
+        s.LastDelivery = now;
+        s.Previous = _newest;
+        s.Next = None;
+        if (_newest == None)
+        {
+            _oldest = slot;
+        }
+        else
+        {
+            _slots[_newest].Next = slot;
+        }
+
+        _newest = slot;
+        _inFlight++;
+
+        // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
+        // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
+        long headDeadline = _slots[_oldest].Deadline;
+        if ((_armedFor == long.MaxValue || Timestamps.IsBefore(headDeadline, _armedFor)) && Volatile.Read(ref _disposed) == 0) // wrap-safe; a disposed timer is never re-armed
+        {
+            _armedFor = headDeadline;
+            try
+            {
+                _wakeup.Arm(headDeadline, _oldest == slot ? VisibilityTimeout : ToTimeSpan(unchecked(headDeadline - now)));
+            }
+            catch (Exception ex)
+            {
+                // The timer failed (user code: its TimeProvider's ITimer). The delivery stands: the receiver gets it, and
+                // the failure is reported (after the lock) instead. Before the review of 2026-11-23 the exception reached
+                // the receiver, who never got the delivery, while _armedFor claimed an arming: the message stayed in
+                // flight, owned by nobody, and it and every later one never timed out.
+                _armedFor = long.MaxValue;
+                return ex;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -506,6 +617,11 @@ public sealed class AckQueue<T> : IDisposable
         else
         {
             _slots[s.Next].Previous = s.Previous;
+        }
+
+        if (IsLastDelivery(s.Envelope))
+        {
+            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight - 1); // release: as in Register
         }
 
         s.Envelope = default;
@@ -595,6 +711,18 @@ public sealed class AckQueue<T> : IDisposable
         }
     }
 
+    /// <summary>The expiry pass's system-timer fallback, once created (tests: <see cref="Dispose"/> disposes it, and nothing creates it after).</summary>
+    internal ITimer? FallbackTimer
+    {
+        get
+        {
+            using (InterruptDeferral.Lock(_lock))
+            {
+                return _fallback;
+            }
+        }
+    }
+
     /// <summary>Counts a failure caught on the timer's thread and raises <see cref="CallbackFailed"/> (the handler's own exceptions are swallowed).</summary>
     private void ReportCallbackFailure(Exception exception) => FailureReport.Raise(ref _failedCallbacks, CallbackFailed, this, exception);
 
@@ -607,7 +735,7 @@ public sealed class AckQueue<T> : IDisposable
         {
             _armedFor = long.MaxValue;
             long now = _time.GetTimestamp(); // may throw: nothing unlinked yet (OnVisibilityTimeout reports and retries)
-            while (_oldest != None && _slots[_oldest].Deadline <= now)
+            while (_oldest != None && Timestamps.IsAtOrBefore(_slots[_oldest].Deadline, now)) // wrap-safe (before session 11: <=, wrong across a wrap)
             {
                 int slot = _oldest;
                 (expired ??= new()).Add(_slots[slot].Envelope with { LastDelivery = _slots[slot].LastDelivery });
@@ -620,7 +748,7 @@ public sealed class AckQueue<T> : IDisposable
                 _armedFor = deadline;
                 try
                 {
-                    _wakeup.Arm(deadline, TimeSpan.FromTicks((long)Math.Ceiling((deadline - now) * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency))));
+                    _wakeup.Arm(deadline, ToTimeSpan(unchecked(deadline - now)));
                     _fallbackRetryTicks = 0; // the clock's timer works: a later failure backs off from 1 ms again
                 }
                 catch (Exception ex)

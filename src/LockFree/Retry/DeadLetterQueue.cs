@@ -14,8 +14,15 @@ namespace LockFree;
 //
 // Replay: snapshot under the lock; choose outside it; remove the chosen ones (by reference, those still present)
 // under the lock; hand them to the target outside it, in arrival order, stopping at the first refusal; put the
-// refused rest back at the front under the lock. Removing before handing over means two concurrent replays never
+// refused rest back where they were under the lock. Removing before handing over means two concurrent replays never
 // deliver the same dead letter twice.
+//
+// Order: every entry carries its arrival number (the count of adds before it, under the lock), and the ring is kept in
+// increasing arrival order: an add appends the newest; a removal (take, remove, a replay's choice) keeps the others'
+// order; a put-back merges the refused entries, themselves in arrival order, with those held (the ones the predicate
+// left, older or newer, and any added meanwhile, newer than all), so each goes back
+// exactly where it was relative to the rest. Before (session 11) the refused ones went back at the front, ahead of
+// older letters the predicate had left: the order, the oldest-age metric and DropOldest's victim all changed.
 //
 // Accounting: Added = Replayed + Removed + Evicted + Count when quiescent (dropped-incoming and rejected beside it).
 
@@ -178,7 +185,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
 
             if (!incoming)
             {
-                _ring[Index(_count)] = new Entry(deadLetter, now);
+                _ring[Index(_count)] = new Entry(deadLetter, now, _added); // _added: the arrival number, increasing along the ring
                 Volatile.Write(ref _count, _count + 1);
                 _added++;
             }
@@ -245,7 +252,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// <summary>
     /// Replays dead letters, oldest first, into <paramref name="sink"/>, which returns whether it took each one; a
     /// taken one leaves this queue. <paramref name="predicate"/> selects which (default all). Stops at the first
-    /// refusal and keeps that one and the rest, at the front, in order. User code runs outside the lock. When the sink
+    /// refusal and keeps that one and the rest where they were: the queue stays in arrival order, the letters the
+    /// predicate left (older or newer) and those added meanwhile included. User code runs outside the lock. When the sink
     /// throws, the one it threw on and the rest are kept the same way and its exception propagates.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="sink"/> is null.</exception>
@@ -401,29 +409,45 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     }
 
     /// <summary>
-    /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back at the front, in order, as far as
-    /// room allows; returns how many went back (the others are counted as evicted and each reported to the drop
-    /// callback; its first exception is rethrown once all are reported).
+    /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back where they were (merged by arrival
+    /// number with the letters held), as far as room allows; returns how many went back (when adds filled the queue
+    /// meanwhile, the oldest of the rest do not fit: each is counted as evicted and reported to the drop callback; its
+    /// first exception is rethrown once all are reported).
     /// </summary>
     private int PutBack(List<Entry> taken, int replayed)
     {
         List<DeadLetter<T>>? overflow = null;
+        int back;
         using (InterruptDeferral.Lock(_lock))
         {
             _replayed += replayed;
-            for (int i = taken.Count - 1; i >= replayed; i--)
+            back = Math.Min(_ring.Length - _count, taken.Count - replayed);
+            int firstBack = taken.Count - back; // taken[replayed, firstBack) do not fit: the oldest refused go, as DropOldest would
+            for (int i = firstBack - 1; i >= replayed; i--)
             {
-                if (_count == _ring.Length)
-                {
-                    (overflow ??= new()).Add(taken[i].Letter);
-                    _evicted++;
-                    continue;
-                }
-
-                _head = _head == 0 ? _ring.Length - 1 : _head - 1;
-                _ring[_head] = taken[i];
-                Volatile.Write(ref _count, _count + 1);
+                (overflow ??= new()).Add(taken[i].Letter);
+                _evicted++;
             }
+
+            // Merge from the back: the held entries (offsets [0, _count), increasing arrival) and taken[firstBack..] (also
+            // increasing) into offsets [0, _count + back). Writing from the highest offset down never overwrites a held
+            // entry not yet moved: the write offset stays at or above the next held one (by the refused still to place).
+            int held = _count - 1;
+            int put = taken.Count - 1;
+            for (int write = _count + back - 1; put >= firstBack; write--)
+            {
+                if (held >= 0 && _ring[Index(held)].Arrival > taken[put].Arrival)
+                {
+                    _ring[Index(write)] = _ring[Index(held--)];
+                }
+                else
+                {
+                    _ring[Index(write)] = taken[put--];
+                }
+            }
+
+            Volatile.Write(ref _count, _count + back);
+            AssertArrivalOrder();
         }
 
         if (overflow is not null && _itemDropped is not null)
@@ -446,8 +470,19 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             failure?.Throw();
         }
 
-        return taken.Count - replayed - (overflow?.Count ?? 0);
+        return back;
     }
 
-    private readonly record struct Entry(DeadLetter<T> Letter, long AddedAt);
+    /// <summary>DEBUG: the held entries are in strictly increasing arrival order (the order every removal and put-back keeps). Under the lock.</summary>
+    [Conditional("DEBUG")]
+    private void AssertArrivalOrder()
+    {
+        for (int i = 1; i < _count; i++)
+        {
+            Debug.Assert(_ring[Index(i - 1)].Arrival < _ring[Index(i)].Arrival, "the dead letters are held in arrival order");
+        }
+    }
+
+    /// <summary>A held dead letter, when it was added (clock timestamp), and its arrival number (the ring is in increasing arrival order).</summary>
+    private readonly record struct Entry(DeadLetter<T> Letter, long AddedAt, long Arrival);
 }

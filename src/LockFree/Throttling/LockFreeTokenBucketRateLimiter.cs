@@ -153,9 +153,14 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         if (disposing && !_disposed.IsCancellationRequested)
         {
             _disposed.Cancel(); // queued waits end with a failed lease
-            if (_ownsBucket && _bucket.Name is not null)
+            if (_ownsBucket)
             {
-                TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does (a wrapped bucket keeps reporting: other code may still use it)
+                if (_bucket.Name is not null)
+                {
+                    TokenBucketMetrics.Unregister(_bucket); // a disposed limiter stops reporting, as a disposed buffer does (a wrapped bucket keeps reporting: other code may still use it)
+                }
+
+                _bucket.StopTimers(); // the pump's timer and its system-timer fallback (a wrapped bucket's are its owner's)
             }
         }
 

@@ -430,12 +430,53 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             using (InterruptDeferral.Lock(_pumpLock))
             {
-                UnflowedTimer.ArmSystemFallback(ref _retryTimer, static state => ((TokenBucket)state!).Pump(), this, retry);
+                // Nothing to retry for (no waiter, no refund owed): arm nothing. A waiter linked later runs the pump itself.
+                // This also keeps a pump that failed while its owner was disposed (StopTimers, after ending every wait)
+                // from creating a fresh fallback afterwards.
+                if (_waiters.Count > 0 || _refundOwed != 0)
+                {
+                    UnflowedTimer.ArmSystemFallback(ref _retryTimer, static state => ((TokenBucket)state!).Pump(), this, retry);
+                }
             }
         }
         catch (Exception)
         {
             // Nothing left to schedule with; not reported again (the clock's failure just was).
+        }
+    }
+
+    /// <summary>
+    /// For the bucket's owner when it is disposed (a <see cref="LockFreeTokenBucketRateLimiter"/> built from options; the
+    /// bucket itself has no Dispose: a bare bucket's timers are armed only while waiters queue, and an unarmed one holds
+    /// nothing): disposes the pump's timer and its <see cref="TimeProvider.System"/> fallback, so neither fires again. The
+    /// owner ends its waits first, so a pump running later (a fallback already firing, a cancelled waiter's unlink) finds
+    /// nobody to time; a wait queued later on the bucket itself (through <see cref="LockFreeTokenBucketRateLimiter.Bucket"/>)
+    /// creates a fresh timer. Before (session 11) neither was ever disposed: the fallback could fire after the owner's
+    /// Dispose, and the pump's timer stayed registered with a user's <see cref="TimeProvider"/> that tracks its timers.
+    /// </summary>
+    internal void StopTimers()
+    {
+        ITimer? timer;
+        using (InterruptDeferral.Lock(_pumpLock))
+        {
+            _retryTimer?.Dispose(); // a system timer: never throws
+            _retryTimer = null;
+            timer = _timer;
+            _timer = null;
+        }
+
+        timer?.Dispose(); // the clock's timer (user code): outside the lock
+    }
+
+    /// <summary>The pump's system-timer fallback, once created (tests: <see cref="StopTimers"/> disposes it).</summary>
+    internal ITimer? FallbackTimer
+    {
+        get
+        {
+            using (InterruptDeferral.Lock(_pumpLock))
+            {
+                return _retryTimer;
+            }
         }
     }
 

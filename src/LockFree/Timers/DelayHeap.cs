@@ -10,8 +10,8 @@ internal struct DelayEntry<T>
     public T Item;
 }
 
-// Design: a fixed-capacity 4-ary min-heap ordered by (Due, Sequence): the earliest due first, and among equal
-// due times the earliest arrival first (FIFO). 4-ary rather than binary: half the depth, and the four children
+// Design: a fixed-capacity 4-ary min-heap ordered by (Due, Sequence): the earliest due first (compared wrap-safe,
+// by the sign of the difference), and among equal due times the earliest arrival first (FIFO). 4-ary rather than binary: half the depth, and the four children
 // of a node are adjacent in memory. Not thread-safe: its owner guards it (the delay queue's consumer lock).
 internal sealed class DelayHeap<T>
 {
@@ -106,6 +106,12 @@ internal sealed class DelayHeap<T>
         entries[index] = moving;
     }
 
+    /// <summary>
+    /// (due, sequence) before (otherDue, otherSequence): due times compared by the sign of their difference (wrap-safe:
+    /// the clock may pass long.MaxValue; see <see cref="Timestamps"/>), <see cref="Timestamps.DueNow"/> before every other.
+    /// Before (session 11) a plain <c>&lt;</c>: across a wrap, an item due after it sorted before every earlier one.
+    /// </summary>
     private static bool Less(long due, long sequence, long otherDue, long otherSequence) =>
-        due < otherDue || (due == otherDue && sequence < otherSequence);
+        due == otherDue ? sequence < otherSequence
+        : due == Timestamps.DueNow || (otherDue != Timestamps.DueNow && Timestamps.IsBefore(due, otherDue));
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
+using LockFree.Timers;
 
 namespace LockFree;
 
@@ -220,13 +221,13 @@ public sealed partial class DelayQueue<T>
             {
                 long now = _time.GetTimestamp();
                 long due = _core.PeekDue;
-                if (due <= now)
+                if (due == Timestamps.DueNow || Timestamps.IsAtOrBefore(due, now)) // wrap-safe
                 {
                     signal = true;
                 }
-                else if (Volatile.Read(ref _armedFor) != due)
+                else if (due == long.MaxValue || Volatile.Read(ref _armedFor) != due) // MaxValue is "nothing armed": a root really due then always arms
                 {
-                    ArmWakeup(due, due - now);
+                    ArmWakeup(due, unchecked(due - now));
                     signal = !_core.InboxIsEmpty; // the handshake's recheck: a producer may have judged against the old time
                 }
             }

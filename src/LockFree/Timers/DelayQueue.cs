@@ -34,6 +34,8 @@ namespace LockFree;
 // Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
 // reading known to have happened (_knownNow) and reads the clock only when the root is due after it: timestamps
 // are monotonic, so a root due at or before a past reading is due now. An item due at once costs one reading.
+// Timestamps may wrap past long.MaxValue: every comparison of two is the sign of their difference (Timestamps;
+// long.MinValue marks an item due at once without a reading, long.MaxValue the published root's "empty").
 //
 // Waiting readers (DequeueAsync) park on a WaiterList (pooled IValueTaskSource waiters: no allocation in steady
 // state). One re-armable wake-up (a TimeProvider timer, or a timer on the user's HierarchicalTimerWheel, behind the
@@ -185,8 +187,10 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// state, completed or disposed included (it stays readable with <see cref="TryDequeue"/>, as items left at a
     /// Dispose do), so a message the owner is moving back is never lost to a racing Dispose. The owner guarantees
     /// room: it holds at most <see cref="Capacity"/> items here. When the clock throws, an item due at once is put in
-    /// all the same (due before every other: it needs no reading, and must not be lost); one with a delay is not (the
-    /// unit is returned and the exception propagates: the owner decides).
+    /// all the same (due before every other: it needs no reading, and must not be lost), and the failure, which reaches
+    /// no caller, is counted in <see cref="ClockFailureCount"/> and raised through <see cref="ClockFailed"/> (before,
+    /// session 11, it was swallowed without a trace); one with a delay is not put in (the unit is returned and the
+    /// exception propagates: the owner decides, and nothing is lost).
     /// </summary>
     internal void Restore(T item, TimeSpan delay)
     {
@@ -198,13 +202,15 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
 
         long now;
+        Exception? clockFailure = null;
         try
         {
             now = _time.GetTimestamp();
         }
-        catch (Exception) when (delay == TimeSpan.Zero)
+        catch (Exception error) when (delay == TimeSpan.Zero)
         {
-            now = long.MinValue; // due at once, whatever the time; as an enqueue's reading it tells the consumers nothing
+            now = 0; // no reading: the entry is due at once (Timestamps.DueNow), and its reading tells the consumers nothing
+            clockFailure = error;
         }
         catch (Exception)
         {
@@ -212,7 +218,11 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             throw;
         }
 
-        PublishAt(item, now, delay);
+        PublishAt(item, now, clockFailure is null ? Timestamps.DueAt(now, ToTimestamps(delay)) : Timestamps.DueNow);
+        if (clockFailure is not null)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, clockFailure); // after the item is in: the handler is user code
+        }
     }
 
     /// <summary>Dequeues the due item with the earliest due time (ties: the earliest enqueued); false when no item is due.</summary>
@@ -261,7 +271,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             _core.Exit();
         }
 
-        return rootDue == long.MaxValue ? null : ToTimeSpan(rootDue - _time.GetTimestamp());
+        return rootDue == long.MaxValue ? null : rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
     }
 
     /// <summary>Completes the queue: enqueues answer <see cref="WriteOutcome.Completed"/>; readers drain what is left, delayed items included.</summary>
@@ -336,15 +346,16 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// the item staying with the caller, with <see cref="Timeout.InfiniteTimeSpan"/> as its hint: no estimate); or while a
     /// reader that took an item passed the wake-up on to the readers still parked (reading the clock or arming the
     /// wake-up's timer), on that reader's thread (the reader keeps its item; a parked reader is woken to judge the next
-    /// one). A clock failure inside an operation's own steps (the reading an enqueue's due time is computed from, a take's
-    /// reading) still reaches that operation's caller. An
+    /// one); or while an owner (<see cref="AckQueue{T}"/>) moved a message back due at once (the message is put in all the
+    /// same, due before every other, on the owner's thread). A clock failure inside an operation's own steps (the reading
+    /// an enqueue's due time is computed from, a take's reading) still reaches that operation's caller. An
     /// exception from a <see cref="ClockFailed"/> handler is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
     /// </summary>
     public event EventHandler<Exception>? ClockFailed;
 
     /// <summary>
     /// How many times the <see cref="DelayQueueOptions{T}.TimeProvider"/> threw where no caller could be handed the exception
-    /// (a rejection's retry hint, a reader's pass-on after its take; a snapshot; also <c>lockfree.queue.clock_failures</c>).
+    /// (a rejection's retry hint, a reader's pass-on after its take, an owner's move back; a snapshot; also <c>lockfree.queue.clock_failures</c>).
     /// See <see cref="ClockFailed"/>.
     /// </summary>
     public long ClockFailureCount => Volatile.Read(ref _clockFailures);
@@ -439,32 +450,37 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             throw;
         }
 
-        PublishAt(item, now, delay);
+        PublishAt(item, now, Timestamps.DueAt(now, ToTimestamps(delay)));
     }
 
-    /// <summary>Publishes an item whose unit of count is reserved, due <paramref name="delay"/> after the clock reading <paramref name="now"/>.</summary>
-    private void PublishAt(T item, long now, TimeSpan delay)
+    /// <summary>Publishes an item whose unit of count is reserved, due at <paramref name="due"/> (read at <paramref name="now"/>).</summary>
+    private void PublishAt(T item, long now, long due)
     {
-        long due = now + ToTimestamps(delay);
         _core.Publish(item, now, due);
 
-        // Handshake with parked readers (see the design note): HasWaiters fences after our publish.
-        if (_readers.HasWaiters && due < Volatile.Read(ref _armedFor))
+        // Handshake with parked readers (see the design note): HasWaiters fences after our publish. Earlier than the
+        // armed time, wrap-safe (MaxValue: nothing armed; DueNow: before every armed time).
+        if (_readers.HasWaiters)
         {
-            _readers.SignalOne();
+            long armedFor = Volatile.Read(ref _armedFor); // acquire: pairs with the exchange in ArmWakeup
+            if (armedFor == long.MaxValue || due == Timestamps.DueNow || Timestamps.IsBefore(due, armedFor))
+            {
+                _readers.SignalOne();
+            }
         }
     }
 
     private WriteResult EvictAndPublish(T item, TimeSpan delay)
     {
         long now = _time.GetTimestamp(); // before anything is evicted: a clock that throws leaves the queue as it was
+        long due = Timestamps.DueAt(now, ToTimestamps(delay));
         var spinner = default(SpinWait);
         while (true)
         {
             if (_core.TryEvictRoot(out T? victim))
             {
                 // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
-                PublishAt(item, now, delay);
+                PublishAt(item, now, due);
                 InvokeItemDropped(victim!, DropReason.Oldest);
                 return WriteResult.EvictedOldest;
             }
@@ -479,7 +495,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                     return WriteResult.Completed;
                 }
 
-                PublishAt(item, now, delay);
+                PublishAt(item, now, due);
                 return WriteResult.Accepted;
             }
 
@@ -561,20 +577,34 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     [MethodImpl(MethodImplOptions.NoInlining)] // a rejection's path: kept out of WriteOnce (and of AckQueue.TryEnqueue)
     internal TimeSpan EstimateRetryAfter()
     {
+        long rootDue;
         if (_core.TryEnter())
         {
             try
             {
                 _core.DrainInbox();
+                if (_core.HeapCount == 0)
+                {
+                    return TimeSpan.Zero;
+                }
+
+                rootDue = _core.PeekDue; // exact (the published root moves a due time of long.MaxValue one timestamp earlier)
             }
             finally
             {
                 _core.Exit();
             }
         }
+        else
+        {
+            rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
+            if (rootDue is long.MaxValue or long.MinValue)
+            {
+                return TimeSpan.Zero;
+            }
+        }
 
-        long rootDue = _core.PublishedRootDue; // MinValue: a consumer is draining; room is coming, retry at once
-        if (rootDue is long.MaxValue or long.MinValue)
+        if (rootDue == Timestamps.DueNow)
         {
             return TimeSpan.Zero;
         }
@@ -590,7 +620,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return Timeout.InfiniteTimeSpan;
         }
 
-        return ToTimeSpan(rootDue - now);
+        return ToTimeSpan(unchecked(rootDue - now)); // a difference: wrap-safe
     }
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
@@ -600,7 +630,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>The core's view of the wake-up (called under the consumer lock).</summary>
     private sealed class WakeupArm(DelayQueue<T> queue) : IDelayWakeupArm
     {
-        public bool IsArmedFor(long due) => Volatile.Read(ref queue._armedFor) == due;
+        public bool IsArmedFor(long due) => due != long.MaxValue && Volatile.Read(ref queue._armedFor) == due; // MaxValue is "nothing armed": a root really due then (a clock about to wrap) always arms
 
         public void Arm(long due, long dueIn) => queue.ArmWakeup(due, dueIn);
     }

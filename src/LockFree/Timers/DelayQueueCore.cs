@@ -64,7 +64,8 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     private long _count;                   // reserved + queued items, in [0, capacity]
     private long _rootDue = long.MaxValue; // the heap root's due time (MaxValue: heap empty; MinValue: a drain is moving items in)
     private long _sequence;                // arrival order; under the lock
-    private long _knownNow = long.MinValue; // the latest clock reading known to have happened (MinValue: none yet; timestamps may be negative); under the lock
+    private long _knownNow;                // the latest clock reading known to have happened (valid once _hasKnownNow); under the lock
+    private bool _hasKnownNow;             // whether any reading is known yet (a flag, not a sentinel: a timestamp may take any value); under the lock
     private long _dequeued;                // written under the lock, read as a snapshot
     private long _evicted;                 // written under the lock, read as a snapshot
 
@@ -123,7 +124,10 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     /// <summary>Returns units of the count; true when it reached zero.</summary>
     public bool Release(long units) => TAtomics.Add(ref _count, -units) == 0; // add: returns room after the item left the heap
 
-    /// <summary>Publishes an item, due at <paramref name="due"/>, with the enqueue's clock reading <paramref name="now"/>, into the inbox; needs a reservation.</summary>
+    /// <summary>
+    /// Publishes an item, due at <paramref name="due"/> (<see cref="Timestamps.DueAt"/>, or <see cref="Timestamps.DueNow"/>
+    /// with no reading), with the enqueue's clock reading <paramref name="now"/>, into the inbox; needs a reservation.
+    /// </summary>
     public void Publish(T item, long now, long due)
     {
         var entry = new DelayEntry<T> { Due = due, Sequence = now, Item = item }; // in the inbox, Sequence carries the enqueue's clock reading
@@ -142,7 +146,13 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         }
 
         long rootDue = TAtomics.LoadAcquire(ref _rootDue); // acquire: pairs with the release in PublishRoot
-        return rootDue == long.MaxValue || rootDue > _time.GetTimestamp();
+        if (rootDue == long.MaxValue)
+        {
+            return true;
+        }
+
+        // MinValue: a drain in progress, or a root due at once (Timestamps.DueNow): take the lock. Otherwise wrap-safe.
+        return rootDue != long.MinValue && Timestamps.IsBefore(_time.GetTimestamp(), rootDue);
     }
 
     /// <summary>
@@ -164,16 +174,17 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
                 }
 
                 // The clock is monotonic, so a root due at or before a reading already seen (ours, or an enqueue's,
-                // carried through the inbox) is due now without reading the clock again.
+                // carried through the inbox) is due now without reading the clock again. Compared wrap-safe (session 11).
                 long due = _heap.PeekDue;
                 long now = _knownNow;
-                if (due > now)
+                if (due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(now, due)))
                 {
                     now = _time.GetTimestamp();
                     _knownNow = now;
+                    _hasKnownNow = true;
                 }
 
-                if (due <= now)
+                if (due == Timestamps.DueNow || Timestamps.IsAtOrBefore(due, now))
                 {
                     item = _heap.Pop();
                     TAtomics.StoreRelease(ref _dequeued, _dequeued + 1); // release: snapshot for GetStatistics (only lock holders write it)
@@ -187,7 +198,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
                     return false;
                 }
 
-                arm.Arm(due, due - now);
+                arm.Arm(due, unchecked(due - now));
 
                 // Handshake with producers: an item published before our write of the armed time that they judged
                 // against an older, later armed time must be seen here.
@@ -242,9 +253,12 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         TAtomics.StoreRelease(ref _rootDue, long.MinValue); // release: pairs with NothingDueLockFree's acquire
         while (_inbox.TryDequeueWithoutPolls(out DelayEntry<T> entry)) // no boundary polls: every drain ends at a new empty position, under the lock
         {
-            if (entry.Sequence > _knownNow)
+            // A clock reading that happened before this drain: the time is at least this (an entry due at once, put in
+            // while the clock threw, carries none). Wrap-safe.
+            if (entry.Due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(_knownNow, entry.Sequence)))
             {
-                _knownNow = entry.Sequence; // a clock reading that happened before this drain: the time is at least this
+                _knownNow = entry.Sequence;
+                _hasKnownNow = true;
             }
 
             _heap.Push(entry.Due, _sequence++, entry.Item);
@@ -254,7 +268,12 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     }
 
     /// <summary>Publishes the root's due time for the lock-free check. Under the lock.</summary>
-    private void PublishRoot() => TAtomics.StoreRelease(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue); // release: pairs with the acquire in NothingDueLockFree
+    /// <remarks>
+    /// MaxValue means "empty": a root really due at MaxValue (a clock about to wrap) is published one timestamp earlier,
+    /// which only makes the lock-free check take the lock (where the exact due time is compared) one timestamp sooner.
+    /// </remarks>
+    private void PublishRoot() =>
+        TAtomics.StoreRelease(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue == long.MaxValue ? long.MaxValue - 1 : _heap.PeekDue); // release: pairs with the acquire in NothingDueLockFree
 
     /// <summary>Never expected (see DelayQueue's design note); kept so a broken argument shows as a spin, not a lost item.</summary>
     private void PublishSlow(DelayEntry<T> entry)

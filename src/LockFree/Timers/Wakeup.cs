@@ -230,7 +230,15 @@ internal static class Wakeups
                 return;
             }
 
-            if (!_wheelDisposed)
+            if (!_wheelDisposed && PassesTheWrap(dueTimestamp, dueIn))
+            {
+                // The wheel's absolute due times count from its origin without wrapping: a due time past long.MaxValue would
+                // read as long past and fire at its next advance, a spurious wake-up per advance until the clock wraps too
+                // (session 11). The fallback timer times such an arming by its span instead.
+                wheel.Cancel(_handle);
+                _handle = default;
+            }
+            else if (!_wheelDisposed)
             {
                 wheel.Cancel(_handle); // false when it fired or is firing: then at most one spurious wake-up follows
                 try
@@ -249,6 +257,18 @@ internal static class Wakeups
 
             _fallback ??= UnflowedTimer.Create(time, static s => ((WheelWakeup)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // not the arming caller's context
             _fallback.Change(dueIn < TimeSpan.Zero ? TimeSpan.Zero : dueIn, Timeout.InfiniteTimeSpan);
+        }
+
+        /// <summary>Whether the clock passes long.MaxValue between now (<paramref name="dueIn"/> before the due time) and <paramref name="dueTimestamp"/>.</summary>
+        private bool PassesTheWrap(long dueTimestamp, TimeSpan dueIn)
+        {
+            if (dueIn <= TimeSpan.Zero)
+            {
+                return false;
+            }
+
+            long dueInTimestamps = (long)Math.Ceiling(dueIn.Ticks * (time.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
+            return unchecked(dueTimestamp - dueInTimestamps) > dueTimestamp; // "now" numerically after the due time: it wrapped
         }
 
         public void Dispose()

@@ -77,11 +77,13 @@ public sealed class DeadLetterQueueModelPropertyTests
         var expectedReports = new List<(int Message, DropReason Reason)>();
         long added = 0, replayed = 0, removed = 0, droppedIncoming = 0, evicted = 0, rejected = 0;
         int next = 0;
+        var arrival = new Dictionary<int, long>(); // message -> its arrival number (adds accepted before it): the queue's order
 
         bool ModelAdd(int message, out WriteOutcome outcome)
         {
             if (model.Count < scenario.Capacity)
             {
+                arrival[message] = added;
                 model.Add(message);
                 added++;
                 outcome = WriteOutcome.Accepted;
@@ -103,6 +105,7 @@ public sealed class DeadLetterQueueModelPropertyTests
                     expectedReports.Add((model[0], DropReason.Oldest));
                     model.RemoveAt(0);
                     evicted++;
+                    arrival[message] = added;
                     model.Add(message);
                     added++;
                     outcome = WriteOutcome.EvictedOldest;
@@ -192,7 +195,8 @@ public sealed class DeadLetterQueueModelPropertyTests
                         l => select(l.Message));
 
                     // Model: the selected ones leave (in order); adds made during the replay go to the emptied queue
-                    // (through the policy); the target takes a prefix; the rest go back at the front, as far as room allows.
+                    // (through the policy); the target takes a prefix; the rest go back where they were (arrival order),
+                    // as far as room allows (the oldest of them do not fit). Before (session 11) they went back at the front.
                     List<int> chosen = model.Where(select).ToList();
                     model.RemoveAll(m => select(m));
                     int addBase = next - addsDuring;
@@ -216,7 +220,8 @@ public sealed class DeadLetterQueueModelPropertyTests
                             continue;
                         }
 
-                        model.Insert(0, chosen[i]);
+                        int at2 = model.FindIndex(m => arrival[m] > arrival[chosen[i]]);
+                        model.Insert(at2 < 0 ? model.Count : at2, chosen[i]);
                         kept++;
                     }
 

@@ -33,9 +33,10 @@ public sealed class DelayQueueModelPropertyTests
         public override string ToString() => Kind is OpKind.Enqueue or OpKind.Advance ? $"{Kind}({Millis})" : Kind.ToString();
     }
 
-    public sealed record Scenario(int Capacity, OverflowPolicy Policy, Op[] Ops)
+    /// <summary>A scenario; with <paramref name="NearWrap"/> the clock starts 60 ms short of long.MaxValue and most scenarios wrap it (session 11).</summary>
+    public sealed record Scenario(int Capacity, OverflowPolicy Policy, Op[] Ops, bool NearWrap = false)
     {
-        public override string ToString() => $"capacity {Capacity}, {Policy}: [{string.Join(", ", Ops)}]";
+        public override string ToString() => $"capacity {Capacity}, {Policy}, near wrap {NearWrap}: [{string.Join(", ", Ops)}]";
     }
 
     /// <summary>The queue under test behind a seam, so a planted-bug variant can stand in.</summary>
@@ -78,9 +79,10 @@ public sealed class DelayQueueModelPropertyTests
         Gen<Scenario> scenario =
             from capacity in Gen.Choose(1, 8)
             from policy in Gen.Elements(OverflowPolicy.Reject, OverflowPolicy.DropIncoming, OverflowPolicy.DropOldest, OverflowPolicy.Wait)
+            from nearWrap in Gen.Elements(false, true)
             from length in Gen.Choose(0, 120)
             from ops in Gen.ArrayOf(op, length)
-            select new Scenario(capacity, policy, ops);
+            select new Scenario(capacity, policy, ops, nearWrap);
         return Arb.From(scenario, Shrink);
     }
 
@@ -94,7 +96,7 @@ public sealed class DelayQueueModelPropertyTests
 
     private static string? FirstMismatch(EnqueueFunc enqueue, Scenario scenario)
     {
-        var time = new ManualTimeProvider();
+        var time = scenario.NearWrap ? new ManualTimeProvider(long.MaxValue - TimeSpan.FromMilliseconds(60).Ticks) : new ManualTimeProvider();
         var dropped = new List<(int Item, DropReason Reason)>();
         using var queue = new DelayQueue<int>(scenario.Capacity, new DelayQueueOptions<int>
         {
