@@ -94,34 +94,11 @@ public class BackpressureTryPathBenchmarks : FailedTryBenchmark
     }
 
     /// <summary>
-    /// Runs both loops until they have been promoted to optimized (Tier-1) code, before the harness measures anything:
-    /// the quick job's two 100 ms warm-up iterations did not always get there (tiering waits for a quiet spell with no
-    /// new methods being compiled, and the in-process toolchain compiles each case's harness code as it starts), so a run
-    /// could measure on-stack-replaced or instrumented code (SPSC 5-11 ns per pair in such runs, 2.7-3.4 once optimized).
-    /// Not counted in the failed-try columns.
+    /// Runs both loops until they have been promoted to optimized (Tier-1) code, before the harness measures anything
+    /// (<see cref="TierUp"/>): a run could otherwise measure on-stack-replaced or instrumented code (SPSC 5-11 ns per
+    /// pair in such runs, 2.7-3.4 once optimized). Not counted in the failed-try columns.
     /// </summary>
-    private void WarmUp()
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int round = 0; round < WarmUpRounds && clock.ElapsedMilliseconds < WarmUpMilliseconds; round++)
-        {
-            _channelPairs();
-            _bufferPairs();
-            if (round % 50 == 49)
-            {
-                Thread.Sleep(WarmUpQuietMilliseconds); // a quiet spell: lets the tiering delay expire and the background compile finish
-            }
-        }
-    }
-
-    /// <summary>Warm-up rounds per loop, at most (bounded by <see cref="WarmUpMilliseconds"/> too).</summary>
-    private const int WarmUpRounds = 300;
-
-    /// <summary>Longest warm-up of one case.</summary>
-    private const int WarmUpMilliseconds = 1_500;
-
-    /// <summary>Pause after every 50 warm-up rounds (the runtime's tiering delay is 100 ms of no new tier-0 compilation).</summary>
-    private const int WarmUpQuietMilliseconds = 150;
+    private void WarmUp() => TierUp.Run(() => _channelPairs(), () => _bufferPairs());
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private (long Sum, long FailedWrites, long FailedReads) ChannelPairs<TCase>()
