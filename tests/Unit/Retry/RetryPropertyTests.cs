@@ -39,6 +39,93 @@ public sealed class RetryPropertyTests
         AssertFalsified(BudgetWithinBound(static (budget, _) => budget.TryAcquireRetry() || true, countsAgree: false), MaxTests / 3);
     }
 
+    [Fact]
+    public void RetryBudget_AnyCallRetryClockSequence_MatchesSequentialModel()
+    {
+        // Model-based (acceptance audit, 2026-11-23): every TryAcquireRetry answer and the counters against a sequential
+        // restatement of the documented budget (a capped credit bucket in micro-retries, then a GCRA reserve of exactly
+        // MinRetriesPerSecond). The window bound above tolerates a small leak; this does not.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests / 3), BudgetMatchesModel(static (budget, _) => budget.TryAcquireRetry()));
+    }
+
+    [Fact]
+    public void RetryBudget_PlantedGrantOfEveryTenthRequest_IsFalsifiedByTheModel()
+    {
+        // The leak the window bound does not find (see RetryBudget_PlantedRefusalIgnored_IsFalsified): the model does.
+        AssertFalsified(BudgetMatchesModel(static (budget, request) => budget.TryAcquireRetry() | (request % 10 == 9)), MaxTests / 3);
+    }
+
+    private static Property BudgetMatchesModel(Func<RetryBudget, int, bool> acquire)
+    {
+        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen =
+            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.333333, 0.5, 1.0, 2.5, 10.0)
+            from min in Gen.Choose(0, 20)
+            from burst in Gen.Choose(0, 50)
+            from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
+            select (ratio, min, burst, ops);
+
+        return Prop.ForAll(Arb.From(gen), p =>
+        {
+            var time = new ManualTimeProvider();
+            var budget = new RetryBudget(new RetryBudgetOptions { RetryRatio = p.Ratio, MinRetriesPerSecond = p.MinPerSecond, MaxBurst = p.Burst, TimeProvider = time });
+
+            // The model: credit in micro-retries, capped at MaxBurst retries; the reserve's theoretical arrival time.
+            const long Unit = 1_000_000;
+            long deposit = (long)Math.Round(p.Ratio * Unit), maxCredit = p.Burst * Unit, credit = 0;
+            long interval = p.MinPerSecond == 0 ? 0 : Math.Max(1, (time.TimestampFrequency + p.MinPerSecond - 1) / p.MinPerSecond);
+            long tolerance = (p.MinPerSecond - 1) * interval;
+            long origin = time.GetTimestamp(), tat = long.MinValue;
+            long calls = 0, granted = 0, refused = 0;
+            int requests = 0;
+            for (int step = 0; step < p.Ops.Length; step++)
+            {
+                (int kind, int ms) = p.Ops[step];
+                switch (kind)
+                {
+                    case 0:
+                        budget.RecordCall();
+                        calls++;
+                        credit = credit < maxCredit ? Math.Min(credit + deposit, maxCredit) : credit;
+                        break;
+                    case 1:
+                        bool expected;
+                        if (credit >= Unit)
+                        {
+                            credit -= Unit;
+                            expected = true;
+                        }
+                        else if (p.MinPerSecond == 0)
+                        {
+                            expected = false;
+                        }
+                        else
+                        {
+                            long now = time.GetTimestamp() - origin;
+                            long next = Math.Max(tat, now) + interval;
+                            expected = next - now <= tolerance + interval;
+                            tat = expected ? next : tat;
+                        }
+
+                        bool actual = acquire(budget, requests++);
+                        if (actual != expected)
+                        {
+                            return false.Label($"op {step}: TryAcquireRetry {actual}, model {expected}");
+                        }
+
+                        granted += expected ? 1 : 0;
+                        refused += expected ? 0 : 1;
+                        break;
+                    default:
+                        time.Advance(TimeSpan.FromMilliseconds(ms));
+                        break;
+                }
+            }
+
+            return (budget.Calls == calls && budget.RetriesGranted == granted && budget.RetriesRefused == refused)
+                .Label($"counters {budget.Calls}/{budget.RetriesGranted}/{budget.RetriesRefused}, model {calls}/{granted}/{refused}");
+        });
+    }
+
     private static void AssertFalsified(Property property, int maxTests)
     {
         Exception? failure = Record.Exception(() => Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTests), property));
