@@ -79,6 +79,38 @@ public sealed class BackpressureAsyncAllocationTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public void Channel_WriteAsyncParkedWithACancellableToken_SteadyStateAllocatesNothing(bool single)
+    {
+        // The adapter's parked write, its result taken on this thread while the wait ends on a pool thread. Failed before
+        // the adapter forwarded the buffer's own pooled wait (168 B per wait in 7 of 8 runs: the wait's box went back to
+        // the cache of the pool thread that consumed it inside the adapter).
+        Channel<int> channel = CreateChannel(single);
+        using var cts = new CancellationTokenSource();
+        Assert.True(channel.Writer.TryWrite(0));
+        long last = -1;
+        int notParked = 0, wrong = 0;
+        for (int round = 0; round < Rounds; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < WaitsPerRound; i++)
+            {
+                ValueTask write = channel.Writer.WriteAsync(1, cts.Token);
+                notParked += write.IsCompleted ? 1 : 0;
+                wrong += channel.Reader.TryRead(out _) ? 0 : 1;
+                Consume(write);
+            }
+
+            last = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong);
+        Assert.Equal(0, last);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public void Channel_ReadAsyncParkedWithACancellableToken_SteadyStateAllocatesNothing(bool single)
     {
         Channel<int> channel = CreateChannel(single);
@@ -119,6 +151,24 @@ public sealed class BackpressureAsyncAllocationTests
         SingleWriter = single,
         SingleReader = single,
     });
+
+    /// <summary>Waits (bounded) for the pool thread's wake-up and consumes the value task once.</summary>
+    private static void Consume(ValueTask pending)
+    {
+        var spinner = default(SpinWait);
+        long deadline = Environment.TickCount64 + (long)Generous.TotalMilliseconds;
+        while (!pending.IsCompleted)
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                throw new TimeoutException("the parked call was never woken");
+            }
+
+            spinner.SpinOnce();
+        }
+
+        pending.GetAwaiter().GetResult();
+    }
 
     /// <summary>Waits (bounded) for the pool thread's wake-up and takes the result from the value-task source once.</summary>
     private static TResult Consume<TResult>(ValueTask<TResult> pending)
