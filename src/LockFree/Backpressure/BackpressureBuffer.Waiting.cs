@@ -18,7 +18,23 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the item was not written.</exception>
     /// <exception cref="ObjectDisposedException">The buffer has been (or is, while waiting) disposed.</exception>
-    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default)
+    public ValueTask<WriteResult> WriteAsync(T item, CancellationToken cancellationToken = default) =>
+        WriteAsyncCore(item, cancellationToken, forChannel: false);
+
+    /// <summary>
+    /// The <see cref="System.Threading.Channels.Channel{T}"/> adapter's write: as <see cref="WriteAsync(T, CancellationToken)"/>,
+    /// except that a wait that ends with the buffer completed (or rejected, which Wait without a timeout never answers)
+    /// faults with the adapter's exception inside the wait's own async method, so the adapter can hand that pooled wait
+    /// to its caller, whose thread then consumes it (see LockFreeChannelWriter). Before (acceptance audit, 2026-11-23),
+    /// the adapter awaited this write inside an async method of its own: this method's pooled box was consumed, and went
+    /// back to the cache, on the pool thread that ended the wait, and a caller taking the result on another thread rented
+    /// a new box (168 B) for every parked write.
+    /// </summary>
+    internal ValueTask<WriteResult> WriteAsyncForChannel(T item, CancellationToken cancellationToken) =>
+        WriteAsyncCore(item, cancellationToken, forChannel: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // one copy per constant forChannel: the public path is unchanged
+    private ValueTask<WriteResult> WriteAsyncCore(T item, CancellationToken cancellationToken, bool forChannel)
     {
         // The general overload without its argument checks: FullMode is valid by construction, the timeout is
         // infinite, and disposal completes the buffer, which WriteOnce answers with ObjectDisposedException.
@@ -51,7 +67,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<WriteResult>(result);
         }
 
-        return WriteAsyncSlow(item, Timeout.InfiniteTimeSpan, cancellationToken);
+        return WriteAsyncSlow(item, Timeout.InfiniteTimeSpan, cancellationToken, forChannel);
     }
 
     /// <summary>
@@ -77,7 +93,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<WriteResult>(result);
         }
 
-        return WriteAsyncSlow(item, timeout, cancellationToken);
+        return WriteAsyncSlow(item, timeout, cancellationToken, forChannel: false);
     }
 
     /// <summary>
@@ -360,7 +376,7 @@ public sealed partial class BackpressureBuffer<T>
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<WriteResult> WriteAsyncSlow(T item, TimeSpan timeout, CancellationToken cancellationToken)
+    private async ValueTask<WriteResult> WriteAsyncSlow(T item, TimeSpan timeout, CancellationToken cancellationToken, bool forChannel)
     {
         long start = _time.GetTimestamp();
 
@@ -373,7 +389,7 @@ public sealed partial class BackpressureBuffer<T>
             if (attempt.Outcome != WriteOutcome.Rejected)
             {
                 _writeSpin.Finish(spin, found: true);
-                return attempt;
+                return Shaped(attempt, forChannel);
             }
         }
 
@@ -387,7 +403,7 @@ public sealed partial class BackpressureBuffer<T>
                 : timeout - ElapsedPassingOn(start, signaled);
             if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
             {
-                return TimedOut(forwardSignal: signaled);
+                return Shaped(TimedOut(forwardSignal: signaled), forChannel);
             }
 
             Waiter waiter = ParkWriter(synchronous: false);
@@ -396,7 +412,7 @@ public sealed partial class BackpressureBuffer<T>
             {
                 _writers.Abandon(waiter, forwardSignal: true);
                 RecordWaitSince(start);
-                return result;
+                return Shaped(result, forChannel);
             }
 
             try
@@ -416,7 +432,7 @@ public sealed partial class BackpressureBuffer<T>
             if (status == WaitStatus.Completed)
             {
                 ThrowIfDisposed();
-                return WriteResult.Completed;
+                return Shaped(WriteResult.Completed, forChannel);
             }
 
             // Signaled before the deadline: use the room before paying for another handshake. Past the deadline
@@ -427,12 +443,33 @@ public sealed partial class BackpressureBuffer<T>
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
                     RecordWaitSince(start);
-                    return result;
+                    return Shaped(result, forChannel);
                 }
             }
 
             // Still full, or past the deadline: loop (it turns a passed deadline into a rejection).
         }
+    }
+
+    /// <summary>
+    /// For the channel adapter (<paramref name="forChannel"/>), the outcomes its <c>WriteAsync</c> reports as exceptions
+    /// are thrown here, inside the wait's async method: <see cref="System.Threading.Channels.ChannelClosedException"/>
+    /// (a completion by cancellation stays a cancellation) and the full-under-Reject error. Otherwise the result as is.
+    /// </summary>
+    private WriteResult Shaped(WriteResult result, bool forChannel)
+    {
+        if (forChannel)
+        {
+            switch (result.Outcome)
+            {
+                case WriteOutcome.Completed:
+                    throw ChannelErrors.Closed(CompletionError);
+                case WriteOutcome.Rejected:
+                    throw ChannelErrors.FullUnderReject();
+            }
+        }
+
+        return result;
     }
 
     /// <summary>

@@ -20,6 +20,10 @@ internal sealed class LockFreeBoundedChannel<T> : Channel<T>
 /// <summary>The exceptions the channel adapters raise, shaped as the BCL channels shape them.</summary>
 internal static class ChannelErrors
 {
+    /// <summary>A write refused because the channel is full and its FullMode is Reject (the item stays with the caller).</summary>
+    public static InvalidOperationException FullUnderReject() =>
+        new("The channel is full and its FullMode is Reject: the item was not written.");
+
     /// <summary>
     /// The failure of an operation on a closed channel: a <see cref="ChannelClosedException"/> with the
     /// completion error as inner exception; a completion by cancellation stays a cancellation.

@@ -20,7 +20,32 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
     [InlineData(3)]
     public void ManualDriver_ConcurrentScheduleCancel_EachTimerFiresXorCancels(int producers)
     {
-        int perProducer = (int)StressScale.Items(40_000);
+        List<string> violations = RunScheduleCancel(producers, (int)StressScale.Items(40_000), static (wheel, handle) => wheel.Cancel(handle));
+        Assert.True(violations.Count == 0, string.Join("; ", violations.Take(5)));
+    }
+
+    [Fact]
+    public void ManualDriver_PlantedCancelThatAlwaysReportsSuccess_IsFoundByTheFireXorCancelCheck()
+    {
+        // Planted (acceptance audit, 2026-11-23: this stress check had no planted bug of its own): a Cancel that answers
+        // true even when it lost to the firing or to another Cancel, so some timers end "fired and cancelled" or
+        // "cancelled twice". The same check that passes above must report them.
+        List<string> violations = RunScheduleCancel(2, 5_000, static (wheel, handle) =>
+        {
+            wheel.Cancel(handle);
+            return true;
+        });
+        Assert.NotEmpty(violations);
+        output.WriteLine($"planted: {violations.Count} violation(s), first: {violations[0]}");
+    }
+
+    /// <summary>
+    /// The scenario of <see cref="ManualDriver_ConcurrentScheduleCancel_EachTimerFiresXorCancels"/> with <paramref name="cancel"/>
+    /// in place of <c>Cancel</c>; returns what the checks found wrong (empty: every timer fired exactly once or was
+    /// cancelled by exactly one successful cancel, nothing left pending, the fired count agrees).
+    /// </summary>
+    private List<string> RunScheduleCancel(int producers, int perProducer, Func<TimerWheelEngine<RealAtomics>, TimerHandle, bool> cancel)
+    {
         int total = producers * perProducer;
         var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, 1 << 22);
         var fired = new int[total];
@@ -48,7 +73,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
                     handles[k] = h;
                     Volatile.Write(ref published[k], 1);
                     int roll = rng.Next(4);
-                    if (roll == 0 && wheel.Cancel(h))
+                    if (roll == 0 && cancel(wheel, h))
                     {
                         Interlocked.Increment(ref cancelled[k]); // at once: usually still on the inbox
                     }
@@ -56,7 +81,7 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
                     {
                         // Someone else's recent timer (maybe linked, maybe firing): races another producer's cancel too.
                         int other = (((id + 1) % producers) * perProducer) + n - rng.Next(1, 64);
-                        if (Volatile.Read(ref published[other]) == 1 && wheel.Cancel(handles[other]))
+                        if (Volatile.Read(ref published[other]) == 1 && cancel(wheel, handles[other]))
                         {
                             Interlocked.Increment(ref cancelled[other]);
                         }
@@ -84,17 +109,31 @@ public sealed class TimerWheelStressTests(ITestOutputHelper output)
 
         Assert.True(driver.Join(Deadline), "the driver did not finish");
         wheel.AdvanceTo(tick + 100); // everything still pending is due by now
-        Assert.Equal(0, wheel.PendingCount);
+        var violations = new List<string>();
+        if (wheel.PendingCount != 0)
+        {
+            violations.Add($"{wheel.PendingCount} timer(s) left pending");
+        }
+
         long firedTotal = 0, cancelledTotal = 0;
         for (int k = 0; k < total; k++)
         {
-            Assert.True(fired[k] + cancelled[k] == 1, $"timer {k}: fired {fired[k]}, cancelled {cancelled[k]}");
+            if (fired[k] + cancelled[k] != 1)
+            {
+                violations.Add($"timer {k}: fired {fired[k]}, cancelled {cancelled[k]}");
+            }
+
             firedTotal += fired[k];
             cancelledTotal += cancelled[k];
         }
 
-        Assert.Equal(firedTotal, wheel.FiredCount);
+        if (firedTotal != wheel.FiredCount)
+        {
+            violations.Add($"{firedTotal} callbacks ran, FiredCount {wheel.FiredCount}");
+        }
+
         output.WriteLine($"{producers} producers: {total} timers, {firedTotal} fired, {cancelledTotal} cancelled, {tick} ticks, {clock.Elapsed.TotalMilliseconds:F0} ms");
+        return violations;
     }
 
     [Fact]

@@ -37,6 +37,23 @@ public sealed class DeadLetterQueueModelPropertyTests
     [Fact]
     public void AnyOperationSequence_SingleThreaded_MatchesListModel()
     {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests), MatchesModel(plantedNewestFirst: false));
+    }
+
+    [Fact]
+    public void AnyOperationSequence_TakesTheNewestFirst_IsFalsified()
+    {
+        // Planted (acceptance audit, 2026-11-23: the model had no planted bug proving it can fail): the harness's take
+        // removes the newest dead letter instead of the oldest (through Snapshot and RemoveWhere, so every counter
+        // stays as a take's would be); only the order is wrong, and the model must see it.
+        Exception? failure = Record.Exception(() => Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests), MatchesModel(plantedNewestFirst: true)));
+
+        Assert.NotNull(failure);
+        Assert.Contains("Falsifiable", failure.Message, StringComparison.Ordinal);
+    }
+
+    private static Property MatchesModel(bool plantedNewestFirst)
+    {
         Gen<Op> op = Gen.OneOf(
             Gen.Constant(new Op(OpKind.Add, 0, 0)),
             Gen.Constant(new Op(OpKind.Add, 0, 0)),
@@ -52,16 +69,16 @@ public sealed class DeadLetterQueueModelPropertyTests
             select new Scenario(capacity, policy, ops);
         Arbitrary<Scenario> arb = Arb.From(scenario, s => Shrinking.Shorter(s.Ops).Select(ops => s with { Ops = ops }));
 
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(MaxTests), Prop.ForAll(arb, s =>
+        return Prop.ForAll(arb, s =>
         {
-            string? mismatch = FirstMismatch(s);
+            string? mismatch = FirstMismatch(s, plantedNewestFirst);
             return (mismatch is null).Label(mismatch ?? "matches");
-        }));
+        });
     }
 
     private static DeadLetter<int> Letter(int message) => new(message, "src", "r", null, 1, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
 
-    private static string? FirstMismatch(Scenario scenario)
+    private static string? FirstMismatch(Scenario scenario, bool plantedNewestFirst)
     {
         var time = new ManualTimeProvider();
         var reported = new List<(int Message, DropReason Reason)>();
@@ -134,7 +151,23 @@ public sealed class DeadLetterQueueModelPropertyTests
 
                 case OpKind.Take:
                 {
-                    bool got = queue.TryTake(out DeadLetter<int>? letter);
+                    bool got;
+                    DeadLetter<int>? letter;
+                    if (plantedNewestFirst)
+                    {
+                        IReadOnlyList<DeadLetter<int>> held = queue.Snapshot();
+                        got = held.Count > 0;
+                        letter = got ? held[^1] : null;
+                        if (got)
+                        {
+                            queue.RemoveWhere(l => ReferenceEquals(l, letter));
+                        }
+                    }
+                    else
+                    {
+                        got = queue.TryTake(out letter);
+                    }
+
                     if (got != model.Count > 0 || (got && letter!.Message != model[0]))
                     {
                         return $"{at}: took {got} {letter?.Message}, model {(model.Count > 0 ? model[0] : "none")}";
