@@ -264,14 +264,19 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         try
         {
             _core.DrainInbox();
-            rootDue = _core.HeapCount == 0 ? long.MaxValue : _core.PeekDue;
+            if (_core.HeapCount == 0)
+            {
+                return null; // a count, not a mark: a root really due at long.MaxValue is a root (before, s11-rev: read as "empty")
+            }
+
+            rootDue = _core.PeekDue;
         }
         finally
         {
             _core.Exit();
         }
 
-        return rootDue == long.MaxValue ? null : rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
+        return rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
     }
 
     /// <summary>Completes the queue: enqueues answer <see cref="WriteOutcome.Completed"/>; readers drain what is left, delayed items included.</summary>
