@@ -568,8 +568,13 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return;
         }
 
-        _readers.FinishAll(WaitStatus.Completed);
+        // Completion first, then the readers (s11-rev): a reader that learns the queue is finished (woken below, or reading
+        // Completion on its own path) finds Completion completed. Before, the readers were woken (and _finished, which
+        // they read, was set) before Completion completed: a reader could be told "completed and empty" while
+        // Completion still said otherwise. The Dekker pair with a reader: Completion's state (an interlocked write),
+        // then the waiter list; the reader links (a fence), then reads Completion's state.
         _completion.TrySetResult();
+        _readers.FinishAll(WaitStatus.Completed);
     }
 
     /// <summary>
