@@ -169,7 +169,9 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>
     /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
     /// <see cref="AckQueueOptions{T}.TimerWheel"/>), on the receiving thread for a visibility timer that failed to arm, or on
-    /// the enqueuing thread for a rejection's retry hint whose clock threw, for each exception counted in <see cref="FailedCallbackCount"/>.
+    /// the enqueuing thread for a rejection's retry hint whose clock threw, or on the thread that put a message back in the
+    /// ready queue due at once while the clock threw (an enqueue without a delay, a receive whose reading failed, a nack, an
+    /// expiry pass; the message is in all the same), for each exception counted in <see cref="FailedCallbackCount"/>.
     /// Exceptions thrown by the handler itself are swallowed: nothing escapes the timer thread, which would end the process.
     /// </summary>
     public event EventHandler<Exception>? CallbackFailed;
