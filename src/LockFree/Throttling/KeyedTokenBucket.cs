@@ -11,6 +11,9 @@ namespace LockFree;
 // observe. Eviction therefore retires only full buckets, atomically, inside the bucket's own refill word (a
 // Retired flag); an acquire that lands on a retired bucket looks the key up again. So a key is never reset
 // while it holds debt, and a race between an acquire and an eviction never admits extra tokens.
+// The sweep that retired a bucket also disposes its timers (the pump's timer, armed only if a wait was ever queued
+// on it through TryGetBucket; s11-rev: before, an evicted bucket kept it for good): a retired bucket never needs one
+// again, since a wait queued on it later fails at once.
 //
 // A key left with a part-spent fast-path batch is idle too, once nobody has taken from the batch for a while: the
 // bucket remembers the clock reading at which it last saw the batch (at issue, and at each sweep), and a sweep that
@@ -161,6 +164,8 @@ public sealed class KeyedTokenBucket<TKey>
                 {
                     evicted++;
                 }
+
+                entry.Value.StopTimersAfterRetire(); // retired for good (this call retired it): its pump's timer, if a wait ever armed one, goes too (s11-rev)
             }
             else
             {

@@ -468,6 +468,26 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         timer?.Dispose(); // the clock's timer (user code): outside the lock
     }
 
+    /// <summary>
+    /// For a keyed table that has just retired this bucket (an eviction; s11-rev): disposes its timers, as
+    /// <see cref="StopTimers"/>. Safe by the eviction contract: a retired bucket admits nothing, and a wait queued on it
+    /// later (by a thread that looked it up before the eviction) fails at once, its pump answering Retired before any
+    /// clock reading, so nothing arms a timer again. A timer whose Dispose throws (user code: the clock's timer) is
+    /// counted and raised through <see cref="ClockFailed"/>, never thrown into the sweeping caller (an acquire of
+    /// another key). Before, an evicted bucket kept its pump's timer for good.
+    /// </summary>
+    internal void StopTimersAfterRetire()
+    {
+        try
+        {
+            StopTimers();
+        }
+        catch (Exception ex)
+        {
+            FailureReport.Raise(ref _clockFailures, ClockFailed, this, ex);
+        }
+    }
+
     /// <summary>The pump's system-timer fallback, once created (tests: <see cref="StopTimers"/> disposes it).</summary>
     internal ITimer? FallbackTimer
     {

@@ -121,7 +121,7 @@ public sealed partial class DelayQueue<T>
                 ThrowIfDisposed();
             }
 
-            if (Volatile.Read(ref _finished) != 0)
+            if (_completion.Task.IsCompleted) // not _finished: set before Completion completes (s11-rev, see TryFinish)
             {
                 _readers.Abandon(waiter, forwardSignal: true);
                 return (false, default);
@@ -149,7 +149,7 @@ public sealed partial class DelayQueue<T>
             }
 
             ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
-            if (Volatile.Read(ref _finished) != 0)
+            if (_completion.Task.IsCompleted) // as above
             {
                 return (false, default);
             }

@@ -264,14 +264,19 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         try
         {
             _core.DrainInbox();
-            rootDue = _core.HeapCount == 0 ? long.MaxValue : _core.PeekDue;
+            if (_core.HeapCount == 0)
+            {
+                return null; // a count, not a mark: a root really due at long.MaxValue is a root (before, s11-rev: read as "empty")
+            }
+
+            rootDue = _core.PeekDue;
         }
         finally
         {
             _core.Exit();
         }
 
-        return rootDue == long.MaxValue ? null : rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
+        return rootDue == Timestamps.DueNow ? TimeSpan.Zero : ToTimeSpan(unchecked(rootDue - _time.GetTimestamp()));
     }
 
     /// <summary>Completes the queue: enqueues answer <see cref="WriteOutcome.Completed"/>; readers drain what is left, delayed items included.</summary>
@@ -563,8 +568,13 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return;
         }
 
-        _readers.FinishAll(WaitStatus.Completed);
+        // Completion first, then the readers (s11-rev): a reader that learns the queue is finished (woken below, or reading
+        // Completion on its own path) finds Completion completed. Before, the readers were woken (and _finished, which
+        // they read, was set) before Completion completed: a reader could be told "completed and empty" while
+        // Completion still said otherwise. The Dekker pair with a reader: Completion's state (an interlocked write),
+        // then the waiter list; the reader links (a fence), then reads Completion's state.
         _completion.TrySetResult();
+        _readers.FinishAll(WaitStatus.Completed);
     }
 
     /// <summary>

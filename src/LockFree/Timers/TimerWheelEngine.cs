@@ -93,6 +93,9 @@ internal sealed partial class TimerWheelEngine<TAtomics>
     /// <summary>The longest dueIn, in ticks (2^40: 34 years at 1 ms). Longer asks throw rather than being clamped.</summary>
     internal const long MaxDueTicks = 1L << 40;
 
+    /// <summary>How near the wheel's time ScheduleAt reads a timestamp wrap-safe (by the signed difference): 2^62 timestamps.</summary>
+    private const long NearbyTimestamps = 1L << 62;
+
     /// <summary>Default node-pool bound: 2^22 = 4,194,304 pending timers (192 MiB of nodes when full).</summary>
     internal const int DefaultMaxTimers = 1 << 22;
 
@@ -248,12 +251,28 @@ internal sealed partial class TimerWheelEngine<TAtomics>
             throw new ObjectDisposedException(nameof(HierarchicalTimerWheel));
         }
 
-        // The distance to the origin in unsigned arithmetic: a plain subtraction overflows for timestamps far from
-        // the origin (a far past one read as far future and threw; on a clock with negative timestamps a far future
-        // one read as past and fired at once). The published tick is never negative.
-        ulong sinceOrigin = dueTimestamp <= _originTimestamp ? 0 : unchecked((ulong)dueTimestamp - (ulong)_originTimestamp);
+        // The distance to the origin. A timestamp near the wheel's time (within 2^62 timestamps of the current tick's start:
+        // everything it could schedule) is placed by the signed difference, wrap-safe: the clock may pass long.MaxValue
+        // after the wheel was created (s11-rev: before, a numeric comparison with the origin read every due time after a
+        // wrap, or past it, as long past and fired it at the next advance, early). A timestamp farther away has no
+        // meaning on a wrapping clock; it keeps the numeric reading, in unsigned arithmetic (a plain subtraction
+        // overflowed: a far past one read as far future and threw; on a clock with negative timestamps a far future one
+        // read as past and fired at once). The published tick is never negative.
+        long currentTick = TAtomics.LoadAcquire(ref _clock.Tick); // acquire: pairs with the release in AdvanceTo
+        long ahead = unchecked(dueTimestamp - (_originTimestamp + (currentTick * _tickTimestamp)));
+        ulong sinceOrigin;
+        if (ahead > -NearbyTimestamps && ahead < NearbyTimestamps)
+        {
+            long signed = unchecked(dueTimestamp - _originTimestamp); // the wheel's age plus ahead: no overflow
+            sinceOrigin = signed <= 0 ? 0 : (ulong)signed;
+        }
+        else
+        {
+            sinceOrigin = dueTimestamp <= _originTimestamp ? 0 : unchecked((ulong)dueTimestamp - (ulong)_originTimestamp);
+        }
+
         ulong due = (sinceOrigin / (ulong)_tickTimestamp) + (sinceOrigin % (ulong)_tickTimestamp != 0 ? 1UL : 0UL);
-        if (due > (ulong)TAtomics.LoadAcquire(ref _clock.Tick) + MaxDueTicks) // acquire: pairs with the release in AdvanceTo
+        if (due > (ulong)currentTick + MaxDueTicks)
         {
             throw new ArgumentOutOfRangeException(nameof(dueTimestamp), dueTimestamp, "The due time is further away than MaxDueIn.");
         }

@@ -80,6 +80,45 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
         Assert.True(wheel.FiredCount > 0, "the wheel drove no wake-up");
     }
 
+    [Theory]
+    [InlineData(false, 2)]
+    [InlineData(false, 20)]
+    [InlineData(true, 20)]
+    [InlineData(false, 50)]
+    [InlineData(true, 50)]
+    public async Task Wait_ClockWrapsDuringTheRun_EveryItemOnceInProducerOrderNeverEarly(bool onAWheel, int wrapsInMs)
+    {
+        // s11-rev: the queue's clock is the system clock shifted to pass long.MaxValue a few milliseconds into the run
+        // (2 to 50 ms: well inside every run; the oracle keeps the unshifted Stopwatch, which does not wrap), so due times, the known reading, the published
+        // root and the wake-ups cross the wrap under real threads; on a wheel created before the wrap, too.
+        var time = new WrappingSystemClock(TimeSpan.FromMilliseconds(wrapsInMs));
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), time);
+        if (onAWheel)
+        {
+            wheel.StartDriver();
+        }
+
+        Outcome outcome = await Run(OverflowPolicy.Wait, 3, 2, onAWheel ? 0 : 1, 16, StressScale.Items(ItemsPerTest / 4), p => p % 3, (q, item, delay) => q.EnqueueAsync(item, delay), wheel: onAWheel ? wheel : null, time: time);
+
+        ExactlyOnceReport report = new ExactlyOnceChecker(3, outcome.PerProducer).Check(outcome.ReaderLogs);
+        output.WriteLine($"scale {StressScale.Factor}: {report.Expected} items, {outcome.Early} early, {outcome.Elapsed.TotalMilliseconds:F0} ms, wrapped {time.HasWrapped}");
+        Assert.True(report.IsExact, report.ToString());
+        Assert.Equal(0, outcome.Early);
+        Assert.True(time.HasWrapped, "the clock did not pass long.MaxValue during the run");
+    }
+
+    /// <summary>The system clock shifted so that it passes long.MaxValue <c>wrapsIn</c> after its creation; timers are the system's (relative).</summary>
+    private sealed class WrappingSystemClock(TimeSpan wrapsIn) : TimeProvider
+    {
+        private readonly long _offset = unchecked(long.MaxValue - Stopwatch.GetTimestamp() - (long)(wrapsIn.TotalSeconds * Stopwatch.Frequency));
+
+        public override long TimestampFrequency => Stopwatch.Frequency;
+
+        public bool HasWrapped => GetTimestamp() < 0;
+
+        public override long GetTimestamp() => unchecked(Stopwatch.GetTimestamp() + _offset);
+    }
+
     [Fact]
     public async Task PlantedBug_ItemsVisibleEarly_IsCaughtByTheDueCheck()
     {
@@ -95,7 +134,7 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
     private sealed record Outcome(long PerProducer, List<long>[] ReaderLogs, List<long> Evicted, long Early, BackpressureStatistics Statistics, TimeSpan Elapsed);
 
     private static async Task<Outcome> Run(
-        OverflowPolicy policy, int producers, int asyncReaders, int pollers, int capacity, long totalItems, Func<int, int> delayMs, Enqueue enqueue, int pace = 0, HierarchicalTimerWheel? wheel = null)
+        OverflowPolicy policy, int producers, int asyncReaders, int pollers, int capacity, long totalItems, Func<int, int> delayMs, Enqueue enqueue, int pace = 0, HierarchicalTimerWheel? wheel = null, TimeProvider? time = null)
     {
         long perProducer = totalItems / producers;
         var evicted = new List<long>();
@@ -103,6 +142,7 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
         {
             FullMode = policy,
             TimerWheel = wheel,
+            TimeProvider = time ?? TimeProvider.System,
             ItemDropped = (item, _) =>
             {
                 lock (evicted)

@@ -11,7 +11,7 @@ namespace LockFree.Tests.Unit.Retry;
 /// nacks (with delays), dead-letterings and clock advances on an <see cref="AckQueue{T}"/> behaves like a sequential
 /// model: ready messages by due time then arrival, in-flight messages with deadline = receive time + visibility
 /// timeout, expired ones moved back (due at the expiry, in receive order) or dead-lettered past MaxDeliveries, stale
-/// deliveries refused, the bound on ready + in flight, and every counter. A planted bug (acks of the newest delivery
+/// deliveries refused, the bound on ready + in flight, every counter, and (s11-rev) a rejection's retry hint. A planted bug (acks of the newest delivery
 /// refused) must be falsified. Half the scenarios time out on a timer wheel instead of a provider timer; the clock
 /// starts at one of five origins (negative included, and since session 11 one that wraps past long.MaxValue within
 /// the scenario's advances).
@@ -104,6 +104,27 @@ public sealed class AckQueueModelPropertyTests
 
     private sealed record InFlightItem(int Message, int Deliveries, long Deadline, int Id);
 
+    /// <summary>
+    /// A rejection's retry hint (s11-rev): with messages ready or delayed, the time until the earliest is due; with all the
+    /// room in flight, the time until the earliest deadline of a message on its last delivery (its timeout frees room),
+    /// else no estimate (<see cref="Timeout.InfiniteTimeSpan"/>).
+    /// </summary>
+    private static string? HintMismatch(TimeSpan hint, int maxDeliveries, long now, List<ReadyItem> ready, List<InFlightItem> inFlight)
+    {
+        TimeSpan expected;
+        if (ready.Count != 0)
+        {
+            expected = TimeSpan.FromTicks(Math.Max(0, ready.Min(r => r.Due) - now));
+        }
+        else
+        {
+            InFlightItem? last = maxDeliveries > 0 ? inFlight.FirstOrDefault(f => f.Deliveries >= maxDeliveries) : null;
+            expected = last is null ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(Math.Max(0, last.Deadline - now));
+        }
+
+        return hint == expected ? null : $"retry hint {hint}, model {expected}";
+    }
+
     private static string? FirstMismatch(AckFunc ack, Scenario scenario)
     {
         var time = new ManualTimeProvider(); // moved by the test; the queue reads it through a shift (any origin)
@@ -158,6 +179,12 @@ public sealed class AckQueueModelPropertyTests
                             break;
                         default:
                             rejected++;
+                            string? hintMismatch = HintMismatch(result.RetryAfter, scenario.MaxDeliveries, now, ready, inFlight);
+                            if (hintMismatch is not null)
+                            {
+                                return $"{at}: {hintMismatch}";
+                            }
+
                             break;
                     }
 
