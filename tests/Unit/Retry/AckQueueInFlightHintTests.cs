@@ -13,14 +13,7 @@ public sealed class AckQueueInFlightHintTests
     private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(10);
 
     private static AckQueue<string> Create(ManualTimeProvider time, int capacity, int maxDeliveries = 0, DeadLetterQueue<string>? deadLetters = null) =>
-        new(new AckQueueOptions<string>
-        {
-            Capacity = capacity,
-            VisibilityTimeout = Visibility,
-            TimeProvider = time,
-            MaxDeliveries = maxDeliveries,
-            DeadLetters = deadLetters,
-        });
+        AckQueueTests.Create(time, capacity, maxDeliveries, deadLetters); // the same options (10 s visibility, Reject)
 
     [Fact]
     public void TryEnqueue_AllRoomInFlightWithoutMaxDeliveries_HintIsNoEstimate()
