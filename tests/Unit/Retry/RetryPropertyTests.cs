@@ -55,14 +55,20 @@ public sealed class RetryPropertyTests
         AssertFalsified(BudgetMatchesModel(static (budget, request) => budget.TryAcquireRetry() | (request % 10 == 9)), MaxTests / 3);
     }
 
+    /// <summary>
+    /// Budget scenarios: a ratio from <paramref name="ratios"/>, a minimum rate 0-20 per second, a burst 0-50, and 300 ops
+    /// (0 = a call, 1 = a retry request, 2 = advance the clock 1-500 ms).
+    /// </summary>
+    private static Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> BudgetScenarios(params double[] ratios) =>
+        from ratio in Gen.Elements(ratios)
+        from min in Gen.Choose(0, 20)
+        from burst in Gen.Choose(0, 50)
+        from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
+        select (ratio, min, burst, ops);
+
     private static Property BudgetMatchesModel(Func<RetryBudget, int, bool> acquire)
     {
-        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen =
-            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.333333, 0.5, 1.0, 2.5, 10.0)
-            from min in Gen.Choose(0, 20)
-            from burst in Gen.Choose(0, 50)
-            from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
-            select (ratio, min, burst, ops);
+        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen = BudgetScenarios(0.0, 0.05, 0.1, 0.333333, 0.5, 1.0, 2.5, 10.0);
 
         return Prop.ForAll(Arb.From(gen), p =>
         {
@@ -174,12 +180,7 @@ public sealed class RetryPropertyTests
     private static Property BudgetWithinBound(Func<RetryBudget, int, bool> acquire, bool countsAgree)
     {
         // Ops: 0 = a call, 1 = a retry request, 2 = advance the clock 1-500 ms. Bound: ratio * calls + burst + min * (T + 1 s).
-        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen =
-            from ratio in Gen.Elements(0.0, 0.05, 0.1, 0.5, 1.0, 2.5, 10.0)
-            from min in Gen.Choose(0, 20)
-            from burst in Gen.Choose(0, 50)
-            from ops in Gen.ArrayOf(Gen.Choose(0, 2).SelectMany(k => Gen.Choose(1, 500).Select(ms => (k, ms))), 300)
-            select (ratio, min, burst, ops);
+        Gen<(double Ratio, int MinPerSecond, int Burst, (int Kind, int Ms)[] Ops)> gen = BudgetScenarios(0.0, 0.05, 0.1, 0.5, 1.0, 2.5, 10.0);
 
         return Prop.ForAll(Arb.From(gen), p =>
         {
