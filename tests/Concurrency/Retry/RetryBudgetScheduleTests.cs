@@ -16,7 +16,8 @@ namespace LockFree.Tests.Concurrency.Retry;
 /// rules of the model-based property in tests/Unit/Retry: capped deposits, whole-retry spends, the GCRA reserve), so
 /// no retry is granted beyond what some order of the same calls allows, none refused while credit remained, and no
 /// deposit lost; with the clock moving, the reserve's grants stay within burst + rate x time advanced.
-/// The planted split CAS (a load, a switch, then a store) must be found on the credit and on the reserve.
+/// The planted split CAS (a load, a switch, then a store) must be found by every strategy: a retry spent twice, a
+/// deposit lost at the cap, two reserve grants on the same arrival time (on a still clock and with the clock moving).
 /// </summary>
 public sealed class RetryBudgetScheduleTests(ITestOutputHelper output)
 {
@@ -89,9 +90,11 @@ public sealed class RetryBudgetScheduleTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("spends race")]   // the credit's CAS: two spends of the same retry
-    [InlineData("reserve burst")] // the reserve's CAS: two grants on the same arrival time
-    public void Explore_SplitCompareExchange_IsFoundAsOverGrant(string name)
+    [InlineData("spends race")]         // the credit's CAS: two spends of the same retry
+    [InlineData("reserve burst")]       // the reserve's CAS: two grants on the same arrival time
+    [InlineData("clock moves")]         // the same, found by the bound with the clock moving
+    [InlineData("deposits at the cap")] // a lost deposit: the final credit no order of the calls leaves
+    public void Explore_SplitCompareExchange_IsFound(string name)
     {
         Scenario scenario = Get(name);
         var found = new List<string>();
