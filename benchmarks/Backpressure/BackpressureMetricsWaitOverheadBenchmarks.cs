@@ -106,6 +106,10 @@ public class BackpressureMetricsWaitOverheadBenchmarks : FailedTryBenchmark
         for (int round = 0; round < WarmUpRounds; round++) // JIT and pools warm before the harness measures
         {
             Move();
+            if (round % 10 == 9)
+            {
+                Thread.Sleep(150); // a quiet spell longer than the runtime's 100 ms tiering delay: promotion to Tier 1 (see TierUp)
+            }
         }
 
         _samples = _samplesBefore = _writeWaits = _items = 0;

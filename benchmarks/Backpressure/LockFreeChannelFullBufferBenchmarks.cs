@@ -74,6 +74,11 @@ public class LockFreeChannelFullBufferBenchmarks : FailedTryBenchmark
         }
 
         CheckFull();
+
+        // Both loops at Tier 1 before the harness measures (see TierUp): the first quick run measured the adapter's
+        // DropOldest case at 383 ns/op against 25-40 ns in the next runs, code the runtime had not optimized yet.
+        TierUp.Run(() => Write(_bclWriter), () => Write(_oursWriter));
+        CheckFull();
     }
 
     [GlobalCleanup]
@@ -103,6 +108,16 @@ public class LockFreeChannelFullBufferBenchmarks : FailedTryBenchmark
 
     private long Run(Channel<long> channel, ChannelWriter<long> writer, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
     {
+        long failed = Write(writer);
+        _written = channel;
+        CheckFull();
+        Count(Writes, failed, 0, method);
+        return failed;
+    }
+
+    /// <summary>Writes 1..<see cref="Writes"/>, checks every answer; returns how many answered false.</summary>
+    private long Write(ChannelWriter<long> writer)
+    {
         long unexpected = 0, failed = 0;
         for (long value = 1; value <= Writes; value++)
         {
@@ -111,10 +126,7 @@ public class LockFreeChannelFullBufferBenchmarks : FailedTryBenchmark
             unexpected += written == _expected ? 0 : 1;
         }
 
-        _written = channel;
         Transfer.Check(unexpected, 0, $"TryWrite answers other than {_expected} under {Mode}");
-        CheckFull();
-        Count(Writes, failed, 0, method);
         return failed;
     }
 
