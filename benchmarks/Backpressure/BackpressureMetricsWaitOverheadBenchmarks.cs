@@ -121,6 +121,11 @@ public class BackpressureMetricsWaitOverheadBenchmarks : FailedTryBenchmark
 
     private long Run([System.Runtime.CompilerServices.CallerMemberName] string method = "")
     {
+        if ((_listener is not null) != (method == nameof(NamedListened)))
+        {
+            throw new InvalidOperationException($"{method} ran {(_listener is null ? "without" : "with")} the listener: the targeted setups did not apply");
+        }
+
         _samplesBefore = Volatile.Read(ref _samples);
         (long sum, long writeWaits, long readWaits) = Move();
         long samples = Volatile.Read(ref _samples) - _samplesBefore;
