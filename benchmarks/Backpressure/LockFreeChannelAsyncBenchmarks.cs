@@ -9,41 +9,63 @@ namespace LockFree.Benchmarks.Backpressure;
 /// The <see cref="Channel{T}"/> adapter (<see cref="LockFreeChannel.CreateBounded{T}(LockFreeChannelOptions)"/>) through
 /// the <see cref="ChannelWriter{T}"/>/<see cref="ChannelReader{T}"/> API only, against <see cref="Channel.CreateBounded{T}(BoundedChannelOptions)"/>
 /// with the same options (acceptance audit, 2026-11-23: issue 4's benchmarks measured the buffer's own API, never the
-/// adapter). Two groups: the <c>Try</c> path (one thread, <c>TryWrite</c>+<c>TryRead</c> pairs that never fail; per-op =
-/// a pair) and the async path (<c>WriteAsync</c>/<c>ReadAsync</c> loops on the thread pool, 1P1C with the single flags,
-/// capacity 64 so both sides wait; per-op = an item moved; the sum is checked). Not in the quick run.
+/// adapter). Three groups: the <c>Try</c> path (one thread, <c>TryWrite</c>+<c>TryRead</c> pairs that never fail; per-op =
+/// a pair), the async path 1P1C (<c>WriteAsync</c>/<c>ReadAsync</c> loops on the thread pool with the single flags,
+/// capacity 64 so both sides wait; per-op = an item moved; the sum is checked) and the async path 2P2C (two writer and
+/// two reader loops, <c>SingleWriter</c>/<c>SingleReader</c> false on both sides, so the adapter runs on the MPMC engine;
+/// producer p writes its own range, each reader reads its share, the total sum is checked; OVERSUBSCRIBED on 2 cores).
+/// FailEnq/op and FailDeq/op of the async groups count the <c>WriteAsync</c>/<c>ReadAsync</c> calls that did not complete
+/// synchronously (the call had to wait), which tells the lock-step regime (about 1/64) from the flowing one (far less).
+/// Not in the quick run (run it with <c>--quick --filter '*LockFreeChannelAsync*'</c>).
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(LockFreeBenchmarkConfig))]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
-public class LockFreeChannelAsyncBenchmarks
+public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
 {
     /// <summary>Pairs per invocation of the Try group.</summary>
     public const int Pairs = 1 << 16;
 
-    /// <summary>Items per invocation of the async group.</summary>
+    /// <summary>Items per invocation of the async groups.</summary>
     public const int Items = 1 << 16;
 
     private const int TryCapacity = 1024;
     private const int AsyncCapacity = 64;
     private const int RoundTimeoutMilliseconds = 60_000;
 
-    private Channel<long> _bclTry = null!, _oursTry = null!, _bclAsync = null!, _oursAsync = null!;
+    private Channel<long> _bclTry = null!, _oursTry = null!, _bclAsync = null!, _oursAsync = null!, _bclMulti = null!, _oursMulti = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        _bclTry = Bcl(TryCapacity);
-        _oursTry = Ours(TryCapacity);
-        _bclAsync = Bcl(AsyncCapacity);
-        _oursAsync = Ours(AsyncCapacity);
+        _bclTry = Bcl(TryCapacity, single: true);
+        _oursTry = Ours(TryCapacity, single: true);
+        _bclAsync = Bcl(AsyncCapacity, single: true);
+        _oursAsync = Ours(AsyncCapacity, single: true);
+        _bclMulti = Bcl(AsyncCapacity, single: false);
+        _oursMulti = Ours(AsyncCapacity, single: false);
         for (int round = 0; round < 20; round++) // JIT and pools warm before the harness measures
         {
             TryPairs(_bclTry);
             TryPairs(_oursTry);
-            Move(_bclAsync);
-            Move(_oursAsync);
+            Move(_bclAsync, 1);
+            Move(_oursAsync, 1);
+            Move(_bclMulti, 2);
+            Move(_oursMulti, 2);
+            if (round % 10 == 9)
+            {
+                Thread.Sleep(150); // a quiet spell longer than the runtime's 100 ms tiering delay: promotion to Tier 1 (see TierUp)
+            }
+        }
+
+        if (Environment.ProcessorCount < 4)
+        {
+            Console.WriteLine($"// LockFree.Note Async2P2C on {Environment.ProcessorCount} cores: OVERSUBSCRIBED (4 async loops).");
         }
     }
+
+    [GlobalCleanup]
+    public void Cleanup() => ReportFailedTries();
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs), BenchmarkCategory("Try")]
     public long BoundedChannelTry() => TryPairs(_bclTry);
@@ -52,25 +74,31 @@ public class LockFreeChannelAsyncBenchmarks
     public long LockFreeChannelTry() => TryPairs(_oursTry);
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Items), BenchmarkCategory("Async")]
-    public long BoundedChannelAsync() => Move(_bclAsync);
+    public long BoundedChannelAsync() => Counted(_bclAsync, 1);
 
     [Benchmark(OperationsPerInvoke = Items), BenchmarkCategory("Async")]
-    public long LockFreeChannelAsync() => Move(_oursAsync);
+    public long LockFreeChannelAsync() => Counted(_oursAsync, 1);
 
-    private static Channel<long> Bcl(int capacity) => Channel.CreateBounded<long>(new BoundedChannelOptions(capacity)
+    [Benchmark(Baseline = true, OperationsPerInvoke = Items), BenchmarkCategory("Async2P2C")]
+    public long BoundedChannelAsync2P2C() => Counted(_bclMulti, 2);
+
+    [Benchmark(OperationsPerInvoke = Items), BenchmarkCategory("Async2P2C")]
+    public long LockFreeChannelAsync2P2C() => Counted(_oursMulti, 2);
+
+    private static Channel<long> Bcl(int capacity, bool single) => Channel.CreateBounded<long>(new BoundedChannelOptions(capacity)
     {
         FullMode = BoundedChannelFullMode.Wait,
-        SingleWriter = true,
-        SingleReader = true,
+        SingleWriter = single,
+        SingleReader = single,
         AllowSynchronousContinuations = false,
     });
 
-    private static Channel<long> Ours(int capacity) => LockFreeChannel.CreateBounded<long>(new LockFreeChannelOptions
+    private static Channel<long> Ours(int capacity, bool single) => LockFreeChannel.CreateBounded<long>(new LockFreeChannelOptions
     {
         Capacity = capacity,
         FullMode = OverflowPolicy.Wait,
-        SingleWriter = true,
-        SingleReader = true,
+        SingleWriter = single,
+        SingleReader = single,
     });
 
     private static long TryPairs(Channel<long> channel)
@@ -92,24 +120,58 @@ public class LockFreeChannelAsyncBenchmarks
         return sum;
     }
 
-    private static long Move(Channel<long> channel)
+    private long Counted(Channel<long> channel, int pairs, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
     {
-        Task produce = Task.Run(() => Produce(channel.Writer));
-        Task<(long Sum, long Waits)> consume = Task.Run(() => AsyncReads.FromChannel(channel.Reader, Items));
-        if (!Task.WaitAll([produce, consume], RoundTimeoutMilliseconds))
-        {
-            throw new TimeoutException($"a round did not finish within {RoundTimeoutMilliseconds} ms");
-        }
-
-        Transfer.Check(consume.Result.Sum, Transfer.SumOneTo(Items), "consumer's sum");
-        return consume.Result.Sum;
+        (long sum, long writeWaits, long readWaits) = Move(channel, pairs);
+        Count(Items, writeWaits, readWaits, method);
+        return sum;
     }
 
-    private static async Task Produce(ChannelWriter<long> writer)
+    /// <summary>
+    /// Moves 1..<see cref="Items"/> through the channel with <paramref name="pairs"/> writer and reader loops (producer p
+    /// writes its own range, each reader reads its share); checks the sum and that nothing is left over.
+    /// </summary>
+    private (long Sum, long WriteWaits, long ReadWaits) Move(Channel<long> channel, int pairs)
     {
-        for (long value = 1; value <= Items; value++)
+        long share = Items / pairs;
+        var producers = new Task<long>[pairs];
+        var consumers = new Task<(long Sum, long Waits)>[pairs];
+        var all = new Task[2 * pairs];
+        for (int i = 0; i < pairs; i++)
         {
-            await writer.WriteAsync(value).ConfigureAwait(false);
+            long first = (i * share) + 1;
+            all[i] = consumers[i] = Task.Run(() => AsyncReads.FromChannel(channel.Reader, share));
+            all[pairs + i] = producers[i] = Task.Run(() => Produce(channel.Writer, first, share));
         }
+
+        if (!Task.WaitAll(all, RoundTimeoutMilliseconds)) // rethrows a loop's failure
+        {
+            throw new TimeoutException($"a round did not finish within {RoundTimeoutMilliseconds} ms (channel Count {channel.Reader.Count})");
+        }
+
+        long sum = 0, writeWaits = 0, readWaits = 0;
+        for (int i = 0; i < pairs; i++)
+        {
+            writeWaits += producers[i].Result;
+            sum += consumers[i].Result.Sum;
+            readWaits += consumers[i].Result.Waits;
+        }
+
+        Transfer.Check(sum, Transfer.SumOneTo(Items), "readers' sum");
+        Transfer.Check(channel.Reader.Count, 0, "items left over");
+        return (sum, writeWaits, readWaits);
+    }
+
+    private static async Task<long> Produce(ChannelWriter<long> writer, long first, long count)
+    {
+        long waits = 0;
+        for (long value = first, end = first + count; value < end; value++)
+        {
+            ValueTask write = writer.WriteAsync(value);
+            waits += write.IsCompleted ? 0 : 1;
+            await write.ConfigureAwait(false);
+        }
+
+        return waits;
     }
 }
