@@ -40,10 +40,14 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
             Driver: [1, 2, 3], Threads: [[S(1, 0), S(2, 1), C(1), C(0)], [S(3, 0), C(3), S(4, Far), C(0), C(4)]]),
     ];
 
+    /// <summary>The planted bug's scenario: one thread cancels a queued timer (#2, due 1) and two linked ones (#0, #1, due 2) while they expire; nothing else pushes.</summary>
+    private static readonly WheelScenario PlantedScenario =
+        new("cancel vs expiry", Setup: [S(0, 0), S(1, 0), S(2, 0)], Driver: [1], Threads: [[C(0), C(1), C(2)]]);
+
     [Fact]
     public void Engine_ControlledSchedules_AreLinearizable()
     {
-        foreach (WheelScenario scenario in Scenarios)
+        foreach (WheelScenario scenario in (WheelScenario[])[.. Scenarios, PlantedScenario])
         {
             foreach (Func<Strategy> make in CiStrategies.Standard(83))
             {
@@ -54,22 +58,69 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Planted_SplitCompareExchange_IsFoundAsNonLinearizable()
+    public void Planted_CancelAnsweringFromItsFirstRead_IsFoundByEveryStrategy()
     {
+        // Check-then-act: Cancel reads the state word, and when it names a pending timer answers true whatever its CAS
+        // then does. The engine stays intact (the CAS is the real one), so only the answer is wrong: a timer that fired
+        // after the read is reported cancelled. Only the linearizability check sees it (no count changes).
         var found = new List<string>();
         foreach (Func<Strategy> make in CiStrategies.Standard(83))
         {
             Strategy strategy = make();
-            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(Scenarios[0], strategy, PlantedBudget, PlantedBug.SplitCompareExchange));
-            found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
+            var failure = Assert.Throws<ScheduleFailureException>(() => Explore(PlantedScenario, strategy, PlantedBudget, PlantedBug.None, staleAnswer: true));
+            Assert.IsType<TimerWheelCheckException>(failure.InnerException);
+            Assert.StartsWith("not linearizable", failure.InnerException!.Message, StringComparison.Ordinal);
+            found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
             if (found.Count == 1)
             {
                 output.WriteLine(failure.Message);
             }
         }
 
-        output.WriteLine("split CAS found by " + string.Join("; ", found));
-        Assert.Contains(found, f => f.Contains(nameof(TimerWheelCheckException), StringComparison.Ordinal));
+        output.WriteLine("stale-read Cancel found by " + string.Join("; ", found));
+    }
+
+    [Fact]
+    public void Planted_SplitCompareExchange_IsFoundAsNonLinearizable()
+    {
+        // "Cancel without CAS": every compare-and-swap becomes a read, a scheduling point, then a write, so a Cancel and the
+        // driver's claim can both win a timer: a history with its Fire and a Cancel answering true. A split CAS can also
+        // corrupt a list a thread then walks forever (found as a livelock), so each randomized strategy tries a few seeds
+        // until the linearizability check itself reports the bug; every strategy, the exhaustive one included, must find
+        // some failure with its first seed. The exhaustive search runs with one preemption (the bug needs one, between the
+        // halves of a split CAS); its depth-first order meets a livelock first (around schedule 40), so it counts as
+        // finding the bug but not as reaching the linearizability check.
+        Func<int, Strategy>[] strategies = [.. CiStrategies.Seeded[..^1], _ => Strategy.BoundedPreemption(1)];
+        var found = new List<string>();
+        var nonLinearizable = 0;
+        for (int s = 0; s < strategies.Length; s++)
+        {
+            for (int attempt = 0; attempt < 4; attempt++)
+            {
+                Strategy strategy = strategies[s](83 + s + (100 * attempt));
+                var failure = Record.Exception(() => Explore(PlantedScenario, strategy, PlantedBudget, PlantedBug.SplitCompareExchange)) as ScheduleFailureException;
+                Assert.True(failure is not null || attempt > 0, $"{strategy.Name} did not find the split CAS in {PlantedBudget} schedules");
+                bool linearizabilityFailure = failure?.InnerException is TimerWheelCheckException check && check.Message.StartsWith("not linearizable", StringComparison.Ordinal);
+                found.Add($"{strategy.Name} seed {attempt + 1}: {(failure is null ? "nothing" : $"schedule {failure.Iteration + 1} ({(linearizabilityFailure ? "not linearizable" : failure.InnerException!.GetType().Name)})")}");
+                if (linearizabilityFailure)
+                {
+                    if (nonLinearizable++ == 0)
+                    {
+                        output.WriteLine(failure!.Message);
+                    }
+
+                    break;
+                }
+
+                if (strategy.Name.StartsWith("Bounded", StringComparison.Ordinal))
+                {
+                    break; // deterministic: no seed to vary
+                }
+            }
+        }
+
+        output.WriteLine("split CAS: " + string.Join("; ", found));
+        Assert.True(nonLinearizable >= strategies.Length - 1, "the randomized strategies must each reach a non-linearizable history: " + string.Join("; ", found));
     }
 
     [Fact]
@@ -118,16 +169,16 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
     private static LinearizabilityResult Check(TimerWheelSpec spec, params (TimerInput Input, bool Output)[] sequential) =>
         LinearizabilityChecker.Check(spec, sequential.Select((op, i) => new Operation<TimerInput, bool>(0, op.Input, op.Output, 2 * i, (2 * i) + 1)).ToList());
 
-    private static ExplorationResult Explore(WheelScenario scenario, Strategy strategy, int budget, PlantedBug bugs) =>
+    private static ExplorationResult Explore(WheelScenario scenario, Strategy strategy, int budget, PlantedBug bugs, bool staleAnswer = false) =>
         ControlledTest.Explore(
             strategy,
             budget,
-            () => new WheelRun(scenario),
+            () => new WheelRun(scenario, staleAnswer),
             [run => run.Driver(), .. scenario.Threads.Select((_, t) => (Action<WheelRun>)(run => run.RunThread(t)))],
             run => run.Check(),
             new ExploreOptions
             {
-                Name = $"timer wheel: {scenario.Name}{(bugs != PlantedBug.None ? " (planted: split CAS)" : string.Empty)}",
+                Name = $"timer wheel: {scenario.Name}{(bugs != PlantedBug.None ? " (planted: split CAS)" : staleAnswer ? " (planted: Cancel answers from its first read)" : string.Empty)}",
                 Bugs = bugs,
                 MaxSteps = bugs != PlantedBug.None ? 5_000 : 20_000,
                 DetectRaces = bugs == PlantedBug.None, // planted: the history check itself must find it
@@ -150,6 +201,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
         private readonly TimerHandle[] _handles = new TimerHandle[16];
         private readonly List<Operation<TimerInput, bool>> _history = [];
         private readonly Action<object?> _callback;
+        private readonly bool _staleAnswer;
         private long _finished;
         private long _tick;
         private long _advanceCall;
@@ -157,9 +209,10 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
         private int _callbacks;
         private bool _advanceSynthetic;
 
-        public WheelRun(WheelScenario scenario)
+        public WheelRun(WheelScenario scenario, bool staleAnswer)
         {
             _scenario = scenario;
+            _staleAnswer = staleAnswer;
             _callback = OnFire;
             long t = -1_000_000;
             foreach (TimerInput input in scenario.Setup)
@@ -232,7 +285,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                     _handles[input.Id] = _wheel.Schedule(TimeSpan.FromMilliseconds(input.DueIn), _callback, input.Id);
                     break;
                 case TimerOpKind.Cancel:
-                    bool cancelled = _wheel.Cancel(_handles[input.Id]);
+                    bool cancelled = _staleAnswer ? CancelFromFirstRead(_handles[input.Id]) : _wheel.Cancel(_handles[input.Id]);
                     _history.Add(new Operation<TimerInput, bool>(thread, input, cancelled, call, synthetic ? call + 1 : ControlledScheduler.Now));
                     return call + 2;
                 case TimerOpKind.Advance:
@@ -260,6 +313,20 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
 
             _history.Add(new Operation<TimerInput, bool>(thread, A(tick), true, call, synthetic ? call + 1 : ControlledScheduler.Now));
             return call + 2;
+        }
+
+        /// <summary>The planted Cancel: true when its first read of the state word names this pending timer, whatever the real Cancel then answers.</summary>
+        private bool CancelFromFirstRead(TimerHandle handle)
+        {
+            if (!handle.IsAllocated)
+            {
+                return false;
+            }
+
+            long word = TestAtomics.LoadAcquire(ref _wheel.Node(handle.Index).StateWord);
+            long status = word & 0xFFFF_FFFFL;
+            bool pending = (word >>> 32) == handle.Generation && status is TimerNodeStatus.Queued or TimerNodeStatus.Linked;
+            return _wheel.Cancel(handle) | pending;
         }
 
         /// <summary>A callback: runs on the advancing thread, after the gate; its Fire spans from the advance's call to now.</summary>
