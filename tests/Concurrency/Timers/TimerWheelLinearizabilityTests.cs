@@ -15,9 +15,11 @@ public sealed class TimerWheelCheckException(string message) : Exception(message
 /// while other threads schedule (dueIn 0, 1 tick, or far beyond the scenario) and cancel timers, queued and linked ones,
 /// their own and the setup's, some twice and some after they fired (stale handles, whose nodes a later schedule may
 /// reuse). Every callback is a Fire operation of the history; a post part advances past every due tick, cancels every
-/// timer again (all stale but the far ones) and schedules and cancels a fresh timer. The planted split compare-and-swap
-/// (<see cref="PlantedBug.SplitCompareExchange"/>: Cancel and the driver can both win a timer) must be found as a
-/// non-linearizable history by every strategy.
+/// timer again (all stale but the far ones) and schedules and cancels a fresh timer. Planted bugs: a Cancel answering from
+/// its first read of the state word (check-then-act; the engine itself intact), found as a non-linearizable history by
+/// every strategy; the split compare-and-swap (<see cref="PlantedBug.SplitCompareExchange"/>: Cancel and the driver can
+/// both win a timer), found as a non-linearizable history by the randomized strategies and as a livelock by the
+/// exhaustive one.
 /// </summary>
 public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
 {
@@ -40,7 +42,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
             Driver: [1, 2, 3], Threads: [[S(1, 0), S(2, 1), C(1), C(0)], [S(3, 0), C(3), S(4, Far), C(0), C(4)]]),
     ];
 
-    /// <summary>The planted bug's scenario: one thread cancels a queued timer (#2, due 1) and two linked ones (#0, #1, due 2) while they expire; nothing else pushes.</summary>
+    /// <summary>The planted bugs' scenario: three timers due at tick 1, still queued when the driver's advance to 1 takes them in and fires them, against one thread cancelling each (nothing else pushes: fewer ways for a split CAS to end in a livelock).</summary>
     private static readonly WheelScenario PlantedScenario =
         new("cancel vs expiry", Setup: [S(0, 0), S(1, 0), S(2, 0)], Driver: [1], Threads: [[C(0), C(1), C(2)]]);
 
