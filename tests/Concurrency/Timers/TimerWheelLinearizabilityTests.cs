@@ -40,6 +40,11 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
         // and node reuse (a schedule after a timer was freed) under a stale handle.
         new("schedule races advance", Setup: [S(0, 0)],
             Driver: [1, 2, 3], Threads: [[S(1, 0), S(2, 1), C(1), C(0)], [S(3, 0), C(3), S(4, Far), C(0), C(4)]]),
+
+        // Cross-thread cancels: each thread's second schedule gets it a lane, so a cancel of a linked timer sends its notice
+        // through the canceller's lane; a thread may read the other's handle before it is stored (a default handle: false).
+        new("cross-thread cancels on lanes", Setup: [],
+            Driver: [1, 2, 3], Threads: [[S(0, 1), S(1, 0), S(2, Far), C(3), C(1)], [S(3, 1), S(4, 0), C(0), C(2), C(4)]]),
     ];
 
     /// <summary>The planted bugs' scenario: three timers due at tick 1, still queued when the driver's advance to 1 takes them in and fires them, against one thread cancelling each (nothing else pushes: fewer ways for a split CAS to end in a livelock).</summary>
@@ -189,7 +194,8 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
     /// <summary>
     /// A scenario: setup operations (sequential; advances allowed), the driver's advances (one tick each) made while the
     /// threads run (then, once every thread has finished, one more), and each thread's schedules and cancels. Timer ids are
-    /// unique; a thread cancels only timers of the setup or its own.
+    /// unique. A thread may cancel another's timer: a cancel that finds the handle not stored yet is not recorded (it names
+    /// no timer).
     /// </summary>
     private sealed record WheelScenario(string Name, TimerInput[] Setup, long[] Driver, TimerInput[][] Threads);
 
@@ -287,7 +293,20 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                     _handles[input.Id] = _wheel.Schedule(TimeSpan.FromMilliseconds(input.DueIn), _callback, input.Id);
                     break;
                 case TimerOpKind.Cancel:
-                    bool cancelled = _staleAnswer ? CancelFromFirstRead(_handles[input.Id]) : _wheel.Cancel(_handles[input.Id]);
+                    TimerHandle handle = _handles[input.Id];
+                    bool cancelled = _staleAnswer ? CancelFromFirstRead(handle) : _wheel.Cancel(handle);
+                    if (!handle.IsAllocated)
+                    {
+                        // The other thread's Schedule has not stored the handle yet: this cancelled no timer, and is no Cancel
+                        // of timer #id (whose Schedule may already have taken effect: a tick published since depends on it).
+                        if (cancelled)
+                        {
+                            throw new TimerWheelCheckException("Cancel(default) answered true");
+                        }
+
+                        return call + 2;
+                    }
+
                     _history.Add(new Operation<TimerInput, bool>(thread, input, cancelled, call, synthetic ? call + 1 : ControlledScheduler.Now));
                     return call + 2;
                 case TimerOpKind.Advance:
