@@ -123,7 +123,7 @@ public sealed class TimerWheelSpec : ISequentialSpec<TimerWheelState, TimerInput
                     return false;
                 }
 
-                foreach (long t in state.Timers)
+                foreach (long t in state.Timers.Values)
                 {
                     if (t >= 0 && t <= input.Tick)
                     {
@@ -143,8 +143,14 @@ public sealed class TimerWheelSpec : ISequentialSpec<TimerWheelState, TimerInput
     public string Describe(TimerInput input, bool output) => input.Kind == TimerOpKind.Cancel ? $"{input} -> {output}" : input.ToString();
 }
 
-/// <summary>A timer wheel's abstract state: the published tick and each timer's status (or due tick while pending), with structural equality.</summary>
-public sealed class TimerWheelState(long now, ImmutableArray<long> timers)
+/// <summary>
+/// A timer wheel's abstract state: the published tick and each timer's status (or due tick while pending), with
+/// structural equality. Only the first <see cref="DenseIds"/> ids are kept when they end (fired, cancelled), so that
+/// long real-thread histories (ids in the thousands) carry only their pending timers: an ended id beyond that reads
+/// as not scheduled, which for Cancel and Fire is the same (not pending); only a second Schedule of it would go
+/// unnoticed, and the harnesses never reuse an id.
+/// </summary>
+public sealed class TimerWheelState(long now, ImmutableSortedDictionary<int, long> timers)
 {
     /// <summary>A timer id not scheduled yet.</summary>
     public const long NotScheduled = -1;
@@ -155,8 +161,11 @@ public sealed class TimerWheelState(long now, ImmutableArray<long> timers)
     /// <summary>A timer a Cancel answered true for.</summary>
     public const long Cancelled = -3;
 
+    /// <summary>Ids below this keep their ended status (for failure messages and the double-schedule check).</summary>
+    public const int DenseIds = 64;
+
     /// <summary>Tick 0, no timers.</summary>
-    public static readonly TimerWheelState Empty = new(0, []);
+    public static readonly TimerWheelState Empty = new(0, ImmutableSortedDictionary<int, long>.Empty);
 
     /// <summary>Structural comparer for memoisation.</summary>
     public static readonly IEqualityComparer<TimerWheelState> Comparer = new StateComparer();
@@ -164,68 +173,40 @@ public sealed class TimerWheelState(long now, ImmutableArray<long> timers)
     /// <summary>The tick the driver last published.</summary>
     public long Now { get; } = now;
 
-    /// <summary>Per timer id: its due tick while pending (≥ 0), else <see cref="NotScheduled"/>, <see cref="Fired"/> or <see cref="Cancelled"/>.</summary>
-    public ImmutableArray<long> Timers { get; } = timers;
+    /// <summary>Per timer id: its due tick while pending (≥ 0), else <see cref="Fired"/> or <see cref="Cancelled"/>; absent: not scheduled (or ended, past <see cref="DenseIds"/>).</summary>
+    public ImmutableSortedDictionary<int, long> Timers { get; } = timers;
 
     /// <summary>Timer <paramref name="id"/>'s entry.</summary>
-    public long Timer(int id) => id < Timers.Length ? Timers[id] : NotScheduled;
+    public long Timer(int id) => Timers.TryGetValue(id, out long value) ? value : NotScheduled;
 
     /// <summary>This state with timer <paramref name="id"/>'s entry set to <paramref name="value"/>.</summary>
-    public TimerWheelState With(int id, long value)
-    {
-        ImmutableArray<long> timers = Timers;
-        while (timers.Length <= id)
-        {
-            timers = timers.Add(NotScheduled);
-        }
-
-        return new TimerWheelState(Now, timers.SetItem(id, value));
-    }
+    public TimerWheelState With(int id, long value) =>
+        new(Now, value < 0 && id >= DenseIds ? Timers.Remove(id) : Timers.SetItem(id, value));
 
     /// <inheritdoc/>
-    public override string ToString() => $"t={Now} [{string.Join(", ", Timers.Select((t, i) => $"#{i}:" + t switch
+    public override string ToString() => $"t={Now} [{string.Join(", ", Timers.Select(t => $"#{t.Key}:" + t.Value switch
     {
-        NotScheduled => "-",
         Fired => "fired",
         Cancelled => "cancelled",
-        _ => $"due {t}",
+        _ => $"due {t.Value}",
     }))}]";
 
     private sealed class StateComparer : IEqualityComparer<TimerWheelState>
     {
         public bool Equals(TimerWheelState? x, TimerWheelState? y) =>
-            ReferenceEquals(x, y) || (x is not null && y is not null && x.Now == y.Now && Same(x, y));
+            ReferenceEquals(x, y) || (x is not null && y is not null && x.Now == y.Now && x.Timers.Count == y.Timers.Count && x.Timers.SequenceEqual(y.Timers));
 
         public int GetHashCode(TimerWheelState state)
         {
             var hash = default(HashCode);
             hash.Add(state.Now);
-            int length = state.Timers.Length;
-            while (length > 0 && state.Timers[length - 1] == NotScheduled)
+            foreach (KeyValuePair<int, long> timer in state.Timers)
             {
-                length--; // trailing "not scheduled" entries are the same state as none
-            }
-
-            for (int i = 0; i < length; i++)
-            {
-                hash.Add(state.Timers[i]);
+                hash.Add(timer.Key);
+                hash.Add(timer.Value);
             }
 
             return hash.ToHashCode();
-        }
-
-        private static bool Same(TimerWheelState x, TimerWheelState y)
-        {
-            int length = Math.Max(x.Timers.Length, y.Timers.Length);
-            for (int i = 0; i < length; i++)
-            {
-                if (x.Timer(i) != y.Timer(i))
-                {
-                    return false;
-                }
-            }
-
-            return true;
         }
     }
 }
