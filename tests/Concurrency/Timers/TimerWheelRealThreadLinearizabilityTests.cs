@@ -13,8 +13,8 @@ namespace LockFree.Tests.Concurrency.Timers;
 /// tick) and cancel their own timers, recent and older (stale) ones, in rounds separated by a barrier (the quiescent
 /// points <see cref="LinearizabilityChecker.CheckInSegments"/> splits at). Each callback is a Fire operation spanning
 /// from its advance's call to the callback. A planted Cancel that answers true every third call is found. How much the
-/// threads overlap depends on the machine: on the loaded 2-core VM between none and about 60 schedules and cancels per
-/// 500 rounds overlap an advance (printed, not asserted); the controlled-scheduler tests
+/// threads overlap depends on the machine: on the loaded 2-core VM from none to about 200 of the ~2,500 schedules and
+/// cancels of 500 rounds overlapped an advance (printed, not asserted); the controlled-scheduler tests
 /// (<see cref="TimerWheelLinearizabilityTests"/>) are the ones that force the races.
 /// </summary>
 public sealed class TimerWheelRealThreadLinearizabilityTests(ITestOutputHelper output)
