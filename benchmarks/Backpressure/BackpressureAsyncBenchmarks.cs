@@ -173,13 +173,7 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
                 + Diagnose());
         }
 
-        long sum = 0, writeWaits = 0, readWaits = 0;
-        for (int i = 0; i < _pairs; i++)
-        {
-            writeWaits += _producers[i].Result;
-            sum += _consumers[i].Result.Sum;
-            readWaits += _consumers[i].Result.Waits;
-        }
+        (long sum, long writeWaits, long readWaits) = AsyncReads.Totals(_producers, _consumers);
 
         Transfer.Check(sum, Transfer.SumOneTo(Items), "consumers' sum");
         Transfer.Check(_buffer.Count + _channel.Reader.Count, 0, "items left over");

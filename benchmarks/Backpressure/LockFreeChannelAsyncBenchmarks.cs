@@ -149,13 +149,7 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
             throw new TimeoutException($"a round did not finish within {RoundTimeoutMilliseconds} ms (channel Count {channel.Reader.Count})");
         }
 
-        long sum = 0, writeWaits = 0, readWaits = 0;
-        for (int i = 0; i < pairs; i++)
-        {
-            writeWaits += producers[i].Result;
-            sum += consumers[i].Result.Sum;
-            readWaits += consumers[i].Result.Waits;
-        }
+        (long sum, long writeWaits, long readWaits) = AsyncReads.Totals(producers, consumers);
 
         Transfer.Check(sum, Transfer.SumOneTo(Items), "readers' sum");
         Transfer.Check(channel.Reader.Count, 0, "items left over");

@@ -32,4 +32,21 @@ public static class AsyncReads
 
         return (sum, waits);
     }
+
+    /// <summary>
+    /// The totals of a finished round of <paramref name="producers"/> (each answering its waits) and
+    /// <paramref name="consumers"/> (each answering its sum and waits): the consumers' sum, the writes and reads that waited.
+    /// </summary>
+    public static (long Sum, long WriteWaits, long ReadWaits) Totals(Task<long>[] producers, Task<(long Sum, long Waits)>[] consumers)
+    {
+        long sum = 0, writeWaits = 0, readWaits = 0;
+        for (int i = 0; i < consumers.Length; i++)
+        {
+            writeWaits += producers[i].Result;
+            sum += consumers[i].Result.Sum;
+            readWaits += consumers[i].Result.Waits;
+        }
+
+        return (sum, writeWaits, readWaits);
+    }
 }
