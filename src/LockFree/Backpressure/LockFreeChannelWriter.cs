@@ -83,29 +83,26 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
     /// <summary>
     /// Presents a parked <see cref="BackpressureBuffer{T}.WriteAsyncForChannel"/> (a <see cref="ValueTask{WriteResult}"/>
     /// whose failures are already the channel's exceptions) as the non-generic <see cref="ValueTask"/> of
-    /// <see cref="ChannelWriter{T}.WriteAsync"/>. Its status is the buffer's wait's; the caller's continuation is
-    /// registered on that wait without context and run in the caller's contexts here (as
-    /// <see cref="ManualResetValueTaskSourceCore{TResult}"/> runs it); the result is taken from the wait on the thread that
-    /// takes this one's. Pooled per writer, back in the pool once its result is taken: a steady stream of parked writes
-    /// allocates nothing.
+    /// <see cref="ChannelWriter{T}.WriteAsync"/>. Its status is the buffer's wait's. A caller that awaits it registers
+    /// its continuation on a <see cref="ManualResetValueTaskSourceCore{TResult}"/> (which captures and honours the
+    /// caller's contexts) and the forwarder registers, without context, on the wait, whose completion completes the core;
+    /// a caller that polls registers nothing. The result is taken from the wait on the thread that takes this one's, so
+    /// the wait's pooled box goes back to that thread's cache. Pooled per writer, back in the pool once its result is
+    /// taken: a steady stream of parked writes allocates nothing.
     /// </summary>
     private sealed class WriteForwarder : IValueTaskSource
     {
         /// <summary>Forwarders kept per writer (each slot taken and returned with an exchange).</summary>
         internal const int PoolSize = 8;
 
-        private readonly Action _invokeContinuation;
+        private readonly Action _innerCompleted;
         private WriteForwarder?[] _pool = null!;
         private ValueTask<WriteResult> _inner;
-        private Action<object?>? _continuation;
-        private object? _state;
-        private ExecutionContext? _executionContext;
-        private object? _scheduling; // a SynchronizationContext or a TaskScheduler to run the continuation on, or null
-        private short _version;
+        private ManualResetValueTaskSourceCore<bool> _core; // mutable struct: never copy. Completes (its value unused) when _inner does
 
         private WriteForwarder()
         {
-            _invokeContinuation = InvokeContinuation; // one delegate per pooled instance, not per write
+            _innerCompleted = () => _core.SetResult(true); // one delegate per pooled instance, not per write
         }
 
         public static ValueTask Forward(WriteForwarder?[] pool, ValueTask<WriteResult> inner)
@@ -122,7 +119,7 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
             forwarder ??= new WriteForwarder();
             forwarder._pool = pool;
             forwarder._inner = inner;
-            return new ValueTask(forwarder, forwarder._version);
+            return new ValueTask(forwarder, forwarder._core.Version);
         }
 
         public ValueTaskSourceStatus GetStatus(short token)
@@ -137,21 +134,8 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
 
         public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         {
-            Validate(token);
-            _continuation = continuation;
-            _state = state;
-            _executionContext = (flags & ValueTaskSourceOnCompletedFlags.FlowExecutionContext) != 0 ? ExecutionContext.Capture() : null;
-            _scheduling = null;
-            if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0)
-            {
-                // As ManualResetValueTaskSourceCore captures it: a non-default SynchronizationContext, else a non-default TaskScheduler.
-                SynchronizationContext? context = SynchronizationContext.Current;
-                _scheduling = context is not null && context.GetType() != typeof(SynchronizationContext) ? context
-                    : TaskScheduler.Current != TaskScheduler.Default ? TaskScheduler.Current
-                    : null;
-            }
-
-            _inner.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_invokeContinuation);
+            _core.OnCompleted(continuation, state, token, flags); // validates the token; captures the contexts the flags ask for
+            _inner.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_innerCompleted);
         }
 
         public void GetResult(short token)
@@ -165,11 +149,7 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
 
             WriteForwarder?[] pool = _pool;
             _inner = default;
-            _continuation = null;
-            _state = null;
-            _executionContext = null;
-            _scheduling = null;
-            _version++; // the old token is stale from here on
+            _core.Reset(); // the old token is stale from here on
             try
             {
                 inner.GetAwaiter().GetResult(); // on this thread: the buffer's pooled wait goes back to this thread's cache
@@ -188,45 +168,10 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
 
         private void Validate(short token)
         {
-            if (token != _version)
+            if (token != _core.Version)
             {
                 throw new InvalidOperationException("The ValueTask was already consumed: a ValueTask can be awaited once.");
             }
-        }
-
-        private void InvokeContinuation()
-        {
-            switch (_scheduling)
-            {
-                case SynchronizationContext context:
-                    context.Post(static s => ((WriteForwarder)s!).RunInContext(), this);
-                    break;
-                case TaskScheduler scheduler:
-                    Task.Factory.StartNew(static s => ((WriteForwarder)s!).RunInContext(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler);
-                    break;
-                default:
-                    RunInContext();
-                    break;
-            }
-        }
-
-        private void RunInContext()
-        {
-            if (_executionContext is { } flow)
-            {
-                ExecutionContext.Run(flow, static s => ((WriteForwarder)s!).RunContinuation(), this);
-            }
-            else
-            {
-                RunContinuation();
-            }
-        }
-
-        private void RunContinuation()
-        {
-            Action<object?>? continuation = _continuation;
-            object? state = _state;
-            continuation?.Invoke(state);
         }
     }
 }
