@@ -37,6 +37,9 @@ public sealed class HistoryRecorder<TInput, TOutput>
         return output;
     }
 
+    /// <summary>The operation thread <paramref name="thread"/> recorded last; call from that thread.</summary>
+    public Operation<TInput, TOutput> Last(int thread) => _perThread[thread][^1];
+
     /// <summary>All recorded operations; call after every recording thread has finished.</summary>
     public List<Operation<TInput, TOutput>> History() => _perThread.SelectMany(ops => ops).ToList();
 }

@@ -171,6 +171,49 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
         Assert.False(LinearizabilityChecker.Check(new TimerWheelSpec(), history).IsLinearizable); // then no one ended timer 1
     }
 
+    [Fact]
+    public void Spec_SchedulesReadingTheTickBeforeThePublish_FireAtTheNextAdvance()
+    {
+        // The history a real-thread run found (CI, s11's last stop): inside the advance to 2, one thread schedules a dueIn 0
+        // and then a dueIn 1 timer, both reading tick 1 before the publish and pushed after the drain; the engine fires both
+        // at 3 (due 2, already past; due 3). Timer 0, due at 2 from before, fires at 2.
+        List<Operation<TimerInput, bool>> History(bool split, long secondFiresAt)
+        {
+            var history = new List<Operation<TimerInput, bool>> { new(0, A(1), true, 0, 1), new(0, S(0, 0), true, 2, 3) };
+            history.AddRange(split
+                ? [new(0, TimerInput.Drain(2), true, 10, 30), new(0, TimerInput.Publish(2), true, 10, 30)]
+                : [new(0, A(2), true, 10, 30)]);
+            history.AddRange(
+            [
+                new(0, F(0, 2), true, 10, 29),
+                new(1, S(1, 0), true, 12, 13),
+                new(1, S(2, 1), true, 14, 15),
+                new(0, F(1, 3), true, 40, 45),
+                new(0, F(2, secondFiresAt), true, 40, 46),
+            ]);
+            history.AddRange(split
+                ? [new(0, TimerInput.Drain(3), true, 40, 50), new(0, TimerInput.Publish(3), true, 40, 50)]
+                : [new(0, A(3), true, 40, 50)]);
+            history.Add(new(0, A(4), true, 60, 61));
+            return history;
+        }
+
+        var spec = new TimerWheelSpec();
+        Assert.True(LinearizabilityChecker.Check(spec, History(split: true, secondFiresAt: 3)).IsLinearizable);
+        Assert.False(LinearizabilityChecker.Check(spec, History(split: false, secondFiresAt: 3)).IsLinearizable); // the atomic advance's verdict
+
+        // The split keeps what must stay rejected: a timer scheduled before the advance and missed by it, one fired early,
+        // a late timer left past the next advance, and a drain or publish out of order.
+        Assert.False(Check(spec, (A(1), true), (S(0, 0), true), (TimerInput.Drain(2), true), (TimerInput.Publish(2), true)).IsLinearizable);
+        Assert.False(Check(spec, (A(1), true), (TimerInput.Drain(2), true), (S(0, 1), true), (F(0, 2), true), (TimerInput.Publish(2), true)).IsLinearizable);
+        Assert.True(Check(spec, (A(1), true), (TimerInput.Drain(2), true), (S(0, 0), true), (TimerInput.Publish(2), true), (F(0, 3), true), (A(3), true)).IsLinearizable);
+        Assert.True(Check(spec, (A(1), true), (TimerInput.Drain(2), true), (S(0, 0), true), (F(0, 2), true), (TimerInput.Publish(2), true)).IsLinearizable);
+        Assert.False(Check(spec, (A(1), true), (TimerInput.Drain(2), true), (S(0, 0), true), (TimerInput.Publish(2), true), (A(3), true)).IsLinearizable);
+        Assert.False(Check(spec, (TimerInput.Drain(1), true), (TimerInput.Drain(1), true)).IsLinearizable);
+        Assert.False(Check(spec, (TimerInput.Publish(1), true)).IsLinearizable);
+        Assert.False(Check(spec, (TimerInput.Drain(1), true), (TimerInput.Publish(2), true)).IsLinearizable);
+    }
+
     private static TimerInput S(int id, long dueIn) => TimerInput.Schedule(id, dueIn);
 
     private static TimerInput C(int id) => TimerInput.Cancel(id);
@@ -216,7 +259,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
 
         public void Count(List<Operation<TimerInput, bool>> history)
         {
-            var advances = history.Where(o => o.Input.Kind == TimerOpKind.Advance && o.Call >= 0).ToList();
+            var advances = history.Where(o => o.Input.Kind == TimerOpKind.Publish && o.Call >= 0).ToList();
             var fired = history.Where(o => o.Input.Kind == TimerOpKind.Fire).ToDictionary(o => o.Input.Id);
             foreach (Operation<TimerInput, bool> op in history.Where(o => o.Call >= 0 && o.Return < long.MaxValue))
             {
@@ -380,7 +423,10 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                 throw new TimerWheelCheckException($"AdvanceTo({tick}) reported {fired} fired, {_callbacks} callback(s) ran");
             }
 
-            _history.Add(new Operation<TimerInput, bool>(thread, A(tick), true, call, synthetic ? call + 1 : ControlledScheduler.Now));
+            // Two operations spanning the call: the drain opens the advance, the publish closes it (TimerWheelSpec).
+            long returned = synthetic ? call + 1 : ControlledScheduler.Now;
+            _history.Add(new Operation<TimerInput, bool>(thread, TimerInput.Drain(tick), true, call, returned));
+            _history.Add(new Operation<TimerInput, bool>(thread, TimerInput.Publish(tick), true, call, returned));
             return call + 2;
         }
 

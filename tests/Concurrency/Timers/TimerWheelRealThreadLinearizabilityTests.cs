@@ -11,8 +11,8 @@ namespace LockFree.Tests.Concurrency.Timers;
 /// The timer wheel engine over the real atomics on real threads (the real memory model), its histories checked against
 /// <see cref="TimerWheelSpec"/>: a driver advancing one tick at a time races two threads that schedule (dueIn 0 or 1
 /// tick) and cancel their own timers, recent and older (stale) ones, in rounds separated by a barrier (the quiescent
-/// points <see cref="LinearizabilityChecker.CheckInSegments"/> splits at). Each callback is a Fire operation spanning
-/// from its advance's call to the callback. A planted Cancel that answers true every third call is found. How much the
+/// points <see cref="LinearizabilityChecker.CheckInSegments"/> splits at). Each advance is a Drain and a Publish
+/// operation, both spanning its call; each callback is a Fire operation spanning from its advance's call to the callback. A planted Cancel that answers true every third call is found. How much the
 /// threads overlap depends on the machine: on the loaded 2-core VM from none to about 200 of the ~2,500 schedules and
 /// cancels of 500 rounds overlapped an advance (printed, not asserted); the controlled-scheduler tests
 /// (<see cref="TimerWheelLinearizabilityTests"/>) are the ones that force the races.
@@ -30,7 +30,7 @@ public sealed class TimerWheelRealThreadLinearizabilityTests(ITestOutputHelper o
         int fired = history.Count(o => o.Input.Kind == TimerOpKind.Fire);
         int cancelled = history.Count(o => o.Input.Kind == TimerOpKind.Cancel && o.Output);
         int refused = history.Count(o => o.Input.Kind == TimerOpKind.Cancel && !o.Output);
-        var advances = history.Where(o => o.Input.Kind == TimerOpKind.Advance).ToList();
+        var advances = history.Where(o => o.Input.Kind == TimerOpKind.Publish).ToList();
         int overlapping = history.Count(o => o.Input.Kind is TimerOpKind.Schedule or TimerOpKind.Cancel && advances.Any(a => a.Call < o.Return && o.Call < a.Return));
         output.WriteLine($"{history.Count} operations: {fired} fired, {cancelled} cancels answered true, {refused} false, {overlapping} schedules and cancels overlapping an advance; {result.StatesExplored} states explored");
         Assert.True(fired > 0 && cancelled > 0 && refused > 0, "the history lacks fires or one of the cancel answers");
@@ -50,6 +50,7 @@ public sealed class TimerWheelRealThreadLinearizabilityTests(ITestOutputHelper o
         var wheel = new TimerWheelEngine<RealAtomics>(TimeSpan.FromMilliseconds(1), TimeProvider.System, 1 << 16);
         var recorder = new HistoryRecorder<TimerInput, bool>(Workers + 1);
         var fires = new List<Operation<TimerInput, bool>>(); // the driver's (thread 0) only
+        var drains = new List<Operation<TimerInput, bool>>(); // the driver's: each advance's first half, spanning its call
         long tick = 0, advanceCall = 0;
         int nextId = 0;
         Action<object?> callback = state =>
@@ -63,11 +64,13 @@ public sealed class TimerWheelRealThreadLinearizabilityTests(ITestOutputHelper o
             tick++;
             advanceCall = Stopwatch.GetTimestamp(); // at or before the recorder's call time: the Fire may only start earlier
             int fired = 0, before = fires.Count;
-            recorder.Record(thread, TimerInput.Advance(tick), _ =>
+            recorder.Record(thread, TimerInput.Publish(tick), _ =>
             {
                 fired = wheel.AdvanceTo(tick);
                 return true;
             });
+            Operation<TimerInput, bool> publish = recorder.Last(thread);
+            drains.Add(publish with { Input = TimerInput.Drain(tick) });
             Assert.Equal(fires.Count - before, fired);
         }
 
@@ -127,7 +130,7 @@ public sealed class TimerWheelRealThreadLinearizabilityTests(ITestOutputHelper o
         // After the rounds, alone: two more advances fire whatever is due (dueIn ≤ 1 from the last published tick).
         Advance(0);
         Advance(0);
-        history = [.. recorder.History(), .. fires];
+        history = [.. recorder.History(), .. drains, .. fires];
         return LinearizabilityChecker.CheckInSegments(new TimerWheelSpec(), history);
     }
 }
