@@ -27,10 +27,13 @@ public static class TierUp
     public const int RoundsPerPause = 50;
 
     /// <summary>Calls every loop once per round until <see cref="Rounds"/> or <see cref="BudgetMilliseconds"/>, pausing now and then.</summary>
-    public static void Run(params Action[] loops)
+    public static void Run(params Action[] loops) => Run(BudgetMilliseconds, loops);
+
+    /// <summary>Calls every loop once per round until <see cref="Rounds"/> or <paramref name="budgetMilliseconds"/>, pausing now and then.</summary>
+    public static void Run(int budgetMilliseconds, params Action[] loops)
     {
         var clock = Stopwatch.StartNew();
-        for (int round = 0; round < Rounds && clock.ElapsedMilliseconds < BudgetMilliseconds; round++)
+        for (int round = 0; round < Rounds && clock.ElapsedMilliseconds < budgetMilliseconds; round++)
         {
             foreach (Action loop in loops)
             {

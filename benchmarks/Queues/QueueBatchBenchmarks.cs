@@ -32,6 +32,7 @@ public class QueueBatchBenchmarks : FailedTryBenchmark
     private long[] _consumerBatch = null!;
     private Action<int> _produceSpsc = null!, _produceSpscBatches = null!, _produceMpmc = null!, _produceMpmcBatches = null!;
     private long _failedEnqueues;
+    private static bool s_warm;
 
     /// <summary>Items per TryEnqueueMany / TryDequeueMany call (the single-item methods ignore it).</summary>
     [Params(16, 64)]
@@ -49,6 +50,16 @@ public class QueueBatchBenchmarks : FailedTryBenchmark
         _produceMpmc = _ => _failedEnqueues = Transfer.Produce(_mpmc, 1, Items, _producer);
         _produceSpscBatches = _ => _failedEnqueues = Transfer.ProduceBatches(_spsc, 1, Items, _producerBatch, _producer);
         _produceMpmcBatches = _ => _failedEnqueues = Transfer.ProduceBatches(_mpmc, 1, Items, _producerBatch, _producer);
+        if (!s_warm)
+        {
+            s_warm = true; // once per process (the batch loops' code does not depend on the batch size): see TransferTierUp
+            TierUp.Run(
+                TransferTierUp.BudgetMilliseconds,
+                TransferTierUp.Loop(_spsc, _producer),
+                TransferTierUp.BatchLoop(_spsc, new long[BatchSize], new long[BatchSize], _producer),
+                TransferTierUp.Loop(_mpmc, _producer),
+                TransferTierUp.BatchLoop(_mpmc, new long[BatchSize], new long[BatchSize], _producer));
+        }
     }
 
     [GlobalCleanup]

@@ -35,6 +35,7 @@ public class QueueThroughputBenchmarks : FailedTryBenchmark
     private Action<int> _produceConcurrentQueue = null!, _produceBlockingCollection = null!;
     private Action<int> _produceBoundedChannel = null!, _produceUnboundedChannel = null!;
     private long _failedEnqueues;
+    private static bool s_warm;
 
     /// <summary>Requested capacity of the bounded queues (ConcurrentQueue and the unbounded channel ignore it).</summary>
     [Params(1024, 65536)]
@@ -60,6 +61,20 @@ public class QueueThroughputBenchmarks : FailedTryBenchmark
         _produceBlockingCollection = Producer(new BlockingCollectionOps(_blockingCollection));
         _produceBoundedChannel = Producer(_boundedChannel);
         _produceUnboundedChannel = Producer(_unboundedChannel);
+        if (!s_warm)
+        {
+            s_warm = true; // once per process: see TransferTierUp
+            TierUp.Run(
+                TransferTierUp.BudgetMilliseconds,
+                TransferTierUp.Loop(_spsc, _producer),
+                TransferTierUp.Loop(_mpsc, _producer),
+                TransferTierUp.Loop(_spmc, _producer),
+                TransferTierUp.Loop(_mpmc, _producer),
+                TransferTierUp.Loop(_concurrentQueue, _producer),
+                TransferTierUp.Loop(new BlockingCollectionOps(_blockingCollection), _producer),
+                TransferTierUp.Loop(_boundedChannel, _producer),
+                TransferTierUp.Loop(_unboundedChannel, _producer));
+        }
     }
 
     [GlobalCleanup]
