@@ -36,6 +36,13 @@ public abstract class FailedTryBenchmark
         _failedDequeues += failedDequeues;
     }
 
+    /// <summary>Forgets the counts so far (a warm-up's).</summary>
+    protected void ResetFailedTries()
+    {
+        _method = null;
+        _operations = _failedEnqueues = _failedDequeues = 0;
+    }
+
     /// <summary>Publishes the counts; call from [GlobalCleanup].</summary>
     protected void ReportFailedTries()
     {

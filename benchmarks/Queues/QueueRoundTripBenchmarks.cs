@@ -20,6 +20,11 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
     /// <summary>Round trips per invocation.</summary>
     public const int RoundTrips = 1 << 14;
 
+    /// <summary>Round trips per warm-up round.</summary>
+    private const long WarmTrips = 1024;
+
+    private static bool s_warm;
+
     /// <summary>Queue capacity: a ping-pong never holds more than one item.</summary>
     private const int Capacity = 1024;
 
@@ -39,10 +44,27 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
         _spsc = (new(new SpscQueue<long>(Capacity)), new(new SpscQueue<long>(Capacity)));
         _concurrentQueue = (new(new ConcurrentQueue<long>()), new(new ConcurrentQueue<long>()));
         _channel = (new(Channels.Bounded(Capacity, true, true)), new(Channels.Bounded(Capacity, true, true)));
-        _echoRaw = _ => _echoFailedPolls = EchoRaw(_fields, _echo);
-        _echoSpsc = Echo(_spsc.Ping, _spsc.Pong);
-        _echoConcurrentQueue = Echo(_concurrentQueue.Ping, _concurrentQueue.Pong);
-        _echoChannel = Echo(_channel.Ping, _channel.Pong);
+        _echoRaw = _ => _echoFailedPolls = EchoRaw(_fields, _echo, RoundTrips);
+        _echoSpsc = Echo(_spsc.Ping, _spsc.Pong, RoundTrips);
+        _echoConcurrentQueue = Echo(_concurrentQueue.Ping, _concurrentQueue.Pong, RoundTrips);
+        _echoChannel = Echo(_channel.Ping, _channel.Pong, RoundTrips);
+        if (!s_warm)
+        {
+            // Every loop, the pinger's and the echo's, at Tier 1 before the first case (see TransferTierUp): short rounds
+            // through the same methods. Once per process.
+            s_warm = true;
+            Action<int> echoRaw = _ => EchoRaw(_fields, _echo, WarmTrips);
+            Action<int> echoSpsc = Echo(_spsc.Ping, _spsc.Pong, WarmTrips);
+            Action<int> echoConcurrentQueue = Echo(_concurrentQueue.Ping, _concurrentQueue.Pong, WarmTrips);
+            Action<int> echoChannel = Echo(_channel.Ping, _channel.Pong, WarmTrips);
+            TierUp.Run(
+                TransferTierUp.BudgetMilliseconds,
+                () => PingRaw(WarmTrips, echoRaw),
+                () => Ping(_spsc.Ping, _spsc.Pong, echoSpsc, WarmTrips),
+                () => Ping(_concurrentQueue.Ping, _concurrentQueue.Pong, echoConcurrentQueue, WarmTrips),
+                () => Ping(_channel.Ping, _channel.Pong, echoChannel, WarmTrips));
+            ResetFailedTries(); // the warm-up's counts are not the benchmark's
+        }
     }
 
     [GlobalCleanup]
@@ -54,12 +76,24 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
 
     /// <summary>The latency floor: two padded fields, no queue.</summary>
     [Benchmark(Baseline = true, OperationsPerInvoke = RoundTrips)]
-    public long RawPaddedFields()
+    public long RawPaddedFields() => PingRaw(RoundTrips, _echoRaw);
+
+    [Benchmark(OperationsPerInvoke = RoundTrips)]
+    public long SpscQueue() => Ping(_spsc.Ping, _spsc.Pong, _echoSpsc, RoundTrips);
+
+    [Benchmark(OperationsPerInvoke = RoundTrips)]
+    public long ConcurrentQueue() => Ping(_concurrentQueue.Ping, _concurrentQueue.Pong, _echoConcurrentQueue, RoundTrips);
+
+    /// <summary>A pair of bounded channels (SingleWriter/SingleReader), TryWrite/TryRead with spinning.</summary>
+    [Benchmark(OperationsPerInvoke = RoundTrips)]
+    public long BoundedChannel() => Ping(_channel.Ping, _channel.Pong, _echoChannel, RoundTrips);
+
+    private long PingRaw(long trips, Action<int> echo, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
     {
         Fields fields = _fields;
-        _echo.StartRound(_echoRaw);
+        _echo.StartRound(echo);
         long failed = 0;
-        for (long i = 1; i <= RoundTrips; i++)
+        for (long i = 1; i <= trips; i++)
         {
             Volatile.Write(ref fields.Ping.Value, i);
             while (Volatile.Read(ref fields.Pong.Value) != i)
@@ -75,31 +109,21 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
         }
 
         _echo.WaitRound();
-        Transfer.Check(Volatile.Read(ref fields.Pong.Value), RoundTrips, "last pong");
+        Transfer.Check(Volatile.Read(ref fields.Pong.Value), trips, "last pong");
         // Reset for the next round: both threads are quiescent here.
         fields.Ping.Value = 0;
         fields.Pong.Value = 0;
-        Count(RoundTrips, _echoFailedPolls, failed);
+        Count(trips, _echoFailedPolls, failed, method);
         return failed;
     }
 
-    [Benchmark(OperationsPerInvoke = RoundTrips)]
-    public long SpscQueue() => Ping(_spsc.Ping, _spsc.Pong, _echoSpsc);
-
-    [Benchmark(OperationsPerInvoke = RoundTrips)]
-    public long ConcurrentQueue() => Ping(_concurrentQueue.Ping, _concurrentQueue.Pong, _echoConcurrentQueue);
-
-    /// <summary>A pair of bounded channels (SingleWriter/SingleReader), TryWrite/TryRead with spinning.</summary>
-    [Benchmark(OperationsPerInvoke = RoundTrips)]
-    public long BoundedChannel() => Ping(_channel.Ping, _channel.Pong, _echoChannel);
-
-    private long Ping<TQ>(TQ ping, TQ pong, Action<int> echo, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
+    private long Ping<TQ>(TQ ping, TQ pong, Action<int> echo, long trips, [System.Runtime.CompilerServices.CallerMemberName] string method = "")
         where TQ : struct, IQueueOps
     {
         _echo.StartRound(echo);
         long failed = 0;
         long checksum = 0;
-        for (long i = 1; i <= RoundTrips; i++)
+        for (long i = 1; i <= trips; i++)
         {
             if (!ping.TryEnqueue(i))
             {
@@ -111,17 +135,17 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
         }
 
         _echo.WaitRound();
-        Transfer.Check(checksum, Transfer.SumOneTo(RoundTrips), "pong sum");
-        Count(RoundTrips, _echoFailedPolls, failed, method);
+        Transfer.Check(checksum, Transfer.SumOneTo(trips), "pong sum");
+        Count(trips, _echoFailedPolls, failed, method);
         return checksum;
     }
 
-    private Action<int> Echo<TQ>(TQ ping, TQ pong)
+    private Action<int> Echo<TQ>(TQ ping, TQ pong, long trips)
         where TQ : struct, IQueueOps =>
         _ =>
         {
             long failed = 0;
-            for (long i = 1; i <= RoundTrips; i++)
+            for (long i = 1; i <= trips; i++)
             {
                 long value = Transfer.PollOne(ping, ref failed, _echo);
                 if (value != i && !_echo.IsAborted)
@@ -138,10 +162,10 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
             _echoFailedPolls = failed;
         };
 
-    private static long EchoRaw(Fields fields, RoundWorkers workers)
+    private static long EchoRaw(Fields fields, RoundWorkers workers, long trips)
     {
         long failed = 0;
-        for (long i = 1; i <= RoundTrips; i++)
+        for (long i = 1; i <= trips; i++)
         {
             while (Volatile.Read(ref fields.Ping.Value) != i)
             {
