@@ -39,6 +39,42 @@ public sealed class TokenBucketRetiredPumpTests
     }
 
     [Fact]
+    public void HierarchicalTryAcquire_KeyLevelEvictedBeforeItsRollbackWhileTheClockFails_CreatesNoTimer()
+    {
+        // The same through the public path: the key and operation levels take their token, the global level's reading
+        // (a hook) lets the levels refill, sweeps both tables and breaks their clock, then the global level refuses: the
+        // rollback refunds two evicted buckets whose clock throws.
+        var manual = new ManualTimeProvider();
+        var clock = new SwitchableClock(manual);
+        var perKey = new KeyedTokenBucket<string>(1, 1.0, maxKeys: 4, clock);
+        var perOperation = new KeyedTokenBucket<(string, string)>(1, 1.0, maxKeys: 4, clock);
+        var globalClock = new HookedReadingClock(new ManualTimeProvider());
+        var global = new TokenBucket(1, 1.0, fastPathBatch: 1, globalClock);
+        Assert.True(global.TryAcquire()); // empty: the next request is refused there, after the lower levels took theirs
+        var hierarchy = new HierarchicalTokenBucket<string, string>(global, perKey, perOperation);
+        TokenBucket? keyBucket = null;
+        TokenBucket? operationBucket = null;
+        globalClock.OnNextReading(() =>
+        {
+            Assert.True(perKey.TryGetBucket("user", out keyBucket));
+            Assert.True(perOperation.TryGetBucket(("user", "op"), out operationBucket));
+            manual.Advance(TimeSpan.FromSeconds(2)); // both levels full again, nobody waiting
+            Assert.Equal(1, perKey.EvictIdle());
+            Assert.Equal(1, perOperation.EvictIdle());
+            clock.FailReadings = true;
+        });
+
+        Assert.False(hierarchy.TryAcquire("user", "op", 1, out _));
+
+        Assert.Equal(0, manual.ActiveTimers); // before: 2, one pump timer per evicted level, created after the eviction
+        Assert.NotNull(keyBucket);
+        Assert.Null(keyBucket.FallbackTimer);
+        Assert.Null(operationBucket!.FallbackTimer);
+        Assert.Equal(1, keyBucket.ClockFailureCount); // the rollback's refund failed, reported (before: 2, its pump failed too)
+        Assert.Equal(1, operationBucket.ClockFailureCount);
+    }
+
+    [Fact]
     public void RefundOrOwe_EvictedBucketWhileTheClockAndItsTimersFail_CreatesNoFallback()
     {
         var manual = new ManualTimeProvider();
