@@ -411,8 +411,8 @@ public sealed class AckQueue<T> : IDisposable
     /// expired message comes back to the ready queue and keeps its unit), when the clock throws (counted in
     /// <see cref="FailedCallbackCount"/>, as the delay queue's own hint failures are), or when a receiver holds the
     /// table's lock (the hint never waits on the receivers). Before (session 11) this case answered
-    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again.
-    /// <see cref="TimeSpan.Zero"/> ("retry now") when room came back since the reservation failed, or is coming back as
+    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again. It answers
+    /// <see cref="TimeSpan.Zero"/> ("retry now") only when room came back since the reservation failed, or is coming back as
     /// soon as a move under way ends (<see cref="RoomComing"/>): checked before the estimate and again after it, so an
     /// ack, nack, dead-letter or expiry racing with the rejection never leaves it answering the deadline of a message no
     /// longer in flight (s12: before, it answered that stale deadline, or no estimate while the room was on its way back).
