@@ -20,7 +20,11 @@ namespace LockFree;
 // receive order (as timestamps of a clock that may wrap past long.MaxValue: every comparison is the sign of a
 // difference, Timestamps.IsBefore; before session 11 plain comparisons timed out nothing across a wrap): the in-flight slots form a FIFO (an intrusive doubly linked list) ordered by deadline, with O(1)
 // insert, O(1) removal on ack, and expiry from the head. The slots on their last delivery (MaxDeliveries) are also
-// linked in a sub-FIFO of their own (same order), whose head gives a rejection's retry hint in O(1).
+// linked in a sub-FIFO of their own (same order), whose head gives a rejection's retry hint in O(1). That hint answers
+// "retry now" while room is free or on its way back: an ack returns its room before its unlink, and a move out of the
+// table that returns room or makes the message ready at once (the dead letters, a nack without delay, an expiry) is
+// counted in _settling from before its unlink until it ends, so the hint never reads a table whose message left while
+// its room is still out (s12).
 // One wake-up (the Wakeups seam) is armed for the head's deadline; its callback moves every expired message back to the DelayQueue (due at once, delivery count kept,
 // raised on the next receive), or to the dead letters past MaxDeliveries.
 //
@@ -68,6 +72,7 @@ public sealed class AckQueue<T> : IDisposable
     private int _newestLast = None; // its tail; under the lock
     private int _inFlight;    // under the lock
     private int _lastDeliveriesInFlight; // in-flight messages at MaxDeliveries (their timeout frees room); written under the lock, read lock-free by the retry hint
+    private int _settling; // messages out of the table whose move (to the dead letters, or back to the ready queue due at once) has not ended: raised under the lock before the unlink, lowered after the move; a rejection meanwhile hints "retry now" (RoomComing)
     private long _armedFor = long.MaxValue; // under the lock
     private long _enqueued;
     private long _acked;
@@ -242,13 +247,12 @@ public sealed class AckQueue<T> : IDisposable
     /// <summary>Acknowledges a delivery: the message is done and leaves the queue. False for a stale delivery (it already ended: acked, nacked, timed out) or one this queue did not make (another queue's, or <c>default</c>).</summary>
     public bool Ack(in Delivery<T> delivery)
     {
-        if (!TryEnd(delivery, out _))
+        if (!TryEnd(delivery, out _, EndKind.Ack, out _))
         {
             return false;
         }
 
-        Interlocked.Increment(ref _acked);
-        Release();
+        Interlocked.Increment(ref _acked); // its room came back in TryEnd, before the unlink (see RoomComing)
         return true;
     }
 
@@ -269,28 +273,38 @@ public sealed class AckQueue<T> : IDisposable
         Wakeups.ValidateDelay(wait, nameof(delay));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
 
-        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.PastMaxDeliveries))
+        if (!TryEnd(delivery, out Envelope envelope, wait == TimeSpan.Zero ? EndKind.Nack : EndKind.NackDelayed, out bool settling))
         {
             return false;
         }
 
-        Interlocked.Increment(ref _nacked);
-        if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
+        try
         {
-            MoveToDeadLetters(envelope, "MaxDeliveries", exception);
-        }
-        else
-        {
-            try
+            Interlocked.Increment(ref _nacked);
+            if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
             {
-                Requeue(envelope, wait);
+                MoveToDeadLetters(envelope, "MaxDeliveries", exception);
             }
-            catch (Exception) when (wait != TimeSpan.Zero)
+            else
             {
-                // The clock failed, so the delay cannot be timed; the delivery has ended: keep the message, visible at
-                // once (a requeue due at once needs no clock reading), and tell the caller.
-                Requeue(envelope, TimeSpan.Zero);
-                throw;
+                try
+                {
+                    Requeue(envelope, wait);
+                }
+                catch (Exception) when (wait != TimeSpan.Zero)
+                {
+                    // The clock failed, so the delay cannot be timed; the delivery has ended: keep the message, visible at
+                    // once (a requeue due at once needs no clock reading), and tell the caller.
+                    Requeue(envelope, TimeSpan.Zero);
+                    throw;
+                }
+            }
+        }
+        finally
+        {
+            if (settling)
+            {
+                EndSettling();
             }
         }
 
@@ -312,12 +326,20 @@ public sealed class AckQueue<T> : IDisposable
             ThrowHelper.ThrowInvalidOperation("This queue has no DeadLetters configured.");
         }
 
-        if (!TryEnd(delivery, out Envelope envelope, DeadLetterCheck.Always))
+        if (!TryEnd(delivery, out Envelope envelope, EndKind.DeadLetter, out _))
         {
             return false;
         }
 
-        MoveToDeadLetters(envelope, reason, exception);
+        try
+        {
+            MoveToDeadLetters(envelope, reason, exception);
+        }
+        finally
+        {
+            EndSettling();
+        }
+
         return true;
     }
 
@@ -389,11 +411,21 @@ public sealed class AckQueue<T> : IDisposable
     /// expired message comes back to the ready queue and keeps its unit), when the clock throws (counted in
     /// <see cref="FailedCallbackCount"/>, as the delay queue's own hint failures are), or when a receiver holds the
     /// table's lock (the hint never waits on the receivers). Before (session 11) this case answered
-    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again.
+    /// <see cref="TimeSpan.Zero"/>: a caller honouring it retried at once, again and again. It answers
+    /// <see cref="TimeSpan.Zero"/> ("retry now") only when room came back since the reservation failed, or is coming back as
+    /// soon as a move under way ends (<see cref="RoomComing"/>): checked before the estimate and again after it, so an
+    /// ack, nack, dead-letter or expiry racing with the rejection never leaves it answering the deadline of a message no
+    /// longer in flight (s12: before, it answered that stale deadline, or no estimate while the room was on its way back).
     /// </summary>
     private TimeSpan EstimateInFlightRetryAfter()
     {
-        if (Volatile.Read(ref _lastDeliveriesInFlight) == 0) // acquire: pairs with the release in Register/Unlink; a snapshot
+        int lastDeliveries = Volatile.Read(ref _lastDeliveriesInFlight); // acquire: pairs with the release in Register/Unlink; a snapshot
+        if (RoomComing()) // after that read: an unlink it saw has its room (or move) visible here
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (lastDeliveries == 0)
         {
             return Timeout.InfiniteTimeSpan;
         }
@@ -426,7 +458,7 @@ public sealed class AckQueue<T> : IDisposable
 
         if (!found)
         {
-            return Timeout.InfiniteTimeSpan;
+            return RoomComing() ? TimeSpan.Zero : Timeout.InfiniteTimeSpan; // the last deliveries left since the first check
         }
 
         long now;
@@ -440,8 +472,23 @@ public sealed class AckQueue<T> : IDisposable
             return Timeout.InfiniteTimeSpan;
         }
 
-        return ToTimeSpan(unchecked(deadline - now)); // a difference: the clock may wrap
+        TimeSpan hint = ToTimeSpan(unchecked(deadline - now)); // a difference: the clock may wrap
+        return RoomComing() ? TimeSpan.Zero : hint; // that message may have left (acked, dead-lettered) since the lock: its deadline is stale
     }
+
+    /// <summary>
+    /// Whether room is free now (an ack or a dead-lettering gave it back since the reservation failed), or coming back as
+    /// soon as a move under way ends: a message out of the table on its way to the dead letters (its room then returns),
+    /// or back to the ready queue due at once (receivers take it at once). Both answer "retry now" honestly, and neither
+    /// lasts: <see cref="_settling"/> is lowered when each move ends, whatever it throws. Reads <see cref="_settling"/>
+    /// first: a move lowers it after returning the room, so seeing it lowered means seeing the room.
+    /// </summary>
+    private bool RoomComing() =>
+        Volatile.Read(ref _settling) != 0 // acquire: pairs with the Interlocked raise before the unlink and the lowering after the move
+        || Volatile.Read(ref _count) < Capacity; // acquire: an ack returns its room before its unlink (TryEnd), a move before lowering _settling
+
+    /// <summary>Ends a move counted in <see cref="_settling"/> (after its room came back or it was requeued, or it threw).</summary>
+    private void EndSettling() => Interlocked.Decrement(ref _settling); // full fence: after the move's Release or requeue
 
     /// <summary>A span of timestamps (a difference: wrap-safe) as time, rounded up; zero when not positive.</summary>
     private TimeSpan ToTimeSpan(long timestamps) =>
@@ -582,11 +629,16 @@ public sealed class AckQueue<T> : IDisposable
 
     /// <summary>
     /// Ends a delivery of this queue still in flight at its stamp: unlinks and frees its slot. False when stale or
-    /// foreign. With <paramref name="check"/>, when the message would go to a disposed dead-letter queue, throws
-    /// <see cref="ObjectDisposedException"/> instead and leaves the delivery in flight.
+    /// foreign. When the message would go to a disposed dead-letter queue (a dead-letter, or a nack past MaxDeliveries),
+    /// throws <see cref="ObjectDisposedException"/> instead and leaves the delivery in flight. An ack returns the
+    /// message's room here, before the unlink; a move that returns room or makes the message ready at once (the dead
+    /// letters, a nack without delay) is counted in <see cref="_settling"/> (<paramref name="settling"/>: the caller
+    /// ends it with <see cref="EndSettling"/> once the move is done), so a rejection's hint never sees the message gone
+    /// and its room not yet back (<see cref="RoomComing"/>).
     /// </summary>
-    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope, DeadLetterCheck check = DeadLetterCheck.None)
+    private bool TryEnd(in Delivery<T> delivery, out Envelope envelope, EndKind kind, out bool settling)
     {
+        settling = false;
         using (InterruptDeferral.Lock(_lock))
         {
             // A (slot, stamp) means something only in the table that issued it: another queue's delivery (or a
@@ -599,14 +651,24 @@ public sealed class AckQueue<T> : IDisposable
             }
 
             envelope = _slots[slot].Envelope;
-            bool toDeadLetters = check == DeadLetterCheck.Always
-                || (check == DeadLetterCheck.PastMaxDeliveries && _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries);
+            bool toDeadLetters = kind == EndKind.DeadLetter
+                || ((kind is EndKind.Nack or EndKind.NackDelayed) && _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries);
             if (toDeadLetters && _deadLetters!.IsDisposed)
             {
                 ThrowDeadLettersDisposed(); // before the delivery ends: the caller still owns it, nothing is lost
             }
 
             envelope = envelope with { LastDelivery = _slots[slot].LastDelivery };
+            if (kind == EndKind.Ack)
+            {
+                Release(); // before the unlink (a full fence): a hint that sees the message gone sees its room back
+            }
+            else if (toDeadLetters || kind == EndKind.Nack)
+            {
+                Interlocked.Increment(ref _settling); // full fence, before the unlink: as above, for a move still to come
+                settling = true;
+            }
+
             Unlink(slot);
             return true;
         }
@@ -774,6 +836,7 @@ public sealed class AckQueue<T> : IDisposable
             {
                 int slot = _oldest;
                 (expired ??= new()).Add(_slots[slot].Envelope with { LastDelivery = _slots[slot].LastDelivery });
+                Interlocked.Increment(ref _settling); // before the unlink: its move (MoveExpired) ends it
                 Unlink(slot);
             }
 
@@ -833,6 +896,10 @@ public sealed class AckQueue<T> : IDisposable
             {
                 ReportCallbackFailure(ex); // the message is accounted: dead-lettered, or back in the ready queue
             }
+            finally
+            {
+                EndSettling(); // raised in ExpireDue at its unlink
+            }
         }
     }
 
@@ -879,12 +946,20 @@ public sealed class AckQueue<T> : IDisposable
     private void ThrowDeadLettersDisposed() =>
         throw new ObjectDisposedException(_deadLetters!.GetType().FullName, "The dead-letter queue was disposed: the message was not moved and stays in this queue.");
 
-    /// <summary>When <see cref="TryEnd"/> refuses to end a delivery whose message would go to a disposed dead-letter queue.</summary>
-    private enum DeadLetterCheck
+    /// <summary>How a delivery ends (<see cref="TryEnd"/>): what it checks and how its room is settled.</summary>
+    private enum EndKind
     {
-        None,
-        PastMaxDeliveries,
-        Always,
+        /// <summary>Acked: the room comes back at once.</summary>
+        Ack,
+
+        /// <summary>Nacked without a delay: back to the ready queue due at once, or past MaxDeliveries to the dead letters (checked).</summary>
+        Nack,
+
+        /// <summary>Nacked with a delay: back to the ready queue later (no room comes back), or past MaxDeliveries to the dead letters (checked).</summary>
+        NackDelayed,
+
+        /// <summary>Dead-lettered by the consumer (checked).</summary>
+        DeadLetter,
     }
 
     /// <summary>A message with its delivery history, as it travels through the ready queue and the table.</summary>

@@ -30,11 +30,20 @@ public sealed record DeadLetter<T>(
 public readonly record struct DeadLetterStatistics(
     long Added, long Replayed, long Removed, long DroppedIncoming, long Evicted, long Rejected, int Count, TimeSpan OldestAge);
 
-/// <summary>What a replay did: how many dead letters went to the target, and how many stayed because it refused them.</summary>
+/// <summary>
+/// What a replay did: how many dead letters went to the target, how many stayed because it refused them, and how many
+/// were lost because they no longer fitted back. <c>Replayed + Kept + Dropped</c> is the number the replay selected
+/// (and still found held).
+/// </summary>
 /// <param name="Replayed">Dead letters the target accepted (now gone from the dead-letter queue).</param>
 /// <param name="Kept">
 /// Dead letters selected but kept, because the target refused one (the replay stops at the first refusal): those put
-/// back in the queue. Any that no longer fit (adds filled the queue during the replay) are not counted here: they are
-/// evicted, counted in <see cref="DeadLetterStatistics.Evicted"/> and reported to the drop callback.
+/// back in the queue, where they were in arrival order.
 /// </param>
-public readonly record struct ReplayResult(int Replayed, int Kept);
+/// <param name="Dropped">
+/// Refused dead letters that no longer fitted back (adds filled the queue during the replay): the oldest of the
+/// refused, gone from the queue, each also counted in <see cref="DeadLetterStatistics.Evicted"/> (so in the
+/// <c>lockfree.deadletter.lost</c> metric) and reported to the drop callback with <see cref="DropReason.Oldest"/>.
+/// Before (s12) the result did not say: a caller saw only that fewer were kept than refused, without the count refused.
+/// </param>
+public readonly record struct ReplayResult(int Replayed, int Kept, int Dropped = 0);

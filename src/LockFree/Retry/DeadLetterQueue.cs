@@ -254,7 +254,10 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// taken one leaves this queue. <paramref name="predicate"/> selects which (default all). Stops at the first
     /// refusal and keeps that one and the rest where they were: the queue stays in arrival order, the letters the
     /// predicate left (older or newer) and those added meanwhile included. User code runs outside the lock. When the sink
-    /// throws, the one it threw on and the rest are kept the same way and its exception propagates.
+    /// throws, the one it threw on and the rest are kept the same way and its exception propagates. Refused letters that
+    /// no longer fit back (adds filled the queue meanwhile) are dropped (the oldest of the refused go): each is counted in
+    /// <see cref="DeadLetterStatistics.Evicted"/>, reported to <see cref="DeadLetterQueueOptions{T}.ItemDropped"/> and
+    /// counted in the result's <see cref="ReplayResult.Dropped"/> (on a sink that threw, the callback and the statistics tell).
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="sink"/> is null.</exception>
     /// <exception cref="AggregateException">
@@ -280,7 +283,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             // exception, thrown from a finally, replaced the sink's, which was lost.
             try
             {
-                PutBack(taken, replayed);
+                PutBack(taken, replayed, out _);
             }
             catch (Exception dropFailure)
             {
@@ -290,7 +293,8 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             throw;
         }
 
-        return new ReplayResult(replayed, PutBack(taken, replayed));
+        int kept = PutBack(taken, replayed, out int dropped);
+        return new ReplayResult(replayed, kept, dropped);
     }
 
     /// <summary>Replays into a bounded queue, optionally transforming each dead letter into the message to send (default: its <see cref="DeadLetter{T}.Message"/>).</summary>
@@ -412,9 +416,9 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
     /// Counts the first <paramref name="replayed"/> as replayed and puts the rest back where they were (merged by arrival
     /// number with the letters held), as far as room allows; returns how many went back (when adds filled the queue
     /// meanwhile, the oldest of the rest do not fit: each is counted as evicted and reported to the drop callback; its
-    /// first exception is rethrown once all are reported).
+    /// first exception is rethrown once all are reported); <paramref name="dropped"/>: how many did not fit.
     /// </summary>
-    private int PutBack(List<Entry> taken, int replayed)
+    private int PutBack(List<Entry> taken, int replayed, out int dropped)
     {
         List<DeadLetter<T>>? overflow = null;
         int back;
@@ -423,6 +427,7 @@ public sealed class DeadLetterQueue<T> : IDisposable, IDeadLetterMetricsSource
             _replayed += replayed;
             back = Math.Min(_ring.Length - _count, taken.Count - replayed);
             int firstBack = taken.Count - back; // taken[replayed, firstBack) do not fit: the oldest refused go, as DropOldest would
+            dropped = firstBack - replayed;
             for (int i = firstBack - 1; i >= replayed; i--)
             {
                 (overflow ??= new()).Add(taken[i].Letter);

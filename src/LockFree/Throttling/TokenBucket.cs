@@ -66,6 +66,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     private long _clockFailures; // exceptions caught in the pump (see ClockFailed): rare path
     private long _pumpRetryTicks; // the pump's current retry back-off in TimeSpan ticks, 0 after a pump that succeeded (guarded by _pumpLock)
     private ITimer? _retryTimer; // a TimeProvider.System timer for the pump's retry when the clock's own timer cannot be created or armed (guarded by _pumpLock)
+    private bool _timersStopped; // StopTimers ran (the owner disposed, or the keyed table retired the bucket): a failure retry is armed only for a queued waiter (guarded by _pumpLock)
 
     /// <summary>Creates a full bucket of <paramref name="capacity"/> tokens refilled at <paramref name="tokensPerSecond"/>, with the default fast-path batch.</summary>
     /// <param name="capacity">Tokens the bucket holds when full (the largest burst); 1 to 2^40 - 1.</param>
@@ -399,6 +400,11 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         Exception? again = null;
         using (InterruptDeferral.Lock(_pumpLock))
         {
+            if (!RetryNeeded())
+            {
+                return; // nothing to retry for, or timers stopped for good (s12: before, this created the pump's timer after the stop)
+            }
+
             retry = FailureReport.NextRetry(ref _pumpRetryTicks);
             try
             {
@@ -430,10 +436,10 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             using (InterruptDeferral.Lock(_pumpLock))
             {
-                // Nothing to retry for (no waiter, no refund owed): arm nothing. A waiter linked later runs the pump itself.
-                // This also keeps a pump that failed while its owner was disposed (StopTimers, after ending every wait)
-                // from creating a fresh fallback afterwards.
-                if (_waiters.Count > 0 || _refundOwed != 0)
+                // Nothing to retry for: arm nothing (RetryNeeded). A waiter linked later runs the pump itself. This also
+                // keeps a pump that failed while its owner was disposed, or after an eviction (StopTimers), from creating
+                // a fresh fallback afterwards.
+                if (RetryNeeded())
                 {
                     UnflowedTimer.ArmSystemFallback(ref _retryTimer, static state => ((TokenBucket)state!).Pump(), this, retry);
                 }
@@ -446,12 +452,32 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     }
 
     /// <summary>
+    /// Whether a failed pump must be retried on a timer (under <see cref="_pumpLock"/>): a waiter is queued (or the
+    /// Waiting flag is still up), or a refund is owed, on a bucket that is not retired and whose timers were not
+    /// stopped. A retired bucket admits nothing again (its waiters fail without a clock reading, a refund to it is void)
+    /// and a stopped one (<see cref="StopTimers"/>: the owner disposed, or evicted) leaves an owed refund to the next
+    /// pump (a later wait or refund on the bucket itself), so neither creates a timer after the stop: before (s12) a
+    /// refund whose clock failed there created the pump's timer, or a <see cref="TimeProvider.System"/> fallback, which
+    /// then kept the bucket alive and fired again and again while the clock failed.
+    /// </summary>
+    private bool RetryNeeded()
+    {
+        if (_core.IsRetired)
+        {
+            return false;
+        }
+
+        return _waiters.Count > 0 || _core.HasWaitingFlag || (_refundOwed != 0 && !_timersStopped);
+    }
+
+    /// <summary>
     /// For the bucket's owner when it is disposed (a <see cref="LockFreeTokenBucketRateLimiter"/> built from options; the
     /// bucket itself has no Dispose: a bare bucket's timers are armed only while waiters queue, and an unarmed one holds
     /// nothing): disposes the pump's timer and its <see cref="TimeProvider.System"/> fallback, so neither fires again. The
     /// owner ends its waits first, so a pump running later (a fallback already firing, a cancelled waiter's unlink) finds
     /// nobody to time; a wait queued later on the bucket itself (through <see cref="LockFreeTokenBucketRateLimiter.Bucket"/>)
-    /// creates a fresh timer. Before (session 11) neither was ever disposed: the fallback could fire after the owner's
+    /// creates a fresh timer. A pump that fails afterwards with nobody waiting (a refund whose clock throws) creates
+    /// none: the refund stays owed to the next pump (<see cref="RetryNeeded"/>; s12). Before (session 11) neither was ever disposed: the fallback could fire after the owner's
     /// Dispose, and the pump's timer stayed registered with a user's <see cref="TimeProvider"/> that tracks its timers.
     /// </summary>
     internal void StopTimers()
@@ -459,6 +485,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         ITimer? timer;
         using (InterruptDeferral.Lock(_pumpLock))
         {
+            _timersStopped = true; // from now on a failure retry is armed only for a waiter queued on the bucket itself (RetryNeeded)
             _retryTimer?.Dispose(); // a system timer: never throws
             _retryTimer = null;
             timer = _timer;
@@ -518,8 +545,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         {
             if (_refundOwed != 0)
             {
-                _core.Refund(_refundOwed); // throws before charging anything when the clock fails: still owed
-                _refundOwed = 0;
+                if (!_core.IsRetired)
+                {
+                    _core.Refund(_refundOwed); // throws before charging anything when the clock fails: still owed
+                }
+
+                _refundOwed = 0; // paid, or void on a retired bucket (it admits nothing again): no clock reading, so its waiters fail below
             }
 
             while (_waiters.TryPeek(out Waiter? head, out int generation))

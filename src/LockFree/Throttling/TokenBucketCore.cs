@@ -648,6 +648,9 @@ internal partial struct TokenBucketCore<TAtomics>
     /// <summary>Whether async waiters are queued (the Waiting flag).</summary>
     public readonly bool HasWaitingFlag => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & WaitingFlag) != 0;
 
+    /// <summary>Whether the bucket is retired (evicted from its keyed table; for good: the flag is never cleared).</summary>
+    public readonly bool IsRetired => (Volatile.Read(ref Unsafe.AsRef(in _fast.Value)) & RetiredFlag) != 0;
+
     /// <summary>The units a request of <paramref name="tokens"/> would wait now for the bucket alone (ignores waiters); a hint.</summary>
     public long WaitHint(long tokens)
     {

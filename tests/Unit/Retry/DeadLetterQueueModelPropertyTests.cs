@@ -258,7 +258,7 @@ public sealed class DeadLetterQueueModelPropertyTests
                         kept++;
                     }
 
-                    if (!sunk.SequenceEqual(chosen.Take(took)) || result != new ReplayResult(took, kept))
+                    if (!sunk.SequenceEqual(chosen.Take(took)) || result != new ReplayResult(took, kept, chosen.Count - took - kept))
                     {
                         return $"{at}: sunk [{string.Join(",", sunk)}] {result}, model [{string.Join(",", chosen.Take(took))}] ({took}, {kept})";
                     }

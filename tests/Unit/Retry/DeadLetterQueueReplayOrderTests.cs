@@ -100,7 +100,7 @@ public sealed class DeadLetterQueueReplayOrderTests
             },
             l => l.Message != 1);
 
-        Assert.Equal(new ReplayResult(0, 1), result);
+        Assert.Equal(new ReplayResult(0, 1, 2), result);
         Assert.Equal([3, 2], dropped); // reported newest first, as before
         Assert.Equal([1, 4, 10, 11], Messages(queue));
         DeadLetterStatistics s = queue.GetStatistics();

@@ -245,7 +245,7 @@ public sealed class DeadLetterQueueTests
 
         Assert.Equal([3, 10, 11], Messages(queue));
         Assert.Equal([2], dropped);
-        Assert.Equal(new ReplayResult(1, 1), result); // before: Kept = 2, counting the one evicted on the way back
+        Assert.Equal(new ReplayResult(1, 1, 1), result); // before (session 10): Kept = 2, counting the one evicted on the way back
         Assert.Equal(1, queue.GetStatistics().Evicted);
         AssertBalanced(queue);
     }
