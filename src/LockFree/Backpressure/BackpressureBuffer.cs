@@ -300,8 +300,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>
     /// The SPSC engine's fast write: true when the item was accepted (the after-work question asked); false when the ring
-    /// was full or the buffer completed, with the mark still set (the caller goes on to <see cref="SpscWriteMissed"/>,
-    /// whose WriteOnce sets it again and clears it on every way out).
+    /// was full or the buffer completed, with the mark still set (the caller goes on to <see cref="SpscWriteMissed"/> or
+    /// <see cref="SpscWriteMissedForChannel"/>, every way out of which clears it).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TrySpscWrite(SpscQueue<T> spsc, T item)
