@@ -253,7 +253,8 @@ internal struct DirectSpscRing
         ref Slot slot = ref At(head);
         if (head >= _consumer.Cached)
         {
-            // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line.
+            // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line, after the
+            // take (session 12).
             long end = Volatile.Read(ref slot.Sequence);
             if (end <= head)
             {
@@ -263,10 +264,14 @@ internal struct DirectSpscRing
             }
 
             _consumer.Cached = end;
+            item = slot.Item;
+            Volatile.Write(ref _consumer.Index, head + 1);
             if (++_consumer.Spare >= _boundReadStreak)
             {
                 RaiseBound(head);
             }
+
+            return true;
         }
 
         item = slot.Item;

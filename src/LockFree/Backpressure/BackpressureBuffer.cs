@@ -34,8 +34,11 @@ namespace LockFree;
 // Inlined SPSC fast paths: TryWrite and TryRead are forced inline into the caller, and on the SPSC engine they run the
 // ring's own enqueue or dequeue there (through _spsc, the SPSC queue or null), then the after-work question: a
 // single-thread TryWrite+TryRead pair pays the raw ring's pair plus the in-write mark's two plain stores, three loads
-// and three tests, and no call. Every other case (another engine, a full ring, a completed buffer) runs WriteOnce,
-// which checks _completed itself, also inlined.
+// and three tests, and no call. An SPSC write that misses (a full ring, a completed buffer) leaves through one call
+// (SpscWriteMissed, the engine's overflow policies inlined in it); every other engine runs WriteOnce, which checks
+// _completed itself, inlined. The channel adapter has its own SPSC reader and writer (SpscLockFreeChannelWriter), whose
+// Try methods are these fast paths alone. Session 12: the SPSC path no longer joins the inlined general path, and so no
+// longer depends on the JIT's profile of it (see docs/backpressure.md, "Session 12").
 //
 // Completion, from any thread. With many writers, completion sets the completed flag and then closes the engine's
 // producer side (a mark bit in the ring's tail, set by CAS): no claim can succeed after it, claims made before it
@@ -287,23 +290,110 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         SpscQueue<T>? spsc = _spsc;
         if (spsc is not null)
         {
-            _writeMark.Enter(); // before the completed-check: see InWriteMark
-            if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
-            {
-                _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
-                if (_afterWrite.Read() != 0) // acquire: after the mark's clear (Completed: see InWriteMark); see "Fast paths"
-                {
-                    AfterWrite();
-                }
-
-                return WriteResult.Accepted;
-            }
+            return TrySpscWrite(spsc, item) ? WriteResult.Accepted : SpscWriteMissed(item, retryHint);
         }
 
-        // Every other engine, and an SPSC write that found the ring full or the buffer completed (it enqueues again: one
-        // writer; WriteOnce sets the mark again and clears it on every way out).
+        // Every other engine, inlined: their compare-and-swap is most of a write, and a call here measured 2-3 ns more
+        // (session 5).
         return WriteOnce(item, FullMode, countRejection: true, retryHint); // FullMode is valid by construction; disposal completes, and WriteOnce throws for it
     }
+
+    /// <summary>
+    /// The SPSC engine's fast write: true when the item was accepted (the after-work question asked); false when the ring
+    /// was full or the buffer completed, with the mark still set (the caller goes on to <see cref="SpscWriteMissed"/> or
+    /// <see cref="SpscWriteMissedForChannel"/>, every way out of which clears it).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TrySpscWrite(SpscQueue<T> spsc, T item)
+    {
+        _writeMark.Enter(); // before the completed-check: see InWriteMark
+        if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
+        {
+            _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
+            if (_afterWrite.Read() != 0) // acquire: after the mark's clear (Completed: see InWriteMark); see "Fast paths"
+            {
+                AfterWrite();
+            }
+
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// An SPSC write that found the ring full or the buffer completed (<see cref="TrySpscWrite"/> false), out of line.
+    /// Before (session 12) the inlined fast path fell through into the inlined general write, whose join with the fast
+    /// path's result made the JIT keep the caller's loop variables on the stack across it (a spill and a reload per write
+    /// in the SPSC pair of <c>BackpressureTryPathBenchmarks</c>, read off its Tier-1 code).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private WriteResult SpscWriteMissed(T item, bool retryHint) => SpscWriteMissedCore(item, retryHint);
+
+    /// <summary>
+    /// <see cref="WriteOnce"/> on the SPSC engine, after the fast path's attempt: the mark is still set from it, and every
+    /// way out below clears it. The engine's policies (Wait without waiting, Reject, DropIncoming: DropOldest runs a
+    /// multi-consumer engine) are inlined here, so a write to a full buffer pays this one call, as it paid the call to
+    /// <see cref="WriteFull"/> before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WriteResult SpscWriteMissedCore(T item, bool retryHint)
+    {
+        Debug.Assert(_spsc is not null && FullMode != OverflowPolicy.DropOldest, "an SPSC miss on another engine");
+        if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
+        {
+            return CompletedOrDisposed();
+        }
+
+        if (_spsc!.TryEnqueue(item)) // again, as WriteOnce did (a reader may have made room since)
+        {
+            LeaveWritePublished();
+            AfterWriteIfAny(); // acquire: after the publish (and the mark's clear); see "Fast paths"
+            return WriteResult.Accepted;
+        }
+
+        return FullMode == OverflowPolicy.DropIncoming ? DropIncoming(item) : RejectFull(countRejection: true, retryHint);
+    }
+
+    /// <summary>
+    /// The channel adapter's <c>TryWrite</c> on the SPSC engine (<see cref="HasSpscFastPath"/>): as
+    /// <c>TryWriteWithoutHint(item).IsSuccess</c>, without the engine test, so the adapter's method is the fast path and
+    /// two calls that nothing outlives (no register to save in its prologue).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryWriteSpscForChannel(T item)
+    {
+        Debug.Assert(_spsc is not null, "the SPSC channel writer on another engine");
+        return TrySpscWrite(_spsc!, item) || SpscWriteMissedForChannel(item);
+    }
+
+    /// <summary>
+    /// <see cref="SpscWriteMissed"/> for the channel adapter, answering its bool here: a <see cref="WriteResult"/> returned
+    /// into the adapter's method took a stack temporary, zeroed in its prologue on every call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool SpscWriteMissedForChannel(T item) => SpscWriteMissedCore(item, retryHint: false).IsSuccess;
+
+    /// <summary>The channel adapter's <c>TryRead</c> on the SPSC engine (<see cref="HasSpscFastPath"/>): <see cref="TryRead(out T)"/> without the engine test.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryReadSpscForChannel([MaybeNullWhen(false)] out T item)
+    {
+        Debug.Assert(_spsc is not null, "the SPSC channel reader on another engine");
+        if (!_spsc!.TryDequeue(out item))
+        {
+            return false;
+        }
+
+        if (_afterRead.Read() != 0) // acquire: kept after the dequeue (a plain mov on x64); see "Fast paths"
+        {
+            AfterRead(1);
+        }
+
+        return true;
+    }
+
+    /// <summary>Whether the buffer runs the SPSC engine without item ages, whose fast paths inline the ring (the channel adapter picks its SPSC reader and writer by it).</summary>
+    internal bool HasSpscFastPath => _spsc is not null;
 
     /// <summary>Writes without waiting, under <paramref name="policy"/> for this one item.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> is not a defined value.</exception>
@@ -614,10 +704,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
-                LeaveWriteUnpublished(); // before the callback: user code never runs inside the mark
-                CountWriterEvent(ref _droppedIncoming);
-                InvokeItemDropped(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
-                return WriteResult.DroppedIncoming;
+                return DropIncoming(item);
 
             case OverflowPolicy.DropOldest:
                 bool evictedAny = false;
@@ -691,18 +778,35 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 }
 
             default: // Wait (without waiting) and Reject
-                LeaveWriteUnpublished();
-                if (!countRejection)
-                {
-                    // A waiting writer's attempt (its spins, its recheck after linking, its retry after a wake-up): it
-                    // discards this answer and waits on, so no hint is computed. Before (session 10), each such attempt
-                    // read the user's clock for a hint nobody used, and a clock that threw there faulted the waiting write.
-                    return WriteResult.Rejected(RejectReason.Full, default);
-                }
-
-                CountRejection();
-                return WriteResult.Rejected(RejectReason.Full, retryHint ? EstimateRetryAfter() : Timeout.InfiniteTimeSpan); // after leaving the mark: the clock is user code
+                return RejectFull(countRejection, retryHint);
         }
+    }
+
+    /// <summary>A full buffer under <see cref="OverflowPolicy.DropIncoming"/>: the incoming item is dropped, counted and reported.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WriteResult DropIncoming(T item)
+    {
+        LeaveWriteUnpublished(); // before the callback: user code never runs inside the mark
+        CountWriterEvent(ref _droppedIncoming);
+        InvokeItemDropped(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
+        return WriteResult.DroppedIncoming;
+    }
+
+    /// <summary>A full buffer under <see cref="OverflowPolicy.Reject"/>, or under <see cref="OverflowPolicy.Wait"/> without waiting: rejected (see <see cref="WriteOnce"/> for the flags).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private WriteResult RejectFull(bool countRejection, bool retryHint)
+    {
+        LeaveWriteUnpublished();
+        if (!countRejection)
+        {
+            // A waiting writer's attempt (its spins, its recheck after linking, its retry after a wake-up): it
+            // discards this answer and waits on, so no hint is computed. Before (session 10), each such attempt
+            // read the user's clock for a hint nobody used, and a clock that threw there faulted the waiting write.
+            return WriteResult.Rejected(RejectReason.Full, default);
+        }
+
+        CountRejection();
+        return WriteResult.Rejected(RejectReason.Full, retryHint ? EstimateRetryAfter() : Timeout.InfiniteTimeSpan); // after leaving the mark: the clock is user code
     }
 
     /// <summary>

@@ -12,8 +12,18 @@ internal sealed class LockFreeBoundedChannel<T> : Channel<T>
 {
     public LockFreeBoundedChannel(BackpressureBuffer<T> buffer)
     {
-        Reader = new LockFreeChannelReader<T>(buffer);
-        Writer = new LockFreeChannelWriter<T>(buffer);
+        // The SPSC engine gets a reader and a writer whose Try methods skip the engine test (session 12: see
+        // SpscLockFreeChannelWriter); the other engines share the general ones.
+        if (buffer.HasSpscFastPath)
+        {
+            Reader = new SpscLockFreeChannelReader<T>(buffer);
+            Writer = new SpscLockFreeChannelWriter<T>(buffer);
+        }
+        else
+        {
+            Reader = new LockFreeChannelReader<T>(buffer);
+            Writer = new LockFreeChannelWriter<T>(buffer);
+        }
     }
 }
 

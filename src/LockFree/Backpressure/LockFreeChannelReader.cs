@@ -11,8 +11,11 @@ namespace LockFree.Backpressure;
 // CanPeek is true on the single-consumer engines only (SingleReader without DropOldest): there the one reader is
 // the only remover, so the head it peeks cannot be taken under it. The multi-consumer engines have no peek.
 
-/// <summary>The reader of a <see cref="LockFreeBoundedChannel{T}"/>.</summary>
-internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : ChannelReader<T>
+/// <summary>
+/// The reader of a <see cref="LockFreeBoundedChannel{T}"/>. Not sealed: on the SPSC engine the channel uses
+/// <see cref="SpscLockFreeChannelReader{T}"/>, which overrides <see cref="TryRead"/> alone.
+/// </summary>
+internal class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : ChannelReader<T>
 {
     /// <inheritdoc/>
     public override Task Completion => buffer.Completion;
@@ -82,4 +85,17 @@ internal sealed class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : C
             }
         }
     }
+}
+
+/// <summary>
+/// The reader of a channel on the SPSC engine (<see cref="BackpressureBuffer{T}.HasSpscFastPath"/>): its
+/// <see cref="TryRead"/> is the ring's dequeue and the after-read question, with no engine test (see
+/// <see cref="SpscLockFreeChannelWriter{T}"/>). Everything else is the general reader's.
+/// </summary>
+internal sealed class SpscLockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : LockFreeChannelReader<T>(buffer)
+{
+    private readonly BackpressureBuffer<T> _buffer = buffer;
+
+    /// <inheritdoc/>
+    public override bool TryRead([MaybeNullWhen(false)] out T item) => _buffer.TryReadSpscForChannel(out item);
 }

@@ -15,8 +15,11 @@ namespace LockFree.Backpressure;
 // here awaited the buffer's write: the box was consumed on the pool thread that ended the wait, and a caller taking the
 // result on another thread (polling, blocking) rented a new one, 168 B per parked write (BackpressureAsyncAllocationTests).
 
-/// <summary>The writer of a <see cref="LockFreeBoundedChannel{T}"/>.</summary>
-internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelWriter<T>
+/// <summary>
+/// The writer of a <see cref="LockFreeBoundedChannel{T}"/>. Not sealed: on the SPSC engine the channel uses
+/// <see cref="SpscLockFreeChannelWriter{T}"/>, which overrides <see cref="TryWrite"/> alone.
+/// </summary>
+internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelWriter<T>
 {
     /// <inheritdoc/>
     public override bool TryComplete(Exception? error = null) => buffer.TryComplete(error);
@@ -174,4 +177,18 @@ internal sealed class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : C
             }
         }
     }
+}
+
+/// <summary>
+/// The writer of a channel on the SPSC engine (<see cref="BackpressureBuffer{T}.HasSpscFastPath"/>): its
+/// <see cref="TryWrite"/> is the ring's fast path and no engine test. The general writer's method inlines the write of
+/// every engine, so its prologue saves the registers the general path needs on every call, and its result goes through
+/// a <see cref="WriteResult"/>; here nothing outlives a call. Everything else is the general writer's.
+/// </summary>
+internal sealed class SpscLockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : LockFreeChannelWriter<T>(buffer)
+{
+    private readonly BackpressureBuffer<T> _buffer = buffer;
+
+    /// <inheritdoc/>
+    public override bool TryWrite(T item) => _buffer.TryWriteSpscForChannel(item);
 }

@@ -28,6 +28,38 @@ public sealed class LockFreeChannelTests
     /// <summary>Implementations that allow many writers and many readers.</summary>
     public static TheoryData<string> ConcurrentKinds => new() { "bcl", "lf-mpmc" };
 
+    /// <summary>
+    /// The SPSC engine (one writer, one reader, no DropOldest) gets the reader and writer whose Try methods are the ring's
+    /// fast paths alone (session 12); every other engine keeps the general ones. The contract tests run the SPSC pair
+    /// through every state as "lf-spsc".
+    /// </summary>
+    [Theory]
+    [InlineData(true, true, OverflowPolicy.Wait, true)]
+    [InlineData(true, true, OverflowPolicy.Reject, true)]
+    [InlineData(true, true, OverflowPolicy.DropIncoming, true)]
+    [InlineData(true, true, OverflowPolicy.DropOldest, false)] // DropOldest evicts from the writer: the SPMC engine
+    [InlineData(true, false, OverflowPolicy.Wait, false)]
+    [InlineData(false, true, OverflowPolicy.Wait, false)]
+    [InlineData(false, false, OverflowPolicy.Wait, false)]
+    public void CreateBounded_Roles_OnlyTheSpscEngineGetsTheSpscReaderAndWriter(bool singleWriter, bool singleReader, OverflowPolicy mode, bool spsc)
+    {
+        Channel<int> channel = LockFreeChannel.CreateBounded<int>(
+            new LockFreeChannelOptions { Capacity = Capacity, SingleWriter = singleWriter, SingleReader = singleReader, FullMode = mode });
+
+        Assert.Equal(spsc, channel.Writer is LockFree.Backpressure.SpscLockFreeChannelWriter<int>);
+        Assert.Equal(spsc, channel.Reader is LockFree.Backpressure.SpscLockFreeChannelReader<int>);
+        for (int i = 0; i < Capacity; i++)
+        {
+            Assert.True(channel.Writer.TryWrite(i));
+        }
+
+        Assert.Equal(mode != OverflowPolicy.Wait && mode != OverflowPolicy.Reject, channel.Writer.TryWrite(Capacity)); // full: the drop modes succeed
+        Assert.True(channel.Reader.TryRead(out int first));
+        Assert.Equal(mode == OverflowPolicy.DropOldest ? 1 : 0, first);
+        Assert.True(channel.Writer.TryComplete());
+        Assert.False(channel.Writer.TryWrite(-1)); // completed: takes nothing
+    }
+
     [Theory]
     [MemberData(nameof(Kinds))]
     public void TryRead_Empty_ReturnsFalse(string kind)
