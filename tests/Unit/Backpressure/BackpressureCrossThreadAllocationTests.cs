@@ -1,0 +1,256 @@
+using System.Threading.Channels;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Unit.Backpressure;
+
+/// <summary>
+/// Parked asynchronous writes and reads whose continuation (or result) runs on another thread than the call: nothing may
+/// be allocated, not even occasionally (acceptance audit, gap A: "hot paths allocate nothing, async waits included").
+/// Before session 12 the slow paths were async methods on <c>PoolingAsyncValueTaskMethodBuilder</c>, whose boxes are
+/// cached per thread: a box rented by the calling thread went back to the cache of the thread that took the result, and
+/// the calling thread rented a new one (0 to a few KB per 100,000 items in await loops, up to one box per wait when the
+/// result is always taken elsewhere). Allocations are counted per call on the calling thread, where a pooled object is
+/// rented, so the loops' own state machines and the test host's threads do not count.
+/// </summary>
+[Collection(ProcessWideAllocationCollection.Name)]
+public sealed class BackpressureCrossThreadAllocationTests(ITestOutputHelper output)
+{
+    private const int Rounds = 4;
+    private const int WaitsPerRound = 2_000;
+    private const int LoopItems = 100_000;
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void WriteAsync_ResultTakenOnAnotherThread_AllocatesNothing(bool single)
+    {
+        using var buffer = Create(single);
+        using var cts = new CancellationTokenSource();
+        Assert.Equal(WriteResult.Accepted, buffer.TryWrite(0));
+        using var other = new OtherThread(() => buffer.TryRead(out _) ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(() => buffer.WriteAsync(1, cts.Token), other, result => result.Outcome == WriteOutcome.Accepted);
+        Assert.Equal(0, notParked); // every write parked: the test measured waits
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ReadAsync_ResultTakenOnAnotherThread_AllocatesNothing(bool single)
+    {
+        using var buffer = Create(single);
+        using var cts = new CancellationTokenSource();
+        using var other = new OtherThread(() => buffer.TryWrite(7).Outcome == WriteOutcome.Accepted ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(() => buffer.ReadAsync(cts.Token), other, item => item == 7);
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Channel_ReadAsync_ResultTakenOnAnotherThread_AllocatesNothing(bool single)
+    {
+        Channel<int> channel = CreateChannel(single);
+        using var cts = new CancellationTokenSource();
+        using var other = new OtherThread(() => channel.Writer.TryWrite(7) ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(() => channel.Reader.ReadAsync(cts.Token), other, item => item == 7);
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AwaitLoops_CapacityOne_CallsAllocateNothing(bool single)
+    {
+        using var buffer = Create(single);
+        using var cts = new CancellationTokenSource();
+        await RunAsync(buffer, cts.Token).WaitAsync(Generous); // warm-up: JIT, pools, token registration nodes
+        (long sum, long waits, long allocated) = await RunAsync(buffer, cts.Token).WaitAsync(Generous);
+        output.WriteLine($"{(single ? "single" : "many")}: {allocated} B in the calls for {LoopItems} items, {waits} waits");
+        Assert.Equal((long)LoopItems * (LoopItems - 1) / 2, sum);
+        Assert.Equal(0, allocated);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="call"/> on this thread (it must park), hands the value task to <paramref name="other"/>, which
+    /// wakes it and takes its result, and counts the bytes this thread allocated in the calls of the last round.
+    /// </summary>
+    private static (long Bytes, int NotParked, int Wrong) Measure<TResult>(Func<ValueTask<TResult>> call, OtherThread other, Func<TResult, bool> check)
+    {
+        long last = -1;
+        int notParked = 0, wrong = 0;
+        for (int round = 0; round < Rounds; round++)
+        {
+            long bytes = 0;
+            for (int i = 0; i < WaitsPerRound; i++)
+            {
+                // No assertion inside the measured loop (xunit's Assert.Equal allocates): count what goes wrong.
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                ValueTask<TResult> pending = call();
+                bytes += GC.GetAllocatedBytesForCurrentThread() - before;
+                notParked += pending.IsCompleted ? 1 : 0;
+                wrong += check(other.WakeAndConsume(pending)) ? 0 : 1;
+            }
+
+            last = bytes;
+        }
+
+        return (last, notParked, wrong);
+    }
+
+    /// <summary>
+    /// One writer and one reader await loop on the thread pool; returns the sum read, how many calls waited, and the bytes
+    /// the calls themselves allocated on their calling threads.
+    /// </summary>
+    private static async Task<(long Sum, long Waits, long Allocated)> RunAsync(BackpressureBuffer<int> buffer, CancellationToken token)
+    {
+        Task<(long, long)> writer = Task.Run(async () =>
+        {
+            long waits = 0, allocated = 0;
+            for (int i = 0; i < LoopItems; i++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                ValueTask<WriteResult> write = buffer.WriteAsync(i, token);
+                allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+                waits += write.IsCompleted ? 0 : 1;
+                if ((await write).Outcome != WriteOutcome.Accepted)
+                {
+                    throw new InvalidOperationException("a write was not accepted");
+                }
+            }
+
+            return (waits, allocated);
+        });
+        Task<(long, long, long)> reader = Task.Run(async () =>
+        {
+            long sum = 0, waits = 0, allocated = 0;
+            for (int i = 0; i < LoopItems; i++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                ValueTask<int> read = buffer.ReadAsync(token);
+                allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+                waits += read.IsCompleted ? 0 : 1;
+                sum += await read;
+            }
+
+            return (sum, waits, allocated);
+        });
+
+        (long writeWaits, long writeBytes) = await writer;
+        (long total, long readWaits, long readBytes) = await reader;
+        return (total, writeWaits + readWaits, writeBytes + readBytes);
+    }
+
+    private static BackpressureBuffer<int> Create(bool single) => new(new BackpressureBufferOptions<int>
+    {
+        Capacity = 1,
+        FullMode = OverflowPolicy.Wait,
+        SingleWriter = single,
+        SingleReader = single,
+    });
+
+    private static Channel<int> CreateChannel(bool single) => LockFreeChannel.CreateBounded<int>(new LockFreeChannelOptions
+    {
+        Capacity = 1,
+        FullMode = OverflowPolicy.Wait,
+        SingleWriter = single,
+        SingleReader = single,
+    });
+
+    /// <summary>
+    /// A dedicated thread that, for each value task handed to it, runs the wake-up (a read or a write that ends the wait)
+    /// and takes the task's result by polling, so the result is never taken on the thread that made the call. The
+    /// hand-off is two sequence numbers and a boxed slot written once per task type, so it allocates nothing per task.
+    /// </summary>
+    private sealed class OtherThread : IDisposable
+    {
+        private readonly Func<int> _wake;
+        private readonly Thread _thread;
+        private Func<bool>? _consume; // set before _posted rises; cleared by the other thread before _done rises
+        private int _posted;
+        private int _done;
+        private volatile bool _stop;
+
+        public OtherThread(Func<int> wake)
+        {
+            _wake = wake;
+            _thread = new Thread(Run) { IsBackground = true, Name = "cross-thread consumer" };
+            _thread.Start();
+        }
+
+        /// <summary>Wake-ups that failed on the other thread.</summary>
+        public int Wrong { get; private set; }
+
+        public TResult WakeAndConsume<TResult>(ValueTask<TResult> pending)
+        {
+            Slot<TResult>.Pending = pending;
+            Slot<TResult>.Consume ??= () =>
+            {
+                var spinner = default(SpinWait);
+                long deadline = Environment.TickCount64 + (long)Generous.TotalMilliseconds;
+                while (!Slot<TResult>.Pending.IsCompleted)
+                {
+                    if (Environment.TickCount64 > deadline)
+                    {
+                        throw new TimeoutException("the parked call was never woken");
+                    }
+
+                    spinner.SpinOnce();
+                }
+
+                Slot<TResult>.Result = Slot<TResult>.Pending.GetAwaiter().GetResult(); // on the other thread
+                Slot<TResult>.Pending = default;
+                return true;
+            };
+            _consume = Slot<TResult>.Consume;
+            int ticket = Interlocked.Increment(ref _posted); // full fence: the slot before the ticket
+            var spinner = default(SpinWait);
+            while (Volatile.Read(ref _done) != ticket) // acquire: the result before the ticket
+            {
+                spinner.SpinOnce(sleep1Threshold: -1);
+            }
+
+            return Slot<TResult>.Result;
+        }
+
+        public void Dispose()
+        {
+            _stop = true;
+            _thread.Join();
+        }
+
+        private void Run()
+        {
+            int seen = 0;
+            var spinner = default(SpinWait);
+            while (!_stop)
+            {
+                if (Volatile.Read(ref _posted) == seen) // acquire: pairs with the increment
+                {
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+
+                seen++;
+                Wrong += _wake();
+                _consume!();
+                Volatile.Write(ref _done, seen); // release: the result before the ticket
+            }
+        }
+
+        /// <summary>Per-type hand-off slots (one test thread at a time uses them: the collection runs alone).</summary>
+        private static class Slot<TResult>
+        {
+            public static ValueTask<TResult> Pending;
+            public static TResult Result = default!;
+            public static Func<bool>? Consume;
+        }
+    }
+}
