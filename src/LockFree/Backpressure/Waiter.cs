@@ -356,7 +356,10 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
             return;
         }
 
-        long decided = TAtomics.CompareExchange(ref _handoff, HandoffCompleted, HandoffIdle); // full fence: pairs with the owner's CAS
+        long decided = TAtomics.IsPlanted(PlantedFault.HandoffReadThenWrite)
+            ? PlantedHandoffReadThenWrite()
+            : TAtomics.CompareExchange(ref _handoff, HandoffCompleted, HandoffIdle); // full fence: pairs with the owner's CAS
+
         switch (decided)
         {
             case HandoffIdle:
@@ -431,6 +434,18 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         {
             Recycle(); // Execute ran and left it to us
         }
+    }
+
+    /// <summary>The planted fault <see cref="PlantedFault.HandoffReadThenWrite"/>: the owner's decision read, then Completed written.</summary>
+    private long PlantedHandoffReadThenWrite()
+    {
+        long decided = TAtomics.LoadAcquire(ref _handoff); // acquire
+        if (decided == HandoffIdle)
+        {
+            TAtomics.StoreRelease(ref _handoff, HandoffCompleted); // release: an owner's CAS between the two is lost
+        }
+
+        return decided;
     }
 
     private void Recycle()
