@@ -95,6 +95,30 @@ public sealed partial class BackpressureBuffer<T>
     private ReadOperation RentRead() => _readOperations.Rent() ?? new ReadOperation(this);
 
     /// <summary>
+    /// The channel adapter's <c>WaitToWriteAsync</c>: as <see cref="WaitToWriteAsync(bool, CancellationToken)"/> with room
+    /// awaited under Reject too, except that a completed buffer answers false only when it was completed without an error
+    /// and faults with the completion error otherwise (a completion by cancellation cancels). A parked wait is a pooled
+    /// operation on the buffer (before session 12, an async method of the adapter on <c>PoolingAsyncValueTaskMethodBuilder</c>,
+    /// whose boxes are cached per thread: gap A). Throws as the buffer's method does (synchronously) before it parks.
+    /// </summary>
+    internal ValueTask<bool> WaitToWriteAsyncForChannel(CancellationToken cancellationToken)
+    {
+        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject: true, cancellationToken, out Waiter? waiter);
+        if (waiter is null)
+        {
+            return !answer.IsCompletedSuccessfully || answer.Result ? answer
+                : CompletionError is { } error ? ValueTask.FromException<bool>(error)
+                : new ValueTask<bool>(false);
+        }
+
+        WaitToWriteOperation operation = _waitToWriteOperations.Rent() ?? new WaitToWriteOperation(this);
+        operation.Set(waiter);
+        return operation.Run();
+    }
+
+    private readonly OperationPool<WaitToWriteOperation> _waitToWriteOperations = new();
+
+    /// <summary>
     /// A parked asynchronous write: the former async method after its spin (<see cref="WriteAsyncSlow"/>), step for step. A
     /// loop: answer TimedOut past the deadline (passing on a read's signal that woke it), link a waiter, recheck, arm the
     /// timeout slice and the token, wait; after a wait, Completed ends it, a read's signal before the deadline retries the
@@ -217,6 +241,53 @@ public sealed partial class BackpressureBuffer<T>
 
             result = default;
             return false;
+        }
+    }
+
+    /// <summary>
+    /// The channel adapter's parked <c>WaitToWriteAsync</c> (<see cref="WaitToWriteAsyncForChannel"/>): one wait on a probe
+    /// waiter, answered as the adapter's async method answered it.
+    /// </summary>
+    private sealed class WaitToWriteOperation(BackpressureBuffer<T> buffer) : PooledOperation<bool>
+    {
+        private Waiter? _waiter; // the hand-off probe waiter (set before the park publishes it)
+
+        public void Set(Waiter waiter) => _waiter = waiter;
+
+        public ValueTask<bool> Run() => Start();
+
+        protected override bool Advance(bool resumed, out bool result)
+        {
+            if (!resumed && TryParkOn(_waiter!))
+            {
+                result = false;
+                return false;
+            }
+
+            Waiter waiter = _waiter!;
+            _waiter = null;
+            WaitStatus status = waiter.ConsumeHandoff(); // recycles the waiter; a cancelled wait throws OperationCanceledException
+            if (status == WaitStatus.Signaled)
+            {
+                result = true;
+                return true;
+            }
+
+            // Completed: the buffer's own wait throws the writers' completion error (ObjectDisposedException once
+            // disposed); the adapter's then faults with the completion error, else answers false.
+            if (buffer._writers.CompletionError is { } disposed)
+            {
+                throw disposed;
+            }
+
+            result = buffer.CompletionError is { } error ? throw error : false;
+            return true;
+        }
+
+        protected override void Release()
+        {
+            _waiter = null;
+            buffer._waitToWriteOperations.Return(this);
         }
     }
 

@@ -195,6 +195,25 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     internal ValueTask<bool> WaitToWriteAsync(bool waitUnderReject, CancellationToken cancellationToken)
     {
+        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject, cancellationToken, out Waiter? waiter);
+        if (waiter is null)
+        {
+            return answer;
+        }
+
+        short version = waiter.Version;
+        waiter.Expose(); // the hand-off wait goes to the caller (Waiter: every asynchronous park of the buffer is one)
+        return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>
+    /// <see cref="WaitToWriteAsync(bool, CancellationToken)"/> up to its park: the answer when it needs no wait
+    /// (<paramref name="waiter"/> null), else the linked and armed hand-off probe waiter, which the caller exposes or
+    /// awaits itself (the channel adapter's pooled wait).
+    /// </summary>
+    private ValueTask<bool> WaitToWriteCore(bool waitUnderReject, CancellationToken cancellationToken, out Waiter? waiter)
+    {
+        waiter = null;
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<bool>(cancellationToken);
@@ -213,7 +232,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter waiter = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
+        Waiter parked = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
             // A signal that reached it went on past it too (WaiterList.SignalOne), but it still passes one on, as a
@@ -221,14 +240,13 @@ public sealed partial class BackpressureBuffer<T>
             // moment, a read in that moment asks nobody, and this recheck saw that read's room). Without it a parked
             // WriteAsync slept beside a free slot about once in 10^5-10^6 reads beside a WaitToWriteAsync loop that
             // never writes (measured: the prober test at LOCKFREE_STRESS_SCALE=300 hung in 2 of 3 runs, passes after).
-            _writers.Abandon(waiter, forwardSignal: true);
+            _writers.Abandon(parked, forwardSignal: true);
             return new ValueTask<bool>(!IsCompleted);
         }
 
-        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
-        short version = waiter.Version;
-        waiter.Expose(); // the hand-off wait goes to the caller (Waiter: every asynchronous park of the buffer is one)
-        return new ValueTask<bool>(waiter, version);
+        parked.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        waiter = parked;
+        return default;
     }
 
     /// <summary>
