@@ -368,10 +368,10 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
                 _core.SetResult(Status); // a caller holds the ValueTask: from here on it may recycle the waiter
                 return;
             case HandoffRegistered:
-                Action<object?> continuation = _continuation!; // published by the owner's CAS
-                object? state = _continuationState;
-                _continuation = null;
-                _continuationState = null;
+                Action<object?> continuation = TAtomics.LoadPlain(ref _continuation)!; // plain: published by the owner's CAS, which we read
+                object? state = TAtomics.LoadPlain(ref _continuationState);
+                TAtomics.StorePlain(ref _continuation, null); // plain: only the wake-up touches them now
+                TAtomics.StorePlain(ref _continuationState, null);
                 continuation(state); // consumes (and may recycle) the waiter: nothing touches it after
                 return;
             default:
@@ -399,15 +399,15 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// </summary>
     internal bool TryAwait(Action<object?> continuation, object? state)
     {
-        _continuation = continuation;
-        _continuationState = state;
+        TAtomics.StorePlain(ref _continuation, continuation); // plain: published by the CAS below
+        TAtomics.StorePlain(ref _continuationState, state);
         if (TAtomics.CompareExchange(ref _handoff, HandoffRegistered, HandoffIdle) == HandoffIdle) // full fence: publishes the continuation to Execute
         {
             return true;
         }
 
-        _continuation = null;
-        _continuationState = null;
+        TAtomics.StorePlain(ref _continuation, null); // plain: the wake-up ran and will not read them
+        TAtomics.StorePlain(ref _continuationState, null);
         return false;
     }
 
