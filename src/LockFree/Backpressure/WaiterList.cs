@@ -106,16 +106,19 @@ internal sealed class WaiterList<TAtomics>
     public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
-    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0)
+    /// <param name="synchronous">Whether the caller blocks its thread (else it awaits the waiter).</param>
+    /// <param name="tag">What the wait is for (see <see cref="Waiter{TAtomics}.Tag"/>).</param>
+    /// <param name="handoff">An asynchronous hand-off wait (see <see cref="Waiter{TAtomics}"/>): its owner then calls exactly one of Expose, TryAwait or Abandon.</param>
+    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0, bool handoff = false)
     {
-        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false, handoff);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
 
     /// <summary>
-    /// As <see cref="RentAndLink(bool, long)"/>, for signallers that ask <see cref="HasWaiters"/> only while
+    /// As <see cref="RentAndLink(bool, long, bool)"/>, for signallers that ask <see cref="HasWaiters"/> only while
     /// <paramref name="armedBit"/> is set in <paramref name="bits"/>: the registration makes sure it is set (see
     /// ParkingGate, "Arming").
     /// </summary>

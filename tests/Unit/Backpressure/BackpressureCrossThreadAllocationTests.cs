@@ -80,6 +80,31 @@ public sealed class BackpressureCrossThreadAllocationTests(ITestOutputHelper out
         Assert.Equal(0, bytes);
     }
 
+    [Fact]
+    public void DelayQueue_DequeueAsync_ResultTakenOnAnotherThread_AllocatesNothing()
+    {
+        using var queue = new DelayQueue<int>(1);
+        using var cts = new CancellationTokenSource();
+        using var other = new OtherThread(() => queue.TryEnqueue(7, TimeSpan.Zero).Outcome == WriteOutcome.Accepted ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(() => queue.DequeueAsync(cts.Token), other, item => item == 7);
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
+    [Fact]
+    public void DelayQueue_EnqueueAsync_ResultTakenOnAnotherThread_AllocatesNothing()
+    {
+        using var queue = new DelayQueue<int>(1);
+        using var cts = new CancellationTokenSource();
+        Assert.Equal(WriteOutcome.Accepted, queue.TryEnqueue(0, TimeSpan.Zero).Outcome);
+        using var other = new OtherThread(() => queue.TryDequeue(out _) ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(() => queue.EnqueueAsync(1, TimeSpan.Zero, cts.Token), other, result => result.Outcome == WriteOutcome.Accepted);
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
