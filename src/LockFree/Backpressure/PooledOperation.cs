@@ -29,8 +29,15 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
 {
     private static readonly ContextCallback ResumeInContext = static state => ((PooledOperation<TResult>)state!).Resume();
 
+    private readonly Action _waitCompleted; // one delegate per pooled instance (Park), not per wait
     private ManualResetValueTaskSourceCore<TResult> _core; // mutable struct: never copy. Continuations inline, as the builder's box
     private ExecutionContext? _context; // captured when the operation parks; the steps after the wait run in it
+
+    /// <summary>Creates an operation; the derived type pools it.</summary>
+    protected PooledOperation()
+    {
+        _waitCompleted = OnWaitCompleted;
+    }
 
     /// <summary>
     /// Runs the operation on the calling thread until it completes or parks: a value when it completed without parking
@@ -67,7 +74,8 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
 
     /// <summary>
     /// Runs the operation's next steps: from its start (<paramref name="resumed"/> false) or after the wait it parked on.
-    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/>, the last thing it did).
+    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/> or <see cref="Park{TWait}"/>,
+    /// the last thing it did).
     /// Throws to fault the operation.
     /// </summary>
     protected abstract bool Advance(bool resumed, out TResult result);
@@ -91,6 +99,20 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
         }
 
         _context = null;
+        return false;
+    }
+
+    /// <summary>
+    /// Parks on <paramref name="wait"/>, a pending value task of another pooled operation (the caller keeps it, to consume
+    /// it when resumed): the rest of the operation becomes its continuation, without context. Returns false, for
+    /// <see cref="Advance"/> to return; the caller touches nothing after it. Unlike <see cref="TryParkOn"/>, a wait that
+    /// ends just before the registration makes the core queue a pool work item (an allocation, rare: the window is the
+    /// few instructions after the caller's completion check).
+    /// </summary>
+    protected bool Park<TWait>(ValueTask<TWait> wait)
+    {
+        _context = ExecutionContext.Capture(); // before the registration publishes it
+        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_waitCompleted); // a source-backed wait: no allocation
         return false;
     }
 

@@ -105,6 +105,23 @@ public sealed class BackpressureCrossThreadAllocationTests(ITestOutputHelper out
         Assert.Equal(0, bytes);
     }
 
+    [Fact]
+    public void AckQueue_ReceiveAsync_ResultTakenOnAnotherThread_AllocatesNothing()
+    {
+        using var queue = new AckQueue<int>(new AckQueueOptions<int> { Capacity = 1 });
+        using var cts = new CancellationTokenSource();
+        using var other = new OtherThread(() => queue.TryEnqueue(7).Outcome == WriteOutcome.Accepted ? 0 : 1);
+        int notAcked = 0;
+        (long bytes, int notParked, int wrong) = Measure(() => queue.ReceiveAsync(cts.Token), other, delivery =>
+        {
+            notAcked += queue.Ack(delivery) ? 0 : 1; // outside the measured call: frees the room for the next round
+            return delivery.Message == 7;
+        });
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong + notAcked);
+        Assert.Equal(0, bytes);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
