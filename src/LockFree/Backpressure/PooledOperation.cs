@@ -74,8 +74,8 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
 
     /// <summary>
     /// Runs the operation's next steps: from its start (<paramref name="resumed"/> false) or after the wait it parked on.
-    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/> or <see cref="Park{TWait}"/>,
-    /// the last thing it did).
+    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/> or a Park, the last thing it
+    /// did).
     /// Throws to fault the operation.
     /// </summary>
     protected abstract bool Advance(bool resumed, out TResult result);
@@ -103,8 +103,8 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     }
 
     /// <summary>
-    /// Parks on <paramref name="wait"/>, a pending value task of another pooled operation (the caller keeps it, to consume
-    /// it when resumed): the rest of the operation becomes its continuation, without context. Returns false, for
+    /// Parks on <paramref name="wait"/>, a pending value task (another pooled operation's, or a user's; the caller keeps
+    /// it, to consume it when resumed): the rest of the operation becomes its continuation, without context. Returns false, for
     /// <see cref="Advance"/> to return; the caller touches nothing after it. Unlike <see cref="TryParkOn"/>, a wait that
     /// ends just before the registration makes the core queue a pool work item (an allocation, rare: the window is the
     /// few instructions after the caller's completion check).
@@ -113,6 +113,14 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     {
         _context = ExecutionContext.Capture(); // before the registration publishes it
         wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_waitCompleted); // a source-backed wait: no allocation
+        return false;
+    }
+
+    /// <summary>As <see cref="Park{TWait}(ValueTask{TWait})"/>, on a pending task (a registration on a task allocates nothing).</summary>
+    protected bool Park(Task wait)
+    {
+        _context = ExecutionContext.Capture(); // before the registration publishes it
+        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_waitCompleted);
         return false;
     }
 

@@ -122,6 +122,21 @@ public sealed class BackpressureCrossThreadAllocationTests(ITestOutputHelper out
         Assert.Equal(0, bytes);
     }
 
+    [Fact]
+    public void RetryPolicy_ExecuteAsync_AttemptCompletesOnAnotherThread_AllocatesNothing()
+    {
+        // An attempt that completes asynchronously (here a parked buffer read) and succeeds: the policy's own wait for it.
+        var policy = new RetryPolicy();
+        using var buffer = Create(single: true);
+        using var cts = new CancellationTokenSource();
+        using var other = new OtherThread(() => buffer.TryWrite(7).Outcome == WriteOutcome.Accepted ? 0 : 1);
+        (long bytes, int notParked, int wrong) = Measure(
+            () => policy.ExecuteAsync(static (b, token) => b.ReadAsync(token), buffer, cts.Token), other, item => item == 7);
+        Assert.Equal(0, notParked);
+        Assert.Equal(0, wrong + other.Wrong);
+        Assert.Equal(0, bytes);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

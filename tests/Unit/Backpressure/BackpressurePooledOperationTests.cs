@@ -102,6 +102,48 @@ public sealed class BackpressurePooledOperationTests
         }
     }
 
+    [Fact]
+    public async Task RetryPolicy_AttemptAfterAFailureCompletedElsewhere_RunsInTheCallersExecutionContext()
+    {
+        // The retry policy's call is a pooled operation too (session 12). Its first attempt fails on a thread whose own
+        // AsyncLocal differs; with no backoff delay the second attempt starts on that thread, and must still see the
+        // caller's context, as it did inside the async method (whose builder flowed it). Without the flow it reads "other".
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = TimeSpan.Zero, MaxDelay = TimeSpan.Zero });
+        var first = new TaskCompletionSource<int>();
+        var seen = new ConcurrentQueue<string?>();
+        Task<int> call = RunInChildContext(() => policy.ExecuteAsync(
+            (_, _) =>
+            {
+                seen.Enqueue(Local.Value);
+                return seen.Count == 1 ? new ValueTask<int>(first.Task) : new ValueTask<int>(seen.Count);
+            },
+            0).AsTask());
+        var failer = new Thread(() =>
+        {
+            Local.Value = "other";
+            first.SetException(new TimeoutException("transient")); // the policy's continuation runs here, inline
+        });
+        using (ExecutionContext.SuppressFlow())
+        {
+            failer.Start();
+        }
+
+        failer.Join();
+        Assert.Equal(2, await call.WaitAsync(Generous));
+        Assert.Equal(new string?[] { "caller", "caller" }, seen.ToArray());
+    }
+
+    private static Task<int> RunInChildContext(Func<Task<int>> start)
+    {
+        Task<int> started = null!;
+        ExecutionContext.Run(ExecutionContext.Capture()!, _ =>
+        {
+            Local.Value = "caller";
+            started = start();
+        }, null);
+        return started;
+    }
+
     private static ValueTask<WriteResult> StartWrite(BackpressureBuffer<int> buffer, string value)
     {
         // Sets the AsyncLocal in a child context (ExecutionContext.Run), so the test's own context stays clean.
