@@ -154,7 +154,7 @@ public sealed partial class BackpressureBuffer<T>
             Volatile.Write(ref _writersParkedAt, DequeuedPosition()); // release: the many readers' quiet spell starts here (a hint)
         }
 
-        return _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe); // counted, then the bit made sure of (ParkingGate, "Arming")
+        return _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe, handoff: !synchronous); // an asynchronous wait is a hand-off wait (Waiter); counted, then the bit made sure of (ParkingGate, "Arming")
     }
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
@@ -165,7 +165,7 @@ public sealed partial class BackpressureBuffer<T>
             Volatile.Write(ref _readersParkedAt, EnqueuedPosition()); // release: the many writers' quiet spell starts here (a hint)
         }
 
-        return _readers.RentAndLink(synchronous, ref _afterWrite, (long)AfterWork.Parked); // counted, then the bit made sure of (ParkingGate, "Arming")
+        return _readers.RentAndLink(synchronous, ref _afterWrite, (long)AfterWork.Parked, handoff: !synchronous); // an asynchronous wait is a hand-off wait (Waiter); counted, then the bit made sure of (ParkingGate, "Arming")
     }
 
     /// <summary>The tail position (items ever claimed by writers) without interface dispatch on the many-writer engines.</summary>

@@ -195,6 +195,25 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     internal ValueTask<bool> WaitToWriteAsync(bool waitUnderReject, CancellationToken cancellationToken)
     {
+        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject, cancellationToken, out Waiter? waiter);
+        if (waiter is null)
+        {
+            return answer;
+        }
+
+        short version = waiter.Version;
+        waiter.Expose(); // the hand-off wait goes to the caller (Waiter: every asynchronous park of the buffer is one)
+        return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>
+    /// <see cref="WaitToWriteAsync(bool, CancellationToken)"/> up to its park: the answer when it needs no wait
+    /// (<paramref name="waiter"/> null), else the linked and armed hand-off probe waiter, which the caller exposes or
+    /// awaits itself (the channel adapter's pooled wait).
+    /// </summary>
+    private ValueTask<bool> WaitToWriteCore(bool waitUnderReject, CancellationToken cancellationToken, out Waiter? waiter)
+    {
+        waiter = null;
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<bool>(cancellationToken);
@@ -213,7 +232,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter waiter = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
+        Waiter parked = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
             // A signal that reached it went on past it too (WaiterList.SignalOne), but it still passes one on, as a
@@ -221,12 +240,13 @@ public sealed partial class BackpressureBuffer<T>
             // moment, a read in that moment asks nobody, and this recheck saw that read's room). Without it a parked
             // WriteAsync slept beside a free slot about once in 10^5-10^6 reads beside a WaitToWriteAsync loop that
             // never writes (measured: the prober test at LOCKFREE_STRESS_SCALE=300 hung in 2 of 3 runs, passes after).
-            _writers.Abandon(waiter, forwardSignal: true);
+            _writers.Abandon(parked, forwardSignal: true);
             return new ValueTask<bool>(!IsCompleted);
         }
 
-        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
-        return new ValueTask<bool>(waiter, waiter.Version);
+        parked.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        waiter = parked;
+        return default;
     }
 
     /// <summary>
@@ -236,6 +256,24 @@ public sealed partial class BackpressureBuffer<T>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
+        ValueTask<bool> answer = WaitToReadCore(cancellationToken, out Waiter? waiter);
+        if (waiter is null)
+        {
+            return answer;
+        }
+
+        short version = waiter.Version;
+        waiter.Expose(); // the hand-off wait goes to the caller (Waiter: every asynchronous park of the buffer is one)
+        return new ValueTask<bool>(waiter, version);
+    }
+
+    /// <summary>
+    /// <see cref="WaitToReadAsync(CancellationToken)"/> up to its park: the answer when it needs no wait (<paramref name="waiter"/>
+    /// null), else the linked and armed hand-off waiter, which the caller exposes or awaits itself (the pooled read).
+    /// </summary>
+    private ValueTask<bool> WaitToReadCore(CancellationToken cancellationToken, out Waiter? waiter)
+    {
+        waiter = null;
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<bool>(cancellationToken);
@@ -265,17 +303,18 @@ public sealed partial class BackpressureBuffer<T>
 
         _readSpin.Finish(spin, found: false);
 
-        Waiter waiter = ParkReader(synchronous: false);
+        Waiter parked = ParkReader(synchronous: false);
         if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
         {
-            _readers.Abandon(waiter, forwardSignal: false); // readers are woken all at once: nothing to pass on
+            _readers.Abandon(parked, forwardSignal: false); // readers are woken all at once: nothing to pass on
             // Not "IsEmpty ? Finished()": another reader (or an evicting writer) may have emptied the buffer since
             // the recheck; false is only for a finished buffer.
             return !_queue.IsEmpty || Volatile.Read(ref _finished) == 0 ? new ValueTask<bool>(true) : Finished();
         }
 
-        waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
-        return new ValueTask<bool>(waiter, waiter.Version);
+        parked.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
+        waiter = parked;
+        return default;
     }
 
     /// <summary>Reads the oldest item, waiting asynchronously while the buffer is empty.</summary>
@@ -375,85 +414,9 @@ public sealed partial class BackpressureBuffer<T>
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<WriteResult> WriteAsyncSlow(T item, TimeSpan timeout, CancellationToken cancellationToken, bool forChannel)
-    {
-        long start = _time.GetTimestamp();
-
-        // Spin (never yield) first, for the adaptive budget of the writers' side (see AdaptiveSpin): a reader
-        // that is running frees room within tens of nanoseconds, and a park costs a thread-pool hop.
-        AdaptiveSpin.SpinRound spin = _writeSpin.Start(_readers);
-        while (spin.Pause())
-        {
-            WriteResult attempt = WriteOnce(item, OverflowPolicy.Wait, countRejection: false);
-            if (attempt.Outcome != WriteOutcome.Rejected)
-            {
-                _writeSpin.Finish(spin, found: true);
-                return Shaped(attempt, forChannel);
-            }
-        }
-
-        _writeSpin.Finish(spin, found: false);
-
-        bool signaled = false; // the last wait ended with a read's signal: room this writer owes to the next one
-        while (true)
-        {
-            TimeSpan remaining = timeout == Timeout.InfiniteTimeSpan
-                ? Timeout.InfiniteTimeSpan
-                : timeout - ElapsedPassingOn(start, signaled);
-            if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
-            {
-                return Shaped(TimedOut(forwardSignal: signaled), forChannel);
-            }
-
-            Waiter waiter = ParkWriter(synchronous: false);
-            WriteResult result = RecheckLinked(item, waiter); // recheck after the handshake
-            if (result.Outcome != WriteOutcome.Rejected)
-            {
-                _writers.Abandon(waiter, forwardSignal: true);
-                RecordWaitSince(start);
-                return Shaped(result, forChannel);
-            }
-
-            try
-            {
-                waiter.Arm(WaitSlice(remaining), cancellationToken, _time); // a slice short of the deadline times out into the loop, which parks again
-            }
-            catch
-            {
-                // The user's clock failed to create the timeout timer: take the waiter back (passing on a read's signal
-                // that reached it first) so the exception leaves no waiter linked to swallow the next signal.
-                _writers.Abandon(waiter, forwardSignal: true);
-                throw;
-            }
-
-            WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
-            signaled = status == WaitStatus.Signaled;
-            if (status == WaitStatus.Completed)
-            {
-                ThrowIfDisposed();
-                return Shaped(WriteResult.Completed, forChannel);
-            }
-
-            // Signaled before the deadline: use the room before paying for another handshake. Past the deadline
-            // the loop answers TimedOut and passes the signal on (the room belongs to the next writer).
-            if (signaled && (timeout == Timeout.InfiniteTimeSpan || ElapsedPassingOn(start, signaled) < timeout))
-            {
-                result = RetrySignaled(item);
-                if (result.Outcome != WriteOutcome.Rejected)
-                {
-                    RecordWaitSince(start);
-                    return Shaped(result, forChannel);
-                }
-            }
-
-            // Still full, or past the deadline: loop (it turns a passed deadline into a rejection).
-        }
-    }
-
     /// <summary>
     /// For the channel adapter (<paramref name="forChannel"/>), the outcomes its <c>WriteAsync</c> reports as exceptions
-    /// are thrown here, inside the wait's async method: <see cref="System.Threading.Channels.ChannelClosedException"/>
+    /// are thrown here, inside the wait's pooled operation: <see cref="System.Threading.Channels.ChannelClosedException"/>
     /// (a completion by cancellation stays a cancellation) and the full-under-Reject error. Otherwise the result as is.
     /// </summary>
     private WriteResult Shaped(WriteResult result, bool forChannel)
@@ -551,23 +514,6 @@ public sealed partial class BackpressureBuffer<T>
         }
 
         BackpressureMetrics.RecordWait(this, waited);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<T> ReadAsyncSlow(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            if (!await WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                throw new InvalidOperationException("The buffer is completed and empty.", _completed?.Error);
-            }
-
-            if (TryRead(out T? item))
-            {
-                return item;
-            }
-        }
     }
 
     private ValueTask<bool> Finished()

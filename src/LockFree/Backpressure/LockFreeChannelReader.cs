@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 
 namespace LockFree.Backpressure;
@@ -7,7 +6,10 @@ namespace LockFree.Backpressure;
 // Design: forwards to BackpressureBuffer<T>, whose TryRead, WaitToReadAsync (false when completed and drained,
 // faulted with the completion error) and Completion already match the ChannelReader<T> contract. Only ReadAsync
 // differs: the buffer throws InvalidOperationException when completed and drained, a channel throws
-// ChannelClosedException with the completion error inside, so ReadAsync waits through WaitToReadAsync itself.
+// ChannelClosedException with the completion error inside, so a parked ReadAsync is the buffer's own pooled read
+// operation with the channel's exceptions (BackpressureBuffer.ReadAsyncForChannel): per-buffer pooled, it allocates
+// nothing whatever thread takes the result. Before (session 12) an async method here awaited WaitToReadAsync, on
+// PoolingAsyncValueTaskMethodBuilder, whose boxes are cached per thread (acceptance audit, gap A).
 // CanPeek is true on the single-consumer engines only (SingleReader without DropOldest): there the one reader is
 // the only remover, so the head it peeks cannot be taken under it. The multi-consumer engines have no peek.
 
@@ -56,34 +58,7 @@ internal class LockFreeChannelReader<T>(BackpressureBuffer<T> buffer) : ChannelR
         }
 
         // Completed and drained: fail at once, shaped as the BCL's (a completion by cancellation gives a canceled task).
-        return buffer.IsFinished ? ChannelErrors.ClosedRead<T>(buffer.CompletionError) : ReadAsyncSlow(cancellationToken);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<T> ReadAsyncSlow(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            bool more;
-            try
-            {
-                more = await buffer.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception error) when (ReferenceEquals(error, buffer.CompletionError))
-            {
-                more = false; // completed with an error and drained: reported as closed below
-            }
-
-            if (!more)
-            {
-                throw ChannelErrors.Closed(buffer.CompletionError);
-            }
-
-            if (buffer.TryRead(out T? item))
-            {
-                return item;
-            }
-        }
+        return buffer.IsFinished ? ChannelErrors.ClosedRead<T>(buffer.CompletionError) : buffer.ReadAsyncForChannel(cancellationToken);
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using System.Threading.Tasks.Sources;
 
@@ -10,10 +9,12 @@ namespace LockFree.Backpressure;
 // only under OverflowPolicy.Reject (or TryWrite under Wait) and becomes false or InvalidOperationException.
 // Allocation-free when the buffer's operation completes synchronously, and in steady state when it waits: a parked
 // WriteAsync hands its caller the buffer's own pooled wait (BackpressureBuffer.WriteAsyncForChannel, which throws the
-// channel's exceptions itself) through a pooled forwarding source, so the thread that takes the result consumes the
-// buffer's pooled box and it goes back to that thread's cache. Before (acceptance audit, 2026-11-23), an async method
-// here awaited the buffer's write: the box was consumed on the pool thread that ended the wait, and a caller taking the
-// result on another thread (polling, blocking) rented a new one, 168 B per parked write (BackpressureAsyncAllocationTests).
+// channel's exceptions itself) through a pooled forwarding source that presents it as a non-generic ValueTask, and a
+// parked WaitToWriteAsync is the buffer's pooled operation (WaitToWriteAsyncForChannel). Before (acceptance audit,
+// 2026-11-23), an async method here awaited the buffer's write: the box was consumed on the pool thread that ended the
+// wait, and a caller taking the result on another thread (polling, blocking) rented a new one, 168 B per parked write
+// (BackpressureAsyncAllocationTests). Since session 12 (gap A) the buffer's waits are pooled per buffer, not per thread
+// (PooledOperation), so whichever thread takes a result, the objects go back to the buffer's and this writer's pools.
 
 /// <summary>
 /// The writer of a <see cref="LockFreeBoundedChannel{T}"/>. Not sealed: on the SPSC engine the channel uses
@@ -31,16 +32,8 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
     /// True when a write may succeed (under Wait and Reject: when there is room; under the drop policies: at once);
     /// false once completed, or faulted with the completion error when completed with one.
     /// </summary>
-    public override ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default)
-    {
-        ValueTask<bool> wait = buffer.WaitToWriteAsync(waitUnderReject: true, cancellationToken);
-        if (!wait.IsCompletedSuccessfully)
-        {
-            return WaitToWriteAsyncSlow(wait);
-        }
-
-        return wait.Result ? new ValueTask<bool>(true) : Completed();
-    }
+    public override ValueTask<bool> WaitToWriteAsync(CancellationToken cancellationToken = default) =>
+        buffer.WaitToWriteAsyncForChannel(cancellationToken);
 
     /// <summary>
     /// Writes, waiting for room under Wait; a success under the drop policies. Throws
@@ -58,10 +51,6 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
         return write.IsCompletedSuccessfully ? ToValueTask(write.Result) : WriteForwarder.Forward(_forwarders, write);
     }
 
-    private ValueTask<bool> Completed() => buffer.CompletionError is { } error
-        ? ValueTask.FromException<bool>(error)
-        : new ValueTask<bool>(false);
-
     private ValueTask ToValueTask(WriteResult result) => result.Outcome switch
     {
         WriteOutcome.Completed => ValueTask.FromException(ChannelErrors.Closed(buffer.CompletionError)),
@@ -69,19 +58,8 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
         _ => default,
     };
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> WaitToWriteAsyncSlow(ValueTask<bool> wait)
-    {
-        if (await wait.ConfigureAwait(false))
-        {
-            return true;
-        }
-
-        return buffer.CompletionError is { } error ? throw error : false;
-    }
-
     /// <summary>Pooled forwarders of this writer's parked writes.</summary>
-    private readonly WriteForwarder?[] _forwarders = new WriteForwarder?[WriteForwarder.PoolSize];
+    private readonly OperationPool<WriteForwarder> _forwarders = new();
 
     /// <summary>
     /// Presents a parked <see cref="BackpressureBuffer{T}.WriteAsyncForChannel"/> (a <see cref="ValueTask{WriteResult}"/>
@@ -89,17 +67,14 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
     /// <see cref="ChannelWriter{T}.WriteAsync"/>. Its status is the buffer's wait's. A caller that awaits it registers
     /// its continuation on a <see cref="ManualResetValueTaskSourceCore{TResult}"/> (which captures and honours the
     /// caller's contexts) and the forwarder registers, without context, on the wait, whose completion completes the core;
-    /// a caller that polls registers nothing. The result is taken from the wait on the thread that takes this one's, so
-    /// the wait's pooled box goes back to that thread's cache. Pooled per writer, back in the pool once its result is
-    /// taken: a steady stream of parked writes allocates nothing.
+    /// a caller that polls registers nothing. The result is taken from the wait on the thread that takes this one's, which
+    /// returns the wait's pooled operation to the buffer. Pooled per writer (<see cref="OperationPool{TItem}"/>), back in
+    /// the pool once its result is taken: a steady stream of parked writes allocates nothing.
     /// </summary>
     private sealed class WriteForwarder : IValueTaskSource
     {
-        /// <summary>Forwarders kept per writer (each slot taken and returned with an exchange).</summary>
-        internal const int PoolSize = 8;
-
         private readonly Action _innerCompleted;
-        private WriteForwarder?[] _pool = null!;
+        private OperationPool<WriteForwarder> _pool = null!;
         private ValueTask<WriteResult> _inner;
         private ManualResetValueTaskSourceCore<bool> _core; // mutable struct: never copy. Completes (its value unused) when _inner does
 
@@ -108,18 +83,9 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
             _innerCompleted = () => _core.SetResult(true); // one delegate per pooled instance, not per write
         }
 
-        public static ValueTask Forward(WriteForwarder?[] pool, ValueTask<WriteResult> inner)
+        public static ValueTask Forward(OperationPool<WriteForwarder> pool, ValueTask<WriteResult> inner)
         {
-            WriteForwarder? forwarder = null;
-            for (int i = 0; i < pool.Length && forwarder is null; i++)
-            {
-                if (Volatile.Read(ref pool[i]) is not null)
-                {
-                    forwarder = Interlocked.Exchange(ref pool[i], null);
-                }
-            }
-
-            forwarder ??= new WriteForwarder();
+            WriteForwarder forwarder = pool.Rent() ?? new WriteForwarder();
             forwarder._pool = pool;
             forwarder._inner = inner;
             return new ValueTask(forwarder, forwarder._core.Version);
@@ -150,7 +116,7 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
                 throw new InvalidOperationException("The write has not completed: await the ValueTask instead of reading its result.");
             }
 
-            WriteForwarder?[] pool = _pool;
+            OperationPool<WriteForwarder> pool = _pool;
             _inner = default;
             _core.Reset(); // the old token is stale from here on
             try
@@ -159,13 +125,7 @@ internal class LockFreeChannelWriter<T>(BackpressureBuffer<T> buffer) : ChannelW
             }
             finally
             {
-                for (int i = 0; i < pool.Length; i++)
-                {
-                    if (Volatile.Read(ref pool[i]) is null && Interlocked.CompareExchange(ref pool[i], this, null) is null)
-                    {
-                        break;
-                    }
-                }
+                pool.Return(this);
             }
         }
 

@@ -45,6 +45,17 @@ internal enum WaitStatus
 // TimeoutStamp: the one allocating case, since a timer callback of an earlier wait could otherwise end a later one.
 // So does a wait on TimeProvider.System while the shared wheel's driver thread cannot be started (SharedTimerWheel
 // .Driven is null then, the failure counted and retried a second later): a wheel nothing drives would never fire.
+//
+// Hand-off waits (session 12, acceptance audit gap A). An asynchronous wait rented with handoff: true does not decide
+// at its start who takes its result: its owner decides after linking, with one CAS of _handoff from Idle to External
+// (the ValueTask goes to a caller: Expose), Registered (an internal continuation: TryAwait) or Abandoned (the owner's
+// recheck succeeded: Abandon). The wake-up (Execute) CASes Idle to Completed. Whoever comes second acts: Execute
+// completes the core (External), invokes the continuation (Registered) or recycles the waiter (Abandoned); an owner
+// that finds Completed completes the core itself (Expose), consumes the wait inline (TryAwait false) or recycles it
+// (Abandon). So an internal continuation never goes through the core's OnCompleted, which queues a pool work item (an
+// allocation) when it is registered after the completion, and an abandoned asynchronous waiter whose wake-up was
+// already queued goes back to the pool instead of to the GC (before, both allocated now and then in await loops). A
+// waiter rented without hand-off (every other owner) behaves as before: Execute completes the core.
 /// <summary>One pooled waiter of a <see cref="WaiterList{TAtomics}"/>; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>Waiter</c>).</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
 internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
@@ -67,6 +78,16 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     private int _timeoutGeneration;    // the generation it was armed for; read by its callback
     private long _timerRefs;           // 2 while armed on the wheel: the wait and the timer (see the design note)
     private bool _synchronous;
+    private bool _handoffMode;         // this wait is a hand-off wait (see the design note); set before linking
+    private long _handoff;             // HandoffIdle, HandoffExternal, HandoffRegistered, HandoffAbandoned or HandoffCompleted
+    private Action<object?>? _continuation; // the internal continuation of a Registered hand-off wait
+    private object? _continuationState;
+
+    private const long HandoffIdle = 0;
+    private const long HandoffExternal = 1;
+    private const long HandoffRegistered = 2;
+    private const long HandoffAbandoned = 3;
+    private const long HandoffCompleted = 4;
 
     // The owner's list links and the wait's tags, guarded by the owner's lock (the seam's guarded accesses: plain).
     private Waiter<TAtomics>? _previous;
@@ -135,11 +156,13 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
 
     public short Version => _core.Version;
 
-    /// <summary>Prepares a pooled waiter for a new wait, synchronous or not.</summary>
-    public void Reset(bool synchronous)
+    /// <summary>Prepares a pooled waiter for a new wait, synchronous or not, a hand-off wait or not (see the design note).</summary>
+    public void Reset(bool synchronous, bool handoff = false)
     {
         _core.Reset();
         _synchronous = synchronous;
+        _handoffMode = handoff && !synchronous;
+        TAtomics.StorePlain(ref _handoff, HandoffIdle); // plain: published by Begin's release below, before the waiter is linked
         if (synchronous)
         {
             _event ??= new ManualResetEventSlim(false, spinCount: 1);
@@ -327,7 +350,110 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
             _registration.Unregister(); // early, for a wait never awaited; Detach still disposes (and waits for a running callback)
         }
 
-        _core.SetResult(Status);
+        if (!_handoffMode)
+        {
+            _core.SetResult(Status);
+            return;
+        }
+
+        long decided = TAtomics.IsPlanted(PlantedFault.HandoffReadThenWrite)
+            ? PlantedHandoffReadThenWrite()
+            : TAtomics.CompareExchange(ref _handoff, HandoffCompleted, HandoffIdle); // full fence: pairs with the owner's CAS
+
+        switch (decided)
+        {
+            case HandoffIdle:
+                return; // the owner has not decided yet: it finds Completed and acts itself
+            case HandoffExternal:
+                _core.SetResult(Status); // a caller holds the ValueTask: from here on it may recycle the waiter
+                return;
+            case HandoffRegistered:
+                Action<object?> continuation = TAtomics.LoadPlain(ref _continuation)!; // plain: published by the owner's CAS, which we read
+                object? state = TAtomics.LoadPlain(ref _continuationState);
+                TAtomics.StorePlain(ref _continuation, null); // plain: only the wake-up touches them now
+                TAtomics.StorePlain(ref _continuationState, null);
+                continuation(state); // consumes (and may recycle) the waiter: nothing touches it after
+                return;
+            default:
+                Recycle(); // abandoned: nobody will consume the wait
+                return;
+        }
+    }
+
+    /// <summary>
+    /// A hand-off wait's owner gives its <see cref="ValueTask"/> to a caller (see the design note): the core completes
+    /// when the wait ends (now, when it already ended). Call once, after <see cref="Arm(TimeSpan, CancellationToken, TimeProvider)"/>.
+    /// </summary>
+    internal void Expose()
+    {
+        if (_handoffMode && TAtomics.CompareExchange(ref _handoff, HandoffExternal, HandoffIdle) != HandoffIdle) // full fence: pairs with Execute's CAS
+        {
+            _core.SetResult(Status); // Execute ran and left it to us
+        }
+    }
+
+    /// <summary>
+    /// A hand-off wait's owner registers <paramref name="continuation"/> for the end of the wait (it runs on the thread
+    /// that runs the wake-up, without context) and returns true; false when the wait already ended: the owner consumes it
+    /// at once (<see cref="ConsumeHandoff"/>). Call once, after <see cref="Arm(TimeSpan, CancellationToken, TimeProvider)"/>.
+    /// </summary>
+    internal bool TryAwait(Action<object?> continuation, object? state)
+    {
+        TAtomics.StorePlain(ref _continuation, continuation); // plain: published by the CAS below
+        TAtomics.StorePlain(ref _continuationState, state);
+        if (TAtomics.CompareExchange(ref _handoff, HandoffRegistered, HandoffIdle) == HandoffIdle) // full fence: publishes the continuation to Execute
+        {
+            return true;
+        }
+
+        TAtomics.StorePlain(ref _continuation, null); // plain: the wake-up ran and will not read them
+        TAtomics.StorePlain(ref _continuationState, null);
+        return false;
+    }
+
+    /// <summary>
+    /// Takes the result of an ended hand-off wait that its owner kept (<see cref="TryAwait"/>) and recycles the waiter:
+    /// how the wait ended; a cancelled wait throws <see cref="OperationCanceledException"/> with its token.
+    /// </summary>
+    internal WaitStatus ConsumeHandoff()
+    {
+        WaitStatus status = Status;
+        CancellationToken canceled = _token;
+        Recycle();
+        return status == WaitStatus.Canceled ? throw new OperationCanceledException(canceled) : status;
+    }
+
+    /// <summary>
+    /// The owner of a wait that a signal (or completion, timeout, cancellation) ended before its owner could take it back
+    /// quietly gives it up (<see cref="WaiterList{TAtomics}.Abandon"/>): a hand-off wait is recycled once both the owner
+    /// and the wake-up are done with it; any other is left to the GC, as its wake-up may still complete its core.
+    /// </summary>
+    internal void AbandonEnded()
+    {
+        if (_handoffMode && TAtomics.CompareExchange(ref _handoff, HandoffAbandoned, HandoffIdle) != HandoffIdle) // full fence: pairs with Execute's CAS
+        {
+            Recycle(); // Execute ran and left it to us
+        }
+    }
+
+    /// <summary>The planted fault <see cref="PlantedFault.HandoffReadThenWrite"/>: the owner's decision read, then Completed written.</summary>
+    private long PlantedHandoffReadThenWrite()
+    {
+        long decided = TAtomics.LoadAcquire(ref _handoff); // acquire
+        if (decided == HandoffIdle)
+        {
+            TAtomics.StoreRelease(ref _handoff, HandoffCompleted); // release: an owner's CAS between the two is lost
+        }
+
+        return decided;
+    }
+
+    private void Recycle()
+    {
+        if (Detach())
+        {
+            _owner.Return(this);
+        }
     }
 
     bool IValueTaskSource<bool>.GetResult(short token)

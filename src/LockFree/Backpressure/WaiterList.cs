@@ -106,16 +106,19 @@ internal sealed class WaiterList<TAtomics>
     public bool HasWaitersAfterLockedPublish => _gate.HasWaitersAfterLockedPublish();
 
     /// <summary>Takes a reset waiter from the pool (or a new one) and links it at the tail.</summary>
-    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0)
+    /// <param name="synchronous">Whether the caller blocks its thread (else it awaits the waiter).</param>
+    /// <param name="tag">What the wait is for (see <see cref="Waiter{TAtomics}.Tag"/>).</param>
+    /// <param name="handoff">An asynchronous hand-off wait (see <see cref="Waiter{TAtomics}"/>): its owner then calls exactly one of Expose, TryAwait or Abandon.</param>
+    public Waiter<TAtomics> RentAndLink(bool synchronous, long tag = 0, bool handoff = false)
     {
-        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag, probe: false, handoff);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.Register(); // counted, fenced (process-wide on the first park ever) before the caller's recheck
         return waiter;
     }
 
     /// <summary>
-    /// As <see cref="RentAndLink(bool, long)"/>, for signallers that ask <see cref="HasWaiters"/> only while
+    /// As <see cref="RentAndLink(bool, long, bool)"/>, for signallers that ask <see cref="HasWaiters"/> only while
     /// <paramref name="armedBit"/> is set in <paramref name="bits"/>: the registration makes sure it is set (see
     /// ParkingGate, "Arming").
     /// </summary>
@@ -123,9 +126,10 @@ internal sealed class WaiterList<TAtomics>
     /// <param name="bits">The word whose <paramref name="armedBit"/> makes signallers ask.</param>
     /// <param name="armedBit">The bit to make sure of.</param>
     /// <param name="probe">A wait that takes nothing when woken (see <see cref="Waiter{TAtomics}.IsProbe"/>).</param>
-    public Waiter<TAtomics> RentAndLink(bool synchronous, ref StickyBits<TAtomics> bits, long armedBit, bool probe = false)
+    /// <param name="handoff">An asynchronous hand-off wait (see <see cref="Waiter{TAtomics}"/>): its owner then calls exactly one of Expose, TryAwait or Abandon.</param>
+    public Waiter<TAtomics> RentAndLink(bool synchronous, ref StickyBits<TAtomics> bits, long armedBit, bool probe = false, bool handoff = false)
     {
-        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag: 0, probe);
+        Waiter<TAtomics> waiter = RentAndLinkCore(synchronous, tag: 0, probe, handoff);
         BeforeRegister?.Invoke(); // test hook: the window between the link and the registration
         _gate.RegisterArming(ref bits, armedBit); // counted, fenced, armed (with a process-wide barrier when it arms) before the caller's recheck
         return waiter;
@@ -159,7 +163,7 @@ internal sealed class WaiterList<TAtomics>
         }
     }
 
-    private Waiter<TAtomics> RentAndLinkCore(bool synchronous, long tag, bool probe)
+    private Waiter<TAtomics> RentAndLinkCore(bool synchronous, long tag, bool probe, bool handoff = false)
     {
         Waiter<TAtomics> waiter;
         using (SeamLock<TAtomics>.Enter(_lock))
@@ -174,7 +178,7 @@ internal sealed class WaiterList<TAtomics>
             waiter.Next = null;
         }
 
-        waiter.Reset(synchronous);
+        waiter.Reset(synchronous, handoff);
         waiter.Tag = tag;
         waiter.IsProbe = probe;
         using (SeamLock<TAtomics>.Enter(_lock))
@@ -374,12 +378,17 @@ internal sealed class WaiterList<TAtomics>
             Unlink(waiter);
             Return(waiter);
         }
-        else if (forwardSignal && waiter.Status == WaitStatus.Signaled && !TAtomics.IsPlanted(PlantedFault.AbandonDropsPassOn))
+        else
         {
-            SignalOne();
-        }
+            if (forwardSignal && waiter.Status == WaitStatus.Signaled && !TAtomics.IsPlanted(PlantedFault.AbandonDropsPassOn))
+            {
+                SignalOne();
+            }
 
-        // Otherwise the waiter was completed or signalled and its completion is queued: it is left to the GC.
+            // The waiter was completed or signalled and its completion is queued: a hand-off wait is recycled once that
+            // has run; any other is left to the GC (before session 12, every one was: a new waiter per such race).
+            waiter.AbandonEnded();
+        }
     }
 
     /// <summary>

@@ -28,4 +28,7 @@ internal enum PlantedFault
 
     /// <summary>WaiterList.SignalOne wakes the newest linked waiter instead of the oldest (not FIFO).</summary>
     SignalOneNewestFirst = 32,
+
+    /// <summary>Waiter's wake-up of a hand-off wait reads the owner's decision and then writes Completed (two steps, not one CAS): an owner that decides in between is never answered.</summary>
+    HandoffReadThenWrite = 64,
 }

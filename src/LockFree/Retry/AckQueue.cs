@@ -44,7 +44,7 @@ namespace LockFree;
 /// </summary>
 /// <typeparam name="T">The message type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}, VisibilityTimeout = {VisibilityTimeout}")]
-public sealed class AckQueue<T> : IDisposable
+public sealed partial class AckQueue<T> : IDisposable
 {
     private const int None = -1;
 
@@ -368,23 +368,6 @@ public sealed class AckQueue<T> : IDisposable
         }
 
         _ready.Dispose();
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Delivery<T>> ReceiveAsyncSlow(CancellationToken cancellationToken)
-    {
-        Envelope envelope;
-        try
-        {
-            envelope = await _ready.DequeueAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException)
-        {
-            ObjectDisposedException.ThrowIf(true, this); // name this queue, not its inner delay queue
-            throw;
-        }
-
-        return Register(envelope);
     }
 
     private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);

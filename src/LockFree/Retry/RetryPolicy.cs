@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using LockFree.Timers;
 
 namespace LockFree;
@@ -25,7 +24,7 @@ namespace LockFree;
 /// to run an action, or <see cref="Evaluate"/> to schedule retries yourself (for example on a <see cref="DelayQueue{T}"/>).
 /// </summary>
 [DebuggerDisplay("MaxAttempts = {MaxAttempts}, Jitter = {Jitter}")]
-public sealed class RetryPolicy
+public sealed partial class RetryPolicy
 {
     private static readonly Func<Exception, TimeSpan?> DefaultRetryAfter = static e => e is RetryAfterException r ? r.RetryAfter : null;
 
@@ -188,53 +187,6 @@ public sealed class RetryPolicy
     {
         ArgumentNullException.ThrowIfNull(action);
         return ExecuteCore(action, state, cancellationToken);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> ExecuteCore<TState, TResult>(Func<TState, CancellationToken, ValueTask<TResult>> action, TState state, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested(); // before the deposit: a call cancelled before it starts is no call (before session 10's bug hunt it deposited credit)
-        RecordCall();
-        TimeSpan delay = TimeSpan.Zero;
-        for (int attempt = 1; ; attempt++)
-        {
-            if (attempt > 1)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-            }
-
-            try
-            {
-                return await action(state, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException failure) when (failure.CancellationToken == cancellationToken && cancellationToken.IsCancellationRequested)
-            {
-                throw; // the caller's own cancellation: never retried, passed on as is
-            }
-            catch (Exception failure)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    // The caller cancelled while the attempt failed otherwise (its own or a linked token's cancellation, or
-                    // an unrelated error): never retried, so neither ShouldRetry nor the budget is asked (before the bug
-                    // hunt of session 10, Evaluate spent a retry the backoff wait's cancellation then threw away), and the
-                    // caller gets a cancellation of its token, the failure inside.
-                    ThrowCancelled(failure, cancellationToken);
-                }
-
-                RetryDecision decision = Evaluate(attempt, failure, delay);
-                if (!decision.ShouldRetry)
-                {
-                    throw;
-                }
-
-                delay = decision.Delay;
-            }
-
-            await (_wheel is null
-                ? Wakeups.DelayAsync(delay, _time, cancellationToken)
-                : Wakeups.DelayAsync(delay, _wheel, _time, cancellationToken)).ConfigureAwait(false);
-        }
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]

@@ -10,7 +10,8 @@ public sealed partial class DelayQueue<T>
 {
     /// <summary>
     /// Dequeues the next due item, waiting asynchronously until one is due. No thread is blocked while it waits, and
-    /// in steady state nothing is allocated (pooled waiters and state machines). A cancelled wait leaves no trace.
+    /// in steady state nothing is allocated (pooled waiters and operations, whatever thread takes the result). A cancelled
+    /// wait leaves no trace.
     /// </summary>
     /// <exception cref="InvalidOperationException">The queue is completed (not disposed) and every item has been taken.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; no item was taken.</exception>
@@ -66,136 +67,13 @@ public sealed partial class DelayQueue<T>
                 continue;
             }
 
-            (bool found, item) = await DequeueOrFinishAsync(cancellationToken).ConfigureAwait(false);
+            (bool found, item) = await DequeueOrFinishAsync(cancellationToken).ConfigureAwait(false); // a pooled operation
             if (!found)
             {
                 yield break; // completed and drained
             }
 
             yield return item!;
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<T> DequeueAsyncSlow(CancellationToken cancellationToken)
-    {
-        (bool found, T? item) = await DequeueOrFinishAsync(cancellationToken).ConfigureAwait(false);
-        return found ? item! : throw new InvalidOperationException("The delay queue is completed and empty.");
-    }
-
-    /// <summary>The next due item, waiting for it; (false, default) once the queue is completed and drained.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(bool Found, T? Item)> DequeueOrFinishAsync(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            Waiter waiter = _readers.RentAndLink(synchronous: false); // link, then fence (the handshake's first half)
-            bool taken;
-            T? item;
-            try
-            {
-                taken = TryTake(out item, armIfNotDue: true);
-            }
-            catch (Exception)
-            {
-                // The clock (or the wake-up's timer: user code) threw; nothing was taken. Before the review of 2026-11-23
-                // the waiter stayed linked, never awaited: the next signal was spent on it and a parked reader slept
-                // beside a due item. A signal that reached it is passed on.
-                _readers.Abandon(waiter, forwardSignal: true);
-                throw;
-            }
-
-            if (taken)
-            {
-                _readers.Abandon(waiter, forwardSignal: true);
-                AfterTake();
-                PassOn();
-                return (true, item);
-            }
-
-            // Disposed before finished: Dispose completes the queue, so a queue empty at Dispose is both, and its
-            // readers are told it was disposed (the documented exception), not that it was completed.
-            if (Volatile.Read(ref _disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
-            {
-                _readers.Abandon(waiter, forwardSignal: true);
-                ThrowIfDisposed();
-            }
-
-            if (_completion.Task.IsCompleted) // not _finished: set before Completion completes (s11-rev, see TryFinish)
-            {
-                _readers.Abandon(waiter, forwardSignal: true);
-                return (false, default);
-            }
-
-            waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
-            await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false); // throws when cancelled
-
-            // Signalled (an item may be due) or completed: take one, or link again and re-arm the wake-up.
-            try
-            {
-                taken = TryTake(out item, armIfNotDue: false);
-            }
-            catch (Exception)
-            {
-                _readers.SignalOne(); // the clock threw, nothing taken: the wake-up this reader consumed goes to the next one
-                throw;
-            }
-
-            if (taken)
-            {
-                AfterTake();
-                PassOn();
-                return (true, item);
-            }
-
-            ThrowIfDisposed(); // a disposed queue arms no wake-up: its pending items are left to TryDequeue
-            if (_completion.Task.IsCompleted) // as above
-            {
-                return (false, default);
-            }
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<WriteResult> EnqueueAsyncSlow(T item, TimeSpan delay, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            Waiter waiter = _writers.RentAndLink(synchronous: false);
-            WriteResult result;
-            try
-            {
-                result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
-            }
-            catch (Exception)
-            {
-                // The user's clock threw in the recheck (the enqueue's reading, which returns its unit with a signal that
-                // may reach this very waiter; since session 10 a waiting attempt computes no retry hint): take the waiter back, passing on a
-                // signal that reached it. Before the review of 2026-11-23 (s9-room) it stayed linked and never awaited:
-                // the next wake-up was spent on it and the writer parked behind it slept beside a free slot.
-                _writers.Abandon(waiter, forwardSignal: true);
-                throw;
-            }
-
-            if (result.Outcome != WriteOutcome.Rejected)
-            {
-                _writers.Abandon(waiter, forwardSignal: true);
-                return result;
-            }
-
-            waiter.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
-            WaitStatus status = await new ValueTask<WaitStatus>(waiter, waiter.Version).ConfigureAwait(false);
-            if (status == WaitStatus.Completed)
-            {
-                ThrowIfDisposed();
-                return WriteResult.Completed;
-            }
-
-            result = WriteOnce(item, delay, OverflowPolicy.Wait, countRejection: false);
-            if (result.Outcome != WriteOutcome.Rejected)
-            {
-                return result;
-            }
         }
     }
 

@@ -1,0 +1,187 @@
+using System.Threading.Tasks.Sources;
+
+namespace LockFree.Backpressure;
+
+// Design: a hand-written async state machine on a pooled object, for the slow paths that wait (the buffer's parked
+// WriteAsync and ReadAsync, the channel adapter's ReadAsync). Before (session 12) these were async methods on
+// PoolingAsyncValueTaskMethodBuilder, whose boxes are cached per thread: a box rented by the calling thread went back
+// to the cache of the thread that took the result (in an await loop, whichever pool thread ran the continuation), so
+// the calling thread rented a new one now and then (0 to a few KB per 100,000 items; one box per wait when the result
+// is always taken on another thread). An operation here comes from its owner's OperationPool and goes back there when
+// its result is taken, whatever the thread: a steady stream of waits allocates nothing.
+//
+// What the async method did, kept: the operation runs on the caller's thread until it must wait (Start); a wait that
+// is already complete goes on inline (as an await of a completed awaiter); an exception, before or after a wait, faults
+// the returned task (an OperationCanceledException cancels it: ManualResetValueTaskSourceCore reports it as canceled, as
+// the builder's box does) and is never thrown by the call itself; a result reached without waiting is returned as a
+// plain value (no source). The steps after a wait run under the ExecutionContext captured when the operation parked
+// (the builder's flow: user code they reach, a TimeProvider or a metrics listener, sees the caller's AsyncLocals), on
+// the thread that ended the wait (the waits are awaited with ConfigureAwait(false)), and the caller's continuation is
+// invoked inline when the operation completes, honouring the contexts the caller's await captured (the core's flags).
+//
+// Thread roles: one logical thread of control at a time. Advance runs on the caller's thread, then on the thread that
+// ended each wait; the registration of the continuation hands the object over (its CAS publishes the fields written
+// before it), and the code that registered touches nothing after it.
+
+/// <summary>A pooled asynchronous operation presented as a <see cref="ValueTask{TResult}"/>; see the design note.</summary>
+/// <typeparam name="TResult">The operation's result.</typeparam>
+internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
+{
+    private static readonly ContextCallback ResumeInContext = static state => ((PooledOperation<TResult>)state!).Resume();
+
+    private readonly Action _waitCompleted; // one delegate per pooled instance (Park), not per wait
+    private ManualResetValueTaskSourceCore<TResult> _core; // mutable struct: never copy. Continuations inline, as the builder's box
+    private ExecutionContext? _context; // captured when the operation parks; the steps after the wait run in it
+
+    /// <summary>Creates an operation; the derived type pools it.</summary>
+    protected PooledOperation()
+    {
+        _waitCompleted = OnWaitCompleted;
+    }
+
+    /// <summary>
+    /// Runs the operation on the calling thread until it completes or parks: a value when it completed without parking
+    /// (the operation is released at once), else this source (pending, or faulted by an exception of the first steps).
+    /// </summary>
+    protected ValueTask<TResult> Start()
+    {
+        short version = _core.Version;
+        TResult result;
+        try
+        {
+            if (!Advance(resumed: false, out result))
+            {
+                return new ValueTask<TResult>(this, version);
+            }
+        }
+        catch (Exception error)
+        {
+            _core.SetException(error); // as the builder: the call returns a faulted (or canceled) task, it does not throw
+            return new ValueTask<TResult>(this, version);
+        }
+
+        Release();
+        return new ValueTask<TResult>(result);
+    }
+
+    /// <summary>An operation that failed before it started: the task is faulted (canceled by an <see cref="OperationCanceledException"/>).</summary>
+    protected ValueTask<TResult> Faulted(Exception error)
+    {
+        short version = _core.Version;
+        _core.SetException(error);
+        return new ValueTask<TResult>(this, version);
+    }
+
+    /// <summary>
+    /// Runs the operation's next steps: from its start (<paramref name="resumed"/> false) or after the wait it parked on.
+    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/> or a Park, the last thing it
+    /// did).
+    /// Throws to fault the operation.
+    /// </summary>
+    protected abstract bool Advance(bool resumed, out TResult result);
+
+    /// <summary>Clears the operation's fields (so the pool holds no item, token or owner state) and returns it to its pool.</summary>
+    protected abstract void Release();
+
+    /// <summary>
+    /// Parks on a linked and armed hand-off <paramref name="waiter"/> (see <see cref="Waiter{TAtomics}"/>): true when the rest
+    /// of the operation became the waiter's continuation (the caller returns false from <see cref="Advance"/> and touches
+    /// nothing after); false when the wait already ended: the caller consumes it at once
+    /// (<see cref="Waiter{TAtomics}.ConsumeHandoff"/>). It never allocates (an await of the waiter's value task would
+    /// register on its core, which queues a pool work item when the wait ended just before the registration).
+    /// </summary>
+    protected bool TryParkOn(Waiter waiter)
+    {
+        _context = ExecutionContext.Capture(); // before the registration publishes it
+        if (waiter.TryAwait(WaiterCompleted, this))
+        {
+            return true;
+        }
+
+        _context = null;
+        return false;
+    }
+
+    /// <summary>
+    /// Parks on <paramref name="wait"/>, a pending value task (another pooled operation's, or a user's; the caller keeps
+    /// it, to consume it when resumed): the rest of the operation becomes its continuation, without context. Returns false, for
+    /// <see cref="Advance"/> to return; the caller touches nothing after it. Unlike <see cref="TryParkOn"/>, a wait that
+    /// ends just before the registration makes the core queue a pool work item (an allocation, rare: the window is the
+    /// few instructions after the caller's completion check).
+    /// </summary>
+    protected bool Park<TWait>(ValueTask<TWait> wait)
+    {
+        _context = ExecutionContext.Capture(); // before the registration publishes it
+        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_waitCompleted); // a source-backed wait: no allocation
+        return false;
+    }
+
+    /// <summary>As <see cref="Park{TWait}(ValueTask{TWait})"/>, on a pending task (a registration on a task allocates nothing).</summary>
+    protected bool Park(Task wait)
+    {
+        _context = ExecutionContext.Capture(); // before the registration publishes it
+        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_waitCompleted);
+        return false;
+    }
+
+    private static readonly Action<object?> WaiterCompleted = static state => ((PooledOperation<TResult>)state!).OnWaitCompleted();
+
+    /// <inheritdoc/>
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    /// <inheritdoc/>
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    /// <summary>Takes the result once, then resets the operation and returns it to its pool (on whatever thread this runs).</summary>
+    public TResult GetResult(short token)
+    {
+        if (_core.GetStatus(token) == ValueTaskSourceStatus.Pending) // validates the token first
+        {
+            throw new InvalidOperationException("The operation has not completed: await the ValueTask instead of reading its result.");
+        }
+
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _core.Reset(); // the old token is stale from here on
+            Release();
+        }
+    }
+
+    private void OnWaitCompleted()
+    {
+        ExecutionContext? context = _context;
+        _context = null;
+        if (context is null)
+        {
+            Resume();
+        }
+        else
+        {
+            ExecutionContext.Run(context, ResumeInContext, this); // restores the pool thread's context after
+        }
+    }
+
+    private void Resume()
+    {
+        TResult result;
+        try
+        {
+            if (!Advance(resumed: true, out result))
+            {
+                return; // parked again
+            }
+        }
+        catch (Exception error)
+        {
+            _core.SetException(error);
+            return;
+        }
+
+        _core.SetResult(result);
+    }
+}
