@@ -10,7 +10,9 @@ namespace LockFree.Backpressure;
 // is always taken on another thread). An operation here comes from its owner's OperationPool and goes back there when
 // its result is taken, whatever the thread: a steady stream of waits allocates nothing.
 //
-// What the async method did, kept: the operation runs on the caller's thread until it must wait (Start); a wait that
+// What the async method did, kept: the operation runs on the caller's thread until it must wait (Start), and, as the
+// builder's Start, an AsyncLocal or SynchronizationContext set by code its first steps reach (a retry's action) does not
+// leak into the caller (Start puts the caller's back; review s12-rev: it leaked before); a wait that
 // is already complete goes on inline (as an await of a completed awaiter); an exception, before or after a wait, faults
 // the returned task (an OperationCanceledException cancels it: ManualResetValueTaskSourceCore reports it as canceled, as
 // the builder's box does) and is never thrown by the call itself; a result reached without waiting is returned as a
@@ -46,6 +48,12 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     protected ValueTask<TResult> Start()
     {
         short version = _core.Version;
+
+        // As the builder's Start: the code the first steps reach (a retry's action, a user's clock) runs on the caller's
+        // thread, and an AsyncLocal or SynchronizationContext it sets must not leak into the caller (review s12-rev: it
+        // did). Both are thread-static reads, no allocation; null (flow suppressed) is left as it is.
+        ExecutionContext? callerContext = ExecutionContext.Capture();
+        SynchronizationContext? callerSync = SynchronizationContext.Current;
         TResult result;
         try
         {
@@ -59,9 +67,27 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
             _core.SetException(error); // as the builder: the call returns a faulted (or canceled) task, it does not throw
             return new ValueTask<TResult>(this, version);
         }
+        finally
+        {
+            RestoreCallerContexts(callerContext, callerSync); // touches only the thread, never this operation (it may be another's by now)
+        }
 
         Release();
         return new ValueTask<TResult>(result);
+    }
+
+    /// <summary>Puts back the caller's ExecutionContext and SynchronizationContext when the first steps changed them.</summary>
+    private static void RestoreCallerContexts(ExecutionContext? callerContext, SynchronizationContext? callerSync)
+    {
+        if (callerContext is not null && !ReferenceEquals(ExecutionContext.Capture(), callerContext))
+        {
+            ExecutionContext.Restore(callerContext);
+        }
+
+        if (!ReferenceEquals(SynchronizationContext.Current, callerSync))
+        {
+            SynchronizationContext.SetSynchronizationContext(callerSync);
+        }
     }
 
     /// <summary>An operation that failed before it started: the task is faulted (canceled by an <see cref="OperationCanceledException"/>).</summary>
