@@ -253,8 +253,7 @@ internal struct DirectSpscRing
         ref Slot slot = ref At(head);
         if (head >= _consumer.Cached)
         {
-            // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line, after the
-            // take (session 12).
+            // As SpscRing.TryDequeue: the sequence check and the streak inline, the bound raise out of line.
             long end = Volatile.Read(ref slot.Sequence);
             if (end <= head)
             {
@@ -264,14 +263,10 @@ internal struct DirectSpscRing
             }
 
             _consumer.Cached = end;
-            item = slot.Item;
-            Volatile.Write(ref _consumer.Index, head + 1);
             if (++_consumer.Spare >= _boundReadStreak)
             {
                 RaiseBound(head);
             }
-
-            return true;
         }
 
         item = slot.Item;

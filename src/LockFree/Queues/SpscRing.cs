@@ -190,39 +190,20 @@ internal struct SpscRing<T, TAtomics>
             }
 
             _consumer.Cached = end; // plain: consumer-private; the rest of a batch's run is below the bound (end > head >= old bound)
-            item = Take(ref slot, head);
-
-            // The bound read after the take, not before it (session 12): nothing of the take (the ring, the head, the slot)
-            // is then live across the call, so a caller that inlines this method keeps them in scratch registers instead of
-            // saving them around a call made once in _boundReadStreak takes. The read and its pause only ever delay the
-            // next take; they never decide this one.
             if (++_consumer.Spare >= _boundReadStreak) // plain: consumer-private
             {
                 RaiseBound(head);
             }
-
-            return true;
         }
 
-        item = Take(ref slot, head);
-        return true;
-    }
-
-    /// <summary>
-    /// The consumer takes the item of position <paramref name="head"/>, known published (below the known-published bound,
-    /// or its slot's Sequence read by the caller), and frees its slot.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private T Take(ref SpscSlot<T> slot, long head)
-    {
-        T item = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of tail or of the slot's Sequence
+        item = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of tail or of the slot's Sequence
         if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
         {
             TAtomics.StorePlain(ref slot.Item, default!); // plain: still ours until head moves past it
         }
 
         TAtomics.StoreRelease(ref _consumer.Index, head + 1); // release: frees the slot; pairs with the acquire of head in the enqueue methods
-        return item;
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
