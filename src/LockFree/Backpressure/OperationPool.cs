@@ -1,3 +1,5 @@
+using LockFree.Internal;
+
 namespace LockFree.Backpressure;
 
 // Design: a small bounded pool of reusable objects owned by one buffer or adapter (not by a thread), so an object goes
@@ -36,6 +38,7 @@ internal sealed class OperationPool<TItem>
             }
         }
 
+        PoolGrowth.Count(); // the caller creates one
         return null;
     }
 

@@ -168,9 +168,14 @@ internal sealed class WaiterList<TAtomics>
         Waiter<TAtomics> waiter;
         using (SeamLock<TAtomics>.Enter(_lock))
         {
-            waiter = Pool ?? new Waiter<TAtomics>(this);
-            if (Pool is not null)
+            if (Pool is null)
             {
+                waiter = new Waiter<TAtomics>(this);
+                PoolGrowth.Count();
+            }
+            else
+            {
+                waiter = Pool;
                 Pool = waiter.Next;
                 Pooled--;
             }

@@ -147,18 +147,8 @@ public sealed class BackpressureCrossThreadAllocationTests(ITestOutputHelper out
         using var cts = new CancellationTokenSource();
         await RunAsync(buffer, cts.Token).WaitAsync(Generous); // warm-up: JIT, pools, token registration nodes
 
-        // Up to ten measured runs (three were not always enough for the adapter's twin, session 12), until one allocated nothing: a run on a loaded machine may see more wake-ups queued
-        // at once than any before, and the waiters' pool grows by one then (measured: one waiter, 216 B, in one run of
-        // the full suite). That is growth, once; before session 12 the pooled boxes missed in every run taken (192 and 560 B).
-        long allocated = -1;
-        for (int run = 0; run < 10 && allocated != 0; run++)
-        {
-            (long sum, long waits, allocated) = await RunAsync(buffer, cts.Token).WaitAsync(Generous);
-            output.WriteLine($"{(single ? "single" : "many")}: {allocated} B in the calls for {LoopItems} items, {waits} waits");
-            Assert.Equal((long)LoopItems * (LoopItems - 1) / 2, sum);
-        }
-
-        Assert.Equal(0, allocated);
+        await AwaitLoopRuns.AssertSteadyStateAllocatesNothingAsync(
+            () => RunAsync(buffer, cts.Token).WaitAsync(Generous), (long)LoopItems * (LoopItems - 1) / 2, output, single ? "single" : "many");
     }
 
     /// <summary>

@@ -43,30 +43,9 @@ public sealed class LockFreeChannelAwaitLoopAllocationTests(ITestOutputHelper ou
         using var cts = new CancellationTokenSource();
         await RunAsync(channel, cts.Token).WaitAsync(Generous); // warm-up: JIT, pools, token registration nodes
 
-        // The loops wait only when they do not both have a core; on a machine where they flow, a run may wait a few
-        // dozen times. Up to three measured runs, until one waited enough for a per-wait allocation to show and allocated
-        // nothing: a run on a loaded machine may see more wake-ups queued at once than any run before, and a pool (the
-        // waiters', the token's registration nodes) grows by one object then (measured: one waiter, 216 B, in one full
-        // suite run; session 12, after the pooled operations: one waiter, 216 B, in a run with 14 waits, the third of three, in
-        // a full suite run beside another: hence up to MaxRuns). That is growth, once; a per-wait allocation shows in every
-        // run (tens of thousands of waits).
-        long allocated = -1, sum = 0, waits = 0;
-        for (int run = 0; run < MaxRuns && (waits < EnoughWaits || allocated != 0); run++)
-        {
-            (sum, waits, allocated) = await RunAsync(channel, cts.Token).WaitAsync(Generous);
-            output.WriteLine($"{(single ? "single" : "many")}: {allocated} B in the calls for {Items} items, {waits} waits");
-            Assert.Equal((long)Items * (Items - 1) / 2, sum);
-        }
-
-        // Counted per call on the calling thread, where a pooled operation or waiter is rented: a pool miss allocates there.
-        Assert.True(allocated == 0, $"{allocated} B in the calls for {Items} items and {waits} waits");
+        await AwaitLoopRuns.AssertSteadyStateAllocatesNothingAsync(
+            () => RunAsync(channel, cts.Token).WaitAsync(Generous), (long)Items * (Items - 1) / 2, output, single ? "single" : "many");
     }
-
-    /// <summary>Measured runs at most (see the test).</summary>
-    private const int MaxRuns = 10;
-
-    /// <summary>Waits that make the measurement meaningful (the loops flow without waiting when both have a core).</summary>
-    private const long EnoughWaits = 1_000;
 
     /// <summary>
     /// One writer and one reader loop on the thread pool; returns the sum read, how many calls waited, and the bytes the
