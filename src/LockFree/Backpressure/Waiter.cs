@@ -56,6 +56,12 @@ internal enum WaitStatus
 // allocation) when it is registered after the completion, and an abandoned asynchronous waiter whose wake-up was
 // already queued goes back to the pool instead of to the GC (before, both allocated now and then in await loops). A
 // waiter rented without hand-off (every other owner) behaves as before: Execute completes the core.
+//
+// Abandoned synchronous waits (session 13). A synchronous wait's ender sets the event as the last step of TryFinish, after
+// its CAS (and a cancellation's unlink), so an owner that lost the CAS to it waits for that set before it recycles the
+// waiter (AbandonEnded), as WaitSynchronously does after its own wait: recycled at once, the late set would end the next
+// wait on this waiter early. The event waits and the set go through the seam (WaitEvent, SetEvent), so the controlled
+// scheduler explores them (tests/Concurrency/Backpressure/WaiterSyncAbandonTests.cs).
 /// <summary>One pooled waiter of a <see cref="WaiterList{TAtomics}"/>; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>Waiter</c>).</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
 internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
@@ -268,7 +274,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
 
         if (_synchronous)
         {
-            InterruptDeferral.Set(_event!); // a signaller may be a reader that already took its item: an interrupt must not break this
+            TAtomics.SetEvent(_event!); // InterruptDeferral.Set: a signaller may be a reader that already took its item, an interrupt must not break this
         }
         else
         {
@@ -299,7 +305,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         bool interrupted = false, endedByInterrupt = false;
         try
         {
-            if (!_event!.Wait(timeout))
+            if (!TAtomics.WaitEvent(_event!, timeout))
             {
                 TryFinish(WaitStatus.TimedOut);
             }
@@ -310,19 +316,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
             endedByInterrupt = TryFinish(WaitStatus.Canceled); // unlinks it, as a cancellation does
         }
 
-        while (true)
-        {
-            try
-            {
-                _event!.Wait(); // whoever ended the wait sets the event
-                break;
-            }
-            catch (ThreadInterruptedException)
-            {
-                interrupted = true;
-            }
-        }
-
+        interrupted |= AwaitEnderSet();
         WaitStatus status = Status;
         if (Detach())
         {
@@ -424,12 +418,51 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     }
 
     /// <summary>
+    /// Blocks, uninterruptibly, until whoever ended the synchronous wait has set the event (the last step of its
+    /// <see cref="TryFinish(WaitStatus, int)"/>, after the state CAS and, for a cancellation, the unlink); whether a
+    /// <see cref="Thread.Interrupt"/> arrived meanwhile, for the caller to post again. Short: the ender is between two
+    /// steps of its own.
+    /// </summary>
+    private bool AwaitEnderSet()
+    {
+        bool interrupted = false;
+        while (true)
+        {
+            try
+            {
+                TAtomics.WaitEvent(_event!, Timeout.InfiniteTimeSpan); // whoever ended the wait sets the event
+                return interrupted;
+            }
+            catch (ThreadInterruptedException)
+            {
+                interrupted = true; // the wait is not the caller's to break: retried, posted again afterwards
+            }
+        }
+    }
+
+    /// <summary>
     /// The owner of a wait that a signal (or completion, timeout, cancellation) ended before its owner could take it back
-    /// quietly gives it up (<see cref="WaiterList{TAtomics}.Abandon"/>): a hand-off wait is recycled once both the owner
-    /// and the wake-up are done with it; any other is left to the GC, as its wake-up may still complete its core.
+    /// quietly gives it up (<see cref="WaiterList{TAtomics}.Abandon"/>). A hand-off wait is recycled once both the owner
+    /// and the wake-up are done with it. A synchronous wait is recycled once its ender has set the event: until then the
+    /// ender may still be inside <see cref="TryFinish(WaitStatus, int)"/>, and its late set would end the next wait on this
+    /// waiter early (a wake-up with nothing ended: Pending, the waiter still linked); an interrupt meanwhile is posted
+    /// again, never thrown (before session 13 such a waiter was left to the GC: a new waiter per race). Any other (an
+    /// asynchronous wait without hand-off) is left to the GC, as its wake-up may still complete its core.
     /// </summary>
     internal void AbandonEnded()
     {
+        if (_synchronous)
+        {
+            bool interrupted = !TAtomics.IsPlanted(PlantedFault.AbandonSyncRecyclesBeforeSet) && AwaitEnderSet();
+            Recycle(); // Detach: no timer on a synchronous wait; a registration's Dispose waits for a cancellation callback still running
+            if (interrupted)
+            {
+                Thread.CurrentThread.Interrupt(); // for the caller's next interruptible wait, as WaitSynchronously does
+            }
+
+            return;
+        }
+
         if (_handoffMode && TAtomics.CompareExchange(ref _handoff, HandoffAbandoned, HandoffIdle) != HandoffIdle) // full fence: pairs with Execute's CAS
         {
             Recycle(); // Execute ran and left it to us

@@ -390,8 +390,9 @@ internal sealed class WaiterList<TAtomics>
                 SignalOne();
             }
 
-            // The waiter was completed or signalled and its completion is queued: a hand-off wait is recycled once that
-            // has run; any other is left to the GC (before session 12, every one was: a new waiter per such race).
+            // The waiter was completed or signalled and its ender may not be done with it: a hand-off wait is recycled
+            // once its queued wake-up has run, a synchronous one once its ender has set its event; any other is left to
+            // the GC (before session 12, every one was, and every synchronous one before session 13: a new waiter per race).
             waiter.AbandonEnded();
         }
     }

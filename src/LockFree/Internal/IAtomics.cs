@@ -109,6 +109,21 @@ internal interface IAtomics
     static abstract void QueueWorkItem(IThreadPoolWorkItem item);
 
     /// <summary>
+    /// Blocks on <paramref name="signal"/> until it is set or <paramref name="timeout"/> passes (<see cref="ManualResetEventSlim.Wait(TimeSpan)"/>:
+    /// a <see cref="Thread.Interrupt"/> throws <see cref="ThreadInterruptedException"/>); whether it was set. A synchronous
+    /// waiter's park. The test policy blocks the logical thread until <see cref="SetEvent"/> (a controlled run has no
+    /// clock: the timeout never passes there).
+    /// </summary>
+    static abstract bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout);
+
+    /// <summary>
+    /// Sets <paramref name="signal"/> (through <see cref="InterruptDeferral.Set"/>: an interrupt is deferred, never thrown):
+    /// the end of a synchronous waiter's wait. The test policy makes it a scheduling point and wakes the logical threads
+    /// blocked in <see cref="WaitEvent"/>.
+    /// </summary>
+    static abstract void SetEvent(ManualResetEventSlim signal);
+
+    /// <summary>
     /// Whether the planted fault <paramref name="fault"/> is active: false in production (a constant, so the JIT drops
     /// the faulty branch from the production specialisation); a controlled test turns it on to show its checker finds it.
     /// </summary>

@@ -31,4 +31,7 @@ internal enum PlantedFault
 
     /// <summary>Waiter's wake-up of a hand-off wait reads the owner's decision and then writes Completed (two steps, not one CAS): an owner that decides in between is never answered.</summary>
     HandoffReadThenWrite = 64,
+
+    /// <summary>WaiterList.Abandon recycles a synchronous waiter that a signal (or completion) ended at once, without waiting for the ender's event set: a late set wakes the waiter's next wait early.</summary>
+    AbandonSyncRecyclesBeforeSet = 128,
 }

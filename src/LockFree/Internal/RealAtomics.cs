@@ -93,6 +93,12 @@ internal readonly struct RealAtomics : IAtomics
     public static void QueueWorkItem(IThreadPoolWorkItem item) => ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
 
     /// <inheritdoc/>
+    public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout) => signal.Wait(timeout);
+
+    /// <inheritdoc/>
+    public static void SetEvent(ManualResetEventSlim signal) => InterruptDeferral.Set(signal);
+
+    /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsPlanted(PlantedFault fault) => false;
 }

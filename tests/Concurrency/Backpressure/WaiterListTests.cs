@@ -36,8 +36,8 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// <para>
 /// The links, tickets and pool are guarded accesses through the seam: race-checked, not scheduling points (a switch
 /// inside the locked section is the same as one at its edge for every thread that takes the lock); a link read
-/// outside the lock is found as a data race. Not covered: synchronous waits (they block on an event, outside the
-/// scheduler), store buffers (the list's objects are not pinned; the gate's fences are explored on the gate itself:
+/// outside the lock is found as a data race. Not covered here: synchronous waits (their event goes through the seam:
+/// <see cref="WaiterSyncAbandonTests"/> explores them in the abandon race), store buffers (the list's objects are not pinned; the gate's fences are explored on the gate itself:
 /// ParkingGateTests, FirstParkWindowTests, DisarmTests), and real cancellation tokens.
 /// </para>
 /// </summary>

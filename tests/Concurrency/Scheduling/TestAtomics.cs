@@ -395,6 +395,50 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.WakeAll(item); // no scheduling point since Execute's last access: a thread that checked and blocked is woken
     }
 
+    /// <summary>
+    /// Under a controlled run: a scheduling point, then the logical thread blocks until <paramref name="signal"/> is set
+    /// (by <see cref="SetEvent"/>; checked and blocked on in one step, so a set between the two cannot be missed; one that
+    /// never comes is a deadlock), and acquires what the setter released. A controlled run has no clock: the timeout
+    /// never passes, so this always answers true. Outside one: the event's own wait.
+    /// </summary>
+    public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return signal.Wait(timeout);
+        }
+
+        s.SchedulingPoint("WaitEvent");
+        while (!signal.IsSet)
+        {
+            s.Block(signal);
+        }
+
+        s.Races?.Acquire(ControlledScheduler.CurrentThread, EventLocation(signal));
+        return true;
+    }
+
+    /// <summary>
+    /// Under a controlled run: a scheduling point, a release for the waiter's acquire, the set (nobody blocks in the
+    /// event itself, so it never blocks) and the wake-up of the logical threads blocked in <see cref="WaitEvent"/>.
+    /// Outside one: <see cref="InterruptDeferral.Set"/>.
+    /// </summary>
+    public static void SetEvent(ManualResetEventSlim signal)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            InterruptDeferral.Set(signal);
+            return;
+        }
+
+        s.SchedulingPoint("SetEvent");
+        s.Races?.Release(ControlledScheduler.CurrentThread, EventLocation(signal));
+        signal.Set();
+        s.WakeAll(signal);
+    }
+
     /// <summary>Whether <paramref name="fault"/> is planted in the current controlled run (<see cref="ExploreOptions.Faults"/>).</summary>
     public static bool IsPlanted(PlantedFault fault) => ControlledScheduler.Current is { } s && (s.Faults & fault) != 0;
 
@@ -417,6 +461,9 @@ internal readonly unsafe struct TestAtomics : IAtomics
 
     /// <summary>A lock's location for the race detector: a negative number, never the address of a real location.</summary>
     private static nint LockLocation(object gate) => (nint)(-1L - RuntimeHelpers.GetHashCode(gate));
+
+    /// <summary>An event's location for the race detector: a negative number, as a lock's (the two never meet).</summary>
+    private static nint EventLocation(ManualResetEventSlim signal) => LockLocation(signal);
 
     /// <summary>The owner (0: free) and depth of one controlled lock.</summary>
     private sealed class ControlledLock

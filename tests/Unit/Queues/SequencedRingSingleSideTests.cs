@@ -143,6 +143,10 @@ internal readonly struct RmwCountingAtomics : IAtomics
 
     public static void QueueWorkItem(IThreadPoolWorkItem item) => RealAtomics.QueueWorkItem(item);
 
+    public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout) => RealAtomics.WaitEvent(signal, timeout);
+
+    public static void SetEvent(ManualResetEventSlim signal) => RealAtomics.SetEvent(signal);
+
     public static bool IsPlanted(PlantedFault fault) => false;
 
     public static void FullFence() => RealAtomics.FullFence();
