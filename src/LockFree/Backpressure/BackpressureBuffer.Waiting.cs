@@ -149,7 +149,7 @@ public sealed partial class BackpressureBuffer<T>
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 _writers.Abandon(waiter, forwardSignal: true);
-                BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
+                RecordWait(Stopwatch.GetElapsedTime(start));
                 return result;
             }
 
@@ -173,7 +173,7 @@ public sealed partial class BackpressureBuffer<T>
                 result = RetrySignaled(item);
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
-                    BackpressureMetrics.RecordWait(this, Stopwatch.GetElapsedTime(start));
+                    RecordWait(Stopwatch.GetElapsedTime(start));
                     return result;
                 }
             }
@@ -513,7 +513,26 @@ public sealed partial class BackpressureBuffer<T>
             return;
         }
 
-        BackpressureMetrics.RecordWait(this, waited);
+        RecordWait(waited);
+    }
+
+    /// <summary>
+    /// Records a write's wait into the wait-time histogram, after the write happened. A <see cref="System.Diagnostics.Metrics.MeterListener"/>'s
+    /// measurement callback runs inside (user code): an exception it throws is counted and reported as a handler's
+    /// (<see cref="CallbackFailed"/>), never thrown into the write. Before (review s13) it left the write after its item
+    /// was accepted, so the parked <c>WriteAsync</c> faulted, or the blocking <c>Write</c> threw, and a caller that
+    /// retried on the exception wrote the item twice.
+    /// </summary>
+    private void RecordWait(TimeSpan waited)
+    {
+        try
+        {
+            BackpressureMetrics.RecordWait(this, waited);
+        }
+        catch (Exception error)
+        {
+            ReportCallbackFailure(error);
+        }
     }
 
     private ValueTask<bool> Finished()

@@ -200,7 +200,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>
     /// Raised with the exception an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/>
-    /// handler threw, on the thread that ran it, right after it threw. Such an exception never reaches the writer or reader
+    /// handler (or a <see cref="System.Diagnostics.Metrics.MeterListener"/>'s measurement callback for the
+    /// <c>lockfree.queue.wait_time</c> histogram, recorded after a write that waited) threw, on the thread that ran it, right after it threw. Such an exception never reaches the writer or reader
     /// whose operation raised the callback: that operation already happened (an item accepted, dropped or evicted, a read
     /// taken), and it answers its true outcome. An exception from a <see cref="CallbackFailed"/> handler is dropped (it
     /// is counted in <see cref="CallbackFailures"/> once, with the failure it reports).
@@ -209,7 +210,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>
     /// How many times an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/> handler
-    /// threw (a snapshot; also the <c>lockfree.queue.callback_failures</c> metric). See <see cref="CallbackFailed"/>.
+    /// (or a wait-time measurement callback, see <see cref="CallbackFailed"/>) threw (a snapshot; also the <c>lockfree.queue.callback_failures</c> metric). See <see cref="CallbackFailed"/>.
     /// </summary>
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Threading.Tasks.Sources;
 
 namespace LockFree.Backpressure;
@@ -51,8 +52,9 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
 
         // As the builder's Start: the code the first steps reach (a retry's action, a user's clock) runs on the caller's
         // thread, and an AsyncLocal or SynchronizationContext it sets must not leak into the caller (review s12-rev: it
-        // did). Both are thread-static reads, no allocation; null (flow suppressed) is left as it is.
+        // did). Both are thread-static reads, no allocation, unless flow is suppressed (see CaptureSuppressed).
         ExecutionContext? callerContext = ExecutionContext.Capture();
+        bool suppressed = callerContext is null && CaptureSuppressed(out callerContext);
         SynchronizationContext? callerSync = SynchronizationContext.Current;
         TResult result;
         try
@@ -69,17 +71,45 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
         }
         finally
         {
-            RestoreCallerContexts(callerContext, callerSync); // touches only the thread, never this operation (it may be another's by now)
+            RestoreCallerContexts(callerContext, suppressed, callerSync); // touches only the thread, never this operation (it may be another's by now)
         }
 
         Release();
         return new ValueTask<TResult>(result);
     }
 
-    /// <summary>Puts back the caller's ExecutionContext and SynchronizationContext when the first steps changed them.</summary>
-    private static void RestoreCallerContexts(ExecutionContext? callerContext, SynchronizationContext? callerSync)
+    /// <summary>
+    /// The caller's context when its flow is suppressed (<see cref="ExecutionContext.Capture"/> answers null then): flow
+    /// restored for the capture and suppressed again, as the caller had it (its own <see cref="AsyncFlowControl"/> still
+    /// undoes it). The builder's Start saves and restores the thread's context whether or not flow is suppressed; before
+    /// (review s13) an AsyncLocal set by the first steps under suppressed flow leaked into the caller
+    /// (PooledOperationSuppressedFlowTests). Allocates a context copy or two, on this rare path only.
+    /// </summary>
+    private static bool CaptureSuppressed([NotNullWhen(true)] out ExecutionContext? callerContext)
     {
-        if (callerContext is not null && !ReferenceEquals(ExecutionContext.Capture(), callerContext))
+        callerContext = null;
+        if (!ExecutionContext.IsFlowSuppressed())
+        {
+            return false;
+        }
+
+        ExecutionContext.RestoreFlow();
+        callerContext = ExecutionContext.Capture()!;
+        ExecutionContext.SuppressFlow(); // the AsyncFlowControl is not needed: the caller's undoes this suppression
+        return true;
+    }
+
+    /// <summary>Puts back the caller's ExecutionContext (and its suppressed flow) and SynchronizationContext when the first steps changed them.</summary>
+    private static void RestoreCallerContexts(ExecutionContext? callerContext, bool suppressed, SynchronizationContext? callerSync)
+    {
+        if (suppressed)
+        {
+            // Whether the steps changed it cannot be read under suppressed flow: put it back in any case (the restored
+            // copy flows, so suppressing it again cannot throw).
+            ExecutionContext.Restore(callerContext!);
+            ExecutionContext.SuppressFlow();
+        }
+        else if (callerContext is not null && !ReferenceEquals(ExecutionContext.Capture(), callerContext))
         {
             ExecutionContext.Restore(callerContext);
         }
