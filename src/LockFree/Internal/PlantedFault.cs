@@ -31,4 +31,7 @@ internal enum PlantedFault
 
     /// <summary>Waiter's wake-up of a hand-off wait reads the owner's decision and then writes Completed (two steps, not one CAS): an owner that decides in between is never answered.</summary>
     HandoffReadThenWrite = 64,
+
+    /// <summary>A retry's backoff wait goes back to its pool when its wheel timer could not be cancelled, while the losing callback may still hold it (no reference count).</summary>
+    BackoffReleaseIgnoresTimerRef = 128,
 }
