@@ -180,6 +180,20 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
         return false;
     }
 
+    /// <summary>
+    /// Before parking on a wait the operation owns itself (a retry's backoff: its own timer and token registration, no
+    /// task): captures the ExecutionContext the steps after the wait run in, as <see cref="Park(Task)"/> does. Call it
+    /// before the step that publishes the park (after it, the wait's ender may resume the operation at once); when the
+    /// wait turns out to have ended already, <see cref="AbandonOwnPark"/> and go on inline.
+    /// </summary>
+    protected void PrepareOwnPark() => _context = ExecutionContext.Capture();
+
+    /// <summary>The own wait ended before the operation parked on it: it goes on inline, in its own context.</summary>
+    protected void AbandonOwnPark() => _context = null;
+
+    /// <summary>The ender of a wait the operation owns (see <see cref="PrepareOwnPark"/>): runs its next steps on this thread, in the captured context.</summary>
+    protected void ResumeOwnPark() => OnWaitCompleted();
+
     private static readonly Action<object?> WaiterCompleted = static state => ((PooledOperation<TResult>)state!).OnWaitCompleted();
 
     /// <inheritdoc/>

@@ -34,4 +34,7 @@ internal enum PlantedFault
 
     /// <summary>WaiterList.Abandon recycles a synchronous waiter that a signal (or completion) ended at once, without waiting for the ender's event set: a late set wakes the waiter's next wait early.</summary>
     AbandonSyncRecyclesBeforeSet = 128,
+
+    /// <summary>A retry's backoff wait goes back to its pool when its wheel timer could not be cancelled, while the losing callback may still hold it (no reference count).</summary>
+    BackoffReleaseIgnoresTimerRef = 256,
 }

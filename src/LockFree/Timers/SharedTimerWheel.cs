@@ -43,8 +43,17 @@ internal static class SharedTimerWheel
     /// <paramref name="dueIn"/>; false (nothing scheduled) when the wheel refuses it (beyond its range, disposed, or
     /// the pool at its limit), so the caller falls back to a <see cref="TimeProvider"/> timer.
     /// </summary>
-    public static bool TrySchedule(HierarchicalTimerWheel wheel, TimeSpan dueIn, Action<object?> callback, object state, out TimerHandle handle)
+    public static bool TrySchedule(HierarchicalTimerWheel wheel, TimeSpan dueIn, Action<object?> callback, object state, out TimerHandle handle) =>
+        TryScheduleFromNow(wheel, dueIn, callback, state, out handle, out _);
+
+    /// <summary>
+    /// As <see cref="TrySchedule(HierarchicalTimerWheel, TimeSpan, Action{object?}, object, out TimerHandle)"/>, and gives
+    /// the wheel clock's reading the due time counts from (<paramref name="now"/>; 0 when nothing was scheduled), for a
+    /// caller that must finish the wait elsewhere at the same due time (a retry's backoff when the wheel is disposed).
+    /// </summary>
+    public static bool TryScheduleFromNow(HierarchicalTimerWheel wheel, TimeSpan dueIn, Action<object?> callback, object state, out TimerHandle handle, out long now)
     {
+        now = 0;
         if (dueIn > wheel.MaxDueIn)
         {
             handle = default;
@@ -58,7 +67,7 @@ internal static class SharedTimerWheel
             // oversleeps a one-tick nap (docs/timers.md), so a timeout could fire early by that lag (review, 2026-11-23).
             // A due time that would wrap past long.MaxValue goes the relative way (the wheel's tick arithmetic copes).
             TimeProvider clock = wheel.TimeProvider;
-            long now = clock.GetTimestamp();
+            now = clock.GetTimestamp();
             long due = unchecked(now + (long)Math.Ceiling(dueIn.Ticks * (clock.TimestampFrequency / (double)TimeSpan.TicksPerSecond)));
             handle = due >= now ? wheel.ScheduleAt(due, callback, state) : wheel.Schedule(dueIn, callback, state);
             return true;
