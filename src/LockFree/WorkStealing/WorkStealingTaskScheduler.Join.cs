@@ -72,6 +72,13 @@ public sealed partial class WorkStealingTaskScheduler
         return task.GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// Tests: called on the joining worker when Join finds the stack too short to take its task back (the task stays
+    /// queued for another worker). Lets a test release the worker that must run it at the exact point Join decided,
+    /// which no probe in the caller's frame can tell (Join's own frames sit deeper).
+    /// </summary>
+    internal Action? JoinStackShortForTest { get; set; }
+
     /// <summary>Returns once <paramref name="task"/> completed, or at once when this thread cannot help (then the caller blocks).</summary>
     private void HelpUntilCompleted(Task task)
     {
@@ -91,7 +98,11 @@ public sealed partial class WorkStealingTaskScheduler
         // stack (a process crash) where Wait blocks and leaves the task to another worker. (Found by
         // Join_RecursionReachesTheStackLimit_DoesNotInlineBelowIt.) Past it, the task stays queued for a thief and
         // HelpUntil only waits (it probes the stack too).
-        if (RuntimeHelpers.TryEnsureSufficientExecutionStack() && TakeBackOwnQueued(worker, task))
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            JoinStackShortForTest?.Invoke();
+        }
+        else if (TakeBackOwnQueued(worker, task))
         {
             if (TryExecuteTask(task))
             {

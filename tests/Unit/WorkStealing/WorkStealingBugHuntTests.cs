@@ -17,8 +17,10 @@ public sealed class WorkStealingBugHuntTests
     /// <summary>A recursion bound far beyond what one worker's stack holds: the stack runs low long before it.</summary>
     private const int RecursionLimit = 1_000_000;
 
-    [Fact]
-    public void Join_RecursionReachesTheStackLimit_DoesNotInlineBelowIt()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Join_RecursionReachesTheStackLimit_DoesNotInlineBelowIt(bool joinAtTheLimit)
     {
         // A chain of tasks, each forking the next and joining it. Task.Wait inlines a queued child only while the stack
         // has room (the runtime's probe); past it the wait blocks and another worker runs the child. Join's take-back of
@@ -27,9 +29,20 @@ public sealed class WorkStealingBugHuntTests
         // with the stack already short whose parent was short too means Join inlined below the limit: recorded, and the
         // chain stops there (so the failing case does not crash). The second worker is held by a blocker until the
         // chain first runs short of stack, then released to run the child the join must leave queued.
+        // Join's own stack probe sits a few frames below the level's, so a level entered with room can still find the
+        // stack short inside its Join and leave the child queued: the scheduler's test hook releases the blocker at that
+        // exact point. (Before, only the level's probe released it; when the two probes disagreed the chain waited for
+        // the blocker's 30-s timeout and the root's wait failed: CI, session 13's stop.) joinAtTheLimit makes them
+        // disagree on purpose: the first level, entered with room, joins from a frame padded down to the limit.
         using var scheduler = new WorkStealingTaskScheduler(new WorkStealingTaskSchedulerOptions { WorkerCount = 2, SpinRounds = 0 });
         using var blockerStarted = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
+        int joinLeftQueued = 0;
+        scheduler.JoinStackShortForTest = () =>
+        {
+            Volatile.Write(ref joinLeftQueued, 1);
+            release.Set();
+        };
         Task blocker = Task.Factory.StartNew(
             () =>
             {
@@ -71,7 +84,7 @@ public sealed class WorkStealingBugHuntTests
             }
 
             Task<int> child = Task.Factory.StartNew(() => Level(depth + 1, stackShort), CancellationToken.None, TaskCreationOptions.None, scheduler);
-            return scheduler.Join(child);
+            return joinAtTheLimit && !stackShort ? JoinWithTheStackShort(scheduler, child) : scheduler.Join(child);
         }
 
         Task<int> root = Task.Factory.StartNew(
@@ -83,8 +96,22 @@ public sealed class WorkStealingBugHuntTests
             CancellationToken.None, TaskCreationOptions.None, scheduler);
         Assert.True(root.Wait(Generous));
         Assert.True(blocker.Wait(Generous));
-        Assert.Equal(1, Volatile.Read(ref reachedLimit)); // the scenario did reach the stack limit
+        Assert.Equal(1, Volatile.Read(ref reachedLimit) | Volatile.Read(ref joinLeftQueued)); // the scenario did reach the stack limit
         Assert.Equal(0, Volatile.Read(ref inlinedBelowLimit));
+    }
+
+    /// <summary>Pads the stack in 1-KB frames until the runtime's probe says it is short, then joins from there.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int JoinWithTheStackShort(WorkStealingTaskScheduler scheduler, Task<int> child)
+    {
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            Span<byte> pad = stackalloc byte[1024];
+            pad[0] = 1; // used after the call: the frame stays, no tail call
+            return JoinWithTheStackShort(scheduler, child) + pad[0] - 1;
+        }
+
+        return scheduler.Join(child);
     }
 
     [Fact]
