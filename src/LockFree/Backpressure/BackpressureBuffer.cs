@@ -179,6 +179,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             _afterRead.Set((long)AfterWork.Watermarks);
         }
 
+        _readers.TimerFailed = _writers.TimerFailed = ReportTimerFailure; // a timed wait's timer on a user's clock (Waiter.Detach)
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
         _rateTimestamp = _rateMarkTimestamp = _time.GetTimestamp(); // the drain is measured from creation: a first rejection after drains has a rate
@@ -217,8 +218,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>
     /// Raised with the exception the buffer's <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller
     /// can be handed it, on the writer's thread, before that write returns: while the buffer computed the retry hint of a
-    /// rejected write (<see cref="WriteResult.RetryAfter"/>), or read the time an asynchronous write waited (after its item
-    /// was written; the <c>lockfree.queue.wait_time</c> sample is skipped). The write's outcome was already decided: a
+    /// rejected write (<see cref="WriteResult.RetryAfter"/>), read the time an asynchronous write waited (after its item
+    /// was written; the <c>lockfree.queue.wait_time</c> sample is skipped), or disposed the timer of a timed asynchronous
+    /// wait that had ended (the wait's outcome stands; this one may run on a thread-pool thread). The write's outcome was already decided: a
     /// rejection still answers <see cref="WriteOutcome.Rejected"/> (the item stays with the caller), with
     /// <see cref="Timeout.InfiniteTimeSpan"/> as its hint (no estimate); a written item answers accepted. A clock failure
     /// inside a write's own steps (an item's stamp under <see cref="BackpressureBufferOptions{T}.TrackItemAge"/>, a timed
@@ -226,6 +228,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// is dropped (the failure is counted in <see cref="ClockFailureCount"/> once).
     /// </summary>
     public event EventHandler<Exception>? ClockFailed;
+
+    /// <summary>A timed wait's timer threw from its Dispose as the wait was released (see <see cref="WaiterList{TAtomics}.TimerFailed"/>).</summary>
+    private void ReportTimerFailure(Exception error) => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
 
     /// <summary>
     /// How many times the <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller could be handed the

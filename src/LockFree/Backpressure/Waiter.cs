@@ -563,10 +563,19 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         _registration = default;
         TAtomics.StoreRelease(ref _registered, 0); // release: the next wait's Arm raises it again
         _token = default;
-        if (_timer is not null)
+        if (_timer is { } timer)
         {
-            _timer.Dispose();
             _timer = null;
+            try
+            {
+                timer.Dispose();
+            }
+            catch (Exception error)
+            {
+                // A user's clock: the wait already ended, its outcome stands. Counted and reported by the owner; thrown on, it
+                // left Detach half done and faulted a writer woken for a free slot, whose signal was then lost.
+                _owner.TimerFailed?.Invoke(error);
+            }
         }
 
         if (_wheelTimer.IsAllocated)

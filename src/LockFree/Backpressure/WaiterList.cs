@@ -224,6 +224,15 @@ internal sealed class WaiterList<TAtomics>
     /// <summary>Called (outside the lock) after <see cref="Unlink"/>, i.e. after a waiter left by cancellation, timeout or abandonment.</summary>
     public Action? Unlinked { get; set; }
 
+    /// <summary>
+    /// Called with the exception a <see cref="TimeProvider"/> timer threw from <see cref="IDisposable.Dispose"/> when a
+    /// timed asynchronous wait of this list released it (a user's clock; the system clock's waits use the shared wheel).
+    /// The wait's outcome was already decided, so the exception goes here (the owner counts and reports it), never into
+    /// the caller whose wait ended. An owner whose waits may arm such a timer must set it; with none set the exception is
+    /// dropped. Before, it escaped the release half done: a woken writer faulted and the signal it was woken by was lost.
+    /// </summary>
+    public Action<Exception>? TimerFailed { get; set; }
+
     /// <summary>Waiters linked now (a snapshot).</summary>
     public int Count => (int)_gate.Waiters;
 

@@ -100,6 +100,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
             threadCache < 0 ? TokenBucketCore<RealAtomics>.DefaultThreadCache(fastPathBatch) : threadCache, leanRefusalCount);
         _tokensPerSecond = tokensPerSecond;
         _waiters.Unlinked = Pump;
+        _waiters.TimerFailed = error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error); // a timed wait's timer (Waiter.Detach)
     }
 
     /// <summary>The default fast-path batch for <paramref name="capacity"/>: <c>Capacity / 16</c>, between 1 and <see cref="MaxDefaultBatch"/>.</summary>
@@ -153,7 +154,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     /// <summary>
     /// Exceptions of the <see cref="System.TimeProvider"/> (a clock reading, or creating or arming the pump's timer) caught
-    /// while serving the wait queue (a snapshot). The queue is not stalled by one: the pump retries after a back-off
+    /// while serving the wait queue, and exceptions a timed <c>AcquireAsync</c>'s timer threw from its Dispose when the wait
+    /// was released (its outcome stands) (a snapshot). The queue is not stalled by one: the pump retries after a back-off
     /// (1 ms, doubling to 1 s), so queued waiters are served once the clock works again, and no token is lost or minted.
     /// When the clock cannot create or arm the pump's timer, the retry runs on a <see cref="System.TimeProvider.System"/>
     /// timer (real time, same back-off): it needs no other caller.
