@@ -75,8 +75,10 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     // generation's Pending, can never end a later wait (WaitState, explored under the controlled scheduler).
     private WaitState<TAtomics> _state; // mutable struct: never copy
     private CancellationTokenRegistration _registration;
-    private long _registered; // 1 once Arm stored _registration (an asynchronous wait's wake-up then unregisters it early)
+    private CancellationTokenRegistration _alsoRegistration; // a second token's (an adapter's own lifetime token): no linked source
+    private long _registered; // 1 once Arm stored the registrations (an asynchronous wait's wake-up then unregisters them early)
     private CancellationToken _token;
+    private CancellationToken _alsoToken;
     private ManualResetEventSlim? _event;
     private ITimer? _timer;
     private HierarchicalTimerWheel? _wheel; // the wheel holding _wheelTimer
@@ -187,25 +189,47 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null); // null while its driver cannot start: a per-wait timer
 
     /// <summary>
+    /// As <see cref="Arm(TimeSpan, CancellationToken, TimeProvider)"/>, cancelled by either token: an adapter passes its
+    /// caller's token and its own lifetime token, registered on both instead of on a linked source (which allocates per
+    /// wait). A cancellation reports the caller's token when it is cancelled, else <paramref name="alsoCancelledBy"/>.
+    /// </summary>
+    public void Arm(TimeSpan timeout, CancellationToken token, CancellationToken alsoCancelledBy, TimeProvider time) =>
+        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null, alsoCancelledBy);
+
+    /// <summary>
     /// Arms cancellation and the timeout, an asynchronous wait's timeout on <paramref name="wheel"/> when given (which
     /// must read <paramref name="time"/>'s clock), else on a <paramref name="time"/> timer. Tests pass their own wheel.
     /// </summary>
-    internal void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time, HierarchicalTimerWheel? wheel)
+    internal void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time, HierarchicalTimerWheel? wheel, CancellationToken alsoCancelledBy = default)
     {
         _token = token;
+        bool registered = false;
         if (token.CanBeCanceled)
         {
             _registration = token.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
+            registered = true;
+        }
+
+        if (alsoCancelledBy.CanBeCanceled)
+        {
+            _alsoToken = alsoCancelledBy;
+            _alsoRegistration = alsoCancelledBy.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
+            registered = true;
+        }
+
+        if (registered)
+        {
             if (!_synchronous)
             {
                 // Dekker with the wake-up (Execute): it reads _registered after the wait ended; we read the status after
                 // raising _registered. Either it sees the flag (and the registration stored before it) and unregisters, or
                 // we see the wait ended and do. So a wait whose value task is never awaited (never detached) does not
                 // stay registered on a long-lived token, as the BCL's channels unregister at completion (review, session 10).
-                TAtomics.Add(ref _registered, 1); // full fence: the registration before the flag, the flag before the status read
+                TAtomics.Add(ref _registered, 1); // full fence: the registrations before the flag, the flag before the status read
                 if (_state.Status != WaitStatus.Pending) // acquire
                 {
-                    _registration.Unregister(); // thread-safe; a no-op once unregistered or while the callback runs
+                    _registration.Unregister(); // thread-safe; a no-op once unregistered or while the callback runs (or none)
+                    _alsoRegistration.Unregister();
                 }
             }
         }
@@ -236,8 +260,11 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
                 // linked, never awaited: the next signal was spent on it).
                 _registration.Dispose();
                 _registration = default;
+                _alsoRegistration.Dispose();
+                _alsoRegistration = default;
                 TAtomics.StoreRelease(ref _registered, 0); // release: as in Detach
                 _token = default;
+                _alsoToken = default;
                 throw;
             }
         }
@@ -342,6 +369,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         if (TAtomics.LoadAcquire(ref _registered) != 0) // acquire: pairs with Arm's locked add (see there)
         {
             _registration.Unregister(); // early, for a wait never awaited; Detach still disposes (and waits for a running callback)
+            _alsoRegistration.Unregister();
         }
 
         if (!_handoffMode)
@@ -412,7 +440,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     internal WaitStatus ConsumeHandoff()
     {
         WaitStatus status = Status;
-        CancellationToken canceled = _token;
+        CancellationToken canceled = CanceledToken;
         Recycle();
         return status == WaitStatus.Canceled ? throw new OperationCanceledException(canceled) : status;
     }
@@ -547,7 +575,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     private WaitStatus Consume(short token, out CancellationToken canceled)
     {
         WaitStatus status = _core.GetResult(token);
-        canceled = _token;
+        canceled = CanceledToken;
         if (Detach())
         {
             _owner.Return(this);
@@ -556,11 +584,18 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         return status;
     }
 
+    /// <summary>The token a cancelled wait reports: the caller's when it is cancelled, else the second token (see the four-argument Arm).</summary>
+    private CancellationToken CanceledToken =>
+        _alsoToken.CanBeCanceled && !_token.IsCancellationRequested && _alsoToken.IsCancellationRequested ? _alsoToken : _token;
+
     /// <summary>Releases the wait's registration and timer; false when a fired wheel callback still holds the waiter (it returns it).</summary>
     private bool Detach()
     {
         _registration.Dispose(); // waits for a running cancellation callback, so it cannot touch a recycled waiter
         _registration = default;
+        _alsoRegistration.Dispose(); // none: a no-op
+        _alsoRegistration = default;
+        _alsoToken = default;
         TAtomics.StoreRelease(ref _registered, 0); // release: the next wait's Arm raises it again
         _token = default;
         if (_timer is { } timer)

@@ -174,14 +174,16 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return ValueTask.CompletedTask;
     }
 
+    // A queued wait allocates nothing in steady state: the waiter registers on the caller's token and on the limiter's
+    // own lifetime token (no linked source per wait), and the state machine's box comes from the runtime's pool. A
+    // cancellation by the caller's token reports that token (`when (e.CancellationToken == ct)` filters match, as with
+    // the BCL's limiters); one by disposal is a failed lease.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<RateLimitLease> WaitAsync(int permitCount, CancellationToken cancellationToken)
     {
-        CancellationTokenSource? linked = cancellationToken.CanBeCanceled
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token)
-            : null;
         try
         {
-            await _bucket.AcquireAfterRefusalAsync(permitCount, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            await _bucket.AcquireAfterRefusalAsync(permitCount, cancellationToken, _disposed.Token).ConfigureAwait(false);
             CountExtra(permitCount);
             return BucketLease.Success;
         }
@@ -190,14 +192,9 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             Interlocked.Increment(ref _otherFailures);
             return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
-        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
-        {
-            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, not the linked one (as the BCL's limiters): `when (e.CancellationToken == ct)` filters must match
-        }
         finally
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
-            linked?.Dispose();
         }
     }
 
@@ -222,14 +219,12 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return WaitForPermitAsync(cancellationToken);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // as WaitAsync: nothing allocated per wait
     private async ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken)
     {
-        CancellationTokenSource? linked = cancellationToken.CanBeCanceled
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token)
-            : null;
         try
         {
-            await _bucket.AcquireAfterRefusalAsync(1, linked?.Token ?? _disposed.Token).ConfigureAwait(false);
+            await _bucket.AcquireAfterRefusalAsync(1, cancellationToken, _disposed.Token).ConfigureAwait(false);
             _bucket.ReturnGrant(1); // the wait only had to see a permit: give it back (the admitted count falls back too) and serve the next waiter
             Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
             return BucketLease.Success;
@@ -238,14 +233,6 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         {
             Interlocked.Increment(ref _otherFailures);
             return BucketLease.FailedNoHint; // disposed while waiting, as above
-        }
-        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
-        {
-            throw new OperationCanceledException(e.Message, e, cancellationToken); // the caller's token, as above
-        }
-        finally
-        {
-            linked?.Dispose();
         }
     }
 

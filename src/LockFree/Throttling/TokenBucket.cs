@@ -315,12 +315,12 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
     }
 
     /// <summary>Joins the wait queue without first trying (the caller's own attempt was just refused).</summary>
-    internal ValueTask<bool> AcquireAfterRefusalAsync(int tokens, CancellationToken cancellationToken) =>
-        cancellationToken.IsCancellationRequested
-            ? ValueTask.FromCanceled<bool>(cancellationToken)
-            : Enqueue(tokens, Timeout.InfiniteTimeSpan, cancellationToken);
+    internal ValueTask<bool> AcquireAfterRefusalAsync(int tokens, CancellationToken cancellationToken, CancellationToken alsoCancelledBy = default) =>
+        cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<bool>(cancellationToken)
+        : alsoCancelledBy.IsCancellationRequested ? ValueTask.FromCanceled<bool>(alsoCancelledBy)
+        : Enqueue(tokens, Timeout.InfiniteTimeSpan, cancellationToken, alsoCancelledBy);
 
-    private ValueTask<bool> Enqueue(int tokens, TimeSpan timeout, CancellationToken cancellationToken)
+    private ValueTask<bool> Enqueue(int tokens, TimeSpan timeout, CancellationToken cancellationToken, CancellationToken alsoCancelledBy = default)
     {
         Waiter waiter;
         short version;
@@ -336,7 +336,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
         try
         {
-            waiter.Arm(timeout, cancellationToken, _core.Time);
+            waiter.Arm(timeout, cancellationToken, alsoCancelledBy, _core.Time); // two registrations (the adapter's lifetime token): no linked source
         }
         catch
         {

@@ -132,6 +132,28 @@ public sealed class RateLimiterAdapterTests
     }
 
     [Fact]
+    public async Task AcquireAsync_DisposeWhileWaitingWithACancellableCallerToken_FailedLeases()
+    {
+        // Session 14: the wait registers on the caller's token and on the limiter's lifetime token (no linked source). The
+        // disposal's cancellation must answer a failed lease, not an OperationCanceledException, although the caller's
+        // token can be cancelled; cancelling the caller's token afterwards touches nothing (its registration is gone).
+        var time = new ManualTimeProvider();
+        var limiter = Create(time, limit: 1, rate: 1, queueLimit: 5);
+        Assert.True(limiter.AttemptAcquire().IsAcquired);
+        using var cts = new CancellationTokenSource();
+        ValueTask<RateLimitLease> waiting = limiter.AcquireAsync(1, cts.Token);
+        ValueTask<RateLimitLease> probe = limiter.AcquireAsync(0, cts.Token);
+        Assert.False(waiting.IsCompleted);
+        Assert.False(probe.IsCompleted);
+
+        limiter.Dispose();
+
+        Assert.False((await waiting.AsTask().WaitAsync(Generous)).IsAcquired);
+        Assert.False((await probe.AsTask().WaitAsync(Generous)).IsAcquired);
+        cts.Cancel(); // no registration left on it: nothing runs, nothing throws
+    }
+
+    [Fact]
     public void GetStatistics_CountsLeases()
     {
         var time = new ManualTimeProvider();
