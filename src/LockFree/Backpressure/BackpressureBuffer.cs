@@ -210,8 +210,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public event EventHandler<Exception>? CallbackFailed;
 
     /// <summary>
-    /// How many times an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/> handler
-    /// (or a wait-time measurement callback, see <see cref="CallbackFailed"/>) threw (a snapshot; also the <c>lockfree.queue.callback_failures</c> metric). See <see cref="CallbackFailed"/>.
+    /// How many times an <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="PressureChanged"/> handler,
+    /// or a <see cref="System.Diagnostics.Metrics.MeterListener"/>'s measurement callback for the
+    /// <c>lockfree.queue.wait_time</c> histogram, threw (a snapshot; also the <c>lockfree.queue.callback_failures</c>
+    /// metric). See <see cref="CallbackFailed"/>.
     /// </summary>
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
 

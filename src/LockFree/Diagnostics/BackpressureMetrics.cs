@@ -18,7 +18,7 @@ internal interface IBufferMetricsSource
     /// <summary>The age of the oldest item, when the buffer stamps items; null otherwise.</summary>
     TimeSpan? OldestItemAge { get; }
 
-    /// <summary>Callback (ItemDropped, PressureChanged) exceptions caught so far; 0 for a source that catches none.</summary>
+    /// <summary>Callback exceptions caught so far (ItemDropped, PressureChanged, a wait-time measurement callback); 0 for a source that catches none.</summary>
     long CallbackFailures => 0;
 
     /// <summary>Clock exceptions caught where no caller could be handed them (a rejection's retry hint, a wait's duration); 0 for a source that catches none.</summary>
@@ -35,7 +35,10 @@ internal interface IBufferMetricsSource
 /// <c>LockFree</c>. Buffers created with a <see cref="BackpressureBufferOptions{T}.Name"/> report, tagged
 /// <c>lockfree.queue.name</c>: <c>lockfree.queue.depth</c>, <c>lockfree.queue.capacity</c>,
 /// <c>lockfree.queue.enqueued</c>, <c>lockfree.queue.dequeued</c>, <c>lockfree.queue.dropped</c>,
-/// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, <c>lockfree.queue.callback_failures</c>, <c>lockfree.queue.clock_failures</c>, and <c>lockfree.queue.wait_time</c>
+/// <c>lockfree.queue.evicted</c>, <c>lockfree.queue.rejected</c>, <c>lockfree.queue.callback_failures</c> (exceptions
+/// thrown by <see cref="BackpressureBufferOptions{T}.ItemDropped"/> or <see cref="BackpressureBuffer{T}.PressureChanged"/>
+/// handlers, or by a <see cref="MeterListener"/>'s measurement callback for <c>lockfree.queue.wait_time</c>; caught and
+/// counted, never thrown into the write or read), <c>lockfree.queue.clock_failures</c>, and <c>lockfree.queue.wait_time</c>
 /// (seconds a write waited for room), and for buffers created with
 /// <see cref="BackpressureBufferOptions{T}.TrackItemAge"/> <c>lockfree.queue.oldest_item_age</c> (seconds the head
 /// item has waited).
@@ -63,7 +66,7 @@ public static class BackpressureMetrics
         Meter.CreateObservableCounter("lockfree.queue.dropped", () => Observe(s => s.Statistics.DroppedIncoming), unit: "{item}", description: "Incoming items discarded (DropIncoming).");
         Meter.CreateObservableCounter("lockfree.queue.evicted", () => Observe(s => s.Statistics.Evicted), unit: "{item}", description: "Queued items evicted (DropOldest).");
         Meter.CreateObservableCounter("lockfree.queue.rejected", () => Observe(s => s.Statistics.Rejected), unit: "{item}", description: "Writes rejected (full or timed out).");
-        Meter.CreateObservableCounter("lockfree.queue.callback_failures", () => Observe(s => s.CallbackFailures), unit: "{exception}", description: "Exceptions thrown by ItemDropped or PressureChanged handlers (caught: never thrown into the write or read).");
+        Meter.CreateObservableCounter("lockfree.queue.callback_failures", () => Observe(s => s.CallbackFailures), unit: "{exception}", description: "Exceptions thrown by user callbacks: ItemDropped or PressureChanged handlers, and a MeterListener's measurement callback for lockfree.queue.wait_time (caught: never thrown into the write or read).");
         Meter.CreateObservableCounter("lockfree.queue.clock_failures", () => Observe(s => s.ClockFailureCount), unit: "{exception}", description: "Exceptions of the buffer's TimeProvider where no caller could be handed them: a rejection's retry hint (the write still answers Rejected, with no hint), a wait's duration.");
         Meter.CreateObservableGauge("lockfree.queue.oldest_item_age", ObserveOldestItemAge, unit: "s", description: "How long the oldest item has waited (buffers created with TrackItemAge only).");
     }

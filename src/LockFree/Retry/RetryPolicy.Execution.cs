@@ -12,7 +12,7 @@ namespace LockFree;
 /// it was an async method on <c>PoolingAsyncValueTaskMethodBuilder</c>, whose boxes are cached per thread (acceptance
 /// audit, gap A): an attempt completing on another thread than the call's allocated a box per call (168 B). Since session
 /// 13 the backoff wait between attempts is the operation's own too (<see cref="BackoffWaitState{TAtomics}"/>), not a
-/// <see cref="Task"/> (<c>Wakeups.DelayAsync</c> allocated a task, a timer and, with a token, a registration per wait):
+/// <see cref="Task"/> (the Task-based delay it replaced allocated a task, a timer and, with a token, a registration per wait):
 /// a timer on the shared timer wheel (<see cref="TimeProvider.System"/>) or on the policy's
 /// <see cref="RetryPolicyOptions.TimerWheel"/>, with the operation as its state, and the token's registration with the
 /// operation as its state; only a wait on another <see cref="TimeProvider"/> creates an <see cref="ITimer"/> (and its
@@ -38,9 +38,9 @@ public sealed partial class RetryPolicy
     /// callback hands the resumption to the thread pool, never running attempts on the wheel's thread; or an
     /// <see cref="ITimer"/>, whose callback resumes on the timer's thread, as the continuation of <c>Task.Delay</c> did), the
     /// token's cancellation (resumes on the cancelling thread, as <c>Task.Delay</c>'s cancellation did) and the policy's
-    /// wheel's Dispose (the rest of the delay moves to a <see cref="TimeProvider"/> timer, as <c>Wakeups.DelayAsync</c>
-    /// did). The resumed operation releases the registration (waiting for a running cancellation callback) and the timer
-    /// before it goes on or completes, so no ender of one wait can touch the next wait or a recycled operation.
+    /// wheel's Dispose (the rest of the delay moves to a <see cref="TimeProvider"/> timer, as the Task-based delay it
+    /// replaced did). The resumed operation releases the registration (waiting for a running cancellation callback) and
+    /// the timer before it goes on or completes, so no ender of one wait can touch the next wait or a recycled operation.
     /// </remarks>
     private sealed class ExecuteOperation<TState, TResult> : PooledOperation<TResult>, IThreadPoolWorkItem, IWheelDisposeListener
     {
@@ -151,7 +151,7 @@ public sealed partial class RetryPolicy
                         continue;
                 }
 
-                // As Wakeups.DelayAsync, which returned a completed task for it: a zero delay does not wait (nor look at the token).
+                // As the Task-based delay it replaced, which returned a completed task for it: a zero delay does not wait (nor look at the token).
                 if (_delay > TimeSpan.Zero)
                 {
                     HierarchicalTimerWheel? wheel = _policy._wheel ?? (ReferenceEquals(_policy._time, TimeProvider.System) ? SharedTimerWheel.Driven : null); // null while the shared driver cannot start: a TimeProvider timer
@@ -243,7 +243,7 @@ public sealed partial class RetryPolicy
                 case BackoffWaitStatus.WheelDropped:
                     if (_token.IsCancellationRequested)
                     {
-                        throw Canceled(); // as Wakeups.DelayAsync: the token is checked first
+                        throw Canceled(); // as the Task-based delay it replaced did: the token is checked first
                     }
 
                     TimeSpan remaining = _delay - _policy._time.GetElapsedTime(_waitStart); // the wheel reads the policy's clock

@@ -2,11 +2,12 @@ using LockFree.Internal;
 
 namespace LockFree.Timers;
 
-// Design: the one seam through which the delay queue, the acknowledgement queue and the retry policy wait for
-// time to pass. Nothing here blocks a thread. A wake-up is either a TimeProvider timer whose callback runs on the
-// timer's thread (the default), or a timer on a HierarchicalTimerWheel the user supplies (its callback runs on the
-// wheel's driving thread), so that one wheel thread serves the wake-ups of many queues. A delay is Task.Delay on
-// the TimeProvider, or a wheel timer.
+// Design: the one seam through which the delay queue and the acknowledgement queue wait for time to pass, and the
+// checks of delays and wheels that they and the retry policy share (the policy's backoff waits are its pooled
+// operation's own since session 13: RetryPolicy.Execution.cs, BackoffWaitState). Nothing here blocks a thread. A
+// wake-up is either a TimeProvider timer whose callback runs on the timer's thread (the default), or a timer on a
+// HierarchicalTimerWheel the user supplies (its callback runs on the wheel's driving thread), so that one wheel
+// thread serves the wake-ups of many queues.
 //
 // Wheel wake-ups are armed at the owner's absolute due timestamp (ScheduleAt: never early, at most one wheel tick
 // late), which needs the wheel and the owner to read the same clock (the owners check it at construction). A
@@ -19,9 +20,8 @@ namespace LockFree.Timers;
 // tells its state (IWheelDisposeListener, internal: users' timers cannot implement it and keep their documented
 // Dispose semantics) after its scan. A wake-up then fires once, spuriously, on the thread pool: its owner re-checks
 // its due time and re-arms, the wheel refuses (disposed), and the wake-up moves to a TimeProvider timer at the same
-// due time. A delay re-arms itself on the fallback TimeProvider for the rest of its time (at once when already
-// due), and its cancellation token cancels it there. The wheel pays for this only in Dispose: a type test per
-// dropped timer; nothing on Schedule or Cancel.
+// due time. (A retry's backoff wait is told the same way and finishes on a TimeProvider timer at the same time.) The
+// wheel pays for this only in Dispose: a type test per dropped timer; nothing on Schedule or Cancel.
 //
 // Threading: Arm and Dispose of one wake-up are serialised by its owner (both owners call them under their lock);
 // the callback may run concurrently with them.
@@ -48,10 +48,10 @@ internal interface IWheelDisposeListener
     void OnWheelDisposed();
 }
 
-/// <summary>Creates wake-ups and delays on a <see cref="TimeProvider"/>.</summary>
+/// <summary>Creates wake-ups on a <see cref="TimeProvider"/> (or a wheel reading it), and checks the delays and wheels their owners are given.</summary>
 internal static class Wakeups
 {
-    /// <summary>The longest delay a wake-up or a delay accepts: the longest due time a <see cref="Timer"/> takes (about 49.7 days).</summary>
+    /// <summary>The longest delay the owners of wake-ups (and the retry policy) accept: the longest due time a <see cref="Timer"/> takes (about 49.7 days).</summary>
     public static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> unless <paramref name="delay"/> is in [0, <see cref="MaxDelay"/>].</summary>
@@ -79,130 +79,6 @@ internal static class Wakeups
         if (wheel is not null && !ReferenceEquals(wheel.TimeProvider, time))
         {
             throw new ArgumentException("The timer wheel must read the same TimeProvider as the queue (due times are timestamps of that clock).", paramName);
-        }
-    }
-
-    /// <summary>Completes after <paramref name="delay"/> on <paramref name="time"/>'s clock without blocking a thread; cancelled by <paramref name="cancellationToken"/>.</summary>
-    public static Task DelayAsync(TimeSpan delay, TimeProvider time, CancellationToken cancellationToken) =>
-        delay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(delay, time, cancellationToken);
-
-    /// <summary>
-    /// Completes after <paramref name="delay"/> on <paramref name="wheel"/> (a timer on the wheel at the absolute due time
-    /// <paramref name="delay"/> after this call on <paramref name="fallback"/>'s clock, which the wheel must read; its callback runs on
-    /// the wheel's driving thread and only completes the task, whose continuations run asynchronously) without
-    /// blocking a thread; cancelled by <paramref name="cancellationToken"/>, which also cancels the wheel timer. A wheel
-    /// that refuses the timer (disposed, full, or the delay beyond its MaxDueIn) does not fail the wait: it falls back
-    /// to <paramref name="fallback"/>'s timer, as the wake-ups do; neither does a wheel disposed while the timer is
-    /// pending: the wait finishes on <paramref name="fallback"/>'s timer at the same time (<paramref name="delay"/>
-    /// after this call, on <paramref name="fallback"/>'s clock), still cancelled by the token.
-    /// </summary>
-    public static Task DelayAsync(TimeSpan delay, HierarchicalTimerWheel wheel, TimeProvider fallback, CancellationToken cancellationToken)
-    {
-        if (delay <= TimeSpan.Zero)
-        {
-            return Task.CompletedTask;
-        }
-
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return Task.FromCanceled(cancellationToken);
-        }
-
-        var wait = new WheelDelay(wheel, fallback);
-        try
-        {
-            wait.Start(delay, cancellationToken);
-        }
-        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException or ArgumentOutOfRangeException)
-        {
-            return Task.Delay(delay, fallback, cancellationToken); // Start throws only from Schedule, before registering
-        }
-
-        return wait.Task;
-    }
-
-    /// <summary>
-    /// One wait on the wheel: the timer fires xor the token cancels it (the wheel's Cancel decides, exactly). When the
-    /// wheel's Dispose drops the timer, the wait moves to a fallback timer and the token cancels it there.
-    /// </summary>
-    private sealed class WheelDelay(HierarchicalTimerWheel wheel, TimeProvider fallback)
-        : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), IWheelDisposeListener
-    {
-        private TimerHandle _handle;
-        private CancellationTokenRegistration _registration;
-        private CancellationToken _token;
-        private long _start;          // fallback timestamp of the call; with _delay, the end of the wait on the fallback clock
-        private TimeSpan _delay;
-        private ITimer? _fallbackTimer; // set once the wheel dropped the timer
-        private int _dropped;           // 1 once the wheel's Dispose dropped the timer
-
-        public void Start(TimeSpan delay, CancellationToken cancellationToken)
-        {
-            _token = cancellationToken; // plain, like _start and _delay: published to OnWheelDisposed by Schedule's release
-            _delay = delay;
-            _start = fallback.GetTimestamp();
-
-            // At the absolute due time on the clock (the wheel reads the same one): never early however the wheel is
-            // driven. The relative Schedule counts from the wheel's last advance, so on a manually driven wheel last
-            // advanced long before this wait it fired at the next advance, early by that gap (review, 2026-11-23).
-            // A clock about to pass long.MaxValue (only differences of timestamps mean anything) would wrap the due time
-            // into the past: then the relative Schedule, whose tick arithmetic copes with the wrap.
-            long dueIn = (long)Math.Ceiling(delay.Ticks * (fallback.TimestampFrequency / (double)TimeSpan.TicksPerSecond));
-            long due = unchecked(_start + dueIn);
-            _handle = due >= _start
-                ? wheel.ScheduleAt(due, static state => ((WheelDelay)state!).Fire(), this)
-                : wheel.Schedule(delay, static state => ((WheelDelay)state!).Fire(), this);
-            if (cancellationToken.CanBeCanceled)
-            {
-                _registration = cancellationToken.UnsafeRegister(static (state, token) => ((WheelDelay)state!).Cancel(token), this);
-                if (Task.IsCompleted)
-                {
-                    _registration.Dispose(); // fired before the registration: nothing left to cancel
-                }
-            }
-        }
-
-        /// <summary>The wheel was disposed with this wait's timer pending: finish on the fallback clock at the same time.</summary>
-        public void OnWheelDisposed()
-        {
-            Interlocked.Exchange(ref _dropped, 1); // full fence: the flag before the token check; pairs with Cancel's read after the token was cancelled
-            if (_token.IsCancellationRequested)
-            {
-                TrySetCanceled(_token); // Cancel ran before the flag and found the wheel's Cancel false
-                return;
-            }
-
-            TimeSpan remaining = _delay - fallback.GetElapsedTime(_start);
-            if (remaining <= TimeSpan.Zero)
-            {
-                Fire();
-                return;
-            }
-
-            ITimer timer = fallback.CreateTimer(static state => ((WheelDelay)state!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);
-            Volatile.Write(ref _fallbackTimer, timer); // release: for Cancel and Fire, which dispose it
-            if (Task.IsCompleted)
-            {
-                timer.Dispose(); // cancelled meanwhile
-            }
-        }
-
-        private void Fire()
-        {
-            TrySetResult();
-            _registration.Dispose();
-            Volatile.Read(ref _fallbackTimer)?.Dispose(); // acquire: pairs with the write in OnWheelDisposed
-        }
-
-        private void Cancel(CancellationToken token)
-        {
-            // false from the wheel: it fired (or is firing), and the result stands; or the wheel's Dispose dropped the
-            // timer, and then the fallback timer (or OnWheelDisposed, if it has not set the flag yet) is what we cancel.
-            if (wheel.Cancel(_handle) || Volatile.Read(ref _dropped) != 0) // acquire: pairs with the exchange in OnWheelDisposed
-            {
-                TrySetCanceled(token);
-                Volatile.Read(ref _fallbackTimer)?.Dispose(); // acquire: as in Fire
-            }
         }
     }
 

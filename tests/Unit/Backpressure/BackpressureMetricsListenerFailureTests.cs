@@ -7,9 +7,10 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// <summary>
 /// A <see cref="MeterListener"/> whose measurement callback throws on the wait-time histogram (the one instrument a
 /// write records into, after the write happened) never turns a write that waited into an exception: the write answers its
-/// true outcome and the exception is counted (<c>CallbackFailures</c>) and handed to <c>CallbackFailed</c>. Before (review
-/// s13), the listener's exception left the write after its item was accepted: the parked <c>WriteAsync</c> faulted (the
-/// channel adapter's too) and the blocking <c>Write</c> threw, so a caller that retried on the exception wrote twice.
+/// true outcome and the exception is counted (<c>CallbackFailures</c>, the <c>lockfree.queue.callback_failures</c> metric)
+/// and handed to <c>CallbackFailed</c>. Before (review s13), the listener's exception left the write after its item was
+/// accepted: the parked <c>WriteAsync</c> faulted (the channel adapter's too) and the blocking <c>Write</c> threw, so a
+/// caller that retried on the exception wrote twice.
 /// The listener throws only for this test's buffer name (other tests record wait times in parallel).
 /// </summary>
 public sealed class BackpressureMetricsListenerFailureTests
@@ -52,6 +53,35 @@ public sealed class BackpressureMetricsListenerFailureTests
 
     private static string UniqueName() => "listener-failure-" + Guid.NewGuid().ToString("N");
 
+    /// <summary>Collects <c>lockfree.queue.callback_failures</c> once: this buffer's value, and the instrument's description.</summary>
+    private static (long Value, string? Description) ObserveCallbackFailures(string name)
+    {
+        long value = -1;
+        string? description = null;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BackpressureMetrics.MeterName && instrument.Name == "lockfree.queue.callback_failures")
+            {
+                description = instrument.Description;
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, measured, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == BackpressureMetrics.NameTag && Equals(tag.Value, name))
+                {
+                    value = measured;
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments(); // on this thread: the callback has run when it returns
+        return (value, description);
+    }
+
     [Theory]
     [InlineData("WriteAsync")]
     [InlineData("Write")]
@@ -84,6 +114,11 @@ public sealed class BackpressureMetricsListenerFailureTests
         Assert.Equal(1, listener.Thrown);
         Assert.Equal(1, buffer.CallbackFailures);
         Assert.IsType<InvalidTimeZoneException>(Assert.Single(reported));
+
+        // The metric counts it too, and its description says so (before session 14 it named only the two handlers).
+        (long metric, string? description) = ObserveCallbackFailures(name);
+        Assert.Equal(1, metric);
+        Assert.Contains("lockfree.queue.wait_time", description);
     }
 
     [Fact]

@@ -12,6 +12,8 @@ namespace LockFree.Tests.Unit.Retry;
 /// runs inline). Throwing costs the same in both (the stack trace of the same frames), so the difference is what the
 /// wait costs the calling thread: 0 after warm-up. A cancellable token is passed, so the registration is measured too
 /// (its source reuses its nodes). The result is taken through the value task's source (no <c>AsTask</c>) after a spin.
+/// The resuming side (the wheel's callback, the pool thread that runs the next attempt) is measured process-wide by
+/// <see cref="RetryBackoffResumeAllocationTests"/>.
 /// </summary>
 public sealed class RetryBackoffAllocationTests
 {

@@ -67,20 +67,31 @@ public sealed class ClockWrapReviewTests
     }
 
     [Fact]
-    public async Task WheelDelay_WheelCreatedBeforeTheWrap_WaitNotEndedEarly()
+    public async Task RetryWait_OnAWheelCreatedBeforeTheWrap_WaitNotEndedEarly()
     {
-        // A retry policy's wait on a wheel (Wakeups.DelayAsync): before (s11-rev) it ended at the wheel's next advance.
+        // A retry policy's backoff wait on a wheel created before the clock wrapped and armed after: before (s11-rev) it
+        // ended at the wheel's next advance. (This was a test of Wakeups.DelayAsync, the Task-based wait the retry used
+        // until session 13; the wait is now the pooled operation's own, so the scenario runs through ExecuteAsync.)
         var time = new ManualTimeProvider(long.MaxValue - TimeSpan.FromSeconds(1).Ticks);
         using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), time);
-        time.Advance(TimeSpan.FromSeconds(2));
+        time.Advance(TimeSpan.FromSeconds(2)); // past the wrap: timestamps are now near long.MinValue
         wheel.Advance();
+        var policy = new RetryPolicy(new RetryPolicyOptions { MaxAttempts = 2, BaseDelay = TimeSpan.FromMilliseconds(100), Jitter = RetryJitter.None, TimeProvider = time, TimerWheel = wheel });
+        int calls = 0;
+        Task<int> run = policy.ExecuteAsync(_ => ++calls == 1 ? throw new TimeoutException() : new ValueTask<int>(calls)).AsTask();
+        Assert.Equal(1, calls); // failed after the wrap: the retry is due 100 ms later
 
-        Task wait = LockFree.Timers.Wakeups.DelayAsync(TimeSpan.FromMilliseconds(100), wheel, time, CancellationToken.None);
         wheel.Advance();
-        Assert.False(wait.IsCompleted); // before: completed
-        time.Advance(TimeSpan.FromMilliseconds(100));
+        Assert.Equal(0, wheel.FiredCount); // before: 1, and the retry ran at once
+        time.Advance(TimeSpan.FromMilliseconds(99));
         wheel.Advance();
-        await wait.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, wheel.FiredCount);
+        Assert.False(run.IsCompleted);
+
+        time.Advance(TimeSpan.FromMilliseconds(1)); // due now: fires at the first advance that reaches it
+        wheel.Advance();
+        Assert.Equal(1, wheel.FiredCount);
+        Assert.Equal(2, await run.WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
     [Fact]
