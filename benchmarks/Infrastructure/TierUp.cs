@@ -27,13 +27,15 @@ public static class TierUp
     public const int RoundsPerPause = 50;
 
     /// <summary>Calls every loop once per round until <see cref="Rounds"/> or <see cref="BudgetMilliseconds"/>, pausing now and then.</summary>
-    public static void Run(params Action[] loops) => Run(BudgetMilliseconds, loops);
+    public static int Run(params Action[] loops) => Run(BudgetMilliseconds, loops);
 
     /// <summary>Calls every loop once per round until <see cref="Rounds"/> or <paramref name="budgetMilliseconds"/>, pausing now and then.</summary>
-    public static void Run(int budgetMilliseconds, params Action[] loops)
+    /// <returns>The rounds run: fewer than <see cref="Rounds"/> when the budget stopped the warm-up first (a loaded machine).</returns>
+    public static int Run(int budgetMilliseconds, params Action[] loops)
     {
         var clock = Stopwatch.StartNew();
-        for (int round = 0; round < Rounds && clock.ElapsedMilliseconds < budgetMilliseconds; round++)
+        int round = 0;
+        for (; round < Rounds && clock.ElapsedMilliseconds < budgetMilliseconds; round++)
         {
             foreach (Action loop in loops)
             {
@@ -45,5 +47,20 @@ public static class TierUp
                 Thread.Sleep(PauseMilliseconds);
             }
         }
+
+        return round;
+    }
+
+    /// <summary>
+    /// <see cref="Run(int, Action[])"/>, then one line saying how long it took and whether the budget cut it short (then the
+    /// slowest loops may still be short of Tier 1; read <c>DOTNET_JitDisasmSummary</c> to know).
+    /// </summary>
+    public static void RunAndReport(string what, int budgetMilliseconds, params Action[] loops)
+    {
+        var clock = Stopwatch.StartNew();
+        int rounds = Run(budgetMilliseconds, loops);
+        Console.WriteLine(
+            $"// LockFree.Note {what} warm-up: {rounds} rounds in {clock.ElapsedMilliseconds} ms"
+            + (rounds < Rounds ? $", stopped by its {budgetMilliseconds} ms budget." : "."));
     }
 }
