@@ -11,6 +11,15 @@ namespace LockFree.Benchmarks.Infrastructure;
 /// code (its Tier-1 version was compiled during the next case) against Tier-1 code for <c>SeamBurst</c>, and the two
 /// kinds of code differ by up to 1.5x on these nanosecond loops. Calling each loop enough times, with pauses that let
 /// the tiering delay expire and the background compiler finish, leaves every case measuring the code the runtime keeps.
+/// <para>
+/// Callers: when a loop method is called from a warm-up delegate rather than directly as a loop, that delegate should be
+/// <c>[MethodImpl(MethodImplOptions.NoOptimization)]</c>. Otherwise the delegate, called every round, reaches Tier 1 itself and
+/// inlines the loop; the loop's own entry is then no longer called, and it can stay on instrumented or Tier1-OSR code,
+/// which is what the measured path (calling that entry from a delegate called a few times per iteration) then runs. Seen
+/// in session 14 with <c>DOTNET_JitDisasmSummary</c>: in one run out of two or three of the contention classes, one
+/// queue's <c>Transfer.Produce</c> or <c>Transfer.ConsumeUntilDrained</c> never reached Tier 1 in the whole process, right
+/// after the warm-up's delegate for it was compiled at Tier 1.
+/// </para>
 /// </summary>
 public static class TierUp
 {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BenchmarkDotNet.Attributes;
 using LockFree.Benchmarks.Infrastructure;
 
@@ -136,7 +137,7 @@ public abstract class QueueContentionBenchmarks : FailedTryBenchmark
         const long items = TransferTierUp.Items;
         long share = items / Producers;
         var state = new WarmUpState();
-        Action<int> work = index =>
+        Action<int> work = [MethodImpl(MethodImplOptions.NoOptimization)] (index) => // never optimized: see TierUp, "callers"
         {
             if (index < Producers)
             {
@@ -150,7 +151,7 @@ public abstract class QueueContentionBenchmarks : FailedTryBenchmark
                 Interlocked.Add(ref state.WorkerCount, count);
             }
         };
-        return () =>
+        return [MethodImpl(MethodImplOptions.NoOptimization)] () => // never optimized: see TierUp, "callers"
         {
             for (int pass = 0; pass < 2; pass++)
             {
