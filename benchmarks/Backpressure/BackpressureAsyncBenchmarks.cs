@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
 using LockFree.Benchmarks.Infrastructure;
@@ -125,10 +126,11 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
         for (int i = 0; i < _pairs; i++)
         {
             long first = (i * share) + 1;
-            produceBuffer[i] = () => ProduceBuffer(first, share);
-            produceChannel[i] = () => ProduceChannel(first, share);
-            consumeBuffer[i] = () => AsyncReads.FromBuffer(_buffer, share);
-            consumeChannel[i] = () => AsyncReads.FromChannel(_channel.Reader, share);
+            // Never optimized, so they cannot inline what they warm (see TierUp, "callers").
+            produceBuffer[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => ProduceBuffer(first, share);
+            produceChannel[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => ProduceChannel(first, share);
+            consumeBuffer[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromBuffer(_buffer, share);
+            consumeChannel[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromChannel(_channel.Reader, share);
         }
 
         TierUp.RunAndReport(

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
@@ -57,8 +58,8 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
             TierUp.RunAndReport(
                 nameof(LockFreeChannelAsyncBenchmarks),
                 TransferTierUp.BudgetMilliseconds,
-                () => TryPairs<BclLoop>(_bclTry),
-                () => TryPairs<OursLoop>(_oursTry),
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => TryPairs<BclLoop>(_bclTry), // never optimized: see TierUp, "callers"
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => TryPairs<OursLoop>(_oursTry),
                 WarmUpRound(_bclAsync, 1),
                 WarmUpRound(_oursAsync, 1),
                 WarmUpRound(_bclMulti, 2),
@@ -191,8 +192,8 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
         for (int i = 0; i < pairs; i++)
         {
             long first = (i * share) + 1;
-            all[i] = readers[i] = Task.Run(() => AsyncReads.FromChannel(channel.Reader, share));
-            all[pairs + i] = Task.Run(() => Produce(channel.Writer, first, share));
+            all[i] = readers[i] = Task.Run([MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromChannel(channel.Reader, share)); // see TierUp, "callers"
+            all[pairs + i] = Task.Run([MethodImpl(MethodImplOptions.NoOptimization)] () => Produce(channel.Writer, first, share));
         }
 
         if (!Task.WaitAll(all, RoundTimeoutMilliseconds))
