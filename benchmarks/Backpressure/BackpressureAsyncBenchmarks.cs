@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
 using LockFree.Benchmarks.Infrastructure;
@@ -99,49 +100,76 @@ public class BackpressureAsyncBenchmarks : FailedTryBenchmark
     }
 
     /// <summary>
-    /// Runs both implementations for a while before the harness measures anything. The loops and the library's
-    /// async paths are JIT-compiled at run time (System.Threading.Channels is precompiled), and under tiered PGO
-    /// they ran instrumented or tier-0 code for seconds of this workload: the short quick job then measured
-    /// mostly JIT warm-up (ours 190 vs the BCL's 130 ns per item in the first second, 36 vs 41 after a few).
+    /// Drives the four loops (<see cref="ProduceBuffer"/>, <see cref="ProduceChannel"/> and the two <see cref="AsyncReads"/>
+    /// readers), ours and the BCL's, to their final Tier-1 code before the harness measures anything, once per process and
+    /// thread layout (the buffer and the channel run another engine for 2P2C than for 1P1C): rounds of
+    /// <see cref="WarmUpItems"/> items through <see cref="TierUp"/>, with its pauses for the tiering delay. The loops and the
+    /// library's async paths are JIT-compiled at run time (System.Threading.Channels is precompiled), and under tiered PGO
+    /// they ran instrumented or tier-0 code for seconds of this workload: without a warm-up the short quick job measured
+    /// mostly JIT warm-up (ours 190 vs the BCL's 130 ns per item in the first second, 36 vs 41 after a few); pinned to one
+    /// core nothing left tier 0 in 20 full rounds without pauses (2026-11-22). Until session 14 every case ran up to 3 s of
+    /// full rounds of its own (which, read off <c>DOTNET_JitDisasmSummary</c>, also reached Tier 1 before measuring).
     /// Not counted in the failed-try columns.
     /// </summary>
     private void WarmUp()
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int round = 0; round < WarmUpRounds && clock.ElapsedMilliseconds < WarmUpMilliseconds; round++)
+        if (!s_warmedLayouts.Add(Threads)) // [GlobalSetup] runs on the benchmark thread only
         {
-            foreach (var (produce, consume) in new[] { (_produceBuffer, _consumeBuffer), (_produceChannel, _consumeChannel) })
-            {
-                for (int i = 0; i < _pairs; i++)
-                {
-                    _all[i] = Task.Run(consume[i]);
-                    _all[_pairs + i] = Task.Run(produce[i]);
-                }
-
-                if (!Task.WaitAll(_all, RoundTimeoutMilliseconds))
-                {
-                    throw new TimeoutException("Warm-up round did not finish: " + Diagnose());
-                }
-            }
-
-            if (round % 25 == 24)
-            {
-                // A quiet spell: the runtime promotes methods to optimized code only after 100 ms without new tier-0
-                // compilations, and its background compiler needs a core. Without it a loaded 2-vCPU machine measured
-                // partly tier-0 code (seen 2026-11-22: pinned to one core, nothing left tier 0 in 20 rounds, and ours
-                // ran 1.5x slower than the BCL there, 0.65-0.72 once everything was optimized).
-                Thread.Sleep(WarmUpQuietMilliseconds);
-            }
+            return;
         }
+
+        long share = WarmUpItems / _pairs;
+        var produceBuffer = new Func<Task<long>>[_pairs];
+        var produceChannel = new Func<Task<long>>[_pairs];
+        var consumeBuffer = new Func<Task<(long, long)>>[_pairs];
+        var consumeChannel = new Func<Task<(long, long)>>[_pairs];
+        for (int i = 0; i < _pairs; i++)
+        {
+            long first = (i * share) + 1;
+            // Never optimized, so they cannot inline what they warm (see TierUp, "callers").
+            produceBuffer[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => ProduceBuffer(first, share);
+            produceChannel[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => ProduceChannel(first, share);
+            consumeBuffer[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromBuffer(_buffer, share);
+            consumeChannel[i] = [MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromChannel(_channel.Reader, share);
+        }
+
+        TierUp.RunAndReport(
+            $"{nameof(BackpressureAsyncBenchmarks)} {Threads}",
+            WarmUpMilliseconds,
+            () => WarmUpRound(produceChannel, consumeChannel),
+            () => WarmUpRound(produceBuffer, consumeBuffer));
     }
 
-    /// <summary>Pause after every 25 warm-up rounds (see <see cref="WarmUp"/>).</summary>
-    private const int WarmUpQuietMilliseconds = 150;
+    /// <summary>One warm-up round: <see cref="WarmUpItems"/> items through the given loops, the sum checked.</summary>
+    private void WarmUpRound(Func<Task<long>>[] produce, Func<Task<(long Sum, long Waits)>>[] consume)
+    {
+        var consumers = new Task<(long Sum, long Waits)>[_pairs];
+        for (int i = 0; i < _pairs; i++)
+        {
+            _all[i] = consumers[i] = Task.Run(consume[i]);
+            _all[_pairs + i] = Task.Run(produce[i]);
+        }
 
-    /// <summary>Warm-up rounds per implementation, at most (bounded by <see cref="WarmUpMilliseconds"/> too).</summary>
-    private const int WarmUpRounds = 200;
+        if (!Task.WaitAll(_all, RoundTimeoutMilliseconds))
+        {
+            throw new TimeoutException("Warm-up round did not finish: " + Diagnose());
+        }
 
-    /// <summary>Longest warm-up of one case.</summary>
+        Transfer.Check(consumers.Sum(c => c.Result.Sum), Transfer.SumOneTo(WarmUpItems), "warm-up sum");
+    }
+
+    /// <summary>The thread layouts warmed up in this process (<see cref="WarmUp"/>).</summary>
+    private static readonly HashSet<string> s_warmedLayouts = [];
+
+    /// <summary>
+    /// Items per warm-up round: half an invocation, so each loop is started a couple of hundred times within the budget, and
+    /// enough items in all that the library's rarer waiting paths (a 2P2C waiter unlinked or abandoned) are promoted too:
+    /// with rounds of 4,096 or 16,384 items some of those were still compiled during the first measured iterations of 2P2C
+    /// (read off <c>DOTNET_JitDisasmSummary</c>, session 14).
+    /// </summary>
+    private const long WarmUpItems = Items / 2;
+
+    /// <summary>Longest warm-up of one thread layout.</summary>
     private const int WarmUpMilliseconds = 3_000;
 
     [GlobalCleanup]

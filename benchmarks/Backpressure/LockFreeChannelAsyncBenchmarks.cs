@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
@@ -33,6 +34,13 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
     private const int AsyncCapacity = 64;
     private const int RoundTimeoutMilliseconds = 60_000;
 
+    /// <summary>
+    /// Items per warm-up round of the async loops: half an invocation, as in <see cref="BackpressureAsyncBenchmarks"/> (short
+    /// rounds start the loops often; enough items in all promote the rarer waiting paths too).
+    /// </summary>
+    private const long WarmUpItems = Items / 2;
+
+    private static bool s_warm;
     private Channel<long> _bclTry = null!, _oursTry = null!, _bclAsync = null!, _oursAsync = null!, _bclMulti = null!, _oursMulti = null!;
 
     [GlobalSetup]
@@ -44,18 +52,18 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
         _oursAsync = Ours(AsyncCapacity, single: true);
         _bclMulti = Bcl(AsyncCapacity, single: false);
         _oursMulti = Ours(AsyncCapacity, single: false);
-        for (int round = 0; round < 20; round++) // JIT and pools warm before the harness measures
+        if (!s_warm)
         {
-            TryPairs<BclLoop>(_bclTry);
-            TryPairs<OursLoop>(_oursTry);
-            Move(_bclAsync, 1);
-            Move(_oursAsync, 1);
-            Move(_bclMulti, 2);
-            Move(_oursMulti, 2);
-            if (round % 10 == 9)
-            {
-                Thread.Sleep(150); // a quiet spell longer than the runtime's 100 ms tiering delay: promotion to Tier 1 (see TierUp)
-            }
+            s_warm = true; // once per process: every case's Setup makes channels of all three layouts, so one warm-up covers every engine
+            TierUp.RunAndReport(
+                nameof(LockFreeChannelAsyncBenchmarks),
+                TransferTierUp.BudgetMilliseconds,
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => TryPairs<BclLoop>(_bclTry), // never optimized: see TierUp, "callers"
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => TryPairs<OursLoop>(_oursTry),
+                WarmUpRound(_bclAsync, 1),
+                WarmUpRound(_oursAsync, 1),
+                WarmUpRound(_bclMulti, 2),
+                WarmUpRound(_oursMulti, 2));
         }
 
         if (Environment.ProcessorCount < 4)
@@ -169,6 +177,32 @@ public class LockFreeChannelAsyncBenchmarks : FailedTryBenchmark
         Transfer.Check(channel.Reader.Count, 0, "items left over");
         return (sum, writeWaits, readWaits);
     }
+
+    /// <summary>
+    /// One warm-up round through the async loops (<see cref="Produce"/>, <see cref="AsyncReads.FromChannel"/>): as
+    /// <see cref="Move"/> with <see cref="WarmUpItems"/> items; the sum checked, nothing counted. Before session 14 every
+    /// case's Setup ran 20 full rounds of every group, with no time bound (in the one run read off
+    /// <c>DOTNET_JitDisasmSummary</c> that also reached Tier 1 before measuring).
+    /// </summary>
+    private static Action WarmUpRound(Channel<long> channel, int pairs) => () =>
+    {
+        long share = WarmUpItems / pairs;
+        var readers = new Task<(long Sum, long Waits)>[pairs];
+        var all = new Task[2 * pairs];
+        for (int i = 0; i < pairs; i++)
+        {
+            long first = (i * share) + 1;
+            all[i] = readers[i] = Task.Run([MethodImpl(MethodImplOptions.NoOptimization)] () => AsyncReads.FromChannel(channel.Reader, share)); // see TierUp, "callers"
+            all[pairs + i] = Task.Run([MethodImpl(MethodImplOptions.NoOptimization)] () => Produce(channel.Writer, first, share));
+        }
+
+        if (!Task.WaitAll(all, RoundTimeoutMilliseconds))
+        {
+            throw new TimeoutException($"a warm-up round did not finish within {RoundTimeoutMilliseconds} ms (channel Count {channel.Reader.Count})");
+        }
+
+        Transfer.Check(readers.Sum(r => r.Result.Sum), Transfer.SumOneTo(WarmUpItems), "warm-up sum");
+    };
 
     private static async Task<long> Produce(ChannelWriter<long> writer, long first, long count)
     {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace LockFree.Benchmarks.Infrastructure;
 
 /// <summary>
@@ -21,8 +23,9 @@ public static class TransferTierUp
     public static Action Loop<TQ>(TQ queue, RoundWorkers producer)
         where TQ : struct, IQueueOps
     {
-        Action<int> produce = _ => Transfer.Produce(queue, 1, Items, producer);
-        return () =>
+        // Never optimized, so they cannot inline the loops they warm (see TierUp, "callers").
+        Action<int> produce = [MethodImpl(MethodImplOptions.NoOptimization)] (_) => Transfer.Produce(queue, 1, Items, producer);
+        return [MethodImpl(MethodImplOptions.NoOptimization)] () =>
         {
             producer.StartRound(produce);
             (long sum, _) = Transfer.Consume(queue, Items, producer);
@@ -35,8 +38,8 @@ public static class TransferTierUp
     public static Action BatchLoop<TQ>(TQ queue, long[] producerBatch, long[] consumerBatch, RoundWorkers producer)
         where TQ : struct, IBatchQueueOps
     {
-        Action<int> produce = _ => Transfer.ProduceBatches(queue, 1, Items, producerBatch, producer);
-        return () =>
+        Action<int> produce = [MethodImpl(MethodImplOptions.NoOptimization)] (_) => Transfer.ProduceBatches(queue, 1, Items, producerBatch, producer);
+        return [MethodImpl(MethodImplOptions.NoOptimization)] () =>
         {
             producer.StartRound(produce);
             (long sum, _) = Transfer.ConsumeBatches(queue, Items, consumerBatch, producer);

@@ -21,6 +21,7 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
     private ChannelOps _unboundedChannel;
     private BlockingCollectionTryOps _blockingCollection;
     private BlockingCollection<long> _collection = null!;
+    private static bool s_warm;
     private Action<int> _workUnboundedChannel = null!, _workBlockingCollection = null!;
     private Action<int> _workMpsc = null!, _workMpmc = null!, _workConcurrentQueue = null!, _workBoundedChannel = null!;
 
@@ -57,6 +58,14 @@ public class MpscQueueFanInBenchmarks : QueueContentionBenchmarks
         _workMpmc = Work(_mpmc);
         _workConcurrentQueue = Work(_concurrentQueue);
         _workBoundedChannel = Work(_boundedChannel);
+        WarmUp(
+            ref s_warm,
+            WarmUpRounds(_mpsc),
+            WarmUpRounds(_mpmc),
+            WarmUpRounds(_concurrentQueue),
+            WarmUpRounds(_boundedChannel),
+            WarmUpRounds(_unboundedChannel),
+            WarmUpRounds(_blockingCollection));
     }
 
     [GlobalCleanup]

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using BenchmarkDotNet.Attributes;
 using LockFree.Benchmarks.Infrastructure;
 using LockFree.Internal;
@@ -53,16 +54,17 @@ public class QueueRoundTripBenchmarks : FailedTryBenchmark
             // Every loop, the pinger's and the echo's, at Tier 1 before the first case (see TransferTierUp): short rounds
             // through the same methods. Once per process.
             s_warm = true;
-            Action<int> echoRaw = _ => EchoRaw(_fields, _echo, WarmTrips);
+            // The delegates are never optimized, so they cannot inline the loops they warm (see TierUp, "callers").
+            Action<int> echoRaw = [MethodImpl(MethodImplOptions.NoOptimization)] (_) => EchoRaw(_fields, _echo, WarmTrips);
             Action<int> echoSpsc = Echo(_spsc.Ping, _spsc.Pong, WarmTrips);
             Action<int> echoConcurrentQueue = Echo(_concurrentQueue.Ping, _concurrentQueue.Pong, WarmTrips);
             Action<int> echoChannel = Echo(_channel.Ping, _channel.Pong, WarmTrips);
             TierUp.Run(
                 TransferTierUp.BudgetMilliseconds,
-                () => PingRaw(WarmTrips, echoRaw),
-                () => Ping(_spsc.Ping, _spsc.Pong, echoSpsc, WarmTrips),
-                () => Ping(_concurrentQueue.Ping, _concurrentQueue.Pong, echoConcurrentQueue, WarmTrips),
-                () => Ping(_channel.Ping, _channel.Pong, echoChannel, WarmTrips));
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => PingRaw(WarmTrips, echoRaw),
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => Ping(_spsc.Ping, _spsc.Pong, echoSpsc, WarmTrips),
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => Ping(_concurrentQueue.Ping, _concurrentQueue.Pong, echoConcurrentQueue, WarmTrips),
+                [MethodImpl(MethodImplOptions.NoOptimization)] () => Ping(_channel.Ping, _channel.Pong, echoChannel, WarmTrips));
             ResetFailedTries(); // the warm-up's counts are not the benchmark's
         }
     }
