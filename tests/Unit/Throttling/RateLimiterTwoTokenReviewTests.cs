@@ -1,0 +1,179 @@
+using System.Runtime.CompilerServices;
+using System.Threading.RateLimiting;
+using LockFree.Tests.Unit.Support;
+using Xunit;
+
+namespace LockFree.Tests.Unit.Throttling;
+
+/// <summary>
+/// Review of session 14's two-token waits (the waiter registers on the caller's token and on the rate limiter's lifetime
+/// token instead of on a linked source): no registration of a finished wait outlives it on a long-lived token, none
+/// ends a later wait on the recycled waiter, and a queued wait ended by the limiter's disposal never hands its caller an
+/// <see cref="OperationCanceledException"/> that carries the limiter's private token.
+/// </summary>
+public sealed class RateLimiterTwoTokenReviewTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A granted and consumed two-token wait leaves no registration on either token: after its waiter went back to the
+    /// pool and serves a later wait (no tokens of its own), cancelling both earlier tokens leaves that wait pending.
+    /// </summary>
+    [Fact]
+    public async Task ConsumedTwoTokenWait_LaterWaitOnTheRecycledWaiter_IsNotCancelledByTheEarlierTokens()
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(1, 1, fastPathBatch: 1, time);
+        using var caller = new CancellationTokenSource();
+        using var lifetime = new CancellationTokenSource();
+        for (int i = 0; i < 3; i++)
+        {
+            time.Advance(i == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(1)); // a token to drain
+            Assert.True(bucket.TryAcquire());
+            ValueTask<bool> granted = bucket.AcquireAfterRefusalAsync(1, caller.Token, lifetime.Token);
+            time.Advance(TimeSpan.FromSeconds(1)); // the pump grants it
+            Assert.True(await granted.AsTask().WaitAsync(Patience));
+        }
+
+        ValueTask<bool> later = bucket.AcquireAsync(1); // reuses the pooled waiter
+        Assert.False(later.IsCompleted);
+        lifetime.Cancel();
+        caller.Cancel();
+        await Task.Delay(50); // a stale callback would end it through the thread pool
+        Assert.False(later.IsCompleted);
+        Assert.Equal(1, bucket.QueuedWaiters);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await later.AsTask().WaitAsync(Patience));
+    }
+
+    /// <summary>
+    /// A limiter wrapping a shared bucket: its queued leases, granted (with a cancellable caller token), leave nothing on
+    /// its lifetime token or the caller's, so disposing the limiter and cancelling that token do not touch another
+    /// user's wait queued on the same bucket (served by the recycled waiters).
+    /// </summary>
+    [Fact]
+    public async Task SharedBucket_DisposingTheLimiterAfterItsWaitsWereGranted_LeavesAnotherUsersWaitQueued()
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(1, 1, fastPathBatch: 1, time);
+        var limiter = new LockFreeTokenBucketRateLimiter(bucket, queueLimit: 4);
+        using var caller = new CancellationTokenSource();
+        for (int i = 0; i < 4; i++)
+        {
+            time.Advance(i == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(1)); // a token to drain
+            using (RateLimitLease drained = limiter.AttemptAcquire())
+            {
+                Assert.True(drained.IsAcquired);
+            }
+
+            ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1, caller.Token);
+            Assert.False(queued.IsCompleted);
+            time.Advance(TimeSpan.FromSeconds(1));
+            using RateLimitLease lease = await queued.AsTask().WaitAsync(Patience);
+            Assert.True(lease.IsAcquired);
+        }
+
+        ValueTask<bool> other = bucket.AcquireAsync(1); // the bucket is empty: queued on a recycled waiter
+        Assert.False(other.IsCompleted);
+        limiter.Dispose();
+        caller.Cancel();
+        await Task.Delay(50);
+        Assert.False(other.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await other.AsTask().WaitAsync(Patience));
+    }
+
+    /// <summary>
+    /// A granted wait whose value task is never awaited unregisters from a long-lived token when it ends (the wake-up's
+    /// early unregistration covers the second token too): the token keeps nothing of the bucket alive.
+    /// </summary>
+    [Fact]
+    public void GrantedWaitNeverAwaited_LongLivedSecondToken_KeepsNothingAlive()
+    {
+        using var longLived = new CancellationTokenSource();
+        using var alsoLongLived = new CancellationTokenSource();
+        WeakReference bucket = GrantOneNeverAwaited(longLived.Token, alsoLongLived.Token);
+        for (int i = 0; i < 3 && bucket.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        Assert.False(bucket.IsAlive); // a registration left on either token would hold the waiter, its list and the bucket
+        GC.KeepAlive(longLived);
+        GC.KeepAlive(alsoLongLived);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference GrantOneNeverAwaited(CancellationToken caller, CancellationToken lifetime)
+    {
+        var time = new ManualTimeProvider();
+        var bucket = new TokenBucket(1, 1, fastPathBatch: 1, time);
+        Assert.True(bucket.TryAcquire());
+        ValueTask<bool> wait = bucket.AcquireAfterRefusalAsync(1, caller, lifetime);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(SpinWait.SpinUntil(() => wait.IsCompleted, Patience)); // the wake-up ran (it unregisters first); never consumed
+        return new WeakReference(bucket);
+    }
+
+    /// <summary>
+    /// A queued lease ended by the limiter's disposal while the caller's token is cancelled at the same time (here
+    /// exactly between the waiter's choice of token and the limiter's filter, forced from a first-chance exception
+    /// handler): the caller gets a failed lease (disposal won, as the BCL's limiters answer) or an
+    /// <see cref="OperationCanceledException"/> carrying its own token, never one carrying the limiter's private lifetime
+    /// token (which `when (e.CancellationToken == ct)` filters miss). Before the review the filter asked whether the
+    /// caller's token was cancelled now, not which token the wait reported.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)] // AcquireAsync(0): the permit wait
+    public async Task DisposalEndsTheWait_CallerCancelsBeforeTheFilter_NeverReportsTheLimitersToken(int permits)
+    {
+        var time = new ManualTimeProvider();
+        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 1,
+            TokensPerSecond = 1,
+            QueueLimit = 1,
+            TimeProvider = time,
+        });
+        using (RateLimitLease drained = limiter.AttemptAcquire())
+        {
+            Assert.True(drained.IsAcquired);
+        }
+
+        using var caller = new CancellationTokenSource();
+        ValueTask<RateLimitLease> queued = limiter.AcquireAsync(permits, caller.Token);
+        Assert.False(queued.IsCompleted);
+        int armed = 1;
+        void CancelCallerOnDisposalThrow(object? sender, System.Runtime.ExceptionServices.FirstChanceExceptionEventArgs args)
+        {
+            // The waiter's GetResult throws the disposal's cancellation (a token other than the caller's): cancel the
+            // caller's token now, after the waiter chose the token and before the limiter's catch filter runs.
+            if (args.Exception is OperationCanceledException e && e.CancellationToken.CanBeCanceled && e.CancellationToken != caller.Token
+                && e.CancellationToken.IsCancellationRequested && Interlocked.Exchange(ref armed, 0) == 1)
+            {
+                caller.Cancel();
+            }
+        }
+
+        AppDomain.CurrentDomain.FirstChanceException += CancelCallerOnDisposalThrow;
+        try
+        {
+            limiter.Dispose();
+            try
+            {
+                using RateLimitLease lease = await queued.AsTask().WaitAsync(Patience);
+                Assert.False(lease.IsAcquired); // disposal won: a failed lease
+            }
+            catch (OperationCanceledException e)
+            {
+                Assert.Equal(caller.Token, e.CancellationToken); // the caller's own token, never the limiter's
+            }
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.FirstChanceException -= CancelCallerOnDisposalThrow;
+        }
+    }
+}
