@@ -84,36 +84,88 @@ public sealed class RateLimiterTwoTokenReviewTests
     }
 
     /// <summary>
-    /// A granted wait whose value task is never awaited unregisters from a long-lived token when it ends (the wake-up's
-    /// early unregistration covers the second token too): the token keeps nothing of the bucket alive.
+    /// A wait whose value task is never awaited unregisters from a long-lived token when it ends, granted or cancelled by
+    /// its other token (the wake-up's early unregistration covers the second token too): the token keeps nothing of the
+    /// bucket alive.
+    /// </summary>
+    [Theory]
+    [InlineData(false)] // granted
+    [InlineData(true)]  // cancelled by the caller's token: the long-lived second token must let go as well
+    public void WaitNeverAwaited_LongLivedSecondToken_KeepsNothingAlive(bool cancelCaller)
+    {
+        using var alsoLongLived = new CancellationTokenSource();
+        WeakReference bucket = EndOneNeverAwaited(cancelCaller, alsoLongLived.Token);
+        AssertCollected(bucket); // a registration left on the token would hold the waiter, its list and the bucket
+        GC.KeepAlive(alsoLongLived);
+    }
+
+    /// <summary>
+    /// The same through the limiter: a queued lease never awaited, with a long-lived caller token (an application's
+    /// stopping token, say), leaves nothing registered on it once granted; the limiter's bucket can be collected. (The
+    /// limiter's own await consumes the bucket's wait, so its release of both registrations is what is checked here; the
+    /// wake-up's early unregistration is checked by the test above.)
     /// </summary>
     [Fact]
-    public void GrantedWaitNeverAwaited_LongLivedSecondToken_KeepsNothingAlive()
+    public void LimiterLeaseNeverAwaited_LongLivedCallerToken_KeepsNothingAlive()
     {
         using var longLived = new CancellationTokenSource();
-        using var alsoLongLived = new CancellationTokenSource();
-        WeakReference bucket = GrantOneNeverAwaited(longLived.Token, alsoLongLived.Token);
-        for (int i = 0; i < 3 && bucket.IsAlive; i++)
+        WeakReference bucket = GrantOneLeaseNeverAwaited(longLived.Token);
+        AssertCollected(bucket);
+        GC.KeepAlive(longLived);
+    }
+
+    private static void AssertCollected(WeakReference reference)
+    {
+        for (int i = 0; i < 3 && reference.IsAlive; i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
 
-        Assert.False(bucket.IsAlive); // a registration left on either token would hold the waiter, its list and the bucket
-        GC.KeepAlive(longLived);
-        GC.KeepAlive(alsoLongLived);
+        Assert.False(reference.IsAlive);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static WeakReference GrantOneNeverAwaited(CancellationToken caller, CancellationToken lifetime)
+    private static WeakReference EndOneNeverAwaited(bool cancelCaller, CancellationToken lifetime)
     {
         var time = new ManualTimeProvider();
         var bucket = new TokenBucket(1, 1, fastPathBatch: 1, time);
         Assert.True(bucket.TryAcquire());
-        ValueTask<bool> wait = bucket.AcquireAfterRefusalAsync(1, caller, lifetime);
-        time.Advance(TimeSpan.FromSeconds(1));
+        var caller = new CancellationTokenSource();
+        ValueTask<bool> wait = bucket.AcquireAfterRefusalAsync(1, caller.Token, lifetime);
+        if (cancelCaller)
+        {
+            caller.Cancel();
+        }
+        else
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
         Assert.True(SpinWait.SpinUntil(() => wait.IsCompleted, Patience)); // the wake-up ran (it unregisters first); never consumed
         return new WeakReference(bucket);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference GrantOneLeaseNeverAwaited(CancellationToken caller)
+    {
+        var time = new ManualTimeProvider();
+        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 1,
+            TokensPerSecond = 1,
+            QueueLimit = 1,
+            TimeProvider = time,
+        });
+        using (RateLimitLease drained = limiter.AttemptAcquire())
+        {
+            Assert.True(drained.IsAcquired);
+        }
+
+        ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1, caller);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(SpinWait.SpinUntil(() => queued.IsCompleted, Patience)); // granted, never consumed
+        return new WeakReference(limiter.Bucket); // what a registration left on the caller's token would hold (the waiter's list's owner)
     }
 
     /// <summary>
