@@ -187,8 +187,11 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             CountExtra(permitCount);
             return BucketLease.Success;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
         {
+            // The wait reported the lifetime token: disposal ended it. Decided by the token the wait reported, not by whether
+            // the caller's token is cancelled by now: a caller cancelling as disposal ended the wait got that exception,
+            // carrying the limiter's private token, which its `when (e.CancellationToken == ct)` filter missed (review).
             Interlocked.Increment(ref _otherFailures);
             return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
         }
@@ -229,10 +232,10 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
             return BucketLease.Success;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
         {
             Interlocked.Increment(ref _otherFailures);
-            return BucketLease.FailedNoHint; // disposed while waiting, as above
+            return BucketLease.FailedNoHint; // disposed while waiting (the lifetime token reported), as above
         }
     }
 

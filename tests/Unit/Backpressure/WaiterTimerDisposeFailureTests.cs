@@ -62,8 +62,25 @@ public sealed class WaiterTimerDisposeFailureTests
         // timer's exception out of the awaiting caller, which then held a token it did not know it had.
         var clock = new DisposeThrowingClock();
         var bucket = new TokenBucket(1, 1000, timeProvider: clock);
-        Assert.True(bucket.TryAcquire());
-        ValueTask<bool> timed = bucket.AcquireAsync(1, TimeSpan.FromMinutes(10));
+        ValueTask<bool> timed;
+        while (true)
+        {
+            while (bucket.TryAcquire())
+            {
+                // drain: the bucket refills in real time (a token per millisecond)
+            }
+
+            timed = bucket.AcquireAsync(1, TimeSpan.FromMinutes(10));
+            if (!timed.IsCompleted)
+            {
+                break; // queued, its timer armed
+            }
+
+            // A token refilled between the drain and the call (review: the first call's JIT alone can take a millisecond,
+            // and the fast path then took it, arming no timer, so the failure count stayed 0): try again.
+            Assert.True(await timed);
+        }
+
         Assert.True(await timed.AsTask().WaitAsync(TimeSpan.FromSeconds(10))); // granted by the refill
         Assert.True(bucket.ClockFailureCount >= 1);
     }
