@@ -174,11 +174,13 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return ValueTask.CompletedTask;
     }
 
-    // A queued wait allocates nothing in steady state: the waiter registers on the caller's token and on the limiter's
-    // own lifetime token (no linked source per wait), and the state machine's box comes from the runtime's pool. A
-    // cancellation by the caller's token reports that token (`when (e.CancellationToken == ct)` filters match, as with
-    // the BCL's limiters); one by disposal is a failed lease.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    // A queued wait allocates its state machine's box and nothing else: the waiter registers on the caller's token and on
+    // the limiter's own lifetime token (no linked source per wait). The box stays the default builder's, a Task: a caller
+    // that blocks on the lease before it completes, or reads it twice, is served as the BCL's Task-backed leases serve it
+    // (the runtime's pooling builder took its box back on any read, so such a caller broke other callers' leases:
+    // PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease, review of session 14). A cancellation by the
+    // caller's token reports that token (`when (e.CancellationToken == ct)` filters match, as with the BCL's limiters);
+    // one by disposal is a failed lease.
     private async ValueTask<RateLimitLease> WaitAsync(int permitCount, CancellationToken cancellationToken)
     {
         try
@@ -222,7 +224,6 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return WaitForPermitAsync(cancellationToken);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // as WaitAsync: nothing allocated per wait
     private async ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken)
     {
         try

@@ -178,8 +178,9 @@ public sealed class RateLimiterTwoTokenReviewTests
     /// One caller's misuse of a queued lease's <see cref="ValueTask{TResult}"/> (blocking on it before it completed, with
     /// <c>GetAwaiter().GetResult()</c>: not allowed for a ValueTask, but it worked here before session 14 and works with
     /// the BCL bucket, whose value task is Task-backed) must hurt that caller at most, never another caller's lease or
-    /// the limiter's counts. Since the queued wait's async method uses <c>PoolingAsyncValueTaskMethodBuilder</c>, the
-    /// premature read throws InvalidOperationException and returns the state-machine box to the runtime's pool while the
+    /// the limiter's counts. Fixed by dropping the pooling builder again (the queued wait allocates its box, a Task, as
+    /// before session 14). While the queued wait's async method used <c>PoolingAsyncValueTaskMethodBuilder</c>, the
+    /// premature read threw InvalidOperationException and returns the state-machine box to the runtime's pool while the
     /// wait is still pending; the next queued caller rents that box, and when the first wait is granted its continuation
     /// drives the second caller's state machine: the second, correct caller's lease faults with InvalidOperationException,
     /// the granted token reaches nobody, and <c>CurrentQueuedCount</c> stays 1 for good (observed: queued 1, no waiters,
@@ -188,7 +189,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     /// pooled operations (PooledOperation: RetryPolicy.ExecuteAsync) check the token and the completion before recycling,
     /// so a misuse throws for the misuser only.
     /// </summary>
-    [Fact(Skip = "Review finding, not fixed (a design choice for the lead): PoolingAsyncValueTaskMethodBuilder recycles the box on a premature or second GetResult; fix by dropping the attribute (the queued wait's box allocates again, 136 B) or by a PooledOperation-style queued lease that validates before recycling")]
+    [Fact]
     public async Task PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease()
     {
         var time = new ManualTimeProvider();
