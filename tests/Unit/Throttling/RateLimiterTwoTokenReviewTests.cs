@@ -156,17 +156,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     private static WeakReference GrantOneLeaseNeverAwaited(CancellationToken caller)
     {
         var time = new ManualTimeProvider();
-        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
-        {
-            TokenLimit = 1,
-            TokensPerSecond = 1,
-            QueueLimit = 1,
-            TimeProvider = time,
-        });
-        using (RateLimitLease drained = limiter.AttemptAcquire())
-        {
-            Assert.True(drained.IsAcquired);
-        }
+        LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
 
         ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1, caller);
         time.Advance(TimeSpan.FromSeconds(1));
@@ -193,17 +183,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     public async Task PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease()
     {
         var time = new ManualTimeProvider();
-        using var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
-        {
-            TokenLimit = 1,
-            TokensPerSecond = 1,
-            QueueLimit = 2,
-            TimeProvider = time,
-        });
-        using (RateLimitLease drained = limiter.AttemptAcquire())
-        {
-            Assert.True(drained.IsAcquired);
-        }
+        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time, queueLimit: 2);
 
         ValueTask<RateLimitLease> misused = limiter.AcquireAsync(1);
         Assert.False(misused.IsCompleted);
@@ -233,17 +213,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     public async Task DisposalEndsTheWait_CallerCancelsBeforeTheFilter_NeverReportsTheLimitersToken(int permits)
     {
         var time = new ManualTimeProvider();
-        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
-        {
-            TokenLimit = 1,
-            TokensPerSecond = 1,
-            QueueLimit = 1,
-            TimeProvider = time,
-        });
-        using (RateLimitLease drained = limiter.AttemptAcquire())
-        {
-            Assert.True(drained.IsAcquired);
-        }
+        LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
 
         using var caller = new CancellationTokenSource();
         ValueTask<RateLimitLease> queued = limiter.AcquireAsync(permits, caller.Token);
@@ -278,5 +248,23 @@ public sealed class RateLimiterTwoTokenReviewTests
         {
             AppDomain.CurrentDomain.FirstChanceException -= CancelCallerOnDisposalThrow;
         }
+    }
+
+    /// <summary>A limiter of one token at one per second, its token taken: the next acquire queues.</summary>
+    private static LockFreeTokenBucketRateLimiter EmptyLimiter(ManualTimeProvider time, int queueLimit = 1)
+    {
+        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
+        {
+            TokenLimit = 1,
+            TokensPerSecond = 1,
+            QueueLimit = queueLimit,
+            TimeProvider = time,
+        });
+        using (RateLimitLease drained = limiter.AttemptAcquire())
+        {
+            Assert.True(drained.IsAcquired);
+        }
+
+        return limiter;
     }
 }
