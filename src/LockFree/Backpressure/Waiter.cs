@@ -107,6 +107,9 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
 
     private static readonly Action<object?> WheelTimeout = static state => ((Waiter<TAtomics>)state!).OnWheelTimeout();
 
+    /// <summary>Either token's registration: ends the wait as cancelled.</summary>
+    private static readonly Action<object?> TokenCanceled = static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled);
+
     public Waiter(WaiterList<TAtomics> owner)
     {
         _owner = owner;
@@ -185,8 +188,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// <see cref="TimeProvider.CreateTimer"/> failed) nothing is armed and the waiter is still linked: the caller takes it
     /// back (<see cref="TryFinishQuietly"/>, then unlink and return it) or passes on the signal that reached it first.
     /// </summary>
-    public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time) =>
-        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null); // null while its driver cannot start: a per-wait timer
+    public void Arm(TimeSpan timeout, CancellationToken token, TimeProvider time) => Arm(timeout, token, alsoCancelledBy: default, time);
 
     /// <summary>
     /// As <see cref="Arm(TimeSpan, CancellationToken, TimeProvider)"/>, cancelled by either token: an adapter passes its
@@ -194,7 +196,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// wait). A cancellation reports the caller's token when it is cancelled, else <paramref name="alsoCancelledBy"/>.
     /// </summary>
     public void Arm(TimeSpan timeout, CancellationToken token, CancellationToken alsoCancelledBy, TimeProvider time) =>
-        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null, alsoCancelledBy);
+        Arm(timeout, token, time, !_synchronous && timeout != Timeout.InfiniteTimeSpan && ReferenceEquals(time, TimeProvider.System) ? SharedTimerWheel.Driven : null, alsoCancelledBy); // null while its driver cannot start: a per-wait timer
 
     /// <summary>
     /// Arms cancellation and the timeout, an asynchronous wait's timeout on <paramref name="wheel"/> when given (which
@@ -206,14 +208,14 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         bool registered = false;
         if (token.CanBeCanceled)
         {
-            _registration = token.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
+            _registration = token.UnsafeRegister(TokenCanceled, this);
             registered = true;
         }
 
         if (alsoCancelledBy.CanBeCanceled)
         {
             _alsoToken = alsoCancelledBy;
-            _alsoRegistration = alsoCancelledBy.UnsafeRegister(static state => ((Waiter<TAtomics>)state!).TryFinish(WaitStatus.Canceled), this);
+            _alsoRegistration = alsoCancelledBy.UnsafeRegister(TokenCanceled, this);
             registered = true;
         }
 
