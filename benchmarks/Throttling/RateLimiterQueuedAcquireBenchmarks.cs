@@ -12,8 +12,9 @@ namespace LockFree.Benchmarks.Throttling;
 /// callback on the granter) against the BCL <see cref="TokenBucketRateLimiter"/> without auto-replenishment (replenished
 /// by <c>TryReplenish</c> on the granter), each with a cancellable caller token, as ASP.NET Core's middleware passes. Ours
 /// resumes the awaiting code through its waiter's thread-pool work item; the BCL's completes its request's task on the
-/// granter. The bytes: ours allocates its async box only per queued wait (session 14: the waiter registers on both
-/// tokens instead of a linked token source); MemoryDiagnoser counts every thread's bytes. Two threads spin-wait on the
+/// granter. The bytes: ours allocates nothing per queued wait (session 14: the waiter registers on both tokens instead of a
+/// linked token source; session 15: the wait is a pooled operation, not an async method's box); MemoryDiagnoser counts
+/// every thread's bytes. Two threads spin-wait on the
 /// 2 cores (the granter, the benchmark thread) with pool threads beside them: oversubscribed. Not in the quick job's
 /// curated list: run it with <c>--quick --filter '*RateLimiterQueuedAcquire*'</c>.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace LockFree.Backpressure;
@@ -33,13 +34,21 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     private static readonly ContextCallback ResumeInContext = static state => ((PooledOperation<TResult>)state!).Resume();
 
     private readonly Action _waitCompleted; // one delegate per pooled instance (Park), not per wait
+    private readonly bool _blockingReadWaits; // a read of the result before completion blocks until it completes (see GetResult)
     private ManualResetValueTaskSourceCore<TResult> _core; // mutable struct: never copy. Continuations inline, as the builder's box
     private ExecutionContext? _context; // captured when the operation parks; the steps after the wait run in it
 
     /// <summary>Creates an operation; the derived type pools it.</summary>
-    protected PooledOperation()
+    /// <param name="blockingReadWaits">
+    /// Whether a read of the result before the operation completed (<c>.Result</c>, <c>GetAwaiter().GetResult()</c> on the
+    /// pending <see cref="ValueTask{TResult}"/>) blocks the reader until it completes, as a <see cref="Task{TResult}"/>-backed
+    /// value task does, instead of throwing <see cref="InvalidOperationException"/>. For a drop-in replacement of a BCL API
+    /// whose value tasks are <see cref="Task{TResult}"/>-backed (the rate limiter's queued leases).
+    /// </param>
+    protected PooledOperation(bool blockingReadWaits = false)
     {
         _waitCompleted = OnWaitCompleted;
+        _blockingReadWaits = blockingReadWaits;
     }
 
     /// <summary>
@@ -203,12 +212,22 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 
-    /// <summary>Takes the result once, then resets the operation and returns it to its pool (on whatever thread this runs).</summary>
+    /// <summary>
+    /// Takes the result once, then resets the operation and returns it to its pool (on whatever thread this runs). A read
+    /// before completion throws, or with <c>blockingReadWaits</c> blocks until completion (a misuse of a value task that a
+    /// <see cref="Task{TResult}"/>-backed one tolerates); a second read finds the token stale and throws, for the misuser
+    /// only: the operation it read is pooled again, maybe another caller's by then, and is left alone.
+    /// </summary>
     public TResult GetResult(short token)
     {
         if (_core.GetStatus(token) == ValueTaskSourceStatus.Pending) // validates the token first
         {
-            throw new InvalidOperationException("The operation has not completed: await the ValueTask instead of reading its result.");
+            if (!_blockingReadWaits)
+            {
+                throw new InvalidOperationException("The operation has not completed: await the ValueTask instead of reading its result.");
+            }
+
+            WaitForCompletion(token);
         }
 
         try
@@ -220,6 +239,20 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
             _core.Reset(); // the old token is stale from here on
             Release();
         }
+    }
+
+    /// <summary>
+    /// Blocks until the operation completes: the reader's own continuation sets an event (created here: this misuse path
+    /// alone allocates). The caller holds the only reference to the pending value task and reads it instead of awaiting
+    /// it, so no other continuation is registered (a caller that does both gets the core's InvalidOperationException). The
+    /// event is not disposed: its Set may still be returning when the Wait does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WaitForCompletion(short token)
+    {
+        var completed = new ManualResetEventSlim(false);
+        _core.OnCompleted(static state => ((ManualResetEventSlim)state!).Set(), completed, token, ValueTaskSourceOnCompletedFlags.None);
+        completed.Wait();
     }
 
     private void OnWaitCompleted()

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
+using LockFree.Backpressure;
 using LockFree.Throttling;
 
 namespace LockFree;
@@ -26,6 +27,7 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
     private readonly int _queueLimit;
     private readonly bool _ownsBucket; // created from options: Dispose ends the bucket's metrics; a wrapped bucket is its owner's
     private readonly CancellationTokenSource _disposed = new();
+    private readonly OperationPool<QueuedAcquire> _queuedAcquires = new(); // queued AcquireAsync calls (0 B per wait in steady state)
     private long _queuedPermits;
     private long _otherFailures; // failed leases the bucket did not refuse (zero-permit probes, disposal)
     private long _waits;         // refusals that became waits (and later successful leases)
@@ -174,34 +176,17 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return ValueTask.CompletedTask;
     }
 
-    // A queued wait allocates its state machine's box and nothing else: the waiter registers on the caller's token and on
-    // the limiter's own lifetime token (no linked source per wait). The box stays the default builder's, a Task: a caller
-    // that blocks on the lease before it completes, or reads it twice, is served as the BCL's Task-backed leases serve it
-    // (the runtime's pooling builder took its box back on any read, so such a caller broke other callers' leases:
-    // PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease, review of session 14). A cancellation by the
-    // caller's token reports that token (`when (e.CancellationToken == ct)` filters match, as with the BCL's limiters);
-    // one by disposal is a failed lease.
-    private async ValueTask<RateLimitLease> WaitAsync(int permitCount, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await _bucket.AcquireAfterRefusalAsync(permitCount, cancellationToken, _disposed.Token).ConfigureAwait(false);
-            CountExtra(permitCount);
-            return BucketLease.Success;
-        }
-        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
-        {
-            // The wait reported the lifetime token: disposal ended it. Decided by the token the wait reported, not by whether
-            // the caller's token is cancelled by now: a caller cancelling as disposal ended the wait got that exception,
-            // carrying the limiter's private token, which its `when (e.CancellationToken == ct)` filter missed (review).
-            Interlocked.Increment(ref _otherFailures);
-            return BucketLease.FailedNoHint; // the limiter was disposed while we waited: no retry hint (as the BCL's limiters), never "retry now"
-        }
-        finally
-        {
-            Interlocked.Add(ref _queuedPermits, -permitCount);
-        }
-    }
+    // A queued wait allocates nothing in steady state: it is a pooled operation (QueuedAcquire, from this limiter's pool),
+    // and its waiter registers on the caller's token and on the limiter's own lifetime token (no linked source per wait).
+    // Before (session 14) it was an async method, whose box (a Task, 128 B) was the one allocation left; the runtime's
+    // pooling builder was tried and dropped, because its pool takes a box back on any read, so a caller blocking on an
+    // incomplete lease broke other callers' leases (PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease).
+    // The operation takes itself back only when its result is read after completion: a read before completion blocks
+    // until the lease is decided, as the BCL's Task-backed leases block, and a second read throws for the misuser alone.
+    // A cancellation by the caller's token reports that token (`when (e.CancellationToken == ct)` filters match, as with
+    // the BCL's limiters); one by disposal is a failed lease.
+    private ValueTask<RateLimitLease> WaitAsync(int permitCount, CancellationToken cancellationToken) =>
+        RentQueued().Run(permitCount, probe: false, cancellationToken);
 
     /// <summary>
     /// AcquireAsync(0): a probe when a permit is there; otherwise waits, FIFO like any waiter, until the bucket holds
@@ -224,19 +209,91 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         return WaitForPermitAsync(cancellationToken);
     }
 
-    private async ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken)
+    private ValueTask<RateLimitLease> WaitForPermitAsync(CancellationToken cancellationToken) =>
+        RentQueued().Run(permits: 1, probe: true, cancellationToken);
+
+    private QueuedAcquire RentQueued() => _queuedAcquires.Rent() ?? new QueuedAcquire(this);
+
+    /// <summary>
+    /// A queued <c>AcquireAsync</c> as a pooled operation (see the comment at <see cref="WaitAsync"/>): waits in the bucket's
+    /// FIFO queue, then answers the lease. With <c>probe</c> (<c>AcquireAsync(0)</c>) it waits for one token and gives it
+    /// back; otherwise it keeps its permits and takes them off the queued count however it ends.
+    /// </summary>
+    private sealed class QueuedAcquire(LockFreeTokenBucketRateLimiter limiter) : PooledOperation<RateLimitLease>(blockingReadWaits: true)
     {
-        try
+        private int _permits;
+        private bool _probe;
+        private CancellationToken _token;
+        private ValueTask<bool> _wait; // the bucket's wait, parked on (set before the park publishes it)
+
+        public ValueTask<RateLimitLease> Run(int permits, bool probe, CancellationToken token)
         {
-            await _bucket.AcquireAfterRefusalAsync(1, cancellationToken, _disposed.Token).ConfigureAwait(false);
-            _bucket.ReturnGrant(1); // the wait only had to see a permit: give it back (the admitted count falls back too) and serve the next waiter
-            Interlocked.Decrement(ref _tokensBeyondLeases); // a successful lease that took no token
-            return BucketLease.Success;
+            _permits = permits;
+            _probe = probe;
+            _token = token;
+            return Start();
         }
-        catch (OperationCanceledException e) when (e.CancellationToken != cancellationToken)
+
+        protected override bool Advance(bool resumed, out RateLimitLease result)
         {
-            Interlocked.Increment(ref _otherFailures);
-            return BucketLease.FailedNoHint; // disposed while waiting (the lifetime token reported), as above
+            bool parked = false;
+            try
+            {
+                if (!resumed)
+                {
+                    _wait = limiter._bucket.AcquireAfterRefusalAsync(_permits, _token, limiter._disposed.Token);
+                    if (!_wait.IsCompleted)
+                    {
+                        parked = true;
+                        result = null!;
+                        return Park(_wait); // the rest runs as the wait's continuation: nothing here touches the operation after this
+                    }
+                }
+
+                ValueTask<bool> wait = _wait;
+                _wait = default;
+                try
+                {
+                    wait.GetAwaiter().GetResult(); // recycles the bucket's waiter; a cancellation throws
+                }
+                catch (OperationCanceledException e) when (e.CancellationToken != _token)
+                {
+                    // The wait reported the lifetime token: disposal ended it. Decided by the token the wait reported, not by
+                    // whether the caller's token is cancelled by now: a caller cancelling as disposal ended the wait got that
+                    // exception, carrying the limiter's private token, which its `when (e.CancellationToken == ct)` filter
+                    // missed (review, session 14).
+                    Interlocked.Increment(ref limiter._otherFailures);
+                    result = BucketLease.FailedNoHint; // disposed while waiting: no retry hint (as the BCL's limiters), never "retry now"
+                    return true;
+                }
+
+                if (_probe)
+                {
+                    limiter._bucket.ReturnGrant(1); // the wait only had to see a permit: give it back (the admitted count falls back too) and serve the next waiter
+                    Interlocked.Decrement(ref limiter._tokensBeyondLeases); // a successful lease that took no token
+                }
+                else
+                {
+                    limiter.CountExtra(_permits);
+                }
+
+                result = BucketLease.Success;
+                return true;
+            }
+            finally
+            {
+                if (!parked && !_probe) // `parked` first: once parked, the operation may be another caller's already
+                {
+                    Interlocked.Add(ref limiter._queuedPermits, -_permits);
+                }
+            }
+        }
+
+        protected override void Release()
+        {
+            _token = default;
+            _wait = default;
+            limiter._queuedAcquires.Return(this);
         }
     }
 

@@ -177,7 +177,9 @@ public sealed class RateLimiterTwoTokenReviewTests
     /// successful leases 3 for one lease handed out), so a limiter whose drift reaches its QueueLimit queues nobody again.
     /// A second read of a completed lease returns the same box twice (two later callers share it). The library's own
     /// pooled operations (PooledOperation: RetryPolicy.ExecuteAsync) check the token and the completion before recycling,
-    /// so a misuse throws for the misuser only.
+    /// so a misuse throws for the misuser only. Since session 15 the queued wait is such an operation, one whose read
+    /// before completion blocks until the lease is decided, as the BCL's Task-backed lease does
+    /// (RateLimiterPooledLeaseTests); this test keeps guarding the other caller's lease and the counts.
     /// </summary>
     [Fact]
     public async Task PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease()
@@ -187,7 +189,7 @@ public sealed class RateLimiterTwoTokenReviewTests
 
         ValueTask<RateLimitLease> misused = limiter.AcquireAsync(1);
         Assert.False(misused.IsCompleted);
-        var misuser = new Thread(() => _ = Record.Exception(() => misused.GetAwaiter().GetResult()?.Dispose())) { IsBackground = true }; // the misuse: throws at once now; blocks until granted with the BCL's bucket (and here before session 14)
+        var misuser = new Thread(() => _ = Record.Exception(() => misused.GetAwaiter().GetResult()?.Dispose())) { IsBackground = true }; // the misuse: blocks until granted, as with the BCL's bucket (threw at once during session 14)
         misuser.Start();
         SpinWait.SpinUntil(() => !misuser.IsAlive, TimeSpan.FromMilliseconds(500)); // thrown, or blocked
         ValueTask<RateLimitLease> correct = limiter.AcquireAsync(1); // a well-behaved caller queued behind it
