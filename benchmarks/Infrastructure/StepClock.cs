@@ -4,7 +4,10 @@ namespace LockFree.Benchmarks.Infrastructure;
 /// A manual <see cref="TimeProvider"/> for benchmarks that must decide when time passes (a queued rate-limiter wait is
 /// granted when the benchmark advances the clock, not when a real timer happens to fire): <see cref="Advance"/> moves the
 /// clock and runs the due timers' callbacks on the calling thread. Timers are few (one per limiter pump); a lock guards
-/// them.
+/// them. The tests' <c>ManualTimeProvider</c> (tests/Unit/Support) has the same shape but is kept apart on purpose: a
+/// benchmark's clock must not allocate per <see cref="Advance"/> (MemoryDiagnoser counts every thread's bytes) nor take a
+/// lock per reading (the limiter reads it on the measured path), and the tests' clock wraps past
+/// <see cref="long.MaxValue"/> and counts its timers for assertions.
 /// </summary>
 public sealed class StepClock : TimeProvider
 {
