@@ -75,6 +75,9 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
 
         /// <summary>A hand-off wait's internal continuation (TryAwait), run by the wake-up, or inline when the wait already ended.</summary>
         Continuation,
+
+        /// <summary>A synchronous wait (WaitSynchronously: the event's wait through the seam, then Detach): no wake-up, no Dekker handshake; it reports a status, not a token.</summary>
+        Synchronous,
     }
 
     /// <summary>What ends the first wait besides the cancellation.</summary>
@@ -198,13 +201,13 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
 
         public void Owner()
         {
-            TWaiter waiter = List.RentAndLink(synchronous: false, handoff: consumer == Consumer.Continuation);
+            TWaiter waiter = List.RentAndLink(synchronous: consumer == Consumer.Synchronous, handoff: consumer == Consumer.Continuation);
             _first = waiter;
             short version = waiter.Version;
             waiter.Arm(Timeout.InfiniteTimeSpan, Caller.Token, Clock, wheel: null, Second?.Token ?? default);
             First = Consume(waiter, version);
 
-            waiter = List.RentAndLink(synchronous: false, handoff: consumer == Consumer.Continuation);
+            waiter = List.RentAndLink(synchronous: consumer == Consumer.Synchronous, handoff: consumer == Consumer.Continuation);
             _second = waiter;
             version = waiter.Version;
             waiter.Arm(Timeout.InfiniteTimeSpan, LaterCaller.Token, Clock, wheel: null, LaterSecond.Token);
@@ -236,11 +239,14 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
             if (First.Status == WaitStatus.Canceled)
             {
                 Assert.True(Math.Min(CallerCancelledAt, SecondCancelledAt) < First.After, "the first wait was cancelled before any token was");
-                CheckCanceledToken(First, Caller.Token, Second?.Token ?? default, CallerCancelledAt, SecondCancelledAt);
+                if (consumer != Consumer.Synchronous)
+                {
+                    CheckCanceledToken(First, Caller.Token, Second?.Token ?? default, CallerCancelledAt, SecondCancelledAt);
+                }
             }
             else
             {
-                Assert.True(_enderAt < First.Before, "the first wait was signalled before the ender ran");
+                Assert.True(_enderAt < (consumer == Consumer.Synchronous ? First.After : First.Before), "the first wait was signalled before the ender ran"); // a synchronous wait's consumption includes its block
             }
 
             Assert.True(ReferenceEquals(_first, _second), "the second wait did not get the first wait's waiter back from the pool");
@@ -258,6 +264,11 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
 
         private Seen Consume(TWaiter waiter, short version)
         {
+            if (consumer == Consumer.Synchronous)
+            {
+                return Take(() => waiter.WaitSynchronously(Timeout.InfiniteTimeSpan)); // blocks on the event (a seam wait), then Detach and the pool return
+            }
+
             if (consumer == Consumer.Await)
             {
                 IValueTaskSource<WaitStatus> source = waiter;
@@ -345,6 +356,8 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
     [InlineData(Tokens.SecondCancelled, Consumer.Continuation, Ender.Signal)]
     [InlineData(Tokens.BothCancelled, Consumer.Await, Ender.Signal)]
     [InlineData(Tokens.BothCancelled, Consumer.Continuation, Ender.Completion)]
+    [InlineData(Tokens.One, Consumer.Synchronous, Ender.Signal)]
+    [InlineData(Tokens.BothCancelled, Consumer.Synchronous, Ender.Completion)]
     public void Recycle_CancellationRacesArmSignalAndWakeUp_EndsOnceAndLeavesNoRegistration(Tokens tokens, Consumer consumer, Ender ender)
     {
         long waits = TestAtomics.CancellationDisposeWaits;
