@@ -515,6 +515,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// The early unregister of an asynchronous wait that ended (Arm's, when it sees the wait ended, and the wake-up's, when it
     /// sees the registered flag): thread-safe, never blocks; a no-op once unregistered, while the callback runs, or for none.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the two calls were written inline before session 15
     private void UnregisterEarly()
     {
         TAtomics.UnregisterCancellation(ref _registration); // plain: published by Arm's locked add, which the caller read (or made)
