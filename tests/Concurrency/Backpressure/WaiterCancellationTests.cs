@@ -43,7 +43,7 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
     private static readonly Func<Strategy>[] Strategies = CiStrategies.Standard(151);
 
     /// <summary>Schedules per strategy for the scenarios that must pass.</summary>
-    private static int Budget => ExplorationBudget.Schedules(200);
+    private static int Budget => ExplorationBudget.Schedules(150);
 
     /// <summary>Schedules a planted-fault search may take (it stops at the first failure).</summary>
     private const int SearchBudget = 5000;
