@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using LockFree.Internal;
 using LockFree.Timers;
@@ -62,6 +63,13 @@ internal enum WaitStatus
 // waiter (AbandonEnded), as WaitSynchronously does after its own wait: recycled at once, the late set would end the next
 // wait on this waiter early. The event waits and the set go through the seam (WaitEvent, SetEvent), so the controlled
 // scheduler explores them (tests/Concurrency/Backpressure/WaiterSyncAbandonTests.cs).
+//
+// Cancellation under the seam (session 15). The registrations go through the seam too (RegisterCancellation,
+// UnregisterCancellation, DisposeCancellation: in production exactly UnsafeRegister, Unregister and Dispose), so the
+// controlled scheduler runs real CancellationTokenSources against this code: a logical thread that cancels runs our
+// callback inline, and Detach's dispose waits for a callback running on another logical thread without blocking the
+// real one (tests/Concurrency/Backpressure/WaiterCancellationTests.cs: Arm's handshake with the wake-up, the early
+// unregisters of a wait never awaited, the reported token, and no late callback on a recycled waiter, with one token or two).
 /// <summary>One pooled waiter of a <see cref="WaiterList{TAtomics}"/>; generic over the atomics seam (production: <see cref="RealAtomics"/>, aliased as <c>Waiter</c>).</summary>
 /// <typeparam name="TAtomics">The atomics seam.</typeparam>
 internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSource<WaitStatus>, IThreadPoolWorkItem
@@ -208,14 +216,14 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         bool registered = false;
         if (token.CanBeCanceled)
         {
-            _registration = token.UnsafeRegister(TokenCanceled, this);
+            TAtomics.RegisterCancellation(ref _registration, token, TokenCanceled, this); // plain: published by the flag's locked add below
             registered = true;
         }
 
         if (alsoCancelledBy.CanBeCanceled)
         {
             _alsoToken = alsoCancelledBy;
-            _alsoRegistration = alsoCancelledBy.UnsafeRegister(TokenCanceled, this);
+            TAtomics.RegisterCancellation(ref _alsoRegistration, alsoCancelledBy, TokenCanceled, this); // plain: as above
             registered = true;
         }
 
@@ -227,11 +235,18 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
                 // raising _registered. Either it sees the flag (and the registration stored before it) and unregisters, or
                 // we see the wait ended and do. So a wait whose value task is never awaited (never detached) does not
                 // stay registered on a long-lived token, as the BCL's channels unregister at completion (review, session 10).
-                TAtomics.Add(ref _registered, 1); // full fence: the registrations before the flag, the flag before the status read
-                if (_state.Status != WaitStatus.Pending) // acquire
+                // Explored under the controlled scheduler (tests/Concurrency/Backpressure/WaiterCancellationTests.cs).
+                if (TAtomics.IsPlanted(PlantedFault.ArmReadsStatusBeforeFlag))
                 {
-                    _registration.Unregister(); // thread-safe; a no-op once unregistered or while the callback runs (or none)
-                    _alsoRegistration.Unregister();
+                    PlantedArmReadsStatusBeforeFlag();
+                }
+                else
+                {
+                    TAtomics.Add(ref _registered, 1); // full fence: the registrations before the flag, the flag before the status read
+                    if (_state.Status != WaitStatus.Pending) // acquire
+                    {
+                        UnregisterEarly();
+                    }
                 }
             }
         }
@@ -260,10 +275,8 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
                 // A user's clock threw: undo our own setup (the registration) and let the exception reach the caller,
                 // which takes the still-linked waiter back and passes on what reached it (before, the waiter stayed
                 // linked, never awaited: the next signal was spent on it).
-                _registration.Dispose();
-                _registration = default;
-                _alsoRegistration.Dispose();
-                _alsoRegistration = default;
+                TAtomics.DisposeCancellation(ref _registration);
+                TAtomics.DisposeCancellation(ref _alsoRegistration);
                 TAtomics.StoreRelease(ref _registered, 0); // release: as in Detach
                 _token = default;
                 _alsoToken = default;
@@ -370,8 +383,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         _owner.WakeStarted();
         if (TAtomics.LoadAcquire(ref _registered) != 0) // acquire: pairs with Arm's locked add (see there)
         {
-            _registration.Unregister(); // early, for a wait never awaited; Detach still disposes (and waits for a running callback)
-            _alsoRegistration.Unregister();
+            UnregisterEarly(); // for a wait never awaited; Detach still disposes (and waits for a running callback)
         }
 
         if (!_handoffMode)
@@ -499,6 +511,32 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
         }
     }
 
+    /// <summary>
+    /// The early unregister of an asynchronous wait that ended (Arm's, when it sees the wait ended, and the wake-up's, when it
+    /// sees the registered flag): thread-safe, never blocks; a no-op once unregistered, while the callback runs, or for none.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the two calls were written inline before session 15
+    private void UnregisterEarly()
+    {
+        TAtomics.UnregisterCancellation(ref _registration); // plain: published by Arm's locked add, which the caller read (or made)
+        if (!TAtomics.IsPlanted(PlantedFault.EarlyUnregisterForgetsSecond))
+        {
+            TAtomics.UnregisterCancellation(ref _alsoRegistration);
+        }
+    }
+
+    /// <summary>The planted fault <see cref="PlantedFault.ArmReadsStatusBeforeFlag"/>: the status read, then the flag raised (the Dekker order broken).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PlantedArmReadsStatusBeforeFlag()
+    {
+        bool ended = _state.Status != WaitStatus.Pending; // acquire: a wake-up after this read and before the add sees no flag
+        TAtomics.Add(ref _registered, 1); // full fence
+        if (ended)
+        {
+            UnregisterEarly();
+        }
+    }
+
     /// <summary>The planted fault <see cref="PlantedFault.HandoffReadThenWrite"/>: the owner's decision read, then Completed written.</summary>
     private long PlantedHandoffReadThenWrite()
     {
@@ -593,10 +631,16 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
     /// <summary>Releases the wait's registration and timer; false when a fired wheel callback still holds the waiter (it returns it).</summary>
     private bool Detach()
     {
-        _registration.Dispose(); // waits for a running cancellation callback, so it cannot touch a recycled waiter
-        _registration = default;
-        _alsoRegistration.Dispose(); // none: a no-op
-        _alsoRegistration = default;
+        TAtomics.DisposeCancellation(ref _registration); // waits for a running cancellation callback, so it cannot touch a recycled waiter; none: a no-op
+        if (TAtomics.IsPlanted(PlantedFault.DetachForgetsSecond))
+        {
+            TAtomics.StorePlain(ref _alsoRegistration, default); // planted: dropped, not disposed (no wait for its running callback)
+        }
+        else
+        {
+            TAtomics.DisposeCancellation(ref _alsoRegistration);
+        }
+
         _alsoToken = default;
         TAtomics.StoreRelease(ref _registered, 0); // release: the next wait's Arm raises it again
         _token = default;

@@ -124,6 +124,32 @@ internal interface IAtomics
     static abstract void SetEvent(ManualResetEventSlim signal);
 
     /// <summary>
+    /// Registers <paramref name="callback"/> on <paramref name="token"/> without capturing the execution context
+    /// (<see cref="CancellationToken.UnsafeRegister(Action{object?}, object?)"/>) and stores the registration in
+    /// <paramref name="registration"/>, a plain field of shared memory (published by a neighbouring release). When the
+    /// token is cancelled already the callback runs at once, on the calling thread. A waiter's cancellation. The test
+    /// policy makes it a scheduling point and race-checks the store; a callback then runs on the logical thread that
+    /// cancels the token.
+    /// </summary>
+    static abstract void RegisterCancellation(ref CancellationTokenRegistration registration, CancellationToken token, Action<object?> callback, object? state);
+
+    /// <summary>
+    /// Unregisters <paramref name="registration"/> (<see cref="CancellationTokenRegistration.Unregister"/>): never blocks;
+    /// false when the callback ran, runs now, or there is none. Thread-safe: an early unregister, which leaves the field
+    /// as it is (the owner's <see cref="DisposeCancellation"/> still waits for a running callback).
+    /// </summary>
+    static abstract bool UnregisterCancellation(ref CancellationTokenRegistration registration);
+
+    /// <summary>
+    /// Disposes <paramref name="registration"/> (<see cref="CancellationTokenRegistration.Dispose"/>: unregisters it, and
+    /// blocks while its callback runs on another thread, so the callback's state can be reused afterwards) and clears the
+    /// field. The test policy does not block the real thread (that would deadlock a controlled run: the callback's logical
+    /// thread may be paused at a scheduling point): it polls the registration with scheduling points until the callback
+    /// returned.
+    /// </summary>
+    static abstract void DisposeCancellation(ref CancellationTokenRegistration registration);
+
+    /// <summary>
     /// Whether the planted fault <paramref name="fault"/> is active: false in production (a constant, so the JIT drops
     /// the faulty branch from the production specialisation); a controlled test turns it on to show its checker finds it.
     /// </summary>

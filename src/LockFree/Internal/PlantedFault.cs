@@ -37,4 +37,13 @@ internal enum PlantedFault
 
     /// <summary>A retry's backoff wait goes back to its pool when its wheel timer could not be cancelled, while the losing callback may still hold it (no reference count).</summary>
     BackoffReleaseIgnoresTimerRef = 256,
+
+    /// <summary>Waiter.Arm reads the wait's status before it raises its registered flag (the Dekker order with the wake-up broken): a wait whose wake-up ran in between, never awaited, stays registered on its token.</summary>
+    ArmReadsStatusBeforeFlag = 512,
+
+    /// <summary>The early unregisters of an asynchronous wait (Arm's, once it sees the wait ended, and the wake-up's) forget the second token's registration: a wait never awaited stays registered on it.</summary>
+    EarlyUnregisterForgetsSecond = 1024,
+
+    /// <summary>Waiter.Detach drops the second token's registration without disposing it, so it does not wait for that token's running callback: a late callback ends the recycled waiter's next wait.</summary>
+    DetachForgetsSecond = 2048,
 }

@@ -100,5 +100,22 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void RegisterCancellation(ref CancellationTokenRegistration registration, CancellationToken token, Action<object?> callback, object? state) =>
+        registration = token.UnsafeRegister(callback, state);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool UnregisterCancellation(ref CancellationTokenRegistration registration) => registration.Unregister();
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void DisposeCancellation(ref CancellationTokenRegistration registration)
+    {
+        registration.Dispose();
+        registration = default;
+    }
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsPlanted(PlantedFault fault) => false;
 }

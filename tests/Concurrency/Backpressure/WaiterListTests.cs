@@ -20,8 +20,8 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// Timeouts are real wheel timers (a <see cref="HierarchicalTimerWheel"/> on a manual clock) that a timer thread fires by
 /// advancing the clock. Cancellation is the token callback's own call (<c>TryFinish(Canceled)</c>) from a canceller
 /// thread, for the generation it was registered in (the real callback reads the current one, which is the same: Detach
-/// waits for a running callback before the waiter is reused; a real token cannot be used here, since that wait would
-/// block a logical thread outside the scheduler).
+/// waits for a running callback before the waiter is reused; real tokens and that wait are explored in
+/// <see cref="WaiterCancellationTests"/>).
 /// <para>
 /// Scenarios, each with a fault planted in the real code (<see cref="PlantedFault"/>, compiled away in production) that
 /// its check finds: the finish racing waiters that link (the count-bounded FinishAll), optionally with timeouts; a
@@ -38,7 +38,8 @@ namespace LockFree.Tests.Concurrency.Backpressure;
 /// inside the locked section is the same as one at its edge for every thread that takes the lock); a link read
 /// outside the lock is found as a data race. Not covered here: synchronous waits (their event goes through the seam:
 /// <see cref="WaiterSyncAbandonTests"/> explores them in the abandon race), store buffers (the list's objects are not pinned; the gate's fences are explored on the gate itself:
-/// ParkingGateTests, FirstParkWindowTests, DisarmTests), and real cancellation tokens.
+/// ParkingGateTests, FirstParkWindowTests, DisarmTests), and real cancellation tokens (their registrations go through the
+/// seam since session 15: <see cref="WaiterCancellationTests"/> explores them).
 /// </para>
 /// </summary>
 public sealed class WaiterListTests(ITestOutputHelper output)

@@ -392,6 +392,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
 
         s.SchedulingPoint("QueueWorkItem");
         item.Execute();
+        s.Races?.Release(ControlledScheduler.CurrentThread, LockLocation(item)); // what the wake-up did happens-before what its awaiter does (the value-task source's completion)
         s.WakeAll(item); // no scheduling point since Execute's last access: a thread that checked and blocked is woken
     }
 
@@ -439,6 +440,85 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.WakeAll(signal);
     }
 
+    /// <summary>
+    /// Under a controlled run: a scheduling point, the real registration (when the token is cancelled already, the callback
+    /// runs at once on this logical thread, as it does on a real thread), and a race-checked plain write of the field.
+    /// A callback registered here runs on the logical thread that cancels the token: inline in its
+    /// <see cref="CancellationTokenSource.Cancel()"/>, its accesses scheduling points of that thread. Outside one: the
+    /// registration.
+    /// </summary>
+    public static void RegisterCancellation(ref CancellationTokenRegistration registration, CancellationToken token, Action<object?> callback, object? state)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            registration = token.UnsafeRegister(callback, state);
+            return;
+        }
+
+        s.SchedulingPoint("RegisterCancellation");
+        CancellationTokenRegistration made = token.UnsafeRegister(callback, state);
+        PlainAccess(s, ref registration, write: true, "RegisterCancellation");
+        registration = made;
+    }
+
+    /// <summary>Under a controlled run: a scheduling point, a race-checked plain read of the field, the real unregister (it never blocks). Outside one: the unregister.</summary>
+    public static bool UnregisterCancellation(ref CancellationTokenRegistration registration)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return registration.Unregister();
+        }
+
+        s.SchedulingPoint("UnregisterCancellation");
+        PlainAccess(s, ref registration, write: false, "UnregisterCancellation");
+        return registration.Unregister();
+    }
+
+    /// <summary>
+    /// Under a controlled run: a scheduling point and a race-checked plain write of the field, then the dispose without
+    /// blocking the real thread. <see cref="CancellationTokenRegistration.DisposeAsync"/> unregisters, and answers a
+    /// completed task unless the callback is running on another thread right now (the running thread's id is compared, so
+    /// a callback disposing its own registration does not wait, as <see cref="CancellationTokenRegistration.Dispose"/>). While
+    /// it is running (its logical thread paused at a scheduling point inside it), this thread spins: a scheduling point,
+    /// then the question again. The question is asked again rather than the first task awaited: the source answers it from
+    /// the registration's state, which only the logical threads change, while the task completes on a pool thread whenever
+    /// that thread notices, which would make the number of steps depend on real time and break replay. The tasks of the
+    /// unanswered questions end on their own once the callback returns. Outside a run: the blocking dispose.
+    /// </summary>
+    public static void DisposeCancellation(ref CancellationTokenRegistration registration)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            registration.Dispose();
+            registration = default;
+            return;
+        }
+
+        s.SchedulingPoint("DisposeCancellation");
+        PlainAccess(s, ref registration, write: true, "DisposeCancellation");
+        if (!registration.DisposeAsync().IsCompleted)
+        {
+            Interlocked.Increment(ref s_cancellationDisposeWaits);
+            do
+            {
+                s.SchedulingPoint("DisposeCancellation (callback running)", spinning: true); // the callback's thread runs on
+            }
+            while (!registration.DisposeAsync().IsCompleted);
+        }
+
+        registration = default;
+    }
+
+    /// <summary>
+    /// How many <see cref="DisposeCancellation"/> calls under a controlled run found the callback running on another
+    /// logical thread and waited for it (process-wide, only ever growing): a test reads it before and after its
+    /// exploration to show the window was explored.
+    /// </summary>
+    internal static long CancellationDisposeWaits => Interlocked.Read(ref s_cancellationDisposeWaits);
+
     /// <summary>Whether <paramref name="fault"/> is planted in the current controlled run (<see cref="ExploreOptions.Faults"/>).</summary>
     public static bool IsPlanted(PlantedFault fault) => ControlledScheduler.Current is { } s && (s.Faults & fault) != 0;
 
@@ -455,7 +535,11 @@ internal readonly unsafe struct TestAtomics : IAtomics
         {
             s.Block(item);
         }
+
+        s.Races?.Acquire(ControlledScheduler.CurrentThread, LockLocation(item)); // pairs with the release in QueueWorkItem
     }
+
+    private static long s_cancellationDisposeWaits;
 
     private static readonly ConditionalWeakTable<object, ControlledLock> Locks = new();
 
@@ -496,6 +580,22 @@ internal readonly unsafe struct TestAtomics : IAtomics
         int t = ControlledScheduler.CurrentThread;
         s.Buffers?.DrainAll(t); // locked instructions drain the store buffer
         s.Races?.ReadModifyWrite(t, Address(ref location));
+    }
+
+    /// <summary>A race-checked plain access (no store buffers: the location is a field of a movable object).</summary>
+    private static void PlainAccess<TValue>(ControlledScheduler s, ref TValue location, bool write, string op)
+    {
+        if (s.Races is not { } r)
+        {
+            return;
+        }
+
+        nint address = Address(ref location);
+        int t = ControlledScheduler.CurrentThread;
+        if ((write ? r.PlainWrite(t, address, op) : r.PlainRead(t, address, op)) is { } race)
+        {
+            Raise(s, race);
+        }
     }
 
     private static void Raise(ControlledScheduler s, string race)

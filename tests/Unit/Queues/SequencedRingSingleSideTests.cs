@@ -147,6 +147,13 @@ internal readonly struct RmwCountingAtomics : IAtomics
 
     public static void SetEvent(ManualResetEventSlim signal) => RealAtomics.SetEvent(signal);
 
+    public static void RegisterCancellation(ref CancellationTokenRegistration registration, CancellationToken token, Action<object?> callback, object? state) =>
+        RealAtomics.RegisterCancellation(ref registration, token, callback, state);
+
+    public static bool UnregisterCancellation(ref CancellationTokenRegistration registration) => RealAtomics.UnregisterCancellation(ref registration);
+
+    public static void DisposeCancellation(ref CancellationTokenRegistration registration) => RealAtomics.DisposeCancellation(ref registration);
+
     public static bool IsPlanted(PlantedFault fault) => false;
 
     public static void FullFence() => RealAtomics.FullFence();
