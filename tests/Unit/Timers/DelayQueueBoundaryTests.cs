@@ -88,7 +88,7 @@ public sealed class DelayQueueBoundaryTests
 
         queue.Dispose();
 
-        Assert.Empty(recorder.Observe()); // before: still reported (the queue is alive: this test holds it)
+        Assert.Empty(recorder.Observe()); // without the unregistration: still reported (the queue is alive: this test holds it)
         GC.KeepAlive(queue);
     }
 

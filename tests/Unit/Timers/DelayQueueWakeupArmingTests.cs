@@ -74,12 +74,12 @@ public sealed class DelayQueueWakeupArmingTests
         Assert.True(queue.TryEnqueue(1, TimeSpan.FromSeconds(1)).IsAccepted);
 
         ValueTask<int> failed = queue.DequeueAsync(); // arms the wake-up as it parks: the timer throws
-        Assert.True(failed.IsCompleted); // the failure reaches that reader (swallowed, it parked with nothing armed)
+        Assert.True(failed.IsCompleted); // the failure reaches that reader (were it swallowed, the reader would park with nothing armed)
         await Assert.ThrowsAsync<InvalidOperationException>(() => failed.AsTask());
 
         ValueTask<int> reader = queue.DequeueAsync(); // nothing is armed: it arms
         Assert.False(reader.IsCompleted);
-        Assert.Equal(1, clock.Armings); // before: 0, the failed arming still claimed as armed, and the reader slept for ever
+        Assert.Equal(1, clock.Armings); // were the failed arming still claimed as armed: 0, and the reader would sleep for ever
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.Equal(1, await reader.AsTask().WaitAsync(Generous));
     }
