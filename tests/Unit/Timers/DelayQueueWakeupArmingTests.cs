@@ -97,45 +97,4 @@ public sealed class DelayQueueWakeupArmingTests
         Assert.True(task.IsCompleted, "the parked reader was never served");
         return await task;
     }
-
-    /// <summary>A manual clock that counts its readings and its timers' armings (a Change to a finite due time).</summary>
-    private sealed class CountingClock(ManualTimeProvider inner) : TimeProvider
-    {
-        private long _readings;
-        private int _armings;
-
-        public long Readings => Interlocked.Read(ref _readings);
-
-        public int Armings => Volatile.Read(ref _armings);
-
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp()
-        {
-            Interlocked.Increment(ref _readings);
-            return inner.GetTimestamp();
-        }
-
-        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-            new Timer(this, inner.CreateTimer(callback, state, dueTime, period));
-
-        private sealed class Timer(CountingClock owner, ITimer timer) : ITimer
-        {
-            public bool Change(TimeSpan dueTime, TimeSpan period)
-            {
-                if (dueTime != Timeout.InfiniteTimeSpan)
-                {
-                    Interlocked.Increment(ref owner._armings);
-                }
-
-                return timer.Change(dueTime, period);
-            }
-
-            public void Dispose() => timer.Dispose();
-
-            public ValueTask DisposeAsync() => timer.DisposeAsync();
-        }
-    }
 }
