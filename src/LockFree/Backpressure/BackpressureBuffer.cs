@@ -83,8 +83,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly TimeProvider _time;
     private readonly int _highWatermark;
     private readonly int _lowWatermark;
-    private readonly WaiterList _readers = new();
-    private readonly WaiterList _writers = new();
+    private readonly WaiterList _readers; // both report a timed wait's timer failure (ReportTimerFailure)
+    private readonly WaiterList _writers;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private CompletionState? _completed;
@@ -179,7 +179,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             _afterRead.Set((long)AfterWork.Watermarks);
         }
 
-        _readers.TimerFailed = _writers.TimerFailed = ReportTimerFailure; // a timed wait's timer on a user's clock (Waiter.Detach)
+        Action<Exception> timerFailed = ReportTimerFailure; // a timed wait's timer on a user's clock (Waiter.Detach); one delegate for both lists
+        _readers = new WaiterList(timerFailed);
+        _writers = new WaiterList(timerFailed);
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
         _rateTimestamp = _rateMarkTimestamp = _time.GetTimestamp(); // the drain is measured from creation: a first rejection after drains has a rate

@@ -655,7 +655,7 @@ internal sealed class Waiter<TAtomics> : IValueTaskSource<bool>, IValueTaskSourc
             {
                 // A user's clock: the wait already ended, its outcome stands. Counted and reported by the owner; thrown on, it
                 // left Detach half done and faulted a writer woken for a free slot, whose signal was then lost.
-                _owner.TimerFailed?.Invoke(error);
+                _owner.TimerFailed(error);
             }
         }
 

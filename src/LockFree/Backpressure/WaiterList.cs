@@ -75,6 +75,16 @@ internal sealed class WaiterList<TAtomics>
         set => TAtomics.StoreGuarded(ref _linkTickets, value);
     }
 
+    /// <summary>Creates an empty list with an empty pool.</summary>
+    /// <param name="timerFailed">Where a released timer's exception goes (see <see cref="TimerFailed"/>): the owner's failure
+    /// count and report. Required even of an owner whose waits arm no timer today, so one that starts to is covered.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="timerFailed"/> is null.</exception>
+    public WaiterList(Action<Exception> timerFailed)
+    {
+        ArgumentNullException.ThrowIfNull(timerFailed);
+        TimerFailed = timerFailed;
+    }
+
     /// <summary>
     /// Asynchronous waits of this list that have been ended (signalled, completed, cancelled, timed out) and whose
     /// continuation has not started yet: a snapshot. While it is non-zero a woken waiter of this side is still
@@ -228,10 +238,11 @@ internal sealed class WaiterList<TAtomics>
     /// Called with the exception a <see cref="TimeProvider"/> timer threw from <see cref="IDisposable.Dispose"/> when a
     /// timed asynchronous wait of this list released it (a user's clock; the system clock's waits use the shared wheel).
     /// The wait's outcome was already decided, so the exception goes here (the owner counts and reports it), never into
-    /// the caller whose wait ended. An owner whose waits may arm such a timer must set it; with none set the exception is
-    /// dropped. Before, it escaped the release half done: a woken writer faulted and the signal it was woken by was lost.
+    /// the caller whose wait ended. Before, it escaped the release half done: a woken writer faulted and the signal it was
+    /// woken by was lost. A constructor argument, not a settable hook: an owner cannot forget it (as an opt-in setter, an
+    /// owner that did dropped the failure silently).
     /// </summary>
-    public Action<Exception>? TimerFailed { get; set; }
+    public Action<Exception> TimerFailed { get; }
 
     /// <summary>Waiters linked now (a snapshot).</summary>
     public int Count => (int)_gate.Waiters;

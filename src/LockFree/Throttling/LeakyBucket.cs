@@ -31,7 +31,7 @@ namespace LockFree;
 public sealed class LeakyBucket : IDisposable
 {
     private readonly object _lock = new();
-    private readonly WaiterList _queue = new();
+    private readonly WaiterList _queue;
     private readonly TimeProvider _time;
     private readonly long _intervalWhole;    // Q: whole ticks of the interval
     private readonly long _intervalFraction; // R: the interval's fraction of a tick is R / D, 0 <= R < D
@@ -76,6 +76,10 @@ public sealed class LeakyBucket : IDisposable
         Capacity = capacity;
         OverflowPolicy = overflowPolicy;
         _nextRelease = _time.GetTimestamp();
+
+        // Its waits arm no timer today (no timeouts: cancellation only), so this never runs; wired to the clock's failure
+        // report all the same, so a timed wait added later cannot lose a timer's failure (see WaiterList.TimerFailed).
+        _queue = new WaiterList(error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error));
     }
 
     /// <summary>Requests that may wait at once.</summary>

@@ -56,7 +56,7 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
 
     private TokenBucketCore<RealAtomics> _core; // mutable struct: never copy
     private readonly double _tokensPerSecond;
-    private readonly WaiterList _waiters = new();
+    private readonly WaiterList _waiters;
     private readonly object _pumpLock = new();
     private readonly string? _name;
     private ITimer? _timer;
@@ -99,8 +99,8 @@ public sealed class TokenBucket : ITokenBucketMetricsSource
         _core = new TokenBucketCore<RealAtomics>(capacity, tokensPerSecond, fastPathBatch, timeProvider ?? TimeProvider.System,
             threadCache < 0 ? TokenBucketCore<RealAtomics>.DefaultThreadCache(fastPathBatch) : threadCache, leanRefusalCount);
         _tokensPerSecond = tokensPerSecond;
+        _waiters = new WaiterList(error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error)); // a timed wait's timer (Waiter.Detach)
         _waiters.Unlinked = Pump;
-        _waiters.TimerFailed = error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error); // a timed wait's timer (Waiter.Detach)
     }
 
     /// <summary>The default fast-path batch for <paramref name="capacity"/>: <c>Capacity / 16</c>, between 1 and <see cref="MaxDefaultBatch"/>.</summary>

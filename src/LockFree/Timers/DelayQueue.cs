@@ -92,8 +92,8 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 {
     private readonly DelayQueueCore<T, RealAtomics, MonitorConsumerLock> _core; // inbox, heap, count, root: the explorable part
     private readonly WakeupArm _arm;
-    private readonly WaiterList _readers = new();
-    private readonly WaiterList _writers = new();
+    private readonly WaiterList _readers;
+    private readonly WaiterList _writers;
     private readonly TimeProvider _time;
     private readonly HierarchicalTimerWheel? _wheel; // drives the wake-up when given; else a TimeProvider timer
     private readonly double _timestampsPerTick;
@@ -140,6 +140,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         _timestampsPerTick = _time.TimestampFrequency / (double)TimeSpan.TicksPerSecond;
         _core = new DelayQueueCore<T, RealAtomics, MonitorConsumerLock>(capacity, _time);
         _arm = new WakeupArm(this);
+
+        // Its waits arm no timer today (no timeouts: cancellation only), so this never runs; wired to the clock's failure
+        // report all the same, so a timed wait added later cannot lose a timer's failure (see WaiterList.TimerFailed).
+        Action<Exception> timerFailed = error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
+        _readers = new WaiterList(timerFailed);
+        _writers = new WaiterList(timerFailed);
         if (Name is not null)
         {
             BackpressureMetrics.Register(this);

@@ -65,7 +65,13 @@ internal static class SharedTimerWheel
             // At the absolute due time on the wheel's clock (one reading, on a path that parks anyway): never early. The
             // relative Schedule counts from the tick the wheel last published, which lags the clock when its driver
             // oversleeps a one-tick nap (docs/timers.md), so a timeout could fire early by that lag (review, 2026-11-23).
-            // A due time that would wrap past long.MaxValue goes the relative way (the wheel's tick arithmetic copes).
+            // A due time that wraps past long.MaxValue goes the relative way (the wheel's tick arithmetic copes). Never on
+            // TimeProvider.System (timestamps from boot, and MaxDueIn at most ~1.1e18 timestamps ahead: centuries of uptime
+            // to wrap); on a user's clock (a RetryPolicy's own wheel) it is reachable and needed: on a fine clock a delay
+            // of seconds can lie 2^62 timestamps or more ahead, or saturate the conversion at long.MaxValue, and ScheduleAt
+            // reads a wrapped due time that far away numerically, as already past: due at once, early by the whole delay
+            // (SharedTimerWheelScheduleTests, 2^60 timestamps a second). Near long.MaxValue at an ordinary rate either way
+            // is right (ScheduleAt reads a nearby wrapped due time by the signed difference).
             TimeProvider clock = wheel.TimeProvider;
             now = clock.GetTimestamp();
             long due = unchecked(now + (long)Math.Ceiling(dueIn.Ticks * (clock.TimestampFrequency / (double)TimeSpan.TicksPerSecond)));

@@ -81,7 +81,7 @@ public sealed class WaiterListTests(ITestOutputHelper output)
     /// <summary>What every scenario shares: the list under test, the words of the simulated condition, a test wheel.</summary>
     internal class Run
     {
-        public readonly TList List = new();
+        public readonly TList List = new(static _ => { }); // its waits arm no user timer (the test wheel): nothing to report
         public readonly long[] Words = new long[4]; // [0] completed / room, [1] items, [2] freed
         public readonly ManualTimeProvider Clock = new();
         public readonly HierarchicalTimerWheel Wheel;
@@ -710,7 +710,7 @@ public sealed class WaiterListTests(ITestOutputHelper output)
             SearchBudget,
             () =>
             {
-                var list = new TList();
+                var list = new TList(static _ => { });
                 return (list, list.RentAndLink(synchronous: false));
             },
             [s => s.List.RentAndLink(synchronous: false), s => _ = s.First.Next],

@@ -17,7 +17,7 @@ public sealed class AdaptiveSpinTests
     public void Start_CounterpartIdle_SpinsOnMultiCoreOnly()
     {
         var spin = default(AdaptiveSpin);
-        AdaptiveSpin.SpinRound round = spin.Start(new WaiterList());
+        AdaptiveSpin.SpinRound round = spin.Start(new WaiterList(static _ => { }));
         Assert.Equal(Environment.ProcessorCount > 1, round.Budget > 0);
         Assert.Equal(Environment.ProcessorCount > 1, round.Pause());
     }
@@ -25,7 +25,7 @@ public sealed class AdaptiveSpinTests
     [Fact]
     public async Task Start_CounterpartParked_DoesNotSpin()
     {
-        var counterpart = new WaiterList();
+        var counterpart = new WaiterList(static _ => { });
         Waiter waiter = counterpart.RentAndLink(synchronous: false);
         waiter.Arm(Timeout.InfiniteTimeSpan, default, TimeProvider.System);
 
@@ -47,7 +47,7 @@ public sealed class AdaptiveSpinTests
         }
 
         var spin = default(AdaptiveSpin);
-        var idle = new WaiterList();
+        var idle = new WaiterList(static _ => { });
         long initial = spin.Start(idle).Budget;
         long previous = initial;
         for (int i = 0; i < 64; i++)
@@ -82,7 +82,7 @@ public sealed class AdaptiveSpinTests
         }
 
         var spin = default(AdaptiveSpin);
-        AdaptiveSpin.SpinRound round = spin.Start(new WaiterList());
+        AdaptiveSpin.SpinRound round = spin.Start(new WaiterList(static _ => { }));
         var clock = Stopwatch.StartNew();
         while (round.Pause())
         {
@@ -93,7 +93,7 @@ public sealed class AdaptiveSpinTests
     [Fact]
     public async Task WakesInFlight_CountsASignalledWaitUntilItsContinuationStarts()
     {
-        var list = new WaiterList();
+        var list = new WaiterList(static _ => { });
         Waiter waiter = list.RentAndLink(synchronous: false);
         waiter.Arm(Timeout.InfiniteTimeSpan, default, TimeProvider.System);
         Assert.Equal(0, list.WakesInFlight);

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 
 namespace LockFree.Tests.Unit.Backpressure;
@@ -11,81 +12,13 @@ public sealed class BackpressureMetricsTests
 {
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
 
-    /// <summary>Collects the measurements tagged with one buffer name, by instrument name.</summary>
-    private sealed class Recorder : IDisposable
-    {
-        private readonly string _name;
-        private readonly MeterListener _listener = new();
-        private readonly object _lock = new();
-        private readonly Dictionary<string, List<double>> _values = new();
-
-        public Recorder(string name)
-        {
-            _name = name;
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == BackpressureMetrics.MeterName)
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Add(instrument, value, tags));
-            _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Add(instrument, value, tags));
-            _listener.Start();
-        }
-
-        /// <summary>Collects the observable instruments once and returns the latest value of each for this buffer.</summary>
-        public Dictionary<string, double> Observe()
-        {
-            lock (_lock)
-            {
-                _values.Clear();
-            }
-
-            _listener.RecordObservableInstruments();
-            lock (_lock)
-            {
-                return _values.ToDictionary(kv => kv.Key, kv => kv.Value[^1]);
-            }
-        }
-
-        public List<double> Values(string instrument)
-        {
-            lock (_lock)
-            {
-                return _values.TryGetValue(instrument, out List<double>? list) ? [.. list] : [];
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
-
-        private void Add(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-        {
-            foreach (KeyValuePair<string, object?> tag in tags)
-            {
-                if (tag.Key == BackpressureMetrics.NameTag && Equals(tag.Value, _name))
-                {
-                    lock (_lock)
-                    {
-                        if (!_values.TryGetValue(instrument.Name, out List<double>? list))
-                        {
-                            _values[instrument.Name] = list = new List<double>();
-                        }
-
-                        list.Add(value);
-                    }
-                }
-            }
-        }
-    }
-
     private static string UniqueName() => "metrics-test-" + Guid.NewGuid().ToString("N");
 
     [Fact]
     public void ObservableInstruments_NamedBuffer_ReportItsStatistics()
     {
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 3, FullMode = OverflowPolicy.Reject, Name = name });
 
         for (int i = 0; i < 4; i++)
@@ -117,7 +50,7 @@ public sealed class BackpressureMetricsTests
         // A rejection's retry hint whose clock reading throws: the write answers Rejected (no hint) and the failure shows in
         // lockfree.queue.clock_failures (BackpressureRetryHintClockFailureTests covers the write's side).
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         var clock = new LockFree.Tests.Unit.Support.FailingReadingClock(new LockFree.Tests.Unit.Support.ManualTimeProvider());
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, FullMode = OverflowPolicy.Reject, Name = name, TimeProvider = clock });
         Assert.Equal(WriteResult.Accepted, buffer.TryWrite(1));
@@ -142,8 +75,8 @@ public sealed class BackpressureMetricsTests
         withoutAge.TryWrite(1);
         time.Advance(TimeSpan.FromSeconds(4));
 
-        using var trackedRecorder = new Recorder(tracked);
-        using var untrackedRecorder = new Recorder(untracked);
+        using var trackedRecorder = new NamedMetricsRecorder(tracked);
+        using var untrackedRecorder = new NamedMetricsRecorder(untracked);
         Assert.Equal(4.0, trackedRecorder.Observe()["lockfree.queue.oldest_item_age"], 6);
         Dictionary<string, double> other = untrackedRecorder.Observe();
         Assert.True(other.ContainsKey("lockfree.queue.depth"));
@@ -154,7 +87,7 @@ public sealed class BackpressureMetricsTests
     public void ObservableInstruments_DisposedBuffer_StopsReporting()
     {
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2, Name = name });
         buffer.TryWrite(1);
         Assert.Equal(1, recorder.Observe()["lockfree.queue.depth"]);
@@ -168,7 +101,7 @@ public sealed class BackpressureMetricsTests
     public void ObservableInstruments_UnnamedBuffer_IsNotReported()
     {
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 2 });
         buffer.TryWrite(1);
         Assert.Null(buffer.Name);
@@ -179,7 +112,7 @@ public sealed class BackpressureMetricsTests
     public async Task WaitTimeHistogram_WriteThatWaited_RecordsOnce()
     {
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, Name = name });
         buffer.TryWrite(0);
         Assert.Empty(recorder.Values("lockfree.queue.wait_time")); // a write that did not wait records nothing
@@ -198,7 +131,7 @@ public sealed class BackpressureMetricsTests
     public async Task WaitTimeHistogram_SyncWriteThatWaited_Records()
     {
         string name = UniqueName();
-        using var recorder = new Recorder(name);
+        using var recorder = new NamedMetricsRecorder(name);
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int> { Capacity = 1, Name = name });
         buffer.TryWrite(0);
 

@@ -45,24 +45,4 @@ public sealed class LockFreeChannelTryWriteHintTests
         Assert.Equal(WriteOutcome.Rejected, refused.Outcome);
         Assert.True(clock.Readings > before); // the Little's-law estimate reads the clock
     }
-
-    private sealed class CountingClock(ManualTimeProvider inner) : TimeProvider
-    {
-        private long _readings;
-
-        public long Readings => Interlocked.Read(ref _readings);
-
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp()
-        {
-            Interlocked.Increment(ref _readings);
-            return inner.GetTimestamp();
-        }
-
-        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-            inner.CreateTimer(callback, state, dueTime, period);
-    }
 }

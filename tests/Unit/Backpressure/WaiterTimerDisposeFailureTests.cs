@@ -1,3 +1,4 @@
+using LockFree.Backpressure;
 using Xunit;
 
 namespace LockFree.Tests.Unit.Backpressure;
@@ -9,7 +10,7 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// woken operation). The exception left <c>Detach</c> half done and reached the parked write, which faulted although a
 /// read's signal woke it for a free slot: the signal was neither used nor passed on, and the writer parked behind it slept
 /// beside the free slot (a lost wake-up). Now the exception is counted and reported (<c>ClockFailed</c>) and the wait's
-/// outcome stands.
+/// outcome stands. The exception goes to the waiter list's <c>TimerFailed</c> hook, a required constructor argument of the list.
 /// </summary>
 public sealed class WaiterTimerDisposeFailureTests
 {
@@ -84,6 +85,26 @@ public sealed class WaiterTimerDisposeFailureTests
         Assert.True(await timed.AsTask().WaitAsync(TimeSpan.FromSeconds(10))); // granted by the refill
         Assert.True(bucket.ClockFailureCount >= 1);
     }
+
+    [Fact]
+    public async Task TimedWaitReleased_TimerDisposeThrows_TheListsConstructorHookGetsIt()
+    {
+        // The hook is the list's constructor argument (it was an opt-in setter, which a new owner could forget): the
+        // exception of a released timer reaches it, and the wait's outcome stands.
+        var reported = new List<Exception>();
+        var list = new WaiterList(error => reported.Add(error));
+        Waiter waiter = list.RentAndLink(synchronous: false);
+        waiter.Arm(TimeSpan.FromMinutes(10), CancellationToken.None, new DisposeThrowingClock(), wheel: null); // a timer of the provider
+        var wait = new ValueTask<WaitStatus>(waiter, waiter.Version);
+
+        Assert.True(list.SignalOne());
+        Assert.Equal(WaitStatus.Signaled, await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10))); // its result read released the timer
+        Assert.IsType<InvalidTimeZoneException>(Assert.Single(reported));
+    }
+
+    [Fact]
+    public void WaiterList_NullTimerFailedHook_Throws() =>
+        Assert.Throws<ArgumentNullException>("timerFailed", () => new WaiterList(null!));
 
     /// <summary>The system clock, with timers whose Dispose throws.</summary>
     private sealed class DisposeThrowingClock : TimeProvider

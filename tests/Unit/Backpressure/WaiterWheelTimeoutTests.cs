@@ -37,7 +37,7 @@ public sealed class WaiterWheelTimeoutTests
     public async Task TimedWait_Due_EndsTimedOutFromTheWheel()
     {
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
-        var list = new WaiterList();
+        var list = new WaiterList(static _ => { });
         (Waiter waiter, ValueTask<WaitStatus> wait) = ParkTimed(list, wheel, 5);
 
         AdvanceBy(wheel, 3);
@@ -53,7 +53,7 @@ public sealed class WaiterWheelTimeoutTests
     public async Task TimedWait_SignalledFirst_CancelsItsWheelTimer()
     {
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
-        var list = new WaiterList();
+        var list = new WaiterList(static _ => { });
         (Waiter waiter, ValueTask<WaitStatus> wait) = ParkTimed(list, wheel, 5);
 
         list.SignalOne();
@@ -75,7 +75,7 @@ public sealed class WaiterWheelTimeoutTests
         // callback, it went straight back to the pool, the new wait rented it (a new generation, the callback's
         // generation field overwritten), and the late callback timed the new wait out at once.
         using var wheel = new HierarchicalTimerWheel(Tick, _clock);
-        var list = new WaiterList();
+        var list = new WaiterList(static _ => { });
         Waiter first = list.RentAndLink(synchronous: false);
         Waiter? second = null;
         bool sawRace = false;

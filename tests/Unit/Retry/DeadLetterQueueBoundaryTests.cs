@@ -5,7 +5,9 @@ namespace LockFree.Tests.Unit.Retry;
 
 /// <summary>
 /// Contract points of <see cref="DeadLetterQueue{T}"/> that a mutation run of session 14 found untested (Stryker on
-/// DeadLetterQueue.cs: each check or branch below could be deleted with every unit test still passing).
+/// DeadLetterQueue.cs: each check or branch below could be deleted with every unit test still passing). Session 15 added
+/// the ones that run left: <c>Dispose</c> ending the metrics, the first of several drop-callback failures being the one
+/// rethrown, and a bad replay delay running no user code.
 /// </summary>
 public sealed class DeadLetterQueueBoundaryTests
 {
@@ -105,6 +107,64 @@ public sealed class DeadLetterQueueBoundaryTests
 
         Assert.False(replayed.IsAlive);
         Assert.Equal(2, queue.Count);
+    }
+
+    [Fact]
+    public void Dispose_NamedQueue_StopsReportingOnTheMeter()
+    {
+        string name = $"dlq-{Guid.NewGuid():N}";
+        using var recorder = new NamedMetricsRecorder(name);
+        var queue = new DeadLetterQueue<string>(new DeadLetterQueueOptions<string> { Capacity = 4, TimeProvider = new ManualTimeProvider(), Name = name });
+        Assert.True(queue.TryAdd("m", "source", "reason", null, 1).IsAccepted);
+        Assert.Equal(1, recorder.Observe()["lockfree.deadletter.count"]);
+
+        queue.Dispose();
+
+        Assert.Empty(recorder.Observe()); // without the unregistration: still reported (the queue is alive: this test holds it)
+        GC.KeepAlive(queue);
+    }
+
+    [Fact]
+    public void Replay_SeveralLettersNoLongerFitAndTheCallbackThrowsForEach_AllReportedAndTheFirstExceptionRethrown()
+    {
+        // The sink refuses after adds refilled the queue: both taken letters are dropped on the way back. The callback
+        // throws for each; every one is reported, then the first exception (not the last) reaches the caller.
+        var reported = new List<string>();
+        using var queue = Queue(new ManualTimeProvider(), capacity: 2, dropped: (letter, _) =>
+        {
+            reported.Add(letter.Message);
+            throw new FormatException(letter.Message);
+        });
+        Assert.True(queue.TryAdd("a", "source", "reason", null, 1).IsAccepted);
+        Assert.True(queue.TryAdd("b", "source", "reason", null, 1).IsAccepted);
+
+        FormatException e = Assert.Throws<FormatException>(() => queue.Replay(_ =>
+        {
+            Assert.True(queue.TryAdd("c", "source", "reason", null, 1).IsAccepted); // a and b are out: room for two
+            Assert.True(queue.TryAdd("d", "source", "reason", null, 1).IsAccepted);
+            return false;
+        }));
+
+        Assert.Equal(["a", "b"], reported.Order());
+        Assert.Equal(reported[0], e.Message);
+        Assert.Equal(2, queue.GetStatistics().Evicted);
+        Assert.Equal(["c", "d"], queue.Snapshot().Select(l => l.Message));
+    }
+
+    [Fact]
+    public void ReplayIntoDelayQueue_BadDelay_RunsNoUserCode()
+    {
+        // Checked before anything is chosen: the predicate and the transform never run, and no letter leaves the queue.
+        var time = new ManualTimeProvider();
+        using var queue = Queue(time);
+        Assert.True(queue.TryAdd("m", "source", "reason", null, 1).IsAccepted);
+        using var target = new DelayQueue<string>(4, new DelayQueueOptions<string> { TimeProvider = time });
+        int calls = 0;
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => queue.Replay(target, DelayQueue<string>.MaxDelay + TimeSpan.FromTicks(1), _ => ++calls > 0, letter => letter.Message + calls++));
+
+        Assert.Equal(0, calls);
+        Assert.Equal((1, 0, 0L), (queue.Count, target.Count, queue.GetStatistics().Replayed));
     }
 
     private static WeakReference AddAndReplayOdd(DeadLetterQueue<object> queue)

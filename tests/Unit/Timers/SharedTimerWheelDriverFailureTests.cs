@@ -51,7 +51,7 @@ public sealed class SharedTimerWheelDriverFailureTests
     {
         var created = new List<HierarchicalTimerWheel>();
         LazyDrivenWheel source = Source(new StrongBox<bool>(true), TimeSpan.FromHours(1), created);
-        var list = new WaiterList();
+        var list = new WaiterList(static _ => { });
         try
         {
             // The first wait meets the failure, the second comes after it (before: scheduled on the undriven wheel).
@@ -90,7 +90,7 @@ public sealed class SharedTimerWheelDriverFailureTests
             Assert.Same(wheel, Assert.Single(created)); // the same wheel, started again after its rollback
             Assert.Same(wheel, source.TryGet());
 
-            var list = new WaiterList();
+            var list = new WaiterList(static _ => { });
             ValueTask<WaitStatus> wait = ParkTimed(list, source, TimeSpan.FromMilliseconds(20));
             Assert.Equal(WaitStatus.TimedOut, await wait.AsTask().WaitAsync(Generous));
             Assert.True(wheel.FiredCount >= 1); // on the wheel now, not a per-wait timer
