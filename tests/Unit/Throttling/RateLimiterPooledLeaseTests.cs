@@ -39,7 +39,7 @@ public sealed class RateLimiterPooledLeaseTests
         Assert.True(bclLease()!.IsAcquired);
 
         var time = new ManualTimeProvider();
-        using LockFreeTokenBucketRateLimiter ours = EmptyLimiter(time);
+        using LockFreeTokenBucketRateLimiter ours = EmptyLimiters.OneTokenTaken(time);
         ValueTask<RateLimitLease> queued = ours.AcquireAsync(1);
         Assert.False(queued.IsCompleted);
         (Thread reader, Func<RateLimitLease?> lease) = BlockOn(queued);
@@ -55,7 +55,7 @@ public sealed class RateLimiterPooledLeaseTests
     public async Task PrematureBlockingRead_CallersTokenCancelled_TheBlockedReaderGetsTheCancellation()
     {
         var time = new ManualTimeProvider();
-        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
+        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time);
         using var cts = new CancellationTokenSource();
         ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1, cts.Token);
         Exception? thrown = null;
@@ -79,7 +79,7 @@ public sealed class RateLimiterPooledLeaseTests
     public async Task SecondRead_AfterTheOperationWentToAnotherCaller_ThrowsForTheMisuserOnly()
     {
         var time = new ManualTimeProvider();
-        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
+        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time);
 
         ValueTask<RateLimitLease> first = limiter.AcquireAsync(1);
         time.Advance(TimeSpan.FromSeconds(1));
@@ -113,7 +113,7 @@ public sealed class RateLimiterPooledLeaseTests
     public async Task ManyQueuedCallers_EachLeaseGrantedInOrder_OnPooledOperations()
     {
         var time = new ManualTimeProvider();
-        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time, queueLimit: 100);
+        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time, queueLimit: 100);
         for (int round = 0; round < 3; round++) // later rounds run on operations the first returned to the pool
         {
             var queued = new ValueTask<RateLimitLease>[70]; // past the pool's first tier (8) and its bound (64): some created, some dropped on return
@@ -149,23 +149,5 @@ public sealed class RateLimiterPooledLeaseTests
         var reader = new Thread(() => thrown = Record.Exception(() => lease = pending.GetAwaiter().GetResult())) { IsBackground = true };
         reader.Start();
         return (reader, () => thrown is null ? lease : throw new InvalidOperationException("the blocking read threw", thrown));
-    }
-
-    /// <summary>A limiter of one token at one per second, its token taken: the next acquire queues.</summary>
-    private static LockFreeTokenBucketRateLimiter EmptyLimiter(ManualTimeProvider time, int queueLimit = 1)
-    {
-        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
-        {
-            TokenLimit = 1,
-            TokensPerSecond = 1,
-            QueueLimit = queueLimit,
-            TimeProvider = time,
-        });
-        using (RateLimitLease drained = limiter.AttemptAcquire())
-        {
-            Assert.True(drained.IsAcquired);
-        }
-
-        return limiter;
     }
 }

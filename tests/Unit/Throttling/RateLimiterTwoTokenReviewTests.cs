@@ -156,7 +156,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     private static WeakReference GrantOneLeaseNeverAwaited(CancellationToken caller)
     {
         var time = new ManualTimeProvider();
-        LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
+        LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time);
 
         ValueTask<RateLimitLease> queued = limiter.AcquireAsync(1, caller);
         time.Advance(TimeSpan.FromSeconds(1));
@@ -185,7 +185,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     public async Task PrematureBlockingRead_OfOneQueuedLease_DoesNotBreakAnotherCallersLease()
     {
         var time = new ManualTimeProvider();
-        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time, queueLimit: 2);
+        using LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time, queueLimit: 2);
 
         ValueTask<RateLimitLease> misused = limiter.AcquireAsync(1);
         Assert.False(misused.IsCompleted);
@@ -215,7 +215,7 @@ public sealed class RateLimiterTwoTokenReviewTests
     public async Task DisposalEndsTheWait_CallerCancelsBeforeTheFilter_NeverReportsTheLimitersToken(int permits)
     {
         var time = new ManualTimeProvider();
-        LockFreeTokenBucketRateLimiter limiter = EmptyLimiter(time);
+        LockFreeTokenBucketRateLimiter limiter = EmptyLimiters.OneTokenTaken(time);
 
         using var caller = new CancellationTokenSource();
         ValueTask<RateLimitLease> queued = limiter.AcquireAsync(permits, caller.Token);
@@ -250,23 +250,5 @@ public sealed class RateLimiterTwoTokenReviewTests
         {
             AppDomain.CurrentDomain.FirstChanceException -= CancelCallerOnDisposalThrow;
         }
-    }
-
-    /// <summary>A limiter of one token at one per second, its token taken: the next acquire queues.</summary>
-    private static LockFreeTokenBucketRateLimiter EmptyLimiter(ManualTimeProvider time, int queueLimit = 1)
-    {
-        var limiter = new LockFreeTokenBucketRateLimiter(new LockFreeTokenBucketRateLimiterOptions
-        {
-            TokenLimit = 1,
-            TokensPerSecond = 1,
-            QueueLimit = queueLimit,
-            TimeProvider = time,
-        });
-        using (RateLimitLease drained = limiter.AttemptAcquire())
-        {
-            Assert.True(drained.IsAcquired);
-        }
-
-        return limiter;
     }
 }
