@@ -249,7 +249,7 @@ public sealed class AckQueueBoundaryTests
         // another thread's ack, receive or expiry saw it: blocked for good).
         var time = new ManualTimeProvider();
         using DeadLetterQueue<string> dlq = Dlq(time);
-        using AckQueue<string> queue = Create(time, capacity: 1, maxDeliveries: 1, deadLetters: dlq);
+        AckQueue<string> queue = Create(time, capacity: 1, maxDeliveries: 1, deadLetters: dlq); // disposed only once the lock is known free: Dispose takes it
         queue.TryEnqueue("a");
         Assert.True(queue.TryReceive(out Delivery<string> delivery));
         WriteResult rejected = default;
@@ -261,6 +261,7 @@ public sealed class AckQueueBoundaryTests
         Task<bool> ack = Task.Run(() => queue.Ack(delivery));
 
         Assert.True(await ack.WaitAsync(Generous)); // a TimeoutException: the ack blocked on a lock the producer never released
+        queue.Dispose();
     }
 
     [Theory]
@@ -272,7 +273,7 @@ public sealed class AckQueueBoundaryTests
     public void TryEnqueue_LastDeliveriesAckedAnywhereInTheTable_HintIsTheEarliestRemainingDeadline(int seed)
     {
         // Mutants: the sub-FIFO of last deliveries (the hint's O(1) head) linked or unlinked wrong at its head, middle or
-        // tail (five blocks of Insert and Unlink): the hint then answered a later message's deadline, or a freed slot's.
+        // tail (four blocks of Insert and Unlink): the hint then answered a later message's deadline, or a freed slot's.
         // The table is kept full (every delivery a last one), acks taken at random positions, and each refill received.
         const int Capacity = 4;
         var time = new ManualTimeProvider();
@@ -326,6 +327,37 @@ public sealed class AckQueueBoundaryTests
 
         Assert.Equal((1L, 1L), (queue.GetStatistics().Expired, queue.FailedCallbackCount));
         manual.Advance(TimeSpan.FromSeconds(5)); // b's deadline: nothing received meanwhile
+
+        Assert.Equal((2L, 0), (queue.GetStatistics().Expired, queue.InFlightCount));
+    }
+
+    [Fact]
+    public async Task VisibilityTimeout_ReArmAndItsRetryBothFail_ReportedTwiceAndTheSystemFallbackRestoresTimeouts()
+    {
+        // Mutants (no coverage before): the retry's failure swallowed (its rethrow deleted), not reported, or not handed
+        // to the system-timer fallback: then nothing was armed for b, which never timed out.
+        var manual = new ManualTimeProvider();
+        var time = new TimerFailingClock(manual);
+        using AckQueue<string> queue = Create(time, capacity: 2);
+        queue.TryEnqueue("a");
+        queue.TryEnqueue("b");
+        Assert.True(queue.TryReceive(out _));
+        manual.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(queue.TryReceive(out _));
+        time.ArmingFailures = 2;
+        int armings = time.Armings;
+
+        manual.Advance(TimeSpan.FromSeconds(5)); // a expires; the re-arm for b fails, and so does its retry
+
+        Assert.Equal((1L, 2L), (queue.GetStatistics().Expired, queue.FailedCallbackCount));
+        Assert.NotNull(queue.FallbackTimer);
+        for (int i = 0; i < 3000 && time.Armings == armings; i++)
+        {
+            await Task.Delay(10); // the fallback's pass runs on a system timer (real time, 1 ms) and re-arms the clock's timer
+        }
+
+        Assert.True(time.Armings > armings);
+        manual.Advance(TimeSpan.FromSeconds(5)); // b's deadline
 
         Assert.Equal((2L, 0), (queue.GetStatistics().Expired, queue.InFlightCount));
     }
