@@ -32,9 +32,17 @@ public sealed class AckQueueBoundaryTests
     [Fact]
     public void Constructor_NullName_ThrowsNamingIt()
     {
-        // Mutant: the check deleted (the queue took a null name, and its dead letters carried it).
+        // Mutants: the check deleted (the queue took a null name, and its dead letters carried it), its name emptied.
         var error = Assert.Throws<ArgumentNullException>(() => new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, Name = null! }));
         Assert.Equal("options.Name", error.ParamName);
+    }
+
+    [Fact]
+    public void Constructor_NullTimeProvider_ThrowsNamingIt()
+    {
+        // Mutant: the parameter name emptied. (Deleting the check is equivalent: the inner delay queue's throws the same.)
+        var error = Assert.Throws<ArgumentNullException>(() => new AckQueue<string>(new AckQueueOptions<string> { Capacity = 1, TimeProvider = null! }));
+        Assert.Equal("options.TimeProvider", error.ParamName);
     }
 
     [Fact]
