@@ -137,6 +137,25 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
             }
         }
 
+        /// <summary>Takes a wait's result between two tickets (GetResult reads the cancelled token before its first scheduling point).</summary>
+        public Seen Take(Func<WaitStatus> result)
+        {
+            int before = Ticket();
+            WaitStatus status;
+            CancellationToken token = default;
+            try
+            {
+                status = result();
+            }
+            catch (OperationCanceledException canceled)
+            {
+                status = WaitStatus.Canceled;
+                token = canceled.CancellationToken;
+            }
+
+            return new Seen(status, token, before, Ticket());
+        }
+
         /// <summary>The tokens a scenario cancels, and the sources it must leave with no registration.</summary>
         protected abstract IEnumerable<CancellationTokenSource> AllSources();
 
@@ -336,25 +355,6 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
             return box.Seen!.Value;
         }
 
-        /// <summary>Takes a wait's result between two tickets (GetResult reads the cancelled token before its first scheduling point).</summary>
-        private Seen Take(Func<WaitStatus> result)
-        {
-            int before = Ticket();
-            WaitStatus status;
-            CancellationToken token = default;
-            try
-            {
-                status = result();
-            }
-            catch (OperationCanceledException canceled)
-            {
-                status = WaitStatus.Canceled;
-                token = canceled.CancellationToken;
-            }
-
-            return new Seen(status, token, before, Ticket());
-        }
-
         /// <summary>The internal continuation's record (test-only, outside the simulated memory).</summary>
         private sealed class Box(RecycleRun run, TWaiter waiter)
         {
@@ -550,20 +550,7 @@ public sealed class WaiterCancellationTests(ITestOutputHelper output)
 
             IValueTaskSource<WaitStatus> source = waiter;
             TestAtomics.BlockUntil(waiter, () => source.GetStatus(version) != ValueTaskSourceStatus.Pending);
-            int before = Ticket();
-            WaitStatus status;
-            CancellationToken token = default;
-            try
-            {
-                status = source.GetResult(version);
-            }
-            catch (OperationCanceledException canceled)
-            {
-                status = WaitStatus.Canceled;
-                token = canceled.CancellationToken;
-            }
-
-            _seen[which] = new Seen(status, token, before, Ticket());
+            _seen[which] = Take(() => source.GetResult(version));
         }
 
         public void Signaller()
