@@ -717,75 +717,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
                 return DropIncoming(item);
 
             case OverflowPolicy.DropOldest:
-                bool evictedAny = false;
-                while (true)
-                {
-                    CountWriterEvent(ref _evictionsInFlight, 1); // before the head moves: a snapshot that sees the move sees this or the count (GetStatistics)
-                    if (!Dequeue(out T? oldest))
-                    {
-                        CountWriterEvent(ref _evictionsInFlight, -1);
-                    }
-                    else
-                    {
-                        CountWriterEvent(ref _evicted);
-                        CountWriterEvent(ref _evictionsInFlight, -1); // after the count
-                        evictedAny = true;
-                        bool placed;
-                        try
-                        {
-                            placed = Enqueue(item); // with item ages this reads the user's clock (the stamp)
-                        }
-                        catch
-                        {
-                            EvictedButNotPlaced(oldest);
-                            throw;
-                        }
-
-                        try
-                        {
-                            if (placed)
-                            {
-                                LeaveWritePublished(); // the mark held from before the eviction to the placement: see InWriteMark
-                                AfterWriteIfAny();
-                                return WriteResult.EvictedOldest;
-                            }
-
-                            if (ClosedAfterFailedEnqueue())
-                            {
-                                TryFinishIfDrained(); // the eviction may have taken the last item of a completed buffer
-                                return CompletedOrDisposed(); // completed meanwhile: the eviction stands (counted, reported); the item stays with the caller
-                            }
-                        }
-                        finally
-                        {
-                            // After the queue operations (no slot is reserved) and after the buffer's own steps: a callback
-                            // that throws used to skip them, so the wake-up check after the write, or the finish of a
-                            // completed buffer this eviction drained, never ran (from the channel review).
-                            InvokeItemDropped(oldest, DropReason.Oldest);
-                        }
-
-                        // Many writers only: another writer took the room; evict again. With one writer the placement never
-                        // fails here, so the callback above never runs inside the in-write mark: the SPMC engine answers
-                        // "full" only while no reader has claimed the slot the write needs (position tail - capacity), and
-                        // our eviction moved the head past that position, so a reader still holding the slot makes the
-                        // enqueue wait for its release instead (BackpressureDropOldestReentryTests). Were it to fail, a
-                        // callback that writes to this buffer would clear the mark while this write is still to publish.
-                        Debug.Assert(!_singleWriter, "a single writer's placement after its eviction failed: the callback ran inside the in-write mark");
-                        continue;
-                    }
-
-                    if (Enqueue(item))
-                    {
-                        LeaveWritePublished();
-                        AfterWriteIfAny();
-                        return evictedAny ? WriteResult.EvictedOldest : WriteResult.Accepted;
-                    }
-
-                    if (ClosedAfterFailedEnqueue())
-                    {
-                        return CompletedOrDisposed(); // empty and closed: nothing more can be placed
-                    }
-                }
+                return PlaceOrEvict(item);
 
             default: // Wait (without waiting) and Reject
                 return RejectFull(countRejection, retryHint);
@@ -820,26 +752,72 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     }
 
     /// <summary>
-    /// An eviction whose placement threw (with item ages, the user's clock failed in the stamp): the eviction stands, so
-    /// its slot is room again and is handed on as a read's would be (a writer parked for room is woken, a completed buffer
-    /// this eviction drained finishes, the watermarks are checked), and the evicted item is reported. Before (review of
-    /// 2026-11-23), the slot stayed free with the parked writer asleep beside it, and the evicted item was never reported.
+    /// A full buffer under <see cref="OverflowPolicy.DropOldest"/>: the engine's place-or-evict enqueue (session 16; see
+    /// SequencedRing.Evicting.cs) places the item and evicts the oldest one if and only if the buffer is still full when
+    /// the write takes effect, as one step: a write evicts at most one item, and only when it had to. The evicted item is
+    /// counted, then reported once the write is complete (no slot reserved, the in-write mark left).
+    /// Before, the eviction and the placement were two queue operations, so with many writers one write could evict
+    /// two items while another took the room it made, and even with one writer an item could be evicted after a reader
+    /// had freed a slot (BackpressureDropOldestManyWritersTests pinned the first behaviour; it now pins the fix).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void EvictedButNotPlaced(T oldest)
+    private WriteResult PlaceOrEvict(T item)
     {
+        CountWriterEvent(ref _evictionsInFlight, 1); // before the head may move: a snapshot that sees the move sees this or the count (GetStatistics)
+        EvictingEnqueue outcome;
+        T? oldest;
         try
         {
-            if (_afterRead.Read() != 0) // acquire: after the eviction's dequeue, as a read's (see AfterRead)
-            {
-                AfterRead(1);
-            }
+            outcome = EnqueueOrEvict(item, out oldest); // with item ages the stamp (the user's clock) is read first: a throw changes nothing
+        }
+        catch
+        {
+            CountWriterEvent(ref _evictionsInFlight, -1);
+            LeaveWriteUnpublished();
+            throw;
+        }
+
+        if (outcome == EvictingEnqueue.PlacedEvicting)
+        {
+            CountWriterEvent(ref _evicted);
+        }
+
+        CountWriterEvent(ref _evictionsInFlight, -1); // after the count
+
+        if (outcome == EvictingEnqueue.Closed)
+        {
+            return CompletedOrDisposed(); // many writers: completed meanwhile; nothing changed, the item stays with the caller
+        }
+
+        if (outcome == EvictingEnqueue.Placed)
+        {
+            LeaveWritePublished();
+            AfterWriteIfAny();
+            return WriteResult.Accepted; // a reader made room before the write took effect
+        }
+
+        try
+        {
+            LeaveWritePublished(); // the mark held from before the eviction to the placement: see InWriteMark
+            AfterWriteIfAny();
         }
         finally
         {
-            InvokeItemDropped(oldest, DropReason.Oldest);
+            // After the queue operation (no slot is reserved) and after the buffer's own steps: a callback that throws
+            // must not skip them (from the channel review).
+            InvokeItemDropped(oldest!, DropReason.Oldest);
         }
+
+        return WriteResult.EvictedOldest;
     }
+
+    /// <summary>The engine's place-or-evict enqueue without interface dispatch (many-consumer engines, and the stamping adapter over one).</summary>
+    private EvictingEnqueue EnqueueOrEvict(T item, [MaybeNull] out T evicted) => _engine switch
+    {
+        EngineKind.Spmc => Unsafe.As<SpmcQueue<T>>(_queue).EnqueueOrEvict(item, out evicted),
+        EngineKind.Mpmc => Unsafe.As<MpmcQueue<T>>(_queue).EnqueueOrEvict(item, out evicted),
+        _ => Unsafe.As<StampingQueue<T>>(_queue).EnqueueOrEvict(item, out evicted), // DropOldest never uses the single-consumer engines
+    };
 
     /// <summary>Runs the drop callback; an exception it throws is reported, never thrown into the writer (see <see cref="CallbackFailed"/>).</summary>
     private void InvokeItemDropped(T item, DropReason reason) =>

@@ -26,7 +26,7 @@ internal readonly struct Stamped<T>(T item, long timestamp)
 // bytes per slot; batch calls move items one at a time. That is why it is opt-in.
 
 /// <summary>An <see cref="IBoundedQueue{T}"/> over an engine of <see cref="Stamped{T}"/> that stamps each item on enqueue.</summary>
-internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions, IClosableProducers
+internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions, IClosableProducers, IEvictingQueue<T>
 {
     private readonly IBoundedQueue<Stamped<T>> _inner;
     private readonly IQueuePositions _positions;
@@ -53,6 +53,14 @@ internal sealed class StampingQueue<T> : IBoundedQueue<T>, IQueuePositions, IClo
     long IQueuePositions.DequeuedPositions => _positions.DequeuedPositions;
 
     public bool TryEnqueue(T item) => _inner.TryEnqueue(new Stamped<T>(item, _time.GetTimestamp()));
+
+    /// <summary>The engine's place-or-evict enqueue (many-consumer engines only). The stamp is read first: a clock that throws changes nothing.</summary>
+    public EvictingEnqueue EnqueueOrEvict(T item, [MaybeNull] out T evicted)
+    {
+        EvictingEnqueue outcome = ((IEvictingQueue<Stamped<T>>)_inner).EnqueueOrEvict(new Stamped<T>(item, _time.GetTimestamp()), out Stamped<T> displaced);
+        evicted = displaced.Item;
+        return outcome;
+    }
 
     public bool TryDequeue([MaybeNullWhen(false)] out T item)
     {

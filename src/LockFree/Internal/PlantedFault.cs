@@ -46,4 +46,7 @@ internal enum PlantedFault
 
     /// <summary>Waiter.Detach drops the second token's registration without disposing it, so it does not wait for that token's running callback: a late callback ends the recycled waiter's next wait.</summary>
     DetachForgetsSecond = 2048,
+
+    /// <summary>SequencedRing's evicting enqueue claims the oldest position without checking that its item is published: it can take the slot from under the oldest item's producer.</summary>
+    EvictSkipsPublishedCheck = 4096,
 }

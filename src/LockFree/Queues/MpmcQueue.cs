@@ -23,7 +23,7 @@ namespace LockFree;
 /// </remarks>
 /// <typeparam name="T">The item type.</typeparam>
 [DebuggerDisplay("Capacity = {Capacity}")]
-public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IClosableProducers
+public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IClosableProducers, IEvictingQueue<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
     private SequencedRing<T, RealAtomics, MultiRole, MultiRole> _ring;
@@ -50,6 +50,12 @@ public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnaps
     /// <summary><see cref="TryEnqueue"/> without the boundary polls a full answer otherwise makes first (the back-pressure buffer's overflow paths).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryEnqueueWithoutPolls(T item) => _ring.TryEnqueueWithoutPolls(item);
+
+    /// <summary>The place-or-evict enqueue of <see cref="OverflowPolicy.DropOldest"/> (see SequencedRing.Evicting.cs).</summary>
+    internal EvictingEnqueue EnqueueOrEvict(T item, [MaybeNull] out T evicted) => _ring.EnqueueOrEvict(item, out evicted);
+
+    /// <inheritdoc cref="EnqueueOrEvict"/>
+    EvictingEnqueue IEvictingQueue<T>.EnqueueOrEvict(T item, [MaybeNull] out T evicted) => _ring.EnqueueOrEvict(item, out evicted);
 
     /// <inheritdoc/>
     /// <remarks>Safe from any number of threads at once.</remarks>

@@ -83,8 +83,9 @@ namespace LockFree.Queues;
 // otherwise in MPMC, as a hint shared by that side's threads (acquire/release through the seam): a stale or lost update
 // changes only how long a thread waits before it reads the other side's index, from which every answer is still made.
 //
-// Invariants: 0 <= tail - head <= capacity, counting claims; Sequence only grows; a cached copy is never
-// ahead of the index it copies.
+// Invariants: 0 <= tail - head <= capacity, counting claims, except while place-or-evict enqueues (SequencedRing.Evicting.cs,
+// DropOldest) are in flight: each may claim one position past head + capacity; Sequence only grows; a cached copy is
+// never ahead of the index it copies.
 //
 // Linearization: a multi-role operation linearizes at its successful CAS, a single-role one at its index
 // store. An answer of full (empty) linearizes at the read of the other side's real index that showed no
@@ -111,7 +112,8 @@ namespace LockFree.Queues;
 // Files (partial struct): this one holds the design note, the fields, construction, closing and the monitoring
 // snapshots; SequencedRing.Enqueue.cs and SequencedRing.Dequeue.cs the single-item operations (and TryPeek);
 // SequencedRing.Batch.cs TryEnqueueMany / TryDequeueMany; SequencedRing.BoundaryPolls.cs the boundary polls and the
-// catch-up pause; SequencedRing.Indices.cs the index, cached-copy and slot accessors.
+// catch-up pause; SequencedRing.Indices.cs the index, cached-copy and slot accessors; SequencedRing.Evicting.cs the
+// place-or-evict enqueue of DropOldest (many consumers).
 [DebuggerDisplay("Capacity = {Capacity}")]
 internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     where TAtomics : struct, IAtomics

@@ -8,8 +8,10 @@ namespace LockFree.Tests.Concurrency.Linearizability;
 /// its inlined SPSC fast path, the in-write mark, the overflow dispatch). A write is <c>TryWrite</c> under the buffer's
 /// policy: <c>Accepted</c> is an enqueue, <c>Rejected</c> (Reject, Wait) and <c>DroppedIncoming</c> (DropIncoming) a
 /// failed one, and the spec demands that a failure happens only when the buffer is full; a read is <c>TryRead</c>
-/// (exactly empty), a peek <c>TryPeek</c> on single-reader buffers. <c>DropOldest</c> is left out: it is not an atomic
-/// place-or-evict (docs/backpressure.md, Accounting). Rounds meet at a barrier (the checker's quiescent points). A planted
+/// (exactly empty), a peek <c>TryPeek</c> on single-reader buffers. Under <c>DropOldest</c> (session 16: an atomic
+/// place-or-evict, SequencedRing.EnqueueOrEvict) a write is the spec's place-or-evict step: <c>Accepted</c> places,
+/// <c>EvictedOldest</c> must have evicted the head, whose value the <c>ItemDropped</c> callback hands over on the writer's
+/// thread. Rounds meet at a barrier (the checker's quiescent points). A planted
 /// buffer that sometimes answers "empty" while it holds items must be rejected.
 /// </summary>
 public sealed class BackpressureRealThreadLinearizabilityTests
@@ -23,10 +25,14 @@ public sealed class BackpressureRealThreadLinearizabilityTests
     [InlineData(true, false, OverflowPolicy.Reject, 2)]
     [InlineData(false, false, OverflowPolicy.Reject, 1)]
     [InlineData(false, false, OverflowPolicy.DropIncoming, 4)]
+    [InlineData(true, false, OverflowPolicy.DropOldest, 1)]
+    [InlineData(true, true, OverflowPolicy.DropOldest, 2)]
+    [InlineData(false, false, OverflowPolicy.DropOldest, 1)]
+    [InlineData(false, false, OverflowPolicy.DropOldest, 2)]
     public void TryWriteTryReadTryPeek_RealThreads_Linearizable(bool singleWriter, bool singleReader, OverflowPolicy policy, int capacity)
     {
         using var buffer = Create(singleWriter, singleReader, policy, capacity);
-        Run(buffer, singleWriter ? 1 : 2, singleReader ? 1 : 2, peek: singleReader, plantedSpuriousEmpty: false, seed: (capacity * 10) + (int)policy);
+        Run(buffer, singleWriter ? 1 : 2, singleReader ? 1 : 2, peek: singleReader && policy != OverflowPolicy.DropOldest, plantedSpuriousEmpty: false, seed: (capacity * 10) + (int)policy);
     }
 
     [Fact]
@@ -37,12 +43,17 @@ public sealed class BackpressureRealThreadLinearizabilityTests
         Assert.Contains("Not linearizable", error.Message);
     }
 
+    /// <summary>The item the last <c>DropOldest</c> write of this thread evicted (the callback runs on the writer's thread, inside its write).</summary>
+    [ThreadStatic]
+    private static int? t_evicted;
+
     private static BackpressureBuffer<int> Create(bool singleWriter, bool singleReader, OverflowPolicy policy, int capacity) => new(new BackpressureBufferOptions<int>
     {
         Capacity = capacity,
         FullMode = policy,
         SingleWriter = singleWriter,
         SingleReader = singleReader,
+        ItemDropped = policy == OverflowPolicy.DropOldest ? static (item, _) => t_evicted = item : null,
     });
 
     private static void Run(BackpressureBuffer<int> buffer, int writers, int readers, bool peek, bool plantedSpuriousEmpty, int seed)
@@ -61,8 +72,10 @@ public sealed class BackpressureRealThreadLinearizabilityTests
                     if (thread < writers)
                     {
                         int value = next;
-                        QueueOutput written = recorder.Record(thread, QueueInput.Enqueue(value), input =>
-                            buffer.TryWrite(input.Value).Outcome == WriteOutcome.Accepted ? QueueOutput.Succeeded : QueueOutput.Failed);
+                        QueueOutput written = buffer.FullMode == OverflowPolicy.DropOldest
+                            ? recorder.Record(thread, QueueInput.EnqueueOrEvict(value), input => PlaceOrEvict(buffer, input.Value))
+                            : recorder.Record(thread, QueueInput.Enqueue(value), input =>
+                                buffer.TryWrite(input.Value).Outcome == WriteOutcome.Accepted ? QueueOutput.Succeeded : QueueOutput.Failed);
                         next += written.Ok ? 1 : 0;
                     }
                     else if (peek && random.Next(3) == 0)
@@ -77,6 +90,18 @@ public sealed class BackpressureRealThreadLinearizabilityTests
                 }
             };
         });
+
+        static QueueOutput PlaceOrEvict(BackpressureBuffer<int> buffer, int value)
+        {
+            t_evicted = null;
+            WriteResult written = buffer.TryWrite(value);
+            return written.Outcome switch
+            {
+                WriteOutcome.Accepted when t_evicted is null => QueueOutput.Succeeded,
+                WriteOutcome.EvictedOldest when t_evicted is { } evicted => QueueOutput.PlacedEvicting(evicted),
+                _ => throw new InvalidOperationException($"DropOldest write answered {written.Outcome} with evicted item {t_evicted}"),
+            };
+        }
 
         LinearizabilityResult result = LinearizabilityChecker.CheckInSegments(new QueueSpec(buffer.Capacity, exactBatches: false), recorder.History());
         Assert.True(result.IsLinearizable, result.Explanation);

@@ -19,6 +19,9 @@ public enum QueueOpKind
 
     /// <summary><c>TryDequeueMany(new int[Max])</c>.</summary>
     DequeueMany,
+
+    /// <summary><c>EnqueueOrEvict(Value, out evicted)</c>: the place-or-evict enqueue behind <c>OverflowPolicy.DropOldest</c>.</summary>
+    EnqueueOrEvict,
 }
 
 /// <summary>A queue call and its arguments.</summary>
@@ -30,6 +33,7 @@ public sealed record QueueInput(QueueOpKind Kind, int Value = 0, ImmutableArray<
         QueueOpKind.Enqueue => $"TryEnqueue({Value})",
         QueueOpKind.EnqueueMany => $"TryEnqueueMany([{string.Join(",", Values)}])",
         QueueOpKind.DequeueMany => $"TryDequeueMany({Max})",
+        QueueOpKind.EnqueueOrEvict => $"EnqueueOrEvict({Value})",
         _ => $"Try{Kind}()",
     };
 
@@ -47,6 +51,9 @@ public sealed record QueueInput(QueueOpKind Kind, int Value = 0, ImmutableArray<
 
     /// <summary>A <c>TryDequeueMany</c> call with a destination of <paramref name="max"/> items.</summary>
     public static QueueInput DequeueMany(int max) => new(QueueOpKind.DequeueMany, Max: max);
+
+    /// <summary>An <c>EnqueueOrEvict(value)</c> call.</summary>
+    public static QueueInput EnqueueOrEvict(int value) => new(QueueOpKind.EnqueueOrEvict, Value: value);
 }
 
 /// <summary>
@@ -54,10 +61,10 @@ public sealed record QueueInput(QueueOpKind Kind, int Value = 0, ImmutableArray<
 /// dequeue/peek, <see cref="Values"/> for dequeue-many; <see cref="Count"/> is how many items the call
 /// moved (1 for a successful TryEnqueue/TryDequeue, 0 for a peek or a failure).
 /// </summary>
-public sealed record QueueOutput(bool Ok, int Value = 0, int Count = 0, ImmutableArray<int> Values = default)
+public sealed record QueueOutput(bool Ok, int Value = 0, int Count = 0, ImmutableArray<int> Values = default, bool Evicted = false)
 {
     /// <inheritdoc/>
-    public override string ToString() => !Values.IsDefault ? $"[{string.Join(",", Values)}]" : Ok && Count == 0 ? $"{Value}" : Count > 0 && Value != 0 ? $"{Value}" : $"{Ok}/{Count}";
+    public override string ToString() => Evicted ? $"evicted {Value}" : !Values.IsDefault ? $"[{string.Join(",", Values)}]" : Ok && Count == 0 ? $"{Value}" : Count > 0 && Value != 0 ? $"{Value}" : $"{Ok}/{Count}";
 
     /// <summary>A Try call that returned false.</summary>
     public static readonly QueueOutput Failed = new(false);
@@ -76,6 +83,9 @@ public sealed record QueueOutput(bool Ok, int Value = 0, int Count = 0, Immutabl
 
     /// <summary>A TryDequeueMany that returned <paramref name="values"/>.</summary>
     public static QueueOutput Items(ReadOnlySpan<int> values) => new(values.Length > 0, Count: values.Length, Values: [.. values]);
+
+    /// <summary>An EnqueueOrEvict that placed its item by evicting <paramref name="value"/>.</summary>
+    public static QueueOutput PlacedEvicting(int value) => new(true, Value: value, Count: 1, Evicted: true);
 }
 
 /// <summary>
@@ -115,6 +125,17 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
                 }
 
                 return !output.Ok;
+
+            case QueueOpKind.EnqueueOrEvict:
+                // Place, or, full, evict the oldest and place: one atomic step. (A closed ring's answer is not modelled.)
+                if (items.Length < capacity)
+                {
+                    next = new ImmutableQueueState(items.Add(input.Value));
+                    return output.Ok && !output.Evicted;
+                }
+
+                next = new ImmutableQueueState(items.RemoveAt(0).Add(input.Value));
+                return output.Ok && output.Evicted && output.Value == items[0];
 
             case QueueOpKind.Dequeue:
                 if (items.Length == 0)
@@ -162,6 +183,7 @@ public sealed class QueueSpec(int capacity, bool exactBatches) : ISequentialSpec
     public string Describe(QueueInput input, QueueOutput output) => input.Kind switch
     {
         QueueOpKind.Enqueue => $"TryEnqueue({input.Value}) -> {output.Ok}",
+        QueueOpKind.EnqueueOrEvict => output.Evicted ? $"EnqueueOrEvict({input.Value}) -> evicted {output.Value}" : $"EnqueueOrEvict({input.Value}) -> placed",
         QueueOpKind.Dequeue => output.Ok ? $"TryDequeue() -> {output.Value}" : "TryDequeue() -> false",
         QueueOpKind.Peek => output.Ok ? $"TryPeek() -> {output.Value}" : "TryPeek() -> false",
         QueueOpKind.EnqueueMany => $"TryEnqueueMany([{string.Join(",", input.Values)}]) -> {output.Count}",

@@ -14,11 +14,11 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// the mark, and if that happened while an outer write was still to publish, a completion from another thread could find
 /// the writer idle and finish the buffer before the outer item landed (accepted, never read by <c>ReadAllAsync</c>).
 /// The suspected hole (session 10 brief): a <see cref="OverflowPolicy.DropOldest"/> write whose placement after its eviction
-/// fails reports the evicted item and tries again, with the mark still set. These tests show that this cannot happen with
-/// one writer: its engine (SPMC) answers "full" only when no reader has claimed the slot the write needs, and after the
-/// write's own eviction the head is past that slot, so a reader still holding it makes the placement wait for the
-/// release (a window of a few instructions in a real reader) instead of failing. The paused reader is made deterministic
-/// by running the engine's own claim and release halves of a dequeue apart.
+/// fails reports the evicted item and tries again, with the mark still set. Since session 16 the eviction and the
+/// placement are one engine step (SequencedRing.EnqueueOrEvict) that cannot fail with one writer, and the evicted item is
+/// reported after it. These tests pin that down around a reader that holds the slot the write needs: the write waits for
+/// the release (a window of a few instructions in a real reader) and places without evicting. The paused reader is made
+/// deterministic by running the engine's own claim and release halves of a dequeue apart.
 /// </summary>
 public sealed class BackpressureDropOldestReentryTests
 {
@@ -52,11 +52,15 @@ public sealed class BackpressureDropOldestReentryTests
     }
 
     [Fact]
-    public async Task WriteFull_DropOldestPlacementAfterTheEvictionMeetsAReaderHoldingTheSlot_WaitsForItAndReportsOutsideTheMark()
+    public async Task WriteFull_DropOldestStepMeetsAReaderHoldingTheOldestSlot_WaitsInsideTheMarkAndPlacesWithoutEvicting()
     {
-        // The one order that reaches a held slot after an eviction: the write's first enqueue answered full (no reader had
-        // claimed position 0), then a reader claimed position 0 and the write evicted position 1 (item 2). The state is set
-        // up as WriteOnce leaves it (the mark set, the enqueue failed) and the overflow step is called directly.
+        // The order that reaches the place-or-evict step while a reader holds the slot: the write's first enqueue answered
+        // full (no reader had claimed position 0), then a reader claimed position 0. The state is set up as WriteOnce
+        // leaves it (the mark set, the enqueue failed) and the overflow step is called directly. The step claims position
+        // 2 (slot 0) and must not evict position 1 (the head): it waits for the reader's release and places without
+        // evicting, still inside its mark, so a completion from another thread leaves the finish to it. (The two-step
+        // eviction before session 16 evicted item 2 here, and a placement that then failed would have reported it inside
+        // the mark.)
         var marks = new List<long>();
         BackpressureBuffer<int>? buffer = null;
         using (buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int>
@@ -85,29 +89,29 @@ public sealed class BackpressureDropOldestReentryTests
                     return Buffer<int>.WriteFull(buffer, 3, OverflowPolicy.DropOldest, countRejection: true, retryHint: true);
                 },
                 TaskCreationOptions.LongRunning);
-            Assert.True(SpinWait.SpinUntil(() => buffer.GetStatistics().Evicted == 1, Bound), "the write never evicted");
+            Assert.True(SpinWait.SpinUntil(() => buffer.GetStatistics().Enqueued == 3, Bound), "the write never claimed its position");
 
-            // The placement waits for the reader: the write is still in flight (its mark set), nothing was reported yet, and
-            // a completion from another thread leaves the finish to it. (Were the placement to answer "full" here, the write
-            // would report 2 inside its mark and loop: caught here as a report while the reader still holds its slot.)
             Thread.Sleep(50);
-            Assert.False(write.IsCompleted, "the placement did not wait for the reader's slot");
-            lock (marks)
-            {
-                Assert.Empty(marks);
-            }
-
+            Assert.False(write.IsCompleted, "the step did not wait for the reader's slot");
+            Assert.Equal(0, buffer.GetStatistics().Evicted);
             Assert.Equal(1, Mark(buffer));
             Assert.True(buffer.TryComplete());
             Assert.False(buffer.Completion.IsCompleted, "the buffer finished while the write was still to place its item");
 
             Assert.Equal(1, reader.Release());
-            Assert.Equal(WriteOutcome.EvictedOldest, (await write.WaitAsync(Bound)).Outcome);
-            Assert.Equal([2L, 0L], marks); // reported once, after the placement, with the mark clear
+            Assert.Equal(WriteResult.Accepted, await write.WaitAsync(Bound)); // the reader's read made the room
+            lock (marks)
+            {
+                Assert.Empty(marks); // nothing evicted, nothing reported
+            }
+
             Assert.True(buffer.TryRead(out int item));
+            Assert.Equal(2, item);
+            Assert.True(buffer.TryRead(out item));
             Assert.Equal(3, item);
-            await buffer.Completion.WaitAsync(Bound); // the read drained the completed buffer
-            Assert.Equal(0, buffer.CallbackFailures);
+            await buffer.Completion.WaitAsync(Bound); // the reads drained the completed buffer
+            BackpressureStatistics stats = buffer.GetStatistics();
+            Assert.Equal((3L, 3L, 0L), (stats.Enqueued, stats.Dequeued, stats.Evicted));
         }
     }
 
@@ -160,8 +164,9 @@ public sealed class BackpressureDropOldestReentryTests
     [Fact]
     public void UserCode_EveryCallbackOfASingleWriter_RunsWithTheMarkClear()
     {
-        // ItemDropped (dropped incoming, evicted, evicted before a stamp that throws), PressureChanged (on a write, and on
-        // the writer's thread when an eviction whose placement threw resumes) and CallbackFailed: each records the mark.
+        // ItemDropped (dropped incoming, evicted), PressureChanged (on a write, and on a read) and CallbackFailed: each
+        // records the mark. A stamp that throws in a DropOldest write's place-or-evict step changes nothing (session 16;
+        // before, the eviction came first and was reported after the throw).
         var marks = new List<(string Who, long Mark)>();
         var clock = new LockFree.Tests.Unit.Support.FailingReadingClock(new LockFree.Tests.Unit.Support.ManualTimeProvider());
         BackpressureBuffer<int>? buffer = null;
@@ -193,13 +198,14 @@ public sealed class BackpressureDropOldestReentryTests
 
             Assert.Equal(WriteOutcome.DroppedIncoming, buffer.TryWrite(5, OverflowPolicy.DropIncoming).Outcome); // its callback throws
             Assert.Equal(WriteOutcome.EvictedOldest, buffer.TryWrite(6).Outcome); // evicts 1
-            clock.FailReading(2); // the stamp of the placement after the eviction (the first: the failed enqueue's)
-            Assert.Throws<InvalidOperationException>(() => buffer.TryWrite(7)); // evicts 2, then the stamp throws: 3 left, which resumes
-            Assert.True(buffer.TryRead(out _));
+            clock.FailReading(2); // the stamp of the place-or-evict step (the first: the failed enqueue's)
+            Assert.Throws<InvalidOperationException>(() => buffer.TryWrite(7)); // nothing evicted: still 4
+            Assert.Equal(4, buffer.Count);
+            Assert.True(buffer.TryRead(out _)); // 3 left, which resumes
         }
 
         Assert.Equal(
-            ["pressure True", "dropped 5 Incoming", "callback failed", "dropped 1 Oldest", "pressure False", "dropped 2 Oldest"],
+            ["pressure True", "dropped 5 Incoming", "callback failed", "dropped 1 Oldest", "pressure False"],
             marks.Select(m => m.Who));
         Assert.All(marks, m => Assert.Equal(0, m.Mark));
     }

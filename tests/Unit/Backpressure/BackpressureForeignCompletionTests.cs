@@ -54,10 +54,11 @@ public sealed class BackpressureForeignCompletionTests
     [Theory]
     [InlineData(Completer.TryComplete)]
     [InlineData(Completer.Dispose)]
-    public async Task TryWrite_DropOldestForeignCompletionBetweenEvictionAndPlacement_PlacedItemIsReadBeforeTheFinish(Completer completer)
+    public async Task TryWrite_DropOldestForeignCompletionInsideThePlaceOrEvictStep_PlacedItemIsReadBeforeTheFinish(Completer completer)
     {
-        // One writer under DropOldest (the SPMC engine): the write evicts the only item, which empties the buffer, and
-        // then places its own. The second clock reading is the stamp of that placement, after the eviction.
+        // One writer under DropOldest (the SPMC engine): the write evicts the only item and places its own in one engine
+        // step (session 16), whose stamp is the second clock reading. The completion comes while the write is inside its
+        // mark, before the step: the completer must leave the finish to the write, which then places its item.
         var clock = new BlockingReadingClock();
         var dropped = new List<int>();
         using var buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int>
@@ -72,10 +73,10 @@ public sealed class BackpressureForeignCompletionTests
         });
         Assert.Equal(WriteResult.Accepted, buffer.TryWrite(1));
 
-        clock.BlockReading(2); // the first reading stamps the failed enqueue, the second the placement after the eviction
+        clock.BlockReading(2); // the first reading stamps the failed enqueue, the second the place-or-evict step
         Task<WriteResult> write = Task.Factory.StartNew(() => buffer.TryWrite(2), TaskCreationOptions.LongRunning);
         Assert.True(clock.Entered.Wait(Bound), "the write never read the clock");
-        Assert.Equal(0, buffer.Count); // evicted: the buffer is empty inside the window
+        Assert.Equal(1, buffer.Count); // nothing evicted yet: the stamp comes before the step
 
         Complete(buffer, completer);
         Assert.False(buffer.Completion.IsCompleted, "the buffer finished while an accepted write was still landing");

@@ -141,10 +141,12 @@ public sealed class BackpressureItemAgeClockFailureTests
     }
 
     [Fact]
-    public async Task TryWrite_DropOldestEvictsThenTheStampThrows_ReportsTheEvictionAndWakesAParkedWriter()
+    public async Task TryWrite_DropOldestStampThrows_EvictsNothingAndTheParkedWriterWaitsOn()
     {
-        // A DropOldest write on a Wait buffer evicts the oldest item, then stamps its own. Before, a clock that threw there
-        // left the evicted slot free without waking the writer parked for room, and never reported the evicted item.
+        // A DropOldest write on a Wait buffer stamps its item before its place-or-evict step (session 16: one engine step).
+        // A clock that throws there changes nothing: no eviction, no report, and the writer parked for room stays parked
+        // until a read makes room. (Before, the write evicted first and then stamped; a throw left an evicted slot free,
+        // which the buffer then had to hand on and report.)
         var clock = new FailingReadingClock(new ManualTimeProvider());
         var dropped = new List<(int Item, DropReason Reason)>();
         using var buffer = Create(clock, (i, r) => { lock (dropped) { dropped.Add((i, r)); } });
@@ -152,19 +154,23 @@ public sealed class BackpressureItemAgeClockFailureTests
         ValueTask<WriteResult> parked = buffer.WriteAsync(2);
         Assert.False(parked.IsCompleted);
 
-        clock.FailReading(2); // reading 1: the first attempt's stamp (full); reading 2: the stamp after the eviction
+        clock.FailReading(2); // reading 1: the first attempt's stamp (full); reading 2: the place-or-evict step's stamp
         Assert.Throws<InvalidOperationException>(() => buffer.TryWrite(3, OverflowPolicy.DropOldest));
 
-        Assert.True((await parked.AsTask().WaitAsync(Generous)).IsAccepted); // before: timed out here
+        BackpressureStatistics stats = buffer.GetStatistics();
+        Assert.Equal((1L, 0L, 0L, 1), (stats.Enqueued, stats.Dequeued, stats.Evicted, stats.Remaining));
+        Assert.False(parked.IsCompleted);
         lock (dropped)
         {
-            Assert.Equal([(1, DropReason.Oldest)], dropped);
+            Assert.Empty(dropped);
         }
 
         Assert.True(buffer.TryRead(out int item));
+        Assert.Equal(1, item);
+        Assert.True((await parked.AsTask().WaitAsync(Generous)).IsAccepted);
+        Assert.True(buffer.TryRead(out item));
         Assert.Equal(2, item);
-        BackpressureStatistics stats = buffer.GetStatistics();
-        Assert.Equal(1, stats.Evicted);
+        stats = buffer.GetStatistics();
         Assert.Equal(stats.Enqueued, stats.Dequeued + stats.Evicted + stats.Remaining);
     }
 
