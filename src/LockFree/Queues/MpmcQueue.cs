@@ -52,6 +52,7 @@ public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnaps
     internal bool TryEnqueueWithoutPolls(T item) => _ring.TryEnqueueWithoutPolls(item);
 
     /// <summary>The place-or-evict enqueue of <see cref="OverflowPolicy.DropOldest"/> (see SequencedRing.Evicting.cs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal EvictingEnqueue EnqueueOrEvict(T item, [MaybeNull] out T evicted) => _ring.EnqueueOrEvict(item, out evicted);
 
     /// <inheritdoc cref="EnqueueOrEvict"/>

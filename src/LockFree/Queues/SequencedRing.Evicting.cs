@@ -46,8 +46,10 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     /// <summary>
     /// Places <paramref name="item"/>, evicting the oldest item if and only if the ring is full when the write takes
     /// effect (see the note above). <paramref name="evicted"/> is the displaced item on
-    /// <see cref="EvictingEnqueue.PlacedEvicting"/>. Many consumers only.
+    /// <see cref="EvictingEnqueue.PlacedEvicting"/>. Many consumers only. Inlined into the buffer's overflow path with
+    /// the first look at the slot; the wait, when there is one, is out of line.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public EvictingEnqueue EnqueueOrEvict(T item, [MaybeNull] out T evicted)
     {
         Debug.Assert(!TConsumers.IsSingle, "An evicting producer is a second consumer.");
@@ -85,6 +87,11 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             }
         }
 
+        if (TryPlaceOrEvictAt(position, item, out evicted, out EvictingEnqueue done))
+        {
+            return done;
+        }
+
         return PlaceOrEvictAt(position, item, out evicted);
     }
 
@@ -95,37 +102,51 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private EvictingEnqueue PlaceOrEvictAt(long position, T item, [MaybeNull] out T evicted)
     {
-        ref SequencedSlot<T> slot = ref Slot(position);
-        long oldest = position - _capacity; // the position the slot holds while it is not free for us
-        long free = position << 1;
-        long held = (oldest << 1) | 1;
         var spinner = default(SpinWait);
         while (true)
         {
-            long sequence = TAtomics.LoadAcquire(ref slot.Sequence); // acquire: pairs with the release of the slot (free) or the publish of the oldest item (held)
-            if (sequence == free)
-            {
-                // A consumer took the oldest item (or it was gone before the claim): an ordinary write.
-                TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
-                TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item (the tail is already past it); pairs with the acquire in the dequeue methods
-                evicted = default;
-                return EvictingEnqueue.Placed;
-            }
-
-            if ((sequence == held || (TAtomics.IsPlanted(PlantedFault.EvictSkipsPublishedCheck) && sequence < held + 1))
-                && TAtomics.LoadAcquire(ref _consumers.Index) == oldest // acquire: the head has reached the oldest position (earlier ones are taken)
-                && TAtomics.CompareExchange(ref _consumers.Index, oldest + 1, oldest) == oldest) // full fence: the consumers' claim of the oldest item
-            {
-                evicted = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of the published Sequence; ours since the claim
-                TAtomics.StorePlain(ref slot.Item, item); // plain: the slot stays unpublished for position until the store below
-                TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item (the tail is already past it); pairs with the acquire in the dequeue methods
-                return EvictingEnqueue.PlacedEvicting;
-            }
-
             // The oldest item is not published yet (its producer is between claim and publish), a consumer holds it, or
             // positions before it are still to be taken: all finish without us.
             TAtomics.SpinOnce(ref spinner);
+            if (TryPlaceOrEvictAt(position, item, out evicted, out EvictingEnqueue done))
+            {
+                return done;
+            }
         }
+    }
+
+    /// <summary>One look at the slot of the claimed <paramref name="position"/>: place if it is free, evict if it holds the oldest item and the head is there.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryPlaceOrEvictAt(long position, T item, [MaybeNull] out T evicted, out EvictingEnqueue done)
+    {
+        ref SequencedSlot<T> slot = ref Slot(position);
+        long oldest = position - _capacity; // the position the slot holds while it is not free for us
+        long sequence = TAtomics.LoadAcquire(ref slot.Sequence); // acquire: pairs with the release of the slot (free) or the publish of the oldest item (held)
+        if (sequence == position << 1)
+        {
+            // A consumer took the oldest item (or it was gone before the claim): an ordinary write.
+            TAtomics.StorePlain(ref slot.Item, item); // plain: claimed, not yet published
+            TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item (the tail is already past it); pairs with the acquire in the dequeue methods
+            evicted = default;
+            done = EvictingEnqueue.Placed;
+            return true;
+        }
+
+        long held = (oldest << 1) | 1;
+        if ((sequence == held || (TAtomics.IsPlanted(PlantedFault.EvictSkipsPublishedCheck) && sequence < held + 1))
+            && TAtomics.LoadAcquire(ref _consumers.Index) == oldest // acquire: the head has reached the oldest position (earlier ones are taken)
+            && TAtomics.CompareExchange(ref _consumers.Index, oldest + 1, oldest) == oldest) // full fence: the consumers' claim of the oldest item
+        {
+            evicted = TAtomics.LoadPlain(ref slot.Item); // plain: ordered after the acquire of the published Sequence; ours since the claim
+            TAtomics.StorePlain(ref slot.Item, item); // plain: the slot stays unpublished for position until the store below
+            TAtomics.StoreRelease(ref slot.Sequence, (position << 1) | 1); // release: publishes the item (the tail is already past it); pairs with the acquire in the dequeue methods
+            done = EvictingEnqueue.PlacedEvicting;
+            return true;
+        }
+
+        evicted = default;
+        done = default;
+        return false;
     }
 }
 
