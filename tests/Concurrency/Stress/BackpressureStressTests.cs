@@ -100,6 +100,7 @@ public sealed class BackpressureStressTests
 
         Assert.All(outcome.Dropped, d => Assert.Equal(DropReason.Oldest, d.Reason));
         Assert.Empty(outcome.Rejected);
+        Assert.Equal(outcome.Dropped.Count, outcome.EvictedAnswers); // one item per EvictedOldest answer (session 16: one step)
     }
 
     [Theory]
@@ -316,7 +317,7 @@ public sealed class BackpressureStressTests
     }
 
     private sealed record StressOutcome(
-        long Expected, long Delivered, IReadOnlyList<(long Item, DropReason Reason)> Dropped, IReadOnlyList<(long Item, RejectReason Reason)> Rejected);
+        long Expected, long Delivered, IReadOnlyList<(long Item, DropReason Reason)> Dropped, IReadOnlyList<(long Item, RejectReason Reason)> Rejected, long EvictedAnswers);
 
     private async Task<StressOutcome> Run(
         OverflowPolicy policy, Mode mode, int writers, int readers, int capacity, bool singleWriter, bool singleReader, long itemsAtScaleOne)
@@ -335,6 +336,7 @@ public sealed class BackpressureStressTests
         var readerLogs = new List<long>[readers];
         var rejectedLogs = new List<(long Item, RejectReason Reason)>[writers];
         var written = new long[writers];
+        var evictedAnswers = new long[1]; // EvictedOldest answers, over all writers
         for (int i = 0; i < readers; i++)
         {
             readerLogs[i] = new List<long>();
@@ -347,7 +349,7 @@ public sealed class BackpressureStressTests
 
         var stopwatch = Stopwatch.StartNew();
         Task[] writerTasks = Start(
-            mode, writers, w => WriteAsync(buffer, w, perWriter, rejectedLogs[w], written), w => WriteSync(buffer, w, perWriter, rejectedLogs[w], written));
+            mode, writers, w => WriteAsync(buffer, w, perWriter, rejectedLogs[w], written, evictedAnswers), w => WriteSync(buffer, w, perWriter, rejectedLogs[w], written, evictedAnswers));
         Task[] readerTasks = StartReaders(mode, buffer, readerLogs);
         Task writersDone = Task.WhenAll(writerTasks).ContinueWith(
             t =>
@@ -383,16 +385,16 @@ public sealed class BackpressureStressTests
         long evicted = droppedList.Count(d => d.Reason == DropReason.Oldest);
         long droppedIncoming = droppedList.Count(d => d.Reason == DropReason.Incoming);
         Assert.Equal(new BackpressureStatistics(delivered + evicted, delivered, droppedIncoming, evicted, rejectedList.Count, 0), stats);
-        return new StressOutcome(report.Expected, delivered, droppedList, rejectedList);
+        return new StressOutcome(report.Expected, delivered, droppedList, rejectedList, Volatile.Read(ref evictedAnswers[0]));
     }
 
-    private static async Task WriteAsync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written)
+    private static async Task WriteAsync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written, long[] evictedAnswers)
     {
         for (long seq = 0; seq < count; seq++)
         {
             long item = ExactlyOnceChecker.Encode(writer, seq);
             WriteResult result = await buffer.WriteAsync(item).ConfigureAwait(false);
-            Record(result, item, rejected);
+            Record(result, item, rejected, evictedAnswers);
             Volatile.Write(ref written[writer], seq + 1);
             if ((seq & 255) == 0)
             {
@@ -401,21 +403,24 @@ public sealed class BackpressureStressTests
         }
     }
 
-    private static void WriteSync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written)
+    private static void WriteSync(BackpressureBuffer<long> buffer, int writer, long count, List<(long, RejectReason)> rejected, long[] written, long[] evictedAnswers)
     {
         for (long seq = 0; seq < count; seq++)
         {
             long item = ExactlyOnceChecker.Encode(writer, seq);
-            Record(buffer.Write(item, Timeout.InfiniteTimeSpan), item, rejected);
+            Record(buffer.Write(item, Timeout.InfiniteTimeSpan), item, rejected, evictedAnswers);
             Volatile.Write(ref written[writer], seq + 1);
         }
     }
 
-    private static void Record(WriteResult result, long item, List<(long, RejectReason)> rejected)
+    private static void Record(WriteResult result, long item, List<(long, RejectReason)> rejected, long[] evictedAnswers)
     {
         switch (result.Outcome)
         {
-            case WriteOutcome.Accepted or WriteOutcome.EvictedOldest or WriteOutcome.DroppedIncoming:
+            case WriteOutcome.EvictedOldest:
+                Interlocked.Increment(ref evictedAnswers[0]);
+                break; // in the buffer; the evicted item handed to the drop callback
+            case WriteOutcome.Accepted or WriteOutcome.DroppedIncoming:
                 break; // in the buffer, or handed to the drop callback
             case WriteOutcome.Rejected:
                 rejected.Add((item, result.Reason));
