@@ -49,4 +49,7 @@ internal enum PlantedFault
 
     /// <summary>SequencedRing's evicting enqueue claims the oldest position without checking that its item is published: it can take the slot from under the oldest item's producer.</summary>
     EvictSkipsPublishedCheck = 4096,
+
+    /// <summary>DelayQueueCore's DropOldest step pops the root under the lock and publishes the incoming item through the inbox after it (the code before session 16): a take in between finds neither.</summary>
+    DelayEvictThenPublish = 8192,
 }

@@ -28,7 +28,8 @@ namespace LockFree;
 // the drain and one heap operation; no user code, no wait, no allocation runs under it. A polling TryDequeue
 // that finds nothing can skip the lock: the inbox's emptiness, then _rootDue (the root's due time, published under
 // the lock; MinValue while a drain moves items in, so a drain in progress never makes it answer "nothing due"),
-// answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root.
+// answer "nothing due" lock-free. An evicting producer (DropOldest) takes the lock to pop the root and put its own item
+// straight into the heap, one step (session 16).
 //
 // Clock: an enqueue reads it once (due = now + delay) and carries that reading through the inbox (in the entry's
 // Sequence field, which the drain then overwrites with the arrival number). The consumer side keeps the latest
@@ -54,7 +55,8 @@ namespace LockFree;
 // completes once the count reaches zero. A producer reserves before it reads the completed flag and
 // Complete() sets the flag before it reads the count (both interlocked), so an item is either refused or counted.
 //
-// Accounting: Enqueued = inbox positions; Dequeued and Evicted are counted under the lock; dropped and rejected
+// Accounting: Enqueued = inbox positions + Evicted (DropOldest's items go straight into the heap, one per eviction);
+// Dequeued and Evicted are counted under the lock; dropped and rejected
 // on their overflow paths. Enqueued = Dequeued + Evicted + Remaining when no operation is in flight.
 //
 // Progress: producers are lock-free (a CAS loop on the count, then the inbox's CAS); consumers are blocking
@@ -256,10 +258,13 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     {
         // Snapshots without the consumer lock (a metrics collection never delays a consumer): both are written under
         // the lock with release stores, read here with acquire loads.
+        // Enqueued: the inbox's positions plus DropOldest's items, which go straight into the heap, one per eviction
+        // (session 16); the evictions read again after the others, so the sum never misses an item already counted out.
         long evicted = _core.Evicted;
         long dequeued = _core.Dequeued;
+        long enqueued = _core.EnqueuedPositions + _core.Evicted;
         return new BackpressureStatistics(
-            _core.EnqueuedPositions, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+            enqueued, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
     }
 
     /// <summary>The time until the earliest pending item is due: <see cref="TimeSpan.Zero"/> when one is due, null when the queue is empty.</summary>
@@ -468,7 +473,15 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private void PublishAt(T item, long now, long due)
     {
         _core.Publish(item, now, due);
+        SignalReadersAfterPublish(due);
+    }
 
+    /// <summary>
+    /// After an item became visible (in the inbox, or, DropOldest, in the heap under the lock): wakes a parked reader when
+    /// the item is due before the armed wake-up.
+    /// </summary>
+    private void SignalReadersAfterPublish(long due)
+    {
         // Handshake with parked readers (see the design note): HasWaiters fences after our publish. Earlier than the
         // armed time, wrap-safe (MaxValue: nothing armed; DueNow: before every armed time).
         if (_readers.HasWaiters)
@@ -488,10 +501,11 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         var spinner = default(SpinWait);
         while (true)
         {
-            if (_core.TryEvictRoot(out T? victim))
+            if (_core.TryEvictRootAndInsert(item, now, due, out T? victim))
             {
-                // The victim's unit of count passes to the incoming item (the count never exceeds the capacity).
-                PublishAt(item, now, due);
+                // One step under the consumer lock: the root out, the incoming item into the heap with the victim's unit
+                // of count (the count never exceeds the capacity). Then the readers' handshake, as a publish's.
+                SignalReadersAfterPublish(due);
                 InvokeItemDropped(victim!, DropReason.Oldest);
                 return WriteResult.EvictedOldest;
             }

@@ -216,12 +216,20 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     }
 
     /// <summary>Pops the root whether due or not (DropOldest's eviction); false when the queue holds nothing published. Takes the lock.</summary>
-    public bool TryEvictRoot([MaybeNullWhen(false)] out T victim)
+    /// <summary>
+    /// DropOldest's step: under one hold of the lock, pops the root (whether due or not) and puts <paramref name="item"/> (read at <paramref name="now"/>, due at
+    /// <paramref name="due"/>) straight into the heap in its place: the victim's unit of count passes to it, and no
+    /// dequeue sees the queue between the two (session 16; before, the item went through the inbox after the lock was
+    /// released, so a dequeue in between saw neither). False when the heap holds nothing (every unit is held by an
+    /// enqueue still in flight); then nothing changed.
+    /// </summary>
+    public bool TryEvictRootAndInsert(T item, long now, long due, [MaybeNullWhen(false)] out T victim)
     {
+        bool twoSteps = TAtomics.IsPlanted(PlantedFault.DelayEvictThenPublish); // the step before session 16 (test builds only)
         Enter();
         try
         {
-            DrainInbox();
+            DrainInbox(); // earlier arrivals first: the new item's arrival number comes after theirs
             if (_heap.Count == 0)
             {
                 victim = default;
@@ -230,13 +238,30 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
 
             victim = _heap.Pop();
             TAtomics.StoreRelease(ref _evicted, _evicted + 1); // release: snapshot for GetStatistics
+            if (!twoSteps)
+            {
+                if (due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(_knownNow, now)))
+                {
+                    _knownNow = now; // a reading that happened before this point, as the drain takes an entry's
+                    _hasKnownNow = true;
+                }
+
+                _heap.Push(due, _sequence++, item);
+            }
+
             PublishRoot();
-            return true;
         }
         finally
         {
             Exit();
         }
+
+        if (twoSteps)
+        {
+            Publish(item, now, due); // through the inbox, after the lock: a take in between sees neither item
+        }
+
+        return true;
     }
 
     /// <summary>Moves everything in the inbox into the heap, in inbox order. Under the lock.</summary>

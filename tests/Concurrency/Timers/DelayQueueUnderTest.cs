@@ -53,6 +53,37 @@ internal sealed class CoreUnderTest(int capacity, TimeProvider clock) : IDelayQu
         return true;
     }
 
+    /// <summary>
+    /// TryEnqueue under DropOldest, as DelayQueue's EvictAndPublish runs it after a failed reservation: the core's
+    /// evict-and-insert step, else a reservation when room appeared, else a spin for an enqueue in flight. Returns the
+    /// evicted value, or null when the item was placed without an eviction.
+    /// </summary>
+    public int? EnqueueEvicting(int value, long delay)
+    {
+        if (TryEnqueue(value, delay))
+        {
+            return null;
+        }
+
+        long now = clock.GetTimestamp();
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            if (_core.TryEvictRootAndInsert(value, now, now + delay, out int victim))
+            {
+                return victim;
+            }
+
+            if (_core.TryReserve())
+            {
+                _core.Publish(value, now, now + delay);
+                return null;
+            }
+
+            TestAtomics.SpinOnce(ref spinner);
+        }
+    }
+
     public bool TryDequeue(bool parking, out int value)
     {
         if (!parking && _core.NothingDueLockFree())
