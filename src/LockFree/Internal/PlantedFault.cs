@@ -52,4 +52,7 @@ internal enum PlantedFault
 
     /// <summary>DelayQueueCore's DropOldest step pops the root under the lock and publishes the incoming item through the inbox after it (the code before session 16): a take in between finds neither.</summary>
     DelayEvictThenPublish = 8192,
+
+    /// <summary>SequencedRing's evicting enqueue: a helper that evicted the head for its owner releases the slot as plainly free, not handed: the owner places without reporting the displaced item, which is lost.</summary>
+    HelperHandsAFreeSlot = 16384,
 }

@@ -84,8 +84,9 @@ namespace LockFree.Queues;
 // changes only how long a thread waits before it reads the other side's index, from which every answer is still made.
 //
 // Invariants: 0 <= tail - head <= capacity, counting claims, except while place-or-evict enqueues (SequencedRing.Evicting.cs,
-// DropOldest) are in flight: each may claim one position past head + capacity; Sequence only grows; a cached copy is
-// never ahead of the index it copies.
+// DropOldest) are in flight: each may claim one position past head + capacity; Sequence only grows, but for the
+// negative "handed" value a helping evictor leaves for a producer past full (SequencedRing.Evicting.cs), which every
+// other reader of the slot takes for "still in flight"; a cached copy is never ahead of the index it copies.
 //
 // Linearization: a multi-role operation linearizes at its successful CAS, a single-role one at its index
 // store. An answer of full (empty) linearizes at the read of the other side's real index that showed no
