@@ -12,8 +12,8 @@ namespace LockFree.Benchmarks.Backpressure;
 /// <item>Reject: the channel has no reject mode; its twin is <see cref="BoundedChannelFullMode.Wait"/>'s
 /// <c>TryWrite</c> returning false (ours also computes a retry hint, reading the clock).</item>
 /// <item>DropIncoming: <see cref="BoundedChannelFullMode.DropWrite"/>.</item>
-/// <item>DropOldest: <see cref="BoundedChannelFullMode.DropOldest"/> (ours evicts with a dequeue and an
-/// enqueue on the multi-consumer engine it always uses for this policy).</item>
+/// <item>DropOldest: <see cref="BoundedChannelFullMode.DropOldest"/> (ours: the place-or-evict step of the
+/// multi-consumer engine it always uses for this policy, since session 16; before, a dequeue and an enqueue).</item>
 /// </list>
 /// No drop callback on either side. Every result is checked (a wrong outcome fails the benchmark) and the
 /// buffer is checked to be still full after each invocation. FailEnq/op counts writes answered "not taken"

@@ -553,7 +553,7 @@ public sealed partial class BackpressureBuffer<T>
             _writers.SignalOne();
         }
 
-        Interlocked.Increment(ref _rejected);
+        CountRejection();
         return WriteResult.Rejected(RejectReason.TimedOut, EstimateRetryAfter());
     }
 

@@ -102,6 +102,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private long _callbackFailures; // handler exceptions caught (see CallbackFailed): an atomic add on that rare path
     private long _clockFailures; // retry-hint clock readings that threw (see ClockFailed): an atomic add on that rare path
     private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
+    private readonly StripedCounterSet? _writerCounts; // many writers: the four overflow counters below, striped by core (WriterCount); one writer: the fields
     private long _droppedIncoming;
     private long _evicted;
     private long _evictionsInFlight; // evictions between "about to take the head" and "counted in _evicted" (see GetStatistics)
@@ -149,6 +150,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         _singleWriter = options.SingleWriter;
         _canEvict = options.FullMode == OverflowPolicy.DropOldest || !options.SingleReader;
         _writesClaimByCas = !_singleWriter; // the MPSC and MPMC engines (also under the stamping adapter)
+        _writerCounts = _singleWriter ? null : new StripedCounterSet();
         _readsClaimByCas = _canEvict; // the SPMC and MPMC engines
         _itemDropped = options.ItemDropped;
         _time = options.TimeProvider;
@@ -482,12 +484,12 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         // The answer is the highest such bound any snapshot gave, so it never goes down, never exceeds the items read,
         // and is exact whenever no eviction is in flight. Eviction path only: reads and accepted writes pay nothing.
         long dequeuedPositions = _positions.DequeuedPositions; // acquire (the head index)
-        long inFlight = Volatile.Read(ref _evictionsInFlight); // acquire: after the head
-        long evicted = Volatile.Read(ref _evicted); // acquire: after the in-flight count (an eviction unmarks after counting)
+        long inFlight = ReadWriterCount(ref _evictionsInFlight, WriterCount.EvictionsInFlight); // acquire: after the head
+        long evicted = ReadWriterCount(ref _evicted, WriterCount.Evicted); // acquire: after the in-flight count (an eviction unmarks after counting)
         long dequeued = RaiseDequeuedFloor(dequeuedPositions - inFlight - evicted);
         long enqueued = _positions.EnqueuedPositions;
         return new BackpressureStatistics(
-            enqueued, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+            enqueued, dequeued, ReadWriterCount(ref _droppedIncoming, WriterCount.DroppedIncoming), evicted, ReadWriterCount(ref _rejected, WriterCount.Rejected), Count);
     }
 
     /// <summary>Raises <see cref="_dequeuedFloor"/> to <paramref name="bound"/> if higher; returns the floor after.</summary>
@@ -729,7 +731,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private WriteResult DropIncoming(T item)
     {
         LeaveWriteUnpublished(); // before the callback: user code never runs inside the mark
-        CountWriterEvent(ref _droppedIncoming);
+        CountWriterEvent(ref _droppedIncoming, WriterCount.DroppedIncoming);
         InvokeItemDropped(item, DropReason.Incoming); // no slot is reserved: the queue is untouched
         return WriteResult.DroppedIncoming;
     }
@@ -763,7 +765,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.NoInlining)]
     private WriteResult PlaceOrEvict(T item)
     {
-        CountWriterEvent(ref _evictionsInFlight, 1); // before the head may move: a snapshot that sees the move sees this or the count (GetStatistics)
+        CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, 1); // before the head may move: a snapshot that sees the move sees this or the count (GetStatistics)
         EvictingEnqueue outcome;
         T? oldest;
         try
@@ -772,17 +774,17 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
         catch
         {
-            CountWriterEvent(ref _evictionsInFlight, -1);
+            CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1);
             LeaveWriteUnpublished();
             throw;
         }
 
         if (outcome == EvictingEnqueue.PlacedEvicting)
         {
-            CountWriterEvent(ref _evicted);
+            CountWriterEvent(ref _evicted, WriterCount.Evicted);
         }
 
-        CountWriterEvent(ref _evictionsInFlight, -1); // after the count
+        CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1); // after the count
 
         if (outcome == EvictingEnqueue.Closed)
         {
@@ -890,14 +892,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
-    private void CountRejection() => CountWriterEvent(ref _rejected);
+    private void CountRejection() => CountWriterEvent(ref _rejected, WriterCount.Rejected);
 
     /// <summary>
     /// Counts an event only writers cause (a rejection, a dropped incoming item, an eviction): with one writer a plain
-    /// increment published by a release store (no other thread writes the counter); with many an atomic add.
+    /// increment published by a release store (no other thread writes the counter); with many an atomic add on this
+    /// core's stripe of <see cref="_writerCounts"/> (session 16: before, on the one field every writer shared, a
+    /// cross-core line transfer per count when a full buffer's writers overflow at once).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountWriterEvent(ref long counter, long delta = 1)
+    private void CountWriterEvent(ref long counter, WriterCount which, long delta = 1)
     {
         if (_singleWriter)
         {
@@ -905,8 +909,21 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
         else
         {
-            Interlocked.Add(ref counter, delta);
+            _writerCounts!.Add((int)which, delta); // full fence, as the Interlocked.Add on the field it replaces
         }
+    }
+
+    /// <summary>A snapshot of a counter <see cref="CountWriterEvent"/> keeps: the field with one writer, the stripes' sum with many (acquire loads).</summary>
+    private long ReadWriterCount(ref long counter, WriterCount which) =>
+        _singleWriter ? Volatile.Read(ref counter) : _writerCounts!.Sum((int)which); // acquire
+
+    /// <summary>The overflow counters of a many-writer buffer, by their index in <see cref="_writerCounts"/>.</summary>
+    private enum WriterCount
+    {
+        DroppedIncoming,
+        Evicted,
+        EvictionsInFlight,
+        Rejected,
     }
 
     /// <summary>
