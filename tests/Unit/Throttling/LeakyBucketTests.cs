@@ -261,4 +261,64 @@ public sealed class LeakyBucketTests
         time.Advance(TimeSpan.FromTicks(1));
         Assert.True(atLimit.TryEnter());
     }
+
+    [Theory]
+    [InlineData(3.0)]
+    [InlineData(0.7)]
+    [InlineData(12_345.678)]
+    public async Task EnterAsync_QueuedRequests_ThePacingTimerFiresOncePerDepartureAtItsExactTick(double rate)
+    {
+        // The pacing timer is armed for the first tick at or after each departure's exact instant: never earlier (a timer
+        // that fires early finds nothing due and re-arms: a wasted wake-up per departure) and never later. Session 16's
+        // mutation run found the due-time computation untested on the early side (the late side fails the exact-slot
+        // tests): one tick early or one tick late changed no departure. Counted here: callbacks per departure.
+        var time = new CallbackCountingClock(new ManualTimeProvider());
+        using var leaky = new LeakyBucket(64, rate, timeProvider: time);
+        Assert.True(leaky.TryEnter());
+        var waits = Enumerable.Range(0, 20).Select(_ => leaky.EnterAsync().AsTask()).ToArray();
+        long elapsed = 0;
+        for (int k = 1; k <= waits.Length; k++)
+        {
+            long due = ExactDue(k, time.TimestampFrequency, rate);
+            if (due - 1 > elapsed)
+            {
+                time.Inner.Advance(TimeSpan.FromTicks(due - 1 - elapsed)); // one tick before the slot: no callback yet
+                elapsed = due - 1;
+                Assert.Equal(k - 1, time.Callbacks);
+                Assert.False(waits[k - 1].IsCompleted, $"departure {k} a tick early");
+            }
+
+            time.Inner.Advance(TimeSpan.FromTicks(due - elapsed));
+            elapsed = due;
+            Assert.True(await waits[k - 1].WaitAsync(Generous), $"departure {k} at its exact slot");
+            Assert.Equal(k, time.Callbacks); // exactly one wake-up for this departure
+        }
+    }
+
+    /// <summary>A manual clock whose timers count their callbacks.</summary>
+    private sealed class CallbackCountingClock(ManualTimeProvider inner) : TimeProvider
+    {
+        private int _callbacks;
+
+        public ManualTimeProvider Inner => inner;
+
+        public int Callbacks => Volatile.Read(ref _callbacks);
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(
+                s =>
+                {
+                    Interlocked.Increment(ref _callbacks);
+                    callback(s);
+                },
+                state,
+                dueTime,
+                period);
+    }
 }
