@@ -8,10 +8,11 @@ namespace LockFree.Benchmarks.Backpressure;
 /// The overflow path under contention (session 16): <see cref="Writers"/> threads write to a buffer that is full and
 /// stays full (no reader), every write one <c>TryWrite</c> under <see cref="Policy"/>, against the BCL bounded
 /// <see cref="Channel"/> twin with the same capacity and many-writer options (baseline): <c>DropOldest</c> against
-/// <see cref="BoundedChannelFullMode.DropOldest"/>, <c>DropIncoming</c> against <see cref="BoundedChannelFullMode.DropWrite"/>.
+/// <see cref="BoundedChannelFullMode.DropOldest"/>, <c>DropIncoming</c> against <see cref="BoundedChannelFullMode.DropWrite"/>,
+/// <c>Reject</c> (with its retry hint) against <see cref="BoundedChannelFullMode.Wait"/>'s <c>TryWrite</c> answering false.
 /// Per-op = one write. 4 writers OVERSUBSCRIBE a 2-core machine (the benchmark thread waits on the round meanwhile).
-/// Every answer is checked (an eviction under DropOldest, a drop under DropIncoming; the channel: true), and so are
-/// the buffer's statistics after each round (every eviction or drop counted). No drop callback on either side.
+/// Every answer is checked (an eviction under DropOldest, a drop under DropIncoming, a rejection under Reject; the channel: true, or false under Wait), and so are
+/// the buffer's statistics after each round (every eviction, drop or rejection counted). No drop callback on either side.
 /// Target: 0 B/op. The single-thread overflow path is <see cref="BackpressureFullBufferBenchmarks"/>.
 /// </summary>
 [MemoryDiagnoser]
@@ -34,7 +35,7 @@ public class BackpressureContendedFullBufferBenchmarks
     private int _perWriter;
 
     /// <summary>The overflow policy under test (ours) and its channel twin.</summary>
-    [Params(OverflowPolicy.DropOldest, OverflowPolicy.DropIncoming)]
+    [Params(OverflowPolicy.Reject, OverflowPolicy.DropOldest, OverflowPolicy.DropIncoming)]
     public OverflowPolicy Policy { get; set; }
 
     /// <summary>Writer threads: 2 (one per core here) and 4 (oversubscribed on 2 cores).</summary>
@@ -52,10 +53,20 @@ public class BackpressureContendedFullBufferBenchmarks
             SingleReader = false,
         });
         _perWriter = Writes / Writers;
-        _expected = Policy == OverflowPolicy.DropOldest ? WriteOutcome.EvictedOldest : WriteOutcome.DroppedIncoming;
+        _expected = Policy switch
+        {
+            OverflowPolicy.DropOldest => WriteOutcome.EvictedOldest,
+            OverflowPolicy.DropIncoming => WriteOutcome.DroppedIncoming,
+            _ => WriteOutcome.Rejected,
+        };
         Channel<long> channel = Channel.CreateBounded<long>(new BoundedChannelOptions(Capacity)
         {
-            FullMode = Policy == OverflowPolicy.DropOldest ? BoundedChannelFullMode.DropOldest : BoundedChannelFullMode.DropWrite,
+            FullMode = Policy switch
+            {
+                OverflowPolicy.DropOldest => BoundedChannelFullMode.DropOldest,
+                OverflowPolicy.DropIncoming => BoundedChannelFullMode.DropWrite,
+                _ => BoundedChannelFullMode.Wait, // TryWrite answers false on a full channel: the twin of a rejection
+            },
             SingleWriter = false,
             SingleReader = false,
         });
@@ -88,7 +99,12 @@ public class BackpressureContendedFullBufferBenchmarks
         BackpressureStatistics before = _buffer.GetStatistics();
         long result = RunRound(_bufferWork);
         BackpressureStatistics after = _buffer.GetStatistics();
-        long counted = Policy == OverflowPolicy.DropOldest ? after.Evicted - before.Evicted : after.DroppedIncoming - before.DroppedIncoming;
+        long counted = Policy switch
+        {
+            OverflowPolicy.DropOldest => after.Evicted - before.Evicted,
+            OverflowPolicy.DropIncoming => after.DroppedIncoming - before.DroppedIncoming,
+            _ => after.Rejected - before.Rejected,
+        };
         Transfer.Check(counted, Writes, "evictions or drops counted in the round");
         Transfer.Check(after.Remaining, _buffer.Capacity, "the buffer still full");
         return result;
@@ -121,7 +137,7 @@ public class BackpressureContendedFullBufferBenchmarks
         long baseValue = (writer + 1L) << 40;
         for (long i = 0; i < _perWriter; i++)
         {
-            unexpected += _writer.TryWrite(baseValue + i) ? 0 : 1;
+            unexpected += _writer.TryWrite(baseValue + i) == (Policy != OverflowPolicy.Reject) ? 0 : 1;
         }
 
         Interlocked.Add(ref _unexpected, unexpected);
