@@ -1,10 +1,11 @@
 namespace LockFree.Internal;
 
 /// <summary>
-/// A few statistics counters striped together over padded slots picked by the current processor (as
-/// <see cref="StripedCounter"/>, one cache line per stripe holding all the counters): threads counting at once on
-/// different cores rarely share a line, so an add is an uncontended atomic add; a read sums one counter over the
-/// stripes (a snapshot; each slot read with acquire, in stripe order).
+/// Statistics counters (up to <see cref="MaxCounters"/>) striped over padded slots picked by the current processor, one
+/// cache line per stripe holding all of them: threads counting at once on different cores rarely share a line, so an
+/// add is an uncontended atomic add; a read sums one counter over the stripes (a snapshot; each slot read with acquire,
+/// in stripe order). Also the keyed rate limiter's failed-lease count (one counter; until session 16 a one-counter
+/// twin of this class).
 /// </summary>
 /// <remarks>
 /// Session 16: the back-pressure buffer's overflow counters with many writers. A full buffer under contention counted

@@ -16,7 +16,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
 {
     private readonly KeyedTokenBucket<TKey> _buckets;
     private readonly Func<TResource, TKey> _keySelector;
-    private readonly Internal.StripedCounter _failedLeases = new();
+    private readonly Internal.StripedCounterSet _failedLeases = new(); // one counter (index 0), striped by core
     private int _disposed;
 
     /// <summary>Creates the limiter over <paramref name="buckets"/>, mapping each resource to its key with <paramref name="keySelector"/>.</summary>
@@ -44,7 +44,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
         return new RateLimiterStatistics
         {
             CurrentAvailablePermits = _buckets.TryGetBucket(key, out TokenBucket? bucket) ? bucket.AvailableTokens : _buckets.Capacity,
-            TotalFailedLeases = _failedLeases.Sum(),
+            TotalFailedLeases = _failedLeases.Sum(0),
             TotalSuccessfulLeases = bucket is null ? 0 : Math.Max(bucket.AdmittedTokens - bucket.TokensBeyondLeases, 0),
         };
     }
@@ -69,7 +69,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
             return BucketLease.Success;
         }
 
-        _failedLeases.Increment();
+        _failedLeases.Add(0, 1);
         return BucketLease.Failed(retryAfter);
     }
 
@@ -98,7 +98,7 @@ public sealed class LockFreeKeyedRateLimiter<TResource, TKey> : PartitionedRateL
             return BucketLease.Success;
         }
 
-        _failedLeases.Increment();
+        _failedLeases.Add(0, 1);
         return BucketLease.Failed(bucket.UntilAvailable(1));
     }
 
