@@ -913,6 +913,9 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
     }
 
+    /// <summary>Many writers: the striped overflow counters (test seam); null with one writer.</summary>
+    internal StripedCounterSet? WriterCountsForTests => _writerCounts;
+
     /// <summary>A snapshot of a counter <see cref="CountWriterEvent"/> keeps: the field with one writer, the stripes' sum with many (acquire loads).</summary>
     private long ReadWriterCount(ref long counter, WriterCount which) =>
         _singleWriter ? Volatile.Read(ref counter) : _writerCounts!.Sum((int)which); // acquire
