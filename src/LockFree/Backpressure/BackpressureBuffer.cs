@@ -765,7 +765,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.NoInlining)]
     private WriteResult PlaceOrEvict(T item)
     {
-        CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, 1); // before the head may move: a snapshot that sees the move sees this or the count (GetStatistics)
+        // Before the head may move: a snapshot that sees the move sees this or the count (GetStatistics). The unmark goes
+        // to the mark's stripe (many writers): on another one (the thread moved to another core meanwhile) a snapshot
+        // summing the stripes could see the unmark without the mark, and Dequeued overshoot (s16 review).
+        int stripe = CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, 1);
         EvictingEnqueue outcome;
         T? oldest;
         try
@@ -774,17 +777,17 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
         catch
         {
-            CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1);
+            CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1, stripe);
             LeaveWriteUnpublished();
             throw;
         }
 
         if (outcome == EvictingEnqueue.PlacedEvicting)
         {
-            CountWriterEvent(ref _evicted, WriterCount.Evicted);
+            CountWriterEvent(ref _evicted, WriterCount.Evicted, 1, stripe);
         }
 
-        CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1); // after the count
+        CountWriterEvent(ref _evictionsInFlight, WriterCount.EvictionsInFlight, -1, stripe); // after the count, on the mark's stripe
 
         if (outcome == EvictingEnqueue.Closed)
         {
@@ -900,18 +903,27 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// core's stripe of <see cref="_writerCounts"/> (session 16: before, on the one field every writer shared, a
     /// cross-core line transfer per count when a full buffer's writers overflow at once).
     /// </summary>
+    /// <returns>Many writers: the stripe counted on (pass it as <paramref name="stripe"/> to count on the same one); one writer: -1.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountWriterEvent(ref long counter, WriterCount which, long delta = 1)
+    private int CountWriterEvent(ref long counter, WriterCount which, long delta = 1, int stripe = -1)
     {
         if (_singleWriter)
         {
             Volatile.Write(ref counter, counter + delta); // plain read: only the one writer counts; release for readers of the statistics
+            return -1;
         }
-        else
+
+        if (stripe >= 0)
         {
-            _writerCounts!.Add((int)which, delta); // full fence, as the Interlocked.Add on the field it replaces
+            _writerCounts!.AddAt(stripe, (int)which, delta); // full fence
+            return stripe;
         }
+
+        return _writerCounts!.Add((int)which, delta); // full fence, as the Interlocked.Add on the field it replaces
     }
+
+    /// <summary>Many writers: the striped overflow counters (test seam); null with one writer.</summary>
+    internal StripedCounterSet? WriterCountsForTests => _writerCounts;
 
     /// <summary>A snapshot of a counter <see cref="CountWriterEvent"/> keeps: the field with one writer, the stripes' sum with many (acquire loads).</summary>
     private long ReadWriterCount(ref long counter, WriterCount which) =>

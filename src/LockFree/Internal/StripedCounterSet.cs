@@ -33,17 +33,42 @@ internal sealed class StripedCounterSet
         _slots = new long[(stripes + 1) * Stride]; // stripe i at (i + 1) * Stride: padding before the first
     }
 
-    /// <summary>Adds <paramref name="delta"/> to counter <paramref name="counter"/> (in [0, <see cref="MaxCounters"/>)) on this processor's stripe; a full fence.</summary>
-    public void Add(int counter, long delta) =>
-        Interlocked.Add(ref _slots[(((Thread.GetCurrentProcessorId() & _mask) + 1) * Stride) + counter], delta);
+    /// <summary>Test seam (null in production): the stripe an <see cref="Add"/> uses instead of this processor's.</summary>
+    internal Func<int>? StripeOverride;
 
-    /// <summary>Counter <paramref name="counter"/> summed over the stripes (a snapshot).</summary>
+    /// <summary>Test seam (null in production): runs in <see cref="Sum"/> after each stripe's read, with (counter, stripe).</summary>
+    internal Action<int, int>? AfterStripeRead;
+
+    /// <summary>The number of stripes.</summary>
+    internal int Stripes => _mask + 1;
+
+    /// <summary>
+    /// Adds <paramref name="delta"/> to counter <paramref name="counter"/> (in [0, <see cref="MaxCounters"/>)) on this
+    /// processor's stripe; a full fence. Returns the stripe, for a later <see cref="AddAt"/> that must land on the same one.
+    /// </summary>
+    public int Add(int counter, long delta)
+    {
+        int stripe = StripeOverride is { } chosen ? chosen() & _mask : Thread.GetCurrentProcessorId() & _mask;
+        AddAt(stripe, counter, delta);
+        return stripe;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="delta"/> to counter <paramref name="counter"/> on stripe <paramref name="stripe"/> (one an
+    /// <see cref="Add"/> returned); a full fence. A mark and its unmark (+1, then -1) must land on one stripe: on two, a
+    /// <see cref="Sum"/> that reads the mark's stripe before the mark and the unmark's after the unmark sees -1 alone.
+    /// </summary>
+    public void AddAt(int stripe, int counter, long delta) =>
+        Interlocked.Add(ref _slots[((stripe + 1) * Stride) + counter], delta);
+
+    /// <summary>Counter <paramref name="counter"/> summed over the stripes (a snapshot, not atomic: see <see cref="AddAt"/>).</summary>
     public long Sum(int counter)
     {
         long sum = 0;
         for (int i = 1; i <= _mask + 1; i++)
         {
             sum += Volatile.Read(ref _slots[(i * Stride) + counter]); // acquire: in stripe order
+            AfterStripeRead?.Invoke(counter, i - 1);
         }
 
         return sum;

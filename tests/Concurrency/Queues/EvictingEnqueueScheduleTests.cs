@@ -35,6 +35,9 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
 
         /// <summary>The planted twin: the buffer's eviction before session 16 (dequeue, then enqueue; again if the room was taken).</summary>
         TwoStep,
+
+        /// <summary>An ordinary batch <c>TryEnqueueMany</c> of two items (another policy's batch writer on the same ring).</summary>
+        OrdinaryMany,
     }
 
     /// <summary>A thread's program: writes (how, and how many) or reads (single or a batch of two).</summary>
@@ -58,6 +61,18 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
         // One producer (the SPMC engine of a single-writer DropOldest buffer): its claim is an early tail store.
         ["spmc cap 1: evict x2, read, read"] = (false, 1, [new(Writer.Evicting, 2), new(Count: 1), new(Count: 1)]),
         ["spmc cap 2: evict x3, read x2, read-many"] = (false, 2, [new(Writer.Evicting, 3), new(Count: 2), new(Count: 1, Batch: true)]),
+
+        // Review (s16): ordinary batch writers and single writers meeting a handed slot or a tail one past full; more
+        // evicting writers on larger rings; the close racing evictions with a reader.
+        ["mpmc cap 2: evict x2, evict x2, ordinary-many, read"] = (true, 2, [new(Writer.Evicting, 2), new(Writer.Evicting, 2), new(Writer.OrdinaryMany), new(Count: 1)]),
+        ["mpmc cap 2: evict x2, ordinary-many x2, read-many x2"] = (true, 2, [new(Writer.Evicting, 2), new(Writer.OrdinaryMany, 2), new(Count: 2, Batch: true)]),
+        ["mpmc cap 1: evict x2, evict x2, ordinary x2, read"] = (true, 1, [new(Writer.Evicting, 2), new(Writer.Evicting, 2), new(Writer.Ordinary, 2), new(Count: 1)]),
+        ["mpmc cap 4: evict x3, evict x3, evict x2, read-many"] = (true, 4, [new(Writer.Evicting, 3), new(Writer.Evicting, 3), new(Writer.Evicting, 2), new(Count: 1, Batch: true)]),
+        ["mpmc cap 2: evict x2, evict, evict, evict"] = (true, 2, [new(Writer.Evicting, 2), new(Writer.Evicting), new(Writer.Evicting), new(Writer.Evicting)]),
+        ["mpmc cap 2: evict x2, evict x2, read x2, close"] = (true, 2, [new(Writer.Evicting, 2), new(Writer.Evicting, 2), new(Count: 2), new(Closes: true)]),
+        ["mpmc cap 1: evict x2, ordinary-many, read-many, read"] = (true, 1, [new(Writer.Evicting, 2), new(Writer.OrdinaryMany), new(Count: 1, Batch: true), new(Count: 1)]),
+        ["spmc cap 2: evict x4, read-many x2, read x2"] = (false, 2, [new(Writer.Evicting, 4), new(Count: 2, Batch: true), new(Count: 2)]),
+        ["spmc cap 4: evict x5, read-many, read x2"] = (false, 4, [new(Writer.Evicting, 5), new(Count: 1, Batch: true), new(Count: 2)]),
     };
 
     [Theory]
@@ -226,7 +241,22 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
                 QueueOutput result;
                 if (program.Writes is { } how)
                 {
-                    int value = (thread * Stride) + i;
+                    int value = (thread * Stride) + (10 * i);
+                    if (how == Writer.OrdinaryMany)
+                    {
+                        int n = _ring.TryEnqueueMany(new object[] { value, value + 1 });
+                        for (int k = 0; k < n; k++)
+                        {
+                            _placed.Add(value + k);
+                        }
+
+                        input = QueueInput.EnqueueMany(value, value + 1);
+                        result = QueueOutput.Took(n);
+                        _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                        _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
+                        continue;
+                    }
+
                     input = how == Writer.Ordinary ? QueueInput.Enqueue(value) : QueueInput.EnqueueOrEvict(value);
                     result = Write(how, value);
                     if (result.Ok)
