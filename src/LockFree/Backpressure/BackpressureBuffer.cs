@@ -53,7 +53,11 @@ namespace LockFree;
 // finish the buffer while the writer's accepted item was still landing.
 //
 // Accounting: Enqueued and Dequeued come from the queue's positions (no counter on the hot path); dropped,
-// evicted and rejected writes are counted with an atomic add on their (overflow) paths.
+// evicted and rejected writes are counted on their (overflow) paths: a plain store with one writer, an atomic add on a
+// per-core stripe with many (StripedCounterSet; an eviction's mark, count and unmark on the mark's stripe).
+//
+// DropOldest (session 16): one place-or-evict step of the engine (SequencedRing.Evicting.cs), linearizable as "place, or
+// evict the oldest and place"; see PlaceOrEvict.
 // Enqueued = Dequeued + Evicted + Remaining holds whenever no operation is in flight.
 //
 // Thread roles: any number of writers and readers unless SingleWriter/SingleReader promise otherwise.

@@ -25,7 +25,8 @@ public enum OverflowPolicy
 
     /// <summary>
     /// The oldest queued item is evicted to make room (<see cref="WriteOutcome.EvictedOldest"/>), counted and
-    /// handed to the drop callback; the incoming item is queued.
+    /// handed to the drop callback; the incoming item is queued. Exactly one item is evicted, and only when the buffer is
+    /// still full as the write takes effect (a read that made room first saves it: <see cref="WriteOutcome.Accepted"/>).
     /// </summary>
     DropOldest,
 }
