@@ -388,8 +388,9 @@ public sealed class SchedulerStressTests(ITestOutputHelper output)
             {
                 // Not a CountdownEvent: its last Signal runs inside a task on a worker, where the interrupter may have left an
                 // interrupt pending, and the event's Set throws it when the waiter contends its monitor (after the count
-                // reached zero, before the waiter is pulsed): the burst then looked 60 s late with every task run (CI of
-                // session 16). That is the task's own wait receiving the interrupt, as designed; the count cannot.
+                // reached zero, before the waiter is pulsed): most likely why a CI check of session 16 saw a burst 60 s late
+                // with every task run (not reproduced; see work-stealing.md). The task's own wait may receive the interrupt,
+                // as designed; the count cannot. A lost wake-up still fails the polling wait.
                 var remaining = new int[] { PerBurst };
                 int baseId = b * PerBurst;
                 if (random.Next(2) == 0)
