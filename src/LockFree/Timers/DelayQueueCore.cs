@@ -240,12 +240,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
             TAtomics.StoreRelease(ref _evicted, _evicted + 1); // release: snapshot for GetStatistics
             if (!twoSteps)
             {
-                if (due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(_knownNow, now)))
-                {
-                    _knownNow = now; // a reading that happened before this point, as the drain takes an entry's
-                    _hasKnownNow = true;
-                }
-
+                NoteReading(due, now); // a reading that happened before this point, as the drain takes an entry's
                 _heap.Push(due, _sequence++, item);
             }
 
@@ -278,13 +273,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         TAtomics.StoreRelease(ref _rootDue, long.MinValue); // release: pairs with NothingDueLockFree's acquire
         while (_inbox.TryDequeueWithoutPolls(out DelayEntry<T> entry)) // no boundary polls: every drain ends at a new empty position, under the lock
         {
-            // A clock reading that happened before this drain: the time is at least this (an entry due at once, put in
-            // while the clock threw, carries none). Wrap-safe.
-            if (entry.Due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(_knownNow, entry.Sequence)))
-            {
-                _knownNow = entry.Sequence;
-                _hasKnownNow = true;
-            }
+            NoteReading(entry.Due, entry.Sequence);
 
             _heap.Push(entry.Due, _sequence++, entry.Item);
         }
@@ -297,6 +286,20 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
     /// MaxValue means "empty": a root really due at MaxValue (a clock about to wrap) is published one timestamp earlier,
     /// which only makes the lock-free check take the lock (where the exact due time is compared) one timestamp sooner.
     /// </remarks>
+    /// <summary>
+    /// Under the lock: an enqueue's clock reading (<paramref name="reading"/>) happened before this point, so the time is
+    /// at least that; <see cref="_knownNow"/> keeps the latest such reading. An item due at once (put in while the clock
+    /// threw) carries none. Wrap-safe.
+    /// </summary>
+    private void NoteReading(long due, long reading)
+    {
+        if (due != Timestamps.DueNow && (!_hasKnownNow || Timestamps.IsBefore(_knownNow, reading)))
+        {
+            _knownNow = reading;
+            _hasKnownNow = true;
+        }
+    }
+
     private void PublishRoot() =>
         TAtomics.StoreRelease(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue == long.MaxValue ? long.MaxValue - 1 : _heap.PeekDue); // release: pairs with the acquire in NothingDueLockFree
 

@@ -1,10 +1,17 @@
 namespace LockFree.Tests.Unit.Support;
 
-/// <summary>A <see cref="ManualTimeProvider"/> that counts its readings and its timers' armings (a Change to a finite due time).</summary>
+/// <summary>A <see cref="ManualTimeProvider"/> that counts its readings, its timers' armings (a Change to a finite due time) and their callbacks.</summary>
 public sealed class CountingClock(ManualTimeProvider inner) : TimeProvider
 {
     private long _readings;
     private int _armings;
+    private int _callbacks;
+
+    /// <summary>The clock it wraps (advance it to fire the timers).</summary>
+    public ManualTimeProvider Inner => inner;
+
+    /// <summary>Callbacks its timers have run so far.</summary>
+    public int Callbacks => Volatile.Read(ref _callbacks);
 
     /// <summary>Clock readings (<see cref="GetTimestamp"/>) so far.</summary>
     public long Readings => Interlocked.Read(ref _readings);
@@ -27,7 +34,15 @@ public sealed class CountingClock(ManualTimeProvider inner) : TimeProvider
 
     /// <inheritdoc/>
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-        new Timer(this, inner.CreateTimer(callback, state, dueTime, period));
+        new Timer(this, inner.CreateTimer(
+            s =>
+            {
+                Interlocked.Increment(ref _callbacks);
+                callback(s);
+            },
+            state,
+            dueTime,
+            period));
 
     private sealed class Timer(CountingClock owner, ITimer timer) : ITimer
     {

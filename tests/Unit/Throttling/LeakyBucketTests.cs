@@ -272,7 +272,7 @@ public sealed class LeakyBucketTests
         // that fires early finds nothing due and re-arms: a wasted wake-up per departure) and never later. Session 16's
         // mutation run found the due-time computation untested on the early side (the late side fails the exact-slot
         // tests): one tick early or one tick late changed no departure. Counted here: callbacks per departure.
-        var time = new CallbackCountingClock(new ManualTimeProvider());
+        var time = new CountingClock(new ManualTimeProvider());
         using var leaky = new LeakyBucket(64, rate, timeProvider: time);
         Assert.True(leaky.TryEnter());
         var waits = Enumerable.Range(0, 20).Select(_ => leaky.EnterAsync().AsTask()).ToArray();
@@ -293,32 +293,5 @@ public sealed class LeakyBucketTests
             Assert.True(await waits[k - 1].WaitAsync(Generous), $"departure {k} at its exact slot");
             Assert.Equal(k, time.Callbacks); // exactly one wake-up for this departure
         }
-    }
-
-    /// <summary>A manual clock whose timers count their callbacks.</summary>
-    private sealed class CallbackCountingClock(ManualTimeProvider inner) : TimeProvider
-    {
-        private int _callbacks;
-
-        public ManualTimeProvider Inner => inner;
-
-        public int Callbacks => Volatile.Read(ref _callbacks);
-
-        public override long TimestampFrequency => inner.TimestampFrequency;
-
-        public override long GetTimestamp() => inner.GetTimestamp();
-
-        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-            inner.CreateTimer(
-                s =>
-                {
-                    Interlocked.Increment(ref _callbacks);
-                    callback(s);
-                },
-                state,
-                dueTime,
-                period);
     }
 }
