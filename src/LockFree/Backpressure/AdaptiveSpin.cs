@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
@@ -46,10 +47,13 @@ internal struct AdaptiveSpin
 
     /// <summary>
     /// Starts a spin of the current budget, or an empty one where spinning cannot help: on one core, and while
-    /// <paramref name="counterpart"/> (the other side's waiters) is parked or has a wake-up still queued.
+    /// <paramref name="counterpart"/> (the other side's waiters) is parked or has a wake-up still queued. Never under
+    /// the controlled scheduler (a test seam): a spin timed by the real clock would make a schedule's steps depend on time.
     /// </summary>
-    public readonly SpinRound Start(WaiterList counterpart) =>
-        Enabled && counterpart.WakesInFlight == 0 && counterpart.Count == 0
+    /// <typeparam name="TAtomics">The buffer's atomics seam.</typeparam>
+    public readonly SpinRound Start<TAtomics>(WaiterList<TAtomics> counterpart)
+        where TAtomics : struct, IAtomics =>
+        Enabled && typeof(TAtomics) == typeof(RealAtomics) && counterpart.WakesInFlight == 0 && counterpart.Count == 0
             ? new SpinRound(_budgetTicks == 0 ? MaxTicks : _budgetTicks, Stopwatch.GetTimestamp())
             : default;
 

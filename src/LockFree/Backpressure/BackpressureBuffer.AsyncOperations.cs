@@ -1,6 +1,14 @@
 using LockFree.Backpressure;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <content>
 /// The asynchronous slow paths (a write that must wait for room, a read that must wait for an item) as pooled operations
@@ -73,7 +81,7 @@ public sealed partial class BackpressureBuffer<T>
     private ValueTask<T> ReadAsyncSlow(CancellationToken cancellationToken, bool forChannel)
     {
         ValueTask<bool> answer;
-        Waiter? waiter;
+        Waiter<Seam>? waiter;
         try
         {
             answer = WaitToReadCore(cancellationToken, out waiter);
@@ -103,7 +111,7 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     internal ValueTask<bool> WaitToWriteAsyncForChannel(CancellationToken cancellationToken)
     {
-        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject: true, cancellationToken, out Waiter? waiter);
+        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject: true, cancellationToken, out Waiter<Seam>? waiter);
         if (waiter is null)
         {
             return !answer.IsCompletedSuccessfully || answer.Result ? answer
@@ -132,7 +140,7 @@ public sealed partial class BackpressureBuffer<T>
         private bool _forChannel;
         private long _start;      // the user's clock at the start, for the deadline and the wait metric
         private bool _signaled;   // the last wait ended with a read's signal: room this writer owes to the next one
-        private Waiter? _waiter; // the hand-off waiter parked on (set before the park publishes it)
+        private Waiter<Seam>? _waiter; // the hand-off waiter parked on (set before the park publishes it)
 
         public void Set(T item, TimeSpan timeout, CancellationToken token, bool forChannel, long start)
         {
@@ -166,7 +174,7 @@ public sealed partial class BackpressureBuffer<T>
                     return true;
                 }
 
-                Waiter waiter = buffer.ParkWriter(synchronous: false);
+                Waiter<Seam> waiter = buffer.ParkWriter(synchronous: false);
                 WriteResult recheck = buffer.RecheckLinked(_item, waiter); // recheck after the handshake
                 if (recheck.Outcome != WriteOutcome.Rejected)
                 {
@@ -215,7 +223,7 @@ public sealed partial class BackpressureBuffer<T>
         /// <summary>Consumes the ended wait of <see cref="_waiter"/>: true with the result when the write is over, false to loop.</summary>
         private bool AfterWait(out WriteResult result)
         {
-            Waiter waiter = _waiter!;
+            Waiter<Seam> waiter = _waiter!;
             _waiter = null;
             WaitStatus status = waiter.ConsumeHandoff(); // recycles the waiter; a cancelled wait throws OperationCanceledException
             _signaled = status == WaitStatus.Signaled;
@@ -250,9 +258,9 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     private sealed class WaitToWriteOperation(BackpressureBuffer<T> buffer) : PooledOperation<bool>
     {
-        private Waiter? _waiter; // the hand-off probe waiter (set before the park publishes it)
+        private Waiter<Seam>? _waiter; // the hand-off probe waiter (set before the park publishes it)
 
-        public void Set(Waiter waiter) => _waiter = waiter;
+        public void Set(Waiter<Seam> waiter) => _waiter = waiter;
 
         public ValueTask<bool> Run() => Start();
 
@@ -264,7 +272,7 @@ public sealed partial class BackpressureBuffer<T>
                 return false;
             }
 
-            Waiter waiter = _waiter!;
+            Waiter<Seam> waiter = _waiter!;
             _waiter = null;
             WaitStatus status = waiter.ConsumeHandoff(); // recycles the waiter; a cancelled wait throws OperationCanceledException
             if (status == WaitStatus.Signaled)
@@ -300,11 +308,11 @@ public sealed partial class BackpressureBuffer<T>
     {
         private CancellationToken _token;
         private bool _forChannel;
-        private Waiter? _waiter; // the hand-off waiter parked on (set before the park publishes it)
+        private Waiter<Seam>? _waiter; // the hand-off waiter parked on (set before the park publishes it)
 
         private ValueTask<bool> _answer; // the first wait's answer when it needed no park (set by ReadAsyncSlow)
 
-        public void Set(CancellationToken token, bool forChannel, ValueTask<bool> answer, Waiter? waiter)
+        public void Set(CancellationToken token, bool forChannel, ValueTask<bool> answer, Waiter<Seam>? waiter)
         {
             _token = token;
             _forChannel = forChannel;
@@ -330,7 +338,7 @@ public sealed partial class BackpressureBuffer<T>
                 else
                 {
                     ValueTask<bool> answer;
-                    Waiter? waiter;
+                    Waiter<Seam>? waiter;
                     if (first)
                     {
                         first = false;
@@ -411,7 +419,7 @@ public sealed partial class BackpressureBuffer<T>
         /// </summary>
         private bool More()
         {
-            Waiter waiter = _waiter!;
+            Waiter<Seam> waiter = _waiter!;
             _waiter = null;
             WaitStatus status = waiter.ConsumeHandoff(); // recycles the waiter; a cancelled wait throws OperationCanceledException
             if (status == WaitStatus.Signaled)

@@ -3,7 +3,15 @@ using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <content>The work after a queue operation (wake-ups, disarming, completion, watermarks) and parking.</content>
 public sealed partial class BackpressureBuffer<T>
@@ -26,7 +34,7 @@ public sealed partial class BackpressureBuffer<T>
         ref byte mark = ref Unsafe.As<long, byte>(ref _writeMark.MarkWord);
         return
         [
-            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<StickyBits<RealAtomics>, byte>(ref _afterRead))),
+            Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<StickyBits<Seam>, byte>(ref _afterRead))),
             Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<SpscQueue<T>?, byte>(ref Unsafe.AsRef(in _spsc)))),
             Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<IBoundedQueue<T>, byte>(ref Unsafe.AsRef(in _queue)))),
             Math.Abs(Unsafe.ByteOffset(ref mark, ref Unsafe.As<EngineKind, byte>(ref Unsafe.AsRef(in _engine)))),
@@ -70,7 +78,7 @@ public sealed partial class BackpressureBuffer<T>
             else if (_writesClaimByCas)
             {
                 // Many writers: quiet once QuietChecksBeforeDisarm items were claimed since the last reader parked.
-                if (EnqueuedPosition() - Volatile.Read(ref _readersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
+                if (EnqueuedPosition() - Seam.LoadAcquire(ref _readersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
                     && !_readers.TryDisarmShared(ref _afterWrite, (long)AfterWork.Parked))
                 {
                     _readers.FinishAll(WaitStatus.Signaled); // a reader raced the disarm: other writers may have skipped the gate (ParkingGate, "Disarming a side played by many threads")
@@ -115,7 +123,7 @@ public sealed partial class BackpressureBuffer<T>
             else if (_readsClaimByCas)
             {
                 // Many readers (or evictions): quiet once QuietChecksBeforeDisarm items were claimed since the last writer parked.
-                if (DequeuedPosition() - Volatile.Read(ref _writersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
+                if (DequeuedPosition() - Seam.LoadAcquire(ref _writersParkedAt) >= QuietChecksBeforeDisarm // acquire: a hint; a stale value only moves the disarm
                     && !_writers.TryDisarmShared(ref _afterRead, (long)AfterWork.Parked))
                 {
                     _writers.FinishAll(WaitStatus.Signaled); // a writer raced the disarm: other readers may have skipped the gate (ParkingGate, "Disarming a side played by many threads")
@@ -147,22 +155,22 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     /// <param name="synchronous">Whether the caller blocks its thread.</param>
     /// <param name="probe">A <c>WaitToWriteAsync</c>, which takes nothing when woken (see <see cref="Waiter.IsProbe"/>).</param>
-    private Waiter ParkWriter(bool synchronous, bool probe = false)
+    private Waiter<Seam> ParkWriter(bool synchronous, bool probe = false)
     {
         if (_readsClaimByCas)
         {
-            Volatile.Write(ref _writersParkedAt, DequeuedPosition()); // release: the many readers' quiet spell starts here (a hint)
+            Seam.StoreRelease(ref _writersParkedAt, DequeuedPosition()); // release: the many readers' quiet spell starts here (a hint)
         }
 
         return _writers.RentAndLink(synchronous, ref _afterRead, (long)AfterWork.Parked, probe, handoff: !synchronous); // an asynchronous wait is a hand-off wait (Waiter); counted, then the bit made sure of (ParkingGate, "Arming")
     }
 
     /// <summary>Links a waiting reader; as <see cref="ParkWriter"/>, for the writers' fast path.</summary>
-    private Waiter ParkReader(bool synchronous)
+    private Waiter<Seam> ParkReader(bool synchronous)
     {
         if (_writesClaimByCas)
         {
-            Volatile.Write(ref _readersParkedAt, EnqueuedPosition()); // release: the many writers' quiet spell starts here (a hint)
+            Seam.StoreRelease(ref _readersParkedAt, EnqueuedPosition()); // release: the many writers' quiet spell starts here (a hint)
         }
 
         return _readers.RentAndLink(synchronous, ref _afterWrite, (long)AfterWork.Parked, handoff: !synchronous); // an asynchronous wait is a hand-off wait (Waiter); counted, then the bit made sure of (ParkingGate, "Arming")
@@ -196,9 +204,9 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     private void TryFinishIfDrained()
     {
-        CompletionState? state = Volatile.Read(ref _completed);
+        CompletionState? state = Seam.LoadAcquireReference(ref _completed);
         if (state is null
-            || Volatile.Read(ref _finished) != 0 // finished already (a read after the finish asks again: no second TrySet)
+            || Seam.LoadAcquire(ref _finished) != 0 // finished already (a read after the finish asks again: no second TrySet)
             || (_singleWriter && !_writeMark.IsDone()) // one writer: a write in flight at the completion may still publish (InWriteMark); its end sets Done and finishes
             || !_queue.IsEmpty)
         {
@@ -218,7 +226,7 @@ public sealed partial class BackpressureBuffer<T>
             _completion.TrySetException(state.Error);
         }
 
-        if (Interlocked.CompareExchange(ref _finished, 1, 0) != 0) // full fence: after the task's completion
+        if (Seam.CompareExchange(ref _finished, 1, 0) != 0) // full fence: after the task's completion
         {
             return;
         }
@@ -230,9 +238,9 @@ public sealed partial class BackpressureBuffer<T>
     private void CheckPressure()
     {
         int depth = _queue.Count;
-        bool crossed = Volatile.Read(ref _paused) == 0
-            ? depth >= _highWatermark && Interlocked.CompareExchange(ref _paused, 1, 0) == 0
-            : depth <= _lowWatermark && Interlocked.CompareExchange(ref _paused, 0, 1) == 1;
+        bool crossed = Seam.LoadAcquire(ref _paused) == 0
+            ? depth >= _highWatermark && Seam.CompareExchange(ref _paused, 1, 0) == 0
+            : depth <= _lowWatermark && Seam.CompareExchange(ref _paused, 0, 1) == 1;
         if (crossed)
         {
             DeliverPressure();
@@ -251,12 +259,12 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     private void DeliverPressure()
     {
-        while (Interlocked.CompareExchange(ref _pressureDelivering, 1, 0) == 0) // acquire: the previous holder's _pressureDelivered
+        while (Seam.CompareExchange(ref _pressureDelivering, 1, 0) == 0) // acquire: the previous holder's _pressureDelivered
         {
             try
             {
-                int state;
-                while ((state = Volatile.Read(ref _paused)) != _pressureDelivered)
+                long state;
+                while ((state = Seam.LoadAcquire(ref _paused)) != _pressureDelivered)
                 {
                     _pressureDelivered = state;
                     try
@@ -271,10 +279,10 @@ public sealed partial class BackpressureBuffer<T>
             }
             finally
             {
-                Interlocked.Exchange(ref _pressureDelivering, 0); // release, and a full fence before the recheck below
+                Seam.CompareExchange(ref _pressureDelivering, 0, 1); // release, and a full fence before the recheck below
             }
 
-            if (Volatile.Read(ref _paused) == _pressureDelivered) // a crossing left to us while we held the flag is delivered by the loop
+            if (Seam.LoadAcquire(ref _paused) == _pressureDelivered) // a crossing left to us while we held the flag is delivered by the loop
             {
                 return;
             }

@@ -4,7 +4,15 @@ using System.Runtime.CompilerServices;
 using LockFree.Backpressure;
 using LockFree.Internal;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <content>Blocking and asynchronous writes and reads.</content>
 public sealed partial class BackpressureBuffer<T>
@@ -48,7 +56,7 @@ public sealed partial class BackpressureBuffer<T>
         if (spsc is not null)
         {
             _writeMark.Enter(); // before the completed-check: see InWriteMark
-            if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
+            if (Seam.LoadAcquireReference(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
             {
                 _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
                 if (_afterWrite.Read() != 0) // acquire: after the mark's clear; see "Fast paths"
@@ -144,7 +152,7 @@ public sealed partial class BackpressureBuffer<T>
                 return TimedOut(forwardSignal: signaled);
             }
 
-            Waiter waiter = ParkWriter(synchronous: true);
+            Waiter<Seam> waiter = ParkWriter(synchronous: true);
             result = RecheckLinked(item, waiter); // recheck after the handshake
             if (result.Outcome != WriteOutcome.Rejected)
             {
@@ -195,7 +203,7 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     internal ValueTask<bool> WaitToWriteAsync(bool waitUnderReject, CancellationToken cancellationToken)
     {
-        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject, cancellationToken, out Waiter? waiter);
+        ValueTask<bool> answer = WaitToWriteCore(waitUnderReject, cancellationToken, out Waiter<Seam>? waiter);
         if (waiter is null)
         {
             return answer;
@@ -211,7 +219,7 @@ public sealed partial class BackpressureBuffer<T>
     /// (<paramref name="waiter"/> null), else the linked and armed hand-off probe waiter, which the caller exposes or
     /// awaits itself (the channel adapter's pooled wait).
     /// </summary>
-    private ValueTask<bool> WaitToWriteCore(bool waitUnderReject, CancellationToken cancellationToken, out Waiter? waiter)
+    private ValueTask<bool> WaitToWriteCore(bool waitUnderReject, CancellationToken cancellationToken, out Waiter<Seam>? waiter)
     {
         waiter = null;
         if (cancellationToken.IsCancellationRequested)
@@ -221,7 +229,7 @@ public sealed partial class BackpressureBuffer<T>
 
         if (IsCompleted)
         {
-            return Volatile.Read(ref _disposed) != 0
+            return Seam.LoadAcquire(ref _disposed) != 0
                 ? ValueTask.FromException<bool>(new ObjectDisposedException(GetType().Name))
                 : new ValueTask<bool>(false);
         }
@@ -232,7 +240,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        Waiter parked = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
+        Waiter<Seam> parked = ParkWriter(synchronous: false, probe: true); // takes nothing when woken: a read's signal goes on past it
         if (IsCompleted || _queue.Count < _queue.Capacity)
         {
             // A signal that reached it went on past it too (WaiterList.SignalOne), but it still passes one on, as a
@@ -256,7 +264,7 @@ public sealed partial class BackpressureBuffer<T>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
-        ValueTask<bool> answer = WaitToReadCore(cancellationToken, out Waiter? waiter);
+        ValueTask<bool> answer = WaitToReadCore(cancellationToken, out Waiter<Seam>? waiter);
         if (waiter is null)
         {
             return answer;
@@ -271,7 +279,7 @@ public sealed partial class BackpressureBuffer<T>
     /// <see cref="WaitToReadAsync(CancellationToken)"/> up to its park: the answer when it needs no wait (<paramref name="waiter"/>
     /// null), else the linked and armed hand-off waiter, which the caller exposes or awaits itself (the pooled read).
     /// </summary>
-    private ValueTask<bool> WaitToReadCore(CancellationToken cancellationToken, out Waiter? waiter)
+    private ValueTask<bool> WaitToReadCore(CancellationToken cancellationToken, out Waiter<Seam>? waiter)
     {
         waiter = null;
         if (cancellationToken.IsCancellationRequested)
@@ -284,7 +292,7 @@ public sealed partial class BackpressureBuffer<T>
             return new ValueTask<bool>(true);
         }
 
-        if (Volatile.Read(ref _finished) != 0)
+        if (Seam.LoadAcquire(ref _finished) != 0)
         {
             return Finished();
         }
@@ -303,13 +311,13 @@ public sealed partial class BackpressureBuffer<T>
 
         _readSpin.Finish(spin, found: false);
 
-        Waiter parked = ParkReader(synchronous: false);
-        if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
+        Waiter<Seam> parked = ParkReader(synchronous: false);
+        if (!_queue.IsEmpty || Seam.LoadAcquire(ref _finished) != 0)
         {
             _readers.Abandon(parked, forwardSignal: false); // readers are woken all at once: nothing to pass on
             // Not "IsEmpty ? Finished()": another reader (or an evicting writer) may have emptied the buffer since
             // the recheck; false is only for a finished buffer.
-            return !_queue.IsEmpty || Volatile.Read(ref _finished) == 0 ? new ValueTask<bool>(true) : Finished();
+            return !_queue.IsEmpty || Seam.LoadAcquire(ref _finished) == 0 ? new ValueTask<bool>(true) : Finished();
         }
 
         parked.Arm(Timeout.InfiniteTimeSpan, cancellationToken, _time);
@@ -350,7 +358,7 @@ public sealed partial class BackpressureBuffer<T>
                 return true;
             }
 
-            if (Volatile.Read(ref _finished) != 0)
+            if (Seam.LoadAcquire(ref _finished) != 0)
             {
                 return FinishedRead(out item);
             }
@@ -367,8 +375,8 @@ public sealed partial class BackpressureBuffer<T>
                 return false;
             }
 
-            Waiter waiter = ParkReader(synchronous: true);
-            if (!_queue.IsEmpty || Volatile.Read(ref _finished) != 0)
+            Waiter<Seam> waiter = ParkReader(synchronous: true);
+            if (!_queue.IsEmpty || Seam.LoadAcquire(ref _finished) != 0)
             {
                 _readers.Abandon(waiter, forwardSignal: false);
             }
@@ -387,7 +395,7 @@ public sealed partial class BackpressureBuffer<T>
                 return true;
             }
 
-            if (Volatile.Read(ref _finished) != 0)
+            if (Seam.LoadAcquire(ref _finished) != 0)
             {
                 return FinishedRead(out item);
             }
@@ -441,8 +449,13 @@ public sealed partial class BackpressureBuffer<T>
     /// that reached it, before the exception leaves. Before (review of 2026-11-23), the waiter stayed linked and was never
     /// awaited: the next read's wake-up was spent on it and the writer parked behind it slept beside a free slot.
     /// </summary>
-    private WriteResult RecheckLinked(T item, Waiter waiter)
+    private WriteResult RecheckLinked(T item, Waiter<Seam> waiter)
     {
+        if (Seam.IsPlanted(PlantedFault.WriterParksWithoutRecheck))
+        {
+            return WriteResult.Rejected(RejectReason.Full, default); // the planted lost wake-up (tests only; a constant false in production)
+        }
+
         try
         {
             return WriteOnce(item, OverflowPolicy.Wait, countRejection: false);

@@ -5,7 +5,15 @@ using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 // Design: a bounded buffer with an explicit overflow policy, built on the lock-free queue family.
 //
@@ -61,6 +69,11 @@ namespace LockFree;
 // Enqueued = Dequeued + Evicted + Remaining holds whenever no operation is in flight.
 //
 // Thread roles: any number of writers and readers unless SingleWriter/SingleReader promise otherwise.
+//
+// Seam (session 17): every shared access of the buffer goes through the alias Seam (RealAtomics here). The
+// concurrency tests compile these files again with Seam = TestAtomics (the #if block above; tests/Concurrency/Composed),
+// so the buffer itself runs under the controlled scheduler. Keep it so: no Volatile/Interlocked on the buffer's own
+// fields, and no spin that waits for another thread outside the seam.
 
 /// <summary>
 /// A bounded buffer with an explicit overflow policy: the building block a pipeline stage uses when items
@@ -87,8 +100,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private readonly TimeProvider _time;
     private readonly int _highWatermark;
     private readonly int _lowWatermark;
-    private readonly WaiterList _readers; // both report a timed wait's timer failure (ReportTimerFailure)
-    private readonly WaiterList _writers;
+    private readonly WaiterList<Seam> _readers; // both report a timed wait's timer failure (ReportTimerFailure)
+    private readonly WaiterList<Seam> _writers;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private CompletionState? _completed;
@@ -96,16 +109,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     // What the fast paths must do after their queue operation, read with one acquire load (see "Fast paths" above):
     // bits of AfterWork. Sticky: a bit is only ever set, but for Parked, which a side clears again once nobody waits
     // (ParkingGate, "Disarming", and "Disarming a side played by many threads").
-    private StickyBits<RealAtomics> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate), Completed (single writer); mutable struct: never copy
-    private StickyBits<RealAtomics> _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
-    private InWriteMark<RealAtomics> _writeMark; // single writer only: set while a write may publish (see InWriteMark); alone on its cache line; mutable struct: never copy
-    private int _finished;
-    private int _disposed;
-    private int _paused;
-    private int _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
+    private StickyBits<Seam> _afterWrite; // Watermarks, Parked (a reader has parked: writers ask the readers' gate), Completed (single writer); mutable struct: never copy
+    private StickyBits<Seam> _afterRead; // Watermarks, Parked (a writer has parked: readers ask the writers' gate), Completed
+    private InWriteMark<Seam> _writeMark; // single writer only: set while a write may publish (see InWriteMark); alone on its cache line; mutable struct: never copy
+    private long _finished;
+    private long _disposed;
+    private long _paused;
+    private long _pressureDelivered; // the state PressureChanged last reported (0/1); plain: written only by the thread holding _pressureDelivering (DeliverPressure's recheck after release reads it racily: either answer is safe)
     private long _callbackFailures; // handler exceptions caught (see CallbackFailed): an atomic add on that rare path
     private long _clockFailures; // retry-hint clock readings that threw (see ClockFailed): an atomic add on that rare path
-    private int _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
+    private long _pressureDelivering; // 1 while a thread delivers PressureChanged events (see DeliverPressure)
     private readonly StripedCounterSet? _writerCounts; // many writers: the four overflow counters below, striped by core (WriterCount); one writer: the fields
     private long _droppedIncoming;
     private long _evicted;
@@ -186,8 +199,8 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         }
 
         Action<Exception> timerFailed = ReportTimerFailure; // a timed wait's timer on a user's clock (Waiter.Detach); one delegate for both lists
-        _readers = new WaiterList(timerFailed);
-        _writers = new WaiterList(timerFailed);
+        _readers = new WaiterList<Seam>(timerFailed);
+        _writers = new WaiterList<Seam>(timerFailed);
         _cacheRetryAfter = ReferenceEquals(_time, TimeProvider.System);
         _positions = (IQueuePositions)_queue;
         _rateTimestamp = _rateMarkTimestamp = _time.GetTimestamp(); // the drain is measured from creation: a first rejection after drains has a rate
@@ -223,7 +236,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <c>lockfree.queue.wait_time</c> histogram, threw (a snapshot; also the <c>lockfree.queue.callback_failures</c>
     /// metric). See <see cref="CallbackFailed"/>.
     /// </summary>
-    public long CallbackFailures => Volatile.Read(ref _callbackFailures);
+    public long CallbackFailures => Seam.LoadAcquire(ref _callbackFailures);
 
     /// <summary>
     /// Raised with the exception the buffer's <see cref="BackpressureBufferOptions{T}.TimeProvider"/> threw where no caller
@@ -247,7 +260,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// exception (a rejection's retry hint, a wait's duration; a snapshot; also the <c>lockfree.queue.clock_failures</c>
     /// metric). See <see cref="ClockFailed"/>.
     /// </summary>
-    public long ClockFailureCount => Volatile.Read(ref _clockFailures);
+    public long ClockFailureCount => Seam.LoadAcquire(ref _clockFailures);
 
     /// <summary>
     /// How long the oldest item in the buffer has waited: zero when empty; null unless the buffer was created
@@ -269,16 +282,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public string? Name { get; }
 
     /// <summary>Whether the depth has reached the high watermark and not yet fallen to the low one (always false without watermarks).</summary>
-    public bool IsPaused => Volatile.Read(ref _paused) != 0;
+    public bool IsPaused => Seam.LoadAcquire(ref _paused) != 0;
 
     /// <summary>Whether the buffer has been completed (writes take nothing; reads drain what is left).</summary>
-    public bool IsCompleted => Volatile.Read(ref _completed) is not null;
+    public bool IsCompleted => Seam.LoadAcquireReference(ref _completed) is not null;
 
     /// <summary>Whether the buffer is completed and drained (<see cref="Completion"/> is about to complete, or has).</summary>
-    internal bool IsFinished => Volatile.Read(ref _finished) != 0; // acquire: pairs with the CAS in TryFinishIfDrained
+    internal bool IsFinished => Seam.LoadAcquire(ref _finished) != 0; // acquire: pairs with the CAS in TryFinishIfDrained
 
     /// <summary>The error the buffer was completed with, or null (not completed, or completed without one).</summary>
-    internal Exception? CompletionError => Volatile.Read(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
+    internal Exception? CompletionError => Seam.LoadAcquireReference(ref _completed)?.Error; // acquire: pairs with the CAS in TryComplete
 
     /// <summary>
     /// Completes when the buffer has been completed and every item has been read; faults with the completion error,
@@ -323,7 +336,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private bool TrySpscWrite(SpscQueue<T> spsc, T item)
     {
         _writeMark.Enter(); // before the completed-check: see InWriteMark
-        if (Volatile.Read(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
+        if (Seam.LoadAcquireReference(ref _completed) is null && spsc.TryEnqueue(item)) // acquire: pairs with the CAS in TryComplete
         {
             _writeMark.Exit(); // release: after the publish; pairs with the completer's acquire in WriterIdle
             if (_afterWrite.Read() != 0) // acquire: after the mark's clear (Completed: see InWriteMark); see "Fast paths"
@@ -356,7 +369,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     private WriteResult SpscWriteMissedCore(T item, bool retryHint)
     {
         Debug.Assert(_spsc is not null && FullMode != OverflowPolicy.DropOldest, "an SPSC miss on another engine");
-        if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
+        if (Seam.LoadAcquireReference(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
             return CompletedOrDisposed();
         }
@@ -499,10 +512,10 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <summary>Raises <see cref="_dequeuedFloor"/> to <paramref name="bound"/> if higher; returns the floor after.</summary>
     private long RaiseDequeuedFloor(long bound)
     {
-        long floor = Volatile.Read(ref _dequeuedFloor);
+        long floor = Seam.LoadAcquire(ref _dequeuedFloor);
         while (bound > floor)
         {
-            long seen = Interlocked.CompareExchange(ref _dequeuedFloor, bound, floor);
+            long seen = Seam.CompareExchange(ref _dequeuedFloor, bound, floor);
             if (seen == floor)
             {
                 return bound;
@@ -518,7 +531,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// <returns>False when it was already completed.</returns>
     public bool TryComplete(Exception? error = null)
     {
-        if (Interlocked.CompareExchange(ref _completed, new CompletionState(error), null) is not null) // full fence: the flag before the barrier below
+        if (Seam.CompareExchangeReference(ref _completed, new CompletionState(error), null) is not null) // full fence: the flag before the barrier below
         {
             return false;
         }
@@ -573,7 +586,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Seam.CompareExchange(ref _disposed, 1, 0) != 0)
         {
             return;
         }
@@ -620,7 +633,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             _writeMark.Enter(); // before the completed-check: see InWriteMark; every way out below clears it
         }
 
-        if (Volatile.Read(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
+        if (Seam.LoadAcquireReference(ref _completed) is not null) // acquire: pairs with the CAS in TryComplete
         {
             return CompletedOrDisposed();
         }
@@ -656,7 +669,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     /// close, so a writer that met the closed tail sees it). With one writer completion is in program order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ClosedAfterFailedEnqueue() => !_singleWriter && Volatile.Read(ref _completed) is not null; // acquire
+    private bool ClosedAfterFailedEnqueue() => !_singleWriter && Seam.LoadAcquireReference(ref _completed) is not null; // acquire
 
     /// <summary>
     /// A single writer's way out of a write that published nothing (completed, dropped, rejected, or a clock that threw):
@@ -913,7 +926,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         if (_singleWriter)
         {
-            Volatile.Write(ref counter, counter + delta); // plain read: only the one writer counts; release for readers of the statistics
+            Seam.StoreRelease(ref counter, counter + delta); // plain read: only the one writer counts; release for readers of the statistics
             return -1;
         }
 
@@ -931,7 +944,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     /// <summary>A snapshot of a counter <see cref="CountWriterEvent"/> keeps: the field with one writer, the stripes' sum with many (acquire loads).</summary>
     private long ReadWriterCount(ref long counter, WriterCount which) =>
-        _singleWriter ? Volatile.Read(ref counter) : _writerCounts!.Sum((int)which); // acquire
+        _singleWriter ? Seam.LoadAcquire(ref counter) : _writerCounts!.Sum((int)which); // acquire
 
     /// <summary>The overflow counters of a many-writer buffer, by their index in <see cref="_writerCounts"/>.</summary>
     private enum WriterCount
@@ -959,17 +972,17 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         if (_cacheRetryAfter)
         {
             tick = Environment.TickCount64;
-            if (Volatile.Read(ref _retryAfterTick) == tick) // acquire: pairs with the release below
+            if (Seam.LoadAcquire(ref _retryAfterTick) == tick) // acquire: pairs with the release below
             {
-                return new TimeSpan(Volatile.Read(ref _retryAfterTicks));
+                return new TimeSpan(Seam.LoadAcquire(ref _retryAfterTicks));
             }
         }
 
         TimeSpan hint = ComputeRetryAfterOrNone();
         if (_cacheRetryAfter)
         {
-            Volatile.Write(ref _retryAfterTicks, hint.Ticks);
-            Volatile.Write(ref _retryAfterTick, tick); // release: publishes the hint stored above
+            Seam.StoreRelease(ref _retryAfterTicks, hint.Ticks);
+            Seam.StoreRelease(ref _retryAfterTick, tick); // release: publishes the hint stored above
         }
 
         return hint;
@@ -1009,15 +1022,15 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
         long dequeued = _positions.DequeuedPositions;
         // Benign races: concurrent rejections may move the marks twice, or read a timestamp and a count of different
         // marks; either gives an estimate over a nearby span, and a negative or zero span or drain answers Infinite.
-        long since = Volatile.Read(ref _rateTimestamp);
-        long drainedFrom = Volatile.Read(ref _rateDequeued);
-        long markTime = Volatile.Read(ref _rateMarkTimestamp);
+        long since = Seam.LoadAcquire(ref _rateTimestamp);
+        long drainedFrom = Seam.LoadAcquire(ref _rateDequeued);
+        long markTime = Seam.LoadAcquire(ref _rateMarkTimestamp);
         if (_time.GetElapsedTime(markTime, now).TotalSeconds >= RateWindowSeconds)
         {
-            Volatile.Write(ref _rateDequeued, Volatile.Read(ref _rateMarkDequeued));
-            Volatile.Write(ref _rateTimestamp, markTime);
-            Volatile.Write(ref _rateMarkDequeued, dequeued);
-            Volatile.Write(ref _rateMarkTimestamp, now);
+            Seam.StoreRelease(ref _rateDequeued, Seam.LoadAcquire(ref _rateMarkDequeued));
+            Seam.StoreRelease(ref _rateTimestamp, markTime);
+            Seam.StoreRelease(ref _rateMarkDequeued, dequeued);
+            Seam.StoreRelease(ref _rateMarkTimestamp, now);
         }
 
         double elapsed = _time.GetElapsedTime(since, now).TotalSeconds;
@@ -1045,7 +1058,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
 
     private void ThrowIfDisposed()
     {
-        if (Volatile.Read(ref _disposed) != 0)
+        if (Seam.LoadAcquire(ref _disposed) != 0)
         {
             throw new ObjectDisposedException(GetType().Name);
         }

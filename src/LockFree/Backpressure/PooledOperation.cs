@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
+using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
@@ -139,7 +140,7 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
 
     /// <summary>
     /// Runs the operation's next steps: from its start (<paramref name="resumed"/> false) or after the wait it parked on.
-    /// True with the result when it completed; false when it parked (<see cref="TryParkOn"/> or a Park, the last thing it
+    /// True with the result when it completed; false when it parked (<see cref="TryParkOn{TAtomics}"/> or a Park, the last thing it
     /// did).
     /// Throws to fault the operation.
     /// </summary>
@@ -155,7 +156,9 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     /// (<see cref="Waiter{TAtomics}.ConsumeHandoff"/>). It never allocates (an await of the waiter's value task would
     /// register on its core, which queues a pool work item when the wait ended just before the registration).
     /// </summary>
-    protected bool TryParkOn(Waiter waiter)
+    /// <typeparam name="TAtomics">The waiter's atomics seam.</typeparam>
+    protected bool TryParkOn<TAtomics>(Waiter<TAtomics> waiter)
+        where TAtomics : struct, IAtomics
     {
         _context = ExecutionContext.Capture(); // before the registration publishes it
         if (waiter.TryAwait(WaiterCompleted, this))
@@ -170,7 +173,7 @@ internal abstract class PooledOperation<TResult> : IValueTaskSource<TResult>
     /// <summary>
     /// Parks on <paramref name="wait"/>, a pending value task (another pooled operation's, or a user's; the caller keeps
     /// it, to consume it when resumed): the rest of the operation becomes its continuation, without context. Returns false, for
-    /// <see cref="Advance"/> to return; the caller touches nothing after it. Unlike <see cref="TryParkOn"/>, a wait that
+    /// <see cref="Advance"/> to return; the caller touches nothing after it. Unlike <see cref="TryParkOn{TAtomics}"/>, a wait that
     /// ends just before the registration makes the core queue a pool work item (an allocation, rare: the window is the
     /// few instructions after the caller's completion check).
     /// </summary>

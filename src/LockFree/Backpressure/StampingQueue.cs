@@ -1,7 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree.Backpressure;
+#endif
 
 /// <summary>An item with the timestamp of its write (<see cref="TimeProvider.GetTimestamp"/>).</summary>
 internal readonly struct Stamped<T>(T item, long timestamp)

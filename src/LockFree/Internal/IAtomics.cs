@@ -54,6 +54,10 @@ internal interface IAtomics
     static abstract void StoreReleaseReference<T>(ref T location, T value)
         where T : class?;
 
+    /// <summary>Compare-and-swap of a reference (full fence): stores <paramref name="value"/> if the location holds <paramref name="comparand"/>; returns what it held.</summary>
+    static abstract T CompareExchangeReference<T>(ref T location, T value, T comparand)
+        where T : class?;
+
     /// <summary>
     /// Speculative plain load of a slot that another thread may overwrite at the same time: the caller uses
     /// the value only after a later read-modify-write proves nobody else took it, and discards it otherwise

@@ -55,4 +55,7 @@ internal enum PlantedFault
 
     /// <summary>SequencedRing's evicting enqueue: a helper that evicted the head for its owner releases the slot as plainly free, not handed: the owner places without reporting the displaced item, which is lost.</summary>
     HelperHandsAFreeSlot = 16384,
+
+    /// <summary>BackpressureBuffer's waiting write (blocking or asynchronous) parks without its recheck after linking: a read that took an item before the writer's park was visible (so it signalled nobody) leaves the writer asleep beside the room.</summary>
+    WriterParksWithoutRecheck = 32768,
 }

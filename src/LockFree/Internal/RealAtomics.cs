@@ -58,6 +58,11 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T CompareExchangeReference<T>(ref T location, T value, T comparand)
+        where T : class? => Interlocked.CompareExchange(ref location, value, comparand);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T LoadSpeculative<T>(ref T location) => location;
 
     /// <inheritdoc/>

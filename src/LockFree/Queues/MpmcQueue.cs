@@ -4,7 +4,15 @@ using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <summary>
 /// A bounded lock-free queue for any number of producer and consumer threads.
@@ -26,7 +34,7 @@ namespace LockFree;
 public sealed class MpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IClosableProducers, IEvictingQueue<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
-    private SequencedRing<T, RealAtomics, MultiRole, MultiRole> _ring;
+    private SequencedRing<T, Seam, MultiRole, MultiRole> _ring;
 
     /// <summary>Creates a queue that holds at least <paramref name="capacity"/> items.</summary>
     /// <param name="capacity">The minimum capacity, in [1, 2^30]; rounded up to a power of two.</param>

@@ -4,7 +4,15 @@ using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <summary>
 /// A bounded lock-free queue for one producer thread and any number of consumer threads: fan-out.
@@ -27,7 +35,7 @@ namespace LockFree;
 public sealed class SpmcQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>, IEvictingQueue<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
-    private SequencedRing<T, RealAtomics, SingleRole, MultiRole> _ring;
+    private SequencedRing<T, Seam, SingleRole, MultiRole> _ring;
 
     /// <summary>Creates a queue that holds at least <paramref name="capacity"/> items.</summary>
     /// <param name="capacity">The minimum capacity, in [1, 2^30]; rounded up to a power of two.</param>

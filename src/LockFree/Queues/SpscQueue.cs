@@ -4,7 +4,15 @@ using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <summary>
 /// A bounded wait-free queue for exactly one producer thread and one consumer thread: the fastest way to
@@ -33,7 +41,7 @@ namespace LockFree;
 public sealed class SpscQueue<T> : IBoundedQueue<T>, IQueuePositions, IHeadSnapshot<T>
 {
     // Not readonly: the engine is a mutable struct stored inline, so calls reach it without an indirection.
-    private SpscRing<T, RealAtomics> _ring;
+    private SpscRing<T, Seam> _ring;
 
     /// <summary>Creates a queue that holds at least <paramref name="capacity"/> items.</summary>
     /// <param name="capacity">The minimum capacity, in [1, 2^30]; rounded up to a power of two.</param>

@@ -219,6 +219,20 @@ internal readonly unsafe struct TestAtomics : IAtomics
         Volatile.Write(ref location, value);
     }
 
+    public static T CompareExchangeReference<T>(ref T location, T value, T comparand)
+        where T : class?
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return Interlocked.CompareExchange(ref location, value, comparand);
+        }
+
+        s.SchedulingPoint("CompareExchangeReference");
+        BeforeReadModifyWrite(s, ref location);
+        return Interlocked.CompareExchange(ref location, value, comparand);
+    }
+
     public static T LoadSpeculative<T>(ref T location)
     {
         var s = ControlledScheduler.Current;

@@ -285,6 +285,9 @@ internal readonly struct SpinCountingAtomics : IAtomics
     public static void StoreReleaseReference<T>(ref T location, T value)
         where T : class? => RealAtomics.StoreReleaseReference(ref location, value);
 
+    public static T CompareExchangeReference<T>(ref T location, T value, T comparand)
+        where T : class? => RealAtomics.CompareExchangeReference(ref location, value, comparand);
+
     public static T LoadSpeculative<T>(ref T location) => RealAtomics.LoadSpeculative(ref location);
 
     public static bool EnterLock(object gate) => RealAtomics.EnterLock(gate);

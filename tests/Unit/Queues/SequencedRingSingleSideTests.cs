@@ -127,6 +127,13 @@ internal readonly struct RmwCountingAtomics : IAtomics
     public static void StoreReleaseReference<T>(ref T location, T value)
         where T : class? => RealAtomics.StoreReleaseReference(ref location, value);
 
+    public static T CompareExchangeReference<T>(ref T location, T value, T comparand)
+        where T : class?
+    {
+        Calls++;
+        return RealAtomics.CompareExchangeReference(ref location, value, comparand);
+    }
+
     public static T LoadSpeculative<T>(ref T location) => RealAtomics.LoadSpeculative(ref location);
 
     public static bool EnterLock(object gate)

@@ -1,0 +1,461 @@
+using System.Text;
+using LockFree.Internal;
+using LockFree.Tests.Concurrency.Linearizability;
+using LockFree.Tests.Concurrency.Scheduling;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.Composed;
+
+/// <summary>
+/// The back-pressure buffer itself under the controlled scheduler (acceptance gap C): <see cref="BackpressureBuffer{T}"/>
+/// here is the composed build, the library's own source compiled again with the atomics seam bound to
+/// <see cref="TestAtomics"/> (Composed/README.md), so every shared access of the buffer, its engine, its waiter lists,
+/// gates and marks is a scheduling point. Scenarios: blocking writes and reads (the <c>Wait</c> policy's park and
+/// wake-up handshake on every engine), non-blocking writes and reads under each policy, and completion racing parked
+/// writers and readers. After every schedule: no deadlock (a lost wake-up leaves a thread blocked for ever, which the
+/// scheduler reports); every accepted item comes out exactly once (read, evicted to the callback, or left for the
+/// drain); each <c>EvictedOldest</c> answer handed exactly one item to the callback; the statistics agree with what
+/// the threads saw; and, without completion, the history is linearizable against <see cref="QueueSpec"/> (a blocking
+/// write that succeeded is an enqueue that succeeded, a blocking read a dequeue, a dropped incoming write a full
+/// answer, an evicting write the place-or-evict step). Proof of power:
+/// <see cref="PlantedFault.WriterParksWithoutRecheck"/> (a writer that parks without its recheck) is found, blocking
+/// (a deadlock) and asynchronous (the awaiting thread polls for ever: a livelock).
+/// </summary>
+public sealed class BufferScheduleTests(ITestOutputHelper output)
+{
+    /// <summary>Schedules per strategy in CI (scaled by LOCKFREE_STRESS_SCALE).</summary>
+    private const int PerStrategy = 300;
+
+    /// <summary>What a thread does.</summary>
+    public enum Step
+    {
+        /// <summary><c>Write(item, Timeout.InfiniteTimeSpan)</c>: blocks while full (under <c>Wait</c>).</summary>
+        BlockingWrite,
+
+        /// <summary><c>TryWrite(item)</c>: the policy's answer at once.</summary>
+        TryWrite,
+
+        /// <summary><c>TryRead(out item, Timeout.InfiniteTimeSpan)</c>: blocks while empty, false once completed and drained.</summary>
+        BlockingRead,
+
+        /// <summary><c>TryRead(out item)</c>.</summary>
+        TryRead,
+
+        /// <summary><c>TryComplete()</c>.</summary>
+        Complete,
+
+        /// <summary><c>WriteAsync(item)</c>: a pooled asynchronous wait while full (under <c>Wait</c>), awaited by polling.</summary>
+        WriteAsync,
+
+        /// <summary><c>ReadAsync()</c>: a pooled asynchronous wait while empty; throws once completed and drained.</summary>
+        ReadAsync,
+
+        /// <summary>The adapter's reading shape: <c>TryRead</c>, else <c>WaitToReadAsync</c> and again; false ends it.</summary>
+        WaitToRead,
+    }
+
+    /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>.</summary>
+    public sealed record Program(Step Step, int Count = 1)
+    {
+        public override string ToString() => Count == 1 ? Step.ToString() : $"{Step} x{Count}";
+    }
+
+    /// <summary>A scenario: the buffer's shape and its threads.</summary>
+    public sealed record Scenario(int Capacity, bool SingleWriter, bool SingleReader, OverflowPolicy Mode, int Prefill, Program[] Threads);
+
+    public static TheoryData<string> Scenarios() => [.. All.Keys];
+
+    private static readonly Dictionary<string, Scenario> All = new()
+    {
+        // The Wait policy's park and wake-up, on each engine: writers block on a full buffer, readers on an empty one.
+        ["spsc wait cap 1: write x3 | read x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 3), new(Step.BlockingRead, 3)]),
+        ["mpsc wait cap 1: write x2 | write x2 | read x4"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.BlockingWrite, 2), new(Step.BlockingRead, 4)]),
+        ["spmc wait cap 1: write x4 | read x2 | read x2"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 4), new(Step.BlockingRead, 2), new(Step.BlockingRead, 2)]),
+        ["mpmc wait cap 2: write x2 | write x2 | read x2 | read x2"] = new(2, false, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.BlockingWrite, 2), new(Step.BlockingRead, 2), new(Step.BlockingRead, 2)]),
+        ["mpsc wait cap 1 full: write | write | read x3"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 3)]),
+
+        // Non-blocking writers meeting blocked readers, and the other policies on a full buffer.
+        ["spsc wait cap 1: try-write x3 | read x1"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.TryWrite, 3), new(Step.BlockingRead, 1)]),
+        ["mpmc drop-oldest cap 1 full: try-write x2 | try-write x2 | try-read x2"] = new(1, false, false, OverflowPolicy.DropOldest, 1, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.TryRead, 2)]),
+        // (A blocking reader must be owed its items whatever the evictions do: here the prefill covers both readers.)
+        ["spmc drop-oldest cap 2 full: try-write x3 | read | try-read"] = new(2, true, false, OverflowPolicy.DropOldest, 2, [new(Step.TryWrite, 3), new(Step.BlockingRead), new(Step.TryRead)]),
+        ["mpsc drop-incoming cap 1: try-write x2 | try-write x2 | read x1"] = new(1, false, true, OverflowPolicy.DropIncoming, 0, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.BlockingRead, 1)]),
+        ["mpmc reject cap 1: try-write x2 | try-write x2 | try-read x2"] = new(1, false, false, OverflowPolicy.Reject, 0, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.TryRead, 2)]),
+
+        // The asynchronous waits (pooled operations on hand-off waiters; a wake-up runs the operation's next steps on
+        // the waking thread, as a pool thread would), alone and beside the blocking ones.
+        ["spsc wait cap 1: write-async x3 | read-async x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 3), new(Step.ReadAsync, 3)]),
+        ["mpsc wait cap 1: write-async x2 | write x2 | wait-to-read x4"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 2), new(Step.BlockingWrite, 2), new(Step.WaitToRead, 4)]),
+        ["spmc wait cap 1: write-async x3 | read-async x2 | read"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 3), new(Step.ReadAsync, 2), new(Step.BlockingRead)]),
+        ["mpmc wait cap 1: write-async x2 | write-async x2 | read-async x2 | wait-to-read x2"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 2), new(Step.WriteAsync, 2), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2)]),
+        ["mpmc wait cap 1 full: write-async | write-async | read-async x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.WriteAsync), new(Step.WriteAsync), new(Step.ReadAsync, 3), new(Step.Complete)]),
+        ["spsc wait cap 1: wait-to-read x2 | write-async | complete"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WaitToRead, 2), new(Step.WriteAsync), new(Step.Complete)]),
+
+        // Completion racing parked writers (they answer Completed or get in) and parked readers (they drain, then false).
+        ["spsc wait cap 1 full: write x2 | read x3 | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 3), new(Step.Complete)]),
+        ["mpmc wait cap 1 full: write | write | read x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 3), new(Step.Complete)]),
+        ["mpsc wait cap 1: read x2 | write | complete"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.BlockingRead, 2), new(Step.BlockingWrite), new(Step.Complete)]),
+        ["spmc wait cap 1: read | read | write | complete"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.BlockingRead), new(Step.BlockingRead), new(Step.BlockingWrite), new(Step.Complete)]),
+    };
+
+    /// <summary>Write outcomes seen over an exploration, by <see cref="WriteOutcome"/> value (the tests of this class run one at a time).</summary>
+    private static readonly long[] Outcomes = new long[8];
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void Explore_RealBuffer_NoLostWakeupEveryItemOnceLinearizable(string name)
+    {
+        Scenario scenario = All[name];
+        Array.Clear(Outcomes);
+        long schedules = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(2600 + name.Length))
+        {
+            ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
+            schedules += r.Iterations;
+            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
+        }
+
+        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")));
+        Assert.True(schedules >= 4, name);
+
+        // The races the scenario is for happened in some schedule.
+        Program[] threads = scenario.Threads;
+        if (scenario.Mode == OverflowPolicy.DropOldest)
+        {
+            Assert.True(Outcomes[(int)WriteOutcome.EvictedOldest] > 0, "no write evicted");
+        }
+        else if (scenario.Mode == OverflowPolicy.DropIncoming)
+        {
+            Assert.True(Outcomes[(int)WriteOutcome.DroppedIncoming] > 0, "no write was dropped");
+        }
+        else if (scenario.Mode == OverflowPolicy.Reject || threads.Any(p => p.Step == Step.TryWrite))
+        {
+            Assert.True(Outcomes[(int)WriteOutcome.Rejected] > 0, "no write was refused");
+        }
+
+        if (threads.Any(p => p.Step == Step.Complete) && threads.Any(p => p.Step == Step.BlockingWrite) && scenario.Prefill > 0)
+        {
+            Assert.True(Outcomes[(int)WriteOutcome.Completed] > 0, "no write met the completion");
+        }
+    }
+
+    [Theory]
+    [InlineData(Step.BlockingWrite, "deadlock")]
+    [InlineData(Step.WriteAsync, "livelock")]
+    public void Explore_WriterParksWithoutRecheck_IsFound(Step write, string expected)
+    {
+        // One writer waits on a full buffer of one; the reader takes the item before the writer's park is visible (so
+        // it signals nobody). Without the recheck after linking, the writer sleeps beside the room, and the reader, which
+        // waits for the writer's item, sleeps too: a deadlock (blocking), or a livelock of the test's polling await
+        // (asynchronous: the parked operation is nobody's thread).
+        Scenario scenario = new(1, true, true, OverflowPolicy.Wait, 1, [new(write), new(Step.BlockingRead, 2)]);
+        var found = new List<string>();
+        int finding = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(91))
+        {
+            Strategy strategy = make();
+            try
+            {
+                Explore(strategy, "planted: park without recheck", scenario, PlantedFault.WriterParksWithoutRecheck, 3000);
+                found.Add($"{strategy.Name}: not found");
+            }
+            catch (ScheduleFailureException failure)
+            {
+                finding++;
+                Assert.Contains(expected, failure.Message, StringComparison.OrdinalIgnoreCase);
+                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
+            }
+        }
+
+        output.WriteLine("park without recheck: " + string.Join("; ", found));
+        Assert.True(finding > 0, "no strategy found the planted lost wake-up");
+
+        // The control: the same scenario on the real buffer passes.
+        foreach (Func<Strategy> make in CiStrategies.Standard(91))
+        {
+            Explore(make(), "control", scenario, PlantedFault.None, 300);
+        }
+    }
+
+    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
+    {
+        var bodies = new Action<Run>[scenario.Threads.Length];
+        for (int t = 0; t < bodies.Length; t++)
+        {
+            int thread = t + 1;
+            bodies[t] = run => run.RunThread(thread);
+        }
+
+        return ControlledTest.Explore(
+            strategy,
+            budget,
+            () => new Run(scenario),
+            bodies,
+            run => run.Check(),
+            new ExploreOptions { Faults = faults, Name = name });
+    }
+
+    private sealed class Run
+    {
+        private const int Stride = 1000;
+        private readonly Scenario _scenario;
+        private readonly BackpressureBuffer<int> _buffer;
+        private readonly List<Operation<QueueInput, QueueOutput>> _history = [];
+        private readonly List<int> _placed = [];
+        private readonly List<int> _out = []; // read, evicted or dropped-incoming... of placed items: read or evicted only
+        private readonly List<int> _droppedIncoming = [];
+        private readonly int?[] _evictedBy = new int?[8]; // the item the callback got during the current write of each logical thread
+        private readonly StringBuilder _log = new();
+        private readonly long[] _outcomes = new long[8];
+        private bool _completed;
+
+        public Run(Scenario scenario)
+        {
+            _scenario = scenario;
+            _buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int>
+            {
+                Capacity = scenario.Capacity,
+                FullMode = scenario.Mode,
+                SingleWriter = scenario.SingleWriter,
+                SingleReader = scenario.SingleReader,
+                ItemDropped = OnDropped,
+            });
+            for (int i = 0; i < scenario.Prefill; i++)
+            {
+                if (_buffer.TryWrite(i).Outcome != WriteOutcome.Accepted)
+                {
+                    throw new InvalidOperationException("prefill");
+                }
+
+                _placed.Add(i);
+                _history.Add(new(0, QueueInput.Enqueue(i), QueueOutput.Succeeded, -2 * (scenario.Prefill - i) - 1, -2 * (scenario.Prefill - i)));
+            }
+        }
+
+        private void OnDropped(int item, DropReason reason)
+        {
+            int thread = ControlledScheduler.CurrentThread;
+            if (reason == DropReason.Oldest)
+            {
+                Assert(_evictedBy[thread] is null, $"one write of T{thread} evicted two items ({_evictedBy[thread]} and {item})");
+                _evictedBy[thread] = item;
+                _out.Add(item);
+            }
+            else
+            {
+                _droppedIncoming.Add(item);
+            }
+        }
+
+        public void RunThread(int thread)
+        {
+            Program program = _scenario.Threads[thread - 1];
+            for (int i = 0; i < program.Count; i++)
+            {
+                long call = ControlledScheduler.Now;
+                int value = (thread * Stride) + i;
+                int item;
+                QueueInput input;
+                QueueOutput result;
+                switch (program.Step)
+                {
+                    case Step.Complete:
+                        _buffer.TryComplete();
+                        _completed = true;
+                        _log.Append('T').Append(thread).Append(" complete; ");
+                        return;
+
+                    case Step.BlockingWrite:
+                    case Step.TryWrite:
+                    case Step.WriteAsync:
+                    {
+                        _evictedBy[thread] = null;
+                        WriteResult written = program.Step switch
+                        {
+                            Step.BlockingWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan),
+                            Step.TryWrite => _buffer.TryWrite(value),
+                            _ => Await(_buffer.WriteAsync(value)),
+                        };
+                        _outcomes[(int)written.Outcome]++;
+                        int? evicted = _evictedBy[thread];
+                        Assert((written.Outcome == WriteOutcome.EvictedOldest) == evicted.HasValue, $"T{thread}'s write of {value} answered {written.Outcome}, and the callback got {(evicted.HasValue ? evicted.Value.ToString() : "no item")}");
+                        switch (written.Outcome)
+                        {
+                            case WriteOutcome.Accepted:
+                                _placed.Add(value);
+                                input = QueueInput.Enqueue(value);
+                                result = QueueOutput.Succeeded;
+                                break;
+                            case WriteOutcome.EvictedOldest:
+                                _placed.Add(value);
+                                input = QueueInput.EnqueueOrEvict(value);
+                                result = QueueOutput.PlacedEvicting(evicted!.Value);
+                                break;
+                            case WriteOutcome.DroppedIncoming:
+                                Assert(_droppedIncoming.Count > 0 && _droppedIncoming[^1] == value, $"T{thread}'s write of {value} was dropped but the callback did not get it");
+                                input = QueueInput.Enqueue(value);
+                                result = QueueOutput.Failed; // the buffer was full
+                                break;
+                            case WriteOutcome.Rejected:
+                                Assert(program.Step == Step.TryWrite, $"a waiting write with no deadline answered {written}");
+                                input = QueueInput.Enqueue(value);
+                                result = QueueOutput.Failed;
+                                break;
+                            default: // Completed: the spec does not model completion (checked in Check)
+                                Assert(_completed || _buffer.IsCompleted, $"T{thread}'s write of {value} answered Completed before any completion");
+                                _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> Completed; ");
+                                continue;
+                        }
+
+                        break;
+                    }
+
+                    case Step.BlockingRead:
+                    case Step.ReadAsync:
+                    case Step.WaitToRead:
+                    {
+                        bool ok = program.Step switch
+                        {
+                            Step.BlockingRead => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan),
+                            Step.ReadAsync => TryReadAsync(out item),
+                            _ => WaitThenRead(out item),
+                        };
+                        if (!ok)
+                        {
+                            Assert(_buffer.IsCompleted, $"T{thread}'s waiting read ({program.Step}) answered false on a buffer not completed");
+                            _log.Append('T').Append(thread).Append(" read -> finished; ");
+                            return; // completed and drained: later reads would answer the same
+                        }
+
+                        _out.Add(item);
+                        input = QueueInput.Dequeue();
+                        result = QueueOutput.Item(item);
+                        break;
+                    }
+
+                    default:
+                    {
+                        bool ok = _buffer.TryRead(out item);
+                        if (ok)
+                        {
+                            _out.Add(item);
+                        }
+
+                        input = QueueInput.Dequeue();
+                        result = ok ? QueueOutput.Item(item) : QueueOutput.Failed;
+                        break;
+                    }
+                }
+
+                _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
+            }
+        }
+
+        /// <summary>
+        /// Waits for <paramref name="pending"/> by polling it at spin points: the wake-up runs the operation's next steps
+        /// on the waking logical thread, and the scheduler's fair spin rule lets it run. A wake-up that never comes
+        /// shows as a livelock (the step bound).
+        /// </summary>
+        private static TResult Await<TResult>(ValueTask<TResult> pending)
+        {
+            var spinner = default(SpinWait);
+            while (!pending.IsCompleted)
+            {
+                TestAtomics.SpinOnce(ref spinner);
+            }
+
+            return pending.GetAwaiter().GetResult();
+        }
+
+        private bool TryReadAsync(out int item)
+        {
+            try
+            {
+                item = Await(_buffer.ReadAsync());
+                return true;
+            }
+            catch (InvalidOperationException) when (_buffer.IsCompleted)
+            {
+                item = 0;
+                return false; // completed and drained
+            }
+        }
+
+        private bool WaitThenRead(out int item)
+        {
+            while (!_buffer.TryRead(out item))
+            {
+                if (!Await(_buffer.WaitToReadAsync()))
+                {
+                    return false; // completed and drained
+                }
+            }
+
+            return true;
+        }
+
+        public void Check()
+        {
+            for (int o = 0; o < _outcomes.Length; o++)
+            {
+                Outcomes[o] += _outcomes[o];
+            }
+
+            BackpressureStatistics before = _buffer.GetStatistics();
+            long t0 = _history.Count == 0 ? 0 : _history.Max(o => o.Return) + 1;
+            int drained = 0;
+            while (_buffer.TryRead(out int item))
+            {
+                _out.Add(item);
+                drained++;
+                _history.Add(new(0, QueueInput.Dequeue(), QueueOutput.Item(item), t0, t0 + 1));
+                t0 += 2;
+            }
+
+            Assert(drained <= _buffer.Capacity, $"the drain found {drained} items in a buffer of capacity {_buffer.Capacity}");
+            Assert(before.Remaining == drained, $"the statistics said {before.Remaining} remained; the drain found {drained}");
+            var counts = _out.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var (value, n) in counts)
+            {
+                Assert(n == 1, $"item {value} came out {n} times");
+                Assert(_placed.Contains(value), $"item {value} came out but was never accepted");
+            }
+
+            foreach (int value in _placed)
+            {
+                Assert(counts.ContainsKey(value), $"item {value} was accepted but lost");
+            }
+
+            // The counters agree with what the threads saw (the prefill counts as enqueued; the drain is not in "before").
+            long evictions = _outcomes[(int)WriteOutcome.EvictedOldest];
+            Assert(before.Enqueued == _placed.Count, $"Enqueued {before.Enqueued}, but {_placed.Count} writes got in");
+            Assert(before.Evicted == evictions, $"Evicted {before.Evicted}, but {evictions} writes evicted");
+            Assert(before.DroppedIncoming == _droppedIncoming.Count, $"DroppedIncoming {before.DroppedIncoming}, but the callback got {_droppedIncoming.Count}");
+            Assert(before.Enqueued == before.Dequeued + before.Evicted + before.Remaining, $"accounting: {before}");
+            if (_scenario.Mode is OverflowPolicy.Reject or OverflowPolicy.Wait)
+            {
+                long refused = _outcomes[(int)WriteOutcome.Rejected];
+                Assert(_scenario.Mode != OverflowPolicy.Reject || before.Rejected == refused, $"Rejected {before.Rejected}, but {refused} writes were refused");
+            }
+
+            if (_completed)
+            {
+                Assert(_buffer.IsCompleted && _buffer.TryWrite(-1).Outcome == WriteOutcome.Completed, "a write after the completion did not answer Completed");
+                return; // the spec does not model completion's answers
+            }
+
+            var result = LinearizabilityChecker.Check(new QueueSpec(_buffer.Capacity, exactBatches: false), _history);
+            Assert(result.IsLinearizable, "not linearizable: " + result.Explanation);
+        }
+
+        private void Assert(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new InvalidOperationException(message + "\nhistory: " + _log + "\nstate: " + _buffer.DescribeWaitState());
+            }
+        }
+    }
+}
