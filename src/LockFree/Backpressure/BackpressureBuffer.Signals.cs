@@ -235,7 +235,55 @@ public sealed partial class BackpressureBuffer<T>
         _readers.FinishAll(WaitStatus.Completed);
     }
 
+    /// <summary>
+    /// Moves the pause state across a watermark when the depth says so, and keeps at it until the state agrees with a
+    /// depth read after the state: so once writes and reads stop, <see cref="IsPaused"/> agrees with the depth (paused
+    /// only above the low watermark, resumed only below the high one).
+    /// </summary>
+    /// <remarks>
+    /// Before (session 17, found by the composed build's schedules), one depth read came before the state's read and
+    /// CAS: a writer that read the depth at the high watermark and was preempted could pause the buffer after readers
+    /// had emptied it (they saw it resumed and below the mark: nothing to do), and it stayed paused with nothing in it
+    /// until the next write; a producer that obeys the signal then waited for a resume that never came. Now each pass
+    /// reads the state, then the depth, and a crossing's CAS is followed by another pass. The other side of the race is
+    /// a thread whose write or read changed the depth and then read the state (before our CAS): after the CAS we run a
+    /// process-wide barrier (as ParkingGate's first park does), so that thread's index store is visible to our next
+    /// depth read, or its state read came after the barrier and saw our CAS. A crossing is rare (hysteresis), so the
+    /// barrier costs nothing on the operations themselves.
+    /// </remarks>
     private void CheckPressure()
+    {
+        if (Seam.IsPlanted(PlantedFault.PressureCheckWithStaleDepth))
+        {
+            CheckPressureOnce(); // the planted twin (tests only; a constant false in production)
+            return;
+        }
+
+        bool crossed = false;
+        while (true)
+        {
+            long paused = Seam.LoadAcquire(ref _paused); // acquire: the state before the depth it is checked against
+            int depth = _queue.Count;
+            if (paused == 0 ? depth < _highWatermark : depth > _lowWatermark)
+            {
+                break;
+            }
+
+            if (Seam.CompareExchange(ref _paused, paused ^ 1, paused) == paused) // full fence
+            {
+                crossed = true;
+                Seam.ProcessWideBarrier(); // a racing operation's depth change is visible to the next pass (see remarks)
+            }
+        }
+
+        if (crossed)
+        {
+            DeliverPressure();
+        }
+    }
+
+    /// <summary>The check before session 17, kept as <see cref="PlantedFault.PressureCheckWithStaleDepth"/>'s twin.</summary>
+    private void CheckPressureOnce()
     {
         int depth = _queue.Count;
         bool crossed = Seam.LoadAcquire(ref _paused) == 0

@@ -58,4 +58,7 @@ internal enum PlantedFault
 
     /// <summary>BackpressureBuffer's waiting write (blocking or asynchronous) parks without its recheck after linking: a read that took an item before the writer's park was visible (so it signalled nobody) leaves the writer asleep beside the room.</summary>
     WriterParksWithoutRecheck = 32768,
+
+    /// <summary>BackpressureBuffer's watermark check as before session 17: one depth read before the state's read and CAS, no second pass: a stale depth can pause an empty buffer (or resume a full one) for good.</summary>
+    PressureCheckWithStaleDepth = 65536,
 }

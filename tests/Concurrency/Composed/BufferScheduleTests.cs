@@ -20,7 +20,9 @@ namespace LockFree.Tests.Concurrency.Composed;
 /// write that succeeded is an enqueue that succeeded, a blocking read a dequeue, a dropped incoming write a full
 /// answer, an evicting write the place-or-evict step). Proof of power:
 /// <see cref="PlantedFault.WriterParksWithoutRecheck"/> (a writer that parks without its recheck) is found, blocking
-/// (a deadlock) and asynchronous (the awaiting thread polls for ever: a livelock).
+/// (a deadlock) and asynchronous (the awaiting thread polls for ever: a livelock); and the watermark check before
+/// session 17, which this class found (<see cref="PlantedFault.PressureCheckWithStaleDepth"/>: a stale depth paused an
+/// empty buffer for good), is found as a pause state that disagrees with the depth.
 /// </summary>
 public sealed class BufferScheduleTests(ITestOutputHelper output)
 {
@@ -62,7 +64,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     }
 
     /// <summary>A scenario: the buffer's shape and its threads.</summary>
-    public sealed record Scenario(int Capacity, bool SingleWriter, bool SingleReader, OverflowPolicy Mode, int Prefill, Program[] Threads);
+    public sealed record Scenario(int Capacity, bool SingleWriter, bool SingleReader, OverflowPolicy Mode, int Prefill, Program[] Threads, int High = 0, int Low = 0, bool TrackAge = false);
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
@@ -91,6 +93,17 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["mpmc wait cap 1: write-async x2 | write-async x2 | read-async x2 | wait-to-read x2"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 2), new(Step.WriteAsync, 2), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2)]),
         ["mpmc wait cap 1 full: write-async | write-async | read-async x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.WriteAsync), new(Step.WriteAsync), new(Step.ReadAsync, 3), new(Step.Complete)]),
         ["spsc wait cap 1: wait-to-read x2 | write-async | complete"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WaitToRead, 2), new(Step.WriteAsync), new(Step.Complete)]),
+
+        // Watermarks: every crossing reported once and in order, and once the threads stop, IsPaused (and the last event)
+        // agrees with the depth: paused only above the low watermark, resumed only below the high one.
+        ["spsc wait cap 4 marks 2/0: try-write x3 | try-read x3"] = new(4, true, true, OverflowPolicy.Wait, 0, [new(Step.TryWrite, 3), new(Step.TryRead, 3)], High: 2, Low: 0),
+        ["mpsc wait cap 4 marks 2/1: try-write x2 | try-write x2 | read x3"] = new(4, false, true, OverflowPolicy.Wait, 0, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.BlockingRead, 3)], High: 2, Low: 1),
+        ["mpmc wait cap 2 marks 2/0: write x2 | write | read x2 | try-read"] = new(2, false, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.BlockingWrite), new(Step.BlockingRead, 2), new(Step.TryRead)], High: 2, Low: 0),
+        ["spmc drop-oldest cap 2 marks 2/0 full: try-write x2 | try-read | try-read"] = new(2, true, false, OverflowPolicy.DropOldest, 2, [new(Step.TryWrite, 2), new(Step.TryRead), new(Step.TryRead)], High: 2, Low: 0),
+
+        // Item ages (the stamping adapter over the engine), under Wait and DropOldest.
+        ["mpsc wait cap 1 ages: write x2 | write-async | read x3"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.WriteAsync), new(Step.BlockingRead, 3)], TrackAge: true),
+        ["mpmc drop-oldest cap 1 ages full: try-write x2 | try-write | try-read x2"] = new(1, false, false, OverflowPolicy.DropOldest, 1, [new(Step.TryWrite, 2), new(Step.TryWrite), new(Step.TryRead, 2)], TrackAge: true),
 
         // Completion racing parked writers (they answer Completed or get in) and parked readers (they drain, then false).
         ["spsc wait cap 1 full: write x2 | read x3 | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 3), new(Step.Complete)]),
@@ -129,7 +142,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         {
             Assert.True(Outcomes[(int)WriteOutcome.DroppedIncoming] > 0, "no write was dropped");
         }
-        else if (scenario.Mode == OverflowPolicy.Reject || threads.Any(p => p.Step == Step.TryWrite))
+        else if (scenario.Prefill + threads.Where(p => p.Step == Step.TryWrite).Sum(p => p.Count) > scenario.Capacity)
         {
             Assert.True(Outcomes[(int)WriteOutcome.Rejected] > 0, "no write was refused");
         }
@@ -178,6 +191,35 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void Explore_PressureCheckWithStaleDepth_IsFound()
+    {
+        // The watermark check before session 17 (found by this class's first run): a writer reads the depth at the high
+        // watermark, the reader empties the buffer (resumed and below the mark: nothing to do), and the writer's CAS
+        // then pauses an empty buffer for good.
+        Scenario scenario = All["spsc wait cap 4 marks 2/0: try-write x3 | try-read x3"];
+        var found = new List<string>();
+        int finding = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(93))
+        {
+            Strategy strategy = make();
+            try
+            {
+                Explore(strategy, "planted: pressure check with a stale depth", scenario, PlantedFault.PressureCheckWithStaleDepth, 3000);
+                found.Add($"{strategy.Name}: not found");
+            }
+            catch (ScheduleFailureException failure)
+            {
+                finding++;
+                Assert.Contains("IsPaused", failure.InnerException!.Message, StringComparison.Ordinal);
+                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
+            }
+        }
+
+        output.WriteLine("pressure check with a stale depth: " + string.Join("; ", found));
+        Assert.True(finding > 0, "no strategy found the planted stale-depth check");
+    }
+
     private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
     {
         var bodies = new Action<Run>[scenario.Threads.Length];
@@ -208,6 +250,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private readonly int?[] _evictedBy = new int?[8]; // the item the callback got during the current write of each logical thread
         private readonly StringBuilder _log = new();
         private readonly long[] _outcomes = new long[8];
+        private readonly List<bool> _pressure = []; // PressureChanged events, in delivery order
         private bool _completed;
 
         public Run(Scenario scenario)
@@ -220,7 +263,11 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                 SingleWriter = scenario.SingleWriter,
                 SingleReader = scenario.SingleReader,
                 ItemDropped = OnDropped,
+                HighWatermark = scenario.High,
+                LowWatermark = scenario.Low,
+                TrackItemAge = scenario.TrackAge,
             });
+            _buffer.PressureChanged += (_, paused) => _pressure.Add(paused);
             for (int i = 0; i < scenario.Prefill; i++)
             {
                 if (_buffer.TryWrite(i).Outcome != WriteOutcome.Accepted)
@@ -404,6 +451,19 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             }
 
             BackpressureStatistics before = _buffer.GetStatistics();
+            if (_scenario.High != 0)
+            {
+                // Once the threads stop, the state agrees with the depth (hysteresis) and the last event with the state.
+                bool paused = _buffer.IsPaused;
+                string events = string.Join(",", _pressure.Select(p => p ? "pause" : "resume"));
+                Assert(paused ? before.Remaining > _scenario.Low : before.Remaining < _scenario.High, $"IsPaused {paused} with {before.Remaining} items left (watermarks {_scenario.High}/{_scenario.Low}); events: {events}");
+                Assert(_pressure.Count == 0 ? !paused : _pressure[^1] == paused, $"the last event does not match IsPaused {paused}; events: {events}");
+                for (int i = 0; i < _pressure.Count; i++)
+                {
+                    Assert(_pressure[i] == (i % 2 == 0), $"events out of order: {events}");
+                }
+            }
+
             long t0 = _history.Count == 0 ? 0 : _history.Max(o => o.Return) + 1;
             int drained = 0;
             while (_buffer.TryRead(out int item))
