@@ -55,6 +55,24 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         /// <summary>The adapter's reading shape: <c>TryRead</c>, else <c>WaitToReadAsync</c> and again; false ends it.</summary>
         WaitToRead,
+
+        /// <summary>The adapter's writing shape: <c>TryWrite</c>, else <c>WaitToWriteAsync</c> and again; false ends it.</summary>
+        WaitToWrite,
+
+        /// <summary><c>TryReadMany</c> into a span of two.</summary>
+        ReadMany,
+
+        /// <summary><c>Write(item, Timeout.InfiniteTimeSpan, token)</c> with the run's shared token: cancelled, it leaves no trace.</summary>
+        CancellableWrite,
+
+        /// <summary><c>WriteAsync(item, token)</c> with the run's shared token.</summary>
+        CancellableWriteAsync,
+
+        /// <summary><c>TryRead(out item, Timeout.InfiniteTimeSpan, token)</c> with the run's shared token: cancelled, it takes nothing.</summary>
+        CancellableRead,
+
+        /// <summary>Cancels the run's shared token (its callbacks run on this thread, as on a real one).</summary>
+        Cancel,
     }
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>.</summary>
@@ -105,6 +123,24 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["mpsc wait cap 1 ages: write x2 | write-async | read x3"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.WriteAsync), new(Step.BlockingRead, 3)], TrackAge: true),
         ["mpmc drop-oldest cap 1 ages full: try-write x2 | try-write | try-read x2"] = new(1, false, false, OverflowPolicy.DropOldest, 1, [new(Step.TryWrite, 2), new(Step.TryWrite), new(Step.TryRead, 2)], TrackAge: true),
 
+        // Cancellation racing the wake-up of parked writers and readers: a cancelled call leaves no trace (its item is
+        // not in the buffer, a cancelled read took nothing), and a signal it swallowed is passed on (no lost wake-up).
+        ["spsc wait cap 1 full: cancellable-write x2 | read | cancel"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.CancellableWrite, 2), new(Step.BlockingRead), new(Step.Cancel)]),
+        // (A blocking reader must be owed its items even when every cancellable write is cancelled, and a blocking writer
+        // its room even when every cancellable write gets in: so blocking writers join cancellable ones only where the
+        // blocking reads make room for all of them; and no other reader may take the items a blocking reader is owed.)
+        ["mpmc wait cap 1 full: cancellable-write-async | cancellable-write | read | cancel"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.CancellableWriteAsync), new(Step.CancellableWrite), new(Step.BlockingRead), new(Step.Cancel)]),
+        ["mpmc wait cap 1 full: cancellable-write-async x2 | cancellable-write x2 | read | cancel"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.CancellableWriteAsync, 2), new(Step.CancellableWrite, 2), new(Step.BlockingRead), new(Step.Cancel)]),
+        ["mpsc wait cap 1 full: cancellable-write | write | read x2 | cancel"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.CancellableWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 2), new(Step.Cancel)]),
+        ["spmc wait cap 1: cancellable-read | read | write x2 | cancel"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.CancellableRead), new(Step.BlockingRead), new(Step.BlockingWrite, 2), new(Step.Cancel)]),
+        ["spsc wait cap 1: cancellable-read x2 | write | cancel"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.CancellableRead, 2), new(Step.BlockingWrite), new(Step.Cancel)]),
+
+        // The adapter's shapes on the buffer (WaitToWriteAsync probes take nothing when woken), and batch reads.
+        ["mpsc wait cap 1 full: wait-to-write x2 | wait-to-write | read x4"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.WaitToWrite, 2), new(Step.WaitToWrite), new(Step.BlockingRead, 4)]),
+        ["spsc wait cap 1: wait-to-write x3 | read x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WaitToWrite, 3), new(Step.BlockingRead, 3)]),
+        ["spsc wait cap 2: try-write x4 | read-many x3"] = new(2, true, true, OverflowPolicy.Wait, 0, [new(Step.TryWrite, 4), new(Step.ReadMany, 3)]),
+        ["mpmc drop-oldest cap 2 full: try-write x2 | try-write | read-many x2"] = new(2, false, false, OverflowPolicy.DropOldest, 2, [new(Step.TryWrite, 2), new(Step.TryWrite), new(Step.ReadMany, 2)]),
+
         // Completion racing parked writers (they answer Completed or get in) and parked readers (they drain, then false).
         ["spsc wait cap 1 full: write x2 | read x3 | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 3), new(Step.Complete)]),
         ["mpmc wait cap 1 full: write | write | read x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 3), new(Step.Complete)]),
@@ -115,12 +151,16 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     /// <summary>Write outcomes seen over an exploration, by <see cref="WriteOutcome"/> value (the tests of this class run one at a time).</summary>
     private static readonly long[] Outcomes = new long[8];
 
+    /// <summary>Calls cancelled over an exploration.</summary>
+    private static long s_canceled;
+
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealBuffer_NoLostWakeupEveryItemOnceLinearizable(string name)
     {
         Scenario scenario = All[name];
         Array.Clear(Outcomes);
+        s_canceled = 0;
         long schedules = 0;
         foreach (Func<Strategy> make in CiStrategies.Standard(2600 + name.Length))
         {
@@ -129,7 +169,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
         }
 
-        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")));
+        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}");
         Assert.True(schedules >= 4, name);
 
         // The races the scenario is for happened in some schedule.
@@ -145,6 +185,12 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         else if (scenario.Prefill + threads.Where(p => p.Step == Step.TryWrite).Sum(p => p.Count) > scenario.Capacity)
         {
             Assert.True(Outcomes[(int)WriteOutcome.Rejected] > 0, "no write was refused");
+        }
+
+        if (threads.Any(p => p.Step == Step.Cancel))
+        {
+            Assert.True(s_canceled > 0, "no call was cancelled");
+            Assert.True(Outcomes[(int)WriteOutcome.Accepted] > 0, "no write got in");
         }
 
         if (threads.Any(p => p.Step == Step.Complete) && threads.Any(p => p.Step == Step.BlockingWrite) && scenario.Prefill > 0)
@@ -251,6 +297,9 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private readonly StringBuilder _log = new();
         private readonly long[] _outcomes = new long[8];
         private readonly List<bool> _pressure = []; // PressureChanged events, in delivery order
+        private readonly List<int> _canceled = []; // items of cancelled writes
+        private readonly CancellationTokenSource _cancel = new();
+        private int _cancellations;
         private bool _completed;
 
         public Run(Scenario scenario)
@@ -313,17 +362,40 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                         _log.Append('T').Append(thread).Append(" complete; ");
                         return;
 
+                    case Step.Cancel:
+                        _cancel.Cancel();
+                        _log.Append('T').Append(thread).Append(" cancel; ");
+                        return;
+
                     case Step.BlockingWrite:
                     case Step.TryWrite:
                     case Step.WriteAsync:
+                    case Step.WaitToWrite:
+                    case Step.CancellableWrite:
+                    case Step.CancellableWriteAsync:
                     {
                         _evictedBy[thread] = null;
-                        WriteResult written = program.Step switch
+                        WriteResult written;
+                        try
                         {
-                            Step.BlockingWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan),
-                            Step.TryWrite => _buffer.TryWrite(value),
-                            _ => Await(_buffer.WriteAsync(value)),
-                        };
+                            written = program.Step switch
+                            {
+                                Step.BlockingWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan),
+                                Step.TryWrite => _buffer.TryWrite(value),
+                                Step.WriteAsync => Await(_buffer.WriteAsync(value)),
+                                Step.WaitToWrite => WaitThenWrite(value),
+                                Step.CancellableWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan, _cancel.Token),
+                                _ => Await(_buffer.WriteAsync(value, _cancel.Token)),
+                            };
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _canceled.Add(value); // no trace: checked in Check (never read, evicted or left)
+                            _cancellations++;
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> canceled; ");
+                            continue;
+                        }
+
                         _outcomes[(int)written.Outcome]++;
                         int? evicted = _evictedBy[thread];
                         Assert((written.Outcome == WriteOutcome.EvictedOldest) == evicted.HasValue, $"T{thread}'s write of {value} answered {written.Outcome}, and the callback got {(evicted.HasValue ? evicted.Value.ToString() : "no item")}");
@@ -358,16 +430,39 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                         break;
                     }
 
+                    case Step.ReadMany:
+                    {
+                        var into = new int[2];
+                        int n = _buffer.TryReadMany(into);
+                        _out.AddRange(into.Take(n));
+                        input = QueueInput.DequeueMany(2);
+                        result = QueueOutput.Items(into.AsSpan(0, n));
+                        break;
+                    }
+
                     case Step.BlockingRead:
                     case Step.ReadAsync:
                     case Step.WaitToRead:
+                    case Step.CancellableRead:
                     {
-                        bool ok = program.Step switch
+                        bool ok;
+                        try
                         {
-                            Step.BlockingRead => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan),
-                            Step.ReadAsync => TryReadAsync(out item),
-                            _ => WaitThenRead(out item),
-                        };
+                            ok = program.Step switch
+                            {
+                                Step.BlockingRead => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan),
+                                Step.ReadAsync => TryReadAsync(out item),
+                                Step.WaitToRead => WaitThenRead(out item),
+                                _ => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan, _cancel.Token),
+                            };
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _log.Append('T').Append(thread).Append(" read -> canceled; ");
+                            _cancellations++;
+                            continue; // took nothing: an item it had taken would be missing in Check
+                        }
+
                         if (!ok)
                         {
                             Assert(_buffer.IsCompleted, $"T{thread}'s waiting read ({program.Step}) answered false on a buffer not completed");
@@ -430,6 +525,23 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             }
         }
 
+        private WriteResult WaitThenWrite(int value)
+        {
+            while (true)
+            {
+                WriteResult written = _buffer.TryWrite(value);
+                if (written.Outcome != WriteOutcome.Rejected)
+                {
+                    return written;
+                }
+
+                if (!Await(_buffer.WaitToWriteAsync()))
+                {
+                    return WriteResult.Completed;
+                }
+            }
+        }
+
         private bool WaitThenRead(out int item)
         {
             while (!_buffer.TryRead(out item))
@@ -449,6 +561,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             {
                 Outcomes[o] += _outcomes[o];
             }
+
+            s_canceled += _cancellations;
 
             BackpressureStatistics before = _buffer.GetStatistics();
             if (_scenario.High != 0)
@@ -486,6 +600,11 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             foreach (int value in _placed)
             {
                 Assert(counts.ContainsKey(value), $"item {value} was accepted but lost");
+            }
+
+            foreach (int value in _canceled)
+            {
+                Assert(!counts.ContainsKey(value), $"the cancelled write of {value} left its item in the buffer");
             }
 
             // The counters agree with what the threads saw (the prefill counts as enqueued; the drain is not in "before").
