@@ -1,6 +1,12 @@
 using System.Threading.Channels;
 
+#if LOCKFREE_COMPOSED_TESTS
+using LockFree.Backpressure;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree.Backpressure;
+#endif
 
 // Design: a Channel<T> whose reader and writer are thin adapters over one BackpressureBuffer<T>. The buffer
 // owns every piece of state (queue engine, waiters, completion); the adapters only translate its results

@@ -1,7 +1,11 @@
 using System.Threading.Channels;
 using LockFree.Backpressure;
 
+#if LOCKFREE_COMPOSED_TESTS
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree;
+#endif
 
 /// <summary>
 /// Creates <see cref="Channel{T}"/> instances that run on a <see cref="BackpressureBuffer{T}"/>: a drop-in for

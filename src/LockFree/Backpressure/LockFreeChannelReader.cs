@@ -1,7 +1,13 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 
+#if LOCKFREE_COMPOSED_TESTS
+using LockFree.Backpressure;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree.Backpressure;
+#endif
 
 // Design: forwards to BackpressureBuffer<T>, whose TryRead, WaitToReadAsync (false when completed and drained,
 // faulted with the completion error) and Completion already match the ChannelReader<T> contract. Only ReadAsync

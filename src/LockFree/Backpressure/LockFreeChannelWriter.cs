@@ -1,7 +1,13 @@
 using System.Threading.Channels;
 using System.Threading.Tasks.Sources;
 
+#if LOCKFREE_COMPOSED_TESTS
+using LockFree.Backpressure;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree.Backpressure;
+#endif
 
 // Design: translates BackpressureBuffer<T> write results into the ChannelWriter<T> contract.
 // Accepted, EvictedOldest and DroppedIncoming are successes (as the BCL's DropOldest/DropWrite modes succeed);

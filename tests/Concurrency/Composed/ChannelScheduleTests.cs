@@ -1,0 +1,381 @@
+using System.Text;
+using System.Threading.Channels;
+using LockFree.Tests.Concurrency.Linearizability;
+using LockFree.Tests.Concurrency.Scheduling;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.Composed;
+
+/// <summary>
+/// The <see cref="Channel{T}"/> adapter under the controlled scheduler: <see cref="LockFreeChannel"/> here is the composed
+/// build (the library's adapter and buffer sources on <see cref="TestAtomics"/>, Composed/README.md), driven only through
+/// <see cref="ChannelWriter{T}"/> and <see cref="ChannelReader{T}"/> in the shapes users write: <c>WriteAsync</c>,
+/// <c>TryWrite</c>, the <c>WaitToWriteAsync</c>/<c>TryWrite</c> loop, <c>ReadAsync</c>, the
+/// <c>WaitToReadAsync</c>/<c>TryRead</c> loop, and <c>TryComplete</c>. After every schedule: no lost wake-up; every
+/// written item read exactly once (or left for the drain); a call that threw <see cref="ChannelClosedException"/> left no
+/// item; <c>Completion</c> never completes while items remain, and completes once a completed channel is drained; and,
+/// without completion, the history is linearizable against <see cref="QueueSpec"/>.
+/// </summary>
+public sealed class ChannelScheduleTests(ITestOutputHelper output)
+{
+    private const int PerStrategy = 300;
+
+    /// <summary>What a thread does through the channel's reader or writer.</summary>
+    public enum Step
+    {
+        /// <summary><c>Writer.WriteAsync(item)</c>.</summary>
+        WriteAsync,
+
+        /// <summary><c>Writer.TryWrite(item)</c>.</summary>
+        TryWrite,
+
+        /// <summary><c>while (await WaitToWriteAsync()) if (TryWrite(item)) break;</c></summary>
+        WaitToWrite,
+
+        /// <summary><c>Reader.ReadAsync()</c>: throws <see cref="ChannelClosedException"/> once completed and drained.</summary>
+        ReadAsync,
+
+        /// <summary><c>Reader.TryRead(out item)</c>.</summary>
+        TryRead,
+
+        /// <summary><c>while (!TryRead(out item)) if (!await WaitToReadAsync()) return;</c></summary>
+        WaitToRead,
+
+        /// <summary><c>Writer.TryComplete()</c>.</summary>
+        Complete,
+    }
+
+    public sealed record Program(Step Step, int Count = 1)
+    {
+        public override string ToString() => Count == 1 ? Step.ToString() : $"{Step} x{Count}";
+    }
+
+    public sealed record Scenario(int Capacity, bool SingleWriter, bool SingleReader, int Prefill, Program[] Threads, OverflowPolicy Mode = OverflowPolicy.Wait);
+
+    public static TheoryData<string> Scenarios() => [.. All.Keys];
+
+    // Every waiting reader is owed its items and every waiting writer its room, whatever the racing calls do.
+    private static readonly Dictionary<string, Scenario> All = new()
+    {
+        ["spsc cap 1: write-async x3 | read-async x3"] = new(1, true, true, 0, [new(Step.WriteAsync, 3), new(Step.ReadAsync, 3)]),
+        ["spsc cap 1: wait-to-write x3 | wait-to-read x3"] = new(1, true, true, 0, [new(Step.WaitToWrite, 3), new(Step.WaitToRead, 3)]),
+        ["mpsc cap 1: write-async x2 | wait-to-write x2 | wait-to-read x4"] = new(1, false, true, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.WaitToRead, 4)]),
+        ["spmc cap 1: write-async x3 | read-async x2 | wait-to-read"] = new(1, true, false, 0, [new(Step.WriteAsync, 3), new(Step.ReadAsync, 2), new(Step.WaitToRead)]),
+        ["mpmc cap 1: write-async x2 | wait-to-write x2 | read-async x2 | wait-to-read x2"] = new(1, false, false, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2)]),
+        ["mpmc cap 2 drop-oldest full: try-write x2 | try-write x2 | wait-to-read x2"] = new(2, false, false, 2, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.WaitToRead, 2)], OverflowPolicy.DropOldest),
+
+        // Completion: racing writers get ChannelClosedException (leaving no item) or get in; readers drain, then end.
+        ["spsc cap 1 full: write-async x2 | wait-to-read x3 | complete"] = new(1, true, true, 1, [new(Step.WriteAsync, 2), new(Step.WaitToRead, 3), new(Step.Complete)]),
+        ["mpsc cap 1: wait-to-read x2 | wait-to-write | complete"] = new(1, false, true, 0, [new(Step.WaitToRead, 2), new(Step.WaitToWrite), new(Step.Complete)]),
+        ["spmc cap 1 full: write-async | read-async x2 | wait-to-read | complete"] = new(1, true, false, 1, [new(Step.WriteAsync), new(Step.ReadAsync, 2), new(Step.WaitToRead), new(Step.Complete)]),
+        ["mpmc cap 1 full: write-async | wait-to-write | read-async x2 | wait-to-read x2 | complete"] = new(1, false, false, 1, [new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2), new(Step.Complete)]),
+    };
+
+    private static long s_closedWrites;
+    private static long s_endedReads;
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void Explore_ChannelAdapter_ContractHoldsInEverySchedule(string name)
+    {
+        Scenario scenario = All[name];
+        s_closedWrites = s_endedReads = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(3600 + name.Length))
+        {
+            var bodies = new Action<Run>[scenario.Threads.Length];
+            for (int t = 0; t < bodies.Length; t++)
+            {
+                int thread = t + 1;
+                bodies[t] = run => run.RunThread(thread);
+            }
+
+            ExplorationResult r = ControlledTest.Explore(make(), ExplorationBudget.Schedules(PerStrategy), () => new Run(scenario), bodies, run => run.Check(), new ExploreOptions { Name = name });
+            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
+        }
+
+        output.WriteLine($"writes closed {s_closedWrites}, reads ended by the completion {s_endedReads}");
+        if (scenario.Threads.Any(p => p.Step == Step.Complete))
+        {
+            Assert.True(s_endedReads > 0, "no read met the completion");
+            if (scenario.Prefill > 0)
+            {
+                Assert.True(s_closedWrites > 0, "no write met the completion");
+            }
+        }
+    }
+
+    [Fact]
+    public void Explore_ChannelOverAWriterThatParksWithoutRecheck_IsFound()
+    {
+        // The checker's proof of power through the adapter: the buffer's planted lost wake-up, reached by WriteAsync.
+        Scenario scenario = new(1, true, true, 1, [new(Step.WriteAsync), new(Step.WaitToRead, 2)]);
+        var found = new List<string>();
+        foreach (Func<Strategy> make in CiStrategies.Standard(95))
+        {
+            Strategy strategy = make();
+            try
+            {
+                ControlledTest.Explore(strategy, 3000, () => new Run(scenario), [run => run.RunThread(1), run => run.RunThread(2)], run => run.Check(), new ExploreOptions { Name = "channel: park without recheck", Faults = Internal.PlantedFault.WriterParksWithoutRecheck });
+                found.Add($"{strategy.Name}: not found");
+            }
+            catch (ScheduleFailureException failure)
+            {
+                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
+            }
+        }
+
+        output.WriteLine("channel, park without recheck: " + string.Join("; ", found));
+        Assert.Contains(found, f => !f.EndsWith("not found", StringComparison.Ordinal));
+    }
+
+    private sealed class Run
+    {
+        private const int Stride = 1000;
+        private readonly Scenario _scenario;
+        private readonly Channel<int> _channel;
+        private readonly List<Operation<QueueInput, QueueOutput>> _history = [];
+        private readonly List<int> _placed = [];
+        private readonly List<int> _out = [];
+        private readonly List<int> _closed = [];
+        private readonly StringBuilder _log = new();
+        private int _ended;
+        private bool _completing;
+        private bool _completed;
+
+        public Run(Scenario scenario)
+        {
+            _scenario = scenario;
+            _channel = LockFreeChannel.CreateBounded<int>(
+                new LockFreeChannelOptions { Capacity = scenario.Capacity, SingleWriter = scenario.SingleWriter, SingleReader = scenario.SingleReader, FullMode = scenario.Mode },
+                (item, _) => _out.Add(item)); // evicted (DropOldest): out, exactly once like a read
+            for (int i = 0; i < scenario.Prefill; i++)
+            {
+                if (!_channel.Writer.TryWrite(i))
+                {
+                    throw new InvalidOperationException("prefill");
+                }
+
+                _placed.Add(i);
+                _history.Add(new(0, QueueInput.Enqueue(i), QueueOutput.Succeeded, -2 * (scenario.Prefill - i) - 1, -2 * (scenario.Prefill - i)));
+            }
+        }
+
+        public void RunThread(int thread)
+        {
+            Program program = _scenario.Threads[thread - 1];
+            ChannelWriter<int> writer = _channel.Writer;
+            ChannelReader<int> reader = _channel.Reader;
+            for (int i = 0; i < program.Count; i++)
+            {
+                long call = ControlledScheduler.Now;
+                int value = (thread * Stride) + i;
+                QueueInput input;
+                QueueOutput result;
+                switch (program.Step)
+                {
+                    case Step.Complete:
+                        _completing = true; // before the call: a racing write may see the closure before it returns
+                        writer.TryComplete();
+                        _completed = true;
+                        _log.Append('T').Append(thread).Append(" complete; ");
+                        return;
+
+                    case Step.WriteAsync:
+                    case Step.TryWrite:
+                    case Step.WaitToWrite:
+                    {
+                        bool ok;
+                        try
+                        {
+                            ok = program.Step switch
+                            {
+                                Step.WriteAsync => Await(writer.WriteAsync(value)),
+                                Step.TryWrite => writer.TryWrite(value),
+                                _ => WaitThenWrite(writer, value),
+                            };
+                        }
+                        catch (ChannelClosedException)
+                        {
+                            Assert(_completing, $"T{thread}'s write of {value} threw ChannelClosedException before any completion");
+                            _closed.Add(value);
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> closed; ");
+                            continue;
+                        }
+
+                        if (ok)
+                        {
+                            _placed.Add(value);
+                        }
+                        else if (program.Step == Step.WaitToWrite)
+                        {
+                            _closed.Add(value); // WaitToWriteAsync answered false: completed
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> wait false; ");
+                            continue;
+                        }
+
+                        input = QueueInput.Enqueue(value);
+                        result = ok ? QueueOutput.Succeeded : QueueOutput.Failed;
+                        break;
+                    }
+
+                    default:
+                    {
+                        bool ok;
+                        int item;
+                        try
+                        {
+                            ok = program.Step switch
+                            {
+                                Step.ReadAsync => ReadAsync(reader, out item),
+                                Step.TryRead => reader.TryRead(out item),
+                                _ => WaitThenRead(reader, out item),
+                            };
+                        }
+                        catch (ChannelClosedException)
+                        {
+                            Assert(false, $"T{thread}'s read threw ChannelClosedException from its wait");
+                            throw;
+                        }
+
+                        if (!ok && program.Step != Step.TryRead)
+                        {
+                            Assert(_completing, $"T{thread}'s {program.Step} ended on a channel not completed");
+                            _ended++;
+                            _log.Append('T').Append(thread).Append(" read -> ended; ");
+                            return; // completed and drained
+                        }
+
+                        if (ok)
+                        {
+                            _out.Add(item);
+                        }
+
+                        input = QueueInput.Dequeue();
+                        result = ok ? QueueOutput.Item(item) : QueueOutput.Failed;
+                        break;
+                    }
+                }
+
+                _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
+            }
+        }
+
+        private static T Await<T>(ValueTask<T> pending)
+        {
+            var spinner = default(SpinWait);
+            while (!pending.IsCompleted)
+            {
+                TestAtomics.SpinOnce(ref spinner);
+            }
+
+            return pending.GetAwaiter().GetResult();
+        }
+
+        private static bool Await(ValueTask pending)
+        {
+            var spinner = default(SpinWait);
+            while (!pending.IsCompleted)
+            {
+                TestAtomics.SpinOnce(ref spinner);
+            }
+
+            pending.GetAwaiter().GetResult();
+            return true;
+        }
+
+        private static bool WaitThenWrite(ChannelWriter<int> writer, int value)
+        {
+            while (Await(writer.WaitToWriteAsync()))
+            {
+                if (writer.TryWrite(value))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        private static bool ReadAsync(ChannelReader<int> reader, out int item)
+        {
+            try
+            {
+                item = Await(reader.ReadAsync());
+                return true;
+            }
+            catch (ChannelClosedException)
+            {
+                item = 0;
+                return false; // completed and drained
+            }
+        }
+
+        private static bool WaitThenRead(ChannelReader<int> reader, out int item)
+        {
+            while (!reader.TryRead(out item))
+            {
+                if (!Await(reader.WaitToReadAsync()))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public void Check()
+        {
+            s_closedWrites += _closed.Count;
+            s_endedReads += _ended;
+            ChannelReader<int> reader = _channel.Reader;
+            bool completionBefore = reader.Completion.IsCompleted;
+            long t0 = _history.Count == 0 ? 0 : _history.Max(o => o.Return) + 1;
+            int drained = 0;
+            while (reader.TryRead(out int item))
+            {
+                _out.Add(item);
+                drained++;
+                _history.Add(new(0, QueueInput.Dequeue(), QueueOutput.Item(item), t0, t0 + 1));
+                t0 += 2;
+            }
+
+            Assert(!completionBefore || drained == 0, $"Completion completed with {drained} items still in the channel");
+            Assert(!_completed || reader.Completion.IsCompleted, "the channel was completed and drained, but Completion did not complete");
+            Assert(_completed || !reader.Completion.IsCompleted, "Completion completed without a completion");
+            var counts = _out.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var (value, n) in counts)
+            {
+                Assert(n == 1, $"item {value} came out {n} times");
+                Assert(_placed.Contains(value), $"item {value} came out but was never written");
+            }
+
+            foreach (int value in _placed)
+            {
+                Assert(counts.ContainsKey(value), $"item {value} was written but lost");
+            }
+
+            foreach (int value in _closed)
+            {
+                Assert(!counts.ContainsKey(value), $"the write of {value} failed on the completion but its item came out");
+            }
+
+            if (_completed || _scenario.Mode == OverflowPolicy.DropOldest)
+            {
+                return; // the spec models neither the completion nor the channel's silent eviction (TryWrite answers true)
+            }
+
+            var result = LinearizabilityChecker.Check(new QueueSpec(_scenario.Capacity, exactBatches: false), _history);
+            Assert(result.IsLinearizable, "not linearizable: " + result.Explanation);
+        }
+
+        private void Assert(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new InvalidOperationException(message + "\nhistory: " + _log);
+            }
+        }
+    }
+}
