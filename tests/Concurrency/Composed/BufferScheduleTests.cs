@@ -73,6 +73,9 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         /// <summary>Cancels the run's shared token (its callbacks run on this thread, as on a real one).</summary>
         Cancel,
+
+        /// <summary><c>Dispose()</c>: parked calls wake with <see cref="ObjectDisposedException"/>; items left stay readable.</summary>
+        Dispose,
     }
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>.</summary>
@@ -141,6 +144,12 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["spsc wait cap 2: try-write x4 | read-many x3"] = new(2, true, true, OverflowPolicy.Wait, 0, [new(Step.TryWrite, 4), new(Step.ReadMany, 3)]),
         ["mpmc drop-oldest cap 2 full: try-write x2 | try-write | read-many x2"] = new(2, false, false, OverflowPolicy.DropOldest, 2, [new(Step.TryWrite, 2), new(Step.TryWrite), new(Step.ReadMany, 2)]),
 
+        // Disposal racing parked calls: writers throw ObjectDisposedException leaving no item, readers still get every
+        // item left and then the exception, nothing is lost.
+        ["spsc wait cap 1 full: write x2 | read x3 | dispose"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 3), new(Step.Dispose)]),
+        ["mpmc wait cap 1 full: write | write-async | read x2 | read-async | dispose"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.WriteAsync), new(Step.BlockingRead, 2), new(Step.ReadAsync), new(Step.Dispose)]),
+        ["spmc wait cap 1: read-async | wait-to-read | write x2 | dispose"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.ReadAsync), new(Step.WaitToRead), new(Step.BlockingWrite, 2), new(Step.Dispose)]),
+
         // Completion racing parked writers (they answer Completed or get in) and parked readers (they drain, then false).
         ["spsc wait cap 1 full: write x2 | read x3 | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 3), new(Step.Complete)]),
         ["mpmc wait cap 1 full: write | write | read x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 3), new(Step.Complete)]),
@@ -154,13 +163,16 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     /// <summary>Calls cancelled over an exploration.</summary>
     private static long s_canceled;
 
+    /// <summary>Calls that threw <see cref="ObjectDisposedException"/> over an exploration.</summary>
+    private static long s_disposedCalls;
+
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealBuffer_NoLostWakeupEveryItemOnceLinearizable(string name)
     {
         Scenario scenario = All[name];
         Array.Clear(Outcomes);
-        s_canceled = 0;
+        s_canceled = s_disposedCalls = 0;
         long schedules = 0;
         foreach (Func<Strategy> make in CiStrategies.Standard(2600 + name.Length))
         {
@@ -169,7 +181,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
         }
 
-        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}");
+        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}");
         Assert.True(schedules >= 4, name);
 
         // The races the scenario is for happened in some schedule.
@@ -185,6 +197,11 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         else if (scenario.Prefill + threads.Where(p => p.Step == Step.TryWrite).Sum(p => p.Count) > scenario.Capacity)
         {
             Assert.True(Outcomes[(int)WriteOutcome.Rejected] > 0, "no write was refused");
+        }
+
+        if (threads.Any(p => p.Step == Step.Dispose))
+        {
+            Assert.True(s_disposedCalls > 0, "no call met the disposal");
         }
 
         if (threads.Any(p => p.Step == Step.Cancel))
@@ -300,7 +317,10 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private readonly List<int> _canceled = []; // items of cancelled writes
         private readonly CancellationTokenSource _cancel = new();
         private int _cancellations;
+        private int _disposedCalls;
+        private bool _completing; // set before the completing (or disposing) call
         private bool _completed;
+        private bool _disposed;
 
         public Run(Scenario scenario)
         {
@@ -357,9 +377,17 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                 switch (program.Step)
                 {
                     case Step.Complete:
+                        _completing = true;
                         _buffer.TryComplete();
                         _completed = true;
                         _log.Append('T').Append(thread).Append(" complete; ");
+                        return;
+
+                    case Step.Dispose:
+                        _completing = true; // before the call: a racing call may see it before it returns
+                        _buffer.Dispose();
+                        _completed = _disposed = true;
+                        _log.Append('T').Append(thread).Append(" dispose; ");
                         return;
 
                     case Step.Cancel:
@@ -387,6 +415,14 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 Step.CancellableWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan, _cancel.Token),
                                 _ => Await(_buffer.WriteAsync(value, _cancel.Token)),
                             };
+                        }
+                        catch (ObjectDisposedException)
+                        {
+                            Assert(_completing, $"T{thread}'s write of {value} threw ObjectDisposedException before the disposal");
+                            _canceled.Add(value); // no trace, as a cancelled write
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> disposed; ");
+                            _disposedCalls++;
+                            continue;
                         }
                         catch (OperationCanceledException)
                         {
@@ -422,7 +458,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 result = QueueOutput.Failed;
                                 break;
                             default: // Completed: the spec does not model completion (checked in Check)
-                                Assert(_completed || _buffer.IsCompleted, $"T{thread}'s write of {value} answered Completed before any completion");
+                                Assert(_completing, $"T{thread}'s write of {value} answered Completed before any completion");
                                 _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> Completed; ");
                                 continue;
                         }
@@ -456,6 +492,13 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 _ => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan, _cancel.Token),
                             };
                         }
+                        catch (ObjectDisposedException)
+                        {
+                            Assert(_completing, $"T{thread}'s read threw ObjectDisposedException before the disposal");
+                            _log.Append('T').Append(thread).Append(" read -> disposed; ");
+                            _disposedCalls++;
+                            return; // disposed and drained: later reads would throw the same
+                        }
                         catch (OperationCanceledException)
                         {
                             _log.Append('T').Append(thread).Append(" read -> canceled; ");
@@ -465,7 +508,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
                         if (!ok)
                         {
-                            Assert(_buffer.IsCompleted, $"T{thread}'s waiting read ({program.Step}) answered false on a buffer not completed");
+                            Assert(_completing, $"T{thread}'s waiting read ({program.Step}) answered false on a buffer not completed");
                             _log.Append('T').Append(thread).Append(" read -> finished; ");
                             return; // completed and drained: later reads would answer the same
                         }
@@ -518,10 +561,10 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                 item = Await(_buffer.ReadAsync());
                 return true;
             }
-            catch (InvalidOperationException) when (_buffer.IsCompleted)
+            catch (InvalidOperationException error) when (_buffer.IsCompleted && error is not ObjectDisposedException)
             {
                 item = 0;
-                return false; // completed and drained
+                return false; // completed and drained (a disposal's exception goes to the caller's handler)
             }
         }
 
@@ -563,6 +606,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             }
 
             s_canceled += _cancellations;
+            s_disposedCalls += _disposedCalls;
 
             BackpressureStatistics before = _buffer.GetStatistics();
             if (_scenario.High != 0)
@@ -621,7 +665,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
             if (_completed)
             {
-                Assert(_buffer.IsCompleted && _buffer.TryWrite(-1).Outcome == WriteOutcome.Completed, "a write after the completion did not answer Completed");
+                Assert(_buffer.IsCompleted && (_disposed || _buffer.TryWrite(-1).Outcome == WriteOutcome.Completed), "a write after the completion did not answer Completed");
                 return; // the spec does not model completion's answers
             }
 
