@@ -61,4 +61,7 @@ internal enum PlantedFault
 
     /// <summary>BackpressureBuffer's watermark check as before session 17: one depth read before the state's read and CAS, no second pass: a stale depth can pause an empty buffer (or resume a full one) for good.</summary>
     PressureCheckWithStaleDepth = 65536,
+
+    /// <summary>DelayQueue's parking dequeue takes before it links its waiter (and not after): an item published in between signals nobody, and the reader sleeps beside it.</summary>
+    DelayReaderTakesBeforeLinking = 131072,
 }

@@ -3,7 +3,15 @@ using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Timers;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <content>Asynchronous enqueue (the Wait policy), dequeue and the <see cref="IAsyncEnumerable{T}"/> reader.</content>
 public sealed partial class DelayQueue<T>
@@ -103,7 +111,7 @@ public sealed partial class DelayQueue<T>
                 {
                     signal = true;
                 }
-                else if (due == long.MaxValue || Volatile.Read(ref _armedFor) != due) // MaxValue is "nothing armed": a root really due then always arms
+                else if (due == long.MaxValue || Seam.LoadAcquire(ref _armedFor) != due) // MaxValue is "nothing armed": a root really due then always arms
                 {
                     ArmWakeup(due, unchecked(due - now));
                     signal = !_core.InboxIsEmpty; // the handshake's recheck: a producer may have judged against the old time

@@ -1,6 +1,15 @@
 using LockFree.Backpressure;
+using LockFree.Internal;
+
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
 
 namespace LockFree;
+#endif
 
 /// <content>
 /// The asynchronous slow paths (a dequeue that must wait for a due item, an enqueue that must wait for room) as pooled
@@ -47,7 +56,7 @@ public sealed partial class DelayQueue<T>
     private abstract class DequeueOperationBase<TResult>(DelayQueue<T> queue) : PooledOperation<TResult>
     {
         private CancellationToken _token;
-        private Waiter? _waiter; // the hand-off waiter parked on (set before the park publishes it)
+        private Waiter<Seam>? _waiter; // the hand-off waiter parked on (set before the park publishes it)
 
         public void Set(CancellationToken token) => _token = token;
 
@@ -61,10 +70,29 @@ public sealed partial class DelayQueue<T>
                 bool taken;
                 if (!resumed)
                 {
-                    Waiter waiter = queue._readers.RentAndLink(synchronous: false, handoff: true); // link, then fence (the handshake's first half)
+                    if (Seam.IsPlanted(PlantedFault.DelayReaderTakesBeforeLinking))
+                    {
+                        taken = queue.TryTake(out item, armIfNotDue: true); // the planted lost wake-up (tests only; a constant false in production)
+                        if (taken)
+                        {
+                            queue.AfterTake();
+                            found = true;
+                            return true;
+                        }
+                    }
+
+                    Waiter<Seam> waiter = queue._readers.RentAndLink(synchronous: false, handoff: true); // link, then fence (the handshake's first half)
                     try
                     {
-                        taken = queue.TryTake(out item, armIfNotDue: true);
+                        if (Seam.IsPlanted(PlantedFault.DelayReaderTakesBeforeLinking))
+                        {
+                            taken = false; // the planted twin took before linking (above) and does not take again
+                            item = default;
+                        }
+                        else
+                        {
+                            taken = queue.TryTake(out item, armIfNotDue: true);
+                        }
                     }
                     catch (Exception)
                     {
@@ -86,7 +114,7 @@ public sealed partial class DelayQueue<T>
 
                     // Disposed before finished: Dispose completes the queue, so a queue empty at Dispose is both, and its
                     // readers are told it was disposed (the documented exception), not that it was completed.
-                    if (Volatile.Read(ref queue._disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
+                    if (Seam.LoadAcquire(ref queue._disposed) != 0) // set before Dispose wakes the linked readers, so no reader parks past it
                     {
                         queue._readers.Abandon(waiter, forwardSignal: true);
                         queue.ThrowIfDisposed();
@@ -111,7 +139,7 @@ public sealed partial class DelayQueue<T>
                 }
 
                 resumed = false;
-                Waiter ended = _waiter!;
+                Waiter<Seam> ended = _waiter!;
                 _waiter = null;
                 ended.ConsumeHandoff(); // recycles the waiter; throws when cancelled
 
@@ -203,7 +231,7 @@ public sealed partial class DelayQueue<T>
         private T _item = default!;
         private TimeSpan _delay;
         private CancellationToken _token;
-        private Waiter? _waiter; // the hand-off waiter parked on (set before the park publishes it)
+        private Waiter<Seam>? _waiter; // the hand-off waiter parked on (set before the park publishes it)
 
         public void Set(T item, TimeSpan delay, CancellationToken token)
         {
@@ -220,7 +248,7 @@ public sealed partial class DelayQueue<T>
             {
                 if (!resumed)
                 {
-                    Waiter waiter = queue._writers.RentAndLink(synchronous: false, handoff: true);
+                    Waiter<Seam> waiter = queue._writers.RentAndLink(synchronous: false, handoff: true);
                     try
                     {
                         result = queue.WriteOnce(_item, _delay, OverflowPolicy.Wait, countRejection: false); // recheck after the handshake
@@ -251,7 +279,7 @@ public sealed partial class DelayQueue<T>
                 }
 
                 resumed = false;
-                Waiter ended = _waiter!;
+                Waiter<Seam> ended = _waiter!;
                 _waiter = null;
                 WaitStatus status = ended.ConsumeHandoff(); // recycles the waiter; throws when cancelled
                 if (status == WaitStatus.Completed)

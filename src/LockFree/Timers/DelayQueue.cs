@@ -6,7 +6,17 @@ using LockFree.Internal;
 using LockFree.Queues;
 using LockFree.Timers;
 
+#if LOCKFREE_COMPOSED_TESTS
+using ConsumerLock = LockFree.Tests.Concurrency.Timers.TestSpinLock;
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using ConsumerLock = LockFree.Timers.MonitorConsumerLock;
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 // Design: a bounded delay queue with lock-free producers and a short consumer-side lock.
 //
@@ -92,10 +102,10 @@ namespace LockFree;
 [DebuggerDisplay("Capacity = {Capacity}, FullMode = {FullMode}")]
 public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 {
-    private readonly DelayQueueCore<T, RealAtomics, MonitorConsumerLock> _core; // inbox, heap, count, root: the explorable part
+    private readonly DelayQueueCore<T, Seam, ConsumerLock> _core; // inbox, heap, count, root: the explorable part
     private readonly WakeupArm _arm;
-    private readonly WaiterList _readers;
-    private readonly WaiterList _writers;
+    private readonly WaiterList<Seam> _readers;
+    private readonly WaiterList<Seam> _writers;
     private readonly TimeProvider _time;
     private readonly HierarchicalTimerWheel? _wheel; // drives the wake-up when given; else a TimeProvider timer
     private readonly double _timestampsPerTick;
@@ -108,9 +118,9 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     private long _armedFor = long.MaxValue; // when the wake-up fires (MaxValue: not armed); see the handshakes above
     private long _droppedIncoming;
     private long _rejected;
-    private int _completed;
-    private int _finished;
-    private int _disposed;
+    private long _completed;
+    private long _finished;
+    private long _disposed;
 
     /// <summary>Creates a delay queue that holds at most <paramref name="capacity"/> items.</summary>
     /// <param name="capacity">The most items the queue holds (pending and due), in [1, 2^30]. Exact: not rounded.</param>
@@ -140,14 +150,14 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         _time = options.TimeProvider;
         _wheel = options.TimerWheel;
         _timestampsPerTick = _time.TimestampFrequency / (double)TimeSpan.TicksPerSecond;
-        _core = new DelayQueueCore<T, RealAtomics, MonitorConsumerLock>(capacity, _time);
+        _core = new DelayQueueCore<T, Seam, ConsumerLock>(capacity, _time);
         _arm = new WakeupArm(this);
 
         // Its waits arm no timer today (no timeouts: cancellation only), so this never runs; wired to the clock's failure
         // report all the same, so a timed wait added later cannot lose a timer's failure (see WaiterList.TimerFailed).
         Action<Exception> timerFailed = error => FailureReport.Raise(ref _clockFailures, ClockFailed, this, error);
-        _readers = new WaiterList(timerFailed);
-        _writers = new WaiterList(timerFailed);
+        _readers = new WaiterList<Seam>(timerFailed);
+        _writers = new WaiterList<Seam>(timerFailed);
         if (Name is not null)
         {
             BackpressureMetrics.Register(this);
@@ -170,7 +180,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     public string? Name { get; }
 
     /// <summary>Whether <see cref="Complete"/> has been called (enqueues take nothing; readers drain what is left).</summary>
-    public bool IsCompleted => Volatile.Read(ref _completed) != 0;
+    public bool IsCompleted => Seam.LoadAcquire(ref _completed) != 0;
 
     /// <summary>Completes once the queue has been completed and every item, delayed ones included, has been dequeued or evicted.</summary>
     public Task Completion => _completion.Task;
@@ -264,7 +274,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         long dequeued = _core.Dequeued;
         long enqueued = _core.EnqueuedPositions + _core.Evicted;
         return new BackpressureStatistics(
-            enqueued, dequeued, Interlocked.Read(ref _droppedIncoming), evicted, Interlocked.Read(ref _rejected), Count);
+            enqueued, dequeued, Seam.LoadAcquire(ref _droppedIncoming), evicted, Seam.LoadAcquire(ref _rejected), Count);
     }
 
     /// <summary>The time until the earliest pending item is due: <see cref="TimeSpan.Zero"/> when one is due, null when the queue is empty.</summary>
@@ -294,7 +304,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <returns>False when it was already completed.</returns>
     public bool TryComplete()
     {
-        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        if (Seam.CompareExchange(ref _completed, 1, 0) != 0)
         {
             return false;
         }
@@ -317,7 +327,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>Completes the queue, stops its wake-up and its metrics. Items still queued stay readable with <see cref="TryDequeue"/>.</summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Seam.CompareExchange(ref _disposed, 1, 0) != 0)
         {
             return;
         }
@@ -350,7 +360,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     public event EventHandler<Exception>? CallbackFailed;
 
     /// <summary>How many times <see cref="DelayQueueOptions{T}.ItemDropped"/> threw (a snapshot; also <c>lockfree.queue.callback_failures</c>).</summary>
-    public long CallbackFailures => Volatile.Read(ref _callbackFailures);
+    public long CallbackFailures => Seam.LoadAcquire(ref _callbackFailures);
 
     /// <inheritdoc/>
     long IBufferMetricsSource.CallbackFailures => CallbackFailures;
@@ -374,7 +384,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// (a rejection's retry hint, a reader's pass-on after its take, an owner's move back; a snapshot; also <c>lockfree.queue.clock_failures</c>).
     /// See <see cref="ClockFailed"/>.
     /// </summary>
-    public long ClockFailureCount => Volatile.Read(ref _clockFailures);
+    public long ClockFailureCount => Seam.LoadAcquire(ref _clockFailures);
 
     /// <inheritdoc/>
     long IBufferMetricsSource.ClockFailureCount => ClockFailureCount;
@@ -404,7 +414,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     {
         if (TryReserve())
         {
-            if (Volatile.Read(ref _completed) != 0) // after the reservation's CAS: pairs with the exchange in TryComplete
+            if (Seam.LoadAcquire(ref _completed) != 0) // after the reservation's CAS: pairs with the exchange in TryComplete
             {
                 Release(1);
                 return WriteResult.Completed;
@@ -414,7 +424,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             return WriteResult.Accepted;
         }
 
-        if (Volatile.Read(ref _completed) != 0)
+        if (Seam.LoadAcquire(ref _completed) != 0)
         {
             return WriteResult.Completed;
         }
@@ -422,7 +432,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
-                Interlocked.Increment(ref _droppedIncoming);
+                Seam.Add(ref _droppedIncoming, 1);
                 InvokeItemDropped(item, DropReason.Incoming);
                 return WriteResult.DroppedIncoming;
             case OverflowPolicy.DropOldest:
@@ -437,7 +447,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                     return WriteResult.Rejected(RejectReason.Full, default);
                 }
 
-                Interlocked.Increment(ref _rejected);
+                Seam.Add(ref _rejected, 1);
                 return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
         }
     }
@@ -486,7 +496,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         // armed time, wrap-safe (MaxValue: nothing armed; DueNow: before every armed time).
         if (_readers.HasWaiters)
         {
-            long armedFor = Volatile.Read(ref _armedFor); // acquire: pairs with the exchange in ArmWakeup
+            long armedFor = Seam.LoadAcquire(ref _armedFor); // acquire: pairs with the exchange in ArmWakeup
             if (armedFor == long.MaxValue || due == Timestamps.DueNow || Timestamps.IsBefore(due, armedFor))
             {
                 _readers.SignalOne();
@@ -514,7 +524,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
             // few instructions. Or room appeared meanwhile.
             if (TryReserve())
             {
-                if (Volatile.Read(ref _completed) != 0)
+                if (Seam.LoadAcquire(ref _completed) != 0)
                 {
                     Release(1);
                     return WriteResult.Completed;
@@ -524,7 +534,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
                 return WriteResult.Accepted;
             }
 
-            spinner.SpinOnce();
+            Seam.SpinOnce(ref spinner);
         }
     }
 
@@ -534,8 +544,9 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     /// <summary>Arms the wake-up; under the consumer lock. The interlocked write is the handshake's full fence.</summary>
     private void ArmWakeup(long due, long dueInTimestamps)
     {
-        Interlocked.Exchange(ref _armedFor, due); // full fence: our write before the inbox recheck; pairs with Publish
-        if (Volatile.Read(ref _disposed) != 0)
+        Seam.StoreRelease(ref _armedFor, due);
+        Seam.FullFence(); // our write before the inbox recheck; pairs with Publish (an exchange before: the same order)
+        if (Seam.LoadAcquire(ref _disposed) != 0)
         {
             return;
         }
@@ -549,14 +560,14 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         {
             // The timer (user code: the TimeProvider's) threw: nothing is armed, so say so. Before the review of 2026-11-23
             // _armedFor kept claiming this due time, and the readers that parked later never armed a wake-up for it.
-            Volatile.Write(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
+            Seam.StoreRelease(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
             throw;
         }
     }
 
     private void OnWakeup()
     {
-        Volatile.Write(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
+        Seam.StoreRelease(ref _armedFor, long.MaxValue); // release: "no wake-up armed"; producers signal again
         _readers.SignalOne();
     }
 
@@ -575,7 +586,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private void Release(long units)
     {
-        if (_core.Release(units) && Volatile.Read(ref _completed) != 0)
+        if (_core.Release(units) && Seam.LoadAcquire(ref _completed) != 0)
         {
             TryFinish();
         }
@@ -583,7 +594,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private void TryFinish()
     {
-        if (Volatile.Read(ref _completed) == 0 || _core.Count != 0 || Interlocked.Exchange(ref _finished, 1) != 0)
+        if (Seam.LoadAcquire(ref _completed) == 0 || _core.Count != 0 || Seam.CompareExchange(ref _finished, 1, 0) != 0)
         {
             return;
         }
@@ -655,12 +666,12 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
 
     private static void ValidateDelay(TimeSpan delay) => Wakeups.ValidateDelay(delay, nameof(delay));
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Seam.LoadAcquire(ref _disposed) != 0, this);
 
     /// <summary>The core's view of the wake-up (called under the consumer lock).</summary>
     private sealed class WakeupArm(DelayQueue<T> queue) : IDelayWakeupArm
     {
-        public bool IsArmedFor(long due) => due != long.MaxValue && Volatile.Read(ref queue._armedFor) == due; // MaxValue is "nothing armed": a root really due then (a clock about to wrap) always arms
+        public bool IsArmedFor(long due) => due != long.MaxValue && Seam.LoadAcquire(ref queue._armedFor) == due; // MaxValue is "nothing armed": a root really due then (a clock about to wrap) always arms
 
         public void Arm(long due, long dueIn) => queue.ArmWakeup(due, dueIn);
     }

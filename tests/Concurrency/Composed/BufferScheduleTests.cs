@@ -677,7 +677,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         {
             if (!condition)
             {
-                throw new InvalidOperationException(message + "\nhistory: " + _log + "\nstate: " + _buffer.DescribeWaitState());
+                throw new CheckFailedException(message + "\nhistory: " + _log + "\nstate: " + _buffer.DescribeWaitState());
             }
         }
     }

@@ -374,7 +374,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         {
             if (!condition)
             {
-                throw new InvalidOperationException(message + "\nhistory: " + _log);
+                throw new CheckFailedException(message + "\nhistory: " + _log);
             }
         }
     }

@@ -1,0 +1,365 @@
+using System.Text;
+using LockFree.Internal;
+using LockFree.Tests.Concurrency.Scheduling;
+using LockFree.Tests.Unit.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LockFree.Tests.Concurrency.Composed;
+
+/// <summary>
+/// <see cref="DelayQueue{T}"/> itself under the controlled scheduler: here it is the composed build (the library's
+/// delay-queue sources on <see cref="TestAtomics"/>, with the consumer lock a seam spin lock; Composed/README.md), on a
+/// manual clock that one logical thread advances (its timers, the queue's wake-up among them, fire on that thread).
+/// Its core (inbox, heap, count) is linearizability-checked on its own (tests/Concurrency/Timers); this class checks
+/// what the queue adds around it: the readers' and the wake-up's handshakes (a reader parked for a root not yet due
+/// must wake when the clock passes it or an earlier item arrives), waiting writers, the overflow policies, completion.
+/// After every schedule: no lost wake-up (an asynchronous wait that never ends is a livelock of the test's polling);
+/// no item comes out before its delay has passed on the clock; every accepted item comes out exactly once (taken,
+/// evicted to <c>ItemDropped</c>, or left for the drain); the statistics agree with what the threads saw; and a
+/// completed queue's <c>Completion</c> completes once it is drained. Proof of power: a parking reader that takes before
+/// it links its waiter (<see cref="PlantedFault.DelayReaderTakesBeforeLinking"/>) is found as a lost wake-up.
+/// </summary>
+public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
+{
+    private const int PerStrategy = 300;
+
+    /// <summary>What a thread does.</summary>
+    public enum Step
+    {
+        /// <summary><c>TryEnqueue(item, delay)</c>.</summary>
+        TryEnqueue,
+
+        /// <summary><c>EnqueueAsync(item, delay)</c>: waits while full (under <c>Wait</c>).</summary>
+        EnqueueAsync,
+
+        /// <summary><c>TryDequeue(out item)</c>.</summary>
+        TryDequeue,
+
+        /// <summary><c>DequeueAsync()</c>: waits until an item is due; throws once completed and drained.</summary>
+        DequeueAsync,
+
+        /// <summary>Advances the clock one tick <c>Count</c> times, then (once every writer is done) past every delay.</summary>
+        Advance,
+
+        /// <summary><c>TryComplete()</c>.</summary>
+        Complete,
+    }
+
+    /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>, writes with <paramref name="Delay"/> ticks.</summary>
+    public sealed record Program(Step Step, int Count = 1, long Delay = 0)
+    {
+        public override string ToString() => $"{Step}{(Delay != 0 ? $" d{Delay}" : "")}{(Count != 1 ? $" x{Count}" : "")}";
+    }
+
+    public sealed record Scenario(int Capacity, OverflowPolicy Mode, int Prefill, Program[] Threads);
+
+    public static TheoryData<string> Scenarios() => [.. All.Keys];
+
+    // Every waiting reader is owed its items, and every waiting writer its room, whatever the racing calls do; the
+    // advancing thread moves the clock past every delay once the writers are done, so every item comes due.
+    private static readonly Dictionary<string, Scenario> All = new()
+    {
+        ["wait cap 1: enqueue-async x2 | dequeue-async x2"] = new(1, OverflowPolicy.Wait, 0, [new(Step.EnqueueAsync, 2), new(Step.DequeueAsync, 2)]),
+        ["wait cap 2: enqueue d5 x2 | dequeue-async x2 | advance x2"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 2, 5), new(Step.DequeueAsync, 2), new(Step.Advance, 2)]),
+        ["wait cap 2: enqueue d5 | enqueue d0 | dequeue-async | dequeue-async | advance"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 1, 5), new(Step.TryEnqueue, 1, 0), new(Step.DequeueAsync), new(Step.DequeueAsync), new(Step.Advance)]),
+        ["wait cap 1: enqueue-async d3 x2 | dequeue-async x2 | advance x3"] = new(1, OverflowPolicy.Wait, 0, [new(Step.EnqueueAsync, 2, 3), new(Step.DequeueAsync, 2), new(Step.Advance, 3)]),
+        ["wait cap 1 full: enqueue-async d2 | enqueue-async | dequeue-async x3 | advance x2"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync, 1, 2), new(Step.EnqueueAsync), new(Step.DequeueAsync, 3), new(Step.Advance, 2)]),
+        ["drop-oldest cap 1 full: enqueue d2 x2 | enqueue | try-dequeue x2 | advance x2"] = new(1, OverflowPolicy.DropOldest, 1, [new(Step.TryEnqueue, 2, 2), new(Step.TryEnqueue), new(Step.TryDequeue, 2), new(Step.Advance, 2)]),
+        ["drop-incoming cap 1: enqueue d1 x2 | enqueue x2 | dequeue-async | advance"] = new(1, OverflowPolicy.DropIncoming, 0, [new(Step.TryEnqueue, 2, 1), new(Step.TryEnqueue, 2), new(Step.DequeueAsync), new(Step.Advance)]),
+        ["reject cap 1: enqueue d2 x2 | enqueue x2 | try-dequeue x2 | advance x2"] = new(1, OverflowPolicy.Reject, 0, [new(Step.TryEnqueue, 2, 2), new(Step.TryEnqueue, 2), new(Step.TryDequeue, 2), new(Step.Advance, 2)]),
+
+        // Completion: readers drain what is left (delayed items included, once due), then end.
+        ["wait cap 2: dequeue-async x3 | enqueue d2 x2 | advance x2 | complete"] = new(2, OverflowPolicy.Wait, 0, [new(Step.DequeueAsync, 3), new(Step.TryEnqueue, 2, 2), new(Step.Advance, 2), new(Step.Complete)]),
+        ["wait cap 1 full: enqueue-async | dequeue-async x3 | complete"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync), new(Step.DequeueAsync, 3), new(Step.Complete)]),
+        ["wait cap 1 full: enqueue-async d1 | dequeue-async x3 | advance | complete"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync, 1, 1), new(Step.DequeueAsync, 3), new(Step.Advance), new(Step.Complete)]),
+    };
+
+    private static long s_taken;
+    private static long s_ended;
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void Explore_RealDelayQueue_NoLostWakeupNothingEarlyEveryItemOnce(string name)
+    {
+        Scenario scenario = All[name];
+        s_taken = s_ended = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(4600 + name.Length))
+        {
+            ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
+            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
+        }
+
+        output.WriteLine($"items taken {s_taken}, reads ended by the completion {s_ended}");
+        Assert.True(s_taken > 0, "no item was taken");
+        if (scenario.Threads.Any(p => p.Step == Step.Complete))
+        {
+            Assert.True(s_ended > 0, "no read met the completion");
+        }
+    }
+
+    [Fact]
+    public void Explore_ReaderTakesBeforeLinking_IsFoundAsALostWakeup()
+    {
+        // A reader finds the queue empty, then links its waiter; a writer publishes an item due at once in between and
+        // reads the waiter count before the link, so it signals nobody: the reader sleeps beside a due item. (The real
+        // reader links first, then takes: the take after the fence sees the item, or the writer sees the waiter.)
+        Scenario scenario = new(2, OverflowPolicy.Wait, 0, [new(Step.DequeueAsync), new(Step.TryEnqueue, 1, 0)]);
+        var found = new List<string>();
+        foreach (Func<Strategy> make in CiStrategies.Standard(97))
+        {
+            Strategy strategy = make();
+            try
+            {
+                Explore(strategy, "planted: take before linking", scenario, PlantedFault.DelayReaderTakesBeforeLinking, 3000);
+                found.Add($"{strategy.Name}: not found");
+            }
+            catch (ScheduleFailureException failure)
+            {
+                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
+            }
+        }
+
+        output.WriteLine("take before linking: " + string.Join("; ", found));
+        Assert.Contains(found, f => !f.EndsWith("not found", StringComparison.Ordinal));
+    }
+
+    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
+    {
+        var bodies = new Action<Run>[scenario.Threads.Length];
+        for (int t = 0; t < bodies.Length; t++)
+        {
+            int thread = t + 1;
+            bodies[t] = run => run.RunThread(thread);
+        }
+
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), bodies, run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
+    }
+
+    private sealed class Run
+    {
+        private const int Stride = 1000;
+        private readonly Scenario _scenario;
+        private readonly ManualTimeProvider _clock = new();
+        private readonly DelayQueue<int> _queue;
+        private readonly Dictionary<int, long> _earliest = []; // item -> the clock before its enqueue call + its delay: never out before
+        private readonly List<int> _placed = [];
+        private readonly List<int> _out = [];
+        private readonly List<int> _dropped = [];
+        private readonly StringBuilder _log = new();
+        private readonly int _writers;
+        private readonly int _readers;
+        private int _writersDone; // test-only cues, outside the simulated memory
+        private int _readersDone;
+        private long _evictions;
+        private long _rejected;
+        private int _taken;
+        private int _ended;
+        private bool _completing;
+        private bool _completed;
+
+        public Run(Scenario scenario)
+        {
+            _scenario = scenario;
+            _writers = scenario.Threads.Count(p => p.Step is Step.TryEnqueue or Step.EnqueueAsync);
+            _readers = scenario.Threads.Count(p => p.Step is Step.TryDequeue or Step.DequeueAsync);
+            _queue = new DelayQueue<int>(scenario.Capacity, new DelayQueueOptions<int>
+            {
+                FullMode = scenario.Mode,
+                TimeProvider = _clock,
+                ItemDropped = (item, reason) => (reason == DropReason.Oldest ? _out : _dropped).Add(item),
+            });
+            for (int i = 0; i < scenario.Prefill; i++)
+            {
+                if (_queue.TryEnqueue(i, TimeSpan.Zero).Outcome != WriteOutcome.Accepted)
+                {
+                    throw new InvalidOperationException("prefill");
+                }
+
+                _placed.Add(i);
+                _earliest[i] = _clock.GetTimestamp();
+            }
+        }
+
+        public void RunThread(int thread)
+        {
+            Program program = _scenario.Threads[thread - 1];
+            switch (program.Step)
+            {
+                case Step.Advance:
+                    for (int i = 0; i < program.Count; i++)
+                    {
+                        _clock.Advance(TimeSpan.FromTicks(1)); // fires the wake-up's timer on this thread when it is due
+                        _log.Append('T').Append(thread).Append(" advance 1; ");
+                    }
+
+                    var spinner = default(SpinWait);
+                    while (Volatile.Read(ref _writersDone) < _writers) // a test-only cue: time moves on while writers wait
+                    {
+                        _clock.Advance(TimeSpan.FromTicks(1));
+                        TestAtomics.SpinOnce(ref spinner);
+                    }
+
+                    _clock.Advance(TimeSpan.FromTicks(1 + _scenario.Threads.Max(p => p.Delay)));
+                    _log.Append('T').Append(thread).Append(" advance past every delay; ");
+
+                    // Then on, while readers wait: a wake-up is armed relative to the clock reading its reader made, so one
+                    // armed while the clock moved fires that much later (on a real clock, microseconds late).
+                    while (Volatile.Read(ref _readersDone) < _readers)
+                    {
+                        _clock.Advance(TimeSpan.FromTicks(1));
+                        TestAtomics.SpinOnce(ref spinner);
+                    }
+
+                    return;
+
+                case Step.Complete:
+                    _completing = true;
+                    _queue.TryComplete();
+                    _completed = true;
+                    _log.Append('T').Append(thread).Append(" complete; ");
+                    return;
+            }
+
+            for (int i = 0; i < program.Count; i++)
+            {
+                int value = (thread * Stride) + i;
+                switch (program.Step)
+                {
+                    case Step.TryEnqueue:
+                    case Step.EnqueueAsync:
+                    {
+                        TimeSpan delay = TimeSpan.FromTicks(program.Delay);
+                        long before = _clock.GetTimestamp();
+                        _earliest[value] = before + program.Delay; // before the call: a reader may take it before the call returns
+                        WriteResult written = program.Step == Step.TryEnqueue ? _queue.TryEnqueue(value, delay) : Await(_queue.EnqueueAsync(value, delay));
+                        _log.Append('T').Append(thread).Append(" enqueue ").Append(value).Append(" d").Append(program.Delay).Append(" -> ").Append(written.Outcome).Append("; ");
+                        switch (written.Outcome)
+                        {
+                            case WriteOutcome.Accepted:
+                            case WriteOutcome.EvictedOldest:
+                                _placed.Add(value);
+                                _evictions += written.Outcome == WriteOutcome.EvictedOldest ? 1 : 0;
+                                break;
+                            case WriteOutcome.DroppedIncoming:
+                                Assert(_dropped.Contains(value), $"the dropped write of {value} did not reach the callback");
+                                break;
+                            case WriteOutcome.Rejected:
+                                Assert(program.Step == Step.TryEnqueue, $"a waiting enqueue answered {written}");
+                                _rejected++;
+                                break;
+                            default:
+                                Assert(_completing, $"the write of {value} answered {written.Outcome} before any completion");
+                                break;
+                        }
+
+                        break;
+                    }
+
+                    case Step.TryDequeue:
+                        if (_queue.TryDequeue(out int polled))
+                        {
+                            Took(thread, polled);
+                        }
+
+                        break;
+
+                    default:
+                        try
+                        {
+                            Took(thread, Await(_queue.DequeueAsync()));
+                        }
+                        catch (InvalidOperationException) when (_completing)
+                        {
+                            _ended++;
+                            _log.Append('T').Append(thread).Append(" dequeue -> ended; ");
+                            Done(program.Step);
+                            return; // completed and drained
+                        }
+
+                        break;
+                }
+            }
+
+            Done(program.Step);
+        }
+
+        private void Done(Step step)
+        {
+            if (step is Step.TryEnqueue or Step.EnqueueAsync)
+            {
+                Interlocked.Increment(ref _writersDone); // the cues for the advancing thread
+            }
+            else if (step is Step.TryDequeue or Step.DequeueAsync)
+            {
+                Interlocked.Increment(ref _readersDone);
+            }
+        }
+
+        private void Took(int thread, int item)
+        {
+            long now = _clock.GetTimestamp();
+            Assert(_earliest.TryGetValue(item, out long earliest), $"T{thread} took {item}, which was never written");
+            Assert(now >= earliest, $"T{thread} took {item} at {now}, before its delay had passed ({earliest})");
+            _out.Add(item);
+            _taken++;
+            _log.Append('T').Append(thread).Append(" took ").Append(item).Append("; ");
+        }
+
+        private T Await<T>(ValueTask<T> pending)
+        {
+            var spinner = default(SpinWait);
+            for (int spins = 0; !pending.IsCompleted; spins++)
+            {
+                // Diagnostics: a wait that outlasts every schedule's need is reported with the history (the scheduler's
+                // livelock report carries only the steps).
+                Assert(spins < 4000, $"a wait never ended (clock {_clock.GetTimestamp()}, count {_queue.Count}, completed {_queue.IsCompleted})");
+                TestAtomics.SpinOnce(ref spinner);
+            }
+
+            return pending.GetAwaiter().GetResult();
+        }
+
+        public void Check()
+        {
+            s_taken += _taken;
+            s_ended += _ended;
+            BackpressureStatistics before = _queue.GetStatistics();
+            _clock.Advance(TimeSpan.FromTicks(1000));
+            int drained = 0;
+            while (_queue.TryDequeue(out int item))
+            {
+                _out.Add(item);
+                drained++;
+            }
+
+            Assert(before.Remaining == drained, $"the statistics said {before.Remaining} remained; the drain found {drained}");
+            var counts = _out.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var (value, n) in counts)
+            {
+                Assert(n == 1, $"item {value} came out {n} times");
+                Assert(_placed.Contains(value), $"item {value} came out but was never accepted");
+            }
+
+            foreach (int value in _placed)
+            {
+                Assert(counts.ContainsKey(value), $"item {value} was accepted but lost");
+            }
+
+            Assert(before.Enqueued == _placed.Count, $"Enqueued {before.Enqueued}, but {_placed.Count} writes got in");
+            Assert(before.Evicted == _evictions, $"Evicted {before.Evicted}, but {_evictions} writes evicted");
+            Assert(before.DroppedIncoming == _dropped.Count, $"DroppedIncoming {before.DroppedIncoming}, but the callback got {_dropped.Count}");
+            Assert(_scenario.Mode != OverflowPolicy.Reject || before.Rejected == _rejected, $"Rejected {before.Rejected}, but {_rejected} writes were refused");
+            Assert(before.Enqueued == before.Dequeued + before.Evicted + before.Remaining, $"accounting: {before}");
+            Assert(!_completed || _queue.Completion.IsCompleted, "the queue was completed and drained, but Completion did not complete");
+        }
+
+        private void Assert(bool condition, string message)
+        {
+            if (!condition)
+            {
+                throw new CheckFailedException(message + "\nhistory: " + _log);
+            }
+        }
+    }
+}
