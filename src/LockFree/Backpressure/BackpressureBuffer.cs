@@ -374,6 +374,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
             return CompletedOrDisposed();
         }
 
+        if (_highWatermark != 0)
+        {
+            CheckPressureAfterMiss(); // as WriteFull
+        }
+
         if (_spsc!.TryEnqueue(item)) // again, as WriteOnce did (a reader may have made room since)
         {
             LeaveWritePublished();
@@ -441,17 +446,13 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         // Inlined SPSC fast path, as TryWrite: the ring's dequeue and the after-work question in the caller.
         SpscQueue<T>? spsc = _spsc;
-        if (spsc is not null ? !spsc.TryDequeue(out item) : !Dequeue(out item))
-        {
-            return false;
-        }
-
+        bool taken = spsc is not null ? spsc.TryDequeue(out item) : Dequeue(out item);
         if (_afterRead.Read() != 0) // acquire: kept after the dequeue (a plain mov on x64); see "Fast paths"
         {
-            AfterRead(1);
+            AfterReadOrMiss(taken); // a miss too: with watermarks, an empty buffer's state is checked (see CheckPressure)
         }
 
-        return true;
+        return taken;
     }
 
     /// <summary>
@@ -481,9 +482,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public int TryReadMany(Span<T> destination)
     {
         int count = _queue.TryDequeueMany(destination);
-        if (count > 0 && _afterRead.Read() != 0) // acquire: after the dequeue; see "Fast paths"
+        if (count > 0 ? _afterRead.Read() != 0 : _highWatermark != 0 && destination.Length > 0) // acquire: after the dequeue; see "Fast paths"
         {
-            AfterRead(count);
+            if (count > 0)
+            {
+                AfterRead(count);
+            }
+            else
+            {
+                CheckPressureAfterMiss(); // as TryRead's miss
+            }
         }
 
         return count;
@@ -730,6 +738,11 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     [MethodImpl(MethodImplOptions.NoInlining)]
     private WriteResult WriteFull(T item, OverflowPolicy policy, bool countRejection, bool retryHint)
     {
+        if (_highWatermark != 0)
+        {
+            CheckPressureAfterMiss(); // a full buffer's state agrees with it from here on (see CheckPressure)
+        }
+
         switch (policy)
         {
             case OverflowPolicy.DropIncoming:
