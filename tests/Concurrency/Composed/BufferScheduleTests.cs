@@ -226,26 +226,13 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         // waits for the writer's item, sleeps too: a deadlock (blocking), or a livelock of the test's polling await
         // (asynchronous: the parked operation is nobody's thread).
         Scenario scenario = new(1, true, true, OverflowPolicy.Wait, 1, [new(write), new(Step.BlockingRead, 2)]);
-        var found = new List<string>();
-        int finding = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(91))
-        {
-            Strategy strategy = make();
-            try
-            {
-                Explore(strategy, "planted: park without recheck", scenario, PlantedFault.WriterParksWithoutRecheck, 3000);
-                found.Add($"{strategy.Name}: not found");
-            }
-            catch (ScheduleFailureException failure)
-            {
-                finding++;
-                Assert.Contains(expected, failure.Message, StringComparison.OrdinalIgnoreCase);
-                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
-            }
-        }
-
-        output.WriteLine("park without recheck: " + string.Join("; ", found));
-        Assert.True(finding > 0, "no strategy found the planted lost wake-up");
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "park without recheck",
+            91,
+            PlantedFault.WriterParksWithoutRecheck,
+            (strategy, fault, budget) => Explore(strategy, "planted: park without recheck", scenario, fault, budget),
+            failure => Assert.Contains(expected, failure.Message, StringComparison.OrdinalIgnoreCase));
 
         // The control: the same scenario on the real buffer passes.
         foreach (Func<Strategy> make in CiStrategies.Standard(91))
@@ -261,42 +248,22 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         // watermark, the reader empties the buffer (resumed and below the mark: nothing to do), and the writer's CAS
         // then pauses an empty buffer for good.
         Scenario scenario = All["spsc wait cap 4 marks 2/0: try-write x3 | try-read x3"];
-        var found = new List<string>();
-        int finding = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(93))
-        {
-            Strategy strategy = make();
-            try
-            {
-                Explore(strategy, "planted: pressure check with a stale depth", scenario, PlantedFault.PressureCheckWithStaleDepth, 3000);
-                found.Add($"{strategy.Name}: not found");
-            }
-            catch (ScheduleFailureException failure)
-            {
-                finding++;
-                Assert.Contains("IsPaused", failure.InnerException!.Message, StringComparison.Ordinal);
-                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1}");
-            }
-        }
-
-        output.WriteLine("pressure check with a stale depth: " + string.Join("; ", found));
-        Assert.True(finding > 0, "no strategy found the planted stale-depth check");
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "pressure check with a stale depth",
+            93,
+            PlantedFault.PressureCheckWithStaleDepth,
+            (strategy, fault, budget) => Explore(strategy, "planted: pressure check with a stale depth", scenario, fault, budget),
+            failure => Assert.Contains("IsPaused", failure.InnerException!.Message, StringComparison.Ordinal));
     }
 
     private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
     {
-        var bodies = new Action<Run>[scenario.Threads.Length];
-        for (int t = 0; t < bodies.Length; t++)
-        {
-            int thread = t + 1;
-            bodies[t] = run => run.RunThread(thread);
-        }
-
         return ControlledTest.Explore(
             strategy,
             budget,
             () => new Run(scenario),
-            bodies,
+            ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)),
             run => run.Check(),
             new ExploreOptions { Faults = faults, Name = name });
     }
@@ -410,10 +377,10 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                             {
                                 Step.BlockingWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan),
                                 Step.TryWrite => _buffer.TryWrite(value),
-                                Step.WriteAsync => Await(_buffer.WriteAsync(value)),
+                                Step.WriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value)),
                                 Step.WaitToWrite => WaitThenWrite(value),
                                 Step.CancellableWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan, _cancel.Token),
-                                _ => Await(_buffer.WriteAsync(value, _cancel.Token)),
+                                _ => ComposedRuns.Await(_buffer.WriteAsync(value, _cancel.Token)),
                             };
                         }
                         catch (ObjectDisposedException)
@@ -538,27 +505,11 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             }
         }
 
-        /// <summary>
-        /// Waits for <paramref name="pending"/> by polling it at spin points: the wake-up runs the operation's next steps
-        /// on the waking logical thread, and the scheduler's fair spin rule lets it run. A wake-up that never comes
-        /// shows as a livelock (the step bound).
-        /// </summary>
-        private static TResult Await<TResult>(ValueTask<TResult> pending)
-        {
-            var spinner = default(SpinWait);
-            while (!pending.IsCompleted)
-            {
-                TestAtomics.SpinOnce(ref spinner);
-            }
-
-            return pending.GetAwaiter().GetResult();
-        }
-
         private bool TryReadAsync(out int item)
         {
             try
             {
-                item = Await(_buffer.ReadAsync());
+                item = ComposedRuns.Await(_buffer.ReadAsync());
                 return true;
             }
             catch (InvalidOperationException error) when (_buffer.IsCompleted && error is not ObjectDisposedException)
@@ -578,7 +529,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     return written;
                 }
 
-                if (!Await(_buffer.WaitToWriteAsync()))
+                if (!ComposedRuns.Await(_buffer.WaitToWriteAsync()))
                 {
                     return WriteResult.Completed;
                 }
@@ -589,7 +540,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         {
             while (!_buffer.TryRead(out item))
             {
-                if (!Await(_buffer.WaitToReadAsync()))
+                if (!ComposedRuns.Await(_buffer.WaitToReadAsync()))
                 {
                     return false; // completed and drained
                 }

@@ -83,14 +83,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         s_closedWrites = s_endedReads = 0;
         foreach (Func<Strategy> make in CiStrategies.Standard(3600 + name.Length))
         {
-            var bodies = new Action<Run>[scenario.Threads.Length];
-            for (int t = 0; t < bodies.Length; t++)
-            {
-                int thread = t + 1;
-                bodies[t] = run => run.RunThread(thread);
-            }
-
-            ExplorationResult r = ControlledTest.Explore(make(), ExplorationBudget.Schedules(PerStrategy), () => new Run(scenario), bodies, run => run.Check(), new ExploreOptions { Name = name });
+            ExplorationResult r = ControlledTest.Explore(make(), ExplorationBudget.Schedules(PerStrategy), () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name });
             output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
         }
 
@@ -110,23 +103,12 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
     {
         // The checker's proof of power through the adapter: the buffer's planted lost wake-up, reached by WriteAsync.
         Scenario scenario = new(1, true, true, 1, [new(Step.WriteAsync), new(Step.WaitToRead, 2)]);
-        var found = new List<string>();
-        foreach (Func<Strategy> make in CiStrategies.Standard(95))
-        {
-            Strategy strategy = make();
-            try
-            {
-                ControlledTest.Explore(strategy, 3000, () => new Run(scenario), [run => run.RunThread(1), run => run.RunThread(2)], run => run.Check(), new ExploreOptions { Name = "channel: park without recheck", Faults = Internal.PlantedFault.WriterParksWithoutRecheck });
-                found.Add($"{strategy.Name}: not found");
-            }
-            catch (ScheduleFailureException failure)
-            {
-                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
-            }
-        }
-
-        output.WriteLine("channel, park without recheck: " + string.Join("; ", found));
-        Assert.Contains(found, f => !f.EndsWith("not found", StringComparison.Ordinal));
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "channel, park without recheck",
+            95,
+            Internal.PlantedFault.WriterParksWithoutRecheck,
+            (strategy, fault, budget) => ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(2, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = "channel: park without recheck", Faults = fault }));
     }
 
     private sealed class Run
@@ -190,7 +172,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                         {
                             ok = program.Step switch
                             {
-                                Step.WriteAsync => Await(writer.WriteAsync(value)),
+                                Step.WriteAsync => ComposedRuns.Await(writer.WriteAsync(value)),
                                 Step.TryWrite => writer.TryWrite(value),
                                 _ => WaitThenWrite(writer, value),
                             };
@@ -262,32 +244,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             }
         }
 
-        private static T Await<T>(ValueTask<T> pending)
-        {
-            var spinner = default(SpinWait);
-            while (!pending.IsCompleted)
-            {
-                TestAtomics.SpinOnce(ref spinner);
-            }
-
-            return pending.GetAwaiter().GetResult();
-        }
-
-        private static bool Await(ValueTask pending)
-        {
-            var spinner = default(SpinWait);
-            while (!pending.IsCompleted)
-            {
-                TestAtomics.SpinOnce(ref spinner);
-            }
-
-            pending.GetAwaiter().GetResult();
-            return true;
-        }
-
         private static bool WaitThenWrite(ChannelWriter<int> writer, int value)
         {
-            while (Await(writer.WaitToWriteAsync()))
+            while (ComposedRuns.Await(writer.WaitToWriteAsync()))
             {
                 if (writer.TryWrite(value))
                 {
@@ -302,7 +261,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         {
             try
             {
-                item = Await(reader.ReadAsync());
+                item = ComposedRuns.Await(reader.ReadAsync());
                 return true;
             }
             catch (ChannelClosedException)
@@ -316,7 +275,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         {
             while (!reader.TryRead(out item))
             {
-                if (!Await(reader.WaitToReadAsync()))
+                if (!ComposedRuns.Await(reader.WaitToReadAsync()))
                 {
                     return false;
                 }

@@ -105,35 +105,17 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         // reads the waiter count before the link, so it signals nobody: the reader sleeps beside a due item. (The real
         // reader links first, then takes: the take after the fence sees the item, or the writer sees the waiter.)
         Scenario scenario = new(2, OverflowPolicy.Wait, 0, [new(Step.DequeueAsync), new(Step.TryEnqueue, 1, 0)]);
-        var found = new List<string>();
-        foreach (Func<Strategy> make in CiStrategies.Standard(97))
-        {
-            Strategy strategy = make();
-            try
-            {
-                Explore(strategy, "planted: take before linking", scenario, PlantedFault.DelayReaderTakesBeforeLinking, 3000);
-                found.Add($"{strategy.Name}: not found");
-            }
-            catch (ScheduleFailureException failure)
-            {
-                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
-            }
-        }
-
-        output.WriteLine("take before linking: " + string.Join("; ", found));
-        Assert.Contains(found, f => !f.EndsWith("not found", StringComparison.Ordinal));
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "take before linking",
+            97,
+            PlantedFault.DelayReaderTakesBeforeLinking,
+            (strategy, fault, budget) => Explore(strategy, "planted: take before linking", scenario, fault, budget));
     }
 
     private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
     {
-        var bodies = new Action<Run>[scenario.Threads.Length];
-        for (int t = 0; t < bodies.Length; t++)
-        {
-            int thread = t + 1;
-            bodies[t] = run => run.RunThread(thread);
-        }
-
-        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), bodies, run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
     }
 
     private sealed class Run
@@ -306,19 +288,9 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             _log.Append('T').Append(thread).Append(" took ").Append(item).Append("; ");
         }
 
-        private T Await<T>(ValueTask<T> pending)
-        {
-            var spinner = default(SpinWait);
-            for (int spins = 0; !pending.IsCompleted; spins++)
-            {
-                // Diagnostics: a wait that outlasts every schedule's need is reported with the history (the scheduler's
-                // livelock report carries only the steps).
-                Assert(spins < 4000, $"a wait never ended (clock {_clock.GetTimestamp()}, count {_queue.Count}, completed {_queue.IsCompleted})");
-                TestAtomics.SpinOnce(ref spinner);
-            }
-
-            return pending.GetAwaiter().GetResult();
-        }
+        /// <summary>The polling await, naming the history when a wait outlasts every schedule's need.</summary>
+        private T Await<T>(ValueTask<T> pending) =>
+            ComposedRuns.Await(pending, polls => Assert(polls < 4000, $"a wait never ended (clock {_clock.GetTimestamp()}, count {_queue.Count}, completed {_queue.IsCompleted})"));
 
         public void Check()
         {

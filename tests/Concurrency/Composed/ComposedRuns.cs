@@ -1,0 +1,83 @@
+using LockFree.Internal;
+using LockFree.Tests.Concurrency.Scheduling;
+using Xunit;
+
+namespace LockFree.Tests.Concurrency.Composed;
+
+/// <summary>What the composed scenarios share: thread bodies, the polling await, and the planted-fault search.</summary>
+internal static class ComposedRuns
+{
+    /// <summary>One body per thread of the scenario: logical thread <c>t + 1</c> runs <paramref name="run"/>'s program <c>t + 1</c>.</summary>
+    public static Action<TRun>[] Bodies<TRun>(int threads, Action<TRun, int> run)
+    {
+        var bodies = new Action<TRun>[threads];
+        for (int t = 0; t < threads; t++)
+        {
+            int thread = t + 1;
+            bodies[t] = state => run(state, thread);
+        }
+
+        return bodies;
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="pending"/> by polling it at spin points: a wake-up runs the operation's next steps on the
+    /// waking logical thread, and the scheduler's fair spin rule lets it run. A wake-up that never comes shows as a
+    /// livelock (the step bound), or, with <paramref name="stuck"/>, as that check's failure after 4,000 polls (the
+    /// scheduler's livelock report carries only the steps; the check can name the history).
+    /// </summary>
+    public static T Await<T>(ValueTask<T> pending, Action<int>? stuck = null)
+    {
+        var spinner = default(SpinWait);
+        for (int polls = 0; !pending.IsCompleted; polls++)
+        {
+            stuck?.Invoke(polls);
+            TestAtomics.SpinOnce(ref spinner);
+        }
+
+        return pending.GetAwaiter().GetResult();
+    }
+
+    /// <summary>As <see cref="Await{T}(ValueTask{T}, Action{int}?)"/> for a value task without a result; true once it completed.</summary>
+    public static bool Await(ValueTask pending)
+    {
+        var spinner = default(SpinWait);
+        while (!pending.IsCompleted)
+        {
+            TestAtomics.SpinOnce(ref spinner);
+        }
+
+        pending.GetAwaiter().GetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// Proof of power: explores with <paramref name="fault"/> planted under each CI strategy (up to 3,000 schedules each)
+    /// and asserts that at least one finds it, each failure passing <paramref name="check"/>; the strategies' results go to
+    /// the test output.
+    /// </summary>
+    public static void AssertPlantedFound(
+        Action<string> output, string name, int seed, PlantedFault fault, Func<Strategy, PlantedFault, int, ExplorationResult> explore, Action<ScheduleFailureException>? check = null)
+    {
+        var found = new List<string>();
+        int finding = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(seed))
+        {
+            Strategy strategy = make();
+            try
+            {
+                explore(strategy, fault, 3000);
+                found.Add($"{strategy.Name}: not found");
+            }
+            catch (ScheduleFailureException failure)
+            {
+                finding++;
+                check?.Invoke(failure);
+                found.Add($"{strategy.Name}: schedule {failure.Iteration + 1} ({failure.InnerException!.GetType().Name})");
+            }
+        }
+
+        output($"{name}: " + string.Join("; ", found));
+        Assert.True(finding > 0, $"{name}: no strategy found it");
+    }
+}
