@@ -44,6 +44,15 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
 
         /// <summary><c>Writer.TryComplete()</c>.</summary>
         Complete,
+
+        /// <summary><c>Writer.WriteAsync(item, token)</c> with the run's shared token: cancelled, it leaves no item.</summary>
+        CancellableWriteAsync,
+
+        /// <summary><c>Reader.ReadAsync(token)</c> with the run's shared token: cancelled, it takes nothing.</summary>
+        CancellableReadAsync,
+
+        /// <summary>Cancels the run's shared token.</summary>
+        Cancel,
     }
 
     public sealed record Program(Step Step, int Count = 1)
@@ -65,6 +74,13 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         ["mpmc cap 1: write-async x2 | wait-to-write x2 | read-async x2 | wait-to-read x2"] = new(1, false, false, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2)]),
         ["mpmc cap 2 drop-oldest full: try-write x2 | try-write x2 | wait-to-read x2"] = new(2, false, false, 2, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.WaitToRead, 2)], OverflowPolicy.DropOldest),
 
+        // Cancellation through the adapter racing wake-ups (a blocking call is owed its items and room whatever the
+        // cancellable ones do): a cancelled write leaves no item, a cancelled read takes nothing.
+        ["spsc cap 1 full: cancellable-write-async x2 | read-async | cancel"] = new(1, true, true, 1, [new(Step.CancellableWriteAsync, 2), new(Step.ReadAsync), new(Step.Cancel)]),
+        ["mpmc cap 1 full: cancellable-write-async | cancellable-write-async | read-async | cancel"] = new(1, false, false, 1, [new(Step.CancellableWriteAsync), new(Step.CancellableWriteAsync), new(Step.ReadAsync), new(Step.Cancel)]),
+        ["spmc cap 1: cancellable-read-async | read-async | write-async x2 | cancel"] = new(1, true, false, 0, [new(Step.CancellableReadAsync), new(Step.ReadAsync), new(Step.WriteAsync, 2), new(Step.Cancel)]),
+        ["mpsc cap 1: cancellable-read-async x2 | write-async | cancel"] = new(1, false, true, 0, [new(Step.CancellableReadAsync, 2), new(Step.WriteAsync), new(Step.Cancel)]),
+
         // Completion: racing writers get ChannelClosedException (leaving no item) or get in; readers drain, then end.
         ["spsc cap 1 full: write-async x2 | wait-to-read x3 | complete"] = new(1, true, true, 1, [new(Step.WriteAsync, 2), new(Step.WaitToRead, 3), new(Step.Complete)]),
         ["mpsc cap 1: wait-to-read x2 | wait-to-write | complete"] = new(1, false, true, 0, [new(Step.WaitToRead, 2), new(Step.WaitToWrite), new(Step.Complete)]),
@@ -73,6 +89,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
     };
 
     private static long s_closedWrites;
+    private static long s_cancellations;
     private static long s_endedReads;
 
     [Theory]
@@ -80,14 +97,19 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
     public void Explore_ChannelAdapter_ContractHoldsInEverySchedule(string name)
     {
         Scenario scenario = All[name];
-        s_closedWrites = s_endedReads = 0;
+        s_closedWrites = s_endedReads = s_cancellations = 0;
         foreach (Func<Strategy> make in CiStrategies.Standard(3600 + name.Length))
         {
             ExplorationResult r = ControlledTest.Explore(make(), ExplorationBudget.Schedules(PerStrategy), () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name });
             output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
         }
 
-        output.WriteLine($"writes closed {s_closedWrites}, reads ended by the completion {s_endedReads}");
+        output.WriteLine($"writes closed {s_closedWrites}, reads ended by the completion {s_endedReads}, calls cancelled {s_cancellations}");
+        if (scenario.Threads.Any(p => p.Step == Step.Cancel))
+        {
+            Assert.True(s_cancellations > 0, "no call was cancelled");
+        }
+
         if (scenario.Threads.Any(p => p.Step == Step.Complete))
         {
             Assert.True(s_endedReads > 0, "no read met the completion");
@@ -122,6 +144,8 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         private readonly List<int> _closed = [];
         private readonly StringBuilder _log = new();
         private int _ended;
+        private readonly CancellationTokenSource _cancel = new();
+        private int _cancellations;
         private bool _completing;
         private bool _completed;
 
@@ -156,6 +180,11 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                 QueueOutput result;
                 switch (program.Step)
                 {
+                    case Step.Cancel:
+                        _cancel.Cancel();
+                        _log.Append('T').Append(thread).Append(" cancel; ");
+                        return;
+
                     case Step.Complete:
                         _completing = true; // before the call: a racing write may see the closure before it returns
                         writer.TryComplete();
@@ -166,6 +195,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                     case Step.WriteAsync:
                     case Step.TryWrite:
                     case Step.WaitToWrite:
+                    case Step.CancellableWriteAsync:
                     {
                         bool ok;
                         try
@@ -174,8 +204,16 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                             {
                                 Step.WriteAsync => ComposedRuns.Await(writer.WriteAsync(value)),
                                 Step.TryWrite => writer.TryWrite(value),
+                                Step.CancellableWriteAsync => ComposedRuns.Await(writer.WriteAsync(value, _cancel.Token)),
                                 _ => WaitThenWrite(writer, value),
                             };
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _closed.Add(value); // no trace, as a write refused by the completion
+                            _cancellations++;
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> canceled; ");
+                            continue;
                         }
                         catch (ChannelClosedException)
                         {
@@ -211,8 +249,15 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                             {
                                 Step.ReadAsync => ReadAsync(reader, out item),
                                 Step.TryRead => reader.TryRead(out item),
+                                Step.CancellableReadAsync => ReadAsync(reader, out item, _cancel.Token),
                                 _ => WaitThenRead(reader, out item),
                             };
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _cancellations++;
+                            _log.Append('T').Append(thread).Append(" read -> canceled; ");
+                            continue; // took nothing: an item it had taken would be missing in Check
                         }
                         catch (ChannelClosedException)
                         {
@@ -257,11 +302,11 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             return false;
         }
 
-        private static bool ReadAsync(ChannelReader<int> reader, out int item)
+        private static bool ReadAsync(ChannelReader<int> reader, out int item, CancellationToken token = default)
         {
             try
             {
-                item = ComposedRuns.Await(reader.ReadAsync());
+                item = ComposedRuns.Await(reader.ReadAsync(token));
                 return true;
             }
             catch (ChannelClosedException)
@@ -287,6 +332,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         public void Check()
         {
             s_closedWrites += _closed.Count;
+            s_cancellations += _cancellations;
             s_endedReads += _ended;
             ChannelReader<int> reader = _channel.Reader;
             bool completionBefore = reader.Completion.IsCompleted;
