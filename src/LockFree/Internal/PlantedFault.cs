@@ -64,4 +64,7 @@ internal enum PlantedFault
 
     /// <summary>DelayQueue's parking dequeue takes before it links its waiter (and not after): an item published in between signals nobody, and the reader sleeps beside it.</summary>
     DelayReaderTakesBeforeLinking = 131072,
+
+    /// <summary>RetryPolicy's backoff wait: a cancellation that ends the parked wait does not resume the operation, so the call never completes.</summary>
+    RetryCancelForgetsToResume = 262144,
 }

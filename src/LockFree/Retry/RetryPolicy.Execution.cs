@@ -3,7 +3,15 @@ using LockFree.Backpressure;
 using LockFree.Internal;
 using LockFree.Timers;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 /// <content>
 /// <see cref="ExecuteAsync{TState, TResult}"/>'s attempts and waits as a pooled operation
@@ -66,7 +74,7 @@ public sealed partial class RetryPolicy
         // The backoff wait (see the remarks): its state, and what it armed. Written by the arming thread before TryPark
         // publishes them; read by the resumed operation (after the ender's CAS) and by the enders, which read only _wait
         // (and a wheel ender the wheel, held by its reference).
-        private BackoffWaitState<RealAtomics> _wait;
+        private BackoffWaitState<Seam> _wait;
         private HierarchicalTimerWheel? _wheel;  // the wheel holding _wheelTimer, or null
         private TimerHandle _wheelTimer;
         private long _waitStart;                 // the wheel clock's reading the wheel wait counts from (its Dispose finishes the wait from it)
@@ -197,7 +205,7 @@ public sealed partial class RetryPolicy
 
             if (_token.CanBeCanceled)
             {
-                _registration = _token.UnsafeRegister(TokenCanceled, this); // runs at once when the token is cancelled by now: it ends the wait
+                Seam.RegisterCancellation(ref _registration, _token, TokenCanceled, this); // runs at once when the token is cancelled by now: it ends the wait
             }
 
             PrepareOwnPark(); // before TryPark publishes the park
@@ -217,8 +225,7 @@ public sealed partial class RetryPolicy
         /// </summary>
         private bool FinishWait()
         {
-            _registration.Dispose(); // no-op when none; a cancellation callback running on another thread is waited for
-            _registration = default;
+            Seam.DisposeCancellation(ref _registration); // no-op when none; a cancellation callback running on another thread is waited for
             BackoffWaitStatus status = _wait.Status;
             if (_timer is not null)
             {
@@ -259,7 +266,7 @@ public sealed partial class RetryPolicy
         /// <summary>The token's registration: ends the wait (the registration is released before the next wait, so the generation is this wait's).</summary>
         private void OnCanceled()
         {
-            if (_wait.TryEnd(BackoffWaitStatus.Canceled, _wait.Generation, out bool resume) && resume)
+            if (_wait.TryEnd(BackoffWaitStatus.Canceled, _wait.Generation, out bool resume) && resume && !Seam.IsPlanted(PlantedFault.RetryCancelForgetsToResume))
             {
                 ResumeOwnPark(); // on the cancelling thread, as Task.Delay's cancellation ran the continuation
             }
@@ -276,7 +283,7 @@ public sealed partial class RetryPolicy
             {
                 if (resume)
                 {
-                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false); // the operation is the work item: no allocation
+                    Seam.QueueWorkItem(this); // the thread pool (not local); the operation is the work item: no allocation
                 }
 
                 return; // the winner touches nothing more

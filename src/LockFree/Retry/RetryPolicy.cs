@@ -1,7 +1,11 @@
 using System.Diagnostics;
 using LockFree.Timers;
 
+#if LOCKFREE_COMPOSED_TESTS
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree;
+#endif
 
 // Design: a retry policy is a pure decision (Evaluate: retry after how long, or stop and why) plus one async
 // driver (ExecuteAsync) built on it. A pipeline that schedules its retries on a DelayQueue calls Evaluate and
