@@ -44,6 +44,15 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
         /// <summary><c>TryComplete()</c>.</summary>
         Complete,
+
+        /// <summary><c>EnqueueAsync(item, delay, token)</c> with the run's shared token: cancelled, the item is not enqueued.</summary>
+        CancellableEnqueueAsync,
+
+        /// <summary><c>DequeueAsync(token)</c> with the run's shared token: cancelled, no item is taken.</summary>
+        CancellableDequeueAsync,
+
+        /// <summary>Cancels the run's shared token (its callbacks run on this thread).</summary>
+        Cancel,
     }
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>, writes with <paramref name="Delay"/> ticks.</summary>
@@ -69,6 +78,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         ["drop-incoming cap 1: enqueue d1 x2 | enqueue x2 | dequeue-async | advance"] = new(1, OverflowPolicy.DropIncoming, 0, [new(Step.TryEnqueue, 2, 1), new(Step.TryEnqueue, 2), new(Step.DequeueAsync), new(Step.Advance)]),
         ["reject cap 1: enqueue d2 x2 | enqueue x2 | try-dequeue x2 | advance x2"] = new(1, OverflowPolicy.Reject, 0, [new(Step.TryEnqueue, 2, 2), new(Step.TryEnqueue, 2), new(Step.TryDequeue, 2), new(Step.Advance, 2)]),
 
+        // Cancellation racing wake-ups: a cancelled enqueue leaves no item, a cancelled dequeue takes none (blocking calls
+        // are owed their items and room whatever the cancellable ones do).
+        ["wait cap 1 full: cancellable-enqueue-async d1 x2 | dequeue-async | advance | cancel"] = new(1, OverflowPolicy.Wait, 1, [new(Step.CancellableEnqueueAsync, 2, 1), new(Step.DequeueAsync), new(Step.Advance), new(Step.Cancel)]),
+        ["wait cap 2: cancellable-dequeue-async | dequeue-async | enqueue d2 x2 | advance | cancel"] = new(2, OverflowPolicy.Wait, 0, [new(Step.CancellableDequeueAsync), new(Step.DequeueAsync), new(Step.TryEnqueue, 2, 2), new(Step.Advance), new(Step.Cancel)]),
+
         // Completion: readers drain what is left (delayed items included, once due), then end.
         ["wait cap 2: dequeue-async x3 | enqueue d2 x2 | advance x2 | complete"] = new(2, OverflowPolicy.Wait, 0, [new(Step.DequeueAsync, 3), new(Step.TryEnqueue, 2, 2), new(Step.Advance, 2), new(Step.Complete)]),
         ["wait cap 1 full: enqueue-async | dequeue-async x3 | complete"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync), new(Step.DequeueAsync, 3), new(Step.Complete)]),
@@ -76,6 +90,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
     };
 
     private static long s_taken;
+    private static long s_canceled;
     private static long s_ended;
 
     [Theory]
@@ -83,14 +98,19 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
     public void Explore_RealDelayQueue_NoLostWakeupNothingEarlyEveryItemOnce(string name)
     {
         Scenario scenario = All[name];
-        s_taken = s_ended = 0;
+        s_taken = s_ended = s_canceled = 0;
         foreach (Func<Strategy> make in CiStrategies.Standard(4600 + name.Length))
         {
             ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
             output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
         }
 
-        output.WriteLine($"items taken {s_taken}, reads ended by the completion {s_ended}");
+        output.WriteLine($"items taken {s_taken}, reads ended by the completion {s_ended}, calls cancelled {s_canceled}");
+        if (scenario.Threads.Any(p => p.Step == Step.Cancel))
+        {
+            Assert.True(s_canceled > 0, "no call was cancelled");
+        }
+
         Assert.True(s_taken > 0, "no item was taken");
         if (scenario.Threads.Any(p => p.Step == Step.Complete))
         {
@@ -137,14 +157,16 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         private long _rejected;
         private int _taken;
         private int _ended;
+        private readonly CancellationTokenSource _cancel = new();
+        private int _canceled;
         private bool _completing;
         private bool _completed;
 
         public Run(Scenario scenario)
         {
             _scenario = scenario;
-            _writers = scenario.Threads.Count(p => p.Step is Step.TryEnqueue or Step.EnqueueAsync);
-            _readers = scenario.Threads.Count(p => p.Step is Step.TryDequeue or Step.DequeueAsync);
+            _writers = scenario.Threads.Count(p => p.Step is Step.TryEnqueue or Step.EnqueueAsync or Step.CancellableEnqueueAsync);
+            _readers = scenario.Threads.Count(p => p.Step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync);
             _queue = new DelayQueue<int>(scenario.Capacity, new DelayQueueOptions<int>
             {
                 FullMode = scenario.Mode,
@@ -195,6 +217,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
                     return;
 
+                case Step.Cancel:
+                    _cancel.Cancel();
+                    _log.Append('T').Append(thread).Append(" cancel; ");
+                    return;
+
                 case Step.Complete:
                     _completing = true;
                     _queue.TryComplete();
@@ -210,11 +237,28 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
                 {
                     case Step.TryEnqueue:
                     case Step.EnqueueAsync:
+                    case Step.CancellableEnqueueAsync:
                     {
                         TimeSpan delay = TimeSpan.FromTicks(program.Delay);
                         long before = _clock.GetTimestamp();
                         _earliest[value] = before + program.Delay; // before the call: a reader may take it before the call returns
-                        WriteResult written = program.Step == Step.TryEnqueue ? _queue.TryEnqueue(value, delay) : Await(_queue.EnqueueAsync(value, delay));
+                        WriteResult written;
+                        try
+                        {
+                            written = program.Step switch
+                            {
+                                Step.TryEnqueue => _queue.TryEnqueue(value, delay),
+                                Step.EnqueueAsync => Await(_queue.EnqueueAsync(value, delay)),
+                                _ => Await(_queue.EnqueueAsync(value, delay, _cancel.Token)),
+                            };
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _canceled++;
+                            _log.Append('T').Append(thread).Append(" enqueue ").Append(value).Append(" -> canceled; ");
+                            continue; // not enqueued: Check finds it nowhere (it is not in _placed, and an item out must be placed)
+                        }
+
                         _log.Append('T').Append(thread).Append(" enqueue ").Append(value).Append(" d").Append(program.Delay).Append(" -> ").Append(written.Outcome).Append("; ");
                         switch (written.Outcome)
                         {
@@ -249,7 +293,13 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
                     default:
                         try
                         {
-                            Took(thread, Await(_queue.DequeueAsync()));
+                            Took(thread, Await(program.Step == Step.DequeueAsync ? _queue.DequeueAsync() : _queue.DequeueAsync(_cancel.Token)));
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            _canceled++;
+                            _log.Append('T').Append(thread).Append(" dequeue -> canceled; ");
+                            continue; // took nothing: an item it had taken would be missing in Check
                         }
                         catch (InvalidOperationException) when (_completing)
                         {
@@ -268,11 +318,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
         private void Done(Step step)
         {
-            if (step is Step.TryEnqueue or Step.EnqueueAsync)
+            if (step is Step.TryEnqueue or Step.EnqueueAsync or Step.CancellableEnqueueAsync)
             {
                 Interlocked.Increment(ref _writersDone); // the cues for the advancing thread
             }
-            else if (step is Step.TryDequeue or Step.DequeueAsync)
+            else if (step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync)
             {
                 Interlocked.Increment(ref _readersDone);
             }
@@ -295,6 +345,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         public void Check()
         {
             s_taken += _taken;
+            s_canceled += _canceled;
             s_ended += _ended;
             BackpressureStatistics before = _queue.GetStatistics();
             _clock.Advance(TimeSpan.FromTicks(1000));
