@@ -341,7 +341,7 @@ public sealed partial class BackpressureBuffer<T>
     /// its crossing to the holder. Before, each crossing was reported on its own thread right after its CAS, so a writer
     /// preempted between its pause and the call could report it after a reader's later resume: listeners ended believing
     /// the buffer paused while it was not. The flag is no lock: nobody waits for it, and a handler that crosses a watermark
-    /// itself has its crossing reported when it returns. The flag's release is an exchange (a full fence) before the
+    /// itself has its crossing reported when it returns. The flag's release is a CAS (a full fence) before the
     /// recheck of the state: a thread whose attempt failed changed the state (a CAS) before it, so either the recheck
     /// sees that change or that thread's attempt sees the flag released. Rare path (only on a crossing).
     /// </summary>

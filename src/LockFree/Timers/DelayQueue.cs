@@ -414,7 +414,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
     {
         if (TryReserve())
         {
-            if (Seam.LoadAcquire(ref _completed) != 0) // after the reservation's CAS: pairs with the exchange in TryComplete
+            if (Seam.LoadAcquire(ref _completed) != 0) // after the reservation's CAS: pairs with the CAS in TryComplete
             {
                 Release(1);
                 return WriteResult.Completed;
@@ -452,7 +452,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         }
     }
 
-    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed-flag exchange.</summary>
+    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is the full fence that pairs with the completed flag's CAS.</summary>
     private bool TryReserve() => _core.TryReserve();
 
     /// <summary>
@@ -496,7 +496,7 @@ public sealed partial class DelayQueue<T> : IDisposable, IBufferMetricsSource
         // armed time, wrap-safe (MaxValue: nothing armed; DueNow: before every armed time).
         if (_readers.HasWaiters)
         {
-            long armedFor = Seam.LoadAcquire(ref _armedFor); // acquire: pairs with the exchange in ArmWakeup
+            long armedFor = Seam.LoadAcquire(ref _armedFor); // acquire: pairs with the store and fence in ArmWakeup
             if (armedFor == long.MaxValue || due == Timestamps.DueNow || Timestamps.IsBefore(due, armedFor))
             {
                 _readers.SignalOne();

@@ -103,7 +103,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
 
     public void Exit() => TLock.Exit(ref _lockWord, _monitor);
 
-    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is a full fence (pairs with the completed flag's exchange in DelayQueue).</summary>
+    /// <summary>Takes one unit of the count unless the queue is full. Lock-free; the CAS is a full fence (pairs with the completed flag's CAS in DelayQueue).</summary>
     public bool TryReserve()
     {
         long current = TAtomics.LoadAcquire(ref _count); // acquire: a first guess for the CAS

@@ -34,7 +34,7 @@ internal readonly struct TestSpinLock : IConsumerLock
 /// The library's <c>DelayQueueCore</c> over the test atomics, called exactly as
 /// <see cref="DelayQueue{T}"/> calls it: TryEnqueue = reserve, read the clock, publish; TryDequeue = the lock-free
 /// "nothing due" check, then the locked take, then the count's release. A parking take passes a wake-up arm (an
-/// armed-time word through the seam, ending in a full fence, as the queue's Interlocked.Exchange).
+/// armed-time word through the seam, ending in a full fence, as the queue's ArmWakeup: a store, then a full fence).
 /// </summary>
 internal sealed class CoreUnderTest(int capacity, TimeProvider clock) : IDelayQueueUnderTest, IDelayWakeupArm
 {

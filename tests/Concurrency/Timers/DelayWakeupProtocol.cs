@@ -75,7 +75,7 @@ internal sealed class DelayWakeupProtocol<TAtomics>(DelayWakeupVariant variant)
 
         if (variant == DelayWakeupVariant.Correct)
         {
-            TAtomics.FullFence(); // full fence: the armed time before the recheck (the Interlocked.Exchange in ArmWakeup)
+            TAtomics.FullFence(); // full fence: the armed time before the recheck (the store and full fence in ArmWakeup)
         }
 
         if (TAtomics.LoadAcquire(ref _shared[Inbox]) != 0 && !_drained) // recheck: an item published meanwhile
