@@ -482,16 +482,16 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     public int TryReadMany(Span<T> destination)
     {
         int count = _queue.TryDequeueMany(destination);
-        if (count > 0 ? _afterRead.Read() != 0 : _highWatermark != 0 && destination.Length > 0) // acquire: after the dequeue; see "Fast paths"
+        if (count > 0)
         {
-            if (count > 0)
+            if (_afterRead.Read() != 0) // acquire: after the dequeue; see "Fast paths"
             {
                 AfterRead(count);
             }
-            else
-            {
-                CheckPressureAfterMiss(); // as TryRead's miss
-            }
+        }
+        else if (_highWatermark != 0 && destination.Length > 0)
+        {
+            CheckPressureAfterMiss(); // as TryRead's miss
         }
 
         return count;

@@ -173,13 +173,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         Scenario scenario = All[name];
         Array.Clear(Outcomes);
         s_canceled = s_disposedCalls = 0;
-        long schedules = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(2600 + name.Length))
-        {
-            ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
-            schedules += r.Iterations;
-            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
-        }
+        long schedules = ComposedRuns.ExploreStandard(
+            output.WriteLine, name, 2600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
         output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}");
         Assert.True(schedules >= 4, name);
@@ -235,10 +230,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             failure => Assert.Contains(expected, failure.Message, StringComparison.OrdinalIgnoreCase));
 
         // The control: the same scenario on the real buffer passes.
-        foreach (Func<Strategy> make in CiStrategies.Standard(91))
-        {
-            Explore(make(), "control", scenario, PlantedFault.None, 300);
-        }
+        ComposedRuns.ExploreStandard(output.WriteLine, "control", 91, 300, (strategy, budget) => Explore(strategy, "control", scenario, PlantedFault.None, budget));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Threading.Channels;
+using LockFree.Internal;
 using LockFree.Tests.Concurrency.Linearizability;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
@@ -98,11 +99,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
     {
         Scenario scenario = All[name];
         s_closedWrites = s_endedReads = s_cancellations = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(3600 + name.Length))
-        {
-            ExplorationResult r = ControlledTest.Explore(make(), ExplorationBudget.Schedules(PerStrategy), () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name });
-            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
-        }
+        ComposedRuns.ExploreStandard(output.WriteLine, name, 3600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
         output.WriteLine($"writes closed {s_closedWrites}, reads ended by the completion {s_endedReads}, calls cancelled {s_cancellations}");
         if (scenario.Threads.Any(p => p.Step == Step.Cancel))
@@ -129,9 +126,12 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             output.WriteLine,
             "channel, park without recheck",
             95,
-            Internal.PlantedFault.WriterParksWithoutRecheck,
-            (strategy, fault, budget) => ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(2, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = "channel: park without recheck", Faults = fault }));
+            PlantedFault.WriterParksWithoutRecheck,
+            (strategy, fault, budget) => Explore(strategy, "channel: park without recheck", scenario, fault, budget));
     }
+
+    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget) =>
+        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults });
 
     private sealed class Run
     {

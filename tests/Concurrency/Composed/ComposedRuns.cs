@@ -52,6 +52,23 @@ internal static class ComposedRuns
     }
 
     /// <summary>
+    /// Explores a scenario under each CI strategy (seeded with <paramref name="seed"/>), <paramref name="budget"/> schedules
+    /// each, and writes each strategy's result to the test output; returns the schedules run.
+    /// </summary>
+    public static long ExploreStandard(Action<string> output, string name, int seed, int budget, Func<Strategy, int, ExplorationResult> explore)
+    {
+        long schedules = 0;
+        foreach (Func<Strategy> make in CiStrategies.Standard(seed))
+        {
+            ExplorationResult r = explore(make(), budget);
+            schedules += r.Iterations;
+            output($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
+        }
+
+        return schedules;
+    }
+
+    /// <summary>
     /// Proof of power: explores with <paramref name="fault"/> planted under each CI strategy (up to 3,000 schedules each)
     /// and asserts that at least one finds it, each failure passing <paramref name="check"/>; the strategies' results go to
     /// the test output.

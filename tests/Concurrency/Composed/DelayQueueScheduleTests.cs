@@ -99,11 +99,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
     {
         Scenario scenario = All[name];
         s_taken = s_ended = s_canceled = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(4600 + name.Length))
-        {
-            ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
-            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
-        }
+        ComposedRuns.ExploreStandard(output.WriteLine, name, 4600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
         output.WriteLine($"items taken {s_taken}, reads ended by the completion {s_ended}, calls cancelled {s_canceled}");
         if (scenario.Threads.Any(p => p.Step == Step.Cancel))

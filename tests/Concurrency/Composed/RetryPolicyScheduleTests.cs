@@ -45,11 +45,7 @@ public sealed class RetryPolicyScheduleTests(ITestOutputHelper output)
     {
         Scenario scenario = All[name];
         s_results = s_exhausted = s_cancelled = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(5600 + name.Length))
-        {
-            ExplorationResult r = Explore(make(), name, scenario, PlantedFault.None, ExplorationBudget.Schedules(PerStrategy));
-            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps, {r.Elapsed.TotalMilliseconds:F0} ms");
-        }
+        ComposedRuns.ExploreStandard(output.WriteLine, name, 5600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
         output.WriteLine($"results {s_results}, exhausted {s_exhausted}, cancelled {s_cancelled}");
         if (scenario.Cancels)
