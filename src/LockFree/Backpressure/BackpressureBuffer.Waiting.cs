@@ -312,7 +312,7 @@ public sealed partial class BackpressureBuffer<T>
         _readSpin.Finish(spin, found: false);
 
         Waiter<Seam> parked = ParkReader(synchronous: false);
-        if (!_queue.IsEmpty || Seam.LoadAcquire(ref _finished) != 0)
+        if (!Seam.IsPlanted(PlantedFault.ReaderParksWithoutRecheck) && (!_queue.IsEmpty || Seam.LoadAcquire(ref _finished) != 0))
         {
             _readers.Abandon(parked, forwardSignal: false); // readers are woken all at once: nothing to pass on
             // Not "IsEmpty ? Finished()": another reader (or an evicting writer) may have emptied the buffer since
@@ -561,7 +561,7 @@ public sealed partial class BackpressureBuffer<T>
     /// </summary>
     private WriteResult TimedOut(bool forwardSignal = false)
     {
-        if (forwardSignal)
+        if (forwardSignal && !Seam.IsPlanted(PlantedFault.TimedOutDropsPassOn))
         {
             _writers.SignalOne();
         }

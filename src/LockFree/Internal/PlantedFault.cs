@@ -67,4 +67,10 @@ internal enum PlantedFault
 
     /// <summary>RetryPolicy's backoff wait: a cancellation that ends the parked wait does not resume the operation, so the call never completes.</summary>
     RetryCancelForgetsToResume = 262144,
+
+    /// <summary>BackpressureBuffer's timed write answers TimedOut without passing on the read's signal that woke it at or after its deadline: the next parked writer sleeps beside the room.</summary>
+    TimedOutDropsPassOn = 524288,
+
+    /// <summary>BackpressureBuffer's asynchronous wait for an item (WaitToReadAsync, ReadAsync, ReadAllAsync) parks without its recheck after linking: an item published before the park was visible (so it signalled nobody) leaves the reader asleep beside it.</summary>
+    ReaderParksWithoutRecheck = 1048576,
 }

@@ -2,6 +2,7 @@ using System.Text;
 using LockFree.Internal;
 using LockFree.Tests.Concurrency.Linearizability;
 using LockFree.Tests.Concurrency.Scheduling;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -76,7 +77,25 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         /// <summary><c>Dispose()</c>: parked calls wake with <see cref="ObjectDisposedException"/>; items left stay readable.</summary>
         Dispose,
+
+        /// <summary>
+        /// <c>WriteAsync(item, Wait, timeout)</c>, the timeout <see cref="TimeoutTicks"/> on the run's manual clock: accepted,
+        /// or rejected with <see cref="RejectReason.TimedOut"/> leaving no trace.
+        /// </summary>
+        TimedWriteAsync,
+
+        /// <summary>As <see cref="TimedWriteAsync"/> with the run's shared token: the timeout, the cancellation and a read's room race.</summary>
+        TimedCancellableWriteAsync,
+
+        /// <summary>Moves the manual clock one tick at a time until every timed write has ended (its timers fire on this thread).</summary>
+        Advance,
+
+        /// <summary><c>ReadAllAsync()</c>: one enumerator takes <c>Count</c> items, then is disposed; it ends early once completed and drained.</summary>
+        ReadAll,
     }
+
+    /// <summary>The timed writes' timeout, in ticks of the run's manual clock (one tick per <see cref="Step.Advance"/> step).</summary>
+    private const long TimeoutTicks = 1;
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>.</summary>
     public sealed record Program(Step Step, int Count = 1)
@@ -155,6 +174,24 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["mpmc wait cap 1 full: write | write | read x3 | complete"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 3), new(Step.Complete)]),
         ["mpsc wait cap 1: read x2 | write | complete"] = new(1, false, true, OverflowPolicy.Wait, 0, [new(Step.BlockingRead, 2), new(Step.BlockingWrite), new(Step.Complete)]),
         ["spmc wait cap 1: read | read | write | complete"] = new(1, true, false, OverflowPolicy.Wait, 0, [new(Step.BlockingRead), new(Step.BlockingRead), new(Step.BlockingWrite), new(Step.Complete)]),
+
+        // Timed asynchronous writes on a manual clock (session 18): a write whose timeout passes answers TimedOut and leaves
+        // no item; one woken by a read's room at or after its deadline passes that room on to the next parked writer (the
+        // blocking writer beside it is owed its room: without the pass-on it sleeps beside it, and the reader waits for its
+        // item: a deadlock); the timeout races cancellation, completion and disposal. A blocking writer is owed its room
+        // whatever the timed one does: the timed writes take at most the rooms the reads make beyond it.
+        ["spsc wait cap 1 full: timed-write-async x2 | read | advance"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync, 2), new(Step.BlockingRead), new(Step.Advance)]),
+        ["mpsc wait cap 1 full: timed-write-async | write | read x2 | advance"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync), new(Step.BlockingWrite), new(Step.BlockingRead, 2), new(Step.Advance)]),
+        ["mpmc wait cap 1 full: timed-write-async | write-async | read | read-async | advance"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync), new(Step.WriteAsync), new(Step.BlockingRead), new(Step.ReadAsync), new(Step.Advance)]),
+        ["mpsc wait cap 1 full: timed-cancellable-write-async | write | read x2 | advance | cancel"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedCancellableWriteAsync), new(Step.BlockingWrite), new(Step.BlockingRead, 2), new(Step.Advance), new(Step.Cancel)]),
+        ["spsc wait cap 1 full: timed-write-async x2 | read | advance | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync, 2), new(Step.BlockingRead), new(Step.Advance), new(Step.Complete)]),
+        ["mpsc wait cap 1 full: timed-write-async | timed-write-async | read | advance | dispose"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync), new(Step.TimedWriteAsync), new(Step.BlockingRead), new(Step.Advance), new(Step.Dispose)]),
+
+        // ReadAllAsync (session 18): the iterator awaits WaitToReadAsync, so a wake-up runs its next steps (the TryRead
+        // loop and the yield) on the waking thread, as a pool thread would.
+        ["spsc wait cap 1: write-async x3 | read-all x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 3), new(Step.ReadAll, 3)]),
+        ["mpmc wait cap 1: write x2 | write-async x2 | read-all x2 | read-all x2"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.WriteAsync, 2), new(Step.ReadAll, 2), new(Step.ReadAll, 2)]),
+        ["mpsc wait cap 1 full: write | write-async | read-all x4 | complete"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.WriteAsync), new(Step.ReadAll, 4), new(Step.Complete)]),
     };
 
     /// <summary>Write outcomes seen over an exploration, by <see cref="WriteOutcome"/> value (the tests of this class run one at a time).</summary>
@@ -166,17 +203,24 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     /// <summary>Calls that threw <see cref="ObjectDisposedException"/> over an exploration.</summary>
     private static long s_disposedCalls;
 
+    /// <summary>Timed writes that timed out, and that got in, over an exploration.</summary>
+    private static long s_timedOut;
+    private static long s_timedIn;
+
+    /// <summary>ReadAllAsync enumerations that ended (completed and drained) over an exploration.</summary>
+    private static long s_readAllEnded;
+
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealBuffer_NoLostWakeupEveryItemOnceLinearizable(string name)
     {
         Scenario scenario = All[name];
         Array.Clear(Outcomes);
-        s_canceled = s_disposedCalls = 0;
+        s_canceled = s_disposedCalls = s_timedOut = s_timedIn = s_readAllEnded = 0;
         long schedules = ComposedRuns.ExploreStandard(
             output.WriteLine, name, 2600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
-        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}");
+        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}, timed writes timed out {s_timedOut}, got in {s_timedIn}");
         Assert.True(schedules >= 4, name);
 
         // The races the scenario is for happened in some schedule.
@@ -199,10 +243,21 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             Assert.True(s_disposedCalls > 0, "no call met the disposal");
         }
 
+        if (threads.Any(p => p.Step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync))
+        {
+            Assert.True(s_timedOut > 0, "no timed write timed out");
+            Assert.True(s_timedIn > 0, "no timed write got in");
+        }
+
         if (threads.Any(p => p.Step == Step.Cancel))
         {
             Assert.True(s_canceled > 0, "no call was cancelled");
             Assert.True(Outcomes[(int)WriteOutcome.Accepted] > 0, "no write got in");
+        }
+
+        if (threads.Any(p => p.Step == Step.ReadAll) && threads.Any(p => p.Step == Step.Complete))
+        {
+            Assert.True(s_readAllEnded > 0, "no ReadAllAsync met the completion");
         }
 
         if (threads.Any(p => p.Step == Step.Complete) && threads.Any(p => p.Step == Step.BlockingWrite) && scenario.Prefill > 0)
@@ -231,6 +286,22 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         // The control: the same scenario on the real buffer passes.
         ComposedRuns.ExploreStandard(output.WriteLine, "control", 91, 300, (strategy, budget) => Explore(strategy, "control", scenario, PlantedFault.None, budget));
+    }
+
+    [Fact]
+    public void Explore_TimedOutWriterDropsPassOn_IsFound()
+    {
+        // A timed writer and a blocking one park on a full buffer; a read's room wakes the timed one, whose deadline passes
+        // before it runs again. It answers TimedOut; without passing the room on, the blocking writer sleeps beside it and
+        // the reader waits for that writer's item: a deadlock.
+        Scenario scenario = All["mpsc wait cap 1 full: timed-write-async | write | read x2 | advance"];
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "timed-out writer drops the pass-on",
+            94,
+            PlantedFault.TimedOutDropsPassOn,
+            (strategy, fault, budget) => Explore(strategy, "planted: timed-out writer drops the pass-on", scenario, fault, budget),
+            failure => Assert.Contains("deadlock", failure.Message, StringComparison.OrdinalIgnoreCase));
     }
 
     [Fact]
@@ -273,7 +344,14 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private readonly StringBuilder _log = new();
         private readonly long[] _outcomes = new long[8];
         private readonly List<bool> _pressure = []; // PressureChanged events, in delivery order
-        private readonly List<int> _canceled = []; // items of cancelled writes
+        private readonly List<int> _canceled = []; // items of writes that ended without getting in: cancelled, timed out, disposed
+        private readonly ManualTimeProvider? _clock; // the buffer's clock when a thread writes with a timeout
+        private readonly int _timedWriters;
+        private int _timedDone; // test-only cue, outside the simulated memory: timed writers finished
+        private int _timedOut;
+        private int _timedIn;
+        private int _readAllEnded;
+        private int _loopRefusals; // refusals of TryWrite inside the WaitToWriteAsync loop (counted by the buffer, not in _outcomes)
         private readonly CancellationTokenSource _cancel = new();
         private int _cancellations;
         private int _disposedCalls;
@@ -284,8 +362,11 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         public Run(Scenario scenario)
         {
             _scenario = scenario;
+            _timedWriters = scenario.Threads.Count(p => p.Step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync);
+            _clock = _timedWriters > 0 ? new ManualTimeProvider() : null;
             _buffer = new BackpressureBuffer<int>(new BackpressureBufferOptions<int>
             {
+                TimeProvider = (TimeProvider?)_clock ?? TimeProvider.System,
                 Capacity = scenario.Capacity,
                 FullMode = scenario.Mode,
                 SingleWriter = scenario.SingleWriter,
@@ -326,6 +407,76 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         public void RunThread(int thread)
         {
             Program program = _scenario.Threads[thread - 1];
+            switch (program.Step)
+            {
+                case Step.Advance:
+                    AdvanceWhileTimedWritersWait(thread);
+                    return;
+                case Step.ReadAll:
+                    ReadAll(thread, program.Count);
+                    return;
+                case Step.TimedWriteAsync:
+                case Step.TimedCancellableWriteAsync:
+                    try
+                    {
+                        RunSteps(thread, program);
+                    }
+                    finally
+                    {
+                        _timedDone++; // only the advancing thread reads it, outside the simulated memory
+                    }
+
+                    return;
+                default:
+                    RunSteps(thread, program);
+                    return;
+            }
+        }
+
+        private void AdvanceWhileTimedWritersWait(int thread)
+        {
+            var spinner = default(SpinWait);
+            int ticks = 0;
+            while (Volatile.Read(ref _timedDone) < _timedWriters)
+            {
+                _clock!.Advance(TimeSpan.FromTicks(1)); // fires the timed waits' timers that are due, on this thread
+                ticks++;
+                TestAtomics.SpinOnce(ref spinner);
+            }
+
+            _log.Append('T').Append(thread).Append(" advanced ").Append(ticks).Append(" ticks; ");
+        }
+
+        private void ReadAll(int thread, int count)
+        {
+            IAsyncEnumerator<int> items = _buffer.ReadAllAsync().GetAsyncEnumerator();
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    long call = ControlledScheduler.Now;
+                    if (!ComposedRuns.Await(items.MoveNextAsync()))
+                    {
+                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a buffer not completed");
+                        _readAllEnded++;
+                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
+                        return;
+                    }
+
+                    int item = items.Current;
+                    _out.Add(item);
+                    _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
+                    _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
+                }
+            }
+            finally
+            {
+                ComposedRuns.Await(items.DisposeAsync());
+            }
+        }
+
+        private void RunSteps(int thread, Program program)
+        {
             for (int i = 0; i < program.Count; i++)
             {
                 long call = ControlledScheduler.Now;
@@ -360,6 +511,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     case Step.WaitToWrite:
                     case Step.CancellableWrite:
                     case Step.CancellableWriteAsync:
+                    case Step.TimedWriteAsync:
+                    case Step.TimedCancellableWriteAsync:
                     {
                         _evictedBy[thread] = null;
                         WriteResult written;
@@ -372,6 +525,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 Step.WriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value)),
                                 Step.WaitToWrite => WaitThenWrite(value),
                                 Step.CancellableWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan, _cancel.Token),
+                                Step.TimedWriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value, OverflowPolicy.Wait, TimeSpan.FromTicks(TimeoutTicks))),
+                                Step.TimedCancellableWriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value, OverflowPolicy.Wait, TimeSpan.FromTicks(TimeoutTicks), _cancel.Token)),
                                 _ => ComposedRuns.Await(_buffer.WriteAsync(value, _cancel.Token)),
                             };
                         }
@@ -392,6 +547,20 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                         }
 
                         _outcomes[(int)written.Outcome]++;
+                        if (program.Step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync)
+                        {
+                            if (written.Outcome == WriteOutcome.Rejected)
+                            {
+                                Assert(written.Reason == RejectReason.TimedOut, $"T{thread}'s timed write of {value} was refused for {written.Reason}");
+                                _canceled.Add(value); // no trace: checked in Check (never read or left)
+                                _timedOut++;
+                            }
+                            else if (written.Outcome == WriteOutcome.Accepted)
+                            {
+                                _timedIn++;
+                            }
+                        }
+
                         int? evicted = _evictedBy[thread];
                         Assert((written.Outcome == WriteOutcome.EvictedOldest) == evicted.HasValue, $"T{thread}'s write of {value} answered {written.Outcome}, and the callback got {(evicted.HasValue ? evicted.Value.ToString() : "no item")}");
                         switch (written.Outcome)
@@ -412,7 +581,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 result = QueueOutput.Failed; // the buffer was full
                                 break;
                             case WriteOutcome.Rejected:
-                                Assert(program.Step == Step.TryWrite, $"a waiting write with no deadline answered {written}");
+                                Assert(program.Step is Step.TryWrite or Step.TimedWriteAsync or Step.TimedCancellableWriteAsync, $"a waiting write with no deadline answered {written}");
                                 input = QueueInput.Enqueue(value);
                                 result = QueueOutput.Failed;
                                 break;
@@ -521,6 +690,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     return written;
                 }
 
+                _loopRefusals++;
+
                 if (!ComposedRuns.Await(_buffer.WaitToWriteAsync()))
                 {
                     return WriteResult.Completed;
@@ -550,6 +721,9 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
             s_canceled += _cancellations;
             s_disposedCalls += _disposedCalls;
+            s_timedOut += _timedOut;
+            s_timedIn += _timedIn;
+            s_readAllEnded += _readAllEnded;
 
             BackpressureStatistics before = _buffer.GetStatistics();
             if (_scenario.High != 0)
@@ -602,8 +776,10 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             Assert(before.Enqueued == before.Dequeued + before.Evicted + before.Remaining, $"accounting: {before}");
             if (_scenario.Mode is OverflowPolicy.Reject or OverflowPolicy.Wait)
             {
-                long refused = _outcomes[(int)WriteOutcome.Rejected];
-                Assert(_scenario.Mode != OverflowPolicy.Reject || before.Rejected == refused, $"Rejected {before.Rejected}, but {refused} writes were refused");
+                // Every refusal a caller saw is counted once (a timed-out write included), and nothing else is: a waiting
+                // write's failed attempts are not refusals.
+                long refused = _outcomes[(int)WriteOutcome.Rejected] + _loopRefusals;
+                Assert(before.Rejected == refused, $"Rejected {before.Rejected}, but {refused} writes were refused");
             }
 
             if (_completed)

@@ -54,6 +54,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
 
         /// <summary>Cancels the run's shared token.</summary>
         Cancel,
+
+        /// <summary><c>await foreach (item in Reader.ReadAllAsync())</c>: <c>Count</c> items through one enumerator, then disposed; ends early once completed and drained.</summary>
+        ReadAll,
     }
 
     public sealed record Program(Step Step, int Count = 1)
@@ -87,6 +90,13 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         ["mpsc cap 1: wait-to-read x2 | wait-to-write | complete"] = new(1, false, true, 0, [new(Step.WaitToRead, 2), new(Step.WaitToWrite), new(Step.Complete)]),
         ["spmc cap 1 full: write-async | read-async x2 | wait-to-read | complete"] = new(1, true, false, 1, [new(Step.WriteAsync), new(Step.ReadAsync, 2), new(Step.WaitToRead), new(Step.Complete)]),
         ["mpmc cap 1 full: write-async | wait-to-write | read-async x2 | wait-to-read x2 | complete"] = new(1, false, false, 1, [new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.ReadAsync, 2), new(Step.WaitToRead, 2), new(Step.Complete)]),
+
+        // ReadAllAsync (session 18; the base class's iterator over the adapter's WaitToReadAsync and TryRead): a wake-up
+        // runs the iterator's next steps on the waking thread, as a pool thread would; it ends once completed and drained.
+        ["spsc cap 1: write-async x3 | read-all x3"] = new(1, true, true, 0, [new(Step.WriteAsync, 3), new(Step.ReadAll, 3)]),
+        ["mpmc cap 1: write-async x2 | wait-to-write x2 | read-all x2 | read-all x2"] = new(1, false, false, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.ReadAll, 2), new(Step.ReadAll, 2)]),
+        ["mpsc cap 1 full: write-async | wait-to-write | read-all x4 | complete"] = new(1, false, true, 1, [new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.ReadAll, 4), new(Step.Complete)]),
+        ["spmc cap 1: read-all x2 | read-all x2 | write-async x2 | complete"] = new(1, true, false, 0, [new(Step.ReadAll, 2), new(Step.ReadAll, 2), new(Step.WriteAsync, 2), new(Step.Complete)]),
     };
 
     private static long s_closedWrites;
@@ -128,6 +138,22 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             95,
             PlantedFault.WriterParksWithoutRecheck,
             (strategy, fault, budget) => Explore(strategy, "channel: park without recheck", scenario, fault, budget));
+    }
+
+    [Fact]
+    public void Explore_ReadAllOverAReaderThatParksWithoutRecheck_IsFound()
+    {
+        // ReadAllAsync's wait is the buffer's WaitToReadAsync: planted, it links its waiter and parks without looking
+        // again, so an item written before the park was visible (its writer saw no reader to wake) is never read, and the
+        // writer waits for room that never comes: the polling awaits spin for ever (a livelock).
+        Scenario scenario = All["spsc cap 1: write-async x3 | read-all x3"];
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "read-all, park without recheck",
+            96,
+            PlantedFault.ReaderParksWithoutRecheck,
+            (strategy, fault, budget) => Explore(strategy, "channel read-all: park without recheck", scenario, fault, budget),
+            failure => Assert.Contains("livelock", failure.Message, StringComparison.OrdinalIgnoreCase));
     }
 
     private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget) =>
@@ -172,6 +198,12 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             Program program = _scenario.Threads[thread - 1];
             ChannelWriter<int> writer = _channel.Writer;
             ChannelReader<int> reader = _channel.Reader;
+            if (program.Step == Step.ReadAll)
+            {
+                ReadAll(thread, reader, program.Count);
+                return;
+            }
+
             for (int i = 0; i < program.Count; i++)
             {
                 long call = ControlledScheduler.Now;
@@ -286,6 +318,34 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
 
                 _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
                 _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
+            }
+        }
+
+        private void ReadAll(int thread, ChannelReader<int> reader, int count)
+        {
+            IAsyncEnumerator<int> items = reader.ReadAllAsync().GetAsyncEnumerator();
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    long call = ControlledScheduler.Now;
+                    if (!ComposedRuns.Await(items.MoveNextAsync()))
+                    {
+                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a channel not completed");
+                        _ended++;
+                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
+                        return;
+                    }
+
+                    int item = items.Current;
+                    _out.Add(item);
+                    _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
+                    _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
+                }
+            }
+            finally
+            {
+                ComposedRuns.Await(items.DisposeAsync());
             }
         }
 
