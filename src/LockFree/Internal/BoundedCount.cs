@@ -7,12 +7,16 @@ internal static class BoundedCount
     /// Adds one to <paramref name="count"/> unless it has reached <paramref name="bound"/>. Lock-free: a CAS loop that
     /// retries only when another thread changed the count. The CAS is a full fence.
     /// </summary>
-    public static bool TryReserve(ref long count, long bound)
+    public static bool TryReserve(ref long count, long bound) => TryReserve<RealAtomics>(ref count, bound);
+
+    /// <summary>As <see cref="TryReserve(ref long, long)"/>, through the atomics seam <typeparamref name="TAtomics"/> (the composed build's callers).</summary>
+    public static bool TryReserve<TAtomics>(ref long count, long bound)
+        where TAtomics : struct, IAtomics
     {
-        long current = Volatile.Read(ref count);
+        long current = TAtomics.LoadAcquire(ref count);
         while (current < bound)
         {
-            long seen = Interlocked.CompareExchange(ref count, current + 1, current);
+            long seen = TAtomics.CompareExchange(ref count, current + 1, current);
             if (seen == current)
             {
                 return true;

@@ -97,6 +97,13 @@ internal interface IAtomics
     static abstract void ExitLock(object gate, bool interrupted);
 
     /// <summary>
+    /// Takes <paramref name="gate"/>'s lock if it is free (or already this thread's); never waits. True when taken: release
+    /// it with <see cref="ExitLock"/> (no interrupt deferred). For a lock-free reader that must never wait on the lock's
+    /// holders (the ack queue's retry hint).
+    /// </summary>
+    static abstract bool TryEnterLock(object gate);
+
+    /// <summary>
     /// Plain load of memory guarded by a lock taken through <see cref="EnterLock"/> (a waiter list's links). Not a
     /// scheduling point under the controlled scheduler: a switch inside the locked section is the same as one at its
     /// edge for every thread that takes the lock, and an access by one that does not is a race the detector reports.

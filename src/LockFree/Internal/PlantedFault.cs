@@ -73,4 +73,7 @@ internal enum PlantedFault
 
     /// <summary>BackpressureBuffer's asynchronous wait for an item (WaitToReadAsync, ReadAsync, ReadAllAsync) parks without its recheck after linking: an item published before the park was visible (so it signalled nobody) leaves the reader asleep beside it.</summary>
     ReaderParksWithoutRecheck = 1048576,
+
+    /// <summary>AckQueue's end of a delivery (ack, nack, dead letter) matches the slot without its version: a stale delivery's ack, after the message timed out and went out again, ends the newer delivery.</summary>
+    AckIgnoresVersion = 2097152,
 }

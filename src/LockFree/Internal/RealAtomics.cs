@@ -83,6 +83,15 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryEnterLock(object gate)
+    {
+        bool taken = false;
+        Monitor.TryEnter(gate, ref taken); // never blocks, so never throws an interrupt
+        return taken;
+    }
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ExitLock(object gate, bool interrupted) => InterruptDeferral.Exit(gate, interrupted);
 
     /// <inheritdoc/>

@@ -1,6 +1,10 @@
 using LockFree.Backpressure;
 
+#if LOCKFREE_COMPOSED_TESTS
+namespace LockFree.Tests.Concurrency.Composed;
+#else
 namespace LockFree;
+#endif
 
 /// <content>
 /// The waiting part of <see cref="ReceiveAsync"/> as a pooled operation (<see cref="PooledOperation{TResult}"/>), pooled

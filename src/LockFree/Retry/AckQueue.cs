@@ -5,7 +5,15 @@ using System.Runtime.ExceptionServices;
 using LockFree.Internal;
 using LockFree.Timers;
 
+#if LOCKFREE_COMPOSED_TESTS
+using Seam = LockFree.Tests.Concurrency.Scheduling.TestAtomics;
+
+namespace LockFree.Tests.Concurrency.Composed;
+#else
+using Seam = LockFree.Internal.RealAtomics;
+
 namespace LockFree;
+#endif
 
 // Design: processing with acknowledgement (at-least-once), on a DelayQueue plus an in-flight table.
 //
@@ -14,6 +22,10 @@ namespace LockFree;
 // holding the envelope, a version and a visibility deadline. The Delivery carries (slot, version); ack, nack and
 // dead-letter end the delivery only if the slot is still in flight at that version, so exactly one of {ack, nack,
 // dead-letter, visibility timeout} ends each delivery, and an ack that arrives after a redelivery is refused.
+//
+// The lock and the shared words go through the atomics seam (SeamLock<Seam>, Seam.TryEnterLock): in the library the
+// Monitor with interrupt deferral and the raw instructions; in the concurrency tests' composed build (this file compiled
+// again on the test atomics) a lock and accesses the controlled scheduler runs (tests/Concurrency/Composed).
 //
 // The in-flight table is guarded by one short lock (index arithmetic and a few field writes, no user code, no
 // allocation). Deadlines are receive time + one fixed timeout, read under the lock, so they are non-decreasing in
@@ -70,9 +82,9 @@ public sealed partial class AckQueue<T> : IDisposable
     private int _newest = None; // tail of the in-flight FIFO; under the lock
     private int _oldestLast = None; // head of the sub-FIFO of in-flight slots on their last delivery (earliest such deadline); under the lock
     private int _newestLast = None; // its tail; under the lock
-    private int _inFlight;    // under the lock
-    private int _lastDeliveriesInFlight; // in-flight messages at MaxDeliveries (their timeout frees room); written under the lock, read lock-free by the retry hint
-    private int _settling; // messages out of the table whose move (to the dead letters, or back to the ready queue due at once) has not ended: raised under the lock before the unlink, lowered after the move; a rejection meanwhile hints "retry now" (RoomComing)
+    private long _inFlight;    // under the lock
+    private long _lastDeliveriesInFlight; // in-flight messages at MaxDeliveries (their timeout frees room); written under the lock, read lock-free by the retry hint
+    private long _settling; // messages out of the table whose move (to the dead letters, or back to the ready queue due at once) has not ended: raised under the lock before the unlink, lowered after the move; a rejection meanwhile hints "retry now" (RoomComing)
     private long _armedFor = long.MaxValue; // under the lock
     private long _enqueued;
     private long _acked;
@@ -82,7 +94,7 @@ public sealed partial class AckQueue<T> : IDisposable
     private long _dropped;
     private long _rejected;
     private long _failedCallbacks;
-    private int _disposed;
+    private long _disposed;
 
     /// <summary>Creates an acknowledgement queue with the given options.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> or its time provider or name is null.</exception>
@@ -152,10 +164,10 @@ public sealed partial class AckQueue<T> : IDisposable
     public OverflowPolicy FullMode { get; }
 
     /// <summary>Messages held (ready, delayed and in flight): a snapshot.</summary>
-    public int Count => (int)Volatile.Read(ref _count);
+    public int Count => (int)Seam.LoadAcquire(ref _count);
 
     /// <summary>Messages received and not yet acked, nacked, dead-lettered or timed out: a snapshot.</summary>
-    public int InFlightCount => Volatile.Read(ref _inFlight);
+    public int InFlightCount => (int)Seam.LoadAcquire(ref _inFlight);
 
     /// <summary>
     /// Exceptions caught on the queue's timer thread: thrown by the dead-letter queue (its
@@ -169,7 +181,7 @@ public sealed partial class AckQueue<T> : IDisposable
     /// did not take: the message is put in all the same, visible at once; before, session 11, that failure left no trace). Each is also raised through <see cref="CallbackFailed"/>. Other exceptions on the callers' paths (<see cref="Nack"/>, <see cref="DeadLetter"/>)
     /// reach those callers instead and are not counted here.
     /// </summary>
-    public long FailedCallbackCount => Interlocked.Read(ref _failedCallbacks);
+    public long FailedCallbackCount => Seam.LoadAcquire(ref _failedCallbacks);
 
     /// <summary>
     /// Raised on the timer's thread (a <see cref="AckQueueOptions{T}.TimeProvider"/> timer, or the driving thread of
@@ -188,16 +200,16 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         Wakeups.ValidateDelay(delay, nameof(delay));
 
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Seam.LoadAcquire(ref _disposed) != 0, this);
         if (!TryReserve())
         {
             if (FullMode == OverflowPolicy.DropIncoming)
             {
-                Interlocked.Increment(ref _dropped);
+                Seam.Add(ref _dropped, 1);
                 return WriteResult.DroppedIncoming;
             }
 
-            Interlocked.Increment(ref _rejected);
+            Seam.Add(ref _rejected, 1);
             return WriteResult.Rejected(RejectReason.Full, EstimateRetryAfter());
         }
 
@@ -211,7 +223,7 @@ public sealed partial class AckQueue<T> : IDisposable
             throw;
         }
 
-        Interlocked.Increment(ref _enqueued);
+        Seam.Add(ref _enqueued, 1);
         return WriteResult.Accepted;
     }
 
@@ -252,7 +264,7 @@ public sealed partial class AckQueue<T> : IDisposable
             return false;
         }
 
-        Interlocked.Increment(ref _acked); // its room came back in TryEnd, before the unlink (see RoomComing)
+        Seam.Add(ref _acked, 1); // its room came back in TryEnd, before the unlink (see RoomComing)
         return true;
     }
 
@@ -271,7 +283,7 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         TimeSpan wait = delay ?? TimeSpan.Zero;
         Wakeups.ValidateDelay(wait, nameof(delay));
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
+        ObjectDisposedException.ThrowIf(Seam.LoadAcquire(ref _disposed) != 0, this); // before the delivery ends: nothing is lost
 
         if (!TryEnd(delivery, out Envelope envelope, wait == TimeSpan.Zero ? EndKind.Nack : EndKind.NackDelayed, out bool settling))
         {
@@ -280,7 +292,7 @@ public sealed partial class AckQueue<T> : IDisposable
 
         try
         {
-            Interlocked.Increment(ref _nacked);
+            Seam.Add(ref _nacked, 1);
             if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
             {
                 MoveToDeadLetters(envelope, "MaxDeliveries", exception);
@@ -345,8 +357,8 @@ public sealed partial class AckQueue<T> : IDisposable
 
     /// <summary>A snapshot of the accounting.</summary>
     public AckQueueStatistics GetStatistics() => new(
-        Interlocked.Read(ref _enqueued), Interlocked.Read(ref _acked), Interlocked.Read(ref _nacked), Interlocked.Read(ref _expired),
-        Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _dropped), Interlocked.Read(ref _rejected), Count, InFlightCount);
+        Seam.LoadAcquire(ref _enqueued), Seam.LoadAcquire(ref _acked), Seam.LoadAcquire(ref _nacked), Seam.LoadAcquire(ref _expired),
+        Seam.LoadAcquire(ref _deadLettered), Seam.LoadAcquire(ref _dropped), Seam.LoadAcquire(ref _rejected), Count, InFlightCount);
 
     /// <summary>
     /// Stops the visibility wake-up and the inner delay queue; waiting receivers see <see cref="ObjectDisposedException"/>.
@@ -356,12 +368,12 @@ public sealed partial class AckQueue<T> : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Seam.CompareExchange(ref _disposed, 1, 0) != 0) // a 0/1 flag: the CAS is the exchange
         {
             return;
         }
 
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<Seam>.Enter(_lock))
         {
             _wakeup.Dispose();
             _fallback?.Dispose();
@@ -370,7 +382,7 @@ public sealed partial class AckQueue<T> : IDisposable
         _ready.Dispose();
     }
 
-    private bool TryReserve() => BoundedCount.TryReserve(ref _count, Capacity);
+    private bool TryReserve() => BoundedCount.TryReserve<Seam>(ref _count, Capacity);
 
     /// <summary>Whether a delivery is the message's last: past MaxDeliveries its timeout or nack dead-letters it (room comes back).</summary>
     private bool IsLastDelivery(in Envelope envelope) => _maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries;
@@ -402,7 +414,7 @@ public sealed partial class AckQueue<T> : IDisposable
     /// </summary>
     private TimeSpan EstimateInFlightRetryAfter()
     {
-        int lastDeliveries = Volatile.Read(ref _lastDeliveriesInFlight); // acquire: pairs with the release in Register/Unlink; a snapshot
+        long lastDeliveries = Seam.LoadAcquire(ref _lastDeliveriesInFlight); // acquire: pairs with the release in Register/Unlink; a snapshot
         if (RoomComing()) // after that read: an unlink it saw has its room (or move) visible here
         {
             return TimeSpan.Zero;
@@ -413,9 +425,7 @@ public sealed partial class AckQueue<T> : IDisposable
             return Timeout.InfiniteTimeSpan;
         }
 
-        bool taken = false;
-        Monitor.TryEnter(_lock, ref taken); // never blocks (never waits on a receiver, never throws an interrupt)
-        if (!taken)
+        if (!Seam.TryEnterLock(_lock)) // never blocks (never waits on a receiver, never throws an interrupt)
         {
             return Timeout.InfiniteTimeSpan;
         }
@@ -436,7 +446,7 @@ public sealed partial class AckQueue<T> : IDisposable
         }
         finally
         {
-            Monitor.Exit(_lock);
+            Seam.ExitLock(_lock, interrupted: false);
         }
 
         if (!found)
@@ -467,17 +477,17 @@ public sealed partial class AckQueue<T> : IDisposable
     /// first: a move lowers it after returning the room, so seeing it lowered means seeing the room.
     /// </summary>
     private bool RoomComing() =>
-        Volatile.Read(ref _settling) != 0 // acquire: pairs with the Interlocked raise before the unlink and the lowering after the move
-        || Volatile.Read(ref _count) < Capacity; // acquire: an ack returns its room before its unlink (TryEnd), a move before lowering _settling
+        Seam.LoadAcquire(ref _settling) != 0 // acquire: pairs with the Interlocked raise before the unlink and the lowering after the move
+        || Seam.LoadAcquire(ref _count) < Capacity; // acquire: an ack returns its room before its unlink (TryEnd), a move before lowering _settling
 
     /// <summary>Ends a move counted in <see cref="_settling"/> (after its room came back or it was requeued, or it threw).</summary>
-    private void EndSettling() => Interlocked.Decrement(ref _settling); // full fence: after the move's Release or requeue
+    private void EndSettling() => Seam.Add(ref _settling, -1); // full fence: after the move's Release or requeue
 
     /// <summary>A span of timestamps (a difference: wrap-safe) as time, rounded up; zero when not positive.</summary>
     private TimeSpan ToTimeSpan(long timestamps) =>
         timestamps <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(timestamps * (TimeSpan.TicksPerSecond / (double)_time.TimestampFrequency)));
 
-    private void Release() => Interlocked.Decrement(ref _count);
+    private void Release() => Seam.Add(ref _count, -1);
 
     /// <summary>
     /// Puts a message (new, nacked or expired; its unit of _count already held) into the ready queue. Restore, not
@@ -500,7 +510,7 @@ public sealed partial class AckQueue<T> : IDisposable
         long stamp = 0;
         Exception? armFailure = null;
         ExceptionDispatchInfo? clockFailure = null;
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<Seam>.Enter(_lock))
         {
             long now = 0;
             try
@@ -553,7 +563,7 @@ public sealed partial class AckQueue<T> : IDisposable
         s.Envelope = envelope;
         if (IsLastDelivery(envelope))
         {
-            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
+            Seam.StoreRelease(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
             s.PreviousLast = _newestLast; // the sub-FIFO's tail: deadlines are non-decreasing in receive order
             s.NextLast = None;
             if (_newestLast == None)
@@ -589,7 +599,7 @@ public sealed partial class AckQueue<T> : IDisposable
         // Arms for the head when nothing earlier is armed: a new head of an empty table, normally; also the first
         // registration after an arming that failed (below, or in an expiry pass), which left nothing armed.
         long headDeadline = _slots[_oldest].Deadline;
-        if ((_armedFor == long.MaxValue || Timestamps.IsBefore(headDeadline, _armedFor)) && Volatile.Read(ref _disposed) == 0) // wrap-safe; a disposed timer is never re-armed
+        if ((_armedFor == long.MaxValue || Timestamps.IsBefore(headDeadline, _armedFor)) && Seam.LoadAcquire(ref _disposed) == 0) // wrap-safe; a disposed timer is never re-armed
         {
             _armedFor = headDeadline;
             try
@@ -622,12 +632,12 @@ public sealed partial class AckQueue<T> : IDisposable
     private bool TryEnd(in Delivery<T> delivery, out Envelope envelope, EndKind kind, out bool settling)
     {
         settling = false;
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<Seam>.Enter(_lock))
         {
             // A (slot, stamp) means something only in the table that issued it: another queue's delivery (or a
             // default one) may match one of our slots and must not end that unrelated message.
             int slot = delivery.Slot;
-            if (!ReferenceEquals(delivery.Owner, this) || (uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || _slots[slot].Version != delivery.Stamp)
+            if (!ReferenceEquals(delivery.Owner, this) || (uint)slot >= (uint)_slots.Length || !_slots[slot].InFlight || (_slots[slot].Version != delivery.Stamp && !Seam.IsPlanted(PlantedFault.AckIgnoresVersion)))
             {
                 envelope = default;
                 return false;
@@ -648,7 +658,7 @@ public sealed partial class AckQueue<T> : IDisposable
             }
             else if (toDeadLetters || kind == EndKind.Nack)
             {
-                Interlocked.Increment(ref _settling); // full fence, before the unlink: as above, for a move still to come
+                Seam.Add(ref _settling, 1); // full fence, before the unlink: as above, for a move still to come
                 settling = true;
             }
 
@@ -681,7 +691,7 @@ public sealed partial class AckQueue<T> : IDisposable
 
         if (IsLastDelivery(s.Envelope))
         {
-            Volatile.Write(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight - 1); // release: as in Register
+            Seam.StoreRelease(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight - 1); // release: as in Register
             if (s.PreviousLast == None)
             {
                 _oldestLast = s.NextLast;
@@ -738,9 +748,9 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         try
         {
-            using (InterruptDeferral.Lock(_lock))
+            using (SeamLock<Seam>.Enter(_lock))
             {
-                if (_oldest != None && Volatile.Read(ref _disposed) == 0)
+                if (_oldest != None && Seam.LoadAcquire(ref _disposed) == 0)
                 {
                     long deadline = _slots[_oldest].Deadline; // already past: a wheel wake-up fires at its next advance
                     _armedFor = deadline;
@@ -774,9 +784,9 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         try
         {
-            using (InterruptDeferral.Lock(_lock))
+            using (SeamLock<Seam>.Enter(_lock))
             {
-                if (Volatile.Read(ref _disposed) != 0 || _oldest == None)
+                if (Seam.LoadAcquire(ref _disposed) != 0 || _oldest == None)
                 {
                     return;
                 }
@@ -796,7 +806,7 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         get
         {
-            using (InterruptDeferral.Lock(_lock))
+            using (SeamLock<Seam>.Enter(_lock))
             {
                 return _fallback;
             }
@@ -811,7 +821,7 @@ public sealed partial class AckQueue<T> : IDisposable
     {
         List<Envelope>? expired = null;
         Exception? armFailure = null;
-        using (InterruptDeferral.Lock(_lock))
+        using (SeamLock<Seam>.Enter(_lock))
         {
             _armedFor = long.MaxValue;
             long now = _time.GetTimestamp(); // may throw: nothing unlinked yet (OnVisibilityTimeout reports and retries)
@@ -819,11 +829,11 @@ public sealed partial class AckQueue<T> : IDisposable
             {
                 int slot = _oldest;
                 (expired ??= new()).Add(_slots[slot].Envelope with { LastDelivery = _slots[slot].LastDelivery });
-                Interlocked.Increment(ref _settling); // before the unlink: its move (MoveExpired) ends it
+                Seam.Add(ref _settling, 1); // before the unlink: its move (MoveExpired) ends it
                 Unlink(slot);
             }
 
-            if (_oldest != None && Volatile.Read(ref _disposed) == 0)
+            if (_oldest != None && Seam.LoadAcquire(ref _disposed) == 0)
             {
                 long deadline = _slots[_oldest].Deadline;
                 _armedFor = deadline;
@@ -863,7 +873,7 @@ public sealed partial class AckQueue<T> : IDisposable
         // first failure was rethrown on the timer's thread, which ends the process on a TimeProvider.System timer.)
         foreach (Envelope envelope in expired)
         {
-            Interlocked.Increment(ref _expired);
+            Seam.Add(ref _expired, 1);
             try
             {
                 if (_maxDeliveries > 0 && envelope.Deliveries >= _maxDeliveries)
@@ -917,7 +927,7 @@ public sealed partial class AckQueue<T> : IDisposable
             ThrowDeadLettersDisposed();
         }
 
-        Interlocked.Increment(ref _deadLettered);
+        Seam.Add(ref _deadLettered, 1);
         Release();
         if (dropFailure is not null)
         {

@@ -341,6 +341,32 @@ internal readonly unsafe struct TestAtomics : IAtomics
         return false;
     }
 
+    /// <summary>
+    /// Under a controlled run: a scheduling point, then the lock is taken when it is free (or already this thread's), else
+    /// false at once (never blocks). Outside one: the monitor's <see cref="Monitor.TryEnter(object, ref bool)"/>.
+    /// </summary>
+    public static bool TryEnterLock(object gate)
+    {
+        var s = ControlledScheduler.Current;
+        if (s is null)
+        {
+            return RealAtomics.TryEnterLock(gate);
+        }
+
+        s.SchedulingPoint("TryEnterLock");
+        int me = ControlledScheduler.CurrentThread;
+        ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
+        if (state.Owner != 0 && state.Owner != me)
+        {
+            return false;
+        }
+
+        state.Owner = me;
+        state.Depth++;
+        s.Races?.Acquire(me, LockLocation(gate));
+        return true;
+    }
+
     /// <summary>Releases a lock taken by <see cref="EnterLock"/> (not a scheduling point: the owner's next access is one).</summary>
     public static void ExitLock(object gate, bool interrupted)
     {

@@ -294,6 +294,8 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static void ExitLock(object gate, bool interrupted) => RealAtomics.ExitLock(gate, interrupted);
 
+    public static bool TryEnterLock(object gate) => RealAtomics.TryEnterLock(gate);
+
     public static T LoadGuarded<T>(ref T location) => RealAtomics.LoadGuarded(ref location);
 
     public static void StoreGuarded<T>(ref T location, T value) => RealAtomics.StoreGuarded(ref location, value);
