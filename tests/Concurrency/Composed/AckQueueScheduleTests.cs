@@ -54,7 +54,8 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         public override string ToString() => Count == 1 ? Step.ToString() : $"{Step} x{Count}";
     }
 
-    public sealed record Scenario(int Capacity, int Prefill, Program[] Threads);
+    /// <summary>A scenario: the queue's shape and its threads; with <paramref name="MaxDeliveries"/>, a message past it goes to a dead-letter queue.</summary>
+    public sealed record Scenario(int Capacity, int Prefill, Program[] Threads, int MaxDeliveries = 0);
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
@@ -68,22 +69,33 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         ["cap 2 full: receive-nack, receive-ack | receive-ack | advance"] = new(2, 2, [new(Step.ReceiveNack), new(Step.ReceiveAck), new(Step.Advance)]),
         ["cap 1: enqueue x2 | try-receive-ack x3 | advance"] = new(1, 0, [new(Step.Enqueue, 2), new(Step.TryReceiveAck, 3), new(Step.Advance)]),
         ["cap 1: cancellable-receive-ack | enqueue | cancel | advance"] = new(1, 0, [new(Step.CancellableReceiveAck), new(Step.Enqueue), new(Step.Cancel), new(Step.Advance)]),
+
+        // MaxDeliveries: a message whose second delivery times out goes to the dead letters (moved by the expiry pass, on
+        // the advancing thread), and its room comes back; one whose ack wins stays out of them.
+        ["cap 2 full max-deliveries 2: try-receive-ack x2 | try-receive-ack x2 | advance"] = new(2, 2, [new(Step.TryReceiveAck, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 2),
+        ["cap 1 full max-deliveries 1: try-receive-ack | enqueue x2 | try-receive-ack x2 | advance"] = new(1, 1, [new(Step.TryReceiveAck), new(Step.Enqueue, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 1),
     };
 
     private static long s_expired;
     private static long s_refused;
     private static long s_canceled;
+    private static long s_deadLettered;
 
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealAckQueue_EveryMessageAckedOnceByItsLastDelivery(string name)
     {
         Scenario scenario = All[name];
-        s_expired = s_refused = s_canceled = 0;
+        s_expired = s_refused = s_canceled = s_deadLettered = 0;
         ComposedRuns.ExploreStandard(output.WriteLine, name, 5600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
-        output.WriteLine($"deliveries timed out {s_expired}, stale ends refused {s_refused}, receives cancelled {s_canceled}");
+        output.WriteLine($"deliveries timed out {s_expired}, stale ends refused {s_refused}, receives cancelled {s_canceled}, dead-lettered {s_deadLettered}");
         Assert.True(s_expired > 0, "no delivery timed out");
+        if (scenario.MaxDeliveries > 0)
+        {
+            Assert.True(s_deadLettered > 0, "no message went to the dead letters");
+        }
+
         if (scenario.Threads.Any(p => p.Step == Step.Cancel))
         {
             Assert.True(s_canceled > 0, "no receive was cancelled");
@@ -114,6 +126,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         private readonly Scenario _scenario;
         private readonly ManualTimeProvider _clock = new();
         private readonly AckQueue<int> _queue;
+        private readonly DeadLetterQueue<int>? _deadLetters; // the library's: a lock inside one call, atomic to the scheduler
         private readonly List<int> _accepted = [];
         private readonly List<(int Message, int Count, int Thread, string End)> _deliveries = [];
         private readonly StringBuilder _log = new();
@@ -127,7 +140,15 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         {
             _scenario = scenario;
             _workers = scenario.Threads.Count(p => p.Step != Step.Advance);
-            _queue = new AckQueue<int>(new AckQueueOptions<int> { Capacity = scenario.Capacity, VisibilityTimeout = TimeSpan.FromTicks(1), TimeProvider = _clock });
+            _deadLetters = scenario.MaxDeliveries > 0 ? new DeadLetterQueue<int>(new DeadLetterQueueOptions<int> { Capacity = 64, TimeProvider = _clock }) : null;
+            _queue = new AckQueue<int>(new AckQueueOptions<int>
+            {
+                Capacity = scenario.Capacity,
+                VisibilityTimeout = TimeSpan.FromTicks(1),
+                TimeProvider = _clock,
+                MaxDeliveries = scenario.MaxDeliveries,
+                DeadLetters = _deadLetters,
+            });
             for (int i = 0; i < scenario.Prefill; i++)
             {
                 if (!_queue.TryEnqueue(i).IsAccepted)
@@ -261,6 +282,14 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
                 _deliveries.Add((left.Message, left.DeliveryCount, 0, "ack"));
             }
 
+            // Dead letters: each message there once, after exactly MaxDeliveries deliveries, none of them acknowledged.
+            IReadOnlyList<DeadLetter<int>> dead = _deadLetters?.Snapshot() ?? [];
+            foreach (DeadLetter<int> letter in dead)
+            {
+                Assert(dead.Count(d => d.Message == letter.Message) == 1, $"message {letter.Message} is in the dead letters more than once");
+                Assert(letter.AttemptCount == _scenario.MaxDeliveries, $"message {letter.Message} went to the dead letters after {letter.AttemptCount} deliveries");
+            }
+
             int expired = 0;
             foreach (var group in _deliveries.GroupBy(d => d.Message))
             {
@@ -273,9 +302,15 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
                 }
 
                 int acks = deliveries.Count(d => d.End == "ack");
+                expired += deliveries.Count(d => d.End == "refused");
+                if (dead.Any(d => d.Message == message))
+                {
+                    Assert(acks == 0 && deliveries.Count == _scenario.MaxDeliveries, $"message {message} is in the dead letters after {Describe(deliveries)}");
+                    continue;
+                }
+
                 Assert(acks == 1, $"message {message} was acknowledged {acks} times ({Describe(deliveries)})");
                 Assert(deliveries[^1].End == "ack", $"message {message}'s last delivery was not the one acknowledged ({Describe(deliveries)})");
-                expired += deliveries.Count(d => d.End == "refused");
             }
 
             foreach (int message in _accepted)
@@ -286,7 +321,8 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             // Every delivery ended exactly once: each refused end was a delivery the visibility timeout had ended.
             AckQueueStatistics stats = _queue.GetStatistics();
             Assert(stats.Enqueued == _accepted.Count, $"Enqueued {stats.Enqueued}, but {_accepted.Count} messages were accepted");
-            Assert(stats.Acked == _accepted.Count, $"Acked {stats.Acked} for {_accepted.Count} messages");
+            Assert(stats.Acked == _accepted.Count - dead.Count, $"Acked {stats.Acked} for {_accepted.Count} messages, {dead.Count} of them dead-lettered");
+            Assert(stats.DeadLettered == dead.Count, $"DeadLettered {stats.DeadLettered}, but the dead letters hold {dead.Count}");
             Assert(stats.Nacked == _deliveries.Count(d => d.End == "nack"), $"Nacked {stats.Nacked}");
             Assert(stats.Expired == expired, $"Expired {stats.Expired}, but {expired} deliveries were ended by nobody else");
             Assert(stats.Rejected == _rejected, $"Rejected {stats.Rejected}, but {_rejected} enqueues were refused");
@@ -294,6 +330,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             s_expired += expired;
             s_refused += _deliveries.Count(d => d.End == "refused");
             s_canceled += _canceled;
+            s_deadLettered += dead.Count;
         }
 
         private static string Describe(List<(int Message, int Count, int Thread, string End)> deliveries) =>
