@@ -450,12 +450,16 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private void ReadAll(int thread, int count)
         {
             IAsyncEnumerator<int> items = _buffer.ReadAllAsync().GetAsyncEnumerator();
+            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
             try
             {
                 for (int i = 0; i < count; i++)
                 {
                     long call = ControlledScheduler.Now;
-                    if (!ComposedRuns.Await(items.MoveNextAsync()))
+                    idle = false;
+                    bool more = ComposedRuns.Await(items.MoveNextAsync());
+                    idle = true;
+                    if (!more)
                     {
                         Assert(_completing, $"T{thread}'s ReadAllAsync ended on a buffer not completed");
                         _readAllEnded++;
@@ -471,7 +475,10 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             }
             finally
             {
-                ComposedRuns.Await(items.DisposeAsync());
+                if (idle)
+                {
+                    ComposedRuns.Await(items.DisposeAsync());
+                }
             }
         }
 

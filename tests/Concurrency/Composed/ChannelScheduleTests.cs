@@ -324,12 +324,16 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         private void ReadAll(int thread, ChannelReader<int> reader, int count)
         {
             IAsyncEnumerator<int> items = reader.ReadAllAsync().GetAsyncEnumerator();
+            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
             try
             {
                 for (int i = 0; i < count; i++)
                 {
                     long call = ControlledScheduler.Now;
-                    if (!ComposedRuns.Await(items.MoveNextAsync()))
+                    idle = false;
+                    bool more = ComposedRuns.Await(items.MoveNextAsync());
+                    idle = true;
+                    if (!more)
                     {
                         Assert(_completing, $"T{thread}'s ReadAllAsync ended on a channel not completed");
                         _ended++;
@@ -345,7 +349,10 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             }
             finally
             {
-                ComposedRuns.Await(items.DisposeAsync());
+                if (idle)
+                {
+                    ComposedRuns.Await(items.DisposeAsync());
+                }
             }
         }
 

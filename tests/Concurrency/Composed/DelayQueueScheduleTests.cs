@@ -53,6 +53,9 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
         /// <summary>Cancels the run's shared token (its callbacks run on this thread).</summary>
         Cancel,
+
+        /// <summary><c>ReadAllAsync()</c>: one enumerator takes <c>Count</c> items, then is disposed; it ends early once completed and drained.</summary>
+        ReadAll,
     }
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>, writes with <paramref name="Delay"/> ticks.</summary>
@@ -87,6 +90,12 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         ["wait cap 2: dequeue-async x3 | enqueue d2 x2 | advance x2 | complete"] = new(2, OverflowPolicy.Wait, 0, [new(Step.DequeueAsync, 3), new(Step.TryEnqueue, 2, 2), new(Step.Advance, 2), new(Step.Complete)]),
         ["wait cap 1 full: enqueue-async | dequeue-async x3 | complete"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync), new(Step.DequeueAsync, 3), new(Step.Complete)]),
         ["wait cap 1 full: enqueue-async d1 | dequeue-async x3 | advance | complete"] = new(1, OverflowPolicy.Wait, 1, [new(Step.EnqueueAsync, 1, 1), new(Step.DequeueAsync, 3), new(Step.Advance), new(Step.Complete)]),
+
+        // ReadAllAsync (session 18): its iterator takes what is due, else awaits a pooled parked read whose wake-up runs the
+        // iterator's next steps on the waking thread; several enumerations share the items; one ends at the completion.
+        ["wait cap 2: enqueue d2 x2 | read-all x2 | advance x2"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 2, 2), new(Step.ReadAll, 2), new(Step.Advance, 2)]),
+        ["wait cap 2: read-all x2 | read-all x2 | enqueue-async d1 x2 | enqueue-async x2 | advance"] = new(2, OverflowPolicy.Wait, 0, [new(Step.ReadAll, 2), new(Step.ReadAll, 2), new(Step.EnqueueAsync, 2, 1), new(Step.EnqueueAsync, 2), new(Step.Advance)]),
+        ["wait cap 2: read-all x3 | enqueue d1 x2 | advance | complete"] = new(2, OverflowPolicy.Wait, 0, [new(Step.ReadAll, 3), new(Step.TryEnqueue, 2, 1), new(Step.Advance), new(Step.Complete)]),
     };
 
     private static long s_taken;
@@ -129,6 +138,20 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             (strategy, fault, budget) => Explore(strategy, "planted: take before linking", scenario, fault, budget));
     }
 
+    [Fact]
+    public void Explore_ReadAllOverAReaderThatTakesBeforeLinking_IsFound()
+    {
+        // The same planted lost wake-up, reached through ReadAllAsync: its parked read is the dequeue's step.
+        Scenario scenario = new(2, OverflowPolicy.Wait, 0, [new(Step.ReadAll), new(Step.TryEnqueue, 1, 0)]);
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "read-all, take before linking",
+            99,
+            PlantedFault.DelayReaderTakesBeforeLinking,
+            (strategy, fault, budget) => Explore(strategy, "planted: read-all, take before linking", scenario, fault, budget),
+            failure => Assert.IsType<CheckFailedException>(failure.InnerException)); // "a wait never ended": the reader sleeps beside a due item
+    }
+
     private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
     {
         return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
@@ -162,7 +185,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         {
             _scenario = scenario;
             _writers = scenario.Threads.Count(p => p.Step is Step.TryEnqueue or Step.EnqueueAsync or Step.CancellableEnqueueAsync);
-            _readers = scenario.Threads.Count(p => p.Step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync);
+            _readers = scenario.Threads.Count(p => p.Step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync or Step.ReadAll);
             _queue = new DelayQueue<int>(scenario.Capacity, new DelayQueueOptions<int>
             {
                 FullMode = scenario.Mode,
@@ -223,6 +246,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
                     _queue.TryComplete();
                     _completed = true;
                     _log.Append('T').Append(thread).Append(" complete; ");
+                    return;
+
+                case Step.ReadAll:
+                    ReadAll(thread, program.Count);
+                    Done(program.Step);
                     return;
             }
 
@@ -312,13 +340,44 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             Done(program.Step);
         }
 
+        private void ReadAll(int thread, int count)
+        {
+            IAsyncEnumerator<int> items = _queue.ReadAllAsync().GetAsyncEnumerator();
+            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    idle = false;
+                    bool more = Await(items.MoveNextAsync());
+                    idle = true;
+                    if (!more)
+                    {
+                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a queue not completed");
+                        _ended++;
+                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
+                        return;
+                    }
+
+                    Took(thread, items.Current);
+                }
+            }
+            finally
+            {
+                if (idle)
+                {
+                    ComposedRuns.Await(items.DisposeAsync());
+                }
+            }
+        }
+
         private void Done(Step step)
         {
             if (step is Step.TryEnqueue or Step.EnqueueAsync or Step.CancellableEnqueueAsync)
             {
                 Interlocked.Increment(ref _writersDone); // the cues for the advancing thread
             }
-            else if (step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync)
+            else if (step is Step.TryDequeue or Step.DequeueAsync or Step.CancellableDequeueAsync or Step.ReadAll)
             {
                 Interlocked.Increment(ref _readersDone);
             }
