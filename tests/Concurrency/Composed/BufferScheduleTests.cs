@@ -192,6 +192,17 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["spsc wait cap 1: write-async x3 | read-all x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 3), new(Step.ReadAll, 3)]),
         ["mpmc wait cap 1: write x2 | write-async x2 | read-all x2 | read-all x2"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.WriteAsync, 2), new(Step.ReadAll, 2), new(Step.ReadAll, 2)]),
         ["mpsc wait cap 1 full: write | write-async | read-all x4 | complete"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.BlockingWrite), new(Step.WriteAsync), new(Step.ReadAll, 4), new(Step.Complete)]),
+
+        // More mixes (session 18): an asynchronous reader on DropOldest; batch reads beside blocking ones and parked
+        // writers; watermarks under asynchronous waits; item ages on the manual clock with a timed write; Reject beside a
+        // blocking reader; completion racing batch reads.
+        // (An eviction leaves fewer items than writes: the asynchronous reader is owed one only while it reads alone.)
+        ["spmc drop-oldest cap 1 full: try-write x2 | read-async"] = new(1, true, false, OverflowPolicy.DropOldest, 1, [new(Step.TryWrite, 2), new(Step.ReadAsync)]),
+        ["spmc wait cap 2 full: write x2 | read x2 | read-many"] = new(2, true, false, OverflowPolicy.Wait, 2, [new(Step.BlockingWrite, 2), new(Step.BlockingRead, 2), new(Step.ReadMany)]),
+        ["mpsc wait cap 2 marks 2/0 full: write-async | write-async | read-async x3"] = new(2, false, true, OverflowPolicy.Wait, 2, [new(Step.WriteAsync), new(Step.WriteAsync), new(Step.ReadAsync, 3)], High: 2, Low: 0),
+        ["mpsc wait cap 1 ages full: timed-write-async | write | read x2 | advance"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync), new(Step.BlockingWrite), new(Step.BlockingRead, 2), new(Step.Advance)], TrackAge: true),
+        ["spsc reject cap 1: try-write x3 | read"] = new(1, true, true, OverflowPolicy.Reject, 0, [new(Step.TryWrite, 3), new(Step.BlockingRead)]),
+        ["spmc wait cap 2: write x2 | read-many x2 | read | complete"] = new(2, true, false, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 2), new(Step.ReadMany, 2), new(Step.BlockingRead), new(Step.Complete)]),
     };
 
     /// <summary>Write outcomes seen over an exploration, by <see cref="WriteOutcome"/> value (the tests of this class run one at a time).</summary>
@@ -677,7 +688,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         {
             try
             {
-                item = ComposedRuns.Await(_buffer.ReadAsync());
+                item = ComposedRuns.Await(_buffer.ReadAsync(), polls => Assert(polls < 4000, $"a ReadAsync never ended ({_buffer.Count} items in the buffer)"));
                 return true;
             }
             catch (InvalidOperationException error) when (_buffer.IsCompleted && error is not ObjectDisposedException)

@@ -57,6 +57,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
 
         /// <summary><c>await foreach (item in Reader.ReadAllAsync())</c>: <c>Count</c> items through one enumerator, then disposed; ends early once completed and drained.</summary>
         ReadAll,
+
+        /// <summary><c>Writer.TryComplete(error)</c>: once drained, reads end with the error (<c>ReadAsync</c>: <see cref="ChannelClosedException"/> around it) and <c>Completion</c> faults with it.</summary>
+        CompleteWithError,
     }
 
     public sealed record Program(Step Step, int Count = 1)
@@ -97,6 +100,12 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         ["mpmc cap 1: write-async x2 | wait-to-write x2 | read-all x2 | read-all x2"] = new(1, false, false, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.ReadAll, 2), new(Step.ReadAll, 2)]),
         ["mpsc cap 1 full: write-async | wait-to-write | read-all x4 | complete"] = new(1, false, true, 1, [new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.ReadAll, 4), new(Step.Complete)]),
         ["spmc cap 1: read-all x2 | read-all x2 | write-async x2 | complete"] = new(1, true, false, 0, [new(Step.ReadAll, 2), new(Step.ReadAll, 2), new(Step.WriteAsync, 2), new(Step.Complete)]),
+
+        // Completion with an error (session 18): writers racing it get ChannelClosedException around the error (or get in);
+        // readers drain what is left, then see the error (ReadAsync: ChannelClosedException around it; WaitToReadAsync
+        // and ReadAllAsync: the error itself), and Completion faults with it once drained.
+        ["spsc cap 1 full: write-async x2 | wait-to-read x3 | complete-with-error"] = new(1, true, true, 1, [new(Step.WriteAsync, 2), new(Step.WaitToRead, 3), new(Step.CompleteWithError)]),
+        ["mpmc cap 1: read-all x2 | read-async x2 | write-async | wait-to-write | complete-with-error"] = new(1, false, false, 0, [new(Step.ReadAll, 2), new(Step.ReadAsync, 2), new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.CompleteWithError)]),
     };
 
     private static long s_closedWrites;
@@ -174,6 +183,8 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         private int _cancellations;
         private bool _completing;
         private bool _completed;
+        private bool _completingWithError; // set before TryComplete(_error)
+        private readonly InvalidOperationException _error = new("the producer failed");
 
         public Run(Scenario scenario)
         {
@@ -224,6 +235,13 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                         _log.Append('T').Append(thread).Append(" complete; ");
                         return;
 
+                    case Step.CompleteWithError:
+                        _completing = _completingWithError = true;
+                        writer.TryComplete(_error);
+                        _completed = true;
+                        _log.Append('T').Append(thread).Append(" complete with an error; ");
+                        return;
+
                     case Step.WriteAsync:
                     case Step.TryWrite:
                     case Step.WaitToWrite:
@@ -247,11 +265,19 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                             _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> canceled; ");
                             continue;
                         }
-                        catch (ChannelClosedException)
+                        catch (ChannelClosedException closed)
                         {
                             Assert(_completing, $"T{thread}'s write of {value} threw ChannelClosedException before any completion");
+                            Assert(ReferenceEquals(closed.InnerException, _completingWithError ? _error : null), $"T{thread}'s write of {value} threw ChannelClosedException around {closed.InnerException?.Message ?? "nothing"}");
                             _closed.Add(value);
                             _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> closed; ");
+                            continue;
+                        }
+                        catch (InvalidOperationException error) when (ReferenceEquals(error, _error))
+                        {
+                            Assert(program.Step == Step.WaitToWrite, $"T{thread}'s {program.Step} threw the completion's error itself"); // WaitToWriteAsync faults with it, as the BCL's
+                            _closed.Add(value);
+                            _log.Append('T').Append(thread).Append(" write ").Append(value).Append(" -> the error; ");
                             continue;
                         }
 
@@ -279,9 +305,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                         {
                             ok = program.Step switch
                             {
-                                Step.ReadAsync => ReadAsync(reader, out item),
+                                Step.ReadAsync => ReadAsync(thread, reader, out item),
                                 Step.TryRead => reader.TryRead(out item),
-                                Step.CancellableReadAsync => ReadAsync(reader, out item, _cancel.Token),
+                                Step.CancellableReadAsync => ReadAsync(thread, reader, out item, _cancel.Token),
                                 _ => WaitThenRead(reader, out item),
                             };
                         }
@@ -295,6 +321,13 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                         {
                             Assert(false, $"T{thread}'s read threw ChannelClosedException from its wait");
                             throw;
+                        }
+                        catch (InvalidOperationException error) when (ReferenceEquals(error, _error))
+                        {
+                            Assert(program.Step == Step.WaitToRead, $"T{thread}'s {program.Step} threw the completion's error itself");
+                            _ended++;
+                            _log.Append('T').Append(thread).Append(" read -> the error; ");
+                            return; // completed with the error and drained
                         }
 
                         if (!ok && program.Step != Step.TryRead)
@@ -331,7 +364,17 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                 {
                     long call = ControlledScheduler.Now;
                     idle = false;
-                    bool more = ComposedRuns.Await(items.MoveNextAsync());
+                    bool more;
+                    try
+                    {
+                        more = ComposedRuns.Await(items.MoveNextAsync());
+                    }
+                    catch (InvalidOperationException error) when (ReferenceEquals(error, _error))
+                    {
+                        idle = true; // the iterator ended with the error
+                        more = false;
+                    }
+
                     idle = true;
                     if (!more)
                     {
@@ -369,15 +412,16 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             return false;
         }
 
-        private static bool ReadAsync(ChannelReader<int> reader, out int item, CancellationToken token = default)
+        private bool ReadAsync(int thread, ChannelReader<int> reader, out int item, CancellationToken token = default)
         {
             try
             {
                 item = ComposedRuns.Await(reader.ReadAsync(token));
                 return true;
             }
-            catch (ChannelClosedException)
+            catch (ChannelClosedException closed)
             {
+                Assert(ReferenceEquals(closed.InnerException, _completingWithError ? _error : null), $"T{thread}'s ReadAsync threw ChannelClosedException around {closed.InnerException?.Message ?? "nothing"}");
                 item = 0;
                 return false; // completed and drained
             }
@@ -416,6 +460,8 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             Assert(!completionBefore || drained == 0, $"Completion completed with {drained} items still in the channel");
             Assert(!_completed || reader.Completion.IsCompleted, "the channel was completed and drained, but Completion did not complete");
             Assert(_completed || !reader.Completion.IsCompleted, "Completion completed without a completion");
+            Assert(!_completingWithError || (reader.Completion.IsFaulted && ReferenceEquals(reader.Completion.Exception!.InnerException, _error)), $"the channel was completed with an error, but Completion is {reader.Completion.Status}");
+            Assert(_completingWithError || !reader.Completion.IsFaulted, "Completion faulted without an error");
             var counts = _out.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count());
             foreach (var (value, n) in counts)
             {
