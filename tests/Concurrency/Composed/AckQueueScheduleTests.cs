@@ -165,15 +165,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             Program program = _scenario.Threads[thread - 1];
             if (program.Step == Step.Advance)
             {
-                var spinner = default(SpinWait);
-                int ticks = 0;
-                while (Volatile.Read(ref _workersDone) < _workers)
-                {
-                    _clock.Advance(TimeSpan.FromTicks(1)); // fires the visibility timeout's wake-up on this thread when due
-                    ticks++;
-                    TestAtomics.SpinOnce(ref spinner);
-                }
-
+                int ticks = ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _workersDone) < _workers); // the visibility timeout's wake-up fires on this thread
                 _log.Append('T').Append(thread).Append(" advanced ").Append(ticks).Append(" ticks; ");
                 return;
             }

@@ -446,50 +446,23 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         private void AdvanceWhileTimedWritersWait(int thread)
         {
-            var spinner = default(SpinWait);
-            int ticks = 0;
-            while (Volatile.Read(ref _timedDone) < _timedWriters)
-            {
-                _clock!.Advance(TimeSpan.FromTicks(1)); // fires the timed waits' timers that are due, on this thread
-                ticks++;
-                TestAtomics.SpinOnce(ref spinner);
-            }
-
+            int ticks = ComposedRuns.AdvanceWhile(_clock!, () => Volatile.Read(ref _timedDone) < _timedWriters); // the timed waits' timers fire on this thread
             _log.Append('T').Append(thread).Append(" advanced ").Append(ticks).Append(" ticks; ");
         }
 
         private void ReadAll(int thread, int count)
         {
-            IAsyncEnumerator<int> items = _buffer.ReadAllAsync().GetAsyncEnumerator();
-            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
-            try
+            bool all = ComposedRuns.ReadAll(_buffer.ReadAllAsync(), count, (item, call) =>
             {
-                for (int i = 0; i < count; i++)
-                {
-                    long call = ControlledScheduler.Now;
-                    idle = false;
-                    bool more = ComposedRuns.Await(items.MoveNextAsync());
-                    idle = true;
-                    if (!more)
-                    {
-                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a buffer not completed");
-                        _readAllEnded++;
-                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
-                        return;
-                    }
-
-                    int item = items.Current;
-                    _out.Add(item);
-                    _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
-                    _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
-                }
-            }
-            finally
+                _out.Add(item);
+                _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
+                _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
+            });
+            if (!all)
             {
-                if (idle)
-                {
-                    ComposedRuns.Await(items.DisposeAsync());
-                }
+                Assert(_completing, $"T{thread}'s ReadAllAsync ended on a buffer not completed");
+                _readAllEnded++;
+                _log.Append('T').Append(thread).Append(" read-all -> ended; ");
             }
         }
 

@@ -356,46 +356,21 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
 
         private void ReadAll(int thread, ChannelReader<int> reader, int count)
         {
-            IAsyncEnumerator<int> items = reader.ReadAllAsync().GetAsyncEnumerator();
-            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
-            try
-            {
-                for (int i = 0; i < count; i++)
+            bool all = ComposedRuns.ReadAll(
+                reader.ReadAllAsync(),
+                count,
+                (item, call) =>
                 {
-                    long call = ControlledScheduler.Now;
-                    idle = false;
-                    bool more;
-                    try
-                    {
-                        more = ComposedRuns.Await(items.MoveNextAsync());
-                    }
-                    catch (InvalidOperationException error) when (ReferenceEquals(error, _error))
-                    {
-                        idle = true; // the iterator ended with the error
-                        more = false;
-                    }
-
-                    idle = true;
-                    if (!more)
-                    {
-                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a channel not completed");
-                        _ended++;
-                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
-                        return;
-                    }
-
-                    int item = items.Current;
                     _out.Add(item);
                     _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
                     _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
-                }
-            }
-            finally
+                },
+                endedBy: error => ReferenceEquals(error, _error)); // completed with the error: the iterator throws it once drained
+            if (!all)
             {
-                if (idle)
-                {
-                    ComposedRuns.Await(items.DisposeAsync());
-                }
+                Assert(_completing, $"T{thread}'s ReadAllAsync ended on a channel not completed");
+                _ended++;
+                _log.Append('T').Append(thread).Append(" read-all -> ended; ");
             }
         }
 

@@ -1,5 +1,6 @@
 using LockFree.Internal;
 using LockFree.Tests.Concurrency.Scheduling;
+using LockFree.Tests.Unit.Support;
 using Xunit;
 
 namespace LockFree.Tests.Concurrency.Composed;
@@ -49,6 +50,73 @@ internal static class ComposedRuns
 
         pending.GetAwaiter().GetResult();
         return true;
+    }
+
+    /// <summary>
+    /// The advancing thread's loop: while <paramref name="condition"/> holds (a test-only cue, outside the simulated memory),
+    /// moves <paramref name="clock"/> one tick (its due timers fire on this thread) and spins once, so the other threads
+    /// run between ticks. Returns the ticks moved.
+    /// </summary>
+    public static int AdvanceWhile(ManualTimeProvider clock, Func<bool> condition)
+    {
+        var spinner = default(SpinWait);
+        int ticks = 0;
+        while (condition())
+        {
+            clock.Advance(TimeSpan.FromTicks(1));
+            ticks++;
+            TestAtomics.SpinOnce(ref spinner);
+        }
+
+        return ticks;
+    }
+
+    /// <summary>
+    /// Takes up to <paramref name="count"/> items through one enumerator of <paramref name="source"/> (a <c>ReadAllAsync</c>),
+    /// each <c>MoveNextAsync</c> awaited by <paramref name="await"/> (default <see cref="Await{T}(ValueTask{T}, Action{int}?)"/>),
+    /// and hands each to <paramref name="took"/> with the scheduler's time before its call. False when the sequence ended
+    /// first: completed and drained, or with an exception <paramref name="endedBy"/> accepts. The enumerator is disposed
+    /// only when no <c>MoveNextAsync</c> is in flight: a check that failed inside one leaves the iterator running, and
+    /// disposing it then would throw <see cref="NotSupportedException"/> over the failure.
+    /// </summary>
+    public static bool ReadAll<T>(IAsyncEnumerable<T> source, int count, Action<T, long> took, Func<ValueTask<bool>, bool>? await = null, Func<Exception, bool>? endedBy = null)
+    {
+        IAsyncEnumerator<T> items = source.GetAsyncEnumerator();
+        bool idle = true;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                long call = ControlledScheduler.Now;
+                idle = false;
+                bool more;
+                try
+                {
+                    more = await is null ? Await(items.MoveNextAsync()) : await(items.MoveNextAsync());
+                }
+                catch (Exception error) when (endedBy?.Invoke(error) == true)
+                {
+                    more = false; // the iterator ended with the exception
+                }
+
+                idle = true;
+                if (!more)
+                {
+                    return false;
+                }
+
+                took(items.Current, call);
+            }
+
+            return true;
+        }
+        finally
+        {
+            if (idle)
+            {
+                Await(items.DisposeAsync());
+            }
+        }
     }
 
     /// <summary>

@@ -216,23 +216,14 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
                         _log.Append('T').Append(thread).Append(" advance 1; ");
                     }
 
-                    var spinner = default(SpinWait);
-                    while (Volatile.Read(ref _writersDone) < _writers) // a test-only cue: time moves on while writers wait
-                    {
-                        _clock.Advance(TimeSpan.FromTicks(1));
-                        TestAtomics.SpinOnce(ref spinner);
-                    }
+                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _writersDone) < _writers); // time moves on while writers wait
 
                     _clock.Advance(TimeSpan.FromTicks(1 + _scenario.Threads.Max(p => p.Delay)));
                     _log.Append('T').Append(thread).Append(" advance past every delay; ");
 
                     // Then on, while readers wait: a wake-up is armed relative to the clock reading its reader made, so one
                     // armed while the clock moved fires that much later (on a real clock, microseconds late).
-                    while (Volatile.Read(ref _readersDone) < _readers)
-                    {
-                        _clock.Advance(TimeSpan.FromTicks(1));
-                        TestAtomics.SpinOnce(ref spinner);
-                    }
+                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _readersDone) < _readers);
 
                     return;
 
@@ -342,32 +333,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
         private void ReadAll(int thread, int count)
         {
-            IAsyncEnumerator<int> items = _queue.ReadAllAsync().GetAsyncEnumerator();
-            bool idle = true; // no MoveNextAsync in flight: a failed check inside one leaves the iterator running, and disposing it then would throw over the failure
-            try
+            if (!ComposedRuns.ReadAll(_queue.ReadAllAsync(), count, (item, _) => Took(thread, item), Await))
             {
-                for (int i = 0; i < count; i++)
-                {
-                    idle = false;
-                    bool more = Await(items.MoveNextAsync());
-                    idle = true;
-                    if (!more)
-                    {
-                        Assert(_completing, $"T{thread}'s ReadAllAsync ended on a queue not completed");
-                        _ended++;
-                        _log.Append('T').Append(thread).Append(" read-all -> ended; ");
-                        return;
-                    }
-
-                    Took(thread, items.Current);
-                }
-            }
-            finally
-            {
-                if (idle)
-                {
-                    ComposedRuns.Await(items.DisposeAsync());
-                }
+                Assert(_completing, $"T{thread}'s ReadAllAsync ended on a queue not completed");
+                _ended++;
+                _log.Append('T').Append(thread).Append(" read-all -> ended; ");
             }
         }
 

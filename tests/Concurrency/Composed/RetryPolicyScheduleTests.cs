@@ -149,12 +149,7 @@ public sealed class RetryPolicyScheduleTests(ITestOutputHelper output)
 
         public void Advance()
         {
-            var spinner = default(SpinWait);
-            while (Volatile.Read(ref _done) == 0) // time moves on until the call ends (a test-only cue)
-            {
-                _clock.Advance(TimeSpan.FromTicks(1)); // fires a due backoff timer on this thread: the next attempt runs here
-                TestAtomics.SpinOnce(ref spinner);
-            }
+            ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _done) == 0); // until the call ends; a due backoff timer fires on this thread: the next attempt runs here
         }
 
         public void Cancel()
