@@ -47,6 +47,9 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
 
         /// <summary>Moves the clock one tick at a time until every other thread is done (the expiry pass runs here).</summary>
         Advance,
+
+        /// <summary><c>Dispose()</c>: waiting receives throw <see cref="ObjectDisposedException"/>; what is held stays readable, in-flight deliveries can still be acked.</summary>
+        Dispose,
     }
 
     public sealed record Program(Step Step, int Count = 1)
@@ -73,6 +76,12 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         // MaxDeliveries: a message whose second delivery times out goes to the dead letters (moved by the expiry pass, on
         // the advancing thread), and its room comes back; one whose ack wins stays out of them.
         ["cap 2 full max-deliveries 2: try-receive-ack x2 | try-receive-ack x2 | advance"] = new(2, 2, [new(Step.TryReceiveAck, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 2),
+        // Dispose racing receives, acks, nacks and the expiry pass (session 18): nothing held is lost (a message an expiry or a
+        // nack moves back meanwhile stays readable), an in-flight delivery can still be acked, a nack throws (the test then
+        // acks that delivery), a waiting receive throws.
+        ["cap 2 full: receive-ack x2 | try-receive-ack x2 | advance | dispose"] = new(2, 2, [new(Step.ReceiveAck, 2), new(Step.TryReceiveAck, 2), new(Step.Advance), new(Step.Dispose)]),
+        ["cap 2 full: receive-nack, receive-ack | try-receive-ack | advance | dispose"] = new(2, 2, [new(Step.ReceiveNack), new(Step.TryReceiveAck), new(Step.Advance), new(Step.Dispose)]),
+
         ["cap 1 full max-deliveries 1: try-receive-ack | enqueue x2 | try-receive-ack x2 | advance"] = new(1, 1, [new(Step.TryReceiveAck), new(Step.Enqueue, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 1),
     };
 
@@ -80,20 +89,26 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
     private static long s_refused;
     private static long s_canceled;
     private static long s_deadLettered;
+    private static long s_disposedCalls;
 
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealAckQueue_EveryMessageAckedOnceByItsLastDelivery(string name)
     {
         Scenario scenario = All[name];
-        s_expired = s_refused = s_canceled = s_deadLettered = 0;
+        s_expired = s_refused = s_canceled = s_deadLettered = s_disposedCalls = 0;
         ComposedRuns.ExploreStandard(output.WriteLine, name, 5600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
-        output.WriteLine($"deliveries timed out {s_expired}, stale ends refused {s_refused}, receives cancelled {s_canceled}, dead-lettered {s_deadLettered}");
+        output.WriteLine($"deliveries timed out {s_expired}, stale ends refused {s_refused}, receives cancelled {s_canceled}, dead-lettered {s_deadLettered}, calls that met the disposal {s_disposedCalls}");
         Assert.True(s_expired > 0, "no delivery timed out");
         if (scenario.MaxDeliveries > 0)
         {
             Assert.True(s_deadLettered > 0, "no message went to the dead letters");
+        }
+
+        if (scenario.Threads.Any(p => p.Step == Step.Dispose))
+        {
+            Assert.True(s_disposedCalls > 0, "no call met the disposal");
         }
 
         if (scenario.Threads.Any(p => p.Step == Step.Cancel))
@@ -135,6 +150,8 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         private int _workersDone; // test-only cue, outside the simulated memory
         private long _rejected;
         private int _canceled;
+        private bool _disposing; // set before Dispose: a racing call may see it before Dispose returns
+        private int _disposedCalls;
 
         public Run(Scenario scenario)
         {
@@ -213,6 +230,12 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
                     _cancel.Cancel();
                     _log.Append('T').Append(thread).Append(" cancel; ");
                     return;
+
+                case Step.Dispose:
+                    _disposing = true;
+                    _queue.Dispose();
+                    _log.Append('T').Append(thread).Append(" dispose; ");
+                    return;
             }
 
             Delivery<int> delivery;
@@ -240,7 +263,18 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
 
                     break;
                 default:
-                    delivery = ComposedRuns.Await(_queue.ReceiveAsync());
+                    try
+                    {
+                        delivery = ComposedRuns.Await(_queue.ReceiveAsync());
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        Assert(_disposing, $"T{thread}'s receive threw ObjectDisposedException before the disposal");
+                        _disposedCalls++;
+                        _log.Append('T').Append(thread).Append(" receive -> disposed; ");
+                        return; // took nothing
+                    }
+
                     break;
             }
 
@@ -248,8 +282,18 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             string end;
             if (step == Step.ReceiveNack)
             {
-                ended = _queue.Nack(delivery);
-                end = ended ? "nack" : "refused";
+                try
+                {
+                    ended = _queue.Nack(delivery);
+                    end = ended ? "nack" : "refused";
+                }
+                catch (ObjectDisposedException)
+                {
+                    Assert(_disposing, $"T{thread}'s nack threw ObjectDisposedException before the disposal");
+                    _disposedCalls++;
+                    ended = _queue.Ack(delivery); // the delivery was left as it was: still ours to end
+                    end = ended ? "ack" : "refused";
+                }
             }
             else
             {
@@ -323,6 +367,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             s_refused += _deliveries.Count(d => d.End == "refused");
             s_canceled += _canceled;
             s_deadLettered += dead.Count;
+            s_disposedCalls += _disposedCalls;
         }
 
         private static string Describe(List<(int Message, int Count, int Thread, string End)> deliveries) =>
