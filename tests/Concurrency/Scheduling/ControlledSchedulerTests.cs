@@ -44,6 +44,67 @@ public sealed class ControlledSchedulerTests
         Assert.Equal(Tail(failure.Message), Tail(again.Message));
     }
 
+    /// <summary>A lost update unless <paramref name="locked"/> holds the counter's lock around the read and the write.</summary>
+    private static void IncrementUnder(Counter c, Func<Counter, bool> locked)
+    {
+        if (!locked(c))
+        {
+            return; // TryEnterLock refused: this thread leaves the counter alone
+        }
+
+        try
+        {
+            Increment(c);
+        }
+        finally
+        {
+            TestAtomics.ExitLock(c, interrupted: false);
+        }
+    }
+
+    [Fact]
+    public void Locks_EnterLockAndTryEnterLock_ExcludeEachOther_AndTryEnterNeverWaits()
+    {
+        // Two EnterLock increments and one TryEnterLock increment: under every schedule of the exhaustive search the
+        // count is the number of increments that took the lock (no lost update), a TryEnterLock that met the lock held
+        // answered false at once (no deadlock, no wait), and both answers happened.
+        int refused = 0, taken = 0;
+        int expected = 0;
+        bool Enter(Counter c)
+        {
+            TestAtomics.EnterLock(c);
+            expected++;
+            return true;
+        }
+
+        bool Try(Counter c)
+        {
+            bool got = TestAtomics.TryEnterLock(c);
+            _ = got ? taken++ : refused++;
+            expected += got ? 1 : 0;
+            return got;
+        }
+
+        var r = ControlledTest.Explore(
+            Strategy.BoundedPreemption(3),
+            20_000,
+            () => { expected = 0; return new Counter(); },
+            [c => IncrementUnder(c, Enter), c => IncrementUnder(c, Enter), c => IncrementUnder(c, Try)],
+            c => Assert.Equal(expected, c.Value));
+        Assert.True(r.Exhausted);
+        Assert.True(refused > 0 && taken > 0, $"TryEnterLock refused {refused} and took {taken} times");
+
+        // The planted twin: the third thread increments without asking for the lock, and an update is lost (the check's
+        // own failure, not a lock error).
+        var failure = Assert.Throws<ScheduleFailureException>(() => ControlledTest.Explore(
+            Strategy.BoundedPreemption(2),
+            20_000,
+            () => new Counter(),
+            [c => IncrementUnder(c, Enter), c => IncrementUnder(c, Enter), Increment],
+            c => Assert.Equal(3, c.Value)));
+        Assert.IsType<Xunit.Sdk.EqualException>(failure.InnerException);
+    }
+
     [Fact]
     public void AtomicIncrement_PassesExhaustiveSearch_AndSeesEveryOrder()
     {
