@@ -100,6 +100,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
         ["mpmc cap 1: write-async x2 | wait-to-write x2 | read-all x2 | read-all x2"] = new(1, false, false, 0, [new(Step.WriteAsync, 2), new(Step.WaitToWrite, 2), new(Step.ReadAll, 2), new(Step.ReadAll, 2)]),
         ["mpsc cap 1 full: write-async | wait-to-write | read-all x4 | complete"] = new(1, false, true, 1, [new(Step.WriteAsync), new(Step.WaitToWrite), new(Step.ReadAll, 4), new(Step.Complete)]),
         ["spmc cap 1: read-all x2 | read-all x2 | write-async x2 | complete"] = new(1, true, false, 0, [new(Step.ReadAll, 2), new(Step.ReadAll, 2), new(Step.WriteAsync, 2), new(Step.Complete)]),
+        // (With the dropping modes a reader is owed one item only: a full channel keeps one whatever the writes do.)
+        ["mpmc cap 1 drop-oldest full: try-write x2 | try-write | read-all"] = new(1, false, false, 1, [new(Step.TryWrite, 2), new(Step.TryWrite), new(Step.ReadAll)], OverflowPolicy.DropOldest),
+        ["mpsc cap 1 drop-incoming: try-write x2 | try-write x2 | read-all"] = new(1, false, true, 0, [new(Step.TryWrite, 2), new(Step.TryWrite, 2), new(Step.ReadAll)], OverflowPolicy.DropIncoming),
 
         // Completion with an error (session 18): writers racing it get ChannelClosedException around the error (or get in);
         // readers drain what is left, then see the error (ReadAsync: ChannelClosedException around it; WaitToReadAsync
@@ -454,9 +457,9 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                 Assert(!counts.ContainsKey(value), $"the write of {value} failed on the completion but its item came out");
             }
 
-            if (_completed || _scenario.Mode == OverflowPolicy.DropOldest)
+            if (_completed || _scenario.Mode is OverflowPolicy.DropOldest or OverflowPolicy.DropIncoming)
             {
-                return; // the spec models neither the completion nor the channel's silent eviction (TryWrite answers true)
+                return; // the spec models neither the completion nor the channel's silent drops (TryWrite answers true)
             }
 
             var result = LinearizabilityChecker.Check(new QueueSpec(_scenario.Capacity, exactBatches: false), _history);
