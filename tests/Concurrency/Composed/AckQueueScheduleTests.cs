@@ -57,8 +57,12 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         public override string ToString() => Count == 1 ? Step.ToString() : $"{Step} x{Count}";
     }
 
-    /// <summary>A scenario: the queue's shape and its threads; with <paramref name="MaxDeliveries"/>, a message past it goes to a dead-letter queue.</summary>
-    public sealed record Scenario(int Capacity, int Prefill, Program[] Threads, int MaxDeliveries = 0);
+    /// <summary>
+    /// A scenario: the queue's shape and its threads; with <paramref name="MaxDeliveries"/>, a message past it goes to a
+    /// dead-letter queue; with <paramref name="OnWheel"/>, its wake-ups are timers on a <see cref="HierarchicalTimerWheel"/>
+    /// (the library's, manually advanced by the advancing thread after each tick: its callbacks run there).
+    /// </summary>
+    public sealed record Scenario(int Capacity, int Prefill, Program[] Threads, int MaxDeliveries = 0, bool OnWheel = false);
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
@@ -81,6 +85,11 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         // acks that delivery), a waiting receive throws.
         ["cap 2 full: receive-ack x2 | try-receive-ack x2 | advance | dispose"] = new(2, 2, [new(Step.ReceiveAck, 2), new(Step.TryReceiveAck, 2), new(Step.Advance), new(Step.Dispose)]),
         ["cap 2 full: receive-nack, receive-ack | try-receive-ack | advance | dispose"] = new(2, 2, [new(Step.ReceiveNack), new(Step.TryReceiveAck), new(Step.Advance), new(Step.Dispose)]),
+
+        // On a timer wheel (AckQueueOptions.TimerWheel): the visibility wake-up and the inner delay queue's wake-up are wheel
+        // timers, re-armed by cancel + schedule under the queue's lock, fired by the wheel's manual advance.
+        ["cap 2 full on a wheel: receive-ack | receive-ack | advance"] = new(2, 2, [new(Step.ReceiveAck), new(Step.ReceiveAck), new(Step.Advance)], OnWheel: true),
+        ["cap 1 full max-deliveries 1 on a wheel: try-receive-ack | enqueue x2 | try-receive-ack x2 | advance"] = new(1, 1, [new(Step.TryReceiveAck), new(Step.Enqueue, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 1, OnWheel: true),
 
         ["cap 1 full max-deliveries 1: try-receive-ack | enqueue x2 | try-receive-ack x2 | advance"] = new(1, 1, [new(Step.TryReceiveAck), new(Step.Enqueue, 2), new(Step.TryReceiveAck, 2), new(Step.Advance)], MaxDeliveries: 1),
     };
@@ -142,6 +151,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
         private readonly ManualTimeProvider _clock = new();
         private readonly AckQueue<int> _queue;
         private readonly DeadLetterQueue<int>? _deadLetters; // the library's: a lock inside one call, atomic to the scheduler
+        private readonly HierarchicalTimerWheel? _wheel; // the library's, on the real atomics: each call is one step to the scheduler
         private readonly List<int> _accepted = [];
         private readonly List<(int Message, int Count, int Thread, string End)> _deliveries = [];
         private readonly StringBuilder _log = new();
@@ -165,6 +175,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
                 TimeProvider = _clock,
                 MaxDeliveries = scenario.MaxDeliveries,
                 DeadLetters = _deadLetters,
+                TimerWheel = _wheel = scenario.OnWheel ? new HierarchicalTimerWheel(TimeSpan.FromTicks(1), _clock) : null,
             });
             for (int i = 0; i < scenario.Prefill; i++)
             {
@@ -182,7 +193,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             Program program = _scenario.Threads[thread - 1];
             if (program.Step == Step.Advance)
             {
-                int ticks = ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _workersDone) < _workers); // the visibility timeout's wake-up fires on this thread
+                int ticks = ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _workersDone) < _workers, () => _wheel?.Advance()); // the visibility timeout's wake-up fires on this thread
                 _log.Append('T').Append(thread).Append(" advanced ").Append(ticks).Append(" ticks; ");
                 return;
             }
@@ -368,6 +379,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             s_canceled += _canceled;
             s_deadLettered += dead.Count;
             s_disposedCalls += _disposedCalls;
+            _wheel?.Dispose(); // its lanes on the worker threads let go of it
         }
 
         private static string Describe(List<(int Message, int Count, int Thread, string End)> deliveries) =>

@@ -54,16 +54,17 @@ internal static class ComposedRuns
 
     /// <summary>
     /// The advancing thread's loop: while <paramref name="condition"/> holds (a test-only cue, outside the simulated memory),
-    /// moves <paramref name="clock"/> one tick (its due timers fire on this thread) and spins once, so the other threads
-    /// run between ticks. Returns the ticks moved.
+    /// moves <paramref name="clock"/> one tick (its due timers fire on this thread), runs <paramref name="afterTick"/>, and
+    /// spins once, so the other threads run between ticks. Returns the ticks moved.
     /// </summary>
-    public static int AdvanceWhile(ManualTimeProvider clock, Func<bool> condition)
+    public static int AdvanceWhile(ManualTimeProvider clock, Func<bool> condition, Action? afterTick = null)
     {
         var spinner = default(SpinWait);
         int ticks = 0;
         while (condition())
         {
             clock.Advance(TimeSpan.FromTicks(1));
+            afterTick?.Invoke(); // a manually driven timer wheel on that clock, say
             ticks++;
             TestAtomics.SpinOnce(ref spinner);
         }
