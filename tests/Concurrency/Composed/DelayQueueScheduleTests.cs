@@ -64,7 +64,8 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         public override string ToString() => $"{Step}{(Delay != 0 ? $" d{Delay}" : "")}{(Count != 1 ? $" x{Count}" : "")}";
     }
 
-    public sealed record Scenario(int Capacity, OverflowPolicy Mode, int Prefill, Program[] Threads);
+    /// <summary>A scenario; with <paramref name="OnWheel"/>, the queue's wake-up is a timer on a manually advanced <see cref="HierarchicalTimerWheel"/> (the library's).</summary>
+    public sealed record Scenario(int Capacity, OverflowPolicy Mode, int Prefill, Program[] Threads, bool OnWheel = false);
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
@@ -96,6 +97,11 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         ["wait cap 2: enqueue d2 x2 | read-all x2 | advance x2"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 2, 2), new(Step.ReadAll, 2), new(Step.Advance, 2)]),
         ["wait cap 2: read-all x2 | read-all x2 | enqueue-async d1 x2 | enqueue-async x2 | advance"] = new(2, OverflowPolicy.Wait, 0, [new(Step.ReadAll, 2), new(Step.ReadAll, 2), new(Step.EnqueueAsync, 2, 1), new(Step.EnqueueAsync, 2), new(Step.Advance)]),
         ["wait cap 2: read-all x3 | enqueue d1 x2 | advance | complete"] = new(2, OverflowPolicy.Wait, 0, [new(Step.ReadAll, 3), new(Step.TryEnqueue, 2, 1), new(Step.Advance), new(Step.Complete)]),
+
+        // On a timer wheel (DelayQueueOptions.TimerWheel, session 18): the wake-up is armed at the absolute due time on the
+        // wheel, which the advancing thread advances after each tick (its callbacks run there).
+        ["wait cap 2 on a wheel: enqueue d5 x2 | dequeue-async x2 | advance x2"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 2, 5), new(Step.DequeueAsync, 2), new(Step.Advance, 2)], OnWheel: true),
+        ["wait cap 2 on a wheel: enqueue d5 | enqueue d0 | dequeue-async | dequeue-async | advance"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 1, 5), new(Step.TryEnqueue, 1, 0), new(Step.DequeueAsync), new(Step.DequeueAsync), new(Step.Advance)], OnWheel: true),
     };
 
     private static long s_taken;
@@ -162,6 +168,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
         private const int Stride = 1000;
         private readonly Scenario _scenario;
         private readonly ManualTimeProvider _clock = new();
+        private readonly HierarchicalTimerWheel? _wheel; // the library's, on the real atomics: each call is one step to the scheduler
         private readonly DelayQueue<int> _queue;
         private readonly Dictionary<int, long> _earliest = []; // item -> the clock before its enqueue call + its delay: never out before
         private readonly List<int> _placed = [];
@@ -190,6 +197,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             {
                 FullMode = scenario.Mode,
                 TimeProvider = _clock,
+                TimerWheel = _wheel = scenario.OnWheel ? new HierarchicalTimerWheel(TimeSpan.FromTicks(1), _clock) : null,
                 ItemDropped = (item, reason) => (reason == DropReason.Oldest ? _out : _dropped).Add(item),
             });
             for (int i = 0; i < scenario.Prefill; i++)
@@ -213,17 +221,19 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
                     for (int i = 0; i < program.Count; i++)
                     {
                         _clock.Advance(TimeSpan.FromTicks(1)); // fires the wake-up's timer on this thread when it is due
+                        _wheel?.Advance();
                         _log.Append('T').Append(thread).Append(" advance 1; ");
                     }
 
-                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _writersDone) < _writers); // time moves on while writers wait
+                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _writersDone) < _writers, () => _wheel?.Advance()); // time moves on while writers wait
 
                     _clock.Advance(TimeSpan.FromTicks(1 + _scenario.Threads.Max(p => p.Delay)));
+                    _wheel?.Advance();
                     _log.Append('T').Append(thread).Append(" advance past every delay; ");
 
                     // Then on, while readers wait: a wake-up is armed relative to the clock reading its reader made, so one
                     // armed while the clock moved fires that much later (on a real clock, microseconds late).
-                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _readersDone) < _readers);
+                    ComposedRuns.AdvanceWhile(_clock, () => Volatile.Read(ref _readersDone) < _readers, () => _wheel?.Advance());
 
                     return;
 
@@ -374,6 +384,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             s_ended += _ended;
             BackpressureStatistics before = _queue.GetStatistics();
             _clock.Advance(TimeSpan.FromTicks(1000));
+            _wheel?.Advance();
             int drained = 0;
             while (_queue.TryDequeue(out int item))
             {
@@ -400,6 +411,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             Assert(_scenario.Mode != OverflowPolicy.Reject || before.Rejected == _rejected, $"Rejected {before.Rejected}, but {_rejected} writes were refused");
             Assert(before.Enqueued == before.Dequeued + before.Evicted + before.Remaining, $"accounting: {before}");
             Assert(!_completed || _queue.Completion.IsCompleted, "the queue was completed and drained, but Completion did not complete");
+            _wheel?.Dispose(); // its lanes on the worker threads let go of it
         }
 
         private void Assert(bool condition, string message)
