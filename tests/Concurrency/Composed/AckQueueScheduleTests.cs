@@ -13,8 +13,10 @@ namespace LockFree.Tests.Concurrency.Composed;
 /// <c>SeamLock</c>, over the composed <see cref="DelayQueue{T}"/>; Composed/README.md), on a manual clock that one
 /// logical thread advances a tick at a time while the others run, with a visibility timeout of one tick, so timeouts race
 /// acks, nacks and receives (the expiry pass runs on the advancing thread, as on a timer thread).
-/// After every schedule, and a drain that acks whatever is left: every accepted message was acknowledged exactly once,
-/// by its last delivery (at-least-once, and an ack that arrives after a redelivery is refused); its deliveries counted
+/// Scenarios add <c>MaxDeliveries</c> with a dead-letter queue, <c>Dispose</c> racing the others, and the wake-ups on a
+/// manually advanced timer wheel. After every schedule, and a drain that acks whatever is left: every accepted message was
+/// acknowledged exactly once, by its last delivery (at-least-once, and an ack that arrives after a redelivery is
+/// refused), or dead-lettered once after exactly <c>MaxDeliveries</c> unacknowledged deliveries; its deliveries counted
 /// 1, 2, ... with no gap or repeat; every delivery ended exactly once (ack, nack, or the visibility timeout: the
 /// statistics' <c>Expired</c> equals the deliveries that no ack or nack ended); a cancelled receive took nothing; and the
 /// statistics agree with what the threads saw. Proof of power: an end of a delivery that ignores the slot's version
