@@ -74,13 +74,13 @@ internal static class ComposedRuns
 
     /// <summary>
     /// Takes up to <paramref name="count"/> items through one enumerator of <paramref name="source"/> (a <c>ReadAllAsync</c>),
-    /// each <c>MoveNextAsync</c> awaited by <paramref name="await"/> (default <see cref="Await{T}(ValueTask{T}, Action{int}?)"/>),
+    /// each <c>MoveNextAsync</c> awaited by <paramref name="awaitMove"/> (default <see cref="Await{T}(ValueTask{T}, Action{int}?)"/>),
     /// and hands each to <paramref name="took"/> with the scheduler's time before its call. False when the sequence ended
     /// first: completed and drained, or with an exception <paramref name="endedBy"/> accepts. The enumerator is disposed
     /// only when no <c>MoveNextAsync</c> is in flight: a check that failed inside one leaves the iterator running, and
     /// disposing it then would throw <see cref="NotSupportedException"/> over the failure.
     /// </summary>
-    public static bool ReadAll<T>(IAsyncEnumerable<T> source, int count, Action<T, long> took, Func<ValueTask<bool>, bool>? await = null, Func<Exception, bool>? endedBy = null)
+    public static bool ReadAll<T>(IAsyncEnumerable<T> source, int count, Action<T, long> took, Func<ValueTask<bool>, bool>? awaitMove = null, Func<Exception, bool>? endedBy = null)
     {
         IAsyncEnumerator<T> items = source.GetAsyncEnumerator();
         bool idle = true;
@@ -93,7 +93,7 @@ internal static class ComposedRuns
                 bool more;
                 try
                 {
-                    more = await is null ? Await(items.MoveNextAsync()) : await(items.MoveNextAsync());
+                    more = awaitMove is null ? Await(items.MoveNextAsync()) : awaitMove(items.MoveNextAsync());
                 }
                 catch (Exception error) when (endedBy?.Invoke(error) == true)
                 {

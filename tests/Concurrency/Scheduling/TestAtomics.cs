@@ -335,9 +335,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             s.Block(state); // checked and blocked on in one step: the release wakes us
         }
 
-        state.Owner = me;
-        state.Depth++;
-        s.Races?.Acquire(me, LockLocation(gate));
+        Take(s, state, me, gate);
         return false;
     }
 
@@ -361,10 +359,16 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return false;
         }
 
+        Take(s, state, me, gate);
+        return true;
+    }
+
+    /// <summary>Makes <paramref name="me"/> the owner of a free (or its own) controlled lock, acquiring what the last owner released.</summary>
+    private static void Take(ControlledScheduler s, ControlledLock state, int me, object gate)
+    {
         state.Owner = me;
         state.Depth++;
         s.Races?.Acquire(me, LockLocation(gate));
-        return true;
     }
 
     /// <summary>Releases a lock taken by <see cref="EnterLock"/> (not a scheduling point: the owner's next access is one).</summary>
