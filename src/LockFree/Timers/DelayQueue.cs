@@ -32,7 +32,8 @@ namespace LockFree;
 // reservation is returned, and the inbox is FIFO with capacity >= Capacity, so the slot a producer claims was
 // released by the item Capacity positions earlier. No producer takes a lock on the accepting path.
 //
-// Consumers: the heap (DelayHeap, 4-ary min-heap by due time, then arrival order) lives on the consumer side
+// Consumers: the heap (DelayHeap: 4-ary min-heaps by due time, then arrival order, a small near one beside the far
+// one since session 19, so items due before a large backlog stay in cache) lives on the consumer side
 // under _consumerLock, which makes whoever holds it the inbox's single consumer. A dequeue drains the inbox into
 // the heap (arrival order = inbox order, so ties are FIFO), then pops the root if it is due. The lock is held for
 // the drain and one heap operation; no user code, no wait, no allocation runs under it. A polling TryDequeue

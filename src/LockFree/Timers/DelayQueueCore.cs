@@ -215,7 +215,6 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         }
     }
 
-    /// <summary>Pops the root whether due or not (DropOldest's eviction); false when the queue holds nothing published. Takes the lock.</summary>
     /// <summary>
     /// DropOldest's step: under one hold of the lock, pops the root (whether due or not) and puts <paramref name="item"/> (read at <paramref name="now"/>, due at
     /// <paramref name="due"/>) straight into the heap in its place: the victim's unit of count passes to it, and no
@@ -281,11 +280,6 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         PublishRoot();
     }
 
-    /// <summary>Publishes the root's due time for the lock-free check. Under the lock.</summary>
-    /// <remarks>
-    /// MaxValue means "empty": a root really due at MaxValue (a clock about to wrap) is published one timestamp earlier,
-    /// which only makes the lock-free check take the lock (where the exact due time is compared) one timestamp sooner.
-    /// </remarks>
     /// <summary>
     /// Under the lock: an enqueue's clock reading (<paramref name="reading"/>) happened before this point, so the time is
     /// at least that; <see cref="_knownNow"/> keeps the latest such reading. An item due at once (put in while the clock
@@ -300,6 +294,11 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
         }
     }
 
+    /// <summary>Publishes the root's due time for the lock-free check. Under the lock.</summary>
+    /// <remarks>
+    /// MaxValue means "empty": a root really due at MaxValue (a clock about to wrap) is published one timestamp earlier,
+    /// which only makes the lock-free check take the lock (where the exact due time is compared) one timestamp sooner.
+    /// </remarks>
     private void PublishRoot() =>
         TAtomics.StoreRelease(ref _rootDue, _heap.Count == 0 ? long.MaxValue : _heap.PeekDue == long.MaxValue ? long.MaxValue - 1 : _heap.PeekDue); // release: pairs with the acquire in NothingDueLockFree
 

@@ -9,7 +9,7 @@ namespace LockFree.Tests.Unit.Timers;
 /// <summary>
 /// Model-based property: any single-threaded sequence of enqueues (with delays), clock advances, dequeues and counts on
 /// a <see cref="DelayQueue{T}"/> behaves exactly like a sequential model (a list ordered by due time, then arrival),
-/// under each non-waiting overflow policy. A planted bug (items visible a millisecond early) must be falsified.
+/// under each non-waiting overflow policy, at capacities 1-8 (overflow) and one above the heap's near-tier threshold. A planted bug (items visible a millisecond early) must be falsified.
 /// </summary>
 public sealed class DelayQueueModelPropertyTests
 {
@@ -77,7 +77,7 @@ public sealed class DelayQueueModelPropertyTests
             Gen.Constant(new Op(OpKind.Dequeue, 0)),
             Gen.Constant(new Op(OpKind.Count, 0)));
         Gen<Scenario> scenario =
-            from capacity in Gen.Choose(1, 8)
+            from capacity in Gen.OneOf(Gen.Choose(1, 8), Gen.Choose(1, 8), Gen.Constant(LockFree.Timers.DelayHeap<int>.NearTierThreshold + 1)) // the last: a heap with a near tier (session 19)
             from policy in Gen.Elements(OverflowPolicy.Reject, OverflowPolicy.DropIncoming, OverflowPolicy.DropOldest, OverflowPolicy.Wait)
             from nearWrap in Gen.Elements(false, true)
             from length in Gen.Choose(0, 120)
