@@ -58,6 +58,9 @@ internal sealed class DelayHeap<T>
 
     public int Capacity => _far.Length;
 
+    /// <summary>Entries in the near heap (tests check the placement rule).</summary>
+    internal int NearCount => _nearCount;
+
     /// <summary>The due time of the root; the heap must not be empty.</summary>
     public long PeekDue => Peek().Due;
 

@@ -97,6 +97,38 @@ public sealed class DelayHeapModelPropertyTests
     }
 
     [Fact]
+    public void Placement_NearHeapTakesOnlyItemsDueBeforeTheFarRoot_WhileItHasRoom()
+    {
+        // The order does not depend on the placement, so the model cannot see it; this pins the rule that makes the
+        // near heap pay: no near heap at the threshold, an empty far heap takes the first push, later-due items go far,
+        // earlier ones near until it is full.
+        var small = new DelayHeap<int>(DelayHeap<int>.NearTierThreshold);
+        small.Push(100, 0, 0);
+        small.Push(50, 1, 1);
+        Assert.Equal(0, small.NearCount);
+
+        var heap = new DelayHeap<int>(DelayHeap<int>.NearTierThreshold + 1);
+        heap.Push(100, 0, 0);
+        Assert.Equal(0, heap.NearCount); // the far heap was empty
+        heap.Push(100, 1, 1);
+        heap.Push(200, 2, 2);
+        Assert.Equal(0, heap.NearCount); // due at or after the far root
+        for (int i = 0; i < DelayHeap<int>.NearCapacity + 2; i++)
+        {
+            heap.Push(99 - i, 3 + i, 3 + i);
+        }
+
+        Assert.Equal(DelayHeap<int>.NearCapacity, heap.NearCount); // the last two found it full
+        Assert.Equal(DelayHeap<int>.NearCapacity + 5, heap.Count);
+        Assert.Equal(99 - DelayHeap<int>.NearCapacity - 1, heap.PeekDue); // the earliest went to the far heap
+
+        DelayEntry<int>[] entries = heap.ToArray();
+        Assert.Equal(heap.Count, entries.Length);
+        Assert.Equal(Enumerable.Range(0, heap.Count), entries.Select(e => e.Item).Order());
+        Assert.All(entries, e => Assert.Equal(e.Item, (int)e.Sequence));
+    }
+
+    [Fact]
     public void PlantedNearFirstPop_IsFalsified()
     {
         Exception? failure = Record.Exception(() =>
