@@ -107,6 +107,10 @@ public sealed class DelayHeapModelPropertyTests
         small.Push(50, 1, 1);
         Assert.Equal(0, small.NearCount);
 
+        var fresh = new DelayHeap<int>(DelayHeap<int>.NearTierThreshold + 1);
+        fresh.Push(Timestamps.DueNow, 0, 0); // due before anything, but the far heap is empty: it goes there
+        Assert.Equal(0, fresh.NearCount);
+
         var heap = new DelayHeap<int>(DelayHeap<int>.NearTierThreshold + 1);
         heap.Push(100, 0, 0);
         Assert.Equal(0, heap.NearCount); // the far heap was empty
