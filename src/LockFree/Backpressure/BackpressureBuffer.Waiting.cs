@@ -131,7 +131,7 @@ public sealed partial class BackpressureBuffer<T>
             return result;
         }
 
-        long start = Stopwatch.GetTimestamp();
+        long start = Seam.GetTimestamp(); // the seam's clock: Stopwatch's, or a controlled run's virtual one
         var spinner = default(SpinWait);
         for (int i = 0; i < SpinsBeforePark; i++)
         {
@@ -157,7 +157,7 @@ public sealed partial class BackpressureBuffer<T>
             if (result.Outcome != WriteOutcome.Rejected)
             {
                 _writers.Abandon(waiter, forwardSignal: true);
-                RecordWait(Stopwatch.GetElapsedTime(start));
+                RecordWait(Stopwatch.GetElapsedTime(start, Seam.GetTimestamp()));
                 return result;
             }
 
@@ -181,7 +181,7 @@ public sealed partial class BackpressureBuffer<T>
                 result = RetrySignaled(item);
                 if (result.Outcome != WriteOutcome.Rejected)
                 {
-                    RecordWait(Stopwatch.GetElapsedTime(start));
+                    RecordWait(Stopwatch.GetElapsedTime(start, Seam.GetTimestamp()));
                     return result;
                 }
             }
@@ -349,7 +349,7 @@ public sealed partial class BackpressureBuffer<T>
     {
         ValidateTimeout(timeout);
         cancellationToken.ThrowIfCancellationRequested();
-        long start = Stopwatch.GetTimestamp();
+        long start = Seam.GetTimestamp(); // the seam's clock: Stopwatch's, or a controlled run's virtual one
         var spinner = default(SpinWait);
         for (int i = 0; i <= SpinsBeforePark; i++)
         {
@@ -577,7 +577,7 @@ public sealed partial class BackpressureBuffer<T>
             return Timeout.InfiniteTimeSpan;
         }
 
-        TimeSpan left = timeout - Stopwatch.GetElapsedTime(start);
+        TimeSpan left = timeout - Stopwatch.GetElapsedTime(start, Seam.GetTimestamp());
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 

@@ -122,10 +122,18 @@ internal interface IAtomics
     /// <summary>
     /// Blocks on <paramref name="signal"/> until it is set or <paramref name="timeout"/> passes (<see cref="ManualResetEventSlim.Wait(TimeSpan)"/>:
     /// a <see cref="Thread.Interrupt"/> throws <see cref="ThreadInterruptedException"/>); whether it was set. A synchronous
-    /// waiter's park. The test policy blocks the logical thread until <see cref="SetEvent"/> (a controlled run has no
-    /// clock: the timeout never passes there).
+    /// waiter's park. The test policy blocks the logical thread until <see cref="SetEvent"/>; a finite timeout may pass
+    /// at any of its scheduling points while the event is not set (the strategy chooses), and then moves
+    /// <see cref="GetTimestamp"/> on by <paramref name="timeout"/> (session 19; before, the timeout never passed there).
     /// </summary>
     static abstract bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout);
+
+    /// <summary>
+    /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>: the clock of the synchronous waits' deadlines. The test
+    /// policy, under a controlled run: a virtual clock that moves only when a timed <see cref="WaitEvent"/> times out, so
+    /// a schedule's steps never depend on real time.
+    /// </summary>
+    static abstract long GetTimestamp();
 
     /// <summary>
     /// Sets <paramref name="signal"/> (through <see cref="InterruptDeferral.Set"/>: an interrupt is deferred, never thrown):

@@ -110,6 +110,10 @@ internal readonly struct RealAtomics : IAtomics
     public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout) => signal.Wait(timeout);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long GetTimestamp() => System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <inheritdoc/>
     public static void SetEvent(ManualResetEventSlim signal) => InterruptDeferral.Set(signal);
 
     /// <inheritdoc/>

@@ -92,10 +92,25 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         /// <summary><c>ReadAllAsync()</c>: one enumerator takes <c>Count</c> items, then is disposed; it ends early once completed and drained.</summary>
         ReadAll,
+
+        /// <summary>
+        /// <c>Write(item, Wait, timeout)</c>, blocking, the timeout <see cref="SyncTimeout"/> on the run's virtual clock (session
+        /// 19): its event wait may time out at any scheduling point before its set (the strategy chooses), which moves the
+        /// clock on; accepted, or rejected with <see cref="RejectReason.TimedOut"/> leaving no trace.
+        /// </summary>
+        TimedWrite,
+
+        /// <summary><c>TryRead(out item, timeout)</c>, blocking, timed as <see cref="TimedWrite"/>: an item, or false having taken nothing.</summary>
+        TimedRead,
     }
 
     /// <summary>The timed writes' timeout, in ticks of the run's manual clock (one tick per <see cref="Step.Advance"/> step).</summary>
     private const long TimeoutTicks = 1;
+
+    /// <summary>The blocking timed calls' timeout, on the controlled run's virtual clock (it moves only when a timed wait times out).</summary>
+    private static readonly TimeSpan SyncTimeout = TimeSpan.FromMilliseconds(10);
+
+    private static bool IsTimedWrite(Step step) => step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync or Step.TimedWrite;
 
     /// <summary>A thread's program: <paramref name="Count"/> times <paramref name="Step"/>.</summary>
     public sealed record Program(Step Step, int Count = 1)
@@ -187,6 +202,16 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ["spsc wait cap 1 full: timed-write-async x2 | read | advance | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync, 2), new(Step.BlockingRead), new(Step.Advance), new(Step.Complete)]),
         ["mpsc wait cap 1 full: timed-write-async | timed-write-async | read | advance | dispose"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWriteAsync), new(Step.TimedWriteAsync), new(Step.BlockingRead), new(Step.Advance), new(Step.Dispose)]),
 
+        // Timed blocking calls (session 19): the seam's event wait may time out at any of its scheduling points before its
+        // set, moving the run's virtual clock (the deadline's clock) on; a timeout racing a read's room, a write's item, a
+        // blocking writer parked beside it, and timed calls on both sides. (An untimed reader beside a timed one may be owed
+        // nothing: the timed one can take the only item while every timed write times out.)
+        ["spsc wait cap 1 full: timed-write x2 | read"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite, 2), new(Step.BlockingRead)]),
+        ["mpsc wait cap 1 full: timed-write | write | read x2"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 2)]),
+        ["mpmc wait cap 1: timed-read | timed-read | write"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.TimedRead), new(Step.TimedRead), new(Step.BlockingWrite)]),
+        ["spsc wait cap 1: timed-write x2 | timed-read x2"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.TimedWrite, 2), new(Step.TimedRead, 2)]),
+        ["mpmc wait cap 1 full: timed-write | timed-write | timed-read | timed-read"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.TimedWrite), new(Step.TimedWrite), new(Step.TimedRead), new(Step.TimedRead)]),
+
         // ReadAllAsync (session 18): the iterator awaits WaitToReadAsync, so a wake-up runs its next steps (the TryRead
         // loop and the yield) on the waking thread, as a pool thread would.
         ["spsc wait cap 1: write-async x3 | read-all x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.WriteAsync, 3), new(Step.ReadAll, 3)]),
@@ -221,17 +246,21 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     /// <summary>ReadAllAsync enumerations that ended (completed and drained) over an exploration.</summary>
     private static long s_readAllEnded;
 
+    /// <summary>Timed blocking reads that timed out, and that took an item, over an exploration.</summary>
+    private static long s_readTimedOut;
+    private static long s_readTimedIn;
+
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Explore_RealBuffer_NoLostWakeupEveryItemOnceLinearizable(string name)
     {
         Scenario scenario = All[name];
         Array.Clear(Outcomes);
-        s_canceled = s_disposedCalls = s_timedOut = s_timedIn = s_readAllEnded = 0;
+        s_canceled = s_disposedCalls = s_timedOut = s_timedIn = s_readAllEnded = s_readTimedOut = s_readTimedIn = 0;
         long schedules = ComposedRuns.ExploreStandard(
             output.WriteLine, name, 2600 + name.Length, ExplorationBudget.Schedules(PerStrategy), (strategy, budget) => Explore(strategy, name, scenario, PlantedFault.None, budget));
 
-        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}, timed writes timed out {s_timedOut}, got in {s_timedIn}");
+        output.WriteLine("outcomes: " + string.Join(", ", Enum.GetValues<WriteOutcome>().Select(o => $"{o} {Outcomes[(int)o]}")) + $"; cancelled calls {s_canceled}, disposed calls {s_disposedCalls}, timed writes timed out {s_timedOut}, got in {s_timedIn}; timed reads timed out {s_readTimedOut}, took one {s_readTimedIn}");
         Assert.True(schedules >= 4, name);
 
         // The races the scenario is for happened in some schedule.
@@ -254,10 +283,16 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             Assert.True(s_disposedCalls > 0, "no call met the disposal");
         }
 
-        if (threads.Any(p => p.Step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync))
+        if (threads.Any(p => IsTimedWrite(p.Step)))
         {
             Assert.True(s_timedOut > 0, "no timed write timed out");
             Assert.True(s_timedIn > 0, "no timed write got in");
+        }
+
+        if (threads.Any(p => p.Step == Step.TimedRead))
+        {
+            Assert.True(s_readTimedOut > 0, "no timed read timed out");
+            Assert.True(s_readTimedIn > 0, "no timed read took an item");
         }
 
         if (threads.Any(p => p.Step == Step.Cancel))
@@ -316,6 +351,23 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Explore_TimedOutBlockingWriterDropsPassOn_IsFound()
+    {
+        // The blocking twin (session 19): the timed writer's event wait times out while a read's signal is already on its
+        // way (the read won the wait's state, its set not yet done), so the wait ends Signaled with the deadline passed.
+        // It answers TimedOut; without passing the room on, the blocking writer sleeps beside it and the reader waits for
+        // that writer's item: a deadlock.
+        Scenario scenario = All["mpsc wait cap 1 full: timed-write | write | read x2"];
+        ComposedRuns.AssertPlantedFound(
+            output.WriteLine,
+            "timed-out blocking writer drops the pass-on",
+            95,
+            PlantedFault.TimedOutDropsPassOn,
+            (strategy, fault, budget) => Explore(strategy, "planted: timed-out blocking writer drops the pass-on", scenario, fault, budget),
+            failure => Assert.Contains("deadlock", failure.Message, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public void Explore_PressureCheckWithStaleDepth_IsFound()
     {
         // The watermark check before session 17 (found by this class's first run): a writer reads the depth at the high
@@ -362,6 +414,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         private int _timedOut;
         private int _timedIn;
         private int _readAllEnded;
+        private int _readTimedOut;
+        private int _readTimedIn;
         private int _loopRefusals; // refusals of TryWrite inside the WaitToWriteAsync loop (counted by the buffer, not in _outcomes)
         private readonly CancellationTokenSource _cancel = new();
         private int _cancellations;
@@ -504,6 +558,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     case Step.CancellableWriteAsync:
                     case Step.TimedWriteAsync:
                     case Step.TimedCancellableWriteAsync:
+                    case Step.TimedWrite:
                     {
                         _evictedBy[thread] = null;
                         WriteResult written;
@@ -518,6 +573,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 Step.CancellableWrite => _buffer.Write(value, Timeout.InfiniteTimeSpan, _cancel.Token),
                                 Step.TimedWriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value, OverflowPolicy.Wait, TimeSpan.FromTicks(TimeoutTicks))),
                                 Step.TimedCancellableWriteAsync => ComposedRuns.Await(_buffer.WriteAsync(value, OverflowPolicy.Wait, TimeSpan.FromTicks(TimeoutTicks), _cancel.Token)),
+                                Step.TimedWrite => _buffer.Write(value, OverflowPolicy.Wait, SyncTimeout),
                                 _ => ComposedRuns.Await(_buffer.WriteAsync(value, _cancel.Token)),
                             };
                         }
@@ -538,7 +594,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                         }
 
                         _outcomes[(int)written.Outcome]++;
-                        if (program.Step is Step.TimedWriteAsync or Step.TimedCancellableWriteAsync)
+                        if (IsTimedWrite(program.Step))
                         {
                             if (written.Outcome == WriteOutcome.Rejected)
                             {
@@ -572,7 +628,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 result = QueueOutput.Failed; // the buffer was full
                                 break;
                             case WriteOutcome.Rejected:
-                                Assert(program.Step is Step.TryWrite or Step.TimedWriteAsync or Step.TimedCancellableWriteAsync, $"a waiting write with no deadline answered {written}");
+                                Assert(program.Step == Step.TryWrite || IsTimedWrite(program.Step), $"a waiting write with no deadline answered {written}");
                                 input = QueueInput.Enqueue(value);
                                 result = QueueOutput.Failed;
                                 break;
@@ -599,6 +655,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     case Step.ReadAsync:
                     case Step.WaitToRead:
                     case Step.CancellableRead:
+                    case Step.TimedRead:
                     {
                         bool ok;
                         try
@@ -608,6 +665,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                                 Step.BlockingRead => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan),
                                 Step.ReadAsync => TryReadAsync(out item),
                                 Step.WaitToRead => WaitThenRead(out item),
+                                Step.TimedRead => _buffer.TryRead(out item, SyncTimeout),
                                 _ => _buffer.TryRead(out item, Timeout.InfiniteTimeSpan, _cancel.Token),
                             };
                         }
@@ -623,6 +681,21 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                             _log.Append('T').Append(thread).Append(" read -> canceled; ");
                             _cancellations++;
                             continue; // took nothing: an item it had taken would be missing in Check
+                        }
+
+                        if (!ok && program.Step == Step.TimedRead && !_completing)
+                        {
+                            // Timed out, having taken nothing: it saw the buffer empty within its call (the check before
+                            // each park), so as a queue operation it is a failed dequeue.
+                            _readTimedOut++;
+                            input = QueueInput.Dequeue();
+                            result = QueueOutput.Failed;
+                            break;
+                        }
+
+                        if (ok && program.Step == Step.TimedRead)
+                        {
+                            _readTimedIn++;
                         }
 
                         if (!ok)
@@ -715,6 +788,8 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             s_timedOut += _timedOut;
             s_timedIn += _timedIn;
             s_readAllEnded += _readAllEnded;
+            s_readTimedOut += _readTimedOut;
+            s_readTimedIn += _readTimedIn;
 
             BackpressureStatistics before = _buffer.GetStatistics();
             if (_scenario.High != 0)

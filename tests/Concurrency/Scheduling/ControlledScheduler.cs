@@ -75,6 +75,7 @@ internal sealed class ControlledScheduler
     private readonly object _gate = new();
     private readonly int _threadCount;
     private long _step;
+    private long _virtualTimestamp = 1L << 40; // the virtual clock (Stopwatch ticks): moved only by a timed wait's timeout
     private int _live;
     private volatile bool _aborting;
     private Exception? _failure;
@@ -123,6 +124,16 @@ internal sealed class ControlledScheduler
     internal PlantedFault Faults => _options.Faults;
 
     internal long Steps => _step;
+
+    /// <summary>The run's virtual clock, in <see cref="System.Diagnostics.Stopwatch"/> ticks (see <see cref="TestAtomics.GetTimestamp"/>).</summary>
+    internal long VirtualTimestamp => _virtualTimestamp;
+
+    /// <summary>Moves the virtual clock on by <paramref name="by"/>, rounded up to whole Stopwatch ticks: a timeout that passed.</summary>
+    internal void AdvanceClock(TimeSpan by) =>
+        _virtualTimestamp += (long)Math.Ceiling(by.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
+
+    /// <summary>A choice among <paramref name="count"/> ways for the running thread, made by the strategy (replayable).</summary>
+    internal int PickChoice(int count) => _strategy.PickChoice(count);
 
     internal Exception? Failure => _failure;
 

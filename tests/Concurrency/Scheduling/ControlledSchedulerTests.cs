@@ -106,6 +106,57 @@ public sealed class ControlledSchedulerTests
     }
 
     [Fact]
+    public void TimedWaitEvent_TimesOutOnlyWhileUnset_AndMovesTheVirtualClock()
+    {
+        // Session 19: a finite WaitEvent may time out at any of its scheduling points before the set, never after it, and
+        // a timeout moves the virtual clock (TestAtomics.GetTimestamp) on by at least the timeout. An event nobody sets
+        // ends by timing out (no deadlock); one set by another thread ends either way over the exploration.
+        TimeSpan timeout = TimeSpan.FromMilliseconds(5);
+        long minimum = (long)Math.Ceiling(timeout.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
+        int timedOut = 0, set = 0;
+        var r = ControlledTest.Explore(
+            Strategy.RandomWalk(seed: 19),
+            2_000,
+            () => new ManualResetEventSlim(false),
+            [
+                e =>
+                {
+                    long before = TestAtomics.GetTimestamp();
+                    bool wasSet = TestAtomics.WaitEvent(e, timeout);
+                    long moved = TestAtomics.GetTimestamp() - before;
+                    if (wasSet)
+                    {
+                        set++;
+                        Assert.Equal(0, moved);
+                    }
+                    else
+                    {
+                        timedOut++;
+                        Assert.True(moved >= minimum, $"a timeout moved the clock {moved} ticks, less than {minimum}");
+                    }
+                },
+                e => TestAtomics.SetEvent(e),
+            ],
+            _ => { });
+        Assert.True(timedOut > 0 && set > 0, $"timed out {timedOut}, set {set}");
+
+        // Nobody sets it: every schedule times out instead of deadlocking; an infinite wait would be a deadlock.
+        ControlledTest.Explore(
+            Strategy.RandomWalk(seed: 20),
+            200,
+            () => new ManualResetEventSlim(false),
+            [e => Assert.False(TestAtomics.WaitEvent(e, timeout)), _ => { }],
+            _ => { });
+        var deadlock = Assert.Throws<ScheduleFailureException>(() => ControlledTest.Explore(
+            Strategy.RandomWalk(seed: 21),
+            200,
+            () => new ManualResetEventSlim(false),
+            [e => TestAtomics.WaitEvent(e, Timeout.InfiniteTimeSpan), _ => { }],
+            _ => { }));
+        Assert.IsType<DeadlockException>(deadlock.InnerException);
+    }
+
+    [Fact]
     public void AtomicIncrement_PassesExhaustiveSearch_AndSeesEveryOrder()
     {
         var orders = new HashSet<string>();

@@ -443,8 +443,13 @@ internal readonly unsafe struct TestAtomics : IAtomics
     /// <summary>
     /// Under a controlled run: a scheduling point, then the logical thread blocks until <paramref name="signal"/> is set
     /// (by <see cref="SetEvent"/>; checked and blocked on in one step, so a set between the two cannot be missed; one that
-    /// never comes is a deadlock), and acquires what the setter released. A controlled run has no clock: the timeout
-    /// never passes, so this always answers true. Outside one: the event's own wait.
+    /// never comes is a deadlock), and acquires what the setter released. A finite <paramref name="timeout"/> (session 19)
+    /// makes it a timed wait: while the event is not set, the strategy chooses at each of its scheduling points whether
+    /// the timeout passes now (one chance in <see cref="TimeoutOdds"/>); if it does, the run's virtual clock
+    /// (<see cref="GetTimestamp"/>) moves on by the timeout and the wait answers false; if not, the thread waits as a
+    /// spinner, so the others run first. So a timeout can end the wait at any point of the schedule before the set, and
+    /// never after it, as on a real thread (where the time between the two is the hardware's choice). Outside a
+    /// controlled run: the event's own wait.
     /// </summary>
     public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout)
     {
@@ -455,6 +460,20 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("WaitEvent");
+        if (timeout != Timeout.InfiniteTimeSpan)
+        {
+            while (!signal.IsSet)
+            {
+                if (s.PickChoice(TimeoutOdds) == 0)
+                {
+                    s.AdvanceClock(timeout);
+                    return false;
+                }
+
+                s.SchedulingPoint("WaitEvent (timed)", spinning: true);
+            }
+        }
+
         while (!signal.IsSet)
         {
             s.Block(signal);
@@ -463,6 +482,15 @@ internal readonly unsafe struct TestAtomics : IAtomics
         s.Races?.Acquire(ControlledScheduler.CurrentThread, EventLocation(signal));
         return true;
     }
+
+    /// <summary>A timed <see cref="WaitEvent"/> times out at one of its scheduling points in this many.</summary>
+    internal const int TimeoutOdds = 4;
+
+    /// <summary>
+    /// Under a controlled run: the run's virtual clock, <see cref="System.Diagnostics.Stopwatch"/> ticks, moved only by a
+    /// timed <see cref="WaitEvent"/> that times out (not a scheduling point: no shared memory). Outside one: the real clock.
+    /// </summary>
+    public static long GetTimestamp() => ControlledScheduler.Current is { } s ? s.VirtualTimestamp : System.Diagnostics.Stopwatch.GetTimestamp();
 
     /// <summary>
     /// Under a controlled run: a scheduling point, a release for the waiter's acquire, the set (nobody blocks in the

@@ -154,6 +154,8 @@ internal readonly struct RmwCountingAtomics : IAtomics
 
     public static bool WaitEvent(ManualResetEventSlim signal, TimeSpan timeout) => RealAtomics.WaitEvent(signal, timeout);
 
+    public static long GetTimestamp() => RealAtomics.GetTimestamp();
+
     public static void SetEvent(ManualResetEventSlim signal) => RealAtomics.SetEvent(signal);
 
     public static void RegisterCancellation(ref CancellationTokenRegistration registration, CancellationToken token, Action<object?> callback, object? state) =>
