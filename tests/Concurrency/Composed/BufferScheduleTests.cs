@@ -204,13 +204,15 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
         // Timed blocking calls (session 19): the seam's event wait may time out at any of its scheduling points before its
         // set, moving the run's virtual clock (the deadline's clock) on; a timeout racing a read's room, a write's item, a
-        // blocking writer parked beside it, and timed calls on both sides. (An untimed reader beside a timed one may be owed
+        // blocking writer parked beside it, timed calls on both sides, completion and disposal. (An untimed reader beside a timed one may be owed
         // nothing: the timed one can take the only item while every timed write times out.)
         ["spsc wait cap 1 full: timed-write x2 | read"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite, 2), new(Step.BlockingRead)]),
         ["mpsc wait cap 1 full: timed-write | write | read x2"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite), new(Step.BlockingWrite), new(Step.BlockingRead, 2)]),
         ["mpmc wait cap 1: timed-read | timed-read | write"] = new(1, false, false, OverflowPolicy.Wait, 0, [new(Step.TimedRead), new(Step.TimedRead), new(Step.BlockingWrite)]),
         ["spsc wait cap 1: timed-write x2 | timed-read x2"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.TimedWrite, 2), new(Step.TimedRead, 2)]),
         ["mpmc wait cap 1 full: timed-write | timed-write | timed-read | timed-read"] = new(1, false, false, OverflowPolicy.Wait, 1, [new(Step.TimedWrite), new(Step.TimedWrite), new(Step.TimedRead), new(Step.TimedRead)]),
+        ["spsc wait cap 1 full: timed-write x2 | read | complete"] = new(1, true, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite, 2), new(Step.BlockingRead), new(Step.Complete)]),
+        ["mpsc wait cap 1 full: timed-write | timed-write | read | dispose"] = new(1, false, true, OverflowPolicy.Wait, 1, [new(Step.TimedWrite), new(Step.TimedWrite), new(Step.BlockingRead), new(Step.Dispose)]),
 
         // ReadAllAsync (session 18): the iterator awaits WaitToReadAsync, so a wake-up runs its next steps (the TryRead
         // loop and the yield) on the waking thread, as a pool thread would.
