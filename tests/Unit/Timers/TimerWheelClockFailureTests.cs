@@ -146,6 +146,21 @@ public sealed class TimerWheelClockFailureTests
         Assert.False(wheel.IsDriverRunning);
     }
 
+    [Fact]
+    public void Driver_ClockKeepsThrowing_RetriesBackOffInsteadOfSpinning()
+    {
+        // The retries wait 1 ms, doubling to 1 s: in 300 ms about nine failures (fewer on a loaded machine, never more).
+        // Without the back-off the driver rereads the failing clock in a loop, thousands of times in that window (a
+        // mutant that survived the session 19 mutation run of TimerWheelEngine.Driver.cs).
+        var clock = new DriverThreadFailingClock(failures: int.MaxValue, () => new InvalidOperationException("clock failed"));
+        var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
+        wheel.StartDriver();
+        Thread.Sleep(300);
+        long failures = wheel.ClockFailureCount;
+        wheel.Dispose();
+        Assert.InRange(failures, 1, 40);
+    }
+
     /// <summary>The system clock, except that its first <c>failures</c> readings on the wheel's driver thread throw.</summary>
     private sealed class DriverThreadFailingClock(int failures, Func<Exception> failure) : TimeProvider
     {

@@ -32,4 +32,44 @@ public sealed class TimerWheelDriverStartFailureTests
         wheel.Schedule(TimeSpan.FromMilliseconds(5), static s => ((ManualResetEventSlim)s!).Set(), fired);
         Assert.True(fired.Wait(Generous), "the restarted driver did not fire the timer");
     }
+
+    [Fact]
+    public void StartDriver_ThreadFailsToStart_DisposesTheSleepTimerAndSchedulesOffThePublishedTickAgain()
+    {
+        // The undo is complete (both were mutants that survived the session 19 mutation run of the driver's file): the
+        // sleep timer created for the driver is disposed, and the "published tick may be stale" flag raised for the
+        // driver's first pass is lowered, so Schedule goes back to reading the published tick instead of the clock.
+        var clock = new CountingClock();
+        using var wheel = new HierarchicalTimerWheel(TimeSpan.FromMilliseconds(1), clock);
+        wheel.DriverStartForTest = _ => throw new OutOfMemoryException("simulated: no thread");
+        int timersBefore = clock.Manual.ActiveTimers;
+
+        Assert.Throws<OutOfMemoryException>(wheel.StartDriver);
+
+        Assert.Equal(timersBefore, clock.Manual.ActiveTimers);
+        long readsBefore = clock.Reads;
+        wheel.Schedule(TimeSpan.FromMilliseconds(5), static _ => { }, null);
+        Assert.Equal(readsBefore, clock.Reads);
+    }
+
+    /// <summary>A manual clock that counts its readings.</summary>
+    private sealed class CountingClock : TimeProvider
+    {
+        private long _reads;
+
+        public Support.ManualTimeProvider Manual { get; } = new();
+
+        public long Reads => Interlocked.Read(ref _reads);
+
+        public override long TimestampFrequency => Manual.TimestampFrequency;
+
+        public override long GetTimestamp()
+        {
+            Interlocked.Increment(ref _reads);
+            return Manual.GetTimestamp();
+        }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            Manual.CreateTimer(callback, state, dueTime, period);
+    }
 }

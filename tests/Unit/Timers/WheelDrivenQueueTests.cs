@@ -242,6 +242,28 @@ public sealed class WheelDrivenQueueTests
     }
 
     [Fact]
+    public async Task DelayQueue_TwoQueuesOnAWheelDisposedUnderParkedReaders_BothWokenOnTheClock()
+    {
+        // Dispose tells every listener whose wake-up it drops, not only the last one (a mutant that survived the session
+        // 19 mutation run of the driver's file kept one listener; its single-queue twin above cannot see that).
+        var wheel = new HierarchicalTimerWheel(Tick, _time);
+        using DelayQueue<int> first = Queue(wheel);
+        using DelayQueue<int> second = Queue(wheel);
+        first.TryEnqueue(1, Ms(10));
+        second.TryEnqueue(2, Ms(10));
+        ValueTask<int> one = first.DequeueAsync();
+        ValueTask<int> two = second.DequeueAsync();
+        await UntilArmed(wheel, 2);
+
+        wheel.Dispose();
+        Assert.Equal(2, wheel.DroppedCount);
+        await UntilProviderTimers(2);
+        _time.Advance(Ms(10));
+        Assert.Equal(1, await one.AsTask().WaitAsync(Generous));
+        Assert.Equal(2, await two.AsTask().WaitAsync(Generous));
+    }
+
+    [Fact]
     public async Task AckQueue_WheelDisposedWhileInFlight_VisibilityTimeoutStillRedelivers()
     {
         // Before, the visibility-timeout wake-up pending on the disposed wheel was dropped: the message stayed in
