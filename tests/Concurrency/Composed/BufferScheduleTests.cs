@@ -336,36 +336,24 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
         ComposedRuns.ExploreStandard(output.WriteLine, "control", 91, 300, (strategy, budget) => Explore(strategy, "control", scenario, PlantedFault.None, budget));
     }
 
-    [Fact]
-    public void Explore_TimedOutWriterDropsPassOn_IsFound()
+    [Theory]
+    [InlineData("mpsc wait cap 1 full: timed-write-async | write | read x2 | advance", 94)]
+    [InlineData("mpsc wait cap 1 full: timed-write | write | read x2", 95)]
+    public void Explore_TimedOutWriterDropsPassOn_IsFound(string name, int seed)
     {
         // A timed writer and a blocking one park on a full buffer; a read's room wakes the timed one, whose deadline passes
-        // before it runs again. It answers TimedOut; without passing the room on, the blocking writer sleeps beside it and
-        // the reader waits for that writer's item: a deadlock.
-        Scenario scenario = All["mpsc wait cap 1 full: timed-write-async | write | read x2 | advance"];
+        // before it acts on it. It answers TimedOut; without passing the room on, the blocking writer sleeps beside it and
+        // the reader waits for that writer's item: a deadlock. Asynchronous (WriteAsync): the manual clock moves past the
+        // deadline before the woken operation runs again. Blocking (Write, session 19): the writer's event wait times out
+        // while the read's signal is on its way (the read won the wait's state, its set not yet done), so the wait ends
+        // Signaled with the deadline passed.
+        Scenario scenario = All[name];
         ComposedRuns.AssertPlantedFound(
             output.WriteLine,
             "timed-out writer drops the pass-on",
-            94,
+            seed,
             PlantedFault.TimedOutDropsPassOn,
-            (strategy, fault, budget) => Explore(strategy, "planted: timed-out writer drops the pass-on", scenario, fault, budget),
-            failure => Assert.Contains("deadlock", failure.Message, StringComparison.OrdinalIgnoreCase));
-    }
-
-    [Fact]
-    public void Explore_TimedOutBlockingWriterDropsPassOn_IsFound()
-    {
-        // The blocking twin (session 19): the timed writer's event wait times out while a read's signal is already on its
-        // way (the read won the wait's state, its set not yet done), so the wait ends Signaled with the deadline passed.
-        // It answers TimedOut; without passing the room on, the blocking writer sleeps beside it and the reader waits for
-        // that writer's item: a deadlock.
-        Scenario scenario = All["mpsc wait cap 1 full: timed-write | write | read x2"];
-        ComposedRuns.AssertPlantedFound(
-            output.WriteLine,
-            "timed-out blocking writer drops the pass-on",
-            95,
-            PlantedFault.TimedOutDropsPassOn,
-            (strategy, fault, budget) => Explore(strategy, "planted: timed-out blocking writer drops the pass-on", scenario, fault, budget),
+            (strategy, fault, budget) => Explore(strategy, "planted: timed-out writer drops the pass-on, " + name, scenario, fault, budget),
             failure => Assert.Contains("deadlock", failure.Message, StringComparison.OrdinalIgnoreCase));
     }
 
