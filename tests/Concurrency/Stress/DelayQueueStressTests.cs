@@ -28,6 +28,7 @@ public sealed class DelayQueueStressTests(ITestOutputHelper output)
     [InlineData(3, 2, 0, 16)]
     [InlineData(2, 0, 2, 8)]
     [InlineData(4, 2, 1, 64)]
+    [InlineData(3, 2, 1, 1024)] // above the heap's near-tier threshold (session 19): items due before the backlog take the near heap
     public async Task Wait_ProducersAndReaders_EveryItemOnceInProducerOrderNeverEarly(int producers, int asyncReaders, int pollers, int capacity)
     {
         Outcome outcome = await Run(OverflowPolicy.Wait, producers, asyncReaders, pollers, capacity, StressScale.Items(ItemsPerTest), p => (p + 1) % 3, (q, item, delay) => q.EnqueueAsync(item, delay));
