@@ -29,7 +29,7 @@ internal struct DelayEntry<T>
 // NearTierThreshold entries have no near heap: one small heap is already cache-resident.
 internal sealed class DelayHeap<T>
 {
-    /// <summary>Entries of the near heap: three 4-ary levels (1 + 4 + 16 + 43).</summary>
+    /// <summary>Entries of the near heap: three full 4-ary levels (1 + 4 + 16) and 43 of a fourth.</summary>
     internal const int NearCapacity = 64;
 
     /// <summary>Capacities up to this have no near heap.</summary>

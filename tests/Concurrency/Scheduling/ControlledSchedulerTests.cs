@@ -114,7 +114,7 @@ public sealed class ControlledSchedulerTests
         TimeSpan timeout = TimeSpan.FromMilliseconds(5);
         long minimum = (long)Math.Ceiling(timeout.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
         int timedOut = 0, set = 0;
-        var r = ControlledTest.Explore(
+        ControlledTest.Explore(
             Strategy.RandomWalk(seed: 19),
             2_000,
             () => new ManualResetEventSlim(false),
