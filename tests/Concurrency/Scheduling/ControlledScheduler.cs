@@ -129,8 +129,11 @@ internal sealed class ControlledScheduler
     internal long VirtualTimestamp => _virtualTimestamp;
 
     /// <summary>Moves the virtual clock on by <paramref name="by"/>, rounded up to whole Stopwatch ticks: a timeout that passed.</summary>
-    internal void AdvanceClock(TimeSpan by) =>
-        _virtualTimestamp += (long)Math.Ceiling(by.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
+    internal void AdvanceClock(TimeSpan by) => _virtualTimestamp += StopwatchTicks(by);
+
+    /// <summary><paramref name="span"/> in <see cref="System.Diagnostics.Stopwatch"/> ticks, rounded up.</summary>
+    internal static long StopwatchTicks(TimeSpan span) =>
+        (long)Math.Ceiling(span.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
 
     /// <summary>A choice among <paramref name="count"/> ways for the running thread, made by the strategy (replayable).</summary>
     internal int PickChoice(int count) => _strategy.PickChoice(count);

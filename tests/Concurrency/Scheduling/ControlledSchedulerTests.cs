@@ -112,7 +112,7 @@ public sealed class ControlledSchedulerTests
         // a timeout moves the virtual clock (TestAtomics.GetTimestamp) on by at least the timeout. An event nobody sets
         // ends by timing out (no deadlock); one set by another thread ends either way over the exploration.
         TimeSpan timeout = TimeSpan.FromMilliseconds(5);
-        long minimum = (long)Math.Ceiling(timeout.Ticks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond);
+        long minimum = ControlledScheduler.StopwatchTicks(timeout);
         int timedOut = 0, set = 0;
         ControlledTest.Explore(
             Strategy.RandomWalk(seed: 19),
