@@ -939,7 +939,7 @@ public sealed partial class BackpressureBuffer<T> : IDisposable, IBufferMetricsS
     {
         if (_singleWriter)
         {
-            Seam.StoreRelease(ref counter, counter + delta); // plain read: only the one writer counts; release for readers of the statistics
+            Seam.StoreRelease(ref counter, Seam.LoadOwn(ref counter) + delta); // plain read of its own store: only the one writer counts; release for readers of the statistics
             return -1;
         }
 

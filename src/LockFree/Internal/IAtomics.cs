@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace LockFree.Internal;
 
 /// <summary>
@@ -36,6 +37,16 @@ internal interface IAtomics
 
     /// <summary>Plain load of shared memory (a slot), ordered by a neighbouring acquire.</summary>
     static abstract T LoadPlain<T>(ref T location);
+
+    /// <summary>
+    /// Plain load of a location that only the calling thread ever stores to (a single producer's own tail, a single
+    /// writer's own counter), while other threads may read it. A plain <c>mov</c>; the thread sees its own stores in
+    /// program order, on hardware from its store buffer. The test seam reads the thread's own buffered store and makes no
+    /// scheduling point (no other thread can change the value); reading such a field directly would bypass its store
+    /// buffer simulation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual T LoadOwn<T>(ref T location) => location;
 
     /// <summary>Plain store to shared memory (a slot), published by a neighbouring release.</summary>
     static abstract void StorePlain<T>(ref T location, T value);

@@ -32,6 +32,10 @@ internal readonly struct RealAtomics : IAtomics
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T LoadOwn<T>(ref T location) => location;
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StorePlain<T>(ref T location, T value) => location = value;
 
     /// <inheritdoc/>

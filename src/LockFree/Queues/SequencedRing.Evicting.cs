@@ -71,7 +71,7 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         long position;
         if (TProducers.IsSingle)
         {
-            position = _producers.Index; // plain: only the single producer writes the tail
+            position = TAtomics.LoadOwn(ref _producers.Index); // plain: only the single producer writes the tail (its own store)
             if (TAtomics.LoadAcquire(ref Slot(position).Sequence) == position << 1) // acquire: pairs with a consumer's release of the slot
             {
                 TAtomics.StorePlain(ref Slot(position).Item, item); // plain: the slot is the producer's until the publish

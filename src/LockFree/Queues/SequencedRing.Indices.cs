@@ -15,13 +15,13 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long LoadTail() =>
         TProducers.IsSingle
-            ? _producers.Index // plain: only the single producer writes the tail
+            ? TAtomics.LoadOwn(ref _producers.Index) // plain: only the single producer writes the tail (its own store)
             : TAtomics.LoadAcquire(ref _producers.Index); // acquire: a start point for the claim; the CAS validates it
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long LoadHead() =>
         TConsumers.IsSingle
-            ? _consumers.Index // plain: only the single consumer writes the head
+            ? TAtomics.LoadOwn(ref _consumers.Index) // plain: only the single consumer writes the head (its own store)
             : TAtomics.LoadAcquire(ref _consumers.Index); // acquire: a start point for the claim; the CAS validates it
 
     /// <summary>Claims positions [position, position + count) for this producer; a single producer needs no claim.</summary>

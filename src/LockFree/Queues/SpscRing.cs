@@ -149,7 +149,7 @@ internal struct SpscRing<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnqueue(T item)
     {
-        long tail = _producer.Index; // plain: only the producer writes tail
+        long tail = TAtomics.LoadOwn(ref _producer.Index); // plain: only the producer writes tail (its own store)
         if (tail - _producer.Cached >= _capacity)
         {
             // acquire: pairs with the release of head in the dequeue methods; the slot we reuse has been read and cleared.
@@ -170,7 +170,7 @@ internal struct SpscRing<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryDequeue([MaybeNullWhen(false)] out T item)
     {
-        long head = _consumer.Index; // plain: only the consumer writes head
+        long head = TAtomics.LoadOwn(ref _consumer.Index); // plain: only the consumer writes head (its own store)
         ref SpscSlot<T> slot = ref Slot(head);
         if (head >= _consumer.Cached)
         {
@@ -209,7 +209,7 @@ internal struct SpscRing<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryPeek([MaybeNullWhen(false)] out T item)
     {
-        long head = _consumer.Index; // plain: only the consumer writes head
+        long head = TAtomics.LoadOwn(ref _consumer.Index); // plain: only the consumer writes head (its own store)
         ref SpscSlot<T> slot = ref Slot(head);
         // acquire (beyond the bound): pairs with the producer's release of Sequence; below it the acquire of tail did.
         if (head >= _consumer.Cached && TAtomics.LoadAcquire(ref slot.Sequence) <= head)
@@ -229,7 +229,7 @@ internal struct SpscRing<T, TAtomics>
             return 0;
         }
 
-        long tail = _producer.Index; // plain: only the producer writes tail
+        long tail = TAtomics.LoadOwn(ref _producer.Index); // plain: only the producer writes tail (its own store)
         long free = _capacity - (tail - _producer.Cached);
         if (free < items.Length)
         {
@@ -260,7 +260,7 @@ internal struct SpscRing<T, TAtomics>
 
     public int TryDequeueMany(Span<T> destination)
     {
-        long head = _consumer.Index; // plain: only the consumer writes head
+        long head = TAtomics.LoadOwn(ref _consumer.Index); // plain: only the consumer writes head (its own store)
         long bound = _consumer.Cached; // positions below it are published (an acquire of tail said so)
         int wanted = destination.Length;
         if (bound - head < wanted)

@@ -563,7 +563,7 @@ public sealed partial class AckQueue<T> : IDisposable
         s.Envelope = envelope;
         if (IsLastDelivery(envelope))
         {
-            Seam.StoreRelease(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
+            Seam.StoreRelease(ref _lastDeliveriesInFlight, Seam.LoadOwn(ref _lastDeliveriesInFlight) + 1); // release: a snapshot for EstimateInFlightRetryAfter's lock-free check
             s.PreviousLast = _newestLast; // the sub-FIFO's tail: deadlines are non-decreasing in receive order
             s.NextLast = None;
             if (_newestLast == None)
@@ -691,7 +691,7 @@ public sealed partial class AckQueue<T> : IDisposable
 
         if (IsLastDelivery(s.Envelope))
         {
-            Seam.StoreRelease(ref _lastDeliveriesInFlight, _lastDeliveriesInFlight - 1); // release: as in Register
+            Seam.StoreRelease(ref _lastDeliveriesInFlight, Seam.LoadOwn(ref _lastDeliveriesInFlight) - 1); // release: as in Register
             if (s.PreviousLast == None)
             {
                 _oldestLast = s.NextLast;

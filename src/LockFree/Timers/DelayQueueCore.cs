@@ -187,7 +187,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
                 if (due == Timestamps.DueNow || Timestamps.IsAtOrBefore(due, now))
                 {
                     item = _heap.Pop();
-                    TAtomics.StoreRelease(ref _dequeued, _dequeued + 1); // release: snapshot for GetStatistics (only lock holders write it)
+                    TAtomics.StoreRelease(ref _dequeued, TAtomics.LoadOwn(ref _dequeued) + 1); // release: snapshot for GetStatistics (only lock holders write it)
                     PublishRoot();
                     return true;
                 }
@@ -236,7 +236,7 @@ internal sealed class DelayQueueCore<T, TAtomics, TLock>
             }
 
             victim = _heap.Pop();
-            TAtomics.StoreRelease(ref _evicted, _evicted + 1); // release: snapshot for GetStatistics
+            TAtomics.StoreRelease(ref _evicted, TAtomics.LoadOwn(ref _evicted) + 1); // release: snapshot for GetStatistics
             if (!twoSteps)
             {
                 NoteReading(due, now); // a reading that happened before this point, as the drain takes an entry's

@@ -123,7 +123,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
-    private static readonly Dictionary<string, Scenario> All = new()
+    internal static readonly Dictionary<string, Scenario> All = new()
     {
         // The Wait policy's park and wake-up, on each engine: writers block on a full buffer, readers on an empty one.
         ["spsc wait cap 1: write x3 | read x3"] = new(1, true, true, OverflowPolicy.Wait, 0, [new(Step.BlockingWrite, 3), new(Step.BlockingRead, 3)]),
@@ -373,7 +373,12 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             failure => Assert.Contains("IsPaused", failure.InnerException!.Message, StringComparison.Ordinal));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
+    /// <summary>
+    /// One exploration of <paramref name="scenario"/>. With <paramref name="storeBuffers"/> the run is x86-TSO: stores wait
+    /// in per-thread buffers (<see cref="ExploreOptions.StoreBuffers"/>), each schedule in a no-GC region so the buffer's
+    /// objects stay put (<see cref="ExploreOptions.HoldObjectsStill"/>: only from <see cref="StillObjectsCollection"/>).
+    /// </summary>
+    internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false, PlantedBug bugs = PlantedBug.None, int drainOdds = 2)
     {
         return ControlledTest.Explore(
             strategy,
@@ -381,7 +386,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             () => new Run(scenario),
             ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)),
             run => run.Check(),
-            new ExploreOptions { Faults = faults, Name = name });
+            new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, StoreBufferDrainOdds = drainOdds, HoldObjectsStill = storeBuffers, Bugs = bugs });
     }
 
     private sealed class Run
@@ -499,7 +504,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             bool all = ComposedRuns.ReadAll(_buffer.ReadAllAsync(), count, (item, call) =>
             {
                 _out.Add(item);
-                _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
+                _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.ReturnTime(windowFirst: true)));
                 _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
             });
             if (!all)
@@ -715,7 +720,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
                     }
                 }
 
-                _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                _history.Add(new(thread, input, result, call, ControlledScheduler.ReturnTime(windowFirst: true)));
                 _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
             }
         }

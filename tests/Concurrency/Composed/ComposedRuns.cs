@@ -36,6 +36,7 @@ internal static class ComposedRuns
             TestAtomics.SpinOnce(ref spinner);
         }
 
+        SawOutsideStore();
         return pending.GetAwaiter().GetResult();
     }
 
@@ -48,9 +49,19 @@ internal static class ComposedRuns
             TestAtomics.SpinOnce(ref spinner);
         }
 
+        SawOutsideStore();
         pending.GetAwaiter().GetResult();
         return true;
     }
+
+    /// <summary>
+    /// The awaiting thread saw a value-task source completed: a store the runtime made outside the seam (not buffered), on
+    /// whichever logical thread ran the wake-up. Under TSO the stores that thread made before it are visible too, so with
+    /// store buffers on every buffer drains here (the model does not know which thread completed the source; draining more
+    /// only explores fewer reorderings, it invents none). Without it a TSO run showed the completion while the completer's
+    /// earlier stores (a hand-off read's head index) still sat in its buffer: a duplicate no x86 can produce.
+    /// </summary>
+    private static void SawOutsideStore() => ControlledScheduler.Current?.Buffers?.DrainEveryone();
 
     /// <summary>
     /// The advancing thread's loop: while <paramref name="condition"/> holds (a test-only cue, outside the simulated memory),

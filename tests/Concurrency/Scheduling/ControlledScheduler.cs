@@ -96,7 +96,7 @@ internal sealed class ControlledScheduler
         _lastSpin = new long[bodies.Length];
         _candidates = new int[bodies.Length];
         Races = options.DetectRaces ? new RaceDetector(_threadCount) : null;
-        Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount, options.StoreBufferDrainOdds) : null;
+        Buffers = options.StoreBuffers ? new StoreBuffers(_threadCount, options.StoreBufferDrainOdds, guardMoves: options.HoldObjectsStill) : null;
     }
 
     private enum ThreadState
@@ -114,6 +114,29 @@ internal sealed class ControlledScheduler
 
     /// <summary>The global step counter of the current run (0 outside one): a clock for operation histories.</summary>
     internal static long Now => t_current?._step ?? 0;
+
+    /// <summary>
+    /// An operation's return timestamp for a history. With store buffers on, the running thread's pending stores drain
+    /// first: a store still buffered when the call returns becomes visible to other threads only later, so the
+    /// operation's effect would appear after its recorded return and a linearizability check would reject correct code
+    /// (a real-thread recorder fences before its return timestamp for the same reason). No scheduling point and no
+    /// race-detector edge, so nothing else changes.
+    /// </summary>
+    /// <param name="windowFirst">
+    /// With stores still buffered, a scheduling point before the drain: the other threads may run while the operation's
+    /// last stores are not yet visible, as on hardware, where the call has returned and its stores drain later (a fence
+    /// missing near the end of an operation has its window). The timestamp is still taken after the drain.
+    /// </param>
+    internal static long ReturnTime(bool windowFirst = false)
+    {
+        if (windowFirst && t_current is { Buffers: { } buffers } s && buffers.HasPending(t_thread))
+        {
+            s.SchedulingPoint("Return (stores buffered)");
+        }
+
+        t_current?.Buffers?.DrainAll(t_thread);
+        return Now;
+    }
 
     internal RaceDetector? Races { get; }
 
@@ -238,7 +261,15 @@ internal sealed class ControlledScheduler
                 candidates = progress;
                 current = -1;
             }
-            else if (others.Length > 0)
+            else
+            {
+                // Every enabled thread spins: what they wait for may be a store still in a buffer, and real store
+                // buffers drain in bounded time. Without this a strategy that never picks the drain (bounded-preemption
+                // search takes the first choice) would spin for ever on a store that was made.
+                Buffers?.DrainEveryone();
+            }
+
+            if (progress.Length == 0 && others.Length > 0)
             {
                 int[] due = previousSpin > 0 ? Filter(others, t => _lastRan[t] < previousSpin) : [];
                 candidates = due.Length > 0 ? due : others;

@@ -19,10 +19,19 @@ internal sealed unsafe class StoreBuffers
 
     private readonly int _drainOdds;
 
-    public StoreBuffers(int threadCount, int drainOdds = 2)
+    private readonly int _collections; // gen-0 collections when the buffers were made (guardMoves only), else -1
+
+    /// <param name="threadCount">Logical threads.</param>
+    /// <param name="drainOdds">A thread's oldest store drains at a scheduling point with probability 1/odds.</param>
+    /// <param name="guardMoves">
+    /// The locations are fields of ordinary objects held still by a no-GC region: a drain after a collection (the region
+    /// broke) writes nothing, since the address may now be another object's, and sets <see cref="Moved"/>.
+    /// </param>
+    public StoreBuffers(int threadCount, int drainOdds = 2, bool guardMoves = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(drainOdds, 2);
         _drainOdds = drainOdds;
+        _collections = guardMoves ? GC.CollectionCount(0) : -1;
         _buffers = new Queue<(nint, long, bool)>[threadCount + 1];
         for (int t = 0; t <= threadCount; t++)
         {
@@ -31,6 +40,9 @@ internal sealed unsafe class StoreBuffers
     }
 
     public void Store(int thread, nint address, long value, bool wide) => _buffers[thread].Enqueue((address, value, wide));
+
+    /// <summary>Whether <paramref name="thread"/> has stores waiting in its buffer.</summary>
+    public bool HasPending(int thread) => _buffers[thread].Count > 0;
 
     public bool TryForward(int thread, nint address, out long value)
     {
@@ -77,9 +89,18 @@ internal sealed unsafe class StoreBuffers
         }
     }
 
+    /// <summary>A drain found that a collection had run (guardMoves): its store was dropped, and the schedule is void.</summary>
+    public bool Moved { get; private set; }
+
     private void DrainOne(int thread)
     {
         var (address, value, wide) = _buffers[thread].Dequeue();
+        if (_collections >= 0 && GC.CollectionCount(0) != _collections)
+        {
+            Moved = true; // the object may have moved: writing through the old address could corrupt the heap
+            return;
+        }
+
         if (wide)
         {
             Volatile.Write(ref *(long*)address, value);

@@ -112,6 +112,22 @@ internal readonly unsafe struct TestAtomics : IAtomics
         return location;
     }
 
+    /// <summary>
+    /// A load of a location only this thread stores to: no scheduling point and no race check (no other thread can change
+    /// it, and its own stores are ordered by program order); with store buffers, the thread's newest buffered store to it.
+    /// </summary>
+    public static T LoadOwn<T>(ref T location)
+    {
+        if (ControlledScheduler.Current is { Buffers: { } b }
+            && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
+            && b.TryForward(ControlledScheduler.CurrentThread, Address(ref location), out long v))
+        {
+            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v;
+        }
+
+        return location;
+    }
+
     public static void StorePlain<T>(ref T location, T value)
     {
         var s = ControlledScheduler.Current;
@@ -135,6 +151,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return;
         }
 
+        DrainBeforeDirectStore(s);
         location = value;
     }
 
@@ -148,6 +165,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("CopyPlain");
+        DrainBeforeDirectStore(s);
         if (s.Races is { } r)
         {
             int t = ControlledScheduler.CurrentThread;
@@ -175,6 +193,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("ClearPlain");
+        DrainBeforeDirectStore(s);
         if (s.Races is { } r)
         {
             for (int i = 0; i < destination.Length; i++)
@@ -215,6 +234,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("StoreReleaseReference");
+        DrainBeforeDirectStore(s);
         Release(s, Address(ref location));
         Volatile.Write(ref location, value);
     }
@@ -244,6 +264,12 @@ internal readonly unsafe struct TestAtomics : IAtomics
         // A scheduling point (so a racing write can land before or after it) but no race check: the caller
         // discards the value unless a later read-modify-write validates it.
         s.SchedulingPoint("LoadSpeculative");
+        if (s.Buffers is { } b && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
+            && b.TryForward(ControlledScheduler.CurrentThread, Address(ref location), out long v))
+        {
+            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v; // the thread's own buffered store
+        }
+
         return location;
     }
 
@@ -328,6 +354,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("EnterLock");
+        DrainBeforeDirectStore(s); // the monitor's enter is a locked instruction
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         while (state.Owner != 0 && state.Owner != me)
@@ -352,6 +379,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("TryEnterLock");
+        DrainBeforeDirectStore(s); // as EnterLock
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         if (state.Owner != 0 && state.Owner != me)
@@ -381,6 +409,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return;
         }
 
+        DrainBeforeDirectStore(s); // the stores made under the lock are visible before its release
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         if (state.Owner != me)
@@ -417,6 +446,11 @@ internal readonly unsafe struct TestAtomics : IAtomics
             Raise(s, race);
         }
 
+        if (s is not null)
+        {
+            DrainBeforeDirectStore(s);
+        }
+
         location = value;
     }
 
@@ -435,6 +469,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("QueueWorkItem");
+        DrainBeforeDirectStore(s); // the pool's queue takes a locked instruction
         item.Execute();
         s.Races?.Release(ControlledScheduler.CurrentThread, LockLocation(item)); // what the wake-up did happens-before what its awaiter does (the value-task source's completion)
         s.WakeAll(item); // no scheduling point since Execute's last access: a thread that checked and blocked is woken
@@ -460,6 +495,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("WaitEvent");
+        DrainBeforeDirectStore(s); // the event's wait takes locked instructions
         if (timeout != Timeout.InfiniteTimeSpan)
         {
             while (!signal.IsSet)
@@ -507,6 +543,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("SetEvent");
+        DrainBeforeDirectStore(s); // as WaitEvent
         s.Races?.Release(ControlledScheduler.CurrentThread, EventLocation(signal));
         signal.Set();
         s.WakeAll(signal);
@@ -529,6 +566,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("RegisterCancellation");
+        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
         CancellationTokenRegistration made = token.UnsafeRegister(callback, state);
         PlainAccess(s, ref registration, write: true, "RegisterCancellation");
         registration = made;
@@ -544,6 +582,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("UnregisterCancellation");
+        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
         PlainAccess(s, ref registration, write: false, "UnregisterCancellation");
         return registration.Unregister();
     }
@@ -570,6 +609,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("DisposeCancellation");
+        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
         PlainAccess(s, ref registration, write: true, "DisposeCancellation");
         if (!registration.DisposeAsync().IsCompleted)
         {
@@ -603,6 +643,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
     {
         var s = ControlledScheduler.Current ?? throw new InvalidOperationException("BlockUntil works only inside a controlled run.");
         s.SchedulingPoint("BlockUntil");
+        DrainBeforeDirectStore(s);
         while (!done())
         {
             s.Block(item);
@@ -646,6 +687,14 @@ internal readonly unsafe struct TestAtomics : IAtomics
             r.Release(ControlledScheduler.CurrentThread, address);
         }
     }
+
+    /// <summary>
+    /// With store buffers: a store that goes to memory directly (a reference, a value type other than int and long, a
+    /// copy, a guarded store) or a locked instruction of the runtime (a lock, an event, a token registration) first drains
+    /// the running thread's buffer. TSO keeps a thread's stores in order; a direct store overtaking buffered ones would
+    /// let another thread see a published reference before the int stores made ahead of it, which no x86 can show.
+    /// </summary>
+    private static void DrainBeforeDirectStore(ControlledScheduler s) => s.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
 
     private static void BeforeReadModifyWrite<TValue>(ControlledScheduler s, ref TValue location)
     {

@@ -202,18 +202,8 @@ public sealed class DequeScenario(DequeKind kind, int capacity, IReadOnlyList<De
         private void Record(int thread, DequeInput input, DequeOutput output, long call) =>
             _history.Add(new(thread, input, output, call, ReturnTime()));
 
-        /// <summary>
-        /// The return timestamp. With the store-buffer simulation on, the thread's pending stores drain first: a
-        /// store still buffered when the call returns becomes visible to other threads only later, so the
-        /// operation's effect would appear after its recorded return and the checker would reject a correct
-        /// deque (HistoryRecorder fences before its return timestamp on real threads for the same reason). No
-        /// scheduling point and no race-detector edge, so nothing else changes.
-        /// </summary>
-        private static long ReturnTime()
-        {
-            ControlledScheduler.Current?.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
-            return ControlledScheduler.Now;
-        }
+        /// <summary>The return timestamp, after the thread's pending stores drained (<see cref="ControlledScheduler.ReturnTime"/>).</summary>
+        private static long ReturnTime() => ControlledScheduler.ReturnTime();
 
         private static void Check(bool condition, string message)
         {
