@@ -70,7 +70,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
 
     // A receive that waits is owed a message whatever the others do: the waiting receives and nacks together never
     // outnumber the messages (a message that timed out comes back; one acknowledged does not).
-    private static readonly Dictionary<string, Scenario> All = new()
+    internal static readonly Dictionary<string, Scenario> All = new()
     {
         ["cap 2: enqueue x2 | receive-ack x2 | advance"] = new(2, 0, [new(Step.Enqueue, 2), new(Step.ReceiveAck, 2), new(Step.Advance)]),
         ["cap 2 full: receive-ack | receive-ack | advance"] = new(2, 2, [new(Step.ReceiveAck), new(Step.ReceiveAck), new(Step.Advance)]),
@@ -143,8 +143,8 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
             failure => Assert.IsType<CheckFailedException>(failure.InnerException));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget) =>
-        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults });
+    internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false) =>
+        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
 
     private sealed class Run
     {

@@ -72,7 +72,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
     // Every waiting reader is owed its items and every waiting writer its room, whatever the racing calls do.
-    private static readonly Dictionary<string, Scenario> All = new()
+    internal static readonly Dictionary<string, Scenario> All = new()
     {
         ["spsc cap 1: write-async x3 | read-async x3"] = new(1, true, true, 0, [new(Step.WriteAsync, 3), new(Step.ReadAsync, 3)]),
         ["spsc cap 1: wait-to-write x3 | wait-to-read x3"] = new(1, true, true, 0, [new(Step.WaitToWrite, 3), new(Step.WaitToRead, 3)]),
@@ -168,8 +168,8 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
             failure => Assert.Contains("livelock", failure.Message, StringComparison.OrdinalIgnoreCase));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget) =>
-        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults });
+    internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false) =>
+        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
 
     private sealed class Run
     {
@@ -352,7 +352,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                     }
                 }
 
-                _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                _history.Add(new(thread, input, result, call, ControlledScheduler.ReturnTime(windowFirst: true)));
                 _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
             }
         }
@@ -365,7 +365,7 @@ public sealed class ChannelScheduleTests(ITestOutputHelper output)
                 (item, call) =>
                 {
                     _out.Add(item);
-                    _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.Now));
+                    _history.Add(new(thread, QueueInput.Dequeue(), QueueOutput.Item(item), call, ControlledScheduler.ReturnTime(windowFirst: true)));
                     _log.Append('T').Append(thread).Append(" read-all -> ").Append(item).Append("; ");
                 },
                 endedBy: error => ReferenceEquals(error, _error)); // completed with the error: the iterator throws it once drained

@@ -71,7 +71,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
     // Every waiting reader is owed its items, and every waiting writer its room, whatever the racing calls do; the
     // advancing thread moves the clock past every delay once the writers are done, so every item comes due.
-    private static readonly Dictionary<string, Scenario> All = new()
+    internal static readonly Dictionary<string, Scenario> All = new()
     {
         ["wait cap 1: enqueue-async x2 | dequeue-async x2"] = new(1, OverflowPolicy.Wait, 0, [new(Step.EnqueueAsync, 2), new(Step.DequeueAsync, 2)]),
         ["wait cap 2: enqueue d5 x2 | dequeue-async x2 | advance x2"] = new(2, OverflowPolicy.Wait, 0, [new(Step.TryEnqueue, 2, 5), new(Step.DequeueAsync, 2), new(Step.Advance, 2)]),
@@ -158,9 +158,9 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
             failure => Assert.IsType<CheckFailedException>(failure.InnerException)); // "a wait never ended": the reader sleeps beside a due item
     }
 
-    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
+    internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false)
     {
-        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
     }
 
     private sealed class Run

@@ -27,7 +27,7 @@ public sealed class RetryPolicyScheduleTests(ITestOutputHelper output)
 
     public static TheoryData<string> Scenarios() => [.. All.Keys];
 
-    private static readonly Dictionary<string, Scenario> All = new()
+    internal static readonly Dictionary<string, Scenario> All = new()
     {
         ["3 attempts, fails twice, backoff 2"] = new(3, 2, 2, false),
         ["3 attempts, fails 3 times (exhausted), backoff 1"] = new(3, 3, 1, false),
@@ -71,12 +71,12 @@ public sealed class RetryPolicyScheduleTests(ITestOutputHelper output)
             (strategy, fault, budget) => Explore(strategy, "planted: cancel forgets to resume", scenario, fault, budget));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget)
+    internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false)
     {
         Action<Run>[] threads = scenario.Cancels
             ? [run => run.Call(), run => run.Advance(), run => run.Cancel()]
             : [run => run.Call(), run => run.Advance()];
-        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), threads, run => run.Check(), new ExploreOptions { Faults = faults, Name = name });
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), threads, run => run.Check(), new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
     }
 
     private sealed class Run

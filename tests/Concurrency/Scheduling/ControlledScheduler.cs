@@ -116,6 +116,13 @@ internal sealed class ControlledScheduler
     internal static long Now => t_current?._step ?? 0;
 
     /// <summary>
+    /// A locked instruction in code outside the seam (the test clock's monitor): the running thread's store buffer drains,
+    /// as a locked instruction drains it on x86, with no scheduling point. Outside a controlled run, or without store
+    /// buffers, nothing.
+    /// </summary>
+    internal static void OutsideLockedInstruction() => t_current?.Buffers?.DrainAll(t_thread);
+
+    /// <summary>
     /// An operation's return timestamp for a history. With store buffers on, the running thread's pending stores drain
     /// first: a store still buffered when the call returns becomes visible to other threads only later, so the
     /// operation's effect would appear after its recorded return and a linearizability check would reject correct code

@@ -28,6 +28,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         get
         {
+            Locked();
             lock (_lock)
             {
                 return _timers.Count;
@@ -38,6 +39,7 @@ public sealed class ManualTimeProvider : TimeProvider
     /// <inheritdoc/>
     public override long GetTimestamp()
     {
+        Locked();
         lock (_lock)
         {
             return _now;
@@ -52,6 +54,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
         List<ManualTimer> due = new();
+        Locked();
         lock (_lock)
         {
             _now = unchecked(_now + by.Ticks); // wraps past long.MaxValue
@@ -83,6 +86,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         var timer = new ManualTimer(this, callback, state);
         timer.Change(dueTime, period);
+        Locked();
         lock (_lock)
         {
             _timers.Add(timer);
@@ -93,10 +97,24 @@ public sealed class ManualTimeProvider : TimeProvider
 
     private void Remove(ManualTimer timer)
     {
+        Locked();
         lock (_lock)
         {
             _timers.Remove(timer);
         }
+    }
+
+    /// <summary>
+    /// The monitor below is a locked instruction. Under the controlled scheduler's store-buffer model (the concurrency
+    /// project compiles this file too) the calling logical thread's buffered stores drain here, as on x86: the clock's
+    /// state is outside the seam, and a timer registered here must not become visible to the advancing thread before the
+    /// stores made ahead of it. No scheduling point. Elsewhere, nothing.
+    /// </summary>
+    private static void Locked()
+    {
+#if LOCKFREE_COMPOSED_TESTS
+        LockFree.Tests.Concurrency.Scheduling.ControlledScheduler.OutsideLockedInstruction();
+#endif
     }
 
     private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
@@ -107,6 +125,7 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            Locked();
             lock (owner._lock)
             {
                 Armed = dueTime != Timeout.InfiniteTimeSpan;
