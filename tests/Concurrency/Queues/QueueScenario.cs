@@ -207,7 +207,7 @@ public sealed class QueueScenario
                         throw new InvalidOperationException(op.Kind.ToString());
                 }
 
-                _history.Add(new Operation<QueueInput, QueueOutput>(thread, input, output, call, ControlledScheduler.Now));
+                _history.Add(new Operation<QueueInput, QueueOutput>(thread, input, output, call, ControlledScheduler.ReturnTime(windowFirst: true)));
                 _log.Append("T").Append(thread).Append(' ').Append(input).Append(" -> ").Append(output).Append("; ");
             }
         }

@@ -69,7 +69,7 @@ public sealed class TimerWheelLaneScheduleTests(ITestOutputHelper output)
         Assert.Contains(found, f => f.Contains(nameof(InvalidOperationException), StringComparison.Ordinal));
     }
 
-    private static ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions options, Action<Scenario>? observe) =>
+    internal static ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions options, Action<Scenario>? observe) =>
         ControlledTest.Explore(
             strategy,
             iterations,
@@ -90,7 +90,7 @@ public sealed class TimerWheelLaneScheduleTests(ITestOutputHelper output)
     /// (timers are due two ticks after the tick they were scheduled at, so expiries race the cancels), then, after
     /// both finish, to 20.
     /// </summary>
-    private sealed class Scenario
+    internal sealed class Scenario
     {
         private const int Timers = 6;
 

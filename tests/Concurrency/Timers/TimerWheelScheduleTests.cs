@@ -71,7 +71,7 @@ public sealed class TimerWheelScheduleTests(ITestOutputHelper output)
         Assert.Contains(found, f => f.Contains(nameof(InvalidOperationException), StringComparison.Ordinal)); // the fire-xor-cancel check itself, not only a livelock
     }
 
-    private static ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions options) =>
+    internal static ExplorationResult Explore(Strategy strategy, int iterations, ExploreOptions options) =>
         ControlledTest.Explore(
             strategy,
             iterations,
@@ -87,7 +87,7 @@ public sealed class TimerWheelScheduleTests(ITestOutputHelper output)
     /// canceller 0 cancels timers 0 and 2 and schedules + cancels timer 3; canceller 1 cancels timers 0 and 1 and
     /// schedules timer 4 (due at once) and tries to cancel it.
     /// </summary>
-    private sealed class Scenario
+    internal sealed class Scenario
     {
         private const int Timers = 5;
 
