@@ -111,7 +111,7 @@ internal struct ChaseLevDeque<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Push(T item)
     {
-        long b = _owner.Index; // plain: only the owner writes bottom
+        long b = TAtomics.LoadOwn(ref _owner.Index); // plain: only the owner writes bottom (its own store)
         T[] buffer = _buffer; // plain: only the owner writes _buffer
         if (b - _owner.Cached >= buffer.Length)
         {
@@ -126,7 +126,7 @@ internal struct ChaseLevDeque<T, TAtomics>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryPop([MaybeNullWhen(false)] out T item)
     {
-        long b = _owner.Index - 1; // plain: only the owner writes bottom
+        long b = TAtomics.LoadOwn(ref _owner.Index) - 1; // plain: only the owner writes bottom (its own store)
         T[] buffer = _buffer; // plain: only the owner writes _buffer
         TAtomics.StoreRelease(ref _owner.Index, b); // claims position b: a thief that reads bottom from now on leaves it alone
         TAtomics.FullFence(); // seq_cst: the store above is visible before top is read; pairs with the fence in the steals (store-load, Dekker)
@@ -225,7 +225,7 @@ internal struct ChaseLevDeque<T, TAtomics>
 
         // Room first, so no allocation happens between the claims; the items go at [db, db + pushed).
         int toPush = popOne ? want - 1 : want;
-        long db = destination._owner.Index; // plain: the caller owns destination
+        long db = TAtomics.LoadOwn(ref destination._owner.Index); // plain: the caller owns destination (its own store)
         T[] dbuffer = destination._buffer; // plain: the caller owns destination
         if (toPush > 0 && db + toPush - destination._owner.Cached > dbuffer.Length)
         {
