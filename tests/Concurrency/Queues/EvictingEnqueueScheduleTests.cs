@@ -164,7 +164,7 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
         Assert.True(strategiesFinding > 0, $"{name}: no strategy found it");
     }
 
-    private static ExplorationResult Explore(Strategy strategy, bool many, int capacity, Program[] threads, PlantedFault faults, int budget)
+    private static ExplorationResult Explore(Strategy strategy, bool many, int capacity, Program[] threads, PlantedFault faults, int budget, bool tso = false)
     {
         var bodies = new Action<IRun>[threads.Length];
         for (int t = 0; t < threads.Length; t++)
@@ -180,7 +180,18 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
             () => many ? new Run<MultiRole>(capacity, threads) : new Run<SingleRole>(capacity, threads),
             bodies,
             run => run.Check(),
-            new ExploreOptions { Faults = faults, Name = name });
+            new ExploreOptions { Faults = faults, Name = name + (tso ? " (TSO)" : string.Empty), StoreBuffers = tso, HoldObjectsStill = tso });
+    }
+
+    /// <summary>Every scenario on the real engine under x86-TSO (from <see cref="QueueTsoScheduleTests"/>, whose collection runs alone).</summary>
+    internal static void ExploreUnderTso(string scenario, Action<string> output, int budget)
+    {
+        var (many, capacity, threads) = All[scenario];
+        foreach (Func<Strategy> make in CiStrategies.Standard(1700 + scenario.Length))
+        {
+            ExplorationResult r = Explore(make(), many, capacity, threads, PlantedFault.None, budget, tso: true);
+            output($"{scenario} (TSO): {r.Strategy} {r.Iterations} schedules, max {r.MaxSteps} steps");
+        }
     }
 
     /// <summary>Outcomes of the real engine's evicting writes over an exploration, by <see cref="EvictingEnqueue"/> value (the tests of this class run one at a time).</summary>
@@ -252,7 +263,7 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
 
                         input = QueueInput.EnqueueMany(value, value + 1);
                         result = QueueOutput.Took(n);
-                        _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                        _history.Add(new(thread, input, result, call, ControlledScheduler.ReturnTime(windowFirst: true)));
                         _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
                         continue;
                     }
@@ -289,7 +300,7 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
                     result = ok ? QueueOutput.Item((int)item!) : QueueOutput.Failed;
                 }
 
-                _history.Add(new(thread, input, result, call, ControlledScheduler.Now));
+                _history.Add(new(thread, input, result, call, ControlledScheduler.ReturnTime(windowFirst: true)));
                 _log.Append('T').Append(thread).Append(' ').Append(input).Append(" -> ").Append(result).Append("; ");
             }
         }

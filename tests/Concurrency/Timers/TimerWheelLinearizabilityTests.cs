@@ -225,7 +225,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
     private static LinearizabilityResult Check(TimerWheelSpec spec, params (TimerInput Input, bool Output)[] sequential) =>
         LinearizabilityChecker.Check(spec, sequential.Select((op, i) => new Operation<TimerInput, bool>(0, op.Input, op.Output, 2 * i, (2 * i) + 1)).ToList());
 
-    private static ExplorationResult Explore(WheelScenario scenario, Strategy strategy, int budget, PlantedBug bugs, bool staleAnswer = false, Coverage? coverage = null) =>
+    private static ExplorationResult Explore(WheelScenario scenario, Strategy strategy, int budget, PlantedBug bugs, bool staleAnswer = false, Coverage? coverage = null, bool tso = false) =>
         ControlledTest.Explore(
             strategy,
             budget,
@@ -238,7 +238,25 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                 Bugs = bugs,
                 MaxSteps = bugs != PlantedBug.None ? 5_000 : 20_000,
                 DetectRaces = bugs == PlantedBug.None, // planted: the history check itself must find it
+                StoreBuffers = tso,
+                HoldObjectsStill = tso,
             });
+
+    /// <summary>
+    /// <see cref="Engine_ControlledSchedules_AreLinearizable"/> under x86-TSO (session 20): store buffers, each schedule in a
+    /// no-GC region. Called from <see cref="TimerWheelTsoScheduleTests"/>, whose collection runs alone.
+    /// </summary>
+    internal static void ExploreAllUnderTso(Action<string> output, int budget)
+    {
+        foreach (WheelScenario scenario in (WheelScenario[])[.. Scenarios, PlantedScenario])
+        {
+            foreach (Func<Strategy> make in CiStrategies.Standard(84))
+            {
+                ExplorationResult r = Explore(scenario, make(), budget, PlantedBug.None, tso: true);
+                output($"{scenario.Name} (TSO): {r.Strategy}: {r.Iterations} schedules, max {r.MaxSteps} steps");
+            }
+        }
+    }
 
     /// <summary>
     /// A scenario: setup operations (sequential; advances allowed), the driver's advances (one tick each) made while the
@@ -398,7 +416,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                         return call + 2;
                     }
 
-                    _history.Add(new Operation<TimerInput, bool>(thread, input, cancelled, call, synthetic ? call + 1 : ControlledScheduler.Now));
+                    _history.Add(new Operation<TimerInput, bool>(thread, input, cancelled, call, synthetic ? call + 1 : ControlledScheduler.ReturnTime(windowFirst: true)));
                     return call + 2;
                 case TimerOpKind.Advance:
                     return Advance(thread, input.Tick, call, synthetic);
@@ -406,7 +424,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                     throw new ArgumentOutOfRangeException(nameof(input));
             }
 
-            _history.Add(new Operation<TimerInput, bool>(thread, input, true, call, synthetic ? call + 1 : ControlledScheduler.Now));
+            _history.Add(new Operation<TimerInput, bool>(thread, input, true, call, synthetic ? call + 1 : ControlledScheduler.ReturnTime(windowFirst: true)));
             return call + 2;
         }
 
@@ -424,7 +442,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
             }
 
             // Two operations spanning the call: the drain opens the advance, the publish closes it (TimerWheelSpec).
-            long returned = synthetic ? call + 1 : ControlledScheduler.Now;
+            long returned = synthetic ? call + 1 : ControlledScheduler.ReturnTime(windowFirst: true);
             _history.Add(new Operation<TimerInput, bool>(thread, TimerInput.Drain(tick), true, call, returned));
             _history.Add(new Operation<TimerInput, bool>(thread, TimerInput.Publish(tick), true, call, returned));
             return call + 2;
@@ -448,7 +466,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
         private void OnFire(object? state)
         {
             _callbacks++;
-            _history.Add(new Operation<TimerInput, bool>(_advanceThread, F((int)state!, _tick), true, _advanceCall, _advanceSynthetic ? _advanceCall + 1 : ControlledScheduler.Now));
+            _history.Add(new Operation<TimerInput, bool>(_advanceThread, F((int)state!, _tick), true, _advanceCall, _advanceSynthetic ? _advanceCall + 1 : ControlledScheduler.ReturnTime(windowFirst: true)));
         }
     }
 }

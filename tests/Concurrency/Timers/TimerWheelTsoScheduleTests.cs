@@ -24,6 +24,10 @@ public sealed class TimerWheelTsoScheduleTests(ITestOutputHelper output)
     public void Explore_LanesUnderTso() =>
         Run("wheel lanes, TSO", 6300, (strategy, budget) => TimerWheelLaneScheduleTests.Explore(strategy, budget, Options("wheel lanes, TSO"), null));
 
+    [Fact]
+    public void Engine_ControlledSchedulesUnderTso_AreLinearizable() =>
+        TimerWheelLinearizabilityTests.ExploreAllUnderTso(output.WriteLine, ExplorationBudget.Schedules(60));
+
     private static ExploreOptions Options(string name) => new() { Name = name, StoreBuffers = true, HoldObjectsStill = true };
 
     private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore)
