@@ -19,12 +19,11 @@ public sealed class GeneratedScenarioTests(Xunit.Abstractions.ITestOutputHelper 
     private const int Scenarios = 100;
     private const int SchedulesPerScenario = 20;
 
+    /// <summary>The real engines the generated scenarios run on (also under TSO: <see cref="QueueTsoScheduleTests"/>).</summary>
+    public static TheoryData<QueueKind> Kinds() => [QueueKind.Spsc, QueueKind.SpscEagerBound, QueueKind.Mpsc, QueueKind.Spmc, QueueKind.Mpmc];
+
     [Theory]
-    [InlineData(QueueKind.Spsc)]
-    [InlineData(QueueKind.SpscEagerBound)]
-    [InlineData(QueueKind.Mpsc)]
-    [InlineData(QueueKind.Spmc)]
-    [InlineData(QueueKind.Mpmc)]
+    [MemberData(nameof(Kinds))]
     public void GeneratedScenarios_RealEngine_PassAllChecks(QueueKind kind) =>
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(ExplorationBudget.Schedules(Scenarios)), Passes(kind, PlantedBug.None));
 

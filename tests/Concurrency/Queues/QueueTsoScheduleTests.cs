@@ -19,11 +19,7 @@ public sealed class QueueTsoScheduleTests(Xunit.Abstractions.ITestOutputHelper o
     private const int Scenarios = 40;
 
     [Theory]
-    [InlineData(QueueKind.Spsc)]
-    [InlineData(QueueKind.SpscEagerBound)]
-    [InlineData(QueueKind.Mpsc)]
-    [InlineData(QueueKind.Spmc)]
-    [InlineData(QueueKind.Mpmc)]
+    [MemberData(nameof(GeneratedScenarioTests.Kinds), MemberType = typeof(GeneratedScenarioTests))]
     public void GeneratedScenarios_RealEngineUnderTso_PassAllChecks(QueueKind kind) =>
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(ExplorationBudget.Schedules(Scenarios)), GeneratedScenarioTests.Passes(kind, PlantedBug.None, tso: true));
 
