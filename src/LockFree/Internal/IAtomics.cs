@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+
 namespace LockFree.Internal;
 
 /// <summary>
@@ -39,9 +40,9 @@ internal interface IAtomics
     static abstract T LoadPlain<T>(ref T location);
 
     /// <summary>
-    /// Plain load of a location that only the calling thread ever stores to (a single producer's own tail, a single
-    /// writer's own counter), while other threads may read it. A plain <c>mov</c>; the thread sees its own stores in
-    /// program order, on hardware from its store buffer. The test seam reads the thread's own buffered store and makes no
+    /// Plain load of a location that no other thread can store to meanwhile (a single producer's own tail, a single
+    /// writer's own counter, a counter stored only under a lock the caller holds), while other threads may read it. A
+    /// plain <c>mov</c>; the thread sees its own stores in program order, on hardware from its store buffer. The test seam reads the thread's own buffered store and makes no
     /// scheduling point (no other thread can change the value); reading such a field directly would bypass its store
     /// buffer simulation.
     /// </summary>

@@ -113,8 +113,9 @@ internal readonly unsafe struct TestAtomics : IAtomics
     }
 
     /// <summary>
-    /// A load of a location only this thread stores to: no scheduling point and no race check (no other thread can change
-    /// it, and its own stores are ordered by program order); with store buffers, the thread's newest buffered store to it.
+    /// A load of a location no other thread can store to meanwhile: no scheduling point and no race check (no other thread
+    /// can change it, and its own stores are ordered by program order); with store buffers, the thread's newest buffered
+    /// store to it, else memory (a lock's previous holder drained its buffer at the release).
     /// </summary>
     public static T LoadOwn<T>(ref T location)
     {
