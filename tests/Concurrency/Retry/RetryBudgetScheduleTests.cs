@@ -35,7 +35,7 @@ public sealed class RetryBudgetScheduleTests(ITestOutputHelper output)
 
     public static TheoryData<string> Names => new() { "spends race", "deposits at the cap", "reserve burst", "credit then reserve", "clock moves" };
 
-    private static Scenario Get(string name) => name switch
+    internal static Scenario Get(string name) => name switch
     {
         // Two retries of credit, five requests: exactly two granted.
         "spends race" => new Scenario(name, Ratio: 1.0, MinPerSecond: 0, Burst: 10, SetupCalls: 2, Threads: [[A, A], [A, A], [A]]),
@@ -114,7 +114,7 @@ public sealed class RetryBudgetScheduleTests(ITestOutputHelper output)
         output.WriteLine($"{name}: split CAS found by " + string.Join("; ", found));
     }
 
-    private static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, ExploreOptions options)
+    internal static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, ExploreOptions options)
     {
         var threads = new List<Action<State>>();
         for (int t = 0; t < scenario.Threads.Length; t++)

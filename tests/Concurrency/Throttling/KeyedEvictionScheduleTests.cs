@@ -82,7 +82,7 @@ public sealed class KeyedEvictionScheduleTests(ITestOutputHelper output)
         (Strategy.BoundedPreemption(2), ExplorationBudget.Schedules(perStrategy)),
     ];
 
-    private static ExplorationResult Explore(Strategy strategy, int budget, ExploreOptions options, bool planted)
+    internal static ExplorationResult Explore(Strategy strategy, int budget, ExploreOptions options, bool planted)
     {
         var threads = new List<Action<State>>
         {

@@ -28,7 +28,7 @@ public sealed class TokenBucketScheduleTests(ITestOutputHelper output)
 
     public static TheoryData<string> Names => new() { "no refill, batch 2", "no refill, exact", "clock moves, batch 3", "multi-token costs" };
 
-    private static Scenario Get(string name) => name switch
+    internal static Scenario Get(string name) => name switch
     {
         "no refill, batch 2" => new Scenario(name, Capacity: 3, Batch: 2, Acquirers: 3, Costs: [1, 1], ClockSteps: 0),
         "no refill, exact" => new Scenario(name, Capacity: 2, Batch: 1, Acquirers: 3, Costs: [1, 1], ClockSteps: 0),
@@ -96,7 +96,7 @@ public sealed class TokenBucketScheduleTests(ITestOutputHelper output)
         (Strategy.BoundedPreemption(2), ExplorationBudget.Schedules(perStrategy)),
     ];
 
-    private static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, ExploreOptions options)
+    internal static ExplorationResult Explore(Scenario scenario, Strategy strategy, int budget, ExploreOptions options)
     {
         var threads = new List<Action<State>>();
         for (int t = 0; t < scenario.Acquirers; t++)
