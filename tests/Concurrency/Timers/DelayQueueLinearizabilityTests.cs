@@ -108,14 +108,26 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
     private static LinearizabilityResult Check(DelayQueueSpec spec, params (DelayInput Input, QueueOutput Output)[] sequential) =>
         LinearizabilityChecker.Check(spec, sequential.Select((op, i) => new Operation<DelayInput, QueueOutput>(0, op.Input, op.Output, 2 * i, (2 * i) + 1)).ToList());
 
-    private static ExplorationResult Explore(DelayScenario scenario, Strategy strategy, int budget, bool planted) =>
+    /// <summary><see cref="Core_ControlledSchedules_AreLinearizable"/> under x86-TSO (from <see cref="TimerWheelTsoScheduleTests"/>, whose collection runs alone).</summary>
+    internal static void ExploreAllUnderTso(Action<string> output, int budget)
+    {
+        foreach (DelayScenario scenario in Scenarios)
+        {
+            foreach (Func<Strategy> make in CiStrategies.Standard(62))
+            {
+                output($"{scenario.Name} (TSO): {Explore(scenario, make(), budget, planted: false, tso: true)}");
+            }
+        }
+    }
+
+    private static ExplorationResult Explore(DelayScenario scenario, Strategy strategy, int budget, bool planted, bool tso = false) =>
         ControlledTest.Explore(
             strategy,
             budget,
             () => new DelayRun(scenario, planted),
             scenario.Threads.Select((_, t) => (Action<DelayRun>)(run => run.RunThread(t))).ToArray(),
             run => run.Check(),
-            new ExploreOptions { Name = $"delay queue: {scenario.Name}{(planted ? " (planted: no drain marker)" : string.Empty)}" });
+            new ExploreOptions { Name = $"delay queue: {scenario.Name}{(planted ? " (planted: no drain marker)" : string.Empty)}{(tso ? " (TSO)" : string.Empty)}", StoreBuffers = tso, HoldObjectsStill = tso });
 
     /// <summary>
     /// Real threads on the real queue: 2 producers (delays 0-2 units of 1 ms) and 2 consumers race within a round;
@@ -202,7 +214,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
                 QueueOutput output = input.Kind == DelayOpKind.Enqueue
                     ? (_queue.TryEnqueue(input.Value, input.Delay) ? QueueOutput.Succeeded : QueueOutput.Failed)
                     : (_queue.TryDequeue(input.Parking, out int value) ? QueueOutput.Item(value) : QueueOutput.Failed);
-                _history.Add(new Operation<DelayInput, QueueOutput>(thread, input, output, call, ControlledScheduler.Now));
+                _history.Add(new Operation<DelayInput, QueueOutput>(thread, input, output, call, ControlledScheduler.ReturnTime(windowFirst: true)));
             }
         }
 

@@ -8,7 +8,8 @@ namespace LockFree.Tests.Concurrency.Timers;
 /// The real timer wheel engine under x86-TSO (session 20): <see cref="TimerWheelScheduleTests"/>' fire-xor-cancel scenario
 /// and <see cref="TimerWheelLaneScheduleTests"/>' lanes (rings of two entries: wrap, inbox fallback, nodes returned through
 /// the lanes) explored with store buffers, each schedule in a no-GC region, with the same post-part checks. A lane's slot
-/// store and its release of the tail may now still sit in the owner's buffer while the driver drains.
+/// store and its release of the tail may now still sit in the owner's buffer while the driver drains. Also the wheel's and
+/// the delay queue core's linearizability scenarios.
 /// </summary>
 [Collection(StillObjectsCollection.Name)]
 public sealed class TimerWheelTsoScheduleTests(ITestOutputHelper output)
@@ -27,6 +28,10 @@ public sealed class TimerWheelTsoScheduleTests(ITestOutputHelper output)
     [Fact]
     public void Engine_ControlledSchedulesUnderTso_AreLinearizable() =>
         TimerWheelLinearizabilityTests.ExploreAllUnderTso(output.WriteLine, ExplorationBudget.Schedules(60));
+
+    [Fact]
+    public void DelayQueueCore_ControlledSchedulesUnderTso_AreLinearizable() =>
+        DelayQueueLinearizabilityTests.ExploreAllUnderTso(output.WriteLine, ExplorationBudget.Schedules(100));
 
     private static ExploreOptions Options(string name) => new() { Name = name, StoreBuffers = true, HoldObjectsStill = true };
 
