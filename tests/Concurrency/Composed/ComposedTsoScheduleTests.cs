@@ -36,9 +36,6 @@ public sealed class ComposedTsoScheduleTests(ITestOutputHelper output)
     public void Explore_RetryPolicyUnderTso(string name) =>
         Run(name, 4400, (strategy, budget) => RetryPolicyScheduleTests.Explore(strategy, "TSO: " + name, RetryPolicyScheduleTests.All[name], PlantedFault.None, budget, storeBuffers: true));
 
-    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore)
-    {
-        long schedules = ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore);
-        Assert.True(schedules >= 4, name);
-    }
+    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore) =>
+        Assert.True(ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore) >= 4, name);
 }

@@ -1,3 +1,4 @@
+using LockFree.Tests.Concurrency.Composed;
 using LockFree.Tests.Concurrency.Retry;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
@@ -33,16 +34,6 @@ public sealed class ThrottlingTsoScheduleTests(ITestOutputHelper output)
 
     private static ExploreOptions Tso(string name) => new() { Name = name + " (TSO)", StoreBuffers = true, HoldObjectsStill = true };
 
-    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore)
-    {
-        long schedules = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(seed + name.Length))
-        {
-            ExplorationResult r = explore(make(), ExplorationBudget.Schedules(PerStrategy));
-            schedules += r.Iterations;
-            output.WriteLine($"{name} (TSO): {r.Strategy} {r.Iterations} schedules, max {r.MaxSteps} steps");
-        }
-
-        Assert.True(schedules >= 4, name);
-    }
+    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore) =>
+        Assert.True(ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore) >= 4, name);
 }

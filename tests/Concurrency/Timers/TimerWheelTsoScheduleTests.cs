@@ -1,3 +1,4 @@
+using LockFree.Tests.Concurrency.Composed;
 using LockFree.Tests.Concurrency.Scheduling;
 using Xunit;
 using Xunit.Abstractions;
@@ -35,16 +36,6 @@ public sealed class TimerWheelTsoScheduleTests(ITestOutputHelper output)
 
     private static ExploreOptions Options(string name) => new() { Name = name, StoreBuffers = true, HoldObjectsStill = true };
 
-    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore)
-    {
-        long schedules = 0;
-        foreach (Func<Strategy> make in CiStrategies.Standard(seed))
-        {
-            ExplorationResult r = explore(make(), ExplorationBudget.Schedules(PerStrategy));
-            schedules += r.Iterations;
-            output.WriteLine($"{name}: {r.Strategy} {r.Iterations} schedules{(r.Exhausted ? " (exhausted)" : "")}, max {r.MaxSteps} steps");
-        }
-
-        Assert.True(schedules >= 4, name);
-    }
+    private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore) =>
+        Assert.True(ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore) >= 4, name);
 }
