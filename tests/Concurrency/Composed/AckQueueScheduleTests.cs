@@ -144,7 +144,7 @@ public sealed class AckQueueScheduleTests(ITestOutputHelper output)
     }
 
     internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false) =>
-        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
+        ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Name = name, Faults = faults }.WithTso(storeBuffers));
 
     private sealed class Run
     {

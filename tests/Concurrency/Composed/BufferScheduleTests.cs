@@ -386,7 +386,7 @@ public sealed class BufferScheduleTests(ITestOutputHelper output)
             () => new Run(scenario),
             ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)),
             run => run.Check(),
-            new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, StoreBufferDrainOdds = drainOdds, HoldObjectsStill = storeBuffers, Bugs = bugs });
+            new ExploreOptions { Faults = faults, Name = name, StoreBufferDrainOdds = drainOdds, Bugs = bugs }.WithTso(storeBuffers));
     }
 
     private sealed class Run

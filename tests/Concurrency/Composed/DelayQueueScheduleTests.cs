@@ -160,7 +160,7 @@ public sealed class DelayQueueScheduleTests(ITestOutputHelper output)
 
     internal static ExplorationResult Explore(Strategy strategy, string name, Scenario scenario, PlantedFault faults, int budget, bool storeBuffers = false)
     {
-        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), ComposedRuns.Bodies<Run>(scenario.Threads.Length, (run, thread) => run.RunThread(thread)), run => run.Check(), new ExploreOptions { Faults = faults, Name = name }.WithTso(storeBuffers));
     }
 
     private sealed class Run

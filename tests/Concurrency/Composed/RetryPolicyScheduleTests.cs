@@ -76,7 +76,7 @@ public sealed class RetryPolicyScheduleTests(ITestOutputHelper output)
         Action<Run>[] threads = scenario.Cancels
             ? [run => run.Call(), run => run.Advance(), run => run.Cancel()]
             : [run => run.Call(), run => run.Advance()];
-        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), threads, run => run.Check(), new ExploreOptions { Faults = faults, Name = name, StoreBuffers = storeBuffers, HoldObjectsStill = storeBuffers });
+        return ControlledTest.Explore(strategy, budget, () => new Run(scenario), threads, run => run.Check(), new ExploreOptions { Faults = faults, Name = name }.WithTso(storeBuffers));
     }
 
     private sealed class Run

@@ -180,7 +180,7 @@ public sealed class EvictingEnqueueScheduleTests(ITestOutputHelper output)
             () => many ? new Run<MultiRole>(capacity, threads) : new Run<SingleRole>(capacity, threads),
             bodies,
             run => run.Check(),
-            new ExploreOptions { Faults = faults, Name = name + (tso ? " (TSO)" : string.Empty), StoreBuffers = tso, HoldObjectsStill = tso });
+            new ExploreOptions { Faults = faults, Name = name + (tso ? " (TSO)" : string.Empty) }.WithTso(tso));
     }
 
     /// <summary>Every scenario on the real engine under x86-TSO (from <see cref="QueueTsoScheduleTests"/>, whose collection runs alone).</summary>

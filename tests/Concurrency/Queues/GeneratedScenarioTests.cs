@@ -46,7 +46,7 @@ public sealed class GeneratedScenarioTests(Xunit.Abstractions.ITestOutputHelper 
         {
             try
             {
-                g.Scenario.Explore(Strategy.RandomWalk(g.Seed), SchedulesPerScenario, new ExploreOptions { Bugs = bugs, StoreBuffers = tso, HoldObjectsStill = tso });
+                g.Scenario.Explore(Strategy.RandomWalk(g.Seed), SchedulesPerScenario, new ExploreOptions { Bugs = bugs }.WithTso(tso));
                 return true.Label("passes");
             }
             catch (ScheduleFailureException e)

@@ -116,11 +116,11 @@ internal sealed class ControlledScheduler
     internal static long Now => t_current?._step ?? 0;
 
     /// <summary>
-    /// A locked instruction in code outside the seam (the test clock's monitor): the running thread's store buffer drains,
-    /// as a locked instruction drains it on x86, with no scheduling point. Outside a controlled run, or without store
-    /// buffers, nothing.
+    /// The running thread's store buffer drains, with no scheduling point: what a locked instruction does on x86, in the
+    /// seam's own members (a direct store keeps TSO's store order this way) or in code outside it (the test clock's
+    /// monitor), and what a return timestamp needs. Outside a controlled run, or without store buffers, nothing.
     /// </summary>
-    internal static void OutsideLockedInstruction() => t_current?.Buffers?.DrainAll(t_thread);
+    internal static void DrainRunningThread() => t_current?.Buffers?.DrainAll(t_thread);
 
     /// <summary>
     /// An operation's return timestamp for a history. With store buffers on, the running thread's pending stores drain
@@ -141,7 +141,7 @@ internal sealed class ControlledScheduler
             s.SchedulingPoint("Return (stores buffered)");
         }
 
-        t_current?.Buffers?.DrainAll(t_thread);
+        DrainRunningThread();
         return Now;
     }
 
@@ -274,13 +274,12 @@ internal sealed class ControlledScheduler
                 // buffers drain in bounded time. Without this a strategy that never picks the drain (bounded-preemption
                 // search takes the first choice) would spin for ever on a store that was made.
                 Buffers?.DrainEveryone();
-            }
-
-            if (progress.Length == 0 && others.Length > 0)
-            {
-                int[] due = previousSpin > 0 ? Filter(others, t => _lastRan[t] < previousSpin) : [];
-                candidates = due.Length > 0 ? due : others;
-                current = -1;
+                if (others.Length > 0)
+                {
+                    int[] due = previousSpin > 0 ? Filter(others, t => _lastRan[t] < previousSpin) : [];
+                    candidates = due.Length > 0 ? due : others;
+                    current = -1;
+                }
             }
         }
 

@@ -47,6 +47,12 @@ public sealed record ExploreOptions
     /// </summary>
     public bool HoldObjectsStill { get; init; }
 
+    /// <summary>
+    /// These options under x86-TSO on ordinary objects (<paramref name="on"/>), or as they are: <see cref="StoreBuffers"/>
+    /// and <see cref="HoldObjectsStill"/> together, which is what a run over the library's own (unpinned) objects needs.
+    /// </summary>
+    public ExploreOptions WithTso(bool on = true) => on ? this with { StoreBuffers = true, HoldObjectsStill = true } : this;
+
     /// <summary>The allocation budget of one schedule's no-GC region (<see cref="HoldObjectsStill"/>). Default 64 MiB.</summary>
     public long NoGcRegionBytes { get; init; } = 64L << 20;
 
@@ -120,7 +126,12 @@ public static class ControlledTest
                     return new ExplorationResult(strategy.Name, i, true, totalSteps, maxSteps, clock.Elapsed);
                 }
 
-                bool still = options.HoldObjectsStill && HoldStill(options);
+                bool still = options.HoldObjectsStill;
+                if (still)
+                {
+                    HoldStill(options);
+                }
+
                 try
                 {
                     TState state = setup();
@@ -199,14 +210,12 @@ public static class ControlledTest
         Explore(strategy, 1, setup, threads, check, options);
 
     /// <summary>Enters the schedule's no-GC region (<see cref="ExploreOptions.HoldObjectsStill"/>).</summary>
-    private static bool HoldStill(ExploreOptions options)
+    private static void HoldStill(ExploreOptions options)
     {
         if (!GC.TryStartNoGCRegion(options.NoGcRegionBytes))
         {
             throw new InvalidOperationException($"'{options.Name}': no no-GC region of {options.NoGcRegionBytes} bytes could be started.");
         }
-
-        return true;
     }
 
     /// <summary>Whether a collection ended the schedule's no-GC region (<see cref="ExploreOptions.HoldObjectsStill"/>).</summary>

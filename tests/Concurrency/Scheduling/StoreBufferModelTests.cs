@@ -11,7 +11,7 @@ namespace LockFree.Tests.Concurrency.Scheduling;
 [Collection(StillObjectsCollection.Name)]
 public sealed class StoreBufferModelTests
 {
-    private static readonly ExploreOptions Tso = new() { StoreBuffers = true, HoldObjectsStill = true, Name = "TSO on ordinary objects" };
+    private static readonly ExploreOptions Tso = new ExploreOptions { Name = "TSO on ordinary objects" }.WithTso();
 
     private sealed class Dekker
     {

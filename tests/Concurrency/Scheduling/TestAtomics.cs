@@ -103,13 +103,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             Raise(s, race);
         }
 
-        if (s.Buffers is { } b && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
-            && b.TryForward(ControlledScheduler.CurrentThread, address, out long v))
-        {
-            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v;
-        }
-
-        return location;
+        return Forwarded(s, ref location, out T forwarded) ? forwarded : location;
     }
 
     /// <summary>
@@ -119,14 +113,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
     /// </summary>
     public static T LoadOwn<T>(ref T location)
     {
-        if (ControlledScheduler.Current is { Buffers: { } b }
-            && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
-            && b.TryForward(ControlledScheduler.CurrentThread, Address(ref location), out long v))
-        {
-            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v;
-        }
-
-        return location;
+        return ControlledScheduler.Current is { } s && Forwarded(s, ref location, out T forwarded) ? forwarded : location;
     }
 
     public static void StorePlain<T>(ref T location, T value)
@@ -152,7 +139,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return;
         }
 
-        DrainBeforeDirectStore(s);
+        DrainBeforeDirectStore();
         location = value;
     }
 
@@ -166,7 +153,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("CopyPlain");
-        DrainBeforeDirectStore(s);
+        DrainBeforeDirectStore();
         if (s.Races is { } r)
         {
             int t = ControlledScheduler.CurrentThread;
@@ -194,7 +181,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("ClearPlain");
-        DrainBeforeDirectStore(s);
+        DrainBeforeDirectStore();
         if (s.Races is { } r)
         {
             for (int i = 0; i < destination.Length; i++)
@@ -235,7 +222,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("StoreReleaseReference");
-        DrainBeforeDirectStore(s);
+        DrainBeforeDirectStore();
         Release(s, Address(ref location));
         Volatile.Write(ref location, value);
     }
@@ -265,13 +252,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         // A scheduling point (so a racing write can land before or after it) but no race check: the caller
         // discards the value unless a later read-modify-write validates it.
         s.SchedulingPoint("LoadSpeculative");
-        if (s.Buffers is { } b && (typeof(T) == typeof(long) || typeof(T) == typeof(int))
-            && b.TryForward(ControlledScheduler.CurrentThread, Address(ref location), out long v))
-        {
-            return typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v; // the thread's own buffered store
-        }
-
-        return location;
+        return Forwarded(s, ref location, out T forwarded) ? forwarded : location; // the thread's own buffered store, if any
     }
 
     public static void FullFence()
@@ -355,7 +336,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("EnterLock");
-        DrainBeforeDirectStore(s); // the monitor's enter is a locked instruction
+        DrainBeforeDirectStore(); // the monitor's enter is a locked instruction
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         while (state.Owner != 0 && state.Owner != me)
@@ -380,7 +361,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("TryEnterLock");
-        DrainBeforeDirectStore(s); // as EnterLock
+        DrainBeforeDirectStore(); // as EnterLock
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         if (state.Owner != 0 && state.Owner != me)
@@ -410,7 +391,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             return;
         }
 
-        DrainBeforeDirectStore(s); // the stores made under the lock are visible before its release
+        DrainBeforeDirectStore(); // the stores made under the lock are visible before its release
         int me = ControlledScheduler.CurrentThread;
         ControlledLock state = Locks.GetValue(gate, static _ => new ControlledLock());
         if (state.Owner != me)
@@ -447,11 +428,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
             Raise(s, race);
         }
 
-        if (s is not null)
-        {
-            DrainBeforeDirectStore(s);
-        }
-
+        DrainBeforeDirectStore();
         location = value;
     }
 
@@ -470,7 +447,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("QueueWorkItem");
-        DrainBeforeDirectStore(s); // the pool's queue takes a locked instruction
+        DrainBeforeDirectStore(); // the pool's queue takes a locked instruction
         item.Execute();
         s.Races?.Release(ControlledScheduler.CurrentThread, LockLocation(item)); // what the wake-up did happens-before what its awaiter does (the value-task source's completion)
         s.WakeAll(item); // no scheduling point since Execute's last access: a thread that checked and blocked is woken
@@ -496,7 +473,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("WaitEvent");
-        DrainBeforeDirectStore(s); // the event's wait takes locked instructions
+        DrainBeforeDirectStore(); // the event's wait takes locked instructions
         if (timeout != Timeout.InfiniteTimeSpan)
         {
             while (!signal.IsSet)
@@ -544,7 +521,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("SetEvent");
-        DrainBeforeDirectStore(s); // as WaitEvent
+        DrainBeforeDirectStore(); // as WaitEvent
         s.Races?.Release(ControlledScheduler.CurrentThread, EventLocation(signal));
         signal.Set();
         s.WakeAll(signal);
@@ -567,7 +544,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("RegisterCancellation");
-        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
+        DrainBeforeDirectStore(); // the token source's lists take locked instructions
         CancellationTokenRegistration made = token.UnsafeRegister(callback, state);
         PlainAccess(s, ref registration, write: true, "RegisterCancellation");
         registration = made;
@@ -583,7 +560,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("UnregisterCancellation");
-        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
+        DrainBeforeDirectStore(); // the token source's lists take locked instructions
         PlainAccess(s, ref registration, write: false, "UnregisterCancellation");
         return registration.Unregister();
     }
@@ -610,7 +587,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
 
         s.SchedulingPoint("DisposeCancellation");
-        DrainBeforeDirectStore(s); // the token source's lists take locked instructions
+        DrainBeforeDirectStore(); // the token source's lists take locked instructions
         PlainAccess(s, ref registration, write: true, "DisposeCancellation");
         if (!registration.DisposeAsync().IsCompleted)
         {
@@ -644,7 +621,7 @@ internal readonly unsafe struct TestAtomics : IAtomics
     {
         var s = ControlledScheduler.Current ?? throw new InvalidOperationException("BlockUntil works only inside a controlled run.");
         s.SchedulingPoint("BlockUntil");
-        DrainBeforeDirectStore(s);
+        DrainBeforeDirectStore();
         while (!done())
         {
             s.Block(item);
@@ -689,13 +666,27 @@ internal readonly unsafe struct TestAtomics : IAtomics
         }
     }
 
+    /// <summary>The running thread's newest buffered store to <paramref name="location"/> (store forwarding; only int and long stores are buffered).</summary>
+    private static bool Forwarded<T>(ControlledScheduler s, ref T location, out T value)
+    {
+        value = default!;
+        if (s.Buffers is not { } b || (typeof(T) != typeof(long) && typeof(T) != typeof(int))
+            || !b.TryForward(ControlledScheduler.CurrentThread, Address(ref location), out long v))
+        {
+            return false;
+        }
+
+        value = typeof(T) == typeof(long) ? Unsafe.As<long, T>(ref v) : (T)(object)(int)v;
+        return true;
+    }
+
     /// <summary>
     /// With store buffers: a store that goes to memory directly (a reference, a value type other than int and long, a
     /// copy, a guarded store) or a locked instruction of the runtime (a lock, an event, a token registration) first drains
     /// the running thread's buffer. TSO keeps a thread's stores in order; a direct store overtaking buffered ones would
     /// let another thread see a published reference before the int stores made ahead of it, which no x86 can show.
     /// </summary>
-    private static void DrainBeforeDirectStore(ControlledScheduler s) => s.Buffers?.DrainAll(ControlledScheduler.CurrentThread);
+    private static void DrainBeforeDirectStore() => ControlledScheduler.DrainRunningThread();
 
     private static void BeforeReadModifyWrite<TValue>(ControlledScheduler s, ref TValue location)
     {

@@ -32,7 +32,7 @@ public sealed class ThrottlingTsoScheduleTests(ITestOutputHelper output)
     public void KeyedEviction_UnderTso_NeverExceedsTheBound() =>
         Run("keyed eviction", 7300, (strategy, budget) => KeyedEvictionScheduleTests.Explore(strategy, budget, Tso("keyed eviction"), planted: false));
 
-    private static ExploreOptions Tso(string name) => new() { Name = name + " (TSO)", StoreBuffers = true, HoldObjectsStill = true };
+    private static ExploreOptions Tso(string name) => new ExploreOptions { Name = name + " (TSO)" }.WithTso();
 
     private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore) =>
         Assert.True(ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore) >= 4, name);

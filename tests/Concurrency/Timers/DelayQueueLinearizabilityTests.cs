@@ -127,7 +127,7 @@ public sealed class DelayQueueLinearizabilityTests(ITestOutputHelper output)
             () => new DelayRun(scenario, planted),
             scenario.Threads.Select((_, t) => (Action<DelayRun>)(run => run.RunThread(t))).ToArray(),
             run => run.Check(),
-            new ExploreOptions { Name = $"delay queue: {scenario.Name}{(planted ? " (planted: no drain marker)" : string.Empty)}{(tso ? " (TSO)" : string.Empty)}", StoreBuffers = tso, HoldObjectsStill = tso });
+            new ExploreOptions { Name = $"delay queue: {scenario.Name}{(planted ? " (planted: no drain marker)" : string.Empty)}{(tso ? " (TSO)" : string.Empty)}" }.WithTso(tso));
 
     /// <summary>
     /// Real threads on the real queue: 2 producers (delays 0-2 units of 1 ms) and 2 consumers race within a round;

@@ -238,9 +238,7 @@ public sealed class TimerWheelLinearizabilityTests(ITestOutputHelper output)
                 Bugs = bugs,
                 MaxSteps = bugs != PlantedBug.None ? 5_000 : 20_000,
                 DetectRaces = bugs == PlantedBug.None, // planted: the history check itself must find it
-                StoreBuffers = tso,
-                HoldObjectsStill = tso,
-            });
+            }.WithTso(tso));
 
     /// <summary>
     /// <see cref="Engine_ControlledSchedules_AreLinearizable"/> under x86-TSO (session 20): store buffers, each schedule in a

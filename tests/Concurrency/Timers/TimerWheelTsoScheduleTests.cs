@@ -34,7 +34,7 @@ public sealed class TimerWheelTsoScheduleTests(ITestOutputHelper output)
     public void DelayQueueCore_ControlledSchedulesUnderTso_AreLinearizable() =>
         DelayQueueLinearizabilityTests.ExploreAllUnderTso(output.WriteLine, ExplorationBudget.Schedules(100));
 
-    private static ExploreOptions Options(string name) => new() { Name = name, StoreBuffers = true, HoldObjectsStill = true };
+    private static ExploreOptions Options(string name) => new ExploreOptions { Name = name }.WithTso();
 
     private void Run(string name, int seed, Func<Strategy, int, ExplorationResult> explore) =>
         Assert.True(ComposedRuns.ExploreStandard(output.WriteLine, name, seed + name.Length, ExplorationBudget.Schedules(PerStrategy), explore) >= 4, name);

@@ -147,7 +147,7 @@ public sealed class DequeScenario(DequeKind kind, int capacity, IReadOnlyList<De
                         Check(!own.TryPop(out _), $"T{thread} {step} left more in its deque than it reported");
                         fromOwn.Reverse(); // popped newest first; the batch took them oldest first
                         items.AddRange(fromOwn);
-                        long ret = ReturnTime();
+                        long ret = ControlledScheduler.ReturnTime();
                         if (r != StealResult.Success)
                         {
                             Record(thread, new DequeInput(DequeOpKind.Steal), new DequeOutput(r), call);
@@ -200,10 +200,7 @@ public sealed class DequeScenario(DequeKind kind, int capacity, IReadOnlyList<De
         }
 
         private void Record(int thread, DequeInput input, DequeOutput output, long call) =>
-            _history.Add(new(thread, input, output, call, ReturnTime()));
-
-        /// <summary>The return timestamp, after the thread's pending stores drained (<see cref="ControlledScheduler.ReturnTime"/>).</summary>
-        private static long ReturnTime() => ControlledScheduler.ReturnTime();
+            _history.Add(new(thread, input, output, call, ControlledScheduler.ReturnTime()));
 
         private static void Check(bool condition, string message)
         {

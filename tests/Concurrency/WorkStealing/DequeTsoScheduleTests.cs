@@ -34,7 +34,7 @@ public sealed class DequeTsoScheduleTests
 
         foreach (Func<Strategy> make in CiStrategies.Standard(6400 + name.Length))
         {
-            scenario.Explore(make(), ExplorationBudget.Schedules(Budget), new ExploreOptions { StoreBuffers = true, HoldObjectsStill = true, Name = "real deque under TSO: " + name });
+            scenario.Explore(make(), ExplorationBudget.Schedules(Budget), new ExploreOptions { Name = "real deque under TSO: " + name }.WithTso());
         }
     }
 
@@ -51,7 +51,7 @@ public sealed class DequeTsoScheduleTests
         {
             Strategy strategy = make();
             var failure = Assert.Throws<ScheduleFailureException>(() => DequeScenarios.PopAgainstTwoSteals(DequeKind.Real).Explore(
-                strategy, 1000, new ExploreOptions { StoreBuffers = true, StoreBufferDrainOdds = 8, HoldObjectsStill = true, Bugs = PlantedBug.DroppedFullFence, Name = "real deque without its pop fence" }));
+                strategy, 1000, new ExploreOptions { StoreBufferDrainOdds = 8, Bugs = PlantedBug.DroppedFullFence, Name = "real deque without its pop fence" }.WithTso()));
             Assert.IsType<DequeCheckException>(failure.InnerException);
             found.Add($"{strategy.Name}: {failure.Iteration + 1}");
         }

@@ -113,7 +113,7 @@ public sealed class ManualTimeProvider : TimeProvider
     private static void Locked()
     {
 #if LOCKFREE_COMPOSED_TESTS
-        LockFree.Tests.Concurrency.Scheduling.ControlledScheduler.OutsideLockedInstruction();
+        LockFree.Tests.Concurrency.Scheduling.ControlledScheduler.DrainRunningThread();
 #endif
     }
 
