@@ -8,11 +8,16 @@ namespace LockFree.Backpressure;
 // Rent answers null and the caller creates one; full: Return drops the object for the GC. So at most MaxSize objects are
 // kept, and a steady state with at most MaxSize operations in flight at once allocates nothing. Lock-free.
 //
-// Two tiers (session 13): the first InlineSize slots are created with the pool; the rest (MaxSize - InlineSize) only when
-// a Return finds the first tier full, that is when more than InlineSize operations of one kind were in flight at once
-// (many writers parked on one full buffer). Before, the pool kept eight and every park past the eighth allocated, in
-// steady state, for as long as that many callers kept parking; a buffer that never sees more than eight pays nothing
-// for the larger bound. The bound matches the waiter lists' (WaiterList.PoolLimit).
+// Two tiers. The first InlineSize slots are created with the pool and taken lock-free, as above: the operations of one
+// kind in flight at once on most buffers. Past them, an overflow stack created the first time a Return finds the first
+// tier full (more than InlineSize operations of one kind in flight at once: many writers parked on one full buffer),
+// guarded by its own lock, O(1) per call, grown by doubling up to MaxSize - InlineSize. Session 13 added a
+// second tier of 56 lock-free slots (64 in all; before, eight, and every park past the eighth allocated); session 21
+// raised the bound to MaxSize = 1024 with the locked stack, since scanning slots one by one would cost a few hundred ns
+// per call at that depth: a server whose 100 or 1,000 requests park on one full buffer no longer allocates per park.
+// The lock is taken only past the first tier, on the parking path, which takes the waiter list's lock anyway, and
+// nothing inside it blocks or calls out. The bound matches the waiter lists' (WaiterList.PoolLimit); a buffer that
+// never sees more than InlineSize parked operations of one kind pays nothing for it.
 
 /// <summary>A bounded pool of <typeparamref name="TItem"/> objects; see the design note.</summary>
 /// <typeparam name="TItem">The pooled objects.</typeparam>
@@ -23,18 +28,21 @@ internal sealed class OperationPool<TItem>
     internal const int InlineSize = 8;
 
     /// <summary>Objects kept at most (parked operations of one kind in flight at once that still find one).</summary>
-    internal const int MaxSize = 64;
+    internal const int MaxSize = 1024;
+
+    /// <summary>The overflow stack's first capacity; it doubles up to <see cref="MaxSize"/> - <see cref="InlineSize"/>.</summary>
+    private const int FirstOverflowCapacity = 56;
 
     private readonly TItem?[] _slots = new TItem?[InlineSize];
-    private TItem?[]? _more; // the second tier, MaxSize - InlineSize slots, created by the first Return that needs it
+    private Overflow? _overflow; // the second tier, created by the first Return that needs it
 
     /// <summary>Takes a pooled object, or null when the pool is empty.</summary>
     public TItem? Rent()
     {
         TItem? item = TryTake(_slots);
-        if (item is null && Volatile.Read(ref _more) is { } more) // acquire: the array's creation before its use
+        if (item is null && Volatile.Read(ref _overflow) is { } overflow) // acquire: the stack's creation before its use
         {
-            item = TryTake(more);
+            item = overflow.Pop();
         }
 
         if (item is null)
@@ -53,14 +61,14 @@ internal sealed class OperationPool<TItem>
             return;
         }
 
-        TItem?[]? more = Volatile.Read(ref _more); // acquire
-        if (more is null)
+        Overflow? overflow = Volatile.Read(ref _overflow); // acquire
+        if (overflow is null)
         {
-            more = new TItem?[MaxSize - InlineSize]; // once per pool, when more than InlineSize were in flight
-            more = Interlocked.CompareExchange(ref _more, more, null) ?? more; // full fence: publishes the array; a racing Return's wins
+            overflow = new Overflow(); // once per pool, when more than InlineSize were in flight
+            overflow = Interlocked.CompareExchange(ref _overflow, overflow, null) ?? overflow; // full fence: publishes it; a racing Return's wins
         }
 
-        TryPut(more, item);
+        overflow.Push(item);
     }
 
     /// <summary>Objects in the pool now (a snapshot; tests).</summary>
@@ -74,12 +82,7 @@ internal sealed class OperationPool<TItem>
                 count += item is null ? 0 : 1;
             }
 
-            foreach (TItem? item in Volatile.Read(ref _more) ?? [])
-            {
-                count += item is null ? 0 : 1;
-            }
-
-            return count;
+            return count + (Volatile.Read(ref _overflow)?.Count ?? 0);
         }
     }
 
@@ -111,5 +114,57 @@ internal sealed class OperationPool<TItem>
         }
 
         return false;
+    }
+
+    /// <summary>The second tier: a stack under its own lock, O(1) per call (see the design note).</summary>
+    private sealed class Overflow
+    {
+        private readonly Lock _gate = new();
+        private TItem[] _items = new TItem[FirstOverflowCapacity];
+        private int _count;
+
+        public int Count
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _count;
+                }
+            }
+        }
+
+        public TItem? Pop()
+        {
+            lock (_gate)
+            {
+                if (_count == 0)
+                {
+                    return null;
+                }
+
+                TItem item = _items[--_count];
+                _items[_count] = null!; // the stack holds only what it keeps
+                return item;
+            }
+        }
+
+        public void Push(TItem item)
+        {
+            lock (_gate)
+            {
+                if (_count == _items.Length)
+                {
+                    if (_count >= MaxSize - InlineSize)
+                    {
+                        return; // full: dropped for the GC
+                    }
+
+                    Array.Resize(ref _items, Math.Min(_items.Length * 2, MaxSize - InlineSize));
+                }
+
+                _items[_count++] = item;
+            }
+        }
     }
 }

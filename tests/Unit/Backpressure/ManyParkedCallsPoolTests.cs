@@ -8,41 +8,48 @@ namespace LockFree.Tests.Unit.Backpressure;
 /// <summary>
 /// More parked asynchronous calls of one kind at once than the operation pool's first tier holds (eight): before session
 /// 13 the pool kept eight, so every park past the eighth created an operation, round after round, for as long as that many
-/// callers kept parking (a documented gap A leftover). Now the pool keeps up to <see cref="OperationPool{TItem}.MaxSize"/>.
+/// callers kept parking (a documented gap A leftover). Since session 13 the pool keeps more; since session 21 up to
+/// <see cref="OperationPool{TItem}.MaxSize"/> (1024; 64 before), and the waiter lists as many: 200 parked calls of one kind
+/// (<see cref="ManyParked"/>) create nothing in steady state either.
 /// Counted with the library's pool-miss counter (<see cref="PoolGrowth"/>), process-wide, so the class runs alone.
 /// </summary>
 [Collection(ProcessWideAllocationCollection.Name)]
 public sealed class ManyParkedCallsPoolTests(ITestOutputHelper output)
 {
     private const int Parked = 32;
+
+    /// <summary>More parked calls than the pools kept before session 21 (64).</summary>
+    private const int ManyParked = 200;
     private const int MaxRounds = 10;
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ManyParkedWrites_SteadyStateCreatesNothing(bool token)
+    [InlineData(true, Parked)]
+    [InlineData(false, Parked)]
+    [InlineData(true, ManyParked)]
+    [InlineData(false, ManyParked)]
+    public void ManyParkedWrites_SteadyStateCreatesNothing(bool token, int parked)
     {
         using var buffer = Create();
         using var cts = new CancellationTokenSource();
         CancellationToken cancel = token ? cts.Token : CancellationToken.None;
-        var writes = new ValueTask<WriteResult>[Parked];
+        var writes = new ValueTask<WriteResult>[parked];
         long created = RoundsUntilNothingCreated(() =>
         {
             Assert.Equal(WriteResult.Accepted, buffer.TryWrite(-1)); // full: every write below parks
-            for (int i = 0; i < Parked; i++)
+            for (int i = 0; i < parked; i++)
             {
                 writes[i] = buffer.WriteAsync(i, cancel);
                 Assert.False(writes[i].IsCompleted);
             }
 
             long sum = 0;
-            for (int read = 0; read <= Parked; read++)
+            for (int read = 0; read <= parked; read++)
             {
                 sum += ReadSoon(buffer); // each read frees the slot for one parked write
             }
 
-            Assert.Equal(-1L + (Parked * (Parked - 1) / 2), sum);
+            Assert.Equal(-1L + (parked * (parked - 1) / 2), sum);
             foreach (ValueTask<WriteResult> write in writes)
             {
                 Assert.Equal(WriteOutcome.Accepted, write.GetAwaiter().GetResult().Outcome); // completed: the reads took every item
@@ -52,23 +59,25 @@ public sealed class ManyParkedCallsPoolTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ManyParkedReads_SteadyStateCreatesNothing(bool token)
+    [InlineData(true, Parked)]
+    [InlineData(false, Parked)]
+    [InlineData(true, ManyParked)]
+    [InlineData(false, ManyParked)]
+    public void ManyParkedReads_SteadyStateCreatesNothing(bool token, int parked)
     {
         using var buffer = Create();
         using var cts = new CancellationTokenSource();
         CancellationToken cancel = token ? cts.Token : CancellationToken.None;
-        var reads = new ValueTask<int>[Parked];
+        var reads = new ValueTask<int>[parked];
         long created = RoundsUntilNothingCreated(() =>
         {
-            for (int i = 0; i < Parked; i++)
+            for (int i = 0; i < parked; i++)
             {
                 reads[i] = buffer.ReadAsync(cancel); // empty: every read parks
                 Assert.False(reads[i].IsCompleted);
             }
 
-            for (int i = 0; i < Parked; i++)
+            for (int i = 0; i < parked; i++)
             {
                 SpinUntil(() => buffer.TryWrite(i).Outcome == WriteOutcome.Accepted); // capacity 1: each write waits for a woken read
             }
@@ -80,7 +89,7 @@ public sealed class ManyParkedCallsPoolTests(ITestOutputHelper output)
                 sum += read.GetAwaiter().GetResult();
             }
 
-            Assert.Equal(Parked * (Parked - 1) / 2, sum);
+            Assert.Equal(parked * (parked - 1) / 2, sum);
         });
         Assert.Equal(0, created);
     }
@@ -112,7 +121,7 @@ public sealed class ManyParkedCallsPoolTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Runs <paramref name="round"/> once to warm up (the pools grow to <see cref="Parked"/>), then until a round creates no
+    /// Runs <paramref name="round"/> once to warm up (the pools grow to the number parked), then until a round creates no
     /// pooled object (at most <see cref="MaxRounds"/>); returns the objects the last round created. A pool that keeps too few
     /// creates the same number every round.
     /// </summary>
