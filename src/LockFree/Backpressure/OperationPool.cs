@@ -2,11 +2,12 @@ using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
-// Design: a small bounded pool of reusable objects owned by one buffer or adapter (not by a thread), so an object goes
-// back where it came from whatever thread returns it. A fixed array of slots, each taken with an exchange and filled
-// with a compare-exchange (a plain read first skips the slots that cannot answer without a locked instruction). Empty:
-// Rent answers null and the caller creates one; full: Return drops the object for the GC. So at most MaxSize objects are
-// kept, and a steady state with at most MaxSize operations in flight at once allocates nothing. Lock-free.
+// Design: a bounded pool of reusable objects owned by one buffer or adapter (not by a thread), so an object goes back
+// where it came from whatever thread returns it. Empty: Rent answers null and the caller creates one; full: Return drops
+// the object for the GC. So at most MaxSize objects are kept, and a steady state with at most MaxSize operations in
+// flight at once allocates nothing. Progress: lock-free in the first tier (a fixed array of slots, each taken with an
+// exchange and filled with a compare-exchange; a plain read first skips the slots that cannot answer without a locked
+// instruction), blocking in the second (a short lock, below).
 //
 // Two tiers. The first InlineSize slots are created with the pool and taken lock-free, as above: the operations of one
 // kind in flight at once on most buffers. Past them, an overflow stack created the first time a Return finds the first
