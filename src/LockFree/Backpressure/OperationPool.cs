@@ -2,22 +2,24 @@ using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
-// Design: a bounded pool of reusable objects owned by one buffer or adapter (not by a thread), so an object goes back
+// Design: a bounded pool of reusable objects owned by one buffer, queue, limiter or adapter (not by a thread), so an object goes back
 // where it came from whatever thread returns it. Empty: Rent answers null and the caller creates one; full: Return drops
 // the object for the GC. So at most MaxSize objects are kept, and a steady state with at most MaxSize operations in
 // flight at once allocates nothing. Progress: lock-free in the first tier (a fixed array of slots, each taken with an
 // exchange and filled with a compare-exchange; a plain read first skips the slots that cannot answer without a locked
-// instruction), blocking in the second (a short lock, below).
+// instruction), non-blocking in the second: its lock is only ever tried, never waited for, so every call ends in a bounded number of its own steps (below).
 //
 // Two tiers. The first InlineSize slots are created with the pool and taken lock-free, as above: the operations of one
 // kind in flight at once on most buffers. Past them, an overflow stack created the first time a Return finds the first
 // tier full (more than InlineSize operations of one kind in flight at once: many writers parked on one full buffer),
-// guarded by its own lock, O(1) per call, grown by doubling up to MaxSize - InlineSize. Session 13 added a
+// guarded by its own lock, amortized O(1) per call, grown by doubling up to MaxSize - InlineSize. The lock is never
+// waited for: a call tries it a few times with a short spin between and then gives up (Rent answers null, Return drops
+// the object), so no pool call blocks or can be interrupted (a Return runs in GetResult's finally, after an item was
+// taken), and a pool shared by many threads (the retry policy's, process-wide per type) never makes them wait. Session 13 added a
 // second tier of 56 lock-free slots (64 in all; before, eight, and every park past the eighth allocated); session 21
 // raised the bound to MaxSize = 1024 with the locked stack, since scanning slots one by one would cost a few hundred ns
 // per call at that depth: a server whose 100 or 1,000 requests park on one full buffer no longer allocates per park.
-// The lock is taken only past the first tier, on the parking path, which takes the waiter list's lock anyway, and
-// nothing inside it blocks or calls out. The bound matches the waiter lists' (WaiterList.PoolLimit); a buffer that
+// The lock is taken only past the first tier, and nothing inside it calls out. The bound matches the waiter lists' (WaiterList.PoolLimit); a buffer that
 // never sees more than InlineSize parked operations of one kind pays nothing for it.
 
 /// <summary>A bounded pool of <typeparamref name="TItem"/> objects; see the design note.</summary>
@@ -117,27 +119,27 @@ internal sealed class OperationPool<TItem>
         return false;
     }
 
-    /// <summary>The second tier: a stack under its own lock, O(1) per call (see the design note).</summary>
+    /// <summary>The second tier: a stack under its own lock, never waited for (see the design note).</summary>
     private sealed class Overflow
     {
+        /// <summary>Tries at the lock before a call gives up (each after a short spin; the holder runs a few instructions).</summary>
+        private const int Attempts = 4;
+
         private readonly Lock _gate = new();
         private TItem[] _items = new TItem[FirstOverflowCapacity];
         private int _count;
 
-        public int Count
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return _count;
-                }
-            }
-        }
+        public int Count => Volatile.Read(ref _count); // a snapshot (tests)
 
+        /// <summary>An object from the stack; null when it is empty or its lock stayed taken (the caller creates one).</summary>
         public TItem? Pop()
         {
-            lock (_gate)
+            if (!TryEnter())
+            {
+                return null;
+            }
+
+            try
             {
                 if (_count == 0)
                 {
@@ -148,11 +150,21 @@ internal sealed class OperationPool<TItem>
                 _items[_count] = null!; // the stack holds only what it keeps
                 return item;
             }
+            finally
+            {
+                _gate.Exit();
+            }
         }
 
+        /// <summary>Keeps <paramref name="item"/>; drops it for the GC when the stack is at its bound or its lock stayed taken.</summary>
         public void Push(TItem item)
         {
-            lock (_gate)
+            if (!TryEnter())
+            {
+                return;
+            }
+
+            try
             {
                 if (_count == _items.Length)
                 {
@@ -166,6 +178,30 @@ internal sealed class OperationPool<TItem>
 
                 _items[_count++] = item;
             }
+            finally
+            {
+                _gate.Exit();
+            }
+        }
+
+        /// <summary>
+        /// Takes the lock without ever waiting on it: a blocking wait could throw <see cref="ThreadInterruptedException"/>
+        /// (a <c>Return</c> runs in <c>GetResult</c>'s finally, after the item was taken: the exception would lose it), and a
+        /// caller never waits on another's pool call. A few tries with a short spin between, then the caller gives up.
+        /// </summary>
+        private bool TryEnter()
+        {
+            for (int attempt = 0; attempt < Attempts; attempt++)
+            {
+                if (_gate.TryEnter())
+                {
+                    return true;
+                }
+
+                Thread.SpinWait(20); // no interrupt point
+            }
+
+            return false;
         }
     }
 }

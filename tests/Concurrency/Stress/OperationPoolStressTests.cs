@@ -4,7 +4,7 @@ using Xunit;
 namespace LockFree.Tests.Concurrency.Stress;
 
 /// <summary>
-/// The operation pool (both tiers, session 13) hands each object to one renter at a time: threads rent up to a few objects
+/// The operation pool (both tiers, session 13; the second a try-locked stack since session 21) hands each object to one renter at a time: threads rent up to a few objects
 /// each, mark them held (an exchange that must find them free), and give them back, around the first tier's boundary, so
 /// Rent and Return race on both tiers and on the second tier's creation. A double hand-out shows as a held mark found
 /// set; a pool that stops handing objects back shows in the count of objects created.
@@ -14,7 +14,8 @@ public sealed class OperationPoolStressTests
 {
     [Theory]
     [InlineData(2, 6)]   // 12 in flight: across the first tier's eight
-    [InlineData(4, 16)]  // 64 in flight: the whole pool
+    [InlineData(4, 16)]  // 64 in flight: past the overflow stack's first capacity (56)
+    [InlineData(4, 200)] // 800 in flight: the stack grows under racing calls (to 1,016 at most)
     public void RentAndReturn_RacingOnBothTiers_EachObjectHasOneHolder(int threads, int perThread)
     {
         var pool = new OperationPool<Token>();
@@ -22,9 +23,12 @@ public sealed class OperationPoolStressTests
         (long doubles, long created) = Run(pool.Rent, pool.Return, threads, perThread, rounds);
         Assert.Equal(0, doubles);
 
-        // A Rent racing a Return may miss the object being put back (the pool is lock-free, not exact) and create one, so
+        // A Rent racing a Return may miss the object being put back (the pool is lock-free in its first tier and only tries its second tier's lock, so it is not exact) and create one, so
         // the count of objects is not exact; but objects are reused, and the pool keeps at most MaxSize.
-        Assert.True(created < rounds, $"{created} objects created for {rounds} rounds per thread: the pool does not hand objects back");
+        // With hundreds in flight the second tier's lock is contended and a call that finds it taken a few times gives up
+        // (allocates or drops): still far fewer objects than rents (one in 16 of a thread's rents at the most here).
+        long bound = (long)rounds * Math.Max(1, perThread / 16);
+        Assert.True(created < bound, $"{created} objects created for {rounds} rounds of {perThread} rents per thread: the pool does not hand objects back");
         Assert.InRange(pool.Count, 1, OperationPool<Token>.MaxSize);
     }
 

@@ -8,7 +8,7 @@ namespace LockFree.Tests.Unit.Throttling;
 /// (a rate above the clock's frequency / 4096 tokens per second, where the engine counts 2^shift units per clock tick so a
 /// token's interval keeps its precision), and the bucket's wait hint and its time-to-full were checked only with the
 /// clock near the bucket's origin. Mutants that reversed the scaling (<c>&gt;&gt; shift</c> for <c>&lt;&lt; shift</c>), skipped it,
-/// or added the current time where it is subtracted survived. These pin the three at a clock far from the origin.
+/// or added the current time where it is subtracted survived. These pin the scaling, the wait hint and the time-to-full at a clock far from the origin (five mutants, each planted by hand).
 /// </summary>
 public sealed class TokenBucketScaleTests
 {
@@ -25,7 +25,7 @@ public sealed class TokenBucketScaleTests
         time.Advance(TimeSpan.FromSeconds(10)); // far from the origin
         Assert.True(bucket.TryAcquire(3000));
         Assert.False(bucket.TryAcquire(1, out TimeSpan retryAfter));
-        Assert.InRange(retryAfter, TimeSpan.FromTicks(3), TimeSpan.FromTicks(4)); // one token: 3.33 ticks, rounded up, never early
+        Assert.Equal(TimeSpan.FromTicks(4), retryAfter); // one token: 3.33 ticks, rounded up, never early
 
         time.Advance(TimeSpan.FromTicks(5000)); // half a millisecond
         long expected = (long)(bucket.EffectiveTokensPerSecond * 0.0005);
