@@ -2,25 +2,20 @@ using LockFree.Internal;
 
 namespace LockFree.Backpressure;
 
-// Design: a bounded pool of reusable objects owned by one buffer, queue, limiter or adapter (not by a thread), so an object goes back
-// where it came from whatever thread returns it. Empty: Rent answers null and the caller creates one; full: Return drops
-// the object for the GC. So at most MaxSize objects are kept, and a steady state with at most MaxSize operations in
-// flight at once allocates nothing. Progress: lock-free in the first tier (a fixed array of slots, each taken with an
-// exchange and filled with a compare-exchange; a plain read first skips the slots that cannot answer without a locked
-// instruction), non-blocking in the second: its lock is only ever tried, never waited for, so every call ends in a bounded number of its own steps (below).
+// Design: a bounded pool of reusable objects owned by one buffer, queue, limiter or adapter (not by a thread), so an
+// object goes back where it came from whatever thread returns it. Empty: Rent answers null and the caller creates one;
+// full: Return drops the object for the GC. So at most MaxSize objects are kept, and a steady state with at most MaxSize
+// operations in flight at once allocates nothing.
 //
-// Two tiers. The first InlineSize slots are created with the pool and taken lock-free, as above: the operations of one
-// kind in flight at once on most buffers. Past them, an overflow stack created the first time a Return finds the first
-// tier full (more than InlineSize operations of one kind in flight at once: many writers parked on one full buffer),
-// guarded by its own lock, amortized O(1) per call, grown by doubling up to MaxSize - InlineSize. The lock is never
-// waited for: a call tries it a few times with a short spin between and then gives up (Rent answers null, Return drops
-// the object), so no pool call blocks or can be interrupted (a Return runs in GetResult's finally, after an item was
-// taken), and a pool shared by many threads (the retry policy's, process-wide per type) never makes them wait. Session 13 added a
-// second tier of 56 lock-free slots (64 in all; before, eight, and every park past the eighth allocated); session 21
-// raised the bound to MaxSize = 1024 with the locked stack, since scanning slots one by one would cost a few hundred ns
-// per call at that depth: a server whose 100 or 1,000 requests park on one full buffer no longer allocates per park.
-// The lock is taken only past the first tier, and nothing inside it calls out. The bound matches the waiter lists' (WaiterList.PoolLimit); a buffer that
-// never sees more than InlineSize parked operations of one kind pays nothing for it.
+// Two tiers. The first InlineSize slots are created with the pool: a fixed array, each slot taken with an exchange and
+// filled with a compare-exchange (a plain read first skips the slots that cannot answer without a locked instruction);
+// lock-free. Past them, an overflow stack created the first time a Return finds the first tier full (more than
+// InlineSize operations of one kind in flight at once: many writers parked on one full buffer), amortized O(1) per call,
+// grown by doubling up to MaxSize - InlineSize, under its own lock. That lock is only ever tried, never waited for: a
+// call that finds it taken a few times gives up (Rent answers null, Return drops the object). So every call ends in a
+// bounded number of its own steps, none can be interrupted (a Return runs in GetResult's finally, after an item was
+// taken), and a pool shared by many threads (the retry policy's, process-wide per type) never makes them wait. The bound
+// is also the waiter lists' (WaiterList.PoolLimit); docs/backpressure.md has the history of the sizes.
 
 /// <summary>A bounded pool of <typeparamref name="TItem"/> objects; see the design note.</summary>
 /// <typeparam name="TItem">The pooled objects.</typeparam>

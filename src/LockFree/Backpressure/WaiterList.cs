@@ -32,7 +32,7 @@ internal sealed class WaiterList<TAtomics>
     where TAtomics : struct, IAtomics
 {
     /// <summary>Pooled waiters kept for reuse; more are created on demand and dropped when returned past this.</summary>
-    private const int PoolLimit = 1024;
+    private const int PoolLimit = OperationPool<object>.MaxSize; // as many as the operation pools keep
 
     private readonly object _lock = new();
     private Waiter<TAtomics>? _head;
