@@ -44,13 +44,22 @@ namespace LockFree.WorkStealing;
 // slot until the owner next runs dry or refreshes top - at most Capacity stale references, never more.
 // Clearing a slot while a slow thief speculatively reads it is benign: that thief's CAS must fail.
 //
+// Taking the last item (session 22). Chase-Lev's pop claims position bottom - 1 (a store of bottom, then a seq_cst fence,
+// then a read of top) and, when that was the last item, races the thieves for it with their CAS on top: two locked
+// instructions. When the last top the owner read already says at most one item is left (top only grows, so a cached top
+// is a lower bound), the owner skips the claim: it reads top, and either finds the deque empty (top has reached bottom,
+// which only the owner moves up) or takes the one item at position top with the thieves' own CAS, as a steal would.
+// Bottom is not touched, so no fence is needed to order it; exactly one CAS on top from that position succeeds, so the
+// item goes to the owner or to one thief. One locked instruction for the last item, none for an empty deque. A pop with
+// a stale cached top that still finds one item or none after its claim takes the classic path.
+//
 // Batch steal: a thief claims items one CAS at a time (crossbeam's steal_batch for its LIFO flavor), with one
 // up-front reservation of room in the destination and one publication of the destination's bottom. One CAS
 // claiming k items at once (what crossbeam does for FIFO workers) is unsound here: the LIFO owner pops
 // positions above top + 1 without touching top, so a claim [t, t + k) sized from a stale bottom can include
 // items the owner has already popped (tests/Concurrency/PlantedBugs has that variant and the test finding it).
 //
-// Progress: Push and TryPop are wait-free (TryPop's single CAS is not retried); TrySteal is lock-free, answering
+// Progress: Push and TryPop are wait-free (TryPop's single CAS is not retried, on either path); TrySteal is lock-free, answering
 // Retry when it lost a race (another thief or the owner took the item first), and so are the batch steals.
 [DebuggerDisplay("Capacity = {Capacity}")]
 internal struct ChaseLevDeque<T, TAtomics>
@@ -128,6 +137,13 @@ internal struct ChaseLevDeque<T, TAtomics>
     {
         long b = TAtomics.LoadOwn(ref _owner.Index) - 1; // plain: only the owner writes bottom (its own store)
         T[] buffer = _buffer; // plain: only the owner writes _buffer
+        if (b - _owner.Cached <= 0)
+        {
+            // At most one item (the last top we read is a lower bound: top only grows): no claim of b, no fence
+            // (see "Taking the last item").
+            return TakeLastOrEmpty(buffer, b, out item);
+        }
+
         TAtomics.StoreRelease(ref _owner.Index, b); // claims position b: a thief that reads bottom from now on leaves it alone
         TAtomics.FullFence(); // seq_cst: the store above is visible before top is read; pairs with the fence in the steals (store-load, Dekker)
         long t = TAtomics.LoadAcquire(ref _top.Value); // acquire: pairs with the thieves' CAS on top; their slot reads are done
@@ -175,6 +191,53 @@ internal struct ChaseLevDeque<T, TAtomics>
             return false;
         }
 
+        return true;
+    }
+
+    /// <summary>
+    /// Owner only, with at most one item left by the last top it read (<paramref name="b"/> is bottom - 1): takes that
+    /// item with the thieves' CAS on top, or finds the deque empty, without moving bottom (see "Taking the last item").
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TakeLastOrEmpty(T[] buffer, long b, [MaybeNullWhen(false)] out T item)
+    {
+        long t = TAtomics.LoadAcquire(ref _top.Value); // acquire: pairs with the thieves' CAS on top; their slot reads are done
+        AssertInvariants(buffer, t, b + 1);
+        Debug.Assert(b - t <= 0, "more than one item although the cached top said at most one");
+        if (b - t < 0)
+        {
+            // Empty: top has reached bottom, and only this thread could move bottom up.
+            _owner.Cached = t;
+            ClearTaken(buffer, t, b + 1);
+            item = default;
+            return false;
+        }
+
+        // One item, at position b == t: take it as a thief would. Bottom stays b + 1; whoever wins, top becomes b + 1.
+        item = TAtomics.LoadPlain(ref Slot(buffer, b)); // plain: the owner wrote it; read before the CAS that claims it
+        bool won = TAtomics.IsPlanted(PlantedFault.DequeTakesLastWithoutCas)
+            ? TakeWithoutCas(t)
+            : TAtomics.CompareExchange(ref _top.Value, t + 1, t) == t; // seq_cst CAS: pairs with the thieves' CAS on top
+        _owner.Cached = t + 1;
+        ClearTaken(buffer, t + 1, b + 1); // position t is dead whoever took it
+        if (!won)
+        {
+            item = default;
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>The planted <see cref="PlantedFault.DequeTakesLastWithoutCas"/>: the claim of position <paramref name="t"/> as a read, then a store.</summary>
+    private bool TakeWithoutCas(long t)
+    {
+        if (TAtomics.LoadAcquire(ref _top.Value) != t)
+        {
+            return false;
+        }
+
+        TAtomics.StoreRelease(ref _top.Value, t + 1);
         return true;
     }
 
@@ -342,6 +405,13 @@ internal struct ChaseLevDeque<T, TAtomics>
         if (b - buffer.Length - from > 0)
         {
             from = b - buffer.Length; // older positions share slots with live ones (or were overwritten already)
+        }
+
+        if (t - from == 1)
+        {
+            TAtomics.StorePlain(ref Slot(buffer, from), default!); // plain: a dead slot, as below; the common case (one item taken since the last clear) without a span
+            _cleared = t;
+            return;
         }
 
         while (t - from > 0)

@@ -74,6 +74,21 @@ public sealed class DequePlantedBugTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void LastItemTakenWithoutCas_OnTheRealEngine_IsFound()
+    {
+        // Session 22's fast path for the last item (no claim of bottom, the thieves' CAS on top), planted with its CAS
+        // split into a read of top and a store: a thief that claims the item between them takes it too.
+        foreach (Func<Strategy> make in Strategies)
+        {
+            Strategy strategy = make();
+            var ex = Assert.Throws<ScheduleFailureException>(() =>
+                DequeScenarios.LastElement(DequeKind.Real).Explore(strategy, Budget, new ExploreOptions { Faults = LockFree.Internal.PlantedFault.DequeTakesLastWithoutCas }));
+            Assert.True(ex.InnerException is DequeCheckException || IsLibraryAssertion(ex.InnerException), $"{strategy.Name}: unexpected {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
+            output.WriteLine($"{strategy.Name}: found at schedule {ex.Iteration}: {ex.InnerException!.Message}");
+        }
+    }
+
     [Theory]
     [InlineData(DequeKind.PlantedNone)]
     [InlineData(DequeKind.PlantedEarlyBufferLoadWithReread)]
