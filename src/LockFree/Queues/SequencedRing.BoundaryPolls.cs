@@ -124,7 +124,13 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
         if (Polls(consumer))
         {
             ref PaddedIndexPair side = ref PollingSide(consumer);
-            StorePollState(ref side.Cached, position);
+            if (LoadPollState(ref side.Cached) != position)
+            {
+                // Only when it changes: MPMC's producers (consumers) share this line, and on a full (empty) ring every
+                // answer is at the same position; storing it again moved the line between their cores at every answer.
+                StorePollState(ref side.Cached, position);
+            }
+
             if (polls > 0 && polls <= BoundaryPolls)
             {
                 StorePollState(ref side.Spare, Math.Max(1, (int)LoadPollState(ref side.Spare) / 2));

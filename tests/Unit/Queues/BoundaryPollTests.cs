@@ -69,6 +69,46 @@ public class BoundaryPollTests
     }
 
     [Fact]
+    public void MpmcTryEnqueue_FullAgainAtTheSamePosition_WritesNothingShared()
+    {
+        // Session 22: a full answer recorded its position in the producers' shared poll state every time, so writers
+        // answering full at once (Reject, DropIncoming) moved that line between their cores at every answer.
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(2);
+        Assert.Equal(2, ring.TryEnqueueMany([1, 2]));
+        Assert.False(ring.TryEnqueue(3)); // the first full answer here records the position (one store)
+
+        for (int i = 0; i < 3; i++)
+        {
+            SpinCountingAtomics.LongReleases = 0;
+            Assert.False(ring.TryEnqueue(3));
+            Assert.Equal(0, SpinCountingAtomics.LongReleases);
+        }
+
+        Assert.True(ring.TryDequeue(out long first));
+        Assert.Equal(1, first);
+        Assert.True(ring.TryEnqueue(3)); // room again: the ring works on
+    }
+
+    [Fact]
+    public void MpmcTryDequeue_EmptyAgainAtTheSamePosition_WritesNothingShared()
+    {
+        // The consumers' twin: readers polling an empty ring at once shared the same line the same way.
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(2);
+        Assert.False(ring.TryDequeue(out _)); // the first empty answer here records the position
+
+        for (int i = 0; i < 3; i++)
+        {
+            SpinCountingAtomics.LongReleases = 0;
+            Assert.False(ring.TryDequeue(out _));
+            Assert.Equal(0, SpinCountingAtomics.LongReleases);
+        }
+
+        Assert.True(ring.TryEnqueue(5));
+        Assert.True(ring.TryDequeue(out long item));
+        Assert.Equal(5, item);
+    }
+
+    [Fact]
     public void SpmcTryEnqueue_FullAtNewPosition_PollsThenAnswersFullOncePerPosition()
     {
         var ring = new SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>(2);
@@ -265,7 +305,15 @@ internal readonly struct SpinCountingAtomics : IAtomics
 
     public static long LoadAcquire(ref long location) => RealAtomics.LoadAcquire(ref location);
 
-    public static void StoreRelease(ref long location, long value) => RealAtomics.StoreRelease(ref location, value);
+    public static void StoreRelease(ref long location, long value)
+    {
+        LongReleases++;
+        RealAtomics.StoreRelease(ref location, value);
+    }
+
+    /// <summary>Release stores of a <see cref="long"/> on this thread (indices, sequences, shared poll hints).</summary>
+    [ThreadStatic]
+    public static int LongReleases;
 
     public static long CompareExchange(ref long location, long value, long comparand) => RealAtomics.CompareExchange(ref location, value, comparand);
 
