@@ -72,6 +72,32 @@ public sealed class BackpressurePooledOperationOutcomeTests
     }
 
     [Fact]
+    public async Task ReadAsync_AlreadyCompletedWithAnErrorAndDrained_ThrowsThatError()
+    {
+        // Not parked: the wait answers at once (faulted with the completion error) and the operation reads that answer
+        // (session 22, a mutation survivor: the buffer's own read must not take the channel's "closed" reading of it).
+        using BackpressureBuffer<int> buffer = Empty();
+        Assert.True(buffer.TryWrite(7).IsAccepted);
+        var failure = new InvalidTimeZoneException("producer failed");
+        buffer.Complete(failure);
+        Assert.Equal(7, await buffer.ReadAsync().AsTask().WaitAsync(Generous)); // the item left is read first
+        for (int i = 0; i < 2; i++)
+        {
+            Exception thrown = await Assert.ThrowsAnyAsync<Exception>(() => buffer.ReadAsync().AsTask().WaitAsync(Generous));
+            Assert.Same(failure, thrown);
+        }
+    }
+
+    [Fact]
+    public async Task ReadAsync_AlreadyCompletedWithoutAnErrorAndDrained_ThrowsInvalidOperation()
+    {
+        using BackpressureBuffer<int> buffer = Empty();
+        buffer.Complete();
+        InvalidOperationException thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => buffer.ReadAsync().AsTask().WaitAsync(Generous));
+        Assert.Null(thrown.InnerException);
+    }
+
+    [Fact]
     public async Task ParkedReadAsync_CompletedWithoutAnError_ThrowsInvalidOperation()
     {
         using BackpressureBuffer<int> buffer = Empty();
