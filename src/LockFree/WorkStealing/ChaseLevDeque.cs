@@ -206,15 +206,22 @@ internal struct ChaseLevDeque<T, TAtomics>
         Debug.Assert(b - t <= 0, "more than one item although the cached top said at most one");
         if (b - t < 0)
         {
-            // Empty: top has reached bottom, and only this thread could move bottom up.
-            _owner.Cached = t;
+            // Empty: top has reached bottom, and only this thread could move bottom up. Stores only what changed: Cached
+            // shares its line with bottom, which thieves read, and an idle owner may ask an empty deque again and again.
+            if (_owner.Cached != t)
+            {
+                _owner.Cached = t;
+            }
+
             ClearTaken(buffer, t, b + 1);
             item = default;
             return false;
         }
 
         // One item, at position b == t: take it as a thief would. Bottom stays b + 1; whoever wins, top becomes b + 1.
-        item = TAtomics.LoadPlain(ref Slot(buffer, b)); // plain: the owner wrote it; read before the CAS that claims it
+        // The slot of t, the position the CAS claims (the same as b here): were the cached top ever ahead of the real one
+        // (the assertion above), this would still take exactly the item it claims, as a steal does.
+        item = TAtomics.LoadPlain(ref Slot(buffer, t)); // plain: the owner wrote it; read before the CAS that claims it
         bool won = TAtomics.IsPlanted(PlantedFault.DequeTakesLastWithoutCas)
             ? TakeWithoutCas(t)
             : TAtomics.CompareExchange(ref _top.Value, t + 1, t) == t; // seq_cst CAS: pairs with the thieves' CAS on top
@@ -422,7 +429,10 @@ internal struct ChaseLevDeque<T, TAtomics>
             from += run;
         }
 
-        _cleared = t;
+        if (_cleared != t)
+        {
+            _cleared = t; // only when it moves: a pop of an empty deque again and again stores nothing
+        }
     }
 
     /// <summary>DEBUG builds: top is at most one past the (possibly decremented) bottom and the live range fits the buffer.</summary>

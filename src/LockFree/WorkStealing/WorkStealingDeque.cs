@@ -14,7 +14,8 @@ namespace LockFree;
 /// <para>
 /// <see cref="Push"/> and <see cref="TryPop"/> must be called by one thread at a time (the owner); a
 /// scheduler gives each worker thread its own deque. They are wait-free: a push is a slot write and a
-/// release store, a pop adds one full fence and, only for the last item, one CAS against the thieves.
+/// release store; a pop of one of several items adds one full fence, and the last item costs one CAS against the
+/// thieves (no fence when the owner already knows it is the last), a pop of an empty deque a read of the thieves' index.
 /// </para>
 /// <para>
 /// The deque is unbounded: the buffer starts at the initial capacity rounded up to a power of two and doubles
