@@ -77,6 +77,6 @@ internal enum PlantedFault
     /// <summary>AckQueue's end of a delivery (ack, nack, dead letter) matches the slot without its version: a stale delivery's ack, after the message timed out and went out again, ends the newer delivery.</summary>
     AckIgnoresVersion = 2097152,
 
-    /// <summary>ChaseLevDeque's owner takes the last item without claiming bottom (session 22) with a read of top and a store of top + 1 (two steps, not the thieves' CAS): a thief that claims the item in between takes it too.</summary>
+    /// <summary>ChaseLevDeque's owner takes the last item (without claiming bottom, session 22, or after the classic claim) with a read of top and a store of top + 1 (two steps, not the thieves' CAS): a thief that claims the item in between takes it too.</summary>
     DequeTakesLastWithoutCas = 4194304,
 }

@@ -179,19 +179,8 @@ internal struct ChaseLevDeque<T, TAtomics>
             return false;
         }
 
-        // The last item (b == t): race the thieves for it with the same CAS they use.
-        item = TAtomics.LoadPlain(ref Slot(buffer, b)); // plain: the owner wrote it; read before the CAS that claims it
-        bool won = TAtomics.CompareExchange(ref _top.Value, t + 1, t) == t; // seq_cst CAS: pairs with the thieves' CAS on top
-        TAtomics.StoreRelease(ref _owner.Index, b + 1); // bottom = top = t + 1: empty either way
-        _owner.Cached = t + 1;
-        ClearTaken(buffer, t + 1, b + 1); // position t is dead whoever took it
-        if (!won)
-        {
-            item = default;
-            return false;
-        }
-
-        return true;
+        // The last item (b == t): race the thieves for it with the same CAS they use, then restore bottom.
+        return TakeAt(buffer, b, t, restoreBottom: true, out item);
     }
 
     /// <summary>
@@ -219,12 +208,26 @@ internal struct ChaseLevDeque<T, TAtomics>
         }
 
         // One item, at position b == t: take it as a thief would. Bottom stays b + 1; whoever wins, top becomes b + 1.
-        // The slot of t, the position the CAS claims (the same as b here): were the cached top ever ahead of the real one
-        // (the assertion above), this would still take exactly the item it claims, as a steal does.
+        return TakeAt(buffer, b, t, restoreBottom: false, out item);
+    }
+
+    /// <summary>
+    /// Owner only: takes the last item, at position <paramref name="t"/> (== <paramref name="b"/>), with the thieves' CAS on
+    /// top; with <paramref name="restoreBottom"/> (the classic pop, which claimed b by lowering bottom) bottom goes back to
+    /// b + 1, empty either way. The slot read is t's, the position the CAS claims: were the cached top ever ahead of the
+    /// real one (TakeLastOrEmpty's assertion), the owner would still take exactly the item it claims, as a steal does.
+    /// </summary>
+    private bool TakeAt(T[] buffer, long b, long t, bool restoreBottom, [MaybeNullWhen(false)] out T item)
+    {
         item = TAtomics.LoadPlain(ref Slot(buffer, t)); // plain: the owner wrote it; read before the CAS that claims it
         bool won = TAtomics.IsPlanted(PlantedFault.DequeTakesLastWithoutCas)
             ? TakeWithoutCas(t)
             : TAtomics.CompareExchange(ref _top.Value, t + 1, t) == t; // seq_cst CAS: pairs with the thieves' CAS on top
+        if (restoreBottom)
+        {
+            TAtomics.StoreRelease(ref _owner.Index, b + 1); // bottom = top = t + 1: empty either way
+        }
+
         _owner.Cached = t + 1;
         ClearTaken(buffer, t + 1, b + 1); // position t is dead whoever took it
         if (!won)
