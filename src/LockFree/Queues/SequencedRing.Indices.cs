@@ -86,14 +86,19 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long RoomAt(long position, int wanted)
     {
-        long room = _capacity - (position - LoadCachedHead());
+        long cached = LoadCachedHead();
+        long room = _capacity - (position - cached);
         if (room >= wanted)
         {
             return room;
         }
 
         long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: pairs with the consumer's release of the head
-        StoreCachedHead(head);
+        if (head - cached > 0)
+        {
+            StoreCachedHead(head); // only when it moved: many producers share this line, and a full ring's refusals all reread one head (session 22)
+        }
+
         return _capacity - (position - head);
     }
 
@@ -104,14 +109,19 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long AvailableAt(long position, int wanted)
     {
-        long available = LoadCachedTail() - position;
+        long cached = LoadCachedTail();
+        long available = cached - position;
         if (available >= wanted)
         {
             return available;
         }
 
         long tail = TAtomics.LoadAcquire(ref _producers.Index); // acquire: pairs with the producer's release of the tail
-        StoreCachedTail(tail);
+        if (tail - cached > 0)
+        {
+            StoreCachedTail(tail); // only when it moved: many consumers share this line, and an empty ring's polls all reread one tail (session 22)
+        }
+
         return tail - position;
     }
 

@@ -109,6 +109,49 @@ public class BoundaryPollTests
     }
 
     [Fact]
+    public void MpscTryEnqueue_FullAgain_WritesNothingShared()
+    {
+        // Session 22, the same pattern in the cached head MPSC's producers share: every full answer reread the head and
+        // stored it again, unchanged.
+        var ring = new SequencedRing<long, SpinCountingAtomics, MultiRole, SingleRole>(2);
+        Assert.Equal(2, ring.TryEnqueueMany([1, 2]));
+        Assert.False(ring.TryEnqueue(3));
+
+        for (int i = 0; i < 3; i++)
+        {
+            SpinCountingAtomics.LongReleases = 0;
+            Assert.False(ring.TryEnqueue(3));
+            Assert.Equal(0, ring.TryEnqueueMany([3, 4]));
+            Assert.Equal(0, SpinCountingAtomics.LongReleases);
+        }
+
+        Assert.True(ring.TryDequeue(out long first));
+        Assert.Equal(1, first);
+        Assert.True(ring.TryEnqueue(3)); // the head moved: the cached copy follows, room again
+        Assert.False(ring.TryEnqueue(4));
+    }
+
+    [Fact]
+    public void SpmcTryDequeue_EmptyAgain_WritesNothingShared()
+    {
+        // The consumers' twin: SPMC's consumers share the cached tail.
+        var ring = new SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>(2);
+        Assert.False(ring.TryDequeue(out _));
+
+        for (int i = 0; i < 3; i++)
+        {
+            SpinCountingAtomics.LongReleases = 0;
+            Assert.False(ring.TryDequeue(out _));
+            Assert.Equal(0, ring.TryDequeueMany(new long[2]));
+            Assert.Equal(0, SpinCountingAtomics.LongReleases);
+        }
+
+        Assert.True(ring.TryEnqueue(5));
+        Assert.True(ring.TryDequeue(out long item));
+        Assert.Equal(5, item);
+    }
+
+    [Fact]
     public void SpmcTryEnqueue_FullAtNewPosition_PollsThenAnswersFullOncePerPosition()
     {
         var ring = new SequencedRing<long, SpinCountingAtomics, SingleRole, MultiRole>(2);
