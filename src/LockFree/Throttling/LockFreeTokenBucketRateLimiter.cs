@@ -139,6 +139,14 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
             return new ValueTask<RateLimitLease>(BucketLease.Success);
         }
 
+        // Read first (session 22): while the queue is full, most refusals decide from this read (the queue was full at that
+        // moment) without the add and its undo, two locked writes on a line every acquirer uses, whose brief overshoot
+        // could also refuse a concurrent call that fits.
+        if (Volatile.Read(ref _queuedPermits) + permitCount > _queueLimit)
+        {
+            return new ValueTask<RateLimitLease>(BucketLease.Failed(BehindQueue(permitCount, retryAfter)));
+        }
+
         if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
         {
             Interlocked.Add(ref _queuedPermits, -permitCount);
