@@ -62,7 +62,11 @@ internal struct AdaptiveSpin
     {
         if (round.Budget != 0)
         {
-            _budgetTicks = found ? Math.Min(MaxTicks, round.Budget * 2) : Math.Max(MinTicks, round.Budget / 2);
+            long next = found ? Math.Min(MaxTicks, round.Budget * 2) : Math.Max(MinTicks, round.Budget / 2);
+            if (next != _budgetTicks)
+            {
+                _budgetTicks = next; // only when it changes: a racy hint the side's threads share; at the bound it stays put (session 22)
+            }
         }
     }
 
