@@ -358,7 +358,17 @@ internal readonly struct SpinCountingAtomics : IAtomics
     [ThreadStatic]
     public static int LongReleases;
 
-    public static long CompareExchange(ref long location, long value, long comparand) => RealAtomics.CompareExchange(ref location, value, comparand);
+    public static long CompareExchange(ref long location, long value, long comparand)
+    {
+        Action? hook = BeforeCompareExchange;
+        BeforeCompareExchange = null; // once
+        hook?.Invoke();
+        return RealAtomics.CompareExchange(ref location, value, comparand);
+    }
+
+    /// <summary>Run once before the next <see cref="long"/> compare-and-swap on this thread (another thread's step landing just before it).</summary>
+    [ThreadStatic]
+    public static Action? BeforeCompareExchange;
 
     public static long Add(ref long location, long value) => RealAtomics.Add(ref location, value);
 

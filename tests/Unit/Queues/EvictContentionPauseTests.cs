@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using LockFree.Internal;
 using LockFree.Queues;
 using Xunit;
@@ -59,6 +60,37 @@ public class EvictContentionPauseTests
             Assert.Equal(3, evicted);
         });
         Assert.Empty(next);
+    }
+
+    [Fact]
+    public void LostTailClaim_PausesOnceThenClaimsAgain()
+    {
+        // One free slot; another writer takes it between this write's read of the tail and its claim (a lost CAS, no
+        // claim past full pending): one pause, then the claim of the next position, past full, and its eviction.
+        var box = new StrongBox<SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>>(
+            new SequencedRing<long, SpinCountingAtomics, MultiRole, MultiRole>(4));
+        for (long item = 1; item <= 3; item++)
+        {
+            Assert.True(box.Value.TryEnqueue(item));
+        }
+
+        EvictingEnqueue outcome = default;
+        long evicted = 0;
+        SpinCountingAtomics.BeforeCompareExchange = () => Assert.True(box.Value.TryEnqueue(4));
+        try
+        {
+            List<int> pauses = Recording(() => outcome = box.Value.EnqueueOrEvict(99, out evicted));
+            Assert.Equal([ContentionPause], pauses);
+        }
+        finally
+        {
+            SpinCountingAtomics.BeforeCompareExchange = null;
+        }
+
+        Assert.Equal(EvictingEnqueue.PlacedEvicting, outcome);
+        Assert.Equal(1, evicted);
+        Assert.Equal(5, box.Value.EnqueuedPositions);
+        Assert.Equal(1, box.Value.DequeuedPositions);
     }
 
     [Fact]
