@@ -147,11 +147,9 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
             long head = TAtomics.LoadAcquire(ref _consumers.Index); // acquire: is a claim past full still to take its oldest item?
             if (position - head > _capacity)
             {
-                if (!paused)
+                if (PauseOnce(ref paused))
                 {
-                    paused = true;
-                    TAtomics.Pause(ContentionPause); // another writer is on the eviction path: let it run alone (see "Contention")
-                    continue;
+                    continue; // another writer is on the eviction path: it ran alone meanwhile (see "Contention")
                 }
 
                 if (!HelpEvictHead(head))
@@ -167,12 +165,21 @@ internal partial struct SequencedRing<T, TAtomics, TProducers, TConsumers>
                 return position;
             }
 
-            if (!paused)
-            {
-                paused = true;
-                TAtomics.Pause(ContentionPause); // lost the claim to another writer: as above
-            }
+            PauseOnce(ref paused); // lost the claim to another writer: as above
         }
+    }
+
+    /// <summary>The contention pause, once per write: true when it paused now (see "Contention").</summary>
+    private static bool PauseOnce(ref bool paused)
+    {
+        if (paused)
+        {
+            return false;
+        }
+
+        paused = true;
+        TAtomics.Pause(ContentionPause); // no shared access: the other writer runs alone meanwhile
+        return true;
     }
 
     /// <summary>

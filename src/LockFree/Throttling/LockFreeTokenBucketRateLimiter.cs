@@ -142,14 +142,15 @@ public sealed class LockFreeTokenBucketRateLimiter : ReplenishingRateLimiter
         // Read first (session 22): while the queue is full, most refusals decide from this read (the queue was full at that
         // moment) without the add and its undo, two locked writes on a line every acquirer uses, whose brief overshoot
         // could also refuse a concurrent call that fits.
-        if (Volatile.Read(ref _queuedPermits) + permitCount > _queueLimit)
+        bool full = Volatile.Read(ref _queuedPermits) + permitCount > _queueLimit;
+        if (!full && Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
         {
-            return new ValueTask<RateLimitLease>(BucketLease.Failed(BehindQueue(permitCount, retryAfter)));
+            Interlocked.Add(ref _queuedPermits, -permitCount); // the exact check lost to a concurrent call: undo
+            full = true;
         }
 
-        if (Interlocked.Add(ref _queuedPermits, permitCount) > _queueLimit)
+        if (full)
         {
-            Interlocked.Add(ref _queuedPermits, -permitCount);
             return new ValueTask<RateLimitLease>(BucketLease.Failed(BehindQueue(permitCount, retryAfter)));
         }
 
